@@ -1,0 +1,1 @@
+//! Shared helpers for Skua's benchmarks (batch builders, result files).

@@ -1,0 +1,150 @@
+//! Configuration of a shard and of each log, with Kafka's defaults.
+//!
+//! Owns: the knobs and their validation. Key names follow Kafka's topic configs where one exists
+//! (`segment.bytes` → `segment_bytes`); parsing `server.properties` is the broker's job.
+
+use crate::error::{EngineError, Result};
+use crate::limits;
+
+/// How segment files are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// O_DIRECT: aligned writes, the partial tail block kept in memory and rewritten with the next
+    /// write, recent data served to readers from the in-memory tail cache.
+    Direct,
+    /// Through the page cache.
+    Buffered,
+}
+
+impl WriteMode {
+    pub fn parse(text: &str) -> Result<WriteMode> {
+        match text {
+            "direct" => Ok(WriteMode::Direct),
+            "buffered" => Ok(WriteMode::Buffered),
+            other => Err(EngineError::InvalidInput(format!("write mode must be direct or buffered, not {other:?}"))),
+        }
+    }
+}
+
+/// When appended data is made durable and when the append is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Every group commit ends with `fdatasync`; appends are acknowledged after it. Nothing
+    /// acknowledged is lost on power failure.
+    FsyncBeforeAck,
+    /// Kafka's default behaviour: acknowledge once the write is done, `fdatasync` when
+    /// `flush_messages` messages or `flush_ms` milliseconds have accumulated since the last one.
+    Interval { flush_messages: u64, flush_ms: i64 },
+}
+
+/// Kafka's `compression.type` for a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompressionType {
+    /// Keep whatever codec the producer used (Kafka's default, `producer`).
+    Producer,
+    /// Re-encode uncompressed batches with zstd on append. Batches that arrive compressed with
+    /// another codec are stored as they are (see docs/decisions/0005-compression.md).
+    Zstd { level: i32 },
+}
+
+/// Per-log configuration (Kafka's topic configs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    /// Negative: unlimited.
+    pub retention_ms: i64,
+    /// Negative: unlimited.
+    pub retention_bytes: i64,
+    pub index_interval_bytes: u64,
+    pub flush_policy: FlushPolicy,
+    pub compression: CompressionType,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: limits::SEGMENT_BYTES_DEFAULT,
+            segment_ms: limits::SEGMENT_MS_DEFAULT,
+            retention_ms: limits::RETENTION_MS_DEFAULT,
+            retention_bytes: limits::RETENTION_BYTES_DEFAULT,
+            index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
+            flush_policy: FlushPolicy::FsyncBeforeAck,
+            compression: CompressionType::Producer,
+        }
+    }
+}
+
+impl LogConfig {
+    pub fn validate(&self) -> Result<()> {
+        if !(limits::SEGMENT_BYTES_MIN..=limits::SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
+            return Err(EngineError::InvalidInput(format!(
+                "segment.bytes {} outside [{}, {}]",
+                self.segment_bytes,
+                limits::SEGMENT_BYTES_MIN,
+                limits::SEGMENT_BYTES_MAX
+            )));
+        }
+        if self.segment_ms <= 0 {
+            return Err(EngineError::InvalidInput(format!("segment.ms must be positive, got {}", self.segment_ms)));
+        }
+        if self.index_interval_bytes == 0 {
+            return Err(EngineError::InvalidInput("index.interval.bytes must be positive".into()));
+        }
+        if let FlushPolicy::Interval { flush_messages, flush_ms } = self.flush_policy {
+            if flush_messages == 0 || flush_ms < 0 {
+                return Err(EngineError::InvalidInput(format!(
+                    "flush.messages must be positive and flush.ms non-negative, got {flush_messages} and {flush_ms}"
+                )));
+            }
+        }
+        if let CompressionType::Zstd { level } = self.compression {
+            if !(1..=22).contains(&level) {
+                return Err(EngineError::InvalidInput(format!("zstd level {level} outside [1, 22]")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-shard configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardConfig {
+    pub write_mode: WriteMode,
+    /// Bytes of recently committed data each log keeps in memory for readers.
+    pub tail_cache_bytes: usize,
+    pub inflight_appends_max: usize,
+    pub pending_bytes_max: usize,
+    pub batch_bytes_max: usize,
+}
+
+impl Default for ShardConfig {
+    fn default() -> ShardConfig {
+        ShardConfig {
+            write_mode: WriteMode::Direct,
+            tail_cache_bytes: limits::TAIL_CACHE_BYTES_DEFAULT,
+            inflight_appends_max: limits::INFLIGHT_APPENDS_MAX,
+            pending_bytes_max: limits::PENDING_BYTES_MAX,
+            batch_bytes_max: limits::BATCH_BYTES_MAX,
+        }
+    }
+}
+
+impl ShardConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_bytes_max < limits::BATCH_HEADER_BYTES || self.batch_bytes_max > limits::BATCH_BYTES_MAX {
+            return Err(EngineError::InvalidInput(format!(
+                "batch_bytes_max {} outside [{}, {}]",
+                self.batch_bytes_max,
+                limits::BATCH_HEADER_BYTES,
+                limits::BATCH_BYTES_MAX
+            )));
+        }
+        if self.inflight_appends_max == 0 || self.pending_bytes_max < self.batch_bytes_max {
+            return Err(EngineError::InvalidInput(
+                "inflight_appends_max must be positive and pending_bytes_max at least batch_bytes_max".into(),
+            ));
+        }
+        Ok(())
+    }
+}

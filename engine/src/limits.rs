@@ -1,0 +1,52 @@
+//! Every limit and default of the engine, named in one place.
+//!
+//! Owns: constants only. A limit that is configurable has its default here and its field in
+//! [`crate::config`].
+
+/// Size of a v2 record batch header, i.e. the smallest possible batch (a batch with no records).
+pub const BATCH_HEADER_BYTES: usize = 61;
+
+/// The largest batch the engine accepts (Kafka's `message.max.bytes` is checked by the broker; this
+/// is the engine's own ceiling, which also bounds every allocation driven by a length field).
+pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// Default segment size before a roll (`segment.bytes`, as Kafka: 1 GiB).
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+/// Segments are addressed with 32-bit positions in the indexes (Kafka's format), so a segment can
+/// never grow past this.
+pub const SEGMENT_BYTES_MAX: u64 = i32::MAX as u64;
+
+/// Smallest accepted `segment.bytes` (Kafka's minimum is 14 bytes; we require room for one header).
+pub const SEGMENT_BYTES_MIN: u64 = BATCH_HEADER_BYTES as u64;
+
+/// Default age after which the active segment rolls (`segment.ms`, as Kafka: 7 days).
+pub const SEGMENT_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default time retention (`retention.ms`, as Kafka: 7 days). Negative means unlimited.
+pub const RETENTION_MS_DEFAULT: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default size retention (`retention.bytes`, as Kafka: unlimited).
+pub const RETENTION_BYTES_DEFAULT: i64 = -1;
+
+/// Bytes of log between two sparse index entries (`index.interval.bytes`, as Kafka: 4096).
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
+
+/// Per-log bytes of recently committed data kept in memory for readers.
+pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+
+/// Appends waiting for the next group commit in one shard. Beyond this, `append` answers
+/// [`crate::EngineError::Backpressure`] and the caller must commit first.
+pub const INFLIGHT_APPENDS_MAX: usize = 65_536;
+
+/// Bytes waiting for the next group commit in one shard.
+pub const PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
+
+/// Alignment of every O_DIRECT write: offset, length and buffer address.
+pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
+
+/// Submission queue entries of one shard's io_uring.
+pub const URING_ENTRIES: u32 = 256;
+
+/// Short writes are resubmitted; a write that makes no progress this many times is an I/O error.
+pub const SHORT_WRITE_RETRIES_MAX: u32 = 16;

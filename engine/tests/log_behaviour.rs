@@ -1,0 +1,425 @@
+//! Behaviour of one or more logs through the public `Shard` API, on every backend and write mode:
+//! append/commit/read, rolls, indexes, reopen after clean close, timestamp lookup, retention,
+//! truncation, codec conversion, bad input, disk full and I/O errors.
+
+use std::path::{Path, PathBuf};
+
+use engine::io::sim::{SimFaults, SimFs};
+use engine::io::{open_backend, BackendKind, FileSystem};
+use engine::testkit::{make_batch, make_sized_batch};
+use engine::{
+    CompressionType, EngineError, FlushPolicy, LeaderEpoch, LogConfig, LogId, Offset, ReadChunk, Shard, ShardConfig,
+    WriteMode,
+};
+
+const NOW_MS: i64 = 1_700_000_000_000;
+
+/// One place a test runs: a backend, a write mode, a root directory.
+struct Setup {
+    name: &'static str,
+    write_mode: WriteMode,
+    root: PathBuf,
+    sim: Option<SimFs>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Setup {
+    fn all() -> Vec<Setup> {
+        let mut setups = Vec::new();
+        for write_mode in [WriteMode::Direct, WriteMode::Buffered] {
+            setups.push(Setup {
+                name: "sim",
+                write_mode,
+                root: PathBuf::from("/sim"),
+                sim: Some(SimFs::new(1, SimFaults::default())),
+                _dir: None,
+            });
+            for (name, _) in [("io_uring", BackendKind::IoUring), ("syscall", BackendKind::Syscall)] {
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+                setups.push(Setup { name, write_mode, root: dir.path().to_path_buf(), sim: None, _dir: Some(dir) });
+            }
+        }
+        setups
+    }
+
+    fn fs(&self) -> Box<dyn FileSystem> {
+        match (&self.sim, self.name) {
+            (Some(sim), _) => Box::new(sim.clone()),
+            (None, "io_uring") => open_backend(BackendKind::Auto).expect("backend"),
+            (None, _) => open_backend(BackendKind::Syscall).expect("backend"),
+        }
+    }
+
+    fn shard(&self) -> Shard {
+        self.shard_with(ShardConfig {
+            write_mode: self.write_mode,
+            tail_cache_bytes: 64 * 1024,
+            ..ShardConfig::default()
+        })
+    }
+
+    fn shard_with(&self, config: ShardConfig) -> Shard {
+        Shard::new(self.fs(), config).expect("shard")
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+}
+
+fn read_all(shard: &Shard, id: LogId, from: Offset) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut offset = from;
+    loop {
+        let result = shard.read(id, offset, 10_000, None).expect("read");
+        if result.size_bytes == 0 {
+            return bytes;
+        }
+        let mut chunk_bytes = Vec::new();
+        for chunk in &result.chunks {
+            chunk_bytes.extend(chunk.to_vec().expect("chunk"));
+        }
+        let headers = engine::batch::validate_all(&chunk_bytes).expect("reads return whole, valid batches");
+        offset = Offset(headers.last().expect("one").last_offset() + 1);
+        bytes.extend(chunk_bytes);
+    }
+}
+
+fn append_ok(shard: &mut Shard, id: LogId, batch: &[u8]) -> engine::AppendInfo {
+    let info = shard.append(id, batch, LeaderEpoch(3), NOW_MS).expect("append");
+    let report = shard.commit(NOW_MS);
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    info
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig { segment_bytes: 10_000, index_interval_bytes: 1000, ..LogConfig::default() }
+}
+
+#[test]
+fn append_commit_read_roll_and_reopen_everywhere() {
+    for setup in Setup::all() {
+        let context = format!("{} {:?}", setup.name, setup.write_mode);
+        let dir = setup.dir("topic-0");
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&dir, small_segments(), NOW_MS).expect("open");
+        assert_eq!(report.log_end_offset, Offset(0), "{context}");
+        let mut expected = Vec::new();
+        let mut next_offset = Offset(0);
+        for index in 0..60u64 {
+            let records = 1 + (index % 4);
+            let batch = make_sized_batch(records as usize, 100 + index as usize * 7, index, NOW_MS + index as i64);
+            let info = append_ok(&mut shard, id, &batch);
+            assert_eq!(info.base_offset, next_offset, "{context}");
+            assert_eq!(info.last_offset, Offset(next_offset.0 + records - 1), "{context}");
+            next_offset = info.last_offset.next();
+            expected.push((info.base_offset, batch));
+        }
+        let log = shard.log(id).expect("log");
+        assert!(log.segment_count() > 3, "{context}: rolled by size");
+        let end = log.log_end_offset();
+        assert_eq!(log.durable_offset(), end, "{context}: fsync before ack");
+        // Every batch reads back byte-identical apart from the two fields the engine sets.
+        let stored = read_all(&shard, id, Offset(0));
+        let headers = engine::batch::validate_all(&stored).expect("valid");
+        assert_eq!(headers.len(), 60, "{context}");
+        let mut at = 0;
+        let mut next = 0u64;
+        for header in &headers {
+            assert_eq!(header.base_offset, next, "{context}: contiguous offsets");
+            assert_eq!(header.partition_leader_epoch, 3);
+            next = header.last_offset() + 1;
+            at += header.size_bytes;
+        }
+        assert_eq!(at, stored.len());
+        // Reads starting mid-batch return the containing batch.
+        let (base, batch) = &expected[20];
+        let result = shard.read(id, Offset(base.0 + 1), 1, None).expect("read");
+        let first = result.chunks[0].to_vec().expect("bytes");
+        if batch.len() > 61 && engine::batch::validate_one(batch).expect("valid").records_count > 1 {
+            assert_eq!(&first[16..batch.len()], &batch[16..], "{context}");
+        }
+        // Out of range.
+        assert!(matches!(shard.read(id, Offset(end.0 + 1), 100, None), Err(EngineError::OffsetOutOfRange { .. })));
+        assert_eq!(shard.read(id, end, 100, None).expect("at end").size_bytes, 0);
+        // Upper bound (high watermark) hides batches at or past it.
+        let bounded = shard.read(id, Offset(0), 1 << 20, Some(expected[1].0)).expect("bounded");
+        assert_eq!(bounded.size_bytes, expected[0].1.len() as u64, "{context}");
+
+        shard.close(NOW_MS).expect("close");
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&dir, small_segments(), NOW_MS).expect("reopen");
+        assert!(report.clean_shutdown, "{context}");
+        assert_eq!(report.segments_scanned, 0, "{context}: clean shutdown trusts the indexes");
+        assert!(report.truncations.is_empty(), "{context}");
+        assert_eq!(report.log_end_offset, end, "{context}");
+        assert_eq!(read_all(&shard, id, Offset(0)), stored, "{context}");
+        // Appends continue where they stopped.
+        let info = append_ok(&mut shard, id, &make_batch(&[(b"k", b"after")], NOW_MS));
+        assert_eq!(info.base_offset, end, "{context}");
+        drop(shard); // Not clean: the next open scans the active segment.
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&dir, small_segments(), NOW_MS).expect("reopen unclean");
+        assert!(!report.clean_shutdown);
+        assert_eq!(report.segments_scanned, 1, "{context}: only the active segment is rescanned");
+        assert_eq!(report.log_end_offset, end.next(), "{context}");
+        let _ = &mut shard;
+        let _ = id;
+    }
+}
+
+#[test]
+fn many_logs_commit_together() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let ids: Vec<LogId> = (0..16)
+            .map(|index| {
+                shard.open_log(&setup.dir(&format!("t-{index}")), LogConfig::default(), NOW_MS).expect("open").0
+            })
+            .collect();
+        for round in 0..5 {
+            for (index, id) in ids.iter().enumerate() {
+                shard
+                    .append(
+                        *id,
+                        &make_sized_batch(2, 1000, (round * 16 + index) as u64, NOW_MS),
+                        LeaderEpoch(0),
+                        NOW_MS,
+                    )
+                    .expect("append");
+            }
+            assert_eq!(shard.pending_appends(), 16);
+            let report = shard.commit(NOW_MS);
+            assert_eq!(report.committed.len(), 16, "{}", setup.name);
+            assert_eq!(report.synced_files, 16);
+            assert!(report.committed.iter().all(|(_, end)| *end == Offset((round as u64 + 1) * 2)));
+        }
+    }
+}
+
+#[test]
+fn timestamp_lookup_finds_first_record_at_or_after() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let (id, _) = shard.open_log(&setup.dir("ts"), small_segments(), NOW_MS).expect("open");
+        // Batch i holds 3 records with timestamps 1000*i + {0,1,2}.
+        for index in 0..40i64 {
+            let records: Vec<(&[u8], &[u8])> = vec![(b"k", b"v0"), (b"k", b"v1"), (b"k", b"v2")];
+            append_ok(&mut shard, id, &make_batch(&records, 1000 * index));
+        }
+        assert_eq!(shard.offset_for_timestamp(id, 0).expect("lookup"), Some((Offset(0), 0)));
+        assert_eq!(shard.offset_for_timestamp(id, 1).expect("lookup"), Some((Offset(1), 1)));
+        assert_eq!(shard.offset_for_timestamp(id, 25_002).expect("lookup"), Some((Offset(77), 25_002)));
+        assert_eq!(shard.offset_for_timestamp(id, 25_003).expect("lookup"), Some((Offset(78), 26_000)));
+        assert_eq!(shard.offset_for_timestamp(id, 39_003).expect("lookup"), None);
+    }
+}
+
+#[test]
+fn retention_by_size_and_time_keeps_the_active_segment() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let config = LogConfig { segment_bytes: 5000, retention_bytes: 12_000, ..LogConfig::default() };
+        let (id, _) = shard.open_log(&setup.dir("r"), config, NOW_MS).expect("open");
+        for index in 0..30u64 {
+            append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+        }
+        let before = shard.log(id).expect("log").segment_count();
+        let reports = shard.enforce_retention(NOW_MS);
+        let report = reports[0].1.as_ref().expect("retention");
+        let log = shard.log(id).expect("log");
+        assert!(report.deleted_segments > 0 && log.segment_count() < before);
+        assert!(log.size_bytes() >= 12_000 - 5000 && log.size_bytes() < 12_000 + 5000, "{}", log.size_bytes());
+        let start = log.log_start_offset();
+        assert!(start > Offset(0));
+        assert!(matches!(shard.read(id, Offset(0), 100, None), Err(EngineError::OffsetOutOfRange { .. })));
+        assert!(shard.read(id, start, 100, None).expect("read").size_bytes > 0);
+        // Time: everything is older than a week from now, but the active segment stays.
+        let later = NOW_MS + 8 * 24 * 3600 * 1000;
+        shard.enforce_retention(later);
+        let log = shard.log(id).expect("log");
+        assert_eq!(log.segment_count(), 1);
+        let end = log.log_end_offset();
+        assert_eq!(log.log_start_offset(), shard.log(id).expect("log").log_start_offset());
+        assert!(shard.read(id, log.log_start_offset(), 1 << 20, None).expect("active still readable").size_bytes > 0);
+        // The log start survives a reopen.
+        let start = log.log_start_offset();
+        drop(shard);
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&setup.dir("r"), config, later).expect("reopen");
+        assert_eq!(report.log_start_offset, start);
+        assert_eq!(report.log_end_offset, end);
+        let _ = id;
+    }
+}
+
+#[test]
+fn truncate_to_offset_cuts_whole_batches_across_segments() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let (id, _) = shard.open_log(&setup.dir("tr"), small_segments(), NOW_MS).expect("open");
+        let mut bases = Vec::new();
+        for index in 0..40u64 {
+            bases.push(append_ok(&mut shard, id, &make_sized_batch(3, 300, index, NOW_MS)).base_offset);
+        }
+        let segments_before = shard.log(id).expect("log").segment_count();
+        // Mid-batch: the log end becomes that batch's base (Kafka's rule).
+        let end = shard.truncate_to(id, Offset(bases[10].0 + 1)).expect("truncate");
+        assert_eq!(end, bases[10]);
+        let log = shard.log(id).expect("log");
+        assert_eq!(log.log_end_offset(), bases[10]);
+        assert!(log.segment_count() < segments_before);
+        assert_eq!(engine::batch::validate_all(&read_all(&shard, id, Offset(0))).expect("valid").len(), 10);
+        // Appends reuse the offsets.
+        assert_eq!(append_ok(&mut shard, id, &make_sized_batch(1, 10, 99, NOW_MS)).base_offset, bases[10]);
+        drop(shard);
+        let mut shard = setup.shard();
+        let (_, report) = shard.open_log(&setup.dir("tr"), small_segments(), NOW_MS).expect("reopen");
+        assert_eq!(report.log_end_offset, bases[10].next(), "{} {:?}", setup.name, setup.write_mode);
+        assert!(
+            report.truncations.iter().all(|t| t.3.contains("bad batch header") || t.3.contains("too short")),
+            "{:?}",
+            report.truncations
+        );
+    }
+}
+
+#[test]
+fn zstd_topics_reencode_uncompressed_batches() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let config = LogConfig { compression: CompressionType::Zstd { level: 3 }, ..LogConfig::default() };
+        let (id, _) = shard.open_log(&setup.dir("z"), config, NOW_MS).expect("open");
+        let original = make_batch(&[(b"key", &[b'a'; 4000]), (b"key", &[b'b'; 4000])], NOW_MS);
+        let info = append_ok(&mut shard, id, &original);
+        assert!(info.stored_bytes < original.len() / 10);
+        let stored = read_all(&shard, id, Offset(0));
+        let header = engine::batch::validate_one(&stored).expect("valid, CRC recomputed");
+        assert_eq!(header.codec(), engine::batch::Codec::Zstd);
+        let records = engine::compression::zstd_records(&stored, &header, 1 << 20).expect("decompress");
+        assert_eq!(records, &original[61..]);
+    }
+}
+
+#[test]
+fn bad_input_is_rejected_without_side_effects() {
+    let setup = &Setup::all()[0];
+    let mut shard =
+        setup.shard_with(ShardConfig { batch_bytes_max: 2000, write_mode: setup.write_mode, ..ShardConfig::default() });
+    let (id, _) = shard.open_log(&setup.dir("bad"), LogConfig::default(), NOW_MS).expect("open");
+    let good = make_batch(&[(b"k", b"v")], NOW_MS);
+    let mut corrupt = good.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(matches!(shard.append(id, &corrupt, LeaderEpoch(0), NOW_MS), Err(EngineError::InvalidBatch(_))));
+    assert!(matches!(shard.append(id, &good[..40], LeaderEpoch(0), NOW_MS), Err(EngineError::InvalidBatch(_))));
+    assert!(matches!(shard.append(id, &[], LeaderEpoch(0), NOW_MS), Err(EngineError::InvalidBatch(_))));
+    let big = make_sized_batch(1, 3000, 1, NOW_MS);
+    assert!(matches!(shard.append(id, &big, LeaderEpoch(0), NOW_MS), Err(EngineError::BatchTooLarge { .. })));
+    // Two batches where the second is corrupt: nothing is queued.
+    let mut pair = good.clone();
+    pair.extend_from_slice(&corrupt);
+    assert!(shard.append(id, &pair, LeaderEpoch(0), NOW_MS).is_err());
+    assert_eq!(shard.log(id).expect("log").next_offset(), Offset(0));
+    assert!(matches!(shard.append(LogId(99), &good, LeaderEpoch(0), NOW_MS), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(
+        shard.open_log(&setup.dir("bad"), LogConfig::default(), NOW_MS),
+        Err(EngineError::InvalidInput(_))
+    ));
+    let bad_config = LogConfig { segment_bytes: 10, ..LogConfig::default() };
+    assert!(matches!(shard.open_log(&setup.dir("other"), bad_config, NOW_MS), Err(EngineError::InvalidInput(_))));
+}
+
+#[test]
+fn backpressure_caps_pending_appends() {
+    let setup = &Setup::all()[0];
+    let mut shard = setup.shard_with(ShardConfig { inflight_appends_max: 3, ..ShardConfig::default() });
+    let (id, _) = shard.open_log(&setup.dir("bp"), LogConfig::default(), NOW_MS).expect("open");
+    let batch = make_batch(&[(b"k", b"v")], NOW_MS);
+    for _ in 0..3 {
+        shard.append(id, &batch, LeaderEpoch(0), NOW_MS).expect("fits");
+    }
+    assert!(matches!(shard.append(id, &batch, LeaderEpoch(0), NOW_MS), Err(EngineError::Backpressure)));
+    shard.commit(NOW_MS);
+    shard.append(id, &batch, LeaderEpoch(0), NOW_MS).expect("room again");
+}
+
+#[test]
+fn disk_full_and_io_errors_fail_the_commit_and_keep_the_log_readable() {
+    for write_mode in [WriteMode::Direct, WriteMode::Buffered] {
+        let sim = SimFs::new(5, SimFaults::default());
+        let mut shard =
+            Shard::new(Box::new(sim.clone()), ShardConfig { write_mode, ..ShardConfig::default() }).expect("shard");
+        let dir = Path::new("/full/p0");
+        let (id, _) = shard.open_log(dir, LogConfig::default(), NOW_MS).expect("open");
+        let batch = make_sized_batch(2, 500, 1, NOW_MS);
+        append_ok(&mut shard, id, &batch);
+        let used: u64 = sim.file_paths().iter().map(|path| sim.contents(path).map_or(0, |c| c.len() as u64)).sum();
+        sim.set_capacity_bytes(Some(used + 100));
+        let info = shard.append(id, &make_sized_batch(2, 5000, 2, NOW_MS), LeaderEpoch(0), NOW_MS).expect("queued");
+        let report = shard.commit(NOW_MS);
+        assert_eq!(report.failed.len(), 1);
+        let (_, error, lost) = &report.failed[0];
+        assert!(matches!(error, EngineError::Full { .. }), "{error:?}");
+        assert_eq!(lost.start, info.base_offset);
+        let log = shard.log(id).expect("log");
+        assert_eq!(log.log_end_offset(), Offset(2));
+        assert_eq!(log.next_offset(), Offset(2), "failed offsets are reassigned");
+        assert_eq!(read_all(&shard, id, Offset(0)).len(), batch.len());
+        // Space comes back: appends work again and offsets continue.
+        sim.set_capacity_bytes(None);
+        assert_eq!(append_ok(&mut shard, id, &batch).base_offset, Offset(2));
+        // An I/O error behaves the same way but is reported as Io.
+        sim.set_faults(SimFaults { write_error_per_million: 1_000_000, ..SimFaults::default() });
+        shard.append(id, &batch, LeaderEpoch(0), NOW_MS).expect("queued");
+        let report = shard.commit(NOW_MS);
+        assert!(matches!(report.failed[0].1, EngineError::Io { .. }));
+        sim.set_faults(SimFaults::default());
+        assert_eq!(append_ok(&mut shard, id, &batch).base_offset, Offset(4));
+        let stored = read_all(&shard, id, Offset(0));
+        assert_eq!(engine::batch::validate_all(&stored).expect("valid").len(), 3);
+    }
+}
+
+#[test]
+fn interval_flush_acknowledges_before_sync() {
+    let sim = SimFs::new(9, SimFaults::default());
+    let mut shard =
+        Shard::new(Box::new(sim.clone()), ShardConfig { write_mode: WriteMode::Buffered, ..ShardConfig::default() })
+            .expect("shard");
+    let config = LogConfig {
+        flush_policy: FlushPolicy::Interval { flush_messages: 10, flush_ms: 1000 },
+        ..LogConfig::default()
+    };
+    let (id, _) = shard.open_log(Path::new("/i/p"), config, NOW_MS).expect("open");
+    let batch = make_sized_batch(3, 10, 1, NOW_MS);
+    shard.append(id, &batch, LeaderEpoch(0), NOW_MS).expect("append");
+    let report = shard.commit(NOW_MS);
+    assert_eq!(report.synced_files, 0);
+    let log = shard.log(id).expect("log");
+    assert_eq!(log.log_end_offset(), Offset(3));
+    assert_eq!(log.durable_offset(), Offset(0));
+    // Time passes with nothing new: the commit syncs what was written.
+    let report = shard.commit(NOW_MS + 1000);
+    assert_eq!(report.synced_files, 1);
+    assert_eq!(shard.log(id).expect("log").durable_offset(), Offset(3));
+    // Enough messages trigger a sync at once.
+    for _ in 0..4 {
+        shard.append(id, &batch, LeaderEpoch(0), NOW_MS + 1001).expect("append");
+    }
+    assert_eq!(shard.commit(NOW_MS + 1001).synced_files, 1);
+}
+
+#[test]
+fn tail_cache_serves_recent_reads_from_memory() {
+    let setup = &Setup::all()[0];
+    let mut shard = setup.shard();
+    let (id, _) = shard.open_log(&setup.dir("cache"), LogConfig::default(), NOW_MS).expect("open");
+    for index in 0..200u64 {
+        append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+    }
+    let recent = shard.read(id, Offset(199), 1 << 20, None).expect("read");
+    assert!(matches!(recent.chunks[0], ReadChunk::Memory(_)));
+    let old = shard.read(id, Offset(0), 1 << 20, None).expect("read");
+    assert!(matches!(old.chunks[0], ReadChunk::File { .. }), "64 KiB cache no longer holds offset 0");
+}
