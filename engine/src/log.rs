@@ -228,6 +228,9 @@ impl Log {
 
         let direct = shard.write_mode == WriteMode::Direct;
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+        // Positions in `segments` of segments rebuilt by scanning; sealed below so the next open
+        // trusts them.
+        let mut scanned: Vec<usize> = Vec::new();
         let mut index = 0;
         while index < bases.len() {
             let base = bases[index];
@@ -244,6 +247,7 @@ impl Log {
                 continue;
             }
             report.segments_scanned += 1;
+            scanned.push(segments.len());
             let outcome = segment::scan(file.clone(), base, now_ms, config.index_interval_bytes, shard.batch_bytes_max)
                 .map_err(io_error(&path))?;
             let contiguous = segments.last().is_none_or(|previous| previous.next_offset == base);
@@ -316,6 +320,10 @@ impl Log {
             cache: TailCache::new(shard.tail_cache_bytes),
             failed: None,
         };
+        let last = log.segments.len() - 1;
+        for index in scanned.into_iter().filter(|index| *index < last) {
+            log.seal(fs, index)?;
+        }
         // From now on a crash must rescan the active segment.
         log.write_checkpoint(fs, false)?;
         Ok((log, report))

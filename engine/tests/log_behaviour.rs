@@ -423,3 +423,41 @@ fn tail_cache_serves_recent_reads_from_memory() {
     let old = shard.read(id, Offset(0), 1 << 20, None).expect("read");
     assert!(matches!(old.chunks[0], ReadChunk::File { .. }), "64 KiB cache no longer holds offset 0");
 }
+
+#[test]
+fn recovery_truncates_a_corrupt_active_tail_and_reports_it() {
+    for write_mode in [WriteMode::Direct, WriteMode::Buffered] {
+        let sim = SimFs::new(11, SimFaults::default());
+        let config = ShardConfig { write_mode, ..ShardConfig::default() };
+        let dir = Path::new("/rec/p0");
+        let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+        let (id, _) = shard.open_log(dir, LogConfig::default(), NOW_MS).expect("open");
+        let mut positions = Vec::new();
+        let mut position = 0u64;
+        for index in 0..10u64 {
+            let batch = make_sized_batch(2, 300, index, NOW_MS);
+            positions.push(position);
+            position += batch.len() as u64;
+            append_ok(&mut shard, id, &batch);
+        }
+        drop(shard);
+        // Flip a bit inside batch 6's records: the CRC no longer matches.
+        let segment = dir.join("00000000000000000000.log");
+        assert!(sim.flip_bit(&segment, positions[6] + 100, 3));
+        let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+        let (id, report) = shard.open_log(dir, LogConfig::default(), NOW_MS).expect("reopen");
+        assert_eq!(report.log_end_offset, Offset(12), "{write_mode:?}: batches 0..6 kept");
+        assert_eq!(report.truncations.len(), 1);
+        let (path, kept, _, why) = &report.truncations[0];
+        assert_eq!(path, &segment);
+        assert_eq!(*kept, positions[6]);
+        assert!(why.contains("CRC"), "{why}");
+        assert_eq!(engine::batch::validate_all(&read_all(&shard, id, Offset(0))).expect("valid").len(), 6);
+        // The truncation is durable: a crash right after recovery does not bring the bytes back.
+        drop(shard);
+        sim.crash();
+        let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+        let (_, report) = shard.open_log(dir, LogConfig::default(), NOW_MS).expect("reopen");
+        assert_eq!(report.log_end_offset, Offset(12));
+    }
+}
