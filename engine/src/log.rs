@@ -780,6 +780,9 @@ impl Log {
             Some((bound_position, _)) => bound_position,
             None => segment.size_bytes,
         };
+        if position >= stop {
+            return Ok(result);
+        }
         let limit = position.saturating_add(max_bytes);
         let mut end = position + first.size_bytes as u64;
         if end < limit && end < stop {

@@ -5,7 +5,7 @@
 //! one submission, each file's `fdatasync` linked behind its writes. Single-threaded by design:
 //! the broker runs one `Shard` per core and never shares it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -37,12 +37,24 @@ pub struct Shard {
     logs: BTreeMap<LogId, Log>,
     next_log_id: u32,
     pending_appends: usize,
+    pending_bytes: usize,
+    /// Logs with pending appends or written-but-unsynced data: the only ones a commit visits, so
+    /// idle partitions cost nothing.
+    dirty: BTreeSet<LogId>,
 }
 
 impl Shard {
     pub fn new(fs: Box<dyn FileSystem>, config: ShardConfig) -> Result<Shard> {
         config.validate()?;
-        Ok(Shard { fs, config, logs: BTreeMap::new(), next_log_id: 0, pending_appends: 0 })
+        Ok(Shard {
+            fs,
+            config,
+            logs: BTreeMap::new(),
+            next_log_id: 0,
+            pending_appends: 0,
+            pending_bytes: 0,
+            dirty: BTreeSet::new(),
+        })
     }
 
     pub fn config(&self) -> &ShardConfig {
@@ -84,7 +96,7 @@ impl Shard {
     }
 
     pub fn pending_bytes(&self) -> usize {
-        self.logs.values().map(Log::pending_bytes).sum()
+        self.pending_bytes
     }
 
     /// Queues an append for the next [`Shard::commit`]. The offsets are assigned now; the append
@@ -98,6 +110,8 @@ impl Shard {
         let (log, fs) = self.log_mut(id)?;
         let info = log.append(fs, batches, leader_epoch, now_ms)?;
         self.pending_appends += 1;
+        self.pending_bytes += info.stored_bytes;
+        self.dirty.insert(id);
         Ok(info)
     }
 
@@ -105,12 +119,16 @@ impl Shard {
     /// policy asks, and reports which logs committed and which failed.
     pub fn commit(&mut self, now_ms: i64) -> CommitReport {
         let mut prepared: Vec<(LogId, PreparedCommit)> = Vec::new();
-        for (id, log) in self.logs.iter_mut() {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(log) = self.logs.get_mut(&id) else { continue };
             if let Some(commit) = log.prepare_commit(now_ms) {
-                prepared.push((*id, commit));
+                prepared.push((id, commit));
+            } else if log.durable_offset() < log.log_end_offset() {
+                self.dirty.insert(id); // Interval flush not due yet.
             }
         }
         self.pending_appends = 0;
+        self.pending_bytes = 0;
         let mut report = CommitReport::default();
         if prepared.is_empty() {
             return report;
@@ -147,6 +165,9 @@ impl Shard {
             match log.finish_commit(self.fs.as_mut(), commit, outcome, now_ms) {
                 Ok(end) => report.committed.push((id, end)),
                 Err((error, lost)) => report.failed.push((id, error, lost)),
+            }
+            if log.durable_offset() < log.log_end_offset() {
+                self.dirty.insert(id);
             }
         }
         report
