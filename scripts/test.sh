@@ -17,6 +17,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
 
+step "test dependencies (real Kafka clients)"
+scripts/test-deps.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

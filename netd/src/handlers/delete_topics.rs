@@ -1,0 +1,24 @@
+//! DeleteTopics (key 20), versions 1–5 (by name; topic ids arrive with v6).
+
+use bytes::Bytes;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::protocol::{decode_body, encode_response, Frame};
+
+pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+    let request: DeleteTopicsRequest = decode_body(frame)?;
+    let mut response = DeleteTopicsResponse::default();
+    for name in &request.topic_names {
+        let mut result = DeletableTopicResult::default();
+        result.name = Some(name.clone());
+        if let Err((code, message)) = broker.delete_topic(name.as_str()) {
+            result.error_code = code;
+            result.error_message = Some(str_bytes(&message));
+        }
+        response.responses.push(result);
+    }
+    encode_response(ApiKey::DeleteTopics, frame.api_version, frame.correlation_id, &response)
+}

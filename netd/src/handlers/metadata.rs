@@ -1,0 +1,61 @@
+//! Metadata (key 3), versions 0–12: this broker, and every partition led by it.
+//!
+//! Unknown topics are created when `auto.create.topics.enable` is on and the request allows it
+//! (v4+ field `allow_auto_topic_creation`; always for older versions, as in Kafka).
+
+use bytes::Bytes;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::protocol::{decode_body, encode_response, Frame};
+
+pub const CLUSTER_ID: &str = "skua-single-node-cluster";
+
+pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+    let request: MetadataRequest = decode_body(frame)?;
+    let node_id = BrokerId(broker.config.node_id);
+    let mut response = MetadataResponse::default();
+    let mut node = MetadataResponseBroker::default();
+    node.node_id = node_id;
+    node.host = str_bytes(&broker.config.advertised_host);
+    node.port = i32::from(broker.config.advertised_port);
+    response.brokers = vec![node];
+    response.cluster_id = Some(str_bytes(CLUSTER_ID));
+    response.controller_id = node_id;
+    let auto_create = frame.api_version < 4 || request.allow_auto_topic_creation;
+    let names: Vec<String> = match &request.topics {
+        // v0: an empty list means all topics; v1+: null means all.
+        None => broker.topics.keys().cloned().collect(),
+        Some(topics) if topics.is_empty() && frame.api_version == 0 => broker.topics.keys().cloned().collect(),
+        Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
+    };
+    for name in names {
+        let mut topic = MetadataResponseTopic::default();
+        topic.name = Some(TopicName(str_bytes(&name)));
+        if let Err(message) = crate::broker::valid_topic_name(&name) {
+            tracing::debug!(%message, "metadata for an invalid topic name");
+            topic.error_code = ResponseError::InvalidTopicException.code();
+        } else if let Err(code) = broker.log_for(&name, 0, auto_create) {
+            topic.error_code = code;
+        } else if let Some(known) = broker.topics.get(&name) {
+            topic.partitions = (0..known.partitions.len() as i32)
+                .map(|index| {
+                    let mut partition = MetadataResponsePartition::default();
+                    partition.partition_index = index;
+                    partition.leader_id = node_id;
+                    partition.leader_epoch = 0;
+                    partition.replica_nodes = vec![node_id];
+                    partition.isr_nodes = vec![node_id];
+                    partition
+                })
+                .collect();
+        }
+        response.topics.push(topic);
+    }
+    encode_response(ApiKey::Metadata, frame.api_version, frame.correlation_id, &response)
+}

@@ -1,0 +1,79 @@
+//! One handler per Kafka API, each declaring the versions it serves. ApiVersions is generated
+//! from [`REGISTRY`], so the broker never advertises an API it does not implement.
+//!
+//! Owns: the registry and the dispatch from a decoded frame to its handler. A handler returns a
+//! [`Reply`]: the response bytes now, later (after a group commit or a fetch wait), or none
+//! (produce with acks=0).
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+
+use crate::broker::Broker;
+use crate::protocol::Frame;
+
+/// An API this broker serves and its version range.
+#[derive(Clone, Copy, Debug)]
+pub struct Handler {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+/// Every API the broker implements. Produce advertises 0–2 although it rejects them, as Kafka 4
+/// does for librdkafka's sake (KAFKA-18659).
+pub const REGISTRY: &[Handler] = &[
+    Handler { api_key: ApiKey::Produce, min_version: 0, max_version: 11 },
+    Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: 12 },
+    Handler { api_key: ApiKey::ListOffsets, min_version: 1, max_version: 7 },
+    Handler { api_key: ApiKey::Metadata, min_version: 0, max_version: 12 },
+    Handler { api_key: ApiKey::ApiVersions, min_version: 0, max_version: 4 },
+    Handler { api_key: ApiKey::CreateTopics, min_version: 2, max_version: 7 },
+    Handler { api_key: ApiKey::DeleteTopics, min_version: 1, max_version: 5 },
+];
+
+pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
+    REGISTRY.iter().find(|handler| handler.api_key == api_key)
+}
+
+pub type BoxedReply = Pin<Box<dyn Future<Output = anyhow::Result<Option<Bytes>>>>>;
+
+/// What a handler gives back.
+pub enum Reply {
+    Now(Bytes),
+    Later(BoxedReply),
+    /// No response at all (Produce with acks=0).
+    Nothing,
+}
+
+/// Dispatches a frame whose API and version the registry accepted. Synchronous work (decoding,
+/// appending) happens here, in request order; waiting happens in the returned future.
+pub fn dispatch(broker: &Rc<RefCell<Broker>>, frame: Frame) -> anyhow::Result<Reply> {
+    match frame.api_key {
+        ApiKey::ApiVersions => api_versions::handle(&frame).map(Reply::Now),
+        ApiKey::Metadata => metadata::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        ApiKey::Produce => produce::handle(broker, &frame),
+        ApiKey::Fetch => Ok(Reply::Later(Box::pin(fetch::handle(broker.clone(), frame)))),
+        ApiKey::ListOffsets => list_offsets::handle(&broker.borrow(), &frame).map(Reply::Now),
+        ApiKey::CreateTopics => create_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        ApiKey::DeleteTopics => delete_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
+    }
+}
+
+/// Shorthand for `StrBytes` from a `&str`.
+pub fn str_bytes(text: &str) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(text.to_string())
+}

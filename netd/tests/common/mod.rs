@@ -1,0 +1,168 @@
+//! Test harness: starts the real `netd` binary on a free loopback port with a fresh data
+//! directory, and finds the client tools the tests drive (installed by scripts/test-deps.sh).
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Broker {
+    pub child: Option<Child>,
+    pub address: SocketAddr,
+    pub data_dir: PathBuf,
+    pub extra: Vec<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A port no other broker of this test process was given (the kernel may hand the same free
+/// port to two tests that ask at the same moment).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// True when something at `address` answers an ApiVersions v0 request (a bare TCP connect is not
+/// enough: a killed broker's listening socket can linger for a moment in the kernel).
+pub fn answers_api_versions(address: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(200)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    // size, api key 18, version 0, correlation id 7, client id "probe"
+    let mut request = vec![0, 0, 0, 15, 0, 18, 0, 0, 0, 0, 0, 7, 0, 5];
+    request.extend_from_slice(b"probe");
+    let mut size = [0u8; 4];
+    stream.write_all(&request).is_ok() && stream.read_exact(&mut size).is_ok() && u32::from_be_bytes(size) > 4
+}
+
+impl Broker {
+    /// Starts a broker with `extra` overrides (key=value).
+    pub fn start(extra: &[&str]) -> Broker {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let mut broker = Broker {
+            child: None,
+            address: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            data_dir,
+            extra: extra.iter().map(|entry| entry.to_string()).collect(),
+            _dir: if std::env::var_os("SKUA_KEEP_TEST_DIRS").is_some() {
+                eprintln!("test dir kept: {}", dir.path().display());
+                std::mem::forget(dir);
+                None
+            } else {
+                Some(dir)
+            },
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn spawn(&mut self) {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
+        command
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://{}", self.address))
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir.display()))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.data_dir.with_extension("log"))
+                    .expect("log file"),
+            ));
+        for entry in &self.extra {
+            command.arg("--override").arg(entry);
+        }
+        self.child = Some(command.spawn().expect("start netd"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !answers_api_versions(self.address) {
+            assert!(Instant::now() < deadline, "netd did not start listening on {}:\n{}", self.address, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.address.to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    assert!(status.success(), "netd exited with {status} after SIGTERM:\n{}", self.log());
+                    break;
+                }
+                assert!(Instant::now() < deadline, "netd did not stop after SIGTERM");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().expect("wait").is_none())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Path of a tool the tests need; fails with the install hint if it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!("{name} not found: run scripts/test-deps.sh (scripts/test.sh does) to install the test clients");
+}
+
+/// Runs a command with stdin, fails the test on a non-zero exit, returns stdout.
+pub fn run(command: &mut Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    let output = child.wait_with_output().expect("wait");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
