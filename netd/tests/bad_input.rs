@@ -1,0 +1,125 @@
+//! A hostile client: malformed frames, unknown keys and versions, oversized frames, corrupt and
+//! oversized record batches. The broker answers with the Kafka error or closes that connection,
+//! and keeps serving everyone else.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::{answers_api_versions, Broker};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+fn connect(broker: &Broker) -> TcpStream {
+    let stream = TcpStream::connect(broker.address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+}
+
+/// True if the broker closed the connection (read returns EOF or reset).
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0) | Err(_))
+}
+
+fn request<M: Encodable>(api_key: ApiKey, version: i16, body: &M) -> Vec<u8> {
+    let mut buffer = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(11)
+        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
+    header.encode(&mut buffer, api_key.request_header_version(version)).expect("header");
+    body.encode(&mut buffer, version).expect("body");
+    let mut frame = (buffer.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buffer);
+    frame
+}
+
+fn response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> Bytes {
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut bytes = Bytes::from(body);
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
+    let header = ResponseHeader::decode(&mut bytes, header_version).expect("response header");
+    assert_eq!(header.correlation_id, 11);
+    bytes
+}
+
+fn batch(value_bytes: usize) -> Vec<u8> {
+    engine::testkit::make_sized_batch(1, value_bytes, 3, 1_700_000_000_000)
+}
+
+fn produce(stream: &mut TcpStream, records: Vec<u8>) -> i16 {
+    let mut partition = PartitionProduceData::default();
+    partition.index = 0;
+    partition.records = Some(Bytes::from(records));
+    let mut topic = TopicProduceData::default();
+    topic.name = TopicName(StrBytes::from_static_str("bad-input"));
+    topic.partition_data = vec![partition];
+    let mut body = ProduceRequest::default();
+    body.acks = -1;
+    body.timeout_ms = 5000;
+    body.topic_data = vec![topic];
+    stream.write_all(&request(ApiKey::Produce, 9, &body)).expect("send");
+    let mut bytes = response(stream, ApiKey::Produce, 9);
+    let decoded = ProduceResponse::decode(&mut bytes, 9).expect("decode");
+    decoded.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+fn bad_frames_close_only_their_connection() {
+    let broker = Broker::start(&["socket.request.max.bytes=100000", "message.max.bytes=20000"]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized frame", 200_000i32.to_be_bytes().to_vec()),
+        ("negative size", (-5i32).to_be_bytes().to_vec()),
+        ("frame shorter than a header", vec![0, 0, 0, 3, 1, 2, 3]),
+        ("unknown API key", vec![0, 0, 0, 10, 0x03, 0xe7, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ("unsupported Metadata version", vec![0, 0, 0, 10, 0, 3, 0, 99, 0, 0, 0, 1, 0, 0]),
+        ("garbage Metadata body", vec![0, 0, 0, 14, 0, 3, 0, 9, 0, 0, 0, 1, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+    ];
+    for (name, bytes) in cases {
+        let mut stream = connect(&broker);
+        stream.write_all(&bytes).expect("send");
+        assert!(closed(&mut stream), "{name}: connection closed");
+        assert!(answers_api_versions(broker.address), "{name}: broker still serves others");
+    }
+}
+
+#[test]
+fn api_versions_of_an_unknown_version_answers_in_v0_with_our_ranges() {
+    let broker = Broker::start(&[]);
+    let mut stream = connect(&broker);
+    let mut body = BytesMut::new();
+    let header = RequestHeader::default().with_request_api_key(18).with_request_api_version(99).with_correlation_id(11);
+    header.encode(&mut body, 1).expect("header");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).expect("send");
+    let mut bytes = response(&mut stream, ApiKey::ApiVersions, 0);
+    let decoded = ApiVersionsResponse::decode(&mut bytes, 0).expect("v0 body");
+    assert_eq!(decoded.error_code, 35, "UNSUPPORTED_VERSION");
+    assert!(decoded.api_keys.iter().any(|key| key.api_key == 0 && key.max_version >= 9));
+}
+
+#[test]
+fn corrupt_and_oversized_batches_get_kafka_errors() {
+    let broker = Broker::start(&["message.max.bytes=20000"]);
+    let mut stream = connect(&broker);
+    assert_eq!(produce(&mut stream, batch(100)), 0, "a good batch is accepted");
+    let mut corrupt = batch(100);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x10;
+    assert_eq!(produce(&mut stream, corrupt), 2, "CORRUPT_MESSAGE");
+    assert_eq!(produce(&mut stream, batch(30_000)), 10, "MESSAGE_TOO_LARGE");
+    assert_eq!(produce(&mut stream, vec![1, 2, 3]), 87, "INVALID_RECORD");
+    assert_eq!(produce(&mut stream, batch(100)), 0, "the connection still works");
+}
