@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests drive: real Kafka clients. Idempotent and quiet when
+# Installs what the end-to-end tests drive: real Kafka clients. Idempotent, cached, and quiet when
 # everything is already there. Needs root (or sudo) for apt-get.
+#   kcat                        Debian package (librdkafka)
+#   confluent-kafka, kafka-python   PyPI, in the venv .cache/venv
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON_PACKAGES=("confluent-kafka==2.16.1" "kafka-python==3.0.12")
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test-deps: installing ${need_apt[*]} (Debian packages)"
@@ -13,4 +19,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-echo "test-deps: kcat $(kcat -V 2>&1 | head -1)"
+
+venv=.cache/venv
+stamp="$venv/.installed-$(printf '%s ' "${PYTHON_PACKAGES[@]}" | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+    echo "test-deps: creating $venv with ${PYTHON_PACKAGES[*]}"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
+    touch "$stamp"
+fi
+echo "test-deps: kcat $(kcat -V 2>&1 | head -1 | cut -d' ' -f2-), $("$venv/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"

@@ -356,6 +356,12 @@ impl Log {
         self.next_offset
     }
 
+    /// Base offset of the active segment: reading from here covers the log's recent history
+    /// (the broker rebuilds producer state from it).
+    pub fn active_segment_base(&self) -> Offset {
+        self.active().base.max(self.log_start_offset)
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

@@ -15,9 +15,12 @@ use futures_channel::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::errors;
+use crate::producers::{BatchIdentity, PartitionProducers, ProducerIds};
 
 /// Kafka's legal topic name characters and length.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Bytes read at a time when rebuilding producer state at start-up.
+pub const REBUILD_READ_BYTES: u64 = 4 * 1024 * 1024;
 /// Partitions one CreateTopics or CreatePartitions may ask for.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
@@ -41,6 +44,8 @@ pub struct Broker {
     pub config: Config,
     pub engine: Shard,
     pub topics: BTreeMap<String, Topic>,
+    pub producer_ids: ProducerIds,
+    pub producers: BTreeMap<LogId, PartitionProducers>,
     produce_waiters: Vec<ProduceWaiter>,
     fetch_waiters: Vec<oneshot::Sender<()>>,
     commit_trigger: mpsc::UnboundedSender<()>,
@@ -84,10 +89,13 @@ impl Broker {
                 found.entry(topic.to_string()).or_default().push(partition);
             }
         }
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
         let mut broker = Broker {
+            producer_ids,
             config,
             engine,
             topics: BTreeMap::new(),
+            producers: BTreeMap::new(),
             produce_waiters: Vec::new(),
             fetch_waiters: Vec::new(),
             commit_trigger,
@@ -115,10 +123,39 @@ impl Broker {
             if !report.truncations.is_empty() || !report.deleted_segments.is_empty() {
                 tracing::warn!(%topic, partition, truncated_bytes = report.truncated_bytes(), deleted_segments = report.deleted_segments.len(), "recovered partition");
             }
+            let producers = self.rebuild_producers(id)?;
+            self.producers.insert(id, producers);
             partitions.push(id);
         }
         self.topics.insert(topic.to_string(), Topic { partitions });
         Ok(())
+    }
+
+    /// Rebuilds a partition's producer state from the batch headers of its active segment.
+    fn rebuild_producers(&self, id: LogId) -> Result<PartitionProducers, EngineError> {
+        let log = self.engine.log(id)?;
+        let mut producers = PartitionProducers::default();
+        let mut offset = log.active_segment_base();
+        while offset < log.log_end_offset() {
+            let read = log.read(offset, REBUILD_READ_BYTES, None)?;
+            if read.size_bytes == 0 {
+                break;
+            }
+            let mut bytes = Vec::with_capacity(read.size_bytes as usize);
+            for chunk in &read.chunks {
+                bytes.extend(
+                    chunk.to_vec().map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?,
+                );
+            }
+            let headers = engine::batch::validate_all(&bytes)?;
+            for header in &headers {
+                if let Some(identity) = BatchIdentity::of(header) {
+                    producers.record(&identity, header.base_offset, header.last_offset());
+                }
+                offset = Offset(header.last_offset() + 1);
+            }
+        }
+        Ok(producers)
     }
 
     /// Creates a topic; the error is a Kafka error code and message.
@@ -147,6 +184,7 @@ impl Broker {
             return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {topic:?}")));
         };
         for (partition, id) in removed.partitions.into_iter().enumerate() {
+            self.producers.remove(&id);
             if let Err(error) = self.engine.delete_log(id) {
                 tracing::error!(%topic, partition, %error, "could not delete partition files");
             }
@@ -218,6 +256,9 @@ impl Broker {
         for (log, error, lost) in &report.failed {
             tracing::error!(?log, %error, lost_from = %lost.start, lost_to = %lost.end, "group commit failed; those appends are rejected");
             failed.insert(*log, errors::engine_error_code(error));
+            if let Some(producers) = self.producers.get_mut(log) {
+                producers.forget_from(lost.start.0);
+            }
         }
         let committed: BTreeMap<LogId, Offset> = report.committed.iter().copied().collect();
         self.produce_waiters.retain_mut(|waiter| {

@@ -7,6 +7,7 @@ mod broker;
 mod config;
 mod errors;
 mod handlers;
+mod producers;
 mod protocol;
 mod server;
 

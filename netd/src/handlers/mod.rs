@@ -9,6 +9,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -42,6 +43,7 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::ApiVersions, min_version: 0, max_version: 4 },
     Handler { api_key: ApiKey::CreateTopics, min_version: 2, max_version: 7 },
     Handler { api_key: ApiKey::DeleteTopics, min_version: 1, max_version: 5 },
+    Handler { api_key: ApiKey::InitProducerId, min_version: 0, max_version: 5 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -69,6 +71,7 @@ pub fn dispatch(broker: &Rc<RefCell<Broker>>, frame: Frame) -> anyhow::Result<Re
         ApiKey::ListOffsets => list_offsets::handle(&broker.borrow(), &frame).map(Reply::Now),
         ApiKey::CreateTopics => create_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
         ApiKey::DeleteTopics => delete_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        ApiKey::InitProducerId => init_producer_id::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }

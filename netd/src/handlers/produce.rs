@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use engine::LeaderEpoch;
+use engine::{EngineError, LeaderEpoch};
 use futures_channel::oneshot;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
@@ -18,6 +18,7 @@ use kafka_protocol::ResponseError;
 use super::Reply;
 use crate::broker::{now_ms, Broker};
 use crate::errors;
+use crate::producers::{BatchIdentity, Verdict};
 use crate::protocol::{decode_body, encode_response, Frame};
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
@@ -52,15 +53,56 @@ pub fn handle(broker: &Rc<RefCell<Broker>>, frame: &Frame) -> anyhow::Result<Rep
                     }
                     let records = partition.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
                     let log = state.log_for(topic.name.as_str(), partition.index, true)?;
-                    let info = state
-                        .engine
-                        .append(log, records, LeaderEpoch(0), now_ms())
-                        .map_err(|error| errors::engine_error_code(&error))?;
-                    appended_any = true;
-                    result.base_offset = info.base_offset.0 as i64;
+                    let headers = engine::batch::validate_all(records)
+                        .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
+                    let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
+                    let verdicts: Vec<Verdict> = {
+                        let producers = state.producers.entry(log).or_default();
+                        identities
+                            .iter()
+                            .map(|identity| identity.map_or(Verdict::Append, |id| producers.check(&id)))
+                            .collect()
+                    };
+                    if let Some(Verdict::Reject(code)) =
+                        verdicts.iter().find(|verdict| matches!(verdict, Verdict::Reject(_)))
+                    {
+                        return Err(*code);
+                    }
+                    let duplicates =
+                        verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
+                    let last_offset = if duplicates == verdicts.len() {
+                        // A retry: answer with the original offsets once they are committed.
+                        let Some(Verdict::Duplicate { base_offset, .. }) = verdicts.first() else {
+                            unreachable!("non-empty")
+                        };
+                        let Some(Verdict::Duplicate { last_offset, .. }) = verdicts.last() else {
+                            unreachable!("non-empty")
+                        };
+                        result.base_offset = *base_offset as i64;
+                        engine::Offset(*last_offset)
+                    } else if duplicates > 0 {
+                        return Err(ResponseError::OutOfOrderSequenceNumber.code());
+                    } else {
+                        let info = state
+                            .engine
+                            .append(log, records, LeaderEpoch(0), now_ms())
+                            .map_err(|error| errors::engine_error_code(&error))?;
+                        appended_any = true;
+                        result.base_offset = info.base_offset.0 as i64;
+                        let producers = state.producers.entry(log).or_default();
+                        let mut base = info.base_offset.0;
+                        for (header, identity) in headers.iter().zip(&identities) {
+                            let last = base + u64::from(header.last_offset_delta);
+                            if let Some(identity) = identity {
+                                producers.record(identity, base, last);
+                            }
+                            base = last + 1;
+                        }
+                        info.last_offset
+                    };
                     result.log_start_offset = state.engine.log(log).map_or(-1, |log| log.log_start_offset().0 as i64);
                     if request.acks != 0 {
-                        let receiver = state.wait_for_commit(log, info.last_offset);
+                        let receiver = state.wait_for_commit(log, last_offset);
                         waiting.push((response.responses.len(), topic_response.partition_responses.len(), receiver));
                     }
                     Ok(())

@@ -1,0 +1,208 @@
+//! Idempotent producers: producer id allocation and per-partition sequence checks.
+//!
+//! Owns: the last [`PRODUCER_BATCHES_RETAINED`] batches of every producer on a partition (as
+//! Kafka keeps five, matching `max.in.flight.requests.per.connection ≤ 5`), the checks a produce
+//! must pass (duplicate → the original offsets; gap → OUT_OF_ORDER_SEQUENCE_NUMBER; older epoch
+//! → INVALID_PRODUCER_EPOCH), and the durable producer id counter. State is rebuilt at start-up
+//! from the batch headers of each partition's active segment; a producer not seen there is
+//! treated as new (its next batch is accepted whatever its sequence).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use engine::batch;
+use kafka_protocol::ResponseError;
+
+pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+/// Producer ids are reserved on disk this many at a time, so a restart never reuses one.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+pub const PRODUCER_ID_FILE: &str = "skua-producer-ids";
+
+/// Hands out producer ids, durably.
+#[derive(Debug)]
+pub struct ProducerIds {
+    next: i64,
+    reserved_until: i64,
+    path: PathBuf,
+}
+
+impl ProducerIds {
+    pub fn open(data_dir: &Path) -> std::io::Result<ProducerIds> {
+        let path = data_dir.join(PRODUCER_ID_FILE);
+        let reserved = match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse::<i64>().map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a number", path.display()))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => return Err(error),
+        };
+        Ok(ProducerIds { next: reserved, reserved_until: reserved, path })
+    }
+
+    pub fn allocate(&mut self) -> std::io::Result<i64> {
+        if self.next >= self.reserved_until {
+            let reserved_until = self.next + PRODUCER_ID_BLOCK;
+            let temp = self.path.with_extension("tmp");
+            std::fs::write(&temp, reserved_until.to_string())?;
+            std::fs::File::open(&temp)?.sync_all()?;
+            std::fs::rename(&temp, &self.path)?;
+            self.reserved_until = reserved_until;
+        }
+        let id = self.next;
+        self.next += 1;
+        Ok(id)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchMeta {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: u64,
+    last_offset: u64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// What a produce of one batch may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets, append nothing.
+    Duplicate {
+        base_offset: u64,
+        last_offset: u64,
+    },
+    Reject(i16),
+}
+
+/// The header fields that identify an idempotent batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+}
+
+impl BatchIdentity {
+    pub fn of(header: &batch::BatchHeader) -> Option<BatchIdentity> {
+        if header.producer_id < 0 || header.base_sequence < 0 {
+            return None;
+        }
+        Some(BatchIdentity {
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            first_sequence: header.base_sequence,
+            last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta as i32) & i32::MAX,
+        })
+    }
+}
+
+/// The producers of one partition.
+#[derive(Debug, Default)]
+pub struct PartitionProducers {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+impl PartitionProducers {
+    pub fn check(&self, batch: &BatchIdentity) -> Verdict {
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            return Verdict::Append;
+        };
+        if batch.producer_epoch < entry.epoch {
+            return Verdict::Reject(ResponseError::InvalidProducerEpoch.code());
+        }
+        if batch.producer_epoch > entry.epoch {
+            // A new epoch starts its sequences at 0.
+            return if batch.first_sequence == 0 {
+                Verdict::Append
+            } else {
+                Verdict::Reject(ResponseError::OutOfOrderSequenceNumber.code())
+            };
+        }
+        if let Some(seen) = entry
+            .batches
+            .iter()
+            .find(|seen| seen.first_sequence == batch.first_sequence && seen.last_sequence == batch.last_sequence)
+        {
+            return Verdict::Duplicate { base_offset: seen.base_offset, last_offset: seen.last_offset };
+        }
+        let expected = entry.batches.back().map_or(0, |last| last.last_sequence.wrapping_add(1) & i32::MAX);
+        if entry.batches.is_empty() || batch.first_sequence == expected {
+            Verdict::Append
+        } else {
+            Verdict::Reject(ResponseError::OutOfOrderSequenceNumber.code())
+        }
+    }
+
+    pub fn record(&mut self, batch: &BatchIdentity, base_offset: u64, last_offset: u64) {
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.producer_epoch != entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_sequence: batch.first_sequence,
+            last_sequence: batch.last_sequence,
+            base_offset,
+            last_offset,
+        });
+        while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Forgets batches at or past `offset` (their commit failed, or the log was truncated).
+    pub fn forget_from(&mut self, offset: u64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|batch| batch.last_offset < offset);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i16, first: i32, last: i32) -> BatchIdentity {
+        BatchIdentity { producer_id: 7, producer_epoch: epoch, first_sequence: first, last_sequence: last }
+    }
+
+    #[test]
+    fn duplicates_gaps_and_epochs() {
+        let mut producers = PartitionProducers::default();
+        assert_eq!(producers.check(&batch(0, 0, 4)), Verdict::Append);
+        producers.record(&batch(0, 0, 4), 100, 104);
+        assert_eq!(producers.check(&batch(0, 5, 9)), Verdict::Append);
+        producers.record(&batch(0, 5, 9), 105, 109);
+        assert_eq!(producers.check(&batch(0, 0, 4)), Verdict::Duplicate { base_offset: 100, last_offset: 104 });
+        assert_eq!(producers.check(&batch(0, 5, 9)), Verdict::Duplicate { base_offset: 105, last_offset: 109 });
+        assert_eq!(producers.check(&batch(0, 11, 12)), Verdict::Reject(45));
+        assert_eq!(producers.check(&batch(1, 3, 3)), Verdict::Reject(45), "a new epoch starts at 0");
+        assert_eq!(producers.check(&batch(1, 0, 0)), Verdict::Append);
+        producers.record(&batch(1, 0, 0), 110, 110);
+        assert_eq!(producers.check(&batch(0, 10, 10)), Verdict::Reject(47), "older epoch is fenced");
+        producers.forget_from(110);
+        assert_eq!(producers.check(&batch(1, 0, 0)), Verdict::Append, "a failed commit is not a duplicate");
+        for index in 0..10 {
+            producers.record(&batch(1, index, index), 200 + index as u64, 200 + index as u64);
+        }
+        assert_eq!(producers.check(&batch(1, 4, 4)), Verdict::Reject(45), "only the last five are remembered");
+        assert_eq!(producers.check(&batch(1, 9, 9)), Verdict::Duplicate { base_offset: 209, last_offset: 209 });
+    }
+
+    #[test]
+    fn producer_ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ids = ProducerIds::open(dir.path()).expect("open");
+        let first: Vec<i64> = (0..3).map(|_| ids.allocate().expect("id")).collect();
+        assert_eq!(first, vec![0, 1, 2]);
+        let mut reopened = ProducerIds::open(dir.path()).expect("reopen");
+        assert!(reopened.allocate().expect("id") >= PRODUCER_ID_BLOCK);
+    }
+}

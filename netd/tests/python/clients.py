@@ -1,0 +1,148 @@
+"""Real Python Kafka clients against a running Skua broker.
+
+Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python)
+Exits non-zero with a message on the first failed expectation. Driven by netd/tests/python_clients.rs.
+"""
+import random
+import sys
+import time
+
+BOOTSTRAP, CHECK = sys.argv[1], sys.argv[2]
+MESSAGE_COUNT = 10_000
+PARTITIONS = 3
+rng = random.Random(1234)
+
+
+def expect(condition, message):
+    if not condition:
+        print(f"FAILED: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def make_messages(count):
+    """Varied sizes and keys, some null keys and null values, headers on some."""
+    messages = []
+    for index in range(count):
+        key = None if index % 11 == 0 and index % 97 != 1 else f"key-{rng.randrange(40)}".encode()
+        # Null values, but never together with a null key (kafka-python refuses to send those).
+        value = None if index % 97 == 1 else bytes(rng.randrange(256) for _ in range(rng.randrange(0, 2000)))
+        headers = [("h", f"{index}".encode()), ("empty", b"")] if index % 5 == 0 else []
+        messages.append((key, value, headers, index % PARTITIONS))
+    return messages
+
+
+def confluent():
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    topic = "py-confluent"
+    futures = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    futures[topic].result(timeout=30)
+    expect(topic in admin.list_topics(timeout=10).topics, "created topic is listed")
+    futures = admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    try:
+        futures[topic].result(timeout=30)
+        expect(False, "creating an existing topic fails")
+    except Exception as error:  # KafkaException(TOPIC_ALREADY_EXISTS)
+        expect("TOPIC_ALREADY_EXISTS" in str(error) or "already exists" in str(error), f"right error: {error}")
+
+    messages = make_messages(MESSAGE_COUNT)
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True, "acks": "all",
+                         "linger.ms": 5, "compression.type": "lz4"})
+    errors = []
+    start_ms = int(time.time() * 1000)
+    for key, value, headers, partition in messages:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers, partition=partition,
+                                 on_delivery=lambda error, message: errors.append(error) if error else None)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    expect(producer.flush(60) == 0, "every message delivered")
+    expect(not errors, f"no delivery errors: {errors[:3]}")
+
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "unused", "enable.auto.commit": False,
+                         "auto.offset.reset": "earliest"})
+    for partition in range(PARTITIONS):
+        expected = [m for m in messages if m[3] == partition]
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        received = []
+        deadline = time.time() + 60
+        while len(received) < len(expected) and time.time() < deadline:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            expect(message.error() is None, f"consume error {message.error()}")
+            received.append(message)
+        expect(len(received) == len(expected), f"partition {partition}: {len(received)} of {len(expected)}")
+        for offset, (message, (key, value, headers, _)) in enumerate(zip(received, expected)):
+            expect(message.offset() == offset, f"offset {message.offset()} == {offset}")
+            expect(message.key() == key, f"key at {offset}")
+            expect(message.value() == value, f"value at {offset}")
+            expect((message.headers() or []) == headers, f"headers at {offset}: {message.headers()} vs {headers}")
+            expect(message.timestamp()[1] >= start_ms - 1000, "timestamps kept")
+    # ListOffsets by timestamp: the first message at or after a message's timestamp.
+    probe = TopicPartition(topic, 0, received[0].timestamp()[1])
+    found = consumer.offsets_for_times([probe], timeout=10)[0]
+    expect(found.error is None and found.offset == 0, f"offset for the first timestamp: {found}")
+    future = TopicPartition(topic, 0, int(time.time() * 1000) + 3_600_000)
+    found = consumer.offsets_for_times([future], timeout=10)[0]
+    expect(found.offset == -1, f"no offset for a future timestamp: {found}")
+    low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+    expect((low, high) == (0, len([m for m in messages if m[3] == 0])), f"watermarks {low}, {high}")
+    consumer.close()
+
+    futures = admin.delete_topics([topic])
+    futures[topic].result(timeout=30)
+    expect(topic not in admin.list_topics(timeout=10).topics, "deleted topic is gone")
+
+
+def kafka_python():
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = "py-kafka-python"
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)])
+    expect(topic in admin.list_topics(), "created topic is listed")
+
+    messages = make_messages(MESSAGE_COUNT)
+    # kafka-python enables idempotence by default; acks=all.
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=5, compression_type="gzip")
+    futures = [producer.send(topic, value=value, key=key, headers=headers, partition=partition)
+               for key, value, headers, partition in messages]
+    producer.flush(60)
+    offsets = [future.get(timeout=60) for future in futures]
+    expect(all(meta.offset >= 0 for meta in offsets), "every send acknowledged")
+    producer.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP, enable_auto_commit=False, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)
+    for partition in range(PARTITIONS):
+        expected = [m for m in messages if m[3] == partition]
+        consumer.assign([TopicPartition(topic, partition)])
+        consumer.seek_to_beginning()
+        received = []
+        deadline = time.time() + 60
+        while len(received) < len(expected) and time.time() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                received.extend(records)
+        expect(len(received) == len(expected), f"partition {partition}: {len(received)} of {len(expected)}")
+        for offset, (record, (key, value, headers, _)) in enumerate(zip(received, expected)):
+            expect(record.offset == offset, f"offset {record.offset} == {offset}")
+            expect(record.key == key and record.value == value, f"key/value at {offset}")
+            expect(list(record.headers) == headers, f"headers at {offset}")
+    tp = TopicPartition(topic, 1)
+    found = consumer.offsets_for_times({tp: 0})[tp]
+    expect(found is not None and found.offset == 0, f"offset for timestamp 0: {found}")
+    expect(consumer.end_offsets([tp])[tp] == len([m for m in messages if m[3] == 1]), "end offset")
+    expect(consumer.beginning_offsets([tp])[tp] == 0, "beginning offset")
+    consumer.close()
+    admin.delete_topics([topic])
+    admin.close()
+
+
+{"confluent": confluent, "kafka-python": kafka_python}[CHECK]()
+print(f"{CHECK}: ok")

@@ -1,0 +1,36 @@
+//! confluent-kafka (librdkafka 2.x) and kafka-python against the real broker binary: idempotent
+//! producers with acks=all, 10,000 messages of varied sizes and keys, null keys and values,
+//! headers, `assign()` consumers reading everything back in order, ListOffsets by timestamp,
+//! AdminClient create/delete topics. The Python side is `tests/python/clients.py`; the venv is made
+//! by scripts/test-deps.sh.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{run, Broker};
+
+fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
+    assert!(venv.is_file(), "{} missing: run scripts/test-deps.sh (scripts/test.sh does)", venv.display());
+    venv
+}
+
+fn check(name: &str) {
+    let broker = Broker::start(&[]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/clients.py");
+    let output = run(Command::new(python()).arg(script).arg(broker.bootstrap()).arg(name), b"");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("{name}: ok")), "{stdout}\n{}", broker.log());
+}
+
+#[test]
+fn confluent_kafka() {
+    check("confluent");
+}
+
+#[test]
+fn kafka_python() {
+    check("kafka-python");
+}
