@@ -3,6 +3,7 @@
 # everything is already there. Needs root (or sudo) for apt-get.
 #   kcat                        Debian package (librdkafka)
 #   confluent-kafka, kafka-python   PyPI, in the venv .cache/venv
+#   Apache Kafka's jars (CLI tools)  Maven Central, in .cache/kafka-<version>/libs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ PYTHON_PACKAGES=("confluent-kafka==2.16.1" "kafka-python==3.0.12")
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test-deps: installing ${need_apt[*]} (Debian packages)"
@@ -29,4 +32,6 @@ if [ ! -f "$stamp" ]; then
     "$venv/bin/pip" install -q --disable-pip-version-check "${PYTHON_PACKAGES[@]}"
     touch "$stamp"
 fi
+kafka_libs=$(scripts/kafka-jars.sh)
+echo "test-deps: Apache Kafka jars in $kafka_libs"
 echo "test-deps: kcat $(kcat -V 2>&1 | head -1 | cut -d' ' -f2-), $("$venv/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"

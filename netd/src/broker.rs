@@ -177,6 +177,36 @@ impl Broker {
         Ok(())
     }
 
+    /// Grows a topic to `count` partitions.
+    pub fn add_partitions(&mut self, topic: &str, count: i32, validate_only: bool) -> Result<(), (i16, String)> {
+        use kafka_protocol::ResponseError;
+        let Some(existing) = self.topics.get(topic).map(|known| known.partitions.len() as i32) else {
+            return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {topic:?}")));
+        };
+        if count <= existing || count > PARTITIONS_PER_TOPIC_MAX {
+            return Err((
+                errors::code(ResponseError::InvalidPartitions),
+                format!("topic {topic:?} has {existing} partitions; the new count must be larger and at most {PARTITIONS_PER_TOPIC_MAX}"),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        for partition in existing..count {
+            let dir = self.partition_dir(topic, partition);
+            let (id, _) = self
+                .engine
+                .open_log(&dir, self.config.log, now_ms())
+                .map_err(|error| (errors::engine_error_code(&error), error.to_string()))?;
+            self.producers.insert(id, PartitionProducers::default());
+            if let Some(known) = self.topics.get_mut(topic) {
+                known.partitions.push(id);
+            }
+        }
+        tracing::info!(%topic, from = existing, to = count, "added partitions");
+        Ok(())
+    }
+
     /// Deletes a topic and its data.
     pub fn delete_topic(&mut self, topic: &str) -> Result<(), (i16, String)> {
         use kafka_protocol::ResponseError;

@@ -6,12 +6,16 @@
 //! (produce with acks=0).
 
 pub mod api_versions;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
 pub mod fetch;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 
 use std::cell::RefCell;
@@ -44,6 +48,10 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::CreateTopics, min_version: 2, max_version: 7 },
     Handler { api_key: ApiKey::DeleteTopics, min_version: 1, max_version: 5 },
     Handler { api_key: ApiKey::InitProducerId, min_version: 0, max_version: 5 },
+    Handler { api_key: ApiKey::OffsetForLeaderEpoch, min_version: 2, max_version: 4 },
+    Handler { api_key: ApiKey::DescribeConfigs, min_version: 1, max_version: 4 },
+    Handler { api_key: ApiKey::CreatePartitions, min_version: 0, max_version: 3 },
+    Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -72,6 +80,10 @@ pub fn dispatch(broker: &Rc<RefCell<Broker>>, frame: Frame) -> anyhow::Result<Re
         ApiKey::CreateTopics => create_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
         ApiKey::DeleteTopics => delete_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
         ApiKey::InitProducerId => init_producer_id::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&broker.borrow(), &frame).map(Reply::Now),
+        ApiKey::DescribeConfigs => describe_configs::handle(&broker.borrow(), &frame).map(Reply::Now),
+        ApiKey::CreatePartitions => create_partitions::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
+        ApiKey::DescribeCluster => describe_cluster::handle(&broker.borrow(), &frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }

@@ -92,6 +92,10 @@ impl Broker {
         }
     }
 
+    pub fn address_str(&self) -> &'static str {
+        Box::leak(self.address.to_string().into_boxed_str())
+    }
+
     pub fn bootstrap(&self) -> String {
         self.address.to_string()
     }

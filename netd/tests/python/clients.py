@@ -65,6 +65,7 @@ def confluent():
 
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "unused", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest"})
+    first_timestamps = {}
     for partition in range(PARTITIONS):
         expected = [m for m in messages if m[3] == partition]
         consumer.assign([TopicPartition(topic, partition, 0)])
@@ -83,8 +84,9 @@ def confluent():
             expect(message.value() == value, f"value at {offset}")
             expect((message.headers() or []) == headers, f"headers at {offset}: {message.headers()} vs {headers}")
             expect(message.timestamp()[1] >= start_ms - 1000, "timestamps kept")
+        first_timestamps[partition] = received[0].timestamp()[1]
     # ListOffsets by timestamp: the first message at or after a message's timestamp.
-    probe = TopicPartition(topic, 0, received[0].timestamp()[1])
+    probe = TopicPartition(topic, 0, first_timestamps[0])
     found = consumer.offsets_for_times([probe], timeout=10)[0]
     expect(found.error is None and found.offset == 0, f"offset for the first timestamp: {found}")
     future = TopicPartition(topic, 0, int(time.time() * 1000) + 3_600_000)
@@ -93,6 +95,15 @@ def confluent():
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     expect((low, high) == (0, len([m for m in messages if m[3] == 0])), f"watermarks {low}, {high}")
     consumer.close()
+
+    from confluent_kafka.admin import ConfigResource
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(timeout=30)
+    expect(configs["retention.ms"].value == "604800000", f"retention.ms {configs.get('retention.ms')}")
+    expect(configs["cleanup.policy"].value == "delete", "cleanup.policy")
+    broker_resource = ConfigResource(ConfigResource.Type.BROKER, "1")
+    broker_configs = admin.describe_configs([broker_resource])[broker_resource].result(timeout=30)
+    expect(broker_configs["num.partitions"].value == "1", "broker num.partitions")
 
     futures = admin.delete_topics([topic])
     futures[topic].result(timeout=30)
@@ -140,6 +151,9 @@ def kafka_python():
     expect(consumer.end_offsets([tp])[tp] == len([m for m in messages if m[3] == 1]), "end offset")
     expect(consumer.beginning_offsets([tp])[tp] == 0, "beginning offset")
     consumer.close()
+    from kafka.admin import ConfigResource, ConfigResourceType
+    described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="All")
+    expect("retention.ms" in repr(described), f"describe_configs answered: {described!r}"[:300])
     admin.delete_topics([topic])
     admin.close()
 

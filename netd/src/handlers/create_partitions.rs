@@ -1,0 +1,33 @@
+//! CreatePartitions (key 37), versions 0–3: grow a topic's partition count.
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::protocol::{decode_body, encode_response, Frame};
+
+pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+    let request: CreatePartitionsRequest = decode_body(frame)?;
+    let mut response = CreatePartitionsResponse::default();
+    for topic in &request.topics {
+        let mut result = CreatePartitionsTopicResult::default();
+        result.name = topic.name.clone();
+        let outcome = if topic.assignments.as_ref().is_some_and(|assignments| !assignments.is_empty()) {
+            Err((
+                ResponseError::InvalidReplicaAssignment.code(),
+                "manual replica assignment is not supported".to_string(),
+            ))
+        } else {
+            broker.add_partitions(topic.name.as_str(), topic.count, request.validate_only)
+        };
+        if let Err((code, message)) = outcome {
+            result.error_code = code;
+            result.error_message = Some(str_bytes(&message));
+        }
+        response.results.push(result);
+    }
+    encode_response(ApiKey::CreatePartitions, frame.api_version, frame.correlation_id, &response)
+}
