@@ -27,4 +27,13 @@ step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test"
-RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release
+mkdir -p target
+set +e
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release 2>&1 | tee target/test-output.log
+status=${PIPESTATUS[0]}
+set -e
+passed=$(awk '/^test result:/ { sum += $4 } END { print sum + 0 }' target/test-output.log)
+failed=$(awk '/^test result:/ { sum += $6 } END { print sum + 0 }' target/test-output.log)
+echo
+echo "summary: $passed passed, $failed failed"
+exit "$status"
