@@ -257,6 +257,20 @@ impl Log {
                 (None, false) => Some("segment does not continue the previous one".to_string()),
                 (None, true) => None,
             };
+            // A sealed segment whose valid batches end exactly where the next segment begins is
+            // complete: what trails it (direct-mode padding whose cut was not yet durable, a torn
+            // rewrite) holds no data. Cut it and keep going.
+            if let (Some(detail), true, Some(next)) = (&problem, contiguous, next_base) {
+                if next == segment.next_offset {
+                    file.set_len(segment.size_bytes).map_err(io_error(&path))?;
+                    file.sync_data().map_err(io_error(&path))?;
+                    let cut = outcome.file_bytes - segment.size_bytes;
+                    report.truncations.push((path.clone(), segment.size_bytes, cut, detail.clone()));
+                    segments.push(segment);
+                    index += 1;
+                    continue;
+                }
+            }
             if let Some(problem) = problem {
                 let keep = if contiguous { segment.size_bytes } else { 0 };
                 if keep == 0 && !segments.is_empty() {
@@ -656,20 +670,18 @@ impl Log {
         self.next_offset = self.committed_offset;
         self.pending.clear();
         self.pending_bytes = 0;
+        // Segments rolled to by the failed appends hold nothing committed: remove them, so the
+        // active segment is again the one the committed end lies in.
+        while self.segments.len() > 1 && self.active().base > self.committed_offset {
+            let segment = self.segments.pop().expect("more than one");
+            if let Err(error) = remove_segment_files(fs, &self.dir, segment.base) {
+                tracing::warn!(%error, "could not remove an empty segment after a failed commit");
+            }
+        }
         for write in &prepared.writes {
-            let Some(index) = self.segments.iter().position(|segment| segment.base == write.segment_base) else {
+            let Some(segment) = self.segments.iter().find(|segment| segment.base == write.segment_base) else {
                 continue;
             };
-            let segment = &self.segments[index];
-            if segment.size_bytes == 0 && index > 0 && index == self.segments.len() - 1 {
-                // A segment rolled to in this commit: it never held anything.
-                let base = segment.base;
-                self.segments.pop();
-                if let Err(error) = remove_segment_files(fs, &self.dir, base) {
-                    tracing::warn!(%error, "could not remove an empty segment after a failed commit");
-                }
-                continue;
-            }
             if let Err(error) = segment.file.set_len(segment.size_bytes) {
                 self.failed =
                     Some(format!("could not cut {} back after a failed write: {error}", segment.file.path().display()));
@@ -880,9 +892,14 @@ impl Log {
         }
         if delete_count > 0 {
             let new_start = self.segments[delete_count].base;
-            self.log_start_offset = self.log_start_offset.max(new_start);
-            // The checkpoint goes first: a crash after it finishes the deletion on open.
-            self.write_checkpoint(fs, false)?;
+            let previous_start = self.log_start_offset;
+            self.log_start_offset = previous_start.max(new_start);
+            // The checkpoint goes first: a crash after it finishes the deletion on open. If it
+            // cannot be written, nothing changed.
+            if let Err(error) = self.write_checkpoint(fs, false) {
+                self.log_start_offset = previous_start;
+                return Err(error);
+            }
             for segment in self.segments.drain(..delete_count) {
                 remove_segment_files(fs, &self.dir, segment.base)?;
             }
@@ -916,11 +933,22 @@ impl Log {
         for later in self.segments.drain(index + 1..).collect::<Vec<_>>() {
             remove_segment_files(fs, &self.dir, later.base)?;
         }
+        // The segment becomes active again: its index files go, so that no checkpoint (even a
+        // stale one) can make recovery trust them.
+        let base = self.segments[index].base;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            let path = segment::path(&self.dir, base, suffix);
+            match fs.remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(EngineError::from_io(&path, error)),
+            }
+        }
         fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         let segment = &mut self.segments[index];
         let path = segment.file.path().to_path_buf();
         segment.file.set_len(position).map_err(io_error(&path))?;
-        segment.file.sync_data().map_err(io_error(&path))?;
+        // From here the file is cut: memory follows it before anything else can fail.
         segment.size_bytes = position;
         segment.next_offset = new_end.max(segment.base);
         segment.offset_index.truncate_to_position(position as u32);
@@ -932,13 +960,18 @@ impl Log {
         if self.write_mode == WriteMode::Direct {
             segment.load_tail_block().map_err(io_error(&path))?;
         }
-        let base = segment.base;
         self.cache.truncate(base, position);
         self.next_offset = new_end;
         self.committed_offset = new_end;
         self.durable_offset = self.durable_offset.min(new_end);
         self.recovery_offset = self.recovery_offset.min(base);
-        self.write_checkpoint(fs, false)?;
+        let segment_file = self.segments[index].file.clone();
+        segment_file.sync_data().map_err(io_error(segment_file.path()))?;
+        // The truncation is durable now; a failed checkpoint write is retried by the next
+        // seal, retention or close, and no stale checkpoint can vouch for the cut segment.
+        if let Err(error) = self.write_checkpoint(fs, false) {
+            tracing::warn!(%error, dir = %self.dir.display(), "checkpoint after truncation not written");
+        }
         Ok(new_end)
     }
 

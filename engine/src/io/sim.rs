@@ -2,8 +2,9 @@
 //!
 //! Owns: a model of what survives a crash. Each file keeps its *durable* bytes (as of its last
 //! sync) and the operations since then. [`SimFs::crash`] throws the volatile state away and keeps,
-//! per file, a random prefix of the unsynced operations, the last one possibly torn at a random
-//! sector and followed by garbage. Faults come from one seed: short writes, I/O errors, disk full
+//! per file, a random prefix of the unsynced operations, the last one torn at a random sector.
+//! Sectors are atomic (old or new bytes, never a mix); bytes past the file's old end may come back
+//! as garbage (stale blocks), bytes the file held before never do. Faults come from one seed: short writes, I/O errors, disk full
 //! (a byte budget), latency. Directory operations are durable at once (a simplification: the
 //! engine syncs directories after creating or removing segments anyway).
 //!
@@ -18,6 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{FileRef, FileSystem, OpenOptions, StorageFile};
 use crate::limits::DIRECT_IO_ALIGNMENT_BYTES;
+
+/// The unit of atomic writes the simulator assumes for the device.
+pub const SECTOR_BYTES: u64 = 512;
 
 /// SplitMix64: small, fast, and good enough to drive tests reproducibly.
 #[derive(Clone, Debug)]
@@ -163,14 +167,24 @@ impl SimFs {
                 apply(&mut content, op);
             }
             if let Some(Op::Write { position, data }) = ops.get(kept) {
-                // Tear the next write at a 512-byte sector boundary, maybe with garbage after it.
-                let sectors = data.len().div_ceil(512) as u64;
-                let keep_bytes = (state.rng.below(sectors + 1) * 512).min(data.len() as u64) as usize;
-                apply(&mut content, &Op::Write { position: *position, data: data[..keep_bytes].to_vec() });
-                if state.rng.chance(1, 2) && keep_bytes < data.len() {
-                    let garbage_length = state.rng.below((data.len() - keep_bytes) as u64 + 1) as usize;
-                    let garbage: Vec<u8> = (0..garbage_length).map(|_| state.rng.next_u64() as u8).collect();
-                    apply(&mut content, &Op::Write { position: position + keep_bytes as u64, data: garbage });
+                // Tear the next write at a sector boundary: sectors are atomic (each holds its old
+                // or its new bytes), so the new bytes of a prefix of its sectors land. Past the
+                // file's old end the device may expose stale blocks: garbage, never over bytes
+                // the file held before.
+                let sector_end = |at: u64| (at / SECTOR_BYTES + 1) * SECTOR_BYTES;
+                let end = position + data.len() as u64;
+                let mut cut = *position;
+                let sectors_kept = state.rng.below(data.len() as u64 / SECTOR_BYTES + 2);
+                for _ in 0..sectors_kept {
+                    cut = sector_end(cut).min(end);
+                }
+                let kept_bytes = (cut - position) as usize;
+                apply(&mut content, &Op::Write { position: *position, data: data[..kept_bytes].to_vec() });
+                let old_end = content.len() as u64;
+                if cut < end && old_end < end && state.rng.chance(1, 2) {
+                    let garbage_start = cut.max(old_end);
+                    let garbage: Vec<u8> = (garbage_start..end).map(|_| state.rng.next_u64() as u8).collect();
+                    apply(&mut content, &Op::Write { position: garbage_start, data: garbage });
                 }
             }
             file.durable = content.clone();
@@ -355,6 +369,9 @@ impl StorageFile for SimFile {
                 return Err(io::Error::from_raw_os_error(libc::ENOSPC));
             }
         }
+        if std::env::var_os("SKUA_SIM_TRACE").is_some() {
+            eprintln!("sim write {} at {position} len {length} (asked {})", self.path.display(), data.len());
+        }
         let op = Op::Write { position, data: data[..length].to_vec() };
         apply(&mut file.current, &op);
         file.unsynced.push(op);
@@ -369,6 +386,9 @@ impl StorageFile for SimFile {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         let mut file = lock(&self.file);
+        if std::env::var_os("SKUA_SIM_TRACE").is_some() {
+            eprintln!("sim sync {} len {}", self.path.display(), file.current.len());
+        }
         file.durable = file.current.clone();
         file.unsynced.clear();
         Ok(())
@@ -380,6 +400,9 @@ impl StorageFile for SimFile {
 
     fn set_len(&self, length: u64) -> io::Result<()> {
         let mut file = lock(&self.file);
+        if std::env::var_os("SKUA_SIM_TRACE").is_some() {
+            eprintln!("sim set_len {} {length}", self.path.display());
+        }
         let op = Op::SetLen { length };
         apply(&mut file.current, &op);
         file.unsynced.push(op);
