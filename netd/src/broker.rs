@@ -1,10 +1,12 @@
 //! One shard's broker state: its engine shard, its topics, and the waiters that group commit and
 //! appends wake up.
 //!
-//! Owns: topic ↔ log mapping (a topic's partitions are directories `<topic>-<partition>` under the
-//! data dir, as in Kafka), auto-creation, and the bookkeeping that turns an engine
+//! Owns: the partitions this shard owns (a topic's partitions are directories
+//! `<topic>-<partition>` under the data dir, as in Kafka; which shard owns which follows from
+//! `shards::owner_of`), their idempotent-producer state, and the bookkeeping that turns an engine
 //! `CommitReport` into produce acknowledgements and fetch wake-ups. Lives on one shard thread
-//! inside an `Rc<RefCell<_>>`; never borrowed across an `.await`.
+//! inside an `Rc<RefCell<_>>`; never borrowed across an `.await`. Which topics exist is the
+//! catalog's business (`shards.rs`, changed only by `control.rs`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +17,8 @@ use futures_channel::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::errors;
-use crate::producers::{BatchIdentity, PartitionProducers, ProducerIds};
+use crate::producers::{BatchIdentity, PartitionProducers};
+use crate::shards::Catalog;
 
 /// Kafka's legal topic name characters and length.
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
@@ -29,11 +32,6 @@ pub fn now_ms() -> i64 {
 }
 
 #[derive(Debug)]
-pub struct Topic {
-    pub partitions: Vec<LogId>,
-}
-
-#[derive(Debug)]
 struct ProduceWaiter {
     log: LogId,
     last_offset: Offset,
@@ -43,8 +41,8 @@ struct ProduceWaiter {
 pub struct Broker {
     pub config: Config,
     pub engine: Shard,
-    pub topics: BTreeMap<String, Topic>,
-    pub producer_ids: ProducerIds,
+    /// Topic → the partitions of it this shard owns.
+    pub topics: BTreeMap<String, BTreeMap<i32, LogId>>,
     pub producers: BTreeMap<LogId, PartitionProducers>,
     produce_waiters: Vec<ProduceWaiter>,
     fetch_waiters: Vec<oneshot::Sender<()>>,
@@ -72,26 +70,45 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl Broker {
-    /// Opens every partition log found under the data directory.
-    pub fn open(config: Config, engine: Shard, commit_trigger: mpsc::UnboundedSender<()>) -> anyhow::Result<Broker> {
-        std::fs::create_dir_all(&config.data_dir)?;
-        let mut found: BTreeMap<String, Vec<u32>> = BTreeMap::new();
-        for entry in std::fs::read_dir(&config.data_dir)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_dir() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().to_string();
-            let Some((topic, partition)) = name.rsplit_once('-') else { continue };
-            let Ok(partition) = partition.parse::<u32>() else { continue };
-            if valid_topic_name(topic).is_ok() {
-                found.entry(topic.to_string()).or_default().push(partition);
-            }
+/// The topics found under the data directory: `<topic>-<partition>` directories whose
+/// partitions run 0..n. Others are reported and skipped.
+pub fn discover_topics(data_dir: &std::path::Path) -> std::io::Result<Catalog> {
+    std::fs::create_dir_all(data_dir)?;
+    let mut found: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for entry in std::fs::read_dir(data_dir)? {
+        let entry = entry?;
+        if !entry.file_type()?.is_dir() {
+            continue;
         }
-        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some((topic, partition)) = name.rsplit_once('-') else { continue };
+        let Ok(partition) = partition.parse::<i32>() else { continue };
+        if valid_topic_name(topic).is_ok() && partition >= 0 {
+            found.entry(topic.to_string()).or_default().push(partition);
+        }
+    }
+    let mut catalog = Catalog::default();
+    for (topic, mut partitions) in found {
+        partitions.sort_unstable();
+        if partitions.iter().enumerate().any(|(index, partition)| *partition as usize != index) {
+            tracing::error!(%topic, ?partitions, "partition directories are not 0..n; skipping this topic");
+            continue;
+        }
+        catalog.topics.insert(topic, partitions.len() as i32);
+    }
+    Ok(catalog)
+}
+
+impl Broker {
+    /// Opens the partition logs this shard owns: those of `catalog` for which `owns` is true.
+    pub fn open(
+        config: Config,
+        engine: Shard,
+        commit_trigger: mpsc::UnboundedSender<()>,
+        catalog: &Catalog,
+        owns: impl Fn(&str, i32) -> bool,
+    ) -> anyhow::Result<Broker> {
         let mut broker = Broker {
-            producer_ids,
             config,
             engine,
             topics: BTreeMap::new(),
@@ -100,13 +117,9 @@ impl Broker {
             fetch_waiters: Vec::new(),
             commit_trigger,
         };
-        for (topic, mut partitions) in found {
-            partitions.sort_unstable();
-            if partitions.iter().enumerate().any(|(index, partition)| *partition as usize != index) {
-                tracing::error!(%topic, ?partitions, "partition directories are not 0..n; skipping this topic");
-                continue;
-            }
-            broker.open_topic(&topic, partitions.len() as i32)?;
+        for (topic, count) in &catalog.topics {
+            let owned: Vec<i32> = (0..*count).filter(|partition| owns(topic, *partition)).collect();
+            broker.open_partitions(topic, &owned)?;
         }
         Ok(broker)
     }
@@ -115,9 +128,12 @@ impl Broker {
         self.config.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    fn open_topic(&mut self, topic: &str, partition_count: i32) -> Result<(), EngineError> {
-        let mut partitions = Vec::with_capacity(partition_count as usize);
-        for partition in 0..partition_count {
+    /// Opens (creating if needed) the given partitions of `topic` on this shard.
+    pub fn open_partitions(&mut self, topic: &str, partitions: &[i32]) -> Result<(), EngineError> {
+        for &partition in partitions {
+            if self.topics.get(topic).is_some_and(|owned| owned.contains_key(&partition)) {
+                continue;
+            }
             let dir = self.partition_dir(topic, partition);
             let (id, report) = self.engine.open_log(&dir, self.config.log, now_ms())?;
             if !report.truncations.is_empty() || !report.deleted_segments.is_empty() {
@@ -125,9 +141,8 @@ impl Broker {
             }
             let producers = self.rebuild_producers(id)?;
             self.producers.insert(id, producers);
-            partitions.push(id);
+            self.topics.entry(topic.to_string()).or_default().insert(partition, id);
         }
-        self.topics.insert(topic.to_string(), Topic { partitions });
         Ok(())
     }
 
@@ -158,91 +173,28 @@ impl Broker {
         Ok(producers)
     }
 
-    /// Creates a topic; the error is a Kafka error code and message.
-    pub fn create_topic(&mut self, topic: &str, partition_count: i32) -> Result<(), (i16, String)> {
-        use kafka_protocol::ResponseError;
-        valid_topic_name(topic).map_err(|message| (errors::code(ResponseError::InvalidTopicException), message))?;
-        if self.topics.contains_key(topic) {
-            return Err((errors::code(ResponseError::TopicAlreadyExists), format!("topic {topic:?} already exists")));
-        }
-        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partition_count) {
-            return Err((
-                errors::code(ResponseError::InvalidPartitions),
-                format!("partition count must be in 1..={PARTITIONS_PER_TOPIC_MAX}"),
-            ));
-        }
-        self.open_topic(topic, partition_count)
-            .map_err(|error| (errors::engine_error_code(&error), error.to_string()))?;
-        tracing::info!(%topic, partition_count, "created topic");
-        Ok(())
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn add_partitions(&mut self, topic: &str, count: i32, validate_only: bool) -> Result<(), (i16, String)> {
-        use kafka_protocol::ResponseError;
-        let Some(existing) = self.topics.get(topic).map(|known| known.partitions.len() as i32) else {
-            return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {topic:?}")));
-        };
-        if count <= existing || count > PARTITIONS_PER_TOPIC_MAX {
-            return Err((
-                errors::code(ResponseError::InvalidPartitions),
-                format!("topic {topic:?} has {existing} partitions; the new count must be larger and at most {PARTITIONS_PER_TOPIC_MAX}"),
-            ));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        for partition in existing..count {
-            let dir = self.partition_dir(topic, partition);
-            let (id, _) = self
-                .engine
-                .open_log(&dir, self.config.log, now_ms())
-                .map_err(|error| (errors::engine_error_code(&error), error.to_string()))?;
-            self.producers.insert(id, PartitionProducers::default());
-            if let Some(known) = self.topics.get_mut(topic) {
-                known.partitions.push(id);
-            }
-        }
-        tracing::info!(%topic, from = existing, to = count, "added partitions");
-        Ok(())
-    }
-
-    /// Deletes a topic and its data.
-    pub fn delete_topic(&mut self, topic: &str) -> Result<(), (i16, String)> {
-        use kafka_protocol::ResponseError;
-        let Some(removed) = self.topics.remove(topic) else {
-            return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {topic:?}")));
-        };
-        for (partition, id) in removed.partitions.into_iter().enumerate() {
+    /// Deletes this shard's partitions of `topic` and their files.
+    pub fn delete_partitions(&mut self, topic: &str) {
+        let Some(removed) = self.topics.remove(topic) else { return };
+        for (partition, id) in removed {
             self.producers.remove(&id);
             if let Err(error) = self.engine.delete_log(id) {
                 tracing::error!(%topic, partition, %error, "could not delete partition files");
             }
-            let dir = self.partition_dir(topic, partition as i32);
+            let dir = self.partition_dir(topic, partition);
             if let Err(error) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), %error, "could not remove partition directory");
             }
         }
-        tracing::info!(%topic, "deleted topic");
-        Ok(())
     }
 
-    /// The log of a partition, creating the topic if allowed. `Err` is a Kafka error code.
-    pub fn log_for(&mut self, topic: &str, partition: i32, auto_create: bool) -> Result<LogId, i16> {
-        use kafka_protocol::ResponseError;
-        if !self.topics.contains_key(topic) {
-            if !(auto_create && self.config.auto_create_topics) {
-                return Err(errors::code(ResponseError::UnknownTopicOrPartition));
-            }
-            let partitions = self.config.num_partitions;
-            self.create_topic(topic, partitions).map_err(|(code, _)| code)?;
-        }
-        let topic = self.topics.get(topic).ok_or(errors::code(ResponseError::UnknownTopicOrPartition))?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|index| topic.partitions.get(index))
+    /// The log of a partition this shard owns. `Err` is a Kafka error code.
+    pub fn log_for(&self, topic: &str, partition: i32) -> Result<LogId, i16> {
+        self.topics
+            .get(topic)
+            .and_then(|owned| owned.get(&partition))
             .copied()
-            .ok_or(errors::code(ResponseError::UnknownTopicOrPartition))
+            .ok_or(errors::code(kafka_protocol::ResponseError::UnknownTopicOrPartition))
     }
 
     /// Registers a produce that is acknowledged once `last_offset` of `log` is committed.
@@ -260,6 +212,8 @@ impl Broker {
 
     /// A receiver that fires at the next commit, for fetches waiting for data.
     pub fn wait_for_data(&mut self) -> oneshot::Receiver<()> {
+        // Fetches that gave up (deadline, closed connection) leave canceled senders behind.
+        self.fetch_waiters.retain(|waiter| !waiter.is_canceled());
         let (sender, receiver) = oneshot::channel();
         self.fetch_waiters.push(sender);
         receiver

@@ -27,7 +27,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
     ("message.max.bytes", "1048588", "largest record batch accepted"),
     ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
-    ("skua.shard.count", "1", "shard threads (one per core is the goal; only 1 is supported yet)"),
+    ("skua.shard.count", "(cores)", "shard threads; each owns a share of the partitions (default: one per core)"),
     ("skua.write.mode", "direct", "segment writes: direct (O_DIRECT) or buffered"),
     ("skua.fsync.policy", "fsync-before-ack", "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
     ("skua.inflight.requests.max", "32", "requests one connection may have in flight (pipelining)"),
@@ -152,11 +152,12 @@ impl Config {
         log.validate().map_err(|error| invalid("log.*", error.to_string()))?;
         let write_mode = WriteMode::parse(values.get("skua.write.mode").map_or("direct", String::as_str))
             .map_err(|error| invalid("skua.write.mode", error.to_string()))?;
-        let shard_count = number(values, "skua.shard.count", 1usize)?;
-        if shard_count != 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |count| count.get());
+        let shard_count = number(values, "skua.shard.count", cores)?;
+        if !(1..=crate::shards::SHARD_COUNT_MAX).contains(&shard_count) {
             return Err(invalid(
                 "skua.shard.count",
-                "only 1 shard is supported so far (cross-shard routing is not built yet)",
+                format!("must be between 1 and {}", crate::shards::SHARD_COUNT_MAX),
             ));
         }
         let num_partitions = number(values, "num.partitions", 1i32)?;

@@ -1,15 +1,18 @@
 //! `netd`, Skua's broker daemon: the Kafka wire protocol over the storage engine.
 //!
-//! Owns: the command line, configuration loading, logging, the shard threads, and signals
+//! Owns: the command line, configuration loading, logging, the shard threads, the acceptor
+//! (this thread accepts connections and hands them to the shards round-robin), and signals
 //! (SIGTERM/SIGINT stop accepting, commit what is pending, close the logs cleanly).
 
 mod broker;
 mod config;
+mod control;
 mod errors;
 mod handlers;
 mod producers;
 mod protocol;
 mod server;
+mod shards;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,24 +105,130 @@ fn main() -> anyhow::Result<()> {
     }
     let listener = bind_listener(config.listen_address)?;
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
+
+    let catalog = broker::discover_topics(&config.data_dir)
+        .with_context(|| format!("reading the data directory {}", config.data_dir.display()))?;
+    let producer_ids = producers::ProducerIds::open(&config.data_dir)?;
+    let shared_catalog = Arc::new(shards::SharedCatalog::new(catalog));
+    let (peers, inboxes): (Vec<_>, Vec<_>) = (0..config.shard_count)
+        .map(|_| futures_channel::mpsc::channel::<shards::Job>(shards::SHARD_QUEUE_DEPTH))
+        .unzip();
+    let (control, control_commands) = futures_channel::mpsc::channel(shards::CONTROL_QUEUE_DEPTH);
     let shutdown = Arc::new(AtomicBool::new(false));
-    let shard = {
+    let mut controller = Some((control_commands, producer_ids));
+    let mut threads = Vec::new();
+    let mut ready = Vec::new();
+    for (index, inbox) in inboxes.into_iter().enumerate() {
+        let setup = server::ShardSetup {
+            index,
+            config: config.clone(),
+            inbox,
+            peers: peers.clone(),
+            catalog: shared_catalog.clone(),
+            control: control.clone(),
+            controller: if index == shards::CONTROLLER_SHARD { controller.take() } else { None },
+            ready: Arc::new(AtomicBool::new(false)),
+        };
+        ready.push(setup.ready.clone());
         let shutdown = shutdown.clone();
-        let config = config.clone();
-        std::thread::Builder::new()
-            .name("shard-0".into())
-            .spawn(move || server::run_shard(config, listener, shutdown))?
-    };
-    while !shard.is_finished() {
-        if SHUTDOWN.load(Ordering::Relaxed) {
-            shutdown.store(true, Ordering::Relaxed);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || server::run_shard(setup, shutdown))?,
+        );
     }
-    match shard.join() {
-        Ok(result) => result?,
-        Err(_) => anyhow::bail!("shard thread panicked"),
+    drop(control);
+
+    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready);
+    shutdown.store(true, Ordering::Relaxed);
+    drop(listener);
+    let mut failure = result.err();
+    for (index, thread) in threads.into_iter().enumerate() {
+        match thread.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::error!(shard = index, "shard failed: {error:#}");
+                failure.get_or_insert(error);
+            }
+            Err(_) => {
+                failure.get_or_insert(anyhow::anyhow!("shard {index} panicked"));
+            }
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
     }
     tracing::info!("netd stopped cleanly");
     Ok(())
+}
+
+/// How long the acceptor waits for a connection before looking at signals and shard health.
+const ACCEPT_POLL_MS: i32 = 50;
+/// How long a new connection may wait for room in a busy shard's inbox before it is closed.
+const HANDOFF_WAIT_MS_MAX: u64 = 1_000;
+
+/// Accepts connections and hands them to the shards round-robin until a signal arrives or a
+/// shard stops on its own (an error, which ends the broker).
+fn accept_until_shutdown(
+    listener: &std::net::TcpListener,
+    peers: &mut [futures_channel::mpsc::Sender<shards::Job>],
+    threads: &[std::thread::JoinHandle<anyhow::Result<()>>],
+    ready: &[Arc<AtomicBool>],
+) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    listener.set_nonblocking(true)?;
+    let mut next = 0usize;
+    let mut announced = false;
+    loop {
+        if SHUTDOWN.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if threads.iter().any(|thread| thread.is_finished()) {
+            anyhow::bail!("a shard stopped unexpectedly");
+        }
+        if !announced && ready.iter().all(|flag| flag.load(Ordering::Acquire)) {
+            tracing::info!(shards = ready.len(), "all shards serving");
+            announced = true;
+        }
+        let mut poll = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let polled = unsafe { libc::poll(&mut poll, 1, ACCEPT_POLL_MS) };
+        if polled <= 0 {
+            continue;
+        }
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    stream.set_nonblocking(false)?;
+                    let _ = stream.set_nodelay(true);
+                    let target = next % peers.len();
+                    next = next.wrapping_add(1);
+                    tracing::debug!(%peer, shard = target, "connection");
+                    hand_off(&mut peers[target], server::connection_job(stream), target);
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn hand_off(peer: &mut futures_channel::mpsc::Sender<shards::Job>, mut job: shards::Job, target: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(HANDOFF_WAIT_MS_MAX);
+    loop {
+        match peer.try_send(job) {
+            Ok(()) => return,
+            Err(error) if error.is_full() && std::time::Instant::now() < deadline => {
+                job = error.into_inner();
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(_) => {
+                tracing::warn!(shard = target, "shard inbox full or stopped; closing a new connection");
+                return;
+            }
+        }
+    }
 }

@@ -1,9 +1,11 @@
-//! The shard thread: its compio runtime, its listener, its connections, its group committer.
+//! The shard thread: its compio runtime, its inbox, its connections, its group committer.
 //!
-//! Owns: reading request frames off sockets (bounded by `socket.request.max.bytes`), pipelining
-//! (up to `skua.inflight.requests.max` requests per connection in flight, responses written in
-//! request order), the committer task that runs one engine group commit for everything appended
-//! since the last one, the retention timer, and clean shutdown.
+//! Owns: running one shard (engine shard, broker state, the committer task that runs one engine
+//! group commit for everything appended since the last one, the retention timer, the inbox task
+//! that runs jobs other shards send, the controller on shard 0), serving the connections the
+//! acceptor hands to this shard (frames bounded by `socket.request.max.bytes`; up to
+//! `skua.inflight.requests.max` requests per connection in flight, responses written in request
+//! order), and clean shutdown.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,20 +15,57 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
-use compio::net::{TcpListener, TcpStream};
+use compio::net::TcpStream;
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::broker::{now_ms, Broker};
 use crate::config::Config;
+use crate::control::{self, ControlCommand};
 use crate::handlers::{self, Reply};
+use crate::producers::ProducerIds;
 use crate::protocol;
+use crate::shards::{Job, ShardContext, SharedCatalog};
 
 /// How often a shard checks whether it should shut down, and runs interval flushes.
 pub const TICK_MS: u64 = 100;
 
+/// What a shard thread starts from.
+pub struct ShardSetup {
+    pub index: usize,
+    pub config: Config,
+    pub inbox: mpsc::Receiver<Job>,
+    pub peers: Vec<mpsc::Sender<Job>>,
+    pub catalog: Arc<SharedCatalog>,
+    pub control: mpsc::Sender<ControlCommand>,
+    /// Only for the controller shard: its command queue and the producer id counter.
+    pub controller: Option<(mpsc::Receiver<ControlCommand>, ProducerIds)>,
+    /// Set once this shard's logs are open and it serves its inbox.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// A job that makes `stream` a connection of the shard that runs it.
+pub fn connection_job(stream: std::net::TcpStream) -> Job {
+    Box::new(move |context: &Rc<ShardContext>| {
+        let context = context.clone();
+        compio::runtime::spawn(async move {
+            let peer = stream.peer_addr().ok();
+            match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    if let Err(error) = serve_connection(stream, context).await {
+                        tracing::debug!(?peer, %error, "connection closed");
+                    }
+                }
+                Err(error) => tracing::warn!(?peer, %error, "could not adopt a connection"),
+            }
+        })
+        .detach();
+    })
+}
+
 /// Runs one shard until `shutdown` is set. Returns after a clean engine close.
-pub fn run_shard(config: Config, listener: std::net::TcpListener, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let ShardSetup { index, config, mut inbox, peers, catalog, control, controller, ready } = setup;
     let runtime = compio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let backend = engine::io::open_backend(engine::io::BackendKind::Auto)?;
@@ -36,10 +75,18 @@ pub fn run_shard(config: Config, listener: std::net::TcpListener, shutdown: Arc<
             ..engine::ShardConfig::default()
         };
         let engine = engine::Shard::new(backend, shard_config)?;
-        tracing::info!(backend = engine.backend_name(), write_mode = ?config.write_mode, "shard 0 started");
         let (trigger, mut triggers) = mpsc::unbounded();
-        let broker = Rc::new(RefCell::new(Broker::open(config.clone(), engine, trigger)?));
-        tracing::info!(topics = broker.borrow().topics.len(), data_dir = %config.data_dir.display(), "logs opened");
+        let shard_count = peers.len();
+        let broker = {
+            let snapshot = catalog.snapshot_now();
+            Broker::open(config.clone(), engine, trigger, &snapshot, |topic, partition| {
+                crate::shards::owner_of(topic, partition, shard_count) == index
+            })?
+        };
+        let owned: usize = broker.topics.values().map(|partitions| partitions.len()).sum();
+        tracing::info!(shard = index, backend = broker.engine.backend_name(), write_mode = ?config.write_mode, partitions = owned, "shard started");
+        let broker = Rc::new(RefCell::new(broker));
+        let context = Rc::new(ShardContext::new(index, config.clone(), broker.clone(), peers, catalog, control));
 
         let committer = {
             let broker = broker.clone();
@@ -72,31 +119,23 @@ pub fn run_shard(config: Config, listener: std::net::TcpListener, shutdown: Arc<
                 }
             })
         };
-
-        let listener = TcpListener::from_std(listener)?;
-        loop {
-            let accept = std::pin::pin!(listener.accept());
-            let tick = std::pin::pin!(compio::time::sleep(Duration::from_millis(TICK_MS)));
-            match futures_util::future::select(accept, tick).await {
-                futures_util::future::Either::Left((Ok((stream, peer)), _)) => {
-                    tracing::debug!(%peer, "connection");
-                    let broker = broker.clone();
-                    let config = config.clone();
-                    compio::runtime::spawn(async move {
-                        if let Err(error) = serve_connection(stream, broker, &config).await {
-                            tracing::debug!(%peer, %error, "connection closed");
-                        }
-                    })
-                    .detach();
+        let inbox_task = {
+            let context = context.clone();
+            compio::runtime::spawn(async move {
+                while let Some(job) = inbox.next().await {
+                    job(&context);
                 }
-                futures_util::future::Either::Left((Err(error), _)) => tracing::warn!(%error, "accept failed"),
-                futures_util::future::Either::Right(_) => {}
-            }
-            if shutdown.load(Ordering::Relaxed) {
-                break;
-            }
+            })
+        };
+        let controller_task = controller.map(|(commands, ids)| compio::runtime::spawn(control::run(context.clone(), commands, ids)));
+        ready.store(true, Ordering::Release);
+
+        while !shutdown.load(Ordering::Relaxed) {
+            compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         }
-        tracing::info!("shutting down: committing and closing logs");
+        tracing::info!(shard = index, "shutting down: committing and closing logs");
+        drop(controller_task);
+        drop(inbox_task);
         drop(committer);
         drop(ticker);
         broker.borrow_mut().close()?;
@@ -105,7 +144,8 @@ pub fn run_shard(config: Config, listener: std::net::TcpListener, shutdown: Arc<
 }
 
 /// Reads requests, dispatches them in order, and hands their replies to the writer in order.
-async fn serve_connection(stream: TcpStream, broker: Rc<RefCell<Broker>>, config: &Config) -> anyhow::Result<()> {
+async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyhow::Result<()> {
+    let config = &context.config;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
     let (mut replies, mut pending) = mpsc::channel::<handlers::BoxedReply>(config.inflight_requests_max);
@@ -125,7 +165,7 @@ async fn serve_connection(stream: TcpStream, broker: Rc<RefCell<Broker>>, config
         }
         Ok(())
     });
-    let result = read_requests(&mut reader, &broker, config, &mut replies).await;
+    let result = read_requests(&mut reader, &context, &mut replies).await;
     drop(replies);
     let _ = writer_task.await;
     result
@@ -133,10 +173,10 @@ async fn serve_connection(stream: TcpStream, broker: Rc<RefCell<Broker>>, config
 
 async fn read_requests(
     reader: &mut TcpStream,
-    broker: &Rc<RefCell<Broker>>,
-    config: &Config,
+    context: &Rc<ShardContext>,
     replies: &mut mpsc::Sender<handlers::BoxedReply>,
 ) -> anyhow::Result<()> {
+    let config = &context.config;
     loop {
         let compio::BufResult(result, size_bytes) = reader.read_exact([0u8; 4]).await;
         if let Err(error) = result {
@@ -160,7 +200,7 @@ async fn read_requests(
         let supported = handlers::find(frame.api_key)
             .is_some_and(|handler| (handler.min_version..=handler.max_version).contains(&frame.api_version));
         let reply = if supported || frame.api_key == kafka_protocol::messages::ApiKey::ApiVersions {
-            handlers::dispatch(broker, frame)?
+            handlers::dispatch(context, frame).await?
         } else {
             anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
         };

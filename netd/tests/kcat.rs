@@ -103,3 +103,24 @@ fn acknowledged_messages_survive_sigterm_and_sigkill() {
     sent.extend(produce(&broker, "restart", "none", 50));
     check_round_trip(&sent, &consume(&broker, "restart"));
 }
+
+/// Partitions are spread over shards by a hash of their name; a restart with another shard count
+/// re-homes them, and every message is still there at the same offset, whoever owns it now.
+#[test]
+fn partitions_follow_the_shard_count_across_restarts() {
+    let mut broker = Broker::start(&["num.partitions=8", "skua.shard.count=3"]);
+    let mut sent = produce(&broker, "rehome", "none", 400);
+    let before = consume(&broker, "rehome");
+    check_round_trip(&sent, &before);
+    assert_eq!(before.len(), 8, "all 8 partitions got messages");
+    assert_eq!(broker.log().matches("shard started").count(), 3, "{}", broker.log());
+
+    for shards in ["1", "2"] {
+        broker.stop();
+        broker.extra = vec!["num.partitions=8".to_string(), format!("skua.shard.count={shards}")];
+        broker.spawn();
+        assert_eq!(consume(&broker, "rehome"), before, "same messages and offsets with {shards} shard(s)");
+    }
+    sent.extend(produce(&broker, "rehome", "snappy", 200));
+    check_round_trip(&sent, &consume(&broker, "rehome"));
+}

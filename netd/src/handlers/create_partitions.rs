@@ -6,10 +6,11 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::control;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
-pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: CreatePartitionsRequest = decode_body(frame)?;
     let mut response = CreatePartitionsResponse::default();
     for topic in &request.topics {
@@ -21,7 +22,7 @@ pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
                 "manual replica assignment is not supported".to_string(),
             ))
         } else {
-            broker.add_partitions(topic.name.as_str(), topic.count, request.validate_only)
+            control::add_partitions(context, topic.name.as_str(), topic.count, request.validate_only).await
         };
         if let Err((code, message)) = outcome {
             result.error_code = code;

@@ -6,16 +6,17 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::control;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
-pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: CreateTopicsRequest = decode_body(frame)?;
     let mut response = CreateTopicsResponse::default();
     for topic in &request.topics {
         let mut result = CreatableTopicResult::default();
         result.name = topic.name.clone();
-        let partitions = if topic.num_partitions == -1 { broker.config.num_partitions } else { topic.num_partitions };
+        let partitions = if topic.num_partitions == -1 { context.config.num_partitions } else { topic.num_partitions };
         result.num_partitions = partitions;
         result.replication_factor = 1;
         let outcome = if topic.replication_factor != -1 && topic.replication_factor != 1 {
@@ -30,18 +31,8 @@ pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
             ))
         } else if !topic.configs.is_empty() {
             Err((ResponseError::InvalidConfig.code(), "per-topic configs are not supported yet".to_string()))
-        } else if request.validate_only {
-            crate::broker::valid_topic_name(topic.name.as_str())
-                .map_err(|message| (ResponseError::InvalidTopicException.code(), message))
-                .and_then(|()| {
-                    if broker.topics.contains_key(topic.name.as_str()) {
-                        Err((ResponseError::TopicAlreadyExists.code(), "topic already exists".to_string()))
-                    } else {
-                        Ok(())
-                    }
-                })
         } else {
-            broker.create_topic(topic.name.as_str(), partitions)
+            control::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
         };
         if let Err((code, message)) = outcome {
             result.error_code = code;

@@ -5,16 +5,17 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::control;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
-pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: DeleteTopicsRequest = decode_body(frame)?;
     let mut response = DeleteTopicsResponse::default();
     for name in &request.topic_names {
         let mut result = DeletableTopicResult::default();
         result.name = Some(name.clone());
-        if let Err((code, message)) = broker.delete_topic(name.as_str()) {
+        if let Err((code, message)) = control::delete_topic(context, name.as_str()).await {
             result.error_code = code;
             result.error_message = Some(str_bytes(&message));
         }

@@ -5,19 +5,19 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterResponse};
 
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::handlers::metadata::CLUSTER_ID;
 use crate::protocol::{encode_response, Frame};
+use crate::shards::ShardContext;
 
-pub fn handle(broker: &Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let mut response = DescribeClusterResponse::default();
     response.cluster_id = str_bytes(CLUSTER_ID);
-    response.controller_id = BrokerId(broker.config.node_id);
+    response.controller_id = BrokerId(context.config.node_id);
     response.endpoint_type = 1; // brokers
     let mut node = DescribeClusterBroker::default();
-    node.broker_id = BrokerId(broker.config.node_id);
-    node.host = str_bytes(&broker.config.advertised_host);
-    node.port = i32::from(broker.config.advertised_port);
+    node.broker_id = BrokerId(context.config.node_id);
+    node.host = str_bytes(&context.config.advertised_host);
+    node.port = i32::from(context.config.advertised_port);
     response.brokers = vec![node];
     response.cluster_authorized_operations = i32::MIN;
     encode_response(ApiKey::DescribeCluster, frame.api_version, frame.correlation_id, &response)

@@ -9,9 +9,9 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::Broker;
 use crate::config::Config;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -68,26 +68,25 @@ fn broker_configs(config: &Config) -> Vec<(&'static str, String, i8)> {
     ]
 }
 
-pub fn handle(broker: &Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: DescribeConfigsRequest = decode_body(frame)?;
     let mut response = DescribeConfigsResponse::default();
+    let catalog = context.catalog();
+    let config = &context.config;
     for resource in &request.resources {
         let mut result = DescribeConfigsResult::default();
         result.resource_type = resource.resource_type;
         result.resource_name = resource.resource_name.clone();
         let name = resource.resource_name.as_str();
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC if broker.topics.contains_key(name) => {
-                Ok((topic_configs(&broker.config), SOURCE_DEFAULT_CONFIG))
-            }
+            RESOURCE_TOPIC if catalog.partitions(name).is_some() => Ok((topic_configs(config), SOURCE_DEFAULT_CONFIG)),
             RESOURCE_TOPIC => Err((ResponseError::UnknownTopicOrPartition.code(), format!("unknown topic {name:?}"))),
-            RESOURCE_BROKER if name.is_empty() || name == broker.config.node_id.to_string() => {
-                Ok((broker_configs(&broker.config), SOURCE_STATIC_BROKER_CONFIG))
+            RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
+                Ok((broker_configs(config), SOURCE_STATIC_BROKER_CONFIG))
             }
-            RESOURCE_BROKER => Err((
-                ResponseError::InvalidRequest.code(),
-                format!("this is broker {}, not {name:?}", broker.config.node_id),
-            )),
+            RESOURCE_BROKER => {
+                Err((ResponseError::InvalidRequest.code(), format!("this is broker {}, not {name:?}", config.node_id)))
+            }
             other => Err((ResponseError::InvalidRequest.code(), format!("resource type {other} is not supported"))),
         };
         match entries {

@@ -9,10 +9,11 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use crate::broker::Broker;
+use crate::control;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
-pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: InitProducerIdRequest = decode_body(frame)?;
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
@@ -23,7 +24,7 @@ pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
         response.producer_id = request.producer_id;
         response.producer_epoch = request.producer_epoch + 1;
     } else {
-        match broker.producer_ids.allocate() {
+        match control::allocate_producer_id(context).await {
             Ok(id) => {
                 response.producer_id = ProducerId(id);
                 response.producer_epoch = 0;

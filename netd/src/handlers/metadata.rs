@@ -11,49 +11,61 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::broker::Broker;
+use crate::control;
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
 pub const CLUSTER_ID: &str = "skua-single-node-cluster";
 
-pub fn handle(broker: &mut Broker, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: MetadataRequest = decode_body(frame)?;
-    let node_id = BrokerId(broker.config.node_id);
+    let config = &context.config;
+    let node_id = BrokerId(config.node_id);
     let mut response = MetadataResponse::default();
     let mut node = MetadataResponseBroker::default();
     node.node_id = node_id;
-    node.host = str_bytes(&broker.config.advertised_host);
-    node.port = i32::from(broker.config.advertised_port);
+    node.host = str_bytes(&config.advertised_host);
+    node.port = i32::from(config.advertised_port);
     response.brokers = vec![node];
     response.cluster_id = Some(str_bytes(CLUSTER_ID));
     response.controller_id = node_id;
-    let auto_create = frame.api_version < 4 || request.allow_auto_topic_creation;
+    let auto_create = (frame.api_version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics;
+    let catalog = context.catalog();
     let names: Vec<String> = match &request.topics {
         // v0: an empty list means all topics; v1+: null means all.
-        None => broker.topics.keys().cloned().collect(),
-        Some(topics) if topics.is_empty() && frame.api_version == 0 => broker.topics.keys().cloned().collect(),
+        None => catalog.topics.keys().cloned().collect(),
+        Some(topics) if topics.is_empty() && frame.api_version == 0 => catalog.topics.keys().cloned().collect(),
         Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
     };
     for name in names {
         let mut topic = MetadataResponseTopic::default();
         topic.name = Some(TopicName(str_bytes(&name)));
+        let mut partitions = context.catalog().partitions(&name);
         if let Err(message) = crate::broker::valid_topic_name(&name) {
             tracing::debug!(%message, "metadata for an invalid topic name");
             topic.error_code = ResponseError::InvalidTopicException.code();
-        } else if let Err(code) = broker.log_for(&name, 0, auto_create) {
-            topic.error_code = code;
-        } else if let Some(known) = broker.topics.get(&name) {
-            topic.partitions = (0..known.partitions.len() as i32)
-                .map(|index| {
-                    let mut partition = MetadataResponsePartition::default();
-                    partition.partition_index = index;
-                    partition.leader_id = node_id;
-                    partition.leader_epoch = 0;
-                    partition.replica_nodes = vec![node_id];
-                    partition.isr_nodes = vec![node_id];
-                    partition
-                })
-                .collect();
+        } else if partitions.is_none() && auto_create {
+            match control::auto_create_topic(context, &name).await {
+                Ok(()) => partitions = context.catalog().partitions(&name),
+                Err((code, _)) => topic.error_code = code,
+            }
+        }
+        match partitions {
+            Some(count) if topic.error_code == 0 => {
+                topic.partitions = (0..count)
+                    .map(|index| {
+                        let mut partition = MetadataResponsePartition::default();
+                        partition.partition_index = index;
+                        partition.leader_id = node_id;
+                        partition.leader_epoch = 0;
+                        partition.replica_nodes = vec![node_id];
+                        partition.isr_nodes = vec![node_id];
+                        partition
+                    })
+                    .collect();
+            }
+            None if topic.error_code == 0 => topic.error_code = ResponseError::UnknownTopicOrPartition.code(),
+            _ => {}
         }
         response.topics.push(topic);
     }

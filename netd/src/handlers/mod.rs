@@ -18,7 +18,6 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -26,8 +25,8 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 
-use crate::broker::Broker;
 use crate::protocol::Frame;
+use crate::shards::ShardContext;
 
 /// An API this broker serves and its version range.
 #[derive(Clone, Copy, Debug)]
@@ -68,24 +67,58 @@ pub enum Reply {
     Nothing,
 }
 
-/// Dispatches a frame whose API and version the registry accepted. Synchronous work (decoding,
-/// appending) happens here, in request order; waiting happens in the returned future.
-pub fn dispatch(broker: &Rc<RefCell<Broker>>, frame: Frame) -> anyhow::Result<Reply> {
+/// Dispatches a frame whose API and version the registry accepted. Work that must happen in
+/// request order (appends, and queueing work on other shards) is done before this returns;
+/// waiting for commits or fetch data happens in the returned future. Admin and metadata
+/// requests complete here, as Kafka handles one request of a connection at a time for them.
+pub async fn dispatch(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Reply> {
     match frame.api_key {
         ApiKey::ApiVersions => api_versions::handle(&frame).map(Reply::Now),
-        ApiKey::Metadata => metadata::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
-        ApiKey::Produce => produce::handle(broker, &frame),
-        ApiKey::Fetch => Ok(Reply::Later(Box::pin(fetch::handle(broker.clone(), frame)))),
-        ApiKey::ListOffsets => list_offsets::handle(&broker.borrow(), &frame).map(Reply::Now),
-        ApiKey::CreateTopics => create_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
-        ApiKey::DeleteTopics => delete_topics::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
-        ApiKey::InitProducerId => init_producer_id::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
-        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(&broker.borrow(), &frame).map(Reply::Now),
-        ApiKey::DescribeConfigs => describe_configs::handle(&broker.borrow(), &frame).map(Reply::Now),
-        ApiKey::CreatePartitions => create_partitions::handle(&mut broker.borrow_mut(), &frame).map(Reply::Now),
-        ApiKey::DescribeCluster => describe_cluster::handle(&broker.borrow(), &frame).map(Reply::Now),
+        ApiKey::Metadata => metadata::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::Produce => produce::handle(context, &frame).await,
+        ApiKey::Fetch => Ok(Reply::Later(Box::pin(fetch::handle(context.clone(), frame)))),
+        ApiKey::ListOffsets => list_offsets::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::CreateTopics => create_topics::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::DeleteTopics => delete_topics::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::InitProducerId => init_producer_id::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::DescribeConfigs => describe_configs::handle(context, &frame).map(Reply::Now),
+        ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
+}
+
+/// Runs `work` on every shard that owns one of `items` (each item tagged with its owner), with
+/// that shard's items in their original order, and gathers all results. For work that answers
+/// at once (no waiting on the owning shard).
+pub async fn fan_out<I, O, W>(context: &Rc<ShardContext>, items: Vec<(usize, I)>, work: W) -> anyhow::Result<Vec<O>>
+where
+    I: Send + 'static,
+    O: Send + 'static,
+    W: Fn(&Rc<ShardContext>, Vec<I>) -> Vec<O> + Send + Clone + 'static,
+{
+    let mut per_shard: Vec<Vec<I>> = (0..context.count).map(|_| Vec::new()).collect();
+    for (owner, item) in items {
+        per_shard[owner].push(item);
+    }
+    let mut pending = Vec::new();
+    for (shard, items) in per_shard.into_iter().enumerate().filter(|(_, items)| !items.is_empty()) {
+        let work = work.clone();
+        pending.push(
+            context
+                .submit(shard, move |shard_context| {
+                    let results = work(shard_context, items);
+                    Box::pin(std::future::ready(results))
+                })
+                .await?,
+        );
+    }
+    let mut results = Vec::new();
+    for outcome in pending {
+        results.extend(outcome.await?);
+    }
+    Ok(results)
 }
 
 /// Shorthand for `StrBytes` from a `&str`.

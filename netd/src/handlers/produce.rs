@@ -1,139 +1,208 @@
 //! Produce (key 0), versions 3–11 (0–2 advertised and rejected, as Kafka 4 does).
 //!
 //! The record batches go to the engine as they arrived: validated (CRC), offsets assigned by
-//! rewriting the header, never re-encoded. Appends happen synchronously in request order; the
-//! reply waits for the group commit that makes them durable (acks=1 and acks=all are the same on
-//! a single node). acks=0 gets no response, as in Kafka.
+//! rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
+//! its partitions' batches in request order (its own partitions right away, other shards' through
+//! their queues, in the order requests arrived) and answers once the group commit that makes
+//! them durable is done (acks=1 and acks=all are the same on a single node). acks=0 gets no
+//! response, as in Kafka. Unknown topics are auto-created first when allowed.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use engine::{EngineError, LeaderEpoch};
 use futures_channel::oneshot;
+use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::Reply;
 use crate::broker::{now_ms, Broker};
+use crate::control;
 use crate::errors;
 use crate::producers::{BatchIdentity, Verdict};
 use crate::protocol::{decode_body, encode_response, Frame};
+use crate::shards::ShardContext;
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
 
-pub fn handle(broker: &Rc<RefCell<Broker>>, frame: &Frame) -> anyhow::Result<Reply> {
-    let request: ProduceRequest = decode_body(frame)?;
-    let mut response = ProduceResponse::default();
-    // (topic index, partition index, commit receiver)
-    let mut waiting: Vec<(usize, usize, oneshot::Receiver<i16>)> = Vec::new();
-    let mut appended_any = false;
+/// One partition's data, routed to its owner.
+#[derive(Debug)]
+struct Item {
+    topic_index: usize,
+    partition_index: usize,
+    topic: String,
+    partition: i32,
+    records: Option<Bytes>,
+}
+
+/// An answer for one partition of the request.
+type Answer = (usize, usize, PartitionProduceResponse);
+
+fn blank(partition: i32) -> PartitionProduceResponse {
+    let mut result = PartitionProduceResponse::default();
+    result.index = partition;
+    result.base_offset = -1;
+    result.log_append_time_ms = -1;
+    result.log_start_offset = -1;
+    result
+}
+
+/// Appends one partition's batches on its owning shard. `Ok` carries the offset the answer
+/// waits for (the last offset appended or, for a retried duplicate, the original one).
+fn append_partition(
+    broker: &mut Broker,
+    item: &Item,
+    result: &mut PartitionProduceResponse,
+) -> Result<engine::Offset, i16> {
+    let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
+    let log = broker.log_for(&item.topic, item.partition)?;
+    let headers = engine::batch::validate_all(records)
+        .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
+    let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
+    let verdicts: Vec<Verdict> = {
+        let producers = broker.producers.entry(log).or_default();
+        identities.iter().map(|identity| identity.map_or(Verdict::Append, |id| producers.check(&id))).collect()
+    };
+    if let Some(Verdict::Reject(code)) = verdicts.iter().find(|verdict| matches!(verdict, Verdict::Reject(_))) {
+        return Err(*code);
+    }
+    let duplicates = verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
+    let last_offset = if duplicates == verdicts.len() {
+        // A retry: answer with the original offsets once they are committed.
+        let (Some(Verdict::Duplicate { base_offset, .. }), Some(Verdict::Duplicate { last_offset, .. })) =
+            (verdicts.first(), verdicts.last())
+        else {
+            return Err(ResponseError::InvalidRecord.code()); // validate_all never returns zero batches
+        };
+        result.base_offset = *base_offset as i64;
+        engine::Offset(*last_offset)
+    } else if duplicates > 0 {
+        return Err(ResponseError::OutOfOrderSequenceNumber.code());
+    } else {
+        let info = broker
+            .engine
+            .append(log, records, LeaderEpoch(0), now_ms())
+            .map_err(|error| errors::engine_error_code(&error))?;
+        result.base_offset = info.base_offset.0 as i64;
+        let producers = broker.producers.entry(log).or_default();
+        let mut base = info.base_offset.0;
+        for (header, identity) in headers.iter().zip(&identities) {
+            let last = base + u64::from(header.last_offset_delta);
+            if let Some(identity) = identity {
+                producers.record(identity, base, last);
+            }
+            base = last + 1;
+        }
+        info.last_offset
+    };
+    result.log_start_offset = broker.engine.log(log).map_or(-1, |log| log.log_start_offset().0 as i64);
+    Ok(last_offset)
+}
+
+/// Runs on the owning shard: appends every item now, answers after the commit.
+fn produce_on_shard(shard: &Rc<ShardContext>, items: Vec<Item>, acks: i16) -> LocalBoxFuture<'static, Vec<Answer>> {
+    let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
+    let mut waiting: Vec<(usize, oneshot::Receiver<i16>)> = Vec::new();
     {
-        let mut state = broker.borrow_mut();
-        for topic in &request.topic_data {
-            let mut topic_response = TopicProduceResponse::default();
-            topic_response.name = topic.name.clone();
-            for partition in &topic.partition_data {
-                let mut result = PartitionProduceResponse::default();
-                result.index = partition.index;
-                result.base_offset = -1;
-                result.log_append_time_ms = -1;
-                result.log_start_offset = -1;
-                let outcome: Result<(), i16> = (|| {
-                    if frame.api_version < PRODUCE_VERSION_MIN_ACCEPTED {
-                        return Err(ResponseError::UnsupportedVersion.code());
-                    }
-                    if request.transactional_id.is_some() {
-                        return Err(ResponseError::TransactionalIdAuthorizationFailed.code());
-                    }
-                    if ![0, 1, -1].contains(&request.acks) {
-                        return Err(ResponseError::InvalidRequiredAcks.code());
-                    }
-                    let records = partition.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
-                    let log = state.log_for(topic.name.as_str(), partition.index, true)?;
-                    let headers = engine::batch::validate_all(records)
-                        .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
-                    let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
-                    let verdicts: Vec<Verdict> = {
-                        let producers = state.producers.entry(log).or_default();
-                        identities
-                            .iter()
-                            .map(|identity| identity.map_or(Verdict::Append, |id| producers.check(&id)))
-                            .collect()
-                    };
-                    if let Some(Verdict::Reject(code)) =
-                        verdicts.iter().find(|verdict| matches!(verdict, Verdict::Reject(_)))
-                    {
-                        return Err(*code);
-                    }
-                    let duplicates =
-                        verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
-                    let last_offset = if duplicates == verdicts.len() {
-                        // A retry: answer with the original offsets once they are committed.
-                        let Some(Verdict::Duplicate { base_offset, .. }) = verdicts.first() else {
-                            unreachable!("non-empty")
-                        };
-                        let Some(Verdict::Duplicate { last_offset, .. }) = verdicts.last() else {
-                            unreachable!("non-empty")
-                        };
-                        result.base_offset = *base_offset as i64;
-                        engine::Offset(*last_offset)
-                    } else if duplicates > 0 {
-                        return Err(ResponseError::OutOfOrderSequenceNumber.code());
-                    } else {
-                        let info = state
-                            .engine
-                            .append(log, records, LeaderEpoch(0), now_ms())
-                            .map_err(|error| errors::engine_error_code(&error))?;
-                        appended_any = true;
-                        result.base_offset = info.base_offset.0 as i64;
-                        let producers = state.producers.entry(log).or_default();
-                        let mut base = info.base_offset.0;
-                        for (header, identity) in headers.iter().zip(&identities) {
-                            let last = base + u64::from(header.last_offset_delta);
-                            if let Some(identity) = identity {
-                                producers.record(identity, base, last);
-                            }
-                            base = last + 1;
+        let mut broker = shard.broker.borrow_mut();
+        let mut appended_any = false;
+        for item in &items {
+            let mut result = blank(item.partition);
+            match append_partition(&mut broker, item, &mut result) {
+                Ok(last_offset) => {
+                    appended_any = true;
+                    if acks != 0 {
+                        let log = broker.log_for(&item.topic, item.partition);
+                        if let Ok(log) = log {
+                            waiting.push((answers.len(), broker.wait_for_commit(log, last_offset)));
                         }
-                        info.last_offset
-                    };
-                    result.log_start_offset = state.engine.log(log).map_or(-1, |log| log.log_start_offset().0 as i64);
-                    if request.acks != 0 {
-                        let receiver = state.wait_for_commit(log, last_offset);
-                        waiting.push((response.responses.len(), topic_response.partition_responses.len(), receiver));
                     }
-                    Ok(())
-                })();
-                if let Err(code) = outcome {
+                }
+                Err(code) => {
                     result.error_code = code;
                     result.base_offset = -1;
                 }
-                topic_response.partition_responses.push(result);
             }
-            response.responses.push(topic_response);
+            answers.push((item.topic_index, item.partition_index, result));
         }
         if appended_any {
-            state.request_commit();
+            broker.request_commit();
         }
     }
-    if request.acks == 0 {
+    Box::pin(async move {
+        for (answer, receiver) in waiting {
+            // A dropped sender means the shard is shutting down before the commit.
+            let code = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
+            if code != errors::NONE {
+                answers[answer].2.error_code = code;
+                answers[answer].2.base_offset = -1;
+            }
+        }
+        answers
+    })
+}
+
+pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
+    let request: ProduceRequest = decode_body(frame)?;
+    let refusal = if frame.api_version < PRODUCE_VERSION_MIN_ACCEPTED {
+        Some(ResponseError::UnsupportedVersion.code())
+    } else if request.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if ![0, 1, -1].contains(&request.acks) {
+        Some(ResponseError::InvalidRequiredAcks.code())
+    } else {
+        None
+    };
+    let mut response = ProduceResponse::default();
+    let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
+    for (topic_index, topic) in request.topic_data.iter().enumerate() {
+        let name = topic.name.as_str();
+        let mut topic_error = refusal;
+        if topic_error.is_none() && context.catalog().partitions(name).is_none() {
+            if context.config.auto_create_topics && crate::broker::valid_topic_name(name).is_ok() {
+                if let Err((code, message)) = control::auto_create_topic(context, name).await {
+                    tracing::debug!(topic = %name, %message, "auto-creation failed");
+                    topic_error = Some(code);
+                }
+            } else {
+                topic_error = Some(ResponseError::UnknownTopicOrPartition.code());
+            }
+        }
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic.name.clone();
+        for (partition_index, partition) in topic.partition_data.iter().enumerate() {
+            let mut result = blank(partition.index);
+            match topic_error {
+                Some(code) => result.error_code = code,
+                None if partition.index < 0 => result.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => per_shard[context.owner_of(name, partition.index)].push(Item {
+                    topic_index,
+                    partition_index,
+                    topic: name.to_string(),
+                    partition: partition.index,
+                    records: partition.records.clone(),
+                }),
+            }
+            topic_response.partition_responses.push(result);
+        }
+        response.responses.push(topic_response);
+    }
+    let acks = request.acks;
+    let mut pending = Vec::new();
+    for (shard, items) in per_shard.into_iter().enumerate().filter(|(_, items)| !items.is_empty()) {
+        pending.push(context.submit(shard, move |shard_context| produce_on_shard(shard_context, items, acks)).await?);
+    }
+    if acks == 0 {
         return Ok(Reply::Nothing);
     }
     let (version, correlation_id) = (frame.api_version, frame.correlation_id);
-    if waiting.is_empty() {
-        return Ok(Reply::Now(encode_response(ApiKey::Produce, version, correlation_id, &response)?));
-    }
     Ok(Reply::Later(Box::pin(async move {
-        for (topic, partition, receiver) in waiting {
-            // A dropped sender means the shard is shutting down before the commit.
-            let code = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
-            let result = &mut response.responses[topic].partition_responses[partition];
-            if code != errors::NONE {
-                result.error_code = code;
-                result.base_offset = -1;
+        for answers in pending {
+            for (topic_index, partition_index, result) in answers.await? {
+                response.responses[topic_index].partition_responses[partition_index] = result;
             }
         }
         let bytes: Bytes = encode_response(ApiKey::Produce, version, correlation_id, &response)?;
