@@ -200,6 +200,11 @@ impl Broker {
     /// Registers a produce that is acknowledged once `last_offset` of `log` is committed.
     pub fn wait_for_commit(&mut self, log: LogId, last_offset: Offset) -> oneshot::Receiver<i16> {
         let (reply, receiver) = oneshot::channel();
+        if self.engine.log(log).is_ok_and(|known| last_offset < known.log_end_offset()) {
+            // Already committed (a retried duplicate): no commit will come for it.
+            let _ = reply.send(errors::NONE);
+            return receiver;
+        }
         self.produce_waiters.push(ProduceWaiter { log, last_offset, reply });
         let _ = self.commit_trigger.unbounded_send(());
         receiver

@@ -143,6 +143,23 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
     })
 }
 
+/// iovecs per vectored write (Linux's IOV_MAX is 1024).
+pub const WRITE_SEGMENTS_MAX: usize = 512;
+
+/// Writes a response frame given as segments: one plain write for one segment, vectored writes
+/// (no copying of record bytes) for more.
+async fn write_segments(writer: &mut TcpStream, segments: handlers::Segments) -> std::io::Result<()> {
+    if let [single] = &segments[..] {
+        let compio::BufResult(result, _) = writer.write_all(single.clone()).await;
+        return result;
+    }
+    for group in segments.chunks(WRITE_SEGMENTS_MAX) {
+        let compio::BufResult(result, _) = writer.write_vectored_all(group.to_vec()).await;
+        result?;
+    }
+    Ok(())
+}
+
 /// Reads requests, dispatches them in order, and hands their replies to the writer in order.
 async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyhow::Result<()> {
     let config = &context.config;
@@ -152,10 +169,7 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
     let writer_task = compio::runtime::spawn(async move {
         while let Some(reply) = pending.next().await {
             match reply.await {
-                Ok(Some(bytes)) => {
-                    let compio::BufResult(result, _) = writer.write_all(bytes).await;
-                    result?;
-                }
+                Ok(Some(segments)) => write_segments(&mut writer, segments).await?,
                 Ok(None) => {}
                 Err(error) => {
                     tracing::warn!(%error, "request failed; closing the connection");
@@ -205,7 +219,7 @@ async fn read_requests(
             anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
         };
         let boxed: handlers::BoxedReply = match reply {
-            Reply::Now(bytes) => Box::pin(async move { Ok(Some(bytes)) }),
+            Reply::Now(bytes) => Box::pin(async move { Ok(Some(vec![bytes])) }),
             Reply::Later(future) => future,
             Reply::Nothing => Box::pin(async { Ok(None) }),
         };

@@ -14,12 +14,12 @@ use bytes::{Bytes, BytesMut};
 use engine::{Offset, ReadChunk};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::errors;
-use crate::protocol::{decode_body, encode_response, Frame};
+use crate::protocol::{decode_body, Frame};
 use crate::shards::ShardContext;
 
 /// Upper bound on how long a fetch may wait, whatever the client asks.
@@ -109,7 +109,7 @@ fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<
     (answers, broker.wait_for_data())
 }
 
-pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<Option<Bytes>> {
+pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<Option<super::Segments>> {
     let request: FetchRequest = decode_body(&frame)?;
     let wait_ms = u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_WAIT_MS_MAX);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
@@ -184,7 +184,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         let any_error = response.responses.iter().flat_map(|topic| &topic.partitions).any(|data| data.error_code != 0);
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
-            return Ok(Some(encode_response(ApiKey::Fetch, frame.api_version, frame.correlation_id, &response)?));
+            return Ok(Some(super::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
         }
         // Woken by the next commit on any owning shard, or the deadline; then read again.
         if wakes.is_empty() {

@@ -12,6 +12,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
+pub mod fetch_encode;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -40,7 +41,7 @@ pub struct Handler {
 /// does for librdkafka's sake (KAFKA-18659).
 pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::Produce, min_version: 0, max_version: 11 },
-    Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: 12 },
+    Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: fetch_encode::FETCH_VERSION_MAX },
     Handler { api_key: ApiKey::ListOffsets, min_version: 1, max_version: 7 },
     Handler { api_key: ApiKey::Metadata, min_version: 0, max_version: 12 },
     Handler { api_key: ApiKey::ApiVersions, min_version: 0, max_version: 4 },
@@ -57,7 +58,11 @@ pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
     REGISTRY.iter().find(|handler| handler.api_key == api_key)
 }
 
-pub type BoxedReply = Pin<Box<dyn Future<Output = anyhow::Result<Option<Bytes>>>>>;
+/// A response frame as segments whose concatenation is the frame (record bytes are segments of
+/// their own, written with one vectored write instead of being copied).
+pub type Segments = Vec<Bytes>;
+
+pub type BoxedReply = Pin<Box<dyn Future<Output = anyhow::Result<Option<Segments>>>>>;
 
 /// What a handler gives back.
 pub enum Reply {

@@ -206,6 +206,6 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
             }
         }
         let bytes: Bytes = encode_response(ApiKey::Produce, version, correlation_id, &response)?;
-        Ok(Some(bytes))
+        Ok(Some(vec![bytes]))
     })))
 }
