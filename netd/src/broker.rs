@@ -17,6 +17,7 @@ use futures_channel::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::errors;
+use crate::groups::{self, store};
 use crate::producers::{BatchIdentity, PartitionProducers};
 use crate::shards::Catalog;
 
@@ -43,6 +44,10 @@ pub struct Broker {
     pub engine: Shard,
     /// Topic → the partitions of it this shard owns.
     pub topics: BTreeMap<String, BTreeMap<i32, LogId>>,
+    /// The consumer groups whose offsets partitions this shard owns.
+    pub groups: groups::Coordinator,
+    /// The `__consumer_offsets` partitions this shard owns.
+    pub offsets_logs: BTreeMap<i32, LogId>,
     pub producers: BTreeMap<LogId, PartitionProducers>,
     produce_waiters: Vec<ProduceWaiter>,
     fetch_waiters: Vec<oneshot::Sender<()>>,
@@ -83,7 +88,7 @@ pub fn discover_topics(data_dir: &std::path::Path) -> std::io::Result<Catalog> {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some((topic, partition)) = name.rsplit_once('-') else { continue };
         let Ok(partition) = partition.parse::<i32>() else { continue };
-        if valid_topic_name(topic).is_ok() && partition >= 0 {
+        if valid_topic_name(topic).is_ok() && partition >= 0 && topic != groups::OFFSETS_TOPIC {
             found.entry(topic.to_string()).or_default().push(partition);
         }
     }
@@ -109,6 +114,8 @@ impl Broker {
         owns: impl Fn(&str, i32) -> bool,
     ) -> anyhow::Result<Broker> {
         let mut broker = Broker {
+            groups: groups::Coordinator::new(config.groups),
+            offsets_logs: BTreeMap::new(),
             config,
             engine,
             topics: BTreeMap::new(),
@@ -121,7 +128,108 @@ impl Broker {
             let owned: Vec<i32> = (0..*count).filter(|partition| owns(topic, *partition)).collect();
             broker.open_partitions(topic, &owned)?;
         }
+        for partition in 0..broker.config.offsets_partitions {
+            if owns(groups::OFFSETS_TOPIC, partition) {
+                broker.open_offsets_partition(partition)?;
+            }
+        }
         Ok(broker)
+    }
+
+    fn offsets_log_config(&self) -> engine::LogConfig {
+        engine::LogConfig {
+            segment_bytes: self.config.offsets_segment_bytes,
+            retention_ms: -1,
+            retention_bytes: -1,
+            compression: engine::CompressionType::Producer,
+            ..self.config.log
+        }
+    }
+
+    /// Opens one `__consumer_offsets` partition and replays its committed offsets.
+    fn open_offsets_partition(&mut self, partition: i32) -> anyhow::Result<()> {
+        let dir = self.partition_dir(groups::OFFSETS_TOPIC, partition);
+        let (id, report) = self.engine.open_log(&dir, self.offsets_log_config(), now_ms())?;
+        if !report.truncations.is_empty() {
+            tracing::warn!(partition, truncated_bytes = report.truncated_bytes(), "recovered an offsets partition");
+        }
+        let log = self.engine.log(id)?;
+        let mut offset = log.log_start_offset();
+        let mut replayed = 0usize;
+        let now = now_ms();
+        while offset < log.log_end_offset() {
+            let read = log.read(offset, REBUILD_READ_BYTES, None)?;
+            if read.size_bytes == 0 {
+                break;
+            }
+            let mut bytes = Vec::with_capacity(read.size_bytes as usize);
+            for chunk in &read.chunks {
+                bytes.extend(
+                    chunk.to_vec().map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?,
+                );
+            }
+            let bytes = bytes::Bytes::from(bytes);
+            let headers = engine::batch::validate_all(&bytes).map_err(EngineError::InvalidBatch)?;
+            let Some(last) = headers.last() else { break };
+            offset = Offset(last.last_offset() + 1);
+            for record in store::decode_all(&bytes).map_err(EngineError::InvalidBatch)? {
+                replayed += 1;
+                self.groups.apply(record, now);
+            }
+        }
+        if replayed > 0 {
+            tracing::info!(partition, records = replayed, "replayed committed offsets");
+        }
+        self.offsets_logs.insert(partition, id);
+        Ok(())
+    }
+
+    /// Tombstones the committed offsets that `offsets.retention.minutes` expired.
+    pub fn expire_offsets(&mut self, now_ms: i64) {
+        let expired = self.groups.expired_offsets(now_ms);
+        if expired.is_empty() {
+            return;
+        }
+        let mut by_group: BTreeMap<String, Vec<store::OffsetRecord>> = BTreeMap::new();
+        for (group, topic, partition) in expired {
+            by_group.entry(group.clone()).or_default().push(store::OffsetRecord {
+                group,
+                topic,
+                partition,
+                value: None,
+            });
+        }
+        for (group, records) in by_group {
+            match self.append_offsets(&group, &records) {
+                Ok(_) => {
+                    tracing::info!(%group, offsets = records.len(), "expired committed offsets");
+                    for record in records {
+                        self.groups.apply(record, now_ms);
+                    }
+                }
+                Err(code) => tracing::warn!(%group, code, "could not expire committed offsets"),
+            }
+        }
+    }
+
+    /// Appends offset records for `group` to its offsets partition. The receiver answers once
+    /// they are durable (or with the error code of a failed commit).
+    pub fn append_offsets(
+        &mut self,
+        group: &str,
+        records: &[store::OffsetRecord],
+    ) -> Result<oneshot::Receiver<i16>, i16> {
+        let partition = groups::offsets_partition(group, self.config.offsets_partitions);
+        let log =
+            *self.offsets_logs.get(&partition).ok_or(errors::code(kafka_protocol::ResponseError::NotCoordinator))?;
+        let batch = store::encode_batch(records, now_ms());
+        let info = self
+            .engine
+            .append(log, &batch, engine::LeaderEpoch(0), now_ms())
+            .map_err(|error| errors::engine_error_code(&error))?;
+        let receiver = self.wait_for_commit(log, info.last_offset);
+        self.request_commit();
+        Ok(receiver)
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {

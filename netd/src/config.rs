@@ -27,6 +27,20 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
     ("message.max.bytes", "1048588", "largest record batch accepted"),
     ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
+    (
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        "how long a new group waits for more members before its first rebalance",
+    ),
+    ("group.min.session.timeout.ms", "6000", "smallest session.timeout.ms a consumer may ask for"),
+    ("group.max.session.timeout.ms", "1800000", "largest session.timeout.ms a consumer may ask for"),
+    ("offsets.retention.minutes", "10080", "committed offsets of an empty group are kept this long"),
+    (
+        "offsets.topic.num.partitions",
+        "50",
+        "partitions of the internal __consumer_offsets log (fixed once data exists)",
+    ),
+    ("offsets.topic.segment.bytes", "104857600", "segment size of the internal __consumer_offsets log"),
     ("skua.shard.count", "(cores)", "shard threads; each owns a share of the partitions (default: one per core)"),
     ("skua.write.mode", "direct", "segment writes: direct (O_DIRECT) or buffered"),
     ("skua.fsync.policy", "fsync-before-ack", "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
@@ -49,6 +63,9 @@ pub struct Config {
     pub shard_count: usize,
     pub write_mode: WriteMode,
     pub inflight_requests_max: usize,
+    pub groups: crate::groups::GroupConfig,
+    pub offsets_partitions: i32,
+    pub offsets_segment_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +194,20 @@ impl Config {
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
             return Err(invalid("message.max.bytes", format!("at most {}", engine::limits::BATCH_BYTES_MAX)));
         }
+        let groups = crate::groups::GroupConfig {
+            initial_rebalance_delay_ms: number(values, "group.initial.rebalance.delay.ms", 3000i64)?.max(0),
+            min_session_timeout_ms: number(values, "group.min.session.timeout.ms", 6000i32)?,
+            max_session_timeout_ms: number(values, "group.max.session.timeout.ms", 1_800_000i32)?,
+            offsets_retention_ms: number(values, "offsets.retention.minutes", 10_080i64)?.saturating_mul(60_000),
+        };
+        if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
+            return Err(invalid("group.min.session.timeout.ms", "must not exceed group.max.session.timeout.ms"));
+        }
+        let offsets_partitions = number(values, "offsets.topic.num.partitions", 50i32)?;
+        if !(1..=crate::broker::PARTITIONS_PER_TOPIC_MAX).contains(&offsets_partitions) {
+            return Err(invalid("offsets.topic.num.partitions", "must be between 1 and 10000"));
+        }
+        let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", 104_857_600u64)?;
         let data_dir = values.get("log.dirs").map_or("./data", String::as_str).split(',').next().unwrap_or("./data");
         Ok(Config {
             listen_address,
@@ -193,6 +224,9 @@ impl Config {
             shard_count,
             write_mode,
             inflight_requests_max: number(values, "skua.inflight.requests.max", 32usize)?.max(1),
+            groups,
+            offsets_partitions,
+            offsets_segment_bytes,
         })
     }
 }

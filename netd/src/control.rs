@@ -146,6 +146,9 @@ async fn create(
     validate_only: bool,
 ) -> Result<(), ControlError> {
     valid_topic_name(name).map_err(|message| (errors::code(ResponseError::InvalidTopicException), message))?;
+    if name == crate::groups::OFFSETS_TOPIC {
+        return Err((errors::code(ResponseError::InvalidTopicException), format!("{name} is internal")));
+    }
     if context.catalog().partitions(name).is_some() {
         return Err((errors::code(ResponseError::TopicAlreadyExists), format!("topic {name:?} already exists")));
     }

@@ -8,6 +8,7 @@ mod broker;
 mod config;
 mod control;
 mod errors;
+mod groups;
 mod handlers;
 mod producers;
 mod protocol;

@@ -16,6 +16,8 @@ pub struct Frame {
     pub correlation_id: i32,
     pub client_id: Option<String>,
     pub body: Bytes,
+    /// The client's address (set by the connection, not decoded).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,6 +50,7 @@ pub fn decode_frame(mut bytes: Bytes) -> Result<Frame, FrameError> {
         correlation_id: header.correlation_id,
         client_id: header.client_id.map(|id| id.to_string()),
         body: bytes,
+        peer: None,
     })
 }
 

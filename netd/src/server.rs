@@ -106,8 +106,10 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
                     compio::time::sleep(Duration::from_millis(TICK_MS)).await;
                     let mut state = broker.borrow_mut();
                     state.commit(); // Interval flushes that came due.
+                    state.groups.tick(now_ms());
                     if last_retention.elapsed() >= retention_every {
                         last_retention = std::time::Instant::now();
+                        state.expire_offsets(now_ms());
                         for (log, result) in state.engine.enforce_retention(now_ms()) {
                             match result {
                                 Ok(report) if report.deleted_segments > 0 => tracing::info!(?log, deleted_segments = report.deleted_segments, log_start = %report.log_start_offset, "retention"),
@@ -191,6 +193,7 @@ async fn read_requests(
     replies: &mut mpsc::Sender<handlers::BoxedReply>,
 ) -> anyhow::Result<()> {
     let config = &context.config;
+    let peer = reader.peer_addr().ok();
     loop {
         let compio::BufResult(result, size_bytes) = reader.read_exact([0u8; 4]).await;
         if let Err(error) = result {
@@ -209,7 +212,8 @@ async fn read_requests(
         }
         let compio::BufResult(result, body) = reader.read_exact(Vec::with_capacity(size)).await;
         result?;
-        let frame = protocol::decode_frame(Bytes::from(body))?;
+        let mut frame = protocol::decode_frame(Bytes::from(body))?;
+        frame.peer = peer;
         tracing::trace!(api = ?frame.api_key, version = frame.api_version, client = ?frame.client_id, "request");
         let supported = handlers::find(frame.api_key)
             .is_some_and(|handler| (handler.min_version..=handler.max_version).contains(&frame.api_version));

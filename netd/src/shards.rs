@@ -47,12 +47,23 @@ pub type Pending<R> = LocalBoxFuture<'static, anyhow::Result<R>>;
 /// shard opens the directories it owns at start-up).
 pub fn owner_of(topic: &str, partition: i32, shard_count: usize) -> usize {
     assert!(shard_count > 0, "at least one shard");
+    let hash = fnv1a(topic.as_bytes());
+    (hash.wrapping_add(u64::from(partition.unsigned_abs())) % shard_count as u64) as usize
+}
+
+/// FNV-1a, 64 bit: small, stable across versions and platforms (placement depends on it).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in topic.as_bytes() {
+    for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    (hash.wrapping_add(u64::from(partition.unsigned_abs())) % shard_count as u64) as usize
+    hash
+}
+
+/// The shard that coordinates `group`: the owner of its `__consumer_offsets` partition.
+pub fn group_owner(group: &str, offsets_partitions: i32, shard_count: usize) -> usize {
+    owner_of(crate::groups::OFFSETS_TOPIC, crate::groups::offsets_partition(group, offsets_partitions), shard_count)
 }
 
 /// Topic name → partition count: what Metadata answers and what routing needs.
@@ -158,6 +169,10 @@ impl ShardContext {
 
     pub fn owner_of(&self, topic: &str, partition: i32) -> usize {
         owner_of(topic, partition, self.count)
+    }
+
+    pub fn group_owner(&self, group: &str) -> usize {
+        group_owner(group, self.config.offsets_partitions, self.count)
     }
 
     /// Sends a command to the controller and waits for it to be queued.

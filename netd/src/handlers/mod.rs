@@ -13,6 +13,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod fetch_encode;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -52,6 +53,17 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::DescribeConfigs, min_version: 1, max_version: 4 },
     Handler { api_key: ApiKey::CreatePartitions, min_version: 0, max_version: 3 },
     Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
+    Handler { api_key: ApiKey::FindCoordinator, min_version: 0, max_version: 6 },
+    Handler { api_key: ApiKey::JoinGroup, min_version: 0, max_version: 9 },
+    Handler { api_key: ApiKey::SyncGroup, min_version: 0, max_version: 5 },
+    Handler { api_key: ApiKey::Heartbeat, min_version: 0, max_version: 4 },
+    Handler { api_key: ApiKey::LeaveGroup, min_version: 0, max_version: 5 },
+    Handler { api_key: ApiKey::OffsetCommit, min_version: 2, max_version: 9 },
+    Handler { api_key: ApiKey::OffsetFetch, min_version: 1, max_version: 9 },
+    Handler { api_key: ApiKey::ListGroups, min_version: 0, max_version: 5 },
+    Handler { api_key: ApiKey::DescribeGroups, min_version: 0, max_version: 5 },
+    Handler { api_key: ApiKey::DeleteGroups, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::OffsetDelete, min_version: 0, max_version: 0 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -90,6 +102,17 @@ pub async fn dispatch(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Resul
         ApiKey::DescribeConfigs => describe_configs::handle(context, &frame).map(Reply::Now),
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
+        ApiKey::FindCoordinator => groups::find_coordinator(context, &frame).await,
+        ApiKey::JoinGroup => groups::join_group(context, &frame).await,
+        ApiKey::SyncGroup => groups::sync_group(context, &frame).await,
+        ApiKey::Heartbeat => groups::heartbeat(context, &frame).await,
+        ApiKey::LeaveGroup => groups::leave_group(context, &frame).await,
+        ApiKey::OffsetCommit => groups::offset_commit(context, &frame).await,
+        ApiKey::OffsetFetch => groups::offset_fetch(context, &frame).await,
+        ApiKey::ListGroups => groups::list_groups(context, &frame).await,
+        ApiKey::DescribeGroups => groups::describe_groups(context, &frame).await,
+        ApiKey::DeleteGroups => groups::delete_groups(context, &frame).await,
+        ApiKey::OffsetDelete => groups::offset_delete(context, &frame).await,
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }

@@ -1,0 +1,899 @@
+//! The classic consumer-group coordinator of one shard: the groups whose offsets partition
+//! (`__consumer_offsets-<n>`, n = hash(group) mod `offsets.topic.num.partitions`) this shard owns.
+//!
+//! Owns: the group state machine as Kafka defines it (Empty → PreparingRebalance →
+//! CompletingRebalance → Stable), member ids (MEMBER_ID_REQUIRED on a first join from v4),
+//! generations, protocol selection by vote, session and rebalance timeouts, the initial
+//! rebalance delay, static membership (`group.instance.id`), and the in-memory committed offsets
+//! (their durable form is `store.rs`, appended by the handlers to the offsets logs).
+//!
+//! Must not know: sockets, shards, Kafka message structs. Answers are plain values and error
+//! codes; waiting members get them through oneshot channels. Time comes in as `now_ms`.
+//! Group membership itself is not persisted (as a restart empties every group, members rejoin
+//! with UNKNOWN_MEMBER_ID); committed offsets are.
+
+pub mod store;
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures_channel::oneshot;
+use kafka_protocol::ResponseError;
+
+use store::CommittedOffset;
+
+/// The internal log of committed offsets, as Kafka names it.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The `__consumer_offsets` partition of a group (Kafka: hash of the group id mod the count).
+pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    (crate::shards::fnv1a(group.as_bytes()) % partitions.max(1) as u64) as i32
+}
+
+/// Members one group may hold (Kafka's `group.max.size` defaults to unlimited; we name a bound).
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// Largest `committed_metadata` accepted (Kafka's `offset.metadata.max.bytes`).
+pub const OFFSET_METADATA_BYTES_MAX: usize = 4096;
+/// Groups one shard may hold.
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+
+fn code(error: ResponseError) -> i16 {
+    error.code()
+}
+
+/// The group settings of the broker configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub offsets_retention_ms: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    /// The name Kafka uses in DescribeGroups and ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// What a JoinGroup gets back.
+#[derive(Clone, Debug, Default)]
+pub struct JoinAnswer {
+    pub error: i16,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    /// Only for the leader: (member id, group instance id, metadata for the chosen protocol).
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinAnswer {
+    pub fn error(error: i16, member_id: &str) -> JoinAnswer {
+        JoinAnswer { error, generation: -1, member_id: member_id.to_string(), ..JoinAnswer::default() }
+    }
+}
+
+/// What a SyncGroup gets back.
+#[derive(Clone, Debug, Default)]
+pub struct SyncAnswer {
+    pub error: i16,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncAnswer {
+    fn error(error: i16) -> SyncAnswer {
+        SyncAnswer { error, ..SyncAnswer::default() }
+    }
+}
+
+/// A JoinGroup request, decoded.
+#[derive(Clone, Debug)]
+pub struct JoinRequest {
+    pub group: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// v4+: a first join without a member id is answered MEMBER_ID_REQUIRED.
+    pub require_known_member_id: bool,
+}
+
+#[derive(Debug)]
+pub struct Member {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    last_heartbeat_ms: i64,
+    join_waiter: Option<oneshot::Sender<JoinAnswer>>,
+    sync_waiter: Option<oneshot::Sender<SyncAnswer>>,
+    /// Joined (or synced) in the current rebalance.
+    joined: bool,
+    synced: bool,
+}
+
+impl Member {
+    /// The metadata this member gave for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols.iter().find(|(name, _)| name == protocol).map(|(_, data)| data.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub generation: i32,
+    pub leader: Option<String>,
+    pub members: BTreeMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with the time they expire.
+    pending_members: BTreeMap<String, i64>,
+    /// PreparingRebalance: when the join phase ends whoever has rejoined.
+    join_deadline_ms: i64,
+    /// PreparingRebalance from Empty: do not complete before this (initial rebalance delay).
+    join_not_before_ms: i64,
+    /// CompletingRebalance: when members that did not sync are removed.
+    sync_deadline_ms: i64,
+    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// When the group last became Empty (offset retention counts from here).
+    empty_since_ms: i64,
+    next_member: u64,
+}
+
+impl Group {
+    fn new(id: &str, now_ms: i64) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            protocol_type: None,
+            protocol_name: None,
+            generation: 0,
+            leader: None,
+            members: BTreeMap::new(),
+            pending_members: BTreeMap::new(),
+            join_deadline_ms: 0,
+            join_not_before_ms: 0,
+            sync_deadline_ms: 0,
+            offsets: BTreeMap::new(),
+            empty_since_ms: now_ms,
+            next_member: 0,
+        }
+    }
+
+    fn new_member_id(&mut self, client_id: &str, now_ms: i64) -> String {
+        self.next_member += 1;
+        // Kafka's shape: client id, a dash, something unique.
+        format!("{client_id}-{:x}{:06x}", now_ms, self.next_member)
+    }
+
+    fn rebalance_timeout_ms(&self) -> i64 {
+        self.members.values().map(|member| i64::from(member.rebalance_timeout_ms)).max().unwrap_or(0)
+    }
+
+    /// Protocols every member supports, in the order of the first member's preference.
+    fn common_protocols(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else { return Vec::new() };
+        let mut common: Vec<String> = first.protocols.iter().map(|(name, _)| name.clone()).collect();
+        for member in members {
+            common.retain(|name| member.protocols.iter().any(|(other, _)| other == name));
+        }
+        common
+    }
+
+    /// Kafka's vote: each member names its most preferred common protocol; most votes wins.
+    fn select_protocol(&self) -> Option<String> {
+        let common = self.common_protocols();
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for member in self.members.values() {
+            if let Some((name, _)) = member.protocols.iter().find(|(name, _)| common.contains(name)) {
+                *votes.entry(name.as_str()).or_default() += 1;
+            }
+        }
+        common
+            .iter()
+            .max_by_key(|name| {
+                (
+                    votes.get(name.as_str()).copied().unwrap_or(0),
+                    std::cmp::Reverse(common.iter().position(|other| other == *name)),
+                )
+            })
+            .cloned()
+    }
+
+    fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(protocol_type) {
+            return false;
+        }
+        let common = self.common_protocols();
+        protocols.iter().any(|(name, _)| common.contains(name))
+    }
+
+    fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig) {
+        let from_empty = self.state == GroupState::Empty;
+        // Members waiting for their assignment must rejoin.
+        for member in self.members.values_mut() {
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(SyncAnswer::error(code(ResponseError::RebalanceInProgress)));
+            }
+            member.joined = member.join_waiter.is_some();
+            member.synced = false;
+        }
+        self.state = GroupState::PreparingRebalance;
+        let timeout = self.rebalance_timeout_ms();
+        if from_empty {
+            self.join_not_before_ms = now_ms + config.initial_rebalance_delay_ms.min(timeout.max(0));
+            self.join_deadline_ms = self.join_not_before_ms.max(now_ms + timeout);
+        } else {
+            self.join_not_before_ms = now_ms;
+            self.join_deadline_ms = now_ms + timeout;
+        }
+    }
+
+    /// Ends the join phase if everyone rejoined (and any initial delay passed) or time is up.
+    fn maybe_complete_join(&mut self, now_ms: i64, config: &GroupConfig) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all_joined =
+            self.members.values().all(|member| member.join_waiter.is_some()) && self.pending_members.is_empty();
+        if !(now_ms >= self.join_deadline_ms || (all_joined && now_ms >= self.join_not_before_ms)) {
+            return;
+        }
+        // Members that did not rejoin in time are out.
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|member| member.join_waiter.is_none())
+            .map(|member| member.id.clone())
+            .collect();
+        for id in gone {
+            self.remove_member(&id);
+        }
+        self.pending_members.clear();
+        self.generation += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.empty_since_ms = now_ms;
+            self.leader = None;
+            self.protocol_name = None;
+            return;
+        }
+        self.protocol_name = self.select_protocol();
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        if self.leader.as_ref().is_none_or(|leader| !self.members.contains_key(leader)) {
+            self.leader = self.members.keys().next().cloned();
+        }
+        let leader = self.leader.clone().unwrap_or_default();
+        let roster: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .map(|member| (member.id.clone(), member.instance_id.clone(), member.metadata(&protocol)))
+            .collect();
+        self.state = GroupState::CompletingRebalance;
+        self.sync_deadline_ms = now_ms + self.rebalance_timeout_ms();
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+            member.last_heartbeat_ms = now_ms;
+            member.synced = false;
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinAnswer {
+                    error: 0,
+                    generation: self.generation,
+                    protocol_type: self.protocol_type.clone(),
+                    protocol_name: self.protocol_name.clone(),
+                    leader: leader.clone(),
+                    member_id: member.id.clone(),
+                    members: if member.id == leader { roster.clone() } else { Vec::new() },
+                });
+            }
+        }
+        let _ = config;
+    }
+
+    fn remove_member(&mut self, id: &str) {
+        if let Some(mut member) = self.members.remove(id) {
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinAnswer::error(code(ResponseError::UnknownMemberId), id));
+            }
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(SyncAnswer::error(code(ResponseError::UnknownMemberId)));
+            }
+        }
+        if self.leader.as_deref() == Some(id) {
+            self.leader = None;
+        }
+        if self.members.is_empty() {
+            self.protocol_type = None;
+        }
+    }
+
+    /// A member left or expired: rebalance whoever is left (or become Empty).
+    fn member_gone(&mut self, id: &str, now_ms: i64, config: &GroupConfig) {
+        self.remove_member(id);
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                if self.members.is_empty() {
+                    self.generation += 1;
+                    self.state = GroupState::Empty;
+                    self.empty_since_ms = now_ms;
+                    self.protocol_name = None;
+                } else {
+                    self.prepare_rebalance(now_ms, config);
+                }
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(now_ms, config),
+            GroupState::Empty => {}
+        }
+    }
+
+    fn member_for(&self, member_id: &str, instance_id: Option<&str>) -> Result<&Member, i16> {
+        if let Some(instance) = instance_id {
+            if let Some(member) = self.members.values().find(|member| member.instance_id.as_deref() == Some(instance)) {
+                if member.id != member_id {
+                    return Err(code(ResponseError::FencedInstanceId));
+                }
+            }
+        }
+        self.members.get(member_id).ok_or(code(ResponseError::UnknownMemberId))
+    }
+}
+
+/// The groups of one shard.
+#[derive(Debug)]
+pub struct Coordinator {
+    pub config: GroupConfig,
+    pub groups: BTreeMap<String, Group>,
+}
+
+/// The outcome of validating an OffsetCommit for a group.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommitCheck {
+    Allowed,
+    Refused(i16),
+}
+
+impl Coordinator {
+    pub fn new(config: GroupConfig) -> Coordinator {
+        Coordinator { config, groups: BTreeMap::new() }
+    }
+
+    fn group_entry(&mut self, id: &str, now_ms: i64) -> Result<&mut Group, i16> {
+        if !self.groups.contains_key(id) && self.groups.len() >= GROUPS_PER_SHARD_MAX {
+            return Err(code(ResponseError::CoordinatorNotAvailable));
+        }
+        Ok(self.groups.entry(id.to_string()).or_insert_with(|| Group::new(id, now_ms)))
+    }
+
+    /// JoinGroup. The answer comes through the returned receiver (at once for errors and
+    /// MEMBER_ID_REQUIRED, else when the join phase completes).
+    pub fn join(&mut self, request: JoinRequest, now_ms: i64) -> oneshot::Receiver<JoinAnswer> {
+        let (sender, receiver) = oneshot::channel();
+        let config = self.config;
+        let answer_now = |sender: oneshot::Sender<JoinAnswer>, answer: JoinAnswer| {
+            let _ = sender.send(answer);
+        };
+        if request.group.is_empty() {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::InvalidGroupId), &request.member_id));
+            return receiver;
+        }
+        if request.session_timeout_ms < config.min_session_timeout_ms
+            || request.session_timeout_ms > config.max_session_timeout_ms
+        {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::InvalidSessionTimeout), &request.member_id));
+            return receiver;
+        }
+        if request.protocol_type.is_empty() || request.protocols.is_empty() {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::InconsistentGroupProtocol), &request.member_id));
+            return receiver;
+        }
+        let group = match self.group_entry(&request.group, now_ms) {
+            Ok(group) => group,
+            Err(error) => {
+                answer_now(sender, JoinAnswer::error(error, &request.member_id));
+                return receiver;
+            }
+        };
+        if !group.supports(&request.protocol_type, &request.protocols) {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::InconsistentGroupProtocol), &request.member_id));
+            return receiver;
+        }
+        let mut member_id = request.member_id.clone();
+        if let Some(instance) = &request.instance_id {
+            // Static member: a new member id replaces (fences) the old one.
+            let previous = group
+                .members
+                .values()
+                .find(|member| member.instance_id.as_ref() == Some(instance))
+                .map(|member| member.id.clone());
+            if member_id.is_empty() || previous.as_ref().is_some_and(|old| *old != member_id) {
+                if !member_id.is_empty() && !group.members.contains_key(&member_id) && previous.is_some() {
+                    answer_now(sender, JoinAnswer::error(code(ResponseError::FencedInstanceId), &member_id));
+                    return receiver;
+                }
+                let fresh = group.new_member_id(instance, now_ms);
+                if let Some(old) = previous {
+                    if let Some(mut member) = group.members.remove(&old) {
+                        if let Some(waiter) = member.join_waiter.take() {
+                            let _ = waiter.send(JoinAnswer::error(code(ResponseError::FencedInstanceId), &old));
+                        }
+                        if let Some(waiter) = member.sync_waiter.take() {
+                            let _ = waiter.send(SyncAnswer::error(code(ResponseError::FencedInstanceId)));
+                        }
+                        member.id = fresh.clone();
+                        if group.leader.as_deref() == Some(old.as_str()) {
+                            group.leader = Some(fresh.clone());
+                        }
+                        group.members.insert(fresh.clone(), member);
+                    }
+                }
+                member_id = fresh;
+            }
+        } else if member_id.is_empty() {
+            let fresh = group.new_member_id(&request.client_id, now_ms);
+            if request.require_known_member_id {
+                group.pending_members.insert(fresh.clone(), now_ms + i64::from(request.session_timeout_ms));
+                answer_now(sender, JoinAnswer::error(code(ResponseError::MemberIdRequired), &fresh));
+                return receiver;
+            }
+            member_id = fresh;
+        } else if !group.members.contains_key(&member_id) && !group.pending_members.contains_key(&member_id) {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::UnknownMemberId), &member_id));
+            return receiver;
+        }
+        group.pending_members.remove(&member_id);
+        if !group.members.contains_key(&member_id) && group.members.len() >= GROUP_MEMBERS_MAX {
+            answer_now(sender, JoinAnswer::error(code(ResponseError::GroupMaxSizeReached), &member_id));
+            return receiver;
+        }
+        let member = group.members.entry(member_id.clone()).or_insert_with(|| Member {
+            id: member_id.clone(),
+            instance_id: request.instance_id.clone(),
+            client_id: request.client_id.clone(),
+            client_host: request.client_host.clone(),
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms: request.rebalance_timeout_ms,
+            protocols: Vec::new(),
+            assignment: Bytes::new(),
+            last_heartbeat_ms: now_ms,
+            join_waiter: None,
+            sync_waiter: None,
+            joined: false,
+            synced: false,
+        });
+        member.protocols = request.protocols.clone();
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.last_heartbeat_ms = now_ms;
+        if let Some(old) = member.join_waiter.replace(sender) {
+            let _ = old.send(JoinAnswer::error(code(ResponseError::UnknownMemberId), &member_id));
+        }
+        member.joined = true;
+        group.protocol_type = Some(request.protocol_type.clone());
+        if group.state != GroupState::PreparingRebalance {
+            group.prepare_rebalance(now_ms, &config);
+        }
+        group.maybe_complete_join(now_ms, &config);
+        receiver
+    }
+
+    pub fn sync(
+        &mut self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+        now_ms: i64,
+    ) -> oneshot::Receiver<SyncAnswer> {
+        let (sender, receiver) = oneshot::channel();
+        let Some(group) = self.groups.get_mut(group_id) else {
+            let _ = sender.send(SyncAnswer::error(code(ResponseError::UnknownMemberId)));
+            return receiver;
+        };
+        if let Err(error) = group.member_for(member_id, instance_id) {
+            let _ = sender.send(SyncAnswer::error(error));
+            return receiver;
+        }
+        if generation != group.generation {
+            let _ = sender.send(SyncAnswer::error(code(ResponseError::IllegalGeneration)));
+            return receiver;
+        }
+        match group.state {
+            GroupState::Empty => {
+                let _ = sender.send(SyncAnswer::error(code(ResponseError::UnknownMemberId)));
+            }
+            GroupState::PreparingRebalance => {
+                let _ = sender.send(SyncAnswer::error(code(ResponseError::RebalanceInProgress)));
+            }
+            GroupState::Stable => {
+                let member = &group.members[member_id];
+                let _ = sender.send(SyncAnswer {
+                    error: 0,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol_name: group.protocol_name.clone(),
+                    assignment: member.assignment.clone(),
+                });
+            }
+            GroupState::CompletingRebalance => {
+                if let Some(member) = group.members.get_mut(member_id) {
+                    member.last_heartbeat_ms = now_ms;
+                    member.synced = true;
+                    if let Some(old) = member.sync_waiter.replace(sender) {
+                        let _ = old.send(SyncAnswer::error(code(ResponseError::RebalanceInProgress)));
+                    }
+                }
+                if group.leader.as_deref() == Some(member_id) {
+                    let mut assigned: BTreeMap<String, Bytes> = assignments.into_iter().collect();
+                    for member in group.members.values_mut() {
+                        member.assignment = assigned.remove(&member.id).unwrap_or_default();
+                    }
+                    group.state = GroupState::Stable;
+                    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
+                    for member in group.members.values_mut() {
+                        if let Some(waiter) = member.sync_waiter.take() {
+                            let _ = waiter.send(SyncAnswer {
+                                error: 0,
+                                protocol_type: protocol_type.clone(),
+                                protocol_name: protocol_name.clone(),
+                                assignment: member.assignment.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        receiver
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> i16 {
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
+        if let Err(error) = group.member_for(member_id, instance_id) {
+            return error;
+        }
+        if group.state == GroupState::Empty {
+            return code(ResponseError::UnknownMemberId);
+        }
+        if generation != group.generation {
+            return code(ResponseError::IllegalGeneration);
+        }
+        if let Some(member) = group.members.get_mut(member_id) {
+            member.last_heartbeat_ms = now_ms;
+        }
+        match group.state {
+            GroupState::PreparingRebalance => code(ResponseError::RebalanceInProgress),
+            _ => 0,
+        }
+    }
+
+    /// LeaveGroup of one member (by member id, or by instance id when the id is empty).
+    pub fn leave(&mut self, group_id: &str, member_id: &str, instance_id: Option<&str>, now_ms: i64) -> i16 {
+        let config = self.config;
+        let Some(group) = self.groups.get_mut(group_id) else {
+            return code(ResponseError::UnknownMemberId);
+        };
+        let id = match instance_id {
+            Some(instance) => {
+                let Some(member) =
+                    group.members.values().find(|member| member.instance_id.as_deref() == Some(instance))
+                else {
+                    return code(ResponseError::UnknownMemberId);
+                };
+                if !member_id.is_empty() && member.id != member_id {
+                    return code(ResponseError::FencedInstanceId);
+                }
+                member.id.clone()
+            }
+            None => {
+                if group.pending_members.remove(member_id).is_some() {
+                    return 0;
+                }
+                if !group.members.contains_key(member_id) {
+                    return code(ResponseError::UnknownMemberId);
+                }
+                member_id.to_string()
+            }
+        };
+        group.member_gone(&id, now_ms, &config);
+        0
+    }
+
+    /// Whether an OffsetCommit from this member and generation may commit now.
+    pub fn check_commit(
+        &mut self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> CommitCheck {
+        if generation < 0 && member_id.is_empty() {
+            // A simple (admin or manual-assignment) commit: only while nobody is a member.
+            return match self.group_entry(group_id, now_ms) {
+                Ok(group) if group.state == GroupState::Empty => CommitCheck::Allowed,
+                Ok(_) => CommitCheck::Refused(code(ResponseError::UnknownMemberId)),
+                Err(error) => CommitCheck::Refused(error),
+            };
+        }
+        let Some(group) = self.groups.get(group_id) else {
+            return CommitCheck::Refused(code(ResponseError::IllegalGeneration));
+        };
+        if let Err(error) = group.member_for(member_id, instance_id) {
+            return CommitCheck::Refused(error);
+        }
+        if generation != group.generation {
+            return CommitCheck::Refused(code(ResponseError::IllegalGeneration));
+        }
+        match group.state {
+            GroupState::CompletingRebalance => CommitCheck::Refused(code(ResponseError::RebalanceInProgress)),
+            GroupState::Empty => CommitCheck::Refused(code(ResponseError::UnknownMemberId)),
+            GroupState::Stable | GroupState::PreparingRebalance => {
+                if let Some(member) = self.groups.get_mut(group_id).and_then(|group| group.members.get_mut(member_id)) {
+                    member.last_heartbeat_ms = now_ms;
+                }
+                CommitCheck::Allowed
+            }
+        }
+    }
+
+    /// Applies a stored (or replayed) offset record.
+    pub fn apply(&mut self, record: store::OffsetRecord, now_ms: i64) {
+        let key = (record.topic, record.partition);
+        match record.value {
+            Some(value) => {
+                if let Ok(group) = self.group_entry(&record.group, now_ms) {
+                    group.offsets.insert(key, value);
+                }
+            }
+            None => {
+                if let Some(group) = self.groups.get_mut(&record.group) {
+                    group.offsets.remove(&key);
+                    if group.state == GroupState::Empty && group.offsets.is_empty() && group.members.is_empty() {
+                        self.groups.remove(&record.group);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Periodic work: expired sessions, ended join and sync phases, expired pending member ids.
+    pub fn tick(&mut self, now_ms: i64) {
+        let config = self.config;
+        for group in self.groups.values_mut() {
+            group.pending_members.retain(|_, deadline| *deadline > now_ms);
+            match group.state {
+                GroupState::PreparingRebalance => group.maybe_complete_join(now_ms, &config),
+                GroupState::CompletingRebalance if now_ms >= group.sync_deadline_ms => {
+                    // The leader never sent the assignment, or members never synced: drop them.
+                    let unsynced: Vec<String> = group
+                        .members
+                        .values()
+                        .filter(|member| !member.synced || group.leader.as_deref() == Some(member.id.as_str()))
+                        .map(|member| member.id.clone())
+                        .collect();
+                    for id in unsynced {
+                        tracing::info!(group = %group.id, member = %id, "removed: did not sync in time");
+                        group.member_gone(&id, now_ms, &config);
+                    }
+                }
+                GroupState::Stable | GroupState::CompletingRebalance => {
+                    let expired: Vec<String> = group
+                        .members
+                        .values()
+                        .filter(|member| member.last_heartbeat_ms + i64::from(member.session_timeout_ms) < now_ms)
+                        .map(|member| member.id.clone())
+                        .collect();
+                    for id in expired {
+                        tracing::info!(group = %group.id, member = %id, "session expired");
+                        group.member_gone(&id, now_ms, &config);
+                    }
+                }
+                GroupState::Empty => {}
+            }
+        }
+    }
+
+    /// Offsets of Empty groups older than `offsets.retention.minutes` (from when the group
+    /// became empty or the offset was committed, whichever is later): to be tombstoned.
+    pub fn expired_offsets(&self, now_ms: i64) -> Vec<(String, String, i32)> {
+        let retention = self.config.offsets_retention_ms;
+        if retention < 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for group in self.groups.values().filter(|group| group.state == GroupState::Empty) {
+            for ((topic, partition), value) in &group.offsets {
+                if value.commit_timestamp_ms.max(group.empty_since_ms) + retention < now_ms {
+                    out.push((group.id.clone(), topic.clone(), *partition));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: GroupConfig = GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        min_session_timeout_ms: 6000,
+        max_session_timeout_ms: 1_800_000,
+        offsets_retention_ms: 7 * 24 * 3600 * 1000,
+    };
+
+    fn join(member_id: &str) -> JoinRequest {
+        JoinRequest {
+            group: "g".into(),
+            member_id: member_id.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), Bytes::from_static(b"r")),
+                ("cooperative-sticky".into(), Bytes::from_static(b"c")),
+            ],
+            require_known_member_id: true,
+        }
+    }
+
+    fn answer<T: Clone>(receiver: &mut oneshot::Receiver<T>) -> Option<T> {
+        receiver.try_recv().ok().flatten()
+    }
+
+    #[test]
+    fn two_members_join_sync_and_one_expires() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut first = coordinator.join(join(""), 0);
+        let first_answer = answer(&mut first).expect("member id required at once");
+        assert_eq!(first_answer.error, ResponseError::MemberIdRequired.code());
+        let a = first_answer.member_id;
+        let mut joined_a = coordinator.join(join(&a), 1);
+        let answer_a = answer(&mut joined_a).expect("alone: completes at once");
+        assert_eq!((answer_a.error, answer_a.generation, answer_a.leader.as_str()), (0, 1, a.as_str()));
+        assert_eq!(answer_a.members.len(), 1);
+        assert_eq!(answer_a.protocol_name.as_deref(), Some("range"));
+        let mut synced_a = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"all"))], 2);
+        assert_eq!(answer(&mut synced_a).expect("leader sync").assignment, Bytes::from_static(b"all"));
+        assert_eq!(coordinator.groups["g"].state, GroupState::Stable);
+
+        // A second member: the first learns of the rebalance by heartbeat, rejoins.
+        let b = answer(&mut coordinator.join(join(""), 3)).expect("id").member_id;
+        let mut joined_b = coordinator.join(join(&b), 4);
+        assert!(answer(&mut joined_b).is_none(), "waits for the first member to rejoin");
+        assert_eq!(coordinator.heartbeat("g", 1, &a, None, 5), ResponseError::RebalanceInProgress.code());
+        let mut rejoined_a = coordinator.join(join(&a), 6);
+        let (answer_a, answer_b) = (answer(&mut rejoined_a).expect("a"), answer(&mut joined_b).expect("b"));
+        assert_eq!((answer_a.generation, answer_b.generation), (2, 2));
+        assert_eq!(answer_a.members.len(), 2, "the leader gets the roster");
+        assert!(answer_b.members.is_empty(), "followers do not");
+        let mut synced_b = coordinator.sync("g", 2, &b, None, vec![], 7);
+        assert!(answer(&mut synced_b).is_none(), "a follower waits for the leader");
+        let mut synced_a = coordinator.sync(
+            "g",
+            2,
+            &a,
+            None,
+            vec![(a.clone(), Bytes::from_static(b"p0")), (b.clone(), Bytes::from_static(b"p1"))],
+            8,
+        );
+        assert_eq!(answer(&mut synced_b).expect("b").assignment, Bytes::from_static(b"p1"));
+        assert_eq!(answer(&mut synced_a).expect("a").assignment, Bytes::from_static(b"p0"));
+
+        // Wrong generation, unknown member.
+        assert_eq!(coordinator.heartbeat("g", 1, &a, None, 9), ResponseError::IllegalGeneration.code());
+        assert_eq!(coordinator.heartbeat("g", 2, "nobody", None, 9), ResponseError::UnknownMemberId.code());
+        assert_eq!(
+            coordinator.check_commit("g", 2, "nobody", None, 9),
+            CommitCheck::Refused(ResponseError::UnknownMemberId.code())
+        );
+        assert_eq!(coordinator.check_commit("g", 2, &a, None, 9), CommitCheck::Allowed);
+
+        // b stops heartbeating: after its session timeout a rebalances alone.
+        assert_eq!(coordinator.heartbeat("g", 2, &a, None, 9_000), 0);
+        coordinator.tick(10_010);
+        assert_eq!(coordinator.groups["g"].state, GroupState::PreparingRebalance);
+        assert!(!coordinator.groups["g"].members.contains_key(&b));
+        let mut alone = coordinator.join(join(&a), 10_020);
+        assert_eq!(answer(&mut alone).expect("a alone").generation, 3);
+    }
+
+    #[test]
+    fn leaving_empties_the_group_and_simple_commits_need_an_empty_group() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut request = join("");
+        request.require_known_member_id = false;
+        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        assert_eq!(
+            coordinator.check_commit("g", -1, "", None, 1),
+            CommitCheck::Refused(ResponseError::UnknownMemberId.code())
+        );
+        assert_eq!(coordinator.leave("g", &a, None, 2), 0);
+        assert_eq!(coordinator.groups["g"].state, GroupState::Empty);
+        assert_eq!(coordinator.check_commit("g", -1, "", None, 3), CommitCheck::Allowed);
+        assert_eq!(coordinator.leave("g", &a, None, 4), ResponseError::UnknownMemberId.code());
+        assert_eq!(
+            coordinator.check_commit("nope", 3, "m", None, 5),
+            CommitCheck::Refused(ResponseError::IllegalGeneration.code())
+        );
+    }
+
+    #[test]
+    fn protocols_must_overlap_and_sessions_be_in_bounds() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut request = join("");
+        request.require_known_member_id = false;
+        let _ = answer(&mut coordinator.join(request.clone(), 0)).expect("joined");
+        let mut other = request.clone();
+        other.protocols = vec![("roundrobin".into(), Bytes::new())];
+        assert_eq!(
+            answer(&mut coordinator.join(other, 1)).expect("refused").error,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+        let mut short = request;
+        short.session_timeout_ms = 10;
+        assert_eq!(
+            answer(&mut coordinator.join(short, 1)).expect("refused").error,
+            ResponseError::InvalidSessionTimeout.code()
+        );
+    }
+
+    #[test]
+    fn static_members_rejoin_under_a_new_id_and_fence_the_old() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut request = join("");
+        request.instance_id = Some("instance-1".into());
+        let first = answer(&mut coordinator.join(request.clone(), 0)).expect("static joins at once");
+        assert_eq!(first.error, 0);
+        let second = answer(&mut coordinator.join(request, 1)).expect("rejoin");
+        assert_ne!(first.member_id, second.member_id);
+        assert_eq!(
+            coordinator.heartbeat("g", second.generation, &first.member_id, Some("instance-1"), 2),
+            ResponseError::FencedInstanceId.code()
+        );
+    }
+}
