@@ -1,1 +1,107 @@
-//! Shared helpers for Skua's benchmarks (batch builders, result files).
+//! Shared helpers for Skua's benchmarks: latency percentiles, machine facts, and writing result
+//! files (JSON + markdown) under `results/<date>-<commit>/`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Percentile of sorted samples (nearest rank).
+pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Facts about this run: commit, date, kernel, CPU, load.
+#[derive(Debug)]
+pub struct RunFacts {
+    pub commit: String,
+    pub date: String,
+    pub kernel: String,
+    pub cpu: String,
+    pub cores: usize,
+}
+
+impl RunFacts {
+    pub fn collect() -> RunFacts {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string())
+            })
+            .unwrap_or_default();
+        RunFacts {
+            commit: command_output("git", &["rev-parse", "--short", "HEAD"]),
+            date: command_output("date", &["-u", "+%Y-%m-%d"]),
+            kernel: command_output("uname", &["-r"]),
+            cpu,
+            cores: std::thread::available_parallelism().map_or(1, |count| count.get()),
+        }
+    }
+
+    pub fn json(&self) -> String {
+        format!(
+            "{{\"commit\": {}, \"date\": {}, \"kernel\": {}, \"cpu\": {}, \"cores\": {}}}",
+            json_string(&self.commit),
+            json_string(&self.date),
+            json_string(&self.kernel),
+            json_string(&self.cpu),
+            self.cores
+        )
+    }
+
+    /// `results/<date>-<commit>/` under the workspace root.
+    pub fn results_dir(&self, workspace: &Path) -> PathBuf {
+        workspace.join("results").join(format!("{}-{}", self.date, self.commit))
+    }
+}
+
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+pub fn json_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for character in text.chars() {
+        match character {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            other if (other as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", other as u32);
+            }
+            other => out.push(other),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_json() {
+        let samples = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&samples, 0.5), 5.0);
+        assert_eq!(percentile(&samples, 0.99), 10.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\n\"");
+    }
+}

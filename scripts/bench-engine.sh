@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Engine benchmark beside the disk's own limit: runs fio (installed from Debian if missing) on the
+# same file system as the engine's data, then engine-bench, and writes everything to
+# results/<date>-<commit>/ (fio.json raw, engine.json, engine.md with the fio figures appended).
+#
+#   scripts/bench-engine.sh            # full: 10 s cases, 60 s sustained run, 15 s fio jobs
+#   scripts/bench-engine.sh --quick    # smoke: 2 s cases
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=""
+fio_seconds=15
+if [ "${1:-}" = "--quick" ]; then quick="--quick"; fio_seconds=3; fi
+
+if ! command -v fio >/dev/null 2>&1; then
+    echo "bench-engine: installing fio (Debian package)" >&2
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends fio >/dev/null
+fi
+
+cargo build --release -q -p skua-bench --bin engine-bench
+data=target/engine-bench
+mkdir -p "$data"
+results="results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)"
+mkdir -p "$results"
+
+run_fio() { # name, extra args...
+    local name=$1; shift
+    echo "bench-engine: fio $name" >&2
+    rm -f "$data"/fio.*
+    fio --name="$name" --directory="$data" --filename_format='fio.$jobnum' --rw=write --direct=1 \
+        --size=1G --time_based --runtime="$fio_seconds" --group_reporting --output-format=json "$@" \
+        > "$results/fio-$name.json"
+    rm -f "$data"/fio.*
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f" % (j["jobs"][0]["write"]["bw_bytes"]/1048576))' "$results/fio-$name.json"
+}
+
+# The disk's raw O_DIRECT limit, large blocks, no syncs.
+raw_1m=$(run_fio raw-1M-qd8 --bs=1M --ioengine=io_uring --iodepth=8)
+# The engine's pattern: 16 partitions, 64 KiB written per partition per commit, each followed
+# by fdatasync. 16 jobs each writing 64 KiB + fdatasync.
+sync_64k=$(run_fio fdatasync-64K-16files --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+# Same block size without syncs, queue depth 16: what the device does with 64 KiB writes.
+raw_64k=$(run_fio raw-64K-qd16 --bs=64K --ioengine=io_uring --iodepth=16)
+
+./target/release/engine-bench $quick --dir "$data" --results "$results" "${@:2}"
+
+{
+    echo
+    echo "## The disk's own limit, fio in the same run (MiB/s)"
+    echo
+    echo "| fio job | MiB/s |"
+    echo "|---|---|"
+    echo "| O_DIRECT sequential write, 1 MiB blocks, io_uring QD 8, no sync | $raw_1m |"
+    echo "| O_DIRECT sequential write, 64 KiB blocks, io_uring QD 16, no sync | $raw_64k |"
+    echo "| O_DIRECT 64 KiB write + fdatasync, 16 files in parallel (the engine's pattern) | $sync_64k |"
+} >> "$results/engine.md"
+echo "bench-engine: results in $results" >&2
+cat "$results/engine.md"
