@@ -13,6 +13,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
 pub mod fetch_encode;
+#[cfg(test)]
+mod golden;
 pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
