@@ -4,6 +4,8 @@
 #   kcat                        Debian package (librdkafka)
 #   confluent-kafka, kafka-python   PyPI, in the venv .cache/venv
 #   Apache Kafka's jars (CLI tools)  Maven Central, in .cache/kafka-<version>/libs
+#   cmake, g++                   Debian packages, to build librdkafka for loadgen
+#   franz-go (netd/tests/go/groups)  the Go module proxy, in Go's module cache (needs Go 1.26+)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,9 @@ command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+# loadgen builds librdkafka from source (the rdkafka crate's cmake-build feature).
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test-deps: installing ${need_apt[*]} (Debian packages)"
@@ -33,5 +38,13 @@ if [ ! -f "$stamp" ]; then
     touch "$stamp"
 fi
 kafka_libs=$(scripts/kafka-jars.sh)
+go_modules="not downloaded (go not found: netd/tests/groups_franz.rs needs Go 1.26+)"
+go_command=$(command -v go || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; } || true)
+if [ -n "$go_command" ]; then
+    # Quiet and a no-op once the modules of go.sum are in the module cache.
+    (cd netd/tests/go/groups && "$go_command" mod download)
+    go_modules="$("$go_command" env GOVERSION), modules in $("$go_command" env GOMODCACHE)"
+fi
+echo "test-deps: franz-go for netd/tests/go/groups: $go_modules"
 echo "test-deps: Apache Kafka jars in $kafka_libs"
 echo "test-deps: kcat $(kcat -V 2>&1 | head -1 | cut -d' ' -f2-), $("$venv/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"

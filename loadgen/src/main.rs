@@ -1,8 +1,455 @@
-//! `loadgen`, Skua's OpenMessaging-style load generator.
+//! `loadgen`, Skua's OpenMessaging-style load generator, for any Kafka-compatible broker.
 //!
-//! Not implemented yet. Until it is, this binary says so and exits with status 2.
+//! Owns: the command line, the run (topics, consumers, producers, warm-up, measurement, drain),
+//! the 10-second progress line and final summary in OMB's format, and the JSON result in OMB
+//! `TestResult` field names plus run metadata. Must not know any broker's internals: it speaks
+//! only the Kafka protocol, through `driver.rs`.
+
+mod driver;
+mod stats;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use stats::{LagSample, Percentiles, Recorder, TestResult, Window};
+use workload::Workload;
+
+/// Seconds between progress lines (OMB prints every 10 s).
+const PROGRESS_SECONDS: u64 = 10;
+/// How long consumers may take to get their partitions before the run fails.
+const ASSIGNMENT_WAIT_SECONDS: u64 = 60;
+
+/// Load generator for Kafka-compatible brokers (Skua, Apache Kafka): OpenMessaging Benchmark
+/// workloads, coordinated-omission-corrected publish and end-to-end latency, consumer lag.
+///
+/// Reads an OMB workload file (--workload) and/or takes its fields as flags (flags win), runs
+/// producers and group consumers against the one broker address given, prints a progress line
+/// every 10 s and a summary, and writes the result as JSON with OMB's `TestResult` field names.
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version)]
+struct Cli {
+    /// Broker to load (the only address traffic goes to).
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// OMB-style workload YAML (e.g. bench/workloads/max-rate-1kb-16p.yaml).
+    #[arg(long, value_name = "FILE")]
+    workload: Option<PathBuf>,
+    /// Where the JSON result goes.
+    #[arg(long, short, default_value = "loadgen-result.json")]
+    output: PathBuf,
+    /// Stop producing after this many messages in total (a bound besides the duration).
+    #[arg(long, default_value_t = 1_000_000_000)]
+    max_messages: u64,
+    /// Seconds consumers get after producers stop to catch up before the run ends.
+    #[arg(long, default_value_t = 30)]
+    drain_seconds: u64,
+    /// Prefix of the topics this run creates (a run id is appended).
+    #[arg(long, default_value = "loadgen")]
+    topic_prefix: String,
+    /// Accept brokers that advertise another host than --bootstrap's.
+    #[arg(long)]
+    allow_other_hosts: bool,
+    /// Recorded in the result: the broker's name and version, and its durability settings.
+    #[arg(long, default_value = "unknown")]
+    broker_name: String,
+    #[arg(long, default_value = "unknown")]
+    broker_version: String,
+    #[arg(long, default_value = "unknown")]
+    durability: String,
+    /// OMB workload fields (override the file).
+    #[arg(long)]
+    topics: Option<usize>,
+    #[arg(long)]
+    partitions_per_topic: Option<i32>,
+    #[arg(long)]
+    message_size: Option<usize>,
+    #[arg(long)]
+    producers_per_topic: Option<usize>,
+    /// Messages/s over all producers; 0 = as fast as possible.
+    #[arg(long)]
+    producer_rate: Option<f64>,
+    #[arg(long)]
+    subscriptions_per_topic: Option<usize>,
+    #[arg(long)]
+    consumer_per_subscription: Option<usize>,
+    #[arg(long)]
+    consumer_backlog_size_gb: Option<f64>,
+    /// NO_KEY, KEY_ROUND_ROBIN or RANDOM_NANO.
+    #[arg(long)]
+    key_distributor: Option<String>,
+    #[arg(long)]
+    test_duration_minutes: Option<f64>,
+    #[arg(long)]
+    warmup_duration_minutes: Option<f64>,
+    /// Producer settings: acks (0, 1, all), batch.size, linger.ms, compression, idempotence.
+    #[arg(long)]
+    acks: Option<String>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    #[arg(long)]
+    linger_ms: Option<u64>,
+    #[arg(long)]
+    compression: Option<String>,
+    #[arg(long)]
+    idempotence: Option<bool>,
+}
+
+fn workload_from(cli: &Cli) -> anyhow::Result<Workload> {
+    let mut workload = match &cli.workload {
+        Some(path) => Workload::from_file(path).map_err(anyhow::Error::msg)?,
+        None => Workload::default(),
+    };
+    let mut set = |key: &str, value: Option<String>| -> anyhow::Result<()> {
+        if let Some(value) = value {
+            workload.set(key, &value).map_err(anyhow::Error::msg)?;
+        }
+        Ok(())
+    };
+    set("topics", cli.topics.map(|v| v.to_string()))?;
+    set("partitionsPerTopic", cli.partitions_per_topic.map(|v| v.to_string()))?;
+    set("messageSize", cli.message_size.map(|v| v.to_string()))?;
+    set("producersPerTopic", cli.producers_per_topic.map(|v| v.to_string()))?;
+    set("producerRate", cli.producer_rate.map(|v| v.to_string()))?;
+    set("subscriptionsPerTopic", cli.subscriptions_per_topic.map(|v| v.to_string()))?;
+    set("consumerPerSubscription", cli.consumer_per_subscription.map(|v| v.to_string()))?;
+    set("consumerBacklogSizeGB", cli.consumer_backlog_size_gb.map(|v| v.to_string()))?;
+    set("keyDistributor", cli.key_distributor.clone())?;
+    set("testDurationMinutes", cli.test_duration_minutes.map(|v| v.to_string()))?;
+    set("warmupDurationMinutes", cli.warmup_duration_minutes.map(|v| v.to_string()))?;
+    set("acks", cli.acks.clone())?;
+    set("batchSize", cli.batch_size.map(|v| v.to_string()))?;
+    set("lingerMs", cli.linger_ms.map(|v| v.to_string()))?;
+    set("compression", cli.compression.clone())?;
+    set("idempotence", cli.idempotence.map(|v| v.to_string()))?;
+    workload.validate().map_err(anyhow::Error::msg)?;
+    Ok(workload)
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn metadata(cli: &Cli, workload: &Workload, brokers: &[String]) -> BTreeMap<String, String> {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "commit".into(),
+        std::env::var("SKUA_COMMIT").unwrap_or_else(|_| command_output("git", &["rev-parse", "--short", "HEAD"])),
+    );
+    meta.insert(
+        "hardware".into(),
+        format!("{cpu}, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get())),
+    );
+    meta.insert("kernel".into(), command_output("uname", &["-r"]));
+    meta.insert("broker".into(), cli.broker_name.clone());
+    meta.insert("brokerVersion".into(), cli.broker_version.clone());
+    meta.insert("durability".into(), cli.durability.clone());
+    meta.insert("driver".into(), format!("rdkafka (librdkafka {})", driver::librdkafka_version()));
+    meta.insert("bootstrap".into(), cli.bootstrap.clone());
+    meta.insert("advertisedBrokers".into(), brokers.join(","));
+    meta.insert(
+        "producerSettings".into(),
+        format!(
+            "acks={} batch.size={} linger.ms={} compression={} idempotence={}",
+            workload.acks, workload.batch_size, workload.linger_ms, workload.compression, workload.idempotence
+        ),
+    );
+    meta.insert("keyDistributor".into(), workload.key_distributor.name().into());
+    meta.insert("producerRate".into(), workload.producer_rate.to_string());
+    meta.insert("subscriptionsPerTopic".into(), workload.subscriptions_per_topic.to_string());
+    meta.insert("testDurationMinutes".into(), workload.test_duration_minutes.to_string());
+    meta.insert("warmupDurationMinutes".into(), workload.warmup_duration_minutes.to_string());
+    meta.insert("consumerBacklogSizeGB".into(), workload.consumer_backlog_size_gb.to_string());
+    meta
+}
+
+fn collect(recorders: &[Arc<Recorder>]) -> Window {
+    let mut window = Window::default();
+    for recorder in recorders {
+        window.add(&recorder.take());
+    }
+    window
+}
+
+fn progress_line(period: &Window, seconds: f64, backlog: i64) -> String {
+    let mib = |bytes: u64| bytes as f64 / seconds / 1_048_576.0;
+    let publish = Percentiles::of(&period.publish_latency, 1000.0);
+    let delay = Percentiles::of(&period.publish_delay, 1.0);
+    let end_to_end = Percentiles::of(&period.end_to_end, 1000.0);
+    format!(
+        "Pub rate {:.1} msg/s / {:.1} MB/s | Pub err {:.1} err/s | Cons rate {:.1} msg/s / {:.1} MB/s | Backlog: {:.1} K | \
+         Pub Latency (ms) avg: {:.1} - 50%: {:.1} - 99%: {:.1} - 99.9%: {:.1} - Max: {:.1} | \
+         Pub Delay Latency (us) avg: {:.1} - 50%: {:.1} - 99%: {:.1} - 99.9%: {:.1} - Max: {:.1} | \
+         E2E Latency (ms) avg: {:.1} - 50%: {:.1} - 99%: {:.1} - Max: {:.1}",
+        period.published as f64 / seconds,
+        mib(period.published_bytes),
+        period.publish_errors as f64 / seconds,
+        period.consumed as f64 / seconds,
+        mib(period.consumed_bytes),
+        backlog as f64 / 1000.0,
+        publish.avg,
+        publish.p50,
+        publish.p99,
+        publish.p999,
+        publish.max,
+        delay.avg,
+        delay.p50,
+        delay.p99,
+        delay.p999,
+        delay.max,
+        end_to_end.avg,
+        end_to_end.p50,
+        end_to_end.p99,
+        end_to_end.max,
+    )
+}
 
 fn main() {
-    eprintln!("loadgen: not implemented yet. See README.md, section Status.");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    if let Err(error) = run(&cli) {
+        eprintln!("loadgen: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let workload = workload_from(cli)?;
+    let brokers = driver::check_brokers(&cli.bootstrap, cli.allow_other_hosts)?;
+    let run_id = format!("{:x}", driver::wall_micros() & 0xff_ffff_ffff);
+    let topics: Vec<String> =
+        (0..workload.topics).map(|index| format!("{}-{run_id}-{index}", cli.topic_prefix)).collect();
+    driver::create_topics(&cli.bootstrap, &topics, workload.partitions_per_topic)?;
+    eprintln!(
+        "loadgen: workload {:?} against {} ({}): {} topic(s) × {} partitions, {} B messages, rate {}, {} producer(s)/topic, \
+         {} subscription(s) × {} consumer(s)/topic, {} min + {} min warm-up",
+        workload.name,
+        cli.bootstrap,
+        cli.broker_name,
+        workload.topics,
+        workload.partitions_per_topic,
+        workload.message_size,
+        if workload.producer_rate > 0.0 { format!("{} msg/s", workload.producer_rate) } else { "max".to_string() },
+        workload.producers_per_topic,
+        workload.subscriptions_per_topic,
+        workload.consumer_per_subscription,
+        workload.test_duration_minutes,
+        workload.warmup_duration_minutes
+    );
+
+    let epoch = Instant::now();
+    let stop_producers = Arc::new(AtomicBool::new(false));
+    let stop_consumers = Arc::new(AtomicBool::new(false));
+    let mut recorders: Vec<Arc<Recorder>> = Vec::new();
+    let positions: driver::Positions = Default::default();
+    let assigned = Arc::new(AtomicU64::new(0));
+    let mut consumers = Vec::new();
+    let consumer_count = workload.topics * workload.subscriptions_per_topic * workload.consumer_per_subscription;
+    let start_consumers = |recorders: &mut Vec<Arc<Recorder>>,
+                           consumers: &mut Vec<std::thread::JoinHandle<anyhow::Result<()>>>| {
+        for topic in &topics {
+            for subscription in 0..workload.subscriptions_per_topic {
+                for _ in 0..workload.consumer_per_subscription {
+                    let recorder = Arc::new(Recorder::default());
+                    recorders.push(recorder.clone());
+                    let plan = driver::ConsumerPlan {
+                        bootstrap: cli.bootstrap.clone(),
+                        topic: topic.clone(),
+                        group: format!("{}-{run_id}-sub-{subscription}", cli.topic_prefix),
+                    };
+                    // Lag is tracked for the first subscription.
+                    let positions = if subscription == 0 { positions.clone() } else { Default::default() };
+                    let (stop, assigned) = (stop_consumers.clone(), assigned.clone());
+                    consumers.push(std::thread::spawn(move || {
+                        driver::run_consumer(plan, recorder, positions, stop, assigned)
+                    }));
+                }
+            }
+        }
+    };
+    let backlog_bytes = (workload.consumer_backlog_size_gb * 1024.0 * 1024.0 * 1024.0) as u64;
+    if backlog_bytes == 0 && consumer_count > 0 {
+        start_consumers(&mut recorders, &mut consumers);
+        let deadline = Instant::now() + Duration::from_secs(ASSIGNMENT_WAIT_SECONDS);
+        while (assigned.load(Ordering::Relaxed) as usize)
+            < consumer_count
+                .min(workload.topics * workload.partitions_per_topic as usize * workload.subscriptions_per_topic)
+        {
+            if Instant::now() > deadline {
+                anyhow::bail!("consumers did not get their partitions within {ASSIGNMENT_WAIT_SECONDS} s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    let producer_count = workload.topics * workload.producers_per_topic;
+    let per_producer_rate = workload.producer_rate / producer_count as f64;
+    let mut producers = Vec::new();
+    for (topic_index, topic) in topics.iter().enumerate() {
+        for index in 0..workload.producers_per_topic {
+            let recorder = Arc::new(Recorder::default());
+            recorders.push(recorder.clone());
+            let plan = driver::ProducerPlan {
+                bootstrap: cli.bootstrap.clone(),
+                topic: topic.clone(),
+                workload: workload.clone(),
+                rate: per_producer_rate,
+                seed: (topic_index * 1000 + index) as u64 + 1,
+                messages_max: cli.max_messages / producer_count as u64,
+            };
+            let stop = stop_producers.clone();
+            producers.push(std::thread::spawn(move || driver::run_producer(plan, recorder, stop, epoch)));
+        }
+    }
+
+    let probe = driver::LagProbe::new(&cli.bootstrap, &topics, workload.partitions_per_topic)?;
+    let mut result = TestResult {
+        workload: workload.name.clone(),
+        driver: "rdkafka".into(),
+        message_size: workload.message_size,
+        topics: workload.topics,
+        partitions: workload.partitions_per_topic,
+        producers_per_topic: workload.producers_per_topic,
+        consumers_per_topic: workload.subscriptions_per_topic * workload.consumer_per_subscription,
+        metadata: metadata(cli, &workload, &brokers),
+        ..TestResult::default()
+    };
+    let warmup = Duration::from_secs_f64(workload.warmup_duration_minutes * 60.0);
+    let run_for = warmup + Duration::from_secs_f64(workload.test_duration_minutes * 60.0);
+    let started = Instant::now();
+    let mut period = Window::default();
+    let mut period_start = Instant::now();
+    let mut total = Window::default();
+    let mut everything = Window::default();
+    let mut consumers_started = !consumers.is_empty() || consumer_count == 0;
+    let mut measuring_since: Option<Instant> = if warmup.is_zero() { Some(started) } else { None };
+    let subscriptions = workload.subscriptions_per_topic as i64;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let window = collect(&recorders);
+        everything.add(&window);
+        period.add(&window);
+        let elapsed = started.elapsed();
+        if measuring_since.is_none() && elapsed >= warmup {
+            eprintln!("loadgen: warm-up done; measuring");
+            measuring_since = Some(Instant::now());
+            period = Window::default();
+            period_start = Instant::now();
+        } else if measuring_since.is_some() {
+            total.add(&window);
+        }
+        if !consumers_started && everything.published_bytes >= backlog_bytes {
+            eprintln!("loadgen: backlog of {} bytes written; starting consumers", everything.published_bytes);
+            start_consumers(&mut recorders, &mut consumers);
+            consumers_started = true;
+        }
+        let backlog = subscriptions * everything.published as i64 - everything.consumed as i64;
+        let lag = probe.sample(&positions);
+        result.consumer_lag.push(LagSample {
+            elapsed_seconds: elapsed.as_secs_f64(),
+            total: lag.values().sum(),
+            per_partition: lag,
+        });
+        if period_start.elapsed() >= Duration::from_secs(PROGRESS_SECONDS) {
+            let seconds = period_start.elapsed().as_secs_f64();
+            eprintln!("{}", progress_line(&period, seconds, backlog));
+            if measuring_since.is_some() {
+                result.push_period(&period, seconds, backlog);
+            }
+            period = Window::default();
+            period_start = Instant::now();
+        }
+        let producers_done = producers.iter().all(|producer| producer.is_finished());
+        if elapsed >= run_for || producers_done {
+            break;
+        }
+    }
+    let measured_seconds = measuring_since.map_or(0.0, |since| since.elapsed().as_secs_f64());
+    stop_producers.store(true, Ordering::Relaxed);
+    let mut producer_failures = Vec::new();
+    for producer in producers {
+        match producer.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => producer_failures.push(format!("{error:#}")),
+            Err(_) => producer_failures.push("a producer thread panicked".to_string()),
+        }
+    }
+    let late = collect(&recorders);
+    everything.add(&late);
+    total.add(&late);
+    if !consumers_started && consumer_count > 0 {
+        start_consumers(&mut recorders, &mut consumers);
+    }
+    // Drain: let consumers catch up with everything acknowledged.
+    let wanted = subscriptions as u64 * everything.published;
+    let drain_deadline = Instant::now() + Duration::from_secs(cli.drain_seconds);
+    while consumer_count > 0 && everything.consumed < wanted && Instant::now() < drain_deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        let window = collect(&recorders);
+        everything.add(&window);
+        total.add(&window);
+    }
+    stop_consumers.store(true, Ordering::Relaxed);
+    for consumer in consumers {
+        if let Ok(Err(error)) = consumer.join() {
+            eprintln!("loadgen: consumer: {error:#}");
+        }
+    }
+    let last = collect(&recorders);
+    everything.add(&last);
+    total.add(&last);
+
+    result.set_aggregates(&total, measured_seconds);
+    result.run_published = everything.published;
+    result.run_consumed = everything.consumed;
+    result.metadata.insert("brokerEndOffsetsSum".into(), probe.end_offsets().to_string());
+    let publish = Percentiles::of(&total.publish_latency, 1000.0);
+    let delay = Percentiles::of(&total.publish_delay, 1.0);
+    let end_to_end = Percentiles::of(&total.end_to_end, 1000.0);
+    eprintln!(
+        "----- Aggregated Pub Latency (ms) avg: {:.1} - 50%: {:.1} - 95%: {:.1} - 99%: {:.1} - 99.9%: {:.1} - 99.99%: {:.1} - Max: {:.1} | \
+         Pub Delay (us) avg: {:.1} - 50%: {:.1} - 95%: {:.1} - 99%: {:.1} - 99.9%: {:.1} - 99.99%: {:.1} - Max: {:.1}",
+        publish.avg, publish.p50, publish.p95, publish.p99, publish.p999, publish.p9999, publish.max,
+        delay.avg, delay.p50, delay.p95, delay.p99, delay.p999, delay.p9999, delay.max
+    );
+    eprintln!(
+        "----- Aggregated E2E Latency (ms) avg: {:.1} - 50%: {:.1} - 95%: {:.1} - 99%: {:.1} - 99.9%: {:.1} - 99.99%: {:.1} - Max: {:.1}",
+        end_to_end.avg, end_to_end.p50, end_to_end.p95, end_to_end.p99, end_to_end.p999, end_to_end.p9999, end_to_end.max
+    );
+    eprintln!(
+        "----- Totals: published {} ({:.1} msg/s, {:.1} MB/s), consumed {} ({:.1} msg/s), publish errors {}, over {:.1} s measured",
+        result.total_published,
+        result.aggregated_publish_rate,
+        result.aggregated_publish_mb_per_sec,
+        result.total_consumed,
+        result.aggregated_consume_rate,
+        result.total_publish_errors,
+        measured_seconds
+    );
+    let json = serde_json::to_string_pretty(&result).context("encoding the result")?;
+    std::fs::write(&cli.output, json).with_context(|| format!("writing {}", cli.output.display()))?;
+    eprintln!("loadgen: result written to {}", cli.output.display());
+    if !producer_failures.is_empty() {
+        anyhow::bail!("producers failed: {}", producer_failures.join("; "));
+    }
+    Ok(())
 }

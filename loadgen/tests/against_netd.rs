@@ -1,0 +1,170 @@
+//! loadgen against the real broker binary: a tiny workload from `bench/workloads/`, then the
+//! JSON's counts are checked against what the broker holds (sum of log end offsets asked with
+//! kcat, a different client than loadgen's), and bad input gets clear errors.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The netd binary next to this test's profile directory, built if the workspace build did not.
+fn netd() -> PathBuf {
+    let profile_dir = PathBuf::from(env!("CARGO_BIN_EXE_loadgen")).parent().expect("profile dir").to_path_buf();
+    let netd = profile_dir.join("netd");
+    if !netd.is_file() {
+        let release = profile_dir.ends_with("release");
+        let mut build = Command::new(env!("CARGO"));
+        build.current_dir(workspace()).args(["build", "-q", "-p", "skua-netd"]);
+        if release {
+            build.arg("--release");
+        }
+        assert!(build.status().expect("cargo").success(), "building netd");
+    }
+    netd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+struct Broker {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start_broker() -> Broker {
+    let port = free_port();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("loadgen-netd-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let log = std::fs::File::create(dir.join("netd.log")).expect("log");
+    let child = Command::new(netd())
+        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
+        .args(["--override", &format!("log.dirs={}", dir.join("data").display())])
+        .args(["--override", "group.initial.rebalance.delay.ms=0"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("netd");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(dir.join("netd.log")).unwrap_or_default().contains("all shards serving") {
+        assert!(Instant::now() < deadline, "netd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Broker { child, port, dir }
+}
+
+fn loadgen(args: &[&str], output: &Path) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .arg("--output")
+        .arg(output)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("loadgen");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("loadgen ran longer than 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Sum of log end offsets of `topic` as kcat reports them (`-Q` queries offset -1 per partition).
+fn end_offsets_with_kcat(port: u16, topic: &str, partitions: i32) -> i64 {
+    let mut command = Command::new("kcat");
+    command.args(["-b", &format!("127.0.0.1:{port}"), "-Q"]);
+    for partition in 0..partitions {
+        command.args(["-t", &format!("{topic}:{partition}:-1")]);
+    }
+    let output = command.output().expect("kcat is installed by scripts/test-deps.sh");
+    assert!(output.status.success(), "kcat -Q: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_whitespace().last()?.parse::<i64>().ok())
+        .sum()
+}
+
+#[test]
+fn a_tiny_workload_counts_what_the_broker_holds() {
+    let broker = start_broker();
+    let output = broker.dir.join("result.json");
+    let workload = workspace().join("bench/workloads/smoke-1kb-4p.yaml");
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let run = loadgen(
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--workload",
+            workload.to_str().expect("utf8"),
+            "--test-duration-minutes",
+            "0.1",
+            "--broker-name",
+            "skua",
+            "--durability",
+            "fsync before ack",
+        ],
+        &output,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "loadgen failed:\n{stderr}");
+    assert!(stderr.contains("----- Aggregated Pub Latency (ms)"), "{stderr}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).expect("result")).expect("json");
+    let published = result["runPublished"].as_i64().expect("runPublished");
+    assert!(published > 20_000, "about 5000 msg/s for 6 s: {published}");
+    assert_eq!(result["totalPublishErrors"], 0);
+    assert_eq!(result["runConsumed"].as_i64(), Some(published), "the consumer read everything");
+    assert!(result["aggregatedPublishLatency99pct"].as_f64().expect("p99") > 0.0);
+    assert!(result["aggregatedEndToEndLatency50pct"].as_f64().expect("e2e p50") > 0.0);
+    assert!(!result["consumerLag"].as_array().expect("lag").is_empty());
+    assert_eq!(result["metadata"]["broker"], "skua");
+    assert!(result["metadata"]["driver"].as_str().expect("driver").starts_with("rdkafka"));
+    // Topic name: the run's prefix and id; find it from the broker with kcat -L.
+    let listing = Command::new("kcat").args(["-b", &bootstrap, "-L"]).output().expect("kcat -L");
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let topic = listing
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("topic \"loadgen-")
+                .map(|rest| format!("loadgen-{}", rest.split('"').next().unwrap_or("")))
+        })
+        .expect("the run's topic");
+    assert_eq!(end_offsets_with_kcat(broker.port, &topic, 4), published, "JSON count = what the broker holds");
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let output = dir.join("never-written.json");
+    // Nobody listens on this port.
+    let port = free_port();
+    let run = loadgen(&["--bootstrap", &format!("127.0.0.1:{port}"), "--test-duration-minutes", "0.1"], &output);
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("no Kafka broker answered"), "{stderr}");
+    let run = loadgen(&["--message-size", "4"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("messageSize must be"), "message size checked");
+    let run = loadgen(&["--workload", "/nonexistent.yaml"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("/nonexistent.yaml"), "missing workload named");
+    let run = loadgen(&["--test-duration-minutes", "100000"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("24 h"), "runs are bounded");
+}
