@@ -6,6 +6,7 @@
 #   scripts/test.sh            # what CI runs
 #   SKUA_FUZZ_SEEDS=20000 scripts/test.sh   # the long fuzz mode
 #   SEED=1234 cargo test -p skua-engine --test fuzz -- --nocapture   # replay one fuzz seed
+#   SKUA_SKIP_SMOKE_BENCH=1 scripts/test.sh  # tests only, without the Skua-vs-Kafka smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,4 +37,14 @@ passed=$(awk '/^test result:/ { sum += $4 } END { print sum + 0 }' target/test-o
 failed=$(awk '/^test result:/ { sum += $6 } END { print sum + 0 }' target/test-output.log)
 echo
 echo "summary: $passed passed, $failed failed"
-exit "$status"
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+
+# Not a test: numbers are not asserted. A short Skua-vs-Kafka comparison so every CI log
+# carries one; it fails only if a broker or loadgen fails. SKUA_SKIP_SMOKE_BENCH=1 skips it.
+if [ -z "${SKUA_SKIP_SMOKE_BENCH:-}" ]; then
+    step "benchmark smoke suite: Skua vs Apache Kafka (target/release/bench --suite smoke)"
+    RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --release -q -p skua-netd -p skua-loadgen -p skua-bench
+    target/release/bench --suite smoke 2> target/bench-smoke.log || { tail -40 target/bench-smoke.log; exit 1; }
+fi

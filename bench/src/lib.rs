@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod plot;
+
 /// Percentile of sorted samples (nearest rank).
 pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     if sorted.is_empty() {

@@ -343,9 +343,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut consumers_started = !consumers.is_empty() || consumer_count == 0;
     let mut measuring_since: Option<Instant> = if warmup.is_zero() { Some(started) } else { None };
     let subscriptions = workload.subscriptions_per_topic as i64;
+    let mut last_second = Instant::now();
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let window = collect(&recorders);
+        let second = last_second.elapsed().as_secs_f64().max(1e-3);
+        last_second = Instant::now();
+        result.publish_rate_per_second.push(window.published as f64 / second);
+        result.consume_rate_per_second.push(window.consumed as f64 / second);
         everything.add(&window);
         period.add(&window);
         let elapsed = started.elapsed();

@@ -120,6 +120,7 @@ impl Percentiles {
 
 /// Per-partition consumer lag at one moment: log end offset minus the next offset to consume.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LagSample {
     pub elapsed_seconds: f64,
     pub total: i64,
@@ -211,6 +212,9 @@ pub struct TestResult {
     /// …and over the whole run, warm-up included (what the broker holds at the end).
     pub run_published: u64,
     pub run_consumed: u64,
+    /// Messages/s published and consumed in each second of the run (warm-up included).
+    pub publish_rate_per_second: Vec<f64>,
+    pub consume_rate_per_second: Vec<f64>,
     /// Consumer lag sampled every second.
     pub consumer_lag: Vec<LagSample>,
     /// Commit, hardware, kernel, broker, durability, driver, settings.

@@ -1,0 +1,556 @@
+//! `bench`: Skua against Apache Kafka on the same machine, with the same loadgen binary and the
+//! same workloads, one broker after the other, each broker's durability stated.
+//!
+//! Owns: the suites (which workloads, how long, in what order), starting and stopping each
+//! broker (netd from this workspace; Kafka through `scripts/kafka-server.sh`), sampling broker
+//! CPU and memory from /proc while loadgen runs, and the report: every run's JSON, a markdown
+//! summary (Skua, Kafka, ratio per metric) and SVG plots. Must not know broker internals: it
+//! measures through loadgen and /proc only.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde_json::Value;
+use skua_bench::plot;
+
+const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
+
+USAGE: bench [--suite smoke|full] [--brokers LIST] [--out DIR] [--only NAMES]
+
+  --suite smoke   a few minutes: max-rate 1 KiB and fixed-rate latency, short runs (what CI runs)
+  --suite full    the five suites: max-rate 1 KiB, max-rate 100 B, fixed rate at 50 % of Kafka's
+                  max, catch-up read of a 2 GiB backlog, 1,000 partitions idle and under light load
+  --brokers LIST  comma list of skua, kafka, kafka-fsync (default: all three)
+                    skua         netd, fsync before ack (its default), direct writes
+                    kafka        Apache Kafka 4.4 defaults: acknowledged from the page cache, no fsync
+                    kafka-fsync  Apache Kafka with log.flush.interval.messages=1 (fsync per batch)
+  --only NAMES    comma list of suite names to run from the chosen suite
+  --out DIR       report directory (default: results/<date>-<commit> for full,
+                  target/bench/smoke-<date>-<commit> for smoke)
+
+Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), summary.md, summary.json and
+<suite>-{throughput,publish-latency,e2e-latency,lag}.svg. Loopback only; every run is bounded.";
+
+const SKUA_PORT: u16 = 49292;
+const KAFKA_PORT: u16 = 49192;
+/// Broker start-up bound.
+const START_WAIT_SECONDS: u64 = 90;
+
+#[derive(Clone, Debug)]
+struct Run {
+    /// Suite name (file names, table headers).
+    name: &'static str,
+    title: &'static str,
+    /// loadgen arguments besides bootstrap/output/broker metadata.
+    args: Vec<String>,
+    /// For the fixed-rate suite: take half of Kafka's max rate from this earlier suite.
+    rate_from: Option<&'static str>,
+    minutes: f64,
+}
+
+fn workload(file: &str) -> String {
+    format!("bench/workloads/{file}")
+}
+
+fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
+    let run = |name, title, file: &str, minutes: f64, warmup: f64, extra: &[&str], rate_from| Run {
+        name,
+        title,
+        args: [
+            vec![
+                "--workload".to_string(),
+                workload(file),
+                "--test-duration-minutes".to_string(),
+                minutes.to_string(),
+                "--warmup-duration-minutes".to_string(),
+                warmup.to_string(),
+            ],
+            extra.iter().map(|arg| arg.to_string()).collect(),
+        ]
+        .concat(),
+        rate_from,
+        minutes: minutes + warmup,
+    };
+    Ok(match suite {
+        "smoke" => vec![
+            run(
+                "max-rate-1kb",
+                "max rate, 1 KiB, 16 partitions, acks=all",
+                "max-rate-1kb-16p.yaml",
+                0.25,
+                0.05,
+                &[],
+                None,
+            ),
+            run(
+                "fixed-rate-1kb",
+                "fixed rate at 50 % of Kafka's max, 1 KiB, 16 partitions",
+                "fixed-rate-1kb-16p.yaml",
+                0.25,
+                0.05,
+                &[],
+                Some("max-rate-1kb"),
+            ),
+        ],
+        "full" => vec![
+            run(
+                "max-rate-1kb",
+                "max rate, 1 KiB, 16 partitions, acks=all",
+                "max-rate-1kb-16p.yaml",
+                1.0,
+                0.25,
+                &[],
+                None,
+            ),
+            run(
+                "max-rate-100b",
+                "max rate, 100 B, 16 partitions, acks=all",
+                "max-rate-100b-16p.yaml",
+                1.0,
+                0.25,
+                &[],
+                None,
+            ),
+            run(
+                "fixed-rate-1kb",
+                "fixed rate at 50 % of Kafka's max, 1 KiB, 16 partitions",
+                "fixed-rate-1kb-16p.yaml",
+                1.0,
+                0.25,
+                &[],
+                Some("max-rate-1kb"),
+            ),
+            run(
+                "catch-up-2gb",
+                "catch-up read of a 2 GiB backlog",
+                "catch-up-2gb.yaml",
+                2.0,
+                0.0,
+                &["--drain-seconds", "120"],
+                None,
+            ),
+            run(
+                "partitions-1000-idle",
+                "1,000 partitions, near idle (10 msg/s)",
+                "max-rate-1kb-16p.yaml",
+                0.5,
+                0.0,
+                &["--partitions-per-topic", "1000", "--producer-rate", "10"],
+                None,
+            ),
+            run(
+                "partitions-1000-light",
+                "1,000 partitions, light load (2,000 msg/s)",
+                "max-rate-1kb-16p.yaml",
+                1.0,
+                0.0,
+                &["--partitions-per-topic", "1000", "--producer-rate", "2000"],
+                None,
+            ),
+        ],
+        other => bail!("unknown suite {other:?} (smoke or full)"),
+    })
+}
+
+fn git(args: &[&str]) -> String {
+    Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn today() -> String {
+    Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map_or_else(
+        |_| "unknown-date".to_string(),
+        |output| String::from_utf8_lossy(&output.stdout).trim().to_string(),
+    )
+}
+
+/// A broker under test.
+struct Broker {
+    kind: &'static str,
+    port: u16,
+    child: Option<Child>,
+    pid: u32,
+}
+
+fn durability(kind: &str) -> &'static str {
+    match kind {
+        "skua" => "fsync before ack (default), direct writes, one shard per core",
+        "kafka" => "Kafka defaults: acknowledged from the page cache, no fsync",
+        _ => "Kafka with log.flush.interval.messages=1: fsync before ack",
+    }
+}
+
+fn start_broker(kind: &'static str, workspace: &Path) -> anyhow::Result<Broker> {
+    match kind {
+        "skua" => {
+            let dir = workspace.join("target/bench/skua-data");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            let log_path = workspace.join("target/bench/netd.log");
+            let log = std::fs::File::create(&log_path)?;
+            let child = Command::new(workspace.join("target/release/netd"))
+                .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{SKUA_PORT}")])
+                .args(["--override", &format!("log.dirs={}", dir.display())])
+                .args(["--override", "group.initial.rebalance.delay.ms=0"])
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .context("starting target/release/netd")?;
+            let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECONDS);
+            while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("all shards serving") {
+                if Instant::now() > deadline {
+                    bail!("netd did not start; see {}", log_path.display());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let pid = child.id();
+            Ok(Broker { kind, port: SKUA_PORT, child: Some(child), pid })
+        }
+        "kafka" | "kafka-fsync" => {
+            let mut command = Command::new(workspace.join("scripts/kafka-server.sh"));
+            command.args(["start", &KAFKA_PORT.to_string()]);
+            if kind == "kafka-fsync" {
+                command.arg("log.flush.interval.messages=1");
+            }
+            let status = command.status().context("scripts/kafka-server.sh")?;
+            if !status.success() {
+                bail!("Apache Kafka did not start (scripts/kafka-server.sh start {KAFKA_PORT})");
+            }
+            let pid_file = workspace.join(format!("target/kafka-{KAFKA_PORT}/kafka.pid"));
+            let pid = std::fs::read_to_string(&pid_file)?.trim().parse().context("Kafka's pid")?;
+            Ok(Broker { kind, port: KAFKA_PORT, child: None, pid })
+        }
+        other => bail!("unknown broker {other:?} (skua, kafka, kafka-fsync)"),
+    }
+}
+
+fn stop_broker(broker: Broker, workspace: &Path) {
+    match broker.child {
+        Some(mut child) => {
+            // SIGTERM: netd commits and closes its logs cleanly.
+            let _ = Command::new("kill").args(["-TERM", &broker.pid.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_dir_all(workspace.join("target/bench/skua-data"));
+        }
+        None => {
+            let _ = Command::new(workspace.join("scripts/kafka-server.sh"))
+                .args(["stop", &KAFKA_PORT.to_string()])
+                .status();
+            let _ = std::fs::remove_dir_all(workspace.join(format!("target/kafka-{KAFKA_PORT}/data")));
+        }
+    }
+}
+
+/// CPU seconds and peak resident memory of a process while a run lasts, from /proc.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    cpu_seconds: f64,
+    peak_rss_mib: f64,
+    mean_rss_mib: f64,
+}
+
+fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the command: state is [0]; utime [11], stime [12] (1-based 14, 15).
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn proc_rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
+}
+
+fn sample_usage(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
+    std::thread::spawn(move || {
+        let ticks_per_second = 100.0; // USER_HZ on Linux
+        let start = proc_cpu_ticks(pid).unwrap_or(0);
+        let (mut peak, mut sum, mut samples) = (0.0f64, 0.0f64, 0u32);
+        let mut last = start;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(rss) = proc_rss_mib(pid) {
+                peak = peak.max(rss);
+                sum += rss;
+                samples += 1;
+            }
+            last = proc_cpu_ticks(pid).unwrap_or(last);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        Usage {
+            cpu_seconds: last.saturating_sub(start) as f64 / ticks_per_second,
+            peak_rss_mib: peak,
+            mean_rss_mib: if samples > 0 { sum / f64::from(samples) } else { 0.0 },
+        }
+    })
+}
+
+fn run_loadgen(
+    workspace: &Path,
+    broker: &Broker,
+    run: &Run,
+    rate: Option<f64>,
+    output: &Path,
+) -> anyhow::Result<(Value, Usage, f64)> {
+    let mut command = Command::new(workspace.join("target/release/loadgen"));
+    command
+        .current_dir(workspace)
+        .args(["--bootstrap", &format!("127.0.0.1:{}", broker.port)])
+        .arg("--output")
+        .arg(output)
+        .args(["--broker-name", broker.kind, "--durability", durability(broker.kind)])
+        .args(["--broker-version", if broker.kind == "skua" { "netd (this commit)" } else { "Apache Kafka 4.4.0" }])
+        .args(&run.args);
+    if let Some(rate) = rate {
+        command.args(["--producer-rate", &format!("{rate:.0}")]);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_usage(broker.pid, stop.clone());
+    let started = Instant::now();
+    let mut child = command.stderr(Stdio::inherit()).spawn().context("starting target/release/loadgen")?;
+    let bound = Duration::from_secs_f64(run.minutes * 60.0 + 300.0);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            bail!("loadgen ran past its bound of {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    stop.store(true, Ordering::Relaxed);
+    let usage = sampler.join().unwrap_or_default();
+    if !status.success() {
+        bail!("loadgen failed for {} against {}", run.name, broker.kind);
+    }
+    let text = std::fs::read_to_string(output).with_context(|| format!("reading {}", output.display()))?;
+    Ok((serde_json::from_str(&text)?, usage, started.elapsed().as_secs_f64()))
+}
+
+fn number(value: &Value, key: &str) -> f64 {
+    value.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+/// suite → broker → (loadgen result, broker usage)
+type Results = BTreeMap<&'static str, BTreeMap<&'static str, (Value, Usage)>>;
+
+/// (label, value getter, higher is better)
+type Metric = (&'static str, fn(&Value, &Usage) -> f64, bool);
+
+const METRICS: &[Metric] = &[
+    ("publish msg/s", |v, _| number(v, "aggregatedPublishRate"), true),
+    ("publish MiB/s", |v, _| number(v, "aggregatedPublishMbPerSec"), true),
+    ("consume msg/s", |v, _| number(v, "aggregatedConsumeRate"), true),
+    ("publish latency p50 (ms)", |v, _| number(v, "aggregatedPublishLatency50pct"), false),
+    ("publish latency p99 (ms)", |v, _| number(v, "aggregatedPublishLatency99pct"), false),
+    ("publish latency p99.9 (ms)", |v, _| number(v, "aggregatedPublishLatency999pct"), false),
+    ("publish latency max (ms)", |v, _| number(v, "aggregatedPublishLatencyMax"), false),
+    ("end-to-end p50 (ms)", |v, _| number(v, "aggregatedEndToEndLatency50pct"), false),
+    ("end-to-end p99 (ms)", |v, _| number(v, "aggregatedEndToEndLatency99pct"), false),
+    ("end-to-end p99.9 (ms)", |v, _| number(v, "aggregatedEndToEndLatency999pct"), false),
+    ("publish errors", |v, _| number(v, "totalPublishErrors"), false),
+    ("broker CPU seconds", |_, usage| usage.cpu_seconds, false),
+    ("broker peak RSS (MiB)", |_, usage| usage.peak_rss_mib, false),
+    ("broker mean RSS (MiB)", |_, usage| usage.mean_rss_mib, false),
+];
+
+fn main() {
+    if let Err(error) = real_main() {
+        eprintln!("bench: error: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let mut suite = "smoke".to_string();
+    let mut brokers: Vec<&'static str> = vec!["skua", "kafka", "kafka-fsync"];
+    let mut out: Option<PathBuf> = None;
+    let mut only: Option<Vec<String>> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                return Ok(());
+            }
+            "--suite" => suite = value("--suite")?,
+            "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--only" => only = Some(value("--only")?.split(',').map(str::to_string).collect()),
+            "--brokers" => {
+                brokers = value("--brokers")?
+                    .split(',')
+                    .map(|name| match name {
+                        "skua" => Ok("skua"),
+                        "kafka" => Ok("kafka"),
+                        "kafka-fsync" => Ok("kafka-fsync"),
+                        other => bail!("unknown broker {other:?} (skua, kafka, kafka-fsync)"),
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
+            other => bail!("unknown argument {other:?}; see --help"),
+        }
+    }
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
+    std::env::set_current_dir(&workspace)?;
+    let mut runs = runs(&suite)?;
+    if let Some(only) = &only {
+        runs.retain(|run| only.iter().any(|name| name == run.name));
+    }
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    let out = out.unwrap_or_else(|| match suite.as_str() {
+        "full" => workspace.join(format!("results/{}-{commit}", today())),
+        _ => workspace.join(format!("target/bench/smoke-{}-{commit}", today())),
+    });
+    std::fs::create_dir_all(&out)?;
+    for binary in ["target/release/netd", "target/release/loadgen"] {
+        if !workspace.join(binary).is_file() {
+            bail!("{binary} is missing: run `cargo build --release -p skua-netd -p skua-loadgen` first");
+        }
+    }
+    eprintln!("bench: suite {suite}: {} run(s) × brokers {:?} → {}", runs.len(), brokers, out.display());
+
+    let mut results: Results = BTreeMap::new();
+    let total = runs.len() * brokers.len();
+    let mut done = 0;
+    let started = Instant::now();
+    for run in &runs {
+        for broker_kind in &brokers {
+            done += 1;
+            eprintln!(
+                "\nbench: [{done}/{total}] {} against {} ({:.0} s so far)",
+                run.name,
+                broker_kind,
+                started.elapsed().as_secs_f64()
+            );
+            let rate = run.rate_from.and_then(|from| {
+                let source = results.get(from)?;
+                let max = source
+                    .get("kafka")
+                    .or_else(|| source.get(*broker_kind))
+                    .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
+                Some((max / 2.0).max(100.0))
+            });
+            let broker = start_broker(broker_kind, &workspace)?;
+            let output = out.join(format!("{}-{}.json", run.name, broker_kind));
+            let outcome = run_loadgen(&workspace, &broker, run, rate, &output);
+            stop_broker(broker, &workspace);
+            let (value, usage, _) = outcome?;
+            results.entry(run.name).or_default().insert(broker_kind, (value, usage));
+        }
+    }
+
+    let mut markdown = String::new();
+    let _ = writeln!(markdown, "# Skua vs Apache Kafka — suite `{suite}` ({commit}, {})\n", today());
+    let _ = writeln!(
+        markdown,
+        "Same machine ({}), same loadgen binary (librdkafka driver), brokers one after the other; loadgen and broker share the cores.\n",
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| text.lines().find(|line| line.starts_with("model name")).map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .map(|cpu| format!("{cpu}, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get())))
+            .unwrap_or_default()
+    );
+    for broker in &brokers {
+        let _ = writeln!(markdown, "- **{broker}**: {}", durability(broker));
+    }
+    let mut summary = serde_json::Map::new();
+    for run in &runs {
+        let Some(by_broker) = results.get(run.name) else { continue };
+        let _ = writeln!(markdown, "\n## {} — {}\n", run.name, run.title);
+        let mut header = String::from("| metric |");
+        let mut rule = String::from("|---|");
+        for broker in &brokers {
+            let _ = write!(header, " {broker} |");
+            rule.push_str("---|");
+        }
+        let ratio = brokers.contains(&"skua") && brokers.contains(&"kafka");
+        if ratio {
+            header.push_str(" skua / kafka |");
+            rule.push_str("---|");
+        }
+        let _ = writeln!(markdown, "{header}\n{rule}");
+        let mut run_summary = serde_json::Map::new();
+        for (label, get, _) in METRICS {
+            let mut row = format!("| {label} |");
+            let mut values = serde_json::Map::new();
+            for broker in &brokers {
+                let value = by_broker.get(broker).map(|(value, usage)| get(value, usage));
+                let _ = write!(row, " {} |", value.map_or("–".to_string(), |value| format!("{value:.1}")));
+                values.insert(broker.to_string(), value.map_or(Value::Null, Value::from));
+            }
+            if ratio {
+                let skua = by_broker.get("skua").map(|(value, usage)| get(value, usage));
+                let kafka = by_broker.get("kafka").map(|(value, usage)| get(value, usage));
+                match (skua, kafka) {
+                    (Some(skua), Some(kafka)) if kafka > 0.0 => {
+                        let _ = write!(row, " {:.2} |", skua / kafka);
+                    }
+                    _ => row.push_str(" – |"),
+                }
+            }
+            let _ = writeln!(markdown, "{row}");
+            run_summary.insert(label.to_string(), Value::Object(values));
+        }
+        summary.insert(run.name.to_string(), Value::Object(run_summary));
+        let labelled: Vec<(String, Value)> = brokers
+            .iter()
+            .filter_map(|broker| by_broker.get(broker).map(|(value, _)| (broker.to_string(), value.clone())))
+            .collect();
+        let charts = [
+            ("throughput", plot::throughput_over_time(&out.join(format!("{}-throughput.svg", run.name)), &labelled)),
+            (
+                "publish-latency",
+                plot::latency_percentiles(
+                    &out.join(format!("{}-publish-latency.svg", run.name)),
+                    &labelled,
+                    plot::LatencyKind::Publish,
+                ),
+            ),
+            (
+                "e2e-latency",
+                plot::latency_percentiles(
+                    &out.join(format!("{}-e2e-latency.svg", run.name)),
+                    &labelled,
+                    plot::LatencyKind::EndToEnd,
+                ),
+            ),
+            ("lag", plot::consumer_lag_over_time(&out.join(format!("{}-lag.svg", run.name)), &labelled)),
+        ];
+        let mut links = Vec::new();
+        for (kind, outcome) in charts {
+            match outcome {
+                Ok(()) => links.push(format!("[{kind}]({}-{kind}.svg)", run.name)),
+                Err(error) => eprintln!("bench: plot {kind} for {}: {error:#}", run.name),
+            }
+        }
+        let _ = writeln!(markdown, "\nPlots: {}", links.join(" · "));
+    }
+    let _ = writeln!(
+        markdown,
+        "\nHigher is better for rates; lower is better for latency, errors, CPU and memory. Latency is measured from the \
+         intended send time (coordinated omission corrected); see docs/decisions/0009-loadgen.md."
+    );
+    std::fs::write(out.join("summary.md"), &markdown)?;
+    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&Value::Object(summary))?)?;
+    println!("{markdown}");
+    eprintln!("bench: report in {} ({:.0} s)", out.display(), started.elapsed().as_secs_f64());
+    Ok(())
+}
