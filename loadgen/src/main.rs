@@ -363,6 +363,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             total.add(&window);
         }
         if !consumers_started && everything.published_bytes >= backlog_bytes {
+            if workload.producer_rate == 0.0 {
+                // A catch-up read: the backlog is written at max rate; producing on would keep
+                // the consumers from ever catching up. Stop, then measure the read.
+                eprintln!("loadgen: backlog of {} bytes written; stopping producers", everything.published_bytes);
+                break;
+            }
             eprintln!("loadgen: backlog of {} bytes written; starting consumers", everything.published_bytes);
             start_consumers(&mut recorders, &mut consumers);
             consumers_started = true;
@@ -401,7 +407,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
-    if !consumers_started && consumer_count > 0 {
+    let catch_up_started = Instant::now();
+    let consumed_before_catch_up = everything.consumed;
+    let catching_up = !consumers_started && consumer_count > 0;
+    if catching_up {
+        eprintln!("loadgen: consumers start on a backlog of {} messages", everything.published);
         start_consumers(&mut recorders, &mut consumers);
     }
     // Drain: let consumers catch up with everything acknowledged.
@@ -412,6 +422,18 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let window = collect(&recorders);
         everything.add(&window);
         total.add(&window);
+    }
+    if catching_up {
+        let seconds = catch_up_started.elapsed().as_secs_f64();
+        let consumed = everything.consumed - consumed_before_catch_up;
+        result.catch_up_seconds = seconds;
+        result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
+        result.catch_up_consume_mb_per_sec =
+            consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
+        eprintln!(
+            "----- Catch-up read: {consumed} messages in {seconds:.1} s ({:.0} msg/s, {:.1} MB/s), consumer join included",
+            result.catch_up_consume_rate, result.catch_up_consume_mb_per_sec
+        );
     }
     stop_consumers.store(true, Ordering::Relaxed);
     for consumer in consumers {

@@ -212,6 +212,11 @@ pub struct TestResult {
     /// …and over the whole run, warm-up included (what the broker holds at the end).
     pub run_published: u64,
     pub run_consumed: u64,
+    /// With `consumerBacklogSizeGB` at max rate: how fast consumers read the backlog
+    /// (from their start, group join included, until they caught up or the drain ended).
+    pub catch_up_seconds: f64,
+    pub catch_up_consume_rate: f64,
+    pub catch_up_consume_mb_per_sec: f64,
     /// Messages/s published and consumed in each second of the run (warm-up included).
     pub publish_rate_per_second: Vec<f64>,
     pub consume_rate_per_second: Vec<f64>,
