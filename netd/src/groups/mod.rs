@@ -638,7 +638,9 @@ impl Coordinator {
         0
     }
 
-    /// Whether an OffsetCommit from this member and generation may commit now.
+    /// Whether an OffsetCommit from this member and generation may commit now. A member's
+    /// commit to a group that does not exist gets `unknown_group` (Kafka answers
+    /// ILLEGAL_GENERATION up to OffsetCommit v8 and GROUP_ID_NOT_FOUND from v9).
     pub fn check_commit(
         &mut self,
         group_id: &str,
@@ -646,6 +648,7 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
         now_ms: i64,
+        unknown_group: i16,
     ) -> CommitCheck {
         if generation < 0 && member_id.is_empty() {
             // A simple (admin or manual-assignment) commit: only while nobody is a member.
@@ -656,7 +659,7 @@ impl Coordinator {
             };
         }
         let Some(group) = self.groups.get(group_id) else {
-            return CommitCheck::Refused(code(ResponseError::IllegalGeneration));
+            return CommitCheck::Refused(unknown_group);
         };
         if let Err(error) = group.member_for(member_id, instance_id) {
             return CommitCheck::Refused(error);
@@ -756,6 +759,8 @@ impl Coordinator {
 mod tests {
     use super::*;
 
+    const ILLEGAL: i16 = 22; // ILLEGAL_GENERATION
+
     const CONFIG: GroupConfig = GroupConfig {
         initial_rebalance_delay_ms: 0,
         min_session_timeout_ms: 6000,
@@ -828,10 +833,10 @@ mod tests {
         assert_eq!(coordinator.heartbeat("g", 1, &a, None, 9), ResponseError::IllegalGeneration.code());
         assert_eq!(coordinator.heartbeat("g", 2, "nobody", None, 9), ResponseError::UnknownMemberId.code());
         assert_eq!(
-            coordinator.check_commit("g", 2, "nobody", None, 9),
+            coordinator.check_commit("g", 2, "nobody", None, 9, ILLEGAL),
             CommitCheck::Refused(ResponseError::UnknownMemberId.code())
         );
-        assert_eq!(coordinator.check_commit("g", 2, &a, None, 9), CommitCheck::Allowed);
+        assert_eq!(coordinator.check_commit("g", 2, &a, None, 9, ILLEGAL), CommitCheck::Allowed);
 
         // b stops heartbeating: after its session timeout a rebalances alone.
         assert_eq!(coordinator.heartbeat("g", 2, &a, None, 9_000), 0);
@@ -849,15 +854,15 @@ mod tests {
         request.require_known_member_id = false;
         let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
         assert_eq!(
-            coordinator.check_commit("g", -1, "", None, 1),
+            coordinator.check_commit("g", -1, "", None, 1, ILLEGAL),
             CommitCheck::Refused(ResponseError::UnknownMemberId.code())
         );
         assert_eq!(coordinator.leave("g", &a, None, 2), 0);
         assert_eq!(coordinator.groups["g"].state, GroupState::Empty);
-        assert_eq!(coordinator.check_commit("g", -1, "", None, 3), CommitCheck::Allowed);
+        assert_eq!(coordinator.check_commit("g", -1, "", None, 3, ILLEGAL), CommitCheck::Allowed);
         assert_eq!(coordinator.leave("g", &a, None, 4), ResponseError::UnknownMemberId.code());
         assert_eq!(
-            coordinator.check_commit("nope", 3, "m", None, 5),
+            coordinator.check_commit("nope", 3, "m", None, 5, ILLEGAL),
             CommitCheck::Refused(ResponseError::IllegalGeneration.code())
         );
     }

@@ -347,6 +347,8 @@ pub async fn offset_commit(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
     let member_id = request.member_id.to_string();
     let instance_id = request.group_instance_id.as_ref().map(|id| id.to_string());
     let generation = request.generation_id_or_member_epoch;
+    let unknown_group =
+        if version >= 9 { ResponseError::GroupIdNotFound.code() } else { ResponseError::IllegalGeneration.code() };
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
             let shard = shard.clone();
@@ -356,6 +358,7 @@ pub async fn offset_commit(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
                 &member_id,
                 instance_id.as_deref(),
                 now,
+                unknown_group,
             );
             if let CommitCheck::Refused(error) = check {
                 return ready(error);

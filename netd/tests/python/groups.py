@@ -12,14 +12,16 @@ chance to leave its group: its session must expire on the broker. A member subsc
 "processes" each record (a short sleep), and after each batch commits the offsets after it,
 synchronously (enable.auto.commit is off). It reports on stdout, one JSON object a line: its
 assignment whenever it changes, the records it processed, the offsets it committed. It closes
-cleanly (LeaveGroup) on a `close` line on stdin or at EOF.
+cleanly (LeaveGroup) on a `close` line on stdin, and exits at once at EOF (the driver is gone).
 
 takeover: a 6-partition topic; three members split it two partitions each; one closes, two go on
-with three each; one is killed (SIGKILL, session.timeout.ms=6000), the last takes all six. Messages
-are produced between the steps, so there is always something to take over. Then every produced
-message was processed at least once, no member jumped forward within a partition it held, and the
-committed offsets are the ends of the partitions. The group is restarted (two new members): they
-process exactly the messages produced since, from the committed offsets on, nothing earlier. The
+with three each at once; one is told to stop committing (as if it crashed between processing and
+committing), processes some messages and is killed (SIGKILL, session.timeout.ms=6000): the last
+member takes all six, not before the session could expire, and processes those messages again.
+Messages are produced between the steps, so there is always something to take over. Then every
+produced message was processed at least once, no member jumped forward within a partition it held,
+and the committed offsets are the ends of the partitions. The group is restarted (two new members):
+they begin exactly at the committed offsets and process only the messages produced since. The
 admin API sees the group (ListGroups, DescribeGroups, OffsetFetch) and deletes it at the end.
 
 restart: two members split the partitions and commit everything produced; the script prints
@@ -28,13 +30,16 @@ starts it again on the same data directory and port. The committed offsets must 
 same two member processes reconnect, rejoin if the broker forgot them, and process the messages
 produced after the restart, and none from before it.
 
-Prints "NAME: ok" at the end; exits non-zero with a message on the first failed expectation. Every
+Prints "MODE CLIENT ASSIGNOR: ok" at the end; exits non-zero with a message on the first failed expectation. Every
 wait is bounded.
 """
+import atexit
+import faulthandler
 import json
 import os
 import queue
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -48,6 +53,13 @@ SESSION_TIMEOUT_MS = 6000  # group.min.session.timeout.ms
 HEARTBEAT_INTERVAL_MS = 1000
 MAX_POLL_INTERVAL_MS = 20000  # the rebalance timeout: how long a join waits for members to rejoin
 POLL_TIMEOUT_S = 0.2
+# kafka-python 3.0.12 can hang for good when a poll's timeout runs out while its JoinGroup/SyncGroup is in flight
+# (seen against Kafka 4.4 itself, in about one run in four right after a Kafka restart: the SyncGroup answer
+# arrives, the assignment is never applied, the member stops heartbeating and its main thread waits in
+# NetworkSelector.run() forever; cf. dpkp/kafka-python#3121). So a kafka-python member that is about to (re)join
+# (poll() starts a join only on entry) first drives the coordinator alone with a timeout that lets the join finish;
+# then it polls briefly, as a stable one does, to read its stdin often.
+KAFKA_PYTHON_JOIN_TIMEOUT_S = 10
 POLL_RECORDS_MAX = 25
 PROCESS_RECORD_S = 0.002
 MEMBER_LIFETIME_S = 120  # a member whose parent vanished exits after this at the latest
@@ -60,6 +72,7 @@ CONSUME_TIMEOUT_S = 30
 CLOSE_TIMEOUT_S = 15
 RESTART_WAIT_S = 60
 ADMIN_TIMEOUT_S = 15
+RESTART_OFFSETS_TIMEOUT_S = 30  # until the restarted broker answers OffsetFetch with the offsets committed before
 
 
 def log(message):
@@ -75,6 +88,9 @@ def expect(condition, message):
 # The member process.
 
 def member(group, topic, name):
+    # On a failure the driver asks for every thread's stack (SIGUSR1) before it shows the member's stderr.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
     def emit(**event):
         print(json.dumps(event), flush=True)
 
@@ -109,6 +125,9 @@ def member(group, topic, name):
             failed = [f"{tp.partition}: {tp.error}" for tp in answer if tp.error is not None]
             return "; ".join(failed) or None
     else:
+        import logging
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
         from kafka import KafkaConsumer, TopicPartition
         from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
         from kafka.coordinator.assignors.range import RangePartitionAssignor
@@ -123,7 +142,20 @@ def member(group, topic, name):
         consumer.subscribe([topic])
 
         def poll():
-            batches = consumer.poll(timeout_ms=int(POLL_TIMEOUT_S * 1000), max_records=POLL_RECORDS_MAX)
+            coordinator = consumer._coordinator  # see KAFKA_PYTHON_JOIN_TIMEOUT_S
+            try:
+                if coordinator.coordinator_unknown() or not coordinator.stable() or coordinator.need_rejoin():
+                    # What KafkaConsumer.poll() does first, with room for the join to finish.
+                    coordinator.poll(timeout_ms=KAFKA_PYTHON_JOIN_TIMEOUT_S * 1000)
+                batches = consumer.poll(timeout_ms=int(POLL_TIMEOUT_S * 1000), max_records=POLL_RECORDS_MAX)
+            except KafkaError as error:
+                # kafka-python lets a poll raise a connection error (FindCoordinator refused while the broker is
+                # down); an application retries those.
+                if not error.retriable:
+                    raise
+                emit(event="error", error=repr(error))
+                time.sleep(POLL_TIMEOUT_S)
+                return []
             return [(record.partition, record.offset, record.value.decode())
                     for records in batches.values() for record in records]
 
@@ -138,18 +170,33 @@ def member(group, topic, name):
                 return repr(error)
             return None
 
+    def command():
+        """The driver's next line on stdin, if one came: "close", "stop-committing"."""
+        readable, _, _ = select.select([sys.stdin], [], [], 0)
+        if not readable:
+            return None
+        line = sys.stdin.readline()
+        if not line:
+            # The driver is gone (killed by a timeout): no one is left to report to, and the broker may be gone
+            # too, so no close() that could wait on it.
+            os._exit(1)
+        return line.strip()
+
     deadline = time.monotonic() + MEMBER_LIFETIME_S
     held = None
     committing = True
     while time.monotonic() < deadline:
-        readable, _, _ = select.select([sys.stdin], [], [], 0)
-        if readable:
-            command = sys.stdin.readline().strip()
-            if command in ("close", ""):
-                break
-            if command == "stop-committing":
-                committing = False
+        told = command()
+        if told == "close":
+            break
         records = poll()
+        # Asked again after the poll, which may have lasted long: a stop-committing sent before the records it
+        # concerns were produced applies to them.
+        told = told or command()
+        if told == "close":
+            break
+        if told == "stop-committing":
+            committing = False
         now = assignment()
         if now != held:
             held = now
@@ -230,7 +277,6 @@ class Group:
         self.next_offset = {}
         self.processed_after = None  # once set, (partition, offset) processed since, in order
         self.uncommitted = []  # (partition, offset) processed by a member told to stop committing
-        import atexit
         atexit.register(self.kill_all)
 
     def start(self, name):
@@ -248,9 +294,14 @@ class Group:
                 member.process.kill()
 
     def dump(self):
+        running = [member for member in self.members if member.process.poll() is None]
+        for member in running:
+            member.process.send_signal(signal.SIGUSR1)
+        if running:
+            time.sleep(1)
         for member in self.members:
             print(f"--- {member.name} (exit {member.process.poll()}) stderr:", file=sys.stderr)
-            for line in member.stderr[-40:]:
+            for line in member.stderr[-120:]:
                 print(f"    {line}", file=sys.stderr)
         sys.stderr.flush()
 
@@ -305,8 +356,9 @@ class Group:
         while not condition():
             left = deadline - time.monotonic()
             if left <= 0:
-                self.fail(f"timed out after {timeout_s} s waiting until {what}; assignments: "
-                          f"{[(m.name, m.assignment) for m in self.alive()]}, committed: {sorted(self.committed.items())}")
+                held = [(member.name, member.assignment) for member in self.alive()]
+                self.fail(f"timed out after {timeout_s} s waiting until {what}; assignments: {held}, "
+                          f"committed: {sorted(self.committed.items())}")
             try:
                 member, event = self.events.get(timeout=min(left, 0.5))
             except queue.Empty:
@@ -392,8 +444,9 @@ def committed_offsets(group_id, topic):
         answer = consumer.committed([TopicPartition(topic, partition) for partition in range(PARTITIONS)],
                                     timeout=ADMIN_TIMEOUT_S)
         consumer.close()
-        for tp in answer:
-            expect(tp.error is None, f"OffsetFetch {group_id} partition {tp.partition}: {tp.error}")
+        failed = [(tp.partition, tp.error) for tp in answer if tp.error is not None]
+        if failed:
+            raise RuntimeError(f"OffsetFetch {group_id}: {failed}")
         return {tp.partition: tp.offset for tp in answer if tp.offset >= 0}
     from kafka import KafkaAdminClient
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP, request_timeout_ms=ADMIN_TIMEOUT_S * 1000)
@@ -440,9 +493,9 @@ def describe(group_id):
     for entry in described["members"]:
         for assigned in entry["member_assignment"]["assigned_partitions"]:
             partitions.extend(assigned["partitions"])
-    return (group_id in listed, described["group_state"].lower(), sorted(entry["client_id"] for entry in
-                                                                         described["members"]),
-            sorted(partitions), (described["protocol_type"], described["protocol_data"]))
+    clients = sorted(entry["client_id"] for entry in described["members"])
+    return (group_id in listed, described["group_state"].lower(), clients, sorted(partitions),
+            (described["protocol_type"], described["protocol_data"]))
 
 
 def check_admin_sees(group, members):
@@ -464,7 +517,7 @@ def check_admin_sees(group, members):
 
 
 def delete_group(group_id):
-    """DeleteGroups through the client's admin API; then the group is neither listed nor has offsets."""
+    """DeleteGroups through the client's admin API; then ListGroups no longer lists the group."""
     if CLIENT == "confluent":
         from confluent_kafka.admin import AdminClient
         admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
@@ -579,7 +632,7 @@ def restart():
     started = time.monotonic()
     log("broker restarted")
     group.processed_after = []
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    deadline = time.monotonic() + RESTART_OFFSETS_TIMEOUT_S
     while True:
         try:
             after = committed_offsets(group.id, topic)

@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 
+import kafka.errors
 from kafka.protocol.admin import (DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest)
 from kafka.protocol.consumer import (HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, OffsetCommitRequest,
                                      OffsetDeleteRequest, OffsetFetchRequest, SyncGroupRequest)
@@ -57,9 +58,6 @@ GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
 GROUP_SUBSCRIBED_TO_TOPIC = 86
 UNKNOWN_TOPIC_ID = 100
-ERROR_NAMES = {value: name for name, value in globals().items() if isinstance(value, int) and name.isupper()
-               and name not in ("REQUEST_TIMEOUT_S", "COORDINATOR_WAIT_S", "SESSION_TIMEOUT_MS", "REBALANCE_TIMEOUT_MS",
-                                "SESSION_TIMEOUT_BELOW_MIN_MS", "SESSION_TIMEOUT_ABOVE_MAX_MS")}
 
 APIS = [FindCoordinatorRequest, JoinGroupRequest, SyncGroupRequest, HeartbeatRequest, LeaveGroupRequest,
         OffsetCommitRequest, OffsetFetchRequest, ListGroupsRequest, DescribeGroupsRequest, DeleteGroupsRequest,
@@ -74,7 +72,7 @@ def log(message):
 
 
 def name_of(code):
-    return f"{ERROR_NAMES.get(code, '?')}({code})"
+    return f"{kafka.errors.for_code(code).__name__}({code})"
 
 
 def expect(condition, message):
@@ -148,9 +146,13 @@ class Client:
     # Metadata and coordinator.
 
     def metadata(self, topics):
+        """Metadata at v4 at least: before v4 every Metadata request may create the topics it names."""
+        low, high = self.connection.versions(MetadataRequest)
+        version = min(max(self.v(MetadataRequest), 4, low), high)
         topics = [MetadataRequest.MetadataRequestTopic(name=name, topic_id=None) for name in topics]
-        return self.call(MetadataRequest, "Metadata", topics=topics, allow_auto_topic_creation=False,
-                         include_cluster_authorized_operations=False, include_topic_authorized_operations=False)
+        return self.connection.call(MetadataRequest[version](
+            topics=topics, allow_auto_topic_creation=False, include_cluster_authorized_operations=False,
+            include_topic_authorized_operations=False), "Metadata")
 
     def find_coordinator(self, key, key_type=0):
         """(error, node id, host, port) for one key."""
@@ -441,8 +443,9 @@ def run(client, label, topic, other_topic, topic_ids):
     expect_code("OffsetCommit for a good partition beside it", result[(topic, 0)], NONE)
     result = client.commit(group, generation, member_id, {(other_topic, 0): (4, "other")}, topic_ids)
     expect_code("OffsetCommit for a topic the member does not subscribe to", result[(other_topic, 0)], NONE)
-    expect(client.metadata([missing_topic]).topics[0].error_code == UNKNOWN_TOPIC_OR_PARTITION,
-           "OffsetCommit for a missing topic does not create it")
+    error = client.metadata([missing_topic]).topics[0].error_code
+    expect(error == UNKNOWN_TOPIC_OR_PARTITION,
+           f"OffsetCommit for a missing topic does not create it: Metadata answers {name_of(error)}")
 
     top, member = client.leave(group, "bogus-member")
     if member is None:
