@@ -888,6 +888,35 @@ mod tests {
     }
 
     #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let record = |group: &str, at: i64| store::OffsetRecord {
+            group: group.into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(CommittedOffset {
+                offset: 5,
+                leader_epoch: 0,
+                metadata: String::new(),
+                commit_timestamp_ms: at,
+            }),
+        };
+        coordinator.apply(record("old", 0), 0);
+        coordinator.apply(record("fresh", 0), 0);
+        // "fresh" has a member: an active group's offsets never expire.
+        let mut request = join("");
+        request.group = "fresh".into();
+        request.require_known_member_id = false;
+        let _ = answer(&mut coordinator.join(request, 1)).expect("joined");
+        let week = CONFIG.offsets_retention_ms;
+        assert!(coordinator.expired_offsets(week).is_empty(), "not older than the retention yet");
+        assert_eq!(coordinator.expired_offsets(week + 2), vec![("old".to_string(), "t".to_string(), 0)]);
+        coordinator
+            .apply(store::OffsetRecord { group: "old".into(), topic: "t".into(), partition: 0, value: None }, week + 2);
+        assert!(!coordinator.groups.contains_key("old"), "a tombstone removes the last offset and the empty group");
+    }
+
+    #[test]
     fn static_members_rejoin_under_a_new_id_and_fence_the_old() {
         let mut coordinator = Coordinator::new(CONFIG);
         let mut request = join("");
