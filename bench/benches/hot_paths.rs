@@ -1,7 +1,8 @@
 //! criterion microbenchmarks of the engine's hot functions, the ones every produced batch goes
 //! through: validation (layout + CRC-32C), offset assignment (rewriting two header fields), and
-//! zstd re-encoding for `compression.type=zstd` topics. Run: `cargo bench -p skua-bench`.
-//! (Fetch response assembly lives in the netd binary and is measured end to end by `bench`.)
+//! zstd re-encoding for `compression.type=zstd` topics, and netd's fetch response assembly
+//! (hand-encoded segments, record bytes not copied) beside the generated encoder that copies
+//! them. Run: `cargo bench -p skua-bench`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::testkit::make_sized_batch;
@@ -29,5 +30,46 @@ fn batches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(hot_paths, batches);
+/// A Fetch v12 response: 16 partitions of 64 KiB of records each.
+fn fetch_response() -> kafka_protocol::messages::FetchResponse {
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    let mut response = kafka_protocol::messages::FetchResponse::default();
+    let mut topic = FetchableTopicResponse::default();
+    topic.topic = kafka_protocol::messages::TopicName(kafka_protocol::protocol::StrBytes::from_static_str("orders"));
+    for partition in 0..16 {
+        let mut data = PartitionData::default();
+        data.partition_index = partition;
+        data.high_watermark = 1_000_000;
+        data.last_stable_offset = 1_000_000;
+        data.records = Some(bytes::Bytes::from(vec![partition as u8; 64 * 1024]));
+        topic.partitions.push(data);
+    }
+    response.responses.push(topic);
+    response
+}
+
+fn fetch_assembly(c: &mut Criterion) {
+    let response = fetch_response();
+    let mut group = c.benchmark_group("fetch-response-16x64KiB");
+    group.throughput(Throughput::Bytes(16 * 64 * 1024));
+    group.bench_function("netd segments (no record copy)", |bench| {
+        bench.iter(|| {
+            skua_netd::handlers::fetch_encode::encode(12, 7, std::hint::black_box(&response)).expect("encodes")
+        })
+    });
+    group.bench_function("kafka-protocol encode (copies records)", |bench| {
+        bench.iter(|| {
+            skua_netd::protocol::encode_response(
+                kafka_protocol::messages::ApiKey::Fetch,
+                12,
+                7,
+                std::hint::black_box(&response),
+            )
+            .expect("encodes")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(hot_paths, batches, fetch_assembly);
 criterion_main!(hot_paths);

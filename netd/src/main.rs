@@ -4,16 +4,7 @@
 //! (this thread accepts connections and hands them to the shards round-robin), and signals
 //! (SIGTERM/SIGINT stop accepting, commit what is pending, close the logs cleanly).
 
-mod broker;
-mod config;
-mod control;
-mod errors;
-mod groups;
-mod handlers;
-mod producers;
-mod protocol;
-mod server;
-mod shards;
+use skua_netd::{broker, config, producers, server, shards};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -63,6 +63,12 @@ pub fn connection_job(stream: std::net::TcpStream) -> Job {
     })
 }
 
+impl std::fmt::Debug for ShardSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSetup").field("index", &self.index).field("shards", &self.peers.len()).finish()
+    }
+}
+
 /// Runs one shard until `shutdown` is set. Returns after a clean engine close.
 pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let ShardSetup { index, config, mut inbox, peers, catalog, control, controller, ready } = setup;

@@ -86,6 +86,16 @@ pub enum Reply {
     Nothing,
 }
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(bytes) => write!(f, "Reply::Now({} bytes)", bytes.len()),
+            Reply::Later(_) => f.write_str("Reply::Later"),
+            Reply::Nothing => f.write_str("Reply::Nothing"),
+        }
+    }
+}
+
 /// Dispatches a frame whose API and version the registry accepted. Work that must happen in
 /// request order (appends, and queueing work on other shards) is done before this returns;
 /// waiting for commits or fetch data happens in the returned future. Admin and metadata
