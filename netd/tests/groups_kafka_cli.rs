@@ -12,7 +12,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,19 +57,6 @@ impl Target {
     }
 }
 
-fn libs() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let pom = std::fs::read_to_string(manifest.join("../scripts/kafka/pom.xml")).expect("pom");
-    let version = pom.split("<kafka.version>").nth(1).and_then(|rest| rest.split('<').next()).expect("kafka.version");
-    let libs = manifest.join(format!("../.cache/kafka-{version}/libs"));
-    assert!(
-        libs.join(".complete").is_file(),
-        "{} missing: run scripts/test-deps.sh (scripts/test.sh does)",
-        libs.display()
-    );
-    libs
-}
-
 struct ToolOutput {
     call: String,
     status: ExitStatus,
@@ -94,7 +80,7 @@ fn kafka_tool(target: &Target, class: &str, args: &[&str], stdin: &[u8]) -> Tool
         .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m"])
         .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
         .arg("-cp")
-        .arg(format!("{}/*", libs().display()))
+        .arg(format!("{}/*", common::kafka_libs().display()))
         .arg(class)
         .arg("--bootstrap-server")
         .arg(target.bootstrap())

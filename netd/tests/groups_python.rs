@@ -44,12 +44,6 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the broker log a failure shows.
 const LOG_TAIL_LINES: usize = 300;
 
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
-    assert!(venv.is_file(), "{} missing: run scripts/test-deps.sh (scripts/test.sh does)", venv.display());
-    venv
-}
-
 /// Where a scenario runs: a fresh netd, or the broker `SKUA_REFERENCE_BOOTSTRAP` names.
 enum Target {
     Netd(Broker),
@@ -129,7 +123,7 @@ struct Script {
 impl Script {
     fn start(script: &str, arguments: &[&str], target: &Target) -> Script {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
-        let mut child = Command::new(python())
+        let mut child = Command::new(common::python())
             .arg(path)
             .arg(target.bootstrap())
             .args(arguments)

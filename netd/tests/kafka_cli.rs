@@ -4,26 +4,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::{run, Broker};
 
-fn libs() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let pom = std::fs::read_to_string(manifest.join("../scripts/kafka/pom.xml")).expect("pom");
-    let version = pom.split("<kafka.version>").nth(1).and_then(|rest| rest.split('<').next()).expect("kafka.version");
-    let libs = manifest.join(format!("../.cache/kafka-{version}/libs"));
-    assert!(
-        libs.join(".complete").is_file(),
-        "{} missing: run scripts/test-deps.sh (scripts/test.sh does)",
-        libs.display()
-    );
-    libs
-}
-
 fn kafka_tool(class: &str, args: &[&str], stdin: &[u8]) -> String {
-    let classpath = format!("{}/*", libs().display());
+    let classpath = format!("{}/*", common::kafka_libs().display());
     let output = run(Command::new("java").arg("-cp").arg(classpath).arg(class).args(args), stdin);
     String::from_utf8_lossy(&output.stdout).to_string()
 }

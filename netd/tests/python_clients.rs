@@ -11,16 +11,10 @@ use std::process::Command;
 
 use common::{run, Broker};
 
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
-    assert!(venv.is_file(), "{} missing: run scripts/test-deps.sh (scripts/test.sh does)", venv.display());
-    venv
-}
-
 fn check(name: &str) {
     let broker = Broker::start(&[]);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/clients.py");
-    let output = run(Command::new(python()).arg(script).arg(broker.bootstrap()).arg(name), b"");
+    let output = run(Command::new(common::python()).arg(script).arg(broker.bootstrap()).arg(name), b"");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains(&format!("{name}: ok")), "{stdout}\n{}", broker.log());
 }

@@ -34,12 +34,6 @@ enum Restart {
     Sigkill,
 }
 
-fn python() -> PathBuf {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
-    assert!(venv.is_file(), "{} missing: run scripts/test-deps.sh (scripts/test.sh does)", venv.display());
-    venv
-}
-
 /// The running script: its stdout lines arrive on `lines`; its stderr is collected by a thread.
 struct Script {
     child: Child,
@@ -51,7 +45,7 @@ struct Script {
 impl Script {
     fn start(client: &str, broker: &Broker) -> Script {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/restart.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(common::python())
             .arg(script)
             .arg(broker.bootstrap())
             .arg(client)

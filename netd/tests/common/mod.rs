@@ -170,3 +170,24 @@ pub fn run(command: &mut Command, stdin: &[u8]) -> Output {
     );
     output
 }
+
+/// The Python of the test venv (confluent-kafka, kafka-python), made by scripts/test-deps.sh.
+pub fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
+    assert!(venv.is_file(), "{} missing: run scripts/test-deps.sh (scripts/test.sh does)", venv.display());
+    venv
+}
+
+/// Apache Kafka's jars (CLI tools), fetched by scripts/kafka-jars.sh for the version in the pom.
+pub fn kafka_libs() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let pom = std::fs::read_to_string(manifest.join("../scripts/kafka/pom.xml")).expect("pom");
+    let version = pom.split("<kafka.version>").nth(1).and_then(|rest| rest.split('<').next()).expect("kafka.version");
+    let libs = manifest.join(format!("../.cache/kafka-{version}/libs"));
+    assert!(
+        libs.join(".complete").is_file(),
+        "{} missing: run scripts/test-deps.sh (scripts/test.sh does)",
+        libs.display()
+    );
+    libs
+}
