@@ -75,6 +75,30 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Reads `log` from `from` to its committed end in runs of at most [`REBUILD_READ_BYTES`],
+/// validates each run once, and hands it with its batch headers to `visit` (start-up work:
+/// producer state and committed offsets are rebuilt this way).
+fn scan_batches(
+    log: &engine::log::Log,
+    from: Offset,
+    mut visit: impl FnMut(&bytes::Bytes, &[engine::batch::BatchHeader]),
+) -> Result<(), EngineError> {
+    let mut offset = from;
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, REBUILD_READ_BYTES, None)?;
+        if read.size_bytes == 0 {
+            break;
+        }
+        let bytes = crate::handlers::fetch::chunks_to_bytes(&read.chunks, read.size_bytes)
+            .map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?;
+        let headers = engine::batch::validate_all(&bytes)?;
+        let Some(last) = headers.last() else { break };
+        offset = Offset(last.last_offset() + 1);
+        visit(&bytes, &headers);
+    }
+    Ok(())
+}
+
 /// The topics found under the data directory: `<topic>-<partition>` directories whose
 /// partitions run 0..n. Others are reported and skipped.
 pub fn discover_topics(data_dir: &std::path::Path) -> std::io::Result<Catalog> {
@@ -153,29 +177,14 @@ impl Broker {
         if !report.truncations.is_empty() {
             tracing::warn!(partition, truncated_bytes = report.truncated_bytes(), "recovered an offsets partition");
         }
-        let log = self.engine.log(id)?;
-        let mut offset = log.log_start_offset();
         let mut replayed = 0usize;
         let now = now_ms();
-        while offset < log.log_end_offset() {
-            let read = log.read(offset, REBUILD_READ_BYTES, None)?;
-            if read.size_bytes == 0 {
-                break;
-            }
-            let mut bytes = Vec::with_capacity(read.size_bytes as usize);
-            for chunk in &read.chunks {
-                bytes.extend(
-                    chunk.to_vec().map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?,
-                );
-            }
-            let bytes = bytes::Bytes::from(bytes);
-            let headers = engine::batch::validate_all(&bytes).map_err(EngineError::InvalidBatch)?;
-            let Some(last) = headers.last() else { break };
-            offset = Offset(last.last_offset() + 1);
-            for record in store::decode_all(&bytes).map_err(EngineError::InvalidBatch)? {
-                replayed += 1;
-                self.groups.apply(record, now);
-            }
+        let log = self.engine.log(id)?;
+        let mut records = Vec::new();
+        scan_batches(log, log.log_start_offset(), |bytes, headers| records.extend(store::decode_all(bytes, headers)))?;
+        for record in records {
+            replayed += 1;
+            self.groups.apply(record, now);
         }
         if replayed > 0 {
             tracing::info!(partition, records = replayed, "replayed committed offsets");
@@ -258,26 +267,13 @@ impl Broker {
     fn rebuild_producers(&self, id: LogId) -> Result<PartitionProducers, EngineError> {
         let log = self.engine.log(id)?;
         let mut producers = PartitionProducers::default();
-        let mut offset = log.active_segment_base();
-        while offset < log.log_end_offset() {
-            let read = log.read(offset, REBUILD_READ_BYTES, None)?;
-            if read.size_bytes == 0 {
-                break;
-            }
-            let mut bytes = Vec::with_capacity(read.size_bytes as usize);
-            for chunk in &read.chunks {
-                bytes.extend(
-                    chunk.to_vec().map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?,
-                );
-            }
-            let headers = engine::batch::validate_all(&bytes)?;
-            for header in &headers {
+        scan_batches(log, log.active_segment_base(), |_, headers| {
+            for header in headers {
                 if let Some(identity) = BatchIdentity::of(header) {
                     producers.record(&identity, header.base_offset, header.last_offset());
                 }
-                offset = Offset(header.last_offset() + 1);
             }
-        }
+        })?;
         Ok(producers)
     }
 

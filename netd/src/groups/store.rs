@@ -6,7 +6,7 @@
 //! Owns: building those batches and reading them back at start-up. Pure: no I/O, never panics
 //! on input (a record it cannot parse is reported and skipped).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
 /// Key version of an offset commit (Kafka's `OffsetCommitKey` v1).
 pub const OFFSET_KEY_VERSION: i16 = 1;
@@ -235,14 +235,14 @@ pub fn decode_batch(batch: &[u8], header: &engine::batch::BatchHeader) -> Result
     Ok(records)
 }
 
-/// All records in `bytes`, a run of whole stored batches.
-pub fn decode_all(bytes: &Bytes) -> Result<Vec<OffsetRecord>, engine::BatchError> {
-    let headers = engine::batch::validate_all(bytes)?;
+/// All records in `bytes`, a run of whole stored batches that `engine::batch::validate_all`
+/// returned `headers` for.
+pub fn decode_all(bytes: &[u8], headers: &[engine::batch::BatchHeader]) -> Vec<OffsetRecord> {
     let mut records = Vec::new();
     let mut position = 0usize;
     for header in headers {
         let size = header.size_bytes;
-        match decode_batch(&bytes[position..position + size], &header) {
+        match decode_batch(&bytes[position..position + size], header) {
             Ok(batch_records) => records.extend(batch_records),
             Err(error) => {
                 tracing::warn!(base_offset = header.base_offset, %error, "skipping an unreadable offsets batch")
@@ -250,7 +250,7 @@ pub fn decode_all(bytes: &Bytes) -> Result<Vec<OffsetRecord>, engine::BatchError
         }
         position += size;
     }
-    Ok(records)
+    records
 }
 
 #[cfg(test)]
@@ -278,8 +278,8 @@ mod tests {
             OffsetRecord { group: "g".into(), topic: "orders".into(), partition: 1, value: None },
         ];
         let batch = encode_batch(&records, 1_700_000_000_000);
-        let bytes = Bytes::from(batch);
-        assert_eq!(decode_all(&bytes).expect("valid"), records);
+        let headers = engine::batch::validate_all(&batch).expect("valid");
+        assert_eq!(decode_all(&batch, &headers), records);
     }
 
     /// Golden bytes: the key and value layout is Kafka's (`OffsetCommitKey` v1, value v3).

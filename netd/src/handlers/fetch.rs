@@ -25,7 +25,8 @@ use crate::shards::ShardContext;
 /// Upper bound on how long a fetch may wait, whatever the client asks.
 pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
-fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Bytes> {
+/// The bytes of a read plan: the tail-cache slice itself when it is one, else one buffer.
+pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Bytes> {
     if let [ReadChunk::Memory(bytes)] = chunks {
         return Ok(bytes.clone());
     }
