@@ -19,14 +19,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::Broker;
+use common::{Broker, PythonScript};
 
 /// The group keys the scenarios rely on; the rest keep Kafka's defaults (sessions of at least
 /// 6,000 ms, a killed member's session timeout is the minimum).
@@ -111,83 +107,11 @@ enum Restart {
     Sigkill,
 }
 
-/// A running script: its stdout lines arrive on `lines`; its stderr is collected by a thread.
-struct Script {
-    name: String,
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Script {
-    fn start(script: &str, arguments: &[&str], target: &Target) -> Script {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
-        let mut child = Command::new(common::python())
-            .arg(path)
-            .arg(target.bootstrap())
-            .args(arguments)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the script");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let name = format!("{script} {}", arguments.join(" "));
-        Script { name, child, lines, stdout: Vec::new(), stderr: Some(stderr) }
-    }
-
-    /// Waits for a stdout line equal to `expected`; None if the script ended or time ran out.
-    fn wait_for(&mut self, expected: &str, timeout: Duration) -> Option<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let line = self.lines.recv_timeout(left).ok()?;
-            self.stdout.push(line.clone());
-            if line == expected {
-                return Some(());
-            }
-        }
-    }
-
-    fn tell(&mut self, line: &str) -> bool {
-        let stdin = self.child.stdin.as_mut().expect("stdin");
-        stdin.write_all(format!("{line}\n").as_bytes()).and_then(|()| stdin.flush()).is_ok()
-    }
-
-    /// Gives the script a moment to exit, kills it if it still runs, and returns what it said. Its
-    /// member processes see their stdin close and exit.
-    fn finish(&mut self) -> String {
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait().map(|status| status.to_string()).unwrap_or_default();
-        let stderr = self.stderr.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
-        self.stdout.extend(self.lines.try_iter());
-        format!("{}: {status}\nstdout:\n{}\nstderr:\n{stderr}", self.name, self.stdout.join("\n"))
-    }
-}
-
 fn takeover(client: &str, assignor: &str) {
     let started = Instant::now();
     let target = Target::start();
-    let mut script = Script::start("groups.py", &["takeover", client, assignor], &target);
+    let mut script =
+        PythonScript::start("groups.py", &target.bootstrap(), &["takeover", client, assignor], EXIT_TIMEOUT);
     let done = script.wait_for(&format!("takeover {client} {assignor}: ok"), TAKEOVER_TIMEOUT);
     let said = script.finish();
     assert!(done.is_some(), "{said}\n{}", target.log_tail());
@@ -197,7 +121,8 @@ fn takeover(client: &str, assignor: &str) {
 fn restart(client: &str, assignor: &str, restart: Restart) {
     let started = Instant::now();
     let mut target = Target::start();
-    let mut script = Script::start("groups.py", &["restart", client, assignor], &target);
+    let mut script =
+        PythonScript::start("groups.py", &target.bootstrap(), &["restart", client, assignor], EXIT_TIMEOUT);
     if script.wait_for("READY-FOR-RESTART", PHASE_ONE_TIMEOUT).is_none() {
         panic!("phase 1 did not finish:\n{}\n{}", script.finish(), target.log_tail());
     }
@@ -259,7 +184,7 @@ fn kafka_python_group_across_sigkill() {
 fn bad_input_answered_as_kafka_does() {
     let started = Instant::now();
     let target = Target::start();
-    let mut script = Script::start("groups_bad_input.py", &[], &target);
+    let mut script = PythonScript::start("groups_bad_input.py", &target.bootstrap(), &[], EXIT_TIMEOUT);
     let done = script.wait_for("bad-input: ok", BAD_INPUT_TIMEOUT);
     let said = script.finish();
     assert!(done.is_some(), "{said}\n{}", target.log_tail());

@@ -12,14 +12,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::Broker;
+use common::{Broker, PythonScript};
 
 /// Phase 1 (topic creation, 2,000 messages) must be done within this.
 const PHASE_ONE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -34,75 +29,10 @@ enum Restart {
     Sigkill,
 }
 
-/// The running script: its stdout lines arrive on `lines`; its stderr is collected by a thread.
-struct Script {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stdout: Vec<String>,
-    stderr: Option<JoinHandle<String>>,
-}
-
-impl Script {
-    fn start(client: &str, broker: &Broker) -> Script {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/restart.py");
-        let mut child = Command::new(common::python())
-            .arg(script)
-            .arg(broker.bootstrap())
-            .arg(client)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start restart.py");
-        let stdout = child.stdout.take().expect("stdout");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().expect("stderr");
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        Script { child, lines, stdout: Vec::new(), stderr: Some(stderr) }
-    }
-
-    /// Waits for a stdout line equal to `expected`; None if the script ended or time ran out.
-    fn wait_for(&mut self, expected: &str, timeout: Duration) -> Option<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let line = self.lines.recv_timeout(left).ok()?;
-            self.stdout.push(line.clone());
-            if line == expected {
-                return Some(());
-            }
-        }
-    }
-
-    /// Gives the script a moment to exit, kills it if it still runs, and returns what it said.
-    fn finish(&mut self) -> String {
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let status = self.child.wait().map(|status| status.to_string()).unwrap_or_default();
-        let stderr = self.stderr.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
-        self.stdout.extend(self.lines.try_iter());
-        format!("restart.py {status}\nstdout:\n{}\nstderr:\n{stderr}", self.stdout.join("\n"))
-    }
-}
-
 fn check(client: &str, restart: Restart) {
     let started = Instant::now();
     let mut broker = Broker::start(&[]);
-    let mut script = Script::start(client, &broker);
+    let mut script = PythonScript::start("restart.py", &broker.bootstrap(), &[client], EXIT_TIMEOUT);
     if script.wait_for("READY-FOR-RESTART", PHASE_ONE_TIMEOUT).is_none() {
         panic!("phase 1 did not finish:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }
@@ -115,8 +45,7 @@ fn check(client: &str, restart: Restart) {
     if matches!(restart, Restart::Sigterm) {
         assert!(broker.log().contains("netd stopped cleanly"), "{}", broker.log());
     }
-    let stdin = script.child.stdin.as_mut().expect("stdin");
-    if stdin.write_all(b"RESTARTED\n").and_then(|()| stdin.flush()).is_err() {
+    if !script.tell("RESTARTED") {
         panic!("restart.py stopped waiting:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }
     let done = script.wait_for(&format!("{client}: ok"), PHASE_TWO_TIMEOUT);

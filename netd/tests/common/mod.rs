@@ -191,3 +191,83 @@ pub fn kafka_libs() -> PathBuf {
     );
     libs
 }
+
+/// A Python scenario from `tests/python/`, run with the venv's Python: its stdout lines arrive
+/// one by one (`wait_for`), its stdin takes commands (`tell`), its stderr is collected.
+pub struct PythonScript {
+    name: String,
+    pub child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stdout: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    exit_timeout: Duration,
+}
+
+impl PythonScript {
+    /// Runs `tests/python/<script> <bootstrap> <arguments…>`; `finish` waits `exit_timeout` for
+    /// it to exit before killing it.
+    pub fn start(script: &str, bootstrap: &str, arguments: &[&str], exit_timeout: Duration) -> PythonScript {
+        use std::io::{BufRead, Read};
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(script);
+        let mut child = Command::new(python())
+            .arg(path)
+            .arg(bootstrap)
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("start {script}: {error}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let name = if arguments.is_empty() { script.to_string() } else { format!("{script} {}", arguments.join(" ")) };
+        PythonScript { name, child, lines, stdout: Vec::new(), stderr: Some(stderr), exit_timeout }
+    }
+
+    /// Waits for a stdout line equal to `expected`; None if the script ended or time ran out.
+    pub fn wait_for(&mut self, expected: &str, timeout: Duration) -> Option<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.stdout.push(line.clone());
+            if line == expected {
+                return Some(());
+            }
+        }
+    }
+
+    /// Writes one line to the script's stdin; false if it stopped reading.
+    pub fn tell(&mut self, line: &str) -> bool {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(format!("{line}\n").as_bytes()).and_then(|()| stdin.flush()).is_ok()
+    }
+
+    /// Gives the script a moment to exit, kills it if it still runs, and returns what it said.
+    /// Processes it started see their stdin close and exit.
+    pub fn finish(&mut self) -> String {
+        let deadline = Instant::now() + self.exit_timeout;
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let status = self.child.wait().map(|status| status.to_string()).unwrap_or_default();
+        let stderr = self.stderr.take().map(|thread| thread.join().unwrap_or_default()).unwrap_or_default();
+        self.stdout.extend(self.lines.try_iter());
+        format!("{}: {status}\nstdout:\n{}\nstderr:\n{stderr}", self.name, self.stdout.join("\n"))
+    }
+}
