@@ -15,47 +15,16 @@ use std::io::{Read, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Broker;
+use common::Target;
+
+/// How much of the broker log a failure shows.
+const LOG_TAIL_LINES: usize = 80;
 
 const PARTITION_COUNT: u32 = 3;
 const FIRST_RECORD_COUNT: usize = 300;
 const SECOND_RECORD_COUNT: usize = 90;
 /// One CLI call; a healthy one takes about a second.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(40);
-
-/// Where the test runs: a fresh netd, or the broker `SKUA_REFERENCE_BOOTSTRAP` names.
-enum Target {
-    Netd(Broker),
-    Reference(String),
-}
-
-impl Target {
-    fn start() -> Target {
-        match std::env::var("SKUA_REFERENCE_BOOTSTRAP") {
-            Ok(bootstrap) => Target::Reference(bootstrap),
-            Err(_) => Target::Netd(Broker::start(&["group.initial.rebalance.delay.ms=0"])),
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Target::Netd(broker) => broker.bootstrap(),
-            Target::Reference(bootstrap) => bootstrap.clone(),
-        }
-    }
-
-    /// The broker log's last lines, for failure messages.
-    fn log_tail(&self) -> String {
-        match self {
-            Target::Netd(broker) => {
-                let log = broker.log();
-                let lines: Vec<&str> = log.lines().collect();
-                format!("netd log (last lines):\n{}", lines[lines.len().saturating_sub(80)..].join("\n"))
-            }
-            Target::Reference(bootstrap) => format!("(reference broker {bootstrap}: see its own log)"),
-        }
-    }
-}
 
 struct ToolOutput {
     call: String,
@@ -118,7 +87,7 @@ fn kafka_tool(target: &Target, class: &str, args: &[&str], stdin: &[u8]) -> Tool
                 stdout: stdout_reader.join().unwrap_or_default(),
                 stderr: stderr_reader.join().unwrap_or_default(),
             };
-            panic!("killed after {TOOL_TIMEOUT:?}: {output}\n{}", target.log_tail());
+            panic!("killed after {TOOL_TIMEOUT:?}: {output}\n{}", target.log_tail(LOG_TAIL_LINES));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -143,7 +112,7 @@ fn kafka_tool_ok(target: &Target, class: &str, args: &[&str], stdin: &[u8]) -> T
         .lines()
         .chain(output.stderr.lines())
         .any(|line| line.starts_with("Error") || line.contains(" ERROR ") || line.contains("Exception in thread"));
-    assert!(output.status.success() && !failed, "{output}\n{}", target.log_tail());
+    assert!(output.status.success() && !failed, "{output}\n{}", target.log_tail(LOG_TAIL_LINES));
     output
 }
 
@@ -246,7 +215,7 @@ fn consume(target: &Target, topic: &str, group: &str, count: usize, from_beginni
         args.push("--from-beginning");
     }
     let output = kafka_tool(target, "org.apache.kafka.tools.consumer.ConsoleConsumer", &args, b"");
-    let context = format!("{output}\n{}", target.log_tail());
+    let context = format!("{output}\n{}", target.log_tail(LOG_TAIL_LINES));
     assert!(output.status.success(), "{context}");
     assert!(output.stderr.contains(&format!("Processed a total of {count} messages")), "{context}");
     let mut offsets = vec![Vec::new(); PARTITION_COUNT as usize];
@@ -268,7 +237,7 @@ fn consume(target: &Target, topic: &str, group: &str, count: usize, from_beginni
 /// `--describe --group` rows by partition: column name → value.
 fn describe(target: &Target, group: &str, topic: &str) -> (HashMap<u32, HashMap<String, String>>, String) {
     let output = consumer_groups(target, &["--describe", "--group", group]);
-    let context = format!("{output}\n{}", target.log_tail());
+    let context = format!("{output}\n{}", target.log_tail(LOG_TAIL_LINES));
     let header: Vec<String> = output
         .stdout
         .lines()
@@ -314,7 +283,7 @@ fn listed(target: &Target) -> Vec<String> {
 
 #[test]
 fn console_consumer_group_then_consumer_groups_describe_reset_delete() {
-    let target = Target::start();
+    let target = Target::start(&["group.initial.rebalance.delay.ms=0"]);
     let started = Instant::now();
     let unique = format!("{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().expect("clock").as_millis());
     let topic = format!("cli-group-topic-{unique}");
@@ -344,7 +313,7 @@ fn console_consumer_group_then_consumer_groups_describe_reset_delete() {
     assert!(
         states.stdout.lines().any(|line| line.split_whitespace().collect::<Vec<_>>() == [group.as_str(), "Empty"]),
         "--list --state shows {group} Empty\n{states}\n{}",
-        target.log_tail()
+        target.log_tail(LOG_TAIL_LINES)
     );
     check_described(&target, &group, &topic, &first, &end);
 
@@ -358,7 +327,7 @@ fn console_consumer_group_then_consumer_groups_describe_reset_delete() {
         assert!(
             reset.stdout.lines().any(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") == row),
             "--reset-offsets shows NEW-OFFSET 0 for partition {partition}\n{reset}\n{}",
-            target.log_tail()
+            target.log_tail(LOG_TAIL_LINES)
         );
     }
     let zero = vec![0u64; PARTITION_COUNT as usize];
@@ -378,7 +347,7 @@ fn console_consumer_group_then_consumer_groups_describe_reset_delete() {
     assert!(
         deleted.stdout.contains(&format!("Deletion of requested consumer groups ('{group}') was successful.")),
         "{deleted}\n{}",
-        target.log_tail()
+        target.log_tail(LOG_TAIL_LINES)
     );
     assert!(!listed(&target).contains(&group), "--list no longer shows {group}");
     let gone = kafka_tool(
@@ -391,7 +360,7 @@ fn console_consumer_group_then_consumer_groups_describe_reset_delete() {
         gone.stdout.contains(&format!("Consumer group '{group}' does not exist."))
             || gone.stderr.contains(&format!("GroupIdNotFoundException: Group {group} not found.")),
         "describing a deleted group says it does not exist\n{gone}\n{}",
-        target.log_tail()
+        target.log_tail(LOG_TAIL_LINES)
     );
     eprintln!("groups_kafka_cli: {:.1}s against {}", started.elapsed().as_secs_f64(), target.bootstrap());
 }

@@ -22,7 +22,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Broker, PythonScript};
+use common::{PythonScript, Target};
 
 /// The group keys the scenarios rely on; the rest keep Kafka's defaults (sessions of at least
 /// 6,000 ms, a killed member's session timeout is the minimum).
@@ -40,40 +40,7 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of the broker log a failure shows.
 const LOG_TAIL_LINES: usize = 300;
 
-/// Where a scenario runs: a fresh netd, or the broker `SKUA_REFERENCE_BOOTSTRAP` names.
-enum Target {
-    Netd(Broker),
-    Reference(String),
-}
-
 impl Target {
-    fn start() -> Target {
-        match std::env::var("SKUA_REFERENCE_BOOTSTRAP") {
-            Ok(bootstrap) => Target::Reference(bootstrap),
-            Err(_) => Target::Netd(Broker::start(BROKER_CONFIG)),
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        match self {
-            Target::Netd(broker) => broker.bootstrap(),
-            Target::Reference(bootstrap) => bootstrap.clone(),
-        }
-    }
-
-    /// The last lines of netd's log, for a failure message.
-    fn log_tail(&self) -> String {
-        match self {
-            Target::Netd(broker) => {
-                let log = broker.log();
-                let lines: Vec<&str> = log.lines().collect();
-                let first = lines.len().saturating_sub(LOG_TAIL_LINES);
-                format!("broker log (last {} lines):\n{}", lines.len() - first, lines[first..].join("\n"))
-            }
-            Target::Reference(bootstrap) => format!("(reference broker at {bootstrap})"),
-        }
-    }
-
     fn restart(&mut self, restart: Restart) {
         match self {
             Target::Netd(broker) => {
@@ -109,31 +76,31 @@ enum Restart {
 
 fn takeover(client: &str, assignor: &str) {
     let started = Instant::now();
-    let target = Target::start();
+    let target = Target::start(BROKER_CONFIG);
     let mut script =
         PythonScript::start("groups.py", &target.bootstrap(), &["takeover", client, assignor], EXIT_TIMEOUT);
     let done = script.wait_for(&format!("takeover {client} {assignor}: ok"), TAKEOVER_TIMEOUT);
     let said = script.finish();
-    assert!(done.is_some(), "{said}\n{}", target.log_tail());
+    assert!(done.is_some(), "{said}\n{}", target.log_tail(LOG_TAIL_LINES));
     eprintln!("takeover {client} {assignor}: {:.1?}\n{said}", started.elapsed());
 }
 
 fn restart(client: &str, assignor: &str, restart: Restart) {
     let started = Instant::now();
-    let mut target = Target::start();
+    let mut target = Target::start(BROKER_CONFIG);
     let mut script =
         PythonScript::start("groups.py", &target.bootstrap(), &["restart", client, assignor], EXIT_TIMEOUT);
     if script.wait_for("READY-FOR-RESTART", PHASE_ONE_TIMEOUT).is_none() {
-        panic!("phase 1 did not finish:\n{}\n{}", script.finish(), target.log_tail());
+        panic!("phase 1 did not finish:\n{}\n{}", script.finish(), target.log_tail(LOG_TAIL_LINES));
     }
     let phase_one = started.elapsed();
     target.restart(restart);
     if !script.tell("RESTARTED") {
-        panic!("groups.py stopped waiting:\n{}\n{}", script.finish(), target.log_tail());
+        panic!("groups.py stopped waiting:\n{}\n{}", script.finish(), target.log_tail(LOG_TAIL_LINES));
     }
     let done = script.wait_for(&format!("restart {client} {assignor}: ok"), PHASE_TWO_TIMEOUT);
     let said = script.finish();
-    assert!(done.is_some(), "{client} {assignor} across {restart:?}:\n{said}\n{}", target.log_tail());
+    assert!(done.is_some(), "{client} {assignor} across {restart:?}:\n{said}\n{}", target.log_tail(LOG_TAIL_LINES));
     eprintln!(
         "{client} {assignor} across {restart:?}: phase 1 {phase_one:.1?}, in all {:.1?}\n{said}",
         started.elapsed()
@@ -183,10 +150,10 @@ fn kafka_python_group_across_sigkill() {
 #[test]
 fn bad_input_answered_as_kafka_does() {
     let started = Instant::now();
-    let target = Target::start();
+    let target = Target::start(BROKER_CONFIG);
     let mut script = PythonScript::start("groups_bad_input.py", &target.bootstrap(), &[], EXIT_TIMEOUT);
     let done = script.wait_for("bad-input: ok", BAD_INPUT_TIMEOUT);
     let said = script.finish();
-    assert!(done.is_some(), "{said}\n{}", target.log_tail());
+    assert!(done.is_some(), "{said}\n{}", target.log_tail(LOG_TAIL_LINES));
     eprintln!("bad input: {:.1?}\n{said}", started.elapsed());
 }

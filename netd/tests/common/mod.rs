@@ -271,3 +271,39 @@ impl PythonScript {
         format!("{}: {status}\nstdout:\n{}\nstderr:\n{stderr}", self.name, self.stdout.join("\n"))
     }
 }
+
+/// Where a scenario runs: a fresh netd with `config`, or the broker `SKUA_REFERENCE_BOOTSTRAP`
+/// names (how the group tests were validated against a real Apache Kafka).
+pub enum Target {
+    Netd(Broker),
+    Reference(String),
+}
+
+impl Target {
+    pub fn start(config: &[&str]) -> Target {
+        match std::env::var("SKUA_REFERENCE_BOOTSTRAP") {
+            Ok(bootstrap) => Target::Reference(bootstrap),
+            Err(_) => Target::Netd(Broker::start(config)),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Target::Netd(broker) => broker.bootstrap(),
+            Target::Reference(bootstrap) => bootstrap.clone(),
+        }
+    }
+
+    /// The last `lines` of netd's log, for a failure message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        match self {
+            Target::Netd(broker) => {
+                let log = broker.log();
+                let all: Vec<&str> = log.lines().collect();
+                let first = all.len().saturating_sub(lines);
+                format!("broker log (last {} lines):\n{}", all.len() - first, all[first..].join("\n"))
+            }
+            Target::Reference(bootstrap) => format!("(reference broker at {bootstrap}: see its own log)"),
+        }
+    }
+}
