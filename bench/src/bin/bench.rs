@@ -158,22 +158,6 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
     })
 }
 
-fn git(args: &[&str]) -> String {
-    Command::new("git")
-        .args(args)
-        .output()
-        .ok()
-        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
-fn today() -> String {
-    Command::new("date").args(["-u", "+%Y-%m-%d"]).output().map_or_else(
-        |_| "unknown-date".to_string(),
-        |output| String::from_utf8_lossy(&output.stdout).trim().to_string(),
-    )
-}
-
 /// A broker under test.
 struct Broker {
     kind: &'static str,
@@ -416,10 +400,12 @@ fn real_main() -> anyhow::Result<()> {
     if let Some(only) = &only {
         runs.retain(|run| only.iter().any(|name| name == run.name));
     }
-    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    // Commit, date and machine once, for the directory name and the report.
+    let facts = skua_bench::RunFacts::collect();
+    let commit = facts.commit.clone();
     let out = out.unwrap_or_else(|| match suite.as_str() {
-        "full" => workspace.join(format!("results/{}-{commit}", today())),
-        _ => workspace.join(format!("target/bench/smoke-{}-{commit}", today())),
+        "full" => facts.results_dir(&workspace),
+        _ => workspace.join(format!("target/bench/smoke-{}-{commit}", facts.date)),
     });
     std::fs::create_dir_all(&out)?;
     for binary in ["target/release/netd", "target/release/loadgen"] {
@@ -460,15 +446,11 @@ fn real_main() -> anyhow::Result<()> {
     }
 
     let mut markdown = String::new();
-    let _ = writeln!(markdown, "# Skua vs Apache Kafka — suite `{suite}` ({commit}, {})\n", today());
+    let _ = writeln!(markdown, "# Skua vs Apache Kafka — suite `{suite}` ({commit}, {})\n", facts.date);
     let _ = writeln!(
         markdown,
-        "Same machine ({}), same loadgen binary (librdkafka driver), brokers one after the other; loadgen and broker share the cores.\n",
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|text| text.lines().find(|line| line.starts_with("model name")).map(|line| line.split(':').nth(1).unwrap_or("").trim().to_string()))
-            .map(|cpu| format!("{cpu}, {} cores", std::thread::available_parallelism().map_or(1, |n| n.get())))
-            .unwrap_or_default()
+        "Same machine ({}, {} cores), same loadgen binary (librdkafka driver), brokers one after the other; loadgen and broker share the cores.\n",
+        facts.cpu, facts.cores
     );
     for broker in &brokers {
         let _ = writeln!(markdown, "- **{broker}**: {}", durability(broker));
