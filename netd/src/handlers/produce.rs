@@ -50,13 +50,14 @@ fn blank(partition: i32) -> PartitionProduceResponse {
     result
 }
 
-/// Appends one partition's batches on its owning shard. `Ok` carries the offset the answer
-/// waits for (the last offset appended or, for a retried duplicate, the original one).
+/// Appends one partition's batches on its owning shard. `Ok` carries the partition's log and
+/// the offset the answer waits for (the last offset appended or, for a retried duplicate, the
+/// original one).
 fn append_partition(
     broker: &mut Broker,
     item: &Item,
     result: &mut PartitionProduceResponse,
-) -> Result<engine::Offset, i16> {
+) -> Result<(engine::LogId, engine::Offset), i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
     let log = broker.log_for(&item.topic, item.partition)?;
     let headers = engine::batch::validate_all(records)
@@ -99,7 +100,7 @@ fn append_partition(
         info.last_offset
     };
     result.log_start_offset = broker.engine.log(log).map_or(-1, |log| log.log_start_offset().0 as i64);
-    Ok(last_offset)
+    Ok((log, last_offset))
 }
 
 /// Runs on the owning shard: appends every item now, answers after the commit.
@@ -112,13 +113,10 @@ fn produce_on_shard(shard: &Rc<ShardContext>, items: Vec<Item>, acks: i16) -> Lo
         for item in &items {
             let mut result = blank(item.partition);
             match append_partition(&mut broker, item, &mut result) {
-                Ok(last_offset) => {
+                Ok((log, last_offset)) => {
                     appended_any = true;
                     if acks != 0 {
-                        let log = broker.log_for(&item.topic, item.partition);
-                        if let Ok(log) = log {
-                            waiting.push((answers.len(), broker.wait_for_commit(log, last_offset)));
-                        }
+                        waiting.push((answers.len(), broker.wait_for_commit(log, last_offset)));
                     }
                 }
                 Err(code) => {
