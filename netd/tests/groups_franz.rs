@@ -11,9 +11,8 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Broker;
@@ -74,44 +73,20 @@ fn franz_go_cooperative_group_and_kadm() {
     };
     let unique = format!("{}-{}", std::process::id(), std::time::UNIX_EPOCH.elapsed().expect("clock").as_millis());
     let started = Instant::now();
-    let mut child = Command::new(&program)
-        .arg("-bootstrap")
-        .arg(&bootstrap)
-        .arg("-topic")
-        .arg(format!("franz-group-topic-{unique}"))
-        .arg("-group")
-        .arg(format!("franz-group-{unique}"))
-        .arg("-timeout")
-        .arg(format!("{}s", PROGRAM_TIMEOUT.as_secs()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the groups program");
-    let mut stdout_pipe = child.stdout.take().expect("stdout");
-    let stdout_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout_pipe.read_to_string(&mut text);
-        text
-    });
-    let mut stderr_pipe = child.stderr.take().expect("stderr");
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let (status, killed) = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break (status, false);
-        }
-        if started.elapsed() > PROGRAM_TIMEOUT + Duration::from_secs(10) {
-            let _ = child.kill();
-            break (child.wait().expect("wait"), true);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = stdout_reader.join().unwrap_or_default();
-    let stderr = stderr_reader.join().unwrap_or_default();
+    let run = common::run_bounded(
+        Command::new(&program)
+            .arg("-bootstrap")
+            .arg(&bootstrap)
+            .arg("-topic")
+            .arg(format!("franz-group-topic-{unique}"))
+            .arg("-group")
+            .arg(format!("franz-group-{unique}"))
+            .arg("-timeout")
+            .arg(format!("{}s", PROGRAM_TIMEOUT.as_secs())),
+        b"",
+        PROGRAM_TIMEOUT + Duration::from_secs(10),
+    );
+    let common::Bounded { status, stdout, stderr, killed } = run;
     eprintln!("groups program: {:.1}s against {bootstrap}\n{stdout}", started.elapsed().as_secs_f64());
     if !status.success() || killed || !stdout.contains("PASS") {
         let log = broker.as_ref().map(Broker::log).unwrap_or_else(|| "(reference broker: see its own log)".into());

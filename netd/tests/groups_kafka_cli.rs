@@ -11,8 +11,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use common::Target;
@@ -43,61 +42,25 @@ impl std::fmt::Display for ToolOutput {
 fn kafka_tool(target: &Target, class: &str, args: &[&str], stdin: &[u8]) -> ToolOutput {
     let call = format!("{} {}", class.rsplit('.').next().unwrap_or(class), args.join(" "));
     let started = Instant::now();
-    let mut child = Command::new("java")
-        // A short-lived CLI starts faster with the client compiler only and the serial collector;
-        // the clients' INFO logs (slf4j-simple) would bury their warnings and errors.
-        .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m"])
-        .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-        .arg("-cp")
-        .arg(format!("{}/*", common::kafka_libs().display()))
-        .arg(class)
-        .arg("--bootstrap-server")
-        .arg(target.bootstrap())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("java not found: run scripts/test-deps.sh (scripts/test.sh does)");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&stdin));
-    let mut stdout_pipe = child.stdout.take().expect("stdout");
-    let stdout_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout_pipe.read_to_string(&mut text);
-        text
-    });
-    let mut stderr_pipe = child.stderr.take().expect("stderr");
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text);
-        text
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if started.elapsed() > TOOL_TIMEOUT {
-            let _ = child.kill();
-            let status = child.wait().expect("wait");
-            let output = ToolOutput {
-                call,
-                status,
-                stdout: stdout_reader.join().unwrap_or_default(),
-                stderr: stderr_reader.join().unwrap_or_default(),
-            };
-            panic!("killed after {TOOL_TIMEOUT:?}: {output}\n{}", target.log_tail(LOG_TAIL_LINES));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let _ = writer.join();
-    let output = ToolOutput {
-        call,
-        status,
-        stdout: stdout_reader.join().unwrap_or_default(),
-        stderr: stderr_reader.join().unwrap_or_default(),
-    };
+    let run = common::run_bounded(
+        Command::new("java")
+            // A short-lived CLI starts faster with the client compiler only and the serial
+            // collector; the clients' INFO logs (slf4j-simple) would bury their warnings and errors.
+            .args(["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m"])
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            .arg("-cp")
+            .arg(format!("{}/*", common::kafka_libs().display()))
+            .arg(class)
+            .arg("--bootstrap-server")
+            .arg(target.bootstrap())
+            .args(args),
+        stdin,
+        TOOL_TIMEOUT,
+    );
+    let output = ToolOutput { call, status: run.status, stdout: run.stdout, stderr: run.stderr };
+    if run.killed {
+        panic!("killed after {TOOL_TIMEOUT:?}: {output}\n{}", target.log_tail(LOG_TAIL_LINES));
+    }
     eprintln!("{:.1}s {}", started.elapsed().as_secs_f64(), output.call);
     output
 }

@@ -171,6 +171,52 @@ pub fn run(command: &mut Command, stdin: &[u8]) -> Output {
     output
 }
 
+/// What a process printed, and how it ended.
+#[derive(Debug)]
+pub struct Bounded {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// Killed because it ran past its bound.
+    pub killed: bool,
+}
+
+/// Runs `command` with `stdin` written to it, killing it after `bound`; never hangs a test.
+pub fn run_bounded(command: &mut Command, stdin: &[u8], bound: Duration) -> Bounded {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("{command:?}: {error}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let reader = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = reader(Box::new(child.stderr.take().expect("stderr")));
+    let (status, killed) = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break (status, false);
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            break (child.wait().expect("wait"), true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Bounded { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default(), killed }
+}
+
 /// The Python of the test venv (confluent-kafka, kafka-python), made by scripts/test-deps.sh.
 pub fn python() -> PathBuf {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/venv/bin/python");
