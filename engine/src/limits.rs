@@ -45,6 +45,13 @@ pub const PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Alignment of every O_DIRECT write: offset, length and buffer address.
 pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
 
+/// Most bytes a log's new pending buffer reserves up front (sized like its last commit).
+pub const PENDING_WRITE_RESERVE_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Kernel workers that may run one shard's blocking io_uring work (the `fdatasync`s) at once;
+/// the kernel's default is 4 per CPU. Partitions sync in parallel up to this.
+pub const URING_BOUNDED_WORKERS_MAX: u32 = 16;
+
 /// Submission queue entries of one shard's io_uring.
 pub const URING_ENTRIES: u32 = 256;
 

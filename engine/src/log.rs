@@ -13,6 +13,11 @@
 //! ```
 //! `durable_offset == committed_offset` after every commit under fsync-before-ack. Readers see up
 //! to `committed_offset`; pending bytes exist only in memory.
+//!
+//! At most one commit of a log is in flight (prepared, not yet finished): appends go on queueing
+//! behind it, and the next commit is prepared only after it finished. So two writes to one file
+//! never race (in direct mode the next commit rewrites the tail block the previous one wrote), and
+//! a segment rolled away from while its last bytes are in flight is sealed when they land.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -26,8 +31,8 @@ use crate::compression;
 use crate::config::{CompressionType, FlushPolicy, LogConfig, ShardConfig, WriteMode};
 use crate::error::{EngineError, Result};
 use crate::io::aligned::{align_down, AlignedBuffer};
-use crate::io::{FileRef, FileSystem, OpenOptions};
-use crate::limits::BATCH_HEADER_BYTES;
+use crate::io::{FileRef, FileSystem, IoBuf, OpenOptions, OwnedWrite, WriteChain};
+use crate::limits::{BATCH_HEADER_BYTES, PENDING_WRITE_RESERVE_BYTES_MAX};
 use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::types::{LeaderEpoch, Offset};
 
@@ -95,6 +100,9 @@ pub struct RecoveryReport {
     pub truncations: Vec<(PathBuf, u64, u64, String)>,
     /// Segments removed because they followed a corruption or lay below the log start offset.
     pub deleted_segments: Vec<PathBuf>,
+    /// Zeros cut after the last batch of scanned segments (direct-mode padding, sectors an
+    /// unacknowledged write never reached): no data, so not a truncation.
+    pub zero_tail_bytes: u64,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
 }
@@ -136,27 +144,13 @@ struct PendingWrite {
 pub struct PreparedWrite {
     pub file: FileRef,
     pub position: u64,
-    buffer: WriteBuffer,
+    /// What goes to the file (an aligned copy in direct mode); taken by [`PreparedCommit::chains`].
+    buffer: Option<IoBuf>,
     segment_base: Offset,
     data: Bytes,
     data_position: u64,
     batches: Vec<PendingBatch>,
     pub seal_after: bool,
-}
-
-#[derive(Debug)]
-enum WriteBuffer {
-    Plain,
-    Aligned(AlignedBuffer),
-}
-
-impl PreparedWrite {
-    pub fn bytes(&self) -> &[u8] {
-        match &self.buffer {
-            WriteBuffer::Plain => &self.data,
-            WriteBuffer::Aligned(buffer) => buffer.as_slice(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -167,6 +161,28 @@ pub struct PreparedCommit {
     pub sync: bool,
     messages: u64,
     next_offset: Offset,
+}
+
+impl PreparedCommit {
+    /// The I/O of this commit, one chain per file, each synced if the commit syncs or seals the
+    /// file. Moves the write buffers out (call once); the chains own them while in flight.
+    pub fn chains(&mut self) -> Vec<WriteChain> {
+        let mut chains = Vec::with_capacity(self.writes.len() + 1);
+        for write in &mut self.writes {
+            let buffer = write.buffer.take().expect("chains are taken once");
+            let sync = self.sync || write.seal_after;
+            chains.push(WriteChain::new(write.file.clone(), vec![OwnedWrite::new(write.position, buffer)], sync));
+        }
+        if let Some(file) = &self.sync_only {
+            chains.push(WriteChain::new(file.clone(), Vec::new(), true));
+        }
+        chains
+    }
+
+    /// The offset the log's committed end moves to when this commit succeeds.
+    pub fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
 }
 
 #[derive(Debug)]
@@ -188,6 +204,13 @@ pub struct Log {
     cache: TailCache,
     /// Set when a failed commit could not be rolled back; the log then refuses appends.
     failed: Option<String>,
+    /// Segment bases written by the commit in flight; `None` when no commit is in flight.
+    committing: Option<Vec<Offset>>,
+    /// Segments rolled away from while their last bytes were in flight: sealed when those land.
+    seal_when_committed: Vec<Offset>,
+    /// Size of the last commit's write: a new pending buffer starts with this much room, so
+    /// appends do not copy it again and again while it grows.
+    write_bytes_hint: usize,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -252,6 +275,11 @@ impl Log {
                 .map_err(io_error(&path))?;
             let contiguous = segments.last().is_none_or(|previous| previous.next_offset == base);
             let mut segment = outcome.segment;
+            if outcome.zero_tail_bytes > 0 {
+                file.set_len(segment.size_bytes).map_err(io_error(&path))?;
+                file.sync_data().map_err(io_error(&path))?;
+                report.zero_tail_bytes += outcome.zero_tail_bytes;
+            }
             let problem = match (outcome.problem, contiguous) {
                 (Some(problem), _) => Some(problem),
                 (None, false) => Some("segment does not continue the previous one".to_string()),
@@ -333,6 +361,9 @@ impl Log {
             recovery_offset,
             cache: TailCache::new(shard.tail_cache_bytes),
             failed: None,
+            committing: None,
+            seal_when_committed: Vec::new(),
+            write_bytes_hint: 0,
         };
         let last = log.segments.len() - 1;
         for index in scanned.into_iter().filter(|index| *index < last) {
@@ -387,6 +418,11 @@ impl Log {
 
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// A commit of this log is in flight: the next one is prepared after it finished.
+    pub fn is_committing(&self) -> bool {
+        self.committing.is_some()
     }
 
     pub fn cached_bytes(&self) -> usize {
@@ -485,7 +521,7 @@ impl Log {
         if self.pending.last().is_none_or(|write| write.segment_base != active_base) {
             self.pending.push(PendingWrite {
                 segment_base: active_base,
-                data: Vec::new(),
+                data: Vec::with_capacity(self.write_bytes_hint.clamp(bytes.len(), PENDING_WRITE_RESERVE_BYTES_MAX)),
                 batches: Vec::new(),
                 seal_after: false,
             });
@@ -520,6 +556,11 @@ impl Log {
                 write.seal_after = true;
                 false
             }
+            // The old segment's last bytes are in flight: seal it once they landed.
+            _ if self.committing.as_ref().is_some_and(|bases| bases.contains(&old_base)) => {
+                self.seal_when_committed.push(old_base);
+                false
+            }
             // Everything of the old segment is committed already.
             _ => true,
         };
@@ -550,8 +591,11 @@ impl Log {
     }
 
     /// Takes the pending bytes out for a group commit and decides whether this commit syncs.
-    /// `None` when there is nothing to write or sync.
+    /// `None` when there is nothing to write or sync, or a commit is in flight already.
     pub fn prepare_commit(&mut self, now_ms: i64) -> Option<PreparedCommit> {
+        if self.committing.is_some() {
+            return None;
+        }
         let messages: u64 = self
             .pending
             .iter()
@@ -568,6 +612,7 @@ impl Log {
         if self.pending.is_empty() {
             if sync && self.durable_offset < self.committed_offset {
                 let file = self.active().file.clone();
+                self.committing = Some(Vec::new());
                 return Some(PreparedCommit {
                     writes: Vec::new(),
                     sync_only: Some(file),
@@ -583,20 +628,22 @@ impl Log {
         for pending in std::mem::take(&mut self.pending) {
             let segment = self
                 .segments
-                .iter()
+                .iter_mut()
                 .find(|segment| segment.base == pending.segment_base)
                 .expect("pending write has its segment");
+            self.write_bytes_hint = pending.data.len();
             let data = Bytes::from(pending.data);
             let (position, buffer) = if direct {
                 let aligned = AlignedBuffer::from_parts(&[&segment.tail_block, &data]);
-                (align_down(segment.size_bytes), WriteBuffer::Aligned(aligned))
+                let position = align_down(segment.size_bytes);
+                (position, IoBuf::Aligned(aligned))
             } else {
-                (segment.size_bytes, WriteBuffer::Plain)
+                (segment.size_bytes, IoBuf::Shared(data.clone()))
             };
             writes.push(PreparedWrite {
                 file: segment.file.clone(),
                 position,
-                buffer,
+                buffer: Some(buffer),
                 segment_base: segment.base,
                 data,
                 data_position: segment.size_bytes,
@@ -605,12 +652,14 @@ impl Log {
             });
         }
         self.pending_bytes = 0;
+        self.committing = Some(writes.iter().map(|write| write.segment_base).collect());
         Some(PreparedCommit { writes, sync_only: None, sync, messages, next_offset: self.next_offset })
     }
 
     /// Applies a group commit's outcome. On success the bytes become readable (and durable if
-    /// the commit synced); on failure they are dropped, the files are cut back, and the offsets
-    /// they had are returned so the caller can fail those appends.
+    /// the commit synced); on failure they are dropped with every append queued behind them, the
+    /// files are cut back, and the offsets they had are returned so the caller can fail those
+    /// appends.
     pub fn finish_commit(
         &mut self,
         fs: &mut dyn FileSystem,
@@ -618,8 +667,10 @@ impl Log {
         outcome: std::result::Result<(), EngineError>,
         now_ms: i64,
     ) -> std::result::Result<Offset, (EngineError, Range<Offset>)> {
+        assert!(self.committing.take().is_some(), "finish_commit without a commit in flight");
         if let Err(error) = outcome {
-            let lost = self.committed_offset..prepared.next_offset;
+            let lost = self.committed_offset..self.next_offset.max(prepared.next_offset);
+            self.seal_when_committed.clear();
             self.rollback(fs, &prepared);
             return Err((error, lost));
         }
@@ -655,6 +706,17 @@ impl Log {
                 }
             }
         }
+        for base in std::mem::take(&mut self.seal_when_committed) {
+            let last = self.segments.len() - 1;
+            match self.segments.iter().position(|segment| segment.base == base) {
+                Some(index) if index < last => {
+                    if let Err(error) = self.seal(fs, index) {
+                        tracing::warn!(%error, dir = %self.dir.display(), "sealing a segment failed; it will be rescanned on open");
+                    }
+                }
+                _ => {}
+            }
+        }
         self.committed_offset = prepared.next_offset.max(self.committed_offset);
         if prepared.sync {
             self.durable_offset = self.committed_offset;
@@ -679,7 +741,7 @@ impl Log {
             }
         }
         for write in &prepared.writes {
-            let Some(segment) = self.segments.iter().find(|segment| segment.base == write.segment_base) else {
+            let Some(segment) = self.segments.iter_mut().find(|segment| segment.base == write.segment_base) else {
                 continue;
             };
             if let Err(error) = segment.file.set_len(segment.size_bytes) {
@@ -876,7 +938,8 @@ impl Log {
         let mut delete_count = 0;
         let mut deleted_bytes = 0;
         for segment in &self.segments[..self.segments.len() - 1] {
-            if self.pending.iter().any(|write| write.segment_base == segment.base) {
+            let in_flight = self.committing.as_ref().is_some_and(|bases| bases.contains(&segment.base));
+            if in_flight || self.pending.iter().any(|write| write.segment_base == segment.base) {
                 break;
             }
             let expired = self.config.retention_ms >= 0
@@ -912,7 +975,7 @@ impl Log {
     /// Removes every batch from the one containing `offset` onwards (Kafka's truncateTo, used by
     /// followers). The log end becomes that batch's base offset. Needs no pending appends.
     pub fn truncate_to(&mut self, fs: &mut dyn FileSystem, offset: Offset) -> Result<Offset> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.committing.is_some() {
             return Err(EngineError::InvalidInput("truncate_to with appends pending; commit first".into()));
         }
         if offset >= self.committed_offset {
@@ -978,7 +1041,7 @@ impl Log {
     /// Clean shutdown: exact file length, active segment's indexes written, everything synced,
     /// checkpoint marked clean so the next open scans nothing.
     pub fn close(&mut self, fs: &mut dyn FileSystem) -> Result<()> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.committing.is_some() {
             return Err(EngineError::InvalidInput("close with appends pending; commit first".into()));
         }
         let index = self.segments.len() - 1;

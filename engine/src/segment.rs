@@ -128,11 +128,16 @@ impl Segment {
     /// After `data` landed at `size_bytes - data.len()`, keeps the new partial block in memory.
     pub fn advance_tail_block(&mut self, previous_size_bytes: u64, data: &[u8]) {
         let tail_start = align_down(self.size_bytes);
-        let mut joined = std::mem::take(&mut self.tail_block);
-        joined.extend_from_slice(data);
-        // `joined` covers [align_down(previous_size), size).
-        let joined_start = align_down(previous_size_bytes);
-        self.tail_block = joined[(tail_start - joined_start) as usize..].to_vec();
+        if tail_start >= previous_size_bytes {
+            // The new partial block lies wholly in `data`.
+            self.tail_block.clear();
+            self.tail_block.extend_from_slice(&data[(tail_start - previous_size_bytes) as usize..]);
+        } else {
+            // Old tail block and `data` together cover [align_down(previous_size), size).
+            let joined_start = align_down(previous_size_bytes);
+            self.tail_block.drain(..(tail_start - joined_start) as usize);
+            self.tail_block.extend_from_slice(data);
+        }
     }
 }
 
@@ -140,9 +145,13 @@ impl Segment {
 #[derive(Debug)]
 pub struct ScanOutcome {
     pub segment: Segment,
-    /// Why the scan stopped before the end of the file, if it did.
+    /// Why the scan stopped before the end of the file, if it did. Zeros after the last batch
+    /// are not a problem (see `zero_tail_bytes`).
     pub problem: Option<String>,
     pub file_bytes: u64,
+    /// Bytes after the last valid batch that are all zero: direct-mode padding, or sectors an
+    /// unacknowledged write never reached. Holds no data; cut quietly.
+    pub zero_tail_bytes: u64,
 }
 
 /// Reads `[position, position + length)` of a file through a window buffer, so a scan over many
@@ -227,7 +236,34 @@ pub fn scan(
         );
         position += header.size_bytes as u64;
     };
-    Ok(ScanOutcome { segment, problem, file_bytes })
+    let mut zero_tail_bytes = 0;
+    let problem = match problem {
+        Some(problem) if all_zero(&file, position, file_bytes)? => {
+            zero_tail_bytes = file_bytes - position;
+            let _ = problem;
+            None
+        }
+        other => other,
+    };
+    Ok(ScanOutcome { segment, problem, file_bytes, zero_tail_bytes })
+}
+
+/// Bytes read at a time when checking that a file's tail is all zeros.
+const ZERO_CHECK_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Whether `[from, to)` of `file` holds only zero bytes.
+fn all_zero(file: &FileRef, from: u64, to: u64) -> io::Result<bool> {
+    let mut buffer = vec![0u8; ZERO_CHECK_CHUNK_BYTES.min((to - from) as usize)];
+    let mut position = from;
+    while position < to {
+        let length = buffer.len().min((to - position) as usize);
+        file.read_exact_at(&mut buffer[..length], position)?;
+        if buffer[..length].iter().any(|byte| *byte != 0) {
+            return Ok(false);
+        }
+        position += length as u64;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,21 +1,27 @@
 //! A shard's logs and its group commit.
 //!
 //! Owns: the set of logs one shard thread owns, the shard's file system backend, the limits on
-//! what may wait for a commit, and [`Shard::commit`]: every pending append of every log written in
-//! one submission, each file's `fdatasync` linked behind its writes. Single-threaded by design:
-//! the broker runs one `Shard` per core and never shares it.
+//! what may wait for a commit, and the group commit itself. [`Shard::start_commits`] prepares the
+//! pending appends of every log that has no commit in flight and hands them to the backend in one
+//! submission, each file's `fdatasync` linked behind its writes; [`Shard::reap`] collects what
+//! finished, resubmits short writes, and reports which logs committed. Appends go on while commits
+//! are in flight (a log's next commit starts as soon as its previous one lands), so the disk and
+//! the shard thread work at the same time. [`Shard::commit`] is the blocking form: everything
+//! pending is committed when it returns. Single-threaded by design: the broker runs one `Shard`
+//! per core and never shares it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 use crate::config::{LogConfig, ShardConfig};
 use crate::error::{EngineError, Result};
-use crate::io::{submit_to_completion, FileSystem, WriteChain};
+use crate::io::{advance_chain, ChainStep, FileSystem};
 use crate::log::{AppendInfo, Log, PreparedCommit, ReadResult, RecoveryReport, RetentionReport};
 use crate::types::{LeaderEpoch, LogId, Offset};
 
-/// What one group commit achieved.
+/// What group commits achieved since the last report.
 #[derive(Debug, Default)]
 pub struct CommitReport {
     /// Logs whose pending appends are now acknowledged: every offset below `end` is readable (and
@@ -24,10 +30,37 @@ pub struct CommitReport {
     /// Logs whose pending appends failed; the offsets in the range were never written and will be
     /// assigned again.
     pub failed: Vec<(LogId, EngineError, Range<Offset>)>,
-    /// Files synced in this commit.
+    /// Files synced by these commits.
     pub synced_files: usize,
     /// Bytes handed to the kernel (with direct-mode padding and rewritten tail blocks).
     pub written_bytes: u64,
+}
+
+impl CommitReport {
+    pub fn is_empty(&self) -> bool {
+        self.committed.is_empty() && self.failed.is_empty()
+    }
+
+    pub fn merge(&mut self, other: CommitReport) {
+        self.committed.extend(other.committed);
+        self.failed.extend(other.failed);
+        self.synced_files += other.synced_files;
+        self.written_bytes += other.written_bytes;
+    }
+}
+
+/// One log's commit while its chains are in flight.
+#[derive(Debug)]
+struct InFlight {
+    prepared: PreparedCommit,
+    chains_open: usize,
+    /// The first error of any of its chains.
+    error: Option<EngineError>,
+    /// Appends and bytes this commit acknowledges (released from the shard's limits when it lands).
+    appends: usize,
+    bytes: usize,
+    synced_files: usize,
+    written_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -36,11 +69,20 @@ pub struct Shard {
     config: ShardConfig,
     logs: BTreeMap<LogId, Log>,
     next_log_id: u32,
-    pending_appends: usize,
-    pending_bytes: usize,
+    /// Appends (and their bytes) accepted and not yet acknowledged, pending or in flight: what
+    /// `inflight_appends_max` and `pending_bytes_max` bound.
+    unacknowledged_appends: usize,
+    unacknowledged_bytes: usize,
+    /// Per log, appends and bytes queued since its last commit started.
+    queued: BTreeMap<LogId, (usize, usize)>,
     /// Logs with pending appends or written-but-unsynced data: the only ones a commit visits, so
     /// idle partitions cost nothing.
     dirty: BTreeSet<LogId>,
+    in_flight: BTreeMap<LogId, InFlight>,
+    /// Results gathered while waiting for one log (truncation, close), for the next `reap`.
+    undelivered: CommitReport,
+    /// The latest clock reading a caller gave, for commits finished while settling one log.
+    last_now_ms: i64,
 }
 
 impl Shard {
@@ -51,9 +93,13 @@ impl Shard {
             config,
             logs: BTreeMap::new(),
             next_log_id: 0,
-            pending_appends: 0,
-            pending_bytes: 0,
+            unacknowledged_appends: 0,
+            unacknowledged_bytes: 0,
+            queued: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            undelivered: CommitReport::default(),
+            last_now_ms: 0,
         })
     }
 
@@ -91,86 +137,194 @@ impl Shard {
         Ok((log, self.fs.as_mut()))
     }
 
+    /// Appends accepted and not yet acknowledged (pending or in flight).
     pub fn pending_appends(&self) -> usize {
-        self.pending_appends
+        self.unacknowledged_appends
     }
 
+    /// Bytes accepted and not yet acknowledged (pending or in flight).
     pub fn pending_bytes(&self) -> usize {
-        self.pending_bytes
+        self.unacknowledged_bytes
     }
 
-    /// Queues an append for the next [`Shard::commit`]. The offsets are assigned now; the append
-    /// is acknowledged when a commit reports its log committed past `last_offset`.
+    /// Logs with a commit in flight.
+    pub fn commits_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Readable when a commit in flight has finished and [`Shard::reap`] has something to do;
+    /// `None` when the backend completes everything within [`Shard::start_commits`] or cannot
+    /// signal (then reap with `wait`).
+    pub fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fs.completion_fd()
+    }
+
+    /// Queues an append for a commit. The offsets are assigned now; the append is acknowledged
+    /// when a commit reports its log committed past `last_offset`.
     pub fn append(&mut self, id: LogId, batches: &[u8], leader_epoch: LeaderEpoch, now_ms: i64) -> Result<AppendInfo> {
-        if self.pending_appends >= self.config.inflight_appends_max
-            || self.pending_bytes() + batches.len() > self.config.pending_bytes_max
+        if self.unacknowledged_appends >= self.config.inflight_appends_max
+            || self.unacknowledged_bytes + batches.len() > self.config.pending_bytes_max
         {
             return Err(EngineError::Backpressure);
         }
+        self.last_now_ms = now_ms;
         let (log, fs) = self.log_mut(id)?;
         let info = log.append(fs, batches, leader_epoch, now_ms)?;
-        self.pending_appends += 1;
-        self.pending_bytes += info.stored_bytes;
+        self.unacknowledged_appends += 1;
+        self.unacknowledged_bytes += info.stored_bytes;
+        let queued = self.queued.entry(id).or_default();
+        queued.0 += 1;
+        queued.1 += info.stored_bytes;
         self.dirty.insert(id);
         Ok(info)
     }
 
-    /// Writes every pending append of every log in one submission, syncing as each log's flush
-    /// policy asks, and reports which logs committed and which failed.
+    /// Starts a commit for every dirty log without one in flight, all in one submission. Returns
+    /// how many started. Logs whose interval flush is not due stay dirty.
+    pub fn start_commits(&mut self, now_ms: i64) -> usize {
+        self.last_now_ms = now_ms;
+        let candidates: Vec<LogId> = self.dirty.iter().copied().filter(|id| !self.in_flight.contains_key(id)).collect();
+        let mut started = 0;
+        for id in candidates {
+            if self.start_commit(id, now_ms) {
+                started += 1;
+            }
+        }
+        if started > 0 {
+            self.fs.flush();
+        }
+        started
+    }
+
+    /// Prepares and starts one log's commit (not flushed). False when it had nothing due.
+    fn start_commit(&mut self, id: LogId, now_ms: i64) -> bool {
+        let Some(log) = self.logs.get_mut(&id) else {
+            self.dirty.remove(&id);
+            return false;
+        };
+        let Some(mut prepared) = log.prepare_commit(now_ms) else {
+            if log.durable_offset() >= log.log_end_offset() && !log.has_pending() {
+                self.dirty.remove(&id);
+            }
+            return false; // Interval flush not due yet.
+        };
+        self.dirty.remove(&id);
+        let (appends, bytes) = self.queued.remove(&id).unwrap_or_default();
+        let chains = prepared.chains();
+        let mut in_flight = InFlight {
+            prepared,
+            chains_open: chains.len(),
+            error: None,
+            appends,
+            bytes,
+            synced_files: chains.iter().filter(|chain| chain.sync).count(),
+            written_bytes: 0,
+        };
+        for chain in chains {
+            in_flight.written_bytes += chain.writes.iter().map(|write| write.buf.as_slice().len() as u64).sum::<u64>();
+            self.fs.start(u64::from(id.0), chain);
+        }
+        self.in_flight.insert(id, in_flight);
+        true
+    }
+
+    /// Collects finished I/O: resubmits short writes, finishes the commits whose chains all
+    /// landed, starts the next commit of each log that finished with appends queued behind it,
+    /// and reports. With `wait`, blocks until at least one chain finished (if any is in flight).
+    pub fn reap(&mut self, wait: bool, now_ms: i64) -> CommitReport {
+        self.last_now_ms = now_ms;
+        let mut report = std::mem::take(&mut self.undelivered);
+        let wait = wait && report.is_empty();
+        self.reap_into(wait, now_ms, &mut report);
+        report
+    }
+
+    fn reap_into(&mut self, wait: bool, now_ms: i64, report: &mut CommitReport) {
+        let mut restart = Vec::new();
+        let mut resubmitted = false;
+        for completion in self.fs.reap(wait) {
+            let id = LogId(completion.token as u32);
+            let entry = self.in_flight.get_mut(&id).expect("a completion belongs to a commit in flight");
+            let file = completion.chain.file.clone();
+            match advance_chain(completion.chain, completion.outcome) {
+                ChainStep::Again(chain) => {
+                    self.fs.start(completion.token, chain);
+                    resubmitted = true;
+                    continue;
+                }
+                ChainStep::Done(Err(error)) => {
+                    entry.error.get_or_insert(EngineError::from_io(file.path(), error));
+                }
+                ChainStep::Done(Ok(())) => {}
+            }
+            entry.chains_open -= 1;
+            if entry.chains_open == 0 {
+                let done = self.in_flight.remove(&id).expect("present");
+                self.finish(id, done, now_ms, report);
+                restart.push(id);
+            }
+        }
+        let mut started = false;
+        for id in restart {
+            if self.dirty.contains(&id) {
+                started |= self.start_commit(id, now_ms);
+            }
+        }
+        if resubmitted || started {
+            self.fs.flush();
+        }
+    }
+
+    fn finish(&mut self, id: LogId, done: InFlight, now_ms: i64, report: &mut CommitReport) {
+        self.unacknowledged_appends -= done.appends;
+        self.unacknowledged_bytes -= done.bytes;
+        report.synced_files += done.synced_files;
+        report.written_bytes += done.written_bytes;
+        let Some(log) = self.logs.get_mut(&id) else { return };
+        let outcome = match done.error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        };
+        match log.finish_commit(self.fs.as_mut(), done.prepared, outcome, now_ms) {
+            Ok(end) => report.committed.push((id, end)),
+            Err((error, lost)) => {
+                // The appends queued behind the failed commit were dropped with it.
+                if let Some((appends, bytes)) = self.queued.remove(&id) {
+                    self.unacknowledged_appends -= appends;
+                    self.unacknowledged_bytes -= bytes;
+                }
+                report.failed.push((id, error, lost));
+            }
+        }
+        if log.has_pending() || log.durable_offset() < log.log_end_offset() {
+            self.dirty.insert(id);
+        }
+    }
+
+    /// Writes every pending append of every log, syncing as each log's flush policy asks, waits
+    /// until all of it landed, and reports (including what earlier non-blocking reaps had not
+    /// reported yet).
     pub fn commit(&mut self, now_ms: i64) -> CommitReport {
-        let mut prepared: Vec<(LogId, PreparedCommit)> = Vec::new();
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(log) = self.logs.get_mut(&id) else { continue };
-            if let Some(commit) = log.prepare_commit(now_ms) {
-                prepared.push((id, commit));
-            } else if log.durable_offset() < log.log_end_offset() {
-                self.dirty.insert(id); // Interval flush not due yet.
-            }
-        }
-        self.pending_appends = 0;
-        self.pending_bytes = 0;
         let mut report = CommitReport::default();
-        if prepared.is_empty() {
-            return report;
-        }
-        // Chain i belongs to prepared[owner[i]].
-        let mut chains = Vec::new();
-        let mut owner = Vec::new();
-        for (log_index, (_, commit)) in prepared.iter().enumerate() {
-            for write in &commit.writes {
-                report.written_bytes += write.bytes().len() as u64;
-                chains.push(WriteChain {
-                    file: &write.file,
-                    writes: vec![(write.position, write.bytes())],
-                    sync: commit.sync || write.seal_after,
-                });
-                owner.push(log_index);
-            }
-            if let Some(file) = &commit.sync_only {
-                chains.push(WriteChain { file, writes: Vec::new(), sync: true });
-                owner.push(log_index);
-            }
-        }
-        report.synced_files = chains.iter().filter(|chain| chain.sync).count();
-        let results = submit_to_completion(self.fs.as_mut(), &chains);
-        drop(chains);
-        let mut outcomes: Vec<std::result::Result<(), EngineError>> = prepared.iter().map(|_| Ok(())).collect();
-        for (result, log_index) in results.into_iter().zip(owner) {
-            if let (Err(error), Ok(())) = (result, &outcomes[log_index]) {
-                outcomes[log_index] = Err(EngineError::from_io(error.path, error.error));
-            }
-        }
-        for ((id, commit), outcome) in prepared.into_iter().zip(outcomes) {
-            let log = self.logs.get_mut(&id).expect("prepared logs exist");
-            match log.finish_commit(self.fs.as_mut(), commit, outcome, now_ms) {
-                Ok(end) => report.committed.push((id, end)),
-                Err((error, lost)) => report.failed.push((id, error, lost)),
-            }
-            if log.durable_offset() < log.log_end_offset() {
-                self.dirty.insert(id);
+        self.start_commits(now_ms);
+        loop {
+            report.merge(self.reap(!self.in_flight.is_empty(), now_ms));
+            self.start_commits(now_ms);
+            if self.in_flight.is_empty() {
+                break;
             }
         }
         report
+    }
+
+    /// Waits until `id` has no commit in flight, keeping what other logs report for the next
+    /// `reap`.
+    fn settle(&mut self, id: LogId) {
+        while self.in_flight.contains_key(&id) {
+            let mut report = CommitReport::default();
+            self.reap_into(true, self.last_now_ms, &mut report);
+            self.undelivered.merge(report);
+        }
     }
 
     pub fn read(&self, id: LogId, start: Offset, max_bytes: u64, upper_bound: Option<Offset>) -> Result<ReadResult> {
@@ -181,19 +335,21 @@ impl Shard {
         self.log(id)?.offset_for_timestamp(timestamp_ms)
     }
 
-    /// Applies retention to every log.
+    /// Applies retention to every log. Segments with bytes in flight are kept for the next round.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let fs = self.fs.as_mut();
         self.logs.iter_mut().map(|(id, log)| (*id, log.enforce_retention(fs, now_ms))).collect()
     }
 
     pub fn truncate_to(&mut self, id: LogId, offset: Offset) -> Result<Offset> {
+        self.settle(id);
         let (log, fs) = self.log_mut(id)?;
         log.truncate_to(fs, offset)
     }
 
     /// Closes one log cleanly (commit first).
     pub fn close_log(&mut self, id: LogId) -> Result<()> {
+        self.settle(id);
         let (log, fs) = self.log_mut(id)?;
         log.close(fs)?;
         self.logs.remove(&id);
@@ -202,6 +358,12 @@ impl Shard {
 
     /// Deletes a log and its files.
     pub fn delete_log(&mut self, id: LogId) -> Result<()> {
+        self.settle(id);
+        self.dirty.remove(&id);
+        if let Some((appends, bytes)) = self.queued.remove(&id) {
+            self.unacknowledged_appends -= appends;
+            self.unacknowledged_bytes -= bytes;
+        }
         let log = self.logs.remove(&id).ok_or_else(|| EngineError::InvalidInput(format!("unknown log {id:?}")))?;
         log.delete(self.fs.as_mut())
     }

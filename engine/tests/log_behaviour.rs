@@ -461,3 +461,69 @@ fn recovery_truncates_a_corrupt_active_tail_and_reports_it() {
         assert_eq!(report.log_end_offset, Offset(12));
     }
 }
+
+#[test]
+fn overlapped_commits_acknowledge_what_queued_behind_them_everywhere() {
+    for setup in Setup::all() {
+        let context = format!("{} {:?}", setup.name, setup.write_mode);
+        let mut shard = setup.shard();
+        let ids: Vec<LogId> = (0..3)
+            .map(|index| {
+                shard.open_log(&setup.dir(&format!("overlap-{index}")), small_segments(), NOW_MS).expect("open").0
+            })
+            .collect();
+        let mut expected: Vec<Vec<Vec<u8>>> = vec![Vec::new(); ids.len()];
+        let mut acknowledged = vec![Offset(0); ids.len()];
+        let mut saw_append_behind_commit = false;
+        for round in 0..40u64 {
+            for (index, id) in ids.iter().enumerate() {
+                let batch = make_sized_batch(1 + (round % 3) as usize, 300, round * 10 + index as u64, NOW_MS);
+                saw_append_behind_commit |= shard.log(*id).expect("log").is_committing();
+                shard.append(*id, &batch, LeaderEpoch(0), NOW_MS).expect("append");
+                expected[index].push(batch);
+            }
+            shard.start_commits(NOW_MS);
+            let report = shard.reap(round % 4 == 3, NOW_MS);
+            assert!(report.failed.is_empty(), "{context}: {:?}", report.failed);
+            for (id, end) in report.committed {
+                let index = ids.iter().position(|known| *known == id).expect("known");
+                assert!(end >= acknowledged[index], "{context}: acknowledged ends only grow");
+                acknowledged[index] = end;
+            }
+            for (index, id) in ids.iter().enumerate() {
+                let log = shard.log(*id).expect("log");
+                assert!(log.log_end_offset() >= acknowledged[index], "{context}");
+                assert_eq!(log.durable_offset(), log.log_end_offset(), "{context}: readable means durable");
+            }
+        }
+        let report = shard.commit(NOW_MS);
+        assert!(report.failed.is_empty(), "{context}");
+        assert_eq!(shard.commits_in_flight(), 0, "{context}");
+        assert_eq!(shard.pending_appends(), 0, "{context}: every append acknowledged");
+        if setup.name == "io_uring" {
+            assert!(saw_append_behind_commit, "{context}: appends queued behind a commit in flight");
+        }
+        let check = |shard: &Shard, context: &str| {
+            for (index, id) in ids.iter().enumerate() {
+                let stored = read_all(shard, *id, Offset(0));
+                let headers = engine::batch::validate_all(&stored).expect("valid");
+                assert_eq!(headers.len(), expected[index].len(), "{context}: log {index}");
+                let mut at = 0;
+                for (header, batch) in headers.iter().zip(&expected[index]) {
+                    assert_eq!(&stored[at + 16..at + header.size_bytes], &batch[16..], "{context}: log {index}");
+                    at += header.size_bytes;
+                }
+            }
+        };
+        check(&shard, &context);
+        shard.close(NOW_MS).expect("close");
+        let mut reopened = setup.shard();
+        for (index, id) in ids.iter().enumerate() {
+            let (reopened_id, report) =
+                reopened.open_log(&setup.dir(&format!("overlap-{index}")), small_segments(), NOW_MS).expect("reopen");
+            assert_eq!(reopened_id, *id, "{context}");
+            assert!(report.truncations.is_empty(), "{context}: clean close, nothing cut");
+        }
+        check(&reopened, &format!("{context} after reopen"));
+    }
+}

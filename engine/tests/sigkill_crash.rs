@@ -68,7 +68,15 @@ fn child_process_entry_point() {
                 shard.append(*id, &batch_for(log, base), LeaderEpoch(0), 0).expect("append");
             }
         }
-        let report = shard.commit(0);
+        // Every other round overlapped: commits started and reaped while the next appends queue
+        // behind them, so the kill often lands with commits in flight.
+        let report = if round % 2 == 0 {
+            shard.commit(0)
+        } else {
+            shard.start_commits(0);
+            let all_in_flight = shard.commits_in_flight() >= ids.len();
+            shard.reap(all_in_flight, 0)
+        };
         assert!(report.failed.is_empty(), "commit failed: {:?}", report.failed);
         let mut line = String::from("ack");
         for (id, end) in &report.committed {

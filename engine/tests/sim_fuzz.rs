@@ -1,8 +1,10 @@
 //! Seeded operation fuzzer over the simulated file system.
 //!
 //! Each seed drives one shard through a random mix of appends across several logs, group commits
-//! (with injected short writes, I/O errors and sync errors), rolls (tiny segments, advancing
-//! time), retention, truncation, clean closes, and crashes (the simulator keeps a random prefix
+//! (with injected short writes, I/O errors and sync errors), both blocking and overlapped (commits
+//! started, then reaped in a seeded order while appends go on behind them), rolls (tiny
+//! segments, advancing time), retention, truncation, clean closes, and crashes (with commits in
+//! flight, too) (the simulator keeps a random prefix
 //! of unsynced writes, torn at a sector, maybe trailed by garbage), followed by reopening. A model
 //! of what was acknowledged is checked after every reopen and periodically:
 //! - every batch acknowledged under fsync-before-ack, and not removed by retention or truncation,
@@ -30,6 +32,8 @@ const START_MS: i64 = 1_700_000_000_000;
 struct ModelLog {
     /// Acknowledged batches in offset order: (base, last, bytes as appended).
     batches: Vec<(u64, u64, Vec<u8>)>,
+    /// Appended, not yet acknowledged (pending or in flight), in offset order.
+    pending: Vec<(u64, u64, Vec<u8>)>,
     /// Acknowledged end: offsets below it were acknowledged (and, for fsync logs, synced).
     acknowledged_end: u64,
     /// Offsets below this are known durable (fsync logs: all acknowledged ones).
@@ -209,7 +213,9 @@ impl World {
         self.now_ms += self.rng.below(300) as i64;
         match choice {
             0..=54 => self.append_some(),
-            55..=74 => self.commit(),
+            55..=64 => self.commit(),
+            65..=69 => self.start_commits(),
+            70..=74 => self.reap(),
             75..=79 => self.retention(),
             80..=84 => self.truncate(),
             85..=89 => self.toggle_faults(),
@@ -240,6 +246,22 @@ impl World {
     fn commit(&mut self) {
         let now = self.now_ms;
         let report = self.shard().commit(now);
+        self.apply(report);
+    }
+
+    fn start_commits(&mut self) {
+        let now = self.now_ms;
+        self.shard().start_commits(now);
+    }
+
+    fn reap(&mut self) {
+        let now = self.now_ms;
+        let wait = self.rng.chance(1, 2);
+        let report = self.shard().reap(wait, now);
+        self.apply(report);
+    }
+
+    fn apply(&mut self, report: engine::CommitReport) {
         for (id, end) in &report.committed {
             let index = self.ids.iter().position(|known| known == id).expect("known log");
             let model = &mut self.model[index];
@@ -254,12 +276,21 @@ impl World {
             let log = self.shard.as_ref().expect("open").log(*id).expect("log");
             assert_eq!(log.next_offset(), log.log_end_offset(), "failed offsets are reassigned; {}", self.context());
             assert_eq!(lost.start, log.log_end_offset(), "lost range starts at the end; {}", self.context());
-            drop_pending(&mut self.model[index]);
+            let model = &mut self.model[index];
+            assert!(
+                model.pending.iter().all(|(base, _, _)| lost.contains(&Offset(*base))),
+                "every unacknowledged append is in the lost range {lost:?}; {}",
+                self.context()
+            );
+            drop_pending(model);
         }
     }
 
     fn retention(&mut self) {
-        self.commit();
+        // Half the time with commits in flight: their segments must survive.
+        if self.rng.chance(1, 2) {
+            self.commit();
+        }
         let now = self.now_ms + self.rng.below(120_000) as i64;
         for (id, result) in self.shard().enforce_retention(now) {
             let index = self.ids.iter().position(|known| *known == id).expect("known log");
@@ -350,19 +381,19 @@ impl World {
     }
 }
 
-// Pending (appended, not yet committed) batches live in the model behind a marker: base offsets at
-// or past `acknowledged_end` are pending until a commit covers them.
+// Pending (appended, not yet acknowledged) batches wait in `pending` until a commit report covers
+// them; a failed commit or a crash drops them all.
 fn pending_push(model: &mut ModelLog, base: u64, last: u64, bytes: Vec<u8>) {
-    model.batches.push((base, last, bytes));
+    model.pending.push((base, last, bytes));
 }
 
 fn commit_pending(model: &mut ModelLog, end: u64) {
-    model.batches.retain(|(_, last, _)| *last < end);
+    let covered = model.pending.iter().take_while(|(_, last, _)| *last < end).count();
+    model.batches.extend(model.pending.drain(..covered));
 }
 
 fn drop_pending(model: &mut ModelLog) {
-    let end = model.acknowledged_end;
-    model.batches.retain(|(_, last, _)| *last < end);
+    model.pending.clear();
 }
 
 fn run_seed(seed: u64) {

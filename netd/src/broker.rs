@@ -339,9 +339,30 @@ impl Broker {
         Ok(())
     }
 
-    /// Runs one group commit and wakes whoever waits for it.
+    /// Runs the group commit without blocking: collects the commits that landed since the last
+    /// call (the engine starts each log's next one at once), starts commits for logs that have
+    /// none in flight, and wakes whoever waits. A backend that cannot signal completions (the
+    /// plain-syscall fallback) commits in full here instead.
+    pub fn pump(&mut self) {
+        let now = now_ms();
+        if self.engine.completion_fd().is_none() {
+            let report = self.engine.commit(now);
+            self.deliver(report);
+            return;
+        }
+        let report = self.engine.reap(false, now);
+        self.engine.start_commits(now);
+        self.deliver(report);
+    }
+
+    /// Runs a blocking group commit of everything pending and wakes whoever waits for it.
     pub fn commit(&mut self) {
         let report = self.engine.commit(now_ms());
+        self.deliver(report);
+    }
+
+    /// Turns a commit report into produce acknowledgements (or errors) and fetch wake-ups.
+    fn deliver(&mut self, report: engine::CommitReport) {
         if report.committed.is_empty() && report.failed.is_empty() {
             return;
         }

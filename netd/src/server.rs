@@ -1,7 +1,8 @@
 //! The shard thread: its compio runtime, its inbox, its connections, its group committer.
 //!
-//! Owns: running one shard (engine shard, broker state, the committer task that runs one engine
-//! group commit for everything appended since the last one, the retention timer, the inbox task
+//! Owns: running one shard (engine shard, broker state, the committer task that starts engine
+//! group commits for what was appended and collects them when the engine ring's eventfd says
+//! they landed, so requests keep being served while the disk works; the retention timer, the inbox task
 //! that runs jobs other shards send, the controller on shard 0), serving the connections the
 //! acceptor hands to this shard (frames bounded by `socket.request.max.bytes`; up to
 //! `skua.inflight.requests.max` requests per connection in flight, responses written in request
@@ -94,12 +95,42 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let broker = Rc::new(RefCell::new(broker));
         let context = Rc::new(ShardContext::new(index, config.clone(), broker.clone(), peers, catalog, control));
 
+        // The engine ring signals an eventfd on every completion; this loop polls a duplicate of
+        // it on the runtime's own ring.
+        let completions = match broker.borrow().engine.completion_fd() {
+            Some(fd) => Some(compio::runtime::fd::PollFd::new(fd.try_clone_to_owned()?)?),
+            None => None,
+        };
         let committer = {
             let broker = broker.clone();
             compio::runtime::spawn(async move {
-                while triggers.next().await.is_some() {
+                loop {
+                    let in_flight = {
+                        let mut state = broker.borrow_mut();
+                        state.pump();
+                        state.engine.commits_in_flight() > 0
+                    };
+                    let triggered = match (&completions, in_flight) {
+                        (Some(completions), true) => {
+                            let trigger = std::pin::pin!(triggers.next());
+                            let landed = std::pin::pin!(completions.read_ready());
+                            match futures_util::future::select(trigger, landed).await {
+                                futures_util::future::Either::Left((trigger, _)) => trigger.is_some(),
+                                futures_util::future::Either::Right((result, _)) => {
+                                    if let Err(error) = result {
+                                        tracing::error!(%error, "polling the engine's completions failed");
+                                        compio::time::sleep(Duration::from_millis(1)).await;
+                                    }
+                                    true
+                                }
+                            }
+                        }
+                        _ => triggers.next().await.is_some(),
+                    };
+                    if !triggered {
+                        break;
+                    }
                     while triggers.try_recv().is_ok() {}
-                    broker.borrow_mut().commit();
                 }
             })
         };
@@ -111,7 +142,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
                 loop {
                     compio::time::sleep(Duration::from_millis(TICK_MS)).await;
                     let mut state = broker.borrow_mut();
-                    state.commit(); // Interval flushes that came due.
+                    state.pump(); // Interval flushes that came due.
                     state.groups.tick(now_ms());
                     if last_retention.elapsed() >= retention_every {
                         last_retention = std::time::Instant::now();

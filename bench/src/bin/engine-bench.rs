@@ -1,6 +1,8 @@
 //! `engine-bench`: the storage engine's throughput and latency on real files, through the public
-//! `Shard` API, the way the broker drives it: each round appends a gathered amount of batches to
-//! every partition, then one group commit (fsync before ack).
+//! `Shard` API, the way the broker drives it: every partition gathers a set amount of batches
+//! while its previous commit is in flight; when that commit lands (fsync before ack), the next
+//! one starts at once with what was gathered (`--lockstep` instead appends to every partition,
+//! then runs one blocking commit, as the engine did before overlapped commits).
 //!
 //! Cases: append (1 KiB and 16 KiB batches × 1 and 16 partitions × direct and buffered), a
 //! sustained direct-vs-buffered run (the write-mode decision), reads from the tail cache and from
@@ -19,7 +21,7 @@ use skua_bench::{json_string, load_average, percentile, RunFacts};
 const HELP: &str = "engine-bench: measure Skua's storage engine on real files
 
 USAGE: engine-bench [--dir DIR] [--seconds N] [--sustained-seconds N] [--gather-bytes N]
-                    [--results DIR] [--only CASES] [--quick]
+                    [--results DIR] [--only CASES] [--lockstep] [--quick]
 
   --dir DIR               where logs are written (default ./target/engine-bench; same file
                           system as the disk you want to measure)
@@ -27,8 +29,14 @@ USAGE: engine-bench [--dir DIR] [--seconds N] [--sustained-seconds N] [--gather-
   --sustained-seconds N   duration of the direct-vs-buffered sustained run (default 60)
   --gather-bytes N        bytes appended to each partition per group commit (default 65536)
   --results DIR           where engine.json and engine.md go (default results/<date>-<commit>)
-  --only CASES            comma list of: append,sustained,read,zstd (default all)
+  --only CASES            comma list of: append,sustained,read,zstd (default all),
+                          or sustained-direct (only the direct sustained case)
+  --lockstep              commit the old way: append to every partition, then one blocking
+                          commit, nothing overlapped (the sustained case always runs both)
   --quick                 2-second cases, 5-second sustained run (smoke test)
+
+Commits overlap appends by default: each partition gathers --gather-bytes while its previous
+commit is in flight and starts the next one when it lands.
 
 Durability: fsync before ack (every commit ends with fdatasync). Disk use is bounded: segments
 of 64 MiB, retention.bytes 256 MiB per partition.";
@@ -40,6 +48,7 @@ struct Options {
     gather_bytes: usize,
     results: Option<PathBuf>,
     only: Vec<String>,
+    lockstep: bool,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -50,6 +59,7 @@ fn parse_options() -> Result<Options, String> {
         gather_bytes: 64 * 1024,
         results: None,
         only: vec!["append".into(), "sustained".into(), "read".into(), "zstd".into()],
+        lockstep: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -70,6 +80,7 @@ fn parse_options() -> Result<Options, String> {
             }
             "--results" => options.results = Some(PathBuf::from(value("--results")?)),
             "--only" => options.only = value("--only")?.split(',').map(str::to_string).collect(),
+            "--lockstep" => options.lockstep = true,
             "--quick" => {
                 options.seconds = 2;
                 options.sustained_seconds = 5;
@@ -160,10 +171,12 @@ struct Workload {
     gather_bytes: usize,
     seconds: u64,
     compression: CompressionType,
+    /// Append to every partition, then one blocking commit (the engine before overlapped commits).
+    lockstep: bool,
 }
 
 fn run_appends(dir: &Path, workload: &Workload, label: &str) -> AppendResult {
-    let Workload { mode, partitions, batch_bytes, gather_bytes, seconds, compression } = *workload;
+    let Workload { mode, partitions, batch_bytes, gather_bytes, seconds, compression, lockstep } = *workload;
     let (mut shard, ids, backend) = open(dir, mode, partitions, compression);
     let batches: Vec<Vec<u8>> = (0..64).map(|seed| event_batch(batch_bytes, seed)).collect();
     let per_commit = (gather_bytes / batches[0].len()).max(1);
@@ -182,22 +195,52 @@ fn run_appends(dir: &Path, workload: &Workload, label: &str) -> AppendResult {
     let mut second_bytes = 0u64;
     let mut last_retention = Instant::now();
     let mut next = 0usize;
+    // When each log's commit in flight started (overlapped mode).
+    let mut commit_started: Vec<Option<Instant>> = vec![None; ids.len()];
     while Instant::now() < deadline {
+        let mut appended_any = false;
         for id in &ids {
-            for _ in 0..per_commit {
+            let log_pending = |shard: &Shard| shard.log(*id).map_or(0, |log| log.pending_bytes());
+            let target = if lockstep { per_commit * batches[0].len() } else { gather_bytes };
+            while log_pending(&shard) < target {
                 let batch = &batches[next % batches.len()];
                 next += 1;
-                shard.append(*id, batch, LeaderEpoch(0), 0).expect("append");
+                match shard.append(*id, batch, LeaderEpoch(0), 0) {
+                    Ok(_) => {}
+                    Err(engine::EngineError::Backpressure) => break,
+                    Err(error) => panic!("append: {error}"),
+                }
+                appended_any = true;
                 result.bytes += batch.len() as u64;
                 second_bytes += batch.len() as u64;
                 result.batches += 1;
             }
         }
-        let commit_started = Instant::now();
-        let report = shard.commit(0);
-        result.commit_ms.push(commit_started.elapsed().as_secs_f64() * 1000.0);
-        assert!(report.failed.is_empty(), "commit failed: {:?}", report.failed);
-        result.commits += 1;
+        if lockstep {
+            let started_at = Instant::now();
+            let report = shard.commit(0);
+            result.commit_ms.push(started_at.elapsed().as_secs_f64() * 1000.0);
+            assert!(report.failed.is_empty(), "commit failed: {:?}", report.failed);
+            result.commits += 1;
+        } else {
+            shard.start_commits(0);
+            // Nothing left to gather: wait for a commit to land.
+            let report = shard.reap(!appended_any, 0);
+            assert!(report.failed.is_empty(), "commit failed: {:?}", report.failed);
+            let now = Instant::now();
+            for (id, _) in &report.committed {
+                let index = ids.iter().position(|known| known == id).expect("known log");
+                if let Some(started_at) = commit_started[index].take() {
+                    result.commit_ms.push((now - started_at).as_secs_f64() * 1000.0);
+                }
+                result.commits += 1;
+            }
+            for (index, id) in ids.iter().enumerate() {
+                if commit_started[index].is_none() && shard.log(*id).is_ok_and(|log| log.is_committing()) {
+                    commit_started[index] = Some(now);
+                }
+            }
+        }
         if second_start.elapsed() >= Duration::from_secs(1) {
             let mib = second_bytes as f64 / second_start.elapsed().as_secs_f64() / 1048576.0;
             result.per_second_mib.push(mib);
@@ -212,6 +255,7 @@ fn run_appends(dir: &Path, workload: &Workload, label: &str) -> AppendResult {
             last_retention = Instant::now();
         }
     }
+    assert!(shard.commit(0).failed.is_empty(), "final commit failed");
     result.seconds = started.elapsed().as_secs_f64();
     result.commit_ms.sort_by(|a, b| a.total_cmp(b));
     drop(shard);
@@ -225,12 +269,14 @@ fn append_case(
     batch_bytes: usize,
     seconds: u64,
     name_prefix: &str,
+    lockstep: bool,
 ) -> Case {
     let name = format!(
-        "{name_prefix}append-{}-{}p-{}",
+        "{name_prefix}append-{}-{}p-{}{}",
         if batch_bytes >= 16 * 1024 { "16KiB" } else { "1KiB" },
         partitions,
-        mode_name(mode)
+        mode_name(mode),
+        if lockstep { "-lockstep" } else { "" }
     );
     let load_start = load_average();
     let dir = fresh_dir(&options.dir, &name);
@@ -241,6 +287,7 @@ fn append_case(
         gather_bytes: options.gather_bytes,
         seconds,
         compression: CompressionType::Producer,
+        lockstep,
     };
     let result = run_appends(&dir, &workload, &name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -255,7 +302,7 @@ fn append_case(
     let steady_median = percentile(&steady, 0.5);
     let (p50, p99) = (percentile(&result.commit_ms, 0.5), percentile(&result.commit_ms, 0.99));
     let json = format!(
-        "{{\"name\": {}, \"kind\": \"append\", \"write_mode\": {}, \"backend\": {}, \"partitions\": {partitions}, \"batch_bytes\": {batch_bytes}, \"gather_bytes_per_partition\": {}, \"seconds\": {:.2}, \"bytes\": {}, \"batches\": {}, \"commits\": {}, \"mib_per_second\": {mib_per_second:.1}, \"mb_per_second\": {:.1}, \"batches_per_second\": {batches_per_second:.0}, \"steady_median_mib_per_second\": {steady_median:.1}, \"per_second_mib\": [{}], \"commit_ms_p50\": {p50:.3}, \"commit_ms_p99\": {p99:.3}, \"durability\": \"fsync-before-ack\", \"load_start\": {}, \"load_end\": {}}}",
+        "{{\"name\": {}, \"kind\": \"append\", \"write_mode\": {}, \"backend\": {}, \"partitions\": {partitions}, \"batch_bytes\": {batch_bytes}, \"gather_bytes_per_partition\": {}, \"seconds\": {:.2}, \"bytes\": {}, \"batches\": {}, \"commits\": {}, \"mib_per_second\": {mib_per_second:.1}, \"mb_per_second\": {:.1}, \"batches_per_second\": {batches_per_second:.0}, \"steady_median_mib_per_second\": {steady_median:.1}, \"per_second_mib\": [{}], \"commit_ms_p50\": {p50:.3}, \"commit_ms_p99\": {p99:.3}, \"commit_mode\": {}, \"durability\": \"fsync-before-ack\", \"load_start\": {}, \"load_end\": {}}}",
         json_string(&name),
         json_string(mode_name(mode)),
         json_string(result.backend),
@@ -266,6 +313,7 @@ fn append_case(
         result.commits,
         result.bytes as f64 / result.seconds / 1e6,
         result.per_second_mib.iter().map(|value| format!("{value:.1}")).collect::<Vec<_>>().join(", "),
+        json_string(if lockstep { "lockstep" } else { "overlapped" }),
         json_string(&load_start),
         json_string(&load_average()),
     );
@@ -419,6 +467,7 @@ fn zstd_case(options: &Options, level: i32) -> Case {
         gather_bytes: options.gather_bytes,
         seconds: options.seconds,
         compression: CompressionType::Zstd { level },
+        lockstep: options.lockstep,
     };
     let result = run_appends(&dir, &workload, &name);
     let stored: u64 = std::fs::read_dir(&dir)
@@ -463,15 +512,55 @@ fn main() {
         for batch_bytes in [1024, 16 * 1024] {
             for partitions in [1, 16] {
                 for mode in [WriteMode::Direct, WriteMode::Buffered] {
-                    cases.push(append_case(&options, mode, partitions, batch_bytes, options.seconds, ""));
+                    cases.push(append_case(
+                        &options,
+                        mode,
+                        partitions,
+                        batch_bytes,
+                        options.seconds,
+                        "",
+                        options.lockstep,
+                    ));
                 }
             }
         }
     }
     if wants("sustained") {
         for mode in [WriteMode::Direct, WriteMode::Buffered] {
-            cases.push(append_case(&options, mode, 16, 1024, options.sustained_seconds, "sustained-"));
+            cases.push(append_case(
+                &options,
+                mode,
+                16,
+                1024,
+                options.sustained_seconds,
+                "sustained-",
+                options.lockstep,
+            ));
         }
+        if !options.lockstep {
+            // The same run the old way, for the before/after in one report.
+            cases.push(append_case(
+                &options,
+                WriteMode::Direct,
+                16,
+                1024,
+                options.sustained_seconds,
+                "sustained-",
+                true,
+            ));
+        }
+    }
+    if wants("sustained-direct") {
+        // Only the case the engine's goal is about (quick A/B runs).
+        cases.push(append_case(
+            &options,
+            WriteMode::Direct,
+            16,
+            1024,
+            options.sustained_seconds,
+            "sustained-",
+            options.lockstep,
+        ));
     }
     if wants("read") {
         for mode in [WriteMode::Direct, WriteMode::Buffered] {
@@ -480,7 +569,15 @@ fn main() {
         }
     }
     if wants("zstd") {
-        cases.push(append_case(&options, WriteMode::Direct, 4, 16 * 1024, options.seconds, "baseline-for-zstd-"));
+        cases.push(append_case(
+            &options,
+            WriteMode::Direct,
+            4,
+            16 * 1024,
+            options.seconds,
+            "baseline-for-zstd-",
+            options.lockstep,
+        ));
         for level in [1, 3] {
             cases.push(zstd_case(&options, level));
         }

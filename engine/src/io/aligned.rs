@@ -3,7 +3,7 @@
 //! Owns: the one piece of `unsafe` allocation code in the engine. Length is always a multiple of
 //! [`DIRECT_IO_ALIGNMENT_BYTES`]; bytes past the caller's data are zero.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::alloc::{alloc, dealloc, Layout};
 use std::ptr::NonNull;
 
 use crate::limits::DIRECT_IO_ALIGNMENT_BYTES;
@@ -33,31 +33,31 @@ pub fn align_down(value: u64) -> u64 {
 }
 
 impl AlignedBuffer {
-    /// A zeroed buffer holding `parts` back to back, padded with zeros to the alignment.
+    /// A buffer holding `parts` back to back, padded with zeros to the alignment. Each byte is
+    /// written once (no zeroing of what the parts fill).
     pub fn from_parts(parts: &[&[u8]]) -> AlignedBuffer {
         let data_length: usize = parts.iter().map(|part| part.len()).sum();
         let length = align_up(data_length.max(1));
         let layout = Layout::from_size_align(length, DIRECT_IO_ALIGNMENT_BYTES).expect("valid layout");
         // SAFETY: layout has non-zero size.
-        let raw = unsafe { alloc_zeroed(layout) };
+        let raw = unsafe { alloc(layout) };
         let Some(pointer) = NonNull::new(raw) else { std::alloc::handle_alloc_error(layout) };
-        let mut buffer = AlignedBuffer { pointer, length };
         let mut at = 0;
         for part in parts {
-            buffer.as_mut_slice()[at..at + part.len()].copy_from_slice(part);
+            // SAFETY: `at + part.len() <= data_length <= length`, the allocation is `length` bytes,
+            // and a fresh allocation cannot overlap `part`.
+            unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), pointer.as_ptr().add(at), part.len()) };
             at += part.len();
         }
-        buffer
+        // SAFETY: `[at, length)` lies inside the allocation.
+        unsafe { std::ptr::write_bytes(pointer.as_ptr().add(at), 0, length - at) };
+        // Every byte of `[0, length)` is initialised now.
+        AlignedBuffer { pointer, length }
     }
 
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: pointer is valid for `length` initialised bytes for the buffer's lifetime.
         unsafe { std::slice::from_raw_parts(self.pointer.as_ptr(), self.length) }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and we hold the only reference.
-        unsafe { std::slice::from_raw_parts_mut(self.pointer.as_ptr(), self.length) }
     }
 }
 

@@ -1,14 +1,19 @@
 //! The engine's I/O boundary: everything that touches a file system goes through [`FileSystem`]
 //! and [`StorageFile`].
 //!
-//! Owns: the traits and the one operation that matters for throughput, [`FileSystem::submit`]: a
-//! group commit's writes for many files, each chain optionally followed by an `fdatasync` that runs
-//! only after that chain's writes succeeded. Implementations:
-//! - [`uring::UringFs`]: one io_uring per shard; a whole group commit is one submission, the
-//!   `fdatasync` linked (`IOSQE_IO_LINK`) behind its file's writes.
-//! - [`os::SyscallFs`]: `pwrite` + `fdatasync`, the fallback when io_uring cannot be set up.
+//! Owns: the traits and the operations that matter for throughput: [`FileSystem::start`] hands a
+//! [`WriteChain`] (one file's writes, optionally followed by an `fdatasync` that runs only after
+//! those writes succeeded) to the backend, which owns its buffers until [`FileSystem::reap`]
+//! returns it as a [`Completion`]. Many chains of many files are in flight at once; nothing here
+//! orders two chains against each other (the caller never has two in flight on one file).
+//! Implementations:
+//! - [`uring::UringFs`]: one io_uring per shard; every chain started between two
+//!   [`FileSystem::flush`]es goes in one submission, the `fdatasync` linked (`IOSQE_IO_LINK`)
+//!   behind its file's writes; completions signal an eventfd the broker's event loop polls.
+//! - [`os::SyscallFs`]: `pwrite` + `fdatasync` run at reap time, the fallback when io_uring cannot
+//!   be set up.
 //! - [`sim::SimFs`]: an in-memory file system that injects short writes, I/O errors, disk full,
-//!   latency, and torn writes at a simulated crash, all from a seed.
+//!   latency, and torn writes at a simulated crash, and completes chains in a seeded order.
 //!
 //! Knows nothing of batches, offsets or segments.
 
@@ -19,10 +24,13 @@ pub mod uring;
 
 use std::fmt::Debug;
 use std::io;
-use std::os::fd::RawFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{BorrowedFd, RawFd};
+use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
+use crate::io::aligned::AlignedBuffer;
 use crate::limits::SHORT_WRITE_RETRIES_MAX;
 
 /// An open file. Cheap to share: readers hold an `Arc` while the broker sends from it.
@@ -84,20 +92,81 @@ impl OpenOptions {
     pub const REPLACE: OpenOptions = OpenOptions { create: true, truncate: true, direct: false };
 }
 
-/// One file's share of a group commit: writes in order, then optionally `fdatasync`.
+/// Bytes a write owns while the kernel may read them: shared bytes (buffered mode) or an
+/// aligned copy (direct mode). Heap memory that does not move while the chain is in flight.
 #[derive(Debug)]
-pub struct WriteChain<'a> {
-    pub file: &'a FileRef,
-    pub writes: Vec<(u64, &'a [u8])>,
-    pub sync: bool,
+pub enum IoBuf {
+    Shared(Bytes),
+    Aligned(AlignedBuffer),
 }
 
-/// What happened to one chain: bytes written per write (a short count means "resubmit the rest";
-/// operations after a short or failed write did not run), and the sync's result if it ran.
+impl IoBuf {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            IoBuf::Shared(bytes) => bytes,
+            IoBuf::Aligned(buffer) => buffer.as_slice(),
+        }
+    }
+}
+
+/// One write of a chain: `buf[done..]` goes to `position + done`.
 #[derive(Debug)]
+pub struct OwnedWrite {
+    pub position: u64,
+    pub buf: IoBuf,
+    /// Bytes already written by earlier (short) attempts.
+    pub done: usize,
+}
+
+impl OwnedWrite {
+    pub fn new(position: u64, buf: IoBuf) -> OwnedWrite {
+        OwnedWrite { position, buf, done: 0 }
+    }
+
+    /// What is still to write, and where.
+    pub fn remaining(&self) -> (u64, &[u8]) {
+        (self.position + self.done as u64, &self.buf.as_slice()[self.done..])
+    }
+}
+
+/// One file's share of a group commit: writes in order, then optionally `fdatasync`. Owned by the
+/// backend from [`FileSystem::start`] until [`FileSystem::reap`] gives it back.
+#[derive(Debug)]
+pub struct WriteChain {
+    pub file: FileRef,
+    pub writes: Vec<OwnedWrite>,
+    pub sync: bool,
+    /// Rounds that made no progress (short writes of zero bytes, syncs cancelled); bounded by
+    /// [`SHORT_WRITE_RETRIES_MAX`].
+    pub stalls: u32,
+}
+
+impl WriteChain {
+    pub fn new(file: FileRef, writes: Vec<OwnedWrite>, sync: bool) -> WriteChain {
+        WriteChain { file, writes, sync, stalls: 0 }
+    }
+
+    /// Submission entries this chain needs (one per write, one for the sync).
+    pub fn op_count(&self) -> usize {
+        self.writes.len() + usize::from(self.sync)
+    }
+}
+
+/// What happened to one round of a chain: bytes written per write (a short count means "resubmit
+/// the rest"; operations after a short or failed write did not run), and the sync's result if it
+/// ran.
+#[derive(Debug, Default)]
 pub struct ChainOutcome {
     pub written: Vec<io::Result<usize>>,
     pub synced: Option<io::Result<()>>,
+}
+
+/// A chain the backend finished one round of, with the token it was started with.
+#[derive(Debug)]
+pub struct Completion {
+    pub token: u64,
+    pub chain: WriteChain,
+    pub outcome: ChainOutcome,
 }
 
 /// A file system as the engine sees it. One per shard; not shared between threads.
@@ -113,19 +182,30 @@ pub trait FileSystem: Send + Debug {
     /// Makes a directory's entries (created, renamed, removed files) durable.
     fn sync_dir(&mut self, path: &Path) -> io::Result<()>;
 
-    /// Runs one group commit's chains. The default runs them one after another with plain
-    /// writes; io_uring submits them all at once.
-    fn submit(&mut self, chains: &[WriteChain<'_>]) -> Vec<ChainOutcome> {
-        chains.iter().map(run_chain_sequentially).collect()
+    /// Queues one round of `chain`; it may run from now on, and comes back from a later
+    /// [`FileSystem::reap`] with `token`.
+    fn start(&mut self, token: u64, chain: WriteChain);
+    /// Hands what was started to the kernel (one `io_uring_enter` for all of it).
+    fn flush(&mut self);
+    /// Chains whose round finished. With `wait`, blocks until at least one has when any is in
+    /// flight.
+    fn reap(&mut self, wait: bool) -> Vec<Completion>;
+    /// Chains started and not yet returned by `reap`.
+    fn in_flight(&self) -> usize;
+    /// A descriptor that becomes readable when a completion is ready to reap (an eventfd), for an
+    /// event loop to poll. `None`: completions are ready as soon as `flush` returns.
+    fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
 /// Runs a chain with single write attempts, stopping at the first short or failed write the way
 /// an io_uring link chain does.
-pub fn run_chain_sequentially(chain: &WriteChain<'_>) -> ChainOutcome {
+pub fn run_chain_sequentially(chain: &WriteChain) -> ChainOutcome {
     let mut written = Vec::with_capacity(chain.writes.len());
-    for (position, data) in &chain.writes {
-        let result = chain.file.write_at(data, *position);
+    for write in &chain.writes {
+        let (position, data) = write.remaining();
+        let result = chain.file.write_at(data, position);
         let complete = matches!(result, Ok(count) if count == data.len());
         written.push(result);
         if !complete {
@@ -136,89 +216,114 @@ pub fn run_chain_sequentially(chain: &WriteChain<'_>) -> ChainOutcome {
     ChainOutcome { written, synced }
 }
 
-/// The outcome of a group commit for one chain after short writes were completed.
-#[derive(Debug)]
-pub struct ChainError {
-    pub path: PathBuf,
-    pub error: io::Error,
+/// Chains started on a backend that runs them with plain calls when reaped (the syscall
+/// fallback, and the simulator).
+#[derive(Debug, Default)]
+pub struct DeferredChains {
+    queued: Vec<(u64, WriteChain)>,
 }
 
-/// Writes of one chain: (position, bytes).
-type Writes<'a> = Vec<(u64, &'a [u8])>;
+impl DeferredChains {
+    pub fn push(&mut self, token: u64, chain: WriteChain) {
+        self.queued.push((token, chain));
+    }
 
-/// Submits `chains` and resubmits the unwritten rest of short writes until every chain is done or
-/// has failed. Returns one result per chain.
-pub fn submit_to_completion(fs: &mut dyn FileSystem, chains: &[WriteChain<'_>]) -> Vec<Result<(), ChainError>> {
-    let mut results: Vec<Option<Result<(), ChainError>>> = (0..chains.len()).map(|_| None).collect();
-    // (chain index, writes still to do)
-    let mut remaining: Vec<(usize, Writes<'_>)> =
-        chains.iter().enumerate().map(|(index, chain)| (index, chain.writes.clone())).collect();
-    let mut stalls = 0u32;
-    while !remaining.is_empty() {
-        let round: Vec<WriteChain<'_>> = remaining
-            .iter()
-            .map(|(index, writes)| WriteChain {
-                file: chains[*index].file,
-                writes: writes.clone(),
-                sync: chains[*index].sync,
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
+    /// Removes and runs the chain at `index`.
+    pub fn run(&mut self, index: usize) -> Completion {
+        let (token, chain) = self.queued.swap_remove(index);
+        let outcome = run_chain_sequentially(&chain);
+        Completion { token, chain, outcome }
+    }
+
+    /// Runs every queued chain in the order started.
+    pub fn run_all(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.queued)
+            .into_iter()
+            .map(|(token, chain)| {
+                let outcome = run_chain_sequentially(&chain);
+                Completion { token, chain, outcome }
             })
-            .collect();
-        let outcomes = fs.submit(&round);
-        assert_eq!(outcomes.len(), round.len(), "one outcome per chain");
-        let mut next = Vec::new();
-        let mut progressed = false;
-        for ((index, writes), outcome) in remaining.into_iter().zip(outcomes) {
-            let path = chains[index].file.path().to_path_buf();
-            let mut left: Vec<(u64, &[u8])> = Vec::new();
-            let mut failed = None;
-            for (write_index, (position, data)) in writes.iter().enumerate() {
-                match outcome.written.get(write_index) {
-                    Some(Ok(count)) if *count == data.len() => progressed = true,
-                    Some(Ok(count)) => {
-                        if *count > 0 {
-                            progressed = true;
-                        }
-                        left.push((position + *count as u64, &data[*count..]));
-                        left.extend(writes[write_index + 1..].iter().copied());
-                        break;
-                    }
-                    Some(Err(error)) => {
-                        failed = Some(clone_io_error(error));
-                        break;
-                    }
-                    None => {
-                        left.extend(writes[write_index..].iter().copied());
-                        break;
-                    }
+            .collect()
+    }
+}
+
+/// What a chain needs after one round.
+#[derive(Debug)]
+pub enum ChainStep {
+    /// Every write and the sync (if asked) succeeded, or the chain failed.
+    Done(io::Result<()>),
+    /// Some writes were short or did not run (or the sync was cancelled behind them): start it
+    /// again with what is left.
+    Again(WriteChain),
+}
+
+/// Applies one round's outcome to its chain: drops the writes that finished, advances a short one,
+/// and decides whether the chain is done.
+pub fn advance_chain(mut chain: WriteChain, outcome: ChainOutcome) -> ChainStep {
+    let mut finished = 0;
+    let mut progressed = false;
+    for (write, result) in chain.writes.iter_mut().zip(&outcome.written) {
+        let wanted = write.buf.as_slice().len() - write.done;
+        match result {
+            Ok(count) if *count >= wanted => {
+                finished += 1;
+                progressed = true;
+            }
+            Ok(count) => {
+                progressed |= *count > 0;
+                write.done += count;
+                break;
+            }
+            Err(error) => return ChainStep::Done(Err(clone_io_error(error))),
+        }
+    }
+    chain.writes.drain(..finished);
+    if chain.writes.is_empty() {
+        match outcome.synced {
+            Some(result) => return ChainStep::Done(result),
+            None if !chain.sync => return ChainStep::Done(Ok(())),
+            // All writes done but the sync was cancelled behind a short write: sync again.
+            None => {}
+        }
+    }
+    if !progressed {
+        chain.stalls += 1;
+        if chain.stalls > SHORT_WRITE_RETRIES_MAX {
+            return ChainStep::Done(Err(io::Error::new(io::ErrorKind::WriteZero, "writes made no progress")));
+        }
+    }
+    ChainStep::Again(chain)
+}
+
+/// Starts `chains` and runs them to the end, resubmitting short writes (tests and one-off writes;
+/// the group commit uses start/reap directly). One result per chain, in order.
+pub fn run_to_completion(fs: &mut dyn FileSystem, chains: Vec<WriteChain>) -> Vec<io::Result<()>> {
+    let count = chains.len();
+    let mut results: Vec<Option<io::Result<()>>> = (0..count).map(|_| None).collect();
+    for (index, chain) in chains.into_iter().enumerate() {
+        fs.start(index as u64, chain);
+    }
+    fs.flush();
+    let mut open = count;
+    while open > 0 {
+        for completion in fs.reap(true) {
+            match advance_chain(completion.chain, completion.outcome) {
+                ChainStep::Done(result) => {
+                    results[completion.token as usize] = Some(result);
+                    open -= 1;
                 }
-            }
-            if let Some(error) = failed {
-                results[index] = Some(Err(ChainError { path, error }));
-            } else if !left.is_empty() {
-                next.push((index, left));
-            } else {
-                match outcome.synced {
-                    Some(Ok(())) => results[index] = Some(Ok(())),
-                    Some(Err(error)) => results[index] = Some(Err(ChainError { path, error })),
-                    None if !chains[index].sync => results[index] = Some(Ok(())),
-                    // All writes done but the sync was cancelled behind a short write: sync again.
-                    None => next.push((index, Vec::new())),
-                }
+                ChainStep::Again(chain) => fs.start(completion.token, chain),
             }
         }
-        if !progressed {
-            stalls += 1;
-        }
-        if stalls > SHORT_WRITE_RETRIES_MAX {
-            for (index, _) in next {
-                results[index] = Some(Err(ChainError {
-                    path: chains[index].file.path().to_path_buf(),
-                    error: io::Error::new(io::ErrorKind::WriteZero, "writes made no progress"),
-                }));
-            }
-            break;
-        }
-        remaining = next;
+        fs.flush();
     }
     results.into_iter().map(|result| result.expect("every chain resolved")).collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns: [`OsFile`] (a segment or metadata file; in direct mode two descriptors, an O_DIRECT one
 //! for writes and a buffered one for reads and `sendfile`) and [`SyscallFs`], which writes with
-//! `pwrite` and syncs with `fdatasync`, one call at a time.
+//! `pwrite` and syncs with `fdatasync`, one call at a time, when the chains are reaped.
 
 use std::fs::{self, File};
 use std::io;
@@ -11,7 +11,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{FileRef, FileSystem, OpenOptions, StorageFile};
+use super::{Completion, DeferredChains, FileRef, FileSystem, OpenOptions, StorageFile, WriteChain};
 
 #[derive(Debug)]
 pub struct OsFile {
@@ -94,13 +94,15 @@ pub(super) fn sync_dir_os(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
-/// The fallback backend: `pwrite` + `fdatasync`, one at a time.
+/// The fallback backend: `pwrite` + `fdatasync`, one at a time, run when the chains are reaped.
 #[derive(Debug, Default)]
-pub struct SyscallFs;
+pub struct SyscallFs {
+    chains: DeferredChains,
+}
 
 impl SyscallFs {
     pub fn new() -> SyscallFs {
-        SyscallFs
+        SyscallFs::default()
     }
 }
 
@@ -135,4 +137,18 @@ impl FileSystem for SyscallFs {
     }
 
     os_directory_ops!();
+
+    fn start(&mut self, token: u64, chain: WriteChain) {
+        self.chains.push(token, chain);
+    }
+
+    fn flush(&mut self) {}
+
+    fn reap(&mut self, _wait: bool) -> Vec<Completion> {
+        self.chains.run_all()
+    }
+
+    fn in_flight(&self) -> usize {
+        self.chains.len()
+    }
 }

@@ -17,7 +17,7 @@ use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::{FileRef, FileSystem, OpenOptions, StorageFile};
+use super::{Completion, DeferredChains, FileRef, FileSystem, OpenOptions, StorageFile, WriteChain};
 use crate::limits::DIRECT_IO_ALIGNMENT_BYTES;
 
 /// The unit of atomic writes the simulator assumes for the device.
@@ -110,11 +110,21 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The simulated file system. Clones share the same state: a test keeps one clone to crash the
-/// "machine" or inspect files while the engine owns another.
-#[derive(Clone, Debug)]
+/// The simulated file system. Clones share the files: a test keeps one clone to crash the
+/// "machine" or inspect files while the engine owns another. Started chains belong to the clone
+/// they were started on and run when it reaps them: a non-waiting reap runs a seeded random
+/// subset in a seeded order, so chains of different files complete out of order and some stay in
+/// flight across later appends.
+#[derive(Debug)]
 pub struct SimFs {
     state: Arc<Mutex<SimState>>,
+    chains: DeferredChains,
+}
+
+impl Clone for SimFs {
+    fn clone(&self) -> SimFs {
+        SimFs { state: self.state.clone(), chains: DeferredChains::default() }
+    }
 }
 
 #[derive(Debug)]
@@ -134,6 +144,7 @@ impl SimFs {
                 faults,
                 capacity_bytes: None,
             })),
+            chains: DeferredChains::default(),
         }
     }
 
@@ -302,6 +313,34 @@ impl FileSystem for SimFs {
 
     fn sync_dir(&mut self, _path: &Path) -> io::Result<()> {
         Ok(())
+    }
+
+    fn start(&mut self, token: u64, chain: WriteChain) {
+        self.chains.push(token, chain);
+    }
+
+    fn flush(&mut self) {}
+
+    fn reap(&mut self, wait: bool) -> Vec<Completion> {
+        let mut done = Vec::new();
+        while !self.chains.is_empty() {
+            let (pick, stop) = {
+                let mut state = lock(&self.state);
+                let pick = state.rng.below(self.chains.len() as u64) as usize;
+                // Each round, maybe stop early: what is left stays in flight.
+                let stop = !(wait && done.is_empty()) && state.rng.chance(1, 3);
+                (pick, stop)
+            };
+            if stop {
+                break;
+            }
+            done.push(self.chains.run(pick));
+        }
+        done
+    }
+
+    fn in_flight(&self) -> usize {
+        self.chains.len()
     }
 }
 
