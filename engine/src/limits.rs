@@ -45,6 +45,10 @@ pub const PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Alignment of every O_DIRECT write: offset, length and buffer address.
 pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
 
+/// Bytes past a file read the kernel is asked to read ahead (`POSIX_FADV_WILLNEED`), so a
+/// consumer catching up from segment files reads from the page cache.
+pub const FILE_READ_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Most bytes a log's new pending buffer reserves up front (sized like its last commit).
 pub const PENDING_WRITE_RESERVE_BYTES_MAX: usize = 8 * 1024 * 1024;
 

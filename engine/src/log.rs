@@ -32,7 +32,7 @@ use crate::config::{CompressionType, FlushPolicy, LogConfig, ShardConfig, WriteM
 use crate::error::{EngineError, Result};
 use crate::io::aligned::{align_down, AlignedBuffer};
 use crate::io::{FileRef, FileSystem, IoBuf, OpenOptions, OwnedWrite, WriteChain};
-use crate::limits::{BATCH_HEADER_BYTES, PENDING_WRITE_RESERVE_BYTES_MAX};
+use crate::limits::{BATCH_HEADER_BYTES, FILE_READ_AHEAD_BYTES, PENDING_WRITE_RESERVE_BYTES_MAX};
 use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::types::{LeaderEpoch, Offset};
 
@@ -886,6 +886,11 @@ impl Log {
         match self.cache.slices(segment.base, position, end) {
             Some(slices) => result.chunks = slices.into_iter().map(ReadChunk::Memory).collect(),
             None => {
+                // A reader of files is usually catching up: have the kernel read this range and
+                // what follows into the page cache in large requests, so the next read of the
+                // consumer finds it there (Kafka gets the same from its page-cache writes).
+                let ahead = (segment.size_bytes - end).min(FILE_READ_AHEAD_BYTES);
+                segment.file.prefetch(position, end - position + ahead);
                 result.chunks.push(ReadChunk::File { file: segment.file.clone(), position, length: end - position })
             }
         }

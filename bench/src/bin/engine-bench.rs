@@ -21,7 +21,8 @@ use skua_bench::{json_string, load_average, percentile, RunFacts};
 const HELP: &str = "engine-bench: measure Skua's storage engine on real files
 
 USAGE: engine-bench [--dir DIR] [--seconds N] [--sustained-seconds N] [--gather-bytes N]
-                    [--results DIR] [--only CASES] [--lockstep] [--quick]
+                    [--results DIR] [--only CASES] [--lockstep]
+                    [--retention-mib N] [--quick]
 
   --dir DIR               where logs are written (default ./target/engine-bench; same file
                           system as the disk you want to measure)
@@ -33,6 +34,8 @@ USAGE: engine-bench [--dir DIR] [--seconds N] [--sustained-seconds N] [--gather-
                           or sustained-direct (only the direct sustained case)
   --lockstep              commit the old way: append to every partition, then one blocking
                           commit, nothing overlapped (the sustained case always runs both)
+  --retention-mib N       retention.bytes per partition in MiB (default 256; 0 keeps everything:
+                          mind the disk, 60 s at 800 MiB/s is 47 GiB)
   --quick                 2-second cases, 5-second sustained run (smoke test)
 
 Commits overlap appends by default: each partition gathers --gather-bytes while its previous
@@ -41,6 +44,18 @@ commit is in flight and starts the next one when it lands.
 Durability: fsync before ack (every commit ends with fdatasync). Disk use is bounded: segments
 of 64 MiB, retention.bytes 256 MiB per partition.";
 
+/// The keep-all sustained run (no retention) lasts at most this long...
+const KEEP_ALL_SECONDS_MAX: u64 = 30;
+/// ...and is run only with room for twice what it could write at this rate.
+const KEEP_ALL_BYTES_PER_SECOND_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Free bytes on the file system holding `dir` (`df`), if it can be told.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let output = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().ok()?;
+    String::from_utf8_lossy(&output.stdout).lines().nth(1)?.trim().parse().ok()
+}
+
+#[derive(Clone)]
 struct Options {
     dir: PathBuf,
     seconds: u64,
@@ -49,6 +64,7 @@ struct Options {
     results: Option<PathBuf>,
     only: Vec<String>,
     lockstep: bool,
+    retention_bytes: i64,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -60,6 +76,7 @@ fn parse_options() -> Result<Options, String> {
         results: None,
         only: vec!["append".into(), "sustained".into(), "read".into(), "zstd".into()],
         lockstep: false,
+        retention_bytes: 256 * 1024 * 1024,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -81,6 +98,10 @@ fn parse_options() -> Result<Options, String> {
             "--results" => options.results = Some(PathBuf::from(value("--results")?)),
             "--only" => options.only = value("--only")?.split(',').map(str::to_string).collect(),
             "--lockstep" => options.lockstep = true,
+            "--retention-mib" => {
+                let mib: i64 = value("--retention-mib")?.parse().map_err(|_| "--retention-mib: a number")?;
+                options.retention_bytes = if mib == 0 { -1 } else { mib * 1024 * 1024 };
+            }
             "--quick" => {
                 options.seconds = 2;
                 options.sustained_seconds = 5;
@@ -127,10 +148,13 @@ fn fresh_dir(root: &Path, name: &str) -> PathBuf {
     dir
 }
 
-fn log_config(compression: CompressionType) -> LogConfig {
+/// Retention of the read cases (their data is written once).
+const READ_CASE_RETENTION_BYTES: i64 = 256 * 1024 * 1024;
+
+fn log_config(compression: CompressionType, retention_bytes: i64) -> LogConfig {
     LogConfig {
         segment_bytes: 64 * 1024 * 1024,
-        retention_bytes: 256 * 1024 * 1024,
+        retention_bytes,
         retention_ms: -1,
         compression,
         ..LogConfig::default()
@@ -142,11 +166,17 @@ fn open(
     mode: WriteMode,
     partitions: usize,
     compression: CompressionType,
+    retention_bytes: i64,
 ) -> (Shard, Vec<LogId>, &'static str) {
     let fs = open_backend(BackendKind::Auto).expect("io backend");
     let mut shard = Shard::new(fs, ShardConfig { write_mode: mode, ..ShardConfig::default() }).expect("shard");
     let ids = (0..partitions)
-        .map(|index| shard.open_log(&dir.join(format!("p-{index}")), log_config(compression), 0).expect("open log").0)
+        .map(|index| {
+            shard
+                .open_log(&dir.join(format!("p-{index}")), log_config(compression, retention_bytes), 0)
+                .expect("open log")
+                .0
+        })
         .collect();
     let backend = shard.backend_name();
     (shard, ids, backend)
@@ -173,11 +203,13 @@ struct Workload {
     compression: CompressionType,
     /// Append to every partition, then one blocking commit (the engine before overlapped commits).
     lockstep: bool,
+    retention_bytes: i64,
 }
 
 fn run_appends(dir: &Path, workload: &Workload, label: &str) -> AppendResult {
-    let Workload { mode, partitions, batch_bytes, gather_bytes, seconds, compression, lockstep } = *workload;
-    let (mut shard, ids, backend) = open(dir, mode, partitions, compression);
+    let Workload { mode, partitions, batch_bytes, gather_bytes, seconds, compression, lockstep, retention_bytes } =
+        *workload;
+    let (mut shard, ids, backend) = open(dir, mode, partitions, compression, retention_bytes);
     let batches: Vec<Vec<u8>> = (0..64).map(|seed| event_batch(batch_bytes, seed)).collect();
     let per_commit = (gather_bytes / batches[0].len()).max(1);
     let started = Instant::now();
@@ -288,6 +320,7 @@ fn append_case(
         seconds,
         compression: CompressionType::Producer,
         lockstep,
+        retention_bytes: options.retention_bytes,
     };
     let result = run_appends(&dir, &workload, &name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -342,7 +375,7 @@ fn read_case(options: &Options, mode: WriteMode, cold: bool) -> Case {
     let partitions = 4;
     // Fill: 64 MiB per partition in 16 KiB batches.
     {
-        let (mut shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer);
+        let (mut shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES);
         let batch = event_batch(16 * 1024, 1);
         for _ in 0..(64 * 1024 * 1024 / batch.len() / 16) {
             for id in &ids {
@@ -359,7 +392,7 @@ fn read_case(options: &Options, mode: WriteMode, cold: bool) -> Case {
         }
     }
     let dropped = cold && drop_page_cache();
-    let (shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer);
+    let (shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES);
     let mut sink = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     let mut memory_chunks = 0u64;
@@ -468,6 +501,7 @@ fn zstd_case(options: &Options, level: i32) -> Case {
         seconds: options.seconds,
         compression: CompressionType::Zstd { level },
         lockstep: options.lockstep,
+        retention_bytes: options.retention_bytes,
     };
     let result = run_appends(&dir, &workload, &name);
     let stored: u64 = std::fs::read_dir(&dir)
@@ -549,6 +583,22 @@ fn main() {
                 true,
             ));
         }
+        // Retention deletes whole segments, and on a file system mounted with `discard` each
+        // deletion's TRIM rides on the journal commit every fdatasync waits for. The same run
+        // keeping everything shows the write path alone (fio deletes nothing).
+        let keep_all_seconds = options.sustained_seconds.min(KEEP_ALL_SECONDS_MAX);
+        let needed_bytes = keep_all_seconds * KEEP_ALL_BYTES_PER_SECOND_MAX;
+        match free_bytes(&options.dir) {
+            Some(free) if free > needed_bytes * 2 => {
+                let keep_all = Options { retention_bytes: -1, ..options.clone() };
+                cases.push(append_case(&keep_all, WriteMode::Direct, 16, 1024, keep_all_seconds, "keep-all-", false));
+            }
+            free => eprintln!(
+                "engine-bench: skipping the keep-all run: it needs {} GiB free, {} there",
+                (needed_bytes * 2) >> 30,
+                free.map_or("unknown".to_string(), |bytes| format!("{} GiB", bytes >> 30))
+            ),
+        }
     }
     if wants("sustained-direct") {
         // Only the case the engine's goal is about (quick A/B runs).
@@ -594,7 +644,7 @@ fn main() {
     let _ = writeln!(markdown, "# Engine benchmark — {} ({}), {}", facts.date, facts.commit, facts.cpu);
     let _ = writeln!(
         markdown,
-        "\nKernel {}, {} cores. Durability: fsync before ack. Each commit gathers {} bytes per partition.\n",
+        "\nKernel {}, {} cores. Durability: fsync before ack. Each commit gathers {} bytes per partition; commits overlap appends (one in flight per partition) except in `-lockstep` cases. Append cases keep 256 MiB per partition, so retention deletes segments once that is reached (on a file system mounted with `discard`, deletions slow every sync); `keep-all-` runs without deletions, like fio.\n",
         facts.kernel, facts.cores, options.gather_bytes
     );
     let _ = writeln!(markdown, "| case | mean | steady median | batches/s | commit p50 / p99 |\n|---|---|---|---|---|");

@@ -49,6 +49,10 @@ pub trait StorageFile: Send + Sync + Debug {
     fn read_fd(&self) -> Option<RawFd>;
     /// The descriptor writes go to (O_DIRECT in direct mode), for io_uring.
     fn write_fd(&self) -> Option<RawFd>;
+    /// Hints that `[position, position + length)` will be read soon, so the kernel starts
+    /// reading it into the page cache without the caller waiting (`POSIX_FADV_WILLNEED`). Only a
+    /// hint: errors are ignored, and files without a page cache do nothing.
+    fn prefetch(&self, _position: u64, _length: u64) {}
 
     fn read_exact_at(&self, buf: &mut [u8], position: u64) -> io::Result<()> {
         let mut done = 0;

@@ -71,6 +71,12 @@ impl StorageFile for OsFile {
     fn write_fd(&self) -> Option<RawFd> {
         Some(self.writer.as_raw_fd())
     }
+
+    fn prefetch(&self, position: u64, length: u64) {
+        let (Ok(position), Ok(length)) = (i64::try_from(position), i64::try_from(length)) else { return };
+        // SAFETY: plain syscall on a descriptor we own; the result is only a hint.
+        let _ = unsafe { libc::posix_fadvise(self.reader().as_raw_fd(), position, length, libc::POSIX_FADV_WILLNEED) };
+    }
 }
 
 /// Directory operations shared by the real-file backends.

@@ -34,7 +34,12 @@ pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result
     for chunk in chunks {
         match chunk {
             ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
-            ReadChunk::File { .. } => out.extend_from_slice(&chunk.to_vec()?),
+            ReadChunk::File { file, position, length } => {
+                // Straight into the response buffer: one copy.
+                let start = out.len();
+                out.resize(start + *length as usize, 0);
+                file.read_exact_at(&mut out[start..], *position)?;
+            }
         }
     }
     Ok(out.freeze())
