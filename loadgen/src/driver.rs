@@ -22,6 +22,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::stats::{record_latency, Recorder};
 use crate::workload::{KeyDistributor, Workload};
@@ -31,7 +32,11 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bytes librdkafka may buffer per producer before `send` reports a full queue.
 pub const PRODUCER_QUEUE_KBYTES_MAX: usize = 64 * 1024;
 /// Partitions whose watermarks are sampled each second for consumer lag.
-pub const LAG_PARTITIONS_MAX: usize = 256;
+pub const LAG_PARTITIONS_MAX: usize = 10_000;
+/// Partitions asked about in one batched ListOffsets request when sampling lag.
+pub const LAG_PARTITIONS_PER_REQUEST: usize = 1_000;
+/// How long one lag sample may wait for the broker.
+pub const LAG_SAMPLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn wall_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros() as u64)
@@ -311,25 +316,47 @@ impl LagProbe {
         Ok(LagProbe { consumer, partitions })
     }
 
+    /// Log start (`Offset::Beginning`) or end (`Offset::End`) offsets of every sampled
+    /// partition, asked in batched ListOffsets requests of [`LAG_PARTITIONS_PER_REQUEST`]
+    /// partitions (one request per batch instead of one per partition). Partitions that did
+    /// not answer are missing.
+    fn watermarks(&self, which: Offset, timeout: Duration) -> BTreeMap<(String, i32), i64> {
+        let mut found = BTreeMap::new();
+        for batch in self.partitions.chunks(LAG_PARTITIONS_PER_REQUEST) {
+            let mut list = TopicPartitionList::with_capacity(batch.len());
+            for (topic, partition) in batch {
+                // offsets_for_times takes timestamps; -1 (End) and -2 (Beginning) are Kafka's
+                // "latest" and "earliest".
+                if list.add_partition_offset(topic, *partition, which).is_err() {
+                    continue;
+                }
+            }
+            let Ok(answer) = self.consumer.offsets_for_times(list, timeout) else { continue };
+            for element in answer.elements() {
+                if let (Offset::Offset(offset), None) = (element.offset(), element.error().err()) {
+                    found.insert((element.topic().to_string(), element.partition()), offset);
+                }
+            }
+        }
+        found
+    }
+
     /// (topic-partition, log end offset − next offset to consume), for the first subscription.
     pub fn sample(&self, positions: &Positions) -> BTreeMap<String, i64> {
-        let mut lag = BTreeMap::new();
         let consumed = positions.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-        for (topic, partition) in &self.partitions {
-            if let Ok((low, high)) = self.consumer.fetch_watermarks(topic, *partition, Duration::from_secs(2)) {
-                let next = consumed.get(&(topic.clone(), *partition)).copied().unwrap_or(low);
-                lag.insert(format!("{topic}-{partition}"), (high - next).max(0));
-            }
+        let ends = self.watermarks(Offset::End, LAG_SAMPLE_TIMEOUT);
+        let unconsumed = ends.keys().any(|key| !consumed.contains_key(key));
+        let starts = if unconsumed { self.watermarks(Offset::Beginning, LAG_SAMPLE_TIMEOUT) } else { BTreeMap::new() };
+        let mut lag = BTreeMap::new();
+        for (key, high) in ends {
+            let Some(next) = consumed.get(&key).or_else(|| starts.get(&key)).copied() else { continue };
+            lag.insert(format!("{}-{}", key.0, key.1), (high - next).max(0));
         }
         lag
     }
 
     /// Sum of log end offsets over the sampled partitions (what the broker holds).
     pub fn end_offsets(&self) -> i64 {
-        self.partitions
-            .iter()
-            .filter_map(|(topic, partition)| self.consumer.fetch_watermarks(topic, *partition, CLIENT_TIMEOUT).ok())
-            .map(|(_, high)| high)
-            .sum()
+        self.watermarks(Offset::End, CLIENT_TIMEOUT).values().sum()
     }
 }

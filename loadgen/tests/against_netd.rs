@@ -149,6 +149,17 @@ fn a_tiny_workload_counts_what_the_broker_holds() {
         })
         .expect("the run's topic");
     assert_eq!(end_offsets_with_kcat(broker.port, &topic, 4), published, "JSON count = what the broker holds");
+    assert_eq!(
+        result["metadata"]["brokerEndOffsetsSum"].as_str().and_then(|text| text.parse::<i64>().ok()),
+        Some(published),
+        "the batched end-offset probe agrees with kcat"
+    );
+    // Every lag sample covers every partition (batched ListOffsets answered them all).
+    for sample in result["consumerLag"].as_array().expect("lag") {
+        let partitions = sample["perPartition"].as_object().expect("per partition");
+        assert_eq!(partitions.len(), 4, "{sample}");
+        assert!(partitions.keys().all(|key| key.starts_with(&topic)), "{sample}");
+    }
 }
 
 #[test]
