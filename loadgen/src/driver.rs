@@ -132,6 +132,86 @@ pub struct ProducerPlan {
     pub messages_max: u64,
 }
 
+/// When each message is meant to be sent: at a fixed rate, or now (max rate). Latency is
+/// measured from this intended time, so a stalled client shows its stall (no coordinated
+/// omission).
+pub struct Pacer {
+    interval: Option<Duration>,
+    start: Instant,
+}
+
+impl Pacer {
+    /// `rate` in messages per second; 0 for as fast as possible.
+    pub fn new(rate: f64) -> Pacer {
+        let interval = if rate > 0.0 { Some(Duration::from_secs_f64(1.0 / rate)) } else { None };
+        Pacer { interval, start: Instant::now() }
+    }
+
+    /// The intended send time of message number `sent`. `None` after sleeping toward it (up to
+    /// 50 ms): the caller does its housekeeping and asks again.
+    pub fn intended(&self, sent: u64) -> Option<Instant> {
+        let Some(interval) = self.interval else { return Some(Instant::now()) };
+        let due = self.start + interval.mul_f64(sent as f64);
+        let now = Instant::now();
+        if due > now {
+            let wait = due - now;
+            if wait > Duration::from_millis(1) {
+                std::thread::sleep(wait.min(Duration::from_millis(50)));
+                return None;
+            }
+            while Instant::now() < due {
+                std::hint::spin_loop();
+            }
+        }
+        Some(due)
+    }
+}
+
+/// The messages one producer sends: a pseudo-random payload of the workload's size whose first
+/// 8 bytes carry the intended send time (wall-clock µs, for end-to-end latency), and keys as the
+/// workload's key distributor says.
+pub struct MessageSource {
+    payload: Vec<u8>,
+    key: String,
+    state: u64,
+    key_distributor: KeyDistributor,
+}
+
+impl MessageSource {
+    pub fn new(plan: &ProducerPlan) -> MessageSource {
+        let mut payload = vec![0u8; plan.workload.message_size];
+        let mut state = plan.seed | 1;
+        for byte in payload.iter_mut().skip(8) {
+            state = xorshift(state);
+            *byte = state as u8;
+        }
+        MessageSource { payload, key: String::new(), state, key_distributor: plan.workload.key_distributor }
+    }
+
+    /// Payload and key (empty: no key) of message number `sent`, meant to go at `intended`.
+    pub fn next(&mut self, intended: Instant, sent: u64) -> (&[u8], &str) {
+        let intended_wall = wall_micros().saturating_sub(intended.elapsed().as_micros() as u64);
+        self.payload[..8].copy_from_slice(&intended_wall.to_be_bytes());
+        self.key.clear();
+        match self.key_distributor {
+            KeyDistributor::NoKey => {}
+            KeyDistributor::RoundRobin => self.key.push_str(&(sent % 10_000).to_string()),
+            KeyDistributor::Random => {
+                self.state = xorshift(self.state);
+                self.key.push_str(&format!("{:016x}", self.state));
+            }
+        }
+        (&self.payload, &self.key)
+    }
+}
+
+fn xorshift(mut state: u64) -> u64 {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    state
+}
+
 /// Runs one producer until `stop`, then flushes. Returns how many messages it sent.
 pub fn run_producer(
     plan: ProducerPlan,
@@ -152,54 +232,18 @@ pub fn run_producer(
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(DeliveryContext { recorder: recorder.clone(), epoch })
         .context("creating a producer")?;
-    let mut payload = vec![0u8; workload.message_size];
-    let mut state = plan.seed | 1;
-    for byte in payload.iter_mut().skip(8) {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
-    let interval = if plan.rate > 0.0 { Some(Duration::from_secs_f64(1.0 / plan.rate)) } else { None };
-    let start = Instant::now();
+    let mut messages = MessageSource::new(&plan);
+    let pacer = Pacer::new(plan.rate);
     let mut sent = 0u64;
-    let mut key = String::new();
     while !stop.load(Ordering::Relaxed) && sent < plan.messages_max {
-        let intended = match interval {
-            Some(interval) => {
-                let due = start + interval.mul_f64(sent as f64);
-                let now = Instant::now();
-                if due > now {
-                    let wait = due - now;
-                    if wait > Duration::from_millis(1) {
-                        std::thread::sleep(wait.min(Duration::from_millis(50)));
-                        producer.poll(Duration::ZERO);
-                        continue;
-                    }
-                    while Instant::now() < due {
-                        std::hint::spin_loop();
-                    }
-                }
-                due
-            }
-            None => Instant::now(),
+        let Some(intended) = pacer.intended(sent) else {
+            producer.poll(Duration::ZERO);
+            continue;
         };
         let intended_micros = intended.duration_since(epoch).as_micros() as u64;
-        let intended_wall = wall_micros().saturating_sub(intended.elapsed().as_micros() as u64);
-        payload[..8].copy_from_slice(&intended_wall.to_be_bytes());
-        key.clear();
-        match workload.key_distributor {
-            KeyDistributor::NoKey => {}
-            KeyDistributor::RoundRobin => key.push_str(&(sent % 10_000).to_string()),
-            KeyDistributor::Random => {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                key.push_str(&format!("{:016x}", state));
-            }
-        }
+        let (payload, key) = messages.next(intended, sent);
         loop {
-            let mut record = BaseRecord::with_opaque_to(&plan.topic, intended_micros as usize).payload(&payload[..]);
+            let mut record = BaseRecord::with_opaque_to(&plan.topic, intended_micros as usize).payload(payload);
             if !key.is_empty() {
                 record = record.key(key.as_bytes());
             }

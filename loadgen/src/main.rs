@@ -6,6 +6,7 @@
 //! only the Kafka protocol, through `driver.rs`.
 
 mod driver;
+mod native;
 mod stats;
 mod workload;
 
@@ -56,6 +57,11 @@ struct Cli {
     /// Accept brokers that advertise another host than --bootstrap's.
     #[arg(long)]
     allow_other_hosts: bool,
+    /// Producer client: `rdkafka` (librdkafka, what most production clients run) or `native`
+    /// (a lean Kafka-protocol producer, for when the client limits the rate; no idempotence, no
+    /// compression). Consumers always use rdkafka. The result's metadata names the driver.
+    #[arg(long, default_value = "rdkafka", value_parser = ["rdkafka", "native"])]
+    driver: String,
     /// Recorded in the result: the broker's name and version, and its durability settings.
     #[arg(long, default_value = "unknown")]
     broker_name: String,
@@ -164,7 +170,12 @@ fn metadata(cli: &Cli, workload: &Workload, brokers: &[String]) -> BTreeMap<Stri
     meta.insert("broker".into(), cli.broker_name.clone());
     meta.insert("brokerVersion".into(), cli.broker_version.clone());
     meta.insert("durability".into(), cli.durability.clone());
-    meta.insert("driver".into(), format!("rdkafka (librdkafka {})", driver::librdkafka_version()));
+    let rdkafka = format!("rdkafka (librdkafka {})", driver::librdkafka_version());
+    let driver_text = match cli.driver.as_str() {
+        "native" => format!("producers: native ({}); consumers: {rdkafka}", native::version()),
+        _ => rdkafka,
+    };
+    meta.insert("driver".into(), driver_text);
     meta.insert("bootstrap".into(), cli.bootstrap.clone());
     meta.insert("advertisedBrokers".into(), brokers.join(","));
     meta.insert(
@@ -234,6 +245,9 @@ fn main() {
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let workload = workload_from(cli)?;
+    if cli.driver == "native" {
+        native::check_supported(&workload)?;
+    }
     let brokers = driver::check_brokers(&cli.bootstrap, cli.allow_other_hosts)?;
     let run_id = format!("{:x}", driver::wall_micros() & 0xff_ffff_ffff);
     let topics: Vec<String> =
@@ -317,14 +331,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 messages_max: cli.max_messages / producer_count as u64,
             };
             let stop = stop_producers.clone();
-            producers.push(std::thread::spawn(move || driver::run_producer(plan, recorder, stop, epoch)));
+            let native = cli.driver == "native";
+            producers.push(std::thread::spawn(move || {
+                if native {
+                    native::run_producer(plan, recorder, stop, epoch)
+                } else {
+                    driver::run_producer(plan, recorder, stop, epoch)
+                }
+            }));
         }
     }
 
     let probe = driver::LagProbe::new(&cli.bootstrap, &topics, workload.partitions_per_topic)?;
     let mut result = TestResult {
         workload: workload.name.clone(),
-        driver: "rdkafka".into(),
+        driver: cli.driver.clone(),
         message_size: workload.message_size,
         topics: workload.topics,
         partitions: workload.partitions_per_topic,

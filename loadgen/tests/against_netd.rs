@@ -104,6 +104,15 @@ fn end_offsets_with_kcat(port: u16, topic: &str, partitions: i32) -> i64 {
 
 #[test]
 fn a_tiny_workload_counts_what_the_broker_holds() {
+    tiny_workload_counts_what_the_broker_holds("rdkafka");
+}
+
+#[test]
+fn the_native_driver_counts_what_the_broker_holds() {
+    tiny_workload_counts_what_the_broker_holds("native");
+}
+
+fn tiny_workload_counts_what_the_broker_holds(driver: &str) {
     let broker = start_broker();
     let output = broker.dir.join("result.json");
     let workload = workspace().join("bench/workloads/smoke-1kb-4p.yaml");
@@ -120,6 +129,10 @@ fn a_tiny_workload_counts_what_the_broker_holds() {
             "skua",
             "--durability",
             "fsync before ack",
+            "--driver",
+            driver,
+            "--idempotence",
+            "false",
         ],
         &output,
     );
@@ -136,7 +149,12 @@ fn a_tiny_workload_counts_what_the_broker_holds() {
     assert!(result["aggregatedEndToEndLatency50pct"].as_f64().expect("e2e p50") > 0.0);
     assert!(!result["consumerLag"].as_array().expect("lag").is_empty());
     assert_eq!(result["metadata"]["broker"], "skua");
-    assert!(result["metadata"]["driver"].as_str().expect("driver").starts_with("rdkafka"));
+    let driver_text = result["metadata"]["driver"].as_str().expect("driver");
+    match driver {
+        "native" => assert!(driver_text.starts_with("producers: native (kafka-protocol"), "{driver_text}"),
+        _ => assert!(driver_text.starts_with("rdkafka"), "{driver_text}"),
+    }
+    assert_eq!(result["driver"], driver);
     // Topic name: the run's prefix and id; find it from the broker with kcat -L.
     let listing = Command::new("kcat").args(["-b", &bootstrap, "-L"]).output().expect("kcat -L");
     let listing = String::from_utf8_lossy(&listing.stdout);
@@ -176,6 +194,10 @@ fn bad_input_gets_clear_errors() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("messageSize must be"), "message size checked");
     let run = loadgen(&["--workload", "/nonexistent.yaml"], &output);
     assert!(String::from_utf8_lossy(&run.stderr).contains("/nonexistent.yaml"), "missing workload named");
+    let run = loadgen(&["--driver", "native", "--compression", "zstd", "--idempotence", "false"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("does not compress"), "native refuses compression");
+    let run = loadgen(&["--driver", "native", "--idempotence", "true"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("does not do idempotence"), "and idempotence");
     let run = loadgen(&["--test-duration-minutes", "100000"], &output);
     assert!(String::from_utf8_lossy(&run.stderr).contains("24 h"), "runs are bounded");
 }

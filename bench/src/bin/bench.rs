@@ -21,7 +21,7 @@ use skua_bench::plot;
 
 const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
 
-USAGE: bench [--suite smoke|full] [--brokers LIST] [--out DIR] [--only NAMES]
+USAGE: bench [--suite smoke|full] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
 
   --suite smoke   a few minutes: max-rate 1 KiB and fixed-rate latency, short runs (what CI runs)
   --suite full    the five suites: max-rate 1 KiB, max-rate 100 B, fixed rate at 50 % of Kafka's
@@ -31,6 +31,8 @@ USAGE: bench [--suite smoke|full] [--brokers LIST] [--out DIR] [--only NAMES]
                     kafka        Apache Kafka 4.4 defaults: acknowledged from the page cache, no fsync
                     kafka-fsync  Apache Kafka with log.flush.interval.messages=1 (fsync per batch)
   --only NAMES    comma list of suite names to run from the chosen suite
+  --driver D      loadgen's producer client: rdkafka (default) or native (a lean Kafka-protocol
+                  producer; runs with idempotence off, since it has none). Named in the report.
   --out DIR       report directory (default: results/<date>-<commit> for full,
                   target/bench/smoke-<date>-<commit> for smoke)
 
@@ -291,6 +293,7 @@ fn run_loadgen(
     run: &Run,
     rate: Option<f64>,
     output: &Path,
+    driver: &str,
 ) -> anyhow::Result<(Value, Usage, f64)> {
     let mut command = Command::new(workspace.join("target/release/loadgen"));
     command
@@ -300,7 +303,11 @@ fn run_loadgen(
         .arg(output)
         .args(["--broker-name", broker.kind, "--durability", durability(broker.kind)])
         .args(["--broker-version", if broker.kind == "skua" { "netd (this commit)" } else { "Apache Kafka 4.4.0" }])
-        .args(&run.args);
+        .args(&run.args)
+        .args(["--driver", driver]);
+    if driver == "native" {
+        command.args(["--idempotence", "false"]);
+    }
     if let Some(rate) = rate {
         command.args(["--producer-rate", &format!("{rate:.0}")]);
     }
@@ -369,6 +376,7 @@ fn real_main() -> anyhow::Result<()> {
     let mut brokers: Vec<&'static str> = vec!["skua", "kafka", "kafka-fsync"];
     let mut out: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
+    let mut driver = "rdkafka".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -378,6 +386,12 @@ fn real_main() -> anyhow::Result<()> {
                 return Ok(());
             }
             "--suite" => suite = value("--suite")?,
+            "--driver" => {
+                driver = value("--driver")?;
+                if driver != "rdkafka" && driver != "native" {
+                    bail!("unknown driver {driver:?} (rdkafka, native)");
+                }
+            }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--only" => only = Some(value("--only")?.split(',').map(str::to_string).collect()),
             "--brokers" => {
@@ -438,7 +452,7 @@ fn real_main() -> anyhow::Result<()> {
             });
             let broker = start_broker(broker_kind, &workspace)?;
             let output = out.join(format!("{}-{}.json", run.name, broker_kind));
-            let outcome = run_loadgen(&workspace, &broker, run, rate, &output);
+            let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver);
             stop_broker(broker, &workspace);
             let (value, usage, _) = outcome?;
             results.entry(run.name).or_default().insert(broker_kind, (value, usage));
@@ -449,8 +463,14 @@ fn real_main() -> anyhow::Result<()> {
     let _ = writeln!(markdown, "# Skua vs Apache Kafka — suite `{suite}` ({commit}, {})\n", facts.date);
     let _ = writeln!(
         markdown,
-        "Same machine ({}, {} cores), same loadgen binary (librdkafka driver), brokers one after the other; loadgen and broker share the cores.\n",
-        facts.cpu, facts.cores
+        "Same machine ({}, {} cores), same loadgen binary ({}), brokers one after the other; loadgen and broker share the cores.\n",
+        facts.cpu,
+        facts.cores,
+        if driver == "native" {
+            "producers on the native Kafka-protocol driver with idempotence off, consumers on librdkafka"
+        } else {
+            "librdkafka driver"
+        }
     );
     for broker in &brokers {
         let _ = writeln!(markdown, "- **{broker}**: {}", durability(broker));
