@@ -5,12 +5,16 @@
 #
 #   scripts/bench-engine.sh            # full: 10 s cases, 60 s sustained run, 15 s fio jobs
 #   scripts/bench-engine.sh --quick    # smoke: 2 s cases
+#   scripts/bench-engine.sh --keep-all # only fio's fdatasync job and the 30 s run without
+#                                      # retention (needs ~40 GiB free): results/<...>/keep-all/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 quick=""
 fio_seconds=15
+keep_all=""
 if [ "${1:-}" = "--quick" ]; then quick="--quick"; fio_seconds=3; fi
+if [ "${1:-}" = "--keep-all" ]; then keep_all=1; fi
 
 if ! command -v fio >/dev/null 2>&1; then
     echo "bench-engine: installing fio (Debian package)" >&2
@@ -35,6 +39,17 @@ run_fio() { # name, extra args...
     rm -f "$data"/fio.*
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f" % (j["jobs"][0]["write"]["bw_bytes"]/1048576))' "$results/fio-$name.json"
 }
+
+if [ -n "$keep_all" ]; then
+    results="$results/keep-all"
+    mkdir -p "$results"
+    sync_64k=$(run_fio fdatasync-64K-16files --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+    ./target/release/engine-bench --dir "$data" --results "$results" --only keep-all
+    printf '\n| fio: O_DIRECT 64 KiB write + fdatasync, 16 files in parallel, same run | %s MiB/s |\n' "$sync_64k" \
+        >> "$results/engine.md"
+    cat "$results/engine.md"
+    exit 0
+fi
 
 # The disk's raw O_DIRECT limit, large blocks, no syncs.
 raw_1m=$(run_fio raw-1M-qd8 --bs=1M --ioengine=io_uring --iodepth=8)

@@ -259,7 +259,7 @@ pub fn run_producer(
                 }
                 Err((error, _)) => {
                     recorder.with(|window| window.publish_errors += 1);
-                    tracing_error(&format!("send to {}: {error}", plan.topic));
+                    report_error(&format!("send to {}: {error}", plan.topic));
                     break;
                 }
             }
@@ -273,7 +273,8 @@ pub fn run_producer(
     Ok(sent)
 }
 
-fn tracing_error(message: &str) {
+/// Prints the first few errors of a run (later ones are only counted).
+pub fn report_error(message: &str) {
     static REPORTED: AtomicUsize = AtomicUsize::new(0);
     if REPORTED.fetch_add(1, Ordering::Relaxed) < 10 {
         eprintln!("loadgen: {message}");
@@ -322,7 +323,7 @@ pub fn run_consumer(
         let message = match result {
             Ok(message) => message,
             Err(error) => {
-                tracing_error(&format!("consume {}: {error}", plan.topic));
+                report_error(&format!("consume {}: {error}", plan.topic));
                 continue;
             }
         };

@@ -218,6 +218,12 @@ fn read_acknowledgements(
             .iter()
             .flat_map(|topic| topic.partition_responses.iter().map(|partition| (partition.index, partition.error_code)))
             .collect();
+        let messages: BTreeMap<i32, String> = response
+            .responses
+            .iter()
+            .flat_map(|topic| topic.partition_responses.iter())
+            .filter_map(|partition| Some((partition.index, partition.error_message.as_ref()?.to_string())))
+            .collect();
         recorder.with(|window| {
             for (partition, intended, bytes) in &entry {
                 if errors.get(partition) == Some(&0) {
@@ -228,6 +234,13 @@ fn read_acknowledgements(
                     }
                 } else {
                     window.publish_errors += intended.len() as u64;
+                    let code =
+                        errors.get(partition).map_or("no answer".to_string(), |code| format!("error code {code}"));
+                    let code = match messages.get(partition) {
+                        Some(message) => format!("{code} ({message})"),
+                        None => code,
+                    };
+                    crate::driver::report_error(&format!("Produce to partition {partition}: {code}"));
                 }
             }
         });
@@ -242,6 +255,28 @@ struct Accumulator {
     intended: Vec<u64>,
     bytes: usize,
     first_at: Option<Instant>,
+}
+
+/// Record `index` of a batch from a producer without idempotence. The encoder starts a new batch
+/// whenever `offset - sequence` changes, and writes the first record's sequence as the batch's
+/// base sequence: sequence `index - 1` keeps one batch (Kafka takes exactly one per partition)
+/// with base sequence -1 (none).
+fn record(index: usize, timestamp_ms: i64, key: &[u8], value: &[u8]) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: index as i64,
+        sequence: index as i32 - 1,
+        timestamp: timestamp_ms,
+        key: (!key.is_empty()).then(|| Bytes::copy_from_slice(key)),
+        value: Some(Bytes::copy_from_slice(value)),
+        headers: IndexMap::new(),
+    }
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -329,21 +364,9 @@ pub fn run_producer(
         accumulator.first_at.get_or_insert_with(Instant::now);
         accumulator.bytes += payload.len() + key.len() + 16;
         accumulator.intended.push(intended_micros);
-        accumulator.records.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: accumulator.records.len() as i64,
-            sequence: -1,
-            timestamp: (crate::driver::wall_micros() / 1000) as i64,
-            key: (!key.is_empty()).then(|| Bytes::copy_from_slice(key.as_bytes())),
-            value: Some(Bytes::copy_from_slice(payload)),
-            headers: IndexMap::new(),
-        });
+        let index = accumulator.records.len();
+        let timestamp_ms = (crate::driver::wall_micros() / 1000) as i64;
+        accumulator.records.push(record(index, timestamp_ms, key.as_bytes(), payload));
         let full = accumulator.bytes >= batch_bytes;
         if full && key.is_empty() {
             sticky = (sticky + 1) % partition_count;
@@ -364,4 +387,24 @@ pub fn run_producer(
         connection.finish()?;
     }
     Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_of_many_records_encodes_as_one_batch_without_a_sequence() {
+        let records: Vec<Record> = (0..5).map(|index| record(index, 1_700_000_000_000, b"", b"abc")).collect();
+        let mut encoded = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut encoded, records.iter(), &options).expect("encodes");
+        let batch_length = i32::from_be_bytes(encoded[8..12].try_into().expect("4 bytes")) as usize;
+        assert_eq!(batch_length + 12, encoded.len(), "exactly one batch");
+        assert_eq!(&encoded[0..8], &[0u8; 8], "base offset 0");
+        assert_eq!(i32::from_be_bytes(encoded[23..27].try_into().expect("4 bytes")), 4, "last offset delta");
+        assert_eq!(i64::from_be_bytes(encoded[43..51].try_into().expect("8 bytes")), -1, "no producer id");
+        assert_eq!(i32::from_be_bytes(encoded[53..57].try_into().expect("4 bytes")), -1, "no base sequence");
+        assert_eq!(i32::from_be_bytes(encoded[57..61].try_into().expect("4 bytes")), 5, "record count");
+    }
 }
