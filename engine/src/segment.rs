@@ -238,9 +238,8 @@ pub fn scan(
     };
     let mut zero_tail_bytes = 0;
     let problem = match problem {
-        Some(problem) if all_zero(&file, position, file_bytes)? => {
+        Some(_) if all_zero(&file, position, file_bytes)? => {
             zero_tail_bytes = file_bytes - position;
-            let _ = problem;
             None
         }
         other => other,

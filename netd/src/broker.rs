@@ -363,7 +363,7 @@ impl Broker {
 
     /// Turns a commit report into produce acknowledgements (or errors) and fetch wake-ups.
     fn deliver(&mut self, report: engine::CommitReport) {
-        if report.committed.is_empty() && report.failed.is_empty() {
+        if report.is_empty() {
             return;
         }
         let mut failed: BTreeMap<LogId, i16> = BTreeMap::new();

@@ -22,7 +22,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{PythonScript, Target};
+use common::{PythonScript, Restart, Target};
 
 /// The group keys the scenarios rely on; the rest keep Kafka's defaults (sessions of at least
 /// 6,000 ms, a killed member's session timeout is the minimum).
@@ -44,14 +44,7 @@ impl Target {
     fn restart(&mut self, restart: Restart) {
         match self {
             Target::Netd(broker) => {
-                match restart {
-                    Restart::Sigterm => broker.stop(),
-                    Restart::Sigkill => broker.kill(),
-                }
-                broker.spawn();
-                if matches!(restart, Restart::Sigterm) {
-                    assert!(broker.log().contains("netd stopped cleanly"), "{}", broker.log());
-                }
+                broker.restart(restart);
             }
             Target::Reference(_) => {
                 let command = std::env::var("SKUA_REFERENCE_RESTART_COMMAND")
@@ -66,12 +59,6 @@ impl Target {
             }
         }
     }
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Restart {
-    Sigterm,
-    Sigkill,
 }
 
 fn takeover(client: &str, assignor: &str) {

@@ -14,7 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Broker, PythonScript};
+use common::{Broker, PythonScript, Restart};
 
 /// Phase 1 (topic creation, 2,000 messages) must be done within this.
 const PHASE_ONE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -22,12 +22,6 @@ const PHASE_ONE_TIMEOUT: Duration = Duration::from_secs(30);
 const PHASE_TWO_TIMEOUT: Duration = Duration::from_secs(40);
 /// After its last line, the script exits within this or is killed.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(5);
-
-#[derive(Clone, Copy, Debug)]
-enum Restart {
-    Sigterm,
-    Sigkill,
-}
 
 fn check(client: &str, restart: Restart) {
     let started = Instant::now();
@@ -37,14 +31,7 @@ fn check(client: &str, restart: Restart) {
         panic!("phase 1 did not finish:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }
     let phase_one = started.elapsed();
-    match restart {
-        Restart::Sigterm => broker.stop(),
-        Restart::Sigkill => broker.kill(),
-    }
-    broker.spawn();
-    if matches!(restart, Restart::Sigterm) {
-        assert!(broker.log().contains("netd stopped cleanly"), "{}", broker.log());
-    }
+    broker.restart(restart);
     if !script.tell("RESTARTED") {
         panic!("restart.py stopped waiting:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }

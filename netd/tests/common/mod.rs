@@ -43,6 +43,13 @@ pub fn answers_api_versions(address: SocketAddr) -> bool {
     stream.write_all(&request).is_ok() && stream.read_exact(&mut size).is_ok() && u32::from_be_bytes(size) > 4
 }
 
+/// How a test stops the broker before starting it again.
+#[derive(Clone, Copy, Debug)]
+pub enum Restart {
+    Sigterm,
+    Sigkill,
+}
+
 impl Broker {
     /// Starts a broker with `extra` overrides (key=value).
     pub fn start(extra: &[&str]) -> Broker {
@@ -119,6 +126,19 @@ impl Broker {
                 assert!(Instant::now() < deadline, "netd did not stop after SIGTERM");
                 std::thread::sleep(Duration::from_millis(20));
             }
+        }
+    }
+
+    /// Stops the broker the given way and starts it again on the same port and data. After a
+    /// SIGTERM the log must show the clean shutdown.
+    pub fn restart(&mut self, restart: Restart) {
+        match restart {
+            Restart::Sigterm => self.stop(),
+            Restart::Sigkill => self.kill(),
+        }
+        self.spawn();
+        if matches!(restart, Restart::Sigterm) {
+            assert!(self.log().contains("netd stopped cleanly"), "{}", self.log());
         }
     }
 
