@@ -4,6 +4,7 @@
 # results/<date>-<commit>/ (fio.json raw, engine.json, engine.md with the fio figures appended).
 #
 #   scripts/bench-engine.sh            # full: 10 s cases, 60 s sustained run, 15 s fio jobs
+#                                      # (fresh files, and overwrites of written files)
 #   scripts/bench-engine.sh --quick    # smoke: 2 s cases
 #   scripts/bench-engine.sh --keep-all # only fio's fdatasync job and the 30 s run without
 #                                      # retention (needs ~40 GiB free): results/<...>/keep-all/
@@ -56,6 +57,10 @@ raw_1m=$(run_fio raw-1M-qd8 --bs=1M --ioengine=io_uring --iodepth=8)
 # The engine's pattern: 16 partitions, 64 KiB written per partition per commit, each followed
 # by fdatasync. 16 jobs each writing 64 KiB + fdatasync.
 sync_64k=$(run_fio fdatasync-64K-16files --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+# The same over files already written once (fio lays them out first, then overwrites them):
+# what a recycled segment gets, no block allocation or freeing behind each sync.
+sync_64k_over=$(run_fio fdatasync-64K-16files-overwrite --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1 \
+    --overwrite=1 --size=256M)
 # Same block size without syncs, queue depth 16: what the device does with 64 KiB writes.
 raw_64k=$(run_fio raw-64K-qd16 --bs=64K --ioengine=io_uring --iodepth=16)
 
@@ -69,7 +74,8 @@ raw_64k=$(run_fio raw-64K-qd16 --bs=64K --ioengine=io_uring --iodepth=16)
     echo "|---|---|"
     echo "| O_DIRECT sequential write, 1 MiB blocks, io_uring QD 8, no sync | $raw_1m |"
     echo "| O_DIRECT sequential write, 64 KiB blocks, io_uring QD 16, no sync | $raw_64k |"
-    echo "| O_DIRECT 64 KiB write + fdatasync, 16 files in parallel (the engine's pattern) | $sync_64k |"
+    echo "| O_DIRECT 64 KiB write + fdatasync, 16 new files in parallel (the engine's pattern) | $sync_64k |"
+    echo "| the same over 16 files already written (overwrites, as in recycled segments) | $sync_64k_over |"
 } >> "$results/engine.md"
 echo "bench-engine: results in $results" >&2
 cat "$results/engine.md"

@@ -116,6 +116,9 @@ pub struct ShardConfig {
     pub inflight_appends_max: usize,
     pub pending_bytes_max: usize,
     pub batch_bytes_max: usize,
+    /// Segment files removed by retention that each log keeps to reuse for its next segments
+    /// (see docs/decisions/0012-segment-recycling.md); 0 unlinks them.
+    pub recycled_segments_per_log_max: usize,
 }
 
 impl Default for ShardConfig {
@@ -126,6 +129,7 @@ impl Default for ShardConfig {
             inflight_appends_max: limits::INFLIGHT_APPENDS_MAX,
             pending_bytes_max: limits::PENDING_BYTES_MAX,
             batch_bytes_max: limits::BATCH_BYTES_MAX,
+            recycled_segments_per_log_max: limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
         }
     }
 }

@@ -61,3 +61,14 @@ pub const URING_ENTRIES: u32 = 256;
 
 /// Short writes are resubmitted; a write that makes no progress this many times is an I/O error.
 pub const SHORT_WRITE_RETRIES_MAX: u32 = 16;
+
+/// Segment files retention removed that a log keeps for its next rolls, default of
+/// [`crate::ShardConfig::recycled_segments_per_log_max`]. Overwriting a file's written blocks
+/// needs no block allocation and no freeing (no TRIM on a `discard` mount), so the syncs of a
+/// busy log that rolls and deletes stay pure data syncs. One is enough when retention removes a
+/// segment for each one that rolls; 0 unlinks every removed segment.
+pub const RECYCLED_SEGMENTS_PER_LOG_DEFAULT: usize = 1;
+
+/// A recycled segment file not reused for this long is unlinked by the next retention pass, so a
+/// log that stopped rolling does not hold the space of an extra segment.
+pub const RECYCLED_SEGMENT_IDLE_MS_MAX: i64 = 10 * 60 * 1000;

@@ -32,8 +32,10 @@ use crate::config::{CompressionType, FlushPolicy, LogConfig, ShardConfig, WriteM
 use crate::error::{EngineError, Result};
 use crate::io::aligned::{align_down, AlignedBuffer};
 use crate::io::{FileRef, FileSystem, IoBuf, OpenOptions, OwnedWrite, WriteChain};
-use crate::limits::{BATCH_HEADER_BYTES, FILE_READ_AHEAD_BYTES, PENDING_WRITE_RESERVE_BYTES_MAX};
-use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::limits::{
+    BATCH_HEADER_BYTES, FILE_READ_AHEAD_BYTES, PENDING_WRITE_RESERVE_BYTES_MAX, RECYCLED_SEGMENT_IDLE_MS_MAX,
+};
+use crate::segment::{self, Segment, INDEX_SUFFIX, LOG_SUFFIX, RECYCLED_SUFFIX, TIME_INDEX_SUFFIX};
 use crate::types::{LeaderEpoch, Offset};
 
 /// The offsets and size of one accepted append.
@@ -103,6 +105,9 @@ pub struct RecoveryReport {
     /// Zeros cut after the last batch of scanned segments (direct-mode padding, sectors an
     /// unacknowledged write never reached): no data, so not a truncation.
     pub zero_tail_bytes: u64,
+    /// Bytes cut after the last valid batch of a segment the checkpoint says was a recycled
+    /// file: its old contents (and any unacknowledged write over them), so not a truncation.
+    pub recycled_tail_bytes: u64,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
 }
@@ -211,6 +216,18 @@ pub struct Log {
     /// Size of the last commit's write: a new pending buffer starts with this much room, so
     /// appends do not copy it again and again while it grows.
     write_bytes_hint: usize,
+    /// Segment files retention removed, kept for the next rolls (newest last).
+    recycled: Vec<RecycledFile>,
+    recycled_max: usize,
+}
+
+/// A segment file retention removed, waiting under [`RECYCLED_SUFFIX`] to become a new segment.
+/// Every batch in it has an offset below the log start offset, so none can pass for a batch of
+/// the segment it becomes: recovery's scan wants each batch's base offset to continue the last.
+#[derive(Debug)]
+struct RecycledFile {
+    path: PathBuf,
+    since_ms: i64,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
@@ -233,6 +250,9 @@ impl Log {
         bases.sort();
         if names.iter().any(|name| name == checkpoint::TEMP_FILE_NAME) {
             let _ = fs.remove_file(&dir.join(checkpoint::TEMP_FILE_NAME));
+        }
+        for name in names.iter().filter(|name| name.ends_with(RECYCLED_SUFFIX)) {
+            remove_if_present(fs, &dir.join(name))?;
         }
         let checkpoint = read_checkpoint(fs, dir)?;
         let mut report = RecoveryReport {
@@ -280,6 +300,8 @@ impl Log {
                 file.sync_data().map_err(io_error(&path))?;
                 report.zero_tail_bytes += outcome.zero_tail_bytes;
             }
+            // Old bytes past the data of a recycled file are expected, not damage.
+            let recycled_tail = checkpoint.is_some_and(|c| c.recycled && c.recovery_offset == base);
             let problem = match (outcome.problem, contiguous) {
                 (Some(problem), _) => Some(problem),
                 (None, false) => Some("segment does not continue the previous one".to_string()),
@@ -293,7 +315,11 @@ impl Log {
                     file.set_len(segment.size_bytes).map_err(io_error(&path))?;
                     file.sync_data().map_err(io_error(&path))?;
                     let cut = outcome.file_bytes - segment.size_bytes;
-                    report.truncations.push((path.clone(), segment.size_bytes, cut, detail.clone()));
+                    if recycled_tail {
+                        report.recycled_tail_bytes += cut;
+                    } else {
+                        report.truncations.push((path.clone(), segment.size_bytes, cut, detail.clone()));
+                    }
                     segments.push(segment);
                     index += 1;
                     continue;
@@ -301,21 +327,32 @@ impl Log {
             }
             if let Some(problem) = problem {
                 let keep = if contiguous { segment.size_bytes } else { 0 };
+                let recycled_tail = recycled_tail && contiguous;
                 if keep == 0 && !segments.is_empty() {
                     // Nothing valid here: drop the segment itself, not just its bytes.
                     remove_segment_files(fs, dir, base)?;
-                    report.deleted_segments.push(path.clone());
-                    report.truncations.push((path.clone(), 0, outcome.file_bytes, problem));
+                    if recycled_tail {
+                        report.recycled_tail_bytes += outcome.file_bytes;
+                    } else {
+                        report.deleted_segments.push(path.clone());
+                        report.truncations.push((path.clone(), 0, outcome.file_bytes, problem));
+                    }
                 } else {
                     file.set_len(keep).map_err(io_error(&path))?;
                     file.sync_data().map_err(io_error(&path))?;
                     if !contiguous {
                         segment = Segment::new(base, file.clone(), now_ms);
                     }
-                    report.truncations.push((path.clone(), keep, outcome.file_bytes - keep, problem));
+                    if recycled_tail {
+                        report.recycled_tail_bytes += outcome.file_bytes - keep;
+                    } else {
+                        report.truncations.push((path.clone(), keep, outcome.file_bytes - keep, problem));
+                    }
                     segments.push(segment);
                 }
-                tracing::warn!(dir = %dir.display(), truncation = ?report.truncations.last(), "log recovery truncated a torn or corrupt tail");
+                if !recycled_tail {
+                    tracing::warn!(dir = %dir.display(), truncation = ?report.truncations.last(), "log recovery truncated a torn or corrupt tail");
+                }
                 for later in bases.drain(index + 1..) {
                     remove_segment_files(fs, dir, later)?;
                     report.deleted_segments.push(segment::path(dir, later, LOG_SUFFIX));
@@ -364,6 +401,8 @@ impl Log {
             committing: None,
             seal_when_committed: Vec::new(),
             write_bytes_hint: 0,
+            recycled: Vec::new(),
+            recycled_max: shard.recycled_segments_per_log_max,
         };
         let last = log.segments.len() - 1;
         for index in scanned.into_iter().filter(|index| *index < last) {
@@ -547,7 +586,15 @@ impl Log {
         let base = self.next_offset;
         let path = segment::path(&self.dir, base, LOG_SUFFIX);
         let direct = self.write_mode == WriteMode::Direct;
-        let file = fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?;
+        // A recycled file keeps its stale bytes until they are overwritten; the segment's size
+        // (memory) says what is data, and recovery's scan stops at the first stale batch.
+        let (file, recycled) = match self.recycled.pop() {
+            Some(recycled) => {
+                fs.rename(&recycled.path, &path).map_err(io_error(&path))?;
+                (fs.open(&path, OpenOptions { direct, ..OpenOptions::EXISTING }).map_err(io_error(&path))?, true)
+            }
+            None => (fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?, false),
+        };
         fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         let old_base = self.active().base;
         let old_index = self.segments.len() - 1;
@@ -564,7 +611,9 @@ impl Log {
             // Everything of the old segment is committed already.
             _ => true,
         };
-        self.segments.push(Segment::new(base, file, now_ms));
+        let mut segment = Segment::new(base, file, now_ms);
+        segment.recycled = recycled;
+        self.segments.push(segment);
         if seal_now {
             self.seal(fs, old_index)?;
         }
@@ -757,10 +806,10 @@ impl Log {
         let segment = &mut self.segments[index];
         segment.finish_time_index();
         let log_path = segment.file.path().to_path_buf();
-        if self.write_mode == WriteMode::Direct {
-            segment.file.set_len(segment.size_bytes).map_err(io_error(&log_path))?;
-        }
+        // Direct-mode padding or a recycled file's stale bytes may lie past the data.
+        segment.file.set_len(segment.size_bytes).map_err(io_error(&log_path))?;
         segment.file.sync_data().map_err(io_error(&log_path))?;
+        segment.recycled = false;
         let (base, offset_bytes, time_bytes) =
             (segment.base, segment.offset_index.encode(), segment.time_index.encode());
         write_file_synced(fs, &segment::path(&self.dir, base, INDEX_SUFFIX), &offset_bytes)?;
@@ -775,7 +824,8 @@ impl Log {
 
     fn write_checkpoint(&mut self, fs: &mut dyn FileSystem, clean: bool) -> Result<()> {
         let recovery_offset = if clean { self.committed_offset } else { self.recovery_offset.min(self.active().base) };
-        let checkpoint = Checkpoint { log_start_offset: self.log_start_offset, recovery_offset, clean };
+        let recycled = self.segments.iter().any(|segment| segment.base == recovery_offset && segment.recycled);
+        let checkpoint = Checkpoint { log_start_offset: self.log_start_offset, recovery_offset, clean, recycled };
         let temp = self.dir.join(checkpoint::TEMP_FILE_NAME);
         write_file_synced(fs, &temp, &checkpoint.encode())?;
         let path = self.dir.join(checkpoint::FILE_NAME);
@@ -939,6 +989,11 @@ impl Log {
     /// Deletes whole, non-active segments past `retention.ms` (by their max timestamp) or beyond
     /// `retention.bytes`, oldest first, and advances the log start offset.
     pub fn enforce_retention(&mut self, fs: &mut dyn FileSystem, now_ms: i64) -> Result<RetentionReport> {
+        let idle_before = now_ms.saturating_sub(RECYCLED_SEGMENT_IDLE_MS_MAX);
+        while let Some(index) = self.recycled.iter().position(|file| file.since_ms < idle_before) {
+            let file = self.recycled.remove(index);
+            remove_if_present(fs, &file.path)?;
+        }
         let mut total_bytes = self.size_bytes();
         let mut delete_count = 0;
         let mut deleted_bytes = 0;
@@ -968,13 +1023,41 @@ impl Log {
                 self.log_start_offset = previous_start;
                 return Err(error);
             }
-            for segment in self.segments.drain(..delete_count) {
-                remove_segment_files(fs, &self.dir, segment.base)?;
+            let removed: Vec<Segment> = self.segments.drain(..delete_count).collect();
+            for segment in removed {
+                self.retire(fs, segment, now_ms)?;
             }
             fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
             self.cache.drop_segments_before(new_start);
         }
         Ok(RetentionReport { deleted_segments: delete_count, deleted_bytes, log_start_offset: self.log_start_offset })
+    }
+
+    /// Removes a segment retention deleted: its file waits for a later roll when there is room
+    /// and nobody else holds it open (a reader's file range must keep its bytes), else it goes.
+    fn retire(&mut self, fs: &mut dyn FileSystem, segment: Segment, now_ms: i64) -> Result<()> {
+        let reusable = self.recycled.len() < self.recycled_max && std::sync::Arc::strong_count(&segment.file) == 1;
+        let base = segment.base;
+        drop(segment);
+        if !reusable {
+            return remove_segment_files(fs, &self.dir, base);
+        }
+        let from = segment::path(&self.dir, base, LOG_SUFFIX);
+        let to = segment::path(&self.dir, base, RECYCLED_SUFFIX);
+        fs.rename(&from, &to).map_err(io_error(&from))?;
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+            remove_if_present(fs, &segment::path(&self.dir, base, suffix))?;
+        }
+        self.recycled.push(RecycledFile { path: to, since_ms: now_ms });
+        Ok(())
+    }
+
+    /// Unlinks the recycled files (clean shutdown, topic deletion).
+    fn drop_recycled(&mut self, fs: &mut dyn FileSystem) -> Result<()> {
+        for file in self.recycled.drain(..) {
+            remove_if_present(fs, &file.path)?;
+        }
+        Ok(())
     }
 
     /// Removes every batch from the one containing `offset` onwards (Kafka's truncateTo, used by
@@ -1005,12 +1088,7 @@ impl Log {
         // stale one) can make recovery trust them.
         let base = self.segments[index].base;
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            let path = segment::path(&self.dir, base, suffix);
-            match fs.remove_file(&path) {
-                Ok(()) => {}
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => return Err(EngineError::from_io(&path, error)),
-            }
+            remove_if_present(fs, &segment::path(&self.dir, base, suffix))?;
         }
         fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         let segment = &mut self.segments[index];
@@ -1051,12 +1129,14 @@ impl Log {
         }
         let index = self.segments.len() - 1;
         self.seal(fs, index)?;
+        self.drop_recycled(fs)?;
         self.durable_offset = self.committed_offset;
         self.write_checkpoint(fs, true)
     }
 
     /// Removes the log's files and directory contents (topic deletion).
-    pub fn delete(self, fs: &mut dyn FileSystem) -> Result<()> {
+    pub fn delete(mut self, fs: &mut dyn FileSystem) -> Result<()> {
+        self.drop_recycled(fs)?;
         for segment in &self.segments {
             remove_segment_files(fs, &self.dir, segment.base)?;
         }
@@ -1093,14 +1173,17 @@ fn write_file_synced(fs: &mut dyn FileSystem, path: &Path, bytes: &[u8]) -> Resu
 
 fn remove_segment_files(fs: &mut dyn FileSystem, dir: &Path, base: Offset) -> Result<()> {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        let path = segment::path(dir, base, suffix);
-        match fs.remove_file(&path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(EngineError::from_io(&path, error)),
-        }
+        remove_if_present(fs, &segment::path(dir, base, suffix))?;
     }
     Ok(())
+}
+
+fn remove_if_present(fs: &mut dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(EngineError::from_io(path, error)),
+    }
 }
 
 /// Loads a segment the checkpoint vouches for from its index files; `None` if they are missing

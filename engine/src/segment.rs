@@ -17,6 +17,9 @@ use crate::types::Offset;
 pub const LOG_SUFFIX: &str = ".log";
 pub const INDEX_SUFFIX: &str = ".index";
 pub const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// A `.log` file retention removed, kept under its old base offset until a roll reuses it. Its
+/// bytes are stale: recovery deletes such files, and a roll that reuses one overwrites it.
+pub const RECYCLED_SUFFIX: &str = ".log.recycled";
 
 pub fn file_name(base: Offset, suffix: &str) -> String {
     format!("{:020}{suffix}", base.0)
@@ -55,6 +58,9 @@ pub struct Segment {
     /// Direct mode: the committed bytes of the last, partial 4 KiB block, rewritten with the next
     /// write. Empty in buffered mode.
     pub tail_block: Vec<u8>,
+    /// The file was a recycled one and is not sealed yet: past `size_bytes` it may hold older
+    /// batches (sealing cuts the file to `size_bytes`).
+    pub recycled: bool,
 }
 
 impl Segment {
@@ -71,6 +77,7 @@ impl Segment {
             created_ms,
             last_batch_base: base,
             tail_block: Vec::new(),
+            recycled: false,
         }
     }
 

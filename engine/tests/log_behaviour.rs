@@ -527,3 +527,91 @@ fn overlapped_commits_acknowledge_what_queued_behind_them_everywhere() {
         check(&reopened, &format!("{context} after reopen"));
     }
 }
+
+/// Names in `dir` that end with `suffix`, through the backend (the simulator has no real files).
+fn names_ending(fs: &mut dyn FileSystem, dir: &Path, suffix: &str) -> Vec<String> {
+    fs.list_dir(dir).expect("list").into_iter().filter(|name| name.ends_with(suffix)).collect()
+}
+
+#[test]
+fn retention_recycles_segment_files_and_recovery_serves_none_of_their_old_bytes() {
+    for setup in Setup::all() {
+        let context = format!("{} {:?}", setup.name, setup.write_mode);
+        let dir = setup.dir("recycle");
+        let mut fs = setup.fs();
+        let mut shard = setup.shard();
+        // Equal-sized batches: the new data in a recycled file ends exactly where an old, valid
+        // batch begins, the case recovery must not mistake for data.
+        let config = LogConfig { segment_bytes: 5000, retention_bytes: 12_000, ..LogConfig::default() };
+        let (id, _) = shard.open_log(&dir, config, NOW_MS).expect("open");
+        let mut batches: Vec<(Offset, Vec<u8>)> = Vec::new();
+        let mut recycled_seen = 0;
+        let mut reused = 0;
+        for index in 0..57u64 {
+            let batch = make_sized_batch(1, 1000, index, NOW_MS);
+            let waiting = names_ending(fs.as_mut(), &dir, ".log.recycled");
+            let info = append_ok(&mut shard, id, &batch);
+            batches.push((info.base_offset, batch));
+            if !waiting.is_empty() && names_ending(fs.as_mut(), &dir, ".log.recycled").is_empty() {
+                reused += 1;
+            }
+            shard.enforce_retention(NOW_MS);
+            let recycled = names_ending(fs.as_mut(), &dir, ".log.recycled");
+            assert!(recycled.len() <= 1, "{context}: at most one recycled file per log: {recycled:?}");
+            recycled_seen += recycled.len();
+            let log = shard.log(id).expect("log");
+            let logs = names_ending(fs.as_mut(), &dir, ".log");
+            assert_eq!(logs.len(), log.segment_count(), "{context}: {logs:?}");
+        }
+        assert!(recycled_seen > 0 && reused > 3, "{context}: recycled {recycled_seen}, reused {reused}");
+        // Stop with the active segment a reused file that holds one new batch and old bytes after.
+        let log = shard.log(id).expect("log");
+        let start = log.log_start_offset();
+        let end = log.log_end_offset();
+        let active_batches = end.0 - log.active_segment_base().0;
+        assert!(active_batches < 3, "{context}: active segment has {active_batches} batches");
+        drop(shard);
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&dir, config, NOW_MS).expect("reopen");
+        assert_eq!(report.log_end_offset, end, "{context}: {report:?}");
+        assert_eq!(report.log_start_offset, start, "{context}");
+        assert!(report.truncations.is_empty(), "{context}: old bytes of a recycled file are no damage: {report:?}");
+        assert!(report.recycled_tail_bytes > 0, "{context}: {report:?}");
+        // Byte for byte what was appended, apart from the base offset and epoch the engine sets.
+        let read = read_all(&shard, id, start);
+        let kept: Vec<&(Offset, Vec<u8>)> = batches.iter().filter(|(base, _)| *base >= start).collect();
+        let headers = engine::batch::validate_all(&read).expect("valid");
+        assert_eq!(headers.len(), kept.len(), "{context}: {report:?}");
+        let mut at = 0;
+        for (header, (base, batch)) in headers.iter().zip(&kept) {
+            assert_eq!(header.base_offset, base.0, "{context}");
+            assert!(read[at + 16..at + header.size_bytes] == batch[16..], "{context}: batch at {base}");
+            at += header.size_bytes;
+        }
+        assert!(names_ending(fs.as_mut(), &dir, ".log.recycled").is_empty(), "{context}: recovery drops leftovers");
+        // Appending on continues the log, and a clean close leaves no recycled file behind.
+        for index in 57..75u64 {
+            append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+            shard.enforce_retention(NOW_MS);
+        }
+        shard.close(NOW_MS).expect("close");
+        assert!(names_ending(fs.as_mut(), &dir, ".log.recycled").is_empty(), "{context}");
+    }
+}
+
+#[test]
+fn recycling_can_be_turned_off() {
+    let sim = SimFs::new(5, SimFaults::default());
+    let config = ShardConfig { recycled_segments_per_log_max: 0, ..ShardConfig::default() };
+    let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+    let dir = Path::new("/norecycle/p0");
+    let log_config = LogConfig { segment_bytes: 5000, retention_bytes: 12_000, ..LogConfig::default() };
+    let (id, _) = shard.open_log(dir, log_config, NOW_MS).expect("open");
+    let mut fs: Box<dyn FileSystem> = Box::new(sim.clone());
+    for index in 0..30u64 {
+        append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+        shard.enforce_retention(NOW_MS);
+        assert!(names_ending(fs.as_mut(), dir, ".log.recycled").is_empty());
+    }
+    assert!(shard.log(id).expect("log").log_start_offset() > Offset(0), "retention ran");
+}

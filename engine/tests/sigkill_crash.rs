@@ -3,7 +3,9 @@
 //! moment, reopens the logs and checks that every acknowledged batch is there, valid, contiguous
 //! and byte-identical to what the child wrote. The next cycle's child continues in the same
 //! directories, so recovery after recovery is exercised. Small segments make rolls happen near
-//! the kills. Both write modes, 12 cycles each.
+//! the kills, and size retention removes old segments as the child goes, so new segments are
+//! often recycled files full of older batches: recovery must return none of those. Both write
+//! modes, 12 cycles each.
 //!
 //! The child is this same test binary, re-executed with `SKUA_CRASH_CHILD_DIR` set: the test
 //! `child_process_entry_point` does the appending then, and returns at once otherwise.
@@ -21,7 +23,11 @@ use engine::{LeaderEpoch, LogConfig, LogId, Offset, Shard, ShardConfig, WriteMod
 
 const LOG_COUNT: usize = 4;
 const CYCLES: usize = 12;
-const SEGMENT_BYTES: u64 = 256 * 1024;
+const SEGMENT_BYTES: u64 = 64 * 1024;
+/// Per log: retention keeps about this much, so segments are removed (and recycled) as it runs.
+const RETENTION_BYTES: i64 = 3 * SEGMENT_BYTES as i64;
+/// The child enforces retention every this many rounds.
+const RETENTION_EVERY_ROUNDS: u64 = 4;
 /// The child stops by itself after this long, should the parent fail to kill it.
 const CHILD_RUN_MS_MAX: u64 = 20_000;
 
@@ -33,7 +39,7 @@ fn batch_for(log: usize, base_offset: u64) -> Vec<u8> {
 }
 
 fn config() -> LogConfig {
-    LogConfig { segment_bytes: SEGMENT_BYTES, ..LogConfig::default() }
+    LogConfig { segment_bytes: SEGMENT_BYTES, retention_bytes: RETENTION_BYTES, ..LogConfig::default() }
 }
 
 fn write_mode(name: &str) -> WriteMode {
@@ -78,6 +84,11 @@ fn child_process_entry_point() {
             shard.reap(all_in_flight, 0)
         };
         assert!(report.failed.is_empty(), "commit failed: {:?}", report.failed);
+        if round % RETENTION_EVERY_ROUNDS == 0 {
+            for (_, outcome) in shard.enforce_retention(0) {
+                outcome.expect("retention");
+            }
+        }
         let mut line = String::from("ack");
         for (id, end) in &report.committed {
             let log = ids.iter().position(|known| known == id).expect("known");
@@ -88,12 +99,14 @@ fn child_process_entry_point() {
     }
 }
 
-/// Reads every batch of a log and checks it against what the child wrote.
+/// Reads every batch of a log (from its start: retention removes the oldest) and checks it
+/// against what the child wrote.
 fn verify(shard: &Shard, log: usize, id: LogId, acked_end: u64, context: &str) -> u64 {
     let state = shard.log(id).expect("log");
     let end = state.log_end_offset().0;
     assert!(end >= acked_end, "{context} log {log}: recovered end {end} < acknowledged end {acked_end}");
-    let mut offset = Offset(0);
+    let mut offset = state.log_start_offset();
+    assert!(offset.0 <= acked_end.max(end), "{context} log {log}: log start {offset} past the end");
     while offset.0 < end {
         let read = shard.read(id, offset, 1 << 20, None).expect("read");
         let mut bytes = Vec::new();
@@ -163,14 +176,21 @@ fn crash_cycles(mode_name: &str) {
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
         let acked = reader.join().expect("reader");
+        let recycled_waiting: usize = (0..LOG_COUNT)
+            .filter_map(|log| std::fs::read_dir(root.join(format!("log-{log}"))).ok())
+            .flat_map(|entries| entries.filter_map(|entry| entry.ok()))
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log.recycled"))
+            .count();
         let (shard, ids, reports) = open_shard(&root, mode);
-        let mut line = format!("{context}:");
+        let mut line = format!("{context}: {recycled_waiting} recycled files waiting;");
         for log in 0..LOG_COUNT {
             let end = verify(&shard, log, ids[log], acked[log], &context);
             line.push_str(&format!(
-                " log{log} acked {} recovered {end} (truncated {} bytes)",
+                " log{log} acked {} recovered {}..{end} (truncated {} bytes, old recycled bytes {})",
                 acked[log],
-                reports[log].truncated_bytes()
+                shard.log(ids[log]).expect("log").log_start_offset(),
+                reports[log].truncated_bytes(),
+                reports[log].recycled_tail_bytes
             ));
             total_acked += acked[log];
         }

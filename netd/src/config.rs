@@ -43,6 +43,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("offsets.topic.segment.bytes", "104857600", "segment size of the internal __consumer_offsets log"),
     ("skua.shard.count", "(cores)", "shard threads; each owns a share of the partitions (default: one per core)"),
     ("skua.write.mode", "direct", "segment writes: direct (O_DIRECT) or buffered"),
+    (
+        "skua.segment.recycle.max",
+        "1",
+        "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
+    ),
     ("skua.fsync.policy", "fsync-before-ack", "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
     ("skua.inflight.requests.max", "32", "requests one connection may have in flight (pipelining)"),
 ];
@@ -62,6 +67,7 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     pub shard_count: usize,
     pub write_mode: WriteMode,
+    pub recycled_segments_per_log_max: usize,
     pub inflight_requests_max: usize,
     pub groups: crate::groups::GroupConfig,
     pub offsets_partitions: i32,
@@ -223,6 +229,11 @@ impl Config {
             socket_request_max_bytes: number(values, "socket.request.max.bytes", 104_857_600usize)?,
             shard_count,
             write_mode,
+            recycled_segments_per_log_max: number(
+                values,
+                "skua.segment.recycle.max",
+                engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
+            )?,
             inflight_requests_max: number(values, "skua.inflight.requests.max", 32usize)?.max(1),
             groups,
             offsets_partitions,

@@ -79,6 +79,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let shard_config = engine::ShardConfig {
             write_mode: config.write_mode,
             batch_bytes_max: config.message_max_bytes.max(engine::limits::BATCH_HEADER_BYTES),
+            recycled_segments_per_log_max: config.recycled_segments_per_log_max,
             ..engine::ShardConfig::default()
         };
         let engine = engine::Shard::new(backend, shard_config)?;

@@ -36,6 +36,8 @@ USAGE: engine-bench [--dir DIR] [--seconds N] [--sustained-seconds N] [--gather-
                           commit, nothing overlapped (the sustained case always runs both)
   --retention-mib N       retention.bytes per partition in MiB (default 256; 0 keeps everything:
                           mind the disk, 60 s at 800 MiB/s is 47 GiB)
+  --recycle N             segment files retention removed that each partition keeps to reuse
+                          as new segments (default 1, the engine's; 0 unlinks them)
   --quick                 2-second cases, 5-second sustained run (smoke test)
 
 Commits overlap appends by default: each partition gathers --gather-bytes while its previous
@@ -66,6 +68,7 @@ struct Options {
     only: Vec<String>,
     lockstep: bool,
     retention_bytes: i64,
+    recycled_segments_max: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -78,6 +81,7 @@ fn parse_options() -> Result<Options, String> {
         only: vec!["append".into(), "sustained".into(), "keep-all".into(), "read".into(), "zstd".into()],
         lockstep: false,
         retention_bytes: 256 * 1024 * 1024,
+        recycled_segments_max: engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -102,6 +106,9 @@ fn parse_options() -> Result<Options, String> {
             "--retention-mib" => {
                 let mib: i64 = value("--retention-mib")?.parse().map_err(|_| "--retention-mib: a number")?;
                 options.retention_bytes = if mib == 0 { -1 } else { mib * 1024 * 1024 };
+            }
+            "--recycle" => {
+                options.recycled_segments_max = value("--recycle")?.parse().map_err(|_| "--recycle: a number")?
             }
             "--quick" => {
                 options.seconds = 2;
@@ -168,9 +175,15 @@ fn open(
     partitions: usize,
     compression: CompressionType,
     retention_bytes: i64,
+    recycled_segments_max: usize,
 ) -> (Shard, Vec<LogId>, &'static str) {
     let fs = open_backend(BackendKind::Auto).expect("io backend");
-    let mut shard = Shard::new(fs, ShardConfig { write_mode: mode, ..ShardConfig::default() }).expect("shard");
+    let config = ShardConfig {
+        write_mode: mode,
+        recycled_segments_per_log_max: recycled_segments_max,
+        ..ShardConfig::default()
+    };
+    let mut shard = Shard::new(fs, config).expect("shard");
     let ids = (0..partitions)
         .map(|index| {
             shard
@@ -205,12 +218,22 @@ struct Workload {
     /// Append to every partition, then one blocking commit (the engine before overlapped commits).
     lockstep: bool,
     retention_bytes: i64,
+    recycled_segments_max: usize,
 }
 
 fn run_appends(dir: &Path, workload: &Workload, label: &str) -> AppendResult {
-    let Workload { mode, partitions, batch_bytes, gather_bytes, seconds, compression, lockstep, retention_bytes } =
-        *workload;
-    let (mut shard, ids, backend) = open(dir, mode, partitions, compression, retention_bytes);
+    let Workload {
+        mode,
+        partitions,
+        batch_bytes,
+        gather_bytes,
+        seconds,
+        compression,
+        lockstep,
+        retention_bytes,
+        recycled_segments_max,
+    } = *workload;
+    let (mut shard, ids, backend) = open(dir, mode, partitions, compression, retention_bytes, recycled_segments_max);
     let batches: Vec<Vec<u8>> = (0..64).map(|seed| event_batch(batch_bytes, seed)).collect();
     let per_commit = (gather_bytes / batches[0].len()).max(1);
     let started = Instant::now();
@@ -322,6 +345,7 @@ fn append_case(
         compression: CompressionType::Producer,
         lockstep,
         retention_bytes: options.retention_bytes,
+        recycled_segments_max: options.recycled_segments_max,
     };
     let result = run_appends(&dir, &workload, &name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -336,7 +360,7 @@ fn append_case(
     let steady_median = percentile(&steady, 0.5);
     let (p50, p99) = (percentile(&result.commit_ms, 0.5), percentile(&result.commit_ms, 0.99));
     let json = format!(
-        "{{\"name\": {}, \"kind\": \"append\", \"write_mode\": {}, \"backend\": {}, \"partitions\": {partitions}, \"batch_bytes\": {batch_bytes}, \"gather_bytes_per_partition\": {}, \"seconds\": {:.2}, \"bytes\": {}, \"batches\": {}, \"commits\": {}, \"mib_per_second\": {mib_per_second:.1}, \"mb_per_second\": {:.1}, \"batches_per_second\": {batches_per_second:.0}, \"steady_median_mib_per_second\": {steady_median:.1}, \"per_second_mib\": [{}], \"commit_ms_p50\": {p50:.3}, \"commit_ms_p99\": {p99:.3}, \"commit_mode\": {}, \"durability\": \"fsync-before-ack\", \"load_start\": {}, \"load_end\": {}}}",
+        "{{\"name\": {}, \"kind\": \"append\", \"write_mode\": {}, \"backend\": {}, \"partitions\": {partitions}, \"batch_bytes\": {batch_bytes}, \"gather_bytes_per_partition\": {}, \"seconds\": {:.2}, \"bytes\": {}, \"batches\": {}, \"commits\": {}, \"mib_per_second\": {mib_per_second:.1}, \"mb_per_second\": {:.1}, \"batches_per_second\": {batches_per_second:.0}, \"steady_median_mib_per_second\": {steady_median:.1}, \"per_second_mib\": [{}], \"commit_ms_p50\": {p50:.3}, \"commit_ms_p99\": {p99:.3}, \"commit_mode\": {}, \"retention_bytes\": {}, \"recycled_segments_max\": {}, \"durability\": \"fsync-before-ack\", \"load_start\": {}, \"load_end\": {}}}",
         json_string(&name),
         json_string(mode_name(mode)),
         json_string(result.backend),
@@ -348,6 +372,8 @@ fn append_case(
         result.bytes as f64 / result.seconds / 1e6,
         result.per_second_mib.iter().map(|value| format!("{value:.1}")).collect::<Vec<_>>().join(", "),
         json_string(if lockstep { "lockstep" } else { "overlapped" }),
+        options.retention_bytes,
+        options.recycled_segments_max,
         json_string(&load_start),
         json_string(&load_average()),
     );
@@ -376,7 +402,7 @@ fn read_case(options: &Options, mode: WriteMode, cold: bool) -> Case {
     let partitions = 4;
     // Fill: 64 MiB per partition in 16 KiB batches.
     {
-        let (mut shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES);
+        let (mut shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES, 0);
         let batch = event_batch(16 * 1024, 1);
         for _ in 0..(64 * 1024 * 1024 / batch.len() / 16) {
             for id in &ids {
@@ -393,7 +419,7 @@ fn read_case(options: &Options, mode: WriteMode, cold: bool) -> Case {
         }
     }
     let dropped = cold && drop_page_cache();
-    let (shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES);
+    let (shard, ids, _) = open(&dir, mode, partitions, CompressionType::Producer, READ_CASE_RETENTION_BYTES, 0);
     let mut sink = vec![0u8; 1 << 20];
     let mut bytes = 0u64;
     let mut memory_chunks = 0u64;
@@ -503,6 +529,7 @@ fn zstd_case(options: &Options, level: i32) -> Case {
         compression: CompressionType::Zstd { level },
         lockstep: options.lockstep,
         retention_bytes: options.retention_bytes,
+        recycled_segments_max: options.recycled_segments_max,
     };
     let result = run_appends(&dir, &workload, &name);
     let stored: u64 = std::fs::read_dir(&dir)
@@ -586,9 +613,8 @@ fn main() {
         }
     }
     if wants("keep-all") {
-        // Retention deletes whole segments, and on a file system mounted with `discard` each
-        // deletion's TRIM rides on the journal commit every fdatasync waits for. The same run
-        // keeping everything shows the write path alone (fio deletes nothing).
+        // With retention, new segments soon reuse removed segments' files (overwrites of written
+        // blocks). The same run keeping everything writes only new files, as fio's fresh-file job.
         let keep_all_seconds = options.sustained_seconds.min(KEEP_ALL_SECONDS_MAX);
         let needed_bytes = keep_all_seconds * KEEP_ALL_BYTES_PER_SECOND_MAX;
         match free_bytes(&options.dir) {
@@ -647,7 +673,7 @@ fn main() {
     let _ = writeln!(markdown, "# Engine benchmark — {} ({}), {}", facts.date, facts.commit, facts.cpu);
     let _ = writeln!(
         markdown,
-        "\nKernel {}, {} cores. Durability: fsync before ack. Each commit gathers {} bytes per partition; commits overlap appends (one in flight per partition) except in `-lockstep` cases. Append cases keep 256 MiB per partition, so retention deletes segments once that is reached (on a file system mounted with `discard`, deletions slow every sync); `keep-all-` runs without deletions, like fio.\n",
+        "\nKernel {}, {} cores. Durability: fsync before ack. Each commit gathers {} bytes per partition; commits overlap appends (one in flight per partition) except in `-lockstep` cases. Append cases keep 256 MiB per partition, so retention removes segments once that is reached, and new segments reuse their files (recycling: overwrites of written blocks, see decision 0012) unless `--recycle 0`; `keep-all-` runs keep everything and write only new files, like fio's fresh-file job.\n",
         facts.kernel, facts.cores, options.gather_bytes
     );
     let _ = writeln!(markdown, "| case | mean | steady median | batches/s | commit p50 / p99 |\n|---|---|---|---|---|");
