@@ -8,6 +8,10 @@
 #   scripts/bench-engine.sh --quick    # smoke: 2 s cases
 #   scripts/bench-engine.sh --keep-all # only fio's fdatasync job and the 30 s run without
 #                                      # retention (needs ~40 GiB free): results/<...>/keep-all/
+#   scripts/bench-engine.sh --goal     # the issue's goal, on a disk whose speed drifts: fio's
+#                                      # fresh-file fdatasync job before and after each of two
+#                                      # 60 s sustained runs (1 KiB x 16 partitions, direct,
+#                                      # retention and recycling on): results/<...>/goal/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +20,8 @@ fio_seconds=15
 keep_all=""
 if [ "${1:-}" = "--quick" ]; then quick="--quick"; fio_seconds=3; fi
 if [ "${1:-}" = "--keep-all" ]; then keep_all=1; fi
+goal=""
+if [ "${1:-}" = "--goal" ]; then goal=1; fi
 
 if ! command -v fio >/dev/null 2>&1; then
     echo "bench-engine: installing fio (Debian package)" >&2
@@ -40,6 +46,36 @@ run_fio() { # name, extra args...
     rm -f "$data"/fio.*
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print("%.0f" % (j["jobs"][0]["write"]["bw_bytes"]/1048576))' "$results/fio-$name.json"
 }
+
+if [ -n "$goal" ]; then
+    results="$results/goal"
+    mkdir -p "$results"
+    fio_fresh() { run_fio "fdatasync-64K-16files-$1" --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1; }
+    before=$(fio_fresh round1-before)
+    rows=""
+    for round in 1 2; do
+        ./target/release/engine-bench --dir "$data" --results "$results/round-$round" --only sustained-direct
+        engine=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["cases"][0]["mib_per_second"])' \
+            "$results/round-$round/engine.json")
+        after=$(fio_fresh "round$round-after")
+        share=$(python3 -c 'import sys; e,b,a=map(float,sys.argv[1:]); print("%.0f %%" % (100*e/((b+a)/2)))' "$engine" "$before" "$after")
+        rows="$rows| $round | $before | $engine | $after | $share |"$'\n'
+        before=$after
+    done
+    {
+        echo "# Engine goal run — $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))"
+        echo
+        echo "60 s sustained appends, 1 KiB batches x 16 partitions, direct, fsync before ack, retention 256 MiB per"
+        echo "partition with segment recycling, beside fio's O_DIRECT 64 KiB + fdatasync job on 16 new files (15 s)"
+        echo "run just before and just after each round: this disk's speed drifts from minute to minute."
+        echo
+        echo "| round | fio before (MiB/s) | engine mean (MiB/s) | fio after (MiB/s) | engine / mean of the two fio runs |"
+        echo "|---|---|---|---|---|"
+        printf '%s' "$rows"
+    } > "$results/goal.md"
+    cat "$results/goal.md"
+    exit 0
+fi
 
 if [ -n "$keep_all" ]; then
     results="$results/keep-all"
