@@ -278,6 +278,16 @@ impl Log {
         while index < bases.len() {
             let base = bases[index];
             let path = segment::path(dir, base, LOG_SUFFIX);
+            // A segment whose base lies inside the previous segment's offsets is a leftover of a
+            // failed roll (the previous one went on growing): drop it alone, keep what follows.
+            if segments.last().is_some_and(|previous| previous.next_offset > base) {
+                remove_segment_files(fs, dir, base)?;
+                fs.sync_dir(dir).map_err(io_error(dir))?;
+                report.deleted_segments.push(path.clone());
+                tracing::warn!(dir = %dir.display(), path = %path.display(), "log recovery removed a segment file inside the previous segment's offsets");
+                index += 1;
+                continue;
+            }
             let file = fs.open(&path, OpenOptions { direct, ..OpenOptions::EXISTING }).map_err(io_error(&path))?;
             let next_base = bases.get(index + 1).copied();
             let trusted =
@@ -300,8 +310,11 @@ impl Log {
                 file.sync_data().map_err(io_error(&path))?;
                 report.zero_tail_bytes += outcome.zero_tail_bytes;
             }
-            // Old bytes past the data of a recycled file are expected, not damage.
-            let recycled_tail = checkpoint.is_some_and(|c| c.recycled && c.recovery_offset == base);
+            // Old bytes past the data of a recycled file are expected, not damage. A batch header
+            // at the cut that claims this segment's offsets is not old: a torn write or damage
+            // to data of this segment, reported as a truncation.
+            let recycled_tail = checkpoint.is_some_and(|c| c.recycled && c.recovery_offset == base)
+                && !claims_segment_offsets(&file, segment.size_bytes, base);
             let problem = match (outcome.problem, contiguous) {
                 (Some(problem), _) => Some(problem),
                 (None, false) => Some("segment does not continue the previous one".to_string()),
@@ -591,11 +604,25 @@ impl Log {
         let (file, recycled) = match self.recycled.pop() {
             Some(recycled) => {
                 fs.rename(&recycled.path, &path).map_err(io_error(&path))?;
-                (fs.open(&path, OpenOptions { direct, ..OpenOptions::EXISTING }).map_err(io_error(&path))?, true)
+                let opened = fs
+                    .open(&path, OpenOptions { direct, ..OpenOptions::EXISTING })
+                    .and_then(|file| fs.sync_dir(&self.dir).map(|()| file));
+                match opened {
+                    Ok(file) => (file, true),
+                    Err(error) => {
+                        // No file of stale bytes may stay under a segment name nobody tracks.
+                        let _ = fs.remove_file(&path);
+                        let _ = fs.sync_dir(&self.dir);
+                        return Err(EngineError::from_io(&path, error));
+                    }
+                }
             }
-            None => (fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?, false),
+            None => {
+                let file = fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?;
+                fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+                (file, false)
+            }
         };
-        fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         let old_base = self.active().base;
         let old_index = self.segments.len() - 1;
         let seal_now = match self.pending.last_mut() {
@@ -992,7 +1019,7 @@ impl Log {
         let idle_before = now_ms.saturating_sub(RECYCLED_SEGMENT_IDLE_MS_MAX);
         while let Some(index) = self.recycled.iter().position(|file| file.since_ms < idle_before) {
             let file = self.recycled.remove(index);
-            remove_if_present(fs, &file.path)?;
+            self.unlink_recycled(fs, &file.path);
         }
         let mut total_bytes = self.size_bytes();
         let mut delete_count = 0;
@@ -1023,12 +1050,20 @@ impl Log {
                 self.log_start_offset = previous_start;
                 return Err(error);
             }
+            // The segments are gone from the log either way (the checkpoint says so): each file
+            // is retired, the first failure reported after the rest were tried.
             let removed: Vec<Segment> = self.segments.drain(..delete_count).collect();
+            let mut first_error = None;
             for segment in removed {
-                self.retire(fs, segment, now_ms)?;
+                if let Err(error) = self.retire(fs, segment, now_ms) {
+                    first_error.get_or_insert(error);
+                }
             }
-            fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
             self.cache.drop_segments_before(new_start);
+            fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+            if let Some(error) = first_error {
+                return Err(error);
+            }
         }
         Ok(RetentionReport { deleted_segments: delete_count, deleted_bytes, log_start_offset: self.log_start_offset })
     }
@@ -1042,22 +1077,34 @@ impl Log {
         if !reusable {
             return remove_segment_files(fs, &self.dir, base);
         }
-        let from = segment::path(&self.dir, base, LOG_SUFFIX);
-        let to = segment::path(&self.dir, base, RECYCLED_SUFFIX);
-        fs.rename(&from, &to).map_err(io_error(&from))?;
+        // Index files first: a crash after the rename must not leave them behind, as open cleans
+        // up by `.log` names (a `.log` below the log start offset goes with its indexes).
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
             remove_if_present(fs, &segment::path(&self.dir, base, suffix))?;
+        }
+        let from = segment::path(&self.dir, base, LOG_SUFFIX);
+        let to = segment::path(&self.dir, base, RECYCLED_SUFFIX);
+        if let Err(error) = fs.rename(&from, &to) {
+            let _ = fs.remove_file(&from);
+            return Err(EngineError::from_io(&from, error));
         }
         self.recycled.push(RecycledFile { path: to, since_ms: now_ms });
         Ok(())
     }
 
     /// Unlinks the recycled files (clean shutdown, topic deletion).
-    fn drop_recycled(&mut self, fs: &mut dyn FileSystem) -> Result<()> {
-        for file in self.recycled.drain(..) {
-            remove_if_present(fs, &file.path)?;
+    fn drop_recycled(&mut self, fs: &mut dyn FileSystem) {
+        for file in std::mem::take(&mut self.recycled) {
+            self.unlink_recycled(fs, &file.path);
         }
-        Ok(())
+    }
+
+    /// A recycled file holds no data: failing to unlink it stops nothing (the next open deletes
+    /// leftovers), it is only worth a warning.
+    fn unlink_recycled(&self, fs: &mut dyn FileSystem, path: &Path) {
+        if let Err(error) = remove_if_present(fs, path) {
+            tracing::warn!(%error, dir = %self.dir.display(), "a recycled segment file could not be removed");
+        }
     }
 
     /// Removes every batch from the one containing `offset` onwards (Kafka's truncateTo, used by
@@ -1129,14 +1176,14 @@ impl Log {
         }
         let index = self.segments.len() - 1;
         self.seal(fs, index)?;
-        self.drop_recycled(fs)?;
+        self.drop_recycled(fs);
         self.durable_offset = self.committed_offset;
         self.write_checkpoint(fs, true)
     }
 
     /// Removes the log's files and directory contents (topic deletion).
     pub fn delete(mut self, fs: &mut dyn FileSystem) -> Result<()> {
-        self.drop_recycled(fs)?;
+        self.drop_recycled(fs);
         for segment in &self.segments {
             remove_segment_files(fs, &self.dir, segment.base)?;
         }
@@ -1176,6 +1223,14 @@ fn remove_segment_files(fs: &mut dyn FileSystem, dir: &Path, base: Offset) -> Re
         remove_if_present(fs, &segment::path(dir, base, suffix))?;
     }
     Ok(())
+}
+
+/// Whether the bytes at `position` of a segment file parse as a batch header with an offset of
+/// the segment starting at `base` (old batches of a recycled file have lower ones).
+fn claims_segment_offsets(file: &FileRef, position: u64, base: Offset) -> bool {
+    let mut raw = [0u8; PREFIX_BYTES];
+    file.read_exact_at(&mut raw, position).is_ok()
+        && batch::parse_prefix(&raw).is_ok_and(|prefix| prefix.base_offset >= base.0)
 }
 
 fn remove_if_present(fs: &mut dyn FileSystem, path: &Path) -> Result<()> {

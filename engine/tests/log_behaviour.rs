@@ -615,3 +615,61 @@ fn recycling_can_be_turned_off() {
     }
     assert!(shard.log(id).expect("log").log_start_offset() > Offset(0), "retention ran");
 }
+
+#[test]
+fn recovery_drops_a_stray_segment_inside_the_previous_one_and_keeps_what_follows() {
+    // A failed roll could leave `<base>.log` behind while the previous segment went on growing
+    // past `base` and later rolled: that file must go alone, not take the later segments along.
+    let sim = SimFs::new(8, SimFaults::default());
+    let config = ShardConfig::default();
+    let dir = Path::new("/stray/p0");
+    let log_config = LogConfig { segment_bytes: 5000, ..LogConfig::default() };
+    let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+    let (id, _) = shard.open_log(dir, log_config, NOW_MS).expect("open");
+    for index in 0..12u64 {
+        append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+    }
+    let end = shard.log(id).expect("log").log_end_offset();
+    assert!(shard.log(id).expect("log").segment_count() >= 3);
+    drop(shard);
+    let mut fs: Box<dyn FileSystem> = Box::new(sim.clone());
+    let stray = fs.open(&dir.join("00000000000000000002.log"), engine::io::OpenOptions::REPLACE).expect("stray");
+    stray.write_all_at(&make_sized_batch(1, 1000, 99, NOW_MS), 0).expect("write");
+    stray.sync_data().expect("sync");
+    let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+    let (id, report) = shard.open_log(dir, log_config, NOW_MS).expect("reopen");
+    assert_eq!(report.log_end_offset, end, "{report:?}");
+    assert_eq!(report.deleted_segments, vec![dir.join("00000000000000000002.log")]);
+    let headers = engine::batch::validate_all(&read_all(&shard, id, Offset(0))).expect("valid");
+    assert_eq!(headers.len() as u64, end.0, "every batch kept");
+}
+
+#[test]
+fn damage_to_a_recycled_segments_own_batch_is_still_reported_as_a_truncation() {
+    let sim = SimFs::new(9, SimFaults::default());
+    let config = ShardConfig::default();
+    let dir = Path::new("/recycled-damage/p0");
+    let log_config = LogConfig { segment_bytes: 5000, retention_bytes: 12_000, ..LogConfig::default() };
+    let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+    let (id, _) = shard.open_log(dir, log_config, NOW_MS).expect("open");
+    let batch_bytes = make_sized_batch(1, 1000, 0, NOW_MS).len() as u64;
+    for index in 0..58u64 {
+        append_ok(&mut shard, id, &make_sized_batch(1, 1000, index, NOW_MS));
+        shard.enforce_retention(NOW_MS);
+    }
+    let log = shard.log(id).expect("log");
+    let (active, end) = (log.active_segment_base(), log.log_end_offset());
+    let active_batches = end.0 - active.0;
+    assert!(active_batches >= 2, "{active_batches}");
+    drop(shard);
+    // The active segment is a recycled file; damage its last batch (its header still names the
+    // segment's next offset, so this is not the file's old contents).
+    let segment = dir.join(format!("{:020}.log", active.0));
+    assert!(sim.flip_bit(&segment, (active_batches - 1) * batch_bytes + 100, 2));
+    let mut shard = Shard::new(Box::new(sim.clone()), config).expect("shard");
+    let (_, report) = shard.open_log(dir, log_config, NOW_MS).expect("reopen");
+    assert_eq!(report.log_end_offset, Offset(end.0 - 1), "{report:?}");
+    assert_eq!(report.truncations.len(), 1, "{report:?}");
+    assert_eq!(report.truncations[0].1, (active_batches - 1) * batch_bytes);
+    assert_eq!(report.recycled_tail_bytes, 0, "{report:?}");
+}
