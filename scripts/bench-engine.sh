@@ -11,7 +11,8 @@
 #   scripts/bench-engine.sh --goal     # the issue's goal, on a disk whose speed drifts: fio's
 #                                      # fresh-file fdatasync job before and after each of two
 #                                      # 60 s sustained runs (1 KiB x 16 partitions, direct,
-#                                      # retention and recycling on): results/<...>/goal/
+#                                      # retention and recycling on) and a 30 s keep-all run:
+#                                      # results/<...>/goal/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,21 +54,27 @@ if [ -n "$goal" ]; then
     fio_fresh() { run_fio "fdatasync-64K-16files-$1" --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1; }
     before=$(fio_fresh round1-before)
     rows=""
-    for round in 1 2; do
-        ./target/release/engine-bench --dir "$data" --results "$results/round-$round" --only sustained-direct
+    # Rounds 1 and 2: 60 s with retention (recycling); round 3: 30 s keeping everything (only new
+    # files, like fio's job; skipped by engine-bench without 38 GiB free).
+    for round in 1 2 3; do
+        case=sustained-direct
+        [ "$round" = 3 ] && case=keep-all
+        ./target/release/engine-bench --dir "$data" --results "$results/round-$round" --only "$case"
+        [ -s "$results/round-$round/engine.json" ] || continue
         engine=$(python3 -c 'import json,sys; print("%.0f" % json.load(open(sys.argv[1]))["cases"][0]["mib_per_second"])' \
             "$results/round-$round/engine.json")
         after=$(fio_fresh "round$round-after")
         share=$(python3 -c 'import sys; e,b,a=map(float,sys.argv[1:]); print("%.0f %%" % (100*e/((b+a)/2)))' "$engine" "$before" "$after")
-        rows="$rows| $round | $before | $engine | $after | $share |"$'\n'
+        rows="$rows| $round ($case) | $before | $engine | $after | $share |"$'\n'
         before=$after
     done
     {
         echo "# Engine goal run — $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))"
         echo
-        echo "60 s sustained appends, 1 KiB batches x 16 partitions, direct, fsync before ack, retention 256 MiB per"
-        echo "partition with segment recycling, beside fio's O_DIRECT 64 KiB + fdatasync job on 16 new files (15 s)"
-        echo "run just before and just after each round: this disk's speed drifts from minute to minute."
+        echo "Appends of 1 KiB batches x 16 partitions, direct, fsync before ack: 60 s sustained with retention"
+        echo "256 MiB per partition and segment recycling (rounds 1, 2), 30 s keeping everything (round 3), each"
+        echo "beside fio's O_DIRECT 64 KiB + fdatasync job on 16 new files (15 s) run just before and just after:"
+        echo "this disk's speed drifts from minute to minute."
         echo
         echo "| round | fio before (MiB/s) | engine mean (MiB/s) | fio after (MiB/s) | engine / mean of the two fio runs |"
         echo "|---|---|---|---|---|"
