@@ -19,7 +19,8 @@ with three each at once; one is told to stop committing (as if it crashed betwee
 committing), processes some messages and is killed (SIGKILL, session.timeout.ms=6000): the last
 member takes all six, not before the session could expire, and processes those messages again.
 Messages are produced between the steps, so there is always something to take over. Then every
-produced message was processed at least once, no member jumped forward within a partition it held,
+produced message was processed at least once, no member jumped forward within a partition it held
+(unless it was revoked and given back in between: it then resumes from the committed offsets),
 and the committed offsets are the ends of the partitions. The group is restarted (two new members):
 they begin exactly at the committed offsets and process only the messages produced since. The
 admin API sees the group (ListGroups, DescribeGroups, OffsetFetch) and deletes it at the end.
@@ -94,6 +95,14 @@ def member(group, topic, name):
     def emit(**event):
         print(json.dumps(event), flush=True)
 
+    # Revocations (a rebalance, or membership lost and regained) since the member last reported
+    # its assignment: the same partitions held again may resume from offsets another member
+    # committed meanwhile, so the driver must not hold the member to where it was.
+    revocations = [0]
+
+    def revoked():
+        revocations[0] += 1
+
     if CLIENT == "confluent":
         from confluent_kafka import Consumer, KafkaException, TopicPartition
         consumer = Consumer({
@@ -102,7 +111,8 @@ def member(group, topic, name):
             "partition.assignment.strategy": ASSIGNOR, "session.timeout.ms": SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS, "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
             "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 1000})
-        consumer.subscribe([topic])
+        consumer.subscribe([topic], on_revoke=lambda _consumer, partitions: partitions and revoked(),
+                           on_lost=lambda _consumer, partitions: partitions and revoked())
 
         def poll():
             records = []
@@ -128,7 +138,7 @@ def member(group, topic, name):
         import logging
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        from kafka import KafkaConsumer, TopicPartition
+        from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
         from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
         from kafka.coordinator.assignors.range import RangePartitionAssignor
         from kafka.errors import KafkaError
@@ -139,7 +149,16 @@ def member(group, topic, name):
             auto_offset_reset="earliest", partition_assignment_strategy=[assignor],
             session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
             max_poll_interval_ms=MAX_POLL_INTERVAL_MS, reconnect_backoff_ms=50, reconnect_backoff_max_ms=1000)
-        consumer.subscribe([topic])
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked_partitions):
+                if revoked_partitions:
+                    revoked()
+
+            def on_partitions_assigned(self, assigned):
+                pass
+
+        consumer.subscribe([topic], listener=Listener())
 
         def poll():
             coordinator = consumer._coordinator  # see KAFKA_PYTHON_JOIN_TIMEOUT_S
@@ -198,9 +217,10 @@ def member(group, topic, name):
         if told == "stop-committing":
             committing = False
         now = assignment()
-        if now != held:
+        if now != held or revocations[0]:
             held = now
-            emit(event="assigned", partitions=now)
+            emit(event="assigned", partitions=now, revoked=revocations[0] > 0)
+            revocations[0] = 0
         if not records:
             continue
         for _ in records:
@@ -315,6 +335,10 @@ class Group:
             gained = set(event["partitions"]) - set(member.assignment)
             for partition in set(member.assignment) - set(event["partitions"]):
                 self.next_offset[member].pop(partition, None)
+            if event.get("revoked"):
+                # Held again after a revocation: it resumes from the committed offsets, wherever
+                # the member that held them meanwhile got to.
+                self.next_offset[member].clear()
             member.assignment = event["partitions"]
             log(f"{member.name} holds {member.assignment} (gained {sorted(gained)})")
         elif kind == "processed":
