@@ -37,6 +37,9 @@ mkdir -p "$data"
 results="results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)"
 mkdir -p "$results"
 
+# The engine's pattern in fio: 16 jobs, each writing 64 KiB then fdatasync, on its own file.
+FDATASYNC_JOB=(--bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+
 run_fio() { # name, extra args...
     local name=$1; shift
     echo "bench-engine: fio $name" >&2
@@ -51,7 +54,7 @@ run_fio() { # name, extra args...
 if [ -n "$goal" ]; then
     results="$results/goal"
     mkdir -p "$results"
-    fio_fresh() { run_fio "fdatasync-64K-16files-$1" --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1; }
+    fio_fresh() { run_fio "fdatasync-64K-16files-$1" "${FDATASYNC_JOB[@]}"; }
     before=$(fio_fresh round1-before)
     rows=""
     # Rounds 1 and 2: 60 s with retention (recycling); round 3: 30 s keeping everything (only new
@@ -87,7 +90,7 @@ fi
 if [ -n "$keep_all" ]; then
     results="$results/keep-all"
     mkdir -p "$results"
-    sync_64k=$(run_fio fdatasync-64K-16files --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+    sync_64k=$(run_fio fdatasync-64K-16files "${FDATASYNC_JOB[@]}")
     ./target/release/engine-bench --dir "$data" --results "$results" --only keep-all
     printf '\n| fio: O_DIRECT 64 KiB write + fdatasync, 16 files in parallel, same run | %s MiB/s |\n' "$sync_64k" \
         >> "$results/engine.md"
@@ -99,10 +102,10 @@ fi
 raw_1m=$(run_fio raw-1M-qd8 --bs=1M --ioengine=io_uring --iodepth=8)
 # The engine's pattern: 16 partitions, 64 KiB written per partition per commit, each followed
 # by fdatasync. 16 jobs each writing 64 KiB + fdatasync.
-sync_64k=$(run_fio fdatasync-64K-16files --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1)
+sync_64k=$(run_fio fdatasync-64K-16files "${FDATASYNC_JOB[@]}")
 # The same over files already written once (fio lays them out first, then overwrites them):
 # what a recycled segment gets, no block allocation or freeing behind each sync.
-sync_64k_over=$(run_fio fdatasync-64K-16files-overwrite --bs=64K --ioengine=psync --numjobs=16 --fdatasync=1 \
+sync_64k_over=$(run_fio fdatasync-64K-16files-overwrite "${FDATASYNC_JOB[@]}" \
     --overwrite=1 --size=256M)
 # Same block size without syncs, queue depth 16: what the device does with 64 KiB writes.
 raw_64k=$(run_fio raw-64K-qd16 --bs=64K --ioengine=io_uring --iodepth=16)

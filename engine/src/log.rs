@@ -116,6 +116,16 @@ impl RecoveryReport {
     pub fn truncated_bytes(&self) -> u64 {
         self.truncations.iter().map(|truncation| truncation.2).sum()
     }
+
+    /// Records `cut` bytes cut from `path` after `kept`: a recycled file's old contents, or a
+    /// truncation with its reason.
+    fn record_cut(&mut self, recycled_tail: bool, path: &Path, kept: u64, cut: u64, why: &str) {
+        if recycled_tail {
+            self.recycled_tail_bytes += cut;
+        } else {
+            self.truncations.push((path.to_path_buf(), kept, cut, why.to_string()));
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -328,11 +338,7 @@ impl Log {
                     file.set_len(segment.size_bytes).map_err(io_error(&path))?;
                     file.sync_data().map_err(io_error(&path))?;
                     let cut = outcome.file_bytes - segment.size_bytes;
-                    if recycled_tail {
-                        report.recycled_tail_bytes += cut;
-                    } else {
-                        report.truncations.push((path.clone(), segment.size_bytes, cut, detail.clone()));
-                    }
+                    report.record_cut(recycled_tail, &path, segment.size_bytes, cut, detail);
                     segments.push(segment);
                     index += 1;
                     continue;
@@ -344,23 +350,17 @@ impl Log {
                 if keep == 0 && !segments.is_empty() {
                     // Nothing valid here: drop the segment itself, not just its bytes.
                     remove_segment_files(fs, dir, base)?;
-                    if recycled_tail {
-                        report.recycled_tail_bytes += outcome.file_bytes;
-                    } else {
+                    if !recycled_tail {
                         report.deleted_segments.push(path.clone());
-                        report.truncations.push((path.clone(), 0, outcome.file_bytes, problem));
                     }
+                    report.record_cut(recycled_tail, &path, 0, outcome.file_bytes, &problem);
                 } else {
                     file.set_len(keep).map_err(io_error(&path))?;
                     file.sync_data().map_err(io_error(&path))?;
                     if !contiguous {
                         segment = Segment::new(base, file.clone(), now_ms);
                     }
-                    if recycled_tail {
-                        report.recycled_tail_bytes += outcome.file_bytes - keep;
-                    } else {
-                        report.truncations.push((path.clone(), keep, outcome.file_bytes - keep, problem));
-                    }
+                    report.record_cut(recycled_tail, &path, keep, outcome.file_bytes - keep, &problem);
                     segments.push(segment);
                 }
                 if !recycled_tail {
@@ -1079,9 +1079,7 @@ impl Log {
         }
         // Index files first: a crash after the rename must not leave them behind, as open cleans
         // up by `.log` names (a `.log` below the log start offset goes with its indexes).
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            remove_if_present(fs, &segment::path(&self.dir, base, suffix))?;
-        }
+        remove_index_files(fs, &self.dir, base)?;
         let from = segment::path(&self.dir, base, LOG_SUFFIX);
         let to = segment::path(&self.dir, base, RECYCLED_SUFFIX);
         if let Err(error) = fs.rename(&from, &to) {
@@ -1134,9 +1132,7 @@ impl Log {
         // The segment becomes active again: its index files go, so that no checkpoint (even a
         // stale one) can make recovery trust them.
         let base = self.segments[index].base;
-        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-            remove_if_present(fs, &segment::path(&self.dir, base, suffix))?;
-        }
+        remove_index_files(fs, &self.dir, base)?;
         fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
         let segment = &mut self.segments[index];
         let path = segment.file.path().to_path_buf();
@@ -1219,7 +1215,12 @@ fn write_file_synced(fs: &mut dyn FileSystem, path: &Path, bytes: &[u8]) -> Resu
 }
 
 fn remove_segment_files(fs: &mut dyn FileSystem, dir: &Path, base: Offset) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    remove_if_present(fs, &segment::path(dir, base, LOG_SUFFIX))?;
+    remove_index_files(fs, dir, base)
+}
+
+fn remove_index_files(fs: &mut dyn FileSystem, dir: &Path, base: Offset) -> Result<()> {
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
         remove_if_present(fs, &segment::path(dir, base, suffix))?;
     }
     Ok(())
