@@ -123,3 +123,76 @@ fn corrupt_and_oversized_batches_get_kafka_errors() {
     assert_eq!(produce(&mut stream, vec![1, 2, 3]), 87, "INVALID_RECORD");
     assert_eq!(produce(&mut stream, batch(100)), 0, "the connection still works");
 }
+
+/// The broker's resident memory in KiB, from /proc.
+fn rss_kib(broker: &Broker) -> u64 {
+    let pid = broker.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn hostile_request_bodies_never_kill_the_broker() {
+    let mut broker = Broker::start(&["auto.create.topics.enable=false"]);
+    // Metadata v1 whose topic-array count is 0x7fffffff: 18 bytes that used to abort the process
+    // (`memory allocation of 154618822584 bytes failed`).
+    let mut stream = connect(&broker);
+    stream
+        .write_all(&[
+            0x00, 0x00, 0x00, 0x0e, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+        ])
+        .expect("send");
+    assert!(closed(&mut stream), "Kafka closes the connection on a malformed request; so do we");
+    assert!(broker.is_running() && answers_api_versions(broker.address), "alive after the 18-byte request");
+    let rss_before_kib = rss_kib(&broker);
+
+    // Seeded random 64-byte bodies behind valid headers, three for every served API version
+    // (429 in all: 44 of such a set killed the broker before the decoders were bounded).
+    let seed = std::env::var("SEED").ok().and_then(|text| text.parse().ok()).unwrap_or(429u64);
+    println!("hostile bodies: SEED={seed}");
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut sent = 0;
+    for handler in skua_netd::handlers::REGISTRY {
+        for version in (handler.min_version..=handler.max_version).flat_map(|version| [version; 3]) {
+            let mut frame = Vec::new();
+            frame.extend_from_slice(&(handler.api_key as i16).to_be_bytes());
+            frame.extend_from_slice(&version.to_be_bytes());
+            frame.extend_from_slice(&9i32.to_be_bytes());
+            frame.extend_from_slice(&[0, 4]);
+            frame.extend_from_slice(b"evil");
+            if handler.api_key.request_header_version(version) >= 2 {
+                frame.push(0);
+            }
+            frame.extend((0..64).map(|_| next() as u8));
+            let mut message = (frame.len() as i32).to_be_bytes().to_vec();
+            message.extend_from_slice(&frame);
+            let mut stream = connect(&broker);
+            stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+            stream.write_all(&message).expect("send");
+            // Whatever the answer (an error response, nothing yet, or a closed connection).
+            let _ = stream.read(&mut [0u8; 256]);
+            sent += 1;
+            assert!(
+                broker.is_running(),
+                "SEED={seed}: {:?} v{version} body {} killed the broker",
+                handler.api_key,
+                frame.iter().map(|byte| format!("{byte:02x}")).collect::<String>()
+            );
+        }
+    }
+    assert!(sent >= 429, "three bodies for every served API version ({sent})");
+    assert!(answers_api_versions(broker.address), "still serving after {sent} hostile requests");
+    let rss_after_kib = rss_kib(&broker);
+    // Nothing here should hold memory: allow 64 MiB of growth for allocator and page noise.
+    assert!(rss_after_kib < rss_before_kib + 64 * 1024, "RSS grew from {rss_before_kib} to {rss_after_kib} KiB");
+}

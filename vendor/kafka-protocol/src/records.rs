@@ -892,6 +892,10 @@ impl Record {
             bail!("Unexpected negative record header count: {num_headers}");
         }
         let num_headers = num_headers as usize;
+        // Each header takes at least two bytes (two varint lengths).
+        if num_headers > bytes::Buf::remaining(buf) / 2 {
+            bail!("Record header count {num_headers} exceeds the bytes remaining");
+        }
 
         let mut headers = IndexMap::with_capacity(num_headers);
         for _ in 0..num_headers {

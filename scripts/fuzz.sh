@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing (cargo fuzz / libFuzzer) of the three places hostile bytes reach:
+#   request_decode  a request frame through header and body decoding, every API and version
+#   record_batch    a partition's records through batch validation
+#   recovery_scan   a segment file through the engine's recovery on the simulated file system
+#
+#   scripts/fuzz.sh                 # every target for SKUA_FUZZ_SECONDS (default 60) each
+#   scripts/fuzz.sh request_decode  # one target
+#   SKUA_FUZZ_SECONDS=3600 scripts/fuzz.sh   # the long run
+#
+# Installs what it needs (a nightly toolchain, cargo-fuzz). Corpora grow under target/fuzz-corpus/
+# from the seeds in fuzz/corpus/. One allocation past the decode bound is a crash: inputs are at
+# most FUZZ_INPUT_BYTES_MAX bytes and libFuzzer's -malloc_limit_mb is the bound for that size
+# (an array count may not exceed the bytes left, each element at most 1 KiB in memory).
+# Prints one summary line per target; exits non-zero on any crash, leaving the input under
+# fuzz/artifacts/<target>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${SKUA_FUZZ_SECONDS:-60}
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(request_decode record_batch recovery_scan)
+
+FUZZ_INPUT_BYTES_MAX=4096
+# 4096 bytes x 1 KiB per byte + slack, in MiB.
+MALLOC_LIMIT_MB=5
+
+if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "fuzz: installing a nightly toolchain (cargo fuzz needs it)" >&2
+    rustup toolchain install nightly --profile minimal
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "fuzz: installing cargo-fuzz" >&2
+    cargo install cargo-fuzz --locked
+fi
+
+echo "fuzz: building the targets (release, AddressSanitizer)" >&2
+(cd fuzz && cargo +nightly fuzz build -O)
+
+status=0
+for target in "${targets[@]}"; do
+    corpus="target/fuzz-corpus/$target"
+    mkdir -p "$corpus" "fuzz/artifacts/$target"
+    [ -d "fuzz/corpus/$target" ] && cp -n fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
+    log="target/fuzz-$target.log"
+    set +e
+    (cd fuzz && cargo +nightly fuzz run -O "$target" "../$corpus" -- \
+        -max_total_time="$seconds" -max_len="$FUZZ_INPUT_BYTES_MAX" -malloc_limit_mb="$MALLOC_LIMIT_MB" \
+        -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1
+    result=$?
+    set -e
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    crashes=$(ls "fuzz/artifacts/$target" 2>/dev/null | wc -l)
+    echo "fuzz: $target: $runs executions in ${seconds}s, exit $result, $crashes inputs in fuzz/artifacts/$target"
+    if [ "$result" -ne 0 ]; then
+        grep -E 'ERROR|panicked|malloc\(|SUMMARY' "$log" | head -5 >&2
+        status=1
+    fi
+done
+exit $status
