@@ -1,4 +1,4 @@
-//! Broker-wide budgets: bytes of request frames held, requests not yet answered, file bytes of
+//! Broker-wide budgets: bytes of request frames held, requests not yet handled, file bytes of
 //! Fetch responses not yet written, and connections (in total and per client address).
 //!
 //! Owns: counting what is held against a named maximum and handing out permits that give it back
@@ -113,7 +113,7 @@ pub fn charged_bytes(bytes: Vec<u8>, permit: Arc<Permit>) -> bytes::Bytes {
 pub struct Budgets {
     /// `queued.max.request.bytes`: request frame bytes read or being read, not yet released.
     pub request_bytes: Arc<Budget>,
-    /// `queued.max.requests`: requests read whose responses are not yet written.
+    /// `queued.max.requests`: requests being read or waiting for their handler.
     pub requests: Arc<Budget>,
     /// `skua.fetch.buffered.bytes.max`: file bytes read for Fetch responses not yet written.
     pub fetch_bytes: Arc<Budget>,

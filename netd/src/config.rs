@@ -35,7 +35,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     (
         "queued.max.requests",
         "500",
-        "requests read and not yet answered, per broker; at the limit sockets are not read (backpressure)",
+        "requests being read or waiting for their handler, per broker; at the limit sockets are not read",
     ),
     (
         "queued.max.request.bytes",

@@ -28,7 +28,8 @@ pub const FRAME_READ_STEP_BYTES: usize = 64 * 1024;
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
 pub const REQUEST_FRAME_BYTES_DEFAULT: usize = 104_857_600;
 
-/// Kafka's `queued.max.requests` default: requests read and not yet answered, per broker.
+/// Kafka's `queued.max.requests` default: requests being read or waiting for their handler, per
+/// broker (not those waiting for data or a commit, as Kafka's purgatory is not counted either).
 pub const QUEUED_REQUESTS_DEFAULT: u64 = 500;
 
 /// Default of `queued.max.request.bytes`: bytes of request frames read (or being read) and not yet

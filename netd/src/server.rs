@@ -9,8 +9,9 @@
 //! A connection's memory is bounded: a frame is at most `socket.request.max.bytes`, its buffer
 //! grows only as its bytes arrive (`limits::FRAME_READ_STEP_BYTES` at a time, or what already
 //! arrived), up to `skua.inflight.requests.max` requests are in flight (responses written in
-//! request order), and the broker-wide budgets `queued.max.request.bytes` (frame bytes held) and
-//! `queued.max.requests` (requests not yet answered) are taken before a frame's body is read:
+//! request order), and the broker-wide budgets `queued.max.request.bytes` (frame bytes held until the
+//! request's last reference to them is dropped) and `queued.max.requests` (requests read and not
+//! yet taken by their handler) are taken before a frame's body is read:
 //! when one is used up the connection reads nothing until it has room (backpressure, as Kafka's
 //! MemoryPool mutes channels). A connection with nothing in flight that sends nothing for
 //! `connections.max.idle.ms` is closed.
@@ -28,7 +29,7 @@ use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::broker::{now_ms, Broker};
-use crate::budget::{Budgets, ConnectionSlot, Permit};
+use crate::budget::{Budget, Budgets, ConnectionSlot, Permit};
 use crate::config::Config;
 use crate::control::{self, ControlCommand};
 use crate::handlers::{self, Reply};
@@ -210,21 +211,18 @@ async fn write_segments(writer: &mut TcpStream, segments: handlers::Segments) ->
     Ok(())
 }
 
-/// A reply on its way to the writer, with the request's place in `queued.max.requests`.
-type Queued = (handlers::BoxedReply, Permit);
-
 /// Reads requests, dispatches them in order, and hands their replies to the writer in order.
 async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyhow::Result<()> {
     let config = &context.config;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
-    let (mut replies, mut pending) = mpsc::channel::<Queued>(config.inflight_requests_max);
+    let (mut replies, mut pending) = mpsc::channel::<handlers::BoxedReply>(config.inflight_requests_max);
     // Requests read whose responses are not yet written: a connection waiting for one is not idle.
     let in_flight = Rc::new(Cell::new(0usize));
     let writer_task = {
         let in_flight = in_flight.clone();
         compio::runtime::spawn(async move {
-            while let Some((reply, _place)) = pending.next().await {
+            while let Some(reply) = pending.next().await {
                 let written = match reply.await {
                     Ok(Some(segments)) => write_segments(&mut writer, segments).await,
                     Ok(None) => Ok(()),
@@ -274,6 +272,24 @@ async fn read_some(
             Err(_) if in_flight.get() > 0 => continue,
             // Dropping the read cancels it; its buffer goes with it.
             Err(_) => return (Ok(Received::Idle), Vec::new()),
+        }
+    }
+}
+
+/// Takes `units` from `budget`, or None once the connection has waited `connections.max.idle.ms`
+/// with nothing in flight.
+async fn acquire_unless_idle(
+    budget: &Arc<Budget>,
+    units: u64,
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> Option<Permit> {
+    let mut acquire = std::pin::pin!(budget.acquire(units));
+    loop {
+        match compio::time::timeout(idle, acquire.as_mut()).await {
+            Ok(permit) => return Some(permit),
+            Err(_) if in_flight.get() > 0 => continue,
+            Err(_) => return None,
         }
     }
 }
@@ -328,7 +344,7 @@ async fn read_frame_size(
 async fn read_requests(
     reader: &mut TcpStream,
     context: &Rc<ShardContext>,
-    replies: &mut mpsc::Sender<Queued>,
+    replies: &mut mpsc::Sender<handlers::BoxedReply>,
     in_flight: &Rc<Cell<usize>>,
 ) -> anyhow::Result<()> {
     let config = &context.config;
@@ -357,9 +373,17 @@ async fn read_requests(
             );
         }
         // Room for this request in the broker's budgets before its body is read; until then
-        // nothing more is read from this socket (the client's sends back up: backpressure).
-        let place = budgets.requests.acquire(1).await;
-        let bytes_permit = Arc::new(budgets.request_bytes.acquire(size as u64).await);
+        // nothing more is read from this socket (the client's sends back up: backpressure). A
+        // connection waiting here with nothing in flight is idle like any other.
+        let Some(bytes_permit) = acquire_unless_idle(&budgets.request_bytes, size as u64, idle, in_flight).await else {
+            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.request.bytes");
+            return Ok(());
+        };
+        let Some(place) = acquire_unless_idle(&budgets.requests, 1, idle, in_flight).await else {
+            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.requests");
+            return Ok(());
+        };
+        let bytes_permit = Arc::new(bytes_permit);
         let body = match read_frame_body(reader, size, idle, in_flight).await {
             Ok(Received::Read(body)) => body,
             Ok(Received::Closed) | Ok(Received::Idle) => {
@@ -381,11 +405,15 @@ async fn read_requests(
         } else {
             anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
         };
+        // Handled: like Kafka's request queue, queued.max.requests counts requests until a
+        // handler has taken them, not while they wait for data or a commit (Kafka's purgatory),
+        // so long-polling consumers never stop others from being read.
+        drop(place);
         let boxed: handlers::BoxedReply = match reply {
             Reply::Now(bytes) => Box::pin(async move { Ok(Some(vec![bytes])) }),
             Reply::Later(future) => future,
             Reply::Nothing => Box::pin(async { Ok(None) }),
         };
-        replies.send((boxed, place)).await?;
+        replies.send(boxed).await?;
     }
 }
