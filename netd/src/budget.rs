@@ -75,6 +75,19 @@ impl Budget {
             wait_ms = (wait_ms * 2).min(crate::limits::BUDGET_WAIT_MS_MAX);
         }
     }
+
+    /// Takes `units` as [`Budget::acquire`] does, but gives up at `deadline` (None).
+    pub async fn acquire_until(self: &Arc<Self>, units: u64, deadline: std::time::Instant) -> Option<Permit> {
+        let mut wait_ms = 1;
+        loop {
+            if let Some(permit) = self.try_acquire(units) {
+                return Some(permit);
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            compio::time::sleep(left.min(Duration::from_millis(wait_ms))).await;
+            wait_ms = (wait_ms * 2).min(crate::limits::BUDGET_WAIT_MS_MAX);
+        }
+    }
 }
 
 impl Permit {

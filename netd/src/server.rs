@@ -219,28 +219,49 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
     let (mut replies, mut pending) = mpsc::channel::<handlers::BoxedReply>(config.inflight_requests_max);
     // Requests read whose responses are not yet written: a connection waiting for one is not idle.
     let in_flight = Rc::new(Cell::new(0usize));
+    let idle = Duration::from_millis(config.connection_idle_ms);
     let writer_task = {
         let in_flight = in_flight.clone();
         compio::runtime::spawn(async move {
-            while let Some(reply) = pending.next().await {
-                let written = match reply.await {
-                    Ok(Some(segments)) => write_segments(&mut writer, segments).await,
-                    Ok(None) => Ok(()),
-                    Err(error) => {
-                        tracing::warn!(%error, "request failed; closing the connection");
-                        return Ok::<(), anyhow::Error>(());
-                    }
-                };
-                in_flight.set(in_flight.get() - 1);
-                written?;
-            }
-            Ok(())
+            let outcome = write_replies(&mut writer, &mut pending, &in_flight, idle).await;
+            // However the writer stops, the connection ends: this also wakes the reader.
+            let _ = socket2::SockRef::from(&writer).shutdown(std::net::Shutdown::Both);
+            outcome
         })
     };
     let result = read_requests(&mut reader, &context, &mut replies, &in_flight).await;
     drop(replies);
     let _ = writer_task.await;
     result
+}
+
+/// Writes the replies in request order. A response the client reads nothing of for
+/// `connections.max.idle.ms` ends the connection, so a client that stops reading cannot hold
+/// the broker's fetch memory (`skua.fetch.buffered.bytes.max`) for ever.
+async fn write_replies(
+    writer: &mut TcpStream,
+    pending: &mut mpsc::Receiver<handlers::BoxedReply>,
+    in_flight: &Cell<usize>,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    while let Some(reply) = pending.next().await {
+        match reply.await {
+            Ok(Some(segments)) => match compio::time::timeout(idle, write_segments(writer, segments)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    tracing::debug!("closing a connection that read no response for connections.max.idle.ms");
+                    return Ok(());
+                }
+            },
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "request failed; closing the connection");
+                return Ok(());
+            }
+        }
+        in_flight.set(in_flight.get() - 1);
+    }
+    Ok(())
 }
 
 /// What reading from a connection came to.

@@ -121,6 +121,81 @@ fn produce_batches(stream: &mut TcpStream, topic: &'static str, batches: usize, 
     decoded.responses[0].partition_responses[0].error_code
 }
 
+/// A Fetch v11 frame naming partition 0 of `topic` `namings` times from offset 0, asking for
+/// everything (`max_bytes` and every `partition_max_bytes` at i32::MAX).
+fn fetch_everything(topic: &'static str, namings: usize, max_wait_ms: i32) -> Vec<u8> {
+    let mut fetch = FetchRequest::default();
+    fetch.replica_id = kafka_protocol::messages::BrokerId(-1);
+    fetch.max_wait_ms = max_wait_ms;
+    fetch.min_bytes = 1;
+    fetch.max_bytes = i32::MAX;
+    fetch.session_epoch = -1;
+    let mut wanted = FetchTopic::default();
+    wanted.topic = TopicName(StrBytes::from_static_str(topic));
+    wanted.partitions = (0..namings)
+        .map(|_| {
+            let mut partition = FetchPartition::default();
+            partition.partition = 0;
+            partition.fetch_offset = 0;
+            partition.partition_max_bytes = i32::MAX;
+            partition
+        })
+        .collect();
+    fetch.topics = vec![wanted];
+    request(ApiKey::Fetch, 11, 2, &fetch)
+}
+
+/// The record bytes of partition 0 in a Fetch v11 response read from `stream`.
+fn fetched_record_bytes(stream: &mut TcpStream) -> u64 {
+    let mut bytes = response(stream, ApiKey::Fetch, 11);
+    let decoded = FetchResponse::decode(&mut bytes, 11).expect("decode fetch");
+    let partition = &decoded.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    partition.records.as_ref().map_or(0, |records| records.len() as u64)
+}
+
+/// Concurrent fetches whose clients do not read yet: the file bytes of responses waiting to be
+/// written count against `skua.fetch.buffered.bytes.max`, so only one ~24 MiB response is held
+/// at a time (30 MiB budget) where four were (~96 MiB); the others are served once it is written
+/// (within their max_wait_ms; past it they would get an empty answer and ask again).
+#[test]
+fn concurrent_fetches_wait_for_the_fetch_memory_budget() {
+    const BUFFERED_BYTES_MAX: u64 = 30 * MIB;
+    let broker = Broker::start(&[&format!("skua.fetch.buffered.bytes.max={BUFFERED_BYTES_MAX}")]);
+    let mut producer = connect(broker.address);
+    for round in 0..3 {
+        assert_eq!(produce_batches(&mut producer, "limits-budget", 8, round * 8), 0, "produce {round}");
+    }
+    // Each fetch may wait up to 10 s for room in the budget (its max_wait_ms).
+    let frame = fetch_everything("limits-budget", 1, 10_000);
+    let rss_before_kib = broker.status_kib("VmRSS");
+    broker.reset_peak_rss();
+    let mut consumers: Vec<TcpStream> = (0..4).map(|_| connect(broker.address)).collect();
+    for consumer in &mut consumers {
+        consumer.write_all(&frame).expect("send fetch");
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let peak_kib = broker.status_kib("VmHWM");
+    let growth_kib = peak_kib.saturating_sub(rss_before_kib);
+    eprintln!(
+        "4 unread ~24 MiB fetches: broker RSS {} MiB before, peak {} MiB",
+        rss_before_kib / 1024,
+        peak_kib / 1024
+    );
+    // Now the clients read (each on its own thread, as real consumers would): the response
+    // holding the budget is written, and the waiting fetches get room one after another.
+    let readers: Vec<_> = consumers
+        .into_iter()
+        .map(|mut consumer| std::thread::spawn(move || fetched_record_bytes(&mut consumer)))
+        .collect();
+    for (index, reader) in readers.into_iter().enumerate() {
+        let records = reader.join().expect("reader");
+        assert!(records > 20 * MIB, "consumer {index} got its records ({records} bytes) once room was made");
+    }
+    // The stated bound: one response's copy (~24 MiB) and change, not four.
+    assert!(growth_kib < 40 * 1024, "RSS grew {} MiB holding unread fetch responses", growth_kib / 1024);
+}
+
 /// A Fetch naming partition 0 of `topic` twelve times from offset 0, asking for everything
 /// (`max_bytes` and every `partition_max_bytes` at i32::MAX): on `main` the broker read the
 /// partition twelve times and held 1.6 GB for a 246-byte request.
@@ -133,25 +208,7 @@ fn a_duplicated_partition_fetch_stays_within_fetch_max_bytes_and_memory() {
     for round in 0..8 {
         assert_eq!(produce_batches(&mut stream, "limits-fetch", 8, round * 8), 0, "produce {round}");
     }
-    let mut fetch = FetchRequest::default();
-    fetch.replica_id = kafka_protocol::messages::BrokerId(-1);
-    fetch.max_wait_ms = 0;
-    fetch.min_bytes = 1;
-    fetch.max_bytes = i32::MAX;
-    fetch.session_epoch = -1;
-    let mut topic = FetchTopic::default();
-    topic.topic = TopicName(StrBytes::from_static_str("limits-fetch"));
-    topic.partitions = (0..12)
-        .map(|_| {
-            let mut partition = FetchPartition::default();
-            partition.partition = 0;
-            partition.fetch_offset = 0;
-            partition.partition_max_bytes = i32::MAX;
-            partition
-        })
-        .collect();
-    fetch.topics = vec![topic];
-    let frame = request(ApiKey::Fetch, 11, 2, &fetch);
+    let frame = fetch_everything("limits-fetch", 12, 0);
     let rss_before_kib = broker.status_kib("VmRSS");
     broker.reset_peak_rss();
     stream.write_all(&frame).expect("send fetch");

@@ -289,11 +289,24 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         if total_bytes >= min_bytes || any_error || now >= deadline {
             drop(wakes);
             // The copies this response makes count against the broker's fetch memory until it is
-            // written; wait for room (earlier responses being written) if there is none.
+            // written; wait for room (earlier responses being written) until the fetch's own
+            // deadline. Without room by then, answer with what needs no copy (tail-cache slices)
+            // and leave the file ranges out: the client asks again, as after any short fetch.
             let copied_bytes: u64 = plans.iter().flatten().map(Plan::copied_bytes).sum();
             let permit = match copied_bytes {
                 0 => None,
-                bytes => Some(Arc::new(context.budgets.fetch_bytes.acquire(bytes).await)),
+                bytes => match context.budgets.fetch_bytes.acquire_until(bytes, deadline).await {
+                    Some(permit) => Some(Arc::new(permit)),
+                    None => {
+                        tracing::debug!(bytes, "no room in skua.fetch.buffered.bytes.max by the fetch's deadline");
+                        for plan in plans.iter_mut() {
+                            if plan.as_ref().is_some_and(|plan| plan.copied_bytes() > 0) {
+                                *plan = None;
+                            }
+                        }
+                        None
+                    }
+                },
             };
             for (slot, plan) in plans.into_iter().enumerate() {
                 let Some(plan) = plan else { continue };
