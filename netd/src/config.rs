@@ -44,12 +44,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("max.connections", "2147483647", "open connections; at the limit new ones wait in the listen backlog"),
     ("max.connections.per.ip", "2147483647", "open connections per client address; more are closed at once"),
-    ("connections.max.idle.ms", "600000", "a connection with nothing in flight that sends nothing this long is closed"),
+    (
+        "connections.max.idle.ms",
+        "600000",
+        "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
+    ),
     ("fetch.max.bytes", "57671680", "record bytes of one Fetch response at most (the first partition may exceed it)"),
     (
         "skua.fetch.buffered.bytes.max",
         "230686720",
-        "file bytes read for Fetch responses not yet written, per broker; more waits",
+        "file bytes read for Fetch responses not yet written, per broker; more waits (at most max_wait_ms)",
     ),
     (
         "group.initial.rebalance.delay.ms",
