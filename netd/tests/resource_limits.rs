@@ -308,7 +308,7 @@ fn connection_limits_refuse_the_extra_connection_while_others_work() {
     // The start-up probe's connection frees its place a moment after it closes: until then a
     // second connection from 127.0.0.1 may be refused, so each is retried until served.
     let mut first = connect_served(broker.address);
-    let mut second = connect_served(broker.address);
+    let second = connect_served(broker.address);
     let mut third_same_address = connect(broker.address);
     assert_eq!(
         peer_state(&mut third_same_address, Duration::from_secs(5)),
