@@ -12,7 +12,12 @@ use engine::{FlushPolicy, LogConfig, WriteMode};
 
 /// Every key this broker understands, with its default and meaning (printed by `--help`).
 pub const KEYS: &[(&str, &str, &str)] = &[
-    ("listeners", "PLAINTEXT://127.0.0.1:9092", "where to listen (PLAINTEXT only)"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092", "where to listen: one listener, security protocol PLAINTEXT only"),
+    (
+        "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
+        "listener name -> security protocol (custom names such as INTERNAL:PLAINTEXT)",
+    ),
     ("advertised.listeners", "(listeners)", "the address clients are told to connect to"),
     ("node.id", "1", "this broker's id in Metadata responses"),
     ("log.dirs", "./data", "data directory (one directory; the first of a list is used)"),
@@ -27,6 +32,29 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
     ("message.max.bytes", "1048588", "largest record batch accepted"),
     ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
+    (
+        "queued.max.requests",
+        "500",
+        "requests being read or waiting for their handler, per broker; at the limit sockets are not read",
+    ),
+    (
+        "queued.max.request.bytes",
+        "268435456",
+        "request bytes held, per broker (-1 unbounded, Kafka's default); at the limit sockets are not read",
+    ),
+    ("max.connections", "2147483647", "open connections; at the limit new ones wait in the listen backlog"),
+    ("max.connections.per.ip", "2147483647", "open connections per client address; more are closed at once"),
+    (
+        "connections.max.idle.ms",
+        "600000",
+        "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
+    ),
+    ("fetch.max.bytes", "57671680", "record bytes of one Fetch response at most (the first partition may exceed it)"),
+    (
+        "skua.fetch.buffered.bytes.max",
+        "230686720",
+        "file bytes read for Fetch responses not yet written, per broker; more waits (at most max_wait_ms)",
+    ),
     (
         "group.initial.rebalance.delay.ms",
         "3000",
@@ -49,7 +77,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
     ),
     ("skua.fsync.policy", "fsync-before-ack", "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
-    ("skua.inflight.requests.max", "32", "requests one connection may have in flight (pipelining)"),
+    ("skua.inflight.requests.max", "32", "requests one connection may have in flight (pipelining, 1 to 1000)"),
 ];
 
 #[derive(Clone, Debug)]
@@ -69,6 +97,20 @@ pub struct Config {
     pub write_mode: WriteMode,
     pub recycled_segments_per_log_max: usize,
     pub inflight_requests_max: usize,
+    /// `queued.max.requests`.
+    pub queued_requests_max: u64,
+    /// `queued.max.request.bytes` (`u64::MAX` for -1).
+    pub queued_request_bytes_max: u64,
+    /// `max.connections`.
+    pub connections_max: u64,
+    /// `max.connections.per.ip`.
+    pub connections_per_ip_max: u64,
+    /// `connections.max.idle.ms`.
+    pub connection_idle_ms: u64,
+    /// `fetch.max.bytes`: the cap on a Fetch request's `max_bytes`.
+    pub fetch_response_bytes_max: u64,
+    /// `skua.fetch.buffered.bytes.max`.
+    pub fetch_buffered_bytes_max: u64,
     pub groups: crate::groups::GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
@@ -111,12 +153,94 @@ fn number<T: std::str::FromStr>(values: &BTreeMap<String, String>, key: &str, de
     }
 }
 
-fn listener_address(key: &str, text: &str) -> Result<(String, u16), ConfigError> {
-    let first = text.split(',').next().unwrap_or_default().trim();
-    let address = first.strip_prefix("PLAINTEXT://").unwrap_or(first);
-    let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid(key, format!("{first:?} has no port")))?;
-    let port = port.parse().map_err(|_| invalid(key, format!("bad port in {first:?}")))?;
-    Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+/// Kafka's `listener.security.protocol.map` default: each security protocol as a listener name.
+pub const SECURITY_PROTOCOL_MAP_DEFAULT: &str =
+    "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL";
+
+/// Kafka's security protocols; Skua serves only PLAINTEXT.
+const SECURITY_PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+
+/// One entry of `listeners`: `NAME://host:port`, its name resolved to a security protocol through
+/// `listener.security.protocol.map` as Kafka does (names are case-insensitive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub protocol: String,
+    pub host: String,
+    pub port: u16,
+    /// The entry as written, for messages.
+    pub text: String,
+}
+
+/// Parses `listener.security.protocol.map` (`NAME:PROTOCOL,...`); like Kafka, a value replaces
+/// the default map rather than adding to it.
+fn security_protocol_map(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    const KEY: &str = "listener.security.protocol.map";
+    let mut map = BTreeMap::new();
+    for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+        let (name, protocol) =
+            entry.split_once(':').ok_or_else(|| invalid(KEY, format!("{entry:?} is not NAME:PROTOCOL")))?;
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !SECURITY_PROTOCOLS.contains(&protocol.as_str()) {
+            return Err(invalid(KEY, format!("{entry:?}: unknown security protocol {protocol}")));
+        }
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    Ok(map)
+}
+
+/// Parses a `listeners`-style list. An entry without `NAME://` is taken as PLAINTEXT.
+pub fn parse_listeners(
+    key: &str,
+    text: &str,
+    protocols: &BTreeMap<String, String>,
+) -> Result<Vec<Listener>, ConfigError> {
+    let mut listeners = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
+        let (name, address) = entry.split_once("://").unwrap_or(("PLAINTEXT", entry));
+        let name = name.to_ascii_uppercase();
+        let protocol = protocols.get(&name).ok_or_else(|| {
+            invalid(
+                key,
+                format!("listener {entry}: no security protocol defined for listener {name} in listener.security.protocol.map"),
+            )
+        })?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(|| invalid(key, format!("{entry:?} has no port")))?;
+        let port = port.parse().map_err(|_| invalid(key, format!("bad port in {entry:?}")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        listeners.push(Listener { name, protocol: protocol.clone(), host, port, text: entry.to_string() });
+    }
+    if listeners.is_empty() {
+        return Err(invalid(key, "no listener given"));
+    }
+    Ok(listeners)
+}
+
+/// The one listener Skua serves: refuses what it would not serve (another security protocol, a
+/// second listener) rather than start and silently ignore it.
+fn the_listener(text: &str, protocols: &BTreeMap<String, String>) -> Result<Listener, ConfigError> {
+    let mut listeners = parse_listeners("listeners", text, protocols)?;
+    if let Some(listener) = listeners.iter().find(|listener| listener.protocol != "PLAINTEXT") {
+        return Err(invalid(
+            "listeners",
+            format!(
+                "listener {}: security protocol {} is not supported (only PLAINTEXT)",
+                listener.text, listener.protocol
+            ),
+        ));
+    }
+    if listeners.len() > 1 {
+        let ignored: Vec<&str> = listeners[1..].iter().map(|listener| listener.text.as_str()).collect();
+        return Err(invalid(
+            "listeners",
+            format!(
+                "only one listener is supported; {} would be ignored (serving only {})",
+                ignored.join(", "),
+                listeners[0].text
+            ),
+        ));
+    }
+    Ok(listeners.swap_remove(0))
 }
 
 impl Config {
@@ -129,14 +253,23 @@ impl Config {
                 return Err(ConfigError::UnknownKey(key.clone()));
             }
         }
+        let protocols = security_protocol_map(
+            values.get("listener.security.protocol.map").map_or(SECURITY_PROTOCOL_MAP_DEFAULT, String::as_str),
+        )?;
         let listeners = values.get("listeners").map_or("PLAINTEXT://127.0.0.1:9092", String::as_str);
-        let (host, port) = listener_address("listeners", listeners)?;
+        let listener = the_listener(listeners, &protocols)?;
+        let (host, port) = (listener.host.clone(), listener.port);
         let bind_host = if host.is_empty() { "0.0.0.0".to_string() } else { host.clone() };
         let listen_address: SocketAddr = format!("{bind_host}:{port}")
             .parse()
             .map_err(|_| invalid("listeners", format!("{listeners:?} must name an IP address and port")))?;
         let (advertised_host, advertised_port) = match values.get("advertised.listeners") {
-            Some(text) => listener_address("advertised.listeners", text)?,
+            Some(text) => {
+                // The entry of the served listener's name, else the first.
+                let advertised = parse_listeners("advertised.listeners", text, &protocols)?;
+                let chosen = advertised.iter().find(|entry| entry.name == listener.name).unwrap_or(&advertised[0]);
+                (chosen.host.clone(), chosen.port)
+            }
             None if host.is_empty() || host == "0.0.0.0" => ("127.0.0.1".to_string(), port),
             None => (host, port),
         };
@@ -214,6 +347,38 @@ impl Config {
             return Err(invalid("offsets.topic.num.partitions", "must be between 1 and 10000"));
         }
         let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", 104_857_600u64)?;
+        let inflight_requests_max =
+            number(values, "skua.inflight.requests.max", crate::limits::INFLIGHT_REQUESTS_DEFAULT)?;
+        if !(1..=crate::limits::INFLIGHT_REQUESTS_MAX).contains(&inflight_requests_max) {
+            return Err(invalid(
+                "skua.inflight.requests.max",
+                format!("must be between 1 and {}", crate::limits::INFLIGHT_REQUESTS_MAX),
+            ));
+        }
+        let socket_request_max_bytes =
+            number(values, "socket.request.max.bytes", crate::limits::REQUEST_FRAME_BYTES_DEFAULT)?;
+        if !(1..=i32::MAX as usize).contains(&socket_request_max_bytes) {
+            return Err(invalid("socket.request.max.bytes", format!("must be between 1 and {}", i32::MAX)));
+        }
+        let queued_request_bytes_max =
+            match number(values, "queued.max.request.bytes", crate::limits::QUEUED_REQUEST_BYTES_DEFAULT as i64)? {
+                -1 => u64::MAX,
+                bytes if bytes > 0 => bytes as u64,
+                _ => return Err(invalid("queued.max.request.bytes", "must be positive, or -1 for unbounded")),
+            };
+        let positive = |key: &str, default: u64| -> Result<u64, ConfigError> {
+            match number(values, key, default as i64)? {
+                value if value > 0 => Ok(value as u64),
+                _ => Err(invalid(key, "must be positive")),
+            }
+        };
+        let queued_requests_max = positive("queued.max.requests", crate::limits::QUEUED_REQUESTS_DEFAULT)?;
+        let connections_max = positive("max.connections", crate::limits::CONNECTIONS_DEFAULT)?;
+        let connections_per_ip_max = positive("max.connections.per.ip", crate::limits::CONNECTIONS_DEFAULT)?;
+        let connection_idle_ms = positive("connections.max.idle.ms", crate::limits::CONNECTION_IDLE_MS_DEFAULT)?;
+        let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
+        let fetch_buffered_bytes_max =
+            positive("skua.fetch.buffered.bytes.max", crate::limits::FETCH_BUFFERED_BYTES_DEFAULT)?;
         let data_dir = values.get("log.dirs").map_or("./data", String::as_str).split(',').next().unwrap_or("./data");
         Ok(Config {
             listen_address,
@@ -226,7 +391,7 @@ impl Config {
             log,
             retention_check_interval_ms: number(values, "log.retention.check.interval.ms", 300_000u64)?,
             message_max_bytes,
-            socket_request_max_bytes: number(values, "socket.request.max.bytes", 104_857_600usize)?,
+            socket_request_max_bytes,
             shard_count,
             write_mode,
             recycled_segments_per_log_max: number(
@@ -234,7 +399,14 @@ impl Config {
                 "skua.segment.recycle.max",
                 engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
             )?,
-            inflight_requests_max: number(values, "skua.inflight.requests.max", 32usize)?.max(1),
+            inflight_requests_max,
+            queued_requests_max,
+            queued_request_bytes_max,
+            connections_max,
+            connections_per_ip_max,
+            connection_idle_ms,
+            fetch_response_bytes_max,
+            fetch_buffered_bytes_max,
             groups,
             offsets_partitions,
             offsets_segment_bytes,
@@ -274,5 +446,84 @@ mod tests {
         bad.insert("num.partitions".into(), "x".into());
         assert!(matches!(Config::from_properties(&bad), Err(ConfigError::Invalid { .. })));
         assert!(matches!(parse_properties("just words"), Err(ConfigError::Syntax { line: 1, .. })));
+    }
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_properties(&pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect())
+    }
+
+    fn refusal(pairs: &[(&str, &str)]) -> String {
+        match with(pairs) {
+            Err(error) => error.to_string(),
+            Ok(config) => panic!("{pairs:?} accepted: {config:?}"),
+        }
+    }
+
+    #[test]
+    fn listeners_other_than_one_plaintext_are_refused_by_name() {
+        assert_eq!(
+            refusal(&[("listeners", "SSL://127.0.0.1:9093")]),
+            "listeners: listener SSL://127.0.0.1:9093: security protocol SSL is not supported (only PLAINTEXT)"
+        );
+        assert_eq!(
+            refusal(&[("listeners", "SASL_PLAINTEXT://127.0.0.1:9093")]),
+            "listeners: listener SASL_PLAINTEXT://127.0.0.1:9093: security protocol SASL_PLAINTEXT is not supported (only PLAINTEXT)"
+        );
+        assert_eq!(
+            refusal(&[("listeners", "PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093")]),
+            "listeners: listener SSL://127.0.0.1:9093: security protocol SSL is not supported (only PLAINTEXT)"
+        );
+        assert_eq!(
+            refusal(&[("listeners", "PLAINTEXT://127.0.0.1:9092,OTHER://127.0.0.1:9094"), ("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,OTHER:PLAINTEXT")]),
+            "listeners: only one listener is supported; OTHER://127.0.0.1:9094 would be ignored (serving only PLAINTEXT://127.0.0.1:9092)"
+        );
+        // A custom name resolves through the map, as in Kafka; to SSL it is refused, to
+        // PLAINTEXT it is served; a name the map lacks is refused naming the map.
+        let map = ("listener.security.protocol.map", "INTERNAL:PLAINTEXT,SECURE:SSL");
+        let config = with(&[("listeners", "INTERNAL://127.0.0.1:19092"), map]).expect("custom PLAINTEXT name");
+        assert_eq!(config.listen_address.port(), 19092);
+        assert_eq!(
+            refusal(&[("listeners", "secure://127.0.0.1:9093"), map]),
+            "listeners: listener secure://127.0.0.1:9093: security protocol SSL is not supported (only PLAINTEXT)"
+        );
+        assert!(refusal(&[("listeners", "PLAINTEXT://127.0.0.1:9092"), map])
+            .contains("no security protocol defined for listener PLAINTEXT"));
+        assert!(refusal(&[("listener.security.protocol.map", "X:TLS")]).contains("unknown security protocol TLS"));
+        // The advertised entry of the served listener's name is the one advertised.
+        let config = with(&[
+            ("listeners", "INTERNAL://0.0.0.0:19092"),
+            ("advertised.listeners", "PLAINTEXT://elsewhere:1,INTERNAL://broker-1:19092"),
+            ("listener.security.protocol.map", "INTERNAL:PLAINTEXT,PLAINTEXT:PLAINTEXT"),
+        ])
+        .expect("advertised");
+        assert_eq!((config.advertised_host.as_str(), config.advertised_port), ("broker-1", 19092));
+    }
+
+    #[test]
+    fn resource_limits_have_kafka_names_and_bounds() {
+        let config = with(&[]).expect("defaults");
+        assert_eq!(config.fetch_response_bytes_max, 57_671_680, "Kafka's fetch.max.bytes default");
+        assert_eq!(config.queued_requests_max, 500, "Kafka's queued.max.requests default");
+        assert_eq!(config.connection_idle_ms, 600_000, "Kafka's connections.max.idle.ms default");
+        assert_eq!(config.queued_request_bytes_max, crate::limits::QUEUED_REQUEST_BYTES_DEFAULT);
+        assert_eq!(with(&[("queued.max.request.bytes", "-1")]).expect("-1").queued_request_bytes_max, u64::MAX);
+        assert!(refusal(&[("queued.max.request.bytes", "0")]).contains("queued.max.request.bytes"));
+        assert!(refusal(&[("skua.inflight.requests.max", "0")]).contains("between 1 and 1000"));
+        assert!(refusal(&[("skua.inflight.requests.max", "1001")]).contains("between 1 and 1000"));
+        assert!(refusal(&[("max.connections", "0")]).contains("max.connections"));
+        // Every key's --help default is the default the broker uses.
+        let help: BTreeMap<&str, &str> = KEYS.iter().map(|(key, default, _)| (*key, *default)).collect();
+        for (key, value) in [
+            ("fetch.max.bytes", config.fetch_response_bytes_max),
+            ("queued.max.requests", config.queued_requests_max),
+            ("queued.max.request.bytes", config.queued_request_bytes_max),
+            ("max.connections", config.connections_max),
+            ("max.connections.per.ip", config.connections_per_ip_max),
+            ("connections.max.idle.ms", config.connection_idle_ms),
+            ("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
+            ("skua.inflight.requests.max", config.inflight_requests_max as u64),
+        ] {
+            assert_eq!(help[key], value.to_string(), "{key}");
+        }
     }
 }

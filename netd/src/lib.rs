@@ -5,11 +5,13 @@
 //! The binary owns only the command line, signals and the acceptor.
 
 pub mod broker;
+pub mod budget;
 pub mod config;
 pub mod control;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod limits;
 pub mod producers;
 pub mod protocol;
 pub mod server;

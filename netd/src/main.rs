@@ -4,7 +4,10 @@
 //! (this thread accepts connections and hands them to the shards round-robin), and signals
 //! (SIGTERM/SIGINT stop accepting, commit what is pending, close the logs cleanly).
 
-use skua_netd::{broker, config, producers, server, shards};
+use skua_netd::limits::{
+    ACCEPT_BACKOFF_MS_MAX, ACCEPT_BACKOFF_MS_MIN, ACCEPT_POLL_MS, BIND_RETRY_MS_MAX, HANDOFF_WAIT_MS_MAX,
+};
+use skua_netd::{broker, budget, config, producers, server, shards};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,10 +43,6 @@ struct Cli {
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
 }
-
-/// How long to retry binding while the port is still held, e.g. by the io_uring of a broker that
-/// was just killed (the kernel releases its files asynchronously after the process exits).
-const BIND_RETRY_MS_MAX: u64 = 10_000;
 
 fn bind_listener(address: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(BIND_RETRY_MS_MAX);
@@ -108,6 +107,7 @@ fn main() -> anyhow::Result<()> {
     let (control, control_commands) = futures_channel::mpsc::channel(shards::CONTROL_QUEUE_DEPTH);
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut controller = Some((control_commands, producer_ids));
+    let budgets = budget::Budgets::new(&config);
     let mut threads = Vec::new();
     let mut ready = Vec::new();
     for (index, inbox) in inboxes.into_iter().enumerate() {
@@ -120,6 +120,7 @@ fn main() -> anyhow::Result<()> {
             control: control.clone(),
             controller: if index == shards::CONTROLLER_SHARD { controller.take() } else { None },
             ready: Arc::new(AtomicBool::new(false)),
+            budgets: budgets.clone(),
         };
         ready.push(setup.ready.clone());
         let shutdown = shutdown.clone();
@@ -131,7 +132,7 @@ fn main() -> anyhow::Result<()> {
     }
     drop(control);
 
-    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready);
+    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets);
     shutdown.store(true, Ordering::Relaxed);
     drop(listener);
     let mut failure = result.err();
@@ -154,23 +155,45 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How long the acceptor waits for a connection before looking at signals and shard health.
-const ACCEPT_POLL_MS: i32 = 50;
-/// How long a new connection may wait for room in a busy shard's inbox before it is closed.
-const HANDOFF_WAIT_MS_MAX: u64 = 1_000;
+/// The open-files limit (RLIMIT_NOFILE) as "soft (hard hard)", for the message that says it ran out.
+fn open_files_limit() -> String {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return "unknown".to_string();
+    }
+    let show =
+        |value: libc::rlim_t| if value == libc::RLIM_INFINITY { "unlimited".to_string() } else { value.to_string() };
+    format!("{} (hard {})", show(limit.rlim_cur), show(limit.rlim_max))
+}
+
+/// Whether an accept error means the process or system ran out of something (file descriptors,
+/// socket buffers, memory): the pending connection stays queued, and retrying at once would spin.
+fn out_of_resources(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
 
 /// Accepts connections and hands them to the shards round-robin until a signal arrives or a
-/// shard stops on its own (an error, which ends the broker).
+/// shard stops on its own (an error, which ends the broker). Out of file descriptors (or another
+/// resource) it backs off (`ACCEPT_BACKOFF_MS_MIN`, doubling up to `ACCEPT_BACKOFF_MS_MAX`) and
+/// says so once, with the limit, and once more when accepting works again. At `max.connections`
+/// it accepts nothing until a connection closes (the new ones wait in the listen backlog, as in
+/// Kafka); past `max.connections.per.ip` a connection is closed at once.
 fn accept_until_shutdown(
     listener: &std::net::TcpListener,
     peers: &mut [futures_channel::mpsc::Sender<shards::Job>],
     threads: &[std::thread::JoinHandle<anyhow::Result<()>>],
     ready: &[Arc<AtomicBool>],
+    budgets: &Arc<budget::Budgets>,
 ) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     listener.set_nonblocking(true)?;
     let mut next = 0usize;
     let mut announced = false;
+    // Set while accepting fails for lack of a resource: the next wait.
+    let mut backoff_ms: Option<u64> = None;
+    let mut at_connections_max = false;
+    let mut per_address_refused = 0u64;
     loop {
         if SHUTDOWN.load(Ordering::Relaxed) {
             return Ok(());
@@ -182,23 +205,73 @@ fn accept_until_shutdown(
             tracing::info!(shards = ready.len(), "all shards serving");
             announced = true;
         }
+        if let Some(wait_ms) = backoff_ms {
+            std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+        }
+        if budgets.connections.full() {
+            if !at_connections_max {
+                tracing::warn!(
+                    open = budgets.connections.open_count(),
+                    "max.connections reached; new connections wait until one closes"
+                );
+                at_connections_max = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(ACCEPT_BACKOFF_MS_MIN));
+            continue;
+        }
+        if at_connections_max {
+            tracing::info!("below max.connections again; accepting");
+            at_connections_max = false;
+        }
         let mut poll = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
         let polled = unsafe { libc::poll(&mut poll, 1, ACCEPT_POLL_MS) };
         if polled <= 0 {
             continue;
         }
-        loop {
+        while !budgets.connections.full() {
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    if backoff_ms.take().is_some() {
+                        tracing::info!("accepting connections again");
+                    }
+                    let slot = match budget::admit(budgets, peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            // Kafka closes such a connection at once; so do we (it is dropped).
+                            per_address_refused += 1;
+                            if per_address_refused == 1 {
+                                tracing::warn!(%peer, "closing a connection: {refusal} (said once; later ones at debug level)");
+                            } else {
+                                tracing::debug!(%peer, "closing a connection: {refusal}");
+                            }
+                            continue;
+                        }
+                    };
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
                     let target = next % peers.len();
                     next = next.wrapping_add(1);
                     tracing::debug!(%peer, shard = target, "connection");
-                    hand_off(&mut peers[target], server::connection_job(stream), target);
+                    hand_off(&mut peers[target], server::connection_job(stream, slot), target);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) if out_of_resources(&error) => {
+                    backoff_ms = Some(match backoff_ms {
+                        None => {
+                            tracing::warn!(
+                                %error,
+                                open_connections = budgets.connections.open_count(),
+                                "cannot accept connections: out of file descriptors or memory (RLIMIT_NOFILE {}); \
+                                 retrying with a growing delay up to {ACCEPT_BACKOFF_MS_MAX} ms, said once until it works again",
+                                open_files_limit()
+                            );
+                            ACCEPT_BACKOFF_MS_MIN
+                        }
+                        Some(wait_ms) => (wait_ms * 2).min(ACCEPT_BACKOFF_MS_MAX),
+                    });
+                    break;
+                }
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     break;

@@ -4,26 +4,36 @@
 //! group commits for what was appended and collects them when the engine ring's eventfd says
 //! they landed, so requests keep being served while the disk works; the retention timer, the inbox task
 //! that runs jobs other shards send, the controller on shard 0), serving the connections the
-//! acceptor hands to this shard (frames bounded by `socket.request.max.bytes`; up to
-//! `skua.inflight.requests.max` requests per connection in flight, responses written in request
-//! order), and clean shutdown.
+//! acceptor hands to this shard, and clean shutdown.
+//!
+//! A connection's memory is bounded: a frame is at most `socket.request.max.bytes`, its buffer
+//! grows only as its bytes arrive (`limits::FRAME_READ_STEP_BYTES` at a time, or what already
+//! arrived), up to `skua.inflight.requests.max` requests are in flight (responses written in
+//! request order), and the broker-wide budgets `queued.max.request.bytes` (frame bytes held until the
+//! request's last reference to them is dropped) and `queued.max.requests` (requests read and not
+//! yet taken by their handler) are taken before a frame's body is read:
+//! when one is used up the connection reads nothing until it has room (backpressure, as Kafka's
+//! MemoryPool mutes channels). A connection with nothing in flight that sends nothing for
+//! `connections.max.idle.ms` is closed.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::buf::{IntoInner, IoBuf};
+use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 
 use crate::broker::{now_ms, Broker};
+use crate::budget::{Budget, Budgets, ConnectionSlot, Permit};
 use crate::config::Config;
 use crate::control::{self, ControlCommand};
 use crate::handlers::{self, Reply};
+use crate::limits::{FRAME_READ_STEP_BYTES, WRITE_SEGMENTS_MAX};
 use crate::producers::ProducerIds;
 use crate::protocol;
 use crate::shards::{Job, ShardContext, SharedCatalog};
@@ -43,13 +53,17 @@ pub struct ShardSetup {
     pub controller: Option<(mpsc::Receiver<ControlCommand>, ProducerIds)>,
     /// Set once this shard's logs are open and it serves its inbox.
     pub ready: Arc<AtomicBool>,
+    /// The broker-wide budgets, shared by every shard and the acceptor.
+    pub budgets: Arc<Budgets>,
 }
 
-/// A job that makes `stream` a connection of the shard that runs it.
-pub fn connection_job(stream: std::net::TcpStream) -> Job {
+/// A job that makes `stream` a connection of the shard that runs it; `slot` is its place among
+/// the broker's connections, freed when the connection ends.
+pub fn connection_job(stream: std::net::TcpStream, slot: ConnectionSlot) -> Job {
     Box::new(move |context: &Rc<ShardContext>| {
         let context = context.clone();
         compio::runtime::spawn(async move {
+            let _slot = slot;
             let peer = stream.peer_addr().ok();
             match TcpStream::from_std(stream) {
                 Ok(stream) => {
@@ -72,7 +86,7 @@ impl std::fmt::Debug for ShardSetup {
 
 /// Runs one shard until `shutdown` is set. Returns after a clean engine close.
 pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let ShardSetup { index, config, mut inbox, peers, catalog, control, controller, ready } = setup;
+    let ShardSetup { index, config, mut inbox, peers, catalog, control, controller, ready, budgets } = setup;
     let runtime = compio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let backend = engine::io::open_backend(engine::io::BackendKind::Auto)?;
@@ -94,7 +108,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let owned: usize = broker.topics.values().map(|partitions| partitions.len()).sum();
         tracing::info!(shard = index, backend = broker.engine.backend_name(), write_mode = ?config.write_mode, partitions = owned, "shard started");
         let broker = Rc::new(RefCell::new(broker));
-        let context = Rc::new(ShardContext::new(index, config.clone(), broker.clone(), peers, catalog, control));
+        let context = Rc::new(ShardContext::new(index, config.clone(), broker.clone(), peers, catalog, control, budgets));
 
         // The engine ring signals an eventfd on every completion; this loop polls a duplicate of
         // it on the runtime's own ring.
@@ -183,9 +197,6 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
     })
 }
 
-/// iovecs per vectored write (Linux's IOV_MAX is 1024).
-pub const WRITE_SEGMENTS_MAX: usize = 512;
-
 /// Writes a response frame given as segments: one plain write for one segment, vectored writes
 /// (no copying of record bytes) for more.
 async fn write_segments(writer: &mut TcpStream, segments: handlers::Segments) -> std::io::Result<()> {
@@ -206,40 +217,174 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
     let (mut replies, mut pending) = mpsc::channel::<handlers::BoxedReply>(config.inflight_requests_max);
-    let writer_task = compio::runtime::spawn(async move {
-        while let Some(reply) = pending.next().await {
-            match reply.await {
-                Ok(Some(segments)) => write_segments(&mut writer, segments).await?,
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "request failed; closing the connection");
-                    return Ok::<(), anyhow::Error>(());
-                }
-            }
-        }
-        Ok(())
-    });
-    let result = read_requests(&mut reader, &context, &mut replies).await;
+    // Requests read whose responses are not yet written: a connection waiting for one is not idle.
+    let in_flight = Rc::new(Cell::new(0usize));
+    let idle = Duration::from_millis(config.connection_idle_ms);
+    let writer_task = {
+        let in_flight = in_flight.clone();
+        compio::runtime::spawn(async move {
+            let outcome = write_replies(&mut writer, &mut pending, &in_flight, idle).await;
+            // However the writer stops, the connection ends: this also wakes the reader.
+            let _ = socket2::SockRef::from(&writer).shutdown(std::net::Shutdown::Both);
+            outcome
+        })
+    };
+    let result = read_requests(&mut reader, &context, &mut replies, &in_flight).await;
     drop(replies);
     let _ = writer_task.await;
     result
+}
+
+/// Writes the replies in request order. A response the client reads nothing of for
+/// `connections.max.idle.ms` ends the connection, so a client that stops reading cannot hold
+/// the broker's fetch memory (`skua.fetch.buffered.bytes.max`) for ever.
+async fn write_replies(
+    writer: &mut TcpStream,
+    pending: &mut mpsc::Receiver<handlers::BoxedReply>,
+    in_flight: &Cell<usize>,
+    idle: Duration,
+) -> anyhow::Result<()> {
+    while let Some(reply) = pending.next().await {
+        match reply.await {
+            Ok(Some(segments)) => match compio::time::timeout(idle, write_segments(writer, segments)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    tracing::debug!("closing a connection that read no response for connections.max.idle.ms");
+                    return Ok(());
+                }
+            },
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "request failed; closing the connection");
+                return Ok(());
+            }
+        }
+        in_flight.set(in_flight.get() - 1);
+    }
+    Ok(())
+}
+
+/// What reading from a connection came to.
+enum Received<T> {
+    Read(T),
+    /// The peer closed the connection where a frame may end.
+    Closed,
+    /// Nothing arrived for `connections.max.idle.ms` while nothing was in flight.
+    Idle,
+}
+
+/// Reads into `buffer` after its bytes and before `end` (at most its capacity), waiting at most
+/// `connections.max.idle.ms` for bytes while nothing is in flight (a request in flight, such as a
+/// long-polling fetch, keeps the connection alive however long it waits).
+async fn read_some(
+    reader: &mut TcpStream,
+    buffer: Vec<u8>,
+    end: usize,
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> (std::io::Result<Received<usize>>, Vec<u8>) {
+    let start = buffer.len();
+    assert!(start < end && end <= buffer.capacity(), "a read has room in its buffer");
+    let mut read = std::pin::pin!(reader.read(buffer.slice(start..end)));
+    loop {
+        match compio::time::timeout(idle, read.as_mut()).await {
+            Ok(compio::BufResult(Ok(0), slice)) => return (Ok(Received::Closed), slice.into_inner()),
+            Ok(compio::BufResult(result, slice)) => return (result.map(Received::Read), slice.into_inner()),
+            Err(_) if in_flight.get() > 0 => continue,
+            // Dropping the read cancels it; its buffer goes with it.
+            Err(_) => return (Ok(Received::Idle), Vec::new()),
+        }
+    }
+}
+
+/// Takes `units` from `budget`, or None once the connection has waited `connections.max.idle.ms`
+/// with nothing in flight.
+async fn acquire_unless_idle(
+    budget: &Arc<Budget>,
+    units: u64,
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> Option<Permit> {
+    let mut acquire = std::pin::pin!(budget.acquire(units));
+    loop {
+        match compio::time::timeout(idle, acquire.as_mut()).await {
+            Ok(permit) => return Some(permit),
+            Err(_) if in_flight.get() > 0 => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Reads exactly `size` bytes, growing the buffer only as bytes arrive (by what already arrived,
+/// at least `FRAME_READ_STEP_BYTES`, never past `size`): announcing a large frame reserves
+/// nothing.
+async fn read_frame_body(
+    reader: &mut TcpStream,
+    size: usize,
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> anyhow::Result<Received<Vec<u8>>> {
+    let mut buffer: Vec<u8> = Vec::new();
+    while buffer.len() < size {
+        if buffer.len() == buffer.capacity() {
+            let step = buffer.len().max(FRAME_READ_STEP_BYTES).min(size - buffer.len());
+            buffer.reserve_exact(step);
+        }
+        let end = buffer.capacity().min(size);
+        let (result, returned) = read_some(reader, buffer, end, idle, in_flight).await;
+        buffer = returned;
+        match result? {
+            Received::Read(_) => {}
+            Received::Closed => anyhow::bail!("connection closed inside a frame ({} of {size} bytes)", buffer.len()),
+            Received::Idle => return Ok(Received::Idle),
+        }
+    }
+    Ok(Received::Read(buffer))
+}
+
+/// Reads a frame's 4-byte size.
+async fn read_frame_size(
+    reader: &mut TcpStream,
+    idle: Duration,
+    in_flight: &Cell<usize>,
+) -> anyhow::Result<Received<[u8; 4]>> {
+    let mut buffer: Vec<u8> = Vec::with_capacity(4);
+    while buffer.len() < 4 {
+        let (result, returned) = read_some(reader, buffer, 4, idle, in_flight).await;
+        buffer = returned;
+        match result? {
+            Received::Read(_) => {}
+            Received::Closed if buffer.is_empty() => return Ok(Received::Closed),
+            Received::Closed => anyhow::bail!("connection closed inside a frame size"),
+            Received::Idle => return Ok(Received::Idle),
+        }
+    }
+    Ok(Received::Read([buffer[0], buffer[1], buffer[2], buffer[3]]))
 }
 
 async fn read_requests(
     reader: &mut TcpStream,
     context: &Rc<ShardContext>,
     replies: &mut mpsc::Sender<handlers::BoxedReply>,
+    in_flight: &Rc<Cell<usize>>,
 ) -> anyhow::Result<()> {
     let config = &context.config;
+    let budgets = &context.budgets;
     let peer = reader.peer_addr().ok();
+    let idle = Duration::from_millis(config.connection_idle_ms);
     loop {
-        let compio::BufResult(result, size_bytes) = reader.read_exact([0u8; 4]).await;
-        if let Err(error) = result {
-            if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        let size_bytes = match read_frame_size(reader, idle, in_flight).await? {
+            Received::Read(bytes) => bytes,
+            Received::Closed => return Ok(()),
+            Received::Idle => {
+                tracing::debug!(
+                    ?peer,
+                    idle_ms = config.connection_idle_ms,
+                    "closing an idle connection (connections.max.idle.ms)"
+                );
                 return Ok(());
             }
-            return Err(error.into());
-        }
+        };
         let size = i32::from_be_bytes(size_bytes);
         let size = usize::try_from(size).map_err(|_| anyhow::anyhow!("negative frame size {size}"))?;
         if size > config.socket_request_max_bytes {
@@ -248,9 +393,30 @@ async fn read_requests(
                 config.socket_request_max_bytes
             );
         }
-        let compio::BufResult(result, body) = reader.read_exact(Vec::with_capacity(size)).await;
-        result?;
-        let mut frame = protocol::decode_frame(Bytes::from(body))?;
+        // Room for this request in the broker's budgets before its body is read; until then
+        // nothing more is read from this socket (the client's sends back up: backpressure). A
+        // connection waiting here with nothing in flight is idle like any other.
+        let Some(bytes_permit) = acquire_unless_idle(&budgets.request_bytes, size as u64, idle, in_flight).await else {
+            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.request.bytes");
+            return Ok(());
+        };
+        let Some(place) = acquire_unless_idle(&budgets.requests, 1, idle, in_flight).await else {
+            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.requests");
+            return Ok(());
+        };
+        let bytes_permit = Arc::new(bytes_permit);
+        let body = match read_frame_body(reader, size, idle, in_flight).await {
+            Ok(Received::Read(body)) => body,
+            Ok(Received::Closed) | Ok(Received::Idle) => {
+                tracing::debug!(?peer, "closing a connection idle inside a frame (connections.max.idle.ms)");
+                return Ok(());
+            }
+            Err(error) => return Err(error),
+        };
+        in_flight.set(in_flight.get() + 1);
+        // The frame's bytes count against queued.max.request.bytes until the last reference to
+        // them (a produce's record batches, say) is dropped.
+        let mut frame = protocol::decode_frame(crate::budget::charged_bytes(body, bytes_permit))?;
         frame.peer = peer;
         tracing::trace!(api = ?frame.api_key, version = frame.api_version, client = ?frame.client_id, "request");
         let supported = handlers::find(frame.api_key)
@@ -260,6 +426,10 @@ async fn read_requests(
         } else {
             anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
         };
+        // Handled: like Kafka's request queue, queued.max.requests counts requests until a
+        // handler has taken them, not while they wait for data or a commit (Kafka's purgatory),
+        // so long-polling consumers never stop others from being read.
+        drop(place);
         let boxed: handlers::BoxedReply = match reply {
             Reply::Now(bytes) => Box::pin(async move { Ok(Some(vec![bytes])) }),
             Reply::Later(future) => future,

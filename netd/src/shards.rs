@@ -123,6 +123,8 @@ pub struct ShardContext {
     shared_catalog: Arc<SharedCatalog>,
     cached_catalog: RefCell<(u64, Arc<Catalog>)>,
     control: mpsc::Sender<ControlCommand>,
+    /// The broker-wide budgets (request memory, fetch memory, connections).
+    pub budgets: Arc<crate::budget::Budgets>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -139,6 +141,7 @@ impl ShardContext {
         peers: Vec<mpsc::Sender<Job>>,
         shared_catalog: Arc<SharedCatalog>,
         control: mpsc::Sender<ControlCommand>,
+        budgets: Arc<crate::budget::Budgets>,
     ) -> ShardContext {
         let cached = shared_catalog.snapshot();
         ShardContext {
@@ -150,6 +153,7 @@ impl ShardContext {
             shared_catalog,
             cached_catalog: RefCell::new(cached),
             control,
+            budgets,
         }
     }
 

@@ -3,27 +3,35 @@
 //!
 //! Each partition is read by the shard that owns it (all owners in parallel, one queued job per
 //! owner per round). Long-poll: when less than `min_bytes` is available the fetch waits until a
-//! group commit on any owning shard adds data or `max_wait_ms` passes, then reads again. Record bytes come from the engine's read plan: tail-cache slices
-//! are handed over without copying; file ranges are read into memory (the sendfile path is not
-//! built yet, see the README's status table).
+//! group commit on any owning shard adds data or `max_wait_ms` passes, then reads again.
+//!
+//! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
+//! except that the first partition with data may exceed it (KIP-74); a partition named more than
+//! once is read once. The owners return read plans, not bytes, so partitions left out for the
+//! limit cost no reading. Record bytes come from the engine's read plan: tail-cache slices are
+//! handed over without copying; file ranges are read into memory (the sendfile path is not built
+//! yet, see the README's status table), and those bytes count against the broker's
+//! `skua.fetch.buffered.bytes.max` until the response is written: a fetch that would exceed it
+//! waits for earlier responses to be written.
 
+use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use engine::{Offset, ReadChunk};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::budget::{self, Permit};
 use crate::errors;
+use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::protocol::{decode_body, Frame};
 use crate::shards::ShardContext;
-
-/// Upper bound on how long a fetch may wait, whatever the client asks.
-pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 
 /// The bytes of a read plan: the tail-cache slice itself when it is one, else one buffer.
 pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Bytes> {
@@ -45,27 +53,67 @@ pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result
     Ok(out.freeze())
 }
 
-/// One partition to read, routed to its owner.
+/// A partition's records as the engine planned them: nothing read yet.
+#[derive(Debug)]
+struct Plan {
+    chunks: Vec<ReadChunk>,
+    size_bytes: u64,
+}
+
+impl Plan {
+    /// Bytes that must be copied into a new buffer to send this plan (a single tail-cache slice is
+    /// sent as it is).
+    fn copied_bytes(&self) -> u64 {
+        match &self.chunks[..] {
+            [ReadChunk::Memory(_)] => 0,
+            _ => self.size_bytes,
+        }
+    }
+
+    /// The plan's bytes; a copy is charged to `permit` until its last reference is dropped.
+    fn into_bytes(self, permit: Option<&Arc<Permit>>) -> std::io::Result<Bytes> {
+        match (&self.chunks[..], permit) {
+            ([ReadChunk::Memory(bytes)], _) => Ok(bytes.clone()),
+            (_, None) => chunks_to_bytes(&self.chunks, self.size_bytes),
+            (chunks, Some(permit)) => {
+                let mut out = Vec::with_capacity(self.size_bytes as usize);
+                for chunk in chunks {
+                    match chunk {
+                        ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
+                        ReadChunk::File { file, position, length } => {
+                            let start = out.len();
+                            out.resize(start + *length as usize, 0);
+                            file.read_exact_at(&mut out[start..], *position)?;
+                        }
+                    }
+                }
+                Ok(budget::charged_bytes(out, permit.clone()))
+            }
+        }
+    }
+}
+
+/// One partition to read, routed to its owner; `slot` is its place in the response.
 #[derive(Clone, Debug)]
 struct Item {
-    topic_index: usize,
-    partition_index: usize,
+    slot: usize,
     topic: String,
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: u64,
 }
 
-/// One partition's answer.
-type Answer = (usize, usize, PartitionData);
+/// One partition's answer: its fields, and the plan of its records if it has any.
+type Answer = (usize, PartitionData, Option<Plan>);
 
-/// Reads one partition on its owning shard, at most `room` bytes.
-fn read_partition(broker: &Broker, item: &Item, room: u64) -> PartitionData {
+/// Plans one partition's read on its owning shard, at most `room` bytes.
+fn read_partition(broker: &Broker, item: &Item, room: u64) -> (PartitionData, Option<Plan>) {
     let mut data = PartitionData::default();
     data.partition_index = item.partition;
     data.high_watermark = -1;
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
+    let mut plan = None;
     match broker.log_for(&item.topic, item.partition).map(|id| broker.engine.log(id)) {
         Err(code) => data.error_code = code,
         Ok(Err(error)) => data.error_code = errors::engine_error_code(&error),
@@ -74,27 +122,31 @@ fn read_partition(broker: &Broker, item: &Item, room: u64) -> PartitionData {
             data.last_stable_offset = data.high_watermark;
             data.log_start_offset = log.log_start_offset().0 as i64;
             let partition_max = item.partition_max_bytes.min(room.max(1));
+            data.records = Some(Bytes::new());
             match u64::try_from(item.fetch_offset).map(Offset) {
-                Err(_) => data.error_code = ResponseError::OffsetOutOfRange.code(),
-                Ok(_) if room == 0 => data.records = Some(Bytes::new()),
+                Err(_) => {
+                    data.records = None;
+                    data.error_code = ResponseError::OffsetOutOfRange.code();
+                }
+                Ok(_) if room == 0 => {}
                 Ok(start) => match log.read(start, partition_max, None) {
-                    Ok(read) => match chunks_to_bytes(&read.chunks, read.size_bytes) {
-                        Ok(bytes) => data.records = Some(bytes),
-                        Err(error) => {
-                            tracing::error!(%error, "reading a segment for a fetch failed");
-                            data.error_code = ResponseError::KafkaStorageError.code();
-                        }
-                    },
-                    Err(error) => data.error_code = errors::engine_error_code(&error),
+                    Ok(read) if read.size_bytes > 0 => {
+                        plan = Some(Plan { chunks: read.chunks, size_bytes: read.size_bytes });
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        data.records = None;
+                        data.error_code = errors::engine_error_code(&error);
+                    }
                 },
             }
         }
     }
-    data
+    (data, plan)
 }
 
-/// Runs on the owning shard: reads its partitions in request order within `room` bytes, and
-/// registers for a wake-up at its next commit.
+/// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
+/// and registers for a wake-up at its next commit.
 fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<Answer>, oneshot::Receiver<()>) {
     let mut broker = shard.broker.borrow_mut();
     let mut room = room_bytes;
@@ -103,16 +155,50 @@ fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<
         .iter()
         .map(|item| {
             // Past the response limit only the first partition may still return data.
-            let data = read_partition(&broker, item, if first { room.max(1) } else { room });
-            let size = data.records.as_ref().map_or(0, |records| records.len() as u64);
+            let (data, plan) = read_partition(&broker, item, if first { room.max(1) } else { room });
+            let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
             if size > 0 {
                 first = false;
             }
             room = room.saturating_sub(size);
-            (item.topic_index, item.partition_index, data)
+            (item.slot, data, plan)
         })
         .collect();
     (answers, broker.wait_for_data())
+}
+
+/// One partition of the request, after Kafka's collapsing of duplicates.
+struct Wanted {
+    topic: TopicName,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: u64,
+}
+
+/// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
+/// once appears once, at its first place, with the offset and limit of its last naming (Kafka
+/// 4.4 builds a `LinkedHashMap` keyed by partition; checked against it).
+fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    let mut places: HashMap<(&str, i32), usize> = HashMap::new();
+    for topic in &request.topics {
+        for partition in &topic.partitions {
+            let entry = Wanted {
+                topic: topic.topic.clone(),
+                partition: partition.partition,
+                fetch_offset: partition.fetch_offset,
+                partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
+            };
+            match places.entry((topic.topic.as_str(), partition.partition)) {
+                std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,
+                std::collections::hash_map::Entry::Vacant(place) => {
+                    place.insert(wanted.len());
+                    wanted.push(entry);
+                }
+            }
+        }
+    }
+    wanted
 }
 
 pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<Option<super::Segments>> {
@@ -120,33 +206,40 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
     let wait_ms = u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_WAIT_MS_MAX);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = u64::try_from(request.min_bytes.max(0)).unwrap_or(0);
-    let response_bytes_max = u64::try_from(request.max_bytes.max(0)).unwrap_or(0);
+    // Kafka: min(request max_bytes, broker fetch.max.bytes).
+    let response_bytes_max =
+        u64::try_from(request.max_bytes.max(0)).unwrap_or(0).min(context.config.fetch_response_bytes_max);
 
+    // The response lists the wanted partitions in order; consecutive partitions of one topic
+    // share a topic entry (as Kafka's FetchResponse does).
+    let wanted = wanted_partitions(&request);
     let mut response = FetchResponse::default();
+    let mut places: Vec<(usize, usize)> = Vec::with_capacity(wanted.len());
     let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
-    for (topic_index, topic) in request.topics.iter().enumerate() {
-        let mut topic_response = FetchableTopicResponse::default();
-        topic_response.topic = topic.topic.clone();
-        for (partition_index, partition) in topic.partitions.iter().enumerate() {
-            let mut data = PartitionData::default();
-            data.partition_index = partition.partition;
-            data.error_code = ResponseError::UnknownTopicOrPartition.code();
-            data.high_watermark = -1;
-            data.last_stable_offset = -1;
-            data.log_start_offset = -1;
-            topic_response.partitions.push(data);
-            if partition.partition >= 0 {
-                per_shard[context.owner_of(topic.topic.as_str(), partition.partition)].push(Item {
-                    topic_index,
-                    partition_index,
-                    topic: topic.topic.to_string(),
-                    partition: partition.partition,
-                    fetch_offset: partition.fetch_offset,
-                    partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
-                });
-            }
+    for (slot, entry) in wanted.iter().enumerate() {
+        if response.responses.last().is_none_or(|topic| topic.topic != entry.topic) {
+            let mut topic_response = FetchableTopicResponse::default();
+            topic_response.topic = entry.topic.clone();
+            response.responses.push(topic_response);
         }
-        response.responses.push(topic_response);
+        let topic_index = response.responses.len() - 1;
+        let mut data = PartitionData::default();
+        data.partition_index = entry.partition;
+        data.error_code = ResponseError::UnknownTopicOrPartition.code();
+        data.high_watermark = -1;
+        data.last_stable_offset = -1;
+        data.log_start_offset = -1;
+        places.push((topic_index, response.responses[topic_index].partitions.len()));
+        response.responses[topic_index].partitions.push(data);
+        if entry.partition >= 0 {
+            per_shard[context.owner_of(entry.topic.as_str(), entry.partition)].push(Item {
+                slot,
+                topic: entry.topic.to_string(),
+                partition: entry.partition,
+                fetch_offset: entry.fetch_offset,
+                partition_max_bytes: entry.partition_max_bytes,
+            });
+        }
     }
     let per_shard: Vec<(usize, Rc<Vec<Item>>)> = per_shard
         .into_iter()
@@ -156,7 +249,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         .collect();
 
     loop {
-        // One round: every owning shard reads its partitions (in parallel) and arms a wake-up.
+        // One round: every owning shard plans its partitions (in parallel) and arms a wake-up.
         let mut pending = Vec::new();
         for (shard, items) in &per_shard {
             let items = Vec::clone(items);
@@ -169,20 +262,24 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             );
         }
         let mut wakes = Vec::new();
+        let mut plans: Vec<Option<Plan>> = (0..wanted.len()).map(|_| None).collect();
         for outcome in pending {
             let (answers, wake) = outcome.await?;
             wakes.push(wake);
-            for (topic_index, partition_index, data) in answers {
+            for (slot, data, plan) in answers {
+                let (topic_index, partition_index) = places[slot];
                 response.responses[topic_index].partitions[partition_index] = data;
+                plans[slot] = plan;
             }
         }
-        // Each shard stayed within max_bytes; together they may not: keep the request's order
-        // and drop the records of partitions past the limit (the client asks for them again).
+        // Each shard stayed within the limit; together they may not: keep the request's order and
+        // leave out the partitions past the limit (the client asks for them again). Nothing was
+        // read for them: they are plans.
         let mut total_bytes = 0u64;
-        for data in response.responses.iter_mut().flat_map(|topic| topic.partitions.iter_mut()) {
-            let size = data.records.as_ref().map_or(0, |records| records.len() as u64);
+        for plan in plans.iter_mut() {
+            let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
             if size > 0 && total_bytes > 0 && total_bytes + size > response_bytes_max {
-                data.records = Some(Bytes::new());
+                *plan = None;
             } else {
                 total_bytes += size;
             }
@@ -190,6 +287,40 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         let any_error = response.responses.iter().flat_map(|topic| &topic.partitions).any(|data| data.error_code != 0);
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
+            drop(wakes);
+            // The copies this response makes count against the broker's fetch memory until it is
+            // written; wait for room (earlier responses being written) until the fetch's own
+            // deadline. Without room by then, answer with what needs no copy (tail-cache slices)
+            // and leave the file ranges out: the client asks again, as after any short fetch.
+            let copied_bytes: u64 = plans.iter().flatten().map(Plan::copied_bytes).sum();
+            let permit = match copied_bytes {
+                0 => None,
+                bytes => match context.budgets.fetch_bytes.acquire_until(bytes, deadline).await {
+                    Some(permit) => Some(Arc::new(permit)),
+                    None => {
+                        tracing::debug!(bytes, "no room in skua.fetch.buffered.bytes.max by the fetch's deadline");
+                        for plan in plans.iter_mut() {
+                            if plan.as_ref().is_some_and(|plan| plan.copied_bytes() > 0) {
+                                *plan = None;
+                            }
+                        }
+                        None
+                    }
+                },
+            };
+            for (slot, plan) in plans.into_iter().enumerate() {
+                let Some(plan) = plan else { continue };
+                let (topic_index, partition_index) = places[slot];
+                let data = &mut response.responses[topic_index].partitions[partition_index];
+                match plan.into_bytes(permit.as_ref()) {
+                    Ok(bytes) => data.records = Some(bytes),
+                    Err(error) => {
+                        tracing::error!(%error, "reading a segment for a fetch failed");
+                        data.records = None;
+                        data.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+            }
             return Ok(Some(super::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
         }
         // Woken by the next commit on any owning shard, or the deadline; then read again.
@@ -198,5 +329,39 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         } else {
             let _ = compio::time::timeout(deadline - now, futures_util::future::select_all(wakes)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::protocol::StrBytes;
+
+    use super::*;
+
+    #[test]
+    fn a_partition_named_twice_is_wanted_once_at_its_first_place_with_its_last_offset() {
+        let topic = |name: &'static str, partitions: &[(i32, i64)]| {
+            let mut topic = FetchTopic::default();
+            topic.topic = TopicName(StrBytes::from_static_str(name));
+            topic.partitions = partitions
+                .iter()
+                .map(|&(partition, offset)| {
+                    let mut wanted = FetchPartition::default();
+                    wanted.partition = partition;
+                    wanted.fetch_offset = offset;
+                    wanted.partition_max_bytes = 100;
+                    wanted
+                })
+                .collect();
+            topic
+        };
+        let mut request = FetchRequest::default();
+        request.topics =
+            vec![topic("a", &[(0, 3), (1, 0), (0, 0)]), topic("b", &[(0, 5)]), topic("a", &[(0, 9), (2, 1)])];
+        let wanted = wanted_partitions(&request);
+        let wanted: Vec<(&str, i32, i64)> =
+            wanted.iter().map(|entry| (entry.topic.as_str(), entry.partition, entry.fetch_offset)).collect();
+        assert_eq!(wanted, vec![("a", 0, 9), ("a", 1, 0), ("b", 0, 5), ("a", 2, 1)]);
     }
 }

@@ -13,6 +13,8 @@ pub struct Broker {
     pub address: SocketAddr,
     pub data_dir: PathBuf,
     pub extra: Vec<String>,
+    /// RLIMIT_NOFILE (soft and hard) the broker runs under, if the test sets one.
+    pub open_files_max: Option<u64>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -53,6 +55,11 @@ pub enum Restart {
 impl Broker {
     /// Starts a broker with `extra` overrides (key=value).
     pub fn start(extra: &[&str]) -> Broker {
+        Broker::start_with_open_files_max(extra, None)
+    }
+
+    /// Starts a broker with `extra` overrides under an open-files limit (RLIMIT_NOFILE).
+    pub fn start_with_open_files_max(extra: &[&str], open_files_max: Option<u64>) -> Broker {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
         let data_dir = dir.path().join("data");
         let mut broker = Broker {
@@ -60,6 +67,7 @@ impl Broker {
             address: SocketAddr::from(([127, 0, 0, 1], free_port())),
             data_dir,
             extra: extra.iter().map(|entry| entry.to_string()).collect(),
+            open_files_max,
             _dir: if std::env::var_os("SKUA_KEEP_TEST_DIRS").is_some() {
                 eprintln!("test dir kept: {}", dir.path().display());
                 std::mem::forget(dir);
@@ -90,6 +98,19 @@ impl Broker {
             ));
         for entry in &self.extra {
             command.arg("--override").arg(entry);
+        }
+        if let Some(limit) = self.open_files_max {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let value = libc::rlimit { rlim_cur: limit as libc::rlim_t, rlim_max: limit as libc::rlim_t };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &value) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         self.child = Some(command.spawn().expect("start netd"));
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -150,6 +171,31 @@ impl Broker {
         }
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("broker running").id()
+    }
+
+    /// A `/proc/<pid>/status` field in KiB (VmRSS, VmSize, VmHWM, ...).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        proc_status_kib(self.pid(), field)
+    }
+
+    /// CPU time the broker used so far (utime + stime), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        proc_cpu_ticks(self.pid())
+    }
+
+    /// Resets the broker's peak RSS (VmHWM) to its current RSS (`/proc/<pid>/clear_refs`, 5).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("clear_refs");
+    }
+
+    /// How many file descriptors the broker has open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |entries| entries.count())
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|child| child.try_wait().expect("wait").is_none())
     }
@@ -162,6 +208,25 @@ impl Drop for Broker {
             let _ = child.wait();
         }
     }
+}
+
+/// A `/proc/<pid>/status` field in KiB; panics if the process or field is missing.
+pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/<pid>/status");
+    let line = status
+        .lines()
+        .find(|line| line.split(':').next() == Some(field))
+        .unwrap_or_else(|| panic!("{field} not in /proc/{pid}/status"));
+    line.split_whitespace().nth(1).and_then(|value| value.parse().ok()).expect("a number of kB")
+}
+
+/// utime + stime of a process from `/proc/<pid>/stat`, in clock ticks.
+pub fn proc_cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // The command name may hold spaces; the fields after its closing parenthesis start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')').expect("comm").1.split_whitespace().collect();
+    let field = |number: usize| fields[number - 3].parse::<u64>().expect("ticks");
+    field(14) + field(15)
 }
 
 /// Path of a tool the tests need; fails with the install hint if it is missing.

@@ -1,0 +1,273 @@
+//! Broker-wide budgets: bytes of request frames held, requests not yet handled, file bytes of
+//! Fetch responses not yet written, and connections (in total and per client address).
+//!
+//! Owns: counting what is held against a named maximum and handing out permits that give it back
+//! when dropped. Knows nothing of sockets or the protocol; the connection code decides what to
+//! count, and waits (backpressure) when a budget is used up. Shared by every shard thread and the
+//! acceptor (atomics; the per-address map takes a lock, but only on connect and close, never on
+//! the data path).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Units (bytes or requests) held against a maximum. Non-strict, like Kafka's `SimpleMemoryPool`
+/// with `strict=false`: a request larger than the whole budget is granted when nothing else is
+/// held, so it waits for others instead of forever.
+#[derive(Debug)]
+pub struct Budget {
+    name: &'static str,
+    held: AtomicU64,
+    max: u64,
+}
+
+/// Units taken from a [`Budget`]; dropping it gives them back.
+#[derive(Debug)]
+pub struct Permit {
+    budget: Arc<Budget>,
+    units: u64,
+}
+
+impl Budget {
+    /// A budget of `max` units (`u64::MAX`: unbounded).
+    pub fn new(name: &'static str, max: u64) -> Arc<Budget> {
+        Arc::new(Budget { name, held: AtomicU64::new(0), max })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Takes `units` if they fit (or nothing is held), else None.
+    pub fn try_acquire(self: &Arc<Self>, units: u64) -> Option<Permit> {
+        let mut held = self.held.load(Ordering::Acquire);
+        loop {
+            let fits = held == 0 || held.checked_add(units).is_some_and(|total| total <= self.max);
+            if !fits {
+                return None;
+            }
+            match self.held.compare_exchange_weak(held, held + units, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Some(Permit { budget: self.clone(), units }),
+                Err(now) => held = now,
+            }
+        }
+    }
+
+    /// Takes `units`, waiting (1 ms, then doubling up to `limits::BUDGET_WAIT_MS_MAX`) until they
+    /// fit. The waiting connection reads nothing meanwhile: that is the backpressure.
+    pub async fn acquire(self: &Arc<Self>, units: u64) -> Permit {
+        let mut wait_ms = 1;
+        loop {
+            if let Some(permit) = self.try_acquire(units) {
+                return permit;
+            }
+            compio::time::sleep(Duration::from_millis(wait_ms)).await;
+            wait_ms = (wait_ms * 2).min(crate::limits::BUDGET_WAIT_MS_MAX);
+        }
+    }
+
+    /// Takes `units` as [`Budget::acquire`] does, but gives up at `deadline` (None).
+    pub async fn acquire_until(self: &Arc<Self>, units: u64, deadline: std::time::Instant) -> Option<Permit> {
+        let mut wait_ms = 1;
+        loop {
+            if let Some(permit) = self.try_acquire(units) {
+                return Some(permit);
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            compio::time::sleep(left.min(Duration::from_millis(wait_ms))).await;
+            wait_ms = (wait_ms * 2).min(crate::limits::BUDGET_WAIT_MS_MAX);
+        }
+    }
+}
+
+impl Permit {
+    pub fn units(&self) -> u64 {
+        self.units
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let before = self.budget.held.fetch_sub(self.units, Ordering::AcqRel);
+        assert!(before >= self.units, "budget {} gave back more than it held", self.budget.name);
+    }
+}
+
+/// Bytes whose memory counts against a budget until the last `Bytes` referring to them is dropped.
+#[derive(Debug)]
+struct Charged {
+    bytes: Vec<u8>,
+    _permit: Arc<Permit>,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// `bytes` as `Bytes` that hold `permit` until every clone and slice of them is dropped.
+pub fn charged_bytes(bytes: Vec<u8>, permit: Arc<Permit>) -> bytes::Bytes {
+    bytes::Bytes::from_owner(Charged { bytes, _permit: permit })
+}
+
+/// The budgets every shard and the acceptor share.
+#[derive(Debug)]
+pub struct Budgets {
+    /// `queued.max.request.bytes`: request frame bytes read or being read, not yet released.
+    pub request_bytes: Arc<Budget>,
+    /// `queued.max.requests`: requests being read or waiting for their handler.
+    pub requests: Arc<Budget>,
+    /// `skua.fetch.buffered.bytes.max`: file bytes read for Fetch responses not yet written.
+    pub fetch_bytes: Arc<Budget>,
+    pub connections: Connections,
+}
+
+impl Budgets {
+    pub fn new(config: &crate::config::Config) -> Arc<Budgets> {
+        Arc::new(Budgets {
+            request_bytes: Budget::new("queued.max.request.bytes", config.queued_request_bytes_max),
+            requests: Budget::new("queued.max.requests", config.queued_requests_max),
+            fetch_bytes: Budget::new("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
+            connections: Connections::new(config.connections_max, config.connections_per_ip_max),
+        })
+    }
+}
+
+/// Open connections, in total (`max.connections`) and per client address
+/// (`max.connections.per.ip`).
+#[derive(Debug)]
+pub struct Connections {
+    per_address: Mutex<HashMap<IpAddr, u64>>,
+    total: AtomicU64,
+    total_max: u64,
+    per_address_max: u64,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("max.connections ({0}) reached")]
+    Total(u64),
+    #[error("max.connections.per.ip ({0}) reached")]
+    PerAddress(u64),
+}
+
+/// One admitted connection; dropping it (when the connection ends) frees its place.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    budgets: Arc<Budgets>,
+    address: IpAddr,
+}
+
+impl Connections {
+    pub fn new(total_max: u64, per_address_max: u64) -> Connections {
+        Connections { per_address: Mutex::new(HashMap::new()), total: AtomicU64::new(0), total_max, per_address_max }
+    }
+
+    /// True when no further connection may be admitted at all.
+    pub fn full(&self) -> bool {
+        self.total.load(Ordering::Acquire) >= self.total_max
+    }
+
+    pub fn open_count(&self) -> u64 {
+        self.total.load(Ordering::Acquire)
+    }
+}
+
+/// Admits a connection from `address`, or says which limit refuses it.
+pub fn admit(budgets: &Arc<Budgets>, address: IpAddr) -> Result<ConnectionSlot, Refusal> {
+    let connections = &budgets.connections;
+    let mut per_address = connections.per_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if connections.total.load(Ordering::Acquire) >= connections.total_max {
+        return Err(Refusal::Total(connections.total_max));
+    }
+    let count = per_address.entry(address).or_insert(0);
+    if *count >= connections.per_address_max {
+        return Err(Refusal::PerAddress(connections.per_address_max));
+    }
+    *count += 1;
+    connections.total.fetch_add(1, Ordering::AcqRel);
+    Ok(ConnectionSlot { budgets: budgets.clone(), address })
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let connections = &self.budgets.connections;
+        let mut per_address = connections.per_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                per_address.remove(&self.address);
+            }
+        }
+        connections.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permits_give_back_what_they_took() {
+        let budget = Budget::new("test", 100);
+        let first = budget.try_acquire(60).expect("fits");
+        assert!(budget.try_acquire(50).is_none(), "60 + 50 > 100");
+        let second = budget.try_acquire(40).expect("60 + 40 fits");
+        assert_eq!(budget.held(), 100);
+        drop(first);
+        assert_eq!(budget.held(), 40);
+        drop(second);
+        assert_eq!(budget.held(), 0);
+        let huge = budget.try_acquire(1_000).expect("larger than the budget, granted when nothing is held");
+        assert!(budget.try_acquire(1).is_none());
+        drop(huge);
+    }
+
+    #[test]
+    fn charged_bytes_hold_their_permit_until_the_last_clone_drops() {
+        let budget = Budget::new("test", 10);
+        let permit = Arc::new(budget.try_acquire(8).expect("fits"));
+        let bytes = charged_bytes(vec![7; 8], permit);
+        let slice = bytes.slice(2..4);
+        drop(bytes);
+        assert_eq!(budget.held(), 8, "a slice still refers to the buffer");
+        assert_eq!(&slice[..], &[7, 7]);
+        drop(slice);
+        assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn connections_are_limited_in_total_and_per_address() {
+        let config = crate::config::Config::from_properties(
+            &[("max.connections", "3"), ("max.connections.per.ip", "2")]
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        )
+        .expect("config");
+        let budgets = Budgets::new(&config);
+        let one: IpAddr = [127, 0, 0, 1].into();
+        let two: IpAddr = [127, 0, 0, 2].into();
+        let a = admit(&budgets, one).expect("first");
+        let _b = admit(&budgets, one).expect("second");
+        assert_eq!(admit(&budgets, one).err(), Some(Refusal::PerAddress(2)));
+        let _c = admit(&budgets, two).expect("another address");
+        assert!(budgets.connections.full());
+        assert_eq!(admit(&budgets, two).err(), Some(Refusal::Total(3)));
+        drop(a);
+        assert!(!budgets.connections.full());
+        let _d = admit(&budgets, one).expect("a place was freed");
+    }
+}

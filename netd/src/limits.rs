@@ -1,0 +1,76 @@
+//! Every named limit of the broker daemon: bounds on frames, buffers, queues, waits and retries,
+//! with the defaults of the configuration keys that set the rest.
+//!
+//! Owns: constants only. Knows nothing of sockets, shards or the protocol; the code that
+//! enforces a limit says so where it does.
+
+/// Upper bound on how long a fetch may wait, whatever the client asks.
+pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
+
+/// Kafka's broker `fetch.max.bytes` default (55 MiB): no Fetch response carries more record bytes
+/// than this, whatever the request's `max_bytes`, except that the first partition with data may
+/// exceed it (KIP-74).
+pub const FETCH_RESPONSE_BYTES_DEFAULT: u64 = 57_671_680;
+
+/// Default of `skua.fetch.buffered.bytes.max`: record bytes read from segment files into memory
+/// for Fetch responses not yet written to their sockets, per broker. Four responses of the
+/// default `fetch.max.bytes`; a fetch that would exceed it waits for earlier responses to be
+/// written (one response alone may always proceed, so a large one never waits forever).
+pub const FETCH_BUFFERED_BYTES_DEFAULT: u64 = 4 * FETCH_RESPONSE_BYTES_DEFAULT;
+
+/// iovecs per vectored write (Linux's IOV_MAX is 1024).
+pub const WRITE_SEGMENTS_MAX: usize = 512;
+
+/// A request frame's buffer grows as its bytes arrive, never by more than this (or than what was
+/// already received, whichever is larger) at a time, so announcing a large frame reserves nothing.
+pub const FRAME_READ_STEP_BYTES: usize = 64 * 1024;
+
+/// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
+pub const REQUEST_FRAME_BYTES_DEFAULT: usize = 104_857_600;
+
+/// Kafka's `queued.max.requests` default: requests being read or waiting for their handler, per
+/// broker (not those waiting for data or a commit, as Kafka's purgatory is not counted either).
+pub const QUEUED_REQUESTS_DEFAULT: u64 = 500;
+
+/// Default of `queued.max.request.bytes`: bytes of request frames read (or being read) and not yet
+/// released, per broker. Kafka's default is -1 (unbounded); Skua bounds it at 256 MiB, room for two
+/// frames of the largest size `socket.request.max.bytes` allows by default (100 MiB) with 56 MiB
+/// left for everyone else's ordinary requests. When it is used up the broker stops reading
+/// request bodies (backpressure, as Kafka's MemoryPool mutes channels) instead of failing; a frame
+/// larger than the whole budget still proceeds when nothing else holds any of it.
+pub const QUEUED_REQUEST_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+
+/// Default of `skua.inflight.requests.max`: requests one connection may have in flight.
+pub const INFLIGHT_REQUESTS_DEFAULT: usize = 32;
+
+/// The largest `skua.inflight.requests.max` accepted: pipelining deeper than this buys nothing
+/// (Kafka clients use 5, librdkafka at most 1,000,000 but sends far fewer per connection).
+pub const INFLIGHT_REQUESTS_MAX: usize = 1_000;
+
+/// Kafka's `max.connections` and `max.connections.per.ip` default (Int.MaxValue: unbounded).
+pub const CONNECTIONS_DEFAULT: u64 = i32::MAX as u64;
+
+/// Kafka's `connections.max.idle.ms` default: a connection with nothing to read, nothing in flight
+/// and no byte received for this long is closed.
+pub const CONNECTION_IDLE_MS_DEFAULT: u64 = 600_000;
+
+/// How long a connection waiting for room in a budget (request bytes, request count, fetch
+/// memory) sleeps between looks at it at most; the first sleep is 1 ms, each next one doubles.
+pub const BUDGET_WAIT_MS_MAX: u64 = 16;
+
+/// How long the acceptor waits for a connection before looking at signals and shard health.
+pub const ACCEPT_POLL_MS: i32 = 50;
+
+/// How long a new connection may wait for room in a busy shard's inbox before it is closed.
+pub const HANDOFF_WAIT_MS_MAX: u64 = 1_000;
+
+/// After an accept fails for lack of a resource (EMFILE, ENFILE, ENOBUFS, ENOMEM) the acceptor
+/// waits this long, doubling on each further failure up to [`ACCEPT_BACKOFF_MS_MAX`].
+pub const ACCEPT_BACKOFF_MS_MIN: u64 = 10;
+
+/// The longest wait between accept attempts while out of a resource.
+pub const ACCEPT_BACKOFF_MS_MAX: u64 = 500;
+
+/// How long to retry binding while the port is still held, e.g. by the io_uring of a broker that
+/// was just killed (the kernel releases its files asynchronously after the process exits).
+pub const BIND_RETRY_MS_MAX: u64 = 10_000;
