@@ -365,3 +365,35 @@ fn producer_ids_never_repeat_across_sigkill() {
     }
     assert_eq!(seen.len(), 9);
 }
+
+/// A data directory from before topic manifests opens as before (the manifests are written at
+/// start); one whose directories cannot be matched to a partition count without dropping record
+/// bytes makes netd refuse to start and name the directory, instead of hiding the topic.
+#[test]
+fn old_data_dirs_migrate_and_unmatched_data_stops_the_start() {
+    let mut broker = Broker::start(&["skua.shard.count=2"]);
+    assert_eq!(create(&broker, "old", 3).0, 0);
+    produce(&broker, "old", 3);
+    broker.stop();
+    // What main left: no manifests, and (after a failed create or an interrupted delete) a gap.
+    std::fs::remove_dir_all(broker.data_dir.join("skua-topics")).expect("remove manifests");
+    std::fs::remove_dir_all(broker.data_dir.join("old-1")).expect("make a gap");
+    let refused = common::run_bounded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_netd"))
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://{}", broker.address))
+            .arg("--override")
+            .arg(format!("log.dirs={}", broker.data_dir.display())),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(!refused.killed && !refused.status.success(), "netd started: {refused:?}");
+    assert!(refused.stderr.contains("old-2 holds record batches"), "{}", refused.stderr);
+    assert_eq!(partition_dirs(&broker.data_dir, "old"), vec![0, 2], "a refusal changes nothing");
+
+    std::fs::remove_dir_all(broker.data_dir.join("old-2")).expect("the operator moves it away");
+    broker.spawn();
+    assert_eq!(metadata(&broker, "old", false), (0, 1), "{}", log_tail(&broker));
+    assert_eq!(end_offsets(&broker, "old", 1), vec![1]);
+    assert!(broker.data_dir.join("skua-topics/old.topic").is_file());
+}
