@@ -1,7 +1,7 @@
 //! Topic manifests: the one commit point of creating, growing and deleting a topic, and the
 //! start-up check of the partition directories against them.
 //!
-//! Owns: the files `<data dir>/skua-topics/<topic>.topic` (format and crash rules:
+//! Owns: the files `<data dir>/skua-topics/<topic>` (format and crash rules:
 //! `docs/formats/topic-manifest.md`), written atomically through the engine's `FileSystem`
 //! (temp file, `fdatasync`, rename, directory fsync); the migration of data directories from
 //! before manifests; the removal of partition directories no committed topic claims; and
@@ -30,9 +30,10 @@ use crate::groups;
 pub const MANIFEST_DIR_NAME: &str = "skua-topics";
 /// Where a migration builds the manifest directory before renaming it into place.
 pub const MIGRATION_DIR_NAME: &str = "skua-topics.migrating";
-pub const MANIFEST_SUFFIX: &str = ".topic";
-/// Suffix of a file being replaced atomically; one left by a crash is removed at start.
-pub const TEMP_SUFFIX: &str = ".tmp";
+/// Suffix of a file being replaced atomically; one left by a crash is removed at start. '~' is
+/// in no topic name, so a temp file never looks like a manifest (named exactly as its topic), and
+/// the longest topic name (249 bytes) plus this stays within a file name's 255 bytes.
+pub const TEMP_SUFFIX: &str = "~tmp";
 /// First line of every manifest: the magic word and the format version.
 pub const MAGIC: &str = "SKUA-TOPIC-MANIFEST";
 pub const VERSION: u32 = 1;
@@ -113,8 +114,9 @@ pub fn read_small_file(fs: &mut dyn FileSystem, path: &Path, bytes_max: u64) -> 
     Ok(Some(bytes))
 }
 
+/// A manifest is named exactly as its topic.
 fn manifest_file_name(topic: &str) -> String {
-    format!("{topic}{MANIFEST_SUFFIX}")
+    topic.to_string()
 }
 
 /// The controller's handle on the manifests.
@@ -255,10 +257,11 @@ fn read_manifests(fs: &mut dyn FileSystem, dir: &Path) -> Result<BTreeMap<String
             fs.remove_file(&path).map_err(io_error(&path))?;
             continue;
         }
-        let Some(topic) = name.strip_suffix(MANIFEST_SUFFIX) else {
+        if valid_topic_name(&name).is_err() {
             tracing::warn!(path = %path.display(), "ignoring a file that is not a topic manifest");
             continue;
-        };
+        }
+        let topic = name.as_str();
         let bytes = read_small_file(fs, &path, MANIFEST_BYTES_MAX)
             .map_err(|error| ManifestError::Damaged { path: path.clone(), reason: error.to_string() })?
             .ok_or_else(|| ManifestError::Damaged { path: path.clone(), reason: "vanished while read".to_string() })?;
@@ -444,7 +447,7 @@ mod tests {
         make_partition(data, "t-2", 0); // an interrupted grow
         make_partition(data, "never-0", 0); // an interrupted create
         make_partition(data, "gone-0", 10); // a deletion past its commit point
-        std::fs::write(data.join(MANIFEST_DIR_NAME).join("t.topic.tmp"), b"half").expect("temp");
+        std::fs::write(data.join(MANIFEST_DIR_NAME).join("t~tmp"), b"half").expect("temp");
         assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
         let mut left: Vec<String> = std::fs::read_dir(data)
             .expect("list")
@@ -452,13 +455,12 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, vec!["skua-topics", "t-0", "t-1"]);
-        assert!(!data.join(MANIFEST_DIR_NAME).join("t.topic.tmp").exists());
+        assert!(!data.join(MANIFEST_DIR_NAME).join("t~tmp").exists());
 
         std::fs::remove_dir_all(data.join("t-1")).expect("lose a partition");
         let error = reconcile(data).expect_err("missing partition");
         assert!(error.to_string().contains("partitions 1 are missing"), "{error}");
-        std::fs::write(data.join(MANIFEST_DIR_NAME).join("t.topic"), b"SKUA-TOPIC-MANIFEST 1\nname=t\n")
-            .expect("damage");
+        std::fs::write(data.join(MANIFEST_DIR_NAME).join("t"), b"SKUA-TOPIC-MANIFEST 1\nname=t\n").expect("damage");
         assert!(matches!(reconcile(data), Err(ManifestError::Damaged { .. })));
         manifests.remove("t").expect("remove");
         assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::new());

@@ -292,6 +292,18 @@ fn delete_interrupted_by_sigkill_does_not_resurrect_a_half_topic() {
     assert_eq!(end_offsets(&broker, "doomed", 1), vec![0], "the new topic must not see the old one's data");
 }
 
+/// The longest legal name (249 bytes) fits its partition directories and its manifest (and the
+/// manifest's temp file) within a file name's 255 bytes, and survives a restart.
+#[test]
+fn longest_topic_name_is_created_and_survives_sigkill() {
+    let mut broker = Broker::start(&[]);
+    let name = "n".repeat(249);
+    assert_eq!(create(&broker, &name, 2).0, 0);
+    produce(&broker, &name, 2);
+    broker.restart(Restart::Sigkill);
+    assert_eq!(end_offsets(&broker, &name, 2), vec![1, 1], "{}", log_tail(&broker));
+}
+
 /// Kafka 4.4 refuses a topic whose name differs from an existing one only in '.' versus '_'
 /// (INVALID_TOPIC_EXCEPTION, "Topic 'a_b' collides with existing topic: a.b"), and Metadata's
 /// auto-creation of such a name answers UNKNOWN_TOPIC_OR_PARTITION.
@@ -395,5 +407,5 @@ fn old_data_dirs_migrate_and_unmatched_data_stops_the_start() {
     broker.spawn();
     assert_eq!(metadata(&broker, "old", false), (0, 1), "{}", log_tail(&broker));
     assert_eq!(end_offsets(&broker, "old", 1), vec![1]);
-    assert!(broker.data_dir.join("skua-topics/old.topic").is_file());
+    assert!(broker.data_dir.join("skua-topics/old").is_file());
 }
