@@ -6,7 +6,8 @@
 //! `shards::owner_of`), their idempotent-producer state, and the bookkeeping that turns an engine
 //! `CommitReport` into produce acknowledgements and fetch wake-ups. Lives on one shard thread
 //! inside an `Rc<RefCell<_>>`; never borrowed across an `.await`. Which topics exist is the
-//! catalog's business (`shards.rs`, changed only by `control.rs`).
+//! catalog's business (`shards.rs`, changed only by `control.rs`); which exist on disk is decided
+//! by the topic manifests (`manifest.rs`), read once at start by [`discover_topics`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

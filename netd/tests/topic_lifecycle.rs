@@ -245,7 +245,7 @@ fn kill_midway(broker: &mut Broker, stream: &mut TcpStream, topic: &str, partiti
 /// all, with no stray directory; the name then works normally.
 #[test]
 fn create_interrupted_by_sigkill_is_all_or_nothing() {
-    const PARTITIONS: i32 = 3000;
+    const PARTITIONS: i32 = 1500;
     let mut broker = Broker::start(&["skua.shard.count=2"]);
     let mut stream = connect(&broker);
     send(&mut stream, ApiKey::CreateTopics, 7, &create_request("crash", PARTITIONS));
@@ -278,7 +278,7 @@ fn delete(broker: &Broker, name: &str) -> i16 {
 /// topic of the same name starts empty.
 #[test]
 fn delete_interrupted_by_sigkill_does_not_resurrect_a_half_topic() {
-    const PARTITIONS: i32 = 2000;
+    const PARTITIONS: i32 = 500;
     let mut broker = Broker::start(&["skua.shard.count=2"]);
     assert_eq!(create(&broker, "doomed", PARTITIONS).0, 0);
     produce(&broker, "doomed", 4);
