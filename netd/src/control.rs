@@ -247,6 +247,11 @@ async fn create(
     // The commit point: until the manifest is written, a crash leaves only leftovers.
     let committed = opened.and_then(|()| manifests.commit(name, partitions).map_err(|error| storage_error(&error)));
     if let Err(error) = committed {
+        // A manifest write can fail after its rename (the directory fsync): take it back too, or
+        // the next start would find a topic without directories and refuse to start.
+        if let Err(error) = manifests.remove(name) {
+            tracing::error!(topic = %name, %error, "could not take back the manifest of a failed create");
+        }
         undo_partitions(context, manifests, name, 0).await;
         return Err(error);
     }
@@ -279,6 +284,9 @@ async fn grow(
     let opened = open_everywhere(context, name, existing..count).await;
     let committed = opened.and_then(|()| manifests.commit(name, count).map_err(|error| storage_error(&error)));
     if let Err(error) = committed {
+        if let Err(error) = manifests.commit(name, existing) {
+            tracing::error!(topic = %name, %error, "could not restore the manifest of a failed grow");
+        }
         undo_partitions(context, manifests, name, existing).await;
         return Err(error);
     }

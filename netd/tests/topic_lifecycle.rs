@@ -292,6 +292,28 @@ fn delete_interrupted_by_sigkill_does_not_resurrect_a_half_topic() {
     assert_eq!(end_offsets(&broker, "doomed", 1), vec![0], "the new topic must not see the old one's data");
 }
 
+/// CreatePartitions rewrites the manifest: the grown partitions and their data are there after
+/// SIGKILL (a manifest still saying 2 would make start-up refuse the data in partitions 2 and 3).
+#[test]
+fn grown_topic_keeps_its_partitions_across_sigkill() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+    let mut broker = Broker::start(&["skua.shard.count=2"]);
+    assert_eq!(create(&broker, "grown", 2).0, 0);
+    let mut topic = CreatePartitionsTopic::default();
+    topic.name = TopicName(StrBytes::from_static_str("grown"));
+    topic.count = 4;
+    let mut request = CreatePartitionsRequest::default();
+    request.topics = vec![topic];
+    request.timeout_ms = 60_000;
+    let response: CreatePartitionsResponse = call(&broker, ApiKey::CreatePartitions, 3, &request);
+    assert_eq!(response.results[0].error_code, 0);
+    produce(&broker, "grown", 4);
+    broker.restart(Restart::Sigkill);
+    assert_eq!(metadata(&broker, "grown", false), (0, 4), "{}", log_tail(&broker));
+    assert_eq!(end_offsets(&broker, "grown", 4), vec![1, 1, 1, 1]);
+}
+
 /// The longest legal name (249 bytes) fits its partition directories and its manifest (and the
 /// manifest's temp file) within a file name's 255 bytes, and survives a restart.
 #[test]
