@@ -59,6 +59,10 @@ pub const URING_BOUNDED_WORKERS_MAX: u32 = 16;
 /// Submission queue entries of one shard's io_uring.
 pub const URING_ENTRIES: u32 = 256;
 
+/// Waits in a row that reap no completion before a dropped io_uring backend gives up on its
+/// entries in flight and leaks their buffers (the kernel may still read them).
+pub const URING_DROP_STALLS_MAX: u32 = 8;
+
 /// Short writes are resubmitted; a write that makes no progress this many times is an I/O error.
 pub const SHORT_WRITE_RETRIES_MAX: u32 = 16;
 

@@ -6,7 +6,8 @@
 //! `shards::owner_of`), their idempotent-producer state, and the bookkeeping that turns an engine
 //! `CommitReport` into produce acknowledgements and fetch wake-ups. Lives on one shard thread
 //! inside an `Rc<RefCell<_>>`; never borrowed across an `.await`. Which topics exist is the
-//! catalog's business (`shards.rs`, changed only by `control.rs`).
+//! catalog's business (`shards.rs`, changed only by `control.rs`); which exist on disk is decided
+//! by the topic manifests (`manifest.rs`), read once at start by [`discover_topics`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use futures_channel::{mpsc, oneshot};
 use crate::config::Config;
 use crate::errors;
 use crate::groups::{self, store};
+use crate::manifest::{self, ManifestError};
 use crate::producers::{BatchIdentity, PartitionProducers};
 use crate::shards::Catalog;
 
@@ -99,32 +101,13 @@ fn scan_batches(
     Ok(())
 }
 
-/// The topics found under the data directory: `<topic>-<partition>` directories whose
-/// partitions run 0..n. Others are reported and skipped.
-pub fn discover_topics(data_dir: &std::path::Path) -> std::io::Result<Catalog> {
-    std::fs::create_dir_all(data_dir)?;
-    let mut found: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for entry in std::fs::read_dir(data_dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_dir() {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some((topic, partition)) = name.rsplit_once('-') else { continue };
-        let Ok(partition) = partition.parse::<i32>() else { continue };
-        if valid_topic_name(topic).is_ok() && partition >= 0 && topic != groups::OFFSETS_TOPIC {
-            found.entry(topic.to_string()).or_default().push(partition);
-        }
-    }
+/// The committed topics of the data directory, after removing the partition directories no
+/// committed topic claims and migrating a data directory from before topic manifests (see
+/// `manifest.rs`). Refuses (with the directory and what to do) rather than skip a directory that
+/// may hold acknowledged data.
+pub fn discover_topics(data_dir: &std::path::Path) -> Result<Catalog, ManifestError> {
     let mut catalog = Catalog::default();
-    for (topic, mut partitions) in found {
-        partitions.sort_unstable();
-        if partitions.iter().enumerate().any(|(index, partition)| *partition as usize != index) {
-            tracing::error!(%topic, ?partitions, "partition directories are not 0..n; skipping this topic");
-            continue;
-        }
-        catalog.topics.insert(topic, partitions.len() as i32);
-    }
+    catalog.topics.extend(manifest::reconcile(data_dir)?);
     Ok(catalog)
 }
 
@@ -277,9 +260,13 @@ impl Broker {
         Ok(producers)
     }
 
-    /// Deletes this shard's partitions of `topic` and their files.
-    pub fn delete_partitions(&mut self, topic: &str) {
-        let Some(removed) = self.topics.remove(topic) else { return };
+    /// Deletes this shard's partitions of `topic` numbered `from` and up, and their files.
+    pub fn delete_partitions(&mut self, topic: &str, from: i32) {
+        let Some(owned) = self.topics.get_mut(topic) else { return };
+        let removed = owned.split_off(&from);
+        if owned.is_empty() {
+            self.topics.remove(topic);
+        }
         for (partition, id) in removed {
             self.producers.remove(&id);
             if let Err(error) = self.engine.delete_log(id) {

@@ -1,7 +1,10 @@
 //! The controller: the one place that changes the topic catalog and hands out producer ids.
 //!
-//! Owns: creating, growing and deleting topics across shards (each shard opens or deletes the
-//! partitions it owns, then the catalog is published), and the durable producer id counter. It
+//! Owns: creating, growing and deleting topics across shards, all or nothing across a crash:
+//! each shard opens the partitions it owns, then the topic's manifest is written (the commit
+//! point, `manifest.rs`), then the catalog is published; a deletion removes the manifest first.
+//! A failure before the commit point removes every partition directory the operation made. Also
+//! the durable producer id counter, and Kafka's name-collision rule ('.' and '_'). It
 //! runs as one task on [`CONTROLLER_SHARD`], taking commands one at a time, so two creations of
 //! one topic can never interleave. Any shard reaches it through a bounded queue.
 //!
@@ -16,6 +19,7 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
 use crate::errors;
+use crate::manifest::{ManifestError, TopicManifests};
 use crate::producers::ProducerIds;
 use crate::shards::{Pending, ShardContext};
 
@@ -24,10 +28,28 @@ pub type ControlError = (i16, String);
 
 #[derive(Debug)]
 pub enum ControlCommand {
-    CreateTopic { name: String, partitions: i32, validate_only: bool, reply: oneshot::Sender<Result<(), ControlError>> },
-    AddPartitions { name: String, count: i32, validate_only: bool, reply: oneshot::Sender<Result<(), ControlError>> },
-    DeleteTopic { name: String, reply: oneshot::Sender<Result<(), ControlError>> },
-    AllocateProducerId { reply: oneshot::Sender<std::io::Result<i64>> },
+    /// `auto`: an auto-creation (Metadata or Produce naming an unknown topic), which answers a
+    /// name collision as Kafka's Metadata does (UNKNOWN_TOPIC_OR_PARTITION).
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        validate_only: bool,
+        auto: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    AddPartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    DeleteTopic {
+        name: String,
+        reply: oneshot::Sender<Result<(), ControlError>>,
+    },
+    AllocateProducerId {
+        reply: oneshot::Sender<std::io::Result<i64>>,
+    },
 }
 
 fn stopped() -> ControlError {
@@ -49,12 +71,28 @@ pub async fn create_topic(
     partitions: i32,
     validate_only: bool,
 ) -> Result<(), ControlError> {
-    ask(context, |reply| ControlCommand::CreateTopic { name: name.to_string(), partitions, validate_only, reply }).await
+    ask(context, |reply| ControlCommand::CreateTopic {
+        name: name.to_string(),
+        partitions,
+        validate_only,
+        auto: false,
+        reply,
+    })
+    .await
 }
 
 /// Creates `name` with `num.partitions` unless it exists (a concurrent creation is fine).
 pub async fn auto_create_topic(context: &ShardContext, name: &str) -> Result<(), ControlError> {
-    match create_topic(context, name, context.config.num_partitions, false).await {
+    let partitions = context.config.num_partitions;
+    let created = ask(context, |reply| ControlCommand::CreateTopic {
+        name: name.to_string(),
+        partitions,
+        validate_only: false,
+        auto: true,
+        reply,
+    })
+    .await;
+    match created {
         Err((code, _)) if code == errors::code(ResponseError::TopicAlreadyExists) => Ok(()),
         other => other,
     }
@@ -84,16 +122,17 @@ pub async fn allocate_producer_id(context: &ShardContext) -> std::io::Result<i64
 
 /// The controller task. Runs until every sender is gone.
 pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<ControlCommand>, mut ids: ProducerIds) {
+    let mut manifests = TopicManifests::new(&context.config.data_dir);
     while let Some(command) = commands.next().await {
         match command {
-            ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
-                let _ = reply.send(create(&context, &name, partitions, validate_only).await);
+            ControlCommand::CreateTopic { name, partitions, validate_only, auto, reply } => {
+                let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only, auto).await);
             }
             ControlCommand::AddPartitions { name, count, validate_only, reply } => {
-                let _ = reply.send(grow(&context, &name, count, validate_only).await);
+                let _ = reply.send(grow(&context, &mut manifests, &name, count, validate_only).await);
             }
             ControlCommand::DeleteTopic { name, reply } => {
-                let _ = reply.send(delete(&context, &name).await);
+                let _ = reply.send(delete(&context, &mut manifests, &name).await);
             }
             ControlCommand::AllocateProducerId { reply } => {
                 let _ = reply.send(ids.allocate());
@@ -139,18 +178,52 @@ async fn open_everywhere(
     outcome
 }
 
+fn storage_error(error: &ManifestError) -> ControlError {
+    tracing::error!(%error, "topic manifest");
+    (errors::code(ResponseError::KafkaStorageError), error.to_string())
+}
+
+/// Kafka's metric names turn '.' into '_', so two topics that differ only there collide: the
+/// existing topic `name` would collide with, if any.
+pub fn colliding_topic<'a>(existing: impl IntoIterator<Item = &'a String>, name: &str) -> Option<&'a String> {
+    if !name.contains(['.', '_']) {
+        return None;
+    }
+    let unified = name.replace('.', "_");
+    existing.into_iter().find(|topic| topic.as_str() != name && topic.replace('.', "_") == unified)
+}
+
+/// Undoes what a failed create or grow made: this operation's partitions on every shard, then any
+/// directory of them a shard could not open (and so does not know about).
+async fn undo_partitions(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name: &str, from: i32) {
+    if let Err(error) = delete_everywhere(context, name, from).await {
+        tracing::error!(topic = %name, %error, "could not undo a failed topic change on every shard");
+    }
+    if let Err(error) = manifests.remove_partition_dirs(name, from) {
+        tracing::error!(topic = %name, %error, "could not remove the partition directories of a failed topic change; the next start removes them");
+    }
+}
+
 async fn create(
     context: &Rc<ShardContext>,
+    manifests: &mut TopicManifests,
     name: &str,
     partitions: i32,
     validate_only: bool,
+    auto: bool,
 ) -> Result<(), ControlError> {
     valid_topic_name(name).map_err(|message| (errors::code(ResponseError::InvalidTopicException), message))?;
     if name == crate::groups::OFFSETS_TOPIC {
         return Err((errors::code(ResponseError::InvalidTopicException), format!("{name} is internal")));
     }
-    if context.catalog().partitions(name).is_some() {
-        return Err((errors::code(ResponseError::TopicAlreadyExists), format!("topic {name:?} already exists")));
+    let catalog = context.catalog();
+    if catalog.partitions(name).is_some() {
+        return Err((errors::code(ResponseError::TopicAlreadyExists), format!("Topic '{name}' already exists.")));
+    }
+    let offsets_topic = crate::groups::OFFSETS_TOPIC.to_string();
+    if let Some(existing) = colliding_topic(catalog.topics.keys().chain([&offsets_topic]), name) {
+        let code = if auto { ResponseError::UnknownTopicOrPartition } else { ResponseError::InvalidTopicException };
+        return Err((errors::code(code), format!("Topic '{name}' collides with existing topic: {existing}")));
     }
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return Err((
@@ -161,9 +234,25 @@ async fn create(
     if validate_only {
         return Ok(());
     }
-    if let Err(error) = open_everywhere(context, name, 0..partitions).await {
-        // Do not leave half a topic behind: remove what was opened.
-        let _ = delete_everywhere(context, name).await;
+    // Directories of this name without a committed topic are leftovers of an earlier failure (a
+    // deletion that could not remove them): a new topic starts empty.
+    match manifests.remove_partition_dirs(name, 0) {
+        Ok(0) => {}
+        Ok(removed) => {
+            tracing::warn!(topic = %name, removed, "removed leftover partition directories before creating the topic")
+        }
+        Err(error) => return Err(storage_error(&error)),
+    }
+    let opened = open_everywhere(context, name, 0..partitions).await;
+    // The commit point: until the manifest is written, a crash leaves only leftovers.
+    let committed = opened.and_then(|()| manifests.commit(name, partitions).map_err(|error| storage_error(&error)));
+    if let Err(error) = committed {
+        // A manifest write can fail after its rename (the directory fsync): take it back too, or
+        // the next start would find a topic without directories and refuse to start.
+        if let Err(error) = manifests.remove(name) {
+            tracing::error!(topic = %name, %error, "could not take back the manifest of a failed create");
+        }
+        undo_partitions(context, manifests, name, 0).await;
         return Err(error);
     }
     context.shared_catalog().publish(|catalog| {
@@ -173,7 +262,13 @@ async fn create(
     Ok(())
 }
 
-async fn grow(context: &Rc<ShardContext>, name: &str, count: i32, validate_only: bool) -> Result<(), ControlError> {
+async fn grow(
+    context: &Rc<ShardContext>,
+    manifests: &mut TopicManifests,
+    name: &str,
+    count: i32,
+    validate_only: bool,
+) -> Result<(), ControlError> {
     let Some(existing) = context.catalog().partitions(name) else {
         return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {name:?}")));
     };
@@ -186,7 +281,15 @@ async fn grow(context: &Rc<ShardContext>, name: &str, count: i32, validate_only:
     if validate_only {
         return Ok(());
     }
-    open_everywhere(context, name, existing..count).await?;
+    let opened = open_everywhere(context, name, existing..count).await;
+    let committed = opened.and_then(|()| manifests.commit(name, count).map_err(|error| storage_error(&error)));
+    if let Err(error) = committed {
+        if let Err(error) = manifests.commit(name, existing) {
+            tracing::error!(topic = %name, %error, "could not restore the manifest of a failed grow");
+        }
+        undo_partitions(context, manifests, name, existing).await;
+        return Err(error);
+    }
     context.shared_catalog().publish(|catalog| {
         catalog.topics.insert(name.to_string(), count);
     });
@@ -194,14 +297,15 @@ async fn grow(context: &Rc<ShardContext>, name: &str, count: i32, validate_only:
     Ok(())
 }
 
-async fn delete_everywhere(context: &Rc<ShardContext>, name: &str) -> anyhow::Result<()> {
+/// Deletes the partitions of `name` numbered `from` and up on every shard.
+async fn delete_everywhere(context: &Rc<ShardContext>, name: &str, from: i32) -> anyhow::Result<()> {
     let mut pending: Vec<Pending<()>> = Vec::new();
     for shard in 0..context.count {
         let topic = name.to_string();
         pending.push(
             context
                 .submit(shard, move |shard_context| {
-                    shard_context.broker.borrow_mut().delete_partitions(&topic);
+                    shard_context.broker.borrow_mut().delete_partitions(&topic, from);
                     Box::pin(std::future::ready(()))
                 })
                 .await?,
@@ -213,17 +317,22 @@ async fn delete_everywhere(context: &Rc<ShardContext>, name: &str) -> anyhow::Re
     Ok(())
 }
 
-async fn delete(context: &Rc<ShardContext>, name: &str) -> Result<(), ControlError> {
+async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name: &str) -> Result<(), ControlError> {
     if context.catalog().partitions(name).is_none() {
         return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {name:?}")));
     }
-    // Unpublish first so no new request is routed to the partitions being deleted.
+    // The commit point: once the manifest is gone, a restart removes whatever directories are left.
+    manifests.remove(name).map_err(|error| storage_error(&error))?;
+    // Unpublish next so no new request is routed to the partitions being deleted.
     context.shared_catalog().publish(|catalog| {
         catalog.topics.remove(name);
     });
-    delete_everywhere(context, name)
+    delete_everywhere(context, name, 0)
         .await
         .map_err(|error| (errors::code(ResponseError::UnknownServerError), error.to_string()))?;
+    if let Err(error) = manifests.remove_partition_dirs(name, 0) {
+        tracing::error!(topic = %name, %error, "could not remove every partition directory of a deleted topic; the next start removes them");
+    }
     tracing::info!(topic = %name, "deleted topic");
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod groups;
 pub mod handlers;
 pub mod limits;
+pub mod manifest;
 pub mod producers;
 pub mod protocol;
 pub mod server;

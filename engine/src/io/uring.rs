@@ -19,7 +19,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 
 use super::os::os_directory_ops;
 use super::{run_chain_sequentially, ChainOutcome, Completion, FileRef, FileSystem, OpenOptions, WriteChain};
-use crate::limits::{URING_BOUNDED_WORKERS_MAX, URING_ENTRIES};
+use crate::limits::{URING_BOUNDED_WORKERS_MAX, URING_DROP_STALLS_MAX, URING_ENTRIES};
 
 /// Why a push cannot fail: entries in flight (pushed or not yet submitted) never exceed the
 /// submission queue's size.
@@ -126,7 +126,8 @@ impl UringFs {
                 }
                 // SAFETY: the buffer is heap memory owned by the chain, which stays in
                 // `self.slots[slot_index]` until every entry of it has completed (`Drop` waits for
-                // in-flight entries too), so the kernel never reads freed memory.
+                // in-flight entries too, or leaks their buffers if the ring cannot reap them), so
+                // the kernel never reads freed memory.
                 unsafe { queue.push(&entry) }.expect(QUEUE_ROOM);
             }
             if chain.sync {
@@ -275,13 +276,34 @@ impl FileSystem for UringFs {
 
 impl Drop for UringFs {
     fn drop(&mut self) {
-        // The kernel may still read the buffers of chains in flight: wait for them before the
-        // slots (and their buffers) are freed.
+        // The kernel may read a chain's buffers until its last entry completed, even after the
+        // ring's descriptor is closed (it cancels and reaps requests in flight in the
+        // background): wait for every entry pushed (submitting those not yet submitted) before
+        // the slots and their buffers are freed.
+        let mut stalls = 0;
         while self.entries_in_flight > 0 {
-            if self.submit(1).is_err() {
-                break;
-            }
+            let before = self.entries_in_flight;
+            let waited = self.submit(1);
             self.collect();
+            if self.entries_in_flight < before {
+                stalls = 0;
+                continue;
+            }
+            stalls += 1;
+            if waited.is_err() || stalls > URING_DROP_STALLS_MAX {
+                // The ring is unusable: completions will never be reaped, so nobody can say when
+                // the kernel is done with these buffers. Leak them deliberately (a bounded loss
+                // at shutdown) rather than free memory a request may still read.
+                let leaked: Vec<Slot> = self.slots.drain(..).flatten().collect();
+                tracing::error!(
+                    chains = leaked.len(),
+                    entries = self.entries_in_flight,
+                    error = ?waited.err(),
+                    "io_uring unusable with writes in flight; leaking their buffers"
+                );
+                std::mem::forget(leaked);
+                return;
+            }
         }
     }
 }
@@ -352,6 +374,40 @@ mod tests {
         file.read_exact_at(&mut back, 0).expect("read");
         for (index, chunk) in back.chunks(128).enumerate() {
             assert!(chunk.iter().all(|byte| *byte == index as u8), "chain {index}");
+        }
+    }
+
+    /// A buffer pushed to the ring outlives the backend when its completion can never be reaped
+    /// (here the ring's descriptor is replaced by /dev/null, so every submit fails); with a
+    /// working ring, dropping the backend waits for the write and then frees the buffer.
+    #[test]
+    fn drop_frees_buffers_only_after_their_completions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for broken in [false, true] {
+            let Ok(mut fs) = UringFs::new() else {
+                eprintln!("io_uring unavailable here; skipping");
+                return;
+            };
+            let file = fs.open(&dir.path().join(format!("f-{broken}")), OpenOptions::CREATE).expect("open");
+            let data = bytes::Bytes::from(vec![7u8; 4096]);
+            let mut watch = data.clone();
+            fs.start(1, WriteChain::new(file.clone(), vec![OwnedWrite::new(0, IoBuf::Shared(data))], true));
+            if broken {
+                let null = std::fs::File::open("/dev/null").expect("/dev/null");
+                // SAFETY: replaces the ring's descriptor number with /dev/null; the ring's memory
+                // stays mapped until the backend drops, and nothing was submitted yet.
+                assert!(unsafe { libc::dup2(null.as_raw_fd(), fs.ring.as_raw_fd()) } >= 0);
+            }
+            drop(fs);
+            if broken {
+                assert!(!watch.is_unique(), "the buffer was freed although its write never completed");
+            } else {
+                assert!(watch.is_unique(), "the buffer outlived a completed write");
+                let mut back = vec![0; 4096];
+                file.read_exact_at(&mut back, 0).expect("read");
+                assert!(back.iter().all(|byte| *byte == 7), "drop waited for the write");
+            }
+            watch.truncate(0);
         }
     }
 

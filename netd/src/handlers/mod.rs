@@ -21,6 +21,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl_handshake;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -66,6 +67,8 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::DescribeGroups, min_version: 0, max_version: 5 },
     Handler { api_key: ApiKey::DeleteGroups, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::OffsetDelete, min_version: 0, max_version: 0 },
+    Handler { api_key: ApiKey::SaslHandshake, min_version: 0, max_version: 1 },
+    Handler { api_key: ApiKey::SaslAuthenticate, min_version: 0, max_version: 2 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -125,6 +128,8 @@ pub async fn dispatch(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Resul
         ApiKey::DescribeGroups => groups::describe_groups(context, &frame).await,
         ApiKey::DeleteGroups => groups::delete_groups(context, &frame).await,
         ApiKey::OffsetDelete => groups::offset_delete(context, &frame).await,
+        ApiKey::SaslHandshake => sasl_handshake::handshake(&frame).map(Reply::Now),
+        ApiKey::SaslAuthenticate => sasl_handshake::authenticate(&frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }
