@@ -26,6 +26,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.messages", "(unset)", "with skua.fsync.policy=interval: sync after this many messages"),
     ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
     ("message.max.bytes", "1048588", "largest record batch accepted"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        "how far in the past a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        "how far in the future a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+    ),
     ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
     (
         "group.initial.rebalance.delay.ms",
@@ -72,6 +82,7 @@ pub struct Config {
     pub groups: crate::groups::GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
+    pub timestamp_bounds: crate::produce_policy::TimestampBounds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +225,13 @@ impl Config {
             return Err(invalid("offsets.topic.num.partitions", "must be between 1 and 10000"));
         }
         let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", 104_857_600u64)?;
+        let timestamp_bounds = crate::produce_policy::TimestampBounds {
+            before_max_ms: number(values, "log.message.timestamp.before.max.ms", i64::MAX)?,
+            after_max_ms: number(values, "log.message.timestamp.after.max.ms", 3_600_000i64)?,
+        };
+        if timestamp_bounds.before_max_ms < 0 || timestamp_bounds.after_max_ms < 0 {
+            return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
+        }
         let data_dir = values.get("log.dirs").map_or("./data", String::as_str).split(',').next().unwrap_or("./data");
         Ok(Config {
             listen_address,
@@ -238,6 +256,7 @@ impl Config {
             groups,
             offsets_partitions,
             offsets_segment_bytes,
+            timestamp_bounds,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod control;
 pub mod errors;
 pub mod groups;
 pub mod handlers;
+pub mod produce_policy;
 pub mod producers;
 pub mod protocol;
 pub mod server;
