@@ -80,7 +80,7 @@ pub fn walk_records_bounded(
         }
     };
     match codec {
-        Codec::None => walk(&mut SliceSource { bytes: payload, at: 0 }, records_count, base_timestamp),
+        Codec::None => walk_slice(payload, records_count, base_timestamp),
         Codec::Gzip => {
             let decoder = flate2::bufread::MultiGzDecoder::new(payload);
             walk_stream(decoder, records_count, base_timestamp, decompressed_bytes_max, decompression)
@@ -140,38 +140,6 @@ trait Source {
     fn position(&self) -> usize;
     /// True when nothing is left.
     fn at_end(&mut self) -> bool;
-}
-
-struct SliceSource<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Source for SliceSource<'_> {
-    #[inline(always)]
-    fn byte(&mut self) -> Option<u8> {
-        let byte = *self.bytes.get(self.at)?;
-        self.at += 1;
-        Some(byte)
-    }
-
-    #[inline(always)]
-    fn skip(&mut self, count: usize) -> bool {
-        if count > self.bytes.len() - self.at {
-            return false;
-        }
-        self.at += count;
-        true
-    }
-
-    #[inline(always)]
-    fn position(&self) -> usize {
-        self.at
-    }
-
-    fn at_end(&mut self) -> bool {
-        self.at == self.bytes.len()
-    }
 }
 
 /// A decompressing reader seen through a fixed buffer; counts what it consumed and stops at
@@ -409,6 +377,151 @@ fn lz4_frame_ends_with_end_mark(payload: &[u8]) -> bool {
     payload[end_mark_at..end_mark_at + 4] == [0, 0, 0, 0]
 }
 
+/// Reads an unsigned varint of at most `bytes_max` bytes at `*at`, the one- and two-byte forms
+/// (every length under 8 KiB, every offset delta under 8192) inline. The value wraps past 64 bits
+/// as Java's does past its width.
+#[inline(always)]
+fn uvarint_at(bytes: &[u8], at: &mut usize, bytes_max: u32) -> Option<u64> {
+    let first = *bytes.get(*at)?;
+    *at += 1;
+    if first < 0x80 {
+        return Some(u64::from(first));
+    }
+    let second = *bytes.get(*at)?;
+    *at += 1;
+    let value = u64::from(first & 0x7f) | (u64::from(second & 0x7f) << 7);
+    if second < 0x80 {
+        return Some(value);
+    }
+    uvarint_rest(bytes, at, value, bytes_max)
+}
+
+fn uvarint_rest(bytes: &[u8], at: &mut usize, mut value: u64, bytes_max: u32) -> Option<u64> {
+    let mut shift = 14;
+    for _ in 2..bytes_max {
+        let byte = *bytes.get(*at)?;
+        *at += 1;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(value);
+        }
+        shift += 7;
+    }
+    None
+}
+
+#[inline(always)]
+fn zigzag32(raw: u64) -> i32 {
+    let raw = raw as u32;
+    ((raw >> 1) as i32) ^ -((raw & 1) as i32)
+}
+
+#[inline(always)]
+fn zigzag64(raw: u64) -> i64 {
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// The uncompressed walk: the checks of [`walk`] on a slice, each record's bounds checked once
+/// (its bytes are then a sub-slice) and lengths tested on their zig-zag form (even: a length,
+/// 1: null, other odd: negative).
+fn walk_slice(bytes: &[u8], records_count: u32, base_timestamp: i64) -> Result<RecordsSummary, BatchError> {
+    let mut at = 0;
+    let mut timestamp_min = i64::MAX;
+    let mut timestamp_max = i64::MIN;
+    for index in 0..records_count {
+        if at == bytes.len() {
+            return Err(BatchError::RecordsMissing { records_count, records_found: index });
+        }
+        let Some(raw) = uvarint_at(bytes, &mut at, 5) else {
+            return Err(BatchError::RecordMalformed { record_index: index, detail: "over-long length varint" });
+        };
+        let length = zigzag32(raw);
+        if length <= 0 {
+            return Err(BatchError::RecordLengthInvalid { record_index: index, length });
+        }
+        let Some(record) = bytes.get(at..at + length as usize) else {
+            return Err(BatchError::RecordMalformed { record_index: index, detail: "record runs past the batch" });
+        };
+        at += length as usize;
+        let (timestamp_delta, offset_delta) = match slice_record(record) {
+            Ok(deltas) => deltas,
+            Err(SliceFault::Structure) => {
+                return Err(BatchError::RecordMalformed { record_index: index, detail: "fields run past the record" })
+            }
+            Err(SliceFault::FieldLength(length)) => {
+                return Err(BatchError::FieldLengthInvalid { record_index: index, length })
+            }
+            Err(SliceFault::Short(read_bytes)) => {
+                return Err(BatchError::RecordLengthMismatch {
+                    record_index: index,
+                    declared_bytes: length,
+                    read_bytes,
+                })
+            }
+        };
+        if offset_delta as u32 != index {
+            return Err(BatchError::OffsetDeltaMismatch { record_index: index, offset_delta });
+        }
+        let timestamp = base_timestamp.saturating_add(timestamp_delta);
+        timestamp_min = timestamp_min.min(if timestamp == NO_TIMESTAMP { i64::MAX } else { timestamp });
+        timestamp_max = timestamp_max.max(timestamp);
+    }
+    if at != bytes.len() {
+        return Err(BatchError::TrailingBytes { records_count });
+    }
+    Ok(RecordsSummary { timestamp_min_ms: timestamp_min, timestamp_max_ms: timestamp_max, records_bytes: at })
+}
+
+enum SliceFault {
+    Structure,
+    FieldLength(i32),
+    /// The fields ended before the record's declared length, after this many bytes.
+    Short(i32),
+}
+
+/// The fields of one record (the bytes its length covers, at least one); its timestamp delta
+/// and offset delta. A skip past the end is caught by the next read or the final comparison.
+#[inline(always)]
+fn slice_record(record: &[u8]) -> Result<(i64, i32), SliceFault> {
+    let mut at = 1; // attributes
+    let timestamp_delta = zigzag64(uvarint_at(record, &mut at, 10).ok_or(SliceFault::Structure)?);
+    let offset_delta = zigzag32(uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)?);
+    // Key, then value: 1 is null (-1); other odd values are the negative lengths librdkafka
+    // cannot consume (Kafka reads them as null).
+    for _ in 0..2 {
+        let raw = uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)? as u32;
+        if raw & 1 == 0 {
+            at += (raw >> 1) as usize;
+        } else if raw != 1 {
+            return Err(SliceFault::FieldLength(zigzag32(u64::from(raw))));
+        }
+    }
+    let headers_count = zigzag32(uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)?);
+    // Each header takes at least two bytes: a count past the record's end cannot parse, and the
+    // check bounds the loop by the record's length.
+    if headers_count < 0 || headers_count as usize > record.len().saturating_sub(at) {
+        return Err(SliceFault::FieldLength(headers_count));
+    }
+    for _ in 0..headers_count {
+        let raw = uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)? as u32;
+        if raw & 1 != 0 {
+            return Err(SliceFault::FieldLength(zigzag32(u64::from(raw))));
+        }
+        at += (raw >> 1) as usize;
+        let raw = uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)? as u32;
+        if raw & 1 == 0 {
+            at += (raw >> 1) as usize;
+        } else if raw != 1 {
+            return Err(SliceFault::FieldLength(zigzag32(u64::from(raw))));
+        }
+    }
+    match at.cmp(&record.len()) {
+        std::cmp::Ordering::Equal => Ok((timestamp_delta, offset_delta)),
+        std::cmp::Ordering::Greater => Err(SliceFault::Structure),
+        std::cmp::Ordering::Less => Err(SliceFault::Short(at as i32)),
+    }
+}
+
 /// Magic of the xerial snappy framing the Java client writes: `0x82 "SNAPPY" 0x00`, then a version
 /// and a compatible version (two big-endian i32), then blocks of `length (i32) + raw snappy`.
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
@@ -573,11 +686,7 @@ mod tests {
             (
                 "record length past the batch",
                 batch_around(&with_length(body, body.len() as i64 + 10), Codec::None, 1, 0, BASE_MS),
-                BatchError::RecordLengthMismatch {
-                    record_index: 0,
-                    declared_bytes: body.len() as i32 + 10,
-                    read_bytes: body.len() as i32,
-                },
+                BatchError::RecordMalformed { record_index: 0, detail: "record runs past the batch" },
             ),
             (
                 "record one byte longer than its fields",
@@ -652,7 +761,20 @@ mod tests {
             ),
         ];
         for (name, batch, expected) in cases {
-            assert_eq!(check(&batch), Err(expected), "{name}");
+            assert_eq!(check(&batch), Err(expected.clone()), "{name}");
+            // The same records compressed go through the streaming walk: refused the same way,
+            // except where only a slice knows its end in advance.
+            let count = i32::from_be_bytes([batch[57], batch[58], batch[59], batch[60]]);
+            let delta = i32::from_be_bytes([batch[23], batch[24], batch[25], batch[26]]);
+            for codec in CODECS {
+                let compressed =
+                    batch_around(&compress(codec, &batch[BATCH_HEADER_BYTES..]), codec, count, delta, BASE_MS);
+                let result = check(&compressed);
+                match name {
+                    "record length past the batch" => assert!(result.is_err(), "{name} {codec:?}"),
+                    _ => assert_eq!(result, Err(expected.clone()), "{name} {codec:?}"),
+                }
+            }
         }
     }
 

@@ -367,3 +367,122 @@ fn well_formed_batches_of_every_codec_are_accepted() {
     let target = target(&[]);
     run(accepted_cases(), &target, &topic("good"));
 }
+
+#[test]
+fn timestamp_bounds_are_broker_config_keys() {
+    let target = target(&["log.message.timestamp.before.max.ms=60000", "log.message.timestamp.after.max.ms=60000"]);
+    if target._broker.is_none() {
+        return; // the oracle runs with Kafka's defaults
+    }
+    let now = now_ms();
+    let cases = vec![
+        case("an hour old, before.max.ms=60000", make_batch(&[(b"k", b"v")], now - 3_600_000), INVALID_TIMESTAMP),
+        case("two minutes ahead, after.max.ms=60000", make_batch(&[(b"k", b"v")], now + 120_000), INVALID_TIMESTAMP),
+        case(
+            "zstd, one record two minutes ahead",
+            make_compressed_batch(&[(b"k", b"v"), (b"k", b"v")], now + 120_000, Codec::Zstd),
+            INVALID_TIMESTAMP,
+        ),
+        case("no timestamp (-1)", make_batch(&[(b"k", b"v")], -1), 0),
+        case("within both bounds", make_batch(&[(b"k", b"v")], now - 30_000), 0),
+    ];
+    run(cases, &target, &topic("timestamps"));
+}
+
+/// confluent-kafka produces with each codec (librdkafka: raw snappy, lz4 frames) and reads it all
+/// back; the Java console producer's batches (xerial snappy, Kafka's lz4 framing) are read back by
+/// the same consumer. Every record must come back in order, byte for byte.
+const CLIENTS_SCRIPT: &str = r#"
+import sys
+from confluent_kafka import Consumer, Producer, TopicPartition
+bootstrap, count = sys.argv[1], int(sys.argv[2])
+codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+def read(topic, expected):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rv-" + topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    for _ in range(600):
+        if len(got) >= len(expected):
+            break
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            print(f"{topic}: consume error {message.error()}")
+            break
+        got.append((message.offset(), message.key(), message.value()))
+    consumer.close()
+    wanted = [(offset, key, value) for offset, (key, value) in enumerate(expected)]
+    if got != wanted:
+        print(f"{topic}: read {len(got)} records, first difference at", next((i for i, (a, b) in enumerate(zip(got, wanted)) if a != b), len(got)))
+        return False
+    return True
+
+ok = True
+for codec in codecs:
+    topic = "rv-confluent-" + codec
+    errors = []
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 20, "acks": "all",
+                         "enable.idempotence": True})
+    expected = [(f"key-{i % 13}".encode(), (f"{codec}-{i}-" + "v" * (i * 7 % 900)).encode()) for i in range(count)]
+    for key, value in expected:
+        producer.produce(topic, value=value, key=key, partition=0,
+                         on_delivery=lambda error, message: errors.append(error) if error else None)
+        producer.poll(0)
+    producer.flush(30)
+    if errors:
+        print(f"{topic}: delivery errors {errors[:3]}")
+        ok = False
+    ok = read(topic, expected) and ok
+for codec in codecs[1:]:
+    topic = "rv-java-" + codec
+    expected = [(None, f"java-{codec}-{i}-{'z' * (i * 11 % 700)}".encode()) for i in range(count)]
+    ok = read(topic, expected) and ok
+print("clients: ok" if ok else "clients: FAILED")
+"#;
+
+#[test]
+fn real_clients_produce_every_codec_and_read_it_back() {
+    if std::env::var("SKUA_ORACLE").is_ok() {
+        return; // this test starts clients against netd only
+    }
+    let broker = Broker::start(&[]);
+    let count = 300;
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    for codec in ["gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("rv-java-{codec}");
+        let lines: String =
+            (0..count).map(|index| format!("java-{codec}-{index}-{}\n", "z".repeat(index * 11 % 700))).collect();
+        let compression = format!("compression.type={codec}");
+        common::run(
+            std::process::Command::new("java")
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("org.apache.kafka.tools.ConsoleProducer")
+                .args([
+                    "--bootstrap-server",
+                    broker.address_str(),
+                    "--topic",
+                    &topic,
+                    "--command-property",
+                    "acks=all",
+                    "--command-property",
+                    &compression,
+                    "--command-property",
+                    "linger.ms=20",
+                ]),
+            lines.as_bytes(),
+        );
+    }
+    let output = common::run(
+        std::process::Command::new(common::python())
+            .arg("-c")
+            .arg(CLIENTS_SCRIPT)
+            .arg(broker.bootstrap())
+            .arg(count.to_string()),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("clients: ok"), "{stdout}\n{}", broker.log());
+}
