@@ -64,6 +64,16 @@ pub fn walk_records_bounded(
     header: &BatchHeader,
     decompressed_bytes_max: usize,
 ) -> Result<RecordsSummary, BatchError> {
+    walk_records_with::<RECORDS_STREAM_BUFFER_BYTES>(batch, header, decompressed_bytes_max)
+}
+
+/// The walk with a stream buffer of `BUFFER_BYTES` (tests use a tiny one, so that records straddle
+/// refills).
+fn walk_records_with<const BUFFER_BYTES: usize>(
+    batch: &[u8],
+    header: &BatchHeader,
+    decompressed_bytes_max: usize,
+) -> Result<RecordsSummary, BatchError> {
     assert!(batch.len() >= header.size_bytes && header.size_bytes >= RECORDS_AT, "walk a validated batch only");
     let records_count = header.records_count;
     if records_count == 0 {
@@ -83,11 +93,23 @@ pub fn walk_records_bounded(
         Codec::None => walk_slice(payload, records_count, base_timestamp),
         Codec::Gzip => {
             let decoder = flate2::bufread::MultiGzDecoder::new(payload);
-            walk_stream(decoder, records_count, base_timestamp, decompressed_bytes_max, decompression)
+            walk_stream::<_, BUFFER_BYTES>(
+                decoder,
+                records_count,
+                base_timestamp,
+                decompressed_bytes_max,
+                decompression,
+            )
         }
         Codec::Snappy => {
             let decoder = SnappyReader::new(payload, decompressed_bytes_max);
-            walk_stream(decoder, records_count, base_timestamp, decompressed_bytes_max, decompression)
+            walk_stream::<_, BUFFER_BYTES>(
+                decoder,
+                records_count,
+                base_timestamp,
+                decompressed_bytes_max,
+                decompression,
+            )
         }
         Codec::Lz4 => {
             if !lz4_frame_ends_with_end_mark(payload) {
@@ -97,16 +119,28 @@ pub fn walk_records_bounded(
                 });
             }
             let decoder = lz4_flex::frame::FrameDecoder::new(payload);
-            walk_stream(decoder, records_count, base_timestamp, decompressed_bytes_max, decompression)
+            walk_stream::<_, BUFFER_BYTES>(
+                decoder,
+                records_count,
+                base_timestamp,
+                decompressed_bytes_max,
+                decompression,
+            )
         }
         Codec::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(decompression)?;
-            walk_stream(decoder, records_count, base_timestamp, decompressed_bytes_max, decompression)
+            walk_stream::<_, BUFFER_BYTES>(
+                decoder,
+                records_count,
+                base_timestamp,
+                decompressed_bytes_max,
+                decompression,
+            )
         }
     }
 }
 
-fn walk_stream<R: Read>(
+fn walk_stream<R: Read, const BUFFER_BYTES: usize>(
     decoder: R,
     records_count: u32,
     base_timestamp: i64,
@@ -115,7 +149,7 @@ fn walk_stream<R: Read>(
 ) -> Result<RecordsSummary, BatchError> {
     let mut source = StreamSource {
         reader: decoder,
-        buffer: [0; RECORDS_STREAM_BUFFER_BYTES],
+        buffer: [0; BUFFER_BYTES],
         filled: 0,
         at: 0,
         consumed: 0,
@@ -140,13 +174,17 @@ trait Source {
     fn position(&self) -> usize;
     /// True when nothing is left.
     fn at_end(&mut self) -> bool;
+    /// The next `count` bytes when they are already buffered in one piece.
+    fn contiguous(&self, count: usize) -> Option<&[u8]>;
+    /// Consumes `count` bytes that [`Source::contiguous`] returned.
+    fn advance(&mut self, count: usize);
 }
 
 /// A decompressing reader seen through a fixed buffer; counts what it consumed and stops at
 /// `bytes_max` (an `io::ErrorKind::FileTooLarge` error, reported as too large).
-struct StreamSource<R> {
+struct StreamSource<R, const BUFFER_BYTES: usize> {
     reader: R,
-    buffer: [u8; RECORDS_STREAM_BUFFER_BYTES],
+    buffer: [u8; BUFFER_BYTES],
     filled: usize,
     at: usize,
     /// Bytes consumed from previous fills.
@@ -155,7 +193,7 @@ struct StreamSource<R> {
     error: Option<io::Error>,
 }
 
-impl<R: Read> StreamSource<R> {
+impl<R: Read, const BUFFER_BYTES: usize> StreamSource<R, BUFFER_BYTES> {
     /// Refills the buffer; false at the end of the stream or on an error (kept in `error`).
     fn refill(&mut self) -> bool {
         if self.error.is_some() {
@@ -188,7 +226,18 @@ impl<R: Read> StreamSource<R> {
     }
 }
 
-impl<R: Read> Source for StreamSource<R> {
+impl<R: Read, const BUFFER_BYTES: usize> Source for StreamSource<R, BUFFER_BYTES> {
+    #[inline]
+    fn contiguous(&self, count: usize) -> Option<&[u8]> {
+        self.buffer[..self.filled].get(self.at..self.at.checked_add(count)?)
+    }
+
+    #[inline]
+    fn advance(&mut self, count: usize) {
+        assert!(count <= self.filled - self.at, "advance past the buffered bytes");
+        self.at += count;
+    }
+
     #[inline]
     fn byte(&mut self) -> Option<u8> {
         if self.at == self.filled && !self.refill() {
@@ -265,34 +314,45 @@ enum Fault {
     FieldLength(i32),
 }
 
-/// Parses the fields of one record after its length; returns its timestamp delta and offset delta.
-#[inline(always)]
+/// Parses the fields of one record after its length; returns its timestamp delta and offset
+/// delta. Used for records that straddle a refill of the stream buffer; decides as
+/// [`slice_record`] does (a varint that runs past the record's end is a structure fault).
 fn record_fields<S: Source>(source: &mut S, record_end: usize) -> Result<(i64, i32), Fault> {
+    let field = |source: &mut S| -> Result<i32, Fault> {
+        let value = varint32(source).ok_or(Fault::Structure)?;
+        if source.position() > record_end {
+            return Err(Fault::Structure);
+        }
+        Ok(value)
+    };
     source.byte().ok_or(Fault::Structure)?; // attributes
     let timestamp_delta = varint64(source).ok_or(Fault::Structure)?;
-    let offset_delta = varint32(source).ok_or(Fault::Structure)?;
+    if source.position() > record_end {
+        return Err(Fault::Structure);
+    }
+    let offset_delta = field(source)?;
     // Key, then value: -1 is null. Kafka reads any negative length as null, but librdkafka stops
     // consuming the partition at such a record, so only -1 is accepted.
     for _ in 0..2 {
-        let length = varint32(source).ok_or(Fault::Structure)?;
+        let length = field(source)?;
         if length < -1 {
             return Err(Fault::FieldLength(length));
         }
         skip_within(source, length, record_end)?;
     }
-    let headers_count = varint32(source).ok_or(Fault::Structure)?;
+    let headers_count = field(source)?;
     // Each header takes at least two bytes, so a count past the record's end cannot parse; the
     // check also bounds the loop by the record's length.
     if headers_count < 0 || headers_count as usize > record_end.saturating_sub(source.position()) {
         return Err(Fault::FieldLength(headers_count));
     }
     for _ in 0..headers_count {
-        let key_length = varint32(source).ok_or(Fault::Structure)?;
+        let key_length = field(source)?;
         if key_length < 0 {
             return Err(Fault::FieldLength(key_length));
         }
         skip_within(source, key_length, record_end)?;
-        let value_length = varint32(source).ok_or(Fault::Structure)?;
+        let value_length = field(source)?;
         if value_length < -1 {
             return Err(Fault::FieldLength(value_length));
         }
@@ -328,25 +388,30 @@ fn walk<S: Source>(source: &mut S, records_count: u32, base_timestamp: i64) -> R
         if length <= 0 {
             return Err(BatchError::RecordLengthInvalid { record_index: index, length });
         }
-        let body_start = source.position();
-        let record_end = body_start + length as usize;
-        let (timestamp_delta, offset_delta) = match record_fields(source, record_end) {
-            Ok(deltas) => deltas,
-            Err(Fault::Structure) => {
-                return Err(BatchError::RecordMalformed { record_index: index, detail: "fields run past the record" })
+        // The record is usually buffered whole: parse it as a slice, as uncompressed records are.
+        let parsed = source.contiguous(length as usize).map(slice_record);
+        let (timestamp_delta, offset_delta) = if let Some(parsed) = parsed {
+            source.advance(length as usize);
+            parsed.map_err(|fault| slice_fault_error(fault, index, length))?
+        } else {
+            let body_start = source.position();
+            let record_end = body_start + length as usize;
+            let deltas = match record_fields(source, record_end) {
+                Ok(deltas) => deltas,
+                Err(Fault::Structure) => return Err(slice_fault_error(SliceFault::Structure, index, length)),
+                Err(Fault::FieldLength(field)) => {
+                    return Err(slice_fault_error(SliceFault::FieldLength(field), index, length))
+                }
+            };
+            let read_bytes = source.position() - body_start;
+            if read_bytes > length as usize {
+                return Err(slice_fault_error(SliceFault::Structure, index, length));
             }
-            Err(Fault::FieldLength(length)) => {
-                return Err(BatchError::FieldLengthInvalid { record_index: index, length })
+            if read_bytes < length as usize {
+                return Err(slice_fault_error(SliceFault::Short(read_bytes as i32), index, length));
             }
+            deltas
         };
-        let read_bytes = source.position() - body_start;
-        if read_bytes != length as usize {
-            return Err(BatchError::RecordLengthMismatch {
-                record_index: index,
-                declared_bytes: length,
-                read_bytes: read_bytes.min(i32::MAX as usize) as i32,
-            });
-        }
         if offset_delta as u32 != index {
             return Err(BatchError::OffsetDeltaMismatch { record_index: index, offset_delta });
         }
@@ -443,22 +508,8 @@ fn walk_slice(bytes: &[u8], records_count: u32, base_timestamp: i64) -> Result<R
             return Err(BatchError::RecordMalformed { record_index: index, detail: "record runs past the batch" });
         };
         at += length as usize;
-        let (timestamp_delta, offset_delta) = match slice_record(record) {
-            Ok(deltas) => deltas,
-            Err(SliceFault::Structure) => {
-                return Err(BatchError::RecordMalformed { record_index: index, detail: "fields run past the record" })
-            }
-            Err(SliceFault::FieldLength(length)) => {
-                return Err(BatchError::FieldLengthInvalid { record_index: index, length })
-            }
-            Err(SliceFault::Short(read_bytes)) => {
-                return Err(BatchError::RecordLengthMismatch {
-                    record_index: index,
-                    declared_bytes: length,
-                    read_bytes,
-                })
-            }
-        };
+        let (timestamp_delta, offset_delta) =
+            slice_record(record).map_err(|fault| slice_fault_error(fault, index, length))?;
         if offset_delta as u32 != index {
             return Err(BatchError::OffsetDeltaMismatch { record_index: index, offset_delta });
         }
@@ -470,6 +521,20 @@ fn walk_slice(bytes: &[u8], records_count: u32, base_timestamp: i64) -> Result<R
         return Err(BatchError::TrailingBytes { records_count });
     }
     Ok(RecordsSummary { timestamp_min_ms: timestamp_min, timestamp_max_ms: timestamp_max, records_bytes: at })
+}
+
+/// The error for a record (`index`, declared `length`) whose fields did not parse.
+#[cold]
+fn slice_fault_error(fault: SliceFault, index: u32, length: i32) -> BatchError {
+    match fault {
+        SliceFault::Structure => {
+            BatchError::RecordMalformed { record_index: index, detail: "fields run past the record" }
+        }
+        SliceFault::FieldLength(field) => BatchError::FieldLengthInvalid { record_index: index, length: field },
+        SliceFault::Short(read_bytes) => {
+            BatchError::RecordLengthMismatch { record_index: index, declared_bytes: length, read_bytes }
+        }
+    }
 }
 
 enum SliceFault {
@@ -495,6 +560,9 @@ fn slice_record(record: &[u8]) -> Result<(i64, i32), SliceFault> {
         } else if raw != 1 {
             return Err(SliceFault::FieldLength(zigzag32(u64::from(raw))));
         }
+    }
+    if at > record.len() {
+        return Err(SliceFault::Structure);
     }
     let headers_count = zigzag32(uvarint_at(record, &mut at, 5).ok_or(SliceFault::Structure)?);
     // Each header takes at least two bytes: a count past the record's end cannot parse, and the
@@ -769,10 +837,15 @@ mod tests {
             for codec in CODECS {
                 let compressed =
                     batch_around(&compress(codec, &batch[BATCH_HEADER_BYTES..]), codec, count, delta, BASE_MS);
-                let result = check(&compressed);
-                match name {
-                    "record length past the batch" => assert!(result.is_err(), "{name} {codec:?}"),
-                    _ => assert_eq!(result, Err(expected.clone()), "{name} {codec:?}"),
+                let header = validate_one(&compressed).expect("valid header");
+                // A 16-byte stream buffer: records straddle refills and take the byte-wise path.
+                let results =
+                    [check(&compressed), walk_records_with::<16>(&compressed, &header, RECORDS_DECOMPRESSED_BYTES_MAX)];
+                for result in results {
+                    match name {
+                        "record length past the batch" => assert!(result.is_err(), "{name} {codec:?}"),
+                        _ => assert_eq!(result, Err(expected.clone()), "{name} {codec:?}"),
+                    }
                 }
             }
         }
@@ -868,7 +941,19 @@ mod tests {
             batch[57..61].copy_from_slice(&count.to_be_bytes());
             batch[23..27].copy_from_slice(&(count - 1).to_be_bytes());
             crate::batch::reseal_crc(&mut batch);
-            let _ = check(&batch);
+            let header = validate_one(&batch).expect("valid header");
+            let whole = walk_records(&batch, &header);
+            // The byte-wise path (records straddling refills) decides the same.
+            let small = walk_records_with::<16>(&batch, &header, RECORDS_DECOMPRESSED_BYTES_MAX);
+            // When the decoder fails, which of it and the walk notices first depends on how much
+            // output each read returns: both must refuse. Otherwise they decide the same.
+            let decoder_failed =
+                |result: &Result<RecordsSummary, BatchError>| matches!(result, Err(BatchError::Decompression { .. }));
+            if decoder_failed(&small) || decoder_failed(&whole) {
+                assert!(small.is_err() && whole.is_err(), "SEED={seed}: {small:?} / {whole:?}");
+            } else {
+                assert_eq!(small, whole, "SEED={seed}");
+            }
         }
     }
 }
