@@ -177,6 +177,37 @@ mod tests {
         );
     }
 
+    /// Real clients' Produce frames (`testdata/captured-frames.txt`, see `handlers/golden.rs`):
+    /// their batches pass the record walk and every rule here, byte for byte as sent.
+    #[test]
+    fn captured_client_batches_pass() {
+        use kafka_protocol::messages::ProduceRequest;
+
+        let captured = include_str!("testdata/captured-frames.txt");
+        let mut walked = 0;
+        for line in captured.lines().filter(|line| !line.starts_with('#')) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() != 4 || fields[0] != "0" {
+                continue;
+            }
+            let hex = fields[3];
+            let bytes: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex")).collect();
+            let frame = crate::protocol::decode_frame(bytes::Bytes::from(bytes)).expect("frame");
+            let request: ProduceRequest = crate::protocol::decode_body(&frame).expect("produce");
+            for partition in request.topic_data.iter().flat_map(|topic| &topic.partition_data) {
+                let records = partition.records.as_ref().expect("records");
+                assert_eq!(check_request_shape(records, frame.api_version), Ok(()), "{}", fields[2]);
+                assert!(!is_transactional(records));
+                for checked in batch::validate_all_with_records(records).expect("a real client's records walk") {
+                    assert_eq!(check_batch(&checked, NOW_MS, DEFAULTS), Ok(()), "{}", fields[2]);
+                    walked += 1;
+                }
+            }
+        }
+        assert!(walked >= 2, "captured Produce frames found: {walked}");
+    }
+
     #[test]
     fn request_shape() {
         let good = make_batch(&[(b"k", b"v")], NOW_MS);
