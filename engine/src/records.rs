@@ -26,7 +26,7 @@
 //! most 4 MiB), zstd its window (zstd's own limit of 2^27; pages are only touched as output is
 //! produced, so at most the decompressed cap), snappy one block (xerial framing: the producer's
 //! block size, 32 KiB for the Java client; a raw snappy block as librdkafka sends: the whole
-//! records section, at most the decompressed cap).
+//! records section; never more than 22 times the block's compressed size nor the cap).
 //!
 //! Threading: plain functions, called on the shard thread that validates a produced batch.
 
@@ -595,6 +595,12 @@ fn slice_record(record: &[u8]) -> Result<(i64, i32), SliceFault> {
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
 const XERIAL_HEADER_BYTES: usize = 16;
 
+/// Snappy's densest element, a three-byte copy of 64 bytes, bounds what a block can decompress
+/// to: at most 64/3 of its compressed size. A preamble claiming more is a lie, refused before
+/// the block's buffer is allocated (so a tiny batch cannot make us allocate up to the cap).
+const SNAPPY_EXPANSION_MAX: usize = 22;
+const SNAPPY_EXPANSION_SLACK_BYTES: usize = 64;
+
 /// Snappy as Kafka clients send it: xerial-framed blocks (Java) or one raw block (librdkafka;
 /// both clients read either). Decompresses one block at a time into a reused buffer, each block's
 /// size checked against what is left of the cap before anything is allocated.
@@ -641,6 +647,9 @@ impl<'a> SnappyReader<'a> {
             std::mem::take(&mut self.input)
         };
         let size = snap::raw::decompress_len(compressed).map_err(io::Error::other)?;
+        if size > compressed.len().saturating_mul(SNAPPY_EXPANSION_MAX) + SNAPPY_EXPANSION_SLACK_BYTES {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "snappy block claims more than it can hold"));
+        }
         if size > self.budget_bytes {
             return Err(io::Error::new(io::ErrorKind::FileTooLarge, "decompressed size over the cap"));
         }
@@ -910,6 +919,25 @@ mod tests {
             );
             assert!(walk_records_bounded(&batch, &header, 5 << 20).is_ok(), "{codec:?} under the cap");
         }
+    }
+
+    #[test]
+    fn a_snappy_block_claiming_more_than_it_can_hold_is_refused_before_allocating() {
+        // A raw block whose preamble says 60 MiB, followed by a few bytes.
+        let mut lying = Vec::new();
+        let mut size = 60u64 << 20;
+        while size >= 0x80 {
+            lying.push((size as u8) | 0x80);
+            size >>= 7;
+        }
+        lying.push(size as u8);
+        lying.extend_from_slice(&[0, 0, 0, 0]);
+        let batch = batch_around(&lying, Codec::Snappy, 1, 0, BASE_MS);
+        assert!(
+            matches!(check(&batch), Err(BatchError::Decompression { detail, .. }) if detail.contains("claims more")),
+            "{:?}",
+            check(&batch)
+        );
     }
 
     #[test]
