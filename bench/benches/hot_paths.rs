@@ -1,5 +1,6 @@
 //! criterion microbenchmarks of the engine's hot functions, the ones every produced batch goes
-//! through: validation (layout + CRC-32C), offset assignment (rewriting two header fields), and
+//! through: validation (layout + CRC-32C, and with the record walk of every record, before and
+//! after, on 16 KiB batches), offset assignment (rewriting two header fields), and
 //! zstd re-encoding for `compression.type=zstd` topics, and netd's fetch response assembly
 //! (hand-encoded segments, record bytes not copied) beside the generated encoder that copies
 //! them. Run: `cargo bench -p skua-bench`.
@@ -27,6 +28,38 @@ fn batches(c: &mut Criterion) {
             bench.iter(|| engine::compression::zstd_encode(std::hint::black_box(&batch), &header, 1).expect("encodes"))
         });
         group.finish();
+    }
+}
+
+/// A 16 KiB batch of `value_bytes`-byte values, uncompressed or zstd-compressed (level 3, as the
+/// Java and librdkafka producers default to).
+fn validation_batch(value_bytes: usize, zstd: bool) -> Vec<u8> {
+    let records = 16 * 1024 / (value_bytes + 20);
+    let batch = make_sized_batch(records, value_bytes, 11, 1_700_000_000_000);
+    if !zstd {
+        return batch;
+    }
+    let header = engine::batch::validate_one(&batch).expect("valid");
+    engine::compression::zstd_encode(&batch, &header, 3).expect("encodes").expect("was uncompressed")
+}
+
+/// The produce path's validation before record walking (CRC and header only) and after (CRC,
+/// header and every record, decompressing zstd).
+fn record_validation(c: &mut Criterion) {
+    for (records_name, value_bytes) in [("100B", 100usize), ("1KiB", 1024)] {
+        for zstd in [false, true] {
+            let batch = validation_batch(value_bytes, zstd);
+            let codec = if zstd { "zstd" } else { "none" };
+            let mut group = c.benchmark_group(format!("validate-16KiB-{records_name}-records-{codec}"));
+            group.throughput(Throughput::Bytes(batch.len() as u64));
+            group.bench_function("before: crc only", |bench| {
+                bench.iter(|| engine::batch::validate_all(std::hint::black_box(&batch)).expect("valid"))
+            });
+            group.bench_function("after: crc + record walk", |bench| {
+                bench.iter(|| engine::batch::validate_all_with_records(std::hint::black_box(&batch)).expect("valid"))
+            });
+            group.finish();
+        }
     }
 }
 
@@ -71,5 +104,5 @@ fn fetch_assembly(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(hot_paths, batches, fetch_assembly);
+criterion_group!(hot_paths, batches, record_validation, fetch_assembly);
 criterion_main!(hot_paths);

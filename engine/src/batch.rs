@@ -19,6 +19,7 @@
 
 use crate::error::BatchError;
 use crate::limits::BATCH_HEADER_BYTES;
+use crate::records::RecordsSummary;
 
 pub const BASE_OFFSET_AT: usize = 0;
 pub const BATCH_LENGTH_AT: usize = 8;
@@ -217,6 +218,31 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<BatchHeader>, BatchError> {
         headers.push(header);
     }
     Ok(headers)
+}
+
+/// A produced batch that passed every check: its header and what its records showed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckedBatch {
+    pub header: BatchHeader,
+    pub records: RecordsSummary,
+}
+
+/// The produce path's validation of `bytes` (batches back to back, nothing else): for each batch
+/// [`validate_one`] (layout, CRC) then [`crate::records::walk_records`] (every record), one batch
+/// at a time while its bytes are in cache.
+pub fn validate_all_with_records(bytes: &[u8]) -> Result<Vec<CheckedBatch>, BatchError> {
+    if bytes.is_empty() {
+        return Err(BatchError::Empty);
+    }
+    let mut batches = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let header = validate_one(&bytes[at..])?;
+        let records = crate::records::walk_records(&bytes[at..at + header.size_bytes], &header)?;
+        at += header.size_bytes;
+        batches.push(CheckedBatch { header, records });
+    }
+    Ok(batches)
 }
 
 /// Rewrites the two fields outside the CRC: base offset and partition leader epoch.

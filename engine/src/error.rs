@@ -77,6 +77,26 @@ pub enum BatchError {
     UnknownCodec { codec: u16 },
     #[error("compression failed: {0}")]
     Compression(String),
+    #[error("the batch holds no records (records count 0)")]
+    NoRecords,
+    #[error("records count is {records_count} but the batch holds only {records_found} records")]
+    RecordsMissing { records_count: u32, records_found: u32 },
+    #[error("bytes are left after the {records_count} records the batch declares")]
+    TrailingBytes { records_count: u32 },
+    #[error("record {record_index}: length {length} is not positive")]
+    RecordLengthInvalid { record_index: u32, length: i32 },
+    #[error("record {record_index}: {detail}")]
+    RecordMalformed { record_index: u32, detail: &'static str },
+    #[error("record {record_index}: key, value or header length {length} is invalid")]
+    FieldLengthInvalid { record_index: u32, length: i32 },
+    #[error("record {record_index}: declares {declared_bytes} bytes but its fields take {read_bytes}")]
+    RecordLengthMismatch { record_index: u32, declared_bytes: i32, read_bytes: i32 },
+    #[error("record {record_index}: offset delta {offset_delta}, expected {record_index}")]
+    OffsetDeltaMismatch { record_index: u32, offset_delta: i32 },
+    #[error("records do not decompress (codec {codec}): {detail}")]
+    Decompression { codec: u16, detail: String },
+    #[error("records decompress to more than {limit_bytes} bytes")]
+    DecompressedTooLarge { limit_bytes: usize },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

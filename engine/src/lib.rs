@@ -20,6 +20,7 @@ pub mod index;
 pub mod io;
 pub mod limits;
 pub mod log;
+pub mod records;
 pub mod segment;
 pub mod shard;
 pub mod testkit;

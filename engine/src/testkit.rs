@@ -68,3 +68,100 @@ pub fn make_sized_batch(record_count: usize, value_bytes: usize, seed: u64, base
     let records: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&key[..], &value[..])).collect();
     make_batch(&records, base_timestamp)
 }
+
+/// One record laid out as a producer does, with any offset delta, lengths given as written (so
+/// tests can declare lengths that lie). `None` writes -1 (null).
+pub fn record(offset_delta: i32, timestamp_delta: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    let mut body = vec![0]; // attributes
+    put_varint(&mut body, timestamp_delta);
+    put_varint(&mut body, i64::from(offset_delta));
+    for field in [key, value] {
+        match field {
+            Some(bytes) => {
+                put_varint(&mut body, bytes.len() as i64);
+                body.extend_from_slice(bytes);
+            }
+            None => put_varint(&mut body, -1),
+        }
+    }
+    put_varint(&mut body, 0); // headers
+    let mut out = Vec::with_capacity(body.len() + 5);
+    put_varint(&mut out, body.len() as i64);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Appends a zig-zag varint, for hand-made records.
+pub fn push_varint(out: &mut Vec<u8>, value: i64) {
+    put_varint(out, value);
+}
+
+/// Compresses a records section as Kafka's clients do: gzip, xerial-framed snappy (the Java
+/// client's framing), the lz4 frame format, zstd.
+pub fn compress(codec: crate::batch::Codec, bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+
+    use crate::batch::Codec;
+    match codec {
+        Codec::None => bytes.to_vec(),
+        Codec::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(bytes).expect("gzip into memory");
+            encoder.finish().expect("gzip into memory")
+        }
+        Codec::Snappy => {
+            let mut out = vec![0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
+            for chunk in bytes.chunks(32 * 1024) {
+                let block = snappy_raw(chunk);
+                out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+        Codec::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder.write_all(bytes).expect("lz4 into memory");
+            encoder.finish().expect("lz4 into memory")
+        }
+        Codec::Zstd => zstd::bulk::compress(bytes, 3).expect("zstd into memory"),
+    }
+}
+
+/// One raw snappy block, as librdkafka sends snappy.
+pub fn snappy_raw(bytes: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(bytes).expect("snappy into memory")
+}
+
+/// A batch around a records section given as bytes (already compressed for `codec`), with the
+/// header's count and last offset delta as given; everything else as [`make_batch`].
+pub fn batch_around(
+    payload: &[u8],
+    codec: crate::batch::Codec,
+    records_count: i32,
+    last_offset_delta: i32,
+    base_timestamp: i64,
+) -> Vec<u8> {
+    let mut batch = make_batch(&[], base_timestamp);
+    batch.truncate(BATCH_HEADER_BYTES);
+    batch.extend_from_slice(payload);
+    let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    batch[21..23].copy_from_slice(&codec.id().to_be_bytes());
+    batch[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+    batch[35..43].copy_from_slice(&base_timestamp.to_be_bytes());
+    batch[57..61].copy_from_slice(&records_count.to_be_bytes());
+    reseal_crc(&mut batch);
+    batch
+}
+
+/// A valid batch of `records` compressed with `codec`.
+pub fn make_compressed_batch(records: &[(&[u8], &[u8])], base_timestamp: i64, codec: crate::batch::Codec) -> Vec<u8> {
+    let plain = make_batch(records, base_timestamp);
+    let count = records.len() as i32;
+    let mut batch =
+        batch_around(&compress(codec, &plain[BATCH_HEADER_BYTES..]), codec, count, (count - 1).max(0), base_timestamp);
+    // Keep the max timestamp make_batch computed.
+    batch[35..43].copy_from_slice(&plain[35..43]);
+    reseal_crc(&mut batch);
+    batch
+}

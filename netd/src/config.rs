@@ -31,6 +31,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ("log.flush.interval.messages", "(unset)", "with skua.fsync.policy=interval: sync after this many messages"),
     ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
     ("message.max.bytes", "1048588", "largest record batch accepted"),
+    (
+        "log.message.timestamp.before.max.ms",
+        "9223372036854775807",
+        "how far in the past a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+    ),
+    (
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        "how far in the future a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+    ),
     ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
     (
         "queued.max.requests",
@@ -114,6 +124,7 @@ pub struct Config {
     pub groups: crate::groups::GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
+    pub timestamp_bounds: crate::produce_policy::TimestampBounds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -379,6 +390,13 @@ impl Config {
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
             positive("skua.fetch.buffered.bytes.max", crate::limits::FETCH_BUFFERED_BYTES_DEFAULT)?;
+        let timestamp_bounds = crate::produce_policy::TimestampBounds {
+            before_max_ms: number(values, "log.message.timestamp.before.max.ms", i64::MAX)?,
+            after_max_ms: number(values, "log.message.timestamp.after.max.ms", 3_600_000i64)?,
+        };
+        if timestamp_bounds.before_max_ms < 0 || timestamp_bounds.after_max_ms < 0 {
+            return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
+        }
         let data_dir = values.get("log.dirs").map_or("./data", String::as_str).split(',').next().unwrap_or("./data");
         Ok(Config {
             listen_address,
@@ -410,6 +428,7 @@ impl Config {
             groups,
             offsets_partitions,
             offsets_segment_bytes,
+            timestamp_bounds,
         })
     }
 }

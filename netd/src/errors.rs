@@ -6,6 +6,8 @@
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
 
+use crate::produce_policy::ProduceRefusal;
+
 pub const NONE: i16 = 0;
 
 /// What a client sees for an engine error.
@@ -20,7 +22,20 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
             | BatchError::NegativeLastOffsetDelta { .. }
             | BatchError::RecordsCountMismatch { .. }
             | BatchError::UnknownCodec { .. }
-            | BatchError::Compression(_) => ResponseError::InvalidRecord,
+            | BatchError::Compression(_)
+            | BatchError::NoRecords
+            | BatchError::RecordsMissing { .. }
+            | BatchError::TrailingBytes { .. }
+            | BatchError::RecordLengthInvalid { .. }
+            | BatchError::RecordMalformed { .. }
+            | BatchError::FieldLengthInvalid { .. }
+            | BatchError::RecordLengthMismatch { .. }
+            | BatchError::OffsetDeltaMismatch { .. } => ResponseError::InvalidRecord,
+            // What Kafka 4.4 answers for records that do not decompress (its decoder's exception
+            // is not an ApiException), observed for every codec.
+            BatchError::Decompression { .. } => ResponseError::UnknownServerError,
+            // Kafka sets no cap; the Java producer splits a batch refused as too large and retries.
+            BatchError::DecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
         },
         EngineError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         EngineError::InvalidInput(_) => ResponseError::InvalidRequest,
@@ -30,6 +45,20 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
         EngineError::Corruption { .. } => ResponseError::KafkaStorageError,
         EngineError::Full { .. } => ResponseError::KafkaStorageError,
         EngineError::Io { .. } => ResponseError::KafkaStorageError,
+    };
+    kind.code()
+}
+
+/// What a client sees when Kafka's produce rules refuse its batch (codes observed on Kafka 4.4).
+pub fn produce_refusal_code(refusal: &ProduceRefusal) -> i16 {
+    let kind = match refusal {
+        ProduceRefusal::NotOneBatch { .. }
+        | ProduceRefusal::ControlBatch
+        | ProduceRefusal::BaseOffsetNotZero { .. }
+        | ProduceRefusal::SequenceMissing { .. } => ResponseError::InvalidRecord,
+        ProduceRefusal::ZstdBeforeV7 { .. } => ResponseError::UnsupportedCompressionType,
+        ProduceRefusal::Transactional => ResponseError::TransactionalIdAuthorizationFailed,
+        ProduceRefusal::TimestampOutOfRange { .. } => ResponseError::InvalidTimestamp,
     };
     kind.code()
 }
@@ -54,5 +83,15 @@ mod tests {
             EngineError::OffsetOutOfRange { requested: Offset(9), log_start: Offset(0), log_end: Offset(1) };
         assert_eq!(engine_error_code(&out_of_range), 1);
         assert_eq!(engine_error_code(&EngineError::Full { path: "x".into() }), 56);
+        let invalid = |error: BatchError| engine_error_code(&EngineError::InvalidBatch(error));
+        assert_eq!(invalid(BatchError::NoRecords), 87);
+        assert_eq!(invalid(BatchError::TrailingBytes { records_count: 1 }), 87);
+        assert_eq!(invalid(BatchError::Decompression { codec: 1, detail: String::new() }), -1);
+        assert_eq!(invalid(BatchError::DecompressedTooLarge { limit_bytes: 1 }), 10);
+        assert_eq!(produce_refusal_code(&ProduceRefusal::Transactional), 53);
+        assert_eq!(produce_refusal_code(&ProduceRefusal::ZstdBeforeV7 { version: 6 }), 76);
+        assert_eq!(produce_refusal_code(&ProduceRefusal::ControlBatch), 87);
+        let timestamp = ProduceRefusal::TimestampOutOfRange { timestamp_ms: 0, low_ms: 0, high_ms: 0 };
+        assert_eq!(produce_refusal_code(&timestamp), 32);
     }
 }

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod handlers;
 pub mod limits;
 pub mod manifest;
+pub mod produce_policy;
 pub mod producers;
 pub mod protocol;
 pub mod server;

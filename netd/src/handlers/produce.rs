@@ -1,7 +1,8 @@
 //! Produce (key 0), versions 3–11 (0–2 advertised and rejected, as Kafka 4 does).
 //!
-//! The record batches go to the engine as they arrived: validated (CRC), offsets assigned by
-//! rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
+//! The record batches go to the engine as they arrived: validated (CRC and every record, in one
+//! walk per batch: [`engine::batch::validate_all_with_records`]), checked against Kafka's produce
+//! rules ([`crate::produce_policy`]), offsets assigned by rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
 //! its partitions' batches in request order (its own partitions right away, other shards' through
 //! their queues, in the order requests arrived) and answers once the group commit that makes
 //! them durable is done (acks=1 and acks=all are the same on a single node). acks=0 gets no
@@ -21,6 +22,7 @@ use super::Reply;
 use crate::broker::{now_ms, Broker};
 use crate::control;
 use crate::errors;
+use crate::produce_policy;
 use crate::producers::{BatchIdentity, Verdict};
 use crate::protocol::{decode_body, encode_response, Frame};
 use crate::shards::ShardContext;
@@ -56,12 +58,20 @@ fn blank(partition: i32) -> PartitionProduceResponse {
 fn append_partition(
     broker: &mut Broker,
     item: &Item,
+    version: i16,
     result: &mut PartitionProduceResponse,
 ) -> Result<(engine::LogId, engine::Offset), i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
     let log = broker.log_for(&item.topic, item.partition)?;
-    let headers = engine::batch::validate_all(records)
+    let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
+    produce_policy::check_request_shape(records, version).map_err(refused)?;
+    let batches = engine::batch::validate_all_with_records(records)
         .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
+    let now = now_ms();
+    for checked in &batches {
+        produce_policy::check_batch(checked, now, broker.config.timestamp_bounds).map_err(refused)?;
+    }
+    let headers: Vec<engine::batch::BatchHeader> = batches.iter().map(|checked| checked.header).collect();
     let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
     let verdicts: Vec<Verdict> = {
         let producers = broker.producers.entry(log).or_default();
@@ -85,7 +95,7 @@ fn append_partition(
     } else {
         let info = broker
             .engine
-            .append(log, records, LeaderEpoch(0), now_ms())
+            .append(log, records, LeaderEpoch(0), now)
             .map_err(|error| errors::engine_error_code(&error))?;
         result.base_offset = info.base_offset.0 as i64;
         let producers = broker.producers.entry(log).or_default();
@@ -104,7 +114,12 @@ fn append_partition(
 }
 
 /// Runs on the owning shard: appends every item now, answers after the commit.
-fn produce_on_shard(shard: &Rc<ShardContext>, items: Vec<Item>, acks: i16) -> LocalBoxFuture<'static, Vec<Answer>> {
+fn produce_on_shard(
+    shard: &Rc<ShardContext>,
+    items: Vec<Item>,
+    acks: i16,
+    version: i16,
+) -> LocalBoxFuture<'static, Vec<Answer>> {
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
     let mut waiting: Vec<(usize, oneshot::Receiver<i16>)> = Vec::new();
     {
@@ -112,7 +127,7 @@ fn produce_on_shard(shard: &Rc<ShardContext>, items: Vec<Item>, acks: i16) -> Lo
         let mut appended_any = false;
         for item in &items {
             let mut result = blank(item.partition);
-            match append_partition(&mut broker, item, &mut result) {
+            match append_partition(&mut broker, item, version, &mut result) {
                 Ok((log, last_offset)) => {
                     appended_any = true;
                     if acks != 0 {
@@ -145,15 +160,21 @@ fn produce_on_shard(shard: &Rc<ShardContext>, items: Vec<Item>, acks: i16) -> Lo
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: ProduceRequest = decode_body(frame)?;
-    let refusal = if frame.api_version < PRODUCE_VERSION_MIN_ACCEPTED {
-        Some(ResponseError::UnsupportedVersion.code())
-    } else if request.transactional_id.is_some() {
-        Some(ResponseError::TransactionalIdAuthorizationFailed.code())
-    } else if ![0, 1, -1].contains(&request.acks) {
-        Some(ResponseError::InvalidRequiredAcks.code())
-    } else {
-        None
-    };
+    let refusal =
+        if frame.api_version < PRODUCE_VERSION_MIN_ACCEPTED {
+            Some(ResponseError::UnsupportedVersion.code())
+        } else if request.transactional_id.is_some() {
+            Some(ResponseError::TransactionalIdAuthorizationFailed.code())
+        } else if request.topic_data.iter().flat_map(|topic| &topic.partition_data).any(|partition| {
+            partition.records.as_ref().is_some_and(|records| produce_policy::is_transactional(records))
+        }) {
+            // Kafka refuses the whole request before anything else, as it does a transactional id.
+            Some(errors::produce_refusal_code(&produce_policy::ProduceRefusal::Transactional))
+        } else if ![0, 1, -1].contains(&request.acks) {
+            Some(ResponseError::InvalidRequiredAcks.code())
+        } else {
+            None
+        };
     let mut response = ProduceResponse::default();
     let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
@@ -189,9 +210,12 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.responses.push(topic_response);
     }
     let acks = request.acks;
+    let version = frame.api_version;
     let mut pending = Vec::new();
     for (shard, items) in per_shard.into_iter().enumerate().filter(|(_, items)| !items.is_empty()) {
-        pending.push(context.submit(shard, move |shard_context| produce_on_shard(shard_context, items, acks)).await?);
+        pending.push(
+            context.submit(shard, move |shard_context| produce_on_shard(shard_context, items, acks, version)).await?,
+        );
     }
     if acks == 0 {
         return Ok(Reply::Nothing);
