@@ -10,6 +10,7 @@
 #   scripts/bench-broker.sh                        # 2,000,000 records per broker (~2 GiB)
 #   RECORDS=200000 scripts/bench-broker.sh         # a quick run
 #   BROKERS=skua scripts/bench-broker.sh           # only some of: skua kafka kafka-fsync
+#   NETD=/path/to/netd BROKERS=skua scripts/bench-broker.sh   # another netd build (before/after)
 # Loopback only; each broker's data dir is removed after its run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,8 @@ if ! command -v perf >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends linux-perf >/dev/null
 fi
 kafka_libs=$(scripts/kafka-jars.sh)
-cargo build --release -q -p skua-netd
+netd=${NETD:-./target/release/netd}
+[ -n "${NETD:-}" ] || cargo build --release -q -p skua-netd
 
 commit=$(git rev-parse --short HEAD)
 results="results/$(date -u +%Y-%m-%d)-$commit"
@@ -58,7 +60,7 @@ load() {
 for broker in $brokers; do
     case "$broker" in
     skua)
-        ./target/release/netd --override "listeners=PLAINTEXT://127.0.0.1:$skua_port" \
+        "$netd" --override "listeners=PLAINTEXT://127.0.0.1:$skua_port" \
             --override "log.dirs=$work/skua-data" >"$work/netd.log" 2>&1 &
         netd_pid=$!
         for _ in $(seq 100); do grep -q "all shards serving" "$work/netd.log" && break; sleep 0.1; done

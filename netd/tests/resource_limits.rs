@@ -112,26 +112,30 @@ fn peer_state(stream: &mut TcpStream, wait: Duration) -> Peer {
     }
 }
 
-/// Produces `batches` record batches of about 1 MB each in one request; returns the error code.
+/// Produces `batches` record batches of about 1 MB each, one request each; returns the first error code.
 fn produce_batches(stream: &mut TcpStream, topic: &'static str, batches: usize, seed: u64) -> i16 {
-    let mut records = Vec::new();
+    // One batch per request: Produce v3+ allows one batch per partition (INVALID_RECORD otherwise).
     for index in 0..batches {
-        records.extend(engine::testkit::make_sized_batch(16, 65_000, seed + index as u64, 1_700_000_000_000));
+        let records = engine::testkit::make_sized_batch(16, 65_000, seed + index as u64, 1_700_000_000_000);
+        let mut partition = PartitionProduceData::default();
+        partition.index = 0;
+        partition.records = Some(Bytes::from(records));
+        let mut data = TopicProduceData::default();
+        data.name = TopicName(StrBytes::from_static_str(topic));
+        data.partition_data = vec![partition];
+        let mut body = ProduceRequest::default();
+        body.acks = 1;
+        body.timeout_ms = 10_000;
+        body.topic_data = vec![data];
+        stream.write_all(&request(ApiKey::Produce, 9, 1, &body)).expect("send produce");
+        let mut bytes = response(stream, ApiKey::Produce, 9);
+        let decoded = ProduceResponse::decode(&mut bytes, 9).expect("decode produce");
+        let code = decoded.responses[0].partition_responses[0].error_code;
+        if code != 0 {
+            return code;
+        }
     }
-    let mut partition = PartitionProduceData::default();
-    partition.index = 0;
-    partition.records = Some(Bytes::from(records));
-    let mut data = TopicProduceData::default();
-    data.name = TopicName(StrBytes::from_static_str(topic));
-    data.partition_data = vec![partition];
-    let mut body = ProduceRequest::default();
-    body.acks = 1;
-    body.timeout_ms = 10_000;
-    body.topic_data = vec![data];
-    stream.write_all(&request(ApiKey::Produce, 9, 1, &body)).expect("send produce");
-    let mut bytes = response(stream, ApiKey::Produce, 9);
-    let decoded = ProduceResponse::decode(&mut bytes, 9).expect("decode produce");
-    decoded.responses[0].partition_responses[0].error_code
+    0
 }
 
 /// A Fetch v11 frame naming partition 0 of `topic` `namings` times from offset 0, asking for
