@@ -231,6 +231,19 @@ pub struct CheckedBatch {
 /// [`validate_one`] (layout, CRC) then [`crate::records::walk_records`] (every record), one batch
 /// at a time while its bytes are in cache.
 pub fn validate_all_with_records(bytes: &[u8]) -> Result<Vec<CheckedBatch>, BatchError> {
+    let mut unlimited = usize::MAX;
+    validate_all_with_records_within(bytes, &mut unlimited)
+}
+
+/// [`validate_all_with_records`] with one decompression allowance shared by several calls (the
+/// batches of one request): a compressed batch may decompress at most what
+/// `decompressed_bytes_left` still allows (and at most `RECORDS_DECOMPRESSED_BYTES_MAX`), and its
+/// decompressed size is taken from it. Bounds the CPU one request can spend decompressing, even
+/// when it names the same partition many times.
+pub fn validate_all_with_records_within(
+    bytes: &[u8],
+    decompressed_bytes_left: &mut usize,
+) -> Result<Vec<CheckedBatch>, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Empty);
     }
@@ -238,7 +251,11 @@ pub fn validate_all_with_records(bytes: &[u8]) -> Result<Vec<CheckedBatch>, Batc
     let mut at = 0;
     while at < bytes.len() {
         let header = validate_one(&bytes[at..])?;
-        let records = crate::records::walk_records(&bytes[at..at + header.size_bytes], &header)?;
+        let cap_bytes = (*decompressed_bytes_left).min(crate::limits::RECORDS_DECOMPRESSED_BYTES_MAX);
+        let records = crate::records::walk_records_bounded(&bytes[at..at + header.size_bytes], &header, cap_bytes)?;
+        if header.codec() != Codec::None {
+            *decompressed_bytes_left = decompressed_bytes_left.saturating_sub(records.records_bytes);
+        }
         at += header.size_bytes;
         batches.push(CheckedBatch { header, records });
     }

@@ -31,6 +31,11 @@ pub struct Permit {
 }
 
 impl Budget {
+    /// A permit holding nothing yet, to [`Permit::grow`] as bytes arrive.
+    pub fn empty_permit(self: &Arc<Self>) -> Permit {
+        Permit { budget: self.clone(), units: 0 }
+    }
+
     /// A budget of `max` units (`u64::MAX`: unbounded).
     pub fn new(name: &'static str, max: u64) -> Arc<Budget> {
         Arc::new(Budget { name, held: AtomicU64::new(0), max })
@@ -93,6 +98,37 @@ impl Budget {
 impl Permit {
     pub fn units(&self) -> u64 {
         self.units
+    }
+
+    /// Takes `units` more for this permit if they fit. What this permit already holds does not
+    /// count as held by others: a frame larger than the whole budget still grows when it is the
+    /// only holder (the non-strict rule of [`Budget::try_acquire`]).
+    pub fn try_grow(&mut self, units: u64) -> bool {
+        let budget = &self.budget;
+        let mut held = budget.held.load(Ordering::Acquire);
+        loop {
+            let others = held.saturating_sub(self.units);
+            let fits = others == 0 || held.checked_add(units).is_some_and(|total| total <= budget.max);
+            if !fits {
+                return false;
+            }
+            match budget.held.compare_exchange_weak(held, held + units, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    self.units += units;
+                    return true;
+                }
+                Err(now) => held = now,
+            }
+        }
+    }
+
+    /// Takes `units` more, waiting as [`Budget::acquire`] does until they fit.
+    pub async fn grow(&mut self, units: u64) {
+        let mut wait_ms = 1;
+        while !self.try_grow(units) {
+            compio::time::sleep(Duration::from_millis(wait_ms)).await;
+            wait_ms = (wait_ms * 2).min(crate::limits::BUDGET_WAIT_MS_MAX);
+        }
     }
 }
 

@@ -74,3 +74,9 @@ pub const ACCEPT_BACKOFF_MS_MAX: u64 = 500;
 /// How long to retry binding while the port is still held, e.g. by the io_uring of a broker that
 /// was just killed (the kernel releases its files asynchronously after the process exits).
 pub const BIND_RETRY_MS_MAX: u64 = 10_000;
+
+/// Bytes the compressed batches of one Produce request may decompress, per owning shard and all
+/// partitions together, to be checked record by record (decision 0014). One batch may use all of
+/// it (the engine's per-batch cap is the same 64 MiB); past it the remaining compressed batches
+/// are refused with MESSAGE_TOO_LARGE. Bounds the time one request holds a shard decompressing.
+pub const PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX: usize = engine::limits::RECORDS_DECOMPRESSED_BYTES_MAX;

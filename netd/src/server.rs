@@ -317,17 +317,27 @@ async fn acquire_unless_idle(
 
 /// Reads exactly `size` bytes, growing the buffer only as bytes arrive (by what already arrived,
 /// at least `FRAME_READ_STEP_BYTES`, never past `size`): announcing a large frame reserves
-/// nothing.
+/// nothing. Each growth is charged to `charge` (`queued.max.request.bytes`) before it is made,
+/// so the budget counts memory actually held for bytes received, not sizes announced; when the
+/// budget is full the socket is not read until there is room (backpressure).
 async fn read_frame_body(
     reader: &mut TcpStream,
     size: usize,
     idle: Duration,
     in_flight: &Cell<usize>,
+    charge: &mut Permit,
 ) -> anyhow::Result<Received<Vec<u8>>> {
     let mut buffer: Vec<u8> = Vec::new();
     while buffer.len() < size {
         if buffer.len() == buffer.capacity() {
             let step = buffer.len().max(FRAME_READ_STEP_BYTES).min(size - buffer.len());
+            loop {
+                match compio::time::timeout(idle, charge.grow(step as u64)).await {
+                    Ok(()) => break,
+                    Err(_) if in_flight.get() > 0 => continue,
+                    Err(_) => return Ok(Received::Idle),
+                }
+            }
             buffer.reserve_exact(step);
         }
         let end = buffer.capacity().min(size);
@@ -393,19 +403,11 @@ async fn read_requests(
                 config.socket_request_max_bytes
             );
         }
-        // Room for this request in the broker's budgets before its body is read; until then
-        // nothing more is read from this socket (the client's sends back up: backpressure). A
-        // connection waiting here with nothing in flight is idle like any other.
-        let Some(bytes_permit) = acquire_unless_idle(&budgets.request_bytes, size as u64, idle, in_flight).await else {
-            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.request.bytes");
-            return Ok(());
-        };
-        let Some(place) = acquire_unless_idle(&budgets.requests, 1, idle, in_flight).await else {
-            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.requests");
-            return Ok(());
-        };
-        let bytes_permit = Arc::new(bytes_permit);
-        let body = match read_frame_body(reader, size, idle, in_flight).await {
+        // The body's bytes are charged to queued.max.request.bytes as they arrive; while the
+        // budget is full nothing more is read from this socket (the client's sends back up:
+        // backpressure). A connection waiting with nothing in flight is idle like any other.
+        let mut bytes_permit = budgets.request_bytes.empty_permit();
+        let body = match read_frame_body(reader, size, idle, in_flight, &mut bytes_permit).await {
             Ok(Received::Read(body)) => body,
             Ok(Received::Closed) | Ok(Received::Idle) => {
                 tracing::debug!(?peer, "closing a connection idle inside a frame (connections.max.idle.ms)");
@@ -413,6 +415,13 @@ async fn read_requests(
             }
             Err(error) => return Err(error),
         };
+        // A complete request takes a place in queued.max.requests (Kafka counts a request once
+        // it is read), so connections that announce frames and send nothing hold no place.
+        let Some(place) = acquire_unless_idle(&budgets.requests, 1, idle, in_flight).await else {
+            tracing::debug!(?peer, "closing an idle connection waiting for queued.max.requests");
+            return Ok(());
+        };
+        let bytes_permit = Arc::new(bytes_permit);
         in_flight.set(in_flight.get() + 1);
         // The frame's bytes count against queued.max.request.bytes until the last reference to
         // them (a produce's record batches, say) is dropped.

@@ -486,3 +486,45 @@ fn real_clients_produce_every_codec_and_read_it_back() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("clients: ok"), "{stdout}\n{}", broker.log());
 }
+
+/// One Produce request may make a shard decompress at most 64 MiB to check its records, all
+/// partitions together (`PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX`): a request naming one
+/// partition three times, each with a zstd batch of 30 MiB of zeros (a few KiB on the wire), gets
+/// the first two checked and stored and the third refused with MESSAGE_TOO_LARGE, instead of
+/// holding the shard for as many bombs as the frame can carry. Not a Kafka comparison: Kafka has
+/// no such allowance.
+#[test]
+fn one_request_decompresses_at_most_its_allowance() {
+    if std::env::var("SKUA_ORACLE").is_ok() {
+        return;
+    }
+    let target = target(&[]);
+    let name = topic("allowance");
+    let mut client = Client::connect(target.address);
+    client.ready(&name);
+    let zeros = vec![0u8; 30 * 1024 * 1024];
+    let bomb = engine::testkit::make_compressed_batch(&[(b"k", &zeros)], now_ms(), engine::batch::Codec::Zstd);
+    assert!(bomb.len() < 64 * 1024, "the batch is small on the wire ({} bytes)", bomb.len());
+    let partitions: Vec<PartitionProduceData> = (0..3)
+        .map(|_| {
+            let mut partition = PartitionProduceData::default();
+            partition.index = 0;
+            partition.records = Some(Bytes::from(bomb.clone()));
+            partition
+        })
+        .collect();
+    let mut topic_data = TopicProduceData::default();
+    topic_data.name = TopicName(StrBytes::from_string(name.clone()));
+    topic_data.partition_data = partitions;
+    let mut body = ProduceRequest::default();
+    body.acks = -1;
+    body.timeout_ms = 10_000;
+    body.topic_data = vec![topic_data];
+    let before = client.log_end_offset(&name);
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &body);
+    let codes: Vec<i16> =
+        response.responses[0].partition_responses.iter().map(|partition| partition.error_code).collect();
+    assert_eq!(codes, vec![0, 0, 10], "two bombs fit the 64 MiB allowance, the third is MESSAGE_TOO_LARGE");
+    assert_eq!(client.log_end_offset(&name), before + 2, "the two checked batches were stored");
+    assert_eq!(client.produce(&name, 9, good(), None), 0, "the next request has its own allowance");
+}

@@ -418,3 +418,35 @@ fn unsupported_listeners_are_refused_at_start_up() {
         assert!(outcome.stderr.contains(&message), "{listeners}: stderr names the listener:\n{}", outcome.stderr);
     }
 }
+
+/// Slow-loris: connections that announce large frames (or complete ones' sizes) and then send
+/// next to nothing must not take the request budgets from everyone else. The budgets are charged
+/// for bytes received (`queued.max.request.bytes`) and for complete requests
+/// (`queued.max.requests`), not for sizes announced; charged by announcement, the three 100 MiB
+/// announcements filled the 1 MiB byte budget and the ten half-sent frames the five places, and
+/// the healthy client below was never read.
+#[test]
+fn announced_frames_that_never_arrive_take_no_budget_from_others() {
+    let broker = Broker::start(&["queued.max.request.bytes=1048576", "queued.max.requests=5"]);
+    let mut lorises = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(broker.address);
+        stream.write_all(&(100 * 1024 * 1024i32).to_be_bytes()).expect("announce 100 MiB");
+        stream.write_all(&[0]).expect("one byte of it");
+        lorises.push(stream);
+    }
+    for _ in 0..10 {
+        let mut stream = connect(broker.address);
+        // ApiVersions v0 announced as 15 bytes, of which 5 are sent.
+        stream.write_all(&[0, 0, 0, 15, 0, 18, 0, 0, 0]).expect("half a request");
+        lorises.push(stream);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut healthy = connect(broker.address);
+    assert!(
+        api_versions_answered(&mut healthy, Duration::from_secs(3)),
+        "a healthy client is served while {} connections hold partial frames",
+        lorises.len()
+    );
+    drop(lorises);
+}

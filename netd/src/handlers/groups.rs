@@ -122,7 +122,9 @@ pub async fn join_group(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Re
         protocols: request
             .protocols
             .iter()
-            .map(|protocol| (protocol.name.to_string(), protocol.metadata.clone()))
+            // Copied: the member keeps it, and a slice would pin the whole request frame (and its
+            // queued.max.request.bytes charge) for the member's lifetime.
+            .map(|protocol| (protocol.name.to_string(), Bytes::copy_from_slice(&protocol.metadata)))
             .collect(),
         require_known_member_id: version >= 4,
     };
@@ -181,7 +183,8 @@ pub async fn sync_group(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Re
     let assignments: Vec<(String, Bytes)> = request
         .assignments
         .iter()
-        .map(|assignment| (assignment.member_id.to_string(), assignment.assignment.clone()))
+        // Copied, as the protocols of a JoinGroup are: the group keeps the assignments.
+        .map(|assignment| (assignment.member_id.to_string(), Bytes::copy_from_slice(&assignment.assignment)))
         .collect();
     let pending = context
         .submit(context.group_owner(&group), move |shard| {

@@ -60,12 +60,13 @@ fn append_partition(
     item: &Item,
     version: i16,
     result: &mut PartitionProduceResponse,
+    decompressed_bytes_left: &mut usize,
 ) -> Result<(engine::LogId, engine::Offset), i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
     let log = broker.log_for(&item.topic, item.partition)?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
-    let batches = engine::batch::validate_all_with_records(records)
+    let batches = engine::batch::validate_all_with_records_within(records, decompressed_bytes_left)
         .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
     let now = now_ms();
     for checked in &batches {
@@ -125,9 +126,12 @@ fn produce_on_shard(
     {
         let mut broker = shard.broker.borrow_mut();
         let mut appended_any = false;
+        // What this shard's share of the request may decompress to be checked, all partitions
+        // together (a request naming one partition many times gets no more).
+        let mut decompressed_bytes_left = crate::limits::PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX;
         for item in &items {
             let mut result = blank(item.partition);
-            match append_partition(&mut broker, item, version, &mut result) {
+            match append_partition(&mut broker, item, version, &mut result, &mut decompressed_bytes_left) {
                 Ok((log, last_offset)) => {
                     appended_any = true;
                     if acks != 0 {

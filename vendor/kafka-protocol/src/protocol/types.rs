@@ -7,6 +7,9 @@
 use super::{Decodable, Decoder, Encodable, Encoder, NewType, StrBytes};
 use crate::protocol::buf::{ByteBuf, ByteBufMut};
 use anyhow::{bail, Result};
+
+/// The most elements an array decoder reserves before decoding them (Skua patch).
+const ARRAY_PREALLOCATION_MAX: usize = 1024;
 use std::convert::TryFrom;
 use std::string::String as StdString;
 
@@ -994,7 +997,9 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for Array<E> {
                         buf.remaining()
                     );
                 }
-                let mut result = Vec::with_capacity(n as usize);
+                // Reserve at most ARRAY_PREALLOCATION_MAX up front; a longer array grows as its
+                // elements actually decode, so memory follows the bytes decoded.
+                let mut result = Vec::with_capacity((n as usize).min(ARRAY_PREALLOCATION_MAX));
                 for _ in 0..n {
                     result.push(self.0.decode(buf)?);
                 }
@@ -1110,7 +1115,7 @@ impl<T, E: Decoder<T>> Decoder<Option<Vec<T>>> for CompactArray<E> {
                         buf.remaining()
                     );
                 }
-                let mut result = Vec::with_capacity((n - 1) as usize);
+                let mut result = Vec::with_capacity(((n - 1) as usize).min(ARRAY_PREALLOCATION_MAX));
                 for _ in 1..n {
                     result.push(self.0.decode(buf)?);
                 }
