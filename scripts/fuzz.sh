@@ -7,23 +7,41 @@
 #   scripts/fuzz.sh                 # every target for SKUA_FUZZ_SECONDS (default 60) each
 #   scripts/fuzz.sh request_decode  # one target
 #   SKUA_FUZZ_SECONDS=3600 scripts/fuzz.sh   # the long run
+#   scripts/fuzz.sh --build-only   # install and build only (scripts/test.sh does this while the
+#                                   # tests run, then a short pass after them)
 #
 # Installs what it needs (a nightly toolchain, cargo-fuzz). Corpora grow under target/fuzz-corpus/
 # from the seeds in fuzz/corpus/. One allocation past the decode bound is a crash: inputs are at
 # most FUZZ_INPUT_BYTES_MAX bytes and libFuzzer's -malloc_limit_mb is the bound for that size
-# (an array count may not exceed the bytes left, each element at most 1 KiB in memory).
+# (an array count may not exceed the bytes left, each element at most 1 KiB in memory); the other
+# targets get the limits malloc_limit_mb gives.
 # Prints one summary line per target; exits non-zero on any crash, leaving the input under
 # fuzz/artifacts/<target>/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=${SKUA_FUZZ_SECONDS:-60}
+build_only=false
+if [ "${1:-}" = "--build-only" ]; then
+    build_only=true
+    shift
+fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(request_decode record_batch recovery_scan)
 
 FUZZ_INPUT_BYTES_MAX=4096
-# 4096 bytes x 1 KiB per byte + slack, in MiB.
-MALLOC_LIMIT_MB=5
+# The largest single allocation each target may make, in MiB (libFuzzer reports a larger one as
+# a crash). request_decode: 4096 bytes x 1 KiB per byte + slack, the decode bound. record_batch:
+# a zstd frame may declare a window up to libzstd's default limit of 128 MiB, which the decoder
+# reserves (and fills only as far as the 64 MiB decompression cap lets it). recovery_scan: the
+# engine's own buffers.
+malloc_limit_mb() {
+    case "$1" in
+    request_decode) echo 5 ;;
+    record_batch) echo 160 ;;
+    *) echo 64 ;;
+    esac
+}
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     echo "fuzz: installing a nightly toolchain (cargo fuzz needs it)" >&2
@@ -36,6 +54,9 @@ fi
 
 echo "fuzz: building the targets (release, AddressSanitizer)" >&2
 (cd fuzz && cargo +nightly fuzz build -O)
+if $build_only; then
+    exit 0
+fi
 
 status=0
 for target in "${targets[@]}"; do
@@ -45,7 +66,7 @@ for target in "${targets[@]}"; do
     log="target/fuzz-$target.log"
     set +e
     (cd fuzz && cargo +nightly fuzz run -O "$target" "../$corpus" -- \
-        -max_total_time="$seconds" -max_len="$FUZZ_INPUT_BYTES_MAX" -malloc_limit_mb="$MALLOC_LIMIT_MB" \
+        -max_total_time="$seconds" -max_len="$FUZZ_INPUT_BYTES_MAX" -malloc_limit_mb="$(malloc_limit_mb "$target")" \
         -rss_limit_mb=2048 -print_final_stats=1) >"$log" 2>&1
     result=$?
     set -e

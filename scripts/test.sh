@@ -7,6 +7,7 @@
 #   SKUA_FUZZ_SEEDS=20000 scripts/test.sh   # the long fuzz mode
 #   SEED=1234 cargo test -p skua-engine --test fuzz -- --nocapture   # replay one fuzz seed
 #   SKUA_SKIP_SMOKE_BENCH=1 scripts/test.sh  # tests only, without the Skua-vs-Kafka smoke run
+#   SKUA_SKIP_FUZZ=1 scripts/test.sh         # without the short cargo fuzz pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,8 +28,20 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test"
+step "cargo test: build"
 mkdir -p target
+RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release --no-run
+
+# The coverage-guided fuzz targets (cargo fuzz, nightly) build in the background at the lowest
+# CPU priority while the tests run, which mostly wait on brokers and clients; a short fuzz pass
+# follows the tests. SKUA_SKIP_FUZZ=1 skips both.
+fuzz_build_pid=""
+if [ -z "${SKUA_SKIP_FUZZ:-}" ]; then
+    nice -n 19 scripts/fuzz.sh --build-only >target/fuzz-build.log 2>&1 &
+    fuzz_build_pid=$!
+fi
+
+step "cargo test"
 set +e
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release 2>&1 | tee target/test-output.log
 status=${PIPESTATUS[0]}
@@ -38,7 +51,18 @@ failed=$(awk '/^test result:/ { sum += $6 } END { print sum + 0 }' target/test-o
 echo
 echo "summary: $passed passed, $failed failed"
 if [ "$status" -ne 0 ]; then
+    [ -z "$fuzz_build_pid" ] || kill "$fuzz_build_pid" 2>/dev/null || true
     exit "$status"
+fi
+
+if [ -n "$fuzz_build_pid" ]; then
+    step "short fuzz pass: cargo fuzz, ${SKUA_CI_FUZZ_SECONDS:-15} s per target (scripts/fuzz.sh)"
+    if ! wait "$fuzz_build_pid"; then
+        tail -30 target/fuzz-build.log
+        echo "building the fuzz targets failed (log: target/fuzz-build.log)" >&2
+        exit 1
+    fi
+    SKUA_FUZZ_SECONDS=${SKUA_CI_FUZZ_SECONDS:-15} scripts/fuzz.sh
 fi
 
 # Not a test: numbers are not asserted. A short Skua-vs-Kafka comparison so every CI log
