@@ -948,13 +948,8 @@ mod tests {
                 .map_or(1, |elapsed| elapsed.as_nanos() as u64)
         });
         println!("SEED={seed}");
-        let mut state = seed | 1;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::io::sim::SimRng::new(seed);
+        let mut next = move || rng.next_u64();
         let bases: Vec<Vec<u8>> = [Codec::None, Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]
             .into_iter()
             .map(|codec| batch_around(&compress(codec, &three()), codec, 3, 2, BASE_MS))

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use common::{answers_api_versions, Broker};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -29,28 +29,12 @@ fn closed(stream: &mut TcpStream) -> bool {
 }
 
 fn request<M: Encodable>(api_key: ApiKey, version: i16, body: &M) -> Vec<u8> {
-    let mut buffer = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(11)
-        .with_client_id(Some(StrBytes::from_static_str("bad-input-test")));
-    header.encode(&mut buffer, api_key.request_header_version(version)).expect("header");
-    body.encode(&mut buffer, version).expect("body");
-    let mut frame = (buffer.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&buffer);
-    frame
+    common::request_frame(api_key, version, 11, body)
 }
 
 fn response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> Bytes {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).expect("response body");
-    let mut bytes = Bytes::from(body);
-    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
-    let header = ResponseHeader::decode(&mut bytes, header_version).expect("response header");
-    assert_eq!(header.correlation_id, 11);
+    let (correlation_id, bytes) = common::read_response(stream, api_key, version);
+    assert_eq!(correlation_id, 11);
     bytes
 }
 
@@ -154,13 +138,7 @@ fn hostile_request_bodies_never_kill_the_broker() {
     // (429 in all: 44 of such a set killed the broker before the decoders were bounded).
     let seed = std::env::var("SEED").ok().and_then(|text| text.parse().ok()).unwrap_or(429u64);
     println!("hostile bodies: SEED={seed}");
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = engine::io::sim::SimRng::new(seed);
     let mut sent = 0;
     for handler in skua_netd::handlers::REGISTRY {
         for version in (handler.min_version..=handler.max_version).flat_map(|version| [version; 3]) {
@@ -173,7 +151,7 @@ fn hostile_request_bodies_never_kill_the_broker() {
             if handler.api_key.request_header_version(version) >= 2 {
                 frame.push(0);
             }
-            frame.extend((0..64).map(|_| next() as u8));
+            frame.extend((0..64).map(|_| rng.next_u64() as u8));
             let mut message = (frame.len() as i32).to_be_bytes().to_vec();
             message.extend_from_slice(&frame);
             let mut stream = connect(&broker);

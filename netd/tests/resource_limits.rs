@@ -11,13 +11,11 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use common::{answers_api_versions, run_bounded, Broker};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 const MIB: u64 = 1024 * 1024;
@@ -25,27 +23,11 @@ const MIB: u64 = 1024 * 1024;
 const FETCH_RESPONSE_BYTES_MAX: u64 = 57_671_680;
 
 fn request<M: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &M) -> Vec<u8> {
-    let mut buffer = BytesMut::new();
-    let header = RequestHeader::default()
-        .with_request_api_key(api_key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("resource-limits-test")));
-    header.encode(&mut buffer, api_key.request_header_version(version)).expect("header");
-    body.encode(&mut buffer, version).expect("body");
-    let mut frame = (buffer.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&buffer);
-    frame
+    common::request_frame(api_key, version, correlation_id, body)
 }
 
 fn response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> Bytes {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).expect("response size");
-    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
-    stream.read_exact(&mut body).expect("response body");
-    let mut bytes = Bytes::from(body);
-    ResponseHeader::decode(&mut bytes, api_key.response_header_version(version)).expect("response header");
-    bytes
+    common::read_response(stream, api_key, version).1
 }
 
 fn connect(address: SocketAddr) -> TcpStream {

@@ -438,3 +438,47 @@ impl Target {
         }
     }
 }
+
+/// A request frame, size prefix included, encoded with `kafka-protocol` (client id "skua-test").
+pub fn request_frame<M: kafka_protocol::protocol::Encodable>(
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> Vec<u8> {
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+    let mut buffer = bytes::BytesMut::new();
+    let header = kafka_protocol::messages::RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("skua-test")));
+    header.encode(&mut buffer, api_key.request_header_version(version)).expect("header");
+    body.encode(&mut buffer, version).expect("body");
+    let mut frame = (buffer.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&buffer);
+    frame
+}
+
+/// Reads one response frame from `stream` and decodes its header (ApiVersions answers always
+/// carry a v0 header); returns the correlation id and the body.
+pub fn read_response(
+    stream: &mut TcpStream,
+    api_key: kafka_protocol::messages::ApiKey,
+    version: i16,
+) -> (i32, bytes::Bytes) {
+    use kafka_protocol::protocol::Decodable;
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).expect("response size");
+    let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).expect("response body");
+    let mut bytes = bytes::Bytes::from(body);
+    let header_version = if api_key == kafka_protocol::messages::ApiKey::ApiVersions {
+        0
+    } else {
+        api_key.response_header_version(version)
+    };
+    let header = kafka_protocol::messages::ResponseHeader::decode(&mut bytes, header_version).expect("response header");
+    (header.correlation_id, bytes)
+}
