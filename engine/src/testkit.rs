@@ -165,3 +165,15 @@ pub fn make_compressed_batch(records: &[(&[u8], &[u8])], base_timestamp: i64, co
     reseal_crc(&mut batch);
     batch
 }
+
+/// Reseals the CRC of every batch in `bytes` whose prefix parses, walking batch by batch (a
+/// fuzzer cannot forge CRC-32C; without this it would never reach the checks behind it).
+pub fn reseal_every_batch(bytes: &mut [u8]) {
+    let mut at = 0;
+    while at + BATCH_HEADER_BYTES <= bytes.len() {
+        let Ok(prefix) = crate::batch::parse_prefix(&bytes[at..]) else { return };
+        let end = at.saturating_add(prefix.size_bytes).min(bytes.len());
+        reseal_crc(&mut bytes[at..end]);
+        at = end;
+    }
+}

@@ -9,20 +9,9 @@
 //! `SEED=... cargo test -p skua-engine --release --test batch_fuzz -- --nocapture` replays;
 //! `SKUA_BATCH_FUZZ_ROUNDS` sets the number of inputs (default 20,000).
 
-use engine::batch::{parse_prefix, reseal_crc, validate_all_with_records};
+use engine::batch::validate_all_with_records;
 use engine::io::sim::SimRng;
-use engine::limits::BATCH_HEADER_BYTES;
-use engine::testkit::{make_batch, make_sized_batch};
-
-fn reseal_all(bytes: &mut [u8]) {
-    let mut at = 0;
-    while at + BATCH_HEADER_BYTES <= bytes.len() {
-        let Ok(prefix) = parse_prefix(&bytes[at..]) else { return };
-        let end = at.saturating_add(prefix.size_bytes).min(bytes.len());
-        reseal_crc(&mut bytes[at..end]);
-        at = end;
-    }
-}
+use engine::testkit::{make_batch, make_sized_batch, reseal_every_batch};
 
 fn seed_batch(rng: &mut SimRng) -> Vec<u8> {
     match rng.below(4) {
@@ -78,7 +67,7 @@ fn validation_never_panics_and_accepts_only_whole_batches() {
         let mut bytes = seed_batch(&mut rng);
         mutate(&mut rng, &mut bytes);
         if rng.chance(3, 4) {
-            reseal_all(&mut bytes);
+            reseal_every_batch(&mut bytes);
         }
         let input = bytes.clone();
         let outcome = std::panic::catch_unwind(move || validate_all_with_records(&bytes));

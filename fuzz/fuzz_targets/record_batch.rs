@@ -7,15 +7,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "common.rs"]
-mod common;
-use common::reseal_all;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let mut bytes = rest.to_vec();
     if mode & 1 == 1 {
-        reseal_all(&mut bytes);
+        engine::testkit::reseal_every_batch(&mut bytes);
     }
     let _ = engine::batch::validate_all_with_records(&bytes);
 });

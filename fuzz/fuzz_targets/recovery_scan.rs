@@ -12,15 +12,12 @@ use engine::io::{FileSystem, OpenOptions};
 use engine::{LeaderEpoch, LogConfig, Offset, Shard, ShardConfig};
 use libfuzzer_sys::fuzz_target;
 
-#[path = "common.rs"]
-mod common;
-use common::reseal_all;
 
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, rest)) = input.split_first() else { return };
     let mut data = rest.to_vec();
     if mode & 1 == 1 {
-        reseal_all(&mut data);
+        engine::testkit::reseal_every_batch(&mut data);
     }
     let data = &data[..];
     let sim = SimFs::new(1, SimFaults::default());
@@ -37,17 +34,8 @@ fuzz_target!(|input: &[u8]| {
     let mut start = report.log_start_offset;
     while start < report.log_end_offset {
         let read = shard.read(log, start, 1 << 20, None).expect("what recovery kept is readable");
-        let mut bytes = Vec::new();
-        for chunk in &read.chunks {
-            match chunk {
-                engine::ReadChunk::Memory(memory) => bytes.extend_from_slice(memory),
-                engine::ReadChunk::File { file, position, length } => {
-                    let at = bytes.len();
-                    bytes.resize(at + *length as usize, 0);
-                    file.read_exact_at(&mut bytes[at..], *position).expect("file range readable");
-                }
-            }
-        }
+        let bytes = skua_netd::handlers::fetch::gather_chunks(&read.chunks, read.size_bytes)
+            .expect("file ranges readable");
         let mut at = 0;
         let mut next = start;
         while at < bytes.len() {

@@ -43,8 +43,7 @@ pub fn decode_frame(mut bytes: Bytes) -> Result<Frame, FrameError> {
     let header_version =
         if api_key == ApiKey::ApiVersions && api_version > 4 { 1 } else { api_key.request_header_version(api_version) };
     let header =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| RequestHeader::decode(&mut bytes, header_version)))
-            .unwrap_or_else(|_| Err(anyhow::anyhow!("the request header decoder panicked")))
+        without_panics(|| "the request header".to_string(), || RequestHeader::decode(&mut bytes, header_version))
             .map_err(|error| FrameError::BadHeader(error.to_string()))?;
     Ok(Frame {
         api_key,
@@ -79,9 +78,7 @@ pub fn encode_response<M: Encodable>(
 /// becomes an error, which closes only this connection.
 pub fn decode_body<M: Decodable>(frame: &Frame) -> anyhow::Result<M> {
     let mut body = frame.body.clone();
-    let version = frame.api_version;
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || M::decode(&mut body, version)))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the {:?} v{version} decoder panicked", frame.api_key)))
+    without_panics(|| describe(frame), || M::decode(&mut body, frame.api_version))
 }
 
 /// Decodes the body of any request the registry serves into `kafka-protocol`'s `RequestKind`,
@@ -89,9 +86,18 @@ pub fn decode_body<M: Decodable>(frame: &Frame) -> anyhow::Result<M> {
 /// every API and version the broker accepts.
 pub fn decode_any(frame: &Frame) -> anyhow::Result<RequestKind> {
     let mut body = frame.body.clone();
-    let (api_key, version) = (frame.api_key, frame.api_version);
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || RequestKind::decode(api_key, &mut body, version)))
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("the {api_key:?} v{version} decoder panicked")))
+    without_panics(|| describe(frame), || RequestKind::decode(frame.api_key, &mut body, frame.api_version))
+}
+
+/// Runs a generated decoder, turning a panic into an error naming what was being decoded (`what`
+/// is called only then, so the normal path allocates nothing for it).
+fn without_panics<T>(what: impl FnOnce() -> String, decode: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the decoder of {} panicked", what())))
+}
+
+fn describe(frame: &Frame) -> String {
+    format!("the {:?} v{} body", frame.api_key, frame.api_version)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use engine::{Offset, ReadChunk};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -38,19 +38,24 @@ pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result
     if let [ReadChunk::Memory(bytes)] = chunks {
         return Ok(bytes.clone());
     }
-    let mut out = BytesMut::with_capacity(size_bytes as usize);
+    Ok(Bytes::from(gather_chunks(chunks, size_bytes)?))
+}
+
+/// Copies a read plan into one new buffer: memory slices copied, file ranges read straight into
+/// it (one copy).
+pub fn gather_chunks(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size_bytes as usize);
     for chunk in chunks {
         match chunk {
             ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
             ReadChunk::File { file, position, length } => {
-                // Straight into the response buffer: one copy.
                 let start = out.len();
                 out.resize(start + *length as usize, 0);
                 file.read_exact_at(&mut out[start..], *position)?;
             }
         }
     }
-    Ok(out.freeze())
+    Ok(out)
 }
 
 /// A partition's records as the engine planned them: nothing read yet.
@@ -76,18 +81,7 @@ impl Plan {
             ([ReadChunk::Memory(bytes)], _) => Ok(bytes.clone()),
             (_, None) => chunks_to_bytes(&self.chunks, self.size_bytes),
             (chunks, Some(permit)) => {
-                let mut out = Vec::with_capacity(self.size_bytes as usize);
-                for chunk in chunks {
-                    match chunk {
-                        ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
-                        ReadChunk::File { file, position, length } => {
-                            let start = out.len();
-                            out.resize(start + *length as usize, 0);
-                            file.read_exact_at(&mut out[start..], *position)?;
-                        }
-                    }
-                }
-                Ok(budget::charged_bytes(out, permit.clone()))
+                Ok(budget::charged_bytes(gather_chunks(chunks, self.size_bytes)?, permit.clone()))
             }
         }
     }
