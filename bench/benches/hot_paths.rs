@@ -86,13 +86,11 @@ fn fetch_assembly(c: &mut Criterion) {
     let mut group = c.benchmark_group("fetch-response-16x64KiB");
     group.throughput(Throughput::Bytes(16 * 64 * 1024));
     group.bench_function("netd segments (no record copy)", |bench| {
-        bench.iter(|| {
-            skua_netd::handlers::fetch_encode::encode(12, 7, std::hint::black_box(&response)).expect("encodes")
-        })
+        bench.iter(|| skua_netd::codec::fetch_encode::encode(12, 7, std::hint::black_box(&response)).expect("encodes"))
     });
     group.bench_function("kafka-protocol encode (copies records)", |bench| {
         bench.iter(|| {
-            skua_netd::protocol::encode_response(
+            skua_netd::codec::frame::encode_response(
                 kafka_protocol::messages::ApiKey::Fetch,
                 12,
                 7,

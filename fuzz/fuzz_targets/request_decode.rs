@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(frame) = skua_netd::protocol::decode_frame(bytes::Bytes::copy_from_slice(data)) {
-        let _ = skua_netd::protocol::decode_any(&frame);
+    if let Ok(frame) = skua_netd::codec::frame::decode_frame(bytes::Bytes::copy_from_slice(data)) {
+        let _ = skua_netd::codec::frame::decode_any(&frame);
     }
 });

@@ -121,10 +121,10 @@ pub struct Config {
     pub fetch_response_bytes_max: u64,
     /// `skua.fetch.buffered.bytes.max`.
     pub fetch_buffered_bytes_max: u64,
-    pub groups: crate::groups::GroupConfig,
+    pub groups: crate::coordinators::groups::GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
-    pub timestamp_bounds: crate::produce_policy::TimestampBounds,
+    pub timestamp_bounds: crate::codec::produce_policy::TimestampBounds,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,10 +321,10 @@ impl Config {
             .map_err(|error| invalid("skua.write.mode", error.to_string()))?;
         let cores = std::thread::available_parallelism().map_or(1, |count| count.get());
         let shard_count = number(values, "skua.shard.count", cores)?;
-        if !(1..=crate::shards::SHARD_COUNT_MAX).contains(&shard_count) {
+        if !(1..=crate::limits::SHARD_COUNT_MAX).contains(&shard_count) {
             return Err(invalid(
                 "skua.shard.count",
-                format!("must be between 1 and {}", crate::shards::SHARD_COUNT_MAX),
+                format!("must be between 1 and {}", crate::limits::SHARD_COUNT_MAX),
             ));
         }
         let num_partitions = number(values, "num.partitions", 1i32)?;
@@ -344,7 +344,7 @@ impl Config {
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
             return Err(invalid("message.max.bytes", format!("at most {}", engine::limits::BATCH_BYTES_MAX)));
         }
-        let groups = crate::groups::GroupConfig {
+        let groups = crate::coordinators::groups::GroupConfig {
             initial_rebalance_delay_ms: number(values, "group.initial.rebalance.delay.ms", 3000i64)?.max(0),
             min_session_timeout_ms: number(values, "group.min.session.timeout.ms", 6000i32)?,
             max_session_timeout_ms: number(values, "group.max.session.timeout.ms", 1_800_000i32)?,
@@ -354,7 +354,7 @@ impl Config {
             return Err(invalid("group.min.session.timeout.ms", "must not exceed group.max.session.timeout.ms"));
         }
         let offsets_partitions = number(values, "offsets.topic.num.partitions", 50i32)?;
-        if !(1..=crate::broker::PARTITIONS_PER_TOPIC_MAX).contains(&offsets_partitions) {
+        if !(1..=crate::limits::PARTITIONS_PER_TOPIC_MAX).contains(&offsets_partitions) {
             return Err(invalid("offsets.topic.num.partitions", "must be between 1 and 10000"));
         }
         let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", 104_857_600u64)?;
@@ -390,7 +390,7 @@ impl Config {
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
             positive("skua.fetch.buffered.bytes.max", crate::limits::FETCH_BUFFERED_BYTES_DEFAULT)?;
-        let timestamp_bounds = crate::produce_policy::TimestampBounds {
+        let timestamp_bounds = crate::codec::produce_policy::TimestampBounds {
             before_max_ms: number(values, "log.message.timestamp.before.max.ms", i64::MAX)?,
             after_max_ms: number(values, "log.message.timestamp.after.max.ms", 3_600_000i64)?,
         };

@@ -1,20 +1,20 @@
 //! The broker daemon's library: everything `netd` (the binary, `main.rs`) runs, exposed so the
 //! benchmarks in `bench/` can measure hot paths (fetch response assembly) directly.
 //!
-//! Owns: the Kafka wire protocol over the storage engine — shards, handlers, groups, config.
-//! The binary owns only the command line, signals and the acceptor.
+//! Layers, bottom up (a module imports only from layers below it, and the `replica` and
+//! `engine` crates):
+//! - [`limits`], [`clock`], [`codec`] (Kafka bytes and rules, pure), [`config`];
+//! - [`coordinators`] (consumer groups), [`catalog`] (topics, placement, manifests, producer ids);
+//! - [`runtime`] (shard threads, shard state, connections, committer, controller);
+//! - [`handlers`] (one file per API, adapting requests to partitions and coordinators);
+//! - the binary (`main.rs`: command line, signals, acceptor; wires handlers into the runtime).
 
-pub mod broker;
-pub mod budget;
+pub mod catalog;
+pub mod clock;
+pub mod codec;
 pub mod config;
-pub mod control;
-pub mod errors;
-pub mod groups;
+pub mod coordinators;
 pub mod handlers;
 pub mod limits;
-pub mod manifest;
-pub mod produce_policy;
 pub mod producers;
-pub mod protocol;
-pub mod server;
-pub mod shards;
+pub mod runtime;

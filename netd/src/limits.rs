@@ -80,3 +80,24 @@ pub const BIND_RETRY_MS_MAX: u64 = 10_000;
 /// it (the engine's per-batch cap is the same 64 MiB); past it the remaining compressed batches
 /// are refused with MESSAGE_TOO_LARGE. Bounds the time one request holds a shard decompressing.
 pub const PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX: usize = engine::limits::RECORDS_DECOMPRESSED_BYTES_MAX;
+
+/// Jobs waiting in one shard's inbox before senders are made to wait (backpressure).
+pub const SHARD_QUEUE_DEPTH: usize = 1024;
+/// Control commands (topic creation, producer ids) waiting for the controller.
+pub const CONTROL_QUEUE_DEPTH: usize = 256;
+/// Largest supported shard count.
+pub const SHARD_COUNT_MAX: usize = 256;
+
+/// Kafka's longest legal topic name.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Partitions one CreateTopics or CreatePartitions may ask for.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Bytes read at a time when rebuilding state (producers, committed offsets) from a log at
+/// start-up.
+pub const REBUILD_READ_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often a shard checks whether it should shut down, and runs interval flushes and group
+/// timeouts.
+pub const TICK_MS: u64 = 100;
+/// Pause before the committer polls the engine's completions again after polling failed.
+pub const COMMITTER_POLL_RETRY_MS: u64 = 1;

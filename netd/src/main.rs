@@ -4,10 +4,16 @@
 //! (this thread accepts connections and hands them to the shards round-robin), and signals
 //! (SIGTERM/SIGINT stop accepting, commit what is pending, close the logs cleanly).
 
+use skua_netd::catalog::{self, producer_ids::ProducerIds};
 use skua_netd::limits::{
     ACCEPT_BACKOFF_MS_MAX, ACCEPT_BACKOFF_MS_MIN, ACCEPT_POLL_MS, BIND_RETRY_MS_MAX, HANDOFF_WAIT_MS_MAX,
 };
-use skua_netd::{broker, budget, config, producers, server, shards};
+use skua_netd::runtime::{
+    budget, connection,
+    context::{Job, Links},
+    controller, shard,
+};
+use skua_netd::{config, handlers};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,37 +103,40 @@ fn main() -> anyhow::Result<()> {
     let listener = bind_listener(config.listen_address)?;
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
 
-    let catalog = broker::discover_topics(&config.data_dir)
+    let catalog = catalog::discover_topics(&config.data_dir)
         .with_context(|| format!("reading the data directory {}", config.data_dir.display()))?;
-    let producer_ids = producers::ProducerIds::open(&config.data_dir)?;
-    let shared_catalog = Arc::new(shards::SharedCatalog::new(catalog));
+    let producer_ids = ProducerIds::open(&config.data_dir)?;
+    let shared_catalog = Arc::new(catalog::SharedCatalog::new(catalog));
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..config.shard_count)
-        .map(|_| futures_channel::mpsc::channel::<shards::Job>(shards::SHARD_QUEUE_DEPTH))
+        .map(|_| futures_channel::mpsc::channel::<Job>(skua_netd::limits::SHARD_QUEUE_DEPTH))
         .unzip();
-    let (control, control_commands) = futures_channel::mpsc::channel(shards::CONTROL_QUEUE_DEPTH);
+    let (control, control_commands) = futures_channel::mpsc::channel(skua_netd::limits::CONTROL_QUEUE_DEPTH);
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut controller = Some((control_commands, producer_ids));
     let budgets = budget::Budgets::new(&config);
     let mut threads = Vec::new();
     let mut ready = Vec::new();
     for (index, inbox) in inboxes.into_iter().enumerate() {
-        let setup = server::ShardSetup {
+        let setup = shard::ShardSetup {
             index,
             config: config.clone(),
             inbox,
-            peers: peers.clone(),
-            catalog: shared_catalog.clone(),
-            control: control.clone(),
-            controller: if index == shards::CONTROLLER_SHARD { controller.take() } else { None },
+            links: Links {
+                peers: peers.clone(),
+                catalog: shared_catalog.clone(),
+                control: control.clone(),
+                budgets: budgets.clone(),
+                dispatch: handlers::dispatch,
+            },
+            controller: if index == controller::CONTROLLER_SHARD { controller.take() } else { None },
             ready: Arc::new(AtomicBool::new(false)),
-            budgets: budgets.clone(),
         };
         ready.push(setup.ready.clone());
         let shutdown = shutdown.clone();
         threads.push(
             std::thread::Builder::new()
                 .name(format!("shard-{index}"))
-                .spawn(move || server::run_shard(setup, shutdown))?,
+                .spawn(move || shard::run_shard(setup, shutdown))?,
         );
     }
     drop(control);
@@ -181,7 +190,7 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 /// Kafka); past `max.connections.per.ip` a connection is closed at once.
 fn accept_until_shutdown(
     listener: &std::net::TcpListener,
-    peers: &mut [futures_channel::mpsc::Sender<shards::Job>],
+    peers: &mut [futures_channel::mpsc::Sender<Job>],
     threads: &[std::thread::JoinHandle<anyhow::Result<()>>],
     ready: &[Arc<AtomicBool>],
     budgets: &Arc<budget::Budgets>,
@@ -253,7 +262,7 @@ fn accept_until_shutdown(
                     let target = next % peers.len();
                     next = next.wrapping_add(1);
                     tracing::debug!(%peer, shard = target, "connection");
-                    hand_off(&mut peers[target], server::connection_job(stream, slot), target);
+                    hand_off(&mut peers[target], connection::connection_job(stream, slot), target);
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(error) if out_of_resources(&error) => {
@@ -281,7 +290,7 @@ fn accept_until_shutdown(
     }
 }
 
-fn hand_off(peer: &mut futures_channel::mpsc::Sender<shards::Job>, mut job: shards::Job, target: usize) {
+fn hand_off(peer: &mut futures_channel::mpsc::Sender<Job>, mut job: Job, target: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(HANDOFF_WAIT_MS_MAX);
     loop {
         match peer.try_send(job) {

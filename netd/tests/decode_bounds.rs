@@ -14,8 +14,8 @@ use std::cell::Cell;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+use skua_netd::codec::frame::{decode_any, decode_frame};
 use skua_netd::handlers::REGISTRY;
-use skua_netd::protocol::{decode_any, decode_frame};
 
 /// Counts the largest single allocation made on this thread while `WATCHING` is set.
 struct Watching;

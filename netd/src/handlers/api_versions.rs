@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
 use super::REGISTRY;
-use crate::protocol::{encode_response, Frame};
+use crate::codec::frame::{encode_response, Frame};
 
 pub fn handle(frame: &Frame) -> anyhow::Result<Bytes> {
     let supported = frame.api_version <= 4;

@@ -6,9 +6,9 @@ use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitions
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::control;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: CreatePartitionsRequest = decode_body(frame)?;
@@ -22,7 +22,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 "manual replica assignment is not supported".to_string(),
             ))
         } else {
-            control::add_partitions(context, topic.name.as_str(), topic.count, request.validate_only).await
+            controller::add_partitions(context, topic.name.as_str(), topic.count, request.validate_only).await
         };
         if let Err((code, message)) = outcome {
             result.error_code = code;

@@ -6,9 +6,9 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::control;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: CreateTopicsRequest = decode_body(frame)?;
@@ -32,7 +32,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         } else if !topic.configs.is_empty() {
             Err((ResponseError::InvalidConfig.code(), "per-topic configs are not supported yet".to_string()))
         } else {
-            control::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
+            controller::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
         };
         if let Err((code, message)) = outcome {
             result.error_code = code;

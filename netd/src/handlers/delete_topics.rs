@@ -5,9 +5,9 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::str_bytes;
-use crate::control;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: DeleteTopicsRequest = decode_body(frame)?;
@@ -15,7 +15,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     for name in &request.topic_names {
         let mut result = DeletableTopicResult::default();
         result.name = Some(name.clone());
-        if let Err((code, message)) = control::delete_topic(context, name.as_str()).await {
+        if let Err((code, message)) = controller::delete_topic(context, name.as_str()).await {
             result.error_code = code;
             result.error_message = Some(str_bytes(&message));
         }

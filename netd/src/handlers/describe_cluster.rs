@@ -5,9 +5,9 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterResponse};
 
 use super::str_bytes;
+use crate::codec::frame::{encode_response, Frame};
 use crate::handlers::metadata::CLUSTER_ID;
-use crate::protocol::{encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::runtime::context::ShardContext;
 
 pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let mut response = DescribeClusterResponse::default();

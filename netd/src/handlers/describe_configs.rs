@@ -9,9 +9,9 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
+use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::config::Config;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::runtime::context::ShardContext;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;

@@ -26,37 +26,12 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 
-use crate::broker::Broker;
-use crate::budget::{self, Permit};
-use crate::errors;
+use crate::codec::errors;
+use crate::codec::frame::{decode_body, Frame};
 use crate::limits::FETCH_WAIT_MS_MAX;
-use crate::protocol::{decode_body, Frame};
-use crate::shards::ShardContext;
-
-/// The bytes of a read plan: the tail-cache slice itself when it is one, else one buffer.
-pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Bytes> {
-    if let [ReadChunk::Memory(bytes)] = chunks {
-        return Ok(bytes.clone());
-    }
-    Ok(Bytes::from(gather_chunks(chunks, size_bytes)?))
-}
-
-/// Copies a read plan into one new buffer: memory slices copied, file ranges read straight into
-/// it (one copy).
-pub fn gather_chunks(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(size_bytes as usize);
-    for chunk in chunks {
-        match chunk {
-            ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
-            ReadChunk::File { file, position, length } => {
-                let start = out.len();
-                out.resize(start + *length as usize, 0);
-                file.read_exact_at(&mut out[start..], *position)?;
-            }
-        }
-    }
-    Ok(out)
-}
+use crate::runtime::budget::{self, Permit};
+use crate::runtime::context::ShardContext;
+use crate::runtime::state::{chunks_to_bytes, gather_chunks, ShardState};
 
 /// A partition's records as the engine planned them: nothing read yet.
 #[derive(Debug)]
@@ -101,7 +76,7 @@ struct Item {
 type Answer = (usize, PartitionData, Option<Plan>);
 
 /// Plans one partition's read on its owning shard, at most `room` bytes.
-fn read_partition(broker: &Broker, item: &Item, room: u64) -> (PartitionData, Option<Plan>) {
+fn read_partition(broker: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<Plan>) {
     let mut data = PartitionData::default();
     data.partition_index = item.partition;
     data.high_watermark = -1;
@@ -142,7 +117,7 @@ fn read_partition(broker: &Broker, item: &Item, room: u64) -> (PartitionData, Op
 /// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
 /// and registers for a wake-up at its next commit.
 fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<Answer>, oneshot::Receiver<()>) {
-    let mut broker = shard.broker.borrow_mut();
+    let mut broker = shard.state.borrow_mut();
     let mut room = room_bytes;
     let mut first = true;
     let answers = items
@@ -315,7 +290,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                     }
                 }
             }
-            return Ok(Some(super::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
+            return Ok(Some(crate::codec::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
         }
         // Woken by the next commit on any owning shard, or the deadline; then read again.
         if wakes.is_empty() {

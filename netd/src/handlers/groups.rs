@@ -35,11 +35,13 @@ use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
 
 use super::{fan_out, str_bytes, Reply};
-use crate::broker::now_ms;
-use crate::groups::store::{CommittedOffset, OffsetRecord};
-use crate::groups::{CommitCheck, GroupState, JoinAnswer, JoinRequest, SyncAnswer, OFFSET_METADATA_BYTES_MAX};
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::{Pending, ShardContext};
+use crate::clock::now_ms;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::coordinators::groups::store::{CommittedOffset, OffsetRecord};
+use crate::coordinators::groups::{
+    CommitCheck, GroupState, JoinAnswer, JoinRequest, SyncAnswer, OFFSET_METADATA_BYTES_MAX,
+};
+use crate::runtime::context::{Pending, ShardContext};
 
 /// FindCoordinator key types: consumer groups and (answered, for later) transactions.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -131,7 +133,7 @@ pub async fn join_group(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Re
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
             let member_id = join.member_id.clone();
-            let receiver = shard.broker.borrow_mut().groups.join(join, now_ms());
+            let receiver = shard.state.borrow_mut().groups.join(join, now_ms());
             Box::pin(async move {
                 receiver
                     .await
@@ -189,7 +191,7 @@ pub async fn sync_group(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Re
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
             let receiver = {
-                let mut broker = shard.broker.borrow_mut();
+                let mut broker = shard.state.borrow_mut();
                 let known = broker
                     .groups
                     .groups
@@ -237,7 +239,7 @@ pub async fn heartbeat(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Res
     let generation = request.generation_id;
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
-            ready(shard.broker.borrow_mut().groups.heartbeat(
+            ready(shard.state.borrow_mut().groups.heartbeat(
                 &group,
                 generation,
                 &member_id,
@@ -269,7 +271,7 @@ pub async fn leave_group(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::R
     };
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
-            let mut broker = shard.broker.borrow_mut();
+            let mut broker = shard.state.borrow_mut();
             let results: Vec<(String, Option<String>, i16)> = leaving
                 .into_iter()
                 .map(|(member_id, instance_id)| {
@@ -355,7 +357,7 @@ pub async fn offset_commit(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
             let shard = shard.clone();
-            let check = shard.broker.borrow_mut().groups.check_commit(
+            let check = shard.state.borrow_mut().groups.check_commit(
                 &group,
                 generation,
                 &member_id,
@@ -369,13 +371,13 @@ pub async fn offset_commit(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
             if records.is_empty() {
                 return ready(0);
             }
-            let appended = shard.broker.borrow_mut().append_offsets(&group, &records);
+            let appended = shard.state.borrow_mut().append_offsets(&group, &records);
             match appended {
                 Err(error) => ready(error),
                 Ok(receiver) => Box::pin(async move {
                     let error = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
                     if error == 0 {
-                        let mut broker = shard.broker.borrow_mut();
+                        let mut broker = shard.state.borrow_mut();
                         for record in records {
                             broker.groups.apply(record, now);
                         }
@@ -403,7 +405,7 @@ type DeleteResults = (i16, Vec<(String, Vec<(i32, i16)>)>);
 type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 fn fetch_offsets(shard: &ShardContext, group: &str, topics: AskedTopics) -> FetchedOffsets {
-    let broker = shard.broker.borrow();
+    let broker = shard.state.borrow();
     let known = broker.groups.groups.get(group);
     match topics {
         Some(topics) => topics
@@ -529,7 +531,7 @@ pub async fn list_groups(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::R
     let types: Vec<String> = request.types_filter.iter().map(|kind| kind.to_lowercase()).collect();
     let every_shard: Vec<(usize, ())> = (0..context.count).map(|shard| (shard, ())).collect();
     let listed = fan_out(context, every_shard, |shard: &Rc<ShardContext>, _: Vec<()>| {
-        let broker = shard.broker.borrow();
+        let broker = shard.state.borrow();
         broker
             .groups
             .groups
@@ -564,7 +566,7 @@ pub async fn list_groups(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::R
 type Description = (String, String, String, Vec<(String, Option<String>, String, String, Bytes, Bytes)>);
 
 fn describe(shard: &ShardContext, group: &str) -> Description {
-    let broker = shard.broker.borrow();
+    let broker = shard.state.borrow();
     let Some(known) = broker.groups.groups.get(group) else {
         return ("Dead".to_string(), String::new(), String::new(), Vec::new());
     };
@@ -639,14 +641,14 @@ fn tombstone(shard: &Rc<ShardContext>, group: &str, keys: Vec<(String, i32)>) ->
         .into_iter()
         .map(|(topic, partition)| OffsetRecord { group: group.to_string(), topic, partition, value: None })
         .collect();
-    let appended = shard.broker.borrow_mut().append_offsets(group, &records);
+    let appended = shard.state.borrow_mut().append_offsets(group, &records);
     let shard = shard.clone();
     match appended {
         Err(error) => ready(error),
         Ok(receiver) => Box::pin(async move {
             let error = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
             if error == 0 {
-                let mut broker = shard.broker.borrow_mut();
+                let mut broker = shard.state.borrow_mut();
                 for record in records {
                     broker.groups.apply(record, now_ms());
                 }
@@ -665,7 +667,7 @@ pub async fn delete_groups(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
         let work = context
             .submit(context.group_owner(&group), move |shard| {
                 let keys = {
-                    let broker = shard.broker.borrow();
+                    let broker = shard.state.borrow();
                     match broker.groups.groups.get(&group) {
                         None => return ready(ResponseError::GroupIdNotFound.code()),
                         Some(known) if known.state != GroupState::Empty => {
@@ -679,7 +681,7 @@ pub async fn delete_groups(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
                 Box::pin(async move {
                     let error = stored.await;
                     if error == 0 {
-                        let mut broker = shard.broker.borrow_mut();
+                        let mut broker = shard.state.borrow_mut();
                         if broker.groups.groups.get(&group).is_some_and(|known| known.state == GroupState::Empty) {
                             broker.groups.groups.remove(&group);
                         }
@@ -734,7 +736,7 @@ pub async fn offset_delete(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
         .submit(context.group_owner(&group), move |shard| {
             // (group error, per topic per partition errors)
             let (group_error, results, keys) = {
-                let broker = shard.broker.borrow();
+                let broker = shard.state.borrow();
                 let Some(known) = broker.groups.groups.get(&group) else {
                     return ready((ResponseError::GroupIdNotFound.code(), Vec::new()));
                 };

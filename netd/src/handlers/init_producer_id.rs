@@ -9,9 +9,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
-use crate::control;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: InitProducerIdRequest = decode_body(frame)?;
@@ -24,7 +24,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         response.producer_id = request.producer_id;
         response.producer_epoch = request.producer_epoch + 1;
     } else {
-        match control::allocate_producer_id(context).await {
+        match controller::allocate_producer_id(context).await {
             Ok(id) => {
                 response.producer_id = ProducerId(id);
                 response.producer_epoch = 0;

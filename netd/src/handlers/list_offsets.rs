@@ -10,10 +10,10 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
 
 use super::fan_out;
-use crate::broker::Broker;
-use crate::errors;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::errors;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::state::ShardState;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -21,7 +21,7 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 /// One partition to answer: (topic index, partition index in the request, topic, partition, timestamp).
 type Item = (usize, usize, String, i32, i64);
 
-fn answer(broker: &Broker, topic: &str, partition: i32, timestamp: i64) -> ListOffsetsPartitionResponse {
+fn answer(broker: &ShardState, topic: &str, partition: i32, timestamp: i64) -> ListOffsetsPartitionResponse {
     let mut result = ListOffsetsPartitionResponse::default();
     result.partition_index = partition;
     result.timestamp = -1;
@@ -77,7 +77,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.topics.push(topic_response);
     }
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
-        let broker = shard.broker.borrow();
+        let broker = shard.state.borrow();
         items
             .into_iter()
             .map(|(topic_index, partition_index, topic, partition, timestamp)| {

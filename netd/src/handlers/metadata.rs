@@ -11,9 +11,9 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::control;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 pub const CLUSTER_ID: &str = "skua-single-node-cluster";
 
@@ -41,11 +41,11 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         let mut topic = MetadataResponseTopic::default();
         topic.name = Some(TopicName(str_bytes(&name)));
         let mut partitions = context.catalog().partitions(&name);
-        if let Err(message) = crate::broker::valid_topic_name(&name) {
+        if let Err(message) = crate::catalog::valid_topic_name(&name) {
             tracing::debug!(%message, "metadata for an invalid topic name");
             topic.error_code = ResponseError::InvalidTopicException.code();
         } else if partitions.is_none() && auto_create {
-            match control::auto_create_topic(context, &name).await {
+            match controller::auto_create_topic(context, &name).await {
                 Ok(()) => partitions = context.catalog().partitions(&name),
                 Err((code, _)) => topic.error_code = code,
             }

@@ -12,9 +12,6 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod fetch;
-pub mod fetch_encode;
-#[cfg(test)]
-mod golden;
 pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
@@ -23,15 +20,14 @@ pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_handshake;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 
-use bytes::Bytes;
+use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::ApiKey;
 
-use crate::protocol::Frame;
-use crate::shards::ShardContext;
+use crate::codec::frame::Frame;
+pub use crate::runtime::connection::{BoxedReply, Reply, Segments};
+use crate::runtime::context::ShardContext;
 
 /// An API this broker serves and its version range.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +41,7 @@ pub struct Handler {
 /// does for librdkafka's sake (KAFKA-18659).
 pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::Produce, min_version: 0, max_version: 11 },
-    Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: fetch_encode::FETCH_VERSION_MAX },
+    Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: crate::codec::fetch_encode::FETCH_VERSION_MAX },
     Handler { api_key: ApiKey::ListOffsets, min_version: 1, max_version: 7 },
     Handler { api_key: ApiKey::Metadata, min_version: 0, max_version: 12 },
     Handler { api_key: ApiKey::ApiVersions, min_version: 0, max_version: 4 },
@@ -75,35 +71,21 @@ pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
     REGISTRY.iter().find(|handler| handler.api_key == api_key)
 }
 
-/// A response frame as segments whose concatenation is the frame (record bytes are segments of
-/// their own, written with one vectored write instead of being copied).
-pub type Segments = Vec<Bytes>;
-
-pub type BoxedReply = Pin<Box<dyn Future<Output = anyhow::Result<Option<Segments>>>>>;
-
-/// What a handler gives back.
-pub enum Reply {
-    Now(Bytes),
-    Later(BoxedReply),
-    /// No response at all (Produce with acks=0).
-    Nothing,
-}
-
-impl std::fmt::Debug for Reply {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reply::Now(bytes) => write!(f, "Reply::Now({} bytes)", bytes.len()),
-            Reply::Later(_) => f.write_str("Reply::Later"),
-            Reply::Nothing => f.write_str("Reply::Nothing"),
-        }
-    }
-}
-
 /// Dispatches a frame whose API and version the registry accepted. Work that must happen in
 /// request order (appends, and queueing work on other shards) is done before this returns;
 /// waiting for commits or fetch data happens in the returned future. Admin and metadata
 /// requests complete here, as Kafka handles one request of a connection at a time for them.
-pub async fn dispatch(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Reply> {
+pub fn dispatch(context: &Rc<ShardContext>, frame: Frame) -> LocalBoxFuture<'_, anyhow::Result<Reply>> {
+    Box::pin(handle(context, frame))
+}
+
+async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Reply> {
+    let served = find(frame.api_key)
+        .is_some_and(|handler| (handler.min_version..=handler.max_version).contains(&frame.api_version));
+    // ApiVersions answers any version (with UNSUPPORTED_VERSION and its own range, as Kafka does).
+    if !served && frame.api_key != ApiKey::ApiVersions {
+        anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
+    }
     match frame.api_key {
         ApiKey::ApiVersions => api_versions::handle(&frame).map(Reply::Now),
         ApiKey::Metadata => metadata::handle(context, &frame).await.map(Reply::Now),

@@ -10,10 +10,10 @@ use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLea
 use kafka_protocol::ResponseError;
 
 use super::fan_out;
-use crate::broker::Broker;
-use crate::errors;
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::codec::errors;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::runtime::context::ShardContext;
+use crate::runtime::state::ShardState;
 
 /// The leader epoch of every partition on a single node.
 pub const LEADER_EPOCH: i32 = 0;
@@ -21,7 +21,7 @@ pub const LEADER_EPOCH: i32 = 0;
 /// (topic index, partition index in the request, topic, partition, current epoch, asked epoch)
 type Item = (usize, usize, String, i32, i32, i32);
 
-fn answer(broker: &Broker, topic: &str, partition: i32, current_epoch: i32, asked_epoch: i32) -> EpochEndOffset {
+fn answer(broker: &ShardState, topic: &str, partition: i32, current_epoch: i32, asked_epoch: i32) -> EpochEndOffset {
     let mut result = EpochEndOffset::default();
     result.partition = partition;
     result.leader_epoch = -1;
@@ -69,7 +69,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.topics.push(topic_result);
     }
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
-        let broker = shard.broker.borrow();
+        let broker = shard.state.borrow();
         items
             .into_iter()
             .map(|(topic_index, partition_index, topic, partition, current, asked)| {

@@ -2,7 +2,7 @@
 //!
 //! The record batches go to the engine as they arrived: validated (CRC and every record, in one
 //! walk per batch: [`engine::batch::validate_all_with_records`]), checked against Kafka's produce
-//! rules ([`crate::produce_policy`]), offsets assigned by rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
+//! rules ([`crate::codec::produce_policy`]), offsets assigned by rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
 //! its partitions' batches in request order (its own partitions right away, other shards' through
 //! their queues, in the order requests arrived) and answers once the group commit that makes
 //! them durable is done (acks=1 and acks=all are the same on a single node). acks=0 gets no
@@ -19,13 +19,13 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 
 use super::Reply;
-use crate::broker::{now_ms, Broker};
-use crate::control;
-use crate::errors;
-use crate::produce_policy;
+use crate::codec::errors;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::codec::produce_policy;
 use crate::producers::{BatchIdentity, Verdict};
-use crate::protocol::{decode_body, encode_response, Frame};
-use crate::shards::ShardContext;
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
+use {crate::clock::now_ms, crate::runtime::state::ShardState};
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
@@ -56,7 +56,7 @@ fn blank(partition: i32) -> PartitionProduceResponse {
 /// the offset the answer waits for (the last offset appended or, for a retried duplicate, the
 /// original one).
 fn append_partition(
-    broker: &mut Broker,
+    broker: &mut ShardState,
     item: &Item,
     version: i16,
     result: &mut PartitionProduceResponse,
@@ -124,7 +124,7 @@ fn produce_on_shard(
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
     let mut waiting: Vec<(usize, oneshot::Receiver<i16>)> = Vec::new();
     {
-        let mut broker = shard.broker.borrow_mut();
+        let mut broker = shard.state.borrow_mut();
         let mut appended_any = false;
         // What this shard's share of the request may decompress to be checked, all partitions
         // together (a request naming one partition many times gets no more).
@@ -185,8 +185,8 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         let name = topic.name.as_str();
         let mut topic_error = refusal;
         if topic_error.is_none() && context.catalog().partitions(name).is_none() {
-            if context.config.auto_create_topics && crate::broker::valid_topic_name(name).is_ok() {
-                if let Err((code, message)) = control::auto_create_topic(context, name).await {
+            if context.config.auto_create_topics && crate::catalog::valid_topic_name(name).is_ok() {
+                if let Err((code, message)) = controller::auto_create_topic(context, name).await {
                     tracing::debug!(topic = %name, %message, "auto-creation failed");
                     topic_error = Some(code);
                 }

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
-use crate::protocol::{decode_body, encode_response, Frame};
+use crate::codec::frame::{decode_body, encode_response, Frame};
 
 /// Kafka's message for SaslAuthenticate on a connection that needs no authentication.
 pub const AUTHENTICATE_MESSAGE: &str = "SaslAuthenticate request received after successful authentication";

@@ -149,7 +149,8 @@ mod tests {
     fn matches_the_generated_encoder_for_every_version() {
         let response = sample();
         for version in 4..=FETCH_VERSION_MAX {
-            let expected = crate::protocol::encode_response(ApiKey::Fetch, version, 77, &response).expect("reference");
+            let expected =
+                crate::codec::frame::encode_response(ApiKey::Fetch, version, 77, &response).expect("reference");
             let segments = encode(version, 77, &response).expect("encode");
             let joined: Vec<u8> = segments.iter().flat_map(|segment| segment.iter().copied()).collect();
             assert_eq!(joined, expected.to_vec(), "fetch v{version}");

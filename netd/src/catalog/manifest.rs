@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 
 use engine::io::{FileSystem, OpenOptions};
 
-use crate::broker::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
-use crate::groups;
+use crate::catalog::valid_topic_name;
+use crate::coordinators::groups;
+use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 
 /// The directory under the data dir that holds one manifest per topic.
 pub const MANIFEST_DIR_NAME: &str = "skua-topics";

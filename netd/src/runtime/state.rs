@@ -11,28 +11,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use engine::{EngineError, LogId, Offset, Shard};
+use bytes::Bytes;
+use engine::{EngineError, LogId, Offset, ReadChunk, Shard};
+
+use crate::clock::now_ms;
+use crate::limits::REBUILD_READ_BYTES;
 use futures_channel::{mpsc, oneshot};
 
+use crate::catalog::Catalog;
+use crate::codec::errors;
 use crate::config::Config;
-use crate::errors;
-use crate::groups::{self, store};
-use crate::manifest::{self, ManifestError};
+use crate::coordinators::groups::{self, store};
 use crate::producers::{BatchIdentity, PartitionProducers};
-use crate::shards::Catalog;
-
-/// Kafka's legal topic name characters and length.
-pub const TOPIC_NAME_BYTES_MAX: usize = 249;
-/// Bytes read at a time when rebuilding producer state at start-up.
-pub const REBUILD_READ_BYTES: u64 = 4 * 1024 * 1024;
-/// Partitions one CreateTopics or CreatePartitions may ask for.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
-
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
 
 #[derive(Debug)]
 struct ProduceWaiter {
@@ -41,7 +32,7 @@ struct ProduceWaiter {
     reply: oneshot::Sender<i16>,
 }
 
-pub struct Broker {
+pub struct ShardState {
     pub config: Config,
     pub engine: Shard,
     /// Topic → the partitions of it this shard owns.
@@ -56,25 +47,10 @@ pub struct Broker {
     commit_trigger: mpsc::UnboundedSender<()>,
 }
 
-impl std::fmt::Debug for Broker {
+impl std::fmt::Debug for ShardState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("topics", &self.topics.len()).finish()
+        f.debug_struct("ShardState").field("topics", &self.topics.len()).finish()
     }
-}
-
-pub fn valid_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name == "." || name == ".." {
-        return Err(format!("topic name {name:?} is illegal"));
-    }
-    if name.len() > TOPIC_NAME_BYTES_MAX {
-        return Err(format!("topic name is longer than {TOPIC_NAME_BYTES_MAX} characters"));
-    }
-    if !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'_' || byte == b'-') {
-        return Err(format!(
-            "topic name {name:?} contains characters other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
 }
 
 /// Reads `log` from `from` to its committed end in runs of at most [`REBUILD_READ_BYTES`],
@@ -91,7 +67,7 @@ fn scan_batches(
         if read.size_bytes == 0 {
             break;
         }
-        let bytes = crate::handlers::fetch::chunks_to_bytes(&read.chunks, read.size_bytes)
+        let bytes = chunks_to_bytes(&read.chunks, read.size_bytes)
             .map_err(|source| EngineError::Io { path: log.dir().to_path_buf(), source })?;
         let headers = engine::batch::validate_all(&bytes)?;
         let Some(last) = headers.last() else { break };
@@ -101,26 +77,23 @@ fn scan_batches(
     Ok(())
 }
 
-/// The committed topics of the data directory, after removing the partition directories no
-/// committed topic claims and migrating a data directory from before topic manifests (see
-/// `manifest.rs`). Refuses (with the directory and what to do) rather than skip a directory that
-/// may hold acknowledged data.
-pub fn discover_topics(data_dir: &std::path::Path) -> Result<Catalog, ManifestError> {
-    let mut catalog = Catalog::default();
-    catalog.topics.extend(manifest::reconcile(data_dir)?);
-    Ok(catalog)
-}
-
-impl Broker {
+impl ShardState {
     /// Opens the partition logs this shard owns: those of `catalog` for which `owns` is true.
     pub fn open(
         config: Config,
-        engine: Shard,
         commit_trigger: mpsc::UnboundedSender<()>,
         catalog: &Catalog,
         owns: impl Fn(&str, i32) -> bool,
-    ) -> anyhow::Result<Broker> {
-        let mut broker = Broker {
+    ) -> anyhow::Result<ShardState> {
+        let backend = engine::io::open_backend(engine::io::BackendKind::Auto)?;
+        let shard_config = engine::ShardConfig {
+            write_mode: config.write_mode,
+            batch_bytes_max: config.message_max_bytes.max(engine::limits::BATCH_HEADER_BYTES),
+            recycled_segments_per_log_max: config.recycled_segments_per_log_max,
+            ..engine::ShardConfig::default()
+        };
+        let engine = engine::Shard::new(backend, shard_config)?;
+        let mut broker = ShardState {
             groups: groups::Coordinator::new(config.groups),
             offsets_logs: BTreeMap::new(),
             config,
@@ -301,6 +274,37 @@ impl Broker {
         receiver
     }
 
+    pub fn backend_name(&self) -> &'static str {
+        self.engine.backend_name()
+    }
+
+    /// Partitions this shard owns (not counting `__consumer_offsets`).
+    pub fn partition_count(&self) -> usize {
+        self.topics.values().map(|partitions| partitions.len()).sum()
+    }
+
+    /// The engine ring's completion eventfd, if the backend has one.
+    pub fn completion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.engine.completion_fd()
+    }
+
+    pub fn commits_in_flight(&self) -> usize {
+        self.engine.commits_in_flight()
+    }
+
+    /// Deletes what `retention.ms` and `retention.bytes` no longer keep.
+    pub fn enforce_retention(&mut self, now_ms: i64) {
+        for (log, result) in self.engine.enforce_retention(now_ms) {
+            match result {
+                Ok(report) if report.deleted_segments > 0 => {
+                    tracing::info!(?log, deleted_segments = report.deleted_segments, log_start = %report.log_start_offset, "retention")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(?log, %error, "retention failed"),
+            }
+        }
+    }
+
     /// Asks the committer to run (appends with acks=0 still need a commit).
     pub fn request_commit(&self) {
         let _ = self.commit_trigger.unbounded_send(());
@@ -383,4 +387,29 @@ impl Broker {
             }
         }
     }
+}
+
+/// The bytes of a read plan: the tail-cache slice itself when it is one, else one buffer.
+pub fn chunks_to_bytes(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Bytes> {
+    if let [ReadChunk::Memory(bytes)] = chunks {
+        return Ok(bytes.clone());
+    }
+    Ok(Bytes::from(gather_chunks(chunks, size_bytes)?))
+}
+
+/// Copies a read plan into one new buffer: memory slices copied, file ranges read straight into
+/// it (one copy).
+pub fn gather_chunks(chunks: &[ReadChunk], size_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size_bytes as usize);
+    for chunk in chunks {
+        match chunk {
+            ReadChunk::Memory(bytes) => out.extend_from_slice(bytes),
+            ReadChunk::File { file, position, length } => {
+                let start = out.len();
+                out.resize(start + *length as usize, 0);
+                file.read_exact_at(&mut out[start..], *position)?;
+            }
+        }
+    }
+    Ok(out)
 }

@@ -17,11 +17,15 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 use kafka_protocol::ResponseError;
 
-use crate::broker::{valid_topic_name, PARTITIONS_PER_TOPIC_MAX};
-use crate::errors;
-use crate::manifest::{ManifestError, TopicManifests};
-use crate::producers::ProducerIds;
-use crate::shards::{Pending, ShardContext};
+use crate::catalog::manifest::{ManifestError, TopicManifests};
+use crate::catalog::producer_ids::ProducerIds;
+use crate::catalog::valid_topic_name;
+use crate::codec::errors;
+use crate::limits::PARTITIONS_PER_TOPIC_MAX;
+use crate::runtime::context::{Pending, ShardContext};
+
+/// The shard that runs the controller (topic catalog changes, producer id allocation).
+pub const CONTROLLER_SHARD: usize = 0;
 
 /// A Kafka error code and message for the client.
 pub type ControlError = (i16, String);
@@ -157,7 +161,7 @@ async fn open_everywhere(
         let submitted = context
             .submit(shard, move |shard_context| {
                 let result = shard_context
-                    .broker
+                    .state
                     .borrow_mut()
                     .open_partitions(&topic, &list)
                     .map_err(|error| (errors::engine_error_code(&error), error.to_string()));
@@ -213,14 +217,14 @@ async fn create(
     auto: bool,
 ) -> Result<(), ControlError> {
     valid_topic_name(name).map_err(|message| (errors::code(ResponseError::InvalidTopicException), message))?;
-    if name == crate::groups::OFFSETS_TOPIC {
+    if name == crate::coordinators::groups::OFFSETS_TOPIC {
         return Err((errors::code(ResponseError::InvalidTopicException), format!("{name} is internal")));
     }
     let catalog = context.catalog();
     if catalog.partitions(name).is_some() {
         return Err((errors::code(ResponseError::TopicAlreadyExists), format!("Topic '{name}' already exists.")));
     }
-    let offsets_topic = crate::groups::OFFSETS_TOPIC.to_string();
+    let offsets_topic = crate::coordinators::groups::OFFSETS_TOPIC.to_string();
     if let Some(existing) = colliding_topic(catalog.topics.keys().chain([&offsets_topic]), name) {
         let code = if auto { ResponseError::UnknownTopicOrPartition } else { ResponseError::InvalidTopicException };
         return Err((errors::code(code), format!("Topic '{name}' collides with existing topic: {existing}")));
@@ -305,7 +309,7 @@ async fn delete_everywhere(context: &Rc<ShardContext>, name: &str, from: i32) ->
         pending.push(
             context
                 .submit(shard, move |shard_context| {
-                    shard_context.broker.borrow_mut().delete_partitions(&topic, from);
+                    shard_context.state.borrow_mut().delete_partitions(&topic, from);
                     Box::pin(std::future::ready(()))
                 })
                 .await?,

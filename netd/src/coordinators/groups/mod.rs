@@ -27,7 +27,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 /// The `__consumer_offsets` partition of a group (Kafka: hash of the group id mod the count).
 pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
-    (crate::shards::fnv1a(group.as_bytes()) % partitions.max(1) as u64) as i32
+    (crate::catalog::fnv1a(group.as_bytes()) % partitions.max(1) as u64) as i32
 }
 
 /// Members one group may hold (Kafka's `group.max.size` defaults to unlimited; we name a bound).

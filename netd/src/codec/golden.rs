@@ -8,7 +8,7 @@ use kafka_protocol::messages::{
     ApiKey, FetchRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
 };
 
-use crate::protocol::{decode_body, decode_frame, Frame};
+use crate::codec::frame::{decode_body, decode_frame, Frame};
 
 const CAPTURED: &str = include_str!("../testdata/captured-frames.txt");
 

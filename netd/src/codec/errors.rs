@@ -6,7 +6,7 @@
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
 
-use crate::produce_policy::ProduceRefusal;
+use crate::codec::produce_policy::ProduceRefusal;
 
 pub const NONE: i16 = 0;
 

@@ -1,10 +1,5 @@
-//! The shard thread: its compio runtime, its inbox, its connections, its group committer.
-//!
-//! Owns: running one shard (engine shard, broker state, the committer task that starts engine
-//! group commits for what was appended and collects them when the engine ring's eventfd says
-//! they landed, so requests keep being served while the disk works; the retention timer, the inbox task
-//! that runs jobs other shards send, the controller on shard 0), serving the connections the
-//! acceptor hands to this shard, and clean shutdown.
+//! A connection: reading request frames within the broker's budgets, dispatching them in order,
+//! and writing their responses in request order.
 //!
 //! A connection's memory is bounded: a frame is at most `socket.request.max.bytes`, its buffer
 //! grows only as its bytes arrive (`limits::FRAME_READ_STEP_BYTES` at a time, or what already
@@ -15,47 +10,59 @@
 //! when one is used up the connection reads nothing until it has room (backpressure, as Kafka's
 //! MemoryPool mutes channels). A connection with nothing in flight that sends nothing for
 //! `connections.max.idle.ms` is closed.
+//!
+//! Must not know: any Kafka API. Frames go to the dispatcher the shard was started with
+//! ([`Dispatch`], the handlers' registry), so this layer never imports a handler.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use compio::buf::{IntoInner, IoBuf};
 use compio::io::{AsyncRead, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_channel::mpsc;
+use futures_util::future::LocalBoxFuture;
 use futures_util::{SinkExt, StreamExt};
 
-use crate::broker::{now_ms, Broker};
-use crate::budget::{Budget, Budgets, ConnectionSlot, Permit};
-use crate::config::Config;
-use crate::control::{self, ControlCommand};
-use crate::handlers::{self, Reply};
+use crate::codec::frame::{self, Frame};
 use crate::limits::{FRAME_READ_STEP_BYTES, WRITE_SEGMENTS_MAX};
-use crate::producers::ProducerIds;
-use crate::protocol;
-use crate::shards::{Job, ShardContext, SharedCatalog};
+use crate::runtime::budget::{Budget, ConnectionSlot, Permit};
+use crate::runtime::context::{Job, ShardContext};
 
-/// How often a shard checks whether it should shut down, and runs interval flushes.
-pub const TICK_MS: u64 = 100;
+/// A response frame as segments whose concatenation is the frame (record bytes are segments of
+/// their own, written with one vectored write instead of being copied).
+pub type Segments = Vec<Bytes>;
 
-/// What a shard thread starts from.
-pub struct ShardSetup {
-    pub index: usize,
-    pub config: Config,
-    pub inbox: mpsc::Receiver<Job>,
-    pub peers: Vec<mpsc::Sender<Job>>,
-    pub catalog: Arc<SharedCatalog>,
-    pub control: mpsc::Sender<ControlCommand>,
-    /// Only for the controller shard: its command queue and the producer id counter.
-    pub controller: Option<(mpsc::Receiver<ControlCommand>, ProducerIds)>,
-    /// Set once this shard's logs are open and it serves its inbox.
-    pub ready: Arc<AtomicBool>,
-    /// The broker-wide budgets, shared by every shard and the acceptor.
-    pub budgets: Arc<Budgets>,
+pub type BoxedReply = Pin<Box<dyn Future<Output = anyhow::Result<Option<Segments>>>>>;
+
+/// What a handler gives back.
+pub enum Reply {
+    Now(Bytes),
+    Later(BoxedReply),
+    /// No response at all (Produce with acks=0).
+    Nothing,
 }
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Now(bytes) => write!(f, "Reply::Now({} bytes)", bytes.len()),
+            Reply::Later(_) => f.write_str("Reply::Later"),
+            Reply::Nothing => f.write_str("Reply::Nothing"),
+        }
+    }
+}
+
+/// Turns a decoded frame into its reply: the handlers' registry (`handlers::dispatch`), given to
+/// the shard at start. `Err` closes the connection (an API or version the broker does not serve,
+/// or a request it cannot decode). Work that must happen in request order is done before the
+/// future completes; waiting for commits or fetch data happens in the reply.
+pub type Dispatch = for<'a> fn(&'a Rc<ShardContext>, Frame) -> LocalBoxFuture<'a, anyhow::Result<Reply>>;
 
 /// A job that makes `stream` a connection of the shard that runs it; `slot` is its place among
 /// the broker's connections, freed when the connection ends.
@@ -78,128 +85,9 @@ pub fn connection_job(stream: std::net::TcpStream, slot: ConnectionSlot) -> Job 
     })
 }
 
-impl std::fmt::Debug for ShardSetup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShardSetup").field("index", &self.index).field("shards", &self.peers.len()).finish()
-    }
-}
-
-/// Runs one shard until `shutdown` is set. Returns after a clean engine close.
-pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let ShardSetup { index, config, mut inbox, peers, catalog, control, controller, ready, budgets } = setup;
-    let runtime = compio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
-        let backend = engine::io::open_backend(engine::io::BackendKind::Auto)?;
-        let shard_config = engine::ShardConfig {
-            write_mode: config.write_mode,
-            batch_bytes_max: config.message_max_bytes.max(engine::limits::BATCH_HEADER_BYTES),
-            recycled_segments_per_log_max: config.recycled_segments_per_log_max,
-            ..engine::ShardConfig::default()
-        };
-        let engine = engine::Shard::new(backend, shard_config)?;
-        let (trigger, mut triggers) = mpsc::unbounded();
-        let shard_count = peers.len();
-        let broker = {
-            let snapshot = catalog.snapshot_now();
-            Broker::open(config.clone(), engine, trigger, &snapshot, |topic, partition| {
-                crate::shards::owner_of(topic, partition, shard_count) == index
-            })?
-        };
-        let owned: usize = broker.topics.values().map(|partitions| partitions.len()).sum();
-        tracing::info!(shard = index, backend = broker.engine.backend_name(), write_mode = ?config.write_mode, partitions = owned, "shard started");
-        let broker = Rc::new(RefCell::new(broker));
-        let context = Rc::new(ShardContext::new(index, config.clone(), broker.clone(), peers, catalog, control, budgets));
-
-        // The engine ring signals an eventfd on every completion; this loop polls a duplicate of
-        // it on the runtime's own ring.
-        let completions = match broker.borrow().engine.completion_fd() {
-            Some(fd) => Some(compio::runtime::fd::PollFd::new(fd.try_clone_to_owned()?)?),
-            None => None,
-        };
-        let committer = {
-            let broker = broker.clone();
-            compio::runtime::spawn(async move {
-                loop {
-                    let in_flight = {
-                        let mut state = broker.borrow_mut();
-                        state.pump();
-                        state.engine.commits_in_flight() > 0
-                    };
-                    let triggered = match (&completions, in_flight) {
-                        (Some(completions), true) => {
-                            let trigger = std::pin::pin!(triggers.next());
-                            let landed = std::pin::pin!(completions.read_ready());
-                            match futures_util::future::select(trigger, landed).await {
-                                futures_util::future::Either::Left((trigger, _)) => trigger.is_some(),
-                                futures_util::future::Either::Right((result, _)) => {
-                                    if let Err(error) = result {
-                                        tracing::error!(%error, "polling the engine's completions failed");
-                                        compio::time::sleep(Duration::from_millis(1)).await;
-                                    }
-                                    true
-                                }
-                            }
-                        }
-                        _ => triggers.next().await.is_some(),
-                    };
-                    if !triggered {
-                        break;
-                    }
-                    while triggers.try_recv().is_ok() {}
-                }
-            })
-        };
-        let ticker = {
-            let broker = broker.clone();
-            let retention_every = Duration::from_millis(config.retention_check_interval_ms.max(TICK_MS));
-            compio::runtime::spawn(async move {
-                let mut last_retention = std::time::Instant::now();
-                loop {
-                    compio::time::sleep(Duration::from_millis(TICK_MS)).await;
-                    let mut state = broker.borrow_mut();
-                    state.pump(); // Interval flushes that came due.
-                    state.groups.tick(now_ms());
-                    if last_retention.elapsed() >= retention_every {
-                        last_retention = std::time::Instant::now();
-                        state.expire_offsets(now_ms());
-                        for (log, result) in state.engine.enforce_retention(now_ms()) {
-                            match result {
-                                Ok(report) if report.deleted_segments > 0 => tracing::info!(?log, deleted_segments = report.deleted_segments, log_start = %report.log_start_offset, "retention"),
-                                Ok(_) => {}
-                                Err(error) => tracing::error!(?log, %error, "retention failed"),
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        let inbox_task = {
-            let context = context.clone();
-            compio::runtime::spawn(async move {
-                while let Some(job) = inbox.next().await {
-                    job(&context);
-                }
-            })
-        };
-        let controller_task = controller.map(|(commands, ids)| compio::runtime::spawn(control::run(context.clone(), commands, ids)));
-        ready.store(true, Ordering::Release);
-
-        while !shutdown.load(Ordering::Relaxed) {
-            compio::time::sleep(Duration::from_millis(TICK_MS)).await;
-        }
-        tracing::info!(shard = index, "shutting down: committing and closing logs");
-        drop(controller_task);
-        drop(inbox_task);
-        drop(committer);
-        drop(ticker);
-        broker.borrow_mut().close()?;
-        Ok(())
-    })
-}
-
 /// Writes a response frame given as segments: one plain write for one segment, vectored writes
 /// (no copying of record bytes) for more.
-async fn write_segments(writer: &mut TcpStream, segments: handlers::Segments) -> std::io::Result<()> {
+async fn write_segments(writer: &mut TcpStream, segments: Segments) -> std::io::Result<()> {
     if let [single] = &segments[..] {
         let compio::BufResult(result, _) = writer.write_all(single.clone()).await;
         return result;
@@ -216,7 +104,7 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
     let config = &context.config;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
-    let (mut replies, mut pending) = mpsc::channel::<handlers::BoxedReply>(config.inflight_requests_max);
+    let (mut replies, mut pending) = mpsc::channel::<BoxedReply>(config.inflight_requests_max);
     // Requests read whose responses are not yet written: a connection waiting for one is not idle.
     let in_flight = Rc::new(Cell::new(0usize));
     let idle = Duration::from_millis(config.connection_idle_ms);
@@ -240,7 +128,7 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
 /// the broker's fetch memory (`skua.fetch.buffered.bytes.max`) for ever.
 async fn write_replies(
     writer: &mut TcpStream,
-    pending: &mut mpsc::Receiver<handlers::BoxedReply>,
+    pending: &mut mpsc::Receiver<BoxedReply>,
     in_flight: &Cell<usize>,
     idle: Duration,
 ) -> anyhow::Result<()> {
@@ -375,7 +263,7 @@ async fn read_frame_size(
 async fn read_requests(
     reader: &mut TcpStream,
     context: &Rc<ShardContext>,
-    replies: &mut mpsc::Sender<handlers::BoxedReply>,
+    replies: &mut mpsc::Sender<BoxedReply>,
     in_flight: &Rc<Cell<usize>>,
 ) -> anyhow::Result<()> {
     let config = &context.config;
@@ -425,21 +313,15 @@ async fn read_requests(
         in_flight.set(in_flight.get() + 1);
         // The frame's bytes count against queued.max.request.bytes until the last reference to
         // them (a produce's record batches, say) is dropped.
-        let mut frame = protocol::decode_frame(crate::budget::charged_bytes(body, bytes_permit))?;
+        let mut frame = frame::decode_frame(crate::runtime::budget::charged_bytes(body, bytes_permit))?;
         frame.peer = peer;
         tracing::trace!(api = ?frame.api_key, version = frame.api_version, client = ?frame.client_id, "request");
-        let supported = handlers::find(frame.api_key)
-            .is_some_and(|handler| (handler.min_version..=handler.max_version).contains(&frame.api_version));
-        let reply = if supported || frame.api_key == kafka_protocol::messages::ApiKey::ApiVersions {
-            handlers::dispatch(context, frame).await?
-        } else {
-            anyhow::bail!("unsupported API {:?} version {}", frame.api_key, frame.api_version);
-        };
+        let reply = (context.dispatch)(context, frame).await?;
         // Handled: like Kafka's request queue, queued.max.requests counts requests until a
         // handler has taken them, not while they wait for data or a commit (Kafka's purgatory),
         // so long-polling consumers never stop others from being read.
         drop(place);
-        let boxed: handlers::BoxedReply = match reply {
+        let boxed: BoxedReply = match reply {
             Reply::Now(bytes) => Box::pin(async move { Ok(Some(vec![bytes])) }),
             Reply::Later(future) => future,
             Reply::Nothing => Box::pin(async { Ok(None) }),

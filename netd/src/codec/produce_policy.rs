@@ -7,7 +7,7 @@
 //! `log.message.timestamp.before.max.ms` / `after.max.ms`. The structure itself (CRC, every
 //! record) is the engine's check, [`engine::batch::validate_all_with_records`], run before these.
 //! Knows nothing of sockets, shards or logs; the Kafka error code of each refusal is decided in
-//! [`crate::errors`].
+//! [`crate::codec::errors`].
 
 use engine::batch::{self, CheckedBatch, Codec};
 use engine::records::NO_TIMESTAMP;
@@ -177,13 +177,13 @@ mod tests {
         );
     }
 
-    /// Real clients' Produce frames (`testdata/captured-frames.txt`, see `handlers/golden.rs`):
+    /// Real clients' Produce frames (`testdata/captured-frames.txt`, see `codec/golden.rs`):
     /// their batches pass the record walk and every rule here, byte for byte as sent.
     #[test]
     fn captured_client_batches_pass() {
         use kafka_protocol::messages::ProduceRequest;
 
-        let captured = include_str!("testdata/captured-frames.txt");
+        let captured = include_str!("../testdata/captured-frames.txt");
         let mut walked = 0;
         for line in captured.lines().filter(|line| !line.starts_with('#')) {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -193,8 +193,8 @@ mod tests {
             let hex = fields[3];
             let bytes: Vec<u8> =
                 (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex")).collect();
-            let frame = crate::protocol::decode_frame(bytes::Bytes::from(bytes)).expect("frame");
-            let request: ProduceRequest = crate::protocol::decode_body(&frame).expect("produce");
+            let frame = crate::codec::frame::decode_frame(bytes::Bytes::from(bytes)).expect("frame");
+            let request: ProduceRequest = crate::codec::frame::decode_body(&frame).expect("produce");
             for partition in request.topic_data.iter().flat_map(|topic| &topic.partition_data) {
                 let records = partition.records.as_ref().expect("records");
                 assert_eq!(check_request_shape(records, frame.api_version), Ok(()), "{}", fields[2]);

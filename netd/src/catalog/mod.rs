@@ -1,0 +1,151 @@
+//! The topic catalog and partition placement: which topics exist, and which shard owns a
+//! partition.
+//!
+//! Owns: [`owner_of`] (a stable hash, so a partition's owner follows from its name and the shard
+//! count, with no lookup), [`SharedCatalog`] (topic → partition count; written only by the
+//! controller, read lock-free on the data path through a per-shard cached snapshot), topic name
+//! rules ([`valid_topic_name`]), and the durable records behind the catalog: topic manifests
+//! ([`manifest`]) and the producer id counter ([`producer_ids`]).
+//!
+//! Must not know: shards' state, connections or any Kafka request. Whoever changes the catalog
+//! (the controller) does so through [`SharedCatalog::publish`].
+
+pub mod manifest;
+pub mod producer_ids;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::limits::TOPIC_NAME_BYTES_MAX;
+
+/// The shard that owns `partition` of `topic`: FNV-1a of the topic name plus the partition
+/// index, so the partitions of one topic are spread round-robin over the shards. Stable across
+/// restarts for the same shard count (and a different count simply re-homes partitions: each
+/// shard opens the directories it owns at start-up).
+pub fn owner_of(topic: &str, partition: i32, shard_count: usize) -> usize {
+    assert!(shard_count > 0, "at least one shard");
+    let hash = fnv1a(topic.as_bytes());
+    (hash.wrapping_add(u64::from(partition.unsigned_abs())) % shard_count as u64) as usize
+}
+
+/// FNV-1a, 64 bit: small, stable across versions and platforms (placement depends on it).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The shard that coordinates `group`: the owner of its `__consumer_offsets` partition.
+pub fn group_owner(group: &str, offsets_partitions: i32, shard_count: usize) -> usize {
+    owner_of(
+        crate::coordinators::groups::OFFSETS_TOPIC,
+        crate::coordinators::groups::offsets_partition(group, offsets_partitions),
+        shard_count,
+    )
+}
+
+/// Kafka's rules for a topic name: legal characters and length.
+pub fn valid_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("topic name {name:?} is illegal"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!("topic name is longer than {TOPIC_NAME_BYTES_MAX} characters"));
+    }
+    if !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'.' || byte == b'_' || byte == b'-') {
+        return Err(format!(
+            "topic name {name:?} contains characters other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// The committed topics of the data directory, after removing the partition directories no
+/// committed topic claims and migrating a data directory from before topic manifests (see
+/// `manifest.rs`). Refuses (with the directory and what to do) rather than skip a directory that
+/// may hold acknowledged data.
+pub fn discover_topics(data_dir: &std::path::Path) -> Result<Catalog, manifest::ManifestError> {
+    let mut catalog = Catalog::default();
+    catalog.topics.extend(manifest::reconcile(data_dir)?);
+    Ok(catalog)
+}
+
+/// Topic name → partition count: what Metadata answers and what routing needs.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub topics: BTreeMap<String, i32>,
+}
+
+impl Catalog {
+    pub fn partitions(&self, topic: &str) -> Option<i32> {
+        self.topics.get(topic).copied()
+    }
+}
+
+/// The catalog shared by all shards. Writers (the controller) take the mutex and bump the
+/// generation; readers take the mutex only when the generation moved since their last look.
+#[derive(Debug)]
+pub struct SharedCatalog {
+    pub(crate) generation: AtomicU64,
+    current: Mutex<Arc<Catalog>>,
+}
+
+impl SharedCatalog {
+    pub fn new(catalog: Catalog) -> SharedCatalog {
+        SharedCatalog { generation: AtomicU64::new(1), current: Mutex::new(Arc::new(catalog)) }
+    }
+
+    /// Replaces the catalog with `change` applied to a copy of it.
+    pub fn publish(&self, change: impl FnOnce(&mut Catalog)) {
+        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = Catalog::clone(&current);
+        change(&mut next);
+        *current = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The catalog as it is now.
+    pub fn snapshot_now(&self) -> Arc<Catalog> {
+        self.snapshot().1
+    }
+
+    pub(crate) fn snapshot(&self) -> (u64, Arc<Catalog>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (generation, current.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_stable_and_spread() {
+        assert_eq!(owner_of("orders", 3, 1), 0);
+        // Golden values: changing the hash re-homes every partition of existing data dirs.
+        assert_eq!((0..4).map(|partition| owner_of("orders", partition, 2)).collect::<Vec<_>>(), vec![0, 1, 0, 1]);
+        let mut per_shard = [0usize; 4];
+        for partition in 0..64 {
+            per_shard[owner_of("events", partition, 4)] += 1;
+        }
+        assert_eq!(per_shard, [16, 16, 16, 16], "consecutive partitions go round-robin");
+    }
+
+    #[test]
+    fn catalog_snapshots_follow_publishes() {
+        let shared = SharedCatalog::new(Catalog::default());
+        let (first, before) = shared.snapshot();
+        shared.publish(|catalog| {
+            catalog.topics.insert("t".into(), 3);
+        });
+        let (second, after) = shared.snapshot();
+        assert!(second > first);
+        assert_eq!(before.partitions("t"), None);
+        assert_eq!(after.partitions("t"), Some(3));
+    }
+}

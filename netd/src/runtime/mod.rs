@@ -1,0 +1,24 @@
+//! The shard runtime: shard threads, their state, inboxes, connections and periodic tasks.
+//!
+//! Layering: the runtime sits above `codec`, `catalog`, `coordinators` and the `replica` crate,
+//! and below `handlers`. It never imports a handler: connections hand frames to the
+//! [`Dispatch`](connection::Dispatch) the shard was started with.
+//!
+//! - [`shard`] — a shard thread's bootstrap, its tasks, clean shutdown.
+//! - [`state`] — one shard's state: its partitions (`replica::Partitions`), its group
+//!   coordinator and the `__consumer_offsets` partitions behind it.
+//! - [`context`] — what a shard's tasks share, and `submit` (work on another shard through its
+//!   bounded inbox).
+//! - [`connection`] — a connection's frames within the budgets, responses in request order.
+//! - [`committer`] — the group committer task; [`ticker`] — the shard's timer.
+//! - [`controller`] — the task on shard 0 that creates, grows and deletes topics across shards.
+//! - [`budget`] — the broker-wide budgets (request and fetch memory, connections).
+
+pub mod budget;
+pub mod committer;
+pub mod connection;
+pub mod context;
+pub mod controller;
+pub mod shard;
+pub mod state;
+pub mod ticker;

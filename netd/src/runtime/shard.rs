@@ -1,0 +1,89 @@
+//! A shard thread: bootstrap, its tasks, and clean shutdown.
+//!
+//! Owns: starting one shard (its compio runtime, its engine shard on its own io_uring, its state
+//! with the partitions it owns) and the tasks that run on it: the group committer
+//! ([`committer`](super::committer)), the timer ([`ticker`](super::ticker)), the inbox (jobs other
+//! shards and the acceptor send: work on this shard's partitions, new connections), and on
+//! [`CONTROLLER_SHARD`](super::controller::CONTROLLER_SHARD) the controller. Shutdown stops the
+//! tasks, commits what is pending and closes every log.
+//!
+//! Must not know: any Kafka API (connections dispatch through the [`Dispatch`](super::connection::Dispatch) it was given).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::mpsc;
+use futures_util::StreamExt;
+
+use crate::catalog::producer_ids::ProducerIds;
+use crate::config::Config;
+use crate::limits::TICK_MS;
+use crate::runtime::context::{Job, Links, ShardContext};
+use crate::runtime::controller::{self, ControlCommand};
+use crate::runtime::state::ShardState;
+use crate::runtime::{committer, ticker};
+
+/// What a shard thread starts from.
+pub struct ShardSetup {
+    pub index: usize,
+    pub config: Config,
+    pub inbox: mpsc::Receiver<Job>,
+    pub links: Links,
+    /// Only for the controller shard: its command queue and the producer id counter.
+    pub controller: Option<(mpsc::Receiver<ControlCommand>, ProducerIds)>,
+    /// Set once this shard's logs are open and it serves its inbox.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ShardSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardSetup").field("index", &self.index).field("shards", &self.links.peers.len()).finish()
+    }
+}
+
+/// Runs one shard until `shutdown` is set. Returns after a clean engine close.
+pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let ShardSetup { index, config, mut inbox, links, controller, ready } = setup;
+    let runtime = compio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let (trigger, triggers) = mpsc::unbounded();
+        let state = {
+            let shard_count = links.peers.len();
+            let snapshot = links.catalog.snapshot_now();
+            ShardState::open(config.clone(), trigger, &snapshot, |topic, partition| {
+                crate::catalog::owner_of(topic, partition, shard_count) == index
+            })?
+        };
+        tracing::info!(shard = index, backend = state.backend_name(), write_mode = ?config.write_mode, partitions = state.partition_count(), "shard started");
+        let state = Rc::new(RefCell::new(state));
+        let context = Rc::new(ShardContext::new(index, config.clone(), state.clone(), links));
+
+        let committer = compio::runtime::spawn(committer::run(state.clone(), triggers));
+        let ticker = compio::runtime::spawn(ticker::run(state.clone(), config.retention_check_interval_ms));
+        let inbox_task = {
+            let context = context.clone();
+            compio::runtime::spawn(async move {
+                while let Some(job) = inbox.next().await {
+                    job(&context);
+                }
+            })
+        };
+        let controller_task =
+            controller.map(|(commands, ids)| compio::runtime::spawn(controller::run(context.clone(), commands, ids)));
+        ready.store(true, Ordering::Release);
+
+        while !shutdown.load(Ordering::Relaxed) {
+            compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        }
+        tracing::info!(shard = index, "shutting down: committing and closing logs");
+        drop(controller_task);
+        drop(inbox_task);
+        drop(committer);
+        drop(ticker);
+        state.borrow_mut().close()?;
+        Ok(())
+    })
+}

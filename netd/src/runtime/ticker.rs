@@ -1,0 +1,29 @@
+//! The shard's timer: interval flushes, group timeouts, committed-offset expiry and retention.
+//!
+//! Owns: when periodic work runs (every [`TICK_MS`], retention every
+//! `log.retention.check.interval.ms`); what each piece does belongs to the shard state, the
+//! group coordinator and the partitions.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::clock::now_ms;
+use crate::limits::TICK_MS;
+use crate::runtime::state::ShardState;
+
+pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u64) {
+    let retention_every = Duration::from_millis(retention_check_interval_ms.max(TICK_MS));
+    let mut last_retention = Instant::now();
+    loop {
+        compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+        let mut state = state.borrow_mut();
+        state.pump(); // Interval flushes that came due.
+        state.groups.tick(now_ms());
+        if last_retention.elapsed() >= retention_every {
+            last_retention = Instant::now();
+            state.expire_offsets(now_ms());
+            state.enforce_retention(now_ms());
+        }
+    }
+}
