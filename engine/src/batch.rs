@@ -262,6 +262,61 @@ pub fn validate_all_with_records_within(
     Ok(batches)
 }
 
+/// Record batches that passed validation (structure, CRC-32C, every record): the only input of
+/// `Shard::append_validated`, so appended bytes are checked exactly once.
+///
+/// The fields are private: a value exists only through [`ValidatedBatches::validate`] or
+/// [`ValidatedBatches::validate_within`], so holding one is proof that its bytes were checked.
+#[derive(Clone, Debug)]
+pub struct ValidatedBatches {
+    bytes: bytes::Bytes,
+    batches: Vec<CheckedBatch>,
+}
+
+impl ValidatedBatches {
+    /// [`validate_all_with_records`] keeping the bytes it checked.
+    pub fn validate(bytes: bytes::Bytes) -> Result<ValidatedBatches, BatchError> {
+        let batches = validate_all_with_records(&bytes)?;
+        Ok(ValidatedBatches { bytes, batches })
+    }
+
+    /// [`validate_all_with_records_within`] keeping the bytes it checked.
+    pub fn validate_within(
+        bytes: bytes::Bytes,
+        decompressed_bytes_left: &mut usize,
+    ) -> Result<ValidatedBatches, BatchError> {
+        let batches = validate_all_with_records_within(&bytes, decompressed_bytes_left)?;
+        Ok(ValidatedBatches { bytes, batches })
+    }
+
+    /// The batches back to back, as they were validated.
+    pub fn bytes(&self) -> &bytes::Bytes {
+        &self.bytes
+    }
+
+    /// One entry per batch, in order (never empty: validation rejects empty input).
+    pub fn batches(&self) -> &[CheckedBatch] {
+        &self.batches
+    }
+
+    /// The header of each batch, in order.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = &BatchHeader> + Clone {
+        self.batches.iter().map(|checked| &checked.header)
+    }
+
+    /// Total bytes of the batches.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Wraps bytes and headers without checking them: lets a test show that appending a
+    /// `ValidatedBatches` does not validate again.
+    #[cfg(test)]
+    pub(crate) fn trusted_for_test(bytes: bytes::Bytes, batches: Vec<CheckedBatch>) -> ValidatedBatches {
+        ValidatedBatches { bytes, batches }
+    }
+}
+
 /// Rewrites the two fields outside the CRC: base offset and partition leader epoch.
 pub fn assign(batch: &mut [u8], base_offset: u64, leader_epoch: i32) {
     assert!(batch.len() >= BATCH_HEADER_BYTES, "assign on a validated batch only");

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::batch::{self, PREFIX_BYTES};
+use crate::batch::{self, ValidatedBatches, PREFIX_BYTES};
 use crate::cache::TailCache;
 use crate::checkpoint::{self, Checkpoint};
 use crate::compression;
@@ -489,8 +489,9 @@ impl Log {
         self.pending.iter().filter(|write| write.segment_base == base).map(|write| write.data.len() as u64).sum()
     }
 
-    /// Validates `batches` (one or more v2 batches back to back), converts the codec if the log
-    /// asks for it, assigns offsets and queues the bytes for the next commit. All or nothing.
+    /// Validates `batches` (one or more v2 batches back to back: layout and CRC), then appends
+    /// them as [`Log::append_validated`] does. For callers without a [`ValidatedBatches`] (tests,
+    /// benchmarks, the broker's own logs).
     pub fn append(
         &mut self,
         fs: &mut dyn FileSystem,
@@ -498,11 +499,45 @@ impl Log {
         leader_epoch: LeaderEpoch,
         now_ms: i64,
     ) -> Result<AppendInfo> {
-        if let Some(reason) = &self.failed {
-            return Err(EngineError::Io { path: self.dir.clone(), source: std::io::Error::other(reason.clone()) });
-        }
+        self.refuse_if_failed()?;
         let headers = batch::validate_all(batches)?;
-        for header in &headers {
+        self.append_checked(fs, batches, headers.iter(), leader_epoch, now_ms)
+    }
+
+    /// Appends batches validated before (not checked again): converts the codec if the log asks
+    /// for it, assigns offsets and queues the bytes for the next commit. All or nothing.
+    pub fn append_validated(
+        &mut self,
+        fs: &mut dyn FileSystem,
+        batches: &ValidatedBatches,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.refuse_if_failed()?;
+        self.append_checked(fs, batches.bytes(), batches.headers(), leader_epoch, now_ms)
+    }
+
+    /// A log whose failed commit could not be rolled back takes no appends.
+    fn refuse_if_failed(&self) -> Result<()> {
+        match &self.failed {
+            Some(reason) => {
+                Err(EngineError::Io { path: self.dir.clone(), source: std::io::Error::other(reason.clone()) })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The append itself, for `batches` whose `headers` (in order, covering every byte) came from
+    /// validation: enforces `batch_bytes_max`, converts the codec, assigns offsets, queues.
+    fn append_checked<'a>(
+        &mut self,
+        fs: &mut dyn FileSystem,
+        batches: &[u8],
+        headers: impl ExactSizeIterator<Item = &'a batch::BatchHeader> + Clone,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        for header in headers.clone() {
             if header.size_bytes > self.batch_bytes_max {
                 return Err(EngineError::BatchTooLarge {
                     size_bytes: header.size_bytes,
@@ -525,7 +560,7 @@ impl Log {
             stored_bytes: 0,
             batch_count: headers.len(),
         };
-        for header in &headers {
+        for header in headers {
             let original = &batches[at..at + header.size_bytes];
             at += header.size_bytes;
             let converted = match self.config.compression {
@@ -546,6 +581,7 @@ impl Log {
             info.stored_bytes += stored_bytes;
             info.max_timestamp = info.max_timestamp.max(header.max_timestamp);
         }
+        assert_eq!(at, batches.len(), "validated headers cover every byte");
         info.last_offset = Offset(self.next_offset.0 - 1);
         self.pending_bytes += info.stored_bytes;
         Ok(info)

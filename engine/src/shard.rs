@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
 
+use crate::batch::ValidatedBatches;
 use crate::config::{LogConfig, ShardConfig};
 use crate::error::{EngineError, Result};
 use crate::io::{advance_chain, ChainStep, FileSystem};
@@ -160,16 +161,41 @@ impl Shard {
     }
 
     /// Queues an append for a commit. The offsets are assigned now; the append is acknowledged
-    /// when a commit reports its log committed past `last_offset`.
+    /// when a commit reports its log committed past `last_offset`. Validates the batches' layout
+    /// and CRC; the produce path validates once up front and calls [`Shard::append_validated`].
     pub fn append(&mut self, id: LogId, batches: &[u8], leader_epoch: LeaderEpoch, now_ms: i64) -> Result<AppendInfo> {
+        self.append_with(id, batches.len(), now_ms, |log, fs| log.append(fs, batches, leader_epoch, now_ms))
+    }
+
+    /// [`Shard::append`] for batches validated before: their bytes are not checked again.
+    pub fn append_validated(
+        &mut self,
+        id: LogId,
+        batches: &ValidatedBatches,
+        leader_epoch: LeaderEpoch,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_with(id, batches.size_bytes(), now_ms, |log, fs| {
+            log.append_validated(fs, batches, leader_epoch, now_ms)
+        })
+    }
+
+    /// What every append shares: the shard's limits before, its accounting after.
+    fn append_with(
+        &mut self,
+        id: LogId,
+        size_bytes: usize,
+        now_ms: i64,
+        append: impl FnOnce(&mut Log, &mut dyn FileSystem) -> Result<AppendInfo>,
+    ) -> Result<AppendInfo> {
         if self.unacknowledged_appends >= self.config.inflight_appends_max
-            || self.unacknowledged_bytes + batches.len() > self.config.pending_bytes_max
+            || self.unacknowledged_bytes + size_bytes > self.config.pending_bytes_max
         {
             return Err(EngineError::Backpressure);
         }
         self.last_now_ms = now_ms;
         let (log, fs) = self.log_mut(id)?;
-        let info = log.append(fs, batches, leader_epoch, now_ms)?;
+        let info = append(log, fs)?;
         self.unacknowledged_appends += 1;
         self.unacknowledged_bytes += info.stored_bytes;
         let queued = self.queued.entry(id).or_default();
@@ -382,5 +408,91 @@ impl Shard {
             Some(error) => Err(error),
             None => Ok(report),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::batch;
+    use crate::config::CompressionType;
+    use crate::io::sim::{SimFaults, SimFs};
+    use crate::testkit::make_batch;
+
+    const NOW_MS: i64 = 1_700_000_000_000;
+
+    fn shard(config: ShardConfig) -> Shard {
+        Shard::new(Box::new(SimFs::new(1, SimFaults::default())), config).expect("shard")
+    }
+
+    fn stored(shard: &Shard, id: LogId) -> Vec<u8> {
+        let read = shard.read(id, Offset(0), u64::MAX, None).expect("read");
+        read.chunks.iter().flat_map(|chunk| chunk.to_vec().expect("chunk")).collect()
+    }
+
+    fn three_batches() -> Vec<u8> {
+        let mut bytes = make_batch(&[(b"a", b"1")], NOW_MS);
+        bytes.extend(make_batch(&[(b"b", b"2"), (b"c", b"3")], NOW_MS + 1));
+        bytes.extend(make_batch(&[(b"d", b"4"), (b"e", b"5"), (b"f", b"6")], NOW_MS + 2));
+        bytes
+    }
+
+    #[test]
+    fn append_validated_stores_what_append_stores() {
+        for compression in [CompressionType::Producer, CompressionType::Zstd { level: 3 }] {
+            let mut shard = shard(ShardConfig::default());
+            let config = LogConfig { compression, ..LogConfig::default() };
+            let (plain, _) = shard.open_log(Path::new("/sim/plain"), config, NOW_MS).expect("open");
+            let (validated, _) = shard.open_log(Path::new("/sim/validated"), config, NOW_MS).expect("open");
+            let bytes = three_batches();
+            let checked = ValidatedBatches::validate(Bytes::from(bytes.clone())).expect("valid");
+            assert_eq!(checked.size_bytes(), bytes.len());
+            assert_eq!(checked.headers().count(), 3);
+            for _ in 0..2 {
+                let by_append = shard.append(plain, &bytes, LeaderEpoch(4), NOW_MS).expect("append");
+                let by_validated =
+                    shard.append_validated(validated, &checked, LeaderEpoch(4), NOW_MS).expect("append_validated");
+                assert_eq!(by_append, by_validated);
+            }
+            assert!(shard.commit(NOW_MS).failed.is_empty());
+            assert_eq!(stored(&shard, plain), stored(&shard, validated));
+            assert_eq!(batch::validate_all(&stored(&shard, plain)).expect("valid").len(), 6);
+        }
+    }
+
+    #[test]
+    fn append_validated_does_not_validate_again() {
+        let bytes = make_batch(&[(b"k", b"v")], NOW_MS);
+        let headers = batch::validate_all_with_records(&bytes).expect("valid");
+        let mut corrupt = bytes.clone();
+        corrupt[batch::CRC_AT] ^= 0xff;
+        let mut shard = shard(ShardConfig::default());
+        let (id, _) = shard.open_log(Path::new("/sim/log"), LogConfig::default(), NOW_MS).expect("open");
+        // `append` checks the CRC; a `ValidatedBatches` is taken at its word (only a test can
+        // build one whose bytes changed after validation).
+        assert!(matches!(
+            shard.append(id, &corrupt, LeaderEpoch(0), NOW_MS),
+            Err(EngineError::InvalidBatch(batch_error)) if matches!(batch_error, crate::BatchError::CrcMismatch { .. })
+        ));
+        let trusted = ValidatedBatches::trusted_for_test(Bytes::from(corrupt.clone()), headers);
+        let info = shard.append_validated(id, &trusted, LeaderEpoch(0), NOW_MS).expect("not checked again");
+        assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(0)));
+    }
+
+    #[test]
+    fn append_validated_still_enforces_batch_bytes_max() {
+        let bytes = make_batch(&[(b"k", &[7u8; 200][..])], NOW_MS);
+        let mut shard = shard(ShardConfig { batch_bytes_max: 100, ..ShardConfig::default() });
+        let (id, _) = shard.open_log(Path::new("/sim/log"), LogConfig::default(), NOW_MS).expect("open");
+        let checked = ValidatedBatches::validate(Bytes::from(bytes)).expect("valid");
+        assert!(matches!(
+            shard.append_validated(id, &checked, LeaderEpoch(0), NOW_MS),
+            Err(EngineError::BatchTooLarge { limit_bytes: 100, .. })
+        ));
+        assert_eq!(shard.log(id).expect("log").next_offset(), Offset(0));
     }
 }

@@ -66,13 +66,13 @@ fn append_partition(
     let log = broker.log_for(&item.topic, item.partition)?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
-    let batches = engine::batch::validate_all_with_records_within(records, decompressed_bytes_left)
+    let batches = engine::batch::ValidatedBatches::validate_within(records.clone(), decompressed_bytes_left)
         .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
     let now = now_ms();
-    for checked in &batches {
+    for checked in batches.batches() {
         produce_policy::check_batch(checked, now, broker.config.timestamp_bounds).map_err(refused)?;
     }
-    let headers: Vec<engine::batch::BatchHeader> = batches.iter().map(|checked| checked.header).collect();
+    let headers: Vec<engine::batch::BatchHeader> = batches.headers().copied().collect();
     let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
     let verdicts: Vec<Verdict> = {
         let producers = broker.producers.entry(log).or_default();
@@ -96,7 +96,7 @@ fn append_partition(
     } else {
         let info = broker
             .engine
-            .append(log, records, LeaderEpoch(0), now)
+            .append_validated(log, &batches, LeaderEpoch(0), now)
             .map_err(|error| errors::engine_error_code(&error))?;
         result.base_offset = info.base_offset.0 as i64;
         let producers = broker.producers.entry(log).or_default();
