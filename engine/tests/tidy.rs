@@ -28,7 +28,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_rust_file_opens_with_a_module_header() {
     let mut files = Vec::new();
-    for crate_dir in ["engine", "netd", "loadgen", "bench", "fuzz"] {
+    for crate_dir in ["engine", "replica", "netd", "loadgen", "bench", "fuzz"] {
         rust_files(&workspace_root().join(crate_dir), &mut files);
     }
     assert!(files.len() > 10, "found the sources");

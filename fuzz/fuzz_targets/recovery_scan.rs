@@ -34,7 +34,7 @@ fuzz_target!(|input: &[u8]| {
     let mut start = report.log_start_offset;
     while start < report.log_end_offset {
         let read = shard.read(log, start, 1 << 20, None).expect("what recovery kept is readable");
-        let bytes = skua_netd::runtime::state::gather_chunks(&read.chunks, read.size_bytes)
+        let bytes = replica::read::gather_chunks(&read.chunks, read.size_bytes)
             .expect("file ranges readable");
         let mut at = 0;
         let mut next = start;

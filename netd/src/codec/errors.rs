@@ -1,10 +1,11 @@
-//! The one mapping from engine and broker errors to Kafka error codes.
+//! The one mapping from engine, partition-layer and broker errors to Kafka error codes.
 //!
 //! Owns: every Kafka error code the broker sends. Exhaustive on purpose: a new engine error does
 //! not compile until someone decides what a client sees for it.
 
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
+use replica::{ProducerError, ReplicaError};
 
 use crate::codec::produce_policy::ProduceRefusal;
 
@@ -49,6 +50,32 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
     kind.code()
 }
 
+/// What a client sees for a partition-layer error.
+pub fn replica_error_code(error: &ReplicaError) -> i16 {
+    let kind = match error {
+        ReplicaError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        ReplicaError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::Producer(ProducerError::OutOfOrderSequence) => ResponseError::OutOfOrderSequenceNumber,
+        ReplicaError::Producer(ProducerError::FencedProducerEpoch) => ResponseError::InvalidProducerEpoch,
+        ReplicaError::Storage(error) => return engine_error_code(error),
+        // The write's fate is unknown to the client (the shard stopped first): retriable.
+        ReplicaError::Stopped => ResponseError::RequestTimedOut,
+        ReplicaError::Read(_) => ResponseError::KafkaStorageError,
+    };
+    kind.code()
+}
+
+/// What a group's client sees when its offsets could not be persisted: Kafka answers
+/// NOT_COORDINATOR when the offsets partition is not here, and the partition's error otherwise.
+pub fn offsets_error_code(error: &ReplicaError) -> i16 {
+    match error {
+        ReplicaError::UnknownPartition => ResponseError::NotCoordinator.code(),
+        other => replica_error_code(other),
+    }
+}
+
 /// What a client sees when Kafka's produce rules refuse its batch (codes observed on Kafka 4.4).
 pub fn produce_refusal_code(refusal: &ProduceRefusal) -> i16 {
     let kind = match refusal {
@@ -91,6 +118,18 @@ mod tests {
         assert_eq!(produce_refusal_code(&ProduceRefusal::Transactional), 53);
         assert_eq!(produce_refusal_code(&ProduceRefusal::ZstdBeforeV7 { version: 6 }), 76);
         assert_eq!(produce_refusal_code(&ProduceRefusal::ControlBatch), 87);
+        assert_eq!(replica_error_code(&ReplicaError::UnknownPartition), 3);
+        assert_eq!(replica_error_code(&ReplicaError::NotLeader { epoch: engine::LeaderEpoch(1) }), 6);
+        let epochs = (engine::LeaderEpoch(1), engine::LeaderEpoch(2));
+        assert_eq!(replica_error_code(&ReplicaError::FencedLeaderEpoch { requested: epochs.0, current: epochs.1 }), 74);
+        assert_eq!(
+            replica_error_code(&ReplicaError::UnknownLeaderEpoch { requested: epochs.1, current: epochs.0 }),
+            75
+        );
+        assert_eq!(replica_error_code(&ReplicaError::Producer(ProducerError::OutOfOrderSequence)), 45);
+        assert_eq!(replica_error_code(&ReplicaError::Producer(ProducerError::FencedProducerEpoch)), 47);
+        assert_eq!(replica_error_code(&ReplicaError::from(EngineError::Full { path: "x".into() })), 56);
+        assert_eq!(offsets_error_code(&ReplicaError::UnknownPartition), 16);
         let timestamp = ProduceRefusal::TimestampOutOfRange { timestamp_ms: 0, low_ms: 0, high_ms: 0 };
         assert_eq!(produce_refusal_code(&timestamp), 32);
     }

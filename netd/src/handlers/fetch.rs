@@ -1,16 +1,18 @@
 //! Fetch (key 1), versions 4–12, without fetch sessions (every fetch is a full fetch, which the
 //! protocol allows: we answer session id 0).
 //!
-//! Each partition is read by the shard that owns it (all owners in parallel, one queued job per
-//! owner per round). Long-poll: when less than `min_bytes` is available the fetch waits until a
-//! group commit on any owning shard adds data or `max_wait_ms` passes, then reads again.
+//! Adapts a Fetch request to partitions: each partition is read by the shard that owns it (all
+//! owners in parallel, one queued job per owner per round), from its replica, up to its high
+//! watermark, after Kafka's leader and leader-epoch checks. Long-poll: when less than `min_bytes`
+//! is available the fetch waits until the high watermark of one of its partitions moves or
+//! `max_wait_ms` passes, then reads again.
 //!
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
-//! once is read once. The owners return read plans, not bytes, so partitions left out for the
-//! limit cost no reading. Record bytes come from the engine's read plan: tail-cache slices are
-//! handed over without copying; file ranges are read into memory (the sendfile path is not built
-//! yet, see the README's status table), and those bytes count against the broker's
+//! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
+//! out for the limit cost no reading. Tail-cache slices are handed over without copying; file
+//! ranges are read into memory by the partition layer (the sendfile path is not built yet, see the
+//! README's status table), and those bytes count against the broker's
 //! `skua.fetch.buffered.bytes.max` until the response is written: a fetch that would exceed it
 //! waits for earlier responses to be written.
 
@@ -20,45 +22,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engine::{Offset, ReadChunk};
+use engine::{LeaderEpoch, LogId, Offset};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
+use replica::{ReadBound, ReadPlan, ReplicaError};
 
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, Frame};
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::budget::{self, Permit};
 use crate::runtime::context::ShardContext;
-use crate::runtime::state::{chunks_to_bytes, gather_chunks, ShardState};
+use crate::runtime::state::ShardState;
 
-/// A partition's records as the engine planned them: nothing read yet.
-#[derive(Debug)]
-struct Plan {
-    chunks: Vec<ReadChunk>,
-    size_bytes: u64,
-}
-
-impl Plan {
-    /// Bytes that must be copied into a new buffer to send this plan (a single tail-cache slice is
-    /// sent as it is).
-    fn copied_bytes(&self) -> u64 {
-        match &self.chunks[..] {
-            [ReadChunk::Memory(_)] => 0,
-            _ => self.size_bytes,
-        }
-    }
-
-    /// The plan's bytes; a copy is charged to `permit` until its last reference is dropped.
-    fn into_bytes(self, permit: Option<&Arc<Permit>>) -> std::io::Result<Bytes> {
-        match (&self.chunks[..], permit) {
-            ([ReadChunk::Memory(bytes)], _) => Ok(bytes.clone()),
-            (_, None) => chunks_to_bytes(&self.chunks, self.size_bytes),
-            (chunks, Some(permit)) => {
-                Ok(budget::charged_bytes(gather_chunks(chunks, self.size_bytes)?, permit.clone()))
-            }
-        }
+/// A plan's bytes; a copy is charged to `permit` until its last reference is dropped.
+fn plan_bytes(plan: ReadPlan, permit: Option<&Arc<Permit>>) -> Result<Bytes, ReplicaError> {
+    match permit {
+        Some(permit) if plan.copied_bytes() > 0 => Ok(budget::charged_bytes(plan.gather()?, permit.clone())),
+        _ => plan.into_bytes(),
     }
 }
 
@@ -70,61 +52,69 @@ struct Item {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: u64,
+    current_leader_epoch: Option<LeaderEpoch>,
 }
 
 /// One partition's answer: its fields, and the plan of its records if it has any.
-type Answer = (usize, PartitionData, Option<Plan>);
+type Answer = (usize, PartitionData, Option<ReadPlan>);
 
-/// Plans one partition's read on its owning shard, at most `room` bytes.
-fn read_partition(broker: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<Plan>) {
+/// Plans one partition's read on its owning shard, at most `room` bytes. Also returns the
+/// partition's replica, for the wake-up registration.
+fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
     let mut data = PartitionData::default();
     data.partition_index = item.partition;
     data.high_watermark = -1;
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
-    let mut plan = None;
-    match broker.log_for(&item.topic, item.partition).map(|id| broker.engine.log(id)) {
-        Err(code) => data.error_code = code,
-        Ok(Err(error)) => data.error_code = errors::engine_error_code(&error),
-        Ok(Ok(log)) => {
-            data.high_watermark = log.log_end_offset().0 as i64;
-            data.last_stable_offset = data.high_watermark;
-            data.log_start_offset = log.log_start_offset().0 as i64;
-            let partition_max = item.partition_max_bytes.min(room.max(1));
-            data.records = Some(Bytes::new());
-            match u64::try_from(item.fetch_offset).map(Offset) {
-                Err(_) => {
-                    data.records = None;
-                    data.error_code = ResponseError::OffsetOutOfRange.code();
-                }
-                Ok(_) if room == 0 => {}
-                Ok(start) => match log.read(start, partition_max, None) {
-                    Ok(read) if read.size_bytes > 0 => {
-                        plan = Some(Plan { chunks: read.chunks, size_bytes: read.size_bytes });
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        data.records = None;
-                        data.error_code = errors::engine_error_code(&error);
-                    }
-                },
-            }
+    let found = state.partition_id(&item.topic, item.partition).and_then(|id| {
+        let replica = state.partitions.get(id)?;
+        replica.check_leader()?;
+        replica.check_epoch(item.current_leader_epoch)?;
+        Ok((id, replica))
+    });
+    let (id, replica) = match found {
+        Ok(found) => found,
+        Err(error) => {
+            data.error_code = errors::replica_error_code(&error);
+            return (data, None, None);
         }
+    };
+    data.high_watermark = replica.high_watermark().0 as i64;
+    data.last_stable_offset = data.high_watermark;
+    data.log_start_offset = replica.log_start_offset().0 as i64;
+    let partition_max = item.partition_max_bytes.min(room.max(1));
+    data.records = Some(Bytes::new());
+    let mut plan = None;
+    match u64::try_from(item.fetch_offset).map(Offset) {
+        Err(_) => {
+            data.records = None;
+            data.error_code = ResponseError::OffsetOutOfRange.code();
+        }
+        Ok(_) if room == 0 => {}
+        Ok(start) => match state.partitions.read(id, start, partition_max, ReadBound::HighWatermark) {
+            Ok(found) => plan = found,
+            Err(error) => {
+                data.records = None;
+                data.error_code = errors::replica_error_code(&error);
+            }
+        },
     }
-    (data, plan)
+    (data, plan, Some(id))
 }
 
 /// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
-/// and registers for a wake-up at its next commit.
+/// and registers for a wake-up when the high watermark of any of them moves.
 fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<Answer>, oneshot::Receiver<()>) {
-    let mut broker = shard.state.borrow_mut();
+    let mut state = shard.state.borrow_mut();
     let mut room = room_bytes;
     let mut first = true;
+    let mut watched = Vec::with_capacity(items.len());
     let answers = items
         .iter()
         .map(|item| {
             // Past the response limit only the first partition may still return data.
-            let (data, plan) = read_partition(&broker, item, if first { room.max(1) } else { room });
+            let (data, plan, id) = read_partition(&state, item, if first { room.max(1) } else { room });
+            watched.extend(id);
             let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
             if size > 0 {
                 first = false;
@@ -133,7 +123,7 @@ fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<
             (item.slot, data, plan)
         })
         .collect();
-    (answers, broker.wait_for_data())
+    (answers, state.partitions.wait_for_data(&watched))
 }
 
 /// One partition of the request, after Kafka's collapsing of duplicates.
@@ -142,6 +132,7 @@ struct Wanted {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: u64,
+    current_leader_epoch: Option<LeaderEpoch>,
 }
 
 /// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
@@ -157,6 +148,8 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
                 partition: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
+                current_leader_epoch: (partition.current_leader_epoch >= 0)
+                    .then_some(LeaderEpoch(partition.current_leader_epoch)),
             };
             match places.entry((topic.topic.as_str(), partition.partition)) {
                 std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,
@@ -207,6 +200,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 partition: entry.partition,
                 fetch_offset: entry.fetch_offset,
                 partition_max_bytes: entry.partition_max_bytes,
+                current_leader_epoch: entry.current_leader_epoch,
             });
         }
     }
@@ -231,7 +225,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             );
         }
         let mut wakes = Vec::new();
-        let mut plans: Vec<Option<Plan>> = (0..wanted.len()).map(|_| None).collect();
+        let mut plans: Vec<Option<ReadPlan>> = (0..wanted.len()).map(|_| None).collect();
         for outcome in pending {
             let (answers, wake) = outcome.await?;
             wakes.push(wake);
@@ -261,7 +255,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             // written; wait for room (earlier responses being written) until the fetch's own
             // deadline. Without room by then, answer with what needs no copy (tail-cache slices)
             // and leave the file ranges out: the client asks again, as after any short fetch.
-            let copied_bytes: u64 = plans.iter().flatten().map(Plan::copied_bytes).sum();
+            let copied_bytes: u64 = plans.iter().flatten().map(ReadPlan::copied_bytes).sum();
             let permit = match copied_bytes {
                 0 => None,
                 bytes => match context.budgets.fetch_bytes.acquire_until(bytes, deadline).await {
@@ -281,18 +275,18 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 let Some(plan) = plan else { continue };
                 let (topic_index, partition_index) = places[slot];
                 let data = &mut response.responses[topic_index].partitions[partition_index];
-                match plan.into_bytes(permit.as_ref()) {
+                match plan_bytes(plan, permit.as_ref()) {
                     Ok(bytes) => data.records = Some(bytes),
                     Err(error) => {
                         tracing::error!(%error, "reading a segment for a fetch failed");
                         data.records = None;
-                        data.error_code = ResponseError::KafkaStorageError.code();
+                        data.error_code = errors::replica_error_code(&error);
                     }
                 }
             }
             return Ok(Some(crate::codec::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
         }
-        // Woken by the next commit on any owning shard, or the deadline; then read again.
+        // Woken when the high watermark of one of its partitions moves, or the deadline; then read again.
         if wakes.is_empty() {
             compio::time::sleep(deadline - now).await;
         } else {

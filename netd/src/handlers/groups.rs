@@ -373,9 +373,9 @@ pub async fn offset_commit(context: &Rc<ShardContext>, frame: &Frame) -> anyhow:
             }
             let appended = shard.state.borrow_mut().append_offsets(&group, &records);
             match appended {
-                Err(error) => ready(error),
-                Ok(receiver) => Box::pin(async move {
-                    let error = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
+                Err(error) => ready(crate::codec::errors::offsets_error_code(&error)),
+                Ok(ack) => Box::pin(async move {
+                    let error = ack.await.map_or_else(|error| crate::codec::errors::offsets_error_code(&error), |()| 0);
                     if error == 0 {
                         let mut broker = shard.state.borrow_mut();
                         for record in records {
@@ -644,9 +644,9 @@ fn tombstone(shard: &Rc<ShardContext>, group: &str, keys: Vec<(String, i32)>) ->
     let appended = shard.state.borrow_mut().append_offsets(group, &records);
     let shard = shard.clone();
     match appended {
-        Err(error) => ready(error),
-        Ok(receiver) => Box::pin(async move {
-            let error = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
+        Err(error) => ready(crate::codec::errors::offsets_error_code(&error)),
+        Ok(ack) => Box::pin(async move {
+            let error = ack.await.map_or_else(|error| crate::codec::errors::offsets_error_code(&error), |()| 0);
             if error == 0 {
                 let mut broker = shard.state.borrow_mut();
                 for record in records {

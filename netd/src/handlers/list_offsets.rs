@@ -1,10 +1,11 @@
 //! ListOffsets (key 2), versions 1–7: earliest (−2), latest (−1), and by timestamp. Each
-//! partition is answered by the shard that owns it.
+//! partition is answered by the shard that owns it, from its replica (high watermark, log start,
+//! time index), after Kafka's leader and leader-epoch checks.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use engine::Offset;
+use engine::{LeaderEpoch, Offset};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
@@ -18,28 +19,36 @@ use crate::runtime::state::ShardState;
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 
-/// One partition to answer: (topic index, partition index in the request, topic, partition, timestamp).
-type Item = (usize, usize, String, i32, i64);
+/// One partition to answer: (topic index, partition index in the request, topic, partition,
+/// timestamp, the client's current leader epoch).
+type Item = (usize, usize, String, i32, i64, Option<LeaderEpoch>);
 
-fn answer(broker: &ShardState, topic: &str, partition: i32, timestamp: i64) -> ListOffsetsPartitionResponse {
+/// Reads through the partition layer: latest is the high watermark (what consumers may read), as
+/// Kafka answers an uncommitted-isolation ListOffsets.
+fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
+    let (_, _, topic, partition, timestamp, current_epoch) = item;
     let mut result = ListOffsetsPartitionResponse::default();
-    result.partition_index = partition;
+    result.partition_index = *partition;
     result.timestamp = -1;
     result.offset = -1;
-    let log = broker.log_for(topic, partition).map(|id| broker.engine.log(id));
-    match log {
-        Err(code) => result.error_code = code,
-        Ok(Err(error)) => result.error_code = errors::engine_error_code(&error),
-        Ok(Ok(log)) => match timestamp {
-            LATEST_TIMESTAMP => result.offset = log.log_end_offset().0 as i64,
-            EARLIEST_TIMESTAMP => result.offset = log.log_start_offset().0 as i64,
-            timestamp if timestamp >= 0 => match log.offset_for_timestamp(timestamp) {
+    let found = state.partition_id(topic, *partition).and_then(|id| {
+        let replica = state.partitions.get(id)?;
+        replica.check_leader()?;
+        replica.check_epoch(*current_epoch)?;
+        Ok((id, replica))
+    });
+    match found {
+        Err(error) => result.error_code = errors::replica_error_code(&error),
+        Ok((id, replica)) => match *timestamp {
+            LATEST_TIMESTAMP => result.offset = replica.high_watermark().0 as i64,
+            EARLIEST_TIMESTAMP => result.offset = replica.log_start_offset().0 as i64,
+            timestamp if timestamp >= 0 => match state.partitions.offset_for_timestamp(id, timestamp) {
                 Ok(Some((Offset(offset), found))) => {
                     result.offset = offset as i64;
                     result.timestamp = found;
                 }
                 Ok(None) => {}
-                Err(error) => result.error_code = errors::engine_error_code(&error),
+                Err(error) => result.error_code = errors::replica_error_code(&error),
             },
             // -3 (max timestamp) and others: not supported yet.
             _ => result.error_code = ResponseError::UnsupportedVersion.code(),
@@ -70,6 +79,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     topic.name.to_string(),
                     partition.partition_index,
                     partition.timestamp,
+                    (partition.current_leader_epoch >= 0).then_some(LeaderEpoch(partition.current_leader_epoch)),
                 );
                 items.push((owner, item));
             }
@@ -77,13 +87,8 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.topics.push(topic_response);
     }
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
-        let broker = shard.state.borrow();
-        items
-            .into_iter()
-            .map(|(topic_index, partition_index, topic, partition, timestamp)| {
-                (topic_index, partition_index, answer(&broker, &topic, partition, timestamp))
-            })
-            .collect::<Vec<_>>()
+        let state = shard.state.borrow();
+        items.iter().map(|item| (item.0, item.1, answer(&state, item))).collect::<Vec<_>>()
     })
     .await?;
     for (topic_index, partition_index, result) in answers {

@@ -1,10 +1,11 @@
-//! OffsetForLeaderEpoch (key 23), versions 2–4 (librdkafka pins v2). A single node's leader epoch
-//! is always 0, so epoch 0 ends at the log end offset. Each partition is answered by the shard
-//! that owns it.
+//! OffsetForLeaderEpoch (key 23), versions 2–4 (librdkafka pins v2). Each partition is answered by
+//! the shard that owns it, from its replica's leader-epoch history (a single node has only
+//! epoch 0, which ends at the log end offset).
 
 use std::rc::Rc;
 
 use bytes::Bytes;
+use engine::LeaderEpoch;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use kafka_protocol::ResponseError;
@@ -15,26 +16,30 @@ use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::state::ShardState;
 
-/// The leader epoch of every partition on a single node.
-pub const LEADER_EPOCH: i32 = 0;
-
 /// (topic index, partition index in the request, topic, partition, current epoch, asked epoch)
 type Item = (usize, usize, String, i32, i32, i32);
 
-fn answer(broker: &ShardState, topic: &str, partition: i32, current_epoch: i32, asked_epoch: i32) -> EpochEndOffset {
+/// Answered by the replica's leader-epoch history, after Kafka's leader-epoch check of the
+/// client's current epoch.
+fn answer(state: &ShardState, topic: &str, partition: i32, current_epoch: i32, asked_epoch: i32) -> EpochEndOffset {
     let mut result = EpochEndOffset::default();
     result.partition = partition;
     result.leader_epoch = -1;
     result.end_offset = -1;
-    match broker.log_for(topic, partition).map(|id| broker.engine.log(id)) {
-        Err(code) => result.error_code = code,
-        Ok(Err(error)) => result.error_code = errors::engine_error_code(&error),
-        Ok(Ok(_)) if current_epoch > LEADER_EPOCH => result.error_code = ResponseError::UnknownLeaderEpoch.code(),
-        Ok(Ok(log)) if asked_epoch >= LEADER_EPOCH => {
-            result.leader_epoch = LEADER_EPOCH;
-            result.end_offset = log.log_end_offset().0 as i64;
+    let found = state.partition_id(topic, partition).and_then(|id| {
+        let replica = state.partitions.get(id)?;
+        replica.check_leader()?;
+        replica.check_epoch((current_epoch >= 0).then_some(LeaderEpoch(current_epoch)))?;
+        Ok(replica)
+    });
+    match found {
+        Err(error) => result.error_code = errors::replica_error_code(&error),
+        Ok(replica) => {
+            if let Some((epoch, end)) = replica.end_offset_for_epoch(LeaderEpoch(asked_epoch)) {
+                result.leader_epoch = epoch.0;
+                result.end_offset = end.0 as i64;
+            }
         }
-        Ok(Ok(_)) => {} // An epoch before ours: undefined, as Kafka answers.
     }
     result
 }
@@ -69,11 +74,11 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.topics.push(topic_result);
     }
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
-        let broker = shard.state.borrow();
+        let state = shard.state.borrow();
         items
             .into_iter()
             .map(|(topic_index, partition_index, topic, partition, current, asked)| {
-                (topic_index, partition_index, answer(&broker, &topic, partition, current, asked))
+                (topic_index, partition_index, answer(&state, &topic, partition, current, asked))
             })
             .collect::<Vec<_>>()
     })

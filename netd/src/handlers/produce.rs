@@ -1,31 +1,34 @@
 //! Produce (key 0), versions 3–11 (0–2 advertised and rejected, as Kafka 4 does).
 //!
-//! The record batches go to the engine as they arrived: validated (CRC and every record, in one
-//! walk per batch: [`engine::batch::validate_all_with_records`]), checked against Kafka's produce
-//! rules ([`crate::codec::produce_policy`]), offsets assigned by rewriting the header, never re-encoded. A request is split by owning shard; each owner appends
+//! Adapts a Produce request to partitions: the record batches are validated once (CRC and every
+//! record, in one walk per batch: [`ValidatedBatches`]), checked against Kafka's produce rules
+//! ([`crate::codec::produce_policy`]) and handed to the partition layer, which appends them
+//! (offsets assigned by rewriting the header, never re-encoded) and says when they are
+//! acknowledged (`replica::Acks`: acks=1 waits for the leader's commit, acks=all for the high
+//! watermark; the same on a single node). A request is split by owning shard; each owner appends
 //! its partitions' batches in request order (its own partitions right away, other shards' through
-//! their queues, in the order requests arrived) and answers once the group commit that makes
-//! them durable is done (acks=1 and acks=all are the same on a single node). acks=0 gets no
-//! response, as in Kafka. Unknown topics are auto-created first when allowed.
+//! their queues, in the order requests arrived). acks=0 gets no response, as in Kafka. Unknown
+//! topics are auto-created first when allowed.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
-use engine::{EngineError, LeaderEpoch};
-use futures_channel::oneshot;
+use engine::batch::ValidatedBatches;
+use engine::EngineError;
 use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
+use replica::{Ack, Acks};
 
 use super::Reply;
+use crate::clock::now_ms;
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::codec::produce_policy;
-use crate::producers::{BatchIdentity, Verdict};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
-use {crate::clock::now_ms, crate::runtime::state::ShardState};
+use crate::runtime::state::ShardState;
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
@@ -52,109 +55,67 @@ fn blank(partition: i32) -> PartitionProduceResponse {
     result
 }
 
-/// Appends one partition's batches on its owning shard. `Ok` carries the partition's log and
-/// the offset the answer waits for (the last offset appended or, for a retried duplicate, the
-/// original one).
+/// Appends one partition's batches on its owning shard: Kafka's produce rules here, then the
+/// partition layer (leadership, idempotent producers' sequences, the append itself). `Ok` carries
+/// the acknowledgement to wait for (none for acks=0).
 fn append_partition(
-    broker: &mut ShardState,
+    state: &mut ShardState,
     item: &Item,
     version: i16,
+    acks: Acks,
     result: &mut PartitionProduceResponse,
     decompressed_bytes_left: &mut usize,
-) -> Result<(engine::LogId, engine::Offset), i16> {
+) -> Result<Option<Ack>, i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
-    let log = broker.log_for(&item.topic, item.partition)?;
+    let id = state.partition_id(&item.topic, item.partition).map_err(|error| errors::replica_error_code(&error))?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
-    let batches = engine::batch::ValidatedBatches::validate_within(records.clone(), decompressed_bytes_left)
+    // The one validation of these bytes (structure, CRC, every record); the engine trusts it.
+    let batches = ValidatedBatches::validate_within(records.clone(), decompressed_bytes_left)
         .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
     let now = now_ms();
     for checked in batches.batches() {
-        produce_policy::check_batch(checked, now, broker.config.timestamp_bounds).map_err(refused)?;
+        produce_policy::check_batch(checked, now, state.config.timestamp_bounds).map_err(refused)?;
     }
-    let headers: Vec<engine::batch::BatchHeader> = batches.headers().copied().collect();
-    let identities: Vec<Option<BatchIdentity>> = headers.iter().map(BatchIdentity::of).collect();
-    let verdicts: Vec<Verdict> = {
-        let producers = broker.producers.entry(log).or_default();
-        identities.iter().map(|identity| identity.map_or(Verdict::Append, |id| producers.check(&id))).collect()
-    };
-    if let Some(Verdict::Reject(code)) = verdicts.iter().find(|verdict| matches!(verdict, Verdict::Reject(_))) {
-        return Err(*code);
-    }
-    let duplicates = verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
-    let last_offset = if duplicates == verdicts.len() {
-        // A retry: answer with the original offsets once they are committed.
-        let (Some(Verdict::Duplicate { base_offset, .. }), Some(Verdict::Duplicate { last_offset, .. })) =
-            (verdicts.first(), verdicts.last())
-        else {
-            return Err(ResponseError::InvalidRecord.code()); // validate_all never returns zero batches
-        };
-        result.base_offset = *base_offset as i64;
-        engine::Offset(*last_offset)
-    } else if duplicates > 0 {
-        return Err(ResponseError::OutOfOrderSequenceNumber.code());
-    } else {
-        let info = broker
-            .engine
-            .append_validated(log, &batches, LeaderEpoch(0), now)
-            .map_err(|error| errors::engine_error_code(&error))?;
-        result.base_offset = info.base_offset.0 as i64;
-        let producers = broker.producers.entry(log).or_default();
-        let mut base = info.base_offset.0;
-        for (header, identity) in headers.iter().zip(&identities) {
-            let last = base + u64::from(header.last_offset_delta);
-            if let Some(identity) = identity {
-                producers.record(identity, base, last);
-            }
-            base = last + 1;
-        }
-        info.last_offset
-    };
-    result.log_start_offset = broker.engine.log(log).map_or(-1, |log| log.log_start_offset().0 as i64);
-    Ok((log, last_offset))
+    let appended =
+        state.partitions.append(id, &batches, acks, now).map_err(|error| errors::replica_error_code(&error))?;
+    result.base_offset = appended.base_offset.0 as i64;
+    result.log_start_offset = appended.log_start_offset.0 as i64;
+    Ok(appended.ack)
 }
 
-/// Runs on the owning shard: appends every item now, answers after the commit.
+/// Runs on the owning shard: appends every item now, answers when the acknowledgements come.
 fn produce_on_shard(
     shard: &Rc<ShardContext>,
     items: Vec<Item>,
-    acks: i16,
+    acks: Acks,
     version: i16,
 ) -> LocalBoxFuture<'static, Vec<Answer>> {
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
-    let mut waiting: Vec<(usize, oneshot::Receiver<i16>)> = Vec::new();
+    let mut waiting: Vec<(usize, Ack)> = Vec::new();
     {
-        let mut broker = shard.state.borrow_mut();
-        let mut appended_any = false;
+        let mut state = shard.state.borrow_mut();
         // What this shard's share of the request may decompress to be checked, all partitions
         // together (a request naming one partition many times gets no more).
         let mut decompressed_bytes_left = crate::limits::PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX;
         for item in &items {
             let mut result = blank(item.partition);
-            match append_partition(&mut broker, item, version, &mut result, &mut decompressed_bytes_left) {
-                Ok((log, last_offset)) => {
-                    appended_any = true;
-                    if acks != 0 {
-                        waiting.push((answers.len(), broker.wait_for_commit(log, last_offset)));
-                    }
-                }
+            match append_partition(&mut state, item, version, acks, &mut result, &mut decompressed_bytes_left) {
+                Ok(Some(ack)) => waiting.push((answers.len(), ack)),
+                Ok(None) => {}
                 Err(code) => {
                     result.error_code = code;
                     result.base_offset = -1;
+                    result.log_start_offset = -1;
                 }
             }
             answers.push((item.topic_index, item.partition_index, result));
         }
-        if appended_any {
-            broker.request_commit();
-        }
     }
     Box::pin(async move {
-        for (answer, receiver) in waiting {
-            // A dropped sender means the shard is shutting down before the commit.
-            let code = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
-            if code != errors::NONE {
-                answers[answer].2.error_code = code;
+        for (answer, ack) in waiting {
+            if let Err(error) = ack.await {
+                answers[answer].2.error_code = errors::replica_error_code(&error);
                 answers[answer].2.base_offset = -1;
             }
         }
@@ -213,7 +174,11 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         }
         response.responses.push(topic_response);
     }
-    let acks = request.acks;
+    let acks = match request.acks {
+        0 => Acks::None,
+        1 => Acks::Leader,
+        _ => Acks::All,
+    };
     let version = frame.api_version;
     let mut pending = Vec::new();
     for (shard, items) in per_shard.into_iter().enumerate().filter(|(_, items)| !items.is_empty()) {
@@ -221,7 +186,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
             context.submit(shard, move |shard_context| produce_on_shard(shard_context, items, acks, version)).await?,
         );
     }
-    if acks == 0 {
+    if acks == Acks::None {
         return Ok(Reply::Nothing);
     }
     let (version, correlation_id) = (frame.api_version, frame.correlation_id);

@@ -164,7 +164,7 @@ async fn open_everywhere(
                     .state
                     .borrow_mut()
                     .open_partitions(&topic, &list)
-                    .map_err(|error| (errors::engine_error_code(&error), error.to_string()));
+                    .map_err(|error| (errors::replica_error_code(&error), error.to_string()));
                 Box::pin(std::future::ready(result))
             })
             .await

@@ -1,0 +1,52 @@
+//! What can go wrong in the partition layer, typed, so the broker can map each case to a Kafka
+//! error code in one place (`netd/src/codec/errors.rs`).
+
+use std::sync::Arc;
+
+use engine::{EngineError, LeaderEpoch};
+
+/// An idempotent producer's batch that the partition refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// A gap in the producer's sequence numbers (or a new epoch not starting at 0).
+    #[error("out of order sequence number")]
+    OutOfOrderSequence,
+    /// The producer's epoch is older than one this partition has seen: a zombie producer.
+    #[error("producer epoch is older than the partition's")]
+    FencedProducerEpoch,
+}
+
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// This shard holds no such partition.
+    #[error("unknown partition")]
+    UnknownPartition,
+    /// The partition is a follower here: clients must go to the leader.
+    #[error("not the leader (leader epoch {epoch:?})")]
+    NotLeader { epoch: LeaderEpoch },
+    /// The request's leader epoch is older than the partition's.
+    #[error("fenced leader epoch: request has {requested:?}, partition has {current:?}")]
+    FencedLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// The request's leader epoch is newer than the partition's (its metadata is ahead of ours).
+    #[error("unknown leader epoch: request has {requested:?}, partition has {current:?}")]
+    UnknownLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    #[error(transparent)]
+    Producer(#[from] ProducerError),
+    /// The storage engine failed (shared: every waiter of a failed commit gets the same error).
+    #[error(transparent)]
+    Storage(Arc<EngineError>),
+    /// The partition went away (deleted, or the shard shut down) before the acknowledgement.
+    #[error("the partition stopped before the write was acknowledged")]
+    Stopped,
+    /// Reading a file range of the log for a fetch failed.
+    #[error("reading the log failed: {0}")]
+    Read(Arc<std::io::Error>),
+}
+
+impl From<EngineError> for ReplicaError {
+    fn from(error: EngineError) -> ReplicaError {
+        ReplicaError::Storage(Arc::new(error))
+    }
+}
+
+pub type Result<T, E = ReplicaError> = std::result::Result<T, E>;

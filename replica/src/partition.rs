@@ -1,0 +1,278 @@
+//! One partition's replica state: role and leader epoch, high watermark, waiting
+//! acknowledgements and fetches, producer state. Plain state: the engine log it describes is
+//! reached through [`Partitions`](crate::Partitions), which owns the engine shard.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use engine::{LeaderEpoch, LogId, Offset};
+use futures_channel::oneshot;
+
+use crate::error::{ReplicaError, Result};
+use crate::producers::ProducerState;
+
+/// What a produce waits for before it is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acks {
+    /// No acknowledgement at all (Kafka's `acks=0`); the write is still committed.
+    None,
+    /// The leader's own commit (Kafka's `acks=1`).
+    Leader,
+    /// The high watermark: every in-sync replica has it (Kafka's `acks=all`).
+    All,
+}
+
+/// How far a read may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBound {
+    /// Consumers: only what the high watermark covers.
+    HighWatermark,
+    /// Followers and the broker's own rebuilds: everything committed locally.
+    LogEnd,
+}
+
+/// A partition's role on this broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Takes writes from clients in `epoch`.
+    Leader { epoch: LeaderEpoch },
+    /// Refuses client writes; will copy the leader's log (order 4 builds the fetcher).
+    Follower { epoch: LeaderEpoch },
+}
+
+impl Role {
+    pub fn epoch(self) -> LeaderEpoch {
+        match self {
+            Role::Leader { epoch } | Role::Follower { epoch } => epoch,
+        }
+    }
+}
+
+/// An acknowledgement waiting for its batch to be covered.
+#[derive(Debug)]
+pub(crate) struct AckWaiter {
+    pub acks: Acks,
+    pub reply: oneshot::Sender<Result<()>>,
+}
+
+/// A fetch waiting for new data on any of several partitions: the first to get data fires it.
+#[derive(Default)]
+pub(crate) struct DataWaiter {
+    pub reply: Cell<Option<oneshot::Sender<()>>>,
+}
+
+impl std::fmt::Debug for DataWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataWaiter")
+    }
+}
+
+impl DataWaiter {
+    fn wake(&self) {
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(());
+        }
+    }
+
+    fn is_gone(&self) -> bool {
+        let reply = self.reply.take();
+        let gone = reply.as_ref().is_none_or(|reply| reply.is_canceled());
+        self.reply.set(reply);
+        gone
+    }
+}
+
+/// Where a leader epoch began: the first offset written in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochStart {
+    pub epoch: LeaderEpoch,
+    pub start_offset: Offset,
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    pub(crate) log: LogId,
+    pub(crate) role: Role,
+    /// Every offset below it is in every in-sync replica: what consumers may read and `acks=all`
+    /// waits for. Never moves backwards except by truncation.
+    pub(crate) high_watermark: Offset,
+    /// One past the last offset the local commit covers.
+    pub(crate) local_end: Offset,
+    pub(crate) log_start: Offset,
+    /// The leader epochs of this log, oldest first (in memory: persisting the history is part of
+    /// replication, order 4).
+    pub(crate) epochs: Vec<EpochStart>,
+    /// Keyed by the last offset of the batch each waits for.
+    pub(crate) acks: BTreeMap<Offset, Vec<AckWaiter>>,
+    pub(crate) data_waiters: Vec<Rc<DataWaiter>>,
+    pub(crate) producers: ProducerState,
+}
+
+impl Partition {
+    pub(crate) fn new(log: LogId, role: Role, log_start: Offset, end: Offset, producers: ProducerState) -> Partition {
+        Partition {
+            log,
+            role,
+            // Recovered data is committed; with one replica it is in the whole ISR.
+            high_watermark: end,
+            local_end: end,
+            log_start,
+            epochs: vec![EpochStart { epoch: role.epoch(), start_offset: log_start }],
+            acks: BTreeMap::new(),
+            data_waiters: Vec::new(),
+            producers,
+        }
+    }
+
+    pub fn log(&self) -> LogId {
+        self.log
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn leader_epoch(&self) -> LeaderEpoch {
+        self.role.epoch()
+    }
+
+    pub fn high_watermark(&self) -> Offset {
+        self.high_watermark
+    }
+
+    /// One past the last offset committed locally.
+    pub fn log_end_offset(&self) -> Offset {
+        self.local_end
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.log_start
+    }
+
+    /// Kafka's check of a request's `current_leader_epoch` (`None`: the client sent none).
+    pub fn check_epoch(&self, requested: Option<LeaderEpoch>) -> Result<()> {
+        let current = self.leader_epoch();
+        match requested {
+            Some(requested) if requested < current => Err(ReplicaError::FencedLeaderEpoch { requested, current }),
+            Some(requested) if requested > current => Err(ReplicaError::UnknownLeaderEpoch { requested, current }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses unless this replica leads (client writes and client reads go to the leader).
+    pub fn check_leader(&self) -> Result<()> {
+        match self.role {
+            Role::Leader { .. } => Ok(()),
+            Role::Follower { epoch } => Err(ReplicaError::NotLeader { epoch }),
+        }
+    }
+
+    /// Kafka's OffsetForLeaderEpoch answer, which a follower uses to find where its log diverges
+    /// (`LeaderEpochFileCache.endOffsetFor`): for the latest epoch, the log end; for an older one,
+    /// the largest known epoch at or below it (or the requested one if none is known) and the
+    /// start of the next known epoch. `None` (undefined) for an epoch newer than any known, or for
+    /// "no epoch" (`-1`).
+    pub fn end_offset_for_epoch(&self, requested: LeaderEpoch) -> Option<(LeaderEpoch, Offset)> {
+        if requested.0 < 0 {
+            return None;
+        }
+        let latest = self.epochs.last()?;
+        if requested == latest.epoch {
+            return Some((latest.epoch, self.local_end));
+        }
+        let after = self.epochs.iter().position(|start| start.epoch > requested)?;
+        let found = after.checked_sub(1).map_or(requested, |index| self.epochs[index].epoch);
+        Some((found, self.epochs[after].start_offset))
+    }
+
+    /// Sets the high watermark: the smallest committed end of the in-sync replicas. The only
+    /// writer is [`Partitions`](crate::Partitions) when a commit lands (single node: the ISR is
+    /// this replica alone, so the high watermark is the local committed end). Returns whether it
+    /// moved.
+    pub(crate) fn advance_high_watermark(&mut self, isr_end: Offset) -> bool {
+        debug_assert!(isr_end <= self.local_end, "the ISR cannot be ahead of the leader");
+        if isr_end <= self.high_watermark {
+            return false;
+        }
+        self.high_watermark = isr_end;
+        true
+    }
+
+    /// Registers an acknowledgement for the batch ending at `last_offset`, answered at once if
+    /// it is already covered.
+    pub(crate) fn wait_for_ack(&mut self, last_offset: Offset, acks: Acks) -> oneshot::Receiver<Result<()>> {
+        let (reply, receiver) = oneshot::channel();
+        if self.covers(last_offset, acks) {
+            let _ = reply.send(Ok(()));
+        } else {
+            self.acks.entry(last_offset).or_default().push(AckWaiter { acks, reply });
+        }
+        receiver
+    }
+
+    fn covers(&self, last_offset: Offset, acks: Acks) -> bool {
+        match acks {
+            Acks::None | Acks::Leader => last_offset < self.local_end,
+            Acks::All => last_offset < self.high_watermark,
+        }
+    }
+
+    /// Answers every acknowledgement the local end and the high watermark now cover.
+    pub(crate) fn resolve_acks(&mut self) {
+        let waiting = self.acks.split_off(&self.local_end);
+        let candidates = std::mem::replace(&mut self.acks, waiting);
+        for (last_offset, waiters) in candidates {
+            for waiter in waiters {
+                if self.covers(last_offset, waiter.acks) {
+                    let _ = waiter.reply.send(Ok(()));
+                } else {
+                    self.acks.entry(last_offset).or_default().push(waiter);
+                }
+            }
+        }
+    }
+
+    /// Fails every acknowledgement at or past `from` (their commit failed: those offsets were
+    /// never written and will be assigned again).
+    pub(crate) fn fail_acks_from(&mut self, from: Offset, error: &ReplicaError) {
+        for (_, waiters) in self.acks.split_off(&from) {
+            for waiter in waiters {
+                let _ = waiter.reply.send(Err(error.clone()));
+            }
+        }
+    }
+
+    pub(crate) fn add_data_waiter(&mut self, waiter: Rc<DataWaiter>) {
+        // Fetches that gave up (deadline, closed connection) or were woken elsewhere leave
+        // spent waiters behind.
+        self.data_waiters.retain(|waiter| !waiter.is_gone());
+        self.data_waiters.push(waiter);
+    }
+
+    pub(crate) fn wake_data_waiters(&mut self) {
+        for waiter in self.data_waiters.drain(..) {
+            waiter.wake();
+        }
+    }
+}
+
+impl Partition {
+    /// A role change must not go back in epochs (a stale controller's order).
+    pub(crate) fn check_epoch_not_older(&self, epoch: LeaderEpoch) -> Result<()> {
+        let current = self.leader_epoch();
+        if epoch < current {
+            return Err(ReplicaError::FencedLeaderEpoch { requested: epoch, current });
+        }
+        Ok(())
+    }
+
+    /// Records that `epoch` begins at `start_offset`, the next offset to be assigned (no-op for
+    /// the current epoch).
+    pub(crate) fn start_epoch(&mut self, epoch: LeaderEpoch, start_offset: Offset) {
+        if self.epochs.last().is_some_and(|latest| latest.epoch >= epoch) {
+            return;
+        }
+        self.epochs.push(EpochStart { epoch, start_offset });
+    }
+}

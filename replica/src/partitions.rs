@@ -1,0 +1,529 @@
+//! The partitions of one shard over its engine shard: opening (recovery and producer-state
+//! rebuild), appends with their acknowledgements, reads within a bound, the group commit's
+//! outcome turned into high watermark advances, and role changes.
+//!
+//! Lives on one shard thread; never shared. Every method that waits returns a future or a
+//! receiver instead of blocking, so the shard keeps serving while the disk works.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use engine::batch::{BatchHeader, ValidatedBatches};
+use engine::{CommitReport, LeaderEpoch, LogConfig, LogId, Offset, RecoveryReport, RetentionReport, Shard};
+use futures_channel::{mpsc, oneshot};
+
+use crate::error::{ReplicaError, Result};
+use crate::partition::{Acks, DataWaiter, Partition, ReadBound, Role};
+use crate::producers::{BatchIdentity, ProducerState, Verdict};
+use crate::read::ReadPlan;
+
+/// Bytes read at a time when rebuilding state from a log at start-up.
+pub const REBUILD_READ_BYTES: u64 = 4 * 1024 * 1024;
+
+/// An acknowledgement to come: resolves when what the write waits for ([`Acks`]) covers it, or
+/// with the error that prevented it.
+#[derive(Debug)]
+pub struct Ack(oneshot::Receiver<Result<()>>);
+
+impl Future for Ack {
+    type Output = Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Result<()>> {
+        Pin::new(&mut self.0).poll(context).map(|outcome| outcome.unwrap_or(Err(ReplicaError::Stopped)))
+    }
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub struct Appended {
+    /// The offsets of the batches: newly assigned, or for a retried duplicate the original ones.
+    pub base_offset: Offset,
+    pub last_offset: Offset,
+    pub log_start_offset: Offset,
+    /// Nothing for `Acks::None`.
+    pub ack: Option<Ack>,
+}
+
+/// The partitions of one shard and the engine shard that holds their logs.
+pub struct Partitions {
+    engine: Shard,
+    partitions: BTreeMap<LogId, Partition>,
+    /// Wakes the shard's committer: something was appended.
+    commit_trigger: mpsc::UnboundedSender<()>,
+}
+
+impl std::fmt::Debug for Partitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partitions").field("partitions", &self.partitions.len()).finish()
+    }
+}
+
+impl Partitions {
+    pub fn new(engine: Shard, commit_trigger: mpsc::UnboundedSender<()>) -> Partitions {
+        Partitions { engine, partitions: BTreeMap::new(), commit_trigger }
+    }
+
+    /// Opens (creating if needed) the log in `dir` as a partition in `role`: recovers the log and
+    /// rebuilds the producers' state from its active segment.
+    pub fn open(&mut self, dir: &Path, config: LogConfig, role: Role, now_ms: i64) -> Result<(LogId, RecoveryReport)> {
+        let (id, report) = self.engine.open_log(dir, config, now_ms)?;
+        let log = self.engine.log(id)?;
+        let mut producers = ProducerState::default();
+        scan_batches(&self.engine, id, log.active_segment_base(), |_, headers| {
+            for header in headers {
+                if let Some(identity) = BatchIdentity::of(header) {
+                    producers.record(&identity, header.base_offset, header.last_offset());
+                }
+            }
+        })?;
+        let partition = Partition::new(id, role, log.log_start_offset(), log.log_end_offset(), producers);
+        self.partitions.insert(id, partition);
+        Ok((id, report))
+    }
+
+    /// Visits every batch of a partition from `from` to its committed end, in runs of at most
+    /// [`REBUILD_READ_BYTES`], each run validated once (start-up work: the broker rebuilds
+    /// committed consumer offsets this way).
+    pub fn scan(&self, id: LogId, from: Offset, visit: impl FnMut(&Bytes, &[BatchHeader])) -> Result<()> {
+        self.get(id)?;
+        scan_batches(&self.engine, id, from, visit)
+    }
+
+    pub fn get(&self, id: LogId) -> Result<&Partition> {
+        self.partitions.get(&id).ok_or(ReplicaError::UnknownPartition)
+    }
+
+    fn get_mut(&mut self, id: LogId) -> Result<&mut Partition> {
+        self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = LogId> + '_ {
+        self.partitions.keys().copied()
+    }
+
+    /// Appends validated batches as the leader and says when they will be acknowledged. Idempotent
+    /// producers' batches pass the sequence checks first: a retried batch appends nothing and is
+    /// answered with its original offsets once those are covered; a batch mixing retried and new
+    /// sequences is refused as out of order. All or nothing.
+    pub fn append(&mut self, id: LogId, batches: &ValidatedBatches, acks: Acks, now_ms: i64) -> Result<Appended> {
+        let partition = self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)?;
+        partition.check_leader()?;
+        let epoch = partition.leader_epoch();
+        let identities: Vec<Option<BatchIdentity>> = batches.headers().map(BatchIdentity::of).collect();
+        let mut verdicts = Vec::with_capacity(identities.len());
+        for identity in &identities {
+            let verdict = identity.map_or(Verdict::Append, |identity| partition.producers.check(&identity));
+            if let Verdict::Reject(error) = verdict {
+                return Err(error.into());
+            }
+            verdicts.push(verdict);
+        }
+        let duplicates = verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
+        let (base_offset, last_offset) = if duplicates == 0 {
+            let info = self.engine.append_validated(id, batches, epoch, now_ms)?;
+            let mut base = info.base_offset.0;
+            for (header, identity) in batches.headers().zip(&identities) {
+                let last = base + u64::from(header.last_offset_delta);
+                if let Some(identity) = identity {
+                    partition.producers.record(identity, base, last);
+                }
+                base = last + 1;
+            }
+            let _ = self.commit_trigger.unbounded_send(());
+            (info.base_offset, info.last_offset)
+        } else if duplicates == verdicts.len() {
+            match (verdicts.first(), verdicts.last()) {
+                (Some(Verdict::Duplicate { base_offset, .. }), Some(Verdict::Duplicate { last_offset, .. })) => {
+                    (Offset(*base_offset), Offset(*last_offset))
+                }
+                _ => unreachable!("every verdict is a duplicate and validation never yields zero batches"),
+            }
+        } else {
+            return Err(crate::ProducerError::OutOfOrderSequence.into());
+        };
+        let ack = match acks {
+            Acks::None => None,
+            acks => Some(Ack(partition.wait_for_ack(last_offset, acks))),
+        };
+        Ok(Appended { base_offset, last_offset, log_start_offset: partition.log_start, ack })
+    }
+
+    /// Plans a read of at most `max_bytes` from `start`, up to `bound`. Nothing is read from files
+    /// yet ([`ReadPlan`]).
+    pub fn read(&self, id: LogId, start: Offset, max_bytes: u64, bound: ReadBound) -> Result<Option<ReadPlan>> {
+        let partition = self.get(id)?;
+        let upper = match bound {
+            ReadBound::HighWatermark => partition.high_watermark,
+            ReadBound::LogEnd => partition.local_end,
+        };
+        let read = self.engine.read(id, start, max_bytes, Some(upper))?;
+        Ok((read.size_bytes > 0).then_some(ReadPlan { chunks: read.chunks, size_bytes: read.size_bytes }))
+    }
+
+    /// The first offset whose timestamp is at or after `timestamp_ms`, with that timestamp.
+    pub fn offset_for_timestamp(&self, id: LogId, timestamp_ms: i64) -> Result<Option<(Offset, i64)>> {
+        self.get(id)?;
+        Ok(self.engine.offset_for_timestamp(id, timestamp_ms)?)
+    }
+
+    /// A receiver that fires when the high watermark of any of `ids` moves, for fetches waiting
+    /// for data. Unknown ids are skipped (the fetch finds out when it reads again).
+    pub fn wait_for_data(&mut self, ids: &[LogId]) -> oneshot::Receiver<()> {
+        let (sender, receiver) = oneshot::channel();
+        let waiter = Rc::new(DataWaiter { reply: std::cell::Cell::new(Some(sender)) });
+        for id in ids {
+            if let Some(partition) = self.partitions.get_mut(id) {
+                partition.add_data_waiter(waiter.clone());
+            }
+        }
+        receiver
+    }
+
+    /// Makes this replica the leader in `epoch` (which must not be older than its current one).
+    pub fn become_leader(&mut self, id: LogId, epoch: LeaderEpoch) -> Result<()> {
+        let next = self.next_offset(id)?;
+        let partition = self.get_mut(id)?;
+        partition.check_epoch_not_older(epoch)?;
+        partition.start_epoch(epoch, next);
+        partition.role = Role::Leader { epoch };
+        Ok(())
+    }
+
+    /// Makes this replica a follower in `epoch`: client writes are refused from now on, and
+    /// waiting acknowledgements fail (a new leader decides what survives).
+    pub fn become_follower(&mut self, id: LogId, epoch: LeaderEpoch) -> Result<()> {
+        let next = self.next_offset(id)?;
+        let partition = self.get_mut(id)?;
+        partition.check_epoch_not_older(epoch)?;
+        partition.start_epoch(epoch, next);
+        partition.role = Role::Follower { epoch };
+        let error = ReplicaError::NotLeader { epoch };
+        partition.fail_acks_from(Offset::ZERO, &error);
+        Ok(())
+    }
+
+    /// One past the last offset assigned, appends not yet committed included: where a new
+    /// leader epoch begins.
+    fn next_offset(&self, id: LogId) -> Result<Offset> {
+        Ok(self.engine.log(id)?.next_offset())
+    }
+
+    /// Removes every offset at or past `offset` (a follower's divergent tail). The high watermark
+    /// and the producers' state follow; acknowledgements waiting for removed offsets fail.
+    pub fn truncate_to(&mut self, id: LogId, offset: Offset) -> Result<Offset> {
+        self.get(id)?;
+        let end = self.engine.truncate_to(id, offset)?;
+        let partition = self.get_mut(id)?;
+        partition.local_end = partition.local_end.min(end);
+        partition.high_watermark = partition.high_watermark.min(end);
+        partition.epochs.retain(|start| start.start_offset < end || start.start_offset == partition.log_start);
+        partition.producers.forget_from(end.0);
+        let epoch = partition.leader_epoch();
+        partition.fail_acks_from(end, &ReplicaError::NotLeader { epoch });
+        Ok(end)
+    }
+
+    /// Closes and deletes a partition's log and files. Waiting acknowledgements fail.
+    pub fn delete(&mut self, id: LogId) -> Result<()> {
+        if let Some(mut partition) = self.partitions.remove(&id) {
+            partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
+            partition.wake_data_waiters();
+        }
+        Ok(self.engine.delete_log(id)?)
+    }
+
+    /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
+        let reports = self.engine.enforce_retention(now_ms);
+        for (id, report) in &reports {
+            if let (Ok(report), Some(partition)) = (report, self.partitions.get_mut(id)) {
+                partition.log_start = report.log_start_offset;
+            }
+        }
+        reports.into_iter().map(|(id, report)| (id, report.map_err(ReplicaError::from))).collect()
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        self.engine.backend_name()
+    }
+
+    /// The engine ring's completion eventfd, if the backend has one.
+    pub fn completion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.engine.completion_fd()
+    }
+
+    pub fn commits_in_flight(&self) -> usize {
+        self.engine.commits_in_flight()
+    }
+
+    /// Runs the group commit without blocking: collects the commits that landed since the last
+    /// call (the engine starts each log's next one at once), starts commits for logs that have
+    /// none in flight, and applies what landed. A backend that cannot signal completions (the
+    /// plain-syscall fallback) commits in full here instead.
+    pub fn pump(&mut self, now_ms: i64) {
+        if self.engine.completion_fd().is_none() {
+            let report = self.engine.commit(now_ms);
+            self.apply(report);
+            return;
+        }
+        let report = self.engine.reap(false, now_ms);
+        self.engine.start_commits(now_ms);
+        self.apply(report);
+    }
+
+    /// Commits everything pending, blocking, and applies the outcome.
+    pub fn commit(&mut self, now_ms: i64) {
+        let report = self.engine.commit(now_ms);
+        self.apply(report);
+    }
+
+    /// Clean shutdown: commits what is pending, then closes every log (exact file lengths, index
+    /// files, clean checkpoint) so the next start scans nothing.
+    pub fn close(&mut self, now_ms: i64) -> Result<()> {
+        self.commit(now_ms);
+        for id in self.engine.log_ids() {
+            self.engine.close_log(id)?;
+        }
+        for (_, mut partition) in std::mem::take(&mut self.partitions) {
+            partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
+        }
+        Ok(())
+    }
+
+    /// A commit report turned into local ends, high watermarks, acknowledgements and fetch
+    /// wake-ups. The one place the high watermark advances.
+    fn apply(&mut self, report: CommitReport) {
+        if report.is_empty() {
+            return;
+        }
+        for (id, error, lost) in report.failed {
+            tracing::error!(log = ?id, %error, lost_from = %lost.start, lost_to = %lost.end, "group commit failed; those appends are rejected");
+            if let Some(partition) = self.partitions.get_mut(&id) {
+                partition.producers.forget_from(lost.start.0);
+                partition.fail_acks_from(lost.start, &ReplicaError::from(error));
+            }
+        }
+        for (id, end) in report.committed {
+            let Some(partition) = self.partitions.get_mut(&id) else { continue };
+            partition.local_end = partition.local_end.max(end);
+            // Single node: the ISR is this replica alone, so the high watermark is its own
+            // committed end. Replication replaces this line with the ISR's smallest end.
+            let isr_end = partition.local_end;
+            let moved = partition.advance_high_watermark(isr_end);
+            partition.resolve_acks();
+            if moved {
+                partition.wake_data_waiters();
+            }
+        }
+    }
+}
+
+/// Reads `id` from `from` to its committed end in runs of at most [`REBUILD_READ_BYTES`],
+/// validates each run once, and hands it with its batch headers to `visit`.
+fn scan_batches(engine: &Shard, id: LogId, from: Offset, mut visit: impl FnMut(&Bytes, &[BatchHeader])) -> Result<()> {
+    let log = engine.log(id)?;
+    let mut offset = from;
+    while offset < log.log_end_offset() {
+        let read = log.read(offset, REBUILD_READ_BYTES, None)?;
+        if read.size_bytes == 0 {
+            break;
+        }
+        let bytes = ReadPlan { chunks: read.chunks, size_bytes: read.size_bytes }.into_bytes()?;
+        let headers = engine::batch::validate_all(&bytes).map_err(engine::EngineError::from)?;
+        let Some(last) = headers.last() else { break };
+        offset = Offset(last.last_offset() + 1);
+        visit(&bytes, &headers);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::task::{Context, Poll};
+
+    use engine::io::sim::{SimFaults, SimFs};
+    use engine::testkit::make_batch;
+    use engine::ShardConfig;
+
+    use super::*;
+    use crate::ProducerError;
+
+    fn partitions(sim: &SimFs) -> (Partitions, mpsc::UnboundedReceiver<()>) {
+        let engine = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (trigger, triggers) = mpsc::unbounded();
+        (Partitions::new(engine, trigger), triggers)
+    }
+
+    fn open(partitions: &mut Partitions, dir: &str) -> LogId {
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        partitions.open(Path::new(dir), LogConfig::default(), role, 0).expect("open").0
+    }
+
+    fn batch(records: usize) -> ValidatedBatches {
+        let values: Vec<Vec<u8>> = (0..records).map(|index| format!("value-{index}").into_bytes()).collect();
+        let records: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&b"k"[..], value.as_slice())).collect();
+        ValidatedBatches::validate(Bytes::from(make_batch(&records, 1_000))).expect("valid")
+    }
+
+    /// A batch of an idempotent producer (header fields outside the records, CRC resealed).
+    fn idempotent_batch(records: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> ValidatedBatches {
+        let mut bytes = batch(records).bytes().to_vec();
+        bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
+        bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
+        bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+        engine::batch::reseal_crc(&mut bytes);
+        ValidatedBatches::validate(Bytes::from(bytes)).expect("valid")
+    }
+
+    /// Polls a future once: `Some` if it is ready.
+    fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+        let waker = futures_task_noop_waker();
+        match Pin::new(future).poll(&mut Context::from_waker(&waker)) {
+            Poll::Ready(output) => Some(output),
+            Poll::Pending => None,
+        }
+    }
+
+    fn futures_task_noop_waker() -> std::task::Waker {
+        std::task::Waker::noop().clone()
+    }
+
+    #[test]
+    fn an_ack_waits_for_the_commit_and_acks_all_for_the_high_watermark() {
+        let sim = SimFs::new(1, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        let mut all = partitions.append(id, &batch(3), Acks::All, 0).expect("append").ack.expect("ack");
+        let mut leader = partitions.append(id, &batch(2), Acks::Leader, 0).expect("append").ack.expect("ack");
+        assert!(partitions.append(id, &batch(1), Acks::None, 0).expect("append").ack.is_none());
+        assert!(poll_once(&mut all).is_none(), "nothing is acknowledged before the commit");
+        assert!(poll_once(&mut leader).is_none());
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(0));
+        partitions.commit(0);
+        assert!(matches!(poll_once(&mut all), Some(Ok(()))));
+        assert!(matches!(poll_once(&mut leader), Some(Ok(()))));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(6));
+
+        // The two predicates apart (replication will hold the high watermark behind the
+        // leader's end): acks=1 is answered at the leader's end, acks=all only at the high
+        // watermark.
+        let partition = partitions.partitions.get_mut(&id).expect("partition");
+        partition.local_end = Offset(10);
+        let mut leader = partition.wait_for_ack(Offset(8), Acks::Leader);
+        let mut all = partition.wait_for_ack(Offset(8), Acks::All);
+        assert!(matches!(poll_once(&mut leader), Some(Ok(Ok(())))));
+        assert!(poll_once(&mut all).is_none(), "the high watermark (6) does not cover offset 8");
+        assert!(partition.advance_high_watermark(Offset(8)));
+        partition.resolve_acks();
+        assert!(poll_once(&mut all).is_none(), "offset 8 is not below a high watermark of 8");
+        assert!(partition.advance_high_watermark(Offset(9)));
+        partition.resolve_acks();
+        assert!(matches!(poll_once(&mut all), Some(Ok(Ok(())))));
+        assert!(!partition.advance_high_watermark(Offset(7)), "the high watermark never moves back");
+    }
+
+    #[test]
+    fn reads_stop_at_their_bound() {
+        let sim = SimFs::new(2, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        for _ in 0..4 {
+            partitions.append(id, &batch(5), Acks::All, 0).expect("append");
+        }
+        assert!(partitions.read(id, Offset(0), 1 << 20, ReadBound::HighWatermark).expect("read").is_none());
+        partitions.commit(0);
+        let everything = partitions.read(id, Offset(0), 1 << 20, ReadBound::HighWatermark).expect("read");
+        let everything = everything.expect("committed data").size_bytes;
+        // Hold the high watermark at the second batch: consumers see two batches, followers all.
+        partitions.partitions.get_mut(&id).expect("partition").high_watermark = Offset(10);
+        let consumer = partitions.read(id, Offset(0), 1 << 20, ReadBound::HighWatermark).expect("read");
+        let consumer = consumer.expect("data below the high watermark").into_bytes().expect("bytes");
+        let headers = engine::batch::validate_all(&consumer).expect("whole batches");
+        assert_eq!(headers.len(), 2);
+        assert_eq!(headers.last().expect("a batch").last_offset(), 9);
+        assert!(partitions.read(id, Offset(10), 1 << 20, ReadBound::HighWatermark).expect("read").is_none());
+        let follower = partitions.read(id, Offset(0), 1 << 20, ReadBound::LogEnd).expect("read").expect("data");
+        assert_eq!(follower.size_bytes, everything);
+    }
+
+    #[test]
+    fn idempotent_producers_are_deduplicated_and_fenced() {
+        let sim = SimFs::new(3, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        let first = partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("append");
+        assert_eq!((first.base_offset, first.last_offset), (Offset(0), Offset(2)));
+        let retry = partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("a retry");
+        assert_eq!((retry.base_offset, retry.last_offset), (Offset(0), Offset(2)), "the original offsets");
+        let mut retry_ack = retry.ack.expect("ack");
+        assert!(poll_once(&mut retry_ack).is_none(), "a retry is acknowledged with its original");
+        let gap = partitions.append(id, &idempotent_batch(1, 7, 0, 5), Acks::All, 0).expect_err("a gap");
+        assert!(matches!(gap, ReplicaError::Producer(ProducerError::OutOfOrderSequence)));
+        partitions.append(id, &idempotent_batch(1, 7, 1, 0), Acks::All, 0).expect("a new epoch from 0");
+        let zombie = partitions.append(id, &idempotent_batch(1, 7, 0, 3), Acks::All, 0).expect_err("fenced");
+        assert!(matches!(zombie, ReplicaError::Producer(ProducerError::FencedProducerEpoch)));
+        partitions.commit(0);
+        assert!(matches!(poll_once(&mut retry_ack), Some(Ok(()))));
+
+        // The state is rebuilt from the log on open: the retry is still recognised.
+        partitions.close(0).expect("close");
+        let (mut reopened, _triggers) = super::tests::partitions(&sim);
+        let id = open(&mut reopened, "/p/t-0");
+        let retry = reopened.append(id, &idempotent_batch(1, 7, 1, 0), Acks::All, 0).expect("a retry");
+        assert_eq!(retry.base_offset, Offset(3));
+    }
+
+    #[test]
+    fn a_follower_refuses_writes_and_epochs_only_move_forward() {
+        let sim = SimFs::new(4, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        let mut pending = partitions.append(id, &batch(2), Acks::All, 0).expect("append").ack.expect("ack");
+        partitions.become_follower(id, LeaderEpoch(1)).expect("follower");
+        assert!(
+            matches!(poll_once(&mut pending), Some(Err(ReplicaError::NotLeader { .. }))),
+            "a leader that steps down never acknowledges what it had not acknowledged"
+        );
+        let refused = partitions.append(id, &batch(1), Acks::All, 0).expect_err("not leader");
+        assert!(matches!(refused, ReplicaError::NotLeader { epoch: LeaderEpoch(1) }));
+        let stale = partitions.become_leader(id, LeaderEpoch(0)).expect_err("an older epoch");
+        assert!(matches!(stale, ReplicaError::FencedLeaderEpoch { .. }));
+        partitions.commit(0);
+        partitions.become_leader(id, LeaderEpoch(2)).expect("leader again");
+        let partition = partitions.get(id).expect("partition");
+        assert!(matches!(partition.check_epoch(Some(LeaderEpoch(1))), Err(ReplicaError::FencedLeaderEpoch { .. })));
+        assert!(matches!(partition.check_epoch(Some(LeaderEpoch(3))), Err(ReplicaError::UnknownLeaderEpoch { .. })));
+        partition.check_epoch(Some(LeaderEpoch(2))).expect("the current epoch");
+        partition.check_epoch(None).expect("no epoch given");
+        // Epoch 0 held offsets 0..2; epochs 1 and 2 both begin at 2 (nothing was written in 1).
+        assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(2))));
+        assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(2), Offset(2))));
+        assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(5)), None, "newer than any known epoch");
+        assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(-1)), None);
+    }
+
+    #[test]
+    fn a_failed_commit_fails_its_acks_and_truncation_lowers_the_high_watermark() {
+        let sim = SimFs::new(5, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        partitions.append(id, &batch(2), Acks::All, 0).expect("append");
+        partitions.append(id, &batch(2), Acks::All, 0).expect("append");
+        partitions.commit(0);
+        sim.set_faults(SimFaults { sync_error_per_million: 1_000_000, ..SimFaults::default() });
+        let mut failing = partitions.append(id, &idempotent_batch(2, 9, 0, 0), Acks::All, 0).expect("append");
+        partitions.commit(0);
+        assert!(matches!(poll_once(failing.ack.as_mut().expect("ack")), Some(Err(ReplicaError::Storage(_)))));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(4));
+        sim.set_faults(SimFaults::default());
+        partitions.truncate_to(id, Offset(2)).expect("truncate");
+        let partition = partitions.get(id).expect("partition");
+        assert_eq!((partition.high_watermark(), partition.log_end_offset()), (Offset(2), Offset(2)));
+    }
+}

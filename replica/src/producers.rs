@@ -1,0 +1,171 @@
+//! Idempotent producers: a partition's sequence state and the checks a produced batch must pass.
+//!
+//! Owns: the last [`PRODUCER_BATCHES_RETAINED`] batches of every producer on a partition (as
+//! Kafka keeps five, matching `max.in.flight.requests.per.connection ≤ 5`), the checks a produce
+//! must pass (duplicate → the original offsets; gap → out of order; older epoch
+//! → a fenced producer). State is rebuilt at start-up from the batch headers of each
+//! partition's active segment; a producer not seen there is treated as new (its next batch is
+//! accepted whatever its sequence).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use engine::batch;
+
+use crate::error::ProducerError;
+
+pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchMeta {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: u64,
+    last_offset: u64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<BatchMeta>,
+}
+
+/// What a produce of one batch may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets, append nothing.
+    Duplicate {
+        base_offset: u64,
+        last_offset: u64,
+    },
+    Reject(ProducerError),
+}
+
+/// The header fields that identify an idempotent batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+}
+
+impl BatchIdentity {
+    pub fn of(header: &batch::BatchHeader) -> Option<BatchIdentity> {
+        if header.producer_id < 0 || header.base_sequence < 0 {
+            return None;
+        }
+        Some(BatchIdentity {
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            first_sequence: header.base_sequence,
+            last_sequence: header.base_sequence.wrapping_add(header.last_offset_delta as i32) & i32::MAX,
+        })
+    }
+}
+
+/// The producers of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerState {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+impl ProducerState {
+    pub fn check(&self, batch: &BatchIdentity) -> Verdict {
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            return Verdict::Append;
+        };
+        if batch.producer_epoch < entry.epoch {
+            return Verdict::Reject(ProducerError::FencedProducerEpoch);
+        }
+        if batch.producer_epoch > entry.epoch {
+            // A new epoch starts its sequences at 0.
+            return if batch.first_sequence == 0 {
+                Verdict::Append
+            } else {
+                Verdict::Reject(ProducerError::OutOfOrderSequence)
+            };
+        }
+        if let Some(seen) = entry
+            .batches
+            .iter()
+            .find(|seen| seen.first_sequence == batch.first_sequence && seen.last_sequence == batch.last_sequence)
+        {
+            return Verdict::Duplicate { base_offset: seen.base_offset, last_offset: seen.last_offset };
+        }
+        let expected = entry.batches.back().map_or(0, |last| last.last_sequence.wrapping_add(1) & i32::MAX);
+        if entry.batches.is_empty() || batch.first_sequence == expected {
+            Verdict::Append
+        } else {
+            Verdict::Reject(ProducerError::OutOfOrderSequence)
+        }
+    }
+
+    pub fn record(&mut self, batch: &BatchIdentity, base_offset: u64, last_offset: u64) {
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.producer_epoch != entry.epoch {
+            entry.epoch = batch.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(BatchMeta {
+            first_sequence: batch.first_sequence,
+            last_sequence: batch.last_sequence,
+            base_offset,
+            last_offset,
+        });
+        while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Forgets batches at or past `offset` (their commit failed, or the log was truncated).
+    pub fn forget_from(&mut self, offset: u64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|batch| batch.last_offset < offset);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i16, first: i32, last: i32) -> BatchIdentity {
+        BatchIdentity { producer_id: 7, producer_epoch: epoch, first_sequence: first, last_sequence: last }
+    }
+
+    #[test]
+    fn duplicates_gaps_and_epochs() {
+        let mut producers = ProducerState::default();
+        assert_eq!(producers.check(&batch(0, 0, 4)), Verdict::Append);
+        producers.record(&batch(0, 0, 4), 100, 104);
+        assert_eq!(producers.check(&batch(0, 5, 9)), Verdict::Append);
+        producers.record(&batch(0, 5, 9), 105, 109);
+        assert_eq!(producers.check(&batch(0, 0, 4)), Verdict::Duplicate { base_offset: 100, last_offset: 104 });
+        assert_eq!(producers.check(&batch(0, 5, 9)), Verdict::Duplicate { base_offset: 105, last_offset: 109 });
+        assert_eq!(producers.check(&batch(0, 11, 12)), Verdict::Reject(ProducerError::OutOfOrderSequence));
+        assert_eq!(
+            producers.check(&batch(1, 3, 3)),
+            Verdict::Reject(ProducerError::OutOfOrderSequence),
+            "a new epoch starts at 0"
+        );
+        assert_eq!(producers.check(&batch(1, 0, 0)), Verdict::Append);
+        producers.record(&batch(1, 0, 0), 110, 110);
+        assert_eq!(
+            producers.check(&batch(0, 10, 10)),
+            Verdict::Reject(ProducerError::FencedProducerEpoch),
+            "older epoch is fenced"
+        );
+        producers.forget_from(110);
+        assert_eq!(producers.check(&batch(1, 0, 0)), Verdict::Append, "a failed commit is not a duplicate");
+        for index in 0..10 {
+            producers.record(&batch(1, index, index), 200 + index as u64, 200 + index as u64);
+        }
+        assert_eq!(
+            producers.check(&batch(1, 4, 4)),
+            Verdict::Reject(ProducerError::OutOfOrderSequence),
+            "only the last five are remembered"
+        );
+        assert_eq!(producers.check(&batch(1, 9, 9)), Verdict::Duplicate { base_offset: 209, last_offset: 209 });
+    }
+}
