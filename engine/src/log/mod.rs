@@ -19,10 +19,10 @@
 //! never race (in direct mode the next commit rewrites the tail block the previous one wrote), and
 //! a segment rolled away from while its last bytes are in flight is sealed when they land.
 //!
-//! Files: this one holds the log's state and what every concern shares; [`append`] queues
-//! appends and rolls, [`commit`] prepares and finishes group commits and seals segments,
-//! [`read`] serves reads and timestamp lookups, [`recovery`] opens a log after a crash,
-//! [`retention`] deletes old segments, recycles their files, truncates and closes.
+//! Files: this one holds the log's state and what every concern shares; `append.rs` queues
+//! appends and rolls, `commit.rs` prepares and finishes group commits and seals segments,
+//! `read.rs` serves reads and timestamp lookups, `recovery.rs` opens a log after a crash,
+//! `retention.rs` deletes old segments, recycles their files, truncates and closes.
 
 mod append;
 mod commit;
