@@ -5,8 +5,16 @@
 //! per file, a random prefix of the unsynced operations, the last one torn at a random sector.
 //! Sectors are atomic (old or new bytes, never a mix); bytes past the file's old end may come back
 //! as garbage (stale blocks), bytes the file held before never do. Faults come from one seed: short writes, I/O errors, disk full
-//! (a byte budget), latency. Directory operations are durable at once (a simplification: the
-//! engine syncs directories after creating or removing segments anyway).
+//! (a byte budget), latency.
+//!
+//! Directories: a rename is durable only once `sync_dir` of the destination's parent directory
+//! followed it; until then it is remembered, and a crash undoes the remembered renames newest
+//! first (the file goes back to its old name, a file the rename replaced comes back). So a test can
+//! show that a crash loses an un-synced rename. A rename whose names a durable operation took
+//! over later (the destination removed, or renamed on by a synced rename; a file created under
+//! the source name) stays: on a journaling file system a later directory operation lands after
+//! it. Creating and removing files stay durable at once (a simplification: the engine syncs the
+//! directory after each).
 //!
 //! Nothing here is used outside tests and the fuzzer, but it lives in the library so that
 //! integration tests and benchmarks can drive it.
@@ -89,9 +97,21 @@ fn apply(content: &mut Vec<u8>, op: &Op) {
     }
 }
 
+/// A rename not yet made durable by `sync_dir` of the destination's parent.
+#[derive(Debug)]
+struct PendingRename {
+    from: PathBuf,
+    to: PathBuf,
+    file: Arc<Mutex<SimFileState>>,
+    /// The file that was at `to` before the rename, if any.
+    replaced: Option<Arc<Mutex<SimFileState>>>,
+}
+
 #[derive(Debug)]
 struct SimState {
     files: BTreeMap<PathBuf, Arc<Mutex<SimFileState>>>,
+    /// Oldest first.
+    pending_renames: Vec<PendingRename>,
     dirs: BTreeSet<PathBuf>,
     rng: SimRng,
     faults: SimFaults,
@@ -102,6 +122,22 @@ struct SimState {
 impl SimState {
     fn used_bytes(&self) -> u64 {
         self.files.values().map(|file| lock(file).current.len() as u64).sum()
+    }
+
+    /// Undoes the renames no `sync_dir` made durable, newest first, except those whose names a
+    /// later operation took over (see the module header).
+    fn undo_pending_renames(&mut self) {
+        for rename in std::mem::take(&mut self.pending_renames).into_iter().rev() {
+            let still_there = self.files.get(&rename.to).is_some_and(|file| Arc::ptr_eq(file, &rename.file));
+            if !still_there || self.files.contains_key(&rename.from) {
+                continue;
+            }
+            self.files.remove(&rename.to);
+            if let Some(replaced) = rename.replaced {
+                self.files.insert(rename.to, replaced);
+            }
+            self.files.insert(rename.from, rename.file);
+        }
     }
 }
 
@@ -139,6 +175,7 @@ impl SimFs {
         SimFs {
             state: Arc::new(Mutex::new(SimState {
                 files: BTreeMap::new(),
+                pending_renames: Vec::new(),
                 dirs: BTreeSet::new(),
                 rng: SimRng::new(seed),
                 faults,
@@ -157,11 +194,12 @@ impl SimFs {
         lock(&self.state).capacity_bytes = capacity_bytes;
     }
 
-    /// Simulates power loss: every file keeps its durable bytes plus a random prefix of the
-    /// operations since its last sync, the last kept write possibly torn and trailed by garbage.
-    /// Returns how many files lost unsynced data.
+    /// Simulates power loss: renames not followed by `sync_dir` are undone, then every file keeps
+    /// its durable bytes plus a random prefix of the operations since its last sync, the last kept
+    /// write possibly torn and trailed by garbage. Returns how many files lost unsynced data.
     pub fn crash(&self) -> usize {
         let mut state = lock(&self.state);
+        state.undo_pending_renames();
         let files: Vec<Arc<Mutex<SimFileState>>> = state.files.values().cloned().collect();
         let mut damaged = 0;
         for file in files {
@@ -307,11 +345,14 @@ impl FileSystem for SimFs {
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = lock(&self.state);
         let file = state.files.remove(from).ok_or_else(|| not_found(from))?;
-        state.files.insert(to.to_path_buf(), file);
+        let replaced = state.files.insert(to.to_path_buf(), file.clone());
+        state.pending_renames.push(PendingRename { from: from.to_path_buf(), to: to.to_path_buf(), file, replaced });
         Ok(())
     }
 
-    fn sync_dir(&mut self, _path: &Path) -> io::Result<()> {
+    fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        let mut state = lock(&self.state);
+        state.pending_renames.retain(|rename| rename.to.parent() != Some(path));
         Ok(())
     }
 
@@ -473,6 +514,57 @@ mod tests {
         let after = fs.contents(Path::new("/d/a")).expect("exists");
         assert_eq!(&after[..7], b"durable");
         assert!(after.len() <= 7 + 4000);
+    }
+
+    /// Writes `bytes` to `path` and syncs it.
+    fn write_synced(fs: &mut SimFs, path: &str, bytes: &[u8]) {
+        let file = fs.open(Path::new(path), OpenOptions::REPLACE).expect("open");
+        file.write_all_at(bytes, 0).expect("write");
+        file.sync_data().expect("sync");
+    }
+
+    #[test]
+    fn a_crash_undoes_a_rename_not_followed_by_sync_dir() {
+        for synced in [false, true] {
+            let mut fs = SimFs::new(3, SimFaults::default());
+            fs.create_dir_all(Path::new("/d")).expect("dir");
+            write_synced(&mut fs, "/d/old", b"old");
+            write_synced(&mut fs, "/d/new.tmp", b"new");
+            write_synced(&mut fs, "/d/moved", b"moved");
+            fs.rename(Path::new("/d/new.tmp"), Path::new("/d/old")).expect("rename replacing a file");
+            fs.rename(Path::new("/d/moved"), Path::new("/d/gone")).expect("rename to a fresh name");
+            if synced {
+                fs.sync_dir(Path::new("/d")).expect("sync_dir");
+            }
+            fs.crash();
+            let contents = |name: &str| fs.contents(&Path::new("/d").join(name));
+            if synced {
+                assert_eq!(contents("old").as_deref(), Some(&b"new"[..]));
+                assert_eq!(contents("gone").as_deref(), Some(&b"moved"[..]));
+                assert_eq!(fs.file_paths().len(), 2);
+            } else {
+                // Both renames undone: the replaced file is back, each file under its old name.
+                assert_eq!(contents("old").as_deref(), Some(&b"old"[..]));
+                assert_eq!(contents("new.tmp").as_deref(), Some(&b"new"[..]));
+                assert_eq!(contents("moved").as_deref(), Some(&b"moved"[..]));
+                assert_eq!(fs.file_paths().len(), 3);
+            }
+        }
+    }
+
+    #[test]
+    fn renames_are_undone_newest_first_and_sync_dir_covers_only_its_directory() {
+        let mut fs = SimFs::new(3, SimFaults::default());
+        fs.create_dir_all(Path::new("/d")).expect("dir");
+        fs.create_dir_all(Path::new("/e")).expect("dir");
+        write_synced(&mut fs, "/d/a", b"a");
+        write_synced(&mut fs, "/e/x", b"x");
+        fs.rename(Path::new("/d/a"), Path::new("/d/b")).expect("rename");
+        fs.rename(Path::new("/d/b"), Path::new("/d/c")).expect("rename again");
+        fs.rename(Path::new("/e/x"), Path::new("/e/y")).expect("rename in another directory");
+        fs.sync_dir(Path::new("/e")).expect("sync_dir of the other directory");
+        fs.crash();
+        assert_eq!(fs.file_paths(), vec![PathBuf::from("/d/a"), PathBuf::from("/e/y")]);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! kernel in one `io_uring_enter`.
 //!
 //! Owns: turning [`WriteChain`]s into linked SQEs (`write → write → fdatasync`, `IOSQE_IO_LINK`),
-//! the buffers of chains in flight (the kernel reads them until the last completion), and the
-//! eventfd the ring signals on every completion. A short or failed write cancels the rest of its
-//! chain (the kernel does that for linked requests); the caller starts the rest again.
+//! the buffers of chains in flight (the kernel reads them until the last completion; leaked, not
+//! freed, if the backend is dropped while a broken ring still holds them), and the eventfd the
+//! ring signals on every completion. A short or failed write cancels the rest of its chain (the
+//! kernel does that for linked requests); the caller starts the rest again.
 //!
 //! Bounds: submission entries in flight never exceed [`URING_ENTRIES`], so the submission queue
 //! always has room and the completion queue (twice as large) never overflows; chains beyond that
@@ -124,10 +125,15 @@ impl UringFs {
                 if op_index + 1 < op_count {
                     entry = entry.flags(squeue::Flags::IO_LINK);
                 }
-                // SAFETY: the buffer is heap memory owned by the chain, which stays in
-                // `self.slots[slot_index]` until every entry of it has completed (`Drop` waits for
-                // in-flight entries too, or leaks their buffers if the ring cannot reap them), so
-                // the kernel never reads freed memory.
+                // SAFETY: the kernel reads `data` until this entry completes. It is heap memory
+                // the chain keeps alive (an `AlignedBuffer` it owns, or a reference-counted
+                // `Bytes` it holds; other holders only read it), and moving the chain into
+                // `self.slots[slot_index]` below does not move it. Pushing cannot fail (see
+                // `QUEUE_ROOM`), so the chain reaches its slot, which it leaves only once every
+                // entry of it has completed (`collect`). `Drop` waits for every entry in flight;
+                // if the ring cannot reap them it leaks the slots (`mem::forget`) instead of
+                // freeing them, so no buffer a request may still read is freed, not even a
+                // `Bytes` another holder drops later (its count never reaches zero).
                 unsafe { queue.push(&entry) }.expect(QUEUE_ROOM);
             }
             if chain.sync {
