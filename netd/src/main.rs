@@ -16,7 +16,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-/// Set by the signal handler; read by the shard threads.
+/// Set by the SIGTERM/SIGINT handler; read only by the acceptor loop (`accept_until_shutdown`),
+/// which then stops accepting. The shard threads never see it: `main` sets their own `shutdown`
+/// flag after the acceptor returns, so no connection is handed to a shard that is stopping.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_signal: libc::c_int) {
