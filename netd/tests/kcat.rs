@@ -77,6 +77,8 @@ fn metadata_produce_consume_every_codec() {
     let listing = run(kcat(&broker).args(["-L"]), b"");
     let text = String::from_utf8_lossy(&listing.stdout);
     assert!(text.contains("1 brokers:"), "{text}");
+    // Started on port 0, the broker advertises the port it bound.
+    assert!(text.contains(&format!("at {}", broker.bootstrap())), "{text}");
     for codec in CODECS {
         assert!(text.contains(&format!("topic \"kcat-{codec}\" with 3 partitions")), "{text}");
     }
