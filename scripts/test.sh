@@ -5,7 +5,7 @@
 #
 #   scripts/test.sh            # what CI runs
 #   SKUA_FUZZ_SEEDS=20000 scripts/test.sh   # the long fuzz mode
-#   SEED=1234 cargo test -p skua-engine --test fuzz -- --nocapture   # replay one fuzz seed
+#   SEED=1234 cargo test -p skua-engine --release --test sim_fuzz -- --nocapture   # replay one fuzz seed
 #   SKUA_SKIP_SMOKE_BENCH=1 scripts/test.sh  # tests only, without the Skua-vs-Kafka smoke run
 #   SKUA_SKIP_FUZZ=1 scripts/test.sh         # without the short cargo fuzz pass
 set -euo pipefail

@@ -27,10 +27,6 @@ fn netd() -> PathBuf {
     netd
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 struct Broker {
     child: Child,
     port: u16,
@@ -45,14 +41,20 @@ impl Drop for Broker {
     }
 }
 
+/// Starts netd on a port it picks itself (port 0, read back from `--port-file`: a port found free
+/// here and handed over could be taken by another process in between).
 fn start_broker() -> Broker {
-    let port = free_port();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("loadgen-netd-{port}"));
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let number = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("loadgen-netd-{}-{number}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let log = std::fs::File::create(dir.join("netd.log")).expect("log");
-    let child = Command::new(netd())
-        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{port}")])
+    let port_file = dir.join("netd.port");
+    let mut child = Command::new(netd())
+        .arg("--port-file")
+        .arg(&port_file)
+        .args(["--override", "listeners=PLAINTEXT://127.0.0.1:0"])
         .args(["--override", &format!("log.dirs={}", dir.join("data").display())])
         .args(["--override", "group.initial.rebalance.delay.ms=0"])
         .stdout(Stdio::null())
@@ -61,9 +63,12 @@ fn start_broker() -> Broker {
         .expect("netd");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(dir.join("netd.log")).unwrap_or_default().contains("all shards serving") {
+        assert!(child.try_wait().expect("wait").is_none(), "netd exited: see {}", dir.join("netd.log").display());
         assert!(Instant::now() < deadline, "netd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Written before the shards start, so present once they serve.
+    let port = std::fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse().ok()).expect("port file");
     Broker { child, port, dir }
 }
 
@@ -184,12 +189,15 @@ fn tiny_workload_counts_what_the_broker_holds(driver: &str) {
 fn bad_input_gets_clear_errors() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let output = dir.join("never-written.json");
-    // Nobody listens on this port.
-    let port = free_port();
+    // A listener that never accepts holds this port: connections queue and nothing ever answers,
+    // and no broker can take the port while the test runs (as it could a port merely found free).
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
     let run = loadgen(&["--bootstrap", &format!("127.0.0.1:{port}"), "--test-duration-minutes", "0.1"], &output);
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("no Kafka broker answered"), "{stderr}");
+    drop(silent);
     let run = loadgen(&["--message-size", "4"], &output);
     assert!(String::from_utf8_lossy(&run.stderr).contains("messageSize must be"), "message size checked");
     let run = loadgen(&["--workload", "/nonexistent.yaml"], &output);

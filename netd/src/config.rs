@@ -12,7 +12,11 @@ use engine::{FlushPolicy, LogConfig, WriteMode};
 
 /// Every key this broker understands, with its default and meaning (printed by `--help`).
 pub const KEYS: &[(&str, &str, &str)] = &[
-    ("listeners", "PLAINTEXT://127.0.0.1:9092", "where to listen: one listener, security protocol PLAINTEXT only"),
+    (
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9092",
+        "where to listen: one listener, security protocol PLAINTEXT only (port 0: a free port, see --port-file)",
+    ),
     (
         "listener.security.protocol.map",
         "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
@@ -431,6 +435,18 @@ impl Config {
             timestamp_bounds,
         })
     }
+
+    /// The configuration once the listener is bound to `bound`: with port 0 in `listeners` the
+    /// kernel chose the port, and clients must be told the real one. As in Kafka, an advertised
+    /// port of 0 (also what `listeners` with port 0 and no `advertised.listeners` gives) becomes
+    /// the bound port.
+    pub fn bound_to(mut self, bound: SocketAddr) -> Config {
+        self.listen_address = bound;
+        if self.advertised_port == 0 {
+            self.advertised_port = bound.port();
+        }
+        self
+    }
 }
 
 #[cfg(test)]
@@ -476,6 +492,30 @@ mod tests {
             Err(error) => error.to_string(),
             Ok(config) => panic!("{pairs:?} accepted: {config:?}"),
         }
+    }
+
+    #[test]
+    fn port_zero_is_advertised_as_the_bound_port() {
+        let config = Config::from_properties(&BTreeMap::from([(
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        )]))
+        .expect("valid");
+        let bound = config.bound_to("127.0.0.1:40123".parse().expect("address"));
+        assert_eq!(bound.listen_address.port(), 40123);
+        assert_eq!((bound.advertised_host.as_str(), bound.advertised_port), ("127.0.0.1", 40123));
+
+        let config = Config::from_properties(&BTreeMap::from([
+            ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
+            ("advertised.listeners".to_string(), "PLAINTEXT://broker.example:9092".to_string()),
+        ]))
+        .expect("valid");
+        let bound = config.bound_to("127.0.0.1:40123".parse().expect("address"));
+        assert_eq!(
+            (bound.advertised_host.as_str(), bound.advertised_port),
+            ("broker.example", 9092),
+            "an advertised port is kept"
+        );
     }
 
     #[test]

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-/// Set by the signal handler; read by the shard threads.
+/// Set by the SIGTERM/SIGINT handler; read only by the acceptor loop (`accept_until_shutdown`),
+/// which then stops accepting. The shard threads never see it: `main` sets their own `shutdown`
+/// flag after the acceptor returns, so no connection is handed to a shard that is stopping.
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_signal: libc::c_int) {
@@ -48,6 +50,17 @@ struct Cli {
     /// Set one key, after the file (repeatable), e.g. --override listeners=PLAINTEXT://127.0.0.1:19092
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// Once listening, write the bound port to FILE (with `listeners` port 0 the kernel picks a
+    /// free one: how tests start brokers without racing other processes for a port).
+    #[arg(long, value_name = "FILE")]
+    port_file: Option<PathBuf>,
+}
+
+/// Writes `port` to `path` whole: a reader polling for the file sees no file or the full number.
+fn write_port_file(path: &std::path::Path, port: u16) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, format!("{port}\n")).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
 }
 
 fn bind_listener(address: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
@@ -101,6 +114,10 @@ fn main() -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
     let listener = bind_listener(config.listen_address)?;
+    let config = config.bound_to(listener.local_addr().context("the listener's address")?);
+    if let Some(path) = &cli.port_file {
+        write_port_file(path, config.listen_address.port())?;
+    }
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
 
     let catalog = catalog::discover_topics(&config.data_dir)

@@ -1,35 +1,23 @@
-//! Test harness: starts the real `netd` binary on a free loopback port with a fresh data
+//! Test harness: starts the real `netd` binary on a loopback port it picks itself (port 0, read
+//! back from `--port-file`: no other process can take the port in between) with a fresh data
 //! directory, and finds the client tools the tests drive (installed by scripts/test-deps.sh).
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Broker {
     pub child: Option<Child>,
+    /// Port 0 until the first start has bound one; restarts reuse that port.
     pub address: SocketAddr,
     pub data_dir: PathBuf,
     pub extra: Vec<String>,
     /// RLIMIT_NOFILE (soft and hard) the broker runs under, if the test sets one.
     pub open_files_max: Option<u64>,
     _dir: Option<tempfile::TempDir>,
-}
-
-/// A port no other broker of this test process was given (the kernel may hand the same free
-/// port to two tests that ask at the same moment).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
 }
 
 /// True when something at `address` answers an ApiVersions v0 request (a bare TCP connect is not
@@ -64,7 +52,7 @@ impl Broker {
         let data_dir = dir.path().join("data");
         let mut broker = Broker {
             child: None,
-            address: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             extra: extra.iter().map(|entry| entry.to_string()).collect(),
             open_files_max,
@@ -80,9 +68,15 @@ impl Broker {
         broker
     }
 
+    /// Starts the broker: the first time on port 0 (it binds a free port and writes it to the
+    /// port file), later on the port it bound then, so that clients reconnect across a restart.
     pub fn spawn(&mut self) {
+        let port_file = self.data_dir.with_extension("port");
+        let _ = std::fs::remove_file(&port_file);
         let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
         command
+            .arg("--port-file")
+            .arg(&port_file)
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://{}", self.address))
             .arg("--override")
@@ -114,6 +108,20 @@ impl Broker {
         }
         self.child = Some(command.spawn().expect("start netd"));
         let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&port_file).ok().and_then(|text| text.trim().parse().ok()) {
+                break port;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().expect("wait")) {
+                panic!("netd exited ({status}) before listening:\n{}", self.log());
+            }
+            assert!(Instant::now() < deadline, "netd did not write {}:\n{}", port_file.display(), self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if self.address.port() == 0 {
+            self.address.set_port(port);
+        }
+        assert_eq!(self.address.port(), port, "a restart listens on the port of the first start");
         while !answers_api_versions(self.address) {
             assert!(Instant::now() < deadline, "netd did not start listening on {}:\n{}", self.address, self.log());
             std::thread::sleep(Duration::from_millis(20));
