@@ -8,11 +8,12 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
 use kafka_protocol::ResponseError;
 
-use super::group_support::{ready, text, tombstone};
+use super::group_support::{ready, text, tombstones};
 use super::Reply;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::coordinators::groups::GroupState;
 use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: DeleteGroupsRequest = decode_body(frame)?;
@@ -33,7 +34,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     }
                 };
                 let shard = shard.clone();
-                let stored = tombstone(&shard, &group, keys);
+                let stored = offsets::persist(&shard.state, &group, tombstones(&group, keys));
                 Box::pin(async move {
                     let error = stored.await;
                     if error == 0 {

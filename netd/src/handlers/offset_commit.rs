@@ -1,7 +1,7 @@
 //! OffsetCommit (key 8), versions 2–9: a group's committed offsets. Partitions the catalog does
 //! not know and oversized metadata are refused here; the coordinating shard checks the member
-//! and generation, appends the offsets to the group's `__consumer_offsets` partition and answers
-//! once they are durable, like any produce.
+//! and generation, and `runtime::offsets::persist` makes the offsets durable in the group's
+//! `__consumer_offsets` partition before they count; the answer comes then, like a produce's.
 
 use std::rc::Rc;
 
@@ -16,6 +16,7 @@ use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::coordinators::groups::store::{CommittedOffset, OffsetRecord};
 use crate::coordinators::groups::{CommitCheck, OFFSET_METADATA_BYTES_MAX};
 use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: OffsetCommitRequest = decode_body(frame)?;
@@ -70,7 +71,6 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         if version >= 9 { ResponseError::GroupIdNotFound.code() } else { ResponseError::IllegalGeneration.code() };
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
-            let shard = shard.clone();
             let check = shard.state.borrow_mut().groups.check_commit(
                 &group,
                 generation,
@@ -82,23 +82,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
             if let CommitCheck::Refused(error) = check {
                 return ready(error);
             }
-            if records.is_empty() {
-                return ready(0);
-            }
-            let appended = shard.state.borrow_mut().append_offsets(&group, &records);
-            match appended {
-                Err(error) => ready(error),
-                Ok(receiver) => Box::pin(async move {
-                    let error = receiver.await.unwrap_or(ResponseError::RequestTimedOut.code());
-                    if error == 0 {
-                        let mut broker = shard.state.borrow_mut();
-                        for record in records {
-                            broker.groups.apply(record, now);
-                        }
-                    }
-                    error
-                }),
-            }
+            offsets::persist(&shard.state, &group, records)
         })
         .await?;
     let correlation_id = frame.correlation_id;

@@ -12,11 +12,12 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::Decodable;
 use kafka_protocol::ResponseError;
 
-use super::group_support::{later, ready, text, tombstone};
+use super::group_support::{later, ready, text, tombstones};
 use super::Reply;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::coordinators::groups::GroupState;
 use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
 
 /// Per topic, per partition error codes of an OffsetDelete.
 type DeleteResults = (i16, Vec<(String, Vec<(i32, i16)>)>);
@@ -91,7 +92,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     .collect();
                 (0i16, results, keys)
             };
-            let stored = tombstone(shard, &group, keys);
+            let stored = offsets::persist(&shard.state, &group, tombstones(&group, keys));
             Box::pin(async move {
                 let error = stored.await;
                 if error != 0 {

@@ -149,34 +149,6 @@ impl ShardState {
         Ok(())
     }
 
-    /// Tombstones the committed offsets that `offsets.retention.minutes` expired.
-    pub fn expire_offsets(&mut self, now_ms: i64) {
-        let expired = self.groups.expired_offsets(now_ms);
-        if expired.is_empty() {
-            return;
-        }
-        let mut by_group: BTreeMap<String, Vec<store::OffsetRecord>> = BTreeMap::new();
-        for (group, topic, partition) in expired {
-            by_group.entry(group.clone()).or_default().push(store::OffsetRecord {
-                group,
-                topic,
-                partition,
-                value: None,
-            });
-        }
-        for (group, records) in by_group {
-            match self.append_offsets(&group, &records) {
-                Ok(_) => {
-                    tracing::info!(%group, offsets = records.len(), "expired committed offsets");
-                    for record in records {
-                        self.groups.apply(record, now_ms);
-                    }
-                }
-                Err(code) => tracing::warn!(%group, code, "could not expire committed offsets"),
-            }
-        }
-    }
-
     /// Appends offset records for `group` to its offsets partition. The receiver answers once
     /// they are durable (or with the error code of a failed commit).
     pub fn append_offsets(
