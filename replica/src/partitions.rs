@@ -209,7 +209,7 @@ impl Partitions {
 
     /// One past the last offset assigned, appends not yet committed included: where a new
     /// leader epoch begins.
-    fn next_offset(&self, id: LogId) -> Result<Offset> {
+    pub fn next_offset(&self, id: LogId) -> Result<Offset> {
         Ok(self.engine.log(id)?.next_offset())
     }
 

@@ -3,22 +3,34 @@
 //!
 //! Owns: the registry and the dispatch from a decoded frame to its handler. A handler returns a
 //! [`Reply`]: the response bytes now, later (after a group commit or a fetch wait), or none
-//! (produce with acks=0).
+//! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`];
+//! it is the one module here that serves no API.
 
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod fetch;
-pub mod groups;
+pub mod find_coordinator;
+pub mod group_support;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_handshake;
+pub mod sync_group;
 
 use std::rc::Rc;
 
@@ -99,17 +111,17 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::DescribeConfigs => describe_configs::handle(context, &frame).map(Reply::Now),
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
-        ApiKey::FindCoordinator => groups::find_coordinator(context, &frame).await,
-        ApiKey::JoinGroup => groups::join_group(context, &frame).await,
-        ApiKey::SyncGroup => groups::sync_group(context, &frame).await,
-        ApiKey::Heartbeat => groups::heartbeat(context, &frame).await,
-        ApiKey::LeaveGroup => groups::leave_group(context, &frame).await,
-        ApiKey::OffsetCommit => groups::offset_commit(context, &frame).await,
-        ApiKey::OffsetFetch => groups::offset_fetch(context, &frame).await,
-        ApiKey::ListGroups => groups::list_groups(context, &frame).await,
-        ApiKey::DescribeGroups => groups::describe_groups(context, &frame).await,
-        ApiKey::DeleteGroups => groups::delete_groups(context, &frame).await,
-        ApiKey::OffsetDelete => groups::offset_delete(context, &frame).await,
+        ApiKey::FindCoordinator => find_coordinator::handle(context, &frame).await,
+        ApiKey::JoinGroup => join_group::handle(context, &frame).await,
+        ApiKey::SyncGroup => sync_group::handle(context, &frame).await,
+        ApiKey::Heartbeat => heartbeat::handle(context, &frame).await,
+        ApiKey::LeaveGroup => leave_group::handle(context, &frame).await,
+        ApiKey::OffsetCommit => offset_commit::handle(context, &frame).await,
+        ApiKey::OffsetFetch => offset_fetch::handle(context, &frame).await,
+        ApiKey::ListGroups => list_groups::handle(context, &frame).await,
+        ApiKey::DescribeGroups => describe_groups::handle(context, &frame).await,
+        ApiKey::DeleteGroups => delete_groups::handle(context, &frame).await,
+        ApiKey::OffsetDelete => offset_delete::handle(context, &frame).await,
         ApiKey::SaslHandshake => sasl_handshake::handshake(&frame).map(Reply::Now),
         ApiKey::SaslAuthenticate => sasl_handshake::authenticate(&frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),

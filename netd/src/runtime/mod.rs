@@ -7,6 +7,8 @@
 //! - [`shard`] — a shard thread's bootstrap, its tasks, clean shutdown.
 //! - [`state`] — one shard's state: its partitions (`replica::Partitions`), its group
 //!   coordinator and the `__consumer_offsets` partitions behind it.
+//! - [`offsets`] — the one rule for committed offsets: durable in the offsets partition first,
+//!   then applied to the coordinator's memory; and their expiry.
 //! - [`context`] — what a shard's tasks share, and `submit` (work on another shard through its
 //!   bounded inbox).
 //! - [`connection`] — a connection's frames within the budgets, responses in request order.
@@ -19,6 +21,7 @@ pub mod committer;
 pub mod connection;
 pub mod context;
 pub mod controller;
+pub mod offsets;
 pub mod shard;
 pub mod state;
 pub mod ticker;

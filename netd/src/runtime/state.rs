@@ -34,7 +34,7 @@ pub struct ShardState {
     /// The consumer groups whose offsets partitions this shard owns.
     pub groups: groups::Coordinator,
     /// The `__consumer_offsets` partitions this shard owns.
-    offsets_logs: BTreeMap<i32, LogId>,
+    pub(crate) offsets_logs: BTreeMap<i32, LogId>,
 }
 
 impl std::fmt::Debug for ShardState {
@@ -108,34 +108,6 @@ impl ShardState {
         }
         self.offsets_logs.insert(partition, id);
         Ok(())
-    }
-
-    /// Tombstones the committed offsets that `offsets.retention.minutes` expired.
-    pub fn expire_offsets(&mut self, now_ms: i64) {
-        let expired = self.groups.expired_offsets(now_ms);
-        if expired.is_empty() {
-            return;
-        }
-        let mut by_group: BTreeMap<String, Vec<store::OffsetRecord>> = BTreeMap::new();
-        for (group, topic, partition) in expired {
-            by_group.entry(group.clone()).or_default().push(store::OffsetRecord {
-                group,
-                topic,
-                partition,
-                value: None,
-            });
-        }
-        for (group, records) in by_group {
-            match self.append_offsets(&group, &records) {
-                Ok(_) => {
-                    tracing::info!(%group, offsets = records.len(), "expired committed offsets");
-                    for record in records {
-                        self.groups.apply(record, now_ms);
-                    }
-                }
-                Err(error) => tracing::warn!(%group, %error, "could not expire committed offsets"),
-            }
-        }
     }
 
     /// Appends offset records for `group` to its offsets partition; the [`Ack`] resolves once
@@ -226,6 +198,11 @@ impl ShardState {
     /// Runs the group commit without blocking (see [`Partitions::pump`]).
     pub fn pump(&mut self) {
         self.partitions.pump(now_ms());
+    }
+
+    /// Commits everything pending, blocking (the syscall backend's path, and tests).
+    pub fn commit(&mut self) {
+        self.partitions.commit(now_ms());
     }
 
     /// Clean shutdown: commits what is pending, then closes every log (exact file lengths,

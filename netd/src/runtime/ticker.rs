@@ -2,7 +2,7 @@
 //!
 //! Owns: when periodic work runs (every [`TICK_MS`], retention every
 //! `log.retention.check.interval.ms`); what each piece does belongs to the shard state, the
-//! group coordinator and the partitions.
+//! group coordinator, the offsets rule (`runtime::offsets`) and the partitions.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::now_ms;
 use crate::limits::TICK_MS;
+use crate::runtime::offsets;
 use crate::runtime::state::ShardState;
 
 pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u64) {
@@ -17,13 +18,16 @@ pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u6
     let mut last_retention = Instant::now();
     loop {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
-        let mut state = state.borrow_mut();
-        state.pump(); // Interval flushes that came due.
-        state.groups.tick(now_ms());
+        {
+            let mut state = state.borrow_mut();
+            state.pump(); // Interval flushes that came due.
+            state.groups.tick(now_ms());
+        }
         if last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();
-            state.expire_offsets(now_ms());
-            state.enforce_retention(now_ms());
+            // Borrows the state itself, and only until the tombstones are appended.
+            offsets::expire(&state, now_ms());
+            state.borrow_mut().enforce_retention(now_ms());
         }
     }
 }

@@ -5,7 +5,7 @@
 //! CompletingRebalance → Stable), member ids (MEMBER_ID_REQUIRED on a first join from v4),
 //! generations, protocol selection by vote, session and rebalance timeouts, the initial
 //! rebalance delay, static membership (`group.instance.id`), and the in-memory committed offsets
-//! (their durable form is `store.rs`, appended by the handlers to the offsets logs).
+//! (their durable form is `store.rs`, appended to the offsets logs by `runtime::offsets`).
 //!
 //! Must not know: sockets, shards, Kafka message structs. Answers are plain values and error
 //! codes; waiting members get them through oneshot channels. Time comes in as `now_ms`.
@@ -14,7 +14,7 @@
 
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures_channel::oneshot;
@@ -375,6 +375,9 @@ impl Group {
 pub struct Coordinator {
     pub config: GroupConfig,
     pub groups: BTreeMap<String, Group>,
+    /// (group, topic, partition) of the offsets whose expiry tombstones are appended but whose
+    /// outcome is not known yet: [`Coordinator::expired_offsets`] does not return them again.
+    pub expiring: BTreeSet<(String, String, i32)>,
 }
 
 /// The outcome of validating an OffsetCommit for a group.
@@ -386,7 +389,7 @@ pub enum CommitCheck {
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Coordinator {
-        Coordinator { config, groups: BTreeMap::new() }
+        Coordinator { config, groups: BTreeMap::new(), expiring: BTreeSet::new() }
     }
 
     fn group_entry(&mut self, id: &str, now_ms: i64) -> Result<&mut Group, i16> {
@@ -737,7 +740,8 @@ impl Coordinator {
     }
 
     /// Offsets of Empty groups older than `offsets.retention.minutes` (from when the group
-    /// became empty or the offset was committed, whichever is later): to be tombstoned.
+    /// became empty or the offset was committed, whichever is later): to be tombstoned. Those
+    /// already being expired (`expiring`) are left out.
     pub fn expired_offsets(&self, now_ms: i64) -> Vec<(String, String, i32)> {
         let retention = self.config.offsets_retention_ms;
         if retention < 0 {
@@ -747,7 +751,10 @@ impl Coordinator {
         for group in self.groups.values().filter(|group| group.state == GroupState::Empty) {
             for ((topic, partition), value) in &group.offsets {
                 if value.commit_timestamp_ms.max(group.empty_since_ms) + retention < now_ms {
-                    out.push((group.id.clone(), topic.clone(), *partition));
+                    let key = (group.id.clone(), topic.clone(), *partition);
+                    if !self.expiring.contains(&key) {
+                        out.push(key);
+                    }
                 }
             }
         }
@@ -911,6 +918,9 @@ mod tests {
         let week = CONFIG.offsets_retention_ms;
         assert!(coordinator.expired_offsets(week).is_empty(), "not older than the retention yet");
         assert_eq!(coordinator.expired_offsets(week + 2), vec![("old".to_string(), "t".to_string(), 0)]);
+        coordinator.expiring.insert(("old".to_string(), "t".to_string(), 0));
+        assert!(coordinator.expired_offsets(week + 2).is_empty(), "an expiry in flight is not repeated");
+        coordinator.expiring.clear();
         coordinator
             .apply(store::OffsetRecord { group: "old".into(), topic: "t".into(), partition: 0, value: None }, week + 2);
         assert!(!coordinator.groups.contains_key("old"), "a tombstone removes the last offset and the empty group");

@@ -1,0 +1,64 @@
+//! DeleteGroups (key 42), versions 0–2: deletes Empty groups (NON_EMPTY_GROUP otherwise),
+//! tombstoning their committed offsets first; a group is forgotten once its tombstones are
+//! durable.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse, GroupId};
+use kafka_protocol::ResponseError;
+
+use super::group_support::{ready, text, tombstones};
+use super::Reply;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::coordinators::groups::GroupState;
+use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
+
+pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
+    let request: DeleteGroupsRequest = decode_body(frame)?;
+    let mut pending = Vec::new();
+    for group in &request.groups_names {
+        let group = group.to_string();
+        let name = group.clone();
+        let work = context
+            .submit(context.group_owner(&group), move |shard| {
+                let keys = {
+                    let broker = shard.state.borrow();
+                    match broker.groups.groups.get(&group) {
+                        None => return ready(ResponseError::GroupIdNotFound.code()),
+                        Some(known) if known.state != GroupState::Empty => {
+                            return ready(ResponseError::NonEmptyGroup.code())
+                        }
+                        Some(known) => known.offsets.keys().cloned().collect::<Vec<_>>(),
+                    }
+                };
+                let shard = shard.clone();
+                let stored = offsets::persist(&shard.state, &group, tombstones(&group, keys));
+                Box::pin(async move {
+                    let error = stored.await;
+                    if error == 0 {
+                        let mut broker = shard.state.borrow_mut();
+                        if broker.groups.groups.get(&group).is_some_and(|known| known.state == GroupState::Empty) {
+                            broker.groups.groups.remove(&group);
+                        }
+                        tracing::info!(%group, "deleted group");
+                    }
+                    error
+                })
+            })
+            .await?;
+        pending.push((name, work));
+    }
+    let (version, correlation_id) = (frame.api_version, frame.correlation_id);
+    Ok(Reply::Later(Box::pin(async move {
+        let mut response = DeleteGroupsResponse::default();
+        for (group, answer) in pending {
+            let mut result = DeletableGroupResult::default();
+            result.group_id = GroupId(text(&group));
+            result.error_code = answer.await?;
+            response.results.push(result);
+        }
+        Ok(Some(vec![encode_response(ApiKey::DeleteGroups, version, correlation_id, &response)?]))
+    })))
+}

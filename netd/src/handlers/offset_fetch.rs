@@ -1,0 +1,143 @@
+//! OffsetFetch (key 9), versions 1–9: a group's committed offsets, for the asked partitions or
+//! all the group has; v8+ asks for several groups at once. Each group is answered by the shard
+//! that coordinates it.
+
+use std::rc::Rc;
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::group_support::{ready, text};
+use super::Reply;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::coordinators::groups::store::CommittedOffset;
+use crate::runtime::context::ShardContext;
+
+/// Topics and partitions asked for; `None` means all the group has.
+type AskedTopics = Option<Vec<(String, Vec<i32>)>>;
+
+/// One group's committed offsets for the asked partitions (`None`: all it has).
+type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+fn fetch_offsets(shard: &ShardContext, group: &str, topics: AskedTopics) -> FetchedOffsets {
+    let broker = shard.state.borrow();
+    let known = broker.groups.groups.get(group);
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let found = partitions
+                    .into_iter()
+                    .map(|partition| {
+                        let offset = known.and_then(|group| group.offsets.get(&(topic.clone(), partition))).cloned();
+                        (partition, offset)
+                    })
+                    .collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: std::collections::BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>> =
+                Default::default();
+            if let Some(group) = known {
+                for ((topic, partition), offset) in &group.offsets {
+                    by_topic.entry(topic.clone()).or_default().push((*partition, Some(offset.clone())));
+                }
+            }
+            by_topic.into_iter().collect()
+        }
+    }
+}
+
+pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
+    let request: OffsetFetchRequest = decode_body(frame)?;
+    let version = frame.api_version;
+    // (group, asked topics) for every group of the request.
+    let asked: Vec<(String, AskedTopics)> = if version >= 8 {
+        request
+            .groups
+            .iter()
+            .map(|group| {
+                let topics = group.topics.as_ref().map(|topics| {
+                    topics.iter().map(|topic| (topic.name.to_string(), topic.partition_indexes.clone())).collect()
+                });
+                (group.group_id.to_string(), topics)
+            })
+            .collect()
+    } else {
+        let topics = request.topics.as_ref().map(|topics| {
+            topics.iter().map(|topic| (topic.name.to_string(), topic.partition_indexes.clone())).collect()
+        });
+        vec![(request.group_id.to_string(), topics)]
+    };
+    let mut pending = Vec::new();
+    for (group, topics) in asked {
+        let name = group.clone();
+        pending.push((
+            name,
+            context
+                .submit(context.group_owner(&group), move |shard| ready(fetch_offsets(shard, &group, topics)))
+                .await?,
+        ));
+    }
+    let correlation_id = frame.correlation_id;
+    Ok(Reply::Later(Box::pin(async move {
+        let mut response = OffsetFetchResponse::default();
+        for (group, answer) in pending {
+            let fetched = answer.await?;
+            if version >= 8 {
+                let mut entry = OffsetFetchResponseGroup::default();
+                entry.group_id = GroupId(text(&group));
+                entry.topics = fetched
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let mut topic_entry = OffsetFetchResponseTopics::default();
+                        topic_entry.name = TopicName(text(&topic));
+                        topic_entry.partitions = partitions
+                            .into_iter()
+                            .map(|(partition, offset)| {
+                                let mut item = OffsetFetchResponsePartitions::default();
+                                item.partition_index = partition;
+                                item.committed_offset = offset.as_ref().map_or(-1, |offset| offset.offset);
+                                item.committed_leader_epoch = offset.as_ref().map_or(-1, |offset| offset.leader_epoch);
+                                item.metadata =
+                                    Some(text(offset.as_ref().map_or("", |offset| offset.metadata.as_str())));
+                                item
+                            })
+                            .collect();
+                        topic_entry
+                    })
+                    .collect();
+                response.groups.push(entry);
+            } else {
+                response.topics = fetched
+                    .into_iter()
+                    .map(|(topic, partitions)| {
+                        let mut topic_entry = OffsetFetchResponseTopic::default();
+                        topic_entry.name = TopicName(text(&topic));
+                        topic_entry.partitions = partitions
+                            .into_iter()
+                            .map(|(partition, offset)| {
+                                let mut item = OffsetFetchResponsePartition::default();
+                                item.partition_index = partition;
+                                item.committed_offset = offset.as_ref().map_or(-1, |offset| offset.offset);
+                                if version >= 5 {
+                                    item.committed_leader_epoch =
+                                        offset.as_ref().map_or(-1, |offset| offset.leader_epoch);
+                                }
+                                item.metadata =
+                                    Some(text(offset.as_ref().map_or("", |offset| offset.metadata.as_str())));
+                                item
+                            })
+                            .collect();
+                        topic_entry
+                    })
+                    .collect();
+            }
+        }
+        Ok(Some(vec![encode_response(ApiKey::OffsetFetch, version, correlation_id, &response)?]))
+    })))
+}

@@ -1,0 +1,207 @@
+//! Committed-offset persistence: the one rule by which a group's committed offsets change.
+//!
+//! **Rule: an offset record (a commit or a tombstone) is appended to the group's
+//! `__consumer_offsets` partition, and applied to the coordinator's memory only once that append
+//! is durable.** So OffsetFetch never shows an offset a crash would lose, nor hides one a restart
+//! would bring back, and a failed commit leaves memory as it was. OffsetCommit, DeleteGroups,
+//! OffsetDelete and the expiry of `offsets.retention.minutes` all go through [`persist`].
+//!
+//! Owns: [`persist`] and [`expire`] (the expiry pass the ticker runs). Runs on the shard thread
+//! that owns the group's offsets partition; borrows the shard state only between awaits.
+//!
+//! Must not know: any Kafka request or response. Which records to write is the caller's
+//! business; the error codes of a failed append are decided here (and in `codec::errors`).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use crate::clock::now_ms;
+use crate::codec::errors;
+use crate::coordinators::groups::store::OffsetRecord;
+use crate::runtime::state::ShardState;
+use futures_util::future::LocalBoxFuture;
+
+/// Appends `records` of `group` to its offsets partition and, once they are durable, applies
+/// them to `state.groups`. The append happens before this returns (so records of one shard keep
+/// their submission order in the log); the future answers 0 once applied, or the Kafka error code
+/// of a failed append or commit, in which case memory is unchanged.
+pub fn persist(
+    state: &Rc<RefCell<ShardState>>,
+    group: &str,
+    records: Vec<OffsetRecord>,
+) -> LocalBoxFuture<'static, i16> {
+    if records.is_empty() {
+        return Box::pin(std::future::ready(errors::NONE));
+    }
+    let appended = state.borrow_mut().append_offsets(group, &records);
+    let durable = match appended {
+        Ok(durable) => durable,
+        Err(error) => return Box::pin(std::future::ready(errors::offsets_error_code(&error))),
+    };
+    let state = state.clone();
+    Box::pin(async move {
+        // A shard stopping first answers `Stopped`: the outcome of the append is unknown, as
+        // after a timeout.
+        let code = durable.await.map_or_else(|error| errors::offsets_error_code(&error), |()| errors::NONE);
+        if code == errors::NONE {
+            let mut state = state.borrow_mut();
+            let now = now_ms();
+            for record in records {
+                state.groups.apply(record, now);
+            }
+        }
+        code
+    })
+}
+
+/// Tombstones the committed offsets that `offsets.retention.minutes` expired: one [`persist`] per
+/// group, spawned, so the offsets leave memory once their tombstones are durable.
+///
+/// An expiry still in flight at the next pass is not repeated: its keys are marked in
+/// `groups.expiring` until its outcome is known (then unmarked, so a failed one is retried).
+/// Tombstoning a key twice would be idempotent in memory, but not in the log: a commit appended
+/// between the two tombstones would be acknowledged and then deleted by the second.
+pub fn expire(state: &Rc<RefCell<ShardState>>, now_ms: i64) {
+    let expired = state.borrow().groups.expired_offsets(now_ms);
+    let mut by_group: BTreeMap<String, Vec<OffsetRecord>> = BTreeMap::new();
+    for (group, topic, partition) in expired {
+        by_group.entry(group.clone()).or_default().push(OffsetRecord { group, topic, partition, value: None });
+    }
+    for (group, records) in by_group {
+        let keys: Vec<(String, String, i32)> =
+            records.iter().map(|record| (group.clone(), record.topic.clone(), record.partition)).collect();
+        state.borrow_mut().groups.expiring.extend(keys.iter().cloned());
+        let stored = persist(state, &group, records);
+        let state = state.clone();
+        compio::runtime::spawn(async move {
+            let code = stored.await;
+            let mut shard = state.borrow_mut();
+            for key in &keys {
+                shard.groups.expiring.remove(key);
+            }
+            if code == errors::NONE {
+                tracing::info!(%group, offsets = keys.len(), "expired committed offsets");
+            } else {
+                tracing::warn!(%group, code, "could not expire committed offsets");
+            }
+        })
+        .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::FutureExt;
+
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::config::Config;
+    use crate::coordinators::groups::store::CommittedOffset;
+
+    /// A shard state on `dir` with one offsets partition, owned by this shard if `owns_offsets`.
+    fn open(dir: &std::path::Path, retention_minutes: i64, owns_offsets: bool) -> Rc<RefCell<ShardState>> {
+        let values = [
+            ("log.dirs", dir.display().to_string()),
+            ("offsets.topic.num.partitions", "1".to_string()),
+            ("offsets.retention.minutes", retention_minutes.to_string()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), value))
+        .collect();
+        let config = Config::from_properties(&values).expect("config");
+        // The trigger wakes a committer task; these tests commit by hand instead.
+        let (trigger, _) = futures_channel::mpsc::unbounded();
+        let state = ShardState::open(config, trigger, &Catalog::default(), |_, _| owns_offsets).expect("open");
+        Rc::new(RefCell::new(state))
+    }
+
+    fn commit(offset: i64, at_ms: i64) -> OffsetRecord {
+        OffsetRecord {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            value: Some(CommittedOffset {
+                offset,
+                leader_epoch: 0,
+                metadata: String::new(),
+                commit_timestamp_ms: at_ms,
+            }),
+        }
+    }
+
+    fn committed(state: &Rc<RefCell<ShardState>>) -> Option<i64> {
+        let state = state.borrow();
+        state
+            .groups
+            .groups
+            .get("g")
+            .and_then(|group| group.offsets.get(&("t".to_string(), 0)))
+            .map(|value| value.offset)
+    }
+
+    /// Records appended to the offsets partition, durable or not.
+    fn offsets_appended(state: &Rc<RefCell<ShardState>>) -> u64 {
+        let state = state.borrow();
+        let log = state.offsets_logs[&0];
+        state.partitions.next_offset(log).expect("offsets log").0
+    }
+
+    #[test]
+    fn a_commit_reaches_memory_only_once_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open(dir.path(), 10_080, true);
+        state.borrow_mut().groups.apply(commit(3, now_ms()), now_ms());
+        let mut stored = persist(&state, "g", vec![commit(7, now_ms())]);
+        assert_eq!(offsets_appended(&state), 1, "appended at once");
+        assert!((&mut stored).now_or_never().is_none(), "not durable before a group commit");
+        assert_eq!(committed(&state), Some(3), "memory keeps the durable offset meanwhile");
+        state.borrow_mut().commit();
+        assert_eq!(stored.now_or_never(), Some(errors::NONE));
+        assert_eq!(committed(&state), Some(7));
+    }
+
+    #[test]
+    fn a_failed_append_leaves_memory_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // This shard does not own the offsets partition: the append fails.
+        let state = open(dir.path(), 10_080, false);
+        state.borrow_mut().groups.apply(commit(3, now_ms()), now_ms());
+        let stored = persist(&state, "g", vec![commit(7, now_ms())]);
+        assert_eq!(stored.now_or_never(), Some(errors::code(kafka_protocol::ResponseError::NotCoordinator)));
+        assert_eq!(committed(&state), Some(3));
+    }
+
+    #[test]
+    fn expiry_tombstones_once_and_forgets_the_offset_once_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Retention 0: an offset of an empty group expires as soon as time moves on.
+        let state = open(dir.path(), 0, true);
+        state.borrow_mut().groups.apply(commit(5, 0), 0);
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            expire(&state, 10);
+            assert_eq!(offsets_appended(&state), 1, "one tombstone appended");
+            assert_eq!(committed(&state), Some(5), "not forgotten before the tombstone is durable");
+            expire(&state, 11);
+            assert_eq!(offsets_appended(&state), 1, "an expiry in flight is not repeated");
+            state.borrow_mut().commit();
+            for _ in 0..100 {
+                if !state.borrow().groups.groups.contains_key("g") {
+                    break;
+                }
+                compio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(committed(&state), None);
+            assert!(!state.borrow().groups.groups.contains_key("g"), "the empty group went with its last offset");
+            assert!(state.borrow().groups.expiring.is_empty());
+            expire(&state, 12);
+            assert_eq!(offsets_appended(&state), 1, "nothing left to expire");
+        });
+        state.borrow_mut().close().expect("close");
+        drop(state);
+        let reopened = open(dir.path(), 0, true);
+        assert_eq!(committed(&reopened), None, "the tombstone is what a restart replays");
+    }
+}
