@@ -16,5 +16,4 @@ pub mod config;
 pub mod coordinators;
 pub mod handlers;
 pub mod limits;
-pub mod producers;
 pub mod runtime;
