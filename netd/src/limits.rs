@@ -92,9 +92,6 @@ pub const SHARD_COUNT_MAX: usize = 256;
 pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Partitions one CreateTopics or CreatePartitions may ask for.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
-/// Bytes read at a time when rebuilding state (producers, committed offsets) from a log at
-/// start-up.
-pub const REBUILD_READ_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How often a shard checks whether it should shut down, and runs interval flushes and group
 /// timeouts.
