@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use engine::io::{FileSystem, OpenOptions};
 
 use crate::catalog::valid_topic_name;
-use crate::coordinators::groups;
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 
 /// The directory under the data dir that holds one manifest per topic.
@@ -206,7 +205,7 @@ pub fn partition_dirs(data_dir: &Path) -> Result<BTreeMap<String, BTreeSet<i32>>
             && partition.bytes().all(|byte| byte.is_ascii_digit())
             && (partition == "0" || !partition.starts_with('0'));
         let Some(partition) = partition.parse::<i32>().ok().filter(|_| canonical) else { continue };
-        if valid_topic_name(topic).is_ok() && topic != groups::OFFSETS_TOPIC {
+        if valid_topic_name(topic).is_ok() && topic != super::OFFSETS_TOPIC {
             found.entry(topic.to_string()).or_default().insert(partition);
         }
     }

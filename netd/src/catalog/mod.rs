@@ -39,13 +39,17 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// The internal log of committed offsets, as Kafka names it.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The `__consumer_offsets` partition of a group (Kafka: hash of the group id mod the count).
+pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
+    (fnv1a(group.as_bytes()) % partitions.max(1) as u64) as i32
+}
+
 /// The shard that coordinates `group`: the owner of its `__consumer_offsets` partition.
 pub fn group_owner(group: &str, offsets_partitions: i32, shard_count: usize) -> usize {
-    owner_of(
-        crate::coordinators::groups::OFFSETS_TOPIC,
-        crate::coordinators::groups::offsets_partition(group, offsets_partitions),
-        shard_count,
-    )
+    owner_of(OFFSETS_TOPIC, offsets_partition(group, offsets_partitions), shard_count)
 }
 
 /// Kafka's rules for a topic name: legal characters and length.

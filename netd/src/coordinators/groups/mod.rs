@@ -22,13 +22,9 @@ use kafka_protocol::ResponseError;
 
 use store::CommittedOffset;
 
-/// The internal log of committed offsets, as Kafka names it.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// The `__consumer_offsets` partition of a group (Kafka: hash of the group id mod the count).
-pub fn offsets_partition(group: &str, partitions: i32) -> i32 {
-    (crate::catalog::fnv1a(group.as_bytes()) % partitions.max(1) as u64) as i32
-}
+/// Where groups live is placement, the catalog's business (re-exported for the coordinator's
+/// users).
+pub use crate::catalog::{offsets_partition, OFFSETS_TOPIC};
 
 /// Members one group may hold (Kafka's `group.max.size` defaults to unlimited; we name a bound).
 pub const GROUP_MEMBERS_MAX: usize = 10_000;
