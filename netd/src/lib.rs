@@ -3,8 +3,10 @@
 //!
 //! Layers, bottom up (a module imports only from layers below it, and the `replica` and
 //! `engine` crates):
-//! - [`limits`], [`clock`], [`codec`] (Kafka bytes and rules, pure), [`config`];
-//! - [`coordinators`] (consumer groups), [`catalog`] (topics, placement, manifests, producer ids);
+//! - [`limits`], [`clock`], [`codec`] (Kafka bytes and rules, pure);
+//! - [`catalog`] (topics, placement, manifests, producer ids);
+//! - [`coordinators`] (consumer groups);
+//! - [`config`] (the broker's keys; it holds the coordinators' settings);
 //! - [`runtime`] (shard threads, shard state, connections, committer, controller);
 //! - [`handlers`] (one file per API, adapting requests to partitions and coordinators);
 //! - the binary (`main.rs`: command line, signals, acceptor; wires handlers into the runtime).
