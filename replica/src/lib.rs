@@ -22,6 +22,7 @@
 pub mod error;
 pub mod partition;
 pub mod partitions;
+pub mod producer_snapshot;
 pub mod producers;
 pub mod read;
 
