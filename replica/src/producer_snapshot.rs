@@ -21,7 +21,7 @@ use std::io;
 use std::path::Path;
 
 use engine::io::{read_small_file, write_file_atomically, FileSystem, ATOMIC_TEMP_SUFFIX};
-use engine::Offset;
+use engine::{EngineError, Offset};
 
 use crate::producers::{BatchMeta, ProducerEntry, ProducerState, PRODUCER_BATCHES_RETAINED};
 
@@ -50,8 +50,8 @@ pub struct ProducerSnapshot {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    #[error(transparent)]
+    Storage(#[from] EngineError),
     #[error("damaged producer-state snapshot: {0}")]
     Damaged(String),
     #[error("producer state of {size_bytes} bytes is more than PRODUCER_STATE_BYTES_MAX ({PRODUCER_STATE_BYTES_MAX})")]
@@ -182,19 +182,20 @@ impl Reader<'_> {
 
 /// Replaces the partition's snapshot with `bytes` (from [`encode`]): durable, name and all, when
 /// this returns.
-pub fn write(fs: &mut dyn FileSystem, dir: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+pub fn write(fs: &mut dyn FileSystem, dir: &Path, bytes: &[u8]) -> Result<(), EngineError> {
     write_file_atomically(fs, dir, FILE_NAME, bytes).map_err(io_error(dir, FILE_NAME))
 }
 
 /// The partition's snapshot; `Ok(None)` when there is none.
 pub fn read(fs: &mut dyn FileSystem, dir: &Path) -> Result<Option<ProducerSnapshot>, SnapshotError> {
-    let bytes = read_small_file(fs, &dir.join(FILE_NAME), PRODUCER_STATE_BYTES_MAX).map_err(io_error(dir, FILE_NAME))?;
+    let bytes =
+        read_small_file(fs, &dir.join(FILE_NAME), PRODUCER_STATE_BYTES_MAX).map_err(io_error(dir, FILE_NAME))?;
     bytes.map(|bytes| decode(&bytes)).transpose()
 }
 
 /// Removes the snapshot and any temp file a crash left behind, durably (a snapshot that
 /// described removed batches must not come back).
-pub fn remove(fs: &mut dyn FileSystem, dir: &Path) -> Result<(), SnapshotError> {
+pub fn remove(fs: &mut dyn FileSystem, dir: &Path) -> Result<(), EngineError> {
     let temp_name = format!("{FILE_NAME}{ATOMIC_TEMP_SUFFIX}");
     for name in [FILE_NAME, temp_name.as_str()] {
         match fs.remove_file(&dir.join(name)) {
@@ -217,8 +218,8 @@ pub fn remove_leftover_temp(fs: &mut dyn FileSystem, dir: &Path) {
     }
 }
 
-fn io_error<'a>(dir: &'a Path, name: &'a str) -> impl FnOnce(io::Error) -> SnapshotError + 'a {
-    move |source| SnapshotError::Io { path: dir.join(name).display().to_string(), source }
+fn io_error<'a>(dir: &'a Path, name: &'a str) -> impl FnOnce(io::Error) -> EngineError + 'a {
+    move |source| EngineError::from_io(dir.join(name), source)
 }
 
 #[cfg(test)]
@@ -252,13 +253,13 @@ mod tests {
         let bytes = encode(&one, Offset(7)).expect("encode");
         let expected: Vec<u8> = [
             &b"SKUAPRST"[..],
-            &[0, 1],                   // version
-            &[0, 0, 0, 0, 0, 0, 0, 7], // offset
-            &[0, 0, 0, 1],             // producers
-            &[0, 0, 0, 0, 0, 0, 0, 1], // producer id
-            &[0, 2],                   // epoch
-            &[1],                      // batches
-            &[0, 0, 0, 3, 0, 0, 0, 4], // first and last sequence
+            &[0, 1],                                           // version
+            &[0, 0, 0, 0, 0, 0, 0, 7],                         // offset
+            &[0, 0, 0, 1],                                     // producers
+            &[0, 0, 0, 0, 0, 0, 0, 1],                         // producer id
+            &[0, 2],                                           // epoch
+            &[1],                                              // batches
+            &[0, 0, 0, 3, 0, 0, 0, 4],                         // first and last sequence
             &[0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 6], // base and last offset
         ]
         .concat();

@@ -121,6 +121,10 @@ impl ProducerState {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
     /// Every producer, by ascending id (what a snapshot writes).
     pub(crate) fn entries(&self) -> impl ExactSizeIterator<Item = (i64, &ProducerEntry)> {
         self.producers.iter().map(|(producer_id, entry)| (*producer_id, entry))
