@@ -1,6 +1,8 @@
-//! The partitions of one shard over its engine shard: opening (recovery and producer-state
-//! rebuild), appends with their acknowledgements, reads within a bound, the group commit's
-//! outcome turned into high watermark advances, and role changes.
+//! The partitions of one shard over its engine shard: opening (recovery, then the producer state
+//! from its snapshot and the batches after it), appends with their acknowledgements, reads within
+//! a bound, the group commit's outcome turned into high watermark advances, role changes, and
+//! when producer-state snapshots are written (a roll, once committed; clean close) and removed
+//! (unusable at open, truncation below them, deletion).
 //!
 //! Lives on one shard thread; never shared. Every method that waits returns a future or a
 //! receiver instead of blocking, so the shard keeps serving while the disk works.
