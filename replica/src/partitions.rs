@@ -262,15 +262,13 @@ impl Partitions {
     /// Closes and deletes a partition's log and files (its producer-state snapshot too).
     /// Waiting acknowledgements fail.
     pub fn delete(&mut self, id: LogId) -> Result<()> {
-        let partition = self.partitions.remove(&id);
-        if let Some(mut partition) = partition {
-            partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
-            partition.wake_data_waiters();
-            self.engine.delete_log(id)?;
-            producer_snapshot::remove(self.engine.file_system(), &partition.dir)?;
-            return Ok(());
-        }
-        Ok(self.engine.delete_log(id)?)
+        let Some(mut partition) = self.partitions.remove(&id) else {
+            return Ok(self.engine.delete_log(id)?);
+        };
+        partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
+        partition.wake_data_waiters();
+        self.engine.delete_log(id)?;
+        Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
 
     /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow.
@@ -714,6 +712,12 @@ mod tests {
         reopened.truncate_to(id, Offset(1)).expect("truncate");
         assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "removed with the batches it covered");
         assert_eq!(reopened.get(id).expect("partition").snapshot_offset, None);
+
+        // Deleting the partition removes its snapshot with its segments.
+        roll_past(&mut reopened, id, Offset(0));
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_some(), "the producer's epoch is still known");
+        reopened.delete(id).expect("delete");
+        assert!(sim.file_paths().iter().all(|path| !path.starts_with("/p/t-0")), "{:?}", sim.file_paths());
     }
 
     #[test]
