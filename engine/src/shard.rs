@@ -113,6 +113,15 @@ impl Shard {
         self.fs.name()
     }
 
+    /// The shard's file system, for small files its caller keeps beside the logs (the partition
+    /// layer's producer-state snapshots), written and read with blocking calls. One backend per
+    /// shard means one set of descriptors, and in tests one simulated disk that crashes as a
+    /// whole. Never [`FileSystem::start`] chains on it: every completion the shard reaps must
+    /// belong to one of its commits.
+    pub fn file_system(&mut self) -> &mut dyn FileSystem {
+        self.fs.as_mut()
+    }
+
     /// Opens or creates the log in `dir` and recovers it.
     pub fn open_log(&mut self, dir: &Path, config: LogConfig, now_ms: i64) -> Result<(LogId, RecoveryReport)> {
         if self.logs.values().any(|log| log.dir() == dir) {

@@ -5,7 +5,9 @@
 //! acknowledgements waiting for it (keyed by offset), the fetches waiting for data, the
 //! idempotent producers' sequence state, and the rules that tie them together. Per shard
 //! ([`Partitions`]): the engine shard holding the logs, and turning its group commits into high
-//! watermark advances, acknowledgements and fetch wake-ups.
+//! watermark advances, acknowledgements and fetch wake-ups. On disk, beside each log: the
+//! producer-state snapshot ([`producer_snapshot`], `docs/formats/producer-state.md`), written
+//! through the engine shard's `FileSystem` at segment rolls and clean close.
 //!
 //! The rules replication will change live here and only here:
 //! - who may advance the high watermark: [`Partitions`] when a commit lands (single node: the
@@ -22,6 +24,7 @@
 pub mod error;
 pub mod partition;
 pub mod partitions;
+pub mod producer_snapshot;
 pub mod producers;
 pub mod read;
 

@@ -4,12 +4,14 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::rc::Rc;
 
 use engine::{LeaderEpoch, LogId, Offset};
 use futures_channel::oneshot;
 
 use crate::error::{ReplicaError, Result};
+use crate::producer_snapshot;
 use crate::producers::ProducerState;
 
 /// What a produce waits for before it is acknowledged.
@@ -107,10 +109,31 @@ pub struct Partition {
     pub(crate) acks: BTreeMap<Offset, Vec<AckWaiter>>,
     pub(crate) data_waiters: Vec<Rc<DataWaiter>>,
     pub(crate) producers: ProducerState,
+    /// The log's directory, which holds its producer-state snapshot.
+    pub(crate) dir: PathBuf,
+    /// The offset of the producer-state snapshot on disk; `None` when there is none.
+    pub(crate) snapshot_offset: Option<Offset>,
+    /// The producer state as of the last roll (at the new segment's base offset), encoded, to be
+    /// written once the commit covering every batch below that offset lands. Never written
+    /// before: a failed commit drops batches it may hold (their offsets are assigned again).
+    pub(crate) roll_snapshot: Option<(Offset, Vec<u8>)>,
+}
+
+/// What opening a partition found: where it is, what the log holds, and the producer state to
+/// start from.
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub log: LogId,
+    pub dir: PathBuf,
+    pub log_start: Offset,
+    pub end: Offset,
+    pub producers: ProducerState,
+    pub snapshot_offset: Option<Offset>,
 }
 
 impl Partition {
-    pub(crate) fn new(log: LogId, role: Role, log_start: Offset, end: Offset, producers: ProducerState) -> Partition {
+    pub(crate) fn new(opened: Opened, role: Role) -> Partition {
+        let Opened { log, dir, log_start, end, producers, snapshot_offset } = opened;
         Partition {
             log,
             role,
@@ -122,6 +145,9 @@ impl Partition {
             acks: BTreeMap::new(),
             data_waiters: Vec::new(),
             producers,
+            dir,
+            snapshot_offset,
+            roll_snapshot: None,
         }
     }
 
@@ -258,6 +284,32 @@ impl Partition {
 }
 
 impl Partition {
+    /// Whether a snapshot at `offset` would tell the next open anything: not when the one on
+    /// disk is at that offset already (the state below it has not changed since: appends move
+    /// the end, and a failed commit forgets only batches above it), nor when there is no
+    /// producer and no file (an open without a snapshot finds none either).
+    pub(crate) fn snapshot_needed(&self, offset: Offset) -> bool {
+        match self.snapshot_offset {
+            Some(on_disk) => on_disk != offset,
+            None => !self.producers.is_empty(),
+        }
+    }
+
+    /// Keeps the producer state as of a roll to `offset` (the new segment's base), for
+    /// [`Partitions`](crate::Partitions) to write once that offset is committed. Call before the
+    /// batches at or past `offset` are recorded.
+    pub(crate) fn snapshot_at_roll(&mut self, offset: Offset) {
+        if !self.snapshot_needed(offset) {
+            return;
+        }
+        match producer_snapshot::encode(&self.producers, offset) {
+            Ok(bytes) => self.roll_snapshot = Some((offset, bytes)),
+            Err(error) => {
+                tracing::warn!(dir = %self.dir.display(), %offset, %error, "producer state not snapshotted at a roll; the previous snapshot stays")
+            }
+        }
+    }
+
     /// A role change must not go back in epochs (a stale controller's order).
     pub(crate) fn check_epoch_not_older(&self, epoch: LeaderEpoch) -> Result<()> {
         let current = self.leader_epoch();

@@ -1,24 +1,28 @@
-//! The partitions of one shard over its engine shard: opening (recovery and producer-state
-//! rebuild), appends with their acknowledgements, reads within a bound, the group commit's
-//! outcome turned into high watermark advances, and role changes.
+//! The partitions of one shard over its engine shard: opening (recovery, then the producer state
+//! from its snapshot and the batches after it), appends with their acknowledgements, reads within
+//! a bound, the group commit's outcome turned into high watermark advances, role changes, and
+//! when producer-state snapshots are written (a roll, once committed; clean close) and removed
+//! (unusable at open, truncation below them, deletion).
 //!
 //! Lives on one shard thread; never shared. Every method that waits returns a future or a
 //! receiver instead of blocking, so the shard keeps serving while the disk works.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use engine::batch::{BatchHeader, ValidatedBatches};
+use engine::io::FileSystem;
 use engine::{CommitReport, LeaderEpoch, LogConfig, LogId, Offset, RecoveryReport, RetentionReport, Shard};
 use futures_channel::{mpsc, oneshot};
 
 use crate::error::{ReplicaError, Result};
-use crate::partition::{Acks, DataWaiter, Partition, ReadBound, Role};
+use crate::partition::{Acks, DataWaiter, Opened, Partition, ReadBound, Role};
+use crate::producer_snapshot::{self, ProducerSnapshot};
 use crate::producers::{BatchIdentity, ProducerState, Verdict};
 use crate::read::ReadPlan;
 
@@ -68,21 +72,30 @@ impl Partitions {
         Partitions { engine, partitions: BTreeMap::new(), commit_trigger }
     }
 
-    /// Opens (creating if needed) the log in `dir` as a partition in `role`: recovers the log and
-    /// rebuilds the producers' state from its active segment.
+    /// Opens (creating if needed) the log in `dir` as a partition in `role`: recovers the log,
+    /// loads the producer-state snapshot if it may seed this log, and replays the batch headers
+    /// after it (or, without one, those of the active segment).
     pub fn open(&mut self, dir: &Path, config: LogConfig, role: Role, now_ms: i64) -> Result<(LogId, RecoveryReport)> {
         let (id, report) = self.engine.open_log(dir, config, now_ms)?;
         let log = self.engine.log(id)?;
-        let mut producers = ProducerState::default();
-        scan_batches(&self.engine, id, log.active_segment_base(), |_, headers| {
+        let (log_start, end, active_base) = (log.log_start_offset(), log.log_end_offset(), log.active_segment_base());
+        let fs = self.engine.file_system();
+        producer_snapshot::remove_leftover_temp(fs, dir);
+        let snapshot = load_snapshot(fs, dir, log_start, end)?;
+        let snapshot_offset = snapshot.as_ref().map(|snapshot| snapshot.offset);
+        let (mut producers, replay_from) = match snapshot {
+            Some(ProducerSnapshot { offset, producers }) => (producers, offset),
+            None => (ProducerState::default(), active_base),
+        };
+        scan_batches(&self.engine, id, replay_from, |_, headers| {
             for header in headers {
                 if let Some(identity) = BatchIdentity::of(header) {
                     producers.record(&identity, header.base_offset, header.last_offset());
                 }
             }
         })?;
-        let partition = Partition::new(id, role, log.log_start_offset(), log.log_end_offset(), producers);
-        self.partitions.insert(id, partition);
+        let opened = Opened { log: id, dir: dir.to_path_buf(), log_start, end, producers, snapshot_offset };
+        self.partitions.insert(id, Partition::new(opened, role));
         Ok((id, report))
     }
 
@@ -125,9 +138,17 @@ impl Partitions {
         }
         let duplicates = verdicts.iter().filter(|verdict| matches!(verdict, Verdict::Duplicate { .. })).count();
         let (base_offset, last_offset) = if duplicates == 0 {
+            let active_before = self.engine.log(id)?.active_segment_base();
             let info = self.engine.append_validated(id, batches, epoch, now_ms)?;
+            // A roll starts the new segment at a batch of this append: the state as of that
+            // batch (before it is recorded) is what a snapshot at the new base holds.
+            let active_after = self.engine.log(id)?.active_segment_base();
+            let rolled_to = (active_after > active_before).then_some(active_after);
             let mut base = info.base_offset.0;
             for (header, identity) in batches.headers().zip(&identities) {
+                if rolled_to == Some(Offset(base)) {
+                    partition.snapshot_at_roll(Offset(base));
+                }
                 let last = base + u64::from(header.last_offset_delta);
                 if let Some(identity) = identity {
                     partition.producers.record(identity, base, last);
@@ -225,16 +246,29 @@ impl Partitions {
         partition.producers.forget_from(end.0);
         let epoch = partition.leader_epoch();
         partition.fail_acks_from(end, &ReplicaError::NotLeader { epoch });
+        // A snapshot above the new end holds removed batches; once the log grew past its offset
+        // again it would answer retries with offsets that hold other batches.
+        if partition.roll_snapshot.as_ref().is_some_and(|(offset, _)| *offset > end) {
+            partition.roll_snapshot = None;
+        }
+        if partition.snapshot_offset.is_some_and(|offset| offset > end) {
+            partition.snapshot_offset = None;
+            let dir = partition.dir.clone();
+            producer_snapshot::remove(self.engine.file_system(), &dir)?;
+        }
         Ok(end)
     }
 
-    /// Closes and deletes a partition's log and files. Waiting acknowledgements fail.
+    /// Closes and deletes a partition's log and files (its producer-state snapshot too).
+    /// Waiting acknowledgements fail.
     pub fn delete(&mut self, id: LogId) -> Result<()> {
-        if let Some(mut partition) = self.partitions.remove(&id) {
-            partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
-            partition.wake_data_waiters();
-        }
-        Ok(self.engine.delete_log(id)?)
+        let Some(mut partition) = self.partitions.remove(&id) else {
+            return Ok(self.engine.delete_log(id)?);
+        };
+        partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
+        partition.wake_data_waiters();
+        self.engine.delete_log(id)?;
+        Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
 
     /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow.
@@ -282,17 +316,35 @@ impl Partitions {
         self.apply(report);
     }
 
-    /// Clean shutdown: commits what is pending, then closes every log (exact file lengths, index
-    /// files, clean checkpoint) so the next start scans nothing.
+    /// Clean shutdown: commits what is pending, snapshots every partition's producer state at
+    /// its log end, then closes every log (exact file lengths, index files, clean checkpoint) so
+    /// the next start scans nothing. Returns the first error, after trying every partition.
     pub fn close(&mut self, now_ms: i64) -> Result<()> {
         self.commit(now_ms);
-        for id in self.engine.log_ids() {
-            self.engine.close_log(id)?;
-        }
+        let mut first_error = None;
         for (_, mut partition) in std::mem::take(&mut self.partitions) {
             partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
+            let end = partition.local_end;
+            if !partition.snapshot_needed(end) {
+                continue;
+            }
+            match producer_snapshot::encode(&partition.producers, end) {
+                Ok(bytes) => {
+                    if let Err(error) = producer_snapshot::write(self.engine.file_system(), &partition.dir, &bytes) {
+                        first_error.get_or_insert(ReplicaError::from(error));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %partition.dir.display(), %error, "producer state not snapshotted at close; the previous snapshot stays")
+                }
+            }
         }
-        Ok(())
+        for id in self.engine.log_ids() {
+            if let Err(error) = self.engine.close_log(id) {
+                first_error.get_or_insert(ReplicaError::from(error));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// A commit report turned into local ends, high watermarks, acknowledgements and fetch
@@ -306,11 +358,19 @@ impl Partitions {
             if let Some(partition) = self.partitions.get_mut(&id) {
                 partition.producers.forget_from(lost.start.0);
                 partition.fail_acks_from(lost.start, &ReplicaError::from(error));
+                if partition.roll_snapshot.as_ref().is_some_and(|(offset, _)| lost.start < *offset) {
+                    partition.roll_snapshot = None;
+                }
             }
         }
+        let mut snapshots_due: Vec<(LogId, PathBuf, Offset, Vec<u8>)> = Vec::new();
         for (id, end) in report.committed {
             let Some(partition) = self.partitions.get_mut(&id) else { continue };
             partition.local_end = partition.local_end.max(end);
+            if partition.roll_snapshot.as_ref().is_some_and(|(offset, _)| *offset <= partition.local_end) {
+                let (offset, bytes) = partition.roll_snapshot.take().expect("just checked");
+                snapshots_due.push((id, partition.dir.clone(), offset, bytes));
+            }
             // Single node: the ISR is this replica alone, so the high watermark is its own
             // committed end. Replication replaces this line with the ISR's smallest end.
             let isr_end = partition.local_end;
@@ -320,7 +380,41 @@ impl Partitions {
                 partition.wake_data_waiters();
             }
         }
+        // Blocking (two syncs), but once per segment roll: the state below the old segment's
+        // end is on disk before that segment can leave the replay window.
+        for (id, dir, offset, bytes) in snapshots_due {
+            match producer_snapshot::write(self.engine.file_system(), &dir, &bytes) {
+                Ok(()) => {
+                    if let Some(partition) = self.partitions.get_mut(&id) {
+                        partition.snapshot_offset = Some(offset);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %offset, %error, "producer-state snapshot at a roll not written; the previous one stays")
+                }
+            }
+        }
     }
+}
+
+/// The producer-state snapshot of the log in `dir` if it may seed a log holding
+/// `[log_start, end)`. One that may not (damaged, unreadable, outside the log) is removed with a
+/// warning: never fatal, the state is rebuilt without it. Fails only if it cannot be removed.
+fn load_snapshot(
+    fs: &mut dyn FileSystem,
+    dir: &Path,
+    log_start: Offset,
+    end: Offset,
+) -> Result<Option<ProducerSnapshot>> {
+    let reason = match producer_snapshot::read(fs, dir) {
+        Ok(None) => return Ok(None),
+        Ok(Some(snapshot)) if producer_snapshot::usable(snapshot.offset, log_start, end) => return Ok(Some(snapshot)),
+        Ok(Some(snapshot)) => format!("its offset {} is outside the log [{log_start}, {end}]", snapshot.offset),
+        Err(error) => error.to_string(),
+    };
+    tracing::warn!(dir = %dir.display(), %reason, "producer-state snapshot ignored and removed; producer state rebuilt from the active segment");
+    producer_snapshot::remove(fs, dir)?;
+    Ok(None)
 }
 
 /// Reads `id` from `from` to its committed end in runs of at most [`REBUILD_READ_BYTES`],
@@ -344,10 +438,11 @@ fn scan_batches(engine: &Shard, id: LogId, from: Offset, mut visit: impl FnMut(&
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
     use std::task::{Context, Poll};
 
     use engine::io::sim::{SimFaults, SimFs};
+    use engine::io::FileSystem;
     use engine::testkit::make_batch;
     use engine::ShardConfig;
 
@@ -477,6 +572,170 @@ mod tests {
         let id = open(&mut reopened, "/p/t-0");
         let retry = reopened.append(id, &idempotent_batch(1, 7, 1, 0), Acks::All, 0).expect("a retry");
         assert_eq!(retry.base_offset, Offset(3));
+    }
+
+    /// Segments of about two small batches, so a few appends roll.
+    fn open_small(partitions: &mut Partitions, dir: &str) -> LogId {
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        let config = LogConfig { segment_bytes: 300, ..LogConfig::default() };
+        partitions.open(Path::new(dir), config, role, 0).expect("open").0
+    }
+
+    fn snapshot_path(dir: &str) -> PathBuf {
+        Path::new(dir).join(producer_snapshot::FILE_NAME)
+    }
+
+    /// Appends and commits plain batches until the active segment starts past `offset`; returns
+    /// the active segment's base.
+    fn roll_past(partitions: &mut Partitions, id: LogId, offset: Offset) -> Offset {
+        for _ in 0..100 {
+            let base = partitions.engine.log(id).expect("log").active_segment_base();
+            if base > offset {
+                return base;
+            }
+            partitions.append(id, &batch(3), Acks::None, 0).expect("append");
+            partitions.commit(0);
+        }
+        panic!("the log never rolled past {offset}");
+    }
+
+    #[test]
+    fn producer_state_survives_a_roll_and_a_clean_reopen() {
+        let sim = SimFs::new(6, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open_small(&mut partitions, "/p/t-0");
+        let first = partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("append");
+        assert_eq!((first.base_offset, first.last_offset), (Offset(0), Offset(2)));
+        let rolled_to = roll_past(&mut partitions, id, Offset(2));
+        let at_roll = producer_snapshot::decode(&sim.contents(&snapshot_path("/p/t-0")).expect("written at the roll"));
+        assert_eq!(at_roll.expect("valid").offset, rolled_to, "the state as of the new segment's base");
+        partitions.close(0).expect("close");
+
+        let (mut reopened, _triggers) = super::tests::partitions(&sim);
+        let id = open_small(&mut reopened, "/p/t-0");
+        assert!(reopened.engine.log(id).expect("log").active_segment_base() > Offset(2));
+        let retry = reopened.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("a retry");
+        assert_eq!((retry.base_offset, retry.last_offset), (Offset(0), Offset(2)), "a duplicate from an older segment");
+        let gap = reopened.append(id, &idempotent_batch(1, 7, 0, 9), Acks::All, 0).expect_err("a gap");
+        assert!(matches!(gap, ReplicaError::Producer(ProducerError::OutOfOrderSequence)));
+        reopened.close(0).expect("close");
+
+        // What the snapshot is for: without it the producer's batches are outside the replayed
+        // segment, and the retry would be appended a second time.
+        sim.clone().remove_file(&snapshot_path("/p/t-0")).expect("remove the snapshot");
+        let (mut forgetful, _triggers) = super::tests::partitions(&sim);
+        let id = open_small(&mut forgetful, "/p/t-0");
+        let again = forgetful.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("appended");
+        assert!(again.base_offset > Offset(2));
+    }
+
+    #[test]
+    fn a_snapshot_survives_a_crash_and_an_unsynced_rename_does_not() {
+        let sim = SimFs::new(7, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open_small(&mut partitions, "/p/t-0");
+        partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("append");
+        roll_past(&mut partitions, id, Offset(2));
+        // The write path syncs the directory: a crash right after it keeps the snapshot.
+        let written = sim.contents(&snapshot_path("/p/t-0")).expect("written at the roll");
+        sim.crash();
+        drop(partitions);
+        assert_eq!(sim.contents(&snapshot_path("/p/t-0")).as_ref(), Some(&written), "durable, name and all");
+        let (mut reopened, _triggers) = super::tests::partitions(&sim);
+        let id = open_small(&mut reopened, "/p/t-0");
+        let retry = reopened.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("a retry");
+        assert_eq!(retry.base_offset, Offset(0), "recognised after the crash");
+
+        // A write path that renames without syncing the directory: the crash undoes the rename,
+        // and open rebuilds the state from the log without an error.
+        let other = open_small(&mut reopened, "/p/t-1");
+        reopened.append(other, &idempotent_batch(2, 8, 0, 0), Acks::All, 0).expect("append");
+        reopened.commit(0);
+        let mut producers = ProducerState::default();
+        let identity = BatchIdentity { producer_id: 8, producer_epoch: 0, first_sequence: 0, last_sequence: 1 };
+        producers.record(&identity, 0, 1);
+        let bytes = producer_snapshot::encode(&producers, Offset(2)).expect("encode");
+        let mut fs = sim.clone();
+        let temp =
+            Path::new("/p/t-1").join(format!("{}{}", producer_snapshot::FILE_NAME, engine::io::ATOMIC_TEMP_SUFFIX));
+        let file = fs.open(&temp, engine::io::OpenOptions::REPLACE).expect("temp file");
+        file.write_all_at(&bytes, 0).expect("write");
+        file.sync_data().expect("sync");
+        fs.rename(&temp, &snapshot_path("/p/t-1")).expect("rename, no directory sync");
+        sim.crash();
+        drop(reopened);
+        assert!(sim.contents(&snapshot_path("/p/t-1")).is_none(), "the crash undid the rename");
+        assert!(sim.contents(&temp).is_some());
+        let (mut third, _triggers) = super::tests::partitions(&sim);
+        let other = open_small(&mut third, "/p/t-1");
+        assert!(sim.contents(&temp).is_none(), "the interrupted write's temp file is removed");
+        assert!(third.get(other).expect("partition").snapshot_offset.is_none());
+        let retry = third.append(other, &idempotent_batch(2, 8, 0, 0), Acks::All, 0).expect("a retry");
+        assert_eq!(retry.base_offset, Offset(0), "rebuilt from the active segment");
+    }
+
+    #[test]
+    fn a_snapshot_that_cannot_seed_the_log_is_ignored_and_removed() {
+        let sim = SimFs::new(8, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open_small(&mut partitions, "/p/t-0");
+        partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("append");
+        roll_past(&mut partitions, id, Offset(2));
+        partitions.close(0).expect("close");
+
+        // Damaged (bad CRC): not fatal; the state is rebuilt from the active segment alone.
+        assert!(sim.flip_bit(&snapshot_path("/p/t-0"), 30, 0));
+        let (mut reopened, _triggers) = super::tests::partitions(&sim);
+        let id = open_small(&mut reopened, "/p/t-0");
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "removed");
+        let forgotten = reopened.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("appended");
+        assert!(forgotten.base_offset > Offset(2), "the producer's batch was outside the active segment");
+        reopened.close(0).expect("close");
+
+        // Above the log end (as after a crash cut an unsynced tail): ignored and removed.
+        let end = {
+            let (mut probe, _triggers) = super::tests::partitions(&sim);
+            let id = open_small(&mut probe, "/p/t-0");
+            let end = probe.get(id).expect("partition").log_end_offset();
+            probe.close(0).expect("close");
+            end
+        };
+        let beyond = producer_snapshot::encode(&ProducerState::default(), end.plus(10)).expect("encode");
+        producer_snapshot::write(&mut sim.clone(), Path::new("/p/t-0"), &beyond).expect("write");
+        let (mut reopened, _triggers) = super::tests::partitions(&sim);
+        let id = open_small(&mut reopened, "/p/t-0");
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "removed");
+
+        // A truncation below the snapshot's offset removes it.
+        let rolled_to = roll_past(&mut reopened, id, end);
+        assert_eq!(reopened.get(id).expect("partition").snapshot_offset, Some(rolled_to));
+        reopened.truncate_to(id, Offset(1)).expect("truncate");
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "removed with the batches it covered");
+        assert_eq!(reopened.get(id).expect("partition").snapshot_offset, None);
+
+        // Deleting the partition removes its snapshot with its segments.
+        roll_past(&mut reopened, id, Offset(0));
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_some(), "the producer's epoch is still known");
+        reopened.delete(id).expect("delete");
+        assert!(sim.file_paths().iter().all(|path| !path.starts_with("/p/t-0")), "{:?}", sim.file_paths());
+    }
+
+    #[test]
+    fn a_roll_snapshot_waits_for_its_commit_and_a_failed_commit_discards_it() {
+        let sim = SimFs::new(9, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open_small(&mut partitions, "/p/t-0");
+        partitions.append(id, &idempotent_batch(3, 7, 0, 0), Acks::All, 0).expect("append");
+        while partitions.engine.log(id).expect("log").active_segment_base() == Offset(0) {
+            partitions.append(id, &batch(3), Acks::None, 0).expect("append");
+        }
+        assert!(partitions.get(id).expect("partition").roll_snapshot.is_some(), "taken at the roll");
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "not written before its commit");
+        sim.set_faults(SimFaults { sync_error_per_million: 1_000_000, ..SimFaults::default() });
+        partitions.commit(0);
+        sim.set_faults(SimFaults::default());
+        assert!(partitions.get(id).expect("partition").roll_snapshot.is_none(), "it held batches that failed");
+        assert!(sim.contents(&snapshot_path("/p/t-0")).is_none());
     }
 
     #[test]

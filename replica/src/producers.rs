@@ -3,9 +3,9 @@
 //! Owns: the last [`PRODUCER_BATCHES_RETAINED`] batches of every producer on a partition (as
 //! Kafka keeps five, matching `max.in.flight.requests.per.connection ≤ 5`), the checks a produce
 //! must pass (duplicate → the original offsets; gap → out of order; older epoch
-//! → a fenced producer). State is rebuilt at start-up from the batch headers of each
-//! partition's active segment; a producer not seen there is treated as new (its next batch is
-//! accepted whatever its sequence).
+//! → a fenced producer). The state survives restarts through snapshots
+//! ([`crate::producer_snapshot`]) plus the batch headers written after them; a producer seen in
+//! neither is treated as new (its next batch is accepted whatever its sequence).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -15,18 +15,21 @@ use crate::error::ProducerError;
 
 pub const PRODUCER_BATCHES_RETAINED: usize = 5;
 
+/// One batch a producer wrote: its sequences and where it landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BatchMeta {
-    first_sequence: i32,
-    last_sequence: i32,
-    base_offset: u64,
-    last_offset: u64,
+pub(crate) struct BatchMeta {
+    pub(crate) first_sequence: i32,
+    pub(crate) last_sequence: i32,
+    pub(crate) base_offset: u64,
+    pub(crate) last_offset: u64,
 }
 
-#[derive(Debug, Default)]
-struct ProducerEntry {
-    epoch: i16,
-    batches: VecDeque<BatchMeta>,
+/// One producer's epoch and its last batches, oldest first. May hold no batch (all forgotten
+/// after a failed commit or a truncation): the epoch still fences older ones.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ProducerEntry {
+    pub(crate) epoch: i16,
+    pub(crate) batches: VecDeque<BatchMeta>,
 }
 
 /// What a produce of one batch may do.
@@ -65,7 +68,7 @@ impl BatchIdentity {
 }
 
 /// The producers of one partition.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProducerState {
     producers: BTreeMap<i64, ProducerEntry>,
 }
@@ -116,6 +119,21 @@ impl ProducerState {
         while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
             entry.batches.pop_front();
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+
+    /// Every producer, by ascending id (what a snapshot writes).
+    pub(crate) fn entries(&self) -> impl ExactSizeIterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(producer_id, entry)| (*producer_id, entry))
+    }
+
+    /// Sets a producer's entry (what a snapshot read back holds).
+    pub(crate) fn restore(&mut self, producer_id: i64, entry: ProducerEntry) {
+        debug_assert!(entry.batches.len() <= PRODUCER_BATCHES_RETAINED);
+        self.producers.insert(producer_id, entry);
     }
 
     /// Forgets batches at or past `offset` (their commit failed, or the log was truncated).

@@ -15,6 +15,9 @@
 //! - [`sim::SimFs`]: an in-memory file system that injects short writes, I/O errors, disk full,
 //!   latency, and torn writes at a simulated crash, and completes chains in a seeded order.
 //!
+//! Also the two helpers for small files written whole ([`write_file_atomically`],
+//! [`read_small_file`]), shared by the broker's manifests and the partition layer's snapshots.
+//!
 //! Knows nothing of batches, offsets or segments.
 
 pub mod aligned;
@@ -337,6 +340,44 @@ fn clone_io_error(error: &io::Error) -> io::Error {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(error.kind(), error.to_string()),
     }
+}
+
+/// Suffix of the temp file [`write_file_atomically`] writes before renaming it into place. A
+/// file with this suffix found at start-up is a replacement a crash interrupted: the old file
+/// (or none) stands, and the temp file may be removed. '~' is in no topic name and in no name the
+/// engine gives a file, so a temp file never passes for one of them.
+pub const ATOMIC_TEMP_SUFFIX: &str = "~tmp";
+
+/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or the new one, never a
+/// mix or nothing: temp file (`name` + [`ATOMIC_TEMP_SUFFIX`]), `fdatasync`, rename, fsync of the
+/// directory (without the last step the rename itself may not survive a power loss). For small
+/// files written off the data path (manifests, counters, snapshots): everything here blocks.
+pub fn write_file_atomically(fs: &mut dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = dir.join(format!("{name}{ATOMIC_TEMP_SUFFIX}"));
+    let target = dir.join(name);
+    let file = fs.open(&temp, OpenOptions::REPLACE)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_data()?;
+    drop(file);
+    fs.rename(&temp, &target)?;
+    fs.sync_dir(dir)
+}
+
+/// Reads a small file whole through `fs`; `Ok(None)` if it does not exist. A file longer than
+/// `bytes_max` is refused (`InvalidData`) before anything is allocated for it.
+pub fn read_small_file(fs: &mut dyn FileSystem, path: &Path, bytes_max: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = match fs.open(path, OpenOptions::EXISTING) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let length = file.len()?;
+    if length > bytes_max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{length} bytes, more than {bytes_max}")));
+    }
+    let mut bytes = vec![0u8; length as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    Ok(Some(bytes))
 }
 
 /// Which backend to use for real files.

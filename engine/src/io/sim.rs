@@ -568,6 +568,21 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_atomically_survives_a_crash_and_reads_are_bounded() {
+        let mut fs = SimFs::new(5, SimFaults::default());
+        fs.create_dir_all(Path::new("/d")).expect("dir");
+        crate::io::write_file_atomically(&mut fs, Path::new("/d"), "f", b"first").expect("write");
+        crate::io::write_file_atomically(&mut fs, Path::new("/d"), "f", b"second").expect("replace");
+        fs.crash();
+        assert_eq!(fs.file_paths(), vec![PathBuf::from("/d/f")], "no temp file, the rename is durable");
+        let read = |fs: &mut SimFs, bytes_max| crate::io::read_small_file(fs, Path::new("/d/f"), bytes_max);
+        assert_eq!(read(&mut fs, 6).expect("read").as_deref(), Some(&b"second"[..]));
+        assert_eq!(read(&mut fs, 5).expect_err("too long").kind(), io::ErrorKind::InvalidData);
+        let missing = crate::io::read_small_file(&mut fs, Path::new("/d/none"), 6).expect("read");
+        assert!(missing.is_none());
+    }
+
+    #[test]
     fn capacity_gives_enospc() {
         let mut fs = SimFs::new(1, SimFaults::default());
         fs.create_dir_all(Path::new("/d")).expect("dir");

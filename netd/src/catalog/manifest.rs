@@ -3,9 +3,9 @@
 //!
 //! Owns: the files `<data dir>/skua-topics/<topic>` (format and crash rules:
 //! `docs/formats/topic-manifest.md`), written atomically through the engine's `FileSystem`
-//! (temp file, `fdatasync`, rename, directory fsync); the migration of data directories from
-//! before manifests; the removal of partition directories no committed topic claims; and
-//! [`write_file_atomically`], which the producer id counter uses too.
+//! (temp file, `fdatasync`, rename, directory fsync: `engine::io::write_file_atomically`); the
+//! migration of data directories from before manifests; the removal of partition directories no
+//! committed topic claims.
 //!
 //! The rule: a topic exists exactly when its manifest does, with the partition count written in
 //! it. Partition directories are made durable before the manifest is written, and the manifest
@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use engine::io::{FileSystem, OpenOptions};
+use engine::io::{read_small_file, write_file_atomically, FileSystem, OpenOptions};
 
 use crate::catalog::valid_topic_name;
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
@@ -30,10 +30,11 @@ use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 pub const MANIFEST_DIR_NAME: &str = "skua-topics";
 /// Where a migration builds the manifest directory before renaming it into place.
 pub const MIGRATION_DIR_NAME: &str = "skua-topics.migrating";
-/// Suffix of a file being replaced atomically; one left by a crash is removed at start. '~' is
-/// in no topic name, so a temp file never looks like a manifest (named exactly as its topic), and
-/// the longest topic name (249 bytes) plus this stays within a file name's 255 bytes.
-pub const TEMP_SUFFIX: &str = "~tmp";
+/// Suffix of a file being replaced atomically (the engine's [`write_file_atomically`] writes
+/// it); one left by a crash is removed at start. '~' is in no topic name, so a temp file never
+/// looks like a manifest (named exactly as its topic), and the longest topic name (249 bytes)
+/// plus this stays within a file name's 255 bytes.
+pub const TEMP_SUFFIX: &str = engine::io::ATOMIC_TEMP_SUFFIX;
 /// First line of every manifest: the magic word and the format version.
 pub const MAGIC: &str = "SKUA-TOPIC-MANIFEST";
 pub const VERSION: u32 = 1;
@@ -82,36 +83,6 @@ pub fn decode(text: &str) -> Result<(String, i32), String> {
         .filter(|count| (1..=PARTITIONS_PER_TOPIC_MAX).contains(count))
         .ok_or(format!("third line is not partitions=<1..={PARTITIONS_PER_TOPIC_MAX}>"))?;
     Ok((name.to_string(), partitions))
-}
-
-/// Replaces `dir/name` with `bytes` so that a crash leaves the old file or the new one, never a
-/// mix or nothing: temp file, `fdatasync`, rename, fsync of the directory (without the last
-/// step the rename itself may not survive a power loss).
-pub fn write_file_atomically(fs: &mut dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
-    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let target = dir.join(name);
-    let file = fs.open(&temp, OpenOptions::REPLACE)?;
-    file.write_all_at(bytes, 0)?;
-    file.sync_data()?;
-    drop(file);
-    fs.rename(&temp, &target)?;
-    fs.sync_dir(dir)
-}
-
-/// Reads a small file whole through `fs`; `Ok(None)` if it does not exist.
-pub fn read_small_file(fs: &mut dyn FileSystem, path: &Path, bytes_max: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match fs.open(path, OpenOptions::EXISTING) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let length = file.len()?;
-    if length > bytes_max {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{length} bytes, more than {bytes_max}")));
-    }
-    let mut bytes = vec![0u8; length as usize];
-    file.read_exact_at(&mut bytes, 0)?;
-    Ok(Some(bytes))
 }
 
 /// A manifest is named exactly as its topic.

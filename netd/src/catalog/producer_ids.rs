@@ -7,9 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use engine::io::FileSystem;
-
-use super::manifest::{read_small_file, write_file_atomically};
+use engine::io::{read_small_file, write_file_atomically, FileSystem};
 
 /// Producer ids are reserved on disk this many at a time, so a restart never reuses one.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
