@@ -207,25 +207,26 @@ impl Partitions {
 
     /// Makes this replica the leader in `epoch` (which must not be older than its current one).
     pub fn become_leader(&mut self, id: LogId, epoch: LeaderEpoch) -> Result<()> {
-        let next = self.next_offset(id)?;
-        let partition = self.get_mut(id)?;
-        partition.check_epoch_not_older(epoch)?;
-        partition.start_epoch(epoch, next);
-        partition.role = Role::Leader { epoch };
-        Ok(())
+        self.change_role(id, Role::Leader { epoch }).map(|_| ())
     }
 
     /// Makes this replica a follower in `epoch`: client writes are refused from now on, and
     /// waiting acknowledgements fail (a new leader decides what survives).
     pub fn become_follower(&mut self, id: LogId, epoch: LeaderEpoch) -> Result<()> {
+        let partition = self.change_role(id, Role::Follower { epoch })?;
+        partition.fail_acks_from(Offset::ZERO, &ReplicaError::NotLeader { epoch });
+        Ok(())
+    }
+
+    /// Takes `role` (whose epoch must not be older than the current one); a newer epoch begins
+    /// at the next offset to be assigned.
+    fn change_role(&mut self, id: LogId, role: Role) -> Result<&mut Partition> {
         let next = self.next_offset(id)?;
         let partition = self.get_mut(id)?;
-        partition.check_epoch_not_older(epoch)?;
-        partition.start_epoch(epoch, next);
-        partition.role = Role::Follower { epoch };
-        let error = ReplicaError::NotLeader { epoch };
-        partition.fail_acks_from(Offset::ZERO, &error);
-        Ok(())
+        partition.check_epoch_not_older(role.epoch())?;
+        partition.start_epoch(role.epoch(), next);
+        partition.role = role;
+        Ok(partition)
     }
 
     /// One past the last offset assigned, appends not yet committed included: where a new
