@@ -78,7 +78,10 @@ fn assert_knows_no_kafka(crate_dir: &str, forbidden_dependencies: &[&str]) {
 
 #[test]
 fn engine_knows_no_kafka_protocol_and_no_workspace_crate() {
-    assert_knows_no_kafka("engine", &["skua-netd", "skua-replica", "skua-loadgen", "skua-bench", "path =", "kafka-protocol"]);
+    assert_knows_no_kafka(
+        "engine",
+        &["skua-netd", "skua-replica", "skua-loadgen", "skua-bench", "path =", "kafka-protocol"],
+    );
 }
 
 /// The partition layer's errors are typed (`ReplicaError`); netd maps them to Kafka codes.

@@ -237,8 +237,11 @@ impl Partitions {
 
     /// Removes every offset at or past `offset` (a follower's divergent tail). The high watermark
     /// and the producers' state follow; acknowledgements waiting for removed offsets fail.
-    pub fn truncate_to(&mut self, id: LogId, offset: Offset) -> Result<Offset> {
+    pub fn truncate_to(&mut self, id: LogId, offset: Offset, now_ms: i64) -> Result<Offset> {
         self.get(id)?;
+        // Everything appended is committed and its outcome applied first, so no commit report
+        // about offsets the truncation removes can arrive after it.
+        self.commit(now_ms);
         let end = self.engine.truncate_to(id, offset)?;
         let partition = self.get_mut(id)?;
         partition.local_end = partition.local_end.min(end);
@@ -262,7 +265,8 @@ impl Partitions {
 
     /// Closes and deletes a partition's log and files (its producer-state snapshot too).
     /// Waiting acknowledgements fail.
-    pub fn delete(&mut self, id: LogId) -> Result<()> {
+    pub fn delete(&mut self, id: LogId, now_ms: i64) -> Result<()> {
+        self.settle(id, now_ms);
         let Some(mut partition) = self.partitions.remove(&id) else {
             return Ok(self.engine.delete_log(id)?);
         };
@@ -272,12 +276,24 @@ impl Partitions {
         Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
 
-    /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow.
+    /// Waits until `id` has no commit in flight, applying every report that comes meanwhile (of
+    /// any log) at once: the engine would otherwise hold them back for the next `pump`, and they
+    /// would land after the change the caller is about to make (a deletion, say).
+    fn settle(&mut self, id: LogId, now_ms: i64) {
+        while self.engine.log(id).is_ok_and(|log| log.is_committing()) {
+            let report = self.engine.reap(true, now_ms);
+            self.apply(report);
+        }
+    }
+
+    /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow
+    /// the engine's (also when a pass failed half-way: the engine may have moved its start before
+    /// the error).
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let reports = self.engine.enforce_retention(now_ms);
-        for (id, report) in &reports {
-            if let (Ok(report), Some(partition)) = (report, self.partitions.get_mut(id)) {
-                partition.log_start = report.log_start_offset;
+        for (id, partition) in self.partitions.iter_mut() {
+            if let Ok(log) = self.engine.log(*id) {
+                partition.log_start = log.log_start_offset();
             }
         }
         reports.into_iter().map(|(id, report)| (id, report.map_err(ReplicaError::from))).collect()
@@ -367,6 +383,8 @@ impl Partitions {
         let mut snapshots_due: Vec<(LogId, PathBuf, Offset, Vec<u8>)> = Vec::new();
         for (id, end) in report.committed {
             let Some(partition) = self.partitions.get_mut(&id) else { continue };
+            // Never past the log's own committed end (a report can be older than the log).
+            let end = self.engine.log(id).map_or(end, |log| end.min(log.log_end_offset()));
             partition.local_end = partition.local_end.max(end);
             if partition.roll_snapshot.as_ref().is_some_and(|(offset, _)| *offset <= partition.local_end) {
                 let (offset, bytes) = partition.roll_snapshot.take().expect("just checked");
@@ -710,14 +728,14 @@ mod tests {
         // A truncation below the snapshot's offset removes it.
         let rolled_to = roll_past(&mut reopened, id, end);
         assert_eq!(reopened.get(id).expect("partition").snapshot_offset, Some(rolled_to));
-        reopened.truncate_to(id, Offset(1)).expect("truncate");
+        reopened.truncate_to(id, Offset(1), 0).expect("truncate");
         assert!(sim.contents(&snapshot_path("/p/t-0")).is_none(), "removed with the batches it covered");
         assert_eq!(reopened.get(id).expect("partition").snapshot_offset, None);
 
         // Deleting the partition removes its snapshot with its segments.
         roll_past(&mut reopened, id, Offset(0));
         assert!(sim.contents(&snapshot_path("/p/t-0")).is_some(), "the producer's epoch is still known");
-        reopened.delete(id).expect("delete");
+        reopened.delete(id, 0).expect("delete");
         assert!(sim.file_paths().iter().all(|path| !path.starts_with("/p/t-0")), "{:?}", sim.file_paths());
     }
 
@@ -782,8 +800,194 @@ mod tests {
         assert!(matches!(poll_once(failing.ack.as_mut().expect("ack")), Some(Err(ReplicaError::Storage(_)))));
         assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(4));
         sim.set_faults(SimFaults::default());
-        partitions.truncate_to(id, Offset(2)).expect("truncate");
+        partitions.truncate_to(id, Offset(2), 0).expect("truncate");
         let partition = partitions.get(id).expect("partition");
         assert_eq!((partition.high_watermark(), partition.log_end_offset()), (Offset(2), Offset(2)));
+    }
+}
+
+#[cfg(test)]
+/// Regression tests for the defects a review of the partition layer found (each failed before
+/// its fix): a stale log start after a failed retention pass, commit reports applied after a
+/// truncation or deletion they predate.
+mod regression_tests {
+    use std::task::{Context, Poll};
+
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use engine::io::sim::{SimFaults, SimFs};
+    use engine::io::{Completion, FileRef, FileSystem, OpenOptions, WriteChain};
+    use engine::testkit::make_batch;
+    use engine::ShardConfig;
+
+    use super::*;
+
+    /// SimFs whose file removals and renames fail while `fail` is set.
+    #[derive(Debug)]
+    struct Flaky {
+        inner: SimFs,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl FileSystem for Flaky {
+        fn name(&self) -> &'static str {
+            "flaky"
+        }
+        fn open(&mut self, path: &Path, options: OpenOptions) -> std::io::Result<FileRef> {
+            self.inner.open(path, options)
+        }
+        fn create_dir_all(&mut self, path: &Path) -> std::io::Result<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn list_dir(&mut self, path: &Path) -> std::io::Result<Vec<String>> {
+            self.inner.list_dir(path)
+        }
+        fn remove_file(&mut self, path: &Path) -> std::io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected"));
+            }
+            self.inner.remove_file(path)
+        }
+        fn rename(&mut self, from: &Path, to: &Path) -> std::io::Result<()> {
+            if self.fail.load(Ordering::SeqCst) && to.to_string_lossy().ends_with(".recycled") {
+                return Err(std::io::Error::other("injected"));
+            }
+            self.inner.rename(from, to)
+        }
+        fn sync_dir(&mut self, path: &Path) -> std::io::Result<()> {
+            self.inner.sync_dir(path)
+        }
+        fn start(&mut self, token: u64, chain: WriteChain) {
+            self.inner.start(token, chain)
+        }
+        fn flush(&mut self) {
+            self.inner.flush()
+        }
+        fn reap(&mut self, wait: bool) -> Vec<Completion> {
+            self.inner.reap(wait)
+        }
+        fn in_flight(&self) -> usize {
+            self.inner.in_flight()
+        }
+    }
+
+    fn batch() -> ValidatedBatches {
+        ValidatedBatches::validate(Bytes::from(make_batch(&[(&b"k"[..], &[7u8; 100][..])], 1_000))).expect("valid")
+    }
+
+    #[test]
+    fn a_failed_retention_pass_still_moves_the_log_start() {
+        let fail = Arc::new(AtomicBool::new(false));
+        let fs = Flaky { inner: SimFs::new(9, SimFaults::default()), fail: fail.clone() };
+        let engine = Shard::new(Box::new(fs), ShardConfig::default()).expect("shard");
+        let (trigger, _triggers) = mpsc::unbounded();
+        let mut partitions = Partitions::new(engine, trigger);
+        let config = LogConfig { segment_bytes: 200, retention_ms: 1, ..LogConfig::default() };
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        let (id, _) = partitions.open(Path::new("/p/t-0"), config, role, 1_000).expect("open");
+        for _ in 0..4 {
+            partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
+            partitions.commit(1_000);
+        }
+        fail.store(true, Ordering::SeqCst);
+        let reports = partitions.enforce_retention(10_000_000);
+        assert!(reports.iter().any(|(_, report)| report.is_err()), "retention reported an error");
+        let stale = partitions.get(id).expect("partition").log_start_offset();
+        let engine_start = partitions.engine.log(id).expect("log").log_start_offset();
+        eprintln!("partition log start {stale:?}, engine log start {engine_start:?}");
+        // What ListOffsets(EARLIEST) answers, then a fetch from there:
+        let read = partitions.read(id, stale, 1 << 20, ReadBound::HighWatermark);
+        eprintln!("read at the advertised log start: {:?}", read.as_ref().map(|plan| plan.is_some()));
+        assert_eq!(stale, engine_start, "ListOffsets earliest / Fetch log_start_offset agree with the engine");
+    }
+    #[test]
+    fn truncating_with_a_commit_in_flight_never_lifts_the_high_watermark_past_the_log() {
+        let sim = SimFs::new(11, SimFaults::default());
+        let engine = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (trigger, _triggers) = mpsc::unbounded();
+        let mut partitions = Partitions::new(engine, trigger);
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        let (id, _) = partitions.open(Path::new("/p/t-0"), LogConfig::default(), role, 1_000).expect("open");
+        partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
+        partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
+        partitions.commit(1_000);
+        partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
+        assert!(partitions.engine.start_commits(1_000) > 0, "a commit in flight");
+        let end = partitions.truncate_to(id, Offset(1), 1_000).expect("truncate");
+        let hw_after_truncate = partitions.get(id).expect("p").high_watermark();
+        partitions.pump(1_000);
+        let partition = partitions.get(id).expect("p");
+        let engine_end = partitions.engine.log(id).expect("log").log_end_offset();
+        eprintln!("truncated to {end:?}; hw after truncate {hw_after_truncate:?}; after pump hw {:?} local_end {:?}; engine end {engine_end:?}", partition.high_watermark(), partition.log_end_offset());
+        let appended = partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
+        let mut ack = appended.ack.expect("ack");
+        let waker = std::task::Waker::noop();
+        let early = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(&waker)), Poll::Ready(Ok(())));
+        eprintln!("new append at {:?} acknowledged before any commit: {early}", appended.base_offset);
+        let partition = partitions.get(id).expect("p");
+        assert!(partition.high_watermark() <= engine_end, "the high watermark never passes the log end");
+    }
+
+    #[test]
+    fn deleting_with_another_commit_in_flight_strands_no_ack() {
+        let Ok(fs) = engine::io::open_backend(engine::io::BackendKind::IoUring) else {
+            eprintln!("no io_uring here");
+            return;
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Shard::new(fs, ShardConfig::default()).expect("shard");
+        let (trigger, _triggers) = mpsc::unbounded();
+        let mut partitions = Partitions::new(engine, trigger);
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        let (a, _) = partitions.open(&dir.path().join("a-0"), LogConfig::default(), role, 1_000).expect("open");
+        let (b, _) = partitions.open(&dir.path().join("b-0"), LogConfig::default(), role, 1_000).expect("open");
+        partitions.append(a, &batch(), Acks::All, 1_000).expect("append");
+        let mut ack = partitions.append(b, &batch(), Acks::All, 1_000).expect("append").ack.expect("ack");
+        partitions.pump(1_000); // starts both commits (the committer's first step)
+        assert!(partitions.commits_in_flight() > 0);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        partitions.delete(a, 1_000).expect("delete a");
+        let engine_end = partitions.engine.log(b).expect("log").log_end_offset();
+        let hw = partitions.get(b).expect("b").high_watermark();
+        let waker = std::task::Waker::noop();
+        let acked = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(&waker)), Poll::Ready(_));
+        eprintln!(
+            "in flight {}, b engine end {engine_end:?}, hw {hw:?}, acked {acked}",
+            partitions.commits_in_flight()
+        );
+        // Either b's commit landed during the deletion and was applied there, or it is still
+        // in flight (the committer's eventfd will report it): never landed and forgotten.
+        assert!(acked || partitions.commits_in_flight() > 0, "b's ack is stranded: nothing will wake the committer");
+        assert!(!acked || hw == engine_end, "an applied commit moved b's high watermark");
+    }
+
+    #[test]
+    fn a_failure_reported_during_a_deletion_never_fails_a_later_append() {
+        let sim = SimFs::new(12, SimFaults::default());
+        let engine = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (trigger, _triggers) = mpsc::unbounded();
+        let mut partitions = Partitions::new(engine, trigger);
+        let role = Role::Leader { epoch: LeaderEpoch(0) };
+        let (l, _) = partitions.open(Path::new("/p/l-0"), LogConfig::default(), role, 1_000).expect("open");
+        let (m, _) = partitions.open(Path::new("/p/m-0"), LogConfig::default(), role, 1_000).expect("open");
+        sim.set_faults(SimFaults { sync_error_per_million: 1_000_000, ..SimFaults::default() });
+        partitions.append(l, &batch(), Acks::All, 1_000).expect("append");
+        partitions.append(m, &batch(), Acks::All, 1_000).expect("append");
+        partitions.engine.start_commits(1_000);
+        partitions.delete(m, 1_000).expect("delete m"); // l's failure lands during the deletion
+        sim.set_faults(SimFaults::default());
+        let appended = partitions.append(l, &batch(), Acks::All, 1_000).expect("append after the rollback");
+        let mut ack = appended.ack.expect("ack");
+        partitions.pump(1_000);
+        let waker = std::task::Waker::noop();
+        let outcome = Pin::new(&mut ack).poll(&mut Context::from_waker(&waker));
+        let end = partitions.engine.log(l).expect("log").log_end_offset();
+        eprintln!("append at {:?}: ack {outcome:?}; log end now {end:?}", appended.base_offset);
+        assert!(
+            !(matches!(outcome, Poll::Ready(Err(_))) && end > appended.last_offset),
+            "a committed append was refused"
+        );
     }
 }

@@ -149,7 +149,7 @@ impl ShardState {
             self.topics.remove(topic);
         }
         for (partition, id) in removed {
-            if let Err(error) = self.partitions.delete(id) {
+            if let Err(error) = self.partitions.delete(id, now_ms()) {
                 tracing::error!(%topic, partition, %error, "could not delete partition files");
             }
             let dir = self.partition_dir(topic, partition);
