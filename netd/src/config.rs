@@ -10,8 +10,6 @@ use std::path::PathBuf;
 
 use engine::{FlushPolicy, LogConfig, WriteMode};
 
-use crate::coordinators::groups::GroupConfig;
-
 // The default of every key, written once: the parser falls back to these and `--help` prints them
 // (through `keys`). Defaults that other modules need live beside them (`crate::limits`,
 // `engine::limits`, [`SECURITY_PROTOCOL_MAP_DEFAULT`]); the rest are here.
@@ -224,6 +222,16 @@ pub struct Config {
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
     pub timestamp_bounds: crate::codec::produce_policy::TimestampBounds,
+}
+
+/// The group settings of the broker configuration, for the group coordinators (defined here, as
+/// the configuration must not name the layer above it).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub offsets_retention_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]

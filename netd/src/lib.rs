@@ -1,9 +1,11 @@
 //! The broker daemon's library: everything `netd` (the binary, `main.rs`) runs, exposed so the
 //! benchmarks in `bench/` can measure hot paths (fetch response assembly) directly.
 //!
-//! Layers, bottom up (a module imports only from layers below it, and the `replica` and
-//! `engine` crates):
-//! - [`limits`], [`clock`], [`codec`] (Kafka bytes and rules, pure), [`config`];
+//! Layers, bottom up (a module imports only from its own layer and those below it, and the
+//! `replica` and `engine` crates; `tests/layers.rs` checks it):
+//! - [`limits`], [`clock`] (constants and time: they name no other module);
+//! - [`codec`] (Kafka bytes and rules, pure; the one map of typed errors to Kafka codes);
+//! - [`config`] (the configuration keys, their defaults and parsing);
 //! - [`coordinators`] (consumer groups), [`catalog`] (topics, placement, manifests, producer ids);
 //! - [`runtime`] (shard threads, shard state, connections, committer, controller);
 //! - [`handlers`] (one file per API, adapting requests to partitions and coordinators);
@@ -16,5 +18,4 @@ pub mod config;
 pub mod coordinators;
 pub mod handlers;
 pub mod limits;
-pub mod producers;
 pub mod runtime;

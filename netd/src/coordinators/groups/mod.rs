@@ -22,6 +22,8 @@ use kafka_protocol::ResponseError;
 
 use store::CommittedOffset;
 
+use crate::config::GroupConfig;
+
 /// The internal log of committed offsets, as Kafka names it.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -39,15 +41,6 @@ pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
 
 fn code(error: ResponseError) -> i16 {
     error.code()
-}
-
-/// The group settings of the broker configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct GroupConfig {
-    pub initial_rebalance_delay_ms: i64,
-    pub min_session_timeout_ms: i32,
-    pub max_session_timeout_ms: i32,
-    pub offsets_retention_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
