@@ -8,8 +8,8 @@
 //! runs as one task on [`CONTROLLER_SHARD`], taking commands one at a time, so two creations of
 //! one topic can never interleave. Any shard reaches it through a bounded queue.
 //!
-//! Failures are [`TopicError`]s and [`ProducerIdError`]s; which Kafka code a client sees for one is decided in
-//! `codec/errors.rs`, not here.
+//! Failures are [`TopicError`]s and [`ProducerIdError`]s; which Kafka code a client sees for
+//! one is decided in `codec/errors.rs`, not here.
 //!
 //! Not on the data path: produce and fetch never wait for the controller, except produce and
 //! metadata when they auto-create a topic.
