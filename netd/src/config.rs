@@ -10,89 +10,182 @@ use std::path::PathBuf;
 
 use engine::{FlushPolicy, LogConfig, WriteMode};
 
+// The default of every key, written once: the parser falls back to these and `--help` prints them
+// (through `keys`). Defaults that other modules need live beside them (`crate::limits`,
+// `engine::limits`, [`SECURITY_PROTOCOL_MAP_DEFAULT`]); the rest are here.
+
+/// Kafka's `listeners` default, made explicit (Kafka binds every interface; Skua only loopback).
+pub const LISTENERS_DEFAULT: &str = "PLAINTEXT://127.0.0.1:9092";
+pub const NODE_ID_DEFAULT: i32 = 1;
+pub const LOG_DIRS_DEFAULT: &str = "./data";
+pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
+pub const AUTO_CREATE_TOPICS_DEFAULT: bool = true;
+pub const RETENTION_CHECK_INTERVAL_MS_DEFAULT: u64 = 300_000;
+/// Kafka's `message.max.bytes` default: 1 MiB plus a batch's record overhead.
+pub const MESSAGE_MAX_BYTES_DEFAULT: usize = 1_048_588;
+/// `log.message.timestamp.before.max.ms`: Kafka accepts any past timestamp by default.
+pub const TIMESTAMP_BEFORE_MAX_MS_DEFAULT: i64 = i64::MAX;
+pub const TIMESTAMP_AFTER_MAX_MS_DEFAULT: i64 = 3_600_000;
+pub const GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT: i64 = 3_000;
+pub const GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT: i32 = 6_000;
+pub const GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT: i32 = 1_800_000;
+/// `offsets.retention.minutes`: seven days.
+pub const OFFSETS_RETENTION_MINUTES_DEFAULT: i64 = 10_080;
+pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
+pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
+pub const WRITE_MODE_DEFAULT: &str = "direct";
+pub const FSYNC_POLICY_DEFAULT: &str = "fsync-before-ack";
+
+/// One key this broker understands, as `--help` shows it.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    /// The default as text: the constant the parser falls back to, or a description in
+    /// parentheses where the default depends on the machine or on another key.
+    pub default: String,
+    pub meaning: &'static str,
+}
+
 /// Every key this broker understands, with its default and meaning (printed by `--help`).
-pub const KEYS: &[(&str, &str, &str)] = &[
-    (
-        "listeners",
-        "PLAINTEXT://127.0.0.1:9092",
-        "where to listen: one listener, security protocol PLAINTEXT only (port 0: a free port, see --port-file)",
-    ),
-    (
-        "listener.security.protocol.map",
-        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL",
-        "listener name -> security protocol (custom names such as INTERNAL:PLAINTEXT)",
-    ),
-    ("advertised.listeners", "(listeners)", "the address clients are told to connect to"),
-    ("node.id", "1", "this broker's id in Metadata responses"),
-    ("log.dirs", "./data", "data directory (one directory; the first of a list is used)"),
-    ("num.partitions", "1", "partitions of an auto-created topic or of CreateTopics with -1"),
-    ("auto.create.topics.enable", "true", "create unknown topics on Metadata/Produce"),
-    ("log.segment.bytes", "1073741824", "segment size before a roll"),
-    ("log.roll.ms", "604800000", "segment age before a roll (log.roll.hours also accepted)"),
-    ("log.retention.ms", "604800000", "time retention, -1 unlimited (log.retention.hours/minutes also accepted)"),
-    ("log.retention.bytes", "-1", "size retention per partition, -1 unlimited"),
-    ("log.retention.check.interval.ms", "300000", "how often retention runs"),
-    ("log.flush.interval.messages", "(unset)", "with skua.fsync.policy=interval: sync after this many messages"),
-    ("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
-    ("message.max.bytes", "1048588", "largest record batch accepted"),
-    (
-        "log.message.timestamp.before.max.ms",
-        "9223372036854775807",
-        "how far in the past a record's timestamp may be (INVALID_TIMESTAMP beyond)",
-    ),
-    (
-        "log.message.timestamp.after.max.ms",
-        "3600000",
-        "how far in the future a record's timestamp may be (INVALID_TIMESTAMP beyond)",
-    ),
-    ("socket.request.max.bytes", "104857600", "largest request frame accepted; larger closes the connection"),
-    (
-        "queued.max.requests",
-        "500",
-        "requests being read or waiting for their handler, per broker; at the limit sockets are not read",
-    ),
-    (
-        "queued.max.request.bytes",
-        "268435456",
-        "request bytes held, per broker (-1 unbounded, Kafka's default); at the limit sockets are not read",
-    ),
-    ("max.connections", "2147483647", "open connections; at the limit new ones wait in the listen backlog"),
-    ("max.connections.per.ip", "2147483647", "open connections per client address; more are closed at once"),
-    (
-        "connections.max.idle.ms",
-        "600000",
-        "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
-    ),
-    ("fetch.max.bytes", "57671680", "record bytes of one Fetch response at most (the first partition may exceed it)"),
-    (
-        "skua.fetch.buffered.bytes.max",
-        "230686720",
-        "file bytes read for Fetch responses not yet written, per broker; more waits (at most max_wait_ms)",
-    ),
-    (
-        "group.initial.rebalance.delay.ms",
-        "3000",
-        "how long a new group waits for more members before its first rebalance",
-    ),
-    ("group.min.session.timeout.ms", "6000", "smallest session.timeout.ms a consumer may ask for"),
-    ("group.max.session.timeout.ms", "1800000", "largest session.timeout.ms a consumer may ask for"),
-    ("offsets.retention.minutes", "10080", "committed offsets of an empty group are kept this long"),
-    (
-        "offsets.topic.num.partitions",
-        "50",
-        "partitions of the internal __consumer_offsets log (fixed once data exists)",
-    ),
-    ("offsets.topic.segment.bytes", "104857600", "segment size of the internal __consumer_offsets log"),
-    ("skua.shard.count", "(cores)", "shard threads; each owns a share of the partitions (default: one per core)"),
-    ("skua.write.mode", "direct", "segment writes: direct (O_DIRECT) or buffered"),
-    (
-        "skua.segment.recycle.max",
-        "1",
-        "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
-    ),
-    ("skua.fsync.policy", "fsync-before-ack", "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
-    ("skua.inflight.requests.max", "32", "requests one connection may have in flight (pipelining, 1 to 1000)"),
-];
+pub fn keys() -> Vec<Key> {
+    fn key(name: &'static str, default: impl ToString, meaning: &'static str) -> Key {
+        Key { name, default: default.to_string(), meaning }
+    }
+    vec![
+        key(
+            "listeners",
+            LISTENERS_DEFAULT,
+            "where to listen: one listener, security protocol PLAINTEXT only (port 0: a free port, see --port-file)",
+        ),
+        key(
+            "listener.security.protocol.map",
+            SECURITY_PROTOCOL_MAP_DEFAULT,
+            "listener name -> security protocol (custom names such as INTERNAL:PLAINTEXT)",
+        ),
+        key("advertised.listeners", "(listeners)", "the address clients are told to connect to"),
+        key("node.id", NODE_ID_DEFAULT, "this broker's id in Metadata responses"),
+        key("log.dirs", LOG_DIRS_DEFAULT, "data directory (one directory; the first of a list is used)"),
+        key("num.partitions", NUM_PARTITIONS_DEFAULT, "partitions of an auto-created topic or of CreateTopics with -1"),
+        key("auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT, "create unknown topics on Metadata/Produce"),
+        key("log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT, "segment size before a roll"),
+        key(
+            "log.roll.ms",
+            engine::limits::SEGMENT_MS_DEFAULT,
+            "segment age before a roll (log.roll.hours also accepted)",
+        ),
+        key(
+            "log.retention.ms",
+            engine::limits::RETENTION_MS_DEFAULT,
+            "time retention, -1 unlimited (log.retention.hours/minutes also accepted)",
+        ),
+        key(
+            "log.retention.bytes",
+            engine::limits::RETENTION_BYTES_DEFAULT,
+            "size retention per partition, -1 unlimited",
+        ),
+        key("log.retention.check.interval.ms", RETENTION_CHECK_INTERVAL_MS_DEFAULT, "how often retention runs"),
+        key("log.flush.interval.messages", "(unset)", "with skua.fsync.policy=interval: sync after this many messages"),
+        key("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
+        key("message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT, "largest record batch accepted"),
+        key(
+            "log.message.timestamp.before.max.ms",
+            TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
+            "how far in the past a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+        ),
+        key(
+            "log.message.timestamp.after.max.ms",
+            TIMESTAMP_AFTER_MAX_MS_DEFAULT,
+            "how far in the future a record's timestamp may be (INVALID_TIMESTAMP beyond)",
+        ),
+        key(
+            "socket.request.max.bytes",
+            crate::limits::REQUEST_FRAME_BYTES_DEFAULT,
+            "largest request frame accepted; larger closes the connection",
+        ),
+        key(
+            "queued.max.requests",
+            crate::limits::QUEUED_REQUESTS_DEFAULT,
+            "requests being read or waiting for their handler, per broker; at the limit sockets are not read",
+        ),
+        key(
+            "queued.max.request.bytes",
+            crate::limits::QUEUED_REQUEST_BYTES_DEFAULT,
+            "request bytes held, per broker (-1 unbounded, Kafka's default); at the limit sockets are not read",
+        ),
+        key(
+            "max.connections",
+            crate::limits::CONNECTIONS_DEFAULT,
+            "open connections; at the limit new ones wait in the listen backlog",
+        ),
+        key(
+            "max.connections.per.ip",
+            crate::limits::CONNECTIONS_DEFAULT,
+            "open connections per client address; more are closed at once",
+        ),
+        key(
+            "connections.max.idle.ms",
+            crate::limits::CONNECTION_IDLE_MS_DEFAULT,
+            "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
+        ),
+        key(
+            "fetch.max.bytes",
+            crate::limits::FETCH_RESPONSE_BYTES_DEFAULT,
+            "record bytes of one Fetch response at most (the first partition may exceed it)",
+        ),
+        key(
+            "skua.fetch.buffered.bytes.max",
+            crate::limits::FETCH_BUFFERED_BYTES_DEFAULT,
+            "file bytes read for Fetch responses not yet written, per broker; more waits (at most max_wait_ms)",
+        ),
+        key(
+            "group.initial.rebalance.delay.ms",
+            GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT,
+            "how long a new group waits for more members before its first rebalance",
+        ),
+        key(
+            "group.min.session.timeout.ms",
+            GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT,
+            "smallest session.timeout.ms a consumer may ask for",
+        ),
+        key(
+            "group.max.session.timeout.ms",
+            GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT,
+            "largest session.timeout.ms a consumer may ask for",
+        ),
+        key(
+            "offsets.retention.minutes",
+            OFFSETS_RETENTION_MINUTES_DEFAULT,
+            "committed offsets of an empty group are kept this long",
+        ),
+        key(
+            "offsets.topic.num.partitions",
+            OFFSETS_TOPIC_PARTITIONS_DEFAULT,
+            "partitions of the internal __consumer_offsets log (fixed once data exists)",
+        ),
+        key(
+            "offsets.topic.segment.bytes",
+            OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT,
+            "segment size of the internal __consumer_offsets log",
+        ),
+        key(
+            "skua.shard.count",
+            "(cores)",
+            "shard threads; each owns a share of the partitions (default: one per core)",
+        ),
+        key("skua.write.mode", WRITE_MODE_DEFAULT, "segment writes: direct (O_DIRECT) or buffered"),
+        key(
+            "skua.segment.recycle.max",
+            engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
+            "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
+        ),
+        key("skua.fsync.policy", FSYNC_POLICY_DEFAULT, "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
+        key(
+            "skua.inflight.requests.max",
+            crate::limits::INFLIGHT_REQUESTS_DEFAULT,
+            "requests one connection may have in flight (pipelining, 1 to 1000)",
+        ),
+    ]
+}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -125,10 +218,20 @@ pub struct Config {
     pub fetch_response_bytes_max: u64,
     /// `skua.fetch.buffered.bytes.max`.
     pub fetch_buffered_bytes_max: u64,
-    pub groups: crate::coordinators::groups::GroupConfig,
+    pub groups: GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
     pub timestamp_bounds: crate::codec::produce_policy::TimestampBounds,
+}
+
+/// The group settings of the broker configuration, for the group coordinators (defined here, as
+/// the configuration must not name the layer above it).
+#[derive(Clone, Copy, Debug)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub offsets_retention_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,17 +364,17 @@ fn the_listener(text: &str, protocols: &BTreeMap<String, String>) -> Result<List
 impl Config {
     /// Builds the configuration from properties (file, then overrides) on top of the defaults.
     pub fn from_properties(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let known: Vec<&str> = KEYS.iter().map(|(key, _, _)| *key).collect();
+        let known = keys();
         let aliases = ["log.roll.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
         for key in values.keys() {
-            if !known.contains(&key.as_str()) && !aliases.contains(&key.as_str()) {
+            if !known.iter().any(|known| known.name == key) && !aliases.contains(&key.as_str()) {
                 return Err(ConfigError::UnknownKey(key.clone()));
             }
         }
         let protocols = security_protocol_map(
             values.get("listener.security.protocol.map").map_or(SECURITY_PROTOCOL_MAP_DEFAULT, String::as_str),
         )?;
-        let listeners = values.get("listeners").map_or("PLAINTEXT://127.0.0.1:9092", String::as_str);
+        let listeners = values.get("listeners").map_or(LISTENERS_DEFAULT, String::as_str);
         let listener = the_listener(listeners, &protocols)?;
         let (host, port) = (listener.host.clone(), listener.port);
         let bind_host = if host.is_empty() { "0.0.0.0".to_string() } else { host.clone() };
@@ -302,13 +405,13 @@ impl Config {
             Some(_) => number(values, "log.roll.ms", 0i64)?,
             None => hours("log.roll.hours")?.unwrap_or(engine::limits::SEGMENT_MS_DEFAULT),
         };
-        let flush_policy = match values.get("skua.fsync.policy").map(String::as_str) {
-            None | Some("fsync-before-ack") => FlushPolicy::FsyncBeforeAck,
-            Some("interval") => FlushPolicy::Interval {
+        let flush_policy = match values.get("skua.fsync.policy").map_or(FSYNC_POLICY_DEFAULT, String::as_str) {
+            "fsync-before-ack" => FlushPolicy::FsyncBeforeAck,
+            "interval" => FlushPolicy::Interval {
                 flush_messages: number(values, "log.flush.interval.messages", u64::MAX)?,
                 flush_ms: number(values, "log.flush.interval.ms", i64::MAX)?,
             },
-            Some(other) => {
+            other => {
                 return Err(invalid("skua.fsync.policy", format!("{other:?} is not fsync-before-ack or interval")))
             }
         };
@@ -316,12 +419,12 @@ impl Config {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             segment_ms,
             retention_ms,
-            retention_bytes: number(values, "log.retention.bytes", -1i64)?,
+            retention_bytes: number(values, "log.retention.bytes", engine::limits::RETENTION_BYTES_DEFAULT)?,
             flush_policy,
             ..LogConfig::default()
         };
         log.validate().map_err(|error| invalid("log.*", error.to_string()))?;
-        let write_mode = WriteMode::parse(values.get("skua.write.mode").map_or("direct", String::as_str))
+        let write_mode = WriteMode::parse(values.get("skua.write.mode").map_or(WRITE_MODE_DEFAULT, String::as_str))
             .map_err(|error| invalid("skua.write.mode", error.to_string()))?;
         let cores = std::thread::available_parallelism().map_or(1, |count| count.get());
         let shard_count = number(values, "skua.shard.count", cores)?;
@@ -331,37 +434,52 @@ impl Config {
                 format!("must be between 1 and {}", crate::limits::SHARD_COUNT_MAX),
             ));
         }
-        let num_partitions = number(values, "num.partitions", 1i32)?;
+        let num_partitions = number(values, "num.partitions", NUM_PARTITIONS_DEFAULT)?;
         if num_partitions < 1 {
             return Err(invalid("num.partitions", "must be at least 1"));
         }
         let auto_create_topics = match values.get("auto.create.topics.enable").map(String::as_str) {
-            None | Some("true") => true,
+            None => AUTO_CREATE_TOPICS_DEFAULT,
+            Some("true") => true,
             Some("false") => false,
             Some(other) => return Err(invalid("auto.create.topics.enable", format!("{other:?} is not true or false"))),
         };
         let node_id = match values.get("node.id") {
-            Some(_) => number(values, "node.id", 1)?,
-            None => number(values, "broker.id", 1)?,
+            Some(_) => number(values, "node.id", NODE_ID_DEFAULT)?,
+            None => number(values, "broker.id", NODE_ID_DEFAULT)?,
         };
-        let message_max_bytes = number(values, "message.max.bytes", 1_048_588usize)?;
+        let message_max_bytes = number(values, "message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT)?;
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
             return Err(invalid("message.max.bytes", format!("at most {}", engine::limits::BATCH_BYTES_MAX)));
         }
-        let groups = crate::coordinators::groups::GroupConfig {
-            initial_rebalance_delay_ms: number(values, "group.initial.rebalance.delay.ms", 3000i64)?.max(0),
-            min_session_timeout_ms: number(values, "group.min.session.timeout.ms", 6000i32)?,
-            max_session_timeout_ms: number(values, "group.max.session.timeout.ms", 1_800_000i32)?,
-            offsets_retention_ms: number(values, "offsets.retention.minutes", 10_080i64)?.saturating_mul(60_000),
+        let groups = GroupConfig {
+            initial_rebalance_delay_ms: number(
+                values,
+                "group.initial.rebalance.delay.ms",
+                GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT,
+            )?
+            .max(0),
+            min_session_timeout_ms: number(
+                values,
+                "group.min.session.timeout.ms",
+                GROUP_MIN_SESSION_TIMEOUT_MS_DEFAULT,
+            )?,
+            max_session_timeout_ms: number(
+                values,
+                "group.max.session.timeout.ms",
+                GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT,
+            )?,
+            offsets_retention_ms: number(values, "offsets.retention.minutes", OFFSETS_RETENTION_MINUTES_DEFAULT)?
+                .saturating_mul(60_000),
         };
         if groups.min_session_timeout_ms > groups.max_session_timeout_ms {
             return Err(invalid("group.min.session.timeout.ms", "must not exceed group.max.session.timeout.ms"));
         }
-        let offsets_partitions = number(values, "offsets.topic.num.partitions", 50i32)?;
+        let offsets_partitions = number(values, "offsets.topic.num.partitions", OFFSETS_TOPIC_PARTITIONS_DEFAULT)?;
         if !(1..=crate::limits::PARTITIONS_PER_TOPIC_MAX).contains(&offsets_partitions) {
             return Err(invalid("offsets.topic.num.partitions", "must be between 1 and 10000"));
         }
-        let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", 104_857_600u64)?;
+        let offsets_segment_bytes = number(values, "offsets.topic.segment.bytes", OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT)?;
         let inflight_requests_max =
             number(values, "skua.inflight.requests.max", crate::limits::INFLIGHT_REQUESTS_DEFAULT)?;
         if !(1..=crate::limits::INFLIGHT_REQUESTS_MAX).contains(&inflight_requests_max) {
@@ -395,13 +513,18 @@ impl Config {
         let fetch_buffered_bytes_max =
             positive("skua.fetch.buffered.bytes.max", crate::limits::FETCH_BUFFERED_BYTES_DEFAULT)?;
         let timestamp_bounds = crate::codec::produce_policy::TimestampBounds {
-            before_max_ms: number(values, "log.message.timestamp.before.max.ms", i64::MAX)?,
-            after_max_ms: number(values, "log.message.timestamp.after.max.ms", 3_600_000i64)?,
+            before_max_ms: number(values, "log.message.timestamp.before.max.ms", TIMESTAMP_BEFORE_MAX_MS_DEFAULT)?,
+            after_max_ms: number(values, "log.message.timestamp.after.max.ms", TIMESTAMP_AFTER_MAX_MS_DEFAULT)?,
         };
         if timestamp_bounds.before_max_ms < 0 || timestamp_bounds.after_max_ms < 0 {
             return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
         }
-        let data_dir = values.get("log.dirs").map_or("./data", String::as_str).split(',').next().unwrap_or("./data");
+        let data_dir = values
+            .get("log.dirs")
+            .map_or(LOG_DIRS_DEFAULT, String::as_str)
+            .split(',')
+            .next()
+            .unwrap_or(LOG_DIRS_DEFAULT);
         Ok(Config {
             listen_address,
             advertised_host,
@@ -411,7 +534,11 @@ impl Config {
             num_partitions,
             auto_create_topics,
             log,
-            retention_check_interval_ms: number(values, "log.retention.check.interval.ms", 300_000u64)?,
+            retention_check_interval_ms: number(
+                values,
+                "log.retention.check.interval.ms",
+                RETENTION_CHECK_INTERVAL_MS_DEFAULT,
+            )?,
             message_max_bytes,
             socket_request_max_bytes,
             shard_count,
@@ -570,19 +697,62 @@ mod tests {
         assert!(refusal(&[("skua.inflight.requests.max", "0")]).contains("between 1 and 1000"));
         assert!(refusal(&[("skua.inflight.requests.max", "1001")]).contains("between 1 and 1000"));
         assert!(refusal(&[("max.connections", "0")]).contains("max.connections"));
-        // Every key's --help default is the default the broker uses.
-        let help: BTreeMap<&str, &str> = KEYS.iter().map(|(key, default, _)| (*key, *default)).collect();
-        for (key, value) in [
-            ("fetch.max.bytes", config.fetch_response_bytes_max),
-            ("queued.max.requests", config.queued_requests_max),
-            ("queued.max.request.bytes", config.queued_request_bytes_max),
-            ("max.connections", config.connections_max),
-            ("max.connections.per.ip", config.connections_per_ip_max),
-            ("connections.max.idle.ms", config.connection_idle_ms),
-            ("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
-            ("skua.inflight.requests.max", config.inflight_requests_max as u64),
-        ] {
-            assert_eq!(help[key], value.to_string(), "{key}");
+    }
+
+    /// The value a parsed configuration holds for `key`, written as `--help` writes defaults;
+    /// `None` for a key whose value the configuration does not keep as one number or word.
+    fn shown(config: &Config, key: &str) -> Option<String> {
+        let value = match key {
+            "listeners" => format!("PLAINTEXT://{}", config.listen_address),
+            "node.id" => config.node_id.to_string(),
+            "log.dirs" => config.data_dir.display().to_string(),
+            "num.partitions" => config.num_partitions.to_string(),
+            "auto.create.topics.enable" => config.auto_create_topics.to_string(),
+            "log.segment.bytes" => config.log.segment_bytes.to_string(),
+            "log.roll.ms" => config.log.segment_ms.to_string(),
+            "log.retention.ms" => config.log.retention_ms.to_string(),
+            "log.retention.bytes" => config.log.retention_bytes.to_string(),
+            "log.retention.check.interval.ms" => config.retention_check_interval_ms.to_string(),
+            "message.max.bytes" => config.message_max_bytes.to_string(),
+            "log.message.timestamp.before.max.ms" => config.timestamp_bounds.before_max_ms.to_string(),
+            "log.message.timestamp.after.max.ms" => config.timestamp_bounds.after_max_ms.to_string(),
+            "socket.request.max.bytes" => config.socket_request_max_bytes.to_string(),
+            "queued.max.requests" => config.queued_requests_max.to_string(),
+            "queued.max.request.bytes" => config.queued_request_bytes_max.to_string(),
+            "max.connections" => config.connections_max.to_string(),
+            "max.connections.per.ip" => config.connections_per_ip_max.to_string(),
+            "connections.max.idle.ms" => config.connection_idle_ms.to_string(),
+            "fetch.max.bytes" => config.fetch_response_bytes_max.to_string(),
+            "skua.fetch.buffered.bytes.max" => config.fetch_buffered_bytes_max.to_string(),
+            "group.initial.rebalance.delay.ms" => config.groups.initial_rebalance_delay_ms.to_string(),
+            "group.min.session.timeout.ms" => config.groups.min_session_timeout_ms.to_string(),
+            "group.max.session.timeout.ms" => config.groups.max_session_timeout_ms.to_string(),
+            "offsets.retention.minutes" => (config.groups.offsets_retention_ms / 60_000).to_string(),
+            "offsets.topic.num.partitions" => config.offsets_partitions.to_string(),
+            "offsets.topic.segment.bytes" => config.offsets_segment_bytes.to_string(),
+            "skua.segment.recycle.max" => config.recycled_segments_per_log_max.to_string(),
+            "skua.inflight.requests.max" => config.inflight_requests_max.to_string(),
+            _ => return None,
+        };
+        Some(value)
+    }
+
+    #[test]
+    fn help_shows_the_defaults_the_parser_uses() {
+        let config = with(&[]).expect("defaults");
+        let mut numbers_and_switches = 0;
+        for key in keys() {
+            let typed = key.default.parse::<i128>().is_ok() || ["true", "false"].contains(&key.default.as_str());
+            match shown(&config, key.name) {
+                Some(value) => assert_eq!(value, key.default, "{}: --help and the parser disagree", key.name),
+                // A key with a number or a switch as default must be checked, so a new one cannot
+                // drift unnoticed: give it an arm in `shown`.
+                None => assert!(!typed, "{}: default {} is not checked against the parser", key.name, key.default),
+            }
+            numbers_and_switches += usize::from(typed);
         }
+        // Guards the classification above: were it to see no number, the loop would check nothing.
+        // A new key with such a default adds one here and an arm in `shown`.
+        assert_eq!(numbers_and_switches, 27, "keys with a number or true/false as default");
     }
 }

@@ -33,8 +33,8 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 
 fn keys_help() -> String {
     let mut text = String::from("Configuration keys (file or --override; Kafka's names where Kafka has one):\n");
-    for (key, default, meaning) in config::KEYS {
-        text.push_str(&format!("  {key:<34} {meaning} [default: {default}]\n"));
+    for config::Key { name, default, meaning } in config::keys() {
+        text.push_str(&format!("  {name:<34} {meaning} [default: {default}]\n"));
     }
     text
 }

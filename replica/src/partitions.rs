@@ -924,7 +924,7 @@ mod regression_tests {
         let appended = partitions.append(id, &batch(), Acks::All, 1_000).expect("append");
         let mut ack = appended.ack.expect("ack");
         let waker = std::task::Waker::noop();
-        let early = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(&waker)), Poll::Ready(Ok(())));
+        let early = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(waker)), Poll::Ready(Ok(())));
         eprintln!("new append at {:?} acknowledged before any commit: {early}", appended.base_offset);
         let partition = partitions.get(id).expect("p");
         assert!(partition.high_watermark() <= engine_end, "the high watermark never passes the log end");
@@ -952,7 +952,7 @@ mod regression_tests {
         let engine_end = partitions.engine.log(b).expect("log").log_end_offset();
         let hw = partitions.get(b).expect("b").high_watermark();
         let waker = std::task::Waker::noop();
-        let acked = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(&waker)), Poll::Ready(_));
+        let acked = matches!(Pin::new(&mut ack).poll(&mut Context::from_waker(waker)), Poll::Ready(_));
         eprintln!(
             "in flight {}, b engine end {engine_end:?}, hw {hw:?}, acked {acked}",
             partitions.commits_in_flight()
@@ -982,7 +982,7 @@ mod regression_tests {
         let mut ack = appended.ack.expect("ack");
         partitions.pump(1_000);
         let waker = std::task::Waker::noop();
-        let outcome = Pin::new(&mut ack).poll(&mut Context::from_waker(&waker));
+        let outcome = Pin::new(&mut ack).poll(&mut Context::from_waker(waker));
         let end = partitions.engine.log(l).expect("log").log_end_offset();
         eprintln!("append at {:?}: ack {outcome:?}; log end now {end:?}", appended.base_offset);
         assert!(

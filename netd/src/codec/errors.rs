@@ -1,13 +1,17 @@
 //! The one mapping from engine, partition-layer and broker errors to Kafka error codes.
 //!
 //! Owns: every Kafka error code the broker sends. Exhaustive on purpose: a new engine error does
-//! not compile until someone decides what a client sees for it.
+//! not compile until someone decides what a client sees for it. Also owns [`TopicError`], the
+//! broker's own error for topic changes: it is raised above this layer (the controller, the topic
+//! handlers), so it is defined here, where its mapping can see it. Knows no runtime, catalog or
+//! handler type.
 
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
 use replica::{ProducerError, ReplicaError};
 
 use crate::codec::produce_policy::ProduceRefusal;
+use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 
 pub const NONE: i16 = 0;
 
@@ -90,6 +94,104 @@ pub fn produce_refusal_code(refusal: &ProduceRefusal) -> i16 {
     kind.code()
 }
 
+/// Why a topic could not be created, grown or deleted. The message (`Display`) is what the
+/// client reads in the response's `error_message`, so each is worded as the broker always has.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// Kafka's topic name rules (`catalog::valid_topic_name` says which one).
+    #[error("{0}")]
+    InvalidName(String),
+    /// The internal offsets topic, which only the broker creates.
+    #[error("{name} is internal")]
+    Internal { name: String },
+    #[error("Topic '{name}' already exists.")]
+    AlreadyExists { name: String },
+    /// Kafka's metric names turn '.' into '_', so `name` and `existing` cannot both exist.
+    #[error("Topic '{name}' collides with existing topic: {existing}")]
+    Collision { name: String, existing: String },
+    #[error("partition count must be in 1..={}", PARTITIONS_PER_TOPIC_MAX)]
+    PartitionCountOutOfRange { count: i32 },
+    /// CreatePartitions may only grow a topic.
+    #[error(
+        "topic {name:?} has {existing} partitions; the new count must be larger and at most {}",
+        PARTITIONS_PER_TOPIC_MAX
+    )]
+    PartitionCountNotLarger { name: String, existing: i32, count: i32 },
+    #[error("unknown topic {name:?}")]
+    UnknownTopic { name: String },
+    /// A single node holds one replica of everything.
+    #[error("this single-node broker supports replication factor 1")]
+    ReplicationFactor { factor: i16 },
+    #[error("manual replica assignment is not supported")]
+    ReplicaAssignment,
+    #[error("per-topic configs are not supported yet")]
+    TopicConfigs,
+    /// A shard could not open one of the topic's partitions.
+    #[error(transparent)]
+    Partition(#[from] ReplicaError),
+    /// The topic manifest (the commit point of every change) could not be written or removed.
+    #[error("{0}")]
+    Storage(Box<dyn std::error::Error + Send + Sync>),
+    /// A shard did not take or finish its part of the change (it is stopping).
+    #[error("{0}")]
+    Shard(anyhow::Error),
+    /// The controller is gone (the broker is stopping).
+    #[error("the controller has stopped")]
+    Stopped,
+}
+
+/// What a client of CreateTopics, CreatePartitions or DeleteTopics sees for a topic error.
+pub fn topic_error_code(error: &TopicError) -> i16 {
+    let kind = match error {
+        TopicError::InvalidName(_) | TopicError::Internal { .. } | TopicError::Collision { .. } => {
+            ResponseError::InvalidTopicException
+        }
+        TopicError::AlreadyExists { .. } => ResponseError::TopicAlreadyExists,
+        TopicError::PartitionCountOutOfRange { .. } | TopicError::PartitionCountNotLarger { .. } => {
+            ResponseError::InvalidPartitions
+        }
+        TopicError::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        TopicError::ReplicaAssignment => ResponseError::InvalidReplicaAssignment,
+        TopicError::TopicConfigs => ResponseError::InvalidConfig,
+        TopicError::Partition(error) => return replica_error_code(error),
+        TopicError::Storage(_) => ResponseError::KafkaStorageError,
+        TopicError::Shard(_) | TopicError::Stopped => ResponseError::UnknownServerError,
+    };
+    kind.code()
+}
+
+/// What a Metadata or Produce client sees when creating its unknown topic failed: a name
+/// collision is UNKNOWN_TOPIC_OR_PARTITION, as Kafka's Metadata answers it, the rest as
+/// CreateTopics would.
+pub fn auto_create_error_code(error: &TopicError) -> i16 {
+    match error {
+        TopicError::Collision { .. } => ResponseError::UnknownTopicOrPartition.code(),
+        other => topic_error_code(other),
+    }
+}
+
+/// Why the controller could not hand out a producer id.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerIdError {
+    /// Reserving the next block of ids durably failed.
+    #[error(transparent)]
+    Storage(#[from] std::io::Error),
+    /// The controller is gone (the broker is stopping).
+    #[error("the controller has stopped")]
+    Stopped,
+}
+
+/// What an InitProducerId client sees when no id could be handed out.
+pub fn producer_id_error_code(error: &ProducerIdError) -> i16 {
+    let kind = match error {
+        ProducerIdError::Storage(_) => ResponseError::KafkaStorageError,
+        // As a failed reservation: the client retries InitProducerId either way.
+        ProducerIdError::Stopped => ResponseError::KafkaStorageError,
+    };
+    kind.code()
+}
+
 pub fn code(error: ResponseError) -> i16 {
     error.code()
 }
@@ -132,5 +234,57 @@ mod tests {
         assert_eq!(offsets_error_code(&ReplicaError::UnknownPartition), 16);
         let timestamp = ProduceRefusal::TimestampOutOfRange { timestamp_ms: 0, low_ms: 0, high_ms: 0 };
         assert_eq!(produce_refusal_code(&timestamp), 32);
+    }
+
+    /// Codes and messages exactly as the controller and the topic handlers sent them as
+    /// `(i16, String)` pairs before [`TopicError`].
+    #[test]
+    fn topic_errors_are_kafkas() {
+        let name = || "a.b".to_string();
+        let storage = std::io::Error::other("disk gone");
+        let full = EngineError::Full { path: "x".into() }.to_string();
+        let cases: Vec<(TopicError, i16, i16, &str)> = vec![
+            (TopicError::InvalidName("bad name".into()), 17, 17, "bad name"),
+            (TopicError::Internal { name: "__consumer_offsets".into() }, 17, 17, "__consumer_offsets is internal"),
+            (TopicError::AlreadyExists { name: name() }, 36, 36, "Topic 'a.b' already exists."),
+            (
+                TopicError::Collision { name: name(), existing: "a_b".into() },
+                17,
+                3,
+                "Topic 'a.b' collides with existing topic: a_b",
+            ),
+            (TopicError::PartitionCountOutOfRange { count: 0 }, 37, 37, "partition count must be in 1..=10000"),
+            (
+                TopicError::PartitionCountNotLarger { name: name(), existing: 3, count: 2 },
+                37,
+                37,
+                "topic \"a.b\" has 3 partitions; the new count must be larger and at most 10000",
+            ),
+            (TopicError::UnknownTopic { name: name() }, 3, 3, "unknown topic \"a.b\""),
+            (
+                TopicError::ReplicationFactor { factor: 3 },
+                38,
+                38,
+                "this single-node broker supports replication factor 1",
+            ),
+            (TopicError::ReplicaAssignment, 39, 39, "manual replica assignment is not supported"),
+            (TopicError::TopicConfigs, 40, 40, "per-topic configs are not supported yet"),
+            (TopicError::Partition(ReplicaError::from(EngineError::Full { path: "x".into() })), 56, 56, &full),
+            (TopicError::Storage(Box::new(storage)), 56, 56, "disk gone"),
+            (
+                TopicError::Shard(anyhow::anyhow!("shard 1 stopped").context("submitting to shard 1")),
+                -1,
+                -1,
+                "submitting to shard 1",
+            ),
+            (TopicError::Stopped, -1, -1, "the controller has stopped"),
+        ];
+        assert_eq!(producer_id_error_code(&ProducerIdError::Storage(std::io::Error::other("x"))), 56);
+        assert_eq!(producer_id_error_code(&ProducerIdError::Stopped), 56);
+        for (error, code, auto_code, message) in &cases {
+            assert_eq!(topic_error_code(error), *code, "{error:?}");
+            assert_eq!(auto_create_error_code(error), *auto_code, "{error:?}");
+            assert_eq!(error.to_string(), *message, "{error:?}");
+        }
     }
 }

@@ -3,9 +3,9 @@
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
-use kafka_protocol::ResponseError;
 
 use super::str_bytes;
+use crate::codec::errors::{topic_error_code, TopicError};
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
@@ -17,16 +17,13 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
         let outcome = if topic.assignments.as_ref().is_some_and(|assignments| !assignments.is_empty()) {
-            Err((
-                ResponseError::InvalidReplicaAssignment.code(),
-                "manual replica assignment is not supported".to_string(),
-            ))
+            Err(TopicError::ReplicaAssignment)
         } else {
             controller::add_partitions(context, topic.name.as_str(), topic.count, request.validate_only).await
         };
-        if let Err((code, message)) = outcome {
-            result.error_code = code;
-            result.error_message = Some(str_bytes(&message));
+        if let Err(error) = outcome {
+            result.error_code = topic_error_code(&error);
+            result.error_message = Some(str_bytes(&error.to_string()));
         }
         response.results.push(result);
     }

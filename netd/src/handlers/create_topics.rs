@@ -3,9 +3,9 @@
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
-use kafka_protocol::ResponseError;
 
 use super::str_bytes;
+use crate::codec::errors::{topic_error_code, TopicError};
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
@@ -20,23 +20,17 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         result.num_partitions = partitions;
         result.replication_factor = 1;
         let outcome = if topic.replication_factor != -1 && topic.replication_factor != 1 {
-            Err((
-                ResponseError::InvalidReplicationFactor.code(),
-                "this single-node broker supports replication factor 1".to_string(),
-            ))
+            Err(TopicError::ReplicationFactor { factor: topic.replication_factor })
         } else if !topic.assignments.is_empty() {
-            Err((
-                ResponseError::InvalidReplicaAssignment.code(),
-                "manual replica assignment is not supported".to_string(),
-            ))
+            Err(TopicError::ReplicaAssignment)
         } else if !topic.configs.is_empty() {
-            Err((ResponseError::InvalidConfig.code(), "per-topic configs are not supported yet".to_string()))
+            Err(TopicError::TopicConfigs)
         } else {
             controller::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
         };
-        if let Err((code, message)) = outcome {
-            result.error_code = code;
-            result.error_message = Some(str_bytes(&message));
+        if let Err(error) = outcome {
+            result.error_code = topic_error_code(&error);
+            result.error_message = Some(str_bytes(&error.to_string()));
             result.num_partitions = -1;
             result.replication_factor = -1;
         }

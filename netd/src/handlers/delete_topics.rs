@@ -5,6 +5,7 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse};
 
 use super::str_bytes;
+use crate::codec::errors::topic_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
@@ -15,9 +16,9 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     for name in &request.topic_names {
         let mut result = DeletableTopicResult::default();
         result.name = Some(name.clone());
-        if let Err((code, message)) = controller::delete_topic(context, name.as_str()).await {
-            result.error_code = code;
-            result.error_message = Some(str_bytes(&message));
+        if let Err(error) = controller::delete_topic(context, name.as_str()).await {
+            result.error_code = topic_error_code(&error);
+            result.error_message = Some(str_bytes(&error.to_string()));
         }
         response.responses.push(result);
     }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use crate::codec::errors::producer_id_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
@@ -31,7 +32,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             }
             Err(error) => {
                 tracing::error!(%error, "could not reserve producer ids");
-                response.error_code = ResponseError::KafkaStorageError.code();
+                response.error_code = producer_id_error_code(&error);
             }
         }
     }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::ResponseError;
 
 use super::str_bytes;
+use crate::codec::errors::auto_create_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
@@ -47,7 +48,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         } else if partitions.is_none() && auto_create {
             match controller::auto_create_topic(context, &name).await {
                 Ok(()) => partitions = context.catalog().partitions(&name),
-                Err((code, _)) => topic.error_code = code,
+                Err(error) => topic.error_code = auto_create_error_code(&error),
             }
         }
         match partitions {

@@ -147,9 +147,9 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         let mut topic_error = refusal;
         if topic_error.is_none() && context.catalog().partitions(name).is_none() {
             if context.config.auto_create_topics && crate::catalog::valid_topic_name(name).is_ok() {
-                if let Err((code, message)) = controller::auto_create_topic(context, name).await {
-                    tracing::debug!(topic = %name, %message, "auto-creation failed");
-                    topic_error = Some(code);
+                if let Err(error) = controller::auto_create_topic(context, name).await {
+                    tracing::debug!(topic = %name, %error, "auto-creation failed");
+                    topic_error = Some(errors::auto_create_error_code(&error));
                 }
             } else {
                 topic_error = Some(ResponseError::UnknownTopicOrPartition.code());

@@ -8,6 +8,9 @@
 //! runs as one task on [`CONTROLLER_SHARD`], taking commands one at a time, so two creations of
 //! one topic can never interleave. Any shard reaches it through a bounded queue.
 //!
+//! Failures are [`TopicError`]s and [`ProducerIdError`]s; which Kafka code a client sees for
+//! one is decided in `codec/errors.rs`, not here.
+//!
 //! Not on the data path: produce and fetch never wait for the controller, except produce and
 //! metadata when they auto-create a topic.
 
@@ -15,58 +18,32 @@ use std::rc::Rc;
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
-use kafka_protocol::ResponseError;
 
 use crate::catalog::manifest::{ManifestError, TopicManifests};
 use crate::catalog::producer_ids::ProducerIds;
 use crate::catalog::valid_topic_name;
-use crate::codec::errors;
+use crate::codec::errors::{ProducerIdError, TopicError};
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::runtime::context::{Pending, ShardContext};
 
 /// The shard that runs the controller (topic catalog changes, producer id allocation).
 pub const CONTROLLER_SHARD: usize = 0;
 
-/// A Kafka error code and message for the client.
-pub type ControlError = (i16, String);
-
 #[derive(Debug)]
 pub enum ControlCommand {
-    /// `auto`: an auto-creation (Metadata or Produce naming an unknown topic), which answers a
-    /// name collision as Kafka's Metadata does (UNKNOWN_TOPIC_OR_PARTITION).
-    CreateTopic {
-        name: String,
-        partitions: i32,
-        validate_only: bool,
-        auto: bool,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    AddPartitions {
-        name: String,
-        count: i32,
-        validate_only: bool,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    DeleteTopic {
-        name: String,
-        reply: oneshot::Sender<Result<(), ControlError>>,
-    },
-    AllocateProducerId {
-        reply: oneshot::Sender<std::io::Result<i64>>,
-    },
-}
-
-fn stopped() -> ControlError {
-    (errors::code(ResponseError::UnknownServerError), "the controller has stopped".to_string())
+    CreateTopic { name: String, partitions: i32, validate_only: bool, reply: oneshot::Sender<Result<(), TopicError>> },
+    AddPartitions { name: String, count: i32, validate_only: bool, reply: oneshot::Sender<Result<(), TopicError>> },
+    DeleteTopic { name: String, reply: oneshot::Sender<Result<(), TopicError>> },
+    AllocateProducerId { reply: oneshot::Sender<std::io::Result<i64>> },
 }
 
 async fn ask<T>(
     context: &ShardContext,
-    make: impl FnOnce(oneshot::Sender<Result<T, ControlError>>) -> ControlCommand,
-) -> Result<T, ControlError> {
+    make: impl FnOnce(oneshot::Sender<Result<T, TopicError>>) -> ControlCommand,
+) -> Result<T, TopicError> {
     let (reply, result) = oneshot::channel();
-    context.send_control(make(reply)).await.map_err(|_| stopped())?;
-    result.await.unwrap_or_else(|_| Err(stopped()))
+    context.send_control(make(reply)).await.map_err(|_| TopicError::Stopped)?;
+    result.await.unwrap_or(Err(TopicError::Stopped))
 }
 
 pub async fn create_topic(
@@ -74,30 +51,15 @@ pub async fn create_topic(
     name: &str,
     partitions: i32,
     validate_only: bool,
-) -> Result<(), ControlError> {
-    ask(context, |reply| ControlCommand::CreateTopic {
-        name: name.to_string(),
-        partitions,
-        validate_only,
-        auto: false,
-        reply,
-    })
-    .await
+) -> Result<(), TopicError> {
+    ask(context, |reply| ControlCommand::CreateTopic { name: name.to_string(), partitions, validate_only, reply }).await
 }
 
-/// Creates `name` with `num.partitions` unless it exists (a concurrent creation is fine).
-pub async fn auto_create_topic(context: &ShardContext, name: &str) -> Result<(), ControlError> {
-    let partitions = context.config.num_partitions;
-    let created = ask(context, |reply| ControlCommand::CreateTopic {
-        name: name.to_string(),
-        partitions,
-        validate_only: false,
-        auto: true,
-        reply,
-    })
-    .await;
-    match created {
-        Err((code, _)) if code == errors::code(ResponseError::TopicAlreadyExists) => Ok(()),
+/// Creates `name` with `num.partitions` unless it exists (a concurrent creation is fine). The
+/// caller answers a failure as an auto-creation (`errors::auto_create_error_code`).
+pub async fn auto_create_topic(context: &ShardContext, name: &str) -> Result<(), TopicError> {
+    match create_topic(context, name, context.config.num_partitions, false).await {
+        Err(TopicError::AlreadyExists { .. }) => Ok(()),
         other => other,
     }
 }
@@ -107,21 +69,21 @@ pub async fn add_partitions(
     name: &str,
     count: i32,
     validate_only: bool,
-) -> Result<(), ControlError> {
+) -> Result<(), TopicError> {
     ask(context, |reply| ControlCommand::AddPartitions { name: name.to_string(), count, validate_only, reply }).await
 }
 
-pub async fn delete_topic(context: &ShardContext, name: &str) -> Result<(), ControlError> {
+pub async fn delete_topic(context: &ShardContext, name: &str) -> Result<(), TopicError> {
     ask(context, |reply| ControlCommand::DeleteTopic { name: name.to_string(), reply }).await
 }
 
-pub async fn allocate_producer_id(context: &ShardContext) -> std::io::Result<i64> {
+pub async fn allocate_producer_id(context: &ShardContext) -> Result<i64, ProducerIdError> {
     let (reply, result) = oneshot::channel();
-    context
-        .send_control(ControlCommand::AllocateProducerId { reply })
-        .await
-        .map_err(|error| std::io::Error::other(error.to_string()))?;
-    result.await.unwrap_or_else(|_| Err(std::io::Error::other("the controller has stopped")))
+    context.send_control(ControlCommand::AllocateProducerId { reply }).await.map_err(|_| ProducerIdError::Stopped)?;
+    match result.await {
+        Ok(allocated) => Ok(allocated?),
+        Err(_) => Err(ProducerIdError::Stopped),
+    }
 }
 
 /// The controller task. Runs until every sender is gone.
@@ -129,8 +91,8 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
     let mut manifests = TopicManifests::new(&context.config.data_dir);
     while let Some(command) = commands.next().await {
         match command {
-            ControlCommand::CreateTopic { name, partitions, validate_only, auto, reply } => {
-                let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only, auto).await);
+            ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
+                let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only).await);
             }
             ControlCommand::AddPartitions { name, count, validate_only, reply } => {
                 let _ = reply.send(grow(&context, &mut manifests, &name, count, validate_only).await);
@@ -150,25 +112,22 @@ async fn open_everywhere(
     context: &Rc<ShardContext>,
     topic: &str,
     partitions: std::ops::Range<i32>,
-) -> Result<(), ControlError> {
+) -> Result<(), TopicError> {
     let mut per_shard: Vec<Vec<i32>> = vec![Vec::new(); context.count];
     for partition in partitions {
         per_shard[context.owner_of(topic, partition)].push(partition);
     }
-    let mut pending: Vec<Pending<Result<(), ControlError>>> = Vec::new();
+    let mut pending: Vec<Pending<Result<(), TopicError>>> = Vec::new();
     for (shard, list) in per_shard.into_iter().enumerate().filter(|(_, list)| !list.is_empty()) {
         let topic = topic.to_string();
         let submitted = context
             .submit(shard, move |shard_context| {
-                let result = shard_context
-                    .state
-                    .borrow_mut()
-                    .open_partitions(&topic, &list)
-                    .map_err(|error| (errors::replica_error_code(&error), error.to_string()));
+                let result =
+                    shard_context.state.borrow_mut().open_partitions(&topic, &list).map_err(TopicError::Partition);
                 Box::pin(std::future::ready(result))
             })
             .await
-            .map_err(|error| (errors::code(ResponseError::UnknownServerError), error.to_string()))?;
+            .map_err(TopicError::Shard)?;
         pending.push(submitted);
     }
     let mut outcome = Ok(());
@@ -176,15 +135,15 @@ async fn open_everywhere(
         match result.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => outcome = Err(error),
-            Err(error) => outcome = Err((errors::code(ResponseError::UnknownServerError), error.to_string())),
+            Err(error) => outcome = Err(TopicError::Shard(error)),
         }
     }
     outcome
 }
 
-fn storage_error(error: &ManifestError) -> ControlError {
+fn storage_error(error: ManifestError) -> TopicError {
     tracing::error!(%error, "topic manifest");
-    (errors::code(ResponseError::KafkaStorageError), error.to_string())
+    TopicError::Storage(Box::new(error))
 }
 
 /// Kafka's metric names turn '.' into '_', so two topics that differ only there collide: the
@@ -214,26 +173,21 @@ async fn create(
     name: &str,
     partitions: i32,
     validate_only: bool,
-    auto: bool,
-) -> Result<(), ControlError> {
-    valid_topic_name(name).map_err(|message| (errors::code(ResponseError::InvalidTopicException), message))?;
+) -> Result<(), TopicError> {
+    valid_topic_name(name).map_err(TopicError::InvalidName)?;
     if name == crate::coordinators::groups::OFFSETS_TOPIC {
-        return Err((errors::code(ResponseError::InvalidTopicException), format!("{name} is internal")));
+        return Err(TopicError::Internal { name: name.to_string() });
     }
     let catalog = context.catalog();
     if catalog.partitions(name).is_some() {
-        return Err((errors::code(ResponseError::TopicAlreadyExists), format!("Topic '{name}' already exists.")));
+        return Err(TopicError::AlreadyExists { name: name.to_string() });
     }
     let offsets_topic = crate::coordinators::groups::OFFSETS_TOPIC.to_string();
     if let Some(existing) = colliding_topic(catalog.topics.keys().chain([&offsets_topic]), name) {
-        let code = if auto { ResponseError::UnknownTopicOrPartition } else { ResponseError::InvalidTopicException };
-        return Err((errors::code(code), format!("Topic '{name}' collides with existing topic: {existing}")));
+        return Err(TopicError::Collision { name: name.to_string(), existing: existing.clone() });
     }
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
-        return Err((
-            errors::code(ResponseError::InvalidPartitions),
-            format!("partition count must be in 1..={PARTITIONS_PER_TOPIC_MAX}"),
-        ));
+        return Err(TopicError::PartitionCountOutOfRange { count: partitions });
     }
     if validate_only {
         return Ok(());
@@ -245,11 +199,11 @@ async fn create(
         Ok(removed) => {
             tracing::warn!(topic = %name, removed, "removed leftover partition directories before creating the topic")
         }
-        Err(error) => return Err(storage_error(&error)),
+        Err(error) => return Err(storage_error(error)),
     }
     let opened = open_everywhere(context, name, 0..partitions).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
-    let committed = opened.and_then(|()| manifests.commit(name, partitions).map_err(|error| storage_error(&error)));
+    let committed = opened.and_then(|()| manifests.commit(name, partitions).map_err(storage_error));
     if let Err(error) = committed {
         // A manifest write can fail after its rename (the directory fsync): take it back too, or
         // the next start would find a topic without directories and refuse to start.
@@ -272,21 +226,18 @@ async fn grow(
     name: &str,
     count: i32,
     validate_only: bool,
-) -> Result<(), ControlError> {
+) -> Result<(), TopicError> {
     let Some(existing) = context.catalog().partitions(name) else {
-        return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {name:?}")));
+        return Err(TopicError::UnknownTopic { name: name.to_string() });
     };
     if count <= existing || count > PARTITIONS_PER_TOPIC_MAX {
-        return Err((
-            errors::code(ResponseError::InvalidPartitions),
-            format!("topic {name:?} has {existing} partitions; the new count must be larger and at most {PARTITIONS_PER_TOPIC_MAX}"),
-        ));
+        return Err(TopicError::PartitionCountNotLarger { name: name.to_string(), existing, count });
     }
     if validate_only {
         return Ok(());
     }
     let opened = open_everywhere(context, name, existing..count).await;
-    let committed = opened.and_then(|()| manifests.commit(name, count).map_err(|error| storage_error(&error)));
+    let committed = opened.and_then(|()| manifests.commit(name, count).map_err(storage_error));
     if let Err(error) = committed {
         if let Err(error) = manifests.commit(name, existing) {
             tracing::error!(topic = %name, %error, "could not restore the manifest of a failed grow");
@@ -321,19 +272,17 @@ async fn delete_everywhere(context: &Rc<ShardContext>, name: &str, from: i32) ->
     Ok(())
 }
 
-async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name: &str) -> Result<(), ControlError> {
+async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name: &str) -> Result<(), TopicError> {
     if context.catalog().partitions(name).is_none() {
-        return Err((errors::code(ResponseError::UnknownTopicOrPartition), format!("unknown topic {name:?}")));
+        return Err(TopicError::UnknownTopic { name: name.to_string() });
     }
     // The commit point: once the manifest is gone, a restart removes whatever directories are left.
-    manifests.remove(name).map_err(|error| storage_error(&error))?;
+    manifests.remove(name).map_err(storage_error)?;
     // Unpublish next so no new request is routed to the partitions being deleted.
     context.shared_catalog().publish(|catalog| {
         catalog.topics.remove(name);
     });
-    delete_everywhere(context, name, 0)
-        .await
-        .map_err(|error| (errors::code(ResponseError::UnknownServerError), error.to_string()))?;
+    delete_everywhere(context, name, 0).await.map_err(TopicError::Shard)?;
     if let Err(error) = manifests.remove_partition_dirs(name, 0) {
         tracing::error!(topic = %name, %error, "could not remove every partition directory of a deleted topic; the next start removes them");
     }

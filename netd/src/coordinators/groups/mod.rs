@@ -22,6 +22,8 @@ use kafka_protocol::ResponseError;
 
 use store::CommittedOffset;
 
+use crate::config::GroupConfig;
+
 /// Where groups live is placement, the catalog's business (re-exported for the coordinator's
 /// users).
 pub use crate::catalog::{offsets_partition, OFFSETS_TOPIC};
@@ -35,15 +37,6 @@ pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
 
 fn code(error: ResponseError) -> i16 {
     error.code()
-}
-
-/// The group settings of the broker configuration.
-#[derive(Clone, Copy, Debug)]
-pub struct GroupConfig {
-    pub initial_rebalance_delay_ms: i64,
-    pub min_session_timeout_ms: i32,
-    pub max_session_timeout_ms: i32,
-    pub offsets_retention_ms: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
