@@ -186,6 +186,14 @@ impl Partition {
         }
     }
 
+    /// Kafka's checks of a client request the leader serves (Fetch, ListOffsets,
+    /// OffsetForLeaderEpoch), in Kafka's order: the request's leader epoch first (older:
+    /// fenced, newer: unknown), then leadership.
+    pub fn check_leader_request(&self, requested: Option<LeaderEpoch>) -> Result<()> {
+        self.check_epoch(requested)?;
+        self.check_leader()
+    }
+
     /// Refuses unless this replica leads (client writes and client reads go to the leader).
     pub fn check_leader(&self) -> Result<()> {
         match self.role {

@@ -68,8 +68,7 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
     data.log_start_offset = -1;
     let found = state.partition_id(&item.topic, item.partition).and_then(|id| {
         let replica = state.partitions.get(id)?;
-        replica.check_leader()?;
-        replica.check_epoch(item.current_leader_epoch)?;
+        replica.check_leader_request(item.current_leader_epoch)?;
         Ok((id, replica))
     });
     let (id, replica) = match found {

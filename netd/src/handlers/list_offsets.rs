@@ -33,8 +33,7 @@ fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
     result.offset = -1;
     let found = state.partition_id(topic, *partition).and_then(|id| {
         let replica = state.partitions.get(id)?;
-        replica.check_leader()?;
-        replica.check_epoch(*current_epoch)?;
+        replica.check_leader_request(*current_epoch)?;
         Ok((id, replica))
     });
     match found {

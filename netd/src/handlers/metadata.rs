@@ -15,6 +15,7 @@ use crate::codec::errors::auto_create_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
+use crate::runtime::state::SINGLE_NODE_ROLE;
 
 pub const CLUSTER_ID: &str = "skua-single-node-cluster";
 
@@ -58,7 +59,9 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                         let mut partition = MetadataResponsePartition::default();
                         partition.partition_index = index;
                         partition.leader_id = node_id;
-                        partition.leader_epoch = 0;
+                        // The epoch every partition of a single node leads in (order 3: the
+                        // metadata image's).
+                        partition.leader_epoch = SINGLE_NODE_ROLE.epoch().0;
                         partition.replica_nodes = vec![node_id];
                         partition.isr_nodes = vec![node_id];
                         partition

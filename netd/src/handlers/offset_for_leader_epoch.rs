@@ -28,8 +28,7 @@ fn answer(state: &ShardState, topic: &str, partition: i32, current_epoch: i32, a
     result.end_offset = -1;
     let found = state.partition_id(topic, partition).and_then(|id| {
         let replica = state.partitions.get(id)?;
-        replica.check_leader()?;
-        replica.check_epoch((current_epoch >= 0).then_some(LeaderEpoch(current_epoch)))?;
+        replica.check_leader_request((current_epoch >= 0).then_some(LeaderEpoch(current_epoch)))?;
         Ok(replica)
     });
     match found {
