@@ -39,8 +39,10 @@ pub fn persist(
         Ok(durable) => durable,
         Err(error) => return Box::pin(std::future::ready(errors::offsets_error_code(&error))),
     };
+    let pending = PendingCommits::mark(state, &records);
     let state = state.clone();
     Box::pin(async move {
+        let _pending = pending;
         // A shard stopping first answers `Stopped`: the outcome of the append is unknown, as
         // after a timeout.
         let code = durable.await.map_or_else(|error| errors::offsets_error_code(&error), |()| errors::NONE);
@@ -53,6 +55,45 @@ pub fn persist(
         }
         code
     })
+}
+
+/// The commits of one [`persist`] while they are appended but not applied: marked in
+/// `groups.committing` so that expiry leaves their keys alone, unmarked when dropped (after the
+/// outcome is applied, or when the waiting request goes away).
+struct PendingCommits {
+    state: Rc<RefCell<ShardState>>,
+    keys: Vec<(String, String, i32)>,
+}
+
+impl PendingCommits {
+    fn mark(state: &Rc<RefCell<ShardState>>, records: &[OffsetRecord]) -> PendingCommits {
+        let keys: Vec<(String, String, i32)> = records
+            .iter()
+            .filter(|record| record.value.is_some())
+            .map(|record| (record.group.clone(), record.topic.clone(), record.partition))
+            .collect();
+        let mut borrowed = state.borrow_mut();
+        for key in &keys {
+            *borrowed.groups.committing.entry(key.clone()).or_default() += 1;
+        }
+        PendingCommits { state: state.clone(), keys }
+    }
+}
+
+impl Drop for PendingCommits {
+    fn drop(&mut self) {
+        // Dropped from a task, never inside a borrow of the state; if that ever changed, the
+        // keys would stay marked (their offsets would not expire), which loses nothing.
+        let Ok(mut state) = self.state.try_borrow_mut() else { return };
+        for key in self.keys.drain(..) {
+            if let std::collections::btree_map::Entry::Occupied(mut count) = state.groups.committing.entry(key) {
+                *count.get_mut() -= 1;
+                if *count.get() == 0 {
+                    count.remove();
+                }
+            }
+        }
+    }
 }
 
 /// Tombstones the committed offsets that `offsets.retention.minutes` expired: one [`persist`] per
@@ -172,6 +213,27 @@ mod tests {
         let stored = persist(&state, "g", vec![commit(7, now_ms())]);
         assert_eq!(stored.now_or_never(), Some(errors::code(kafka_protocol::ResponseError::NotCoordinator)));
         assert_eq!(committed(&state), Some(3));
+    }
+
+    /// Kafka skips offsets with a pending commit: a tombstone appended behind a commit would
+    /// delete it right after it was acknowledged.
+    #[test]
+    fn expiry_leaves_a_key_with_a_commit_in_flight_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open(dir.path(), 0, true);
+        state.borrow_mut().groups.apply(commit(5, 0), 0);
+        let stored = persist(&state, "g", vec![commit(9, 0)]);
+        assert_eq!(offsets_appended(&state), 1, "the commit is appended");
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            expire(&state, 10);
+            assert_eq!(offsets_appended(&state), 1, "no tombstone behind a commit in flight");
+            state.borrow_mut().commit();
+            assert_eq!(stored.await, errors::NONE);
+            assert_eq!(committed(&state), Some(9));
+            assert!(state.borrow().groups.committing.is_empty(), "the mark goes with the outcome");
+            expire(&state, 10);
+            assert_eq!(offsets_appended(&state), 2, "once applied, the offset may expire again");
+        });
     }
 
     #[test]

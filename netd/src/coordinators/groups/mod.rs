@@ -367,6 +367,10 @@ pub struct Coordinator {
     /// (group, topic, partition) of the offsets whose expiry tombstones are appended but whose
     /// outcome is not known yet: [`Coordinator::expired_offsets`] does not return them again.
     pub expiring: BTreeSet<(String, String, i32)>,
+    /// (group, topic, partition) → commits appended and not yet durable (or failed). Expiry
+    /// leaves these keys alone, as Kafka skips offsets with a pending commit: a tombstone appended
+    /// after such a commit would delete it right after it was acknowledged.
+    pub committing: BTreeMap<(String, String, i32), usize>,
 }
 
 /// The outcome of validating an OffsetCommit for a group.
@@ -378,7 +382,7 @@ pub enum CommitCheck {
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Coordinator {
-        Coordinator { config, groups: BTreeMap::new(), expiring: BTreeSet::new() }
+        Coordinator { config, groups: BTreeMap::new(), expiring: BTreeSet::new(), committing: BTreeMap::new() }
     }
 
     fn group_entry(&mut self, id: &str, now_ms: i64) -> Result<&mut Group, i16> {
@@ -730,7 +734,7 @@ impl Coordinator {
 
     /// Offsets of Empty groups older than `offsets.retention.minutes` (from when the group
     /// became empty or the offset was committed, whichever is later): to be tombstoned. Those
-    /// already being expired (`expiring`) are left out.
+    /// already being expired (`expiring`) or with a commit in flight (`committing`) are left out.
     pub fn expired_offsets(&self, now_ms: i64) -> Vec<(String, String, i32)> {
         let retention = self.config.offsets_retention_ms;
         if retention < 0 {
@@ -741,7 +745,7 @@ impl Coordinator {
             for ((topic, partition), value) in &group.offsets {
                 if value.commit_timestamp_ms.max(group.empty_since_ms) + retention < now_ms {
                     let key = (group.id.clone(), topic.clone(), *partition);
-                    if !self.expiring.contains(&key) {
+                    if !self.expiring.contains(&key) && !self.committing.contains_key(&key) {
                         out.push(key);
                     }
                 }
@@ -910,6 +914,9 @@ mod tests {
         coordinator.expiring.insert(("old".to_string(), "t".to_string(), 0));
         assert!(coordinator.expired_offsets(week + 2).is_empty(), "an expiry in flight is not repeated");
         coordinator.expiring.clear();
+        coordinator.committing.insert(("old".to_string(), "t".to_string(), 0), 1);
+        assert!(coordinator.expired_offsets(week + 2).is_empty(), "a key with a commit in flight is not expired");
+        coordinator.committing.clear();
         coordinator
             .apply(store::OffsetRecord { group: "old".into(), topic: "t".into(), partition: 0, value: None }, week + 2);
         assert!(!coordinator.groups.contains_key("old"), "a tombstone removes the last offset and the empty group");
