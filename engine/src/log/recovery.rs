@@ -108,7 +108,9 @@ impl Log {
             let mut rebuilt: Option<Segment> = None;
             loop {
                 let facts = SegmentFacts { base, next_base, previous_next_offset, checkpoint, found: &found };
-                let recycled_tail = match decide_segment(&facts) {
+                let action = decide_segment(&facts);
+                let drops_later = matches!(action, SegmentAction::TruncateAndDropLater { .. });
+                let recycled_tail = match action {
                     SegmentAction::DropStray => {
                         remove_segment_files(fs, dir, base)?;
                         fs.sync_dir(dir).map_err(io_error(dir))?;
@@ -164,20 +166,17 @@ impl Log {
                         segments.push(rebuilt.take().expect("kept after a scan"));
                         break;
                     }
-                    SegmentAction::CutTail { keep_bytes, cut_bytes, recycled_tail, reason } => {
+                    SegmentAction::CutTail { keep_bytes, cut_bytes, recycled_tail, reason }
+                    | SegmentAction::TruncateAndDropLater { keep_bytes, cut_bytes, recycled_tail, reason } => {
                         let file = open_once(&mut file, fs, &path, direct)?;
                         file.set_len(keep_bytes).map_err(io_error(&path))?;
                         file.sync_data().map_err(io_error(&path))?;
                         report.record_cut(recycled_tail, &path, keep_bytes, cut_bytes, &reason);
                         segments.push(rebuilt.take().expect("cut after a scan"));
-                        break;
-                    }
-                    SegmentAction::TruncateAndDropLater { keep_bytes, cut_bytes, recycled_tail, reason } => {
-                        let file = open_once(&mut file, fs, &path, direct)?;
-                        file.set_len(keep_bytes).map_err(io_error(&path))?;
-                        file.sync_data().map_err(io_error(&path))?;
-                        report.record_cut(recycled_tail, &path, keep_bytes, cut_bytes, &reason);
-                        segments.push(rebuilt.take().expect("truncated after a scan"));
+                        // A sealed segment's trailing bytes held no data: the next one follows.
+                        if !drops_later {
+                            break;
+                        }
                         recycled_tail
                     }
                     SegmentAction::DropSegmentAndLater { cut_bytes, recycled_tail, reason } => {
