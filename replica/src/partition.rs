@@ -101,7 +101,6 @@ pub struct Partition {
     pub(crate) high_watermark: Offset,
     /// One past the last offset the local commit covers.
     pub(crate) local_end: Offset,
-    pub(crate) log_start: Offset,
     /// The leader epochs of this log, oldest first (in memory: persisting the history is part of
     /// replication, order 4).
     pub(crate) epochs: Vec<EpochStart>,
@@ -140,7 +139,6 @@ impl Partition {
             // Recovered data is committed; with one replica it is in the whole ISR.
             high_watermark: end,
             local_end: end,
-            log_start,
             epochs: vec![EpochStart { epoch: role.epoch(), start_offset: log_start }],
             acks: BTreeMap::new(),
             data_waiters: Vec::new(),
@@ -170,10 +168,6 @@ impl Partition {
     /// One past the last offset committed locally.
     pub fn log_end_offset(&self) -> Offset {
         self.local_end
-    }
-
-    pub fn log_start_offset(&self) -> Offset {
-        self.log_start
     }
 
     /// Kafka's check of a request's `current_leader_epoch` (`None`: the client sent none).

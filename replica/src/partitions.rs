@@ -171,7 +171,8 @@ impl Partitions {
             Acks::None => None,
             acks => Some(Ack(partition.wait_for_ack(last_offset, acks))),
         };
-        Ok(Appended { base_offset, last_offset, log_start_offset: partition.log_start, ack })
+        let log_start_offset = self.engine.log(id)?.log_start_offset();
+        Ok(Appended { base_offset, last_offset, log_start_offset, ack })
     }
 
     /// Plans a read of at most `max_bytes` from `start`, up to `bound`. Nothing is read from files
@@ -243,10 +244,11 @@ impl Partitions {
         // about offsets the truncation removes can arrive after it.
         self.commit(now_ms);
         let end = self.engine.truncate_to(id, offset)?;
+        let log_start = self.engine.log(id)?.log_start_offset();
         let partition = self.get_mut(id)?;
         partition.local_end = partition.local_end.min(end);
         partition.high_watermark = partition.high_watermark.min(end);
-        partition.epochs.retain(|start| start.start_offset < end || start.start_offset == partition.log_start);
+        partition.epochs.retain(|start| start.start_offset < end || start.start_offset == log_start);
         partition.producers.forget_from(end.0);
         let epoch = partition.leader_epoch();
         partition.fail_acks_from(end, &ReplicaError::NotLeader { epoch });
@@ -286,16 +288,16 @@ impl Partitions {
         }
     }
 
-    /// Deletes what `retention.ms` and `retention.bytes` no longer keep; log start offsets follow
-    /// the engine's (also when a pass failed half-way: the engine may have moved its start before
-    /// the error).
+    /// The first offset the log still holds: the engine's own, never a copy (retention moves it,
+    /// and a pass that fails half-way may have moved it before its error).
+    pub fn log_start_offset(&self, id: LogId) -> Result<Offset> {
+        self.get(id)?;
+        Ok(self.engine.log(id)?.log_start_offset())
+    }
+
+    /// Deletes what `retention.ms` and `retention.bytes` no longer keep.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let reports = self.engine.enforce_retention(now_ms);
-        for (id, partition) in self.partitions.iter_mut() {
-            if let Ok(log) = self.engine.log(*id) {
-                partition.log_start = log.log_start_offset();
-            }
-        }
         reports.into_iter().map(|(id, report)| (id, report.map_err(ReplicaError::from))).collect()
     }
 
@@ -888,7 +890,7 @@ mod regression_tests {
         fail.store(true, Ordering::SeqCst);
         let reports = partitions.enforce_retention(10_000_000);
         assert!(reports.iter().any(|(_, report)| report.is_err()), "retention reported an error");
-        let start = partitions.get(id).expect("partition").log_start_offset();
+        let start = partitions.log_start_offset(id).expect("partition");
         let engine_start = partitions.engine.log(id).expect("log").log_start_offset();
         assert!(engine_start > Offset(0), "the engine moved its start before failing");
         assert_eq!(start, engine_start, "ListOffsets earliest and Fetch's log_start_offset follow the engine");

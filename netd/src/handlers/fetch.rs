@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engine::{LeaderEpoch, LogId, Offset};
+use engine::{LogId, Offset};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
@@ -52,7 +52,8 @@ struct Item {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: u64,
-    current_leader_epoch: Option<LeaderEpoch>,
+    /// The leader epoch the client knows, or -1.
+    current_leader_epoch: i32,
 }
 
 /// One partition's answer: its fields, and the plan of its records if it has any.
@@ -66,12 +67,10 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
     data.high_watermark = -1;
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
-    let found = state.partition_id(&item.topic, item.partition).and_then(|id| {
-        let replica = state.partitions.get(id)?;
-        replica.check_leader_request(item.current_leader_epoch)?;
-        Ok((id, replica))
-    });
-    let (id, replica) = match found {
+    let found = state
+        .leader_replica(&item.topic, item.partition, item.current_leader_epoch)
+        .and_then(|(id, replica)| Ok((id, replica, state.partitions.log_start_offset(id)?)));
+    let (id, replica, log_start) = match found {
         Ok(found) => found,
         Err(error) => {
             data.error_code = errors::replica_error_code(&error);
@@ -80,7 +79,7 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
     };
     data.high_watermark = replica.high_watermark().0 as i64;
     data.last_stable_offset = data.high_watermark;
-    data.log_start_offset = replica.log_start_offset().0 as i64;
+    data.log_start_offset = log_start.0 as i64;
     let partition_max = item.partition_max_bytes.min(room.max(1));
     data.records = Some(Bytes::new());
     let mut plan = None;
@@ -131,7 +130,8 @@ struct Wanted {
     partition: i32,
     fetch_offset: i64,
     partition_max_bytes: u64,
-    current_leader_epoch: Option<LeaderEpoch>,
+    /// The leader epoch the client knows, or -1.
+    current_leader_epoch: i32,
 }
 
 /// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
@@ -147,8 +147,7 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
                 partition: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
-                current_leader_epoch: (partition.current_leader_epoch >= 0)
-                    .then_some(LeaderEpoch(partition.current_leader_epoch)),
+                current_leader_epoch: partition.current_leader_epoch,
             };
             match places.entry((topic.topic.as_str(), partition.partition)) {
                 std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,

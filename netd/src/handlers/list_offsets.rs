@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use engine::{LeaderEpoch, Offset};
+use engine::Offset;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::ResponseError;
@@ -20,8 +20,8 @@ const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
 
 /// One partition to answer: (topic index, partition index in the request, topic, partition,
-/// timestamp, the client's current leader epoch).
-type Item = (usize, usize, String, i32, i64, Option<LeaderEpoch>);
+/// timestamp, the client's current leader epoch or -1).
+type Item = (usize, usize, String, i32, i64, i32);
 
 /// Reads through the partition layer: latest is the high watermark (what consumers may read), as
 /// Kafka answers an uncommitted-isolation ListOffsets.
@@ -31,16 +31,14 @@ fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
     result.partition_index = *partition;
     result.timestamp = -1;
     result.offset = -1;
-    let found = state.partition_id(topic, *partition).and_then(|id| {
-        let replica = state.partitions.get(id)?;
-        replica.check_leader_request(*current_epoch)?;
-        Ok((id, replica))
-    });
-    match found {
+    match state.leader_replica(topic, *partition, *current_epoch) {
         Err(error) => result.error_code = errors::replica_error_code(&error),
         Ok((id, replica)) => match *timestamp {
             LATEST_TIMESTAMP => result.offset = replica.high_watermark().0 as i64,
-            EARLIEST_TIMESTAMP => result.offset = replica.log_start_offset().0 as i64,
+            EARLIEST_TIMESTAMP => match state.partitions.log_start_offset(id) {
+                Ok(start) => result.offset = start.0 as i64,
+                Err(error) => result.error_code = errors::replica_error_code(&error),
+            },
             timestamp if timestamp >= 0 => match state.partitions.offset_for_timestamp(id, timestamp) {
                 Ok(Some((Offset(offset), found))) => {
                     result.offset = offset as i64;
@@ -78,7 +76,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     topic.name.to_string(),
                     partition.partition_index,
                     partition.timestamp,
-                    (partition.current_leader_epoch >= 0).then_some(LeaderEpoch(partition.current_leader_epoch)),
+                    partition.current_leader_epoch,
                 );
                 items.push((owner, item));
             }

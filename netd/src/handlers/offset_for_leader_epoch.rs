@@ -26,14 +26,9 @@ fn answer(state: &ShardState, topic: &str, partition: i32, current_epoch: i32, a
     result.partition = partition;
     result.leader_epoch = -1;
     result.end_offset = -1;
-    let found = state.partition_id(topic, partition).and_then(|id| {
-        let replica = state.partitions.get(id)?;
-        replica.check_leader_request((current_epoch >= 0).then_some(LeaderEpoch(current_epoch)))?;
-        Ok(replica)
-    });
-    match found {
+    match state.leader_replica(topic, partition, current_epoch) {
         Err(error) => result.error_code = errors::replica_error_code(&error),
-        Ok(replica) => {
+        Ok((_, replica)) => {
             if let Some((epoch, end)) = replica.end_offset_for_epoch(LeaderEpoch(asked_epoch)) {
                 result.leader_epoch = epoch.0;
                 result.end_offset = end.0 as i64;

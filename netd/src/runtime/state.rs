@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use engine::{LeaderEpoch, LogId};
 use futures_channel::mpsc;
-use replica::{Ack, Acks, Partitions, ReplicaError, Role};
+use replica::{Ack, Acks, Partition, Partitions, ReplicaError, Role};
 
 use crate::catalog::Catalog;
 use crate::clock::now_ms;
@@ -96,7 +96,7 @@ impl ShardState {
             tracing::warn!(partition, truncated_bytes = report.truncated_bytes(), "recovered an offsets partition");
         }
         let mut records = Vec::new();
-        let start = self.partitions.get(id)?.log_start_offset();
+        let start = self.partitions.log_start_offset(id)?;
         self.partitions.scan(id, start, |bytes, headers| records.extend(store::decode_all(bytes, headers)))?;
         let replayed = records.len();
         let now = now_ms();
@@ -162,6 +162,20 @@ impl ShardState {
     /// The replica of a partition this shard owns.
     pub fn partition_id(&self, topic: &str, partition: i32) -> Result<LogId, ReplicaError> {
         self.topics.get(topic).and_then(|owned| owned.get(&partition)).copied().ok_or(ReplicaError::UnknownPartition)
+    }
+
+    /// The replica of a partition this shard owns, for a client request that names the leader
+    /// epoch it knows (`-1`: none): Kafka's checks in Kafka's order (epoch, then leadership).
+    pub fn leader_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(LogId, &Partition), ReplicaError> {
+        let id = self.partition_id(topic, partition)?;
+        let replica = self.partitions.get(id)?;
+        replica.check_leader_request((current_leader_epoch >= 0).then_some(LeaderEpoch(current_leader_epoch)))?;
+        Ok((id, replica))
     }
 
     pub fn backend_name(&self) -> &'static str {
