@@ -12,7 +12,6 @@ use engine::io::{FileSystem, OpenOptions};
 use engine::{LeaderEpoch, LogConfig, Offset, Shard, ShardConfig};
 use libfuzzer_sys::fuzz_target;
 
-
 fuzz_target!(|input: &[u8]| {
     let Some((&mode, rest)) = input.split_first() else { return };
     let mut data = rest.to_vec();
