@@ -1,0 +1,13 @@
+//! The cluster layer's errors, typed so that the broker maps each to a Kafka code in one place.
+//!
+//! Must not know: Kafka's error codes.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("metadata storage: {0}")]
+    Storage(#[from] io::Error),
+    #[error("corrupt metadata: {0}")]
+    Corrupt(String),
+}

@@ -1,0 +1,51 @@
+//! Newtypes of the metadata: which broker, which topic, which partition, which cluster.
+//!
+//! Must not know: how they are encoded or stored.
+
+use std::fmt;
+
+/// A node's `node.id` (Kafka's `broker.id`): a controller, a broker or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BrokerId(pub i32);
+
+impl BrokerId {
+    /// The Raft library's id of this node (Raft ids are positive `u64`; `node.id` is validated to be
+    /// non-negative by the configuration, 0 maps to 1 so that Raft's "no node" 0 stays free).
+    pub fn raft_id(self) -> u64 {
+        u64::from(self.0.unsigned_abs()) + 1
+    }
+
+    /// Inverse of [`BrokerId::raft_id`].
+    pub fn from_raft_id(id: u64) -> Option<BrokerId> {
+        let value = id.checked_sub(1)?;
+        i32::try_from(value).ok().map(BrokerId)
+    }
+}
+
+impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A topic's id: 16 bytes, as Kafka's topic ids (a UUID, never all zero).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicId(pub [u8; 16]);
+
+impl fmt::Display for TopicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for byte in self.0 {
+            write!(f, "{byte:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A partition's index within its topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PartitionIndex(pub i32);
+
+/// The cluster's id, agreed by the quorum when it first forms and stored by every node: 16 bytes,
+/// shown as Kafka shows cluster ids (base64url, 22 characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterId(pub [u8; 16]);
