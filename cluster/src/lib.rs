@@ -18,7 +18,10 @@
 //! Must not know: any Kafka API key, request, response or error code (tidy-checked), sockets or
 //! shards. The broker (netd) drives the quorum's I/O and maps [`ClusterError`]s to Kafka codes.
 
+pub mod controller;
 pub mod error;
+pub mod image;
+pub mod records;
 pub mod types;
 
 pub use error::ClusterError;

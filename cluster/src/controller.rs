@@ -1,0 +1,586 @@
+//! The active controller's decisions: pure functions of (image, request, now) to the records that
+//! carry them out. Modelled on Kafka's KRaft `QuorumController` (broker registration and
+//! heartbeats, `PartitionChangeBuilder`'s election rules, `StripedReplicaPlacer`'s spreading).
+//!
+//! The controller decides on a *speculative* image: the committed image with the batches it has
+//! proposed but not yet seen committed applied on top, so two decisions in a row see each other
+//! (two producer-id blocks never overlap). The driver builds a new `Controller` from the committed
+//! image whenever this node becomes the active controller (after its own log is fully committed),
+//! and throws it away when it loses leadership; replies to requests are sent only once their
+//! records are committed.
+//!
+//! Heartbeat times live here, in memory, as in Kafka: a new active controller starts every
+//! broker's session afresh.
+//!
+//! Owns: validation of controller requests, registration, fencing, controlled shutdown, replica
+//! placement, leader election (preferred, on fencing, unclean when allowed), producer-id blocks.
+//! Must not know: Raft, sockets, Kafka's error codes (see [`ControllerError`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use crate::image::MetadataImage;
+use crate::records::{Endpoint, MetadataRecord, PartitionState, RecordBatch};
+use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
+use crate::ClusterError;
+
+/// Kafka's `ProducerIdControlManager` hands out blocks of this many ids.
+pub const PRODUCER_ID_BLOCK_SIZE: u64 = 1000;
+/// Kafka's limit on partitions per topic creation is the request size; Skua names one.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+
+/// The controller's settings (Kafka's keys in brackets).
+#[derive(Clone, Copy, Debug)]
+pub struct ControllerConfig {
+    /// `broker.session.timeout.ms`: a broker not heartbeating for this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `unclean.leader.election.enable`: a replica outside the ISR may lead when none inside can.
+    pub unclean_leader_election: bool,
+    /// `default.replication.factor`: used when a topic is created with replication factor -1.
+    pub default_replication_factor: i16,
+}
+
+/// Why the controller refused a request; netd maps each to a Kafka error code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControllerError {
+    #[error("topic {0:?} already exists")]
+    TopicExists(String),
+    #[error("no topic {0:?}")]
+    UnknownTopic(String),
+    #[error("replication factor {requested} is not in 1..={available} (the brokers available)")]
+    InvalidReplicationFactor { requested: i16, available: usize },
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("broker {broker} is not registered with epoch {epoch}")]
+    StaleBrokerEpoch { broker: BrokerId, epoch: u64 },
+    #[error("broker {0} is registered by another live process (duplicate node.id?)")]
+    DuplicateBrokerRegistration(BrokerId),
+    #[error("broker is of cluster {theirs:?}, this cluster is {ours:?}")]
+    InconsistentClusterId { ours: ClusterId, theirs: ClusterId },
+    #[error("the metadata log is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<ClusterError> for ControllerError {
+    fn from(error: ClusterError) -> ControllerError {
+        ControllerError::Corrupt(error.to_string())
+    }
+}
+
+/// A broker's registration request.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub broker: BrokerId,
+    pub incarnation: u64,
+    pub cluster_id: Option<ClusterId>,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// A broker's heartbeat.
+#[derive(Clone, Copy, Debug)]
+pub struct Heartbeat {
+    pub broker: BrokerId,
+    pub epoch: u64,
+    /// The broker's image holds its own current registration: it may be unfenced.
+    pub caught_up: bool,
+    /// The broker wants to shut down (SIGTERM): move leadership away.
+    pub want_shutdown: bool,
+}
+
+/// The controller's answer to a heartbeat (sent once its records are committed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    pub fenced: bool,
+    /// The broker leads nothing any more and may exit.
+    pub shutdown_ok: bool,
+}
+
+/// A topic to create.
+#[derive(Clone, Debug)]
+pub struct NewTopic {
+    pub name: String,
+    pub id: TopicId,
+    /// -1: none given (explicit assignment, or the broker's default).
+    pub partitions: i32,
+    /// -1: `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Replicas per partition, preferred leader first; empty: placed by the controller.
+    pub assignment: Vec<Vec<BrokerId>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The outcome of a preferred-leader election for one partition (Kafka's ElectLeaders results).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    Elected,
+    NotNeeded,
+    PreferredNotAvailable,
+    UnknownPartition,
+}
+
+/// The active controller's state: the speculative image and the brokers' last heartbeats.
+#[derive(Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    image: MetadataImage,
+    last_heartbeat_ms: BTreeMap<BrokerId, u64>,
+}
+
+impl Controller {
+    /// A controller taking over the committed `image` at `now_ms`: every registered broker's
+    /// session starts now.
+    pub fn new(image: MetadataImage, config: ControllerConfig, now_ms: u64) -> Controller {
+        let last_heartbeat_ms = image.brokers.keys().map(|broker| (*broker, now_ms)).collect();
+        Controller { config, image, last_heartbeat_ms }
+    }
+
+    /// The image with every batch this controller proposed applied.
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    /// Applies a decided batch to the speculative image and hands it back for proposing.
+    fn decided(&mut self, batch: RecordBatch) -> Result<RecordBatch, ControllerError> {
+        if !batch.is_empty() {
+            self.image = self.image.apply(self.image.offset, &batch)?;
+        }
+        Ok(batch)
+    }
+
+    /// The first batch of a new cluster: its id. Empty when the cluster already has one.
+    pub fn bootstrap(&mut self, cluster_id: ClusterId) -> Result<RecordBatch, ControllerError> {
+        match self.image.cluster_id {
+            Some(_) => Ok(Vec::new()),
+            None => self.decided(vec![MetadataRecord::ClusterId(cluster_id)]),
+        }
+    }
+
+    /// Registers a broker (Kafka's BrokerRegistration): returns its broker epoch. A retry of the
+    /// same incarnation gets the same epoch; a new incarnation replaces the old registration,
+    /// unless the old one is still alive (a second process with the same `node.id`).
+    pub fn register(&mut self, request: &Registration, now_ms: u64) -> Result<(RecordBatch, u64), ControllerError> {
+        if let (Some(ours), Some(theirs)) = (self.image.cluster_id, request.cluster_id) {
+            if ours != theirs {
+                return Err(ControllerError::InconsistentClusterId { ours, theirs });
+            }
+        }
+        if let Some(existing) = self.image.brokers.get(&request.broker) {
+            if existing.incarnation == request.incarnation {
+                self.last_heartbeat_ms.insert(request.broker, now_ms);
+                return Ok((Vec::new(), existing.epoch));
+            }
+            if !existing.fenced && self.session_alive(request.broker, now_ms) {
+                return Err(ControllerError::DuplicateBrokerRegistration(request.broker));
+            }
+        }
+        let epoch = self.image.next_broker_epoch;
+        let mut batch = vec![MetadataRecord::RegisterBroker {
+            broker: request.broker,
+            incarnation: request.incarnation,
+            epoch,
+            endpoints: request.endpoints.clone(),
+            rack: request.rack.clone(),
+        }];
+        // The new registration starts fenced: what the old incarnation led moves away.
+        batch.extend(self.elections_without(&BTreeSet::from([request.broker])));
+        self.last_heartbeat_ms.insert(request.broker, now_ms);
+        Ok((self.decided(batch)?, epoch))
+    }
+
+    /// A broker's heartbeat: keeps its session, unfences it once caught up, carries out a
+    /// controlled shutdown.
+    pub fn heartbeat(
+        &mut self,
+        request: &Heartbeat,
+        now_ms: u64,
+    ) -> Result<(RecordBatch, HeartbeatReply), ControllerError> {
+        let registration = match self.image.brokers.get(&request.broker) {
+            Some(registration) if registration.epoch == request.epoch => registration.clone(),
+            _ => return Err(ControllerError::StaleBrokerEpoch { broker: request.broker, epoch: request.epoch }),
+        };
+        self.last_heartbeat_ms.insert(request.broker, now_ms);
+        let (broker, epoch) = (request.broker, request.epoch);
+        let mut batch = Vec::new();
+        if request.want_shutdown && !registration.fenced {
+            if !registration.shutting_down {
+                let mut moves = vec![MetadataRecord::BeginControlledShutdown { broker, epoch }];
+                moves.extend(self.elections_without(&BTreeSet::from([broker])));
+                batch.extend(self.decided(moves)?);
+            }
+            // Once it leads nothing it is fenced and may go (a partition whose ISR is only this
+            // broker keeps it as leader: the next heartbeat tries again).
+            let leads = self.image.partitions().any(|(_, partition)| partition.leader == Some(broker));
+            if !leads {
+                batch.extend(self.decided(vec![MetadataRecord::FenceBroker { broker, epoch }])?);
+            }
+        } else if !request.want_shutdown && registration.fenced && request.caught_up {
+            batch.extend(self.decided(vec![MetadataRecord::UnfenceBroker { broker, epoch }])?);
+            // Partitions left without a leader may now have one.
+            let elections = self.offline_elections();
+            batch.extend(self.decided(elections)?);
+        }
+        Ok((batch, self.heartbeat_reply(broker)))
+    }
+
+    fn heartbeat_reply(&self, broker: BrokerId) -> HeartbeatReply {
+        let registration = self.image.brokers.get(&broker);
+        let fenced = registration.is_none_or(|registration| registration.fenced);
+        let shutting_down = registration.is_some_and(|registration| registration.shutting_down);
+        HeartbeatReply { fenced, shutdown_ok: fenced && shutting_down }
+    }
+
+    fn session_alive(&self, broker: BrokerId, now_ms: u64) -> bool {
+        self.last_heartbeat_ms
+            .get(&broker)
+            .is_some_and(|last| now_ms.saturating_sub(*last) <= self.config.session_timeout_ms)
+    }
+
+    /// Fences every unfenced broker whose session expired, moving its leaderships within the ISR.
+    pub fn expire_sessions(&mut self, now_ms: u64) -> Result<RecordBatch, ControllerError> {
+        let expired: Vec<(BrokerId, u64)> = self
+            .image
+            .brokers
+            .values()
+            .filter(|broker| !broker.fenced && !self.session_alive(broker.id, now_ms))
+            .map(|broker| (broker.id, broker.epoch))
+            .collect();
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gone: BTreeSet<BrokerId> = expired.iter().map(|(broker, _)| *broker).collect();
+        let mut batch: RecordBatch = expired
+            .iter()
+            .map(|(broker, epoch)| MetadataRecord::FenceBroker { broker: *broker, epoch: *epoch })
+            .collect();
+        batch.extend(self.elections_without(&gone));
+        self.decided(batch)
+    }
+
+    /// The partition changes that take the brokers in `gone` out of leadership and ISRs (Kafka's
+    /// `PartitionChangeBuilder` with those brokers fenced).
+    fn elections_without(&self, gone: &BTreeSet<BrokerId>) -> RecordBatch {
+        let mut batch = Vec::new();
+        for (_, partition) in self.image.partitions() {
+            let involved = partition.leader.is_some_and(|leader| gone.contains(&leader))
+                || partition.isr.iter().any(|member| gone.contains(member));
+            if !involved {
+                continue;
+            }
+            let mut isr: Vec<BrokerId> =
+                partition.isr.iter().copied().filter(|member| !gone.contains(member)).collect();
+            if isr.is_empty() {
+                // The last member stays in the ISR: it holds the newest data and may lead again
+                // once it is back (Kafka keeps it too).
+                isr = partition.isr.clone();
+            }
+            let can_lead = |candidate: &BrokerId| !gone.contains(candidate) && self.image.is_active(*candidate);
+            let leader = match partition.leader {
+                Some(leader) if can_lead(&leader) && isr.contains(&leader) => Some(leader),
+                _ => self.choose_leader(partition, &isr, &can_lead),
+            };
+            let isr = match leader {
+                Some(leader) if !isr.contains(&leader) => vec![leader], // unclean
+                _ => isr,
+            };
+            if let Some(change) = changed(partition, isr, leader) {
+                batch.push(MetadataRecord::Partition(change));
+            }
+        }
+        batch
+    }
+
+    /// The first replica (in preferred order) in the ISR that can lead; without one, and if
+    /// allowed, the first replica outside the ISR that can (an unclean election).
+    fn choose_leader(
+        &self,
+        partition: &PartitionState,
+        isr: &[BrokerId],
+        can_lead: &dyn Fn(&BrokerId) -> bool,
+    ) -> Option<BrokerId> {
+        let clean = partition.replicas.iter().find(|replica| isr.contains(replica) && can_lead(replica));
+        match clean {
+            Some(leader) => Some(*leader),
+            None if self.config.unclean_leader_election => partition.replicas.iter().copied().find(|r| can_lead(r)),
+            None => None,
+        }
+    }
+
+    /// Leaders for partitions that have none, now that a broker came back.
+    fn offline_elections(&self) -> RecordBatch {
+        let can_lead = |candidate: &BrokerId| self.image.is_active(*candidate);
+        self.image
+            .partitions()
+            .filter(|(_, partition)| partition.leader.is_none())
+            .filter_map(|(_, partition)| {
+                let leader = self.choose_leader(partition, &partition.isr, &can_lead)?;
+                let isr = if partition.isr.contains(&leader) { partition.isr.clone() } else { vec![leader] };
+                changed(partition, isr, Some(leader)).map(MetadataRecord::Partition)
+            })
+            .collect()
+    }
+
+    /// Creates a topic, placing replicas over the active brokers unless assigned explicitly.
+    pub fn create_topic(&mut self, topic: &NewTopic) -> Result<RecordBatch, ControllerError> {
+        if self.image.topic(&topic.name).is_some() {
+            return Err(ControllerError::TopicExists(topic.name.clone()));
+        }
+        if self.image.topic_by_id(topic.id).is_some() {
+            return Err(ControllerError::Corrupt(format!("topic id {} is taken", topic.id)));
+        }
+        let assignment = if topic.assignment.is_empty() {
+            if topic.partitions < 1 || topic.partitions > PARTITIONS_PER_TOPIC_MAX {
+                return Err(ControllerError::InvalidPartitions(format!(
+                    "number of partitions {} is not in 1..={PARTITIONS_PER_TOPIC_MAX}",
+                    topic.partitions
+                )));
+            }
+            let factor = match topic.replication_factor {
+                -1 => self.config.default_replication_factor,
+                factor => factor,
+            };
+            self.place(topic.id, 0, topic.partitions, factor)?
+        } else {
+            if topic.partitions != -1 || topic.replication_factor != -1 {
+                return Err(ControllerError::InvalidReplicaAssignment(
+                    "an explicit assignment takes neither a partition count nor a replication factor".into(),
+                ));
+            }
+            self.check_assignment(&topic.assignment, None)?;
+            topic.assignment.clone()
+        };
+        let mut batch =
+            vec![MetadataRecord::Topic { id: topic.id, name: topic.name.clone(), configs: topic.configs.clone() }];
+        for (index, replicas) in assignment.into_iter().enumerate() {
+            batch.push(MetadataRecord::Partition(self.new_partition(topic.id, index, replicas)?));
+        }
+        self.decided(batch)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(
+        &mut self,
+        name: &str,
+        count: i32,
+        assignment: &[Vec<BrokerId>],
+    ) -> Result<RecordBatch, ControllerError> {
+        let topic = self.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?.clone();
+        let existing = topic.partitions.len() as i32;
+        if count <= existing || count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(ControllerError::InvalidPartitions(format!(
+                "topic {name:?} has {existing} partitions; the new count must be above it and at most {PARTITIONS_PER_TOPIC_MAX}, not {count}"
+            )));
+        }
+        let factor = topic.partitions.first().map_or(1, |partition| partition.replicas.len()) as i16;
+        let added = if assignment.is_empty() {
+            self.place(topic.id, existing, count - existing, factor)?
+        } else {
+            if assignment.len() as i32 != count - existing {
+                return Err(ControllerError::InvalidReplicaAssignment(format!(
+                    "{} assignments for {} new partitions",
+                    assignment.len(),
+                    count - existing
+                )));
+            }
+            self.check_assignment(assignment, Some(factor as usize))?;
+            assignment.to_vec()
+        };
+        let mut batch = Vec::new();
+        for (offset, replicas) in added.into_iter().enumerate() {
+            batch.push(MetadataRecord::Partition(self.new_partition(
+                topic.id,
+                existing as usize + offset,
+                replicas,
+            )?));
+        }
+        self.decided(batch)
+    }
+
+    pub fn delete_topic(&mut self, name: &str) -> Result<RecordBatch, ControllerError> {
+        let topic = self.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let id = topic.id;
+        self.decided(vec![MetadataRecord::RemoveTopic { id }])
+    }
+
+    /// A new block of producer ids for a broker; never one handed out before.
+    pub fn allocate_producer_ids(
+        &mut self,
+        broker: BrokerId,
+        epoch: u64,
+    ) -> Result<(RecordBatch, Range<u64>), ControllerError> {
+        match self.image.brokers.get(&broker) {
+            Some(registration) if registration.epoch == epoch => {}
+            _ => return Err(ControllerError::StaleBrokerEpoch { broker, epoch }),
+        }
+        let start = self.image.next_producer_id;
+        let next = start + PRODUCER_ID_BLOCK_SIZE;
+        let batch = self.decided(vec![MetadataRecord::ProducerIds { broker, epoch, next }])?;
+        Ok((batch, start..next))
+    }
+
+    /// Preferred-leader election (Kafka's ElectLeaders, type PREFERRED) for the given partitions,
+    /// or for every partition whose preferred leader can take over (`auto.leader.rebalance.enable`).
+    pub fn elect_preferred(
+        &mut self,
+        partitions: Option<&[(String, PartitionIndex)]>,
+    ) -> Result<(RecordBatch, Vec<Election>), ControllerError> {
+        let targets: Vec<(String, PartitionIndex)> = match partitions {
+            Some(partitions) => partitions.to_vec(),
+            None => {
+                self.image.partitions().map(|(topic, partition)| (topic.name.clone(), partition.partition)).collect()
+            }
+        };
+        let mut batch = Vec::new();
+        let mut results = Vec::with_capacity(targets.len());
+        for (topic, index) in &targets {
+            let Some(partition) = self.image.partition(topic, *index) else {
+                results.push(Election::UnknownPartition);
+                continue;
+            };
+            let preferred = partition.replicas[0];
+            if partition.leader == Some(preferred) {
+                results.push(Election::NotNeeded);
+            } else if partition.isr.contains(&preferred) && self.image.is_active(preferred) {
+                let change = changed(partition, partition.isr.clone(), Some(preferred));
+                batch.extend(change.map(MetadataRecord::Partition));
+                results.push(Election::Elected);
+            } else {
+                results.push(Election::PreferredNotAvailable);
+            }
+        }
+        Ok((self.decided(batch)?, results))
+    }
+
+    fn new_partition(
+        &self,
+        topic_id: TopicId,
+        index: usize,
+        replicas: Vec<BrokerId>,
+    ) -> Result<PartitionState, ControllerError> {
+        let isr: Vec<BrokerId> = replicas.iter().copied().filter(|replica| self.image.is_active(*replica)).collect();
+        let Some(leader) = isr.first().copied() else {
+            return Err(ControllerError::InvalidReplicaAssignment(format!(
+                "every broker assigned to partition {index} is fenced or shutting down"
+            )));
+        };
+        Ok(PartitionState {
+            topic_id,
+            partition: PartitionIndex(index as i32),
+            replicas,
+            isr,
+            leader: Some(leader),
+            leader_epoch: 0,
+            partition_epoch: 0,
+        })
+    }
+
+    fn check_assignment(&self, assignment: &[Vec<BrokerId>], factor: Option<usize>) -> Result<(), ControllerError> {
+        let factor = factor.unwrap_or_else(|| assignment.first().map_or(0, Vec::len));
+        if assignment.len() as i32 > PARTITIONS_PER_TOPIC_MAX {
+            return Err(ControllerError::InvalidPartitions(format!("more than {PARTITIONS_PER_TOPIC_MAX} partitions")));
+        }
+        for (index, replicas) in assignment.iter().enumerate() {
+            let distinct: BTreeSet<&BrokerId> = replicas.iter().collect();
+            let refusal = if replicas.is_empty() {
+                Some("no replicas".to_string())
+            } else if replicas.len() != factor {
+                Some(format!("{} replicas where the others have {factor}", replicas.len()))
+            } else if distinct.len() != replicas.len() {
+                Some("a broker named twice".to_string())
+            } else {
+                replicas
+                    .iter()
+                    .find(|replica| !self.image.brokers.contains_key(replica))
+                    .map(|unknown| format!("broker {unknown} is not registered"))
+            };
+            if let Some(refusal) = refusal {
+                return Err(ControllerError::InvalidReplicaAssignment(format!("partition {index}: {refusal}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Kafka's replica placement (`AdminUtils.assignReplicasToBrokers`, rack-aware form): active
+    /// brokers in a rack-alternating order; partition `p`'s first replica is broker
+    /// `(start + p) % n`, the others follow at a shift that grows every `n` partitions, skipping
+    /// brokers of racks already used while some rack is unused. Leaders (first replicas) are
+    /// spread evenly; `start` comes from the topic id so topics start on different brokers.
+    fn place(
+        &self,
+        topic_id: TopicId,
+        first_partition: i32,
+        count: i32,
+        factor: i16,
+    ) -> Result<Vec<Vec<BrokerId>>, ControllerError> {
+        let brokers = rack_alternated(&self.image);
+        let available = brokers.len();
+        if factor < 1 || factor as usize > available {
+            return Err(ControllerError::InvalidReplicationFactor { requested: factor, available });
+        }
+        let factor = factor as usize;
+        let racks: BTreeSet<&Option<String>> = brokers.iter().map(|(_, rack)| rack).collect();
+        let start = usize::from(topic_id.0[0]) % available;
+        let start_shift = usize::from(topic_id.0[1]) % available;
+        let mut assignment = Vec::with_capacity(count as usize);
+        for partition in first_partition..first_partition + count {
+            let partition = partition as usize;
+            let shift = start_shift + partition / available;
+            let first = (partition + start) % available;
+            let mut replicas = vec![brokers[first].0];
+            let mut used_racks = BTreeSet::from([&brokers[first].1]);
+            let mut step = 0;
+            while replicas.len() < factor {
+                let offset = 1 + (shift + step) % (available - 1).max(1);
+                let (candidate, rack) = &brokers[(first + offset) % available];
+                step += 1;
+                let rack_used = used_racks.contains(rack) && used_racks.len() < racks.len();
+                if replicas.contains(candidate) || (rack_used && step < 2 * available) {
+                    continue;
+                }
+                replicas.push(*candidate);
+                used_racks.insert(rack);
+            }
+            assignment.push(replicas);
+        }
+        Ok(assignment)
+    }
+}
+
+/// Active brokers ordered so that consecutive ones are in different racks where possible
+/// (racks in name order, brokers by id within a rack, taken round-robin).
+fn rack_alternated(image: &MetadataImage) -> Vec<(BrokerId, Option<String>)> {
+    let mut by_rack: BTreeMap<Option<String>, Vec<BrokerId>> = BTreeMap::new();
+    for broker in image.active_brokers() {
+        by_rack.entry(broker.rack.clone()).or_default().push(broker.id);
+    }
+    let mut ordered = Vec::new();
+    let longest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+    for round in 0..longest {
+        for (rack, brokers) in &by_rack {
+            if let Some(broker) = brokers.get(round) {
+                ordered.push((*broker, rack.clone()));
+            }
+        }
+    }
+    ordered
+}
+
+/// The new state of `partition` with `isr` and `leader`, epochs bumped; None if nothing changes.
+fn changed(partition: &PartitionState, isr: Vec<BrokerId>, leader: Option<BrokerId>) -> Option<PartitionState> {
+    if isr == partition.isr && leader == partition.leader {
+        return None;
+    }
+    let leader_epoch = if leader != partition.leader { partition.leader_epoch + 1 } else { partition.leader_epoch };
+    Some(PartitionState {
+        isr,
+        leader,
+        leader_epoch,
+        partition_epoch: partition.partition_epoch + 1,
+        ..partition.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests;

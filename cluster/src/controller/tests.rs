@@ -1,0 +1,245 @@
+//! The controller's decisions, one rule per test.
+
+use super::*;
+use crate::image::MetadataImage;
+
+const SESSION_MS: u64 = 9_000;
+
+fn config(unclean: bool) -> ControllerConfig {
+    ControllerConfig { session_timeout_ms: SESSION_MS, unclean_leader_election: unclean, default_replication_factor: 3 }
+}
+
+/// A controller over `racks.len()` registered, unfenced brokers 1..=n (rack per broker), with every
+/// decision also applied to the committed image, as the driver does once records commit.
+fn cluster(racks: &[Option<&str>], unclean: bool) -> Controller {
+    let mut controller = Controller::new(MetadataImage::default(), config(unclean), 0);
+    controller.bootstrap(ClusterId([1; 16])).expect("bootstrap");
+    for (index, rack) in racks.iter().enumerate() {
+        let broker = BrokerId(index as i32 + 1);
+        let registration = Registration {
+            broker,
+            incarnation: 100 + index as u64,
+            cluster_id: Some(ClusterId([1; 16])),
+            endpoints: Vec::new(),
+            rack: rack.map(str::to_string),
+        };
+        let (_, epoch) = controller.register(&registration, 0).expect("register");
+        let heartbeat = Heartbeat { broker, epoch, caught_up: true, want_shutdown: false };
+        let (_, reply) = controller.heartbeat(&heartbeat, 0).expect("heartbeat");
+        assert!(!reply.fenced);
+    }
+    controller
+}
+
+fn topic(name: &str, id: u8, partitions: i32, factor: i16) -> NewTopic {
+    NewTopic {
+        name: name.into(),
+        id: TopicId([id; 16]),
+        partitions,
+        replication_factor: factor,
+        assignment: Vec::new(),
+        configs: BTreeMap::new(),
+    }
+}
+
+fn epoch_of(controller: &Controller, broker: i32) -> u64 {
+    controller.image().brokers[&BrokerId(broker)].epoch
+}
+
+#[test]
+fn placement_spreads_replicas_and_balances_leaders() {
+    let mut controller = cluster(&[None, None, None], false);
+    controller.create_topic(&topic("t", 0, 6, 3)).expect("created");
+    let mut leaders = BTreeMap::new();
+    for (_, partition) in controller.image().partitions() {
+        let distinct: BTreeSet<_> = partition.replicas.iter().collect();
+        assert_eq!(distinct.len(), 3, "{partition:?}");
+        assert_eq!(partition.isr, partition.replicas);
+        assert_eq!(partition.leader, Some(partition.replicas[0]));
+        *leaders.entry(partition.leader).or_insert(0) += 1;
+    }
+    assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2, 2, 2], "{leaders:?}");
+}
+
+#[test]
+fn rack_aware_placement_puts_each_replica_in_another_rack() {
+    let racks = [Some("a"), Some("a"), Some("b"), Some("b"), Some("c"), Some("c")];
+    let mut controller = cluster(&racks, false);
+    controller.create_topic(&topic("t", 5, 12, 3)).expect("created");
+    for (_, partition) in controller.image().partitions() {
+        let used: BTreeSet<_> =
+            partition.replicas.iter().map(|replica| controller.image().brokers[replica].rack.clone()).collect();
+        assert_eq!(used.len(), 3, "{partition:?}");
+    }
+}
+
+#[test]
+fn a_replication_factor_above_the_live_brokers_is_refused() {
+    let mut controller = cluster(&[None, None], false);
+    let error = controller.create_topic(&topic("t", 0, 1, 3)).expect_err("refused");
+    assert_eq!(error, ControllerError::InvalidReplicationFactor { requested: 3, available: 2 });
+    assert!(controller.image().topic("t").is_none());
+    assert_eq!(controller.create_topic(&topic("t", 0, 1, -1)).expect_err("default 3"), error);
+}
+
+#[test]
+fn a_fenced_leader_is_replaced_from_the_isr_with_a_new_epoch() {
+    let mut controller = cluster(&[None, None, None], false);
+    controller.create_topic(&topic("t", 0, 1, 3)).expect("created");
+    let before = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    let old_leader = before.leader.expect("led");
+    // Every broker but the leader heartbeats past the session timeout.
+    for broker in 1..=3 {
+        if BrokerId(broker) != old_leader {
+            let epoch = epoch_of(&controller, broker);
+            let heartbeat = Heartbeat { broker: BrokerId(broker), epoch, caught_up: true, want_shutdown: false };
+            controller.heartbeat(&heartbeat, SESSION_MS).expect("heartbeat");
+        }
+    }
+    let batch = controller.expire_sessions(SESSION_MS + 1).expect("expired");
+    assert!(
+        batch.contains(&MetadataRecord::FenceBroker { broker: old_leader, epoch: epoch_of(&controller, old_leader.0) })
+    );
+    let after = controller.image().partition("t", PartitionIndex(0)).expect("p0");
+    assert_ne!(after.leader, Some(old_leader));
+    assert!(after.leader.is_some_and(|leader| before.isr.contains(&leader)));
+    assert!(!after.isr.contains(&old_leader));
+    assert_eq!(after.leader_epoch, before.leader_epoch + 1);
+    assert_eq!(after.partition_epoch, before.partition_epoch + 1);
+}
+
+#[test]
+fn the_last_isr_member_stays_and_leads_again_when_it_comes_back() {
+    let mut controller = cluster(&[None, None], false);
+    controller.create_topic(&topic("t", 0, 1, 1)).expect("created");
+    let only = controller.image().partition("t", PartitionIndex(0)).expect("p0").replicas[0];
+    let other = if only == BrokerId(1) { 2 } else { 1 };
+    let epoch = epoch_of(&controller, other);
+    let keep = Heartbeat { broker: BrokerId(other), epoch, caught_up: true, want_shutdown: false };
+    controller.heartbeat(&keep, SESSION_MS).expect("heartbeat");
+    controller.expire_sessions(SESSION_MS + 1).expect("expired");
+    let offline = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    assert_eq!((offline.leader, offline.isr.clone(), offline.leader_epoch), (None, vec![only], 1));
+    let epoch = epoch_of(&controller, only.0);
+    let back = Heartbeat { broker: only, epoch, caught_up: true, want_shutdown: false };
+    let (_, reply) = controller.heartbeat(&back, SESSION_MS + 2).expect("heartbeat");
+    assert!(!reply.fenced);
+    let online = controller.image().partition("t", PartitionIndex(0)).expect("p0");
+    assert_eq!((online.leader, online.leader_epoch), (Some(only), 2));
+}
+
+#[test]
+fn only_an_unclean_election_picks_a_replica_outside_the_isr() {
+    for unclean in [false, true] {
+        let mut controller = cluster(&[None, None], unclean);
+        let mut assigned = topic("t", 0, -1, -1);
+        assigned.assignment = vec![vec![BrokerId(1), BrokerId(2)]];
+        controller.create_topic(&assigned).expect("created");
+        // Broker 2 leaves the ISR first (fenced), comes back (not re-added: ISR only grows
+        // through the leader), then broker 1 is fenced.
+        let heartbeat = |broker: i32, controller: &Controller| Heartbeat {
+            broker: BrokerId(broker),
+            epoch: epoch_of(controller, broker),
+            caught_up: true,
+            want_shutdown: false,
+        };
+        controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
+        controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
+        assert_eq!(controller.image().partition("t", PartitionIndex(0)).expect("p0").isr, vec![BrokerId(1)]);
+        controller.heartbeat(&heartbeat(2, &controller), SESSION_MS + 2).expect("2 back");
+        controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
+        controller.heartbeat(&heartbeat(2, &controller), 3 * SESSION_MS).expect("2 alive");
+        controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
+        let partition = controller.image().partition("t", PartitionIndex(0)).expect("p0");
+        if unclean {
+            assert_eq!((partition.leader, partition.isr.clone()), (Some(BrokerId(2)), vec![BrokerId(2)]));
+        } else {
+            assert_eq!((partition.leader, partition.isr.clone()), (None, vec![BrokerId(1)]));
+        }
+    }
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_away_then_fences() {
+    let mut controller = cluster(&[None, None, None], false);
+    controller.create_topic(&topic("t", 0, 6, 3)).expect("created");
+    let leaving = BrokerId(2);
+    let epoch = epoch_of(&controller, 2);
+    let request = Heartbeat { broker: leaving, epoch, caught_up: true, want_shutdown: true };
+    let (_, reply) = controller.heartbeat(&request, 1).expect("shutdown");
+    assert_eq!(reply, HeartbeatReply { fenced: true, shutdown_ok: true });
+    for (_, partition) in controller.image().partitions() {
+        assert_ne!(partition.leader, Some(leaving));
+        assert!(!partition.isr.contains(&leaving));
+    }
+}
+
+#[test]
+fn a_second_live_process_with_the_same_id_is_refused_until_the_first_expires() {
+    let mut controller = cluster(&[None], false);
+    let imposter = Registration {
+        broker: BrokerId(1),
+        incarnation: 999,
+        cluster_id: Some(ClusterId([1; 16])),
+        endpoints: Vec::new(),
+        rack: None,
+    };
+    assert_eq!(
+        controller.register(&imposter, 1).expect_err("duplicate"),
+        ControllerError::DuplicateBrokerRegistration(BrokerId(1))
+    );
+    let (_, epoch) = controller.register(&imposter, SESSION_MS + 1).expect("the old session expired");
+    assert!(controller.image().brokers[&BrokerId(1)].fenced);
+    assert_eq!(controller.register(&imposter, SESSION_MS + 2).expect("retry").1, epoch, "a retry is idempotent");
+    let other_cluster = Registration { cluster_id: Some(ClusterId([2; 16])), ..imposter };
+    assert!(matches!(
+        controller.register(&other_cluster, SESSION_MS + 3),
+        Err(ControllerError::InconsistentClusterId { .. })
+    ));
+}
+
+#[test]
+fn producer_id_blocks_never_overlap_across_a_new_controller() {
+    let mut controller = cluster(&[None], false);
+    let epoch = epoch_of(&controller, 1);
+    let (_, first) = controller.allocate_producer_ids(BrokerId(1), epoch).expect("block");
+    let (_, second) = controller.allocate_producer_ids(BrokerId(1), epoch).expect("block");
+    assert_eq!(first.end, second.start);
+    let mut successor = Controller::new(controller.image().clone(), config(false), 5);
+    let (_, third) = successor.allocate_producer_ids(BrokerId(1), epoch).expect("block");
+    assert_eq!(third.start, second.end);
+    assert!(successor.allocate_producer_ids(BrokerId(1), epoch + 7).is_err(), "a stale broker epoch gets nothing");
+}
+
+#[test]
+fn preferred_election_returns_leadership_to_the_first_replica() {
+    let mut controller = cluster(&[None, None], false);
+    let mut assigned = topic("t", 0, -1, -1);
+    assigned.assignment = vec![vec![BrokerId(1), BrokerId(2)]];
+    controller.create_topic(&assigned).expect("created");
+    // Broker 1 restarts (a new incarnation): leadership moves to 2, and 1 leaves the ISR.
+    let restart =
+        Registration { broker: BrokerId(1), incarnation: 5, cluster_id: None, endpoints: Vec::new(), rack: None };
+    controller.register(&restart, SESSION_MS + 1).expect("re-registered");
+    let partition = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    assert_eq!((partition.leader, partition.isr.clone()), (Some(BrokerId(2)), vec![BrokerId(2)]));
+    let target = [("t".to_string(), PartitionIndex(0)), ("gone".to_string(), PartitionIndex(0))];
+    let (_, results) = controller.elect_preferred(Some(&target)).expect("elect");
+    assert_eq!(results, vec![Election::PreferredNotAvailable, Election::UnknownPartition], "1 is not in the ISR");
+}
+
+#[test]
+fn explicit_assignments_are_checked() {
+    let mut controller = cluster(&[None, None], false);
+    for (assignment, what) in [
+        (vec![vec![BrokerId(1), BrokerId(1)]], "twice"),
+        (vec![vec![BrokerId(1)], vec![BrokerId(1), BrokerId(2)]], "replicas where"),
+        (vec![vec![BrokerId(7)]], "not registered"),
+        (vec![vec![]], "no replicas"),
+    ] {
+        let mut assigned = topic("t", 0, -1, -1);
+        assigned.assignment = assignment;
+        let error = controller.create_topic(&assigned).expect_err(what);
+        assert!(error.to_string().contains(what), "{error}");
+    }
+}

@@ -1,0 +1,426 @@
+//! The metadata records and their binary encoding (`docs/formats/metadata-records.md`).
+//!
+//! One Raft entry carries one [`RecordBatch`]: the records of one controller decision, applied
+//! atomically (a fenced broker and the leader elections it causes land together or not at all).
+//! Records are full states where that keeps applying simple ([`MetadataRecord::Partition`]
+//! carries the whole partition, not a delta), so that applying a record never depends on
+//! reading the state it replaces.
+//!
+//! Owns: the record types and their encoding, version 1. Must not know: how records are decided
+//! (the controller), applied (the image) or replicated (Raft).
+
+use std::collections::BTreeMap;
+
+use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
+use crate::ClusterError;
+
+/// The encoding version written by this code; a batch of another version is refused.
+pub const RECORDS_VERSION: u8 = 1;
+/// At most this many bytes in one string of a record (topic names are at most 249 bytes, hosts
+/// at most 255, config values are the longest).
+pub const RECORD_STRING_BYTES_MAX: usize = 32 * 1024;
+/// At most this many records in one batch (a CreateTopics of many partitions is the largest).
+pub const RECORDS_PER_BATCH_MAX: usize = 1_000_000;
+
+/// One listener a broker can be reached on, as it registered it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The listener's name (`PLAINTEXT`, `CONTROLLER`, ...).
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// A partition's full replication state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionState {
+    pub topic_id: TopicId,
+    pub partition: PartitionIndex,
+    /// The assigned replicas, preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// The in-sync replicas, a subset of `replicas`, never empty.
+    pub isr: Vec<BrokerId>,
+    /// None: offline (no eligible replica is alive).
+    pub leader: Option<BrokerId>,
+    /// Grows at every leader change (Kafka's leader epoch).
+    pub leader_epoch: i32,
+    /// Grows at every change of this record (Kafka's partition epoch), so that a stale ISR change
+    /// can be refused.
+    pub partition_epoch: i32,
+}
+
+/// One change to the cluster's metadata.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetadataRecord {
+    /// The cluster's id; the first record of every metadata log, never changed.
+    ClusterId(ClusterId),
+    /// A broker (re-)registered: a new incarnation gets a new broker epoch and starts fenced.
+    RegisterBroker {
+        broker: BrokerId,
+        /// Random per process start: tells a restart from a retried registration.
+        incarnation: u64,
+        /// The broker epoch, unique across registrations of every broker.
+        epoch: u64,
+        endpoints: Vec<Endpoint>,
+        rack: Option<String>,
+    },
+    /// Fenced brokers lead nothing and are in no ISR (but the last member of one).
+    FenceBroker { broker: BrokerId, epoch: u64 },
+    /// The broker caught up with the metadata log and heartbeats: it may lead.
+    UnfenceBroker { broker: BrokerId, epoch: u64 },
+    /// The broker asked to shut down: leadership moves away, it is dropped from ISRs.
+    BeginControlledShutdown { broker: BrokerId, epoch: u64 },
+    /// A topic was created (its partitions follow as [`MetadataRecord::Partition`] records).
+    Topic { id: TopicId, name: String, configs: BTreeMap<String, String> },
+    /// A partition's state, whole (created or changed).
+    Partition(PartitionState),
+    /// A topic and its partitions were deleted.
+    RemoveTopic { id: TopicId },
+    /// A block of producer ids was handed to a broker: ids below `next` are never handed out
+    /// again, across controller failover too.
+    ProducerIds { broker: BrokerId, epoch: u64, next: u64 },
+}
+
+/// The records of one controller decision, applied atomically.
+pub type RecordBatch = Vec<MetadataRecord>;
+
+// Record kinds on disk. New kinds take new numbers (configs, ACLs and SCRAM credentials have room).
+const KIND_CLUSTER_ID: u8 = 1;
+const KIND_REGISTER_BROKER: u8 = 2;
+const KIND_FENCE_BROKER: u8 = 3;
+const KIND_UNFENCE_BROKER: u8 = 4;
+const KIND_BEGIN_CONTROLLED_SHUTDOWN: u8 = 5;
+const KIND_TOPIC: u8 = 6;
+const KIND_PARTITION: u8 = 7;
+const KIND_REMOVE_TOPIC: u8 = 8;
+const KIND_PRODUCER_IDS: u8 = 9;
+
+/// Encodes a batch: `version u8, count u32, records`.
+pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
+    let mut out = Writer(Vec::with_capacity(64 * records.len().max(1)));
+    out.u8(RECORDS_VERSION);
+    out.len(records.len());
+    for record in records {
+        encode_record(&mut out, record);
+    }
+    out.0
+}
+
+/// Decodes a batch written by [`encode_batch`]; anything else is `ClusterError::Corrupt`.
+pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, ClusterError> {
+    let mut input = Reader { bytes, at: 0 };
+    let version = input.u8()?;
+    if version != RECORDS_VERSION {
+        return Err(corrupt(format!("metadata record batch version {version}, this build reads {RECORDS_VERSION}")));
+    }
+    let count = input.count(RECORDS_PER_BATCH_MAX, 2)?;
+    let mut records = Vec::with_capacity(count);
+    for _ in 0..count {
+        records.push(decode_record(&mut input)?);
+    }
+    if input.at != bytes.len() {
+        return Err(corrupt(format!("{} bytes after the last metadata record", bytes.len() - input.at)));
+    }
+    Ok(records)
+}
+
+fn encode_record(out: &mut Writer, record: &MetadataRecord) {
+    match record {
+        MetadataRecord::ClusterId(id) => {
+            out.u8(KIND_CLUSTER_ID);
+            out.0.extend_from_slice(&id.0);
+        }
+        MetadataRecord::RegisterBroker { broker, incarnation, epoch, endpoints, rack } => {
+            out.u8(KIND_REGISTER_BROKER);
+            out.i32(broker.0);
+            out.u64(*incarnation);
+            out.u64(*epoch);
+            out.len(endpoints.len());
+            for endpoint in endpoints {
+                out.string(&endpoint.name);
+                out.string(&endpoint.host);
+                out.u16(endpoint.port);
+            }
+            out.optional_string(rack.as_deref());
+        }
+        MetadataRecord::FenceBroker { broker, epoch } => out.broker_epoch(KIND_FENCE_BROKER, *broker, *epoch),
+        MetadataRecord::UnfenceBroker { broker, epoch } => out.broker_epoch(KIND_UNFENCE_BROKER, *broker, *epoch),
+        MetadataRecord::BeginControlledShutdown { broker, epoch } => {
+            out.broker_epoch(KIND_BEGIN_CONTROLLED_SHUTDOWN, *broker, *epoch)
+        }
+        MetadataRecord::Topic { id, name, configs } => {
+            out.u8(KIND_TOPIC);
+            out.0.extend_from_slice(&id.0);
+            out.string(name);
+            out.len(configs.len());
+            for (key, value) in configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
+        MetadataRecord::Partition(state) => {
+            out.u8(KIND_PARTITION);
+            out.0.extend_from_slice(&state.topic_id.0);
+            out.i32(state.partition.0);
+            out.brokers(&state.replicas);
+            out.brokers(&state.isr);
+            out.i32(state.leader.map_or(-1, |leader| leader.0));
+            out.i32(state.leader_epoch);
+            out.i32(state.partition_epoch);
+        }
+        MetadataRecord::RemoveTopic { id } => {
+            out.u8(KIND_REMOVE_TOPIC);
+            out.0.extend_from_slice(&id.0);
+        }
+        MetadataRecord::ProducerIds { broker, epoch, next } => {
+            out.broker_epoch(KIND_PRODUCER_IDS, *broker, *epoch);
+            out.u64(*next);
+        }
+    }
+}
+
+fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError> {
+    let kind = input.u8()?;
+    Ok(match kind {
+        KIND_CLUSTER_ID => MetadataRecord::ClusterId(ClusterId(input.array16()?)),
+        KIND_REGISTER_BROKER => {
+            let broker = input.broker()?;
+            let incarnation = input.u64()?;
+            let epoch = input.u64()?;
+            let count = input.count(1024, 5)?;
+            let mut endpoints = Vec::with_capacity(count);
+            for _ in 0..count {
+                endpoints.push(Endpoint { name: input.string()?, host: input.string()?, port: input.u16()? });
+            }
+            let rack = input.optional_string()?;
+            MetadataRecord::RegisterBroker { broker, incarnation, epoch, endpoints, rack }
+        }
+        KIND_FENCE_BROKER => MetadataRecord::FenceBroker { broker: input.broker()?, epoch: input.u64()? },
+        KIND_UNFENCE_BROKER => MetadataRecord::UnfenceBroker { broker: input.broker()?, epoch: input.u64()? },
+        KIND_BEGIN_CONTROLLED_SHUTDOWN => {
+            MetadataRecord::BeginControlledShutdown { broker: input.broker()?, epoch: input.u64()? }
+        }
+        KIND_TOPIC => {
+            let id = TopicId(input.array16()?);
+            let name = input.string()?;
+            let count = input.count(100_000, 4)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            MetadataRecord::Topic { id, name, configs }
+        }
+        KIND_PARTITION => {
+            let topic_id = TopicId(input.array16()?);
+            let partition = PartitionIndex(input.i32()?);
+            let replicas = input.brokers()?;
+            let isr = input.brokers()?;
+            let leader = match input.i32()? {
+                -1 => None,
+                id if id >= 0 => Some(BrokerId(id)),
+                id => return Err(corrupt(format!("partition leader {id}"))),
+            };
+            let leader_epoch = input.i32()?;
+            let partition_epoch = input.i32()?;
+            MetadataRecord::Partition(PartitionState {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch,
+            })
+        }
+        KIND_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: TopicId(input.array16()?) },
+        KIND_PRODUCER_IDS => {
+            MetadataRecord::ProducerIds { broker: input.broker()?, epoch: input.u64()?, next: input.u64()? }
+        }
+        other => return Err(corrupt(format!("unknown metadata record kind {other}"))),
+    })
+}
+
+fn corrupt(reason: String) -> ClusterError {
+    ClusterError::Corrupt(reason)
+}
+
+/// Big-endian writer of the record fields.
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, value: u8) {
+        self.0.push(value);
+    }
+    fn u16(&mut self, value: u16) {
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+    fn i32(&mut self, value: i32) {
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+    fn u64(&mut self, value: u64) {
+        self.0.extend_from_slice(&value.to_be_bytes());
+    }
+    fn len(&mut self, count: usize) {
+        let count = u32::try_from(count).expect("metadata counts are bounded far below u32::MAX");
+        self.0.extend_from_slice(&count.to_be_bytes());
+    }
+    fn string(&mut self, text: &str) {
+        assert!(text.len() <= RECORD_STRING_BYTES_MAX, "metadata strings are validated before they are recorded");
+        self.len(text.len());
+        self.0.extend_from_slice(text.as_bytes());
+    }
+    fn optional_string(&mut self, text: Option<&str>) {
+        match text {
+            None => self.u8(0),
+            Some(text) => {
+                self.u8(1);
+                self.string(text);
+            }
+        }
+    }
+    fn brokers(&mut self, brokers: &[BrokerId]) {
+        self.len(brokers.len());
+        for broker in brokers {
+            self.i32(broker.0);
+        }
+    }
+    fn broker_epoch(&mut self, kind: u8, broker: BrokerId, epoch: u64) {
+        self.u8(kind);
+        self.i32(broker.0);
+        self.u64(epoch);
+    }
+}
+
+/// Bounds-checked reader: every count is checked against the bytes left before anything is
+/// allocated for it.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, count: usize) -> Result<&[u8], ClusterError> {
+        let end = self.at.checked_add(count).filter(|end| *end <= self.bytes.len());
+        let end = end.ok_or_else(|| corrupt(format!("metadata record cut short at byte {}", self.at)))?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], ClusterError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+    fn u8(&mut self) -> Result<u8, ClusterError> {
+        Ok(self.fixed::<1>()?[0])
+    }
+    fn u16(&mut self) -> Result<u16, ClusterError> {
+        Ok(u16::from_be_bytes(self.fixed()?))
+    }
+    fn i32(&mut self) -> Result<i32, ClusterError> {
+        Ok(i32::from_be_bytes(self.fixed()?))
+    }
+    fn u64(&mut self) -> Result<u64, ClusterError> {
+        Ok(u64::from_be_bytes(self.fixed()?))
+    }
+    fn array16(&mut self) -> Result<[u8; 16], ClusterError> {
+        self.fixed()
+    }
+    /// A count of items each at least `item_bytes_min` long, at most `max`.
+    fn count(&mut self, max: usize, item_bytes_min: usize) -> Result<usize, ClusterError> {
+        let count = u32::from_be_bytes(self.fixed()?) as usize;
+        let left = self.bytes.len() - self.at;
+        if count > max || count.saturating_mul(item_bytes_min) > left {
+            return Err(corrupt(format!("metadata count {count} with {left} bytes left")));
+        }
+        Ok(count)
+    }
+    fn string(&mut self) -> Result<String, ClusterError> {
+        let length = self.count(RECORD_STRING_BYTES_MAX, 1)?;
+        let bytes = self.take(length)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("metadata string is not UTF-8".to_string()))
+    }
+    fn optional_string(&mut self) -> Result<Option<String>, ClusterError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            other => Err(corrupt(format!("optional string marker {other}"))),
+        }
+    }
+    fn broker(&mut self) -> Result<BrokerId, ClusterError> {
+        match self.i32()? {
+            id if id >= 0 => Ok(BrokerId(id)),
+            id => Err(corrupt(format!("broker id {id}"))),
+        }
+    }
+    fn brokers(&mut self) -> Result<Vec<BrokerId>, ClusterError> {
+        let count = self.count(u16::MAX as usize, 4)?;
+        (0..count).map(|_| self.broker()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_kind() -> RecordBatch {
+        let topic_id = TopicId([7; 16]);
+        vec![
+            MetadataRecord::ClusterId(ClusterId([1; 16])),
+            MetadataRecord::RegisterBroker {
+                broker: BrokerId(2),
+                incarnation: 99,
+                epoch: 5,
+                endpoints: vec![Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.2".into(), port: 9092 }],
+                rack: Some("r1".into()),
+            },
+            MetadataRecord::FenceBroker { broker: BrokerId(2), epoch: 5 },
+            MetadataRecord::UnfenceBroker { broker: BrokerId(2), epoch: 5 },
+            MetadataRecord::BeginControlledShutdown { broker: BrokerId(2), epoch: 5 },
+            MetadataRecord::Topic {
+                id: topic_id,
+                name: "t".into(),
+                configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
+            },
+            MetadataRecord::Partition(PartitionState {
+                topic_id,
+                partition: PartitionIndex(3),
+                replicas: vec![BrokerId(1), BrokerId(2)],
+                isr: vec![BrokerId(2)],
+                leader: None,
+                leader_epoch: 4,
+                partition_epoch: 6,
+            }),
+            MetadataRecord::RemoveTopic { id: topic_id },
+            MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 3, next: 2000 },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        let batch = every_kind();
+        assert_eq!(decode_batch(&encode_batch(&batch)).expect("decodes"), batch);
+    }
+
+    #[test]
+    fn golden_bytes_of_a_fence() {
+        let bytes = encode_batch(&[MetadataRecord::FenceBroker { broker: BrokerId(2), epoch: 5 }]);
+        assert_eq!(bytes, [1, 0, 0, 0, 1, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn every_cut_and_every_flipped_byte_is_an_error_or_a_batch_never_a_panic() {
+        let bytes = encode_batch(&every_kind());
+        for cut in 0..bytes.len() {
+            assert!(decode_batch(&bytes[..cut]).is_err(), "a batch cut at {cut} is refused");
+        }
+        for at in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                let _ = decode_batch(&damaged);
+            }
+        }
+        assert!(decode_batch(&[1, 0xff, 0xff, 0xff, 0xff]).is_err(), "a huge count allocates nothing");
+    }
+}
