@@ -10,4 +10,10 @@ pub enum ClusterError {
     Storage(#[from] io::Error),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    #[error(
+        "controller.quorum.voters lists {configured:?} but this node's metadata log was formed by voters {stored:?}"
+    )]
+    VotersDisagree { stored: Vec<crate::BrokerId>, configured: Vec<crate::BrokerId> },
+    #[error("raft: {0}")]
+    Raft(String),
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::records::{Endpoint, MetadataRecord, PartitionState};
+use crate::records::{Endpoint, MetadataRecord, PartitionState, RecordBatch};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
 use crate::ClusterError;
 
@@ -151,6 +151,13 @@ impl MetadataImage {
                 }
                 self.next_producer_id = *next;
             }
+            MetadataRecord::Counters { next_broker_epoch, next_producer_id } => {
+                if *next_broker_epoch < self.next_broker_epoch || *next_producer_id < self.next_producer_id {
+                    return Err(misfit(record, "counters that go back"));
+                }
+                self.next_broker_epoch = *next_broker_epoch;
+                self.next_producer_id = *next_producer_id;
+            }
         }
         Ok(())
     }
@@ -165,6 +172,49 @@ impl MetadataImage {
             Some(registration) if registration.epoch == epoch => Ok(registration),
             _ => Err(misfit(record, "an unknown broker or broker epoch")),
         }
+    }
+
+    /// The records that rebuild this image from the empty one (a snapshot's contents): applying
+    /// them to `MetadataImage::default()` at this image's offset gives this image back.
+    pub fn to_records(&self) -> RecordBatch {
+        let mut records = Vec::new();
+        records.extend(self.cluster_id.map(MetadataRecord::ClusterId));
+        let mut brokers: Vec<&BrokerRegistration> = self.brokers.values().collect();
+        brokers.sort_by_key(|broker| broker.epoch);
+        for broker in brokers {
+            let (id, epoch) = (broker.id, broker.epoch);
+            records.push(MetadataRecord::RegisterBroker {
+                broker: id,
+                incarnation: broker.incarnation,
+                epoch,
+                endpoints: broker.endpoints.clone(),
+                rack: broker.rack.clone(),
+            });
+            if !broker.fenced {
+                records.push(MetadataRecord::UnfenceBroker { broker: id, epoch });
+            }
+            if broker.shutting_down {
+                records.push(MetadataRecord::BeginControlledShutdown { broker: id, epoch });
+            }
+        }
+        for topic in self.topics.values() {
+            records.push(MetadataRecord::Topic {
+                id: topic.id,
+                name: topic.name.clone(),
+                configs: topic.configs.clone(),
+            });
+            records.extend(topic.partitions.iter().cloned().map(MetadataRecord::Partition));
+        }
+        records.push(MetadataRecord::Counters {
+            next_broker_epoch: self.next_broker_epoch,
+            next_producer_id: self.next_producer_id,
+        });
+        records
+    }
+
+    /// The image a snapshot's records describe, as of `offset`.
+    pub fn from_records(offset: u64, records: &[MetadataRecord]) -> Result<MetadataImage, ClusterError> {
+        MetadataImage::default().apply(offset, records)
     }
 
     pub fn topic(&self, name: &str) -> Option<&Arc<TopicImage>> {
@@ -239,6 +289,34 @@ mod tests {
         let topic = MetadataRecord::Topic { id: TopicId([4; 16]), name: "t".into(), configs: BTreeMap::new() };
         assert!(image.apply(2, &[topic, orphan]).is_err());
         assert!(image.topics.is_empty(), "the image itself is never changed");
+    }
+
+    #[test]
+    fn an_image_rebuilt_from_its_records_is_the_same_image() {
+        let id = TopicId([4; 16]);
+        let state = PartitionState {
+            topic_id: id,
+            partition: PartitionIndex(0),
+            replicas: vec![BrokerId(1)],
+            isr: vec![BrokerId(1)],
+            leader: Some(BrokerId(1)),
+            leader_epoch: 3,
+            partition_epoch: 5,
+        };
+        let image = registered()
+            .apply(
+                2,
+                &[
+                    MetadataRecord::UnfenceBroker { broker: BrokerId(1), epoch: 0 },
+                    MetadataRecord::BeginControlledShutdown { broker: BrokerId(1), epoch: 0 },
+                    MetadataRecord::Topic { id, name: "t".into(), configs: BTreeMap::new() },
+                    MetadataRecord::Partition(state),
+                    MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 0, next: 4000 },
+                ],
+            )
+            .expect("applies");
+        let rebuilt = MetadataImage::from_records(image.offset, &image.to_records()).expect("rebuilds");
+        assert_eq!(rebuilt, image);
     }
 
     #[test]

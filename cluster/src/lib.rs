@@ -21,6 +21,7 @@
 pub mod controller;
 pub mod error;
 pub mod image;
+pub mod quorum;
 pub mod records;
 pub mod types;
 

@@ -79,6 +79,8 @@ pub enum MetadataRecord {
     /// A block of producer ids was handed to a broker: ids below `next` are never handed out
     /// again, across controller failover too.
     ProducerIds { broker: BrokerId, epoch: u64, next: u64 },
+    /// The image's counters, written in snapshots (where the records that raised them are gone).
+    Counters { next_broker_epoch: u64, next_producer_id: u64 },
 }
 
 /// The records of one controller decision, applied atomically.
@@ -94,6 +96,7 @@ const KIND_TOPIC: u8 = 6;
 const KIND_PARTITION: u8 = 7;
 const KIND_REMOVE_TOPIC: u8 = 8;
 const KIND_PRODUCER_IDS: u8 = 9;
+const KIND_COUNTERS: u8 = 10;
 
 /// Encodes a batch: `version u8, count u32, records`.
 pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
@@ -176,6 +179,11 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
             out.broker_epoch(KIND_PRODUCER_IDS, *broker, *epoch);
             out.u64(*next);
         }
+        MetadataRecord::Counters { next_broker_epoch, next_producer_id } => {
+            out.u8(KIND_COUNTERS);
+            out.u64(*next_broker_epoch);
+            out.u64(*next_producer_id);
+        }
     }
 }
 
@@ -236,6 +244,7 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
         KIND_PRODUCER_IDS => {
             MetadataRecord::ProducerIds { broker: input.broker()?, epoch: input.u64()?, next: input.u64()? }
         }
+        KIND_COUNTERS => MetadataRecord::Counters { next_broker_epoch: input.u64()?, next_producer_id: input.u64()? },
         other => return Err(corrupt(format!("unknown metadata record kind {other}"))),
     })
 }
@@ -393,6 +402,7 @@ mod tests {
             }),
             MetadataRecord::RemoveTopic { id: topic_id },
             MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 3, next: 2000 },
+            MetadataRecord::Counters { next_broker_epoch: 12, next_producer_id: 3000 },
         ]
     }
 
