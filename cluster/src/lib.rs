@@ -20,6 +20,7 @@
 
 pub mod error;
 pub mod types;
+pub mod wire;
 
 pub use error::ClusterError;
 pub use types::{BrokerId, ClusterId, PartitionIndex, TopicId};
