@@ -184,7 +184,7 @@ impl FrameCodec {
     /// Appends one frame to `dst`. On error `dst` is left as it was.
     pub fn encode(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
         let start = dst.len();
-        let result = self.encode_unchecked(frame, dst);
+        let result = self.write_frame(frame, dst);
         let length_bytes = dst.len() - start - FRAME_LENGTH_BYTES;
         let result = result.and_then(|()| {
             u32::try_from(length_bytes)
@@ -205,10 +205,12 @@ impl FrameCodec {
     }
 
     /// Writes the frame with a placeholder length, which [`FrameCodec::encode`] patches.
-    fn encode_unchecked(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
+    fn write_frame(&self, frame: &Frame, dst: &mut BytesMut) -> Result<(), WireError> {
         dst.put_u32(0);
         match frame {
             Frame::Hello(hello) => {
+                // What we write we would read: a Hello the peer must refuse is our bug, named here.
+                check_hello(hello.version_min, hello.version_max, hello.node_id.0)?;
                 dst.put_u8(HELLO_FRAME_VERSION);
                 dst.put_u8(KIND_HELLO);
                 dst.put_slice(&HELLO_MAGIC);
@@ -289,6 +291,16 @@ fn check_kind(kind: u8) -> Result<(), WireError> {
     }
 }
 
+fn check_hello(version_min: u8, version_max: u8, node_id: i32) -> Result<(), WireError> {
+    if version_min == 0 || version_min > version_max {
+        return Err(WireError::BadVersionRange { version_min, version_max });
+    }
+    if node_id < 0 {
+        return Err(WireError::NegativeNodeId { node_id });
+    }
+    Ok(())
+}
+
 fn decode_body(version: u8, kind: u8, mut reader: BodyReader) -> Result<Frame, WireError> {
     match kind {
         KIND_HELLO => {
@@ -301,13 +313,8 @@ fn decode_body(version: u8, kind: u8, mut reader: BodyReader) -> Result<Frame, W
             }
             let version_min = reader.u8("hello version min")?;
             let version_max = reader.u8("hello version max")?;
-            if version_min == 0 || version_min > version_max {
-                return Err(WireError::BadVersionRange { version_min, version_max });
-            }
             let node_id = reader.i32("hello node id")?;
-            if node_id < 0 {
-                return Err(WireError::NegativeNodeId { node_id });
-            }
+            check_hello(version_min, version_max, node_id)?;
             let cluster_id = reader.array::<16>("hello cluster id")?;
             reader.finish()?;
             Ok(Frame::Hello(Hello {
