@@ -38,8 +38,8 @@ const FRAME_LENGTH_BYTES: usize = 4;
 /// Version and kind: the shortest legal `length`.
 const FRAME_HEADER_BYTES: usize = 2;
 
-/// The first four bytes of a Hello's body, so that a stranger on the port (a Kafka client, say)
-/// is named as such instead of failing somewhere in the fields.
+/// The first four bytes of a Hello's body, so that a stranger on the port whose bytes happen to
+/// pass the version and kind checks is named as such instead of failing somewhere in the fields.
 pub const HELLO_MAGIC: [u8; 4] = *b"SKUA";
 /// The Hello's layout is frozen across versions, so that any two builds can read each other's
 /// range; it is always written as this version.
