@@ -24,6 +24,7 @@ pub mod image;
 pub mod quorum;
 pub mod records;
 pub mod types;
+pub mod wire;
 
 pub use error::ClusterError;
 pub use types::{BrokerId, ClusterId, PartitionIndex, TopicId};
