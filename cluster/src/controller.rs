@@ -70,7 +70,7 @@ impl From<ClusterError> for ControllerError {
 }
 
 /// A broker's registration request.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Registration {
     pub broker: BrokerId,
     pub incarnation: u64,
@@ -80,7 +80,7 @@ pub struct Registration {
 }
 
 /// A broker's heartbeat.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
     pub broker: BrokerId,
     pub epoch: u64,
@@ -99,7 +99,7 @@ pub struct HeartbeatReply {
 }
 
 /// A topic to create.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewTopic {
     pub name: String,
     pub id: TopicId,

@@ -18,11 +18,13 @@
 //! Must not know: any Kafka API key, request, response or error code (tidy-checked), sockets or
 //! shards. The broker (netd) drives the quorum's I/O and maps [`ClusterError`]s to Kafka codes.
 
+mod codec;
 pub mod controller;
 pub mod error;
 pub mod image;
 pub mod quorum;
 pub mod records;
+pub mod rpc;
 pub mod types;
 pub mod wire;
 

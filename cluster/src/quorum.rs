@@ -33,6 +33,7 @@ use crate::controller::{
 };
 use crate::image::MetadataImage;
 use crate::records::{decode_batch, encode_batch, MetadataRecord};
+use crate::rpc::{QuorumStatus, ReplicaProgress};
 use crate::types::{BrokerId, ClusterId, PartitionIndex};
 use crate::ClusterError;
 
@@ -52,7 +53,7 @@ pub trait DurableLog: Storage {
 }
 
 /// A request to the active controller.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControllerRequest {
     Register(Registration),
     Heartbeat(Heartbeat),
@@ -147,6 +148,8 @@ pub struct Quorum<S: DurableLog> {
     /// Ticks since open, and the tick at which a snapshot was last sent to each peer.
     ticks: u64,
     snapshots_sent: BTreeMap<u64, u64>,
+    /// When each peer was last heard from (for DescribeQuorum).
+    last_heard_ms: BTreeMap<u64, u64>,
 }
 
 impl<S: DurableLog> std::fmt::Debug for Quorum<S> {
@@ -210,6 +213,7 @@ impl<S: DurableLog> Quorum<S> {
             image_changed: true,
             ticks: 0,
             snapshots_sent: BTreeMap::new(),
+            last_heard_ms: BTreeMap::new(),
         })
     }
 
@@ -250,6 +254,35 @@ impl<S: DurableLog> Quorum<S> {
         self.raw.store()
     }
 
+    /// The quorum as this node, its leader, sees it (Kafka's DescribeQuorum); refused elsewhere.
+    pub fn status(&self, now_ms: u64) -> Result<QuorumStatus, RequestError> {
+        if self.raw.raft.state != StateRole::Leader {
+            return Err(RequestError::NotController { leader: self.leader() });
+        }
+        let own = self.config.node.raft_id();
+        let mut voters: Vec<ReplicaProgress> = self
+            .raw
+            .raft
+            .prs()
+            .iter()
+            .filter_map(|(id, progress)| {
+                let node = BrokerId::from_raft_id(*id)?;
+                let last_heard_ms_ago = match *id == own {
+                    true => Some(0),
+                    false => self.last_heard_ms.get(id).map(|heard| now_ms.saturating_sub(*heard)),
+                };
+                Some(ReplicaProgress { node, log_end_offset: progress.matched + 1, last_heard_ms_ago })
+            })
+            .collect();
+        voters.sort_by_key(|voter| voter.node);
+        Ok(QuorumStatus {
+            leader: self.config.node,
+            term: self.raw.raft.term,
+            high_watermark: self.raw.raft.raft_log.committed + 1,
+            voters,
+        })
+    }
+
     /// One tick of the Raft clock.
     pub fn tick(&mut self, now_ms: u64) {
         self.raw.tick();
@@ -286,6 +319,7 @@ impl<S: DurableLog> Quorum<S> {
 
     /// A message from a peer. Messages from unknown nodes or stale terms are Raft's to ignore.
     pub fn step(&mut self, message: Message, now_ms: u64) {
+        self.last_heard_ms.insert(message.from, now_ms);
         // Errors here are Raft refusing a message (wrong node, stepping a local message type):
         // nothing to do but drop it.
         if let Err(error) = self.raw.step(message) {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::{corrupt, Reader, Writer};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
 use crate::ClusterError;
 
@@ -111,7 +112,7 @@ pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
 
 /// Decodes a batch written by [`encode_batch`]; anything else is `ClusterError::Corrupt`.
 pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, ClusterError> {
-    let mut input = Reader { bytes, at: 0 };
+    let mut input = Reader::new(bytes);
     let version = input.u8()?;
     if version != RECORDS_VERSION {
         return Err(corrupt(format!("metadata record batch version {version}, this build reads {RECORDS_VERSION}")));
@@ -121,9 +122,7 @@ pub fn decode_batch(bytes: &[u8]) -> Result<RecordBatch, ClusterError> {
     for _ in 0..count {
         records.push(decode_record(&mut input)?);
     }
-    if input.at != bytes.len() {
-        return Err(corrupt(format!("{} bytes after the last metadata record", bytes.len() - input.at)));
-    }
+    input.finish("metadata record batch")?;
     Ok(records)
 }
 
@@ -249,124 +248,6 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
     })
 }
 
-fn corrupt(reason: String) -> ClusterError {
-    ClusterError::Corrupt(reason)
-}
-
-/// Big-endian writer of the record fields.
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, value: u8) {
-        self.0.push(value);
-    }
-    fn u16(&mut self, value: u16) {
-        self.0.extend_from_slice(&value.to_be_bytes());
-    }
-    fn i32(&mut self, value: i32) {
-        self.0.extend_from_slice(&value.to_be_bytes());
-    }
-    fn u64(&mut self, value: u64) {
-        self.0.extend_from_slice(&value.to_be_bytes());
-    }
-    fn len(&mut self, count: usize) {
-        let count = u32::try_from(count).expect("metadata counts are bounded far below u32::MAX");
-        self.0.extend_from_slice(&count.to_be_bytes());
-    }
-    fn string(&mut self, text: &str) {
-        assert!(text.len() <= RECORD_STRING_BYTES_MAX, "metadata strings are validated before they are recorded");
-        self.len(text.len());
-        self.0.extend_from_slice(text.as_bytes());
-    }
-    fn optional_string(&mut self, text: Option<&str>) {
-        match text {
-            None => self.u8(0),
-            Some(text) => {
-                self.u8(1);
-                self.string(text);
-            }
-        }
-    }
-    fn brokers(&mut self, brokers: &[BrokerId]) {
-        self.len(brokers.len());
-        for broker in brokers {
-            self.i32(broker.0);
-        }
-    }
-    fn broker_epoch(&mut self, kind: u8, broker: BrokerId, epoch: u64) {
-        self.u8(kind);
-        self.i32(broker.0);
-        self.u64(epoch);
-    }
-}
-
-/// Bounds-checked reader: every count is checked against the bytes left before anything is
-/// allocated for it.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, count: usize) -> Result<&[u8], ClusterError> {
-        let end = self.at.checked_add(count).filter(|end| *end <= self.bytes.len());
-        let end = end.ok_or_else(|| corrupt(format!("metadata record cut short at byte {}", self.at)))?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
-    }
-    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], ClusterError> {
-        let mut out = [0; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-    fn u8(&mut self) -> Result<u8, ClusterError> {
-        Ok(self.fixed::<1>()?[0])
-    }
-    fn u16(&mut self) -> Result<u16, ClusterError> {
-        Ok(u16::from_be_bytes(self.fixed()?))
-    }
-    fn i32(&mut self) -> Result<i32, ClusterError> {
-        Ok(i32::from_be_bytes(self.fixed()?))
-    }
-    fn u64(&mut self) -> Result<u64, ClusterError> {
-        Ok(u64::from_be_bytes(self.fixed()?))
-    }
-    fn array16(&mut self) -> Result<[u8; 16], ClusterError> {
-        self.fixed()
-    }
-    /// A count of items each at least `item_bytes_min` long, at most `max`.
-    fn count(&mut self, max: usize, item_bytes_min: usize) -> Result<usize, ClusterError> {
-        let count = u32::from_be_bytes(self.fixed()?) as usize;
-        let left = self.bytes.len() - self.at;
-        if count > max || count.saturating_mul(item_bytes_min) > left {
-            return Err(corrupt(format!("metadata count {count} with {left} bytes left")));
-        }
-        Ok(count)
-    }
-    fn string(&mut self) -> Result<String, ClusterError> {
-        let length = self.count(RECORD_STRING_BYTES_MAX, 1)?;
-        let bytes = self.take(length)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("metadata string is not UTF-8".to_string()))
-    }
-    fn optional_string(&mut self) -> Result<Option<String>, ClusterError> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => Ok(Some(self.string()?)),
-            other => Err(corrupt(format!("optional string marker {other}"))),
-        }
-    }
-    fn broker(&mut self) -> Result<BrokerId, ClusterError> {
-        match self.i32()? {
-            id if id >= 0 => Ok(BrokerId(id)),
-            id => Err(corrupt(format!("broker id {id}"))),
-        }
-    }
-    fn brokers(&mut self) -> Result<Vec<BrokerId>, ClusterError> {
-        let count = self.count(u16::MAX as usize, 4)?;
-        (0..count).map(|_| self.broker()).collect()
-    }
-}
 
 #[cfg(test)]
 mod tests {

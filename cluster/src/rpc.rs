@@ -1,0 +1,594 @@
+//! The controller RPCs carried in the bodies of [`crate::wire::Frame::Request`] and
+//! [`crate::wire::Frame::Response`]: what brokers ask the quorum (the controller's requests, the
+//! metadata image, the quorum's status) and its answers. Encoding version 1, big-endian, every
+//! count bounded by the bytes left (`docs/formats/controller-wire.md` describes the envelope).
+//!
+//! Must not know: sockets, Raft, Kafka's error codes.
+
+use std::collections::BTreeMap;
+
+use crate::codec::{corrupt, Reader, Writer};
+use crate::controller::{ControllerError, Election, Heartbeat, HeartbeatReply, NewTopic, Registration};
+use crate::quorum::{ControllerReply, ControllerRequest, RequestError};
+use crate::records::{decode_batch, encode_batch, Endpoint, RecordBatch};
+use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
+use crate::ClusterError;
+
+/// The RPC encoding version written by this code.
+pub const RPC_VERSION: u8 = 1;
+
+/// What a broker (or a tool) asks a quorum member.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RpcRequest {
+    /// For the active controller.
+    Controller(ControllerRequest),
+    /// The committed image if it is newer than `have_offset`; held up to `max_wait_ms` until it is.
+    FetchImage { have_offset: u64, max_wait_ms: u32 },
+    /// The quorum's leader, term, high watermark and each voter's progress.
+    DescribeQuorum,
+}
+
+/// One voter's (or observer's) replication progress, as Kafka's DescribeQuorum shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaProgress {
+    pub node: BrokerId,
+    /// The next offset of its metadata log the leader knows of (Raft's `matched + 1`).
+    pub log_end_offset: u64,
+    /// Milliseconds since the leader last heard from it; None: never.
+    pub last_heard_ms_ago: Option<u64>,
+}
+
+/// The quorum as its leader sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumStatus {
+    pub leader: BrokerId,
+    pub term: u64,
+    /// The next offset after the committed ones (Kafka's high watermark).
+    pub high_watermark: u64,
+    pub voters: Vec<ReplicaProgress>,
+}
+
+/// A quorum member's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RpcResponse {
+    Controller(Result<ControllerReply, RequestError>),
+    /// The image as of `offset`, as the records that rebuild it; None: no newer image yet.
+    Image(Option<(u64, RecordBatch)>),
+    Quorum(Result<QuorumStatus, RequestError>),
+}
+
+pub fn encode_request(request: &RpcRequest) -> Vec<u8> {
+    let mut out = Writer(vec![RPC_VERSION]);
+    match request {
+        RpcRequest::Controller(request) => {
+            out.u8(1);
+            write_controller_request(&mut out, request);
+        }
+        RpcRequest::FetchImage { have_offset, max_wait_ms } => {
+            out.u8(2);
+            out.u64(*have_offset);
+            out.u64(u64::from(*max_wait_ms));
+        }
+        RpcRequest::DescribeQuorum => out.u8(3),
+    }
+    out.0
+}
+
+pub fn decode_request(bytes: &[u8]) -> Result<RpcRequest, ClusterError> {
+    let mut input = Reader::new(bytes);
+    version(&mut input)?;
+    let request = match input.u8()? {
+        1 => RpcRequest::Controller(read_controller_request(&mut input)?),
+        2 => {
+            let have_offset = input.u64()?;
+            let max_wait_ms = u32::try_from(input.u64()?).map_err(|_| corrupt("max_wait_ms".into()))?;
+            RpcRequest::FetchImage { have_offset, max_wait_ms }
+        }
+        3 => RpcRequest::DescribeQuorum,
+        other => return Err(corrupt(format!("unknown controller rpc {other}"))),
+    };
+    input.finish("controller rpc request")?;
+    Ok(request)
+}
+
+pub fn encode_response(response: &RpcResponse) -> Vec<u8> {
+    let mut out = Writer(vec![RPC_VERSION]);
+    match response {
+        RpcResponse::Controller(result) => {
+            out.u8(1);
+            match result {
+                Ok(reply) => {
+                    out.u8(0);
+                    write_reply(&mut out, reply);
+                }
+                Err(error) => write_request_error(&mut out, error),
+            }
+        }
+        RpcResponse::Image(image) => {
+            out.u8(2);
+            match image {
+                None => out.u8(0),
+                Some((offset, records)) => {
+                    out.u8(1);
+                    out.u64(*offset);
+                    let batch = encode_batch(records);
+                    out.len(batch.len());
+                    out.0.extend_from_slice(&batch);
+                }
+            }
+        }
+        RpcResponse::Quorum(result) => {
+            out.u8(3);
+            match result {
+                Ok(status) => {
+                    out.u8(0);
+                    out.i32(status.leader.0);
+                    out.u64(status.term);
+                    out.u64(status.high_watermark);
+                    out.len(status.voters.len());
+                    for voter in &status.voters {
+                        out.i32(voter.node.0);
+                        out.u64(voter.log_end_offset);
+                        out.u64(voter.last_heard_ms_ago.unwrap_or(u64::MAX));
+                    }
+                }
+                Err(error) => write_request_error(&mut out, error),
+            }
+        }
+    }
+    out.0
+}
+
+pub fn decode_response(bytes: &[u8]) -> Result<RpcResponse, ClusterError> {
+    let mut input = Reader::new(bytes);
+    version(&mut input)?;
+    let response = match input.u8()? {
+        1 => RpcResponse::Controller(match input.u8()? {
+            0 => Ok(read_reply(&mut input)?),
+            kind => Err(read_request_error(&mut input, kind)?),
+        }),
+        2 => RpcResponse::Image(match input.u8()? {
+            0 => None,
+            1 => {
+                let offset = input.u64()?;
+                let length = input.count(usize::MAX, 1)?;
+                Some((offset, decode_batch(input.take(length)?)?))
+            }
+            other => return Err(corrupt(format!("image marker {other}"))),
+        }),
+        3 => RpcResponse::Quorum(match input.u8()? {
+            0 => {
+                let leader = input.broker()?;
+                let term = input.u64()?;
+                let high_watermark = input.u64()?;
+                let count = input.count(1024, 20)?;
+                let mut voters = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let node = input.broker()?;
+                    let log_end_offset = input.u64()?;
+                    let last_heard_ms_ago = Some(input.u64()?).filter(|ms| *ms != u64::MAX);
+                    voters.push(ReplicaProgress { node, log_end_offset, last_heard_ms_ago });
+                }
+                Ok(QuorumStatus { leader, term, high_watermark, voters })
+            }
+            kind => Err(read_request_error(&mut input, kind)?),
+        }),
+        other => return Err(corrupt(format!("unknown controller rpc response {other}"))),
+    };
+    input.finish("controller rpc response")?;
+    Ok(response)
+}
+
+fn version(input: &mut Reader<'_>) -> Result<(), ClusterError> {
+    match input.u8()? {
+        RPC_VERSION => Ok(()),
+        other => Err(corrupt(format!("controller rpc version {other}, this build speaks {RPC_VERSION}"))),
+    }
+}
+
+fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
+    match request {
+        ControllerRequest::Register(registration) => {
+            out.u8(1);
+            out.i32(registration.broker.0);
+            out.u64(registration.incarnation);
+            match registration.cluster_id {
+                None => out.u8(0),
+                Some(id) => {
+                    out.u8(1);
+                    out.0.extend_from_slice(&id.0);
+                }
+            }
+            out.len(registration.endpoints.len());
+            for endpoint in &registration.endpoints {
+                out.string(&endpoint.name);
+                out.string(&endpoint.host);
+                out.u16(endpoint.port);
+            }
+            out.optional_string(registration.rack.as_deref());
+        }
+        ControllerRequest::Heartbeat(heartbeat) => {
+            out.u8(2);
+            out.i32(heartbeat.broker.0);
+            out.u64(heartbeat.epoch);
+            out.u8(u8::from(heartbeat.caught_up) | u8::from(heartbeat.want_shutdown) << 1);
+        }
+        ControllerRequest::CreateTopic(topic) => {
+            out.u8(3);
+            out.string(&topic.name);
+            out.0.extend_from_slice(&topic.id.0);
+            out.i32(topic.partitions);
+            out.u16(topic.replication_factor as u16);
+            write_assignment(out, &topic.assignment);
+            out.len(topic.configs.len());
+            for (key, value) in &topic.configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
+        ControllerRequest::CreatePartitions { name, count, assignment } => {
+            out.u8(4);
+            out.string(name);
+            out.i32(*count);
+            write_assignment(out, assignment);
+        }
+        ControllerRequest::DeleteTopic(name) => {
+            out.u8(5);
+            out.string(name);
+        }
+        ControllerRequest::AllocateProducerIds { broker, epoch } => {
+            out.u8(6);
+            out.i32(broker.0);
+            out.u64(*epoch);
+        }
+        ControllerRequest::ElectPreferred(partitions) => {
+            out.u8(7);
+            match partitions {
+                None => out.u8(0),
+                Some(partitions) => {
+                    out.u8(1);
+                    out.len(partitions.len());
+                    for (topic, partition) in partitions {
+                        out.string(topic);
+                        out.i32(partition.0);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, ClusterError> {
+    Ok(match input.u8()? {
+        1 => {
+            let broker = input.broker()?;
+            let incarnation = input.u64()?;
+            let cluster_id = match input.u8()? {
+                0 => None,
+                1 => Some(ClusterId(input.array16()?)),
+                other => return Err(corrupt(format!("cluster id marker {other}"))),
+            };
+            let count = input.count(1024, 10)?;
+            let mut endpoints = Vec::with_capacity(count);
+            for _ in 0..count {
+                endpoints.push(Endpoint { name: input.string()?, host: input.string()?, port: input.u16()? });
+            }
+            let rack = input.optional_string()?;
+            ControllerRequest::Register(Registration { broker, incarnation, cluster_id, endpoints, rack })
+        }
+        2 => {
+            let broker = input.broker()?;
+            let epoch = input.u64()?;
+            let flags = input.u8()?;
+            if flags > 3 {
+                return Err(corrupt(format!("heartbeat flags {flags}")));
+            }
+            ControllerRequest::Heartbeat(Heartbeat {
+                broker,
+                epoch,
+                caught_up: flags & 1 != 0,
+                want_shutdown: flags & 2 != 0,
+            })
+        }
+        3 => {
+            let name = input.string()?;
+            let id = TopicId(input.array16()?);
+            let partitions = input.i32()?;
+            let replication_factor = input.u16()? as i16;
+            let assignment = read_assignment(input)?;
+            let count = input.count(100_000, 8)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            ControllerRequest::CreateTopic(NewTopic { name, id, partitions, replication_factor, assignment, configs })
+        }
+        4 => ControllerRequest::CreatePartitions {
+            name: input.string()?,
+            count: input.i32()?,
+            assignment: read_assignment(input)?,
+        },
+        5 => ControllerRequest::DeleteTopic(input.string()?),
+        6 => ControllerRequest::AllocateProducerIds { broker: input.broker()?, epoch: input.u64()? },
+        7 => ControllerRequest::ElectPreferred(match input.u8()? {
+            0 => None,
+            1 => {
+                let count = input.count(10_000_000, 8)?;
+                let mut partitions = Vec::with_capacity(count);
+                for _ in 0..count {
+                    partitions.push((input.string()?, PartitionIndex(input.i32()?)));
+                }
+                Some(partitions)
+            }
+            other => return Err(corrupt(format!("election marker {other}"))),
+        }),
+        other => return Err(corrupt(format!("unknown controller request {other}"))),
+    })
+}
+
+fn write_assignment(out: &mut Writer, assignment: &[Vec<BrokerId>]) {
+    out.len(assignment.len());
+    for replicas in assignment {
+        out.brokers(replicas);
+    }
+}
+
+fn read_assignment(input: &mut Reader<'_>) -> Result<Vec<Vec<BrokerId>>, ClusterError> {
+    let count = input.count(1_000_000, 4)?;
+    (0..count).map(|_| input.brokers()).collect()
+}
+
+fn write_reply(out: &mut Writer, reply: &ControllerReply) {
+    match reply {
+        ControllerReply::Registered { epoch } => {
+            out.u8(1);
+            out.u64(*epoch);
+        }
+        ControllerReply::Heartbeat(reply) => {
+            out.u8(2);
+            out.u8(u8::from(reply.fenced) | u8::from(reply.shutdown_ok) << 1);
+        }
+        ControllerReply::Done => out.u8(3),
+        ControllerReply::ProducerIds(block) => {
+            out.u8(4);
+            out.u64(block.start);
+            out.u64(block.end);
+        }
+        ControllerReply::Elections(results) => {
+            out.u8(5);
+            out.len(results.len());
+            for result in results {
+                out.u8(match result {
+                    Election::Elected => 0,
+                    Election::NotNeeded => 1,
+                    Election::PreferredNotAvailable => 2,
+                    Election::UnknownPartition => 3,
+                });
+            }
+        }
+    }
+}
+
+fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
+    Ok(match input.u8()? {
+        1 => ControllerReply::Registered { epoch: input.u64()? },
+        2 => {
+            let flags = input.u8()?;
+            ControllerReply::Heartbeat(HeartbeatReply { fenced: flags & 1 != 0, shutdown_ok: flags & 2 != 0 })
+        }
+        3 => ControllerReply::Done,
+        4 => {
+            let (start, end) = (input.u64()?, input.u64()?);
+            if start > end {
+                return Err(corrupt(format!("producer id block {start}..{end}")));
+            }
+            ControllerReply::ProducerIds(start..end)
+        }
+        5 => {
+            let count = input.count(10_000_000, 1)?;
+            let mut results = Vec::with_capacity(count);
+            for _ in 0..count {
+                results.push(match input.u8()? {
+                    0 => Election::Elected,
+                    1 => Election::NotNeeded,
+                    2 => Election::PreferredNotAvailable,
+                    3 => Election::UnknownPartition,
+                    other => return Err(corrupt(format!("election result {other}"))),
+                });
+            }
+            ControllerReply::Elections(results)
+        }
+        other => return Err(corrupt(format!("unknown controller reply {other}"))),
+    })
+}
+
+/// Error kinds start at 1 (0 marks success).
+fn write_request_error(out: &mut Writer, error: &RequestError) {
+    match error {
+        RequestError::NotController { leader } => {
+            out.u8(1);
+            out.i32(leader.map_or(-1, |leader| leader.0));
+        }
+        RequestError::Refused(error) => match error {
+            ControllerError::TopicExists(name) => {
+                out.u8(2);
+                out.string(name);
+            }
+            ControllerError::UnknownTopic(name) => {
+                out.u8(3);
+                out.string(name);
+            }
+            ControllerError::InvalidReplicationFactor { requested, available } => {
+                out.u8(4);
+                out.u16(*requested as u16);
+                out.u64(*available as u64);
+            }
+            ControllerError::InvalidPartitions(reason) => {
+                out.u8(5);
+                out.string(reason);
+            }
+            ControllerError::InvalidReplicaAssignment(reason) => {
+                out.u8(6);
+                out.string(reason);
+            }
+            ControllerError::StaleBrokerEpoch { broker, epoch } => {
+                out.u8(7);
+                out.i32(broker.0);
+                out.u64(*epoch);
+            }
+            ControllerError::DuplicateBrokerRegistration(broker) => {
+                out.u8(8);
+                out.i32(broker.0);
+            }
+            ControllerError::InconsistentClusterId { ours, theirs } => {
+                out.u8(9);
+                out.0.extend_from_slice(&ours.0);
+                out.0.extend_from_slice(&theirs.0);
+            }
+            ControllerError::Corrupt(reason) => {
+                out.u8(10);
+                out.string(reason);
+            }
+        },
+    }
+}
+
+fn read_request_error(input: &mut Reader<'_>, kind: u8) -> Result<RequestError, ClusterError> {
+    let refused = |error| Ok(RequestError::Refused(error));
+    match kind {
+        1 => {
+            let leader = input.i32()?;
+            Ok(RequestError::NotController { leader: (leader >= 0).then_some(BrokerId(leader)) })
+        }
+        2 => refused(ControllerError::TopicExists(input.string()?)),
+        3 => refused(ControllerError::UnknownTopic(input.string()?)),
+        4 => refused(ControllerError::InvalidReplicationFactor {
+            requested: input.u16()? as i16,
+            available: usize::try_from(input.u64()?).map_err(|_| corrupt("available brokers".into()))?,
+        }),
+        5 => refused(ControllerError::InvalidPartitions(input.string()?)),
+        6 => refused(ControllerError::InvalidReplicaAssignment(input.string()?)),
+        7 => refused(ControllerError::StaleBrokerEpoch { broker: input.broker()?, epoch: input.u64()? }),
+        8 => refused(ControllerError::DuplicateBrokerRegistration(input.broker()?)),
+        9 => refused(ControllerError::InconsistentClusterId {
+            ours: ClusterId(input.array16()?),
+            theirs: ClusterId(input.array16()?),
+        }),
+        10 => refused(ControllerError::Corrupt(input.string()?)),
+        other => Err(corrupt(format!("unknown controller error {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests() -> Vec<RpcRequest> {
+        let registration = Registration {
+            broker: BrokerId(3),
+            incarnation: 77,
+            cluster_id: Some(ClusterId([5; 16])),
+            endpoints: vec![Endpoint { name: "PLAINTEXT".into(), host: "127.0.0.3".into(), port: 9092 }],
+            rack: None,
+        };
+        let topic = NewTopic {
+            name: "t".into(),
+            id: TopicId([8; 16]),
+            partitions: -1,
+            replication_factor: -1,
+            assignment: vec![vec![BrokerId(1), BrokerId(2)]],
+            configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+        };
+        vec![
+            RpcRequest::Controller(ControllerRequest::Register(registration)),
+            RpcRequest::Controller(ControllerRequest::Heartbeat(Heartbeat {
+                broker: BrokerId(3),
+                epoch: 9,
+                caught_up: true,
+                want_shutdown: true,
+            })),
+            RpcRequest::Controller(ControllerRequest::CreateTopic(topic)),
+            RpcRequest::Controller(ControllerRequest::CreatePartitions {
+                name: "t".into(),
+                count: 4,
+                assignment: Vec::new(),
+            }),
+            RpcRequest::Controller(ControllerRequest::DeleteTopic("t".into())),
+            RpcRequest::Controller(ControllerRequest::AllocateProducerIds { broker: BrokerId(3), epoch: 9 }),
+            RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(vec![("t".into(), PartitionIndex(2))]))),
+            RpcRequest::Controller(ControllerRequest::ElectPreferred(None)),
+            RpcRequest::FetchImage { have_offset: 12, max_wait_ms: 500 },
+            RpcRequest::DescribeQuorum,
+        ]
+    }
+
+    fn responses() -> Vec<RpcResponse> {
+        let refused = |error| RpcResponse::Controller(Err(RequestError::Refused(error)));
+        vec![
+            RpcResponse::Controller(Ok(ControllerReply::Registered { epoch: 4 })),
+            RpcResponse::Controller(Ok(ControllerReply::Heartbeat(HeartbeatReply { fenced: true, shutdown_ok: false }))),
+            RpcResponse::Controller(Ok(ControllerReply::Done)),
+            RpcResponse::Controller(Ok(ControllerReply::ProducerIds(1000..2000))),
+            RpcResponse::Controller(Ok(ControllerReply::Elections(vec![Election::Elected, Election::UnknownPartition]))),
+            RpcResponse::Controller(Err(RequestError::NotController { leader: Some(BrokerId(2)) })),
+            RpcResponse::Controller(Err(RequestError::NotController { leader: None })),
+            refused(ControllerError::TopicExists("t".into())),
+            refused(ControllerError::UnknownTopic("t".into())),
+            refused(ControllerError::InvalidReplicationFactor { requested: 3, available: 2 }),
+            refused(ControllerError::InvalidPartitions("x".into())),
+            refused(ControllerError::InvalidReplicaAssignment("y".into())),
+            refused(ControllerError::StaleBrokerEpoch { broker: BrokerId(1), epoch: 2 }),
+            refused(ControllerError::DuplicateBrokerRegistration(BrokerId(1))),
+            refused(ControllerError::InconsistentClusterId { ours: ClusterId([1; 16]), theirs: ClusterId([2; 16]) }),
+            refused(ControllerError::Corrupt("z".into())),
+            RpcResponse::Image(None),
+            RpcResponse::Image(Some((7, vec![crate::records::MetadataRecord::ClusterId(ClusterId([3; 16]))]))),
+            RpcResponse::Quorum(Ok(QuorumStatus {
+                leader: BrokerId(1),
+                term: 3,
+                high_watermark: 40,
+                voters: vec![
+                    ReplicaProgress { node: BrokerId(1), log_end_offset: 40, last_heard_ms_ago: Some(0) },
+                    ReplicaProgress { node: BrokerId(2), log_end_offset: 38, last_heard_ms_ago: None },
+                ],
+            })),
+            RpcResponse::Quorum(Err(RequestError::NotController { leader: None })),
+        ]
+    }
+
+    #[test]
+    fn every_request_and_response_round_trips() {
+        for request in requests() {
+            assert_eq!(decode_request(&encode_request(&request)).expect("decodes"), request);
+        }
+        for response in responses() {
+            assert_eq!(decode_response(&encode_response(&response)).expect("decodes"), response);
+        }
+    }
+
+    #[test]
+    fn cut_or_damaged_bodies_are_errors_never_panics() {
+        for request in requests() {
+            let bytes = encode_request(&request);
+            for cut in 0..bytes.len() {
+                assert!(decode_request(&bytes[..cut]).is_err());
+            }
+            for at in 0..bytes.len() {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 0xff;
+                let _ = decode_request(&damaged);
+            }
+        }
+        for response in responses() {
+            let bytes = encode_response(&response);
+            for cut in 0..bytes.len() {
+                assert!(decode_response(&bytes[..cut]).is_err());
+            }
+            for at in 0..bytes.len() {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= 0xff;
+                let _ = decode_response(&damaged);
+            }
+        }
+    }
+}
