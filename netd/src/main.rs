@@ -108,6 +108,17 @@ fn main() -> anyhow::Result<()> {
         values.insert(key.trim().to_string(), value.trim().to_string());
     }
     let config = config::Config::from_properties(&values)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(cluster) = &config.cluster {
+        // Refused before anything is bound or read: the data directory is not touched.
+        anyhow::bail!(
+            "process.roles={}: cluster mode is not implemented yet (issue 13; the cluster driver \
+             is being built); without process.roles and the controller.* keys netd runs as one node",
+            cluster.roles
+        );
+    }
     // SAFETY: installing a handler that only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
