@@ -26,6 +26,8 @@ pub use cluster::{ClusterConfig, ControllerListener, HostPort, ProcessRoles, Vot
 
 /// Kafka's `listeners` default, made explicit (Kafka binds every interface; Skua only loopback).
 pub const LISTENERS_DEFAULT: &str = "PLAINTEXT://127.0.0.1:9092";
+/// The one-node broker's id. With `process.roles` there is none: `node.id` is required, as in
+/// Kafka 4.4 (whose `node.id` has no default at all).
 pub const NODE_ID_DEFAULT: i32 = 1;
 pub const LOG_DIRS_DEFAULT: &str = "./data";
 pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
@@ -517,7 +519,7 @@ fn the_listener(mut listeners: Vec<Listener>) -> Result<Listener, ConfigError> {
 fn node_id(values: &BTreeMap<String, String>, required: bool) -> Result<i32, ConfigError> {
     let node_id = values.get("node.id").map(|_| number::<i32>(values, "node.id", NODE_ID_DEFAULT)).transpose()?;
     let broker_id = values.get("broker.id").map(|_| number::<i32>(values, "broker.id", NODE_ID_DEFAULT)).transpose()?;
-    let id = match (node_id, broker_id) {
+    let (key, id) = match (node_id, broker_id) {
         (Some(node_id), Some(broker_id)) if node_id != broker_id => {
             return Err(invalid(
                 "node.id",
@@ -526,12 +528,13 @@ fn node_id(values: &BTreeMap<String, String>, required: bool) -> Result<i32, Con
                 ),
             ))
         }
-        (Some(id), _) | (None, Some(id)) => id,
+        (Some(id), _) => ("node.id", id),
+        (None, Some(id)) => ("broker.id", id),
         (None, None) if required => return Err(invalid("node.id", "required with process.roles")),
-        (None, None) => NODE_ID_DEFAULT,
+        (None, None) => ("node.id", NODE_ID_DEFAULT),
     };
     if id < 0 {
-        return Err(invalid("node.id", format!("{id} is negative; a node id is at least 0")));
+        return Err(invalid(key, format!("{id} is negative; a node id is at least 0")));
     }
     Ok(id)
 }
@@ -614,16 +617,17 @@ fn endpoints(
         Some(entries) => {
             let for_clients: Vec<&Listener> =
                 entries.iter().filter(|entry| !controller_names.contains(&entry.name)).collect();
-            let chosen =
-                for_clients.iter().find(|entry| entry.name == listener.name).or(for_clients.first()).ok_or_else(
-                    || {
-                        invalid(
-                            "advertised.listeners",
-                            "every entry names a controller listener (controller.listener.names); \
-                         a broker needs one for its clients",
-                        )
-                    },
-                )?;
+            let only_controllers = || {
+                invalid(
+                    "advertised.listeners",
+                    "every entry names a controller listener (controller.listener.names); a broker needs one for clients",
+                )
+            };
+            let chosen = for_clients
+                .iter()
+                .find(|entry| entry.name == listener.name)
+                .or(for_clients.first())
+                .ok_or_else(only_controllers)?;
             HostPort { host: chosen.host.clone(), port: chosen.port }
         }
         None => advertised_self(&listener),
@@ -1411,6 +1415,7 @@ log.retention.check.interval.ms=300000
         refused(&[("node.id", None)], "node.id: required with process.roles");
         // Kafka: "Value must be at least 0".
         refused(&[("node.id", Some("-1"))], "node.id: -1 is negative");
+        refused(&[("node.id", None), ("broker.id", Some("-1"))], "broker.id: -1 is negative");
         // Kafka: "`node.id` and `broker.id` must be set to the same value".
         refused(&[("broker.id", Some("3"))], "node.id: node.id 1 and broker.id 3 differ");
         // Kafka: "String must be one of: broker, controller"; "must not be empty".

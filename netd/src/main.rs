@@ -33,8 +33,10 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 
 fn keys_help() -> String {
     let mut text = String::from("Configuration keys (file or --override; Kafka's names where Kafka has one):\n");
-    for config::Key { name, default, meaning } in config::keys() {
-        text.push_str(&format!("  {name:<34} {meaning} [default: {default}]\n"));
+    let keys = config::keys();
+    let width = keys.iter().map(|key| key.name.len()).max().unwrap_or(0);
+    for config::Key { name, default, meaning } in keys {
+        text.push_str(&format!("  {name:<width$} {meaning} [default: {default}]\n"));
     }
     text
 }
