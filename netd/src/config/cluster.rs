@@ -21,6 +21,11 @@
 //! | voter ids | any integer, a repeated id silently keeps one entry | at least 0, no repeats |
 //! | voter and bootstrap hosts, ports | empty host and port 0 accepted | refused: nothing could connect |
 //! | session timeout and heartbeat interval | any integer | at least 0 |
+//! | a broker-only node's listeners | no controller listener | same |
+//! | a controller-only node's listeners | controller listeners only | same |
+//! | controller listeners | one or more, any security protocol | one, PLAINTEXT (refused by name) |
+//! | `advertised.listeners` | may name the controller listener (for the other nodes) | same |
+//! | `default.replication.factor` (parent module) | any integer (topic creation fails below 1) | 1 to 32767 |
 
 use std::collections::BTreeMap;
 use std::fmt;
