@@ -2,7 +2,12 @@
 //! Skua keys for what Kafka has no name for, `--override key=value`, and embedded defaults so the
 //! broker runs with no file at all.
 //!
-//! Owns: parsing and validating configuration. Knows nothing of sockets or shards.
+//! Owns: parsing and validating configuration; the cluster keys (`process.roles` and the KRaft
+//! quorum) in [`cluster`], the list of Kafka's own key names in `kafka_keys`. Knows nothing of
+//! sockets or shards.
+//!
+//! Keys: a key Skua understands is in [`keys`]; a key only Kafka knows is accepted with one
+//! warning (in [`Config::warnings`], logged by `main`); any other key is refused.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,12 +15,19 @@ use std::path::PathBuf;
 
 use engine::{FlushPolicy, LogConfig, WriteMode};
 
+pub mod cluster;
+mod kafka_keys;
+
+pub use cluster::{ClusterConfig, ControllerListener, HostPort, ProcessRoles, Voter};
+
 // The default of every key, written once: the parser falls back to these and `--help` prints them
 // (through `keys`). Defaults that other modules need live beside them (`crate::limits`,
 // `engine::limits`, [`SECURITY_PROTOCOL_MAP_DEFAULT`]); the rest are here.
 
 /// Kafka's `listeners` default, made explicit (Kafka binds every interface; Skua only loopback).
 pub const LISTENERS_DEFAULT: &str = "PLAINTEXT://127.0.0.1:9092";
+/// The one-node broker's id. With `process.roles` there is none: `node.id` is required, as in
+/// Kafka 4.4 (whose `node.id` has no default at all).
 pub const NODE_ID_DEFAULT: i32 = 1;
 pub const LOG_DIRS_DEFAULT: &str = "./data";
 pub const NUM_PARTITIONS_DEFAULT: i32 = 1;
@@ -33,6 +45,13 @@ pub const GROUP_MAX_SESSION_TIMEOUT_MS_DEFAULT: i32 = 1_800_000;
 pub const OFFSETS_RETENTION_MINUTES_DEFAULT: i64 = 10_080;
 pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
 pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
+/// `default.replication.factor`: Kafka's `ReplicationConfigs.DEFAULT_REPLICATION_FACTOR_DEFAULT`.
+pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
+/// `min.insync.replicas`: Kafka's `ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT`.
+pub const MIN_INSYNC_REPLICAS_DEFAULT: i32 = 1;
+/// `offsets.topic.replication.factor`: Kafka's `GroupCoordinatorConfig.OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT`.
+/// Kafka creates `__consumer_offsets` with min(this, live brokers) replicas, so one node works.
+pub const OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
 pub const WRITE_MODE_DEFAULT: &str = "direct";
 pub const FSYNC_POLICY_DEFAULT: &str = "fsync-before-ack";
 
@@ -55,15 +74,86 @@ pub fn keys() -> Vec<Key> {
         key(
             "listeners",
             LISTENERS_DEFAULT,
-            "where to listen: one listener, security protocol PLAINTEXT only (port 0: a free port, see --port-file)",
+            "where to listen: one client listener, security protocol PLAINTEXT only (port 0: a free port, \
+             see --port-file); with process.roles also one listener named in controller.listener.names",
         ),
         key(
             "listener.security.protocol.map",
             SECURITY_PROTOCOL_MAP_DEFAULT,
             "listener name -> security protocol (custom names such as INTERNAL:PLAINTEXT)",
         ),
-        key("advertised.listeners", "(listeners)", "the address clients are told to connect to"),
-        key("node.id", NODE_ID_DEFAULT, "this broker's id in Metadata responses"),
+        key(
+            "advertised.listeners",
+            "(listeners)",
+            "the address clients are told to connect to (the controller listener's entry: for the other nodes)",
+        ),
+        key(
+            "node.id",
+            NODE_ID_DEFAULT,
+            "this node's id in Metadata responses (broker.id also accepted); required with process.roles",
+        ),
+        key(
+            "process.roles",
+            "(unset: one node)",
+            "broker, controller or broker,controller: this node's roles in a KRaft cluster (not implemented yet)",
+        ),
+        key("controller.quorum.voters", "(unset)", "the controller quorum: id@host:port,... (with process.roles)"),
+        key(
+            "controller.quorum.bootstrap.servers",
+            "(unset)",
+            "controllers to ask for the quorum: host:port,... (with process.roles, instead of or with the voters)",
+        ),
+        key(
+            "controller.listener.names",
+            "(unset)",
+            "names of the controller listeners (e.g. CONTROLLER); required with process.roles",
+        ),
+        key("broker.rack", "(unset)", "this broker's rack, for rack-aware replica placement"),
+        key(
+            "default.replication.factor",
+            REPLICATION_FACTOR_DEFAULT,
+            "replicas of an auto-created topic or of CreateTopics with -1",
+        ),
+        key(
+            "min.insync.replicas",
+            MIN_INSYNC_REPLICAS_DEFAULT,
+            "in-sync replicas an acks=all produce needs (a topic's min.insync.replicas default)",
+        ),
+        key(
+            "offsets.topic.replication.factor",
+            OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT,
+            "replicas of __consumer_offsets (fewer when fewer brokers are live, as in Kafka)",
+        ),
+        key(
+            "broker.session.timeout.ms",
+            cluster::BROKER_SESSION_TIMEOUT_MS_DEFAULT,
+            "a broker without a heartbeat this long is fenced (with process.roles)",
+        ),
+        key(
+            "broker.heartbeat.interval.ms",
+            cluster::BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT,
+            "how often a broker heartbeats to the active controller (with process.roles)",
+        ),
+        key(
+            "unclean.leader.election.enable",
+            cluster::UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT,
+            "elect a leader outside the ISR when no in-sync replica is left, losing data (with process.roles)",
+        ),
+        key(
+            "auto.leader.rebalance.enable",
+            cluster::AUTO_LEADER_REBALANCE_ENABLE_DEFAULT,
+            "move leadership back to preferred replicas (with process.roles)",
+        ),
+        key(
+            "controller.quorum.election.timeout.ms",
+            cluster::QUORUM_ELECTION_TIMEOUT_MS_DEFAULT,
+            "a controller without a leader this long starts an election (with process.roles)",
+        ),
+        key(
+            "controller.quorum.fetch.timeout.ms",
+            cluster::QUORUM_FETCH_TIMEOUT_MS_DEFAULT,
+            "a voter hearing nothing from the quorum leader this long becomes a candidate (with process.roles)",
+        ),
         key("log.dirs", LOG_DIRS_DEFAULT, "data directory (one directory; the first of a list is used)"),
         key("num.partitions", NUM_PARTITIONS_DEFAULT, "partitions of an auto-created topic or of CreateTopics with -1"),
         key("auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT, "create unknown topics on Metadata/Produce"),
@@ -189,7 +279,9 @@ pub fn keys() -> Vec<Key> {
 
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The client listener; on a controller-only node (no clients) the controller listener.
     pub listen_address: SocketAddr,
+    /// Where clients are told to connect (`advertised.listeners`, else the listener).
     pub advertised_host: String,
     pub advertised_port: u16,
     pub node_id: i32,
@@ -222,6 +314,18 @@ pub struct Config {
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
     pub timestamp_bounds: crate::codec::produce_policy::TimestampBounds,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+    /// `offsets.topic.replication.factor`, as set: the replicas `__consumer_offsets` is created
+    /// with are min(this, live brokers), as in Kafka.
+    pub offsets_replication_factor: i16,
+    /// The KRaft settings; `None` without `process.roles`: then netd is the one-node broker.
+    pub cluster: Option<ClusterConfig>,
+    /// One sentence per key accepted but not used (a Kafka key Skua has no use for, a cluster
+    /// key without `process.roles`), each naming its key; `main` logs them once at start.
+    pub warnings: Vec<String>,
 }
 
 /// The group settings of the broker configuration, for the group coordinators (defined here, as
@@ -268,6 +372,16 @@ fn number<T: std::str::FromStr>(values: &BTreeMap<String, String>, key: &str, de
     match values.get(key) {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| invalid(key, format!("{text:?} is not a valid number"))),
+    }
+}
+
+/// A `true`/`false` key; like Kafka, case and surrounding blanks do not matter.
+fn switch(values: &BTreeMap<String, String>, key: &str, default: bool) -> Result<bool, ConfigError> {
+    match values.get(key).map(|text| text.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(text) if text == "true" => Ok(true),
+        Some(text) if text == "false" => Ok(false),
+        Some(_) => Err(invalid(key, format!("{:?} is not true or false", values[key]))),
     }
 }
 
@@ -334,19 +448,58 @@ pub fn parse_listeners(
     Ok(listeners)
 }
 
-/// The one listener Skua serves: refuses what it would not serve (another security protocol, a
-/// second listener) rather than start and silently ignore it.
-fn the_listener(text: &str, protocols: &BTreeMap<String, String>) -> Result<Listener, ConfigError> {
-    let mut listeners = parse_listeners("listeners", text, protocols)?;
-    if let Some(listener) = listeners.iter().find(|listener| listener.protocol != "PLAINTEXT") {
-        return Err(invalid(
+/// Refuses two listeners with one name or one port (but port 0, a free port each), as Kafka does.
+fn distinct_listeners(listeners: &[Listener]) -> Result<(), ConfigError> {
+    for (index, listener) in listeners.iter().enumerate() {
+        for earlier in &listeners[..index] {
+            if earlier.name == listener.name {
+                return Err(invalid("listeners", format!("listener name {} appears twice", listener.name)));
+            }
+            if earlier.port == listener.port && listener.port != 0 {
+                return Err(invalid(
+                    "listeners",
+                    format!("{} and {} have the same port; each listener needs its own", earlier.text, listener.text),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a listener whose security protocol Skua does not serve, naming it.
+fn only_plaintext(listeners: &[Listener]) -> Result<(), ConfigError> {
+    match listeners.iter().find(|listener| listener.protocol != "PLAINTEXT") {
+        Some(listener) => Err(invalid(
             "listeners",
             format!(
                 "listener {}: security protocol {} is not supported (only PLAINTEXT)",
                 listener.text, listener.protocol
             ),
-        ));
+        )),
+        None => Ok(()),
     }
+}
+
+/// The address to bind for `listener` (an empty host: every interface, as in Kafka).
+fn bind_address(listener: &Listener) -> Result<SocketAddr, ConfigError> {
+    let host = if listener.host.is_empty() { "0.0.0.0" } else { listener.host.as_str() };
+    format!("{host}:{}", listener.port)
+        .parse()
+        .map_err(|_| invalid("listeners", format!("{:?} must name an IP address and port", listener.text)))
+}
+
+/// Where to tell others to connect when `advertised.listeners` has no entry for a listener: the
+/// listener itself, loopback for one bound to every interface.
+fn advertised_self(listener: &Listener) -> HostPort {
+    let host = if listener.host.is_empty() || listener.host == "0.0.0.0" { "127.0.0.1" } else { &listener.host };
+    HostPort { host: host.to_string(), port: listener.port }
+}
+
+/// The one client listener Skua serves: refuses what it would not serve (another security
+/// protocol, a second listener) rather than start and silently ignore it.
+fn the_listener(mut listeners: Vec<Listener>) -> Result<Listener, ConfigError> {
+    debug_assert!(!listeners.is_empty(), "parse_listeners refuses an empty list");
+    only_plaintext(&listeners)?;
     if listeners.len() > 1 {
         let ignored: Vec<&str> = listeners[1..].iter().map(|listener| listener.text.as_str()).collect();
         return Err(invalid(
@@ -361,36 +514,188 @@ fn the_listener(text: &str, protocols: &BTreeMap<String, String>) -> Result<List
     Ok(listeners.swap_remove(0))
 }
 
+/// `node.id`, or the older `broker.id`; both set, they must agree (Kafka's rule). Required with
+/// `process.roles`, as in Kafka; without it the one-node broker's default applies.
+fn node_id(values: &BTreeMap<String, String>, required: bool) -> Result<i32, ConfigError> {
+    let node_id = values.get("node.id").map(|_| number::<i32>(values, "node.id", NODE_ID_DEFAULT)).transpose()?;
+    let broker_id = values.get("broker.id").map(|_| number::<i32>(values, "broker.id", NODE_ID_DEFAULT)).transpose()?;
+    let (key, id) = match (node_id, broker_id) {
+        (Some(node_id), Some(broker_id)) if node_id != broker_id => {
+            return Err(invalid(
+                "node.id",
+                format!(
+                    "node.id {node_id} and broker.id {broker_id} differ; set node.id only (broker.id is its old name)"
+                ),
+            ))
+        }
+        (Some(id), _) => ("node.id", id),
+        (None, Some(id)) => ("broker.id", id),
+        (None, None) if required => return Err(invalid("node.id", "required with process.roles")),
+        (None, None) => ("node.id", NODE_ID_DEFAULT),
+    };
+    if id < 0 {
+        return Err(invalid(key, format!("{id} is negative; a node id is at least 0")));
+    }
+    Ok(id)
+}
+
+/// What `from_properties` learns from `listeners`, `advertised.listeners` and the cluster keys.
+struct Endpoints {
+    listen_address: SocketAddr,
+    advertised: HostPort,
+    controller: Option<ControllerListener>,
+}
+
+/// Parses the listeners: without `process.roles` exactly one PLAINTEXT listener, as before; with
+/// it, the listeners named in `controller.listener.names` are controller listeners and the
+/// rest client listeners, under Kafka's rules for each role ([`cluster::check_listener_roles`]).
+fn endpoints(
+    values: &BTreeMap<String, String>,
+    roles: Option<ProcessRoles>,
+    controller_names: &[String],
+) -> Result<Endpoints, ConfigError> {
+    const MAP_KEY: &str = "listener.security.protocol.map";
+    let mut protocols =
+        security_protocol_map(values.get(MAP_KEY).map_or(SECURITY_PROTOCOL_MAP_DEFAULT, String::as_str))?;
+    for name in controller_names {
+        if protocols.contains_key(name) {
+            continue;
+        }
+        // Kafka's effective map: with the default map, a controller listener not in it is
+        // PLAINTEXT; a map that was set must name it.
+        if values.contains_key(MAP_KEY) {
+            return Err(invalid(
+                MAP_KEY,
+                format!("controller listener {name} (controller.listener.names) has no security protocol here"),
+            ));
+        }
+        protocols.insert(name.clone(), "PLAINTEXT".to_string());
+    }
+    let listeners =
+        parse_listeners("listeners", values.get("listeners").map_or(LISTENERS_DEFAULT, String::as_str), &protocols)?;
+    distinct_listeners(&listeners)?;
+    only_plaintext(&listeners)?;
+    let (controllers, clients): (Vec<Listener>, Vec<Listener>) =
+        listeners.into_iter().partition(|listener| controller_names.contains(&listener.name));
+    if let Some(roles) = roles {
+        cluster::check_listener_roles(roles, &controllers, &clients)?;
+    }
+    let advertised = values
+        .get("advertised.listeners")
+        .map(|text| parse_listeners("advertised.listeners", text, &protocols))
+        .transpose()?;
+    let advertised_entry = |name: &str| {
+        advertised
+            .iter()
+            .flatten()
+            .find(|entry| entry.name == name)
+            .map(|entry| HostPort { host: entry.host.clone(), port: entry.port })
+    };
+    let controller = match controllers.into_iter().next() {
+        Some(listener) => Some(ControllerListener {
+            listen_address: bind_address(&listener)?,
+            advertised: advertised_entry(&listener.name).unwrap_or_else(|| advertised_self(&listener)),
+            name: listener.name,
+        }),
+        None => None,
+    };
+    if clients.is_empty() {
+        // A controller-only node serves no clients: the addresses it binds and advertises are its
+        // controller listener's, so that `--port-file` and the start-up line name what it binds.
+        // (check_listener_roles makes this a controller-only node, so `controller` is Some.)
+        let Some(controller) = controller else { return Err(invalid("listeners", "no client listener given")) };
+        return Ok(Endpoints {
+            listen_address: controller.listen_address,
+            advertised: controller.advertised.clone(),
+            controller: Some(controller),
+        });
+    }
+    let listener = the_listener(clients)?;
+    let advertised = match &advertised {
+        // The entry of the served listener's name, else the first that is no controller
+        // listener's (Kafka advertises those to the other nodes, never to clients).
+        Some(entries) => {
+            let for_clients: Vec<&Listener> =
+                entries.iter().filter(|entry| !controller_names.contains(&entry.name)).collect();
+            let only_controllers = || {
+                invalid(
+                    "advertised.listeners",
+                    "every entry names a controller listener (controller.listener.names); a broker needs one for clients",
+                )
+            };
+            let chosen = for_clients
+                .iter()
+                .find(|entry| entry.name == listener.name)
+                .or(for_clients.first())
+                .ok_or_else(only_controllers)?;
+            HostPort { host: chosen.host.clone(), port: chosen.port }
+        }
+        None => advertised_self(&listener),
+    };
+    Ok(Endpoints { listen_address: bind_address(&listener)?, advertised, controller })
+}
+
+/// Sorts the keys Skua does not understand: Kafka's are accepted with one warning each, any
+/// other is refused.
+fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
+    let known = keys();
+    let aliases = ["log.roll.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
+    for key in values.keys() {
+        if known.iter().any(|known| known.name == key) || aliases.contains(&key.as_str()) {
+            continue;
+        }
+        if !kafka_keys::is_kafka_key(key) {
+            return Err(ConfigError::UnknownKey(key.clone()));
+        }
+        warnings.push(format!("{key}: a Kafka setting Skua has no use for; ignored"));
+    }
+    Ok(())
+}
+
+/// The replication keys; they mean something on one node too (a topic created there keeps its
+/// replication factor and `min.insync.replicas` for when it has replicas).
+struct Replication {
+    default_factor: i16,
+    min_insync: i32,
+    offsets_factor: i16,
+}
+
+fn replication(values: &BTreeMap<String, String>) -> Result<Replication, ConfigError> {
+    // Kafka takes any integer at start-up and then fails every topic creation that uses a
+    // factor below 1; a replication factor is an INT16 on the wire (CreateTopics).
+    let default_factor = number::<i16>(values, "default.replication.factor", REPLICATION_FACTOR_DEFAULT)?;
+    if default_factor < 1 {
+        return Err(invalid("default.replication.factor", format!("{default_factor}: must be at least 1")));
+    }
+    // Kafka's validators: `atLeast(1)` for both.
+    let min_insync = number::<i32>(values, "min.insync.replicas", MIN_INSYNC_REPLICAS_DEFAULT)?;
+    if min_insync < 1 {
+        return Err(invalid("min.insync.replicas", format!("{min_insync}: must be at least 1")));
+    }
+    let offsets_factor =
+        number::<i16>(values, "offsets.topic.replication.factor", OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT)?;
+    if offsets_factor < 1 {
+        return Err(invalid("offsets.topic.replication.factor", format!("{offsets_factor}: must be at least 1")));
+    }
+    Ok(Replication { default_factor, min_insync, offsets_factor })
+}
+
 impl Config {
     /// Builds the configuration from properties (file, then overrides) on top of the defaults.
     pub fn from_properties(values: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let known = keys();
-        let aliases = ["log.roll.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
-        for key in values.keys() {
-            if !known.iter().any(|known| known.name == key) && !aliases.contains(&key.as_str()) {
-                return Err(ConfigError::UnknownKey(key.clone()));
-            }
+        let mut warnings = Vec::new();
+        unused_keys(values, &mut warnings)?;
+        let roles = cluster::process_roles(values)?;
+        if roles.is_none() {
+            cluster::one_node_checks(values, &mut warnings)?;
         }
-        let protocols = security_protocol_map(
-            values.get("listener.security.protocol.map").map_or(SECURITY_PROTOCOL_MAP_DEFAULT, String::as_str),
-        )?;
-        let listeners = values.get("listeners").map_or(LISTENERS_DEFAULT, String::as_str);
-        let listener = the_listener(listeners, &protocols)?;
-        let (host, port) = (listener.host.clone(), listener.port);
-        let bind_host = if host.is_empty() { "0.0.0.0".to_string() } else { host.clone() };
-        let listen_address: SocketAddr = format!("{bind_host}:{port}")
-            .parse()
-            .map_err(|_| invalid("listeners", format!("{listeners:?} must name an IP address and port")))?;
-        let (advertised_host, advertised_port) = match values.get("advertised.listeners") {
-            Some(text) => {
-                // The entry of the served listener's name, else the first.
-                let advertised = parse_listeners("advertised.listeners", text, &protocols)?;
-                let chosen = advertised.iter().find(|entry| entry.name == listener.name).unwrap_or(&advertised[0]);
-                (chosen.host.clone(), chosen.port)
-            }
-            None if host.is_empty() || host == "0.0.0.0" => ("127.0.0.1".to_string(), port),
-            None => (host, port),
-        };
+        let controller_names = cluster::controller_listener_names(values, roles)?;
+        let node_id = node_id(values, roles.is_some())?;
+        let Endpoints { listen_address, advertised, controller } = endpoints(values, roles, &controller_names)?;
+        let (advertised_host, advertised_port) = (advertised.host, advertised.port);
+        let cluster = roles
+            .map(|roles| ClusterConfig::from_properties(values, roles, node_id, controller, &mut warnings))
+            .transpose()?;
         let hours = |key: &str| -> Result<Option<i64>, ConfigError> {
             values.get(key).map(|_| number::<i64>(values, key, 0).map(|value| value * 3_600_000)).transpose()
         };
@@ -438,16 +743,8 @@ impl Config {
         if num_partitions < 1 {
             return Err(invalid("num.partitions", "must be at least 1"));
         }
-        let auto_create_topics = match values.get("auto.create.topics.enable").map(String::as_str) {
-            None => AUTO_CREATE_TOPICS_DEFAULT,
-            Some("true") => true,
-            Some("false") => false,
-            Some(other) => return Err(invalid("auto.create.topics.enable", format!("{other:?} is not true or false"))),
-        };
-        let node_id = match values.get("node.id") {
-            Some(_) => number(values, "node.id", NODE_ID_DEFAULT)?,
-            None => number(values, "broker.id", NODE_ID_DEFAULT)?,
-        };
+        let auto_create_topics = switch(values, "auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT)?;
+        let replication = replication(values)?;
         let message_max_bytes = number(values, "message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT)?;
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
             return Err(invalid("message.max.bytes", format!("at most {}", engine::limits::BATCH_BYTES_MAX)));
@@ -560,6 +857,11 @@ impl Config {
             offsets_partitions,
             offsets_segment_bytes,
             timestamp_bounds,
+            default_replication_factor: replication.default_factor,
+            min_insync_replicas: replication.min_insync,
+            offsets_replication_factor: replication.offsets_factor,
+            cluster,
+            warnings,
         })
     }
 
@@ -732,6 +1034,16 @@ mod tests {
             "offsets.topic.segment.bytes" => config.offsets_segment_bytes.to_string(),
             "skua.segment.recycle.max" => config.recycled_segments_per_log_max.to_string(),
             "skua.inflight.requests.max" => config.inflight_requests_max.to_string(),
+            "default.replication.factor" => config.default_replication_factor.to_string(),
+            "min.insync.replicas" => config.min_insync_replicas.to_string(),
+            "offsets.topic.replication.factor" => config.offsets_replication_factor.to_string(),
+            // The cluster keys have values only with process.roles: `config` must have it.
+            "broker.session.timeout.ms" => config.cluster.as_ref()?.broker_session_timeout_ms.to_string(),
+            "broker.heartbeat.interval.ms" => config.cluster.as_ref()?.broker_heartbeat_interval_ms.to_string(),
+            "unclean.leader.election.enable" => config.cluster.as_ref()?.unclean_leader_election.to_string(),
+            "auto.leader.rebalance.enable" => config.cluster.as_ref()?.auto_leader_rebalance.to_string(),
+            "controller.quorum.election.timeout.ms" => config.cluster.as_ref()?.quorum_election_timeout_ms.to_string(),
+            "controller.quorum.fetch.timeout.ms" => config.cluster.as_ref()?.quorum_fetch_timeout_ms.to_string(),
             _ => return None,
         };
         Some(value)
@@ -739,7 +1051,9 @@ mod tests {
 
     #[test]
     fn help_shows_the_defaults_the_parser_uses() {
-        let config = with(&[]).expect("defaults");
+        // The fewest cluster keys a node needs, so that the cluster keys' defaults are there too;
+        // the one-node defaults are the same with them (`one_node_defaults_are_unchanged`).
+        let config = with(COMBINED_MINIMAL).expect("defaults");
         let mut numbers_and_switches = 0;
         for key in keys() {
             let typed = key.default.parse::<i128>().is_ok() || ["true", "false"].contains(&key.default.as_str());
@@ -753,6 +1067,537 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 27, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 36, "keys with a number or true/false as default");
+    }
+    /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
+    const COMBINED_MINIMAL: &[(&str, &str)] = &[
+        ("process.roles", "broker,controller"),
+        ("node.id", "1"),
+        ("controller.quorum.voters", "1@127.0.0.1:9093"),
+        ("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"),
+        ("controller.listener.names", "CONTROLLER"),
+    ];
+
+    /// `base` with `changes` applied: `Some` sets a key, `None` removes it.
+    fn changed(base: &[(&str, &str)], changes: &[(&str, Option<&str>)]) -> BTreeMap<String, String> {
+        let mut values: BTreeMap<String, String> =
+            base.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+        for (key, value) in changes {
+            match value {
+                Some(value) => values.insert(key.to_string(), value.to_string()),
+                None => values.remove(*key),
+            };
+        }
+        values
+    }
+
+    fn refusal_of(values: &BTreeMap<String, String>) -> String {
+        match Config::from_properties(values) {
+            Err(error) => error.to_string(),
+            Ok(config) => panic!("{values:?} accepted: {config:?}"),
+        }
+    }
+
+    #[test]
+    fn one_node_defaults_are_unchanged() {
+        let config = with(&[]).expect("defaults");
+        assert!(config.cluster.is_none(), "no process.roles: the one-node broker");
+        assert!(config.warnings.is_empty());
+        let combined = with(COMBINED_MINIMAL).expect("combined");
+        assert_eq!(combined.listen_address, config.listen_address);
+        assert_eq!(combined.node_id, config.node_id);
+    }
+
+    #[test]
+    fn defaults_are_kafkas() {
+        // Each checked against Kafka 4.4's `KafkaConfig.configDef()` (the jars in .cache).
+        let config = with(COMBINED_MINIMAL).expect("combined");
+        // ReplicationConfigs.DEFAULT_REPLICATION_FACTOR_DEFAULT
+        assert_eq!(config.default_replication_factor, 1);
+        // ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT
+        assert_eq!(config.min_insync_replicas, 1);
+        // GroupCoordinatorConfig.OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT
+        assert_eq!(config.offsets_replication_factor, 3);
+        let cluster = config.cluster.expect("process.roles set");
+        // KRaftConfigs.BROKER_SESSION_TIMEOUT_MS_DEFAULT
+        assert_eq!(cluster.broker_session_timeout_ms, 9_000);
+        // KRaftConfigs.BROKER_HEARTBEAT_INTERVAL_MS_DEFAULT
+        assert_eq!(cluster.broker_heartbeat_interval_ms, 2_000);
+        // ReplicationConfigs.UNCLEAN_LEADER_ELECTION_ENABLE_DEFAULT
+        assert!(!cluster.unclean_leader_election);
+        // ReplicationConfigs.AUTO_LEADER_REBALANCE_ENABLE_DEFAULT
+        assert!(cluster.auto_leader_rebalance);
+        // QuorumConfig.DEFAULT_QUORUM_ELECTION_TIMEOUT_MS
+        assert_eq!(cluster.quorum_election_timeout_ms, 1_000);
+        // QuorumConfig.DEFAULT_QUORUM_FETCH_TIMEOUT_MS
+        assert_eq!(cluster.quorum_fetch_timeout_ms, 2_000);
+        // broker.rack: Kafka's default is null (no rack).
+        assert_eq!(cluster.rack, None);
+        assert!(cluster.bootstrap_servers.is_empty());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn every_cluster_key_is_parsed() {
+        let values = changed(
+            COMBINED_MINIMAL,
+            &[
+                ("node.id", Some("2")),
+                ("controller.quorum.voters", Some("1@ctl-1:9093, 2@[::1]:19093,3@10.0.0.3:9093")),
+                ("controller.quorum.bootstrap.servers", Some("ctl-1:9093,ctl-2:9093")),
+                ("listeners", Some("PLAINTEXT://0.0.0.0:19092,controller://127.0.0.1:19093")),
+                ("controller.listener.names", Some("controller")),
+                ("advertised.listeners", Some("PLAINTEXT://broker-2:19092,CONTROLLER://ctl-2:19093")),
+                ("broker.rack", Some("rack-a")),
+                ("default.replication.factor", Some("3")),
+                ("min.insync.replicas", Some("2")),
+                ("offsets.topic.replication.factor", Some("5")),
+                ("broker.session.timeout.ms", Some("12000")),
+                ("broker.heartbeat.interval.ms", Some("1500")),
+                ("unclean.leader.election.enable", Some("TRUE")),
+                ("auto.leader.rebalance.enable", Some(" false ")),
+                ("controller.quorum.election.timeout.ms", Some("1500")),
+                ("controller.quorum.fetch.timeout.ms", Some("3000")),
+            ],
+        );
+        let config = Config::from_properties(&values).expect("valid");
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.listen_address, "0.0.0.0:19092".parse().expect("address"));
+        assert_eq!((config.advertised_host.as_str(), config.advertised_port), ("broker-2", 19092));
+        assert_eq!(
+            (config.default_replication_factor, config.min_insync_replicas, config.offsets_replication_factor),
+            (3, 2, 5)
+        );
+        let cluster = config.cluster.expect("process.roles set");
+        assert_eq!(cluster.roles, ProcessRoles::Combined);
+        let host_port = |host: &str, port| HostPort { host: host.to_string(), port };
+        assert_eq!(
+            cluster.voters,
+            vec![
+                Voter { id: 1, address: host_port("ctl-1", 9093) },
+                Voter { id: 2, address: host_port("::1", 19093) },
+                Voter { id: 3, address: host_port("10.0.0.3", 9093) },
+            ]
+        );
+        assert_eq!(cluster.bootstrap_servers, vec![host_port("ctl-1", 9093), host_port("ctl-2", 9093)]);
+        assert_eq!(
+            cluster.controller_listener,
+            Some(ControllerListener {
+                name: "CONTROLLER".to_string(),
+                listen_address: "127.0.0.1:19093".parse().expect("address"),
+                advertised: host_port("ctl-2", 19093),
+            })
+        );
+        assert_eq!(cluster.rack.as_deref(), Some("rack-a"));
+        assert_eq!((cluster.broker_session_timeout_ms, cluster.broker_heartbeat_interval_ms), (12_000, 1_500));
+        assert!(cluster.unclean_leader_election, "TRUE: Kafka's booleans ignore case");
+        assert!(!cluster.auto_leader_rebalance);
+        assert_eq!((cluster.quorum_election_timeout_ms, cluster.quorum_fetch_timeout_ms), (1_500, 3_000));
+    }
+
+    #[test]
+    fn each_role_is_parsed() {
+        // Broker-only: its id is not a voter, no controller listener in listeners (Kafka's rule);
+        // `controller.listener.names` still says how to reach the controllers.
+        let broker = Config::from_properties(&changed(
+            COMBINED_MINIMAL,
+            &[
+                ("process.roles", Some("broker")),
+                ("node.id", Some("4")),
+                ("listeners", Some("PLAINTEXT://127.0.0.1:9092")),
+            ],
+        ))
+        .expect("broker-only");
+        let cluster = broker.cluster.expect("process.roles set");
+        assert_eq!(cluster.roles, ProcessRoles::Broker);
+        assert_eq!(cluster.controller_listener, None);
+        // Controller-only: it binds and announces its controller listener.
+        let controller = Config::from_properties(&changed(
+            COMBINED_MINIMAL,
+            &[("process.roles", Some("controller")), ("listeners", Some("CONTROLLER://127.0.0.1:9093"))],
+        ))
+        .expect("controller-only");
+        assert_eq!(controller.listen_address.port(), 9093);
+        let cluster = controller.cluster.expect("process.roles set");
+        assert_eq!(cluster.roles, ProcessRoles::Controller);
+        assert_eq!(cluster.controller_listener.map(|listener| listener.advertised.port), Some(9093));
+        // Kafka's spellings: either order, blanks, a repeated role; broker.id for node.id;
+        // bootstrap servers instead of voters (then no voter check applies).
+        for roles in ["controller,broker", " broker , controller ", "broker,controller,broker"] {
+            let config =
+                Config::from_properties(&changed(COMBINED_MINIMAL, &[("process.roles", Some(roles))])).expect(roles);
+            assert_eq!(config.cluster.map(|cluster| cluster.roles), Some(ProcessRoles::Combined), "{roles}");
+        }
+        let config = Config::from_properties(&changed(
+            COMBINED_MINIMAL,
+            &[
+                ("node.id", None),
+                ("broker.id", Some("7")),
+                ("controller.quorum.voters", None),
+                ("controller.quorum.bootstrap.servers", Some("127.0.0.1:9093")),
+            ],
+        ))
+        .expect("broker.id and bootstrap servers");
+        assert_eq!(config.node_id, 7);
+        assert!(config.cluster.expect("process.roles set").voters.is_empty());
+    }
+
+    /// Kafka 4.x's `config/server.properties` (combined mode), as it ships, with the data
+    /// directory under /tmp and the keys Skua has no use for.
+    const KAFKA_SERVER_PROPERTIES: &str = "\
+############################# Server Basics #############################
+
+# The role of this server. Setting this puts us in KRaft mode
+process.roles=broker,controller
+
+# The node id associated with this instance's roles
+node.id=1
+
+# List of controller endpoints used connect to the controller cluster
+controller.quorum.bootstrap.servers=localhost:9093
+
+############################# Socket Server Settings #############################
+
+# The address the socket server listens on.
+# Combined nodes (i.e. those with `process.roles=broker,controller`) must list the controller listener here at a minimum.
+listeners=PLAINTEXT://:9092,CONTROLLER://:9093
+
+# Name of listener used for communication between brokers.
+inter.broker.listener.name=PLAINTEXT
+
+# Listener name, hostname and port the broker or the controller will advertise to clients.
+advertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093
+
+# A comma-separated list of the names of the listeners used by the controller.
+controller.listener.names=CONTROLLER
+
+# Maps listener names to security protocols, the default is for them to be the same.
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+
+num.network.threads=3
+num.io.threads=8
+socket.send.buffer.bytes=102400
+socket.receive.buffer.bytes=102400
+socket.request.max.bytes=104857600
+
+############################# Log Basics #############################
+
+log.dirs=/tmp/kraft-combined-logs
+num.partitions=1
+num.recovery.threads.per.data.dir=1
+
+############################# Internal Topic Settings  #############################
+offsets.topic.replication.factor=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+
+############################# Log Retention Policy #############################
+log.retention.hours=168
+log.segment.bytes=1073741824
+log.retention.check.interval.ms=300000
+";
+
+    #[test]
+    fn kafkas_combined_server_properties_parses() {
+        let config =
+            Config::from_properties(&parse_properties(KAFKA_SERVER_PROPERTIES).expect("syntax")).expect("valid");
+        assert_eq!(config.node_id, 1);
+        assert_eq!(config.listen_address, "0.0.0.0:9092".parse().expect("address"));
+        assert_eq!((config.advertised_host.as_str(), config.advertised_port), ("localhost", 9092));
+        assert_eq!(config.offsets_replication_factor, 1);
+        assert_eq!(config.log.retention_ms, 168 * 3_600_000);
+        let cluster = config.cluster.expect("process.roles set");
+        assert_eq!(cluster.roles, ProcessRoles::Combined);
+        assert_eq!(cluster.bootstrap_servers, vec![HostPort { host: "localhost".to_string(), port: 9093 }]);
+        let controller = cluster.controller_listener.expect("a combined node has a controller listener");
+        assert_eq!(controller.listen_address, "0.0.0.0:9093".parse().expect("address"));
+        assert_eq!(controller.advertised, HostPort { host: "localhost".to_string(), port: 9093 });
+        let unused = [
+            "inter.broker.listener.name",
+            "num.io.threads",
+            "num.network.threads",
+            "num.recovery.threads.per.data.dir",
+            "share.coordinator.state.topic.min.isr",
+            "share.coordinator.state.topic.replication.factor",
+            "socket.receive.buffer.bytes",
+            "socket.send.buffer.bytes",
+            "transaction.state.log.min.isr",
+            "transaction.state.log.replication.factor",
+        ];
+        assert_eq!(config.warnings.len(), unused.len(), "{:#?}", config.warnings);
+        for (warning, key) in config.warnings.iter().zip(unused) {
+            assert!(warning.starts_with(&format!("{key}: ")), "{warning}");
+        }
+    }
+
+    #[test]
+    fn kafka_keys_skua_does_not_use_warn_once_and_others_are_refused() {
+        let config = with(&[("num.network.threads", "3"), ("log.cleaner.threads", "2")]).expect("accepted");
+        assert_eq!(
+            config.warnings,
+            vec![
+                "log.cleaner.threads: a Kafka setting Skua has no use for; ignored".to_string(),
+                "num.network.threads: a Kafka setting Skua has no use for; ignored".to_string(),
+            ]
+        );
+        assert!(with(&[("listener.name.controller.ssl.keystore.location", "/x")]).is_ok(), "per-listener key");
+        assert!(
+            matches!(with(&[("num.network.thread", "3")]), Err(ConfigError::UnknownKey(key)) if key.ends_with("thread"))
+        );
+        let mut values = changed(COMBINED_MINIMAL, &[]);
+        values.insert("made.up.key".into(), "1".into());
+        assert!(matches!(Config::from_properties(&values), Err(ConfigError::UnknownKey(key)) if key == "made.up.key"));
+        // Every key Skua understands by a Kafka name is a Kafka key (the others are skua.*).
+        for key in keys() {
+            assert!(key.name.starts_with("skua.") || kafka_keys::is_kafka_key(key.name), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn cluster_keys_without_process_roles() {
+        // The quorum keys would make a node meant for a cluster start alone: refused.
+        for key in cluster::QUORUM_KEYS {
+            let message = refusal(&[(key, "1@127.0.0.1:9093")]);
+            assert!(message.starts_with(&format!("{key}: set without process.roles")), "{message}");
+        }
+        // The tuning keys have no effect on one node: said once each.
+        let config = with(&[("broker.rack", "a"), ("unclean.leader.election.enable", "true")]).expect("accepted");
+        assert_eq!(
+            config.warnings,
+            vec![
+                "broker.rack: has no effect without process.roles (one-node broker); ignored".to_string(),
+                "unclean.leader.election.enable: has no effect without process.roles (one-node broker); ignored"
+                    .to_string(),
+            ]
+        );
+        // A controller listener without process.roles is one listener too many, as before.
+        assert!(refusal(&[("listeners", "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093")])
+            .contains("no security protocol defined for listener CONTROLLER"));
+    }
+
+    /// Asserts that the minimal combined configuration with `changes` is refused with a message
+    /// that starts with `expected` (which names the key first).
+    #[track_caller]
+    fn refused(changes: &[(&str, Option<&str>)], expected: &str) {
+        let message = refusal_of(&changed(COMBINED_MINIMAL, changes));
+        assert!(message.starts_with(expected), "{changes:?}:\n  got      {message}\n  expected {expected}");
+    }
+
+    /// Kafka 4.4's refusals (tried on its `KafkaConfig`), each with a Skua message naming the
+    /// key; and Skua's own, where it is stricter (see `cluster`'s table).
+    #[test]
+    fn refusals_name_their_key() {
+        // Kafka: "Missing required configuration "controller.listener.names"".
+        refused(&[("controller.listener.names", None)], "controller.listener.names: required with process.roles");
+        refused(&[("controller.listener.names", Some(""))], "controller.listener.names: must not be empty");
+        // Kafka: "the node id 2 must be included in the set of voters".
+        refused(
+            &[
+                ("process.roles", Some("controller")),
+                ("node.id", Some("2")),
+                ("listeners", Some("CONTROLLER://127.0.0.1:9093")),
+            ],
+            "controller.quorum.voters: node.id 2 has the controller role (controller) but is not among the voters",
+        );
+        refused(
+            &[("node.id", Some("2"))],
+            "controller.quorum.voters: node.id 2 has the controller role (broker,controller)",
+        );
+        // Kafka: "If process.roles contains just the 'broker' role, the node id 1 must not be
+        // included in the set of voters".
+        refused(
+            &[("process.roles", Some("broker")), ("listeners", Some("PLAINTEXT://127.0.0.1:9092"))],
+            "controller.quorum.voters: node.id 1 is a voter but process.roles=broker",
+        );
+        // Kafka: "Missing required configuration "node.id"".
+        refused(&[("node.id", None)], "node.id: required with process.roles");
+        // Kafka: "Value must be at least 0".
+        refused(&[("node.id", Some("-1"))], "node.id: -1 is negative");
+        refused(&[("node.id", None), ("broker.id", Some("-1"))], "broker.id: -1 is negative");
+        // Kafka: "`node.id` and `broker.id` must be set to the same value".
+        refused(&[("broker.id", Some("3"))], "node.id: node.id 1 and broker.id 3 differ");
+        // Kafka: "String must be one of: broker, controller"; "must not be empty".
+        refused(&[("process.roles", Some("BROKER"))], "process.roles: \"BROKER\" is not a role");
+        refused(&[("process.roles", Some("zookeeper"))], "process.roles: \"zookeeper\" is not a role");
+        refused(&[("process.roles", Some(""))], "process.roles: must not be empty");
+        // Kafka: "either controller.quorum.bootstrap.servers must contain ... or
+        // controller.quorum.voters must contain ...".
+        refused(
+            &[("controller.quorum.voters", None)],
+            "controller.quorum.voters: with process.roles, controller.quorum.voters",
+        );
+        refused(&[("controller.quorum.voters", Some(""))], "controller.quorum.voters: with process.roles");
+        // Kafka: "Each entry should be in the form `{id}@{host}:{port}`".
+        refused(
+            &[("controller.quorum.voters", Some("127.0.0.1:9093"))],
+            "controller.quorum.voters: \"127.0.0.1:9093\" is not of the form {id}@{host}:{port}",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@localhost"))],
+            "controller.quorum.voters: \"1@localhost\" is not of the form",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@localhost:abc"))],
+            "controller.quorum.voters: \"1@localhost:abc\" is not of the form",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@localhost:70000"))],
+            "controller.quorum.voters: \"1@localhost:70000\" is not of the form",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@localhost:9093,"))],
+            "controller.quorum.voters: \"\" is not of the form",
+        );
+        // Kafka: "Failed to parse voter ID as an integer from x".
+        refused(
+            &[("controller.quorum.voters", Some("x@localhost:9093"))],
+            "controller.quorum.voters: \"x@localhost:9093\": voter id \"x\" is not a number",
+        );
+        // Skua, stricter: Kafka takes these and then could never reach or count the voter.
+        refused(
+            &[("controller.quorum.voters", Some("1@a:9093,1@b:9093"))],
+            "controller.quorum.voters: voter id 1 appears twice",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("-1@a:9093,1@b:9093"))],
+            "controller.quorum.voters: \"-1@a:9093\": a voter id is a node.id",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@:9093"))],
+            "controller.quorum.voters: \"1@:9093\": a host and a port other than 0",
+        );
+        refused(
+            &[("controller.quorum.voters", Some("1@a:0"))],
+            "controller.quorum.voters: \"1@a:0\": a host and a port other than 0",
+        );
+        // Kafka: "Each entry should be in the form "{host}:{port}"".
+        refused(
+            &[("controller.quorum.bootstrap.servers", Some("a"))],
+            "controller.quorum.bootstrap.servers: \"a\" is not of the form {host}:{port}",
+        );
+        // Kafka: "The listeners config must only contain KRaft controller listeners from
+        // controller.listener.names when process.roles=controller".
+        refused(
+            &[("process.roles", Some("controller"))],
+            "listeners: with process.roles=controller only controller listeners",
+        );
+        // Kafka: "controller.listener.names must contain at least one value appearing in
+        // the 'listeners' configuration when running the KRaft controller role".
+        refused(
+            &[("listeners", Some("PLAINTEXT://127.0.0.1:9092"))],
+            "controller.listener.names: a node with the controller role needs one of these names in listeners",
+        );
+        // Kafka: "controller.listener.names must not contain a value appearing in the
+        // 'listeners' configuration when running KRaft with just the broker role".
+        refused(
+            &[("process.roles", Some("broker")), ("node.id", Some("4"))],
+            "controller.listener.names: must not name a listener in listeners on a broker-only node (CONTROLLER",
+        );
+        // Kafka: "There must be at least one broker advertised listener. Perhaps all
+        // listeners appear in controller.listener.names?"
+        refused(
+            &[("listeners", Some("CONTROLLER://127.0.0.1:9093"))],
+            "listeners: a node with the broker role needs a client listener",
+        );
+        refused(
+            &[("advertised.listeners", Some("CONTROLLER://h:9093"))],
+            "advertised.listeners: every entry names a controller listener",
+        );
+        // Kafka: "Controller listener with name CONTROLLER defined in
+        // controller.listener.names not found in listener.security.protocol.map".
+        refused(
+            &[("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT"))],
+            "listener.security.protocol.map: controller listener CONTROLLER (controller.listener.names) has no",
+        );
+        // Kafka serves SSL controllers; Skua refuses by name, as for client listeners.
+        refused(
+            &[("listener.security.protocol.map", Some("PLAINTEXT:PLAINTEXT,CONTROLLER:SSL"))],
+            "listeners: listener CONTROLLER://127.0.0.1:9093: security protocol SSL is not supported (only PLAINTEXT)",
+        );
+        // Kafka: "Each listener must have a different port"; "... a different name".
+        refused(
+            &[("listeners", Some("PLAINTEXT://127.0.0.1:9093,CONTROLLER://127.0.0.1:9093"))],
+            "listeners: PLAINTEXT://127.0.0.1:9093 and CONTROLLER://127.0.0.1:9093 have the same port",
+        );
+        refused(
+            &[("listeners", Some("PLAINTEXT://127.0.0.1:9092,PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"))],
+            "listeners: listener name PLAINTEXT appears twice",
+        );
+        // Skua serves one controller listener (Kafka serves several).
+        refused(
+            &[
+                ("listeners", Some("PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,C2://127.0.0.1:9094")),
+                ("controller.listener.names", Some("CONTROLLER,C2")),
+            ],
+            "listeners: only one controller listener is supported; C2://127.0.0.1:9094 would be ignored",
+        );
+        // Kafka's validators: `atLeast(0)`, `atLeast(1)`, INT and SHORT types, booleans.
+        refused(
+            &[("controller.quorum.election.timeout.ms", Some("-1"))],
+            "controller.quorum.election.timeout.ms: must be at least 0",
+        );
+        refused(
+            &[("controller.quorum.fetch.timeout.ms", Some("-1"))],
+            "controller.quorum.fetch.timeout.ms: must be at least 0",
+        );
+        refused(&[("broker.session.timeout.ms", Some("-1"))], "broker.session.timeout.ms: must be at least 0");
+        refused(
+            &[("broker.heartbeat.interval.ms", Some("x"))],
+            "broker.heartbeat.interval.ms: \"x\" is not a valid number",
+        );
+        refused(&[("min.insync.replicas", Some("0"))], "min.insync.replicas: 0: must be at least 1");
+        refused(
+            &[("offsets.topic.replication.factor", Some("0"))],
+            "offsets.topic.replication.factor: 0: must be at least 1",
+        );
+        refused(
+            &[("offsets.topic.replication.factor", Some("40000"))],
+            "offsets.topic.replication.factor: \"40000\" is not a valid number",
+        );
+        refused(&[("default.replication.factor", Some("0"))], "default.replication.factor: 0: must be at least 1");
+        refused(
+            &[("unclean.leader.election.enable", Some("yes"))],
+            "unclean.leader.election.enable: \"yes\" is not true or false",
+        );
+        refused(
+            &[("auto.leader.rebalance.enable", Some("1"))],
+            "auto.leader.rebalance.enable: \"1\" is not true or false",
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_slower_than_the_session_is_accepted_with_a_warning() {
+        // Kafka accepts it; every broker would be fenced between two heartbeats.
+        let values = changed(COMBINED_MINIMAL, &[("broker.heartbeat.interval.ms", Some("9000"))]);
+        let config = Config::from_properties(&values).expect("accepted, as by Kafka");
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0]
+            .starts_with("broker.heartbeat.interval.ms (9000) is not below broker.session.timeout.ms (9000)"));
+    }
+
+    #[test]
+    fn advertised_controller_entries_are_for_the_other_nodes() {
+        // Kafka 4.x accepts the controller listener in advertised.listeners (its own
+        // server.properties does so): it is where the other nodes reach the controller; clients
+        // are told the client listener's entry.
+        let values = changed(
+            COMBINED_MINIMAL,
+            &[("advertised.listeners", Some("CONTROLLER://ctl:9093,PLAINTEXT://broker:9092"))],
+        );
+        let config = Config::from_properties(&values).expect("valid");
+        assert_eq!((config.advertised_host.as_str(), config.advertised_port), ("broker", 9092));
+        let controller = config.cluster.and_then(|cluster| cluster.controller_listener).expect("controller");
+        assert_eq!(controller.advertised, HostPort { host: "ctl".to_string(), port: 9093 });
+        // Without an entry of its own, a listener is advertised as bound (loopback for 0.0.0.0).
+        let values =
+            changed(COMBINED_MINIMAL, &[("listeners", Some("PLAINTEXT://127.0.0.1:9092,CONTROLLER://0.0.0.0:9093"))]);
+        let controller = Config::from_properties(&values)
+            .expect("valid")
+            .cluster
+            .and_then(|cluster| cluster.controller_listener)
+            .expect("controller");
+        assert_eq!(controller.advertised, HostPort { host: "127.0.0.1".to_string(), port: 9093 });
     }
 }

@@ -33,8 +33,10 @@ extern "C" fn on_signal(_signal: libc::c_int) {
 
 fn keys_help() -> String {
     let mut text = String::from("Configuration keys (file or --override; Kafka's names where Kafka has one):\n");
-    for config::Key { name, default, meaning } in config::keys() {
-        text.push_str(&format!("  {name:<34} {meaning} [default: {default}]\n"));
+    let keys = config::keys();
+    let width = keys.iter().map(|key| key.name.len()).max().unwrap_or(0);
+    for config::Key { name, default, meaning } in keys {
+        text.push_str(&format!("  {name:<width$} {meaning} [default: {default}]\n"));
     }
     text
 }
@@ -108,6 +110,17 @@ fn main() -> anyhow::Result<()> {
         values.insert(key.trim().to_string(), value.trim().to_string());
     }
     let config = config::Config::from_properties(&values)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(cluster) = &config.cluster {
+        // Refused before anything is bound or read: the data directory is not touched.
+        anyhow::bail!(
+            "process.roles={}: cluster mode is not implemented yet (issue 13; the cluster driver \
+             is being built); without process.roles and the controller.* keys netd runs as one node",
+            cluster.roles
+        );
+    }
     // SAFETY: installing a handler that only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
