@@ -10,4 +10,8 @@ pub enum ClusterError {
     Storage(#[from] io::Error),
     #[error("corrupt metadata: {0}")]
     Corrupt(String),
+    /// Something to be written is larger than the named limit that its reader enforces (written,
+    /// it could never be read back).
+    #[error("{what} of {size_bytes} bytes is more than {limit} ({limit_bytes})")]
+    TooLarge { what: &'static str, size_bytes: u64, limit: &'static str, limit_bytes: u64 },
 }

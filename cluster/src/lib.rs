@@ -19,6 +19,7 @@
 //! shards. The broker (netd) drives the quorum's I/O and maps [`ClusterError`]s to Kafka codes.
 
 pub mod error;
+pub mod raft_log;
 pub mod types;
 
 pub use error::ClusterError;
