@@ -111,8 +111,8 @@ impl RaftLog {
     }
 
     /// Opens (or creates) the log in `dir`: reads the snapshot file, removes segments it superseded,
-    /// replays the segments in order, cuts a torn tail off the last one (with a warning) and syncs
-    /// that cut. Damage anywhere else is [`ClusterError::Corrupt`]: committed entries are never
+    /// replays the segments in order, cuts a torn tail off the last one (with a warning), and syncs
+    /// the last segment, so that everything it returns is durable. Damage anywhere else is [`ClusterError::Corrupt`]: committed entries are never
     /// dropped silently.
     pub fn open_with(mut fs: Box<dyn FileSystem>, dir: &Path, config: RaftLogConfig) -> Result<RaftLog, ClusterError> {
         assert!(
@@ -197,6 +197,10 @@ impl RaftLog {
             Some(summary) => {
                 let path = segment_path(dir, summary.sequence);
                 let file = fs.open(&path, OpenOptions::EXISTING).map_err(io_error("open", &path))?;
+                // What was read may sit unsynced in the page cache (the previous process died before
+                // its sync): raft takes what the log holds for persisted, so make it so. This also
+                // keeps a later roll's promise that only the last segment holds unsynced bytes.
+                file.sync_data().map_err(io_error("sync", &path))?;
                 ActiveSegment {
                     sequence: summary.sequence,
                     file,
