@@ -378,7 +378,7 @@ impl RaftLog {
             first_segment: next_segment,
             data: snapshot.data.clone(),
         };
-        let result = self.install_snapshot_file(&file, next_segment);
+        let result = self.install_snapshot_file(&file);
         self.fail_on_error(result)?;
         let result = create_segment(self.fs.as_mut(), &self.dir, next_segment);
         let active = self.fail_on_error(result)?;
@@ -422,7 +422,7 @@ impl RaftLog {
             first_segment,
             data,
         };
-        let result = self.install_snapshot_file(&file, first_segment);
+        let result = self.install_snapshot_file(&file);
         self.fail_on_error(result)?;
         let superseded: Vec<u64> =
             self.closed.iter().map(|segment| segment.sequence).filter(|&sequence| sequence < first_segment).collect();
@@ -436,8 +436,7 @@ impl RaftLog {
         Ok(())
     }
 
-    fn install_snapshot_file(&mut self, file: &SnapshotFile, first_segment: u64) -> Result<(), ClusterError> {
-        debug_assert_eq!(file.first_segment, first_segment);
+    fn install_snapshot_file(&mut self, file: &SnapshotFile) -> Result<(), ClusterError> {
         let bytes = format::encode_snapshot(file)?;
         write_file_atomically(self.fs.as_mut(), &self.dir, SNAPSHOT_FILE_NAME, &bytes)
             .map_err(io_error("write", &self.dir.join(SNAPSHOT_FILE_NAME)))
