@@ -112,14 +112,19 @@ impl RaftLog {
 
     /// Opens (or creates) the log in `dir`: reads the snapshot file, removes segments it superseded,
     /// replays the segments in order, cuts a torn tail off the last one (with a warning), and syncs
-    /// the last segment, so that everything it returns is durable. Damage anywhere else is [`ClusterError::Corrupt`]: committed entries are never
-    /// dropped silently.
+    /// the last segment, so that everything it returns is durable. Damage anywhere else is
+    /// [`ClusterError::Corrupt`]: committed entries are never dropped silently.
     pub fn open_with(mut fs: Box<dyn FileSystem>, dir: &Path, config: RaftLogConfig) -> Result<RaftLog, ClusterError> {
         assert!(
             config.segment_bytes_max <= RAFT_SEGMENT_BYTES_MAX,
             "segment_bytes_max above RAFT_SEGMENT_BYTES_MAX could not be read back"
         );
         fs.create_dir_all(dir).map_err(io_error("create", dir))?;
+        // The directory's own name must be durable before anything synced inside it counts (it may
+        // have been created just now).
+        if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            fs.sync_dir(parent).map_err(io_error("sync", parent))?;
+        }
         let names = fs.list_dir(dir).map_err(io_error("list", dir))?;
         let temp_name = format!("{SNAPSHOT_FILE_NAME}{ATOMIC_TEMP_SUFFIX}");
         if names.contains(&temp_name) {
@@ -128,16 +133,12 @@ impl RaftLog {
             fs.remove_file(&path).map_err(io_error("remove", &path))?;
         }
         let snapshot_path = dir.join(SNAPSHOT_FILE_NAME);
-        let snapshot_file = match read_small_file(fs.as_mut(), &snapshot_path, RAFT_SNAPSHOT_BYTES_MAX) {
-            Ok(None) => None,
-            Ok(Some(bytes)) => Some(
+        let snapshot_file = match read_bounded(fs.as_mut(), &snapshot_path, RAFT_SNAPSHOT_BYTES_MAX)? {
+            None => None,
+            Some(bytes) => Some(
                 format::decode_snapshot(&bytes)
                     .map_err(|reason| ClusterError::Corrupt(format!("{}: {reason}", snapshot_path.display())))?,
             ),
-            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
-                return Err(ClusterError::Corrupt(format!("{}: {error}", snapshot_path.display())))
-            }
-            Err(error) => return Err(io_error("read", &snapshot_path)(error)),
         };
         let first_segment = snapshot_file.as_ref().map_or(0, |file| file.first_segment);
 
@@ -168,13 +169,8 @@ impl RaftLog {
         let mut last_length_bytes = 0;
         for (position, &sequence) in sequences.iter().enumerate() {
             let path = segment_path(dir, sequence);
-            let bytes = match read_small_file(fs.as_mut(), &path, SEGMENT_FILE_BYTES_MAX) {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => return Err(io_error("read", &path)(io::ErrorKind::NotFound.into())),
-                Err(error) if error.kind() == io::ErrorKind::InvalidData => {
-                    return Err(ClusterError::Corrupt(format!("{}: {error}", path.display())))
-                }
-                Err(error) => return Err(io_error("read", &path)(error)),
+            let Some(bytes) = read_bounded(fs.as_mut(), &path, SEGMENT_FILE_BYTES_MAX)? else {
+                return Err(io_error("read", &path)(io::ErrorKind::NotFound.into()));
             };
             let last = position + 1 == sequences.len();
             last_length_bytes = bytes.len() as u64;
@@ -530,6 +526,18 @@ fn cut_torn_tail(fs: &mut dyn FileSystem, path: &Path, sequence: u64, valid_byte
         file.set_len(valid_bytes).map_err(io_error("truncate", path))?;
     }
     file.sync_data().map_err(io_error("sync", path))
+}
+
+/// A whole file, `None` if there is none; one longer than `bytes_max` is damage, refused before
+/// anything is allocated for it.
+fn read_bounded(fs: &mut dyn FileSystem, path: &Path, bytes_max: u64) -> Result<Option<Vec<u8>>, ClusterError> {
+    match read_small_file(fs, path, bytes_max) {
+        Ok(bytes) => Ok(bytes),
+        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+            Err(ClusterError::Corrupt(format!("{}: {error}", path.display())))
+        }
+        Err(error) => Err(io_error("read", path)(error)),
+    }
 }
 
 fn segment_path(dir: &Path, sequence: u64) -> PathBuf {
