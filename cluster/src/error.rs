@@ -16,4 +16,8 @@ pub enum ClusterError {
     VotersDisagree { stored: Vec<crate::BrokerId>, configured: Vec<crate::BrokerId> },
     #[error("raft: {0}")]
     Raft(String),
+    /// Something to be written is larger than the named limit that its reader enforces (written,
+    /// it could never be read back).
+    #[error("{what} of {size_bytes} bytes is more than {limit} ({limit_bytes})")]
+    TooLarge { what: &'static str, size_bytes: u64, limit: &'static str, limit_bytes: u64 },
 }

@@ -24,6 +24,7 @@ pub mod error;
 pub mod image;
 pub mod quorum;
 pub mod records;
+pub mod raft_log;
 pub mod rpc;
 pub mod types;
 pub mod wire;
