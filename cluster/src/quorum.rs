@@ -559,3 +559,28 @@ fn image_of(snapshot: &Snapshot) -> Result<MetadataImage, ClusterError> {
 fn raft_error(error: raft::Error) -> ClusterError {
     ClusterError::Raft(error.to_string())
 }
+
+impl DurableLog for crate::raft_log::RaftLog {
+    fn append(&mut self, entries: &[Entry]) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::append(self, entries)
+    }
+    fn set_hard_state(&mut self, hard_state: &HardState) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::set_hard_state(self, hard_state.clone())
+    }
+    fn set_commit(&mut self, commit: u64) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::set_commit(self, commit)
+    }
+    fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::set_conf_state(self, conf_state.clone())
+    }
+    fn apply_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::apply_snapshot(self, snapshot.clone())
+    }
+    fn compact(&mut self, index: u64, data: Vec<u8>) -> Result<(), ClusterError> {
+        let conf_state = self.conf_state().clone();
+        crate::raft_log::RaftLog::compact(self, index, data.into(), conf_state)
+    }
+    fn sync(&mut self) -> Result<(), ClusterError> {
+        crate::raft_log::RaftLog::sync(self)
+    }
+}
