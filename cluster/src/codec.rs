@@ -31,7 +31,10 @@ impl Writer {
         self.0.extend_from_slice(&count.to_be_bytes());
     }
     pub(crate) fn string(&mut self, text: &str) {
-        assert!(text.len() <= crate::records::RECORD_STRING_BYTES_MAX, "metadata strings are validated before they are recorded");
+        assert!(
+            text.len() <= crate::records::RECORD_STRING_BYTES_MAX,
+            "metadata strings are validated before they are recorded"
+        );
         self.len(text.len());
         self.0.extend_from_slice(text.as_bytes());
     }
@@ -124,7 +127,6 @@ impl Reader<'_> {
         (0..count).map(|_| self.broker()).collect()
     }
 }
-
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {

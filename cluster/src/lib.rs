@@ -23,11 +23,13 @@ pub mod controller;
 pub mod error;
 pub mod image;
 pub mod quorum;
-pub mod records;
 pub mod raft_log;
+pub mod records;
 pub mod rpc;
 pub mod types;
 pub mod wire;
 
 pub use error::ClusterError;
+/// The Raft library's types (messages), for the transport that carries them.
+pub use raft;
 pub use types::{BrokerId, ClusterId, PartitionIndex, TopicId};

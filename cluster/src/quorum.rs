@@ -584,3 +584,25 @@ impl DurableLog for crate::raft_log::RaftLog {
         crate::raft_log::RaftLog::sync(self)
     }
 }
+
+/// A logger for raft-rs that forwards its records to `tracing` (target `raft`): warnings and
+/// errors as warnings, the rest (elections, role changes) at debug level.
+pub fn raft_logger() -> slog::Logger {
+    slog::Logger::root(TracingDrain, slog::o!())
+}
+
+struct TracingDrain;
+
+impl slog::Drain for TracingDrain {
+    type Ok = ();
+    type Err = slog::Never;
+
+    fn log(&self, record: &slog::Record<'_>, _values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        if record.level().is_at_least(slog::Level::Warning) {
+            tracing::warn!(target: "raft", "{}", record.msg());
+        } else {
+            tracing::debug!(target: "raft", "{}", record.msg());
+        }
+        Ok(())
+    }
+}

@@ -248,7 +248,6 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
     })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

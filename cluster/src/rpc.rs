@@ -526,10 +526,16 @@ mod tests {
         let refused = |error| RpcResponse::Controller(Err(RequestError::Refused(error)));
         vec![
             RpcResponse::Controller(Ok(ControllerReply::Registered { epoch: 4 })),
-            RpcResponse::Controller(Ok(ControllerReply::Heartbeat(HeartbeatReply { fenced: true, shutdown_ok: false }))),
+            RpcResponse::Controller(Ok(ControllerReply::Heartbeat(HeartbeatReply {
+                fenced: true,
+                shutdown_ok: false,
+            }))),
             RpcResponse::Controller(Ok(ControllerReply::Done)),
             RpcResponse::Controller(Ok(ControllerReply::ProducerIds(1000..2000))),
-            RpcResponse::Controller(Ok(ControllerReply::Elections(vec![Election::Elected, Election::UnknownPartition]))),
+            RpcResponse::Controller(Ok(ControllerReply::Elections(vec![
+                Election::Elected,
+                Election::UnknownPartition,
+            ]))),
             RpcResponse::Controller(Err(RequestError::NotController { leader: Some(BrokerId(2)) })),
             RpcResponse::Controller(Err(RequestError::NotController { leader: None })),
             refused(ControllerError::TopicExists("t".into())),

@@ -18,4 +18,5 @@ pub mod config;
 pub mod coordinators;
 pub mod handlers;
 pub mod limits;
+pub mod quorum;
 pub mod runtime;

@@ -98,3 +98,21 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 pub const TICK_MS: u64 = 100;
 /// Pause before the committer polls the engine's completions again after polling failed.
 pub const COMMITTER_POLL_RETRY_MS: u64 = 1;
+
+// The metadata quorum's connections (CONTROLLER listener; decision 0016).
+/// Events (peer messages, broker requests) waiting for the quorum thread.
+pub const CONTROLLER_EVENTS_QUEUE_DEPTH: usize = 4096;
+/// Raft messages waiting to be written to one peer; when full, Raft resends later.
+pub const CONTROLLER_PEER_QUEUE_DEPTH: usize = 1024;
+/// Responses waiting to be written to one broker connection; when full the broker is dropped.
+pub const CONTROLLER_RESPONSE_QUEUE_DEPTH: usize = 256;
+/// Longest pause between attempts to reach a controller peer or the quorum.
+pub const CONTROLLER_RECONNECT_MS_MAX: u64 = 1_000;
+/// Read and write timeout of controller connections where a reply is expected (Hello, RPCs).
+pub const CONTROLLER_IO_TIMEOUT_MS: u64 = 5_000;
+/// How often the controller listener looks for new connections and for shutdown.
+pub const CONTROLLER_ACCEPT_POLL_MS: u64 = 20;
+/// The longest a broker's image fetch is held waiting for a newer image.
+pub const IMAGE_FETCH_WAIT_MS_MAX: u64 = 5_000;
+/// The quorum snapshots its image and compacts its log every this many applied entries.
+pub const QUORUM_SNAPSHOT_ENTRIES: u64 = 10_000;

@@ -13,7 +13,7 @@ use skua_netd::runtime::{
     context::{Job, Links},
     controller, shard,
 };
-use skua_netd::{config, handlers};
+use skua_netd::{config, handlers, quorum};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,24 +113,41 @@ fn main() -> anyhow::Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    if let Some(cluster) = &config.cluster {
-        // Refused before anything is bound or read: the data directory is not touched.
-        anyhow::bail!(
-            "process.roles={}: cluster mode is not implemented yet (issue 13; the cluster driver \
-             is being built); without process.roles and the controller.* keys netd runs as one node",
-            cluster.roles
-        );
-    }
     // SAFETY: installing a handler that only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+    }
+    // The controller role (a member of the metadata quorum) runs beside the broker, on its own
+    // threads; a controller-only node runs nothing else.
+    let quorum_stop = Arc::new(AtomicBool::new(false));
+    let controller_node = match &config.cluster {
+        Some(cluster) if cluster.roles.is_controller() => Some(start_controller(&config, cluster, &quorum_stop)?),
+        _ => None,
+    };
+    if config.cluster.as_ref().is_some_and(|cluster| !cluster.roles.is_broker()) {
+        if let (Some(path), Some(listener)) =
+            (&cli.port_file, config.cluster.as_ref().and_then(|cluster| cluster.controller_listener.as_ref()))
+        {
+            write_port_file(path, listener.listen_address.port())?;
+        }
+        while !SHUTDOWN.load(Ordering::Relaxed) {
+            if controller_node.as_ref().is_some_and(|node| node.is_finished()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(ACCEPT_POLL_MS as u64));
+        }
+        return stop_controller(controller_node, &quorum_stop);
     }
     let listener = bind_listener(config.listen_address)?;
     let config = config.bound_to(listener.local_addr().context("the listener's address")?);
     if let Some(path) = &cli.port_file {
         write_port_file(path, config.listen_address.port())?;
     }
+    let quorum_link = match &config.cluster {
+        Some(cluster) => Some(start_link(&config, cluster)?),
+        None => None,
+    };
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
 
     let catalog = catalog::discover_topics(&config.data_dir)
@@ -157,6 +174,7 @@ fn main() -> anyhow::Result<()> {
                 control: control.clone(),
                 budgets: budgets.clone(),
                 dispatch: handlers::dispatch,
+                quorum: quorum_link.clone(),
             },
             controller: if index == controller::CONTROLLER_SHARD { controller.take() } else { None },
             ready: Arc::new(AtomicBool::new(false)),
@@ -172,6 +190,17 @@ fn main() -> anyhow::Result<()> {
     drop(control);
 
     let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets);
+    if let (Some(link), Some(cluster)) = (&quorum_link, &config.cluster) {
+        // Controlled shutdown: the controller moves leadership away while the shards still serve.
+        let timeout_ms = u64::from(cluster.broker_session_timeout_ms);
+        if link.shut_down(timeout_ms) {
+            tracing::info!("controlled shutdown: leadership moved away");
+        } else {
+            tracing::warn!(
+                "controlled shutdown: no answer from the controller within {timeout_ms} ms; stopping anyway"
+            );
+        }
+    }
     shutdown.store(true, Ordering::Relaxed);
     drop(listener);
     let mut failure = result.err();
@@ -187,11 +216,87 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    if let Err(error) = stop_controller(controller_node, &quorum_stop) {
+        failure.get_or_insert(error);
+    }
     if let Some(error) = failure {
         return Err(error);
     }
     tracing::info!("netd stopped cleanly");
     Ok(())
+}
+
+/// 16 random bytes from the kernel (cluster ids, incarnations).
+fn random_bytes() -> anyhow::Result<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    let read =
+        std::fs::File::open("/dev/urandom").and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes));
+    read.context("reading /dev/urandom")?;
+    Ok(bytes)
+}
+
+fn voters(cluster: &config::ClusterConfig) -> Vec<(cluster::BrokerId, String, u16)> {
+    cluster
+        .voters
+        .iter()
+        .map(|voter| (cluster::BrokerId(voter.id), voter.address.host.clone(), voter.address.port))
+        .collect()
+}
+
+/// Starts this node's controller role: its quorum member on the CONTROLLER listener.
+fn start_controller(
+    config: &config::Config,
+    cluster: &config::ClusterConfig,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+    let listener_config =
+        cluster.controller_listener.as_ref().context("the controller role needs a CONTROLLER listener")?;
+    let listener = bind_listener(listener_config.listen_address)?;
+    tracing::info!(listen = %listener_config.listen_address, node = config.node_id, "controller starting");
+    let node_config = quorum::node::ControllerNodeConfig {
+        node: cluster::BrokerId(config.node_id),
+        voters: voters(cluster),
+        data_dir: config.data_dir.clone(),
+        election_timeout_ms: u64::from(cluster.quorum_election_timeout_ms),
+        controller: cluster::controller::ControllerConfig {
+            session_timeout_ms: u64::from(cluster.broker_session_timeout_ms),
+            unclean_leader_election: cluster.unclean_leader_election,
+            default_replication_factor: config.default_replication_factor,
+        },
+        new_cluster_id: cluster::ClusterId(random_bytes()?),
+    };
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    quorum::node::spawn(node_config, listener, stop.clone())
+}
+
+fn stop_controller(node: Option<std::thread::JoinHandle<anyhow::Result<()>>>, stop: &AtomicBool) -> anyhow::Result<()> {
+    stop.store(true, Ordering::Relaxed);
+    match node.map(std::thread::JoinHandle::join) {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(error))) => Err(error.context("the controller failed")),
+        Some(Err(_)) => Err(anyhow::anyhow!("the controller thread panicked")),
+    }
+}
+
+/// Starts the broker role's link to the quorum (registration, heartbeats, the image).
+fn start_link(
+    config: &config::Config,
+    cluster: &config::ClusterConfig,
+) -> anyhow::Result<Arc<quorum::link::QuorumLink>> {
+    let incarnation = u64::from_be_bytes(random_bytes()?[..8].try_into().context("eight bytes")?);
+    let link_config = quorum::link::LinkConfig {
+        node: cluster::BrokerId(config.node_id),
+        voters: voters(cluster),
+        endpoints: vec![cluster::records::Endpoint {
+            name: "PLAINTEXT".to_string(),
+            host: config.advertised_host.clone(),
+            port: config.advertised_port,
+        }],
+        rack: cluster.rack.clone(),
+        heartbeat_interval_ms: u64::from(cluster.broker_heartbeat_interval_ms),
+        session_timeout_ms: u64::from(cluster.broker_session_timeout_ms),
+    };
+    Ok(quorum::link::start(link_config, incarnation)?)
 }
 
 /// The open-files limit (RLIMIT_NOFILE) as "soft (hard hard)", for the message that says it ran out.

@@ -18,7 +18,8 @@ const LAYERS: &[&[&str]] = &[
     &["codec"],
     &["config"],
     // Consumer groups; topics, placement, manifests, producer ids.
-    &["coordinators", "catalog"],
+    // The cluster: the controller role and the broker's link to the quorum.
+    &["coordinators", "catalog", "quorum"],
     // Shard threads and state, connections, committer, ticker, controller, offsets, budgets.
     &["runtime"],
     // One file per API.

@@ -176,7 +176,7 @@ pub fn partition_dirs(data_dir: &Path) -> Result<BTreeMap<String, BTreeSet<i32>>
             && partition.bytes().all(|byte| byte.is_ascii_digit())
             && (partition == "0" || !partition.starts_with('0'));
         let Some(partition) = partition.parse::<i32>().ok().filter(|_| canonical) else { continue };
-        if valid_topic_name(topic).is_ok() && topic != super::OFFSETS_TOPIC {
+        if valid_topic_name(topic).is_ok() && topic != super::OFFSETS_TOPIC && topic != super::METADATA_TOPIC {
             found.entry(topic.to_string()).or_default().insert(partition);
         }
     }

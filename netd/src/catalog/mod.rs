@@ -39,6 +39,10 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
+/// The metadata quorum's log directory is `<log.dirs>/__cluster_metadata-0`, as Kafka names it;
+/// it is no topic's partition.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
+
 /// The internal log of committed offsets, as Kafka names it.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 

@@ -22,6 +22,7 @@ use futures_util::SinkExt;
 
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
+use crate::quorum::link::QuorumLink;
 use crate::runtime::connection::Dispatch;
 use crate::runtime::controller::ControlCommand;
 use crate::runtime::state::ShardState;
@@ -47,6 +48,8 @@ pub struct ShardContext {
     pub budgets: Arc<crate::runtime::budget::Budgets>,
     /// Where this shard's connections hand their frames (the handlers' registry).
     pub dispatch: Dispatch,
+    /// In a cluster: the link to the metadata quorum (the image, forwarded controller requests).
+    pub quorum: Option<Arc<QuorumLink>>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -67,6 +70,8 @@ pub struct Links {
     pub budgets: Arc<crate::runtime::budget::Budgets>,
     /// What a connection's frames are handed to (the handlers' registry).
     pub dispatch: Dispatch,
+    /// In a cluster (`process.roles` with broker): the link to the metadata quorum.
+    pub quorum: Option<Arc<QuorumLink>>,
 }
 
 impl std::fmt::Debug for Links {
@@ -77,7 +82,7 @@ impl std::fmt::Debug for Links {
 
 impl ShardContext {
     pub fn new(index: usize, config: Config, state: Rc<RefCell<ShardState>>, links: Links) -> ShardContext {
-        let Links { peers, catalog: shared_catalog, control, budgets, dispatch } = links;
+        let Links { peers, catalog: shared_catalog, control, budgets, dispatch, quorum } = links;
         let cached = shared_catalog.snapshot();
         ShardContext {
             index,
@@ -90,6 +95,7 @@ impl ShardContext {
             control,
             budgets,
             dispatch,
+            quorum,
         }
     }
 

@@ -1,0 +1,86 @@
+//! Blocking frame I/O on the CONTROLLER listener's TCP connections (`cluster::wire` framing):
+//! read one frame, write one frame, and the Hello exchange that opens every connection.
+//!
+//! Controller traffic is small and not on the data path, so it runs on plain threads with
+//! blocking sockets and timeouts (decision 0016), never on a shard.
+//!
+//! Must not know: what the frames mean beyond the Hello.
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use cluster::wire::{Frame, FrameCodec, Hello, WireError};
+use cluster::BrokerId;
+
+use crate::limits::CONTROLLER_IO_TIMEOUT_MS;
+
+/// Bytes read from the socket at a time.
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+/// One connection's framing state: the socket and what was read past the last frame.
+#[derive(Debug)]
+pub struct FramedStream {
+    pub stream: TcpStream,
+    buffer: BytesMut,
+    codec: FrameCodec,
+}
+
+fn invalid(error: WireError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
+}
+
+impl FramedStream {
+    /// Wraps a connected socket: no Nagle delay (Raft messages are small and latency-bound) and
+    /// a write timeout so a stuck peer cannot hold a writer forever.
+    pub fn new(stream: TcpStream) -> io::Result<FramedStream> {
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(Duration::from_millis(CONTROLLER_IO_TIMEOUT_MS)))?;
+        Ok(FramedStream { stream, buffer: BytesMut::new(), codec: FrameCodec::default() })
+    }
+
+    /// The next frame; an error on end of stream, a read timeout (if one is set) or bad bytes.
+    pub fn read(&mut self) -> io::Result<Frame> {
+        loop {
+            if let Some(frame) = self.codec.decode(&mut self.buffer).map_err(invalid)? {
+                return Ok(frame);
+            }
+            let mut chunk = [0u8; READ_CHUNK_BYTES];
+            let read = self.stream.read(&mut chunk)?;
+            if read == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"));
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    pub fn write(&mut self, frame: &Frame) -> io::Result<()> {
+        let mut bytes = BytesMut::new();
+        self.codec.encode(frame, &mut bytes).map_err(invalid)?;
+        self.stream.write_all(&bytes)
+    }
+
+    pub fn set_read_timeout_ms(&self, timeout_ms: Option<u64>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout_ms.map(Duration::from_millis))
+    }
+
+    /// The dialling side's Hello exchange: ours first, then theirs, judged against the node we
+    /// meant to reach (None: any node, as a broker looking for the active controller).
+    pub fn dial_hello(&mut self, own: &Hello, expected: Option<BrokerId>) -> io::Result<Hello> {
+        self.write(&Frame::Hello(*own))?;
+        self.set_read_timeout_ms(Some(CONTROLLER_IO_TIMEOUT_MS))?;
+        let remote = match self.read()? {
+            Frame::Hello(remote) => remote,
+            other => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a Hello, got {other:?}")))
+            }
+        };
+        match own.accept(&remote, expected) {
+            // A broker reaching the controller of its own process (combined mode) shares its id.
+            Ok(_) | Err(WireError::DuplicateNodeId { .. }) if expected.is_none() => Ok(remote),
+            Ok(_) => Ok(remote),
+            Err(error) => Err(invalid(error)),
+        }
+    }
+}
