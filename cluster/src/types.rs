@@ -49,3 +49,33 @@ pub struct PartitionIndex(pub i32);
 /// shown as Kafka shows cluster ids (base64url, 22 characters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClusterId(pub [u8; 16]);
+
+impl ClusterId {
+    /// As Kafka shows cluster ids: URL-safe base64 without padding (22 characters).
+    pub fn to_base64url(&self) -> String {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut text = String::with_capacity(22);
+        for chunk in self.0.chunks(3) {
+            let mut group = [0u8; 3];
+            group[..chunk.len()].copy_from_slice(chunk);
+            let bits = u32::from(group[0]) << 16 | u32::from(group[1]) << 8 | u32::from(group[2]);
+            for index in 0..=chunk.len() {
+                text.push(ALPHABET[(bits >> (18 - 6 * index) & 63) as usize] as char);
+            }
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_print_as_kafka_prints_them() {
+        // Kafka's Uuid.toString of these bytes (java.util.Base64 URL encoder, no padding).
+        assert_eq!(ClusterId([0; 16]).to_base64url(), "AAAAAAAAAAAAAAAAAAAAAA");
+        let bytes = [0xfb, 0xff, 0xbf, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
+        assert_eq!(ClusterId(bytes).to_base64url(), "-_-_AQIDBAUGBwgJCgsMDQ");
+    }
+}

@@ -116,3 +116,6 @@ pub const CONTROLLER_ACCEPT_POLL_MS: u64 = 20;
 pub const IMAGE_FETCH_WAIT_MS_MAX: u64 = 5_000;
 /// The quorum snapshots its image and compacts its log every this many applied entries.
 pub const QUORUM_SNAPSHOT_ENTRIES: u64 = 10_000;
+/// After the controller committed a topic change, how long a broker waits for its own catalog to
+/// show it before answering the client (which retries metadata either way).
+pub const METADATA_APPLY_WAIT_MS: u64 = 3_000;

@@ -138,6 +138,12 @@ pub enum TopicError {
     /// The controller is gone (the broker is stopping).
     #[error("the controller has stopped")]
     Stopped,
+    /// In a cluster: the active controller refused the change.
+    #[error(transparent)]
+    Controller(#[from] cluster::controller::ControllerError),
+    /// In a cluster: no active controller answered (an election is going on).
+    #[error("no active controller answered; retry")]
+    NoController,
 }
 
 /// What a client of CreateTopics, CreatePartitions or DeleteTopics sees for a topic error.
@@ -157,6 +163,25 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::Partition(error) => return replica_error_code(error),
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
         TopicError::Shard(_) | TopicError::Stopped => ResponseError::UnknownServerError,
+        TopicError::Controller(error) => return controller_error_code(error),
+        TopicError::NoController => ResponseError::NotController,
+    };
+    kind.code()
+}
+
+/// What a client sees when the active controller refused its request.
+pub fn controller_error_code(error: &cluster::controller::ControllerError) -> i16 {
+    use cluster::controller::ControllerError;
+    let kind = match error {
+        ControllerError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        ControllerError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
+        ControllerError::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
+        ControllerError::InconsistentClusterId { .. } => ResponseError::InconsistentClusterId,
+        ControllerError::Corrupt(_) => ResponseError::UnknownServerError,
     };
     kind.code()
 }

@@ -19,7 +19,31 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         let partitions = if topic.num_partitions == -1 { context.config.num_partitions } else { topic.num_partitions };
         result.num_partitions = partitions;
         result.replication_factor = 1;
-        let outcome = if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        let outcome = if context.quorum.is_some() {
+            // A cluster: the active controller places replicas (or takes the assignment).
+            result.replication_factor = match topic.replication_factor {
+                -1 => context.config.default_replication_factor,
+                factor => factor,
+            };
+            let mut assignments: Vec<_> = topic.assignments.iter().collect();
+            assignments.sort_by_key(|assignment| assignment.partition_index);
+            let assignment: Vec<Vec<cluster::BrokerId>> = assignments
+                .iter()
+                .map(|assignment| assignment.broker_ids.iter().map(|id| cluster::BrokerId(id.0)).collect())
+                .collect();
+            if let Some(first) = assignment.first() {
+                result.num_partitions = assignment.len() as i32;
+                result.replication_factor = first.len() as i16;
+            }
+            if !topic.configs.is_empty() {
+                Err(TopicError::TopicConfigs)
+            } else {
+                let name = topic.name.as_str();
+                let factor = topic.replication_factor;
+                controller::cluster_create_topic(context, name, partitions, factor, assignment, request.validate_only)
+                    .await
+            }
+        } else if topic.replication_factor != -1 && topic.replication_factor != 1 {
             Err(TopicError::ReplicationFactor { factor: topic.replication_factor })
         } else if !topic.assignments.is_empty() {
             Err(TopicError::ReplicaAssignment)

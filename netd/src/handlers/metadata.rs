@@ -1,4 +1,5 @@
-//! Metadata (key 3), versions 0–12: this broker, and every partition led by it.
+//! Metadata (key 3), versions 0–12. One node: this broker, and every partition led by it. In a
+//! cluster: the live brokers and every partition as this broker's metadata image has it.
 //!
 //! Unknown topics are created when `auto.create.topics.enable` is on and the request allows it
 //! (v4+ field `allow_auto_topic_creation`; always for older versions, as in Kafka).
@@ -13,14 +14,20 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use crate::codec::errors::auto_create_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::quorum::link::QuorumLink;
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 use crate::runtime::state::SINGLE_NODE_ROLE;
+use cluster::image::MetadataImage;
 
 pub const CLUSTER_ID: &str = "skua-single-node-cluster";
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: MetadataRequest = decode_body(frame)?;
+    if let Some(link) = &context.quorum {
+        let response = cluster_metadata(context, frame, &request, link).await;
+        return encode_response(ApiKey::Metadata, frame.api_version, frame.correlation_id, &response);
+    }
     let config = &context.config;
     let node_id = BrokerId(config.node_id);
     let mut response = MetadataResponse::default();
@@ -74,4 +81,109 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         response.topics.push(topic);
     }
     encode_response(ApiKey::Metadata, frame.api_version, frame.correlation_id, &response)
+}
+
+/// The brokers a client may use: registered and not fenced, with their client endpoint.
+pub fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .filter(|broker| !broker.fenced)
+        .filter_map(|broker| {
+            let endpoint = broker.endpoints.first()?;
+            let mut node = MetadataResponseBroker::default();
+            node.node_id = BrokerId(broker.id.0);
+            node.host = str_bytes(&endpoint.host);
+            node.port = i32::from(endpoint.port);
+            node.rack = broker.rack.as_deref().map(str_bytes);
+            Some(node)
+        })
+        .collect()
+}
+
+/// The cluster id as clients see it (Kafka's base64 form), or a placeholder until the quorum
+/// agreed on one.
+pub fn cluster_id(image: &MetadataImage) -> String {
+    image.cluster_id.map_or_else(|| CLUSTER_ID.to_string(), |id| id.to_base64url())
+}
+
+/// Metadata in a cluster: every live broker and every partition's leader, epoch, replicas and
+/// ISR, from this broker's metadata image.
+async fn cluster_metadata(
+    context: &ShardContext,
+    frame: &Frame,
+    request: &MetadataRequest,
+    link: &QuorumLink,
+) -> MetadataResponse {
+    let config = &context.config;
+    let auto_create = (frame.api_version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics;
+    let image = link.image();
+    let names: Vec<String> = match &request.topics {
+        None => image.topics.keys().cloned().collect(),
+        Some(topics) if topics.is_empty() && frame.api_version == 0 => image.topics.keys().cloned().collect(),
+        Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
+    };
+    let mut created = false;
+    let mut errors = std::collections::BTreeMap::new();
+    for name in &names {
+        if let Err(message) = crate::catalog::valid_topic_name(name) {
+            tracing::debug!(%message, "metadata for an invalid topic name");
+            errors.insert(name.clone(), ResponseError::InvalidTopicException.code());
+        } else if image.topic(name).is_none() && auto_create {
+            match controller::create_topic(context, name, config.num_partitions, false).await {
+                Ok(()) => created = true,
+                Err(crate::codec::errors::TopicError::Controller(
+                    cluster::controller::ControllerError::TopicExists(_),
+                )) => created = true,
+                Err(error) => {
+                    errors.insert(name.clone(), auto_create_error_code(&error));
+                }
+            }
+        }
+    }
+    let image = if created { link.image() } else { image };
+    let mut response = MetadataResponse::default();
+    response.brokers = live_brokers(&image);
+    response.cluster_id = Some(str_bytes(&cluster_id(&image)));
+    // Clients send admin requests to any broker (they are forwarded), as with KRaft.
+    response.controller_id = BrokerId(config.node_id);
+    for name in names {
+        let mut topic = MetadataResponseTopic::default();
+        topic.name = Some(TopicName(str_bytes(&name)));
+        if let Some(code) = errors.get(&name) {
+            topic.error_code = *code;
+            response.topics.push(topic);
+            continue;
+        }
+        let Some(found) = image.topic(&name) else {
+            topic.error_code = ResponseError::UnknownTopicOrPartition.code();
+            response.topics.push(topic);
+            continue;
+        };
+        topic.topic_id = uuid::Uuid::from_bytes(found.id.0);
+        topic.partitions = found
+            .partitions
+            .iter()
+            .map(|state| {
+                let mut partition = MetadataResponsePartition::default();
+                partition.partition_index = state.partition.0;
+                partition.leader_id = BrokerId(state.leader.map_or(-1, |leader| leader.0));
+                if state.leader.is_none() {
+                    partition.error_code = ResponseError::LeaderNotAvailable.code();
+                }
+                partition.leader_epoch = state.leader_epoch;
+                partition.replica_nodes = state.replicas.iter().map(|id| BrokerId(id.0)).collect();
+                partition.isr_nodes = state.isr.iter().map(|id| BrokerId(id.0)).collect();
+                partition.offline_replicas = state
+                    .replicas
+                    .iter()
+                    .filter(|id| image.brokers.get(id).is_none_or(|broker| broker.fenced))
+                    .map(|id| BrokerId(id.0))
+                    .collect();
+                partition
+            })
+            .collect();
+        response.topics.push(topic);
+    }
+    response
 }

@@ -67,7 +67,8 @@ fn append_partition(
     decompressed_bytes_left: &mut usize,
 ) -> Result<Option<Ack>, i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
-    let id = state.partition_id(&item.topic, item.partition).map_err(|error| errors::replica_error_code(&error))?;
+    let (id, _) =
+        state.leader_replica(&item.topic, item.partition, -1).map_err(|error| errors::replica_error_code(&error))?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
     // The one validation of these bytes (structure, CRC, every record); the engine trusts it.

@@ -302,8 +302,7 @@ fn accept(
         match listener.accept() {
             Ok((stream, address)) => {
                 next_connection += 1;
-                let (connection, events, hello, voters) =
-                    (next_connection, events.clone(), *hello, voters.clone());
+                let (connection, events, hello, voters) = (next_connection, events.clone(), *hello, voters.clone());
                 let spawned = std::thread::Builder::new().name(format!("quorum-conn-{connection}")).spawn(move || {
                     if let Err(error) = serve(stream, connection, &events, &hello, &voters) {
                         tracing::debug!(%address, %error, "controller connection closed");

@@ -14,7 +14,17 @@
 //! Not on the data path: produce and fetch never wait for the controller, except produce and
 //! metadata when they auto-create a topic.
 
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
+
+use cluster::controller::NewTopic;
+use cluster::image::MetadataImage;
+use cluster::quorum::{ControllerReply, ControllerRequest, RequestError};
+use cluster::rpc::{RpcRequest, RpcResponse};
+use cluster::{BrokerId, TopicId};
+use engine::LeaderEpoch;
+use replica::Role;
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
@@ -22,8 +32,10 @@ use futures_util::StreamExt;
 use crate::catalog::manifest::{ManifestError, TopicManifests};
 use crate::catalog::producer_ids::ProducerIds;
 use crate::catalog::valid_topic_name;
+use crate::catalog::Catalog;
 use crate::codec::errors::{ProducerIdError, TopicError};
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
+use crate::quorum::link::LinkError;
 use crate::runtime::context::{Pending, ShardContext};
 
 /// The shard that runs the controller (topic catalog changes, producer id allocation).
@@ -31,10 +43,27 @@ pub const CONTROLLER_SHARD: usize = 0;
 
 #[derive(Debug)]
 pub enum ControlCommand {
-    CreateTopic { name: String, partitions: i32, validate_only: bool, reply: oneshot::Sender<Result<(), TopicError>> },
-    AddPartitions { name: String, count: i32, validate_only: bool, reply: oneshot::Sender<Result<(), TopicError>> },
-    DeleteTopic { name: String, reply: oneshot::Sender<Result<(), TopicError>> },
-    AllocateProducerId { reply: oneshot::Sender<std::io::Result<i64>> },
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), TopicError>>,
+    },
+    AddPartitions {
+        name: String,
+        count: i32,
+        validate_only: bool,
+        reply: oneshot::Sender<Result<(), TopicError>>,
+    },
+    DeleteTopic {
+        name: String,
+        reply: oneshot::Sender<Result<(), TopicError>>,
+    },
+    AllocateProducerId {
+        reply: oneshot::Sender<std::io::Result<i64>>,
+    },
+    /// In a cluster: make the local topics and partition roles match a new metadata image.
+    ApplyImage(Arc<MetadataImage>),
 }
 
 async fn ask<T>(
@@ -52,7 +81,81 @@ pub async fn create_topic(
     partitions: i32,
     validate_only: bool,
 ) -> Result<(), TopicError> {
+    if context.quorum.is_some() {
+        return cluster_create_topic(context, name, partitions, -1, Vec::new(), validate_only).await;
+    }
     ask(context, |reply| ControlCommand::CreateTopic { name: name.to_string(), partitions, validate_only, reply }).await
+}
+
+/// In a cluster: asks the active controller to create a topic (replication factor -1: the
+/// default; an explicit assignment takes neither a count nor a factor), then waits, bounded,
+/// until this broker has applied it, so that the client's next request here finds it.
+pub async fn cluster_create_topic(
+    context: &ShardContext,
+    name: &str,
+    partitions: i32,
+    replication_factor: i16,
+    assignment: Vec<Vec<BrokerId>>,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    valid_topic_name(name).map_err(TopicError::InvalidName)?;
+    if name == crate::coordinators::groups::OFFSETS_TOPIC {
+        return Err(TopicError::Internal { name: name.to_string() });
+    }
+    let catalog = context.catalog();
+    if let Some(existing) = colliding_topic(catalog.topics.keys(), name) {
+        return Err(TopicError::Collision { name: name.to_string(), existing: existing.clone() });
+    }
+    if validate_only {
+        // Checked here as far as this broker can; the controller's own checks need a proposal.
+        return match context.quorum.as_ref().map(|link| link.image()) {
+            Some(image) if image.topic(name).is_some() => Err(TopicError::AlreadyExists { name: name.to_string() }),
+            _ => Ok(()),
+        };
+    }
+    let topic = NewTopic {
+        name: name.to_string(),
+        id: TopicId(random_id()?),
+        partitions: if assignment.is_empty() { partitions } else { -1 },
+        replication_factor: if assignment.is_empty() { replication_factor } else { -1 },
+        assignment,
+        configs: BTreeMap::new(),
+    };
+    forward(context, ControllerRequest::CreateTopic(topic)).await?;
+    until_applied(context, |catalog| catalog.partitions(name).is_some()).await;
+    Ok(())
+}
+
+/// In a cluster: asks the active controller, mapping its refusals to [`TopicError`]s.
+async fn forward(context: &ShardContext, request: ControllerRequest) -> Result<ControllerReply, TopicError> {
+    let link = context.quorum.as_ref().ok_or(TopicError::Stopped)?;
+    match link.ask(RpcRequest::Controller(request)).await {
+        Ok(RpcResponse::Controller(Ok(reply))) => Ok(reply),
+        Ok(RpcResponse::Controller(Err(RequestError::Refused(error)))) => Err(TopicError::Controller(error)),
+        Ok(RpcResponse::Controller(Err(RequestError::NotController { .. })))
+        | Err(LinkError::Unavailable | LinkError::Busy) => Err(TopicError::NoController),
+        Err(LinkError::Stopped) => Err(TopicError::Stopped),
+        Ok(other) => Err(TopicError::Shard(anyhow::anyhow!("the controller answered {other:?}"))),
+    }
+}
+
+/// Waits until this broker's catalog satisfies `done` (the applier caught up with the change the
+/// controller committed), at most [`crate::limits::METADATA_APPLY_WAIT_MS`].
+async fn until_applied(context: &ShardContext, done: impl Fn(&Catalog) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(crate::limits::METADATA_APPLY_WAIT_MS);
+    while !done(&context.catalog()) && std::time::Instant::now() < deadline {
+        compio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// 16 random bytes, never all zero (topic ids).
+fn random_id() -> Result<[u8; 16], TopicError> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
+        .map_err(|error| TopicError::Storage(Box::new(error)))?;
+    bytes[15] |= 1;
+    Ok(bytes)
 }
 
 /// Creates `name` with `num.partitions` unless it exists (a concurrent creation is fine). The
@@ -70,10 +173,24 @@ pub async fn add_partitions(
     count: i32,
     validate_only: bool,
 ) -> Result<(), TopicError> {
+    if context.quorum.is_some() {
+        if validate_only {
+            return Ok(());
+        }
+        let request = ControllerRequest::CreatePartitions { name: name.to_string(), count, assignment: Vec::new() };
+        forward(context, request).await?;
+        until_applied(context, |catalog| catalog.partitions(name).is_some_and(|now| now >= count)).await;
+        return Ok(());
+    }
     ask(context, |reply| ControlCommand::AddPartitions { name: name.to_string(), count, validate_only, reply }).await
 }
 
 pub async fn delete_topic(context: &ShardContext, name: &str) -> Result<(), TopicError> {
+    if context.quorum.is_some() {
+        forward(context, ControllerRequest::DeleteTopic(name.to_string())).await?;
+        until_applied(context, |catalog| catalog.partitions(name).is_none()).await;
+        return Ok(());
+    }
     ask(context, |reply| ControlCommand::DeleteTopic { name: name.to_string(), reply }).await
 }
 
@@ -89,8 +206,10 @@ pub async fn allocate_producer_id(context: &ShardContext) -> Result<i64, Produce
 /// The controller task. Runs until every sender is gone.
 pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<ControlCommand>, mut ids: ProducerIds) {
     let mut manifests = TopicManifests::new(&context.config.data_dir);
+    let mut applied = Applied::default();
     while let Some(command) = commands.next().await {
         match command {
+            ControlCommand::ApplyImage(image) => apply_image(&context, &mut manifests, &mut applied, &image).await,
             ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
                 let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only).await);
             }
@@ -102,6 +221,102 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
             }
             ControlCommand::AllocateProducerId { reply } => {
                 let _ = reply.send(ids.allocate());
+            }
+        }
+    }
+}
+
+/// In a cluster: hands every new metadata image of the quorum link to the controller task, which
+/// applies it. Polls the link's generation every tick (the link's threads cannot wake a shard's
+/// runtime); only the newest image matters, so none queue up.
+pub async fn watch_images(context: Rc<ShardContext>) {
+    let Some(link) = context.quorum.clone() else { return };
+    let mut seen = 0;
+    loop {
+        let generation = link.image_generation();
+        if generation != seen {
+            seen = generation;
+            if context.send_control(ControlCommand::ApplyImage(link.image())).await.is_err() {
+                return;
+            }
+        }
+        compio::time::sleep(std::time::Duration::from_millis(crate::limits::TICK_MS)).await;
+    }
+}
+
+/// What the last applied image made of the local topics.
+#[derive(Debug, Default)]
+struct Applied {
+    /// The id of each local topic as the image had it (a topic deleted and created again between
+    /// two images comes back with another id: its data goes).
+    topic_ids: BTreeMap<String, TopicId>,
+    /// Each partition's role as last set.
+    roles: BTreeMap<(String, i32), Role>,
+}
+
+/// Makes the local topics match `image` (create, grow, delete: every broker keeps a log for every
+/// partition of every topic until replicas get their own placement, order 4) and sets each
+/// partition's role: leader in its leader epoch where the image names this broker, follower
+/// elsewhere.
+async fn apply_image(
+    context: &Rc<ShardContext>,
+    manifests: &mut TopicManifests,
+    applied: &mut Applied,
+    image: &MetadataImage,
+) {
+    let me = BrokerId(context.config.node_id);
+    let catalog = context.catalog();
+    for name in catalog.topics.keys() {
+        let same = image.topic(name).is_some_and(|topic| applied.topic_ids.get(name).is_none_or(|id| *id == topic.id));
+        if !same {
+            if let Err(error) = delete(context, manifests, name).await {
+                tracing::error!(topic = %name, %error, "could not delete a topic the metadata removed");
+            }
+            applied.topic_ids.remove(name);
+            applied.roles.retain(|(topic, _), _| topic != name);
+        }
+    }
+    for topic in image.topics.values() {
+        let wanted = topic.partitions.len() as i32;
+        let outcome = match context.catalog().partitions(&topic.name) {
+            None => create(context, manifests, &topic.name, wanted, false).await,
+            Some(existing) if existing < wanted => grow(context, manifests, &topic.name, wanted, false).await,
+            Some(_) => Ok(()),
+        };
+        if let Err(error) = outcome {
+            tracing::error!(topic = %topic.name, %error, "could not apply a topic of the metadata");
+            continue;
+        }
+        applied.topic_ids.insert(topic.name.clone(), topic.id);
+        for partition in &topic.partitions {
+            let epoch = LeaderEpoch(partition.leader_epoch);
+            let role = match partition.leader {
+                Some(leader) if leader == me => Role::Leader { epoch },
+                _ => Role::Follower { epoch },
+            };
+            let key = (topic.name.clone(), partition.partition.0);
+            if applied.roles.get(&key) == Some(&role) {
+                continue;
+            }
+            let (name, index) = key.clone();
+            let shard = context.owner_of(&name, index);
+            let submitted = context
+                .submit(shard, move |shard_context| {
+                    let result = shard_context.state.borrow_mut().set_role(&name, index, role);
+                    Box::pin(std::future::ready(result))
+                })
+                .await;
+            match submitted {
+                Ok(pending) => match pending.await {
+                    Ok(Ok(())) => {
+                        applied.roles.insert(key, role);
+                    }
+                    Ok(Err(error)) => {
+                        tracing::error!(topic = %topic.name, partition = index, %error, "could not change a partition's role")
+                    }
+                    Err(error) => tracing::error!(%error, "a shard did not answer a role change"),
+                },
+                Err(error) => tracing::error!(%error, "a shard did not take a role change"),
             }
         }
     }

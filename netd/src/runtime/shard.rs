@@ -58,6 +58,8 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
             })?
         };
         tracing::info!(shard = index, backend = state.backend_name(), write_mode = ?config.write_mode, partitions = state.partition_count(), "shard started");
+        let mut state = state;
+        state.quorum = links.quorum.clone();
         let state = Rc::new(RefCell::new(state));
         let context = Rc::new(ShardContext::new(index, config.clone(), state.clone(), links));
 
@@ -73,12 +75,16 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         };
         let controller_task =
             controller.map(|(commands, ids)| compio::runtime::spawn(controller::run(context.clone(), commands, ids)));
+        // In a cluster, the controller shard also applies each new metadata image.
+        let image_task = (index == controller::CONTROLLER_SHARD && context.quorum.is_some())
+            .then(|| compio::runtime::spawn(controller::watch_images(context.clone())));
         ready.store(true, Ordering::Release);
 
         while !shutdown.load(Ordering::Relaxed) {
             compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         }
         tracing::info!(shard = index, "shutting down: committing and closing logs");
+        drop(image_task);
         drop(controller_task);
         drop(inbox_task);
         drop(committer);

@@ -13,9 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::quorum::link::QuorumLink;
 use engine::{LeaderEpoch, LogId};
 use futures_channel::mpsc;
 use replica::{Ack, Acks, Partition, Partitions, ReplicaError, Role};
+use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::clock::now_ms;
@@ -35,6 +37,8 @@ pub struct ShardState {
     pub groups: groups::Coordinator,
     /// The `__consumer_offsets` partitions this shard owns.
     pub(crate) offsets_logs: BTreeMap<i32, LogId>,
+    /// In a cluster: the link to the quorum, whose lease says whether this broker may lead.
+    pub quorum: Option<Arc<QuorumLink>>,
 }
 
 impl std::fmt::Debug for ShardState {
@@ -65,6 +69,7 @@ impl ShardState {
             config,
             partitions: Partitions::new(engine, commit_trigger),
             topics: BTreeMap::new(),
+            quorum: None,
         };
         for (topic, count) in &catalog.topics {
             let owned: Vec<i32> = (0..*count).filter(|partition| owns(topic, *partition)).collect();
@@ -132,13 +137,32 @@ impl ShardState {
                 continue;
             }
             let dir = self.partition_dir(topic, partition);
-            let (id, report) = self.partitions.open(&dir, self.config.log, SINGLE_NODE_ROLE, now_ms())?;
+            let (id, report) = self.partitions.open(&dir, self.config.log, self.initial_role(), now_ms())?;
             if !report.truncations.is_empty() || !report.deleted_segments.is_empty() {
                 tracing::warn!(%topic, partition, truncated_bytes = report.truncated_bytes(), deleted_segments = report.deleted_segments.len(), "recovered partition");
             }
             self.topics.entry(topic.to_string()).or_default().insert(partition, id);
         }
         Ok(())
+    }
+
+    /// The role a partition opens in: on one node it leads; in a cluster it follows until the
+    /// metadata image makes it leader (`set_role`), so no write is taken before the image says so.
+    fn initial_role(&self) -> Role {
+        match self.config.cluster {
+            None => SINGLE_NODE_ROLE,
+            Some(_) => Role::Follower { epoch: LeaderEpoch(0) },
+        }
+    }
+
+    /// Makes this shard's replica of a partition leader or follower in `role`'s epoch (the
+    /// metadata image decided).
+    pub fn set_role(&mut self, topic: &str, partition: i32, role: Role) -> Result<(), ReplicaError> {
+        let id = self.partition_id(topic, partition)?;
+        match role {
+            Role::Leader { epoch } => self.partitions.become_leader(id, epoch),
+            Role::Follower { epoch } => self.partitions.become_follower(id, epoch),
+        }
     }
 
     /// Deletes this shard's partitions of `topic` numbered `from` and up, and their files.
@@ -175,6 +199,11 @@ impl ShardState {
         let id = self.partition_id(topic, partition)?;
         let replica = self.partitions.get(id)?;
         replica.check_leader_request((current_leader_epoch >= 0).then_some(LeaderEpoch(current_leader_epoch)))?;
+        // A broker whose heartbeats went unanswered for the session timeout has been fenced by
+        // the controller, whatever its image still says: it leads nothing.
+        if self.quorum.as_ref().is_some_and(|quorum| !quorum.lease_valid()) {
+            return Err(ReplicaError::NotLeader { epoch: replica.leader_epoch() });
+        }
         Ok((id, replica))
     }
 
