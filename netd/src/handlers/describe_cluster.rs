@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60), versions 0–1: this one broker, which is also the controller.
+//! DescribeCluster (key 60), versions 0–1: this one broker, which is also the controller; in a
+//! cluster, the live brokers of the metadata image.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -11,6 +12,27 @@ use crate::runtime::context::ShardContext;
 
 pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let mut response = DescribeClusterResponse::default();
+    if let Some(link) = &context.quorum {
+        // A cluster: the live brokers of this broker's image. Admin requests sent to the
+        // "controller" are forwarded by any broker, so each names itself, as Kafka's brokers do.
+        let image = link.image();
+        response.cluster_id = str_bytes(&crate::handlers::metadata::cluster_id(&image));
+        response.controller_id = BrokerId(context.config.node_id);
+        response.endpoint_type = 1;
+        response.brokers = crate::handlers::metadata::live_brokers(&image)
+            .into_iter()
+            .map(|broker| {
+                let mut node = DescribeClusterBroker::default();
+                node.broker_id = broker.node_id;
+                node.host = broker.host;
+                node.port = broker.port;
+                node.rack = broker.rack;
+                node
+            })
+            .collect();
+        response.cluster_authorized_operations = i32::MIN;
+        return encode_response(ApiKey::DescribeCluster, frame.api_version, frame.correlation_id, &response);
+    }
     response.cluster_id = str_bytes(CLUSTER_ID);
     response.controller_id = BrokerId(context.config.node_id);
     response.endpoint_type = 1; // brokers
