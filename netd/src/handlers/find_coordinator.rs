@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10), versions 0–6: every group (and transactional id) is coordinated by
-//! this broker, so the answer is this broker's advertised address; v4+ answers a batch of keys.
+//! FindCoordinator (key 10), versions 0–6. One node: every group (and transactional id) is
+//! coordinated by this broker. A cluster: the broker leading the group's `__consumer_offsets`
+//! partition (created through the controller when first needed). v4+ answers a batch of keys.
 //! Unsupported key types are answered with INVALID_REQUEST.
 
 use std::rc::Rc;
@@ -12,13 +13,39 @@ use super::group_support::text;
 use super::Reply;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 /// FindCoordinator key types: consumer groups and (answered, for later) transactions.
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
+/// Where a key's coordinator is: (node, host, port) or an error code.
+async fn locate(context: &ShardContext, key: &str, key_type: i8) -> Result<(i32, String, u16), i16> {
+    let config = &context.config;
+    let Some(link) = &context.quorum else {
+        return Ok((config.node_id, config.advertised_host.clone(), config.advertised_port));
+    };
+    if key_type == KEY_TYPE_TRANSACTION {
+        // Transactions come after the cluster; until then no broker coordinates them.
+        return Err(ResponseError::CoordinatorNotAvailable.code());
+    }
+    let leader = controller::group_coordinator(context, key).await.map_err(|error| {
+        tracing::debug!(%error, "no group coordinator");
+        ResponseError::CoordinatorNotAvailable.code()
+    })?;
+    let image = link.image();
+    let broker = leader.and_then(|leader| image.brokers.get(&leader)).filter(|broker| !broker.fenced);
+    match broker.and_then(|broker| broker.endpoints.first().map(|endpoint| (broker.id, endpoint))) {
+        Some((id, endpoint)) => Ok((id.0, endpoint.host.clone(), endpoint.port)),
+        None => Err(ResponseError::CoordinatorNotAvailable.code()),
+    }
+}
+
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: FindCoordinatorRequest = decode_body(frame)?;
+    if context.quorum.is_some() {
+        return cluster(context, frame, &request).await;
+    }
     let config = &context.config;
     let supported = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     let mut response = FindCoordinatorResponse::default();
@@ -48,6 +75,43 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         response.error_code = ResponseError::InvalidRequest.code();
         if frame.api_version >= 1 {
             response.error_message = Some(text("unsupported coordinator key type"));
+        }
+    }
+    Ok(Reply::Now(encode_response(ApiKey::FindCoordinator, frame.api_version, frame.correlation_id, &response)?))
+}
+
+/// In a cluster: the broker leading the key's `__consumer_offsets` partition.
+async fn cluster(context: &ShardContext, frame: &Frame, request: &FindCoordinatorRequest) -> anyhow::Result<Reply> {
+    let supported = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
+    let mut response = FindCoordinatorResponse::default();
+    let keys: Vec<String> = if frame.api_version >= 4 {
+        request.coordinator_keys.iter().map(|key| key.to_string()).collect()
+    } else {
+        vec![request.key.to_string()]
+    };
+    for key in keys {
+        let located = if supported {
+            locate(context, &key, request.key_type).await
+        } else {
+            Err(ResponseError::InvalidRequest.code())
+        };
+        let (node_id, host, port, error_code) = match located {
+            Ok((node, host, port)) => (node, host, i32::from(port), 0),
+            Err(code) => (-1, String::new(), -1, code),
+        };
+        if frame.api_version >= 4 {
+            let mut entry = CoordinatorEntry::default();
+            entry.key = text(&key);
+            entry.node_id = BrokerId(node_id);
+            entry.host = text(&host);
+            entry.port = port;
+            entry.error_code = error_code;
+            response.coordinators.push(entry);
+        } else {
+            response.node_id = BrokerId(node_id);
+            response.host = text(&host);
+            response.port = port;
+            response.error_code = error_code;
         }
     }
     Ok(Reply::Now(encode_response(ApiKey::FindCoordinator, frame.api_version, frame.correlation_id, &response)?))

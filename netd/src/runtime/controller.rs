@@ -126,6 +126,38 @@ pub async fn cluster_create_topic(
     Ok(())
 }
 
+/// In a cluster: the broker that coordinates `group` (Kafka's rule: the leader of the group's
+/// `__consumer_offsets` partition), creating `__consumer_offsets` through the controller the
+/// first time (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`: with fewer
+/// live brokers than that factor the creation fails, as in Kafka). None: no leader now.
+pub async fn group_coordinator(context: &ShardContext, group: &str) -> Result<Option<BrokerId>, TopicError> {
+    let link = context.quorum.as_ref().ok_or(TopicError::Stopped)?;
+    let offsets = crate::coordinators::groups::OFFSETS_TOPIC;
+    if link.image().topic(offsets).is_none() {
+        let topic = NewTopic {
+            name: offsets.to_string(),
+            id: TopicId(random_id()?),
+            partitions: context.config.offsets_partitions,
+            replication_factor: context.config.offsets_replication_factor,
+            assignment: Vec::new(),
+            configs: BTreeMap::new(),
+        };
+        match forward(context, ControllerRequest::CreateTopic(topic)).await {
+            Ok(_) | Err(TopicError::Controller(cluster::controller::ControllerError::TopicExists(_))) => {}
+            Err(error) => return Err(error),
+        }
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(crate::limits::METADATA_APPLY_WAIT_MS);
+        while link.image().topic(offsets).is_none() && std::time::Instant::now() < deadline {
+            compio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let image = link.image();
+    let Some(topic) = image.topic(offsets) else { return Ok(None) };
+    let partition = crate::catalog::offsets_partition(group, topic.partitions.len() as i32);
+    Ok(topic.partitions.get(partition as usize).and_then(|state| state.leader))
+}
+
 /// In a cluster: asks the active controller, mapping its refusals to [`TopicError`]s.
 async fn forward(context: &ShardContext, request: ControllerRequest) -> Result<ControllerReply, TopicError> {
     let link = context.quorum.as_ref().ok_or(TopicError::Stopped)?;
@@ -277,6 +309,10 @@ async fn apply_image(
         }
     }
     for topic in image.topics.values() {
+        if topic.name == crate::coordinators::groups::OFFSETS_TOPIC {
+            // Its partitions are opened apart, on every broker (the group coordinators' logs).
+            continue;
+        }
         let wanted = topic.partitions.len() as i32;
         let outcome = match context.catalog().partitions(&topic.name) {
             None => create(context, manifests, &topic.name, wanted, false).await,
