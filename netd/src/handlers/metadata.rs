@@ -130,11 +130,8 @@ async fn cluster_metadata(
             tracing::debug!(%message, "metadata for an invalid topic name");
             errors.insert(name.clone(), ResponseError::InvalidTopicException.code());
         } else if image.topic(name).is_none() && auto_create {
-            match controller::create_topic(context, name, config.num_partitions, false).await {
+            match controller::auto_create_topic(context, name).await {
                 Ok(()) => created = true,
-                Err(crate::codec::errors::TopicError::Controller(
-                    cluster::controller::ControllerError::TopicExists(_),
-                )) => created = true,
                 Err(error) => {
                     errors.insert(name.clone(), auto_create_error_code(&error));
                 }

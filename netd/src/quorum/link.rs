@@ -38,6 +38,10 @@ use crate::quorum::transport::FramedStream;
 pub const FORWARD_QUEUE_DEPTH: usize = 256;
 /// How long an image fetch asks to be held.
 const IMAGE_FETCH_WAIT_MS: u32 = 1_000;
+/// How soon a broker that is not registered or still fenced tries again.
+const FENCED_HEARTBEAT_MS: u64 = 100;
+/// How long to wait before asking again while the quorum has no leader.
+const ELECTION_POLL_MS: u64 = 50;
 /// Attempts at a forwarded request, following "not the controller" answers.
 const FORWARD_ATTEMPTS_MAX: usize = 5;
 
@@ -271,7 +275,7 @@ fn call_controller(
                 *connection = None;
                 if hint.is_none() {
                     // An election is going on: give it a moment.
-                    std::thread::sleep(Duration::from_millis(CONTROLLER_RECONNECT_MS_MAX / 4));
+                    std::thread::sleep(Duration::from_millis(ELECTION_POLL_MS));
                 }
             }
             Ok(response) => return Ok(response),
@@ -294,12 +298,14 @@ fn control(link: &QuorumLink, incarnation: u64, queue: &Receiver<Forward>) {
             if link.fatal().is_some() {
                 return;
             }
+            // Registered: heartbeat at once, to be unfenced as soon as the image shows us.
+            next_heartbeat = Instant::now();
         }
-        if Instant::now() >= next_heartbeat {
-            if let Some(epoch) = link.broker_epoch() {
-                heartbeat(link, &mut connection, epoch);
-            }
-            next_heartbeat = Instant::now() + Duration::from_millis(link.config.heartbeat_interval_ms);
+        if let Some(epoch) = link.broker_epoch().filter(|_| Instant::now() >= next_heartbeat) {
+            let fenced = heartbeat(link, &mut connection, epoch);
+            // Still fenced (waiting for our image to show our registration): ask again soon.
+            let interval_ms = if fenced { FENCED_HEARTBEAT_MS } else { link.config.heartbeat_interval_ms };
+            next_heartbeat = Instant::now() + Duration::from_millis(interval_ms.min(link.config.heartbeat_interval_ms));
             if link.shutdown_done.load(Ordering::Acquire) {
                 // Leadership moved away; nothing more to do but answer what waits.
                 while let Ok(forward) = queue.try_recv() {
@@ -308,7 +314,10 @@ fn control(link: &QuorumLink, incarnation: u64, queue: &Receiver<Forward>) {
                 return;
             }
         }
-        let wait = next_heartbeat.saturating_duration_since(Instant::now());
+        let wait = match link.broker_epoch() {
+            None => Duration::from_millis(FENCED_HEARTBEAT_MS),
+            Some(_) => next_heartbeat.saturating_duration_since(Instant::now()),
+        };
         match queue.recv_timeout(wait) {
             Ok(forward) => {
                 let answer = call_controller(link, &mut connection, &forward.request);
@@ -343,14 +352,12 @@ fn register(link: &QuorumLink, connection: &mut Option<Connection>, incarnation:
             tracing::warn!(response = ?other, "registration refused; retrying");
             std::thread::sleep(Duration::from_millis(link.config.heartbeat_interval_ms));
         }
-        Err(error) => {
-            tracing::debug!(%error, "registration: no controller yet");
-            std::thread::sleep(Duration::from_millis(CONTROLLER_RECONNECT_MS_MAX / 4));
-        }
+        Err(error) => tracing::debug!(%error, "registration: no controller yet"),
     }
 }
 
-fn heartbeat(link: &QuorumLink, connection: &mut Option<Connection>, epoch: u64) {
+/// One heartbeat; true while the controller still has this broker fenced.
+fn heartbeat(link: &QuorumLink, connection: &mut Option<Connection>, epoch: u64) -> bool {
     let image = link.image();
     let caught_up = image.brokers.get(&link.config.node).is_some_and(|registration| registration.epoch == epoch);
     let sent_ms = link.now_ms();
@@ -368,14 +375,22 @@ fn heartbeat(link: &QuorumLink, connection: &mut Option<Connection>, epoch: u64)
             if reply.shutdown_ok {
                 link.shutdown_done.store(true, Ordering::Release);
             }
+            reply.fenced
         }
         Ok(RpcResponse::Controller(Err(RequestError::Refused(ControllerError::StaleBrokerEpoch { .. })))) => {
             tracing::warn!(node = %link.config.node, "the controller no longer knows this registration; registering again");
             link.epoch.store(-1, Ordering::Release);
             link.lease_until_ms.store(0, Ordering::Release);
+            true
         }
-        Ok(other) => tracing::warn!(response = ?other, "unexpected heartbeat answer"),
-        Err(error) => tracing::debug!(%error, "heartbeat not answered"),
+        Ok(other) => {
+            tracing::warn!(response = ?other, "unexpected heartbeat answer");
+            false
+        }
+        Err(error) => {
+            tracing::debug!(%error, "heartbeat not answered");
+            false
+        }
     }
 }
 

@@ -158,6 +158,25 @@ pub async fn group_coordinator(context: &ShardContext, group: &str) -> Result<Op
     Ok(topic.partitions.get(partition as usize).and_then(|state| state.leader))
 }
 
+/// In a cluster: the next producer id of this broker's block, fetching a new block from the active
+/// controller when it runs out (a block is never handed out twice, across controller failover
+/// too; ids of a block left unused when the broker restarts are skipped, as in Kafka).
+async fn next_cluster_producer_id(context: &ShardContext, block: &mut std::ops::Range<u64>) -> std::io::Result<i64> {
+    if block.is_empty() {
+        let link = context.quorum.as_ref().ok_or_else(|| std::io::Error::other("no quorum link"))?;
+        let epoch =
+            link.broker_epoch().ok_or_else(|| std::io::Error::other("not registered with the controller yet"))?;
+        let request = ControllerRequest::AllocateProducerIds { broker: link.node(), epoch };
+        match forward(context, request).await {
+            Ok(ControllerReply::ProducerIds(new)) => *block = new,
+            Ok(other) => return Err(std::io::Error::other(format!("the controller answered {other:?}"))),
+            Err(error) => return Err(std::io::Error::other(error.to_string())),
+        }
+    }
+    let id = block.next().ok_or_else(|| std::io::Error::other("an empty producer id block"))?;
+    i64::try_from(id).map_err(|_| std::io::Error::other("producer ids ran out"))
+}
+
 /// In a cluster: asks the active controller, mapping its refusals to [`TopicError`]s.
 async fn forward(context: &ShardContext, request: ControllerRequest) -> Result<ControllerReply, TopicError> {
     let link = context.quorum.as_ref().ok_or(TopicError::Stopped)?;
@@ -194,7 +213,12 @@ fn random_id() -> Result<[u8; 16], TopicError> {
 /// caller answers a failure as an auto-creation (`errors::auto_create_error_code`).
 pub async fn auto_create_topic(context: &ShardContext, name: &str) -> Result<(), TopicError> {
     match create_topic(context, name, context.config.num_partitions, false).await {
-        Err(TopicError::AlreadyExists { .. }) => Ok(()),
+        Err(TopicError::AlreadyExists { .. })
+        | Err(TopicError::Controller(cluster::controller::ControllerError::TopicExists(_))) => {
+            // Created meanwhile by another request; in a cluster, wait until it is applied here.
+            until_applied(context, |catalog| catalog.partitions(name).is_some()).await;
+            Ok(())
+        }
         other => other,
     }
 }
@@ -239,8 +263,12 @@ pub async fn allocate_producer_id(context: &ShardContext) -> Result<i64, Produce
 pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<ControlCommand>, mut ids: ProducerIds) {
     let mut manifests = TopicManifests::new(&context.config.data_dir);
     let mut applied = Applied::default();
+    let mut block: std::ops::Range<u64> = 0..0;
     while let Some(command) = commands.next().await {
         match command {
+            ControlCommand::AllocateProducerId { reply } if context.quorum.is_some() => {
+                let _ = reply.send(next_cluster_producer_id(&context, &mut block).await);
+            }
             ControlCommand::ApplyImage(image) => apply_image(&context, &mut manifests, &mut applied, &image).await,
             ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
                 let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only).await);
