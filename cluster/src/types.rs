@@ -65,6 +65,37 @@ impl ClusterId {
         }
         text
     }
+
+    /// Parses [`ClusterId::to_base64url`]'s form (exactly 22 characters).
+    pub fn from_base64url(text: &str) -> Option<ClusterId> {
+        if text.len() != 22 {
+            return None;
+        }
+        let value = |byte: u8| -> Option<u32> {
+            Some(u32::from(match byte {
+                b'A'..=b'Z' => byte - b'A',
+                b'a'..=b'z' => byte - b'a' + 26,
+                b'0'..=b'9' => byte - b'0' + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => return None,
+            }))
+        };
+        let mut bytes = [0u8; 16];
+        let mut written = 0;
+        for chunk in text.as_bytes().chunks(4) {
+            let mut bits = 0u32;
+            for (index, byte) in chunk.iter().enumerate() {
+                bits |= value(*byte)? << (18 - 6 * index);
+            }
+            for shift in [16, 8, 0].iter().take(chunk.len() - 1) {
+                bytes[written] = (bits >> shift) as u8;
+                written += 1;
+            }
+        }
+        // The last character holds 4 bits of padding, which must be zero (canonical form).
+        (ClusterId(bytes).to_base64url() == text).then_some(ClusterId(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -77,5 +108,9 @@ mod tests {
         assert_eq!(ClusterId([0; 16]).to_base64url(), "AAAAAAAAAAAAAAAAAAAAAA");
         let bytes = [0xfb, 0xff, 0xbf, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
         assert_eq!(ClusterId(bytes).to_base64url(), "-_-_AQIDBAUGBwgJCgsMDQ");
+        assert_eq!(ClusterId::from_base64url("-_-_AQIDBAUGBwgJCgsMDQ"), Some(ClusterId(bytes)));
+        assert_eq!(ClusterId::from_base64url("-_-_AQIDBAUGBwgJCgsMDR"), None, "non-zero padding bits");
+        assert_eq!(ClusterId::from_base64url("short"), None);
+        assert_eq!(ClusterId::from_base64url("-_-_AQIDBAUGBwgJCgsM*Q"), None);
     }
 }

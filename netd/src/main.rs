@@ -118,6 +118,12 @@ fn main() -> anyhow::Result<()> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
     }
+    // A cluster node's data directory must be its own and its cluster's (`meta.properties`),
+    // checked before anything in it is touched.
+    let stored_identity = match &config.cluster {
+        Some(_) => quorum::identity::check(&config.data_dir, config.node_id)?,
+        None => None,
+    };
     // The controller role (a member of the metadata quorum) runs beside the broker, on its own
     // threads; a controller-only node runs nothing else.
     let quorum_stop = Arc::new(AtomicBool::new(false));
@@ -145,7 +151,14 @@ fn main() -> anyhow::Result<()> {
         write_port_file(path, config.listen_address.port())?;
     }
     let quorum_link = match &config.cluster {
-        Some(cluster) => Some(start_link(&config, cluster)?),
+        Some(cluster) => {
+            let link = start_link(&config, cluster, stored_identity.map(|identity| identity.cluster_id))?;
+            if !join_cluster(&link, &config, stored_identity)? {
+                // Stopped (SIGTERM) before the quorum answered.
+                return stop_controller(controller_node, &quorum_stop);
+            }
+            Some(link)
+        }
         None => None,
     };
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
@@ -219,6 +232,9 @@ fn main() -> anyhow::Result<()> {
     if let Err(error) = stop_controller(controller_node, &quorum_stop) {
         failure.get_or_insert(error);
     }
+    if let Some(reason) = quorum_link.as_ref().and_then(|link| link.fatal()) {
+        failure.get_or_insert(anyhow::anyhow!("{reason}"));
+    }
     if let Some(error) = failure {
         return Err(error);
     }
@@ -278,10 +294,58 @@ fn stop_controller(node: Option<std::thread::JoinHandle<anyhow::Result<()>>>, st
     }
 }
 
+/// Waits until the quorum registered this broker and its image names the cluster, then records
+/// the identity in the data directory the first time. False if SIGTERM came first. Kafka's brokers
+/// also wait for the metadata before they serve. A refusal (another cluster's data, a second
+/// process with this node.id) stops the start with the quorum's reason.
+fn join_cluster(
+    link: &Arc<quorum::link::QuorumLink>,
+    config: &config::Config,
+    stored: Option<quorum::identity::Identity>,
+) -> anyhow::Result<bool> {
+    let started = std::time::Instant::now();
+    let mut next_report = std::time::Duration::from_secs(5);
+    loop {
+        if let Some(reason) = link.fatal() {
+            anyhow::bail!("{reason}");
+        }
+        if SHUTDOWN.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        if let (Some(_), Some(cluster_id)) = (link.broker_epoch(), link.image().cluster_id) {
+            if stored.is_none() {
+                let identity = quorum::identity::Identity { node_id: config.node_id, cluster_id };
+                quorum::identity::store(&config.data_dir, identity)?;
+                tracing::info!(cluster = %cluster_id.to_base64url(), "joined the cluster");
+            }
+            break;
+        }
+        if started.elapsed() >= next_report {
+            tracing::info!(
+                waited_s = started.elapsed().as_secs(),
+                "waiting for the metadata quorum (controller.quorum.voters) to register this broker"
+            );
+            next_report += std::time::Duration::from_secs(5);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Later refusals (a re-registration after the controller forgot this broker) stop it too.
+    let watched = link.clone();
+    std::thread::Builder::new().name("quorum-watch".into()).spawn(move || loop {
+        if watched.fatal().is_some() {
+            SHUTDOWN.store(true, Ordering::Relaxed);
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    })?;
+    Ok(true)
+}
+
 /// Starts the broker role's link to the quorum (registration, heartbeats, the image).
 fn start_link(
     config: &config::Config,
     cluster: &config::ClusterConfig,
+    stored_cluster_id: Option<cluster::ClusterId>,
 ) -> anyhow::Result<Arc<quorum::link::QuorumLink>> {
     let incarnation = u64::from_be_bytes(random_bytes()?[..8].try_into().context("eight bytes")?);
     let link_config = quorum::link::LinkConfig {
@@ -295,6 +359,7 @@ fn start_link(
         rack: cluster.rack.clone(),
         heartbeat_interval_ms: u64::from(cluster.broker_heartbeat_interval_ms),
         session_timeout_ms: u64::from(cluster.broker_session_timeout_ms),
+        stored_cluster_id,
     };
     Ok(quorum::link::start(link_config, incarnation)?)
 }

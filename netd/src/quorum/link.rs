@@ -56,6 +56,8 @@ pub struct LinkConfig {
     pub rack: Option<String>,
     pub heartbeat_interval_ms: u64,
     pub session_timeout_ms: u64,
+    /// The cluster this node's data directory belongs to (`meta.properties`), if it joined one.
+    pub stored_cluster_id: Option<ClusterId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -292,9 +294,10 @@ fn call_controller(
 fn control(link: &QuorumLink, incarnation: u64, queue: &Receiver<Forward>) {
     let mut connection: Option<Connection> = None;
     let mut next_heartbeat = Instant::now();
+    let mut duplicate_since = None;
     loop {
         if link.broker_epoch().is_none() {
-            register(link, &mut connection, incarnation);
+            register(link, &mut connection, incarnation, &mut duplicate_since);
             if link.fatal().is_some() {
                 return;
             }
@@ -329,11 +332,22 @@ fn control(link: &QuorumLink, incarnation: u64, queue: &Receiver<Forward>) {
     }
 }
 
-fn register(link: &QuorumLink, connection: &mut Option<Connection>, incarnation: u64) {
+/// Records a fatal refusal: the process should stop.
+fn fail(link: &QuorumLink, reason: String) {
+    tracing::error!("{reason}");
+    *link.fatal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
+}
+
+fn register(
+    link: &QuorumLink,
+    connection: &mut Option<Connection>,
+    incarnation: u64,
+    duplicate_since: &mut Option<Instant>,
+) {
     let request = RpcRequest::Controller(ControllerRequest::Register(Registration {
         broker: link.config.node,
         incarnation,
-        cluster_id: link.image().cluster_id,
+        cluster_id: link.config.stored_cluster_id.or(link.image().cluster_id),
         endpoints: link.config.endpoints.clone(),
         rack: link.config.rack.clone(),
     }));
@@ -345,8 +359,20 @@ fn register(link: &QuorumLink, connection: &mut Option<Connection>, incarnation:
         Ok(RpcResponse::Controller(Err(RequestError::Refused(
             error @ ControllerError::InconsistentClusterId { .. },
         )))) => {
-            tracing::error!(%error, "the quorum refused this broker");
-            *link.fatal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(error.to_string());
+            fail(
+                link,
+                format!("the quorum refused this node: its data directory belongs to another cluster ({error})"),
+            );
+        }
+        Ok(RpcResponse::Controller(Err(RequestError::Refused(ControllerError::DuplicateBrokerRegistration(id))))) => {
+            // A restart within the session timeout looks the same until the old session expires;
+            // a second live process with this node.id never stops heartbeating.
+            let since = *duplicate_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(2 * link.config.session_timeout_ms) {
+                fail(link, format!("another live process is registered as node.id {id}: two nodes share one node.id"));
+            } else {
+                std::thread::sleep(Duration::from_millis(FENCED_HEARTBEAT_MS));
+            }
         }
         Ok(other) => {
             tracing::warn!(response = ?other, "registration refused; retrying");

@@ -9,6 +9,7 @@
 //!
 //! Must not know: shards' state, Kafka requests (handlers translate them).
 
+pub mod identity;
 pub mod link;
 pub mod node;
 pub mod transport;
