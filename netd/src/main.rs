@@ -280,6 +280,7 @@ fn start_controller(
             default_replication_factor: config.default_replication_factor,
         },
         new_cluster_id: cluster::ClusterId(random_bytes()?),
+        auto_leader_rebalance: cluster.auto_leader_rebalance,
     };
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     quorum::node::spawn(node_config, listener, stop.clone())

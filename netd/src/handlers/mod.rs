@@ -15,6 +15,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_support;
@@ -66,6 +67,7 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::CreatePartitions, min_version: 0, max_version: 3 },
     Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
     Handler { api_key: ApiKey::DescribeQuorum, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::ElectLeaders, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::FindCoordinator, min_version: 0, max_version: 6 },
     Handler { api_key: ApiKey::JoinGroup, min_version: 0, max_version: 9 },
     Handler { api_key: ApiKey::SyncGroup, min_version: 0, max_version: 5 },
@@ -114,6 +116,7 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
         ApiKey::DescribeQuorum => describe_quorum::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::ElectLeaders => elect_leaders::handle(context, &frame).await.map(Reply::Now),
         ApiKey::FindCoordinator => find_coordinator::handle(context, &frame).await,
         ApiKey::JoinGroup => join_group::handle(context, &frame).await,
         ApiKey::SyncGroup => sync_group::handle(context, &frame).await,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cluster::controller::ControllerConfig;
-use cluster::quorum::{DurableLog, Quorum, QuorumConfig, Reply};
+use cluster::quorum::{ControllerRequest, DurableLog, Quorum, QuorumConfig, Reply};
 use cluster::raft::prelude::Message;
 use cluster::raft_log::RaftLog;
 use cluster::rpc::{self, RpcRequest, RpcResponse};
@@ -41,6 +41,10 @@ use crate::quorum::transport::FramedStream;
 pub const TICKS_PER_ELECTION_TIMEOUT: u64 = 10;
 /// How often the active controller looks for expired broker sessions.
 const SESSION_CHECK_MS: u64 = 100;
+/// Kafka's `leader.imbalance.check.interval.seconds` default (300 s).
+pub const LEADER_IMBALANCE_CHECK_MS: u64 = 300_000;
+/// Tokens of the controller's own requests (their replies go nowhere).
+const OWN_REQUEST_TOKEN: u64 = u64::MAX;
 
 /// What the controller role needs to start.
 #[derive(Clone, Debug)]
@@ -53,6 +57,9 @@ pub struct ControllerNodeConfig {
     pub controller: ControllerConfig,
     /// Proposed as the cluster's id if this node is the first active controller.
     pub new_cluster_id: ClusterId,
+    /// `auto.leader.rebalance.enable`: the active controller gives leadership back to preferred
+    /// replicas every [`LEADER_IMBALANCE_CHECK_MS`].
+    pub auto_leader_rebalance: bool,
 }
 
 /// What reaches the `quorum` thread.
@@ -111,7 +118,7 @@ pub fn spawn(
     drop(events);
     let handle = std::thread::Builder::new()
         .name("quorum".into())
-        .spawn(move || run(quorum, &inbox, &peers, tick_ms, &shutdown))?;
+        .spawn(move || run(quorum, &inbox, &peers, tick_ms, config.auto_leader_rebalance, &shutdown))?;
     Ok(handle)
 }
 
@@ -128,12 +135,14 @@ fn run<S: DurableLog>(
     inbox: &Receiver<Event>,
     peers: &BTreeMap<u64, SyncSender<Message>>,
     tick_ms: u64,
+    auto_leader_rebalance: bool,
     shutdown: &AtomicBool,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let now_ms = || start.elapsed().as_millis() as u64;
     let mut next_tick = Instant::now();
     let mut next_session_check = 0;
+    let mut next_rebalance = LEADER_IMBALANCE_CHECK_MS;
     let mut connections: BTreeMap<u64, SyncSender<Frame>> = BTreeMap::new();
     let mut tokens: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut next_token = 0u64;
@@ -197,6 +206,12 @@ fn run<S: DurableLog>(
         if now_ms() >= next_session_check {
             quorum.expire_sessions(now_ms())?;
             next_session_check = now_ms() + SESSION_CHECK_MS;
+        }
+        if auto_leader_rebalance && now_ms() >= next_rebalance {
+            if quorum.is_active() {
+                quorum.request(OWN_REQUEST_TOKEN, ControllerRequest::ElectPreferred(None), now_ms());
+            }
+            next_rebalance = now_ms() + LEADER_IMBALANCE_CHECK_MS;
         }
         let output = quorum.advance(now_ms())?;
         for message in output.messages {
