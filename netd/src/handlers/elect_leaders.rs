@@ -29,14 +29,14 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     let targets: Vec<(String, PartitionIndex)> = match &request.topic_partitions {
         Some(topics) => topics
             .iter()
-            .flat_map(|topic| topic.partitions.iter().map(|partition| (topic.topic.to_string(), PartitionIndex(*partition))))
+            .flat_map(|topic| {
+                topic.partitions.iter().map(|partition| (topic.topic.to_string(), PartitionIndex(*partition)))
+            })
             .collect(),
         None => match &context.quorum {
-            Some(link) => link
-                .image()
-                .partitions()
-                .map(|(topic, partition)| (topic.name.clone(), partition.partition))
-                .collect(),
+            Some(link) => {
+                link.image().partitions().map(|(topic, partition)| (topic.name.clone(), partition.partition)).collect()
+            }
             None => context
                 .catalog()
                 .topics
@@ -45,12 +45,16 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 .collect(),
         },
     };
-    let outcomes: Vec<Result<(), (i16, String)>> = if frame.api_version >= 1 && request.election_type != ELECTION_PREFERRED {
-        let refusal = (ResponseError::InvalidRequest.code(), "unclean elections through ElectLeaders are not supported yet".to_string());
-        targets.iter().map(|_| Err(refusal.clone())).collect()
-    } else {
-        elect(context, &targets).await
-    };
+    let outcomes: Vec<Result<(), (i16, String)>> =
+        if frame.api_version >= 1 && request.election_type != ELECTION_PREFERRED {
+            let refusal = (
+                ResponseError::InvalidRequest.code(),
+                "unclean elections through ElectLeaders are not supported yet".to_string(),
+            );
+            targets.iter().map(|_| Err(refusal.clone())).collect()
+        } else {
+            elect(context, &targets).await
+        };
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
     for ((topic, partition), outcome) in targets.iter().zip(outcomes) {
         let mut result = PartitionResult::default();
@@ -76,7 +80,8 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
 
 /// One outcome per target, in order.
 async fn elect(context: &ShardContext, targets: &[(String, PartitionIndex)]) -> Vec<Result<(), (i16, String)>> {
-    let not_needed = || Err((ResponseError::ElectionNotNeeded.code(), "the preferred replica already leads".to_string()));
+    let not_needed =
+        || Err((ResponseError::ElectionNotNeeded.code(), "the preferred replica already leads".to_string()));
     let Some(link) = &context.quorum else {
         let catalog = context.catalog();
         return targets
@@ -90,20 +95,22 @@ async fn elect(context: &ShardContext, targets: &[(String, PartitionIndex)]) -> 
     let request = RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(targets.to_vec())));
     let failed = |code: i16, message: String| targets.iter().map(|_| Err((code, message.clone()))).collect();
     match link.ask(request).await {
-        Ok(RpcResponse::Controller(Ok(ControllerReply::Elections(results)))) if results.len() == targets.len() => results
-            .into_iter()
-            .map(|result| match result {
-                Election::Elected => Ok(()),
-                Election::NotNeeded => not_needed(),
-                Election::PreferredNotAvailable => Err((
-                    ResponseError::PreferredLeaderNotAvailable.code(),
-                    "the preferred replica is not in the ISR or not alive".to_string(),
-                )),
-                Election::UnknownPartition => {
-                    Err((ResponseError::UnknownTopicOrPartition.code(), "no such partition".to_string()))
-                }
-            })
-            .collect(),
+        Ok(RpcResponse::Controller(Ok(ControllerReply::Elections(results)))) if results.len() == targets.len() => {
+            results
+                .into_iter()
+                .map(|result| match result {
+                    Election::Elected => Ok(()),
+                    Election::NotNeeded => not_needed(),
+                    Election::PreferredNotAvailable => Err((
+                        ResponseError::PreferredLeaderNotAvailable.code(),
+                        "the preferred replica is not in the ISR or not alive".to_string(),
+                    )),
+                    Election::UnknownPartition => {
+                        Err((ResponseError::UnknownTopicOrPartition.code(), "no such partition".to_string()))
+                    }
+                })
+                .collect()
+        }
         Ok(RpcResponse::Controller(Err(RequestError::Refused(error)))) => {
             failed(controller_error_code(&error), error.to_string())
         }

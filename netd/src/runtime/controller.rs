@@ -338,7 +338,9 @@ async fn apply_image(
     }
     for topic in image.topics.values() {
         if topic.name == crate::coordinators::groups::OFFSETS_TOPIC {
-            // Its partitions are opened apart, on every broker (the group coordinators' logs).
+            // Its partitions are opened apart, on every broker (the group coordinators' logs);
+            // what the image changes is which groups this broker coordinates.
+            set_coordinated(context, topic, me).await;
             continue;
         }
         let wanted = topic.partitions.len() as i32;
@@ -382,6 +384,29 @@ async fn apply_image(
                 },
                 Err(error) => tracing::error!(%error, "a shard did not take a role change"),
             }
+        }
+    }
+}
+
+/// Tells every shard's group coordinator which `__consumer_offsets` partitions this broker leads.
+async fn set_coordinated(context: &Rc<ShardContext>, offsets: &cluster::image::TopicImage, me: BrokerId) {
+    let led: std::collections::BTreeSet<i32> = offsets
+        .partitions
+        .iter()
+        .filter(|partition| partition.leader == Some(me))
+        .map(|partition| partition.partition.0)
+        .collect();
+    let count = offsets.partitions.len() as i32;
+    for shard in 0..context.count {
+        let led = led.clone();
+        let submitted = context
+            .submit(shard, move |shard_context| {
+                shard_context.state.borrow_mut().groups.set_coordinated(count, led);
+                Box::pin(std::future::ready(()))
+            })
+            .await;
+        if let Err(error) = submitted {
+            tracing::error!(%error, "a shard did not take the coordinated groups");
         }
     }
 }

@@ -371,6 +371,9 @@ pub struct Coordinator {
     /// leaves these keys alone, as Kafka skips offsets with a pending commit: a tombstone appended
     /// after such a commit would delete it right after it was acknowledged.
     pub committing: BTreeMap<(String, String, i32), usize>,
+    /// In a cluster: (the `__consumer_offsets` partition count, the partitions this broker leads);
+    /// groups of other partitions get NOT_COORDINATOR. None on one node: every group is ours.
+    coordinated: Option<(i32, BTreeSet<i32>)>,
 }
 
 /// The outcome of validating an OffsetCommit for a group.
@@ -382,7 +385,26 @@ pub enum CommitCheck {
 
 impl Coordinator {
     pub fn new(config: GroupConfig) -> Coordinator {
-        Coordinator { config, groups: BTreeMap::new(), expiring: BTreeSet::new(), committing: BTreeMap::new() }
+        Coordinator {
+            config,
+            groups: BTreeMap::new(),
+            expiring: BTreeSet::new(),
+            committing: BTreeMap::new(),
+            coordinated: None,
+        }
+    }
+
+    /// In a cluster: which `__consumer_offsets` partitions this broker leads (from the metadata
+    /// image; Kafka's rule: a group's coordinator is the leader of its offsets partition).
+    pub fn set_coordinated(&mut self, partitions: i32, led: BTreeSet<i32>) {
+        self.coordinated = Some((partitions, led));
+    }
+
+    /// NOT_COORDINATOR when another broker coordinates `group` (clients then ask FindCoordinator).
+    fn elsewhere(&self, group: &str) -> Option<i16> {
+        let (partitions, led) = self.coordinated.as_ref()?;
+        let partition = crate::catalog::offsets_partition(group, *partitions);
+        (!led.contains(&partition)).then(|| code(ResponseError::NotCoordinator))
     }
 
     fn group_entry(&mut self, id: &str, now_ms: i64) -> Result<&mut Group, i16> {
@@ -402,6 +424,10 @@ impl Coordinator {
         };
         if request.group.is_empty() {
             answer_now(sender, JoinAnswer::error(code(ResponseError::InvalidGroupId), &request.member_id));
+            return receiver;
+        }
+        if let Some(error) = self.elsewhere(&request.group) {
+            answer_now(sender, JoinAnswer::error(error, &request.member_id));
             return receiver;
         }
         if request.session_timeout_ms < config.min_session_timeout_ms
@@ -514,6 +540,10 @@ impl Coordinator {
         now_ms: i64,
     ) -> oneshot::Receiver<SyncAnswer> {
         let (sender, receiver) = oneshot::channel();
+        if let Some(error) = self.elsewhere(group_id) {
+            let _ = sender.send(SyncAnswer::error(error));
+            return receiver;
+        }
         let Some(group) = self.groups.get_mut(group_id) else {
             let _ = sender.send(SyncAnswer::error(code(ResponseError::UnknownMemberId)));
             return receiver;
@@ -581,6 +611,9 @@ impl Coordinator {
         instance_id: Option<&str>,
         now_ms: i64,
     ) -> i16 {
+        if let Some(error) = self.elsewhere(group_id) {
+            return error;
+        }
         let Some(group) = self.groups.get_mut(group_id) else {
             return code(ResponseError::UnknownMemberId);
         };
@@ -604,6 +637,9 @@ impl Coordinator {
 
     /// LeaveGroup of one member (by member id, or by instance id when the id is empty).
     pub fn leave(&mut self, group_id: &str, member_id: &str, instance_id: Option<&str>, now_ms: i64) -> i16 {
+        if let Some(error) = self.elsewhere(group_id) {
+            return error;
+        }
         let config = self.config;
         let Some(group) = self.groups.get_mut(group_id) else {
             return code(ResponseError::UnknownMemberId);
@@ -646,6 +682,9 @@ impl Coordinator {
         now_ms: i64,
         unknown_group: i16,
     ) -> CommitCheck {
+        if let Some(error) = self.elsewhere(group_id) {
+            return CommitCheck::Refused(error);
+        }
         if generation < 0 && member_id.is_empty() {
             // A simple (admin or manual-assignment) commit: only while nobody is a member.
             return match self.group_entry(group_id, now_ms) {
