@@ -89,3 +89,9 @@ fn engine_knows_no_kafka_protocol_and_no_workspace_crate() {
 fn replica_knows_no_kafka_protocol_and_no_crate_but_the_engine() {
     assert_knows_no_kafka("replica", &["skua-netd", "skua-loadgen", "skua-bench", "kafka-protocol", "compio"]);
 }
+
+/// The cluster metadata layer knows no Kafka request; netd maps its errors to Kafka codes.
+#[test]
+fn cluster_knows_no_kafka_protocol_and_no_broker_crate() {
+    assert_knows_no_kafka("cluster", &["skua-netd", "skua-replica", "skua-loadgen", "skua-bench", "kafka-protocol", "compio"]);
+}
