@@ -93,5 +93,8 @@ fn replica_knows_no_kafka_protocol_and_no_crate_but_the_engine() {
 /// The cluster metadata layer knows no Kafka request; netd maps its errors to Kafka codes.
 #[test]
 fn cluster_knows_no_kafka_protocol_and_no_broker_crate() {
-    assert_knows_no_kafka("cluster", &["skua-netd", "skua-replica", "skua-loadgen", "skua-bench", "kafka-protocol", "compio"]);
+    assert_knows_no_kafka(
+        "cluster",
+        &["skua-netd", "skua-replica", "skua-loadgen", "skua-bench", "kafka-protocol", "compio"],
+    );
 }
