@@ -5,7 +5,7 @@
 //!
 //! Two threads: `quorum-link` (registration, heartbeats, forwarded requests: one RPC at a time on
 //! one connection to the active controller, following its "not the controller, try N" answers)
-//! and `quorum-image` (a long-polling image fetch from any voter). Forwarded requests wait in a
+//! and `quorum-image` (a long-polling image fetch from the active controller). Forwarded requests wait in a
 //! bounded queue.
 //!
 //! The lease: a broker that has not had a heartbeat answered for `broker.session.timeout.ms`
@@ -447,11 +447,14 @@ fn fetch_images(link: &QuorumLink) {
                     connection = None;
                 }
             },
-            Ok(RpcResponse::Image(None)) => {
-                // Nothing newer here: prefer the quorum leader, whose image is the newest.
-                let hint = BrokerId::from_raft_id(link.leader_hint.load(Ordering::Acquire));
-                if hint.is_some_and(|leader| leader != open.node) {
-                    connection = None;
+            Ok(RpcResponse::Image(None)) => {}
+            Ok(RpcResponse::Controller(Err(RequestError::NotController { leader }))) => {
+                // Images come from the active controller only (see `quorum::node`).
+                let hint = leader.filter(|leader| *leader != open.node);
+                link.leader_hint.store(hint.map_or(0, BrokerId::raft_id), Ordering::Release);
+                connection = None;
+                if hint.is_none() {
+                    std::thread::sleep(Duration::from_millis(ELECTION_POLL_MS));
                 }
             }
             Ok(other) => {

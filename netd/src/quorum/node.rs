@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cluster::controller::ControllerConfig;
-use cluster::quorum::{ControllerRequest, DurableLog, Quorum, QuorumConfig, Reply};
+use cluster::quorum::{ControllerRequest, DurableLog, Quorum, QuorumConfig, Reply, RequestError};
 use cluster::raft::prelude::Message;
 use cluster::raft_log::RaftLog;
 use cluster::rpc::{self, RpcRequest, RpcResponse};
@@ -176,6 +176,13 @@ fn run<S: DurableLog>(
                         tokens.insert(next_token, (connection, correlation_id));
                         quorum.request(next_token, request, now_ms());
                     }
+                    Ok(RpcRequest::FetchImage { .. }) if !quorum.is_active() => {
+                        // Only the active controller's image is sure to hold every committed
+                        // record: a lagging voter's would make a broker drop topics it has.
+                        let response =
+                            RpcResponse::Controller(Err(RequestError::NotController { leader: quorum.leader() }));
+                        respond(&mut connections, connection, correlation_id, &response);
+                    }
                     Ok(RpcRequest::FetchImage { have_offset, max_wait_ms }) => {
                         let wait = u64::from(max_wait_ms).min(IMAGE_FETCH_WAIT_MS_MAX);
                         image_waits.push(ImageWait {
@@ -226,6 +233,12 @@ fn run<S: DurableLog>(
         }
         for reply in output.replies {
             answer(&mut connections, &mut tokens, reply);
+        }
+        if !quorum.is_active() {
+            for wait in image_waits.drain(..) {
+                let response = RpcResponse::Controller(Err(RequestError::NotController { leader: quorum.leader() }));
+                respond(&mut connections, wait.connection, wait.correlation_id, &response);
+            }
         }
         let image = quorum.image();
         let now = Instant::now();
