@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Sourced by scripts/kafka-server.sh (Apache Kafka) and scripts/cluster.sh (Skua): the KRaft keys
+# of one node of an N-node loopback cluster in combined mode, so that both brokers run with the
+# same keys, the same quorum and the same timeouts. Not a command of its own.
+#
+# Node ids are 1..N. Node i listens for clients on 127.0.0.1:BASE+2(i-1) (PLAINTEXT) and for the
+# other controllers on the next port (CONTROLLER). The quorum is static: every node is a voter,
+# listed in controller.quorum.voters (Kafka's kraft.version 0; see kafka-server.sh for why).
+#
+# Timeouts, from the environment (Kafka 4.4's defaults when unset), written into every node:
+#   BROKER_SESSION_TIMEOUT_MS       broker.session.timeout.ms              9000
+#   BROKER_HEARTBEAT_INTERVAL_MS    broker.heartbeat.interval.ms           2000
+#   QUORUM_ELECTION_TIMEOUT_MS      controller.quorum.election.timeout.ms  1000
+#   QUORUM_FETCH_TIMEOUT_MS         controller.quorum.fetch.timeout.ms     2000
+
+# cluster_client_port BASE ID
+cluster_client_port() { echo $(($1 + 2 * ($2 - 1))); }
+
+# cluster_controller_port BASE ID
+cluster_controller_port() { echo $(($1 + 2 * ($2 - 1) + 1)); }
+
+# cluster_voters BASE N: 1@127.0.0.1:port,2@127.0.0.1:port,...
+cluster_voters() {
+    local base=$1 count=$2 id voters=""
+    for id in $(seq "$count"); do
+        voters="$voters${voters:+,}$id@127.0.0.1:$(cluster_controller_port "$base" "$id")"
+    done
+    echo "$voters"
+}
+
+# cluster_node_keys BASE N ID LOG_DIR: the node's server.properties lines shared by both brokers.
+cluster_node_keys() {
+    local base=$1 count=$2 id=$3 log_dir=$4
+    local client_port controller_port replication
+    client_port=$(cluster_client_port "$base" "$id")
+    controller_port=$(cluster_controller_port "$base" "$id")
+    # The internal topics' replication, as Kafka's defaults (3) where the cluster has 3 nodes.
+    replication=$((count < 3 ? count : 3))
+    echo "process.roles=broker,controller"
+    echo "node.id=$id"
+    echo "controller.quorum.voters=$(cluster_voters "$base" "$count")"
+    echo "listeners=PLAINTEXT://127.0.0.1:$client_port,CONTROLLER://127.0.0.1:$controller_port"
+    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$client_port"
+    echo "controller.listener.names=CONTROLLER"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    echo "log.dirs=$log_dir"
+    echo "offsets.topic.replication.factor=$replication"
+    echo "broker.session.timeout.ms=${BROKER_SESSION_TIMEOUT_MS:-9000}"
+    echo "broker.heartbeat.interval.ms=${BROKER_HEARTBEAT_INTERVAL_MS:-2000}"
+    echo "controller.quorum.election.timeout.ms=${QUORUM_ELECTION_TIMEOUT_MS:-1000}"
+    echo "controller.quorum.fetch.timeout.ms=${QUORUM_FETCH_TIMEOUT_MS:-2000}"
+}
+
+# cluster_wait_gone PID SECONDS: waits for PID to exit; returns 1 if it is still alive after.
+cluster_wait_gone() {
+    local pid=$1 seconds=$2
+    for _ in $(seq $((seconds * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    ! kill -0 "$pid" 2>/dev/null
+}
