@@ -60,6 +60,8 @@ nodes=$(for id in $(seq $node_count); do printf '%s:%s\n' "$id" "$(cluster_clien
 node_pid() { cat "$work/cluster/node-$1/pid"; }
 restart() { start_node "$1" 2>>"$work/restarts.log" || { tail -20 "$work/restarts.log" >&2; exit 1; }; }
 
+# Other processes on the machine move these numbers: the load average goes into the report.
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "failover-bench: starting a $node_count-node $kind cluster" >&2
 if ! start_cluster; then
     echo "failover-bench: KIND=$kind: the $node_count-node cluster did not start (the reason is above); nothing measured" >&2
@@ -107,9 +109,9 @@ trap - EXIT
 commit=$(git rev-parse --short HEAD)
 results="results/$(date -u +%Y-%m-%d)-$commit/failover"
 mkdir -p "$results"
-"$python" - "$results" "$kind" "$commit" "$work" "$settings_file" "$rounds" <<'EOF'
+"$python" - "$results" "$kind" "$commit" "$work" "$settings_file" "$rounds" "$load_at_start" <<'EOF'
 import glob, json, os, platform, statistics, sys
-results, kind, commit, work, settings_file, rounds = sys.argv[1:]
+results, kind, commit, work, settings_file, rounds, load_at_start = sys.argv[1:]
 settings = dict(line.strip().split("=", 1) for line in open(settings_file) if "=" in line and not line.startswith("#"))
 timeouts = {key: int(settings[key]) for key in ("broker.session.timeout.ms", "broker.heartbeat.interval.ms",
                                                  "controller.quorum.election.timeout.ms", "controller.quorum.fetch.timeout.ms")}
@@ -129,7 +131,8 @@ cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.start
 broker = {"kafka": "Apache Kafka 4.4.0 (Maven jars), static quorum (controller.quorum.voters)",
           "skua": "Skua netd"}[kind]
 report = {"benchmark": "failover", "broker": broker, "kind": kind,
-          "run": {"commit": commit, "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count()},
+          "run": {"commit": commit, "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
+                  "loadavg_at_start": load_at_start},
           "settings": {"nodes": 3, "process.roles": "broker,controller", "rounds": int(rounds), "poll_interval_ms": 50,
                        "topic_partitions": 6, "replication_factor": 3, **timeouts},
           "measures": measures, "rounds": {"controller": controller, "partitions": partition}}
@@ -145,7 +148,8 @@ with open(f"{results}/summary.md", "w") as out:
     out.write(f"# Failover after SIGKILL, 3 nodes in combined mode ({commit})\n\n")
     out.write(f"{cpu}, {os.cpu_count()} cores, kernel {platform.release()}; all nodes on loopback on this machine. "
               + ", ".join(f"{k}={v}" for k, v in timeouts.items()) + f". {rounds} rounds per measure; "
-              "median [min–max] in ms; nodes polled every 50 ms (scripts/failover-bench.sh).\n\n")
+              "median [min–max] in ms; nodes polled every 50 ms (scripts/failover-bench.sh). Load average at the start: "
+              + "; ".join(f"{r['kind']} {r['run']['loadavg_at_start']}" for r in reports) + ".\n\n")
     out.write("| measure | " + " | ".join(r["kind"] for r in reports) + " |\n")
     out.write("|---|" + "---|" * len(reports) + "\n")
     for key, name in names.items():
