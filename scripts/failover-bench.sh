@@ -17,7 +17,8 @@
 #   ROUNDS=3 KIND=kafka scripts/failover-bench.sh   # a quick run (default 10 rounds)
 # Timeouts: BROKER_SESSION_TIMEOUT_MS, BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS,
 # QUORUM_FETCH_TIMEOUT_MS (Kafka's defaults 9000, 2000, 1000, 2000; scripts/cluster-keys.sh).
-# Writes results/<date>-<commit>/failover/<kind>.json and summary.md (every kind run in that dir).
+# Writes results/<date>-<commit>/failover/<kind>.json and summary.md (every kind run in that dir);
+# `scripts/failover-bench.sh --summary DIR` rewrites DIR/summary.md from the JSON files there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,61 @@ partitions=6
 python=.cache/venv/bin/python
 probe() { "$python" scripts/failover-probe.py "$@"; }
 field() { "$python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# summarize DIR: DIR/summary.md from every <kind>.json in DIR, one column per broker.
+summarize() {
+    "$python" - "$1" <<'EOF'
+import glob, json, sys
+results = sys.argv[1]
+reports = [json.load(open(path)) for path in sorted(glob.glob(f"{results}/*.json"))]
+if not reports:
+    sys.exit(f"failover-bench: no <kind>.json in {results}")
+first = reports[0]
+timeouts = [key for key in first["settings"] if key.endswith(".ms")]
+names = {"controller_first_ms": "new active controller, first surviving node",
+         "controller_all_ms": "new active controller, every surviving node",
+         "partition_leaders_first_ms": "new leaders for the killed broker's partitions, first node",
+         "partition_leaders_all_ms": "new leaders for the killed broker's partitions, every node",
+         "controller_rejoin_ms": "killed controller restarted and caught up (includes process start)"}
+with open(f"{results}/summary.md", "w") as out:
+    out.write(f"# Failover after SIGKILL, 3 nodes in combined mode ({first['run']['commit']})\n\n")
+    out.write(f"{first['run']['cpu']}, {first['run']['cores']} cores, kernel {first['run']['kernel']}; every node, and "
+              "the probe, on loopback on this one machine. " + ", ".join(f"{key}={first['settings'][key]}" for key in timeouts)
+              + f". {first['settings']['rounds']} rounds per measure, median [min–max] in ms; every surviving node polled "
+              "every 50 ms over its own connection (`scripts/failover-bench.sh`). Load average at the start: "
+              + "; ".join(f"{r['kind']} {r['run']['loadavg_at_start']}" for r in reports) + ".\n\n")
+    out.write("| measure (ms) | " + " | ".join(r["kind"] for r in reports) + " |\n")
+    out.write("|---|" + "---|" * len(reports) + "\n")
+    for key, name in names.items():
+        cells = [f"{r['measures'][key]['median']:.0f} [{r['measures'][key]['min']:.0f}–{r['measures'][key]['max']:.0f}]" for r in reports]
+        out.write(f"| {name} | " + " | ".join(cells) + " |\n")
+    out.write("\n" + "\n".join(f"- {r['kind']}: {r['broker']}" for r in reports) + "\n")
+    out.write("""
+How to read it: a follower controller notices the leader is gone once it has heard nothing for
+`controller.quorum.fetch.timeout.ms` (counted from the last answer before the kill), then stands for
+election (`controller.quorum.election.timeout.ms` bounds each attempt; a split vote costs another):
+the controller measure is about the fetch timeout plus one election. A killed broker is fenced
+`broker.session.timeout.ms` after its last heartbeat, which it sent up to
+`broker.heartbeat.interval.ms` before the kill, so new partition leaders appear between
+session − heartbeat and session, plus the metadata log's trip to the brokers ("every node" minus
+"first"). The broker killed in the partition rounds is never the active controller.
+""")
+    if any(r["kind"] == "kafka" for r in reports):
+        out.write("""
+Kafka's cluster (`scripts/kafka-server.sh cluster-start`): a static quorum, every node a voter in
+`controller.quorum.voters`, each node formatted with `kafka-storage format --cluster-id <one id>
+--config <its file>` and no `--initial-controllers` (Kafka 4.4 refuses that flag, and `--standalone`,
+while `controller.quorum.voters` is set: the dynamic quorum of KIP-853 needs
+`controller.quorum.bootstrap.servers` and per-node directory ids instead). Format writes
+metadata.version 4.4-IV2 with eligible.leader.replicas.version=1 (KIP-966's ELR on by default).
+""")
+print(open(f"{results}/summary.md").read())
+EOF
+}
+if [ "${1:-}" = --summary ]; then
+    summarize "${2:?--summary results/<date>-<commit>/failover}"
+    exit 0
+fi
 
 [ -x "$python" ] || scripts/test-deps.sh
 libs=$(scripts/kafka-jars.sh)
@@ -110,7 +166,7 @@ commit=$(git rev-parse --short HEAD)
 results="results/$(date -u +%Y-%m-%d)-$commit/failover"
 mkdir -p "$results"
 "$python" - "$results" "$kind" "$commit" "$work" "$settings_file" "$rounds" "$load_at_start" <<'EOF'
-import glob, json, os, platform, statistics, sys
+import json, os, platform, statistics, sys
 results, kind, commit, work, settings_file, rounds, load_at_start = sys.argv[1:]
 settings = dict(line.strip().split("=", 1) for line in open(settings_file) if "=" in line and not line.startswith("#"))
 timeouts = {key: int(settings[key]) for key in ("broker.session.timeout.ms", "broker.heartbeat.interval.ms",
@@ -137,24 +193,5 @@ report = {"benchmark": "failover", "broker": broker, "kind": kind,
                        "topic_partitions": 6, "replication_factor": 3, **timeouts},
           "measures": measures, "rounds": {"controller": controller, "partitions": partition}}
 json.dump(report, open(f"{results}/{kind}.json", "w"), indent=2)
-
-reports = [json.load(open(path)) for path in sorted(glob.glob(f"{results}/*.json"))]
-names = {"controller_first_ms": "new active controller, first surviving node (ms)",
-         "controller_all_ms": "new active controller, every surviving node (ms)",
-         "partition_leaders_first_ms": "new leaders for the killed broker's partitions, first node (ms)",
-         "partition_leaders_all_ms": "new leaders for the killed broker's partitions, every node (ms)",
-         "controller_rejoin_ms": "killed controller restarted and caught up (ms, includes process start)"}
-with open(f"{results}/summary.md", "w") as out:
-    out.write(f"# Failover after SIGKILL, 3 nodes in combined mode ({commit})\n\n")
-    out.write(f"{cpu}, {os.cpu_count()} cores, kernel {platform.release()}; all nodes on loopback on this machine. "
-              + ", ".join(f"{k}={v}" for k, v in timeouts.items()) + f". {rounds} rounds per measure; "
-              "median [min–max] in ms; nodes polled every 50 ms (scripts/failover-bench.sh). Load average at the start: "
-              + "; ".join(f"{r['kind']} {r['run']['loadavg_at_start']}" for r in reports) + ".\n\n")
-    out.write("| measure | " + " | ".join(r["kind"] for r in reports) + " |\n")
-    out.write("|---|" + "---|" * len(reports) + "\n")
-    for key, name in names.items():
-        cells = [f"{r['measures'][key]['median']:.0f} [{r['measures'][key]['min']:.0f}–{r['measures'][key]['max']:.0f}]" for r in reports]
-        out.write(f"| {name} | " + " | ".join(cells) + " |\n")
-    out.write("\n" + "\n".join(f"- {r['kind']}: {r['broker']}" for r in reports) + "\n")
-print(open(f"{results}/summary.md").read())
 EOF
+summarize "$results"
