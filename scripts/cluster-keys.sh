@@ -51,12 +51,22 @@ cluster_node_keys() {
     echo "controller.quorum.fetch.timeout.ms=${QUORUM_FETCH_TIMEOUT_MS:-2000}"
 }
 
+# cluster_pid_alive PID: the process runs. A SIGKILLed node can linger for a moment as a zombie
+# (its parent, the shell that started it, is gone, and PID 1 reaps it when it gets to it), which
+# `kill -0` still finds: that counts as gone.
+cluster_pid_alive() {
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # cluster_wait_gone PID SECONDS: waits for PID to exit; returns 1 if it is still alive after.
 cluster_wait_gone() {
     local pid=$1 seconds=$2
     for _ in $(seq $((seconds * 10))); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        cluster_pid_alive "$pid" || return 0
         sleep 0.1
     done
-    ! kill -0 "$pid" 2>/dev/null
+    ! cluster_pid_alive "$pid"
 }

@@ -34,7 +34,7 @@ node_pid() { cat "$cluster_dir/node-$1/pid" 2>/dev/null || echo -; }
 node_alive() {
     local pid
     pid=$(node_pid "$1")
-    [ "$pid" != - ] && kill -0 "$pid" 2>/dev/null
+    [ "$pid" != - ] && cluster_pid_alive "$pid"
 }
 
 # node_launch ID: starts netd for node ID, appending to its netd.log.
@@ -52,7 +52,7 @@ node_wait() {
     pid=$(node_pid "$1")
     for _ in $(seq $((start_timeout_s * 10))); do
         [ -s "$node/port" ] && return 0
-        if ! kill -0 "$pid" 2>/dev/null; then
+        if ! cluster_pid_alive "$pid"; then
             status=0
             wait "$pid" 2>/dev/null || status=$?
             echo "cluster: node $1 exited (status $status) before listening ($netd); the end of $node/netd.log:" >&2

@@ -114,7 +114,12 @@ esac
 . scripts/cluster-keys.sh
 nodes=$(for id in $(seq $node_count); do printf '%s:%s\n' "$id" "$(cluster_client_port "$port_base" "$id")"; done | paste -sd,)
 node_pid() { cat "$work/cluster/node-$1/pid"; }
-restart() { start_node "$1" 2>>"$work/restarts.log" || { tail -20 "$work/restarts.log" >&2; exit 1; }; }
+# restart ID PID: once the killed process PID is gone (a SIGKILLed process blocked in the kernel,
+# on a disk write say, dies only when that returns), starts node ID again.
+restart() {
+    cluster_wait_gone "$2" 60 || { echo "failover-bench: pid $2 (node $1) outlived SIGKILL by 60 s" >&2; exit 1; }
+    start_node "$1" 2>>"$work/restarts.log" || { tail -20 "$work/restarts.log" >&2; exit 1; }
+}
 
 # Other processes on the machine move these numbers: the load average goes into the report.
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -128,9 +133,10 @@ trap stop_cluster EXIT
 echo "failover-bench: $kind: controller failover, $rounds rounds" >&2
 for round in $(seq "$rounds"); do
     leader=$(probe quorum-leader --nodes "$nodes" | field leader)
-    result=$(probe kill-controller --nodes "$nodes" --node "$leader" --pid "$(node_pid "$leader")")
+    pid=$(node_pid "$leader")
+    result=$(probe kill-controller --nodes "$nodes" --node "$leader" --pid "$pid")
     restart_start_ns=$(date +%s%N)
-    restart "$leader"
+    restart "$leader" "$pid"
     probe caught-up --nodes "$nodes" --node "$leader" >/dev/null
     rejoin_ms=$((($(date +%s%N) - restart_start_ns) / 1000000))
     echo "$result" | "$python" -c 'import json, sys; r = json.load(sys.stdin); r.update(round=int(sys.argv[1]), killed=int(sys.argv[2]), rejoin_ms=int(sys.argv[3])); print(json.dumps(r))' \
@@ -153,8 +159,9 @@ for round in $(seq "$rounds"); do
         'import json, sys; print("\n".join(sorted({str(l) for l in json.load(sys.stdin)["leaders"].values()} - {sys.argv[1]})))' "$controller")
     [ ${#candidates[@]} -gt 0 ] || { echo "failover-bench: only the controller leads partitions" >&2; exit 1; }
     victim=${candidates[$((round % ${#candidates[@]}))]}
-    result=$(probe kill-broker --nodes "$nodes" --node "$victim" --pid "$(node_pid "$victim")" --topic $topic)
-    restart "$victim"
+    pid=$(node_pid "$victim")
+    result=$(probe kill-broker --nodes "$nodes" --node "$victim" --pid "$pid" --topic $topic)
+    restart "$victim" "$pid"
     echo "$result" | "$python" -c 'import json, sys; r = json.load(sys.stdin); r.update(round=int(sys.argv[1]), killed=int(sys.argv[2]), controller=int(sys.argv[3])); print(json.dumps(r))' \
         "$round" "$victim" "$controller" | tee -a "$work/partitions.jsonl" >&2
 done

@@ -55,7 +55,7 @@ node_wait() {
         if tail -n +"$from" "$node/kafka.log" 2>/dev/null | grep -q "Kafka Server started"; then
             return 0
         fi
-        if ! kill -0 "$(cat "$node/pid")" 2>/dev/null; then
+        if ! cluster_pid_alive "$(cat "$node/pid")"; then
             echo "kafka-server: node $1 exited; its log:" >&2
             tail -40 "$node/kafka.log" >&2
             return 1
@@ -131,7 +131,7 @@ cluster-start)
     shift $(($# >= 2 ? 2 : $#))
     libs=$(scripts/kafka-jars.sh)
     for id in $(seq "$(node_count)"); do
-        if kill -0 "$(cat "$cluster_dir/node-$id/pid" 2>/dev/null)" 2>/dev/null; then
+        if cluster_pid_alive "$(cat "$cluster_dir/node-$id/pid" 2>/dev/null)"; then
             echo "kafka-server: the cluster in $cluster_dir is running (node $id); cluster-stop first" >&2
             exit 1
         fi
@@ -165,7 +165,7 @@ cluster-start-node)
     id=${2:?cluster-start-node ID}
     node="$cluster_dir/node-$id"
     [ -f "$node/server.properties" ] || { echo "kafka-server: no node $id in $cluster_dir" >&2; exit 1; }
-    if kill -0 "$(cat "$node/pid")" 2>/dev/null; then
+    if cluster_pid_alive "$(cat "$node/pid")"; then
         echo "kafka-server: node $id is running (pid $(cat "$node/pid"))" >&2
         exit 1
     fi
@@ -182,7 +182,7 @@ cluster-status)
     for id in $(seq "$count"); do
         pid=$(cat "$cluster_dir/node-$id/pid" 2>/dev/null || echo -)
         state=dead
-        if [ "$pid" != - ] && kill -0 "$pid" 2>/dev/null; then state=alive; else all_alive=1; fi
+        if [ "$pid" != - ] && cluster_pid_alive "$pid"; then state=alive; else all_alive=1; fi
         echo "node $id: pid $pid, client 127.0.0.1:$(cluster_client_port "$cluster_port" "$id")," \
             "controller 127.0.0.1:$(cluster_controller_port "$cluster_port" "$id"), $state"
     done
