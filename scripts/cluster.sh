@@ -8,8 +8,8 @@
 #   scripts/cluster.sh stop                        # SIGTERM every node, SIGKILL after STOP_TIMEOUT_S
 #   scripts/cluster.sh start-node ID               # restart one node (after a kill), keeping its data
 #
-# Node i (1..N) serves clients on 127.0.0.1:CLUSTER_PORT+2(i-1) (default 49400, 49402, ...) and
-# the controller quorum on the next port. Under CLUSTER_DIR (default ./cluster-run in the current
+# Node i (1..N) serves clients on 127.0.0.(10+i):CLUSTER_PORT+2(i-1) (default 127.0.0.11:49400,
+# 127.0.0.12:49402, ...) and the controller quorum on the next port. Under CLUSTER_DIR (default ./cluster-run in the current
 # directory) node i keeps node-<i>/server.properties, data/, netd.log, pid and port (the port
 # netd writes once it listens, --port-file). Extra key=value pairs go into every server.properties.
 # Environment: NETD (default target/release/netd of this repository), CLUSTER_PORT, CLUSTER_DIR,
@@ -118,7 +118,7 @@ start)
         fi
     done
     echo "cluster: $count Skua nodes serving on" \
-        "$(for id in $(seq "$count"); do printf '127.0.0.1:%s ' "$(cat "$cluster_dir/node-$id/port")"; done)(data $cluster_dir)" >&2
+        "$(for id in $(seq "$count"); do printf '%s:%s ' "$(cluster_host "$id")" "$(cat "$cluster_dir/node-$id/port")"; done)(data $cluster_dir)" >&2
     ;;
 start-node)
     id=${2:?start-node ID}
@@ -129,7 +129,7 @@ start-node)
     fi
     node_launch "$id"
     node_wait "$id" || exit 1
-    echo "cluster: node $id serving again on 127.0.0.1:$(cat "$cluster_dir/node-$id/port") (pid $(node_pid "$id"))" >&2
+    echo "cluster: node $id serving again on $(cluster_host "$id"):$(cat "$cluster_dir/node-$id/port") (pid $(node_pid "$id"))" >&2
     ;;
 status)
     count=$(node_count)
@@ -138,9 +138,9 @@ status)
     for id in $(seq "$count"); do
         state=dead
         if node_alive "$id"; then state=alive; else all_alive=1; fi
-        echo "node $id: pid $(node_pid "$id"), client 127.0.0.1:$(cluster_client_port "$cluster_port" "$id")" \
+        echo "node $id: pid $(node_pid "$id"), client $(cluster_host "$id"):$(cluster_client_port "$cluster_port" "$id")" \
             "(bound: $(cat "$cluster_dir/node-$id/port" 2>/dev/null || echo none)), controller" \
-            "127.0.0.1:$(cluster_controller_port "$cluster_port" "$id"), $state"
+            "$(cluster_host "$id"):$(cluster_controller_port "$cluster_port" "$id"), $state"
     done
     exit "$all_alive"
     ;;

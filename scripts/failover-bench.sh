@@ -112,7 +112,8 @@ skua)
 esac
 # shellcheck source=scripts/cluster-keys.sh
 . scripts/cluster-keys.sh
-nodes=$(for id in $(seq $node_count); do printf '%s:%s\n' "$id" "$(cluster_client_port "$port_base" "$id")"; done | paste -sd,)
+nodes=$(for id in $(seq $node_count); do printf '%s=%s:%s\n' "$id" "$(cluster_host "$id")" "$(cluster_client_port "$port_base" "$id")"; done | paste -sd,)
+bootstrap="$(cluster_host 1):$port_base"
 node_pid() { cat "$work/cluster/node-$1/pid"; }
 # restart ID PID: once the killed process PID is gone (a SIGKILLed process blocked in the kernel,
 # on a disk write say, dies only when that returns), starts node ID again.
@@ -144,13 +145,13 @@ for round in $(seq "$rounds"); do
 done
 
 echo "failover-bench: $kind: partition leader failover, $rounds rounds" >&2
-java -cp "$libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port_base" --create \
+java -cp "$libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
     --topic $topic --partitions $partitions --replication-factor $node_count >"$work/topic.log" 2>&1 \
     || { tail -20 "$work/topic.log" >&2; exit 1; }
 for round in $(seq "$rounds"); do
     # Leaders back on their preferred replicas, so that every broker leads some partitions; Kafka's
     # tool says so and exits non-zero when they already are, hence only the wait decides.
-    java -cp "$libs/*" org.apache.kafka.tools.LeaderElectionCommand --bootstrap-server "127.0.0.1:$port_base" \
+    java -cp "$libs/*" org.apache.kafka.tools.LeaderElectionCommand --bootstrap-server "$bootstrap" \
         --election-type preferred --all-topic-partitions >>"$work/election.log" 2>&1 || true
     probe in-sync --nodes "$nodes" --topic $topic --replicas $node_count >/dev/null
     controller=$(probe quorum-leader --nodes "$nodes" | field leader)

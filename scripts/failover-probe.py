@@ -9,7 +9,7 @@ survivor. The clock starts just before the kill, in this process, and each survi
 polled by its own thread every POLL_INTERVAL_MS, so a slow or hanging answer from one node does
 not delay the others.
 
-Nodes are given as ID:PORT,... (client ports). Commands, each printing one JSON object:
+Nodes are given as ID=HOST:PORT,... (client listeners). Commands, each printing one JSON object:
   quorum-leader  --nodes N                  {"leader": id}: the metadata quorum's leader
   kill-controller --nodes N --node ID --pid PID
       {"first_ms", "all_ms", "new_leader"}: until the first surviving node, and until every one,
@@ -44,28 +44,28 @@ WAIT_MS_MAX = 120_000
 METADATA_TOPIC = "__cluster_metadata"
 
 
-def call(port, request):
-    """One request to 127.0.0.1:port on a fresh connection; the decoded response."""
-    with socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT_MS / 1000) as sock:
+def call(address, request):
+    """One request to address (host, port) on a fresh connection; the decoded response."""
+    with socket.create_connection(address, timeout=REQUEST_TIMEOUT_MS / 1000) as sock:
         protocol = KafkaProtocol(client_id="failover-probe")
         protocol.send_request(request)
         sock.sendall(protocol.send_bytes())
         while True:
             data = sock.recv(1 << 16)
             if not data:
-                raise ConnectionError(f"127.0.0.1:{port} closed the connection")
+                raise ConnectionError(f"{address[0]}:{address[1]} closed the connection")
             responses = protocol.receive_bytes(data)
             if responses:
                 return responses[0][1]
 
 
-def quorum(port):
-    """(leader id, high watermark, {voter id: log end offset}) as node `port` answers DescribeQuorum."""
+def quorum(address):
+    """(leader id, high watermark, {voter id: log end offset}) as the node at `address` answers DescribeQuorum."""
     topic = DescribeQuorumRequest.TopicData
     request = DescribeQuorumRequest[0](
         topics=[topic(topic_name=METADATA_TOPIC, partitions=[topic.PartitionData(partition_index=0)])]
     )
-    response = call(port, request)
+    response = call(address, request)
     if response.error_code != 0:
         return -1, -1, {}
     partition = response.topics[0].partitions[0]
@@ -75,10 +75,10 @@ def quorum(port):
     return partition.leader_id, partition.high_watermark, voters
 
 
-def partitions(port, topic):
-    """{partition: (leader, isr, replicas)} of `topic` as node `port` answers Metadata."""
+def partitions(address, topic):
+    """{partition: (leader, isr, replicas)} of `topic` as the node at `address` answers Metadata."""
     response = call(
-        port,
+        address,
         MetadataRequest[12](
             topics=[MetadataRequest.MetadataRequestTopic(name=topic, topic_id=None)],
             allow_auto_topic_creation=False,
@@ -113,15 +113,15 @@ def wait_until(check, what):
 
 
 def race(survivors, pid, moved):
-    """SIGKILLs pid, then polls every survivor in its own thread until moved(port) is not None there.
+    """SIGKILLs pid, then polls every survivor in its own thread until moved(address) is not None there.
     Returns (ms until the first survivor saw it, ms until all did, what moved() returned first)."""
     done = {}
     lock = threading.Lock()
 
-    def poll(node, port):
+    def poll(node, address):
         while time.monotonic() < deadline:
             try:
-                result = moved(port)
+                result = moved(address)
             except (OSError, ConnectionError):
                 result = None
             if result is not None:
@@ -148,21 +148,25 @@ def race(survivors, pid, moved):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command")
-    parser.add_argument("--nodes", required=True, help="ID:PORT,... (client listeners)")
+    parser.add_argument("--nodes", required=True, help="ID=HOST:PORT,... (client listeners)")
     parser.add_argument("--node", type=int, help="the node to kill or wait for")
     parser.add_argument("--pid", type=int, help="its process id")
     parser.add_argument("--topic")
     parser.add_argument("--replicas", type=int)
     args = parser.parse_args()
-    nodes = {int(node): int(port) for node, port in (item.split(":") for item in args.nodes.split(","))}
-    survivors = {node: port for node, port in nodes.items() if node != args.node}
+    nodes = {}
+    for item in args.nodes.split(","):
+        node, address = item.split("=")
+        host, port = address.rsplit(":", 1)
+        nodes[int(node)] = (host, int(port))
+    survivors = {node: address for node, address in nodes.items() if node != args.node}
 
     if args.command == "quorum-leader":
 
         def leader():
-            for port in nodes.values():
+            for address in nodes.values():
                 try:
-                    found = quorum(port)[0]
+                    found = quorum(address)[0]
                 except (OSError, ConnectionError):
                     continue
                 if found >= 0:
@@ -172,8 +176,8 @@ def main():
         print(json.dumps({"leader": wait_until(leader, "a quorum leader")}))
     elif args.command == "kill-controller":
 
-        def moved(port):
-            leader = quorum(port)[0]
+        def moved(address):
+            leader = quorum(address)[0]
             return leader if leader >= 0 and leader != args.node else None
 
         first_ms, all_ms, leader = race(survivors, args.pid, moved)
@@ -181,9 +185,9 @@ def main():
     elif args.command == "caught-up":
 
         def caught_up():
-            for port in nodes.values():
+            for address in nodes.values():
                 try:
-                    leader, high_watermark, voters = quorum(port)
+                    leader, high_watermark, voters = quorum(address)
                 except (OSError, ConnectionError):
                     continue
                 if leader >= 0 and voters.get(args.node, -1) >= high_watermark >= 0:
@@ -196,14 +200,14 @@ def main():
         found = wait_until(lambda: partitions(next(iter(nodes.values())), args.topic) or None, f"topic {args.topic}")
         print(json.dumps({"leaders": {str(index): entry[0] for index, entry in sorted(found.items())}}))
     elif args.command == "kill-broker":
-        port = next(iter(survivors.values()))
-        before = wait_until(lambda: partitions(port, args.topic) or None, f"topic {args.topic}")
+        address = next(iter(survivors.values()))
+        before = wait_until(lambda: partitions(address, args.topic) or None, f"topic {args.topic}")
         led = sorted(index for index, entry in before.items() if entry[0] == args.node)
         if not led:
             sys.exit(f"failover-probe: node {args.node} leads no partition of {args.topic}")
 
-        def moved(port):
-            now = partitions(port, args.topic)
+        def moved(address):
+            now = partitions(address, args.topic)
             leaders = [now.get(index, (-1,))[0] for index in led]
             return leaders if all(leader >= 0 and leader != args.node for leader in leaders) else None
 
@@ -212,8 +216,8 @@ def main():
     elif args.command == "in-sync":
 
         def in_sync():
-            for port in nodes.values():
-                found = partitions(port, args.topic)
+            for address in nodes.values():
+                found = partitions(address, args.topic)
                 if not found or any(
                     len(isr) < args.replicas or leader != replicas[0] for leader, isr, replicas in found.values()
                 ):

@@ -15,8 +15,8 @@
 # Kafka that fsyncs every message). Defaults are Kafka's, plus what a single node needs
 # (replication factors 1) and group.initial.rebalance.delay.ms=0 as in Kafka's sample config.
 #
-# The cluster: node i (1..N) serves clients on 127.0.0.1:KAFKA_CLUSTER_PORT+2(i-1) (default
-# 49300, 49302, ...) and its controller on the next port; keys and timeouts (BROKER_SESSION_TIMEOUT_MS,
+# The cluster: node i (1..N) serves clients on 127.0.0.(10+i):KAFKA_CLUSTER_PORT+2(i-1) (default
+# 127.0.0.11:49300, 127.0.0.12:49302, ...) and its controller on the next port; keys and timeouts (BROKER_SESSION_TIMEOUT_MS,
 # BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS, QUORUM_FETCH_TIMEOUT_MS) come from
 # scripts/cluster-keys.sh, shared with Skua's scripts/cluster.sh. Node i keeps node-<i>/server.properties,
 # data/, kafka.log and pid under KAFKA_CLUSTER_DIR (default target/kafka-cluster).
@@ -159,7 +159,7 @@ cluster-start)
     for id in $(seq "$count"); do node_launch "$id"; done
     for id in $(seq "$count"); do node_wait "$id" 0 || exit 1; done
     echo "kafka-server: $count-node Apache Kafka cluster $cluster_id serving on" \
-        "$(for id in $(seq "$count"); do printf '127.0.0.1:%s ' "$(cluster_client_port "$cluster_port" "$id")"; done)(data $cluster_dir)" >&2
+        "$(for id in $(seq "$count"); do printf '%s:%s ' "$(cluster_host "$id")" "$(cluster_client_port "$cluster_port" "$id")"; done)(data $cluster_dir)" >&2
     ;;
 cluster-start-node)
     id=${2:?cluster-start-node ID}
@@ -173,7 +173,7 @@ cluster-start-node)
     lines=$(wc -l <"$node/kafka.log")
     node_launch "$id"
     node_wait "$id" "$lines" || exit 1
-    echo "kafka-server: node $id serving again on 127.0.0.1:$(cluster_client_port "$cluster_port" "$id") (pid $(cat "$node/pid"))" >&2
+    echo "kafka-server: node $id serving again on $(cluster_host "$id"):$(cluster_client_port "$cluster_port" "$id") (pid $(cat "$node/pid"))" >&2
     ;;
 cluster-status)
     count=$(node_count)
@@ -183,8 +183,8 @@ cluster-status)
         pid=$(cat "$cluster_dir/node-$id/pid" 2>/dev/null || echo -)
         state=dead
         if [ "$pid" != - ] && cluster_pid_alive "$pid"; then state=alive; else all_alive=1; fi
-        echo "node $id: pid $pid, client 127.0.0.1:$(cluster_client_port "$cluster_port" "$id")," \
-            "controller 127.0.0.1:$(cluster_controller_port "$cluster_port" "$id"), $state"
+        echo "node $id: pid $pid, client $(cluster_host "$id"):$(cluster_client_port "$cluster_port" "$id")," \
+            "controller $(cluster_host "$id"):$(cluster_controller_port "$cluster_port" "$id"), $state"
     done
     exit "$all_alive"
     ;;
