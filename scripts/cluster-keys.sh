@@ -8,8 +8,9 @@
 # 127.0.0.1: these ports lie in Linux's ephemeral range (32768-60999), and while a node is down an
 # outgoing connection from 127.0.0.1 may take its port, which it then could not bind on restart
 # (seen with Kafka: "Socket server failed to bind ... Address already in use"). Outgoing
-# connections on loopback leave from 127.0.0.1, so an address of its own keeps the port free. The quorum is static: every node is a voter,
-# listed in controller.quorum.voters (Kafka's kraft.version 0; see kafka-server.sh for why).
+# connections on loopback leave from 127.0.0.1, so an address of its own keeps the port free.
+# The quorum is static: every node is a voter, listed in controller.quorum.voters (Kafka's
+# kraft.version 0; see kafka-server.sh for why).
 #
 # Timeouts, from the environment (Kafka 4.4's defaults when unset), written into every node:
 #   BROKER_SESSION_TIMEOUT_MS       broker.session.timeout.ms              9000

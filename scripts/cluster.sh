@@ -9,9 +9,10 @@
 #   scripts/cluster.sh start-node ID               # restart one node (after a kill), keeping its data
 #
 # Node i (1..N) serves clients on 127.0.0.(10+i):CLUSTER_PORT+2(i-1) (default 127.0.0.11:49400,
-# 127.0.0.12:49402, ...) and the controller quorum on the next port. Under CLUSTER_DIR (default ./cluster-run in the current
-# directory) node i keeps node-<i>/server.properties, data/, netd.log, pid and port (the port
-# netd writes once it listens, --port-file). Extra key=value pairs go into every server.properties.
+# 127.0.0.12:49402, ...) and the controller quorum on the next port. Under CLUSTER_DIR (default
+# ./cluster-run in the current directory) node i keeps node-<i>/server.properties, data/,
+# netd.log, pid and port (the port netd writes once it listens, --port-file). Extra key=value
+# pairs go into every server.properties.
 # Environment: NETD (default target/release/netd of this repository), CLUSTER_PORT, CLUSTER_DIR,
 # STOP_TIMEOUT_S (30), START_TIMEOUT_S (60), and the timeouts BROKER_SESSION_TIMEOUT_MS,
 # BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS, QUORUM_FETCH_TIMEOUT_MS (Kafka's
@@ -151,7 +152,7 @@ stop)
     echo "cluster: stopped ($cluster_dir)" >&2
     ;;
 *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

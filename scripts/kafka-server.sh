@@ -16,10 +16,11 @@
 # (replication factors 1) and group.initial.rebalance.delay.ms=0 as in Kafka's sample config.
 #
 # The cluster: node i (1..N) serves clients on 127.0.0.(10+i):KAFKA_CLUSTER_PORT+2(i-1) (default
-# 127.0.0.11:49300, 127.0.0.12:49302, ...) and its controller on the next port; keys and timeouts (BROKER_SESSION_TIMEOUT_MS,
-# BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS, QUORUM_FETCH_TIMEOUT_MS) come from
-# scripts/cluster-keys.sh, shared with Skua's scripts/cluster.sh. Node i keeps node-<i>/server.properties,
-# data/, kafka.log and pid under KAFKA_CLUSTER_DIR (default target/kafka-cluster).
+# 127.0.0.11:49300, 127.0.0.12:49302, ...) and its controller on the next port. Keys and timeouts
+# (BROKER_SESSION_TIMEOUT_MS, BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS,
+# QUORUM_FETCH_TIMEOUT_MS) come from scripts/cluster-keys.sh, shared with Skua's scripts/cluster.sh.
+# Node i keeps node-<i>/server.properties, data/, kafka.log and pid under KAFKA_CLUSTER_DIR
+# (default target/kafka-cluster).
 # The quorum is static (controller.quorum.voters, every node a voter) and every node is formatted
 # with `kafka-storage format --cluster-id <one id> --config <node's file>`: Kafka 4.4 still supports
 # it, and it is what Skua parses. Its dynamic quorum (KIP-853) would instead need
@@ -67,6 +68,20 @@ node_wait() {
 }
 
 node_count() { cat "$cluster_dir/nodes" 2>/dev/null || echo 0; }
+
+# stop_cluster: SIGTERM every node at once (a node stopping alone after the others would wait for
+# a quorum that is gone), then SIGKILL whatever is left after 30 s.
+stop_cluster() {
+    local id pid pids=()
+    for id in $(seq "$(node_count)"); do
+        pid=$(cat "$cluster_dir/node-$id/pid" 2>/dev/null) || continue
+        kill "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    for pid in "${pids[@]}"; do
+        cluster_wait_gone "$pid" 30 || { echo "kafka-server: pid $pid ignored SIGTERM for 30 s: SIGKILL" >&2; kill -9 "$pid" 2>/dev/null || true; }
+    done
+    rm -f "$cluster_dir"/node-*/pid
+}
 
 case "$command" in
 start)
@@ -157,7 +172,7 @@ cluster-start)
     done
     # Every node first, then the waits: a broker serves only once the quorum has a leader.
     for id in $(seq "$count"); do node_launch "$id"; done
-    for id in $(seq "$count"); do node_wait "$id" 0 || exit 1; done
+    for id in $(seq "$count"); do node_wait "$id" 0 || { stop_cluster; exit 1; }; done
     echo "kafka-server: $count-node Apache Kafka cluster $cluster_id serving on" \
         "$(for id in $(seq "$count"); do printf '%s:%s ' "$(cluster_host "$id")" "$(cluster_client_port "$cluster_port" "$id")"; done)(data $cluster_dir)" >&2
     ;;
@@ -191,16 +206,7 @@ cluster-status)
 cluster-stop)
     count=$(node_count)
     [ "$count" -gt 0 ] || { echo "kafka-server: no cluster in $cluster_dir" >&2; exit 0; }
-    # All at once: a node stopping alone after the others would wait for a quorum that is gone.
-    pids=()
-    for id in $(seq "$count"); do
-        pid=$(cat "$cluster_dir/node-$id/pid" 2>/dev/null) || continue
-        kill "$pid" 2>/dev/null && pids+=("$pid")
-    done
-    for pid in "${pids[@]}"; do
-        cluster_wait_gone "$pid" 30 || { echo "kafka-server: pid $pid ignored SIGTERM for 30 s: SIGKILL" >&2; kill -9 "$pid" 2>/dev/null || true; }
-    done
-    rm -f "$cluster_dir"/node-*/pid
+    stop_cluster
     echo "kafka-server: cluster stopped ($cluster_dir)" >&2
     ;;
 *)
