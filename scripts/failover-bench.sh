@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Failover benchmark (issue 13): how long a 3-node KRaft cluster in combined mode takes to recover
+# from a SIGKILL, measured from the surviving nodes' client listeners. A benchmark (minutes, real
+# processes), not a CI test. For ROUNDS rounds each:
+#   controller   SIGKILL the active controller (DescribeQuorum's LeaderId); time until a surviving
+#                node answers DescribeQuorum with another leader; restart the node, wait until its
+#                quorum log has caught up
+#   partitions   on a topic with 6 partitions and replication factor 3, leaders back on their
+#                preferred replicas (kafka-leader-election), SIGKILL a broker that leads some and is
+#                not the active controller (so that only the broker fails over); time until a
+#                surviving node's Metadata names a live new leader for each partition it led; restart it
+# "first" is the first surviving node to see it, "all" the last one. Every node is polled every
+# 50 ms over its own connection (scripts/failover-probe.py, kafka-python's codec in .cache/venv).
+#
+#   KIND=kafka scripts/failover-bench.sh       # Apache Kafka 4.4 (scripts/kafka-server.sh cluster-start)
+#   KIND=skua scripts/failover-bench.sh        # Skua (scripts/cluster.sh; NETD picks the binary)
+#   ROUNDS=3 KIND=kafka scripts/failover-bench.sh   # a quick run (default 10 rounds)
+# Timeouts: BROKER_SESSION_TIMEOUT_MS, BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS,
+# QUORUM_FETCH_TIMEOUT_MS (Kafka's defaults 9000, 2000, 1000, 2000; scripts/cluster-keys.sh).
+# Writes results/<date>-<commit>/failover/<kind>.json and summary.md (every kind run in that dir);
+# `scripts/failover-bench.sh --summary DIR` rewrites DIR/summary.md from the JSON files there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+kind=${KIND:-kafka}
+rounds=${ROUNDS:-10}
+node_count=3
+topic=failover
+partitions=6
+python=.cache/venv/bin/python
+probe() { "$python" scripts/failover-probe.py "$@"; }
+field() { "$python" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# summarize DIR: DIR/summary.md from every <kind>.json in DIR, one column per broker.
+summarize() {
+    "$python" - "$1" <<'EOF'
+import glob, json, sys
+results = sys.argv[1]
+reports = [json.load(open(path)) for path in sorted(glob.glob(f"{results}/*.json"))]
+if not reports:
+    sys.exit(f"failover-bench: no <kind>.json in {results}")
+first = reports[0]
+timeouts = [key for key in first["settings"] if key.endswith(".ms")]
+names = {"controller_first_ms": "new active controller, first surviving node",
+         "controller_all_ms": "new active controller, every surviving node",
+         "partition_leaders_first_ms": "new leaders for the killed broker's partitions, first node",
+         "partition_leaders_all_ms": "new leaders for the killed broker's partitions, every node",
+         "controller_rejoin_ms": "killed controller restarted and caught up (includes process start)"}
+with open(f"{results}/summary.md", "w") as out:
+    out.write(f"# Failover after SIGKILL, 3 nodes in combined mode ({first['run']['commit']})\n\n")
+    out.write(f"{first['run']['cpu']}, {first['run']['cores']} cores, kernel {first['run']['kernel']}; every node, and "
+              "the probe, on loopback on this one machine. " + ", ".join(f"{key}={first['settings'][key]}" for key in timeouts)
+              + f". {first['settings']['rounds']} rounds per measure, median [min–max] in ms; every surviving node polled "
+              "every 50 ms over its own connection (`scripts/failover-bench.sh`). Load average at the start: "
+              + "; ".join(f"{r['kind']} {r['run']['loadavg_at_start']}" for r in reports) + ".\n\n")
+    out.write("| measure (ms) | " + " | ".join(r["kind"] for r in reports) + " |\n")
+    out.write("|---|" + "---|" * len(reports) + "\n")
+    for key, name in names.items():
+        cells = [f"{r['measures'][key]['median']:.0f} [{r['measures'][key]['min']:.0f}–{r['measures'][key]['max']:.0f}]" for r in reports]
+        out.write(f"| {name} | " + " | ".join(cells) + " |\n")
+    out.write("\n" + "\n".join(f"- {r['kind']}: {r['broker']}" for r in reports) + "\n")
+    out.write("""
+How to read it: a follower controller notices the leader is gone once it has heard nothing for
+`controller.quorum.fetch.timeout.ms` (counted from the last answer before the kill), then stands for
+election (`controller.quorum.election.timeout.ms` bounds each attempt; a split vote costs another):
+the controller measure is about the fetch timeout plus one election. A killed broker is fenced
+`broker.session.timeout.ms` after its last heartbeat, which it sent up to
+`broker.heartbeat.interval.ms` before the kill, so new partition leaders appear between
+session − heartbeat and session, plus the metadata log's trip to the brokers ("every node" minus
+"first"). The broker killed in the partition rounds is never the active controller.
+""")
+    if any(r["kind"] == "kafka" for r in reports):
+        out.write("""
+Kafka's cluster (`scripts/kafka-server.sh cluster-start`): a static quorum, every node a voter in
+`controller.quorum.voters`, each node formatted with `kafka-storage format --cluster-id <one id>
+--config <its file>` and no `--initial-controllers` (Kafka 4.4 refuses that flag, and `--standalone`,
+while `controller.quorum.voters` is set: the dynamic quorum of KIP-853 needs
+`controller.quorum.bootstrap.servers` and per-node directory ids instead). Format writes
+metadata.version 4.4-IV2 with eligible.leader.replicas.version=1 (KIP-966's ELR on by default).
+""")
+print(open(f"{results}/summary.md").read())
+EOF
+}
+if [ "${1:-}" = --summary ]; then
+    summarize "${2:?--summary results/<date>-<commit>/failover}"
+    exit 0
+fi
+
+[ -x "$python" ] || scripts/test-deps.sh
+libs=$(scripts/kafka-jars.sh)
+work="$PWD/target/failover-bench/$kind"
+rm -rf "$work"
+mkdir -p "$work"
+
+case "$kind" in
+kafka)
+    export KAFKA_CLUSTER_PORT=49300 KAFKA_CLUSTER_DIR="$work/cluster"
+    port_base=$KAFKA_CLUSTER_PORT
+    start_cluster() { scripts/kafka-server.sh cluster-start $node_count; }
+    start_node() { scripts/kafka-server.sh cluster-start-node "$1"; }
+    stop_cluster() { scripts/kafka-server.sh cluster-stop; }
+    ;;
+skua)
+    export CLUSTER_PORT=49400 CLUSTER_DIR="$work/cluster"
+    port_base=$CLUSTER_PORT
+    if [ -z "${NETD:-}" ]; then cargo build --release -q -p skua-netd; fi
+    start_cluster() { scripts/cluster.sh start $node_count; }
+    start_node() { scripts/cluster.sh start-node "$1"; }
+    stop_cluster() { scripts/cluster.sh stop; }
+    ;;
+*) echo "failover-bench: KIND is kafka or skua, not '$kind'" >&2; exit 2 ;;
+esac
+# shellcheck source=scripts/cluster-keys.sh
+. scripts/cluster-keys.sh
+nodes=$(for id in $(seq $node_count); do printf '%s=%s:%s\n' "$id" "$(cluster_host "$id")" "$(cluster_client_port "$port_base" "$id")"; done | paste -sd,)
+bootstrap="$(cluster_host 1):$port_base"
+node_pid() { cat "$work/cluster/node-$1/pid"; }
+# restart ID PID: once the killed process PID is gone (a SIGKILLed process blocked in the kernel,
+# on a disk write say, dies only when that returns), starts node ID again.
+restart() {
+    cluster_wait_gone "$2" 60 || { echo "failover-bench: pid $2 (node $1) outlived SIGKILL by 60 s" >&2; exit 1; }
+    start_node "$1" 2>>"$work/restarts.log" || { tail -20 "$work/restarts.log" >&2; exit 1; }
+}
+
+# Other processes on the machine move these numbers: the load average goes into the report.
+load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "failover-bench: starting a $node_count-node $kind cluster" >&2
+if ! start_cluster; then
+    echo "failover-bench: KIND=$kind: the $node_count-node cluster did not start (the reason is above); nothing measured" >&2
+    exit 1
+fi
+trap stop_cluster EXIT
+
+echo "failover-bench: $kind: controller failover, $rounds rounds" >&2
+for round in $(seq "$rounds"); do
+    leader=$(probe quorum-leader --nodes "$nodes" | field leader)
+    pid=$(node_pid "$leader")
+    result=$(probe kill-controller --nodes "$nodes" --node "$leader" --pid "$pid")
+    restart_start_ns=$(date +%s%N)
+    restart "$leader" "$pid"
+    probe caught-up --nodes "$nodes" --node "$leader" >/dev/null
+    rejoin_ms=$((($(date +%s%N) - restart_start_ns) / 1000000))
+    echo "$result" | "$python" -c 'import json, sys; r = json.load(sys.stdin); r.update(round=int(sys.argv[1]), killed=int(sys.argv[2]), rejoin_ms=int(sys.argv[3])); print(json.dumps(r))' \
+        "$round" "$leader" "$rejoin_ms" | tee -a "$work/controller.jsonl" >&2
+done
+
+echo "failover-bench: $kind: partition leader failover, $rounds rounds" >&2
+java -cp "$libs/*" org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --create \
+    --topic $topic --partitions $partitions --replication-factor $node_count >"$work/topic.log" 2>&1 \
+    || { tail -20 "$work/topic.log" >&2; exit 1; }
+for round in $(seq "$rounds"); do
+    # Leaders back on their preferred replicas, so that every broker leads some partitions; Kafka's
+    # tool says so and exits non-zero when they already are, hence only the wait decides.
+    java -cp "$libs/*" org.apache.kafka.tools.LeaderElectionCommand --bootstrap-server "$bootstrap" \
+        --election-type preferred --all-topic-partitions >>"$work/election.log" 2>&1 || true
+    probe in-sync --nodes "$nodes" --topic $topic --replicas $node_count >/dev/null
+    controller=$(probe quorum-leader --nodes "$nodes" | field leader)
+    # The brokers that lead a partition and are not the active controller, one per round in turn.
+    mapfile -t candidates < <(probe leaders --nodes "$nodes" --topic $topic | "$python" -c \
+        'import json, sys; print("\n".join(sorted({str(l) for l in json.load(sys.stdin)["leaders"].values()} - {sys.argv[1]})))' "$controller")
+    [ ${#candidates[@]} -gt 0 ] || { echo "failover-bench: only the controller leads partitions" >&2; exit 1; }
+    victim=${candidates[$((round % ${#candidates[@]}))]}
+    pid=$(node_pid "$victim")
+    result=$(probe kill-broker --nodes "$nodes" --node "$victim" --pid "$pid" --topic $topic)
+    restart "$victim" "$pid"
+    echo "$result" | "$python" -c 'import json, sys; r = json.load(sys.stdin); r.update(round=int(sys.argv[1]), killed=int(sys.argv[2]), controller=int(sys.argv[3])); print(json.dumps(r))' \
+        "$round" "$victim" "$controller" | tee -a "$work/partitions.jsonl" >&2
+done
+settings_file="$work/cluster/node-1/server.properties"
+stop_cluster
+trap - EXIT
+
+commit=$(git rev-parse --short HEAD)
+results="results/$(date -u +%Y-%m-%d)-$commit/failover"
+mkdir -p "$results"
+"$python" - "$results" "$kind" "$commit" "$work" "$settings_file" "$rounds" "$load_at_start" <<'EOF'
+import json, os, platform, statistics, sys
+results, kind, commit, work, settings_file, rounds, load_at_start = sys.argv[1:]
+settings = dict(line.strip().split("=", 1) for line in open(settings_file) if "=" in line and not line.startswith("#"))
+timeouts = {key: int(settings[key]) for key in ("broker.session.timeout.ms", "broker.heartbeat.interval.ms",
+                                                 "controller.quorum.election.timeout.ms", "controller.quorum.fetch.timeout.ms")}
+def rows(name):
+    return [json.loads(line) for line in open(f"{work}/{name}.jsonl")]
+def stats(values):
+    return {"median": round(statistics.median(values), 1), "min": min(values), "max": max(values), "samples": values}
+controller, partition = rows("controller"), rows("partitions")
+measures = {
+    "controller_first_ms": stats([r["first_ms"] for r in controller]),
+    "controller_all_ms": stats([r["all_ms"] for r in controller]),
+    "controller_rejoin_ms": stats([r["rejoin_ms"] for r in controller]),
+    "partition_leaders_first_ms": stats([r["first_ms"] for r in partition]),
+    "partition_leaders_all_ms": stats([r["all_ms"] for r in partition]),
+}
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+broker = {"kafka": "Apache Kafka 4.4.0 (Maven jars), static quorum (controller.quorum.voters)",
+          "skua": "Skua netd"}[kind]
+report = {"benchmark": "failover", "broker": broker, "kind": kind,
+          "run": {"commit": commit, "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(),
+                  "loadavg_at_start": load_at_start},
+          "settings": {"nodes": 3, "process.roles": "broker,controller", "rounds": int(rounds), "poll_interval_ms": 50,
+                       "topic_partitions": 6, "replication_factor": 3, **timeouts},
+          "measures": measures, "rounds": {"controller": controller, "partitions": partition}}
+json.dump(report, open(f"{results}/{kind}.json", "w"), indent=2)
+EOF
+summarize "$results"
