@@ -20,6 +20,17 @@
 # Writes results/<date>-<commit>/failover/<kind>.json and summary.md (every kind run in that dir);
 # `scripts/failover-bench.sh --summary DIR` rewrites DIR/summary.md from the JSON files there.
 set -euo pipefail
+case "${1:-}" in
+    -h | --help)
+        sed -n '2,/^set -euo pipefail/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    "" | --summary) ;;
+    *)
+        echo "failover-bench: unknown argument ${1} (see --help)" >&2
+        exit 2
+        ;;
+esac
 cd "$(dirname "$0")/.."
 
 kind=${KIND:-kafka}
