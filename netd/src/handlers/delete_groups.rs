@@ -25,6 +25,9 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
             .submit(context.group_owner(&group), move |shard| {
                 let keys = {
                     let broker = shard.state.borrow();
+                    if let Some(error) = broker.groups.coordinated_elsewhere(&group) {
+                        return ready(error);
+                    }
                     match broker.groups.groups.get(&group) {
                         None => return ready(ResponseError::GroupIdNotFound.code()),
                         Some(known) if known.state != GroupState::Empty => {

@@ -53,6 +53,9 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
             // (group error, per topic per partition errors)
             let (group_error, results, keys) = {
                 let broker = shard.state.borrow();
+                if let Some(error) = broker.groups.coordinated_elsewhere(&group) {
+                    return ready((error, Vec::new()));
+                }
                 let Some(known) = broker.groups.groups.get(&group) else {
                     return ready((ResponseError::GroupIdNotFound.code(), Vec::new()));
                 };

@@ -401,7 +401,7 @@ impl Coordinator {
     }
 
     /// NOT_COORDINATOR when another broker coordinates `group` (clients then ask FindCoordinator).
-    fn elsewhere(&self, group: &str) -> Option<i16> {
+    pub fn coordinated_elsewhere(&self, group: &str) -> Option<i16> {
         let (partitions, led) = self.coordinated.as_ref()?;
         let partition = crate::catalog::offsets_partition(group, *partitions);
         (!led.contains(&partition)).then(|| code(ResponseError::NotCoordinator))
@@ -426,7 +426,7 @@ impl Coordinator {
             answer_now(sender, JoinAnswer::error(code(ResponseError::InvalidGroupId), &request.member_id));
             return receiver;
         }
-        if let Some(error) = self.elsewhere(&request.group) {
+        if let Some(error) = self.coordinated_elsewhere(&request.group) {
             answer_now(sender, JoinAnswer::error(error, &request.member_id));
             return receiver;
         }
@@ -540,7 +540,7 @@ impl Coordinator {
         now_ms: i64,
     ) -> oneshot::Receiver<SyncAnswer> {
         let (sender, receiver) = oneshot::channel();
-        if let Some(error) = self.elsewhere(group_id) {
+        if let Some(error) = self.coordinated_elsewhere(group_id) {
             let _ = sender.send(SyncAnswer::error(error));
             return receiver;
         }
@@ -611,7 +611,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         now_ms: i64,
     ) -> i16 {
-        if let Some(error) = self.elsewhere(group_id) {
+        if let Some(error) = self.coordinated_elsewhere(group_id) {
             return error;
         }
         let Some(group) = self.groups.get_mut(group_id) else {
@@ -637,7 +637,7 @@ impl Coordinator {
 
     /// LeaveGroup of one member (by member id, or by instance id when the id is empty).
     pub fn leave(&mut self, group_id: &str, member_id: &str, instance_id: Option<&str>, now_ms: i64) -> i16 {
-        if let Some(error) = self.elsewhere(group_id) {
+        if let Some(error) = self.coordinated_elsewhere(group_id) {
             return error;
         }
         let config = self.config;
@@ -682,7 +682,7 @@ impl Coordinator {
         now_ms: i64,
         unknown_group: i16,
     ) -> CommitCheck {
-        if let Some(error) = self.elsewhere(group_id) {
+        if let Some(error) = self.coordinated_elsewhere(group_id) {
             return CommitCheck::Refused(error);
         }
         if generation < 0 && member_id.is_empty() {
