@@ -120,6 +120,12 @@ fn main() -> anyhow::Result<()> {
     }
     // A cluster node's data directory must be its own and its cluster's (`meta.properties`),
     // checked before anything in it is touched.
+    if config.cluster.as_ref().is_some_and(|cluster| cluster.voters.is_empty()) {
+        anyhow::bail!(
+            "controller.quorum.bootstrap.servers without controller.quorum.voters (a dynamic quorum, KIP-853) \
+             is not supported yet: list the controllers in controller.quorum.voters (id@host:port,...)"
+        );
+    }
     let stored_identity = match &config.cluster {
         Some(_) => quorum::identity::check(&config.data_dir, config.node_id)?,
         None => None,
