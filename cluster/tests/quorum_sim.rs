@@ -1,28 +1,47 @@
 //! A seeded, deterministic simulation of the metadata quorum: three or five controllers, a
-//! network that drops, delays, duplicates and partitions messages, nodes that crash (losing
-//! every write after their last sync) and restart, and simulated brokers that register,
-//! heartbeat, create and delete topics, fetch producer-id blocks and ask for preferred leaders.
+//! network that drops, delays, duplicates and partitions messages, nodes that crash and restart,
+//! and simulated brokers that register, heartbeat, create and delete topics, fetch producer-id
+//! blocks and ask for preferred leaders.
+//!
+//! The same simulation runs over two stores ([`SimStore`]):
+//! - `MemLog`, an in-test log whose crash model is "the state at the last sync survives";
+//! - the real [`RaftLog`] on `engine::io::sim::SimFs` (one simulated machine per node), with small
+//!   segments so that rolls, compactions and received snapshots happen within a run. A crash is
+//!   either a process kill (the page cache survives) or a power loss (`SimFs::crash`: every file
+//!   keeps a seeded random prefix of its unsynced writes, the last one possibly torn, and renames
+//!   not followed by a directory sync are undone); the node restarts by reopening the log.
 //!
 //! Checked after every step:
-//! - at most one active controller per Raft term;
-//! - every node's image at the same metadata offset is the same image;
+//! - at most one active controller per Raft term, and a node is active only in growing terms;
+//! - a node's term never goes back, across restarts too (the hard state is durable);
+//! - every node's image at the same metadata offset is the same image, and every node that has
+//!   applied the log up to the same index has the same state: this is what covers restarts and
+//!   received snapshots, whose image sits at the snapshot's index rather than at a batch's;
+//! - every node's log agrees with every other on the entries each has applied (same term, same
+//!   bytes), and a crash never loses an entry the node had applied;
 //! - a partition's leader epoch never goes back (per topic id, across each node's images);
 //! - no producer id is handed out twice (blocks from acknowledged replies are disjoint).
 //!
-//! And at the end, with faults healed: every node converges to the same image and the cluster
-//! made progress (topics were created, blocks handed out).
+//! And at the end, with faults healed: every node applied the same log up to the same index,
+//! converged to the same image, and the cluster made progress (topics were created, blocks
+//! handed out); over all seeds, snapshots were taken (and, on `RaftLog`, segments rolled and
+//! power losses dropped unsynced writes).
 //!
-//! `SKUA_SIM_SEEDS=<n>` runs n seeds (the long form); a failing seed is printed and
+//! `SKUA_SIM_SEEDS=<n>` runs n seeds per store (the long form); a failing seed is printed and
 //! `SKUA_SIM_SEED=<seed>` replays it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use cluster::controller::{ControllerConfig, Heartbeat, NewTopic, Registration};
 use cluster::image::MetadataImage;
 use cluster::quorum::{ControllerReply, ControllerRequest, DurableLog, Quorum, QuorumConfig, RequestError};
+use cluster::raft_log::{RaftLog, RaftLogConfig, SEGMENT_SUFFIX};
 use cluster::records::Endpoint;
 use cluster::{BrokerId, ClusterError, ClusterId, PartitionIndex, TopicId};
+use engine::io::sim::{SimFaults, SimFs};
 use raft::prelude::{ConfState, Entry, HardState, Message, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -30,7 +49,7 @@ mod store {
     use super::*;
 
     /// What survives a crash: the state as of the last sync.
-    #[derive(Clone, Debug, Default)]
+    #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Disk {
         pub snapshot: Snapshot,
         pub entries: Vec<Entry>,
@@ -160,6 +179,74 @@ mod store {
 
 use store::{Disk, MemLog};
 
+/// A durable log the simulation runs the quorum over, with its crash model.
+trait SimStore: DurableLog + Sized {
+    const NAME: &'static str;
+    /// What outlives the node's process: its disk (and page cache).
+    type Machine;
+    fn new_machine(seed: u64, node: BrokerId) -> Self::Machine;
+    /// The node's process starts: it opens the log its machine holds.
+    fn open(machine: &Self::Machine) -> Self;
+    /// The process dies with its quorum; on `power_loss` the machine also loses what the crash
+    /// model drops. Returns whether unsynced writes were lost.
+    fn crash(quorum: Quorum<Self>, machine: &mut Self::Machine, power_loss: bool) -> bool;
+    /// The highest segment sequence number on the machine (0 for a store without segments).
+    fn segment_sequence_max(machine: &Self::Machine) -> u64;
+}
+
+impl SimStore for MemLog {
+    const NAME: &'static str = "MemLog";
+    type Machine = Disk;
+
+    fn new_machine(_seed: u64, _node: BrokerId) -> Disk {
+        Disk::default()
+    }
+    fn open(machine: &Disk) -> MemLog {
+        MemLog::from_disk(machine.clone())
+    }
+    fn crash(quorum: Quorum<MemLog>, machine: &mut Disk, power_loss: bool) -> bool {
+        let store = quorum.store();
+        // A process kill keeps what was written (the page cache), a power loss what was synced.
+        *machine = if power_loss { store.disk.clone() } else { store.live.clone() };
+        power_loss && store.disk != store.live
+    }
+    fn segment_sequence_max(_machine: &Disk) -> u64 {
+        0
+    }
+}
+
+const RAFT_LOG_DIR: &str = "/metadata/raft";
+/// Small segments, so that a run rolls many (a record is tens to hundreds of bytes) and compaction
+/// deletes whole ones.
+const SIM_SEGMENT_BYTES_MAX: u64 = 4 * 1024;
+
+impl SimStore for RaftLog {
+    const NAME: &'static str = "RaftLog";
+    /// One simulated machine per node: a power loss takes down one node's disk, not the others'.
+    type Machine = SimFs;
+
+    fn new_machine(seed: u64, node: BrokerId) -> SimFs {
+        SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, SimFaults::default())
+    }
+    fn open(machine: &SimFs) -> RaftLog {
+        let config = RaftLogConfig { segment_bytes_max: SIM_SEGMENT_BYTES_MAX };
+        RaftLog::open_with(Box::new(machine.clone()), Path::new(RAFT_LOG_DIR), config)
+            .unwrap_or_else(|error| panic!("the Raft log reopens after a crash: {error}"))
+    }
+    fn crash(quorum: Quorum<RaftLog>, machine: &mut SimFs, power_loss: bool) -> bool {
+        drop(quorum);
+        power_loss && machine.crash() > 0
+    }
+    fn segment_sequence_max(machine: &SimFs) -> u64 {
+        machine
+            .file_paths()
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str()?.strip_suffix(SEGMENT_SUFFIX)?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// A small seeded generator (xorshift64*), so runs replay exactly.
 struct Rng(u64);
 
@@ -202,11 +289,20 @@ fn discard() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
-struct Node {
-    quorum: Option<Quorum<MemLog>>,
-    disk: Disk,
+struct Node<S: SimStore> {
+    id: BrokerId,
+    quorum: Option<Quorum<S>>,
+    machine: S::Machine,
     /// The last image this node published, for the "epochs never go back" check.
     last_image: Arc<MetadataImage>,
+    /// The highest term seen after an `advance`, which persisted it: no restart goes below it.
+    term: u64,
+    /// The last term this node was the active controller in.
+    active_term: u64,
+    /// The highest index this node applied: applied entries were synced, no crash loses them.
+    applied_max: u64,
+    /// The log entries up to here were checked against `Checks::committed`.
+    checked_index: u64,
 }
 
 /// A simulated broker: registers with whichever node answers, then heartbeats.
@@ -222,11 +318,32 @@ struct Checks {
     active: BTreeMap<u64, BrokerId>,
     /// offset -> the image every node must have at it.
     images: BTreeMap<u64, Arc<MetadataImage>>,
+    /// applied index -> the state every node that applied the log up to it must have (its
+    /// image's offset aside: see [`same_state`]).
+    applied_images: BTreeMap<u64, Arc<MetadataImage>>,
+    /// index -> (term, data) of the entry some node applied there: every node's must be the same.
+    committed: BTreeMap<u64, (u64, Bytes)>,
     /// Producer ids handed out.
     producer_ids: Vec<std::ops::Range<u64>>,
     topics_created: u64,
     elections: u64,
+    crashes: u64,
+    /// Power losses that dropped unsynced writes.
+    lossy_power_losses: u64,
     restarts: u64,
+    snapshots_sent: u64,
+}
+
+/// What a run covered, summed over seeds to check the simulation exercises what it claims to.
+#[derive(Debug, Default)]
+struct Coverage {
+    seeds: u64,
+    /// Runs in which some node compacted its log into a snapshot.
+    compacted_runs: u64,
+    snapshots_sent: u64,
+    lossy_power_losses: u64,
+    /// Runs in which some node's log rolled past its first segment.
+    rolled_runs: u64,
 }
 
 /// What a request was, to check its reply.
@@ -238,17 +355,42 @@ enum Asked {
     Other,
 }
 
-fn run(seed: u64) {
+/// Names the failing seed when a run panics (an `expect` deep inside does not know it).
+struct SeedOnPanic {
+    store: &'static str,
+    seed: u64,
+}
+
+impl Drop for SeedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{} seed {} failed: replay it with SKUA_SIM_SEED={}", self.store, self.seed, self.seed);
+        }
+    }
+}
+
+fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
+    let _report = SeedOnPanic { store: S::NAME, seed };
+    let store = S::NAME;
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let voter_count = if seed % 3 == 0 { 5 } else { 3 };
     let voters: Vec<BrokerId> = (1..=voter_count).map(BrokerId).collect();
-    let mut nodes: Vec<Node> = voters
+    let mut nodes: Vec<Node<S>> = voters
         .iter()
         .map(|voter| {
+            let machine = S::new_machine(seed, *voter);
             let quorum =
-                Quorum::open(MemLog::from_disk(Disk::default()), quorum_config(*voter, &voters, seed), &discard())
-                    .expect("opens");
-            Node { quorum: Some(quorum), disk: Disk::default(), last_image: Arc::new(MetadataImage::default()) }
+                Quorum::open(S::open(&machine), quorum_config(*voter, &voters, seed), &discard()).expect("opens");
+            Node {
+                id: *voter,
+                quorum: Some(quorum),
+                machine,
+                last_image: Arc::new(MetadataImage::default()),
+                term: 0,
+                active_term: 0,
+                applied_max: 0,
+                checked_index: 0,
+            }
         })
         .collect();
     let mut brokers: Vec<Broker> =
@@ -264,18 +406,32 @@ fn run(seed: u64) {
     for step in 0..total_steps {
         let now_ms = step * TICK_MS;
         let faults = step < fault_steps;
-        // Faults: crash, restart, isolate, heal.
+        // Faults: crash (a process kill or a power loss), restart, isolate, heal.
         if faults && rng.chance(1) {
             let victim = rng.below(voter_count as u64) as usize;
             if let Some(quorum) = nodes[victim].quorum.take() {
-                nodes[victim].disk = quorum.store().disk.clone();
+                let power_loss = rng.chance(50);
+                if S::crash(quorum, &mut nodes[victim].machine, power_loss) {
+                    checks.lossy_power_losses += 1;
+                }
+                checks.crashes += 1;
             }
         }
         for (index, node) in nodes.iter_mut().enumerate() {
             if node.quorum.is_none() && (!faults || rng.chance(2)) {
-                let log = MemLog::from_disk(node.disk.clone());
-                let quorum = Quorum::open(log, quorum_config(voters[index], &voters, seed), &discard())
-                    .expect("a crashed node reopens");
+                let quorum =
+                    Quorum::open(S::open(&node.machine), quorum_config(voters[index], &voters, seed), &discard())
+                        .unwrap_or_else(|error| panic!("{store} seed {seed}: node {} reopens: {error}", node.id));
+                // Everything the node applied before the crash was synced first: it is all there.
+                let last_index = quorum.store().last_index().expect("last index");
+                assert!(
+                    last_index >= node.applied_max,
+                    "{store} seed {seed}: node {} applied {} before its crash, its log ends at {last_index} after",
+                    node.id,
+                    node.applied_max
+                );
+                check_log(seed, store, node.id, quorum.store(), 0, node.applied_max, &mut checks.committed);
+                node.checked_index = 0;
                 node.quorum = Some(quorum);
                 checks.restarts += 1;
             }
@@ -330,48 +486,144 @@ fn run(seed: u64) {
         // Advance every node: persist, send, apply; then check.
         for node in nodes.iter_mut() {
             let Some(quorum) = node.quorum.as_mut() else { continue };
-            let output = quorum.advance(now_ms).expect("advance");
+            let output = quorum
+                .advance(now_ms)
+                .unwrap_or_else(|error| panic!("{store} seed {seed}: node {} advances: {error}", node.id));
             for message in output.messages {
+                if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                    checks.snapshots_sent += 1;
+                }
                 network.push((step + 1 + rng.below(3), message));
             }
             for (token, reply) in output.replies {
                 let what = asked.remove(&token).expect("a reply answers a request");
                 record_reply(&mut checks, &mut brokers, what, reply);
             }
-            if quorum.is_active() {
-                let previous = checks.active.insert(quorum.term(), quorum.node());
-                assert!(
-                    previous.is_none_or(|other| other == quorum.node()),
-                    "seed {seed}: two active controllers in term {}: {previous:?} and {}",
-                    quorum.term(),
-                    quorum.node()
-                );
-            }
-            let image = Arc::clone(quorum.image());
-            let agreed = checks.images.entry(image.offset).or_insert_with(|| Arc::clone(&image));
-            assert_eq!(**agreed, *image, "seed {seed}: node {} disagrees at offset {}", quorum.node(), image.offset);
-            check_epochs_grow(seed, &node.last_image, &image);
-            node.last_image = image;
+            check_node(seed, store, node, &mut checks);
         }
     }
-    // Healed and quiet: everyone converged on the same image, and work got done.
-    let images: Vec<Arc<MetadataImage>> =
-        nodes.iter().map(|node| Arc::clone(node.quorum.as_ref().expect("all restarted").image())).collect();
-    for image in &images[1..] {
-        assert_eq!(**image, *images[0], "seed {seed}: nodes did not converge");
+    // Healed and quiet: everyone applied the same log and converged on the same image, and work
+    // got done.
+    let quorums: Vec<&Quorum<S>> = nodes.iter().map(|node| node.quorum.as_ref().expect("all restarted")).collect();
+    for quorum in &quorums {
+        assert_eq!(quorum.applied(), quorums[0].applied(), "{store} seed {seed}: nodes applied different logs");
+        assert_eq!(**quorum.image(), **quorums[0].image(), "{store} seed {seed}: nodes did not converge");
+        // Every entry each node holds up to its commit index, not only those it checked as it
+        // applied them, agrees with every other node's.
+        let commit = quorum.store().initial_state().expect("state").hard_state.commit;
+        let held = commit.min(quorum.store().last_index().expect("last index"));
+        check_log(seed, store, quorum.node(), quorum.store(), 0, held, &mut checks.committed);
     }
-    assert!(images[0].cluster_id.is_some(), "seed {seed}: a cluster id was agreed");
-    assert!(checks.topics_created >= 3, "seed {seed}: only {} topics created", checks.topics_created);
-    assert!(checks.producer_ids.len() >= 3, "seed {seed}: only {} id blocks", checks.producer_ids.len());
+    let image = quorums[0].image();
+    assert!(image.cluster_id.is_some(), "{store} seed {seed}: a cluster id was agreed");
+    assert!(checks.topics_created >= 3, "{store} seed {seed}: only {} topics created", checks.topics_created);
+    assert!(checks.producer_ids.len() >= 3, "{store} seed {seed}: only {} id blocks", checks.producer_ids.len());
+    let snapshot_index_max =
+        quorums.iter().map(|quorum| quorum.store().first_index().expect("first index") - 1).max().unwrap_or(0);
+    let segment_sequence_max = nodes.iter().map(|node| S::segment_sequence_max(&node.machine)).max().unwrap_or(0);
+    coverage.seeds += 1;
+    coverage.compacted_runs += u64::from(snapshot_index_max > 0);
+    coverage.rolled_runs += u64::from(segment_sequence_max > 0);
+    coverage.snapshots_sent += checks.snapshots_sent;
+    coverage.lossy_power_losses += checks.lossy_power_losses;
     eprintln!(
-        "seed {seed}: {voter_count} voters, offset {}, {} controller terms, {} restarts, {} topics created, {} id blocks, {} elections",
-        images[0].offset,
+        "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
+         segment {segment_sequence_max}, {} controller terms, {} crashes ({} lost unsynced writes), {} restarts, \
+         {} snapshots sent, {} topics created, {} id blocks, {} elections",
+        image.offset,
+        quorums[0].applied(),
         checks.active.len(),
+        checks.crashes,
+        checks.lossy_power_losses,
         checks.restarts,
+        checks.snapshots_sent,
         checks.topics_created,
         checks.producer_ids.len(),
         checks.elections
     );
+}
+
+/// The checks after a node's `advance`.
+fn check_node<S: SimStore>(seed: u64, store: &str, node: &mut Node<S>, checks: &mut Checks) {
+    let Some(quorum) = node.quorum.as_ref() else { return };
+    let term = quorum.term();
+    assert!(term >= node.term, "{store} seed {seed}: node {} went back from term {} to {term}", node.id, node.term);
+    node.term = term;
+    if quorum.is_active() {
+        let previous = checks.active.insert(term, quorum.node());
+        assert!(
+            previous.is_none_or(|other| other == quorum.node()),
+            "{store} seed {seed}: two active controllers in term {term}: {previous:?} and {}",
+            quorum.node()
+        );
+        assert!(
+            term >= node.active_term,
+            "{store} seed {seed}: node {} was active in term {}, now in {term}",
+            node.id,
+            node.active_term
+        );
+        node.active_term = term;
+    }
+    let image = Arc::clone(quorum.image());
+    let agreed = checks.images.entry(image.offset).or_insert_with(|| Arc::clone(&image));
+    assert_eq!(**agreed, *image, "{store} seed {seed}: node {} disagrees at offset {}", node.id, image.offset);
+    let applied = quorum.applied();
+    assert!(
+        image.offset <= applied,
+        "{store} seed {seed}: node {} image at {} > applied {applied}",
+        node.id,
+        image.offset
+    );
+    let agreed = checks.applied_images.entry(applied).or_insert_with(|| Arc::clone(&image));
+    assert!(
+        same_state(agreed, &image),
+        "{store} seed {seed}: node {} disagrees having applied up to {applied}:\n{agreed:?}\n{image:?}",
+        node.id
+    );
+    check_log(seed, store, node.id, quorum.store(), node.checked_index, applied, &mut checks.committed);
+    node.checked_index = applied;
+    node.applied_max = node.applied_max.max(applied);
+    check_epochs_grow(seed, &node.last_image, &image);
+    node.last_image = image;
+}
+
+/// The same cluster state, whatever offset each image names: a snapshot's image sits at the
+/// snapshot's index, an applied one at its last batch's, which may be lower.
+fn same_state(a: &MetadataImage, b: &MetadataImage) -> bool {
+    if a.offset == b.offset {
+        return a == b;
+    }
+    MetadataImage { offset: 0, ..a.clone() } == MetadataImage { offset: 0, ..b.clone() }
+}
+
+/// The entries of a node's log in `(after, up_to]` (those it holds: not below its snapshot) are
+/// the entries every other node has at those indexes; `up_to` must be committed.
+fn check_log(
+    seed: u64,
+    store: &str,
+    node: BrokerId,
+    log: &impl Storage,
+    after: u64,
+    up_to: u64,
+    committed: &mut BTreeMap<u64, (u64, Bytes)>,
+) {
+    let low = (after + 1).max(log.first_index().expect("first index"));
+    if low > up_to {
+        return;
+    }
+    let entries = log
+        .entries(low, up_to + 1, None, GetEntriesContext::empty(false))
+        .unwrap_or_else(|error| panic!("{store} seed {seed}: node {node} lacks entries {low}..={up_to}: {error}"));
+    for entry in entries {
+        let seen = committed.entry(entry.index).or_insert_with(|| (entry.term, entry.data.clone()));
+        assert!(
+            seen.0 == entry.term && seen.1 == entry.data,
+            "{store} seed {seed}: node {node} holds entry {} of term {}, another node applied term {} there",
+            entry.index,
+            entry.term,
+            seen.0
+        );
+    }
 }
 
 fn broker_request(rng: &mut Rng, brokers: &mut [Broker], step: u64) -> (ControllerRequest, Asked) {
@@ -471,14 +723,35 @@ fn check_epochs_grow(seed: u64, before: &MetadataImage, after: &MetadataImage) {
     let _ = PartitionIndex(0);
 }
 
+/// Runs `SKUA_SIM_SEED` alone, or seeds `1..=SKUA_SIM_SEEDS` (`default_seeds` without it) and
+/// checks they covered compaction, snapshot transfer and lossy power losses; returns what they
+/// covered (nothing for a replay).
+fn run_seeds<S: SimStore>(default_seeds: u64) -> Option<Coverage> {
+    if let Some(seed) = std::env::var("SKUA_SIM_SEED").ok().and_then(|text| text.parse().ok()) {
+        run::<S>(seed, &mut Coverage::default());
+        return None;
+    }
+    let seeds: u64 = std::env::var("SKUA_SIM_SEEDS").ok().and_then(|text| text.parse().ok()).unwrap_or(default_seeds);
+    let mut coverage = Coverage::default();
+    for seed in 1..=seeds {
+        run::<S>(seed, &mut coverage);
+    }
+    eprintln!("{}: {coverage:?}", S::NAME);
+    assert!(coverage.compacted_runs > 0, "{}: no run compacted its log: {coverage:?}", S::NAME);
+    assert!(coverage.snapshots_sent > 0, "{}: no run sent a snapshot: {coverage:?}", S::NAME);
+    assert!(coverage.lossy_power_losses > 0, "{}: no power loss dropped a write: {coverage:?}", S::NAME);
+    Some(coverage)
+}
+
 #[test]
 fn the_quorum_keeps_its_invariants_under_loss_partitions_and_restarts() {
-    if let Some(seed) = std::env::var("SKUA_SIM_SEED").ok().and_then(|text| text.parse().ok()) {
-        run(seed);
-        return;
-    }
-    let seeds: u64 = std::env::var("SKUA_SIM_SEEDS").ok().and_then(|text| text.parse().ok()).unwrap_or(12);
-    for seed in 1..=seeds {
-        run(seed);
+    run_seeds::<MemLog>(12);
+}
+
+/// The same simulation over the real log on a simulated disk that loses unsynced writes.
+#[test]
+fn the_quorum_keeps_its_invariants_on_the_raft_log_through_power_losses() {
+    if let Some(coverage) = run_seeds::<RaftLog>(6) {
+        assert!(coverage.rolled_runs > 0, "no run rolled a segment: {coverage:?}");
     }
 }
