@@ -31,7 +31,10 @@
 //! `SKUA_SIM_SEED=<seed>` replays it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::os::fd::RawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,6 +45,7 @@ use cluster::raft_log::{RaftLog, RaftLogConfig, SEGMENT_SUFFIX};
 use cluster::records::Endpoint;
 use cluster::{BrokerId, ClusterError, ClusterId, PartitionIndex, TopicId};
 use engine::io::sim::{SimFaults, SimFs};
+use engine::io::{Completion, FileRef, FileSystem, OpenOptions, StorageFile, WriteChain};
 use raft::prelude::{ConfState, Entry, HardState, Message, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -185,11 +189,16 @@ trait SimStore: DurableLog + Sized {
     /// What outlives the node's process: its disk (and page cache).
     type Machine;
     fn new_machine(seed: u64, node: BrokerId) -> Self::Machine;
-    /// The node's process starts: it opens the log its machine holds.
-    fn open(machine: &Self::Machine) -> Self;
-    /// The process dies with its quorum; on `power_loss` the machine also loses what the crash
-    /// model drops. Returns whether unsynced writes were lost.
-    fn crash(quorum: Quorum<Self>, machine: &mut Self::Machine, power_loss: bool) -> bool;
+    /// The node's process starts: it opens the log its machine holds (an error only from an armed
+    /// power cut).
+    fn open(machine: &Self::Machine) -> Result<Self, ClusterError>;
+    /// The process dies with its quorum (if it had got as far as opening one); on `power_loss` the
+    /// machine also loses what the crash model drops. Returns whether unsynced writes were lost.
+    fn crash(quorum: Option<Quorum<Self>>, machine: &mut Self::Machine, power_loss: bool) -> bool;
+    /// Arms a power cut after `operations` more mutating I/O operations, unless one is armed.
+    fn arm_power_cut(machine: &Self::Machine, operations: u64);
+    /// The armed cut struck: the store's errors since come from it.
+    fn power_was_cut(machine: &Self::Machine) -> bool;
     /// The highest segment sequence number on the machine (0 for a store without segments).
     fn segment_sequence_max(machine: &Self::Machine) -> u64;
 }
@@ -201,14 +210,20 @@ impl SimStore for MemLog {
     fn new_machine(_seed: u64, _node: BrokerId) -> Disk {
         Disk::default()
     }
-    fn open(machine: &Disk) -> MemLog {
-        MemLog::from_disk(machine.clone())
+    fn open(machine: &Disk) -> Result<MemLog, ClusterError> {
+        Ok(MemLog::from_disk(machine.clone()))
     }
-    fn crash(quorum: Quorum<MemLog>, machine: &mut Disk, power_loss: bool) -> bool {
+    fn crash(quorum: Option<Quorum<MemLog>>, machine: &mut Disk, power_loss: bool) -> bool {
+        let Some(quorum) = quorum else { return false };
         let store = quorum.store();
         // A process kill keeps what was written (the page cache), a power loss what was synced.
         *machine = if power_loss { store.disk.clone() } else { store.live.clone() };
         power_loss && store.disk != store.live
+    }
+    /// `MemLog` writes nothing until `sync`, which cannot fail: its crashes fall between `Ready`s.
+    fn arm_power_cut(_machine: &Disk, _operations: u64) {}
+    fn power_was_cut(_machine: &Disk) -> bool {
+        false
     }
     fn segment_sequence_max(_machine: &Disk) -> u64 {
         0
@@ -220,30 +235,164 @@ const RAFT_LOG_DIR: &str = "/metadata/raft";
 /// deletes whole ones.
 const SIM_SEGMENT_BYTES_MAX: u64 = 4 * 1024;
 
+/// One node's simulated machine: its disk, and a power cut that may be armed to strike at a chosen
+/// I/O operation (in the middle of a Raft `Ready`, a segment roll, a compaction...).
+struct SimMachine {
+    fs: SimFs,
+    /// Mutating operations that still succeed before the power goes; [`POWER_ON`] when no cut is
+    /// armed, [`POWER_CUT`] once it struck (every operation fails until the node crashes).
+    operations_left: Arc<AtomicU64>,
+}
+
+const POWER_ON: u64 = u64::MAX;
+const POWER_CUT: u64 = u64::MAX - 1;
+
 impl SimStore for RaftLog {
     const NAME: &'static str = "RaftLog";
     /// One simulated machine per node: a power loss takes down one node's disk, not the others'.
-    type Machine = SimFs;
+    type Machine = SimMachine;
 
-    fn new_machine(seed: u64, node: BrokerId) -> SimFs {
-        SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, SimFaults::default())
+    fn new_machine(seed: u64, node: BrokerId) -> SimMachine {
+        let fs = SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, SimFaults::default());
+        SimMachine { fs, operations_left: Arc::new(AtomicU64::new(POWER_ON)) }
     }
-    fn open(machine: &SimFs) -> RaftLog {
+    fn open(machine: &SimMachine) -> Result<RaftLog, ClusterError> {
         let config = RaftLogConfig { segment_bytes_max: SIM_SEGMENT_BYTES_MAX };
-        RaftLog::open_with(Box::new(machine.clone()), Path::new(RAFT_LOG_DIR), config)
-            .unwrap_or_else(|error| panic!("the Raft log reopens after a crash: {error}"))
+        let fs = CuttableFs { inner: machine.fs.clone(), operations_left: Arc::clone(&machine.operations_left) };
+        RaftLog::open_with(Box::new(fs), Path::new(RAFT_LOG_DIR), config)
     }
-    fn crash(quorum: Quorum<RaftLog>, machine: &mut SimFs, power_loss: bool) -> bool {
+    fn crash(quorum: Option<Quorum<RaftLog>>, machine: &mut SimMachine, power_loss: bool) -> bool {
         drop(quorum);
-        power_loss && machine.crash() > 0
+        machine.operations_left.store(POWER_ON, Ordering::Relaxed);
+        power_loss && machine.fs.crash() > 0
     }
-    fn segment_sequence_max(machine: &SimFs) -> u64 {
+    fn arm_power_cut(machine: &SimMachine, operations: u64) {
+        let _ = machine.operations_left.compare_exchange(POWER_ON, operations, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    fn power_was_cut(machine: &SimMachine) -> bool {
+        machine.operations_left.load(Ordering::Relaxed) == POWER_CUT
+    }
+    fn segment_sequence_max(machine: &SimMachine) -> u64 {
         machine
+            .fs
             .file_paths()
             .iter()
             .filter_map(|path| path.file_name()?.to_str()?.strip_suffix(SEGMENT_SUFFIX)?.parse().ok())
             .max()
             .unwrap_or(0)
+    }
+}
+
+/// The machine's file system as its process sees it: [`SimFs`], until an armed power cut strikes.
+/// The operation that strikes it and every later one fail without effect, so what the disk holds
+/// is what it held at the cut; the simulation then crashes the `SimFs` (dropping what was not
+/// synced) and restarts the node.
+#[derive(Debug)]
+struct CuttableFs {
+    inner: SimFs,
+    operations_left: Arc<AtomicU64>,
+}
+
+/// A file of a [`CuttableFs`].
+#[derive(Debug)]
+struct CuttableFile {
+    inner: FileRef,
+    operations_left: Arc<AtomicU64>,
+}
+
+/// Counts one mutating operation against the armed cut: the one that finds none left strikes it
+/// and fails, as does every one after.
+fn power(operations_left: &AtomicU64) -> io::Result<()> {
+    let after = match operations_left.load(Ordering::Relaxed) {
+        POWER_ON => POWER_ON,
+        POWER_CUT | 0 => POWER_CUT,
+        left => left - 1,
+    };
+    operations_left.store(after, Ordering::Relaxed);
+    powered(operations_left)
+}
+
+/// Fails any operation (reads included) once the power is gone.
+fn powered(operations_left: &AtomicU64) -> io::Result<()> {
+    match operations_left.load(Ordering::Relaxed) {
+        POWER_CUT => Err(io::Error::other("simulated power cut")),
+        _ => Ok(()),
+    }
+}
+
+impl FileSystem for CuttableFs {
+    fn name(&self) -> &'static str {
+        "cuttable sim"
+    }
+    fn open(&mut self, path: &Path, options: OpenOptions) -> io::Result<FileRef> {
+        match options.create || options.truncate {
+            true => power(&self.operations_left)?,
+            false => powered(&self.operations_left)?,
+        }
+        let inner = self.inner.open(path, options)?;
+        Ok(Arc::new(CuttableFile { inner, operations_left: Arc::clone(&self.operations_left) }))
+    }
+    fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        powered(&self.operations_left)?;
+        self.inner.list_dir(path)
+    }
+    fn remove_file(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.remove_file(path)
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.sync_dir(path)
+    }
+    fn start(&mut self, _token: u64, _chain: WriteChain) {
+        unreachable!("the Raft log writes with write_at and sync_data, never chains");
+    }
+    fn flush(&mut self) {}
+    fn reap(&mut self, _wait: bool) -> Vec<Completion> {
+        Vec::new()
+    }
+    fn in_flight(&self) -> usize {
+        0
+    }
+}
+
+impl StorageFile for CuttableFile {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {
+        powered(&self.operations_left)?;
+        self.inner.read_at(buf, position)
+    }
+    fn write_at(&self, data: &[u8], position: u64) -> io::Result<usize> {
+        power(&self.operations_left)?;
+        self.inner.write_at(data, position)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        powered(&self.operations_left)?;
+        self.inner.len()
+    }
+    fn set_len(&self, length: u64) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.set_len(length)
+    }
+    fn read_fd(&self) -> Option<RawFd> {
+        None
+    }
+    fn write_fd(&self) -> Option<RawFd> {
+        None
     }
 }
 
@@ -266,6 +415,9 @@ impl Rng {
 }
 
 const TICK_MS: u64 = 10;
+/// An armed power cut strikes within this many mutating I/O operations (an `advance` does a few,
+/// a compaction or a recovery a dozen or so).
+const CUT_OPERATIONS_MAX: u64 = 24;
 const SESSION_TIMEOUT_MS: u64 = 600;
 
 fn quorum_config(node: BrokerId, voters: &[BrokerId], seed: u64) -> QuorumConfig {
@@ -328,6 +480,8 @@ struct Checks {
     topics_created: u64,
     elections: u64,
     crashes: u64,
+    /// Armed power cuts that struck (in the middle of an `advance` or of a recovery).
+    power_cuts: u64,
     /// Power losses that dropped unsynced writes.
     lossy_power_losses: u64,
     restarts: u64,
@@ -342,6 +496,7 @@ struct Coverage {
     compacted_runs: u64,
     snapshots_sent: u64,
     lossy_power_losses: u64,
+    power_cuts: u64,
     /// Runs in which some node's log rolled past its first segment.
     rolled_runs: u64,
 }
@@ -379,8 +534,12 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         .iter()
         .map(|voter| {
             let machine = S::new_machine(seed, *voter);
-            let quorum =
-                Quorum::open(S::open(&machine), quorum_config(*voter, &voters, seed), &discard()).expect("opens");
+            let quorum = Quorum::open(
+                S::open(&machine).expect("a new log opens"),
+                quorum_config(*voter, &voters, seed),
+                &discard(),
+            )
+            .expect("opens");
             Node {
                 id: *voter,
                 quorum: Some(quorum),
@@ -411,17 +570,33 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
             let victim = rng.below(voter_count as u64) as usize;
             if let Some(quorum) = nodes[victim].quorum.take() {
                 let power_loss = rng.chance(50);
-                if S::crash(quorum, &mut nodes[victim].machine, power_loss) {
+                if S::crash(Some(quorum), &mut nodes[victim].machine, power_loss) {
                     checks.lossy_power_losses += 1;
                 }
                 checks.crashes += 1;
             }
         }
+        // A power cut armed to strike at one of the next I/O operations of a node (or of its
+        // recovery, if it is down).
+        if faults && rng.chance(1) {
+            let victim = rng.below(voter_count as u64) as usize;
+            S::arm_power_cut(&nodes[victim].machine, rng.below(CUT_OPERATIONS_MAX));
+        }
         for (index, node) in nodes.iter_mut().enumerate() {
             if node.quorum.is_none() && (!faults || rng.chance(2)) {
-                let quorum =
-                    Quorum::open(S::open(&node.machine), quorum_config(voters[index], &voters, seed), &discard())
-                        .unwrap_or_else(|error| panic!("{store} seed {seed}: node {} reopens: {error}", node.id));
+                let config = quorum_config(voters[index], &voters, seed);
+                let quorum = match S::open(&node.machine).and_then(|log| Quorum::open(log, config, &discard())) {
+                    Ok(quorum) => quorum,
+                    Err(error) => {
+                        assert!(
+                            S::power_was_cut(&node.machine),
+                            "{store} seed {seed}: node {} reopens: {error}",
+                            node.id
+                        );
+                        power_cut(&mut checks, node, None);
+                        continue;
+                    }
+                };
                 // Everything the node applied before the crash was synced first: it is all there.
                 let last_index = quorum.store().last_index().expect("last index");
                 assert!(
@@ -486,9 +661,16 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         // Advance every node: persist, send, apply; then check.
         for node in nodes.iter_mut() {
             let Some(quorum) = node.quorum.as_mut() else { continue };
-            let output = quorum
-                .advance(now_ms)
-                .unwrap_or_else(|error| panic!("{store} seed {seed}: node {} advances: {error}", node.id));
+            let output = match quorum.advance(now_ms) {
+                Ok(output) => output,
+                Err(error) => {
+                    assert!(S::power_was_cut(&node.machine), "{store} seed {seed}: node {} advances: {error}", node.id);
+                    let quorum = node.quorum.take();
+                    power_cut(&mut checks, node, quorum);
+                    continue;
+                }
+            };
+            assert!(!S::power_was_cut(&node.machine), "{store} seed {seed}: node {} swallowed an I/O error", node.id);
             for message in output.messages {
                 if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
                     checks.snapshots_sent += 1;
@@ -526,14 +708,16 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     coverage.rolled_runs += u64::from(segment_sequence_max > 0);
     coverage.snapshots_sent += checks.snapshots_sent;
     coverage.lossy_power_losses += checks.lossy_power_losses;
+    coverage.power_cuts += checks.power_cuts;
     eprintln!(
         "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
-         segment {segment_sequence_max}, {} controller terms, {} crashes ({} lost unsynced writes), {} restarts, \
+         segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts ({} lost unsynced writes), {} restarts, \
          {} snapshots sent, {} topics created, {} id blocks, {} elections",
         image.offset,
         quorums[0].applied(),
         checks.active.len(),
         checks.crashes,
+        checks.power_cuts,
         checks.lossy_power_losses,
         checks.restarts,
         checks.snapshots_sent,
@@ -541,6 +725,14 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         checks.producer_ids.len(),
         checks.elections
     );
+}
+
+/// The power cut armed on `node` struck: its process dies and its machine loses power.
+fn power_cut<S: SimStore>(checks: &mut Checks, node: &mut Node<S>, quorum: Option<Quorum<S>>) {
+    if S::crash(quorum, &mut node.machine, true) {
+        checks.lossy_power_losses += 1;
+    }
+    checks.power_cuts += 1;
 }
 
 /// The checks after a node's `advance`.
@@ -753,5 +945,6 @@ fn the_quorum_keeps_its_invariants_under_loss_partitions_and_restarts() {
 fn the_quorum_keeps_its_invariants_on_the_raft_log_through_power_losses() {
     if let Some(coverage) = run_seeds::<RaftLog>(6) {
         assert!(coverage.rolled_runs > 0, "no run rolled a segment: {coverage:?}");
+        assert!(coverage.power_cuts > 0, "no power cut struck: {coverage:?}");
     }
 }
