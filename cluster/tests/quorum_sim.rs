@@ -9,7 +9,9 @@
 //!   segments so that rolls, compactions and received snapshots happen within a run. A crash is
 //!   either a process kill (the page cache survives) or a power loss (`SimFs::crash`: every file
 //!   keeps a seeded random prefix of its unsynced writes, the last one possibly torn, and renames
-//!   not followed by a directory sync are undone); the node restarts by reopening the log.
+//!   not followed by a directory sync are undone); the node restarts by reopening the log. A power
+//!   loss also strikes at a chosen I/O operation ([`CuttableFs`]): in the middle of a Raft
+//!   `Ready`, a segment roll, a compaction, a received snapshot or a recovery.
 //!
 //! Checked after every step:
 //! - at most one active controller per Raft term, and a node is active only in growing terms;
@@ -24,8 +26,8 @@
 //!
 //! And at the end, with faults healed: every node applied the same log up to the same index,
 //! converged to the same image, and the cluster made progress (topics were created, blocks
-//! handed out); over all seeds, snapshots were taken (and, on `RaftLog`, segments rolled and
-//! power losses dropped unsynced writes).
+//! handed out); over all seeds, snapshots were taken and sent and power losses dropped unsynced
+//! writes (and, on `RaftLog`, segments rolled and power cuts struck).
 //!
 //! `SKUA_SIM_SEEDS=<n>` runs n seeds per store (the long form); a failing seed is printed and
 //! `SKUA_SIM_SEED=<seed>` replays it alone.
@@ -233,7 +235,9 @@ impl SimStore for MemLog {
 const RAFT_LOG_DIR: &str = "/metadata/raft";
 /// Small segments, so that a run rolls many (a record is tens to hundreds of bytes) and compaction
 /// deletes whole ones.
-const SIM_SEGMENT_BYTES_MAX: u64 = 4 * 1024;
+const SIM_SEGMENT_BYTES_MAX: u64 = 2 * 1024;
+/// Short writes split a record's write in pieces, which a power loss may keep some of.
+const SIM_SHORT_WRITES_PER_MILLION: u64 = 50_000;
 
 /// One node's simulated machine: its disk, and a power cut that may be armed to strike at a chosen
 /// I/O operation (in the middle of a Raft `Ready`, a segment roll, a compaction...).
@@ -253,7 +257,8 @@ impl SimStore for RaftLog {
     type Machine = SimMachine;
 
     fn new_machine(seed: u64, node: BrokerId) -> SimMachine {
-        let fs = SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, SimFaults::default());
+        let faults = SimFaults { short_write_per_million: SIM_SHORT_WRITES_PER_MILLION, ..SimFaults::default() };
+        let fs = SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, faults);
         SimMachine { fs, operations_left: Arc::new(AtomicU64::new(POWER_ON)) }
     }
     fn open(machine: &SimMachine) -> Result<RaftLog, ClusterError> {
@@ -352,15 +357,18 @@ impl FileSystem for CuttableFs {
         power(&self.operations_left)?;
         self.inner.sync_dir(path)
     }
-    fn start(&mut self, _token: u64, _chain: WriteChain) {
-        unreachable!("the Raft log writes with write_at and sync_data, never chains");
+    // Chains hold files opened here, so their writes and syncs meet the cut too.
+    fn start(&mut self, token: u64, chain: WriteChain) {
+        self.inner.start(token, chain);
     }
-    fn flush(&mut self) {}
-    fn reap(&mut self, _wait: bool) -> Vec<Completion> {
-        Vec::new()
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+    fn reap(&mut self, wait: bool) -> Vec<Completion> {
+        self.inner.reap(wait)
     }
     fn in_flight(&self) -> usize {
-        0
+        self.inner.in_flight()
     }
 }
 
@@ -427,7 +435,8 @@ fn quorum_config(node: BrokerId, voters: &[BrokerId], seed: u64) -> QuorumConfig
         election_tick: 10 + 3 * node.0 as usize,
         fixed_election_tick: true,
         heartbeat_tick: 2,
-        snapshot_entries: 40,
+        // Half the seeds snapshot often, so that lagging and restarted nodes need snapshots sent.
+        snapshot_entries: if seed % 4 < 2 { 40 } else { 8 },
         controller: ControllerConfig {
             session_timeout_ms: SESSION_TIMEOUT_MS,
             unclean_leader_election: seed % 2 == 0,
