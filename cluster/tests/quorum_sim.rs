@@ -569,6 +569,7 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     let mut cut: BTreeSet<u64> = BTreeSet::new(); // raft ids isolated from everyone
     let mut asked: BTreeMap<u64, Asked> = BTreeMap::new();
     let mut next_token = 0u64;
+    let mut leader_hint: Option<BrokerId> = None;
     let mut checks = Checks::default();
     let fault_steps = 3_000;
     let quiet_from = fault_steps + 1_000; // no requests after this: the nodes converge
@@ -652,9 +653,14 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
                 quorum.step(message, now_ms);
             }
         }
-        // The simulated brokers' requests, to a random live node.
+        // The simulated brokers' requests: to the quorum leader the last refusal named, as a
+        // broker forwards them, or (without one, and now and then anyway) to a random node.
         if step < quiet_from && rng.chance(30) {
-            let target = rng.below(voter_count as u64) as usize;
+            let random = rng.below(voter_count as u64) as usize;
+            let target = match leader_hint.and_then(|leader| voters.iter().position(|voter| *voter == leader)) {
+                Some(leader) if !rng.chance(20) => leader,
+                _ => random,
+            };
             let (request, what) = broker_request(&mut rng, &mut brokers, step);
             if let Some(quorum) = nodes[target].quorum.as_mut() {
                 next_token += 1;
@@ -690,6 +696,9 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
             }
             for (token, reply) in output.replies {
                 let what = asked.remove(&token).expect("a reply answers a request");
+                if let Err(RequestError::NotController { leader }) = &reply {
+                    leader_hint = *leader;
+                }
                 record_reply(&mut checks, &mut brokers, what, reply);
             }
             check_node(seed, store, node, &mut checks);
