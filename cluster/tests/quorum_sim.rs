@@ -488,7 +488,8 @@ struct Checks {
     committed: BTreeMap<u64, (u64, Bytes)>,
     /// Producer ids handed out.
     producer_ids: Vec<std::ops::Range<u64>>,
-    topics_created: u64,
+    /// Topics created, deleted or given partitions.
+    changes_done: u64,
     elections: u64,
     crashes: u64,
     /// Armed power cuts that struck (in the middle of an `advance` or of a recovery).
@@ -718,7 +719,7 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     }
     let image = quorums[0].image();
     assert!(image.cluster_id.is_some(), "{store} seed {seed}: a cluster id was agreed");
-    assert!(checks.topics_created >= 3, "{store} seed {seed}: only {} topics created", checks.topics_created);
+    assert!(checks.changes_done >= 3, "{store} seed {seed}: only {} topic changes done", checks.changes_done);
     assert!(checks.producer_ids.len() >= 3, "{store} seed {seed}: only {} id blocks", checks.producer_ids.len());
     let snapshot_index_max =
         quorums.iter().map(|quorum| quorum.store().first_index().expect("first index") - 1).max().unwrap_or(0);
@@ -731,8 +732,8 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     coverage.power_cuts += checks.power_cuts;
     eprintln!(
         "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
-         segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts ({} lost unsynced writes), {} restarts, \
-         {} snapshots sent, {} states unchecked, {} topics created, {} id blocks, {} elections",
+         segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts, {} power losses dropped unsynced writes, {} restarts, \
+         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections",
         image.offset,
         quorums[0].applied(),
         checks.active.len(),
@@ -742,7 +743,7 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         checks.restarts,
         checks.snapshots_sent,
         checks.states_unchecked,
-        checks.topics_created,
+        checks.changes_done,
         checks.producer_ids.len(),
         checks.elections
     );
@@ -935,7 +936,7 @@ fn record_reply(
             checks.producer_ids.push(block);
         }
         (Asked::ProducerIds, Err(RequestError::Refused(_))) => {}
-        (Asked::Other, Ok(ControllerReply::Done)) => checks.topics_created += 1,
+        (Asked::Other, Ok(ControllerReply::Done)) => checks.changes_done += 1,
         (Asked::Other, Ok(ControllerReply::Elections(_))) => checks.elections += 1,
         (_, Err(_)) => {}
         (what, reply) => panic!("{what:?} answered with {reply:?}"),
