@@ -1,28 +1,53 @@
 //! A seeded, deterministic simulation of the metadata quorum: three or five controllers, a
-//! network that drops, delays, duplicates and partitions messages, nodes that crash (losing
-//! every write after their last sync) and restart, and simulated brokers that register,
-//! heartbeat, create and delete topics, fetch producer-id blocks and ask for preferred leaders.
+//! network that drops, delays, duplicates and partitions messages, nodes that crash and restart,
+//! and simulated brokers that register, heartbeat, create and delete topics, fetch producer-id
+//! blocks and ask for preferred leaders.
+//!
+//! The same simulation runs over two stores ([`SimStore`]):
+//! - `MemLog`, an in-test log whose crash model is "the state at the last sync survives";
+//! - the real [`RaftLog`] on `engine::io::sim::SimFs` (one simulated machine per node), with small
+//!   segments so that rolls, compactions and received snapshots happen within a run. A crash is
+//!   either a process kill (the page cache survives) or a power loss (`SimFs::crash`: every file
+//!   keeps a seeded random prefix of its unsynced writes, the last one possibly torn, and renames
+//!   not followed by a directory sync are undone); the node restarts by reopening the log. A power
+//!   loss also strikes at a chosen I/O operation ([`CuttableFs`]): in the middle of a Raft
+//!   `Ready`, a segment roll, a compaction, a received snapshot or a recovery.
 //!
 //! Checked after every step:
-//! - at most one active controller per Raft term;
-//! - every node's image at the same metadata offset is the same image;
+//! - at most one active controller per Raft term, and a node is active only in growing terms;
+//! - a node's term never goes back, across restarts too (the hard state is durable);
+//! - every node's image at the same metadata offset is the same image, and every node that has
+//!   applied the log up to the same index has the same state: this is what covers restarts and
+//!   received snapshots, whose image sits at the snapshot's index rather than at a batch's;
+//! - every node's log agrees with every other on the entries each has applied (same term, same
+//!   bytes), and a crash never loses an entry the node had applied;
 //! - a partition's leader epoch never goes back (per topic id, across each node's images);
 //! - no producer id is handed out twice (blocks from acknowledged replies are disjoint).
 //!
-//! And at the end, with faults healed: every node converges to the same image and the cluster
-//! made progress (topics were created, blocks handed out).
+//! And at the end, with faults healed: every node applied the same log up to the same index,
+//! converged to the same image, and the cluster made progress (topics were created, blocks
+//! handed out); over all seeds, snapshots were taken and sent and power losses dropped unsynced
+//! writes (and, on `RaftLog`, segments rolled and power cuts struck).
 //!
-//! `SKUA_SIM_SEEDS=<n>` runs n seeds (the long form); a failing seed is printed and
+//! `SKUA_SIM_SEEDS=<n>` runs n seeds per store (the long form); a failing seed is printed and
 //! `SKUA_SIM_SEED=<seed>` replays it alone.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use cluster::controller::{ControllerConfig, Heartbeat, NewTopic, Registration};
 use cluster::image::MetadataImage;
 use cluster::quorum::{ControllerReply, ControllerRequest, DurableLog, Quorum, QuorumConfig, RequestError};
-use cluster::records::Endpoint;
+use cluster::raft_log::{RaftLog, RaftLogConfig, SEGMENT_SUFFIX};
+use cluster::records::{decode_batch, Endpoint};
 use cluster::{BrokerId, ClusterError, ClusterId, PartitionIndex, TopicId};
+use engine::io::sim::{SimFaults, SimFs};
+use engine::io::{Completion, FileRef, FileSystem, OpenOptions, StorageFile, WriteChain};
 use raft::prelude::{ConfState, Entry, HardState, Message, Snapshot};
 use raft::{GetEntriesContext, RaftState, Storage, StorageError};
 
@@ -30,7 +55,7 @@ mod store {
     use super::*;
 
     /// What survives a crash: the state as of the last sync.
-    #[derive(Clone, Debug, Default)]
+    #[derive(Clone, Debug, Default, PartialEq)]
     pub struct Disk {
         pub snapshot: Snapshot,
         pub entries: Vec<Entry>,
@@ -160,6 +185,225 @@ mod store {
 
 use store::{Disk, MemLog};
 
+/// A durable log the simulation runs the quorum over, with its crash model.
+trait SimStore: DurableLog + Sized {
+    const NAME: &'static str;
+    /// What outlives the node's process: its disk (and page cache).
+    type Machine;
+    fn new_machine(seed: u64, node: BrokerId) -> Self::Machine;
+    /// The node's process starts: it opens the log its machine holds (an error only from an armed
+    /// power cut).
+    fn open(machine: &Self::Machine) -> Result<Self, ClusterError>;
+    /// The process dies with its quorum (if it had got as far as opening one); on `power_loss` the
+    /// machine also loses what the crash model drops. Returns whether unsynced writes were lost.
+    fn crash(quorum: Option<Quorum<Self>>, machine: &mut Self::Machine, power_loss: bool) -> bool;
+    /// Arms a power cut after `operations` more mutating I/O operations, unless one is armed.
+    fn arm_power_cut(machine: &Self::Machine, operations: u64);
+    /// The armed cut struck: the store's errors since come from it.
+    fn power_was_cut(machine: &Self::Machine) -> bool;
+    /// The highest segment sequence number on the machine (0 for a store without segments).
+    fn segment_sequence_max(machine: &Self::Machine) -> u64;
+}
+
+impl SimStore for MemLog {
+    const NAME: &'static str = "MemLog";
+    type Machine = Disk;
+
+    fn new_machine(_seed: u64, _node: BrokerId) -> Disk {
+        Disk::default()
+    }
+    fn open(machine: &Disk) -> Result<MemLog, ClusterError> {
+        Ok(MemLog::from_disk(machine.clone()))
+    }
+    fn crash(quorum: Option<Quorum<MemLog>>, machine: &mut Disk, power_loss: bool) -> bool {
+        let Some(quorum) = quorum else { return false };
+        let store = quorum.store();
+        // A process kill keeps what was written (the page cache), a power loss what was synced.
+        *machine = if power_loss { store.disk.clone() } else { store.live.clone() };
+        power_loss && store.disk != store.live
+    }
+    /// `MemLog` writes nothing until `sync`, which cannot fail: its crashes fall between `Ready`s.
+    fn arm_power_cut(_machine: &Disk, _operations: u64) {}
+    fn power_was_cut(_machine: &Disk) -> bool {
+        false
+    }
+    fn segment_sequence_max(_machine: &Disk) -> u64 {
+        0
+    }
+}
+
+const RAFT_LOG_DIR: &str = "/metadata/raft";
+/// Small segments, so that a run rolls many (a record is tens to hundreds of bytes) and compaction
+/// deletes whole ones.
+const SIM_SEGMENT_BYTES_MAX: u64 = 2 * 1024;
+/// Short writes split a record's write in pieces, which a power loss may keep some of.
+const SIM_SHORT_WRITES_PER_MILLION: u64 = 50_000;
+
+/// One node's simulated machine: its disk, and a power cut that may be armed to strike at a chosen
+/// I/O operation (in the middle of a Raft `Ready`, a segment roll, a compaction...).
+struct SimMachine {
+    fs: SimFs,
+    /// Mutating operations that still succeed before the power goes; [`POWER_ON`] when no cut is
+    /// armed, [`POWER_CUT`] once it struck (every operation fails until the node crashes).
+    operations_left: Arc<AtomicU64>,
+}
+
+const POWER_ON: u64 = u64::MAX;
+const POWER_CUT: u64 = u64::MAX - 1;
+
+impl SimStore for RaftLog {
+    const NAME: &'static str = "RaftLog";
+    /// One simulated machine per node: a power loss takes down one node's disk, not the others'.
+    type Machine = SimMachine;
+
+    fn new_machine(seed: u64, node: BrokerId) -> SimMachine {
+        let faults = SimFaults { short_write_per_million: SIM_SHORT_WRITES_PER_MILLION, ..SimFaults::default() };
+        let fs = SimFs::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ node.0 as u64, faults);
+        SimMachine { fs, operations_left: Arc::new(AtomicU64::new(POWER_ON)) }
+    }
+    fn open(machine: &SimMachine) -> Result<RaftLog, ClusterError> {
+        let config = RaftLogConfig { segment_bytes_max: SIM_SEGMENT_BYTES_MAX };
+        let fs = CuttableFs { inner: machine.fs.clone(), operations_left: Arc::clone(&machine.operations_left) };
+        RaftLog::open_with(Box::new(fs), Path::new(RAFT_LOG_DIR), config)
+    }
+    fn crash(quorum: Option<Quorum<RaftLog>>, machine: &mut SimMachine, power_loss: bool) -> bool {
+        drop(quorum);
+        machine.operations_left.store(POWER_ON, Ordering::Relaxed);
+        power_loss && machine.fs.crash() > 0
+    }
+    fn arm_power_cut(machine: &SimMachine, operations: u64) {
+        let _ = machine.operations_left.compare_exchange(POWER_ON, operations, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    fn power_was_cut(machine: &SimMachine) -> bool {
+        machine.operations_left.load(Ordering::Relaxed) == POWER_CUT
+    }
+    fn segment_sequence_max(machine: &SimMachine) -> u64 {
+        machine
+            .fs
+            .file_paths()
+            .iter()
+            .filter_map(|path| path.file_name()?.to_str()?.strip_suffix(SEGMENT_SUFFIX)?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// The machine's file system as its process sees it: [`SimFs`], until an armed power cut strikes.
+/// The operation that strikes it and every later one fail without effect, so what the disk holds
+/// is what it held at the cut; the simulation then crashes the `SimFs` (dropping what was not
+/// synced) and restarts the node.
+#[derive(Debug)]
+struct CuttableFs {
+    inner: SimFs,
+    operations_left: Arc<AtomicU64>,
+}
+
+/// A file of a [`CuttableFs`].
+#[derive(Debug)]
+struct CuttableFile {
+    inner: FileRef,
+    operations_left: Arc<AtomicU64>,
+}
+
+/// Counts one mutating operation against the armed cut: the one that finds none left strikes it
+/// and fails, as does every one after.
+fn power(operations_left: &AtomicU64) -> io::Result<()> {
+    let after = match operations_left.load(Ordering::Relaxed) {
+        POWER_ON => POWER_ON,
+        POWER_CUT | 0 => POWER_CUT,
+        left => left - 1,
+    };
+    operations_left.store(after, Ordering::Relaxed);
+    powered(operations_left)
+}
+
+/// Fails any operation (reads included) once the power is gone.
+fn powered(operations_left: &AtomicU64) -> io::Result<()> {
+    match operations_left.load(Ordering::Relaxed) {
+        POWER_CUT => Err(io::Error::other("simulated power cut")),
+        _ => Ok(()),
+    }
+}
+
+impl FileSystem for CuttableFs {
+    fn name(&self) -> &'static str {
+        "cuttable sim"
+    }
+    fn open(&mut self, path: &Path, options: OpenOptions) -> io::Result<FileRef> {
+        match options.create || options.truncate {
+            true => power(&self.operations_left)?,
+            false => powered(&self.operations_left)?,
+        }
+        let inner = self.inner.open(path, options)?;
+        Ok(Arc::new(CuttableFile { inner, operations_left: Arc::clone(&self.operations_left) }))
+    }
+    fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.create_dir_all(path)
+    }
+    fn list_dir(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        powered(&self.operations_left)?;
+        self.inner.list_dir(path)
+    }
+    fn remove_file(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.remove_file(path)
+    }
+    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.rename(from, to)
+    }
+    fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.sync_dir(path)
+    }
+    // Chains hold files opened here, so their writes and syncs meet the cut too.
+    fn start(&mut self, token: u64, chain: WriteChain) {
+        self.inner.start(token, chain);
+    }
+    fn flush(&mut self) {
+        self.inner.flush();
+    }
+    fn reap(&mut self, wait: bool) -> Vec<Completion> {
+        self.inner.reap(wait)
+    }
+    fn in_flight(&self) -> usize {
+        self.inner.in_flight()
+    }
+}
+
+impl StorageFile for CuttableFile {
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+    fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {
+        powered(&self.operations_left)?;
+        self.inner.read_at(buf, position)
+    }
+    fn write_at(&self, data: &[u8], position: u64) -> io::Result<usize> {
+        power(&self.operations_left)?;
+        self.inner.write_at(data, position)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        powered(&self.operations_left)?;
+        self.inner.len()
+    }
+    fn set_len(&self, length: u64) -> io::Result<()> {
+        power(&self.operations_left)?;
+        self.inner.set_len(length)
+    }
+    fn read_fd(&self) -> Option<RawFd> {
+        None
+    }
+    fn write_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
 /// A small seeded generator (xorshift64*), so runs replay exactly.
 struct Rng(u64);
 
@@ -179,6 +423,9 @@ impl Rng {
 }
 
 const TICK_MS: u64 = 10;
+/// An armed power cut strikes within this many mutating I/O operations (an `advance` does a few,
+/// a compaction or a recovery a dozen or so).
+const CUT_OPERATIONS_MAX: u64 = 24;
 const SESSION_TIMEOUT_MS: u64 = 600;
 
 fn quorum_config(node: BrokerId, voters: &[BrokerId], seed: u64) -> QuorumConfig {
@@ -188,7 +435,8 @@ fn quorum_config(node: BrokerId, voters: &[BrokerId], seed: u64) -> QuorumConfig
         election_tick: 10 + 3 * node.0 as usize,
         fixed_election_tick: true,
         heartbeat_tick: 2,
-        snapshot_entries: 40,
+        // Half the seeds snapshot often, so that lagging and restarted nodes need snapshots sent.
+        snapshot_entries: if seed % 4 < 2 { 40 } else { 8 },
         controller: ControllerConfig {
             session_timeout_ms: SESSION_TIMEOUT_MS,
             unclean_leader_election: seed % 2 == 0,
@@ -202,11 +450,20 @@ fn discard() -> slog::Logger {
     slog::Logger::root(slog::Discard, slog::o!())
 }
 
-struct Node {
-    quorum: Option<Quorum<MemLog>>,
-    disk: Disk,
+struct Node<S: SimStore> {
+    id: BrokerId,
+    quorum: Option<Quorum<S>>,
+    machine: S::Machine,
     /// The last image this node published, for the "epochs never go back" check.
     last_image: Arc<MetadataImage>,
+    /// The highest term seen after an `advance`, which persisted it: no restart goes below it.
+    term: u64,
+    /// The last term this node was the active controller in.
+    active_term: u64,
+    /// The highest index this node applied: applied entries were synced, no crash loses them.
+    applied_max: u64,
+    /// The log entries up to here were checked against `Checks::committed`.
+    checked_index: u64,
 }
 
 /// A simulated broker: registers with whichever node answers, then heartbeats.
@@ -222,11 +479,38 @@ struct Checks {
     active: BTreeMap<u64, BrokerId>,
     /// offset -> the image every node must have at it.
     images: BTreeMap<u64, Arc<MetadataImage>>,
+    /// applied index -> the state every node that applied the log up to it must have (its
+    /// image's offset aside: see [`same_state`]).
+    applied_images: BTreeMap<u64, Arc<MetadataImage>>,
+    /// States a node reported that could be compared with nothing known (see [`expected_state`]).
+    states_unchecked: u64,
+    /// index -> (term, data) of the entry some node applied there: every node's must be the same.
+    committed: BTreeMap<u64, (u64, Bytes)>,
     /// Producer ids handed out.
     producer_ids: Vec<std::ops::Range<u64>>,
-    topics_created: u64,
+    /// Topics created, deleted or given partitions.
+    changes_done: u64,
     elections: u64,
+    crashes: u64,
+    /// Armed power cuts that struck (in the middle of an `advance` or of a recovery).
+    power_cuts: u64,
+    /// Power losses that dropped unsynced writes.
+    lossy_power_losses: u64,
     restarts: u64,
+    snapshots_sent: u64,
+}
+
+/// What a run covered, summed over seeds to check the simulation exercises what it claims to.
+#[derive(Debug, Default)]
+struct Coverage {
+    seeds: u64,
+    /// Runs in which some node compacted its log into a snapshot.
+    compacted_runs: u64,
+    snapshots_sent: u64,
+    lossy_power_losses: u64,
+    power_cuts: u64,
+    /// Runs in which some node's log rolled past its first segment.
+    rolled_runs: u64,
 }
 
 /// What a request was, to check its reply.
@@ -238,17 +522,46 @@ enum Asked {
     Other,
 }
 
-fn run(seed: u64) {
+/// Names the failing seed when a run panics (an `expect` deep inside does not know it).
+struct SeedOnPanic {
+    store: &'static str,
+    seed: u64,
+}
+
+impl Drop for SeedOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{} seed {} failed: replay it with SKUA_SIM_SEED={}", self.store, self.seed, self.seed);
+        }
+    }
+}
+
+fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
+    let _report = SeedOnPanic { store: S::NAME, seed };
+    let store = S::NAME;
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let voter_count = if seed % 3 == 0 { 5 } else { 3 };
     let voters: Vec<BrokerId> = (1..=voter_count).map(BrokerId).collect();
-    let mut nodes: Vec<Node> = voters
+    let mut nodes: Vec<Node<S>> = voters
         .iter()
         .map(|voter| {
-            let quorum =
-                Quorum::open(MemLog::from_disk(Disk::default()), quorum_config(*voter, &voters, seed), &discard())
-                    .expect("opens");
-            Node { quorum: Some(quorum), disk: Disk::default(), last_image: Arc::new(MetadataImage::default()) }
+            let machine = S::new_machine(seed, *voter);
+            let quorum = Quorum::open(
+                S::open(&machine).expect("a new log opens"),
+                quorum_config(*voter, &voters, seed),
+                &discard(),
+            )
+            .expect("opens");
+            Node {
+                id: *voter,
+                quorum: Some(quorum),
+                machine,
+                last_image: Arc::new(MetadataImage::default()),
+                term: 0,
+                active_term: 0,
+                applied_max: 0,
+                checked_index: 0,
+            }
         })
         .collect();
     let mut brokers: Vec<Broker> =
@@ -257,6 +570,7 @@ fn run(seed: u64) {
     let mut cut: BTreeSet<u64> = BTreeSet::new(); // raft ids isolated from everyone
     let mut asked: BTreeMap<u64, Asked> = BTreeMap::new();
     let mut next_token = 0u64;
+    let mut leader_hint: Option<BrokerId> = None;
     let mut checks = Checks::default();
     let fault_steps = 3_000;
     let quiet_from = fault_steps + 1_000; // no requests after this: the nodes converge
@@ -264,18 +578,48 @@ fn run(seed: u64) {
     for step in 0..total_steps {
         let now_ms = step * TICK_MS;
         let faults = step < fault_steps;
-        // Faults: crash, restart, isolate, heal.
+        // Faults: crash (a process kill or a power loss), restart, isolate, heal.
         if faults && rng.chance(1) {
             let victim = rng.below(voter_count as u64) as usize;
             if let Some(quorum) = nodes[victim].quorum.take() {
-                nodes[victim].disk = quorum.store().disk.clone();
+                let power_loss = rng.chance(50);
+                if S::crash(Some(quorum), &mut nodes[victim].machine, power_loss) {
+                    checks.lossy_power_losses += 1;
+                }
+                checks.crashes += 1;
             }
+        }
+        // A power cut armed to strike at one of the next I/O operations of a node (or of its
+        // recovery, if it is down).
+        if faults && rng.chance(1) {
+            let victim = rng.below(voter_count as u64) as usize;
+            S::arm_power_cut(&nodes[victim].machine, rng.below(CUT_OPERATIONS_MAX));
         }
         for (index, node) in nodes.iter_mut().enumerate() {
             if node.quorum.is_none() && (!faults || rng.chance(2)) {
-                let log = MemLog::from_disk(node.disk.clone());
-                let quorum = Quorum::open(log, quorum_config(voters[index], &voters, seed), &discard())
-                    .expect("a crashed node reopens");
+                let config = quorum_config(voters[index], &voters, seed);
+                let quorum = match S::open(&node.machine).and_then(|log| Quorum::open(log, config, &discard())) {
+                    Ok(quorum) => quorum,
+                    Err(error) => {
+                        assert!(
+                            S::power_was_cut(&node.machine),
+                            "{store} seed {seed}: node {} reopens: {error}",
+                            node.id
+                        );
+                        power_cut(&mut checks, node, None);
+                        continue;
+                    }
+                };
+                // Everything the node applied before the crash was synced first: it is all there.
+                let last_index = quorum.store().last_index().expect("last index");
+                assert!(
+                    last_index >= node.applied_max,
+                    "{store} seed {seed}: node {} applied {} before its crash, its log ends at {last_index} after",
+                    node.id,
+                    node.applied_max
+                );
+                check_log(seed, store, node.id, quorum.store(), 0, node.applied_max, &mut checks.committed);
+                node.checked_index = 0;
                 node.quorum = Some(quorum);
                 checks.restarts += 1;
             }
@@ -310,9 +654,14 @@ fn run(seed: u64) {
                 quorum.step(message, now_ms);
             }
         }
-        // The simulated brokers' requests, to a random live node.
+        // The simulated brokers' requests: to the quorum leader the last refusal named, as a
+        // broker forwards them, or (without one, and now and then anyway) to a random node.
         if step < quiet_from && rng.chance(30) {
-            let target = rng.below(voter_count as u64) as usize;
+            let random = rng.below(voter_count as u64) as usize;
+            let target = match leader_hint.and_then(|leader| voters.iter().position(|voter| *voter == leader)) {
+                Some(leader) if !rng.chance(20) => leader,
+                _ => random,
+            };
             let (request, what) = broker_request(&mut rng, &mut brokers, step);
             if let Some(quorum) = nodes[target].quorum.as_mut() {
                 next_token += 1;
@@ -330,48 +679,189 @@ fn run(seed: u64) {
         // Advance every node: persist, send, apply; then check.
         for node in nodes.iter_mut() {
             let Some(quorum) = node.quorum.as_mut() else { continue };
-            let output = quorum.advance(now_ms).expect("advance");
+            let output = match quorum.advance(now_ms) {
+                Ok(output) => output,
+                Err(error) => {
+                    assert!(S::power_was_cut(&node.machine), "{store} seed {seed}: node {} advances: {error}", node.id);
+                    let quorum = node.quorum.take();
+                    power_cut(&mut checks, node, quorum);
+                    continue;
+                }
+            };
+            assert!(!S::power_was_cut(&node.machine), "{store} seed {seed}: node {} swallowed an I/O error", node.id);
             for message in output.messages {
+                if message.get_msg_type() == raft::prelude::MessageType::MsgSnapshot {
+                    checks.snapshots_sent += 1;
+                }
                 network.push((step + 1 + rng.below(3), message));
             }
             for (token, reply) in output.replies {
                 let what = asked.remove(&token).expect("a reply answers a request");
+                if let Err(RequestError::NotController { leader }) = &reply {
+                    leader_hint = *leader;
+                }
                 record_reply(&mut checks, &mut brokers, what, reply);
             }
-            if quorum.is_active() {
-                let previous = checks.active.insert(quorum.term(), quorum.node());
-                assert!(
-                    previous.is_none_or(|other| other == quorum.node()),
-                    "seed {seed}: two active controllers in term {}: {previous:?} and {}",
-                    quorum.term(),
-                    quorum.node()
-                );
-            }
-            let image = Arc::clone(quorum.image());
-            let agreed = checks.images.entry(image.offset).or_insert_with(|| Arc::clone(&image));
-            assert_eq!(**agreed, *image, "seed {seed}: node {} disagrees at offset {}", quorum.node(), image.offset);
-            check_epochs_grow(seed, &node.last_image, &image);
-            node.last_image = image;
+            check_node(seed, store, node, &mut checks);
         }
     }
-    // Healed and quiet: everyone converged on the same image, and work got done.
-    let images: Vec<Arc<MetadataImage>> =
-        nodes.iter().map(|node| Arc::clone(node.quorum.as_ref().expect("all restarted").image())).collect();
-    for image in &images[1..] {
-        assert_eq!(**image, *images[0], "seed {seed}: nodes did not converge");
+    // Healed and quiet: everyone applied the same log and converged on the same image, and work
+    // got done.
+    let quorums: Vec<&Quorum<S>> = nodes.iter().map(|node| node.quorum.as_ref().expect("all restarted")).collect();
+    for quorum in &quorums {
+        assert_eq!(quorum.applied(), quorums[0].applied(), "{store} seed {seed}: nodes applied different logs");
+        assert_eq!(**quorum.image(), **quorums[0].image(), "{store} seed {seed}: nodes did not converge");
+        // Every entry each node holds up to its commit index, not only those it checked as it
+        // applied them, agrees with every other node's.
+        let commit = quorum.store().initial_state().expect("state").hard_state.commit;
+        let held = commit.min(quorum.store().last_index().expect("last index"));
+        check_log(seed, store, quorum.node(), quorum.store(), 0, held, &mut checks.committed);
     }
-    assert!(images[0].cluster_id.is_some(), "seed {seed}: a cluster id was agreed");
-    assert!(checks.topics_created >= 3, "seed {seed}: only {} topics created", checks.topics_created);
-    assert!(checks.producer_ids.len() >= 3, "seed {seed}: only {} id blocks", checks.producer_ids.len());
+    let image = quorums[0].image();
+    assert!(image.cluster_id.is_some(), "{store} seed {seed}: a cluster id was agreed");
+    assert!(checks.changes_done >= 3, "{store} seed {seed}: only {} topic changes done", checks.changes_done);
+    assert!(checks.producer_ids.len() >= 3, "{store} seed {seed}: only {} id blocks", checks.producer_ids.len());
+    let snapshot_index_max =
+        quorums.iter().map(|quorum| quorum.store().first_index().expect("first index") - 1).max().unwrap_or(0);
+    let segment_sequence_max = nodes.iter().map(|node| S::segment_sequence_max(&node.machine)).max().unwrap_or(0);
+    coverage.seeds += 1;
+    coverage.compacted_runs += u64::from(snapshot_index_max > 0);
+    coverage.rolled_runs += u64::from(segment_sequence_max > 0);
+    coverage.snapshots_sent += checks.snapshots_sent;
+    coverage.lossy_power_losses += checks.lossy_power_losses;
+    coverage.power_cuts += checks.power_cuts;
     eprintln!(
-        "seed {seed}: {voter_count} voters, offset {}, {} controller terms, {} restarts, {} topics created, {} id blocks, {} elections",
-        images[0].offset,
+        "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
+         segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts, {} power losses dropped unsynced writes, {} restarts, \
+         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections",
+        image.offset,
+        quorums[0].applied(),
         checks.active.len(),
+        checks.crashes,
+        checks.power_cuts,
+        checks.lossy_power_losses,
         checks.restarts,
-        checks.topics_created,
+        checks.snapshots_sent,
+        checks.states_unchecked,
+        checks.changes_done,
         checks.producer_ids.len(),
         checks.elections
     );
+}
+
+/// The power cut armed on `node` struck: its process dies and its machine loses power.
+fn power_cut<S: SimStore>(checks: &mut Checks, node: &mut Node<S>, quorum: Option<Quorum<S>>) {
+    if S::crash(quorum, &mut node.machine, true) {
+        checks.lossy_power_losses += 1;
+    }
+    checks.power_cuts += 1;
+}
+
+/// The checks after a node's `advance`.
+fn check_node<S: SimStore>(seed: u64, store: &str, node: &mut Node<S>, checks: &mut Checks) {
+    let Some(quorum) = node.quorum.as_ref() else { return };
+    let term = quorum.term();
+    assert!(term >= node.term, "{store} seed {seed}: node {} went back from term {} to {term}", node.id, node.term);
+    node.term = term;
+    if quorum.is_active() {
+        let previous = checks.active.insert(term, quorum.node());
+        assert!(
+            previous.is_none_or(|other| other == quorum.node()),
+            "{store} seed {seed}: two active controllers in term {term}: {previous:?} and {}",
+            quorum.node()
+        );
+        assert!(
+            term >= node.active_term,
+            "{store} seed {seed}: node {} was active in term {}, now in {term}",
+            node.id,
+            node.active_term
+        );
+        node.active_term = term;
+    }
+    let image = Arc::clone(quorum.image());
+    let agreed = checks.images.entry(image.offset).or_insert_with(|| Arc::clone(&image));
+    assert_eq!(**agreed, *image, "{store} seed {seed}: node {} disagrees at offset {}", node.id, image.offset);
+    let applied = quorum.applied();
+    assert!(
+        image.offset <= applied,
+        "{store} seed {seed}: node {} image at {} > applied {applied}",
+        node.id,
+        image.offset
+    );
+    // The entries first: the expected state may be replayed from them.
+    check_log(seed, store, node.id, quorum.store(), node.checked_index, applied, &mut checks.committed);
+    node.checked_index = applied;
+    match expected_state(checks, applied) {
+        Some(expected) => assert!(
+            same_state(&expected, &image),
+            "{store} seed {seed}: node {} disagrees having applied up to {applied}:\n{expected:?}\n{image:?}",
+            node.id
+        ),
+        None => checks.states_unchecked += 1,
+    }
+    checks.applied_images.entry(applied).or_insert(image.clone());
+    node.applied_max = node.applied_max.max(applied);
+    check_epochs_grow(seed, &node.last_image, &image);
+    node.last_image = image;
+}
+
+/// The state after applying the log up to `applied`: as a node had it there, or as it follows
+/// from the last state known before it and the entries nodes applied since. `None` when one of
+/// those entries was never seen (a node applied and compacted it within one `advance`, or a power
+/// cut ended the `advance` that applied it before anyone saw it).
+fn expected_state(checks: &Checks, applied: u64) -> Option<Arc<MetadataImage>> {
+    if let Some(image) = checks.applied_images.get(&applied) {
+        return Some(Arc::clone(image));
+    }
+    let (&known, image) = checks.applied_images.range(..applied).next_back()?;
+    let mut state = MetadataImage::clone(image);
+    for index in known + 1..=applied {
+        let (_, data) = checks.committed.get(&index)?;
+        if !data.is_empty() {
+            let batch = decode_batch(data).expect("an applied entry holds a batch");
+            state = state.apply(index, &batch).expect("an applied batch fits the state before it");
+        }
+    }
+    Some(Arc::new(state))
+}
+
+/// The same cluster state, whatever offset each image names: a snapshot's image sits at the
+/// snapshot's index, an applied one at its last batch's, which may be lower.
+fn same_state(a: &MetadataImage, b: &MetadataImage) -> bool {
+    if a.offset == b.offset {
+        return a == b;
+    }
+    MetadataImage { offset: 0, ..a.clone() } == MetadataImage { offset: 0, ..b.clone() }
+}
+
+/// The entries of a node's log in `(after, up_to]` (those it holds: not below its snapshot) are
+/// the entries every other node has at those indexes; `up_to` must be committed.
+fn check_log(
+    seed: u64,
+    store: &str,
+    node: BrokerId,
+    log: &impl Storage,
+    after: u64,
+    up_to: u64,
+    committed: &mut BTreeMap<u64, (u64, Bytes)>,
+) {
+    let low = (after + 1).max(log.first_index().expect("first index"));
+    if low > up_to {
+        return;
+    }
+    let entries = log
+        .entries(low, up_to + 1, None, GetEntriesContext::empty(false))
+        .unwrap_or_else(|error| panic!("{store} seed {seed}: node {node} lacks entries {low}..={up_to}: {error}"));
+    for entry in entries {
+        let seen = committed.entry(entry.index).or_insert_with(|| (entry.term, entry.data.clone()));
+        assert!(
+            seen.0 == entry.term && seen.1 == entry.data,
+            "{store} seed {seed}: node {node} holds entry {} of term {}, another node applied term {} there",
+            entry.index,
+            entry.term,
+            seen.0
+        );
+    }
 }
 
 fn broker_request(rng: &mut Rng, brokers: &mut [Broker], step: u64) -> (ControllerRequest, Asked) {
@@ -446,7 +936,7 @@ fn record_reply(
             checks.producer_ids.push(block);
         }
         (Asked::ProducerIds, Err(RequestError::Refused(_))) => {}
-        (Asked::Other, Ok(ControllerReply::Done)) => checks.topics_created += 1,
+        (Asked::Other, Ok(ControllerReply::Done)) => checks.changes_done += 1,
         (Asked::Other, Ok(ControllerReply::Elections(_))) => checks.elections += 1,
         (_, Err(_)) => {}
         (what, reply) => panic!("{what:?} answered with {reply:?}"),
@@ -471,14 +961,36 @@ fn check_epochs_grow(seed: u64, before: &MetadataImage, after: &MetadataImage) {
     let _ = PartitionIndex(0);
 }
 
+/// Runs `SKUA_SIM_SEED` alone, or seeds `1..=SKUA_SIM_SEEDS` (`default_seeds` without it) and
+/// checks they covered compaction, snapshot transfer and lossy power losses; returns what they
+/// covered (nothing for a replay).
+fn run_seeds<S: SimStore>(default_seeds: u64) -> Option<Coverage> {
+    if let Some(seed) = std::env::var("SKUA_SIM_SEED").ok().and_then(|text| text.parse().ok()) {
+        run::<S>(seed, &mut Coverage::default());
+        return None;
+    }
+    let seeds: u64 = std::env::var("SKUA_SIM_SEEDS").ok().and_then(|text| text.parse().ok()).unwrap_or(default_seeds);
+    let mut coverage = Coverage::default();
+    for seed in 1..=seeds {
+        run::<S>(seed, &mut coverage);
+    }
+    eprintln!("{}: {coverage:?}", S::NAME);
+    assert!(coverage.compacted_runs > 0, "{}: no run compacted its log: {coverage:?}", S::NAME);
+    assert!(coverage.snapshots_sent > 0, "{}: no run sent a snapshot: {coverage:?}", S::NAME);
+    assert!(coverage.lossy_power_losses > 0, "{}: no power loss dropped a write: {coverage:?}", S::NAME);
+    Some(coverage)
+}
+
 #[test]
 fn the_quorum_keeps_its_invariants_under_loss_partitions_and_restarts() {
-    if let Some(seed) = std::env::var("SKUA_SIM_SEED").ok().and_then(|text| text.parse().ok()) {
-        run(seed);
-        return;
-    }
-    let seeds: u64 = std::env::var("SKUA_SIM_SEEDS").ok().and_then(|text| text.parse().ok()).unwrap_or(12);
-    for seed in 1..=seeds {
-        run(seed);
+    run_seeds::<MemLog>(12);
+}
+
+/// The same simulation over the real log on a simulated disk that loses unsynced writes.
+#[test]
+fn the_quorum_keeps_its_invariants_on_the_raft_log_through_power_losses() {
+    if let Some(coverage) = run_seeds::<RaftLog>(6) {
+        assert!(coverage.rolled_runs > 0, "no run rolled a segment: {coverage:?}");
+        assert!(coverage.power_cuts > 0, "no power cut struck: {coverage:?}");
     }
 }
