@@ -706,13 +706,21 @@ fn clients_produce_and_consume_across_leaders() {
     assert_eq!(consumed, expected, "every console line consumed exactly once");
 }
 
-#[test]
-fn active_controller_failover() {
-    let mut cluster = Cluster::start(103, 3);
-    let (active, term) = cluster.active_controller().expect("an active controller");
-    let survivor = if active == 1 { 2 } else { 1 };
-    let marks: Vec<usize> = cluster.nodes.iter().map(Node::log_mark).collect();
+/// One failover: what was killed, who took over, and when (since the SIGKILL).
+struct Failover {
+    killed: u32,
+    successor: u32,
+    term: u64,
+    elected: Duration,
+    created: Duration,
+}
 
+/// SIGKILLs the active controller, waits for another to announce itself and for `topic` (RF 2)
+/// to be created through a surviving node.
+fn fail_over(cluster: &mut Cluster, topic: &str) -> Failover {
+    let (active, term) = cluster.active_controller().expect("an active controller");
+    let survivor = cluster.running().map(|node| node.id).find(|id| *id != active).expect("a survivor");
+    let marks: Vec<usize> = cluster.nodes.iter().map(Node::log_mark).collect();
     let killed_at = Instant::now();
     cluster.node_mut(active).kill();
     let elected = wait_until(REACTION_TIMEOUT, || {
@@ -726,32 +734,48 @@ fn active_controller_failover() {
     // Until every node knows the new controller, a create may be refused or time out: retry (a
     // retry after a timed-out attempt that did commit finds the topic there).
     let created = wait_until(REACTION_TIMEOUT, || {
-        matches!(create_topic(cluster.node(survivor), "after-failover", 3, 2), Some((NONE | TOPIC_ALREADY_EXISTS, _)))
+        matches!(create_topic(cluster.node(survivor), topic, 3, 2), Some((NONE | TOPIC_ALREADY_EXISTS, _)))
     });
     assert!(created.is_some(), "no topic creation after failover:\n{}", cluster.logs());
-    let created = killed_at.elapsed();
+    let failover = Failover { killed: active, successor, term: new_term, elected, created: killed_at.elapsed() };
     println!(
-        "SIGKILL of active controller {active}: node {successor} active after {} ms (term {new_term}), \
-         topic created through node {survivor} after {} ms",
-        elected.as_millis(),
-        created.as_millis()
+        "SIGKILL of active controller {}: node {} active after {} ms (term {}), topic created through node \
+         {survivor} after {} ms",
+        failover.killed,
+        failover.successor,
+        failover.elected.as_millis(),
+        failover.term,
+        failover.created.as_millis()
     );
+    failover
+}
+
+/// Restarts a killed node on its data and waits until it registered again and every node lists
+/// it (registered, it is unfenced once caught up; only then may placement use it).
+fn rejoin(cluster: &mut Cluster, id: u32) {
+    let restart_mark = cluster.node(id).log_mark();
+    cluster.node_mut(id).spawn();
+    cluster.node_mut(id).wait_listening();
+    let rejoined = wait_until(READY_TIMEOUT, || {
+        cluster.node(id).log_since(restart_mark).contains("registered with the controller")
+    });
+    assert!(rejoined.is_some(), "node {id} did not register again:\n{}", cluster.logs());
+    cluster.wait_ready();
+}
+
+#[test]
+fn active_controller_failover() {
+    let mut cluster = Cluster::start(103, 3);
+    let failover = fail_over(&mut cluster, "after-failover");
+    let (killed, successor) = (failover.killed, failover.successor);
 
     // The killed node restarts on its data and catches up.
-    let restart_mark = cluster.node(active).log_mark();
-    cluster.node_mut(active).spawn();
-    cluster.node_mut(active).wait_listening();
-    let rejoined = wait_until(READY_TIMEOUT, || {
-        cluster.node(active).log_since(restart_mark).contains("registered with the controller")
-    });
-    assert!(rejoined.is_some(), "node {active} did not register again:\n{}", cluster.logs());
-    // Registered, it is unfenced once caught up: then every node lists it, and placement may use it.
-    cluster.wait_ready();
-    assert_eq!(create_topic(cluster.node(survivor), "after-restart", 2, 3), Some((NONE, String::new())));
+    rejoin(&mut cluster, killed);
+    assert_eq!(create_topic(cluster.node(successor), "after-restart", 2, 3), Some((NONE, String::new())));
     cluster.wait_topic("after-restart", 2);
     cluster.wait_topic("after-failover", 3);
     let listed = run_bounded(
-        Command::new(common::tool("kcat")).args(["-L", "-b", &cluster.node(active).bootstrap()]),
+        Command::new(common::tool("kcat")).args(["-L", "-b", &cluster.node(killed).bootstrap()]),
         b"",
         Duration::from_secs(20),
     );
@@ -759,6 +783,38 @@ fn active_controller_failover() {
     assert!(listed.stdout.contains("topic \"after-restart\" with 2 partitions"), "{}", listed.stdout);
     assert!(listed.stdout.contains("topic \"after-failover\" with 3 partitions"), "{}", listed.stdout);
     assert!(listed.stdout.contains(" 3 brokers:"), "{}", listed.stdout);
+}
+
+/// `SKUA_CLUSTER_LONG=1`: ten failovers in a row (each killed controller rejoins before the next
+/// kill), with the median times; too long for every CI run.
+#[test]
+fn repeated_active_controller_failover() {
+    const FAILOVERS: usize = 10;
+    if std::env::var_os("SKUA_CLUSTER_LONG").is_none() {
+        eprintln!("skipped: set SKUA_CLUSTER_LONG=1");
+        return;
+    }
+    let mut cluster = Cluster::start(109, 3);
+    let mut elected = Vec::new();
+    let mut created = Vec::new();
+    for round in 0..FAILOVERS {
+        let failover = fail_over(&mut cluster, &format!("round-{round}"));
+        elected.push(failover.elected);
+        created.push(failover.created);
+        rejoin(&mut cluster, failover.killed);
+    }
+    elected.sort();
+    created.sort();
+    println!(
+        "{FAILOVERS} failovers: new active controller median {} ms (min {} ms, max {} ms); topic creation \
+         median {} ms (min {} ms, max {} ms)",
+        elected[FAILOVERS / 2].as_millis(),
+        elected[0].as_millis(),
+        elected[FAILOVERS - 1].as_millis(),
+        created[FAILOVERS / 2].as_millis(),
+        created[0].as_millis(),
+        created[FAILOVERS - 1].as_millis()
+    );
 }
 
 /// A non-controller node leading at least one partition of `topic`, and those partitions. Node 1
