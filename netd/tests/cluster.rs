@@ -560,9 +560,14 @@ fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Option<
     }
 }
 
-/// The partition lines of `kafka-topics --describe` (the log lines around them dropped).
-fn partition_lines(described: &str) -> Vec<String> {
-    described.lines().filter(|line| line.contains("Partition: ")).map(|line| line.trim().to_string()).collect()
+/// The topic and partition lines of `kafka-topics --describe` (the log lines around them
+/// dropped): the topic line (topic id, counts, configs) first.
+fn describe_lines(described: &str) -> Vec<String> {
+    described
+        .lines()
+        .filter(|line| line.trim_start().starts_with("Topic: "))
+        .map(|line| line.trim().to_string())
+        .collect()
 }
 
 /// The value of `field` (e.g. "Leader") in a describe line.
@@ -584,17 +589,24 @@ fn three_nodes_agree() {
     // CreateTopics answers once the controller committed the topic; each broker's image follows.
     cluster.wait_topic("agree", 6);
 
-    let described: Vec<Vec<String>> = cluster
-        .nodes
-        .iter()
-        .map(|node| partition_lines(&kafka_topics(node, &["--describe", "--topic", "agree"], false).stdout))
-        .collect();
-    assert_eq!(described[0].len(), 6, "{:?}", described[0]);
+    // One JVM per node, side by side.
+    let described: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let describing: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                scope.spawn(|| describe_lines(&kafka_topics(node, &["--describe", "--topic", "agree"], false).stdout))
+            })
+            .collect();
+        describing.into_iter().map(|thread| thread.join().expect("kafka-topics --describe")).collect()
+    });
+    assert_eq!(described[0].len(), 7, "{:?}", described[0]);
+    assert!(described[0][0].contains("PartitionCount: 6\tReplicationFactor: 3"), "{:?}", described[0]);
     for (index, lines) in described.iter().enumerate() {
         assert_eq!(lines, &described[0], "node {} describes the topic differently than node 1", index + 1);
     }
     let mut leaders = BTreeSet::new();
-    for line in &described[0] {
+    for line in &described[0][1..] {
         let replicas: BTreeSet<&str> = describe_field(line, "Replicas").split(',').collect();
         assert_eq!(replicas, BTreeSet::from(["1", "2", "3"]), "{line}");
         let isr: BTreeSet<&str> = describe_field(line, "Isr").split(',').collect();
@@ -886,6 +898,41 @@ fn fenced_broker_loses_leadership() {
     // Clients follow: keyed records to every partition are all acknowledged.
     let produced = confluent(&["produce", &cluster.node(active).bootstrap(), "fence", "200"]);
     assert_eq!(produced.len(), 200);
+}
+
+#[test]
+fn sigterm_moves_leadership_away_before_exiting() {
+    let mut cluster = Cluster::start(110, 3);
+    assert_eq!(create_topic(cluster.node(1), "drain", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("drain", 6);
+    let (leaver, led) = leading_non_controller(&cluster, "drain");
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let before = metadata(cluster.node(active)).expect("metadata").partitions("drain").clone();
+
+    let stopping_at = Instant::now();
+    cluster.node_mut(leaver).stop();
+    let exited = stopping_at.elapsed();
+    // The leaderships moved before the exit: the live nodes show it well within a session
+    // timeout, which fencing a silent broker would take.
+    let leaver_id = leaver as i32;
+    let observer = cluster.node(active);
+    let moved = wait_until(Duration::from_millis(SESSION_TIMEOUT_MS / 2), || {
+        metadata(observer)
+            .is_some_and(|metadata| metadata.partitions("drain").values().all(|state| state.leader != leaver_id))
+    });
+    println!(
+        "SIGTERM of broker {leaver} (leading {led:?}): exited after {} ms, leadership moved {:?} after the exit",
+        exited.as_millis(),
+        moved
+    );
+    assert!(moved.is_some(), "node {leaver} exited still leading:\n{:?}\n{}", metadata(observer), cluster.logs());
+    let after = metadata(observer).expect("metadata");
+    for index in &led {
+        let (old, new) = (&before[index], &after.partitions("drain")[index]);
+        assert!(old.isr.contains(&new.leader), "partition {index}: new leader {new:?} outside the ISR {old:?}");
+        assert!(new.leader_epoch > old.leader_epoch, "partition {index}: epoch {new:?} after {old:?}");
+    }
+    assert!(cluster.node(leaver).log().contains("netd stopped cleanly"), "{}", cluster.node(leaver).log());
 }
 
 #[test]
