@@ -821,6 +821,12 @@ fn rejoin(cluster: &mut Cluster, id: u32) {
     let restart_mark = cluster.node(id).log_mark();
     cluster.node_mut(id).spawn();
     cluster.node_mut(id).wait_listening();
+    rejoin_wait_since(cluster, id, restart_mark);
+}
+
+/// Waits until the restarted node `id` registered again (after its log's `mark`) and every node
+/// lists it.
+fn rejoin_wait_since(cluster: &Cluster, id: u32, restart_mark: usize) {
     let rejoined = wait_until(READY_TIMEOUT, || {
         cluster.node(id).log_since(restart_mark).contains("registered with the controller")
     });
@@ -862,11 +868,27 @@ fn repeated_active_controller_failover() {
     let mut cluster = Cluster::start(109, 3);
     let mut elected = Vec::new();
     let mut created = Vec::new();
+    // Leader epochs, as every node reports them, only grow.
+    let mut epochs: BTreeMap<(String, i32), i32> = BTreeMap::new();
     for round in 0..FAILOVERS {
         let failover = fail_over(&mut cluster, &format!("round-{round}"));
         elected.push(failover.elected);
         created.push(failover.created);
         rejoin(&mut cluster, failover.killed);
+        cluster.wait_topic(&format!("round-{round}"), 3);
+        for node in &cluster.nodes {
+            for (topic, (_, partitions)) in metadata(node).expect("metadata").topics {
+                for (index, state) in partitions {
+                    let seen = epochs.entry((topic.clone(), index)).or_insert(state.leader_epoch);
+                    assert!(
+                        state.leader_epoch >= *seen,
+                        "node {}: {topic}-{index} {state:?} after epoch {seen}",
+                        node.id
+                    );
+                    *seen = state.leader_epoch;
+                }
+            }
+        }
     }
     elected.sort();
     created.sort();
@@ -951,6 +973,25 @@ fn fenced_broker_loses_leadership() {
     // Clients follow: keyed records to every partition are all acknowledged.
     let produced = confluent(&["produce", &cluster.node(active).bootstrap(), "fence", "200"]);
     assert_eq!(produced.len(), 200);
+
+    // Restarted on its data (which still says it led), it must not take records for what it led
+    // before it has heard otherwise: from its first answer on, NOT_LEADER_OR_FOLLOWER.
+    let restart_mark = cluster.node(victim).log_mark();
+    cluster.node_mut(victim).spawn();
+    cluster.node_mut(victim).wait_listening();
+    let mut stream = TcpStream::connect(cluster.node(victim).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    for (correlation_id, partition) in (1..).zip(&led) {
+        std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, 1, correlation_id)).expect("send");
+        let answer = produce_error(&mut stream, correlation_id);
+        assert_eq!(answer, NOT_LEADER_OR_FOLLOWER, "restarted node {victim}, partition {partition} it led before");
+    }
+    rejoin_wait_since(&cluster, victim, restart_mark);
+    for (correlation_id, partition) in (100..).zip(&led) {
+        std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, -1, correlation_id)).expect("send");
+        let answer = produce_error(&mut stream, correlation_id);
+        assert_eq!(answer, NOT_LEADER_OR_FOLLOWER, "rejoined node {victim}, partition {partition} it led before");
+    }
 }
 
 #[test]
