@@ -1,0 +1,1235 @@
+//! A running cluster (issue 13): three combined broker+controller `netd` processes on loopback,
+//! started with Kafka's KRaft keys, driven by Kafka's own CLI, confluent-kafka, kcat and raw
+//! requests: every node answers the same metadata (and follows topic changes made through any
+//! node), clients produce and consume across leaders spread over all brokers, the active
+//! controller fails over on SIGKILL and the killed node rejoins, a broker that stops heartbeating
+//! is fenced and loses leadership (and, stopped and resumed or restarted, does not act as
+//! leader), SIGTERM moves leadership away before the exit, and a voters list the metadata log was
+//! not formed with is refused. (Configuration refused before a cluster starts:
+//! `cluster_config.rs`.)
+//!
+//! Ignored tests are known gaps: broker bugs (each reason says what fails) and APIs not built yet.
+//! `SKUA_CLUSTER_LONG=1` adds ten failovers in a row with their median times.
+//!
+//! Each test gets its own loopback addresses, 127.<test>.<pid-derived>.<node>, and a controller
+//! port derived from the pid: the voters list names the controller ports before any node starts,
+//! so they cannot be kernel-picked, and parallel tests or concurrent runs must not share them.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{answers_api_versions, read_response, request_frame, run_bounded};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    TopicName,
+};
+use kafka_protocol::protocol::{Decodable, StrBytes};
+
+const SESSION_TIMEOUT_MS: u64 = 3_000;
+const HEARTBEAT_INTERVAL_MS: u64 = 500;
+const ELECTION_TIMEOUT_MS: u64 = 1_000;
+/// How long a cluster may take to elect a controller and register every broker.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the cluster may take to react to a failure (election, fencing) in a loaded CI run.
+const REACTION_TIMEOUT: Duration = Duration::from_secs(20);
+
+const NONE: i16 = 0;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const TOPIC_ALREADY_EXISTS: i16 = 36;
+
+/// Removes the terminal colour escapes netd's log lines carry (`\x1b[...m`).
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(char) = chars.next() {
+        if char == '\x1b' {
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(char);
+        }
+    }
+    plain
+}
+
+/// One combined (broker,controller) node: its process, addresses and data directory.
+struct Node {
+    id: u32,
+    ip: Ipv4Addr,
+    /// 0 until the first start has bound one; restarts reuse it so clients find the node again.
+    client_port: u16,
+    controller_port: u16,
+    data_dir: PathBuf,
+    voters: String,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, self.client_port))
+    }
+
+    fn bootstrap(&self) -> String {
+        self.address().to_string()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data_dir.with_extension("log")
+    }
+
+    /// The whole log of every start of this node, colour escapes removed.
+    fn log(&self) -> String {
+        strip_ansi(&std::fs::read_to_string(self.log_path()).unwrap_or_default())
+    }
+
+    /// How many bytes of log exist now: `log_since` reads what came after.
+    fn log_mark(&self) -> usize {
+        std::fs::read(self.log_path()).map_or(0, |bytes| bytes.len())
+    }
+
+    fn log_since(&self, mark: usize) -> String {
+        let bytes = std::fs::read(self.log_path()).unwrap_or_default();
+        strip_ansi(&String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()))
+    }
+
+    /// The netd command line of this node with `voters` as the quorum.
+    fn command(&self, voters: &str, port_file: &std::path::Path) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
+        command.arg("--port-file").arg(port_file);
+        let settings = [
+            "process.roles=broker,controller".to_string(),
+            format!("node.id={}", self.id),
+            format!("controller.quorum.voters={voters}"),
+            format!(
+                "listeners=PLAINTEXT://{}:{},CONTROLLER://{}:{}",
+                self.ip, self.client_port, self.ip, self.controller_port
+            ),
+            "controller.listener.names=CONTROLLER".to_string(),
+            format!("log.dirs={}", self.data_dir.display()),
+            format!("broker.session.timeout.ms={SESSION_TIMEOUT_MS}"),
+            format!("broker.heartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}"),
+            format!("controller.quorum.election.timeout.ms={ELECTION_TIMEOUT_MS}"),
+            // One shard per node: three nodes per test, two tests at a time, on two cores.
+            "skua.shard.count=1".to_string(),
+        ];
+        for setting in settings {
+            command.arg("--override").arg(setting);
+        }
+        command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(
+            std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file"),
+        ));
+        command
+    }
+
+    fn port_file(&self) -> PathBuf {
+        self.data_dir.with_extension("port")
+    }
+
+    /// Starts the process; `wait_listening` must follow.
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "node {} already runs", self.id);
+        let port_file = self.port_file();
+        let _ = std::fs::remove_file(&port_file);
+        let voters = self.voters.clone();
+        self.child = Some(self.command(&voters, &port_file).spawn().expect("start netd"));
+    }
+
+    /// Waits for the client listener to answer (its port read back from the port file).
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(self.port_file()).ok().and_then(|text| text.trim().parse().ok())
+            {
+                break port;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().expect("wait")) {
+                panic!("node {} exited ({status}) before listening:\n{}", self.id, self.log());
+            }
+            assert!(Instant::now() < deadline, "node {} wrote no port file:\n{}", self.id, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if self.client_port == 0 {
+            self.client_port = port;
+        }
+        assert_eq!(self.client_port, port, "a restart listens on the port of the first start");
+        while !answers_api_versions(self.address()) {
+            assert!(
+                Instant::now() < deadline,
+                "node {} does not answer on {}:\n{}",
+                self.id,
+                self.address(),
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("node running").id()
+    }
+
+    fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL: no controlled shutdown, no flush.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM (a controlled shutdown) and wait for a clean exit.
+    fn stop(&mut self) {
+        self.signal("TERM");
+        let mut child = self.child.take().expect("node running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "node {} exited with {status} after SIGTERM:\n{}", self.id, self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "node {} did not stop after SIGTERM:\n{}", self.id, self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success(), "kill -{signal} {}", self.pid());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL ends a stopped process too.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The nodes of one test's cluster, under one temporary directory.
+struct Cluster {
+    nodes: Vec<Node>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Starts `count` combined nodes on 127.`test`.x.`node` and waits until a controller is
+    /// active and every broker is registered and listed by every node.
+    fn start(test: u8, count: u32) -> Cluster {
+        let pid = std::process::id();
+        let subnet = (pid % 250 + 1) as u8;
+        let controller_port = 20_000 + ((pid / 250) % 10_000) as u16;
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+        let ips: Vec<Ipv4Addr> = (1..=count).map(|node| Ipv4Addr::new(127, test, subnet, node as u8)).collect();
+        let voters: Vec<String> =
+            ips.iter().enumerate().map(|(index, ip)| format!("{}@{ip}:{controller_port}", index + 1)).collect();
+        let nodes = ips
+            .iter()
+            .enumerate()
+            .map(|(index, ip)| Node {
+                id: index as u32 + 1,
+                ip: *ip,
+                client_port: 0,
+                controller_port,
+                data_dir: dir.path().join(format!("n{}", index + 1)),
+                voters: voters.join(","),
+                child: None,
+            })
+            .collect();
+        let keep = std::env::var_os("SKUA_KEEP_TEST_DIRS").is_some();
+        if keep {
+            eprintln!("test dir kept: {}", dir.path().display());
+        }
+        let mut cluster = Cluster {
+            nodes,
+            _dir: if keep {
+                std::mem::forget(dir);
+                None
+            } else {
+                Some(dir)
+            },
+        };
+        for node in &mut cluster.nodes {
+            node.spawn();
+        }
+        for node in &mut cluster.nodes {
+            node.wait_listening();
+        }
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn node(&self, id: u32) -> &Node {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: u32) -> &mut Node {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn running(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|node| node.is_running())
+    }
+
+    /// Every node's log, for a failure message.
+    fn logs(&self) -> String {
+        self.nodes.iter().map(|node| format!("---- node {} log:\n{}", node.id, node.log())).collect()
+    }
+
+    /// Waits until every running node has registered with a controller and lists every running
+    /// broker in its Metadata.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let expected: BTreeSet<i32> = self.running().map(|node| node.id as i32).collect();
+        for node in self.running() {
+            loop {
+                let registered = node.log().contains("registered with the controller");
+                if registered && metadata(node).is_some_and(|metadata| metadata.brokers == expected) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "node {} not ready:\n{}", node.id, self.logs());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// The node whose log last announced itself active controller (the highest term), and that
+    /// term.
+    fn active_controller(&self) -> Option<(u32, u64)> {
+        self.running()
+            .filter_map(|node| latest_active_term(&node.log()).map(|term| (node.id, term)))
+            .max_by_key(|(_, term)| *term)
+    }
+
+    /// Waits until every running node's Metadata has `topic` with `partitions` partitions and
+    /// the node has created the topic's partitions locally (Metadata answers from the image, which
+    /// runs ahead of the local partitions: see `produce_right_after_a_topic_appears_...`).
+    fn wait_topic(&self, topic: &str, partitions: usize) {
+        let deadline = Instant::now() + REACTION_TIMEOUT;
+        let created = format!("created topic topic={topic} partitions=");
+        for node in self.running() {
+            while metadata(node).and_then(|metadata| metadata.topics.get(topic).map(|(_, found)| found.len()))
+                != Some(partitions)
+                || !node.log().contains(&created)
+            {
+                assert!(Instant::now() < deadline, "node {} never listed {topic}:\n{}", node.id, self.logs());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The term of the last `active controller node=N term=T` line of a log.
+fn latest_active_term(log: &str) -> Option<u64> {
+    log.lines()
+        .filter(|line| line.contains("active controller"))
+        .filter_map(|line| line.split("term=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .next_back()
+}
+
+/// One partition as Metadata describes it.
+#[derive(Clone, Debug, PartialEq)]
+struct PartitionState {
+    leader: i32,
+    leader_epoch: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+}
+
+/// What a node's Metadata (all topics) says.
+#[derive(Debug)]
+struct Metadata {
+    brokers: BTreeSet<i32>,
+    /// Topic → (error code, partition index → state).
+    topics: BTreeMap<String, (i16, BTreeMap<i32, PartitionState>)>,
+}
+
+impl Metadata {
+    fn partitions(&self, topic: &str) -> &BTreeMap<i32, PartitionState> {
+        &self.topics.get(topic).unwrap_or_else(|| panic!("{topic} not in {self:?}")).1
+    }
+}
+
+/// Sends one request on a fresh connection and decodes the answer; None when the node does not
+/// answer (killed, stopped, or closing the connection).
+fn call<Q, R>(node: &Node, api_key: ApiKey, version: i16, body: &Q) -> Option<R>
+where
+    Q: kafka_protocol::protocol::Encodable,
+    R: Decodable,
+{
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&node.address(), Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+    stream.write_all(&request_frame(api_key, version, 1, body)).ok()?;
+    let (correlation_id, mut bytes) = read_response_checked(&mut stream, api_key, version)?;
+    assert_eq!(correlation_id, 1);
+    R::decode(&mut bytes, version).ok()
+}
+
+/// `common::read_response`, but None instead of a panic when the connection ends first.
+fn read_response_checked(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> Option<(i32, Bytes)> {
+    let mut probe = [0u8; 1];
+    // A closed connection shows as a zero-byte peek; anything else is a response to decode.
+    match stream.peek(&mut probe) {
+        Ok(1) => Some(read_response(stream, api_key, version)),
+        _ => None,
+    }
+}
+
+/// Metadata v12 for all topics, as the node answers it.
+fn metadata(node: &Node) -> Option<Metadata> {
+    let request = MetadataRequest::default().with_topics(None).with_allow_auto_topic_creation(false);
+    let response: MetadataResponse = call(node, ApiKey::Metadata, 12, &request)?;
+    let brokers = response.brokers.iter().map(|broker| broker.node_id.0).collect();
+    let topics = response
+        .topics
+        .iter()
+        .map(|topic| {
+            let name = topic.name.as_ref().map(|name| name.0.to_string()).unwrap_or_default();
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|partition| {
+                    let ids = |list: &[kafka_protocol::messages::BrokerId]| list.iter().map(|id| id.0).collect();
+                    (
+                        partition.partition_index,
+                        PartitionState {
+                            leader: partition.leader_id.0,
+                            leader_epoch: partition.leader_epoch,
+                            replicas: ids(&partition.replica_nodes),
+                            isr: ids(&partition.isr_nodes),
+                        },
+                    )
+                })
+                .collect();
+            (name, (topic.error_code, partitions))
+        })
+        .collect();
+    Some(Metadata { brokers, topics })
+}
+
+/// CreateTopics v7 through `node`: the error code and message, None if the node did not answer.
+fn create_topic(node: &Node, name: &str, partitions: i32, replication_factor: i16) -> Option<(i16, String)> {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(name.to_string())))
+        .with_num_partitions(partitions)
+        .with_replication_factor(replication_factor);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5_000);
+    let response: CreateTopicsResponse = call(node, ApiKey::CreateTopics, 7, &request)?;
+    let result = response.topics.first()?;
+    Some((result.error_code, result.error_message.as_ref().map(|message| message.to_string()).unwrap_or_default()))
+}
+
+/// A Produce v9 frame of one small record to `topic`-`partition`.
+fn produce_frame(topic: &str, partition: i32, acks: i16, correlation_id: i32) -> Vec<u8> {
+    let data = PartitionProduceData::default()
+        .with_index(partition)
+        .with_records(Some(Bytes::from(engine::testkit::make_sized_batch(1, 10, 1, 1_700_000_000_000))));
+    let topic_data = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_data(vec![data]);
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(5_000).with_topic_data(vec![topic_data]);
+    request_frame(ApiKey::Produce, 9, correlation_id, &request)
+}
+
+/// The error code of the one partition of a Produce v9 response read from `stream`.
+fn produce_error(stream: &mut TcpStream, correlation_id: i32) -> i16 {
+    let (correlation, mut bytes) = read_response(stream, ApiKey::Produce, 9);
+    assert_eq!(correlation, correlation_id);
+    let response = ProduceResponse::decode(&mut bytes, 9).expect("produce response");
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Kafka's CLI class `class` with `args`, bounded; its stdout and stderr, failing on an error exit
+/// unless `may_fail`.
+fn kafka_tool(class: &str, args: &[&str], stdin: &[u8], may_fail: bool) -> common::Bounded {
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let outcome = run_bounded(
+        Command::new("java").arg("-cp").arg(classpath).arg(class).args(args),
+        stdin,
+        Duration::from_secs(60),
+    );
+    assert!(!outcome.killed, "{class} {args:?} ran too long:\n{}\n{}", outcome.stdout, outcome.stderr);
+    assert!(
+        may_fail || outcome.status.success(),
+        "{class} {args:?}: {}\nstdout: {}\nstderr: {}",
+        outcome.status,
+        outcome.stdout,
+        outcome.stderr
+    );
+    outcome
+}
+
+fn kafka_topics(node: &Node, args: &[&str], may_fail: bool) -> common::Bounded {
+    let bootstrap = node.bootstrap();
+    let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+    all.extend_from_slice(args);
+    kafka_tool("org.apache.kafka.tools.TopicCommand", &all, b"", may_fail)
+}
+
+/// confluent-kafka (librdkafka) as a producer or an assigning consumer; each record it produced
+/// or consumed is one stdout line `partition<TAB>key<TAB>value`.
+const CONFLUENT_CLIENT: &str = r#"
+import sys, time
+from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+
+mode, bootstrap, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+if mode == "produce":
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    errors = []
+    def delivered(error, message):
+        if error is not None:
+            errors.append(str(error))
+        else:
+            print(f"{message.partition()}\t{message.key().decode()}\t{message.value().decode()}")
+    for index in range(count):
+        producer.produce(topic, key=f"key-{index % 37}", value=f"value-{index}", on_delivery=delivered)
+        producer.poll(0)
+    left = producer.flush(30)
+    if errors or left:
+        sys.exit(f"{len(errors)} delivery errors (first: {errors[:3]}), {left} undelivered")
+else:
+    partitions = int(sys.argv[5])
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cluster-test",
+                         "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, index, OFFSET_BEGINNING) for index in range(partitions)])
+    received, deadline = 0, time.time() + 30
+    # Until `count` arrived, then one more second to catch any record delivered twice.
+    while time.time() < deadline:
+        message = consumer.poll(0.2)
+        if message is None:
+            if received >= count:
+                deadline = min(deadline, time.time() + 1)
+            continue
+        if message.error():
+            print(f"consumer error: {message.error()}", file=sys.stderr)
+            continue
+        print(f"{message.partition()}\t{message.key().decode()}\t{message.value().decode()}")
+        received += 1
+    consumer.close()
+"#;
+
+/// Runs the confluent-kafka client; the (partition, key, value) lines it printed, sorted.
+fn confluent(args: &[&str]) -> Vec<(i32, String, String)> {
+    let outcome = run_bounded(
+        Command::new(common::python()).arg("-c").arg(CONFLUENT_CLIENT).args(args),
+        b"",
+        Duration::from_secs(60),
+    );
+    assert!(
+        !outcome.killed && outcome.status.success(),
+        "confluent-kafka {args:?}: {}\nstderr: {}",
+        outcome.status,
+        outcome.stderr
+    );
+    let mut records: Vec<(i32, String, String)> = outcome
+        .stdout
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.splitn(3, '\t').collect();
+            assert_eq!(fields.len(), 3, "line {line:?}");
+            (fields[0].parse().expect("partition"), fields[1].to_string(), fields[2].to_string())
+        })
+        .collect();
+    records.sort();
+    records
+}
+
+/// Polls `condition` every 50 ms until it holds; how long that took, or None after `timeout`.
+fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if condition() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The topic and partition lines of `kafka-topics --describe` (the log lines around them
+/// dropped): the topic line (topic id, counts, configs) first.
+fn describe_lines(described: &str) -> Vec<String> {
+    described
+        .lines()
+        .filter(|line| line.trim_start().starts_with("Topic: "))
+        .map(|line| line.trim().to_string())
+        .collect()
+}
+
+/// The value of `field` (e.g. "Leader") in a describe line.
+fn describe_field<'a>(line: &'a str, field: &str) -> &'a str {
+    line.split('\t')
+        .find_map(|part| part.trim().strip_prefix(field)?.strip_prefix(": "))
+        .unwrap_or_else(|| panic!("{field} not in {line:?}"))
+}
+
+#[test]
+fn three_nodes_agree() {
+    let cluster = Cluster::start(101, 3);
+    let created = kafka_topics(
+        cluster.node(1),
+        &["--create", "--topic", "agree", "--replication-factor", "3", "--partitions", "6"],
+        false,
+    );
+    assert!(created.stdout.contains("Created topic agree."), "{}", created.stdout);
+    // CreateTopics answers once the controller committed the topic; each broker's image follows.
+    cluster.wait_topic("agree", 6);
+
+    // One JVM per node, side by side.
+    let described: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let describing: Vec<_> = cluster
+            .nodes
+            .iter()
+            .map(|node| {
+                scope.spawn(|| describe_lines(&kafka_topics(node, &["--describe", "--topic", "agree"], false).stdout))
+            })
+            .collect();
+        describing.into_iter().map(|thread| thread.join().expect("kafka-topics --describe")).collect()
+    });
+    assert_eq!(described[0].len(), 7, "{:?}", described[0]);
+    assert!(described[0][0].contains("PartitionCount: 6\tReplicationFactor: 3"), "{:?}", described[0]);
+    for (index, lines) in described.iter().enumerate() {
+        assert_eq!(lines, &described[0], "node {} describes the topic differently than node 1", index + 1);
+    }
+    let mut leaders = BTreeSet::new();
+    for line in &described[0][1..] {
+        let replicas: BTreeSet<&str> = describe_field(line, "Replicas").split(',').collect();
+        assert_eq!(replicas, BTreeSet::from(["1", "2", "3"]), "{line}");
+        let isr: BTreeSet<&str> = describe_field(line, "Isr").split(',').collect();
+        assert_eq!(isr, replicas, "{line}");
+        leaders.insert(describe_field(line, "Leader").to_string());
+    }
+    assert_eq!(leaders, BTreeSet::from(["1".to_string(), "2".to_string(), "3".to_string()]), "{described:?}");
+
+    // CreatePartitions and DeleteTopics through the non-controllers too; every node follows.
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("agree")))
+            .with_count(8)])
+        .with_timeout_ms(5_000);
+    let grown: CreatePartitionsResponse = call(cluster.node(3), ApiKey::CreatePartitions, 3, &grow).expect("answer");
+    assert_eq!(grown.results[0].error_code, NONE, "{grown:?}");
+    cluster.wait_topic("agree", 8);
+    for node in &cluster.nodes {
+        let metadata = metadata(node).expect("metadata");
+        for (index, state) in metadata.partitions("agree") {
+            assert_eq!(state.replicas.len(), 3, "node {}: partition {index} {state:?}", node.id);
+        }
+    }
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(StrBytes::from_static_str("agree"))])
+        .with_timeout_ms(5_000);
+    let deleted: DeleteTopicsResponse = call(cluster.node(2), ApiKey::DeleteTopics, 5, &delete).expect("answer");
+    assert_eq!(deleted.responses[0].error_code, NONE, "{deleted:?}");
+    for node in &cluster.nodes {
+        let gone = wait_until(REACTION_TIMEOUT, || {
+            let listed = metadata(node).is_none_or(|metadata| metadata.topics.contains_key("agree"));
+            let directories = std::fs::read_dir(&node.data_dir)
+                .expect("data dir")
+                .filter_map(Result::ok)
+                .any(|entry| entry.file_name().to_string_lossy().starts_with("agree-"));
+            !listed && !directories
+        });
+        assert!(gone.is_some(), "node {} still has agree:\n{}", node.id, cluster.logs());
+    }
+
+    let refused = kafka_topics(
+        cluster.node(2),
+        &["--create", "--topic", "too-many-replicas", "--replication-factor", "4", "--partitions", "1"],
+        true,
+    );
+    assert!(!refused.status.success(), "replication factor 4 on 3 brokers accepted:\n{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("InvalidReplicationFactorException"),
+        "stdout: {}\nstderr: {}",
+        refused.stdout,
+        refused.stderr
+    );
+    for node in &cluster.nodes {
+        assert!(!metadata(node).expect("metadata").topics.contains_key("too-many-replicas"));
+    }
+}
+
+/// `kafka-metadata-quorum describe --status` names the same quorum leader from every node.
+#[test]
+#[ignore = "not built yet: DescribeQuorum (the tool says: The node does not support DESCRIBE_QUORUM)"]
+fn metadata_quorum_status_agrees() {
+    let cluster = Cluster::start(111, 3);
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    for node in &cluster.nodes {
+        let status = kafka_tool(
+            "org.apache.kafka.tools.MetadataQuorumCommand",
+            &["--bootstrap-server", &node.bootstrap(), "describe", "--status"],
+            b"",
+            false,
+        );
+        let leader = status.stdout.lines().find_map(|line| line.strip_prefix("LeaderId:")).map(str::trim);
+        assert_eq!(leader, Some(active.to_string().as_str()), "{}", status.stdout);
+        assert!(status.stdout.contains("CurrentVoters:"), "{}", status.stdout);
+    }
+}
+
+#[test]
+fn clients_produce_and_consume_across_leaders() {
+    let cluster = Cluster::start(102, 3);
+    assert_eq!(create_topic(cluster.node(2), "spread", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("spread", 6);
+    let leaders: BTreeSet<i32> =
+        metadata(cluster.node(1)).expect("metadata").partitions("spread").values().map(|state| state.leader).collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "leaders spread over every broker");
+
+    // confluent-kafka: produce through node 1's bootstrap, consume through node 3's.
+    const COUNT: usize = 600;
+    let produced = confluent(&["produce", &cluster.node(1).bootstrap(), "spread", &COUNT.to_string()]);
+    assert_eq!(produced.len(), COUNT, "every record acknowledged");
+    let partitions_used: BTreeSet<i32> = produced.iter().map(|(partition, _, _)| *partition).collect();
+    assert_eq!(partitions_used.len(), 6, "keys spread over every partition");
+    let consumed = confluent(&["consume", &cluster.node(3).bootstrap(), "spread", &COUNT.to_string(), "6"]);
+    assert_eq!(consumed, produced, "exactly the produced records, each in the partition it was acknowledged in");
+
+    // Kafka's console producer (through node 2) and console consumer (through node 3), one
+    // consumer per partition (assigned: no group coordinator involved).
+    assert_eq!(create_topic(cluster.node(1), "console", 3, 3), Some((NONE, String::new())));
+    cluster.wait_topic("console", 3);
+    let lines: Vec<String> = (0..30).map(|index| format!("key-{index}:line-{index}")).collect();
+    let input = lines.join("\n") + "\n";
+    let node2 = cluster.node(2).bootstrap();
+    kafka_tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &[
+            "--bootstrap-server",
+            &node2,
+            "--topic",
+            "console",
+            "--command-property",
+            "acks=all",
+            "--reader-property",
+            "parse.key=true",
+            "--reader-property",
+            "key.separator=:",
+        ],
+        input.as_bytes(),
+        false,
+    );
+    let node3 = cluster.node(3).bootstrap();
+    let consumers: Vec<_> = (0..3)
+        .map(|partition: i32| {
+            let node3 = node3.clone();
+            std::thread::spawn(move || {
+                let partition = partition.to_string();
+                kafka_tool(
+                    "org.apache.kafka.tools.consumer.ConsoleConsumer",
+                    &[
+                        "--bootstrap-server",
+                        &node3,
+                        "--topic",
+                        "console",
+                        "--partition",
+                        &partition,
+                        "--offset",
+                        "earliest",
+                        "--timeout-ms",
+                        "5000",
+                        "--formatter-property",
+                        "print.key=true",
+                        "--formatter-property",
+                        "key.separator=:",
+                    ],
+                    b"",
+                    false,
+                )
+                .stdout
+            })
+        })
+        .collect();
+    let mut per_partition = Vec::new();
+    for consumer in consumers {
+        per_partition.push(consumer.join().expect("console consumer"));
+    }
+    assert!(per_partition.iter().filter(|output| !output.trim().is_empty()).count() >= 2, "{per_partition:?}");
+    let mut consumed: Vec<String> =
+        per_partition.iter().flat_map(|output| output.lines().map(str::to_string)).collect();
+    consumed.sort();
+    let mut expected = lines;
+    expected.sort();
+    assert_eq!(consumed, expected, "every console line consumed exactly once");
+}
+
+/// One failover: what was killed, who took over, and when (since the SIGKILL).
+struct Failover {
+    killed: u32,
+    successor: u32,
+    term: u64,
+    elected: Duration,
+    created: Duration,
+}
+
+/// SIGKILLs the active controller, waits for another to announce itself and for `topic` (RF 2)
+/// to be created through a surviving node.
+fn fail_over(cluster: &mut Cluster, topic: &str) -> Failover {
+    let (active, term) = cluster.active_controller().expect("an active controller");
+    let survivor = cluster.running().map(|node| node.id).find(|id| *id != active).expect("a survivor");
+    let marks: Vec<usize> = cluster.nodes.iter().map(Node::log_mark).collect();
+    let killed_at = Instant::now();
+    cluster.node_mut(active).kill();
+    let elected = wait_until(REACTION_TIMEOUT, || {
+        cluster.running().any(|node| latest_active_term(&node.log_since(marks[node.id as usize - 1])).is_some())
+    });
+    assert!(elected.is_some(), "no new active controller:\n{}", cluster.logs());
+    let elected = killed_at.elapsed();
+    let (successor, new_term) = cluster.active_controller().expect("an active controller");
+    assert_ne!(successor, active);
+    assert!(new_term > term, "term {new_term} after {term}");
+    // Until every node knows the new controller, a create may be refused or time out: retry (a
+    // retry after a timed-out attempt that did commit finds the topic there).
+    let created = wait_until(REACTION_TIMEOUT, || {
+        matches!(create_topic(cluster.node(survivor), topic, 3, 2), Some((NONE | TOPIC_ALREADY_EXISTS, _)))
+    });
+    assert!(created.is_some(), "no topic creation after failover:\n{}", cluster.logs());
+    let failover = Failover { killed: active, successor, term: new_term, elected, created: killed_at.elapsed() };
+    println!(
+        "SIGKILL of active controller {}: node {} active after {} ms (term {}), topic created through node \
+         {survivor} after {} ms",
+        failover.killed,
+        failover.successor,
+        failover.elected.as_millis(),
+        failover.term,
+        failover.created.as_millis()
+    );
+    failover
+}
+
+/// Restarts a killed node on its data and waits until it registered again and every node lists
+/// it (registered, it is unfenced once caught up; only then may placement use it).
+fn rejoin(cluster: &mut Cluster, id: u32) {
+    let restart_mark = cluster.node(id).log_mark();
+    cluster.node_mut(id).spawn();
+    cluster.node_mut(id).wait_listening();
+    rejoin_wait_since(cluster, id, restart_mark);
+}
+
+/// Waits until the restarted node `id` registered again (after its log's `mark`) and every node
+/// lists it.
+fn rejoin_wait_since(cluster: &Cluster, id: u32, restart_mark: usize) {
+    let rejoined = wait_until(READY_TIMEOUT, || {
+        cluster.node(id).log_since(restart_mark).contains("registered with the controller")
+    });
+    assert!(rejoined.is_some(), "node {id} did not register again:\n{}", cluster.logs());
+    cluster.wait_ready();
+}
+
+#[test]
+fn active_controller_failover() {
+    let mut cluster = Cluster::start(103, 3);
+    let failover = fail_over(&mut cluster, "after-failover");
+    let (killed, successor) = (failover.killed, failover.successor);
+
+    // The killed node restarts on its data and catches up.
+    rejoin(&mut cluster, killed);
+    assert_eq!(create_topic(cluster.node(successor), "after-restart", 2, 3), Some((NONE, String::new())));
+    cluster.wait_topic("after-restart", 2);
+    cluster.wait_topic("after-failover", 3);
+    let listed = run_bounded(
+        Command::new(common::tool("kcat")).args(["-L", "-b", &cluster.node(killed).bootstrap()]),
+        b"",
+        Duration::from_secs(20),
+    );
+    assert!(listed.status.success(), "kcat -L: {}", listed.stderr);
+    assert!(listed.stdout.contains("topic \"after-restart\" with 2 partitions"), "{}", listed.stdout);
+    assert!(listed.stdout.contains("topic \"after-failover\" with 3 partitions"), "{}", listed.stdout);
+    assert!(listed.stdout.contains(" 3 brokers:"), "{}", listed.stdout);
+}
+
+/// `SKUA_CLUSTER_LONG=1`: ten failovers in a row (each killed controller rejoins before the next
+/// kill), with the median times; too long for every CI run.
+#[test]
+fn repeated_active_controller_failover() {
+    const FAILOVERS: usize = 10;
+    if std::env::var_os("SKUA_CLUSTER_LONG").is_none() {
+        eprintln!("skipped: set SKUA_CLUSTER_LONG=1");
+        return;
+    }
+    let mut cluster = Cluster::start(109, 3);
+    let mut elected = Vec::new();
+    let mut created = Vec::new();
+    // Leader epochs, as every node reports them, only grow.
+    let mut epochs: BTreeMap<(String, i32), i32> = BTreeMap::new();
+    for round in 0..FAILOVERS {
+        let failover = fail_over(&mut cluster, &format!("round-{round}"));
+        elected.push(failover.elected);
+        created.push(failover.created);
+        rejoin(&mut cluster, failover.killed);
+        cluster.wait_topic(&format!("round-{round}"), 3);
+        for node in &cluster.nodes {
+            for (topic, (_, partitions)) in metadata(node).expect("metadata").topics {
+                for (index, state) in partitions {
+                    let seen = epochs.entry((topic.clone(), index)).or_insert(state.leader_epoch);
+                    assert!(
+                        state.leader_epoch >= *seen,
+                        "node {}: {topic}-{index} {state:?} after epoch {seen}",
+                        node.id
+                    );
+                    *seen = state.leader_epoch;
+                }
+            }
+        }
+    }
+    elected.sort();
+    created.sort();
+    println!(
+        "{FAILOVERS} failovers: new active controller median {} ms (min {} ms, max {} ms); topic creation \
+         median {} ms (min {} ms, max {} ms)",
+        elected[FAILOVERS / 2].as_millis(),
+        elected[0].as_millis(),
+        elected[FAILOVERS - 1].as_millis(),
+        created[FAILOVERS / 2].as_millis(),
+        created[0].as_millis(),
+        created[FAILOVERS - 1].as_millis()
+    );
+}
+
+/// A non-controller node leading at least one partition of `topic`, and those partitions. Node 1
+/// only if it must be: brokers long-poll their image from the first voter they reach, often node
+/// 1, and a stopped member stalls them (`a_stopped_node_does_not_stall_the_metadata_of_the_others`).
+fn leading_non_controller(cluster: &Cluster, topic: &str) -> (u32, Vec<i32>) {
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let partitions = metadata(cluster.node(active)).expect("metadata").partitions(topic).clone();
+    (1..=3)
+        .rev()
+        .filter(|id| *id != active)
+        .map(|id| {
+            let led: Vec<i32> =
+                partitions.iter().filter(|(_, state)| state.leader == id as i32).map(|(index, _)| *index).collect();
+            (id, led)
+        })
+        .find(|(_, led)| !led.is_empty())
+        .expect("a non-controller leads a partition")
+}
+
+#[test]
+fn fenced_broker_loses_leadership() {
+    let mut cluster = Cluster::start(104, 3);
+    assert_eq!(create_topic(cluster.node(1), "fence", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("fence", 6);
+    let (victim, led) = leading_non_controller(&cluster, "fence");
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let observer = cluster.node(active);
+    let before = metadata(observer).expect("metadata").partitions("fence").clone();
+
+    cluster.node_mut(victim).kill();
+    let observer = cluster.node(active);
+    let victim_id = victim as i32;
+    let moved = wait_until(REACTION_TIMEOUT, || {
+        metadata(observer).is_some_and(|metadata| {
+            metadata
+                .partitions("fence")
+                .values()
+                .all(|state| state.leader != victim_id && !state.isr.contains(&victim_id))
+        })
+    });
+    let moved = moved.unwrap_or_else(|| panic!("node {victim}'s leadership never moved:\n{}", cluster.logs()));
+    println!(
+        "broker {victim} SIGKILLed: fenced and its {} partitions led by others after {} ms (session timeout {SESSION_TIMEOUT_MS} ms)",
+        led.len(),
+        moved.as_millis()
+    );
+    assert!(
+        moved >= Duration::from_millis(SESSION_TIMEOUT_MS) - Duration::from_millis(HEARTBEAT_INTERVAL_MS),
+        "fenced after {moved:?}, before the session timeout"
+    );
+    let after = metadata(observer).expect("metadata");
+    assert!(!after.brokers.contains(&victim_id), "a fenced broker is not listed: {:?}", after.brokers);
+    for (index, state) in after.partitions("fence") {
+        let old = &before[index];
+        assert_eq!(state.replicas, old.replicas, "partition {index}: replicas unchanged");
+        if led.contains(index) {
+            assert!(old.isr.contains(&state.leader), "partition {index}: new leader {state:?} outside the ISR {old:?}");
+            assert!(state.leader_epoch > old.leader_epoch, "partition {index}: epoch {state:?} after {old:?}");
+        }
+    }
+    // Every live node agrees.
+    for node in cluster.running() {
+        wait_until(REACTION_TIMEOUT, || {
+            metadata(node).is_some_and(|metadata| metadata.partitions("fence") == after.partitions("fence"))
+        })
+        .unwrap_or_else(|| panic!("node {} disagrees:\n{:?}", node.id, metadata(node)));
+    }
+    // Clients follow: keyed records to every partition are all acknowledged.
+    let produced = confluent(&["produce", &cluster.node(active).bootstrap(), "fence", "200"]);
+    assert_eq!(produced.len(), 200);
+
+    // Restarted on its data (which still says it led), it must not take records for what it led
+    // before it has heard otherwise: from its first answer on, NOT_LEADER_OR_FOLLOWER.
+    let restart_mark = cluster.node(victim).log_mark();
+    cluster.node_mut(victim).spawn();
+    cluster.node_mut(victim).wait_listening();
+    let mut stream = TcpStream::connect(cluster.node(victim).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    for (correlation_id, partition) in (1..).zip(&led) {
+        std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, 1, correlation_id)).expect("send");
+        let answer = produce_error(&mut stream, correlation_id);
+        assert_eq!(answer, NOT_LEADER_OR_FOLLOWER, "restarted node {victim}, partition {partition} it led before");
+    }
+    rejoin_wait_since(&cluster, victim, restart_mark);
+    for (correlation_id, partition) in (100..).zip(&led) {
+        std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, -1, correlation_id)).expect("send");
+        let answer = produce_error(&mut stream, correlation_id);
+        assert_eq!(answer, NOT_LEADER_OR_FOLLOWER, "rejoined node {victim}, partition {partition} it led before");
+    }
+}
+
+#[test]
+fn sigterm_moves_leadership_away_before_exiting() {
+    let mut cluster = Cluster::start(110, 3);
+    assert_eq!(create_topic(cluster.node(1), "drain", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("drain", 6);
+    let (leaver, led) = leading_non_controller(&cluster, "drain");
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let before = metadata(cluster.node(active)).expect("metadata").partitions("drain").clone();
+
+    let stopping_at = Instant::now();
+    cluster.node_mut(leaver).stop();
+    let exited = stopping_at.elapsed();
+    // The leaderships moved before the exit: the live nodes show it well within a session
+    // timeout, which fencing a silent broker would take.
+    let leaver_id = leaver as i32;
+    let observer = cluster.node(active);
+    let moved = wait_until(Duration::from_millis(SESSION_TIMEOUT_MS / 2), || {
+        metadata(observer)
+            .is_some_and(|metadata| metadata.partitions("drain").values().all(|state| state.leader != leaver_id))
+    });
+    println!(
+        "SIGTERM of broker {leaver} (leading {led:?}): exited after {} ms, leadership moved {:?} after the exit",
+        exited.as_millis(),
+        moved
+    );
+    assert!(moved.is_some(), "node {leaver} exited still leading:\n{:?}\n{}", metadata(observer), cluster.logs());
+    let after = metadata(observer).expect("metadata");
+    for index in &led {
+        let (old, new) = (&before[index], &after.partitions("drain")[index]);
+        assert!(old.isr.contains(&new.leader), "partition {index}: new leader {new:?} outside the ISR {old:?}");
+        assert!(new.leader_epoch > old.leader_epoch, "partition {index}: epoch {new:?} after {old:?}");
+    }
+    assert!(cluster.node(leaver).log().contains("netd stopped cleanly"), "{}", cluster.node(leaver).log());
+}
+
+#[test]
+fn stopped_broker_learns_it_was_fenced() {
+    let cluster = Cluster::start(105, 3);
+    assert_eq!(create_topic(cluster.node(1), "stop", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("stop", 6);
+    let (victim, led) = leading_non_controller(&cluster, "stop");
+    let partition = led[0];
+    let victim_address = cluster.node(victim).address();
+    // While it leads, the victim takes the record.
+    let mut stream = TcpStream::connect(victim_address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("stop", partition, 1, 1)).expect("send");
+    assert_eq!(produce_error(&mut stream, 1), NONE, "the leader takes a record");
+
+    cluster.node(victim).signal("STOP");
+    let stopped_at = Instant::now();
+    let victim_id = victim as i32;
+    // Any live node will do: one whose image long-poll hangs on the stopped node learns late.
+    let moved = wait_until(REACTION_TIMEOUT, || {
+        cluster.running().filter(|node| node.id != victim).any(|node| {
+            metadata(node).is_some_and(|metadata| metadata.partitions("stop")[&partition].leader != victim_id)
+        })
+    });
+    let moved = moved
+        .unwrap_or_else(|| panic!("partition {partition} still led by the stopped node {victim}:\n{}", cluster.logs()));
+    println!("broker {victim} SIGSTOPped: partition {partition} led by another after {} ms", moved.as_millis());
+    // The controller fences a session timeout after the last heartbeat, which came before the
+    // stop: keep the node stopped past a whole session timeout anyway.
+    let stopped_for = Duration::from_millis(SESSION_TIMEOUT_MS + HEARTBEAT_INTERVAL_MS);
+    std::thread::sleep(stopped_for.saturating_sub(stopped_at.elapsed()));
+    // Requests wait in the socket while the node is stopped: the first thing it does when it
+    // runs again may be to answer them, before it hears from the controller.
+    std::io::Write::write_all(&mut stream, &produce_frame("stop", partition, 1, 2)).expect("send");
+    let mut fresh = TcpStream::connect(victim_address).expect("connect (the kernel accepts for a stopped process)");
+    fresh.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut fresh, &produce_frame("stop", partition, -1, 3)).expect("send");
+    cluster.node(victim).signal("CONT");
+    assert_eq!(produce_error(&mut stream, 2), NOT_LEADER_OR_FOLLOWER, "acks=1 on the open connection");
+    assert_eq!(produce_error(&mut fresh, 3), NOT_LEADER_OR_FOLLOWER, "acks=all on a new connection");
+    // And later, once it has heard from the controller.
+    std::thread::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS * 2));
+    std::io::Write::write_all(&mut fresh, &produce_frame("stop", partition, 1, 4)).expect("send");
+    assert_eq!(produce_error(&mut fresh, 4), NOT_LEADER_OR_FOLLOWER, "after resuming for a while");
+}
+
+#[test]
+fn a_voters_list_the_metadata_log_was_not_formed_with_is_refused() {
+    let mut cluster = Cluster::start(106, 3);
+    cluster.node_mut(3).stop();
+    let node = cluster.node(3);
+    let snapshot = |dir: &std::path::Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read_dir") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    files.insert(path.clone(), std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+        files
+    };
+    let before = snapshot(&node.data_dir);
+    let voters =
+        format!("{},4@{}:{}", node.voters, Ipv4Addr::new(127, 106, node.ip.octets()[2], 4), node.controller_port);
+    let port_file = node.port_file();
+    let outcome = run_bounded(&mut node.command(&voters, &port_file), b"", Duration::from_secs(20));
+    let stderr = strip_ansi(&outcome.stderr);
+    assert!(!outcome.killed, "a node with a disagreeing voters list kept running:\n{stderr}");
+    assert!(!outcome.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("controller.quorum.voters lists") && stderr.contains("metadata log was formed by voters"),
+        "the refusal names the key and both lists:\n{stderr}"
+    );
+    assert!(snapshot(&node.data_dir) == before, "the refused start changed the data directory");
+}
+
+/// Kafka answers a Produce for a topic a broker does not have (yet) with a retriable error; netd
+/// may answer TOPIC_ALREADY_EXISTS, which no Produce answer carries in Kafka and which clients
+/// treat as fatal (librdkafka fails the delivery).
+#[test]
+#[ignore = "netd bug: in the moments after a topic appears in a broker's image but before the \
+            broker created its partitions, a Produce to it goes the auto-creation path, the \
+            controller refuses (the topic exists) and the Produce is answered 36 \
+            TOPIC_ALREADY_EXISTS instead of a retriable NOT_LEADER_OR_FOLLOWER / \
+            UNKNOWN_TOPIC_OR_PARTITION (handlers/produce.rs: auto_create_topic only swallows \
+            TopicError::AlreadyExists, not the controller's TopicExists)"]
+fn produce_right_after_a_topic_appears_gets_a_retriable_answer() {
+    const ROUNDS: usize = 60;
+    let cluster = Cluster::start(107, 3);
+    let mut answers: BTreeMap<i16, usize> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let topic = format!("fresh-{round}");
+        assert_eq!(create_topic(cluster.node(1), &topic, 3, 3), Some((NONE, String::new())));
+        // Node 1 answered CreateTopics once it applied the topic; nodes 2 and 3 race.
+        for node in [cluster.node(2), cluster.node(3)] {
+            let listed = wait_until(REACTION_TIMEOUT, || {
+                metadata(node).is_some_and(|metadata| metadata.topics.contains_key(&topic))
+            });
+            assert!(listed.is_some(), "node {} never listed {topic}", node.id);
+            let mut stream = TcpStream::connect(node.address()).expect("connect");
+            stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+            std::io::Write::write_all(&mut stream, &produce_frame(&topic, 0, 1, 1)).expect("send");
+            *answers.entry(produce_error(&mut stream, 1)).or_default() += 1;
+        }
+    }
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    let unexpected: Vec<_> = answers
+        .keys()
+        .filter(|code| ![NONE, UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER].contains(code))
+        .collect();
+    assert!(unexpected.is_empty(), "Produce answers (error code: count) {answers:?}");
+}
+
+/// Brokers long-poll their metadata image from a quorum member; when that member stops (SIGSTOP:
+/// its connections stay open, nothing answers), they must move to another member promptly, or
+/// they keep serving the old leaders long after the controller fenced the stopped broker.
+#[test]
+#[ignore = "netd bug: a broker whose image long-poll (quorum/link.rs fetch_images) is connected \
+            to a member that stops keeps waiting for IMAGE_FETCH_WAIT_MS + CONTROLLER_IO_TIMEOUT_MS \
+            (6 s) per attempt, and may reconnect to the same stopped member (the kernel still \
+            accepts): its Metadata names the fenced broker as leader 6-11 s after the stop \
+            instead of about the session timeout"]
+fn a_stopped_node_does_not_stall_the_metadata_of_the_others() {
+    // Node 1 must not be the active controller: brokers reach voter 1 first for their images.
+    let cluster = (0..8)
+        .map(|_| Cluster::start(108, 3))
+        .find(|cluster| cluster.active_controller().is_some_and(|(active, _)| active != 1))
+        .expect("a cluster whose active controller is not node 1");
+    assert_eq!(create_topic(cluster.node(2), "stall", 6, 3), Some((NONE, String::new())));
+    cluster.wait_topic("stall", 6);
+    let led_by_1 = |node: &Node| {
+        metadata(node).map(|metadata| metadata.partitions("stall").values().any(|state| state.leader == 1))
+    };
+    assert_eq!(led_by_1(cluster.node(2)), Some(true), "node 1 leads partitions of stall");
+
+    cluster.node(1).signal("STOP");
+    let stopped_at = Instant::now();
+    let mut learned = Vec::new();
+    for id in [2, 3] {
+        let node = cluster.node(id);
+        let moved = wait_until(REACTION_TIMEOUT, || led_by_1(node) == Some(false));
+        assert!(moved.is_some(), "node {id} still names node 1 as a leader:\n{}", cluster.logs());
+        learned.push((id, stopped_at.elapsed()));
+    }
+    println!("node 1 SIGSTOPped: nodes learned the new leaders after {learned:?}");
+    let bound = Duration::from_millis(SESSION_TIMEOUT_MS + 2_000);
+    assert!(learned.iter().all(|(_, after)| *after <= bound), "{learned:?} (bound {bound:?})");
+    cluster.node(1).signal("CONT");
+}
+
+/// A second process claiming a registered broker's node.id refuses to start (issue 13: "a
+/// duplicate node.id ... refuses to start with a clear message"), and the first keeps its place.
+#[test]
+#[ignore = "netd bug: a second process with node.id=4 while broker 4 runs is registered (new \
+            broker epoch) and serves; the running broker 4 gets StaleBrokerEpoch, registers again \
+            and is refused DuplicateBrokerRegistration every 4 s, running unregistered. Kafka \
+            refuses the newcomer while the first one's session is alive"]
+fn a_duplicate_node_id_is_refused() {
+    let cluster = Cluster::start(112, 3);
+    let node = cluster.node(1);
+    let broker_only = |host: u8, dir: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
+        command
+            .args(["--override", "process.roles=broker", "--override", "node.id=4"])
+            .args(["--override", "controller.listener.names=CONTROLLER"])
+            .arg("--override")
+            .arg(format!("controller.quorum.voters={}", node.voters))
+            .arg("--override")
+            .arg(format!("listeners=PLAINTEXT://{}:0", Ipv4Addr::new(127, 112, node.ip.octets()[2], host)))
+            .arg("--override")
+            .arg(format!("log.dirs={}", node.data_dir.with_file_name(dir).display()))
+            .env("RUST_LOG", "info");
+        command
+    };
+    let log = node.data_dir.with_file_name("broker-4.log");
+    let mut first = broker_only(4, "broker-4")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start broker 4");
+    let registered = wait_until(READY_TIMEOUT, || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("registered with the controller"))
+    });
+    assert!(registered.is_some(), "broker 4 did not register:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let outcome = run_bounded(&mut broker_only(5, "duplicate-4"), b"", Duration::from_secs(20));
+    let stderr = strip_ansi(&outcome.stderr);
+    let first_running = first.try_wait().expect("wait").is_none();
+    let _ = first.kill();
+    let _ = first.wait();
+    let first_log = strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(!outcome.killed, "a second node 4 kept running:\n{stderr}\nthe first node 4:\n{first_log}");
+    assert!(!outcome.status.success(), "{stderr}");
+    assert!(stderr.contains("node.id"), "the refusal names node.id:\n{stderr}");
+    assert!(first_running, "the first node 4 stopped:\n{first_log}");
+}
