@@ -172,7 +172,10 @@ impl Controller {
                 self.last_heartbeat_ms.insert(request.broker, now_ms);
                 return Ok((Vec::new(), existing.epoch));
             }
-            if !existing.fenced && self.session_alive(request.broker, now_ms) {
+            // Kafka's rule: another incarnation is refused while the registered one still has a
+            // live session (fenced or not); a broker fenced by expiry or a finished controlled
+            // shutdown has none.
+            if self.session_alive(request.broker, now_ms) {
                 return Err(ControllerError::DuplicateBrokerRegistration(request.broker));
             }
         }
@@ -211,10 +214,12 @@ impl Controller {
                 batch.extend(self.decided(moves)?);
             }
             // Once it leads nothing it is fenced and may go (a partition whose ISR is only this
-            // broker keeps it as leader: the next heartbeat tries again).
+            // broker keeps it as leader: the next heartbeat tries again); its session ends, so
+            // its next incarnation may register at once.
             let leads = self.image.partitions().any(|(_, partition)| partition.leader == Some(broker));
             if !leads {
                 batch.extend(self.decided(vec![MetadataRecord::FenceBroker { broker, epoch }])?);
+                self.last_heartbeat_ms.remove(&broker);
             }
         } else if !request.want_shutdown && registration.fenced && request.caught_up {
             batch.extend(self.decided(vec![MetadataRecord::UnfenceBroker { broker, epoch }])?);
@@ -232,6 +237,8 @@ impl Controller {
         HeartbeatReply { fenced, shutdown_ok: fenced && shutting_down }
     }
 
+    /// A broker's session is alive while its heartbeats keep coming; it ends when the controller
+    /// fences it (expiry, or a finished controlled shutdown).
     fn session_alive(&self, broker: BrokerId, now_ms: u64) -> bool {
         self.last_heartbeat_ms
             .get(&broker)
@@ -251,6 +258,9 @@ impl Controller {
             return Ok(Vec::new());
         }
         let gone: BTreeSet<BrokerId> = expired.iter().map(|(broker, _)| *broker).collect();
+        for broker in &gone {
+            self.last_heartbeat_ms.remove(broker);
+        }
         let mut batch: RecordBatch = expired
             .iter()
             .map(|(broker, epoch)| MetadataRecord::FenceBroker { broker: *broker, epoch: *epoch })

@@ -108,8 +108,9 @@ pub const CONTROLLER_PEER_QUEUE_DEPTH: usize = 1024;
 pub const CONTROLLER_RESPONSE_QUEUE_DEPTH: usize = 256;
 /// Longest pause between attempts to reach a controller peer or the quorum.
 pub const CONTROLLER_RECONNECT_MS_MAX: u64 = 1_000;
-/// Read and write timeout of controller connections where a reply is expected (Hello, RPCs).
-pub const CONTROLLER_IO_TIMEOUT_MS: u64 = 5_000;
+/// Read and write timeout of controller connections where a reply is expected (the Hello), and
+/// of writes: a stopped peer (whose kernel still accepts connections) is given up after it.
+pub const CONTROLLER_IO_TIMEOUT_MS: u64 = 2_000;
 /// How often the controller listener looks for new connections and for shutdown.
 pub const CONTROLLER_ACCEPT_POLL_MS: u64 = 20;
 /// The longest a broker's image fetch is held waiting for a newer image.

@@ -168,6 +168,15 @@ fn controlled_shutdown_moves_leadership_away_then_fences() {
     let request = Heartbeat { broker: leaving, epoch, caught_up: true, want_shutdown: true };
     let (_, reply) = controller.heartbeat(&request, 1).expect("shutdown");
     assert_eq!(reply, HeartbeatReply { fenced: true, shutdown_ok: true });
+    // Its session ended with the shutdown: the restarted process registers at once.
+    let restarted = Registration {
+        broker: leaving,
+        incarnation: 9_999,
+        cluster_id: Some(ClusterId([1; 16])),
+        endpoints: Vec::new(),
+        rack: None,
+    };
+    controller.register(&restarted, 2).expect("a new incarnation after a controlled shutdown");
     for (_, partition) in controller.image().partitions() {
         assert_ne!(partition.leader, Some(leaving));
         assert!(!partition.isr.contains(&leaving));
@@ -188,6 +197,7 @@ fn a_second_live_process_with_the_same_id_is_refused_until_the_first_expires() {
         controller.register(&imposter, 1).expect_err("duplicate"),
         ControllerError::DuplicateBrokerRegistration(BrokerId(1))
     );
+    controller.expire_sessions(SESSION_MS + 1).expect("expiry");
     let (_, epoch) = controller.register(&imposter, SESSION_MS + 1).expect("the old session expired");
     assert!(controller.image().brokers[&BrokerId(1)].fenced);
     assert_eq!(controller.register(&imposter, SESSION_MS + 2).expect("retry").1, epoch, "a retry is idempotent");

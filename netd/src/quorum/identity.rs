@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use cluster::ClusterId;
+use engine::io::FileSystem;
 
 /// Kafka's file name.
 pub const META_PROPERTIES: &str = "meta.properties";
@@ -75,6 +76,8 @@ pub fn store(data_dir: &Path, identity: Identity) -> Result<(), IdentityError> {
         identity.cluster_id.to_base64url()
     );
     let mut fs = engine::io::os::SyscallFs::new();
+    // A broker-only node's data directory may not exist yet.
+    fs.create_dir_all(data_dir).map_err(|source| IdentityError::Io { path: data_dir.to_path_buf(), source })?;
     engine::io::write_file_atomically(&mut fs, data_dir, META_PROPERTIES, text.as_bytes())
         .map_err(|source| IdentityError::Io { path: data_dir.join(META_PROPERTIES), source })
 }
@@ -92,6 +95,14 @@ mod tests {
         assert_eq!(check(dir.path(), 1).expect("reads"), Some(identity));
         let error = check(dir.path(), 2).expect_err("another node");
         assert!(error.to_string().contains("belongs to node.id 1"), "{error}");
+    }
+
+    #[test]
+    fn a_new_data_directory_is_created_for_the_identity() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("not-yet");
+        store(&data_dir, Identity { node_id: 4, cluster_id: ClusterId([1; 16]) }).expect("stores");
+        assert!(check(&data_dir, 4).expect("reads").is_some());
     }
 
     #[test]

@@ -31,17 +31,23 @@ use cluster::wire::{Frame, Hello};
 use cluster::{BrokerId, ClusterId};
 use futures_channel::oneshot;
 
-use crate::limits::{CONTROLLER_IO_TIMEOUT_MS, CONTROLLER_RECONNECT_MS_MAX};
+use crate::limits::CONTROLLER_RECONNECT_MS_MAX;
 use crate::quorum::transport::FramedStream;
 
 /// Forwarded requests waiting for the link thread.
 pub const FORWARD_QUEUE_DEPTH: usize = 256;
 /// How long an image fetch asks to be held.
 const IMAGE_FETCH_WAIT_MS: u32 = 1_000;
+/// How much longer than that an image fetch may take before the member is taken for gone.
+const IMAGE_FETCH_SLACK_MS: u64 = 500;
 /// How soon a broker that is not registered or still fenced tries again.
 const FENCED_HEARTBEAT_MS: u64 = 100;
 /// How long to wait before asking again while the quorum has no leader.
 const ELECTION_POLL_MS: u64 = 50;
+/// How long a controller call may take before the member is taken for gone (answers come once
+/// the records are committed: milliseconds; a stopped member never answers). Short, so that a
+/// heartbeat reaches a new controller well within the session timeout.
+const CONTROLLER_CALL_TIMEOUT_MS: u64 = 1_500;
 /// Attempts at a forwarded request, following "not the controller" answers.
 const FORWARD_ATTEMPTS_MAX: usize = 5;
 
@@ -261,15 +267,22 @@ fn call_controller(
     connection: &mut Option<Connection>,
     request: &RpcRequest,
 ) -> Result<RpcResponse, LinkError> {
-    for _ in 0..FORWARD_ATTEMPTS_MAX {
+    for attempt in 0..FORWARD_ATTEMPTS_MAX {
         if connection.is_none() {
-            *connection = Connection::open(link, &link.voters_from_hint());
+            let mut candidates = link.voters_from_hint();
+            if link.leader_hint.load(Ordering::Acquire) == 0 {
+                // No leader known: start elsewhere each time, so one stopped member (whose
+                // kernel still accepts connections) does not hold every attempt.
+                let shift = attempt % candidates.len().max(1);
+                candidates.rotate_left(shift);
+            }
+            *connection = Connection::open(link, &candidates);
         }
         let Some(open) = connection.as_mut() else {
             std::thread::sleep(Duration::from_millis(CONTROLLER_RECONNECT_MS_MAX / 4));
             continue;
         };
-        match open.call(request, CONTROLLER_IO_TIMEOUT_MS) {
+        match open.call(request, CONTROLLER_CALL_TIMEOUT_MS) {
             Ok(RpcResponse::Controller(Err(RequestError::NotController { leader })))
             | Ok(RpcResponse::Quorum(Err(RequestError::NotController { leader }))) => {
                 let hint = leader.filter(|leader| *leader != open.node);
@@ -282,7 +295,10 @@ fn call_controller(
             }
             Ok(response) => return Ok(response),
             Err(error) => {
-                tracing::debug!(%error, "controller call failed; reconnecting");
+                // Gone or stopped: forget it as the leader, so the next attempt asks another.
+                tracing::debug!(node = %open.node, %error, "controller call failed; trying another member");
+                let failed = open.node.raft_id();
+                let _ = link.leader_hint.compare_exchange(failed, 0, Ordering::AcqRel, Ordering::Acquire);
                 *connection = None;
             }
         }
@@ -368,7 +384,8 @@ fn register(
             // A restart within the session timeout looks the same until the old session expires;
             // a second live process with this node.id never stops heartbeating.
             let since = *duplicate_since.get_or_insert_with(Instant::now);
-            if since.elapsed() > Duration::from_millis(2 * link.config.session_timeout_ms) {
+            let patience_ms = link.config.session_timeout_ms + 2 * link.config.heartbeat_interval_ms;
+            if since.elapsed() > Duration::from_millis(patience_ms) {
                 fail(link, format!("another live process is registered as node.id {id}: two nodes share one node.id"));
             } else {
                 std::thread::sleep(Duration::from_millis(FENCED_HEARTBEAT_MS));
@@ -439,7 +456,7 @@ fn fetch_images(link: &QuorumLink) {
         let Some(open) = connection.as_mut() else { continue };
         let have_offset = link.image().offset;
         let request = RpcRequest::FetchImage { have_offset, max_wait_ms: IMAGE_FETCH_WAIT_MS };
-        match open.call(&request, u64::from(IMAGE_FETCH_WAIT_MS) + CONTROLLER_IO_TIMEOUT_MS) {
+        match open.call(&request, u64::from(IMAGE_FETCH_WAIT_MS) + IMAGE_FETCH_SLACK_MS) {
             Ok(RpcResponse::Image(Some((offset, records)))) => match MetadataImage::from_records(offset, &records) {
                 Ok(image) => link.publish(image),
                 Err(error) => {
@@ -462,7 +479,11 @@ fn fetch_images(link: &QuorumLink) {
                 connection = None;
             }
             Err(error) => {
-                tracing::debug!(%error, "image fetch failed; reconnecting");
+                // A stopped or unreachable member: forget it as the leader and try the next one
+                // (the kernel still accepts connections for a SIGSTOPped process).
+                tracing::debug!(node = %open.node, %error, "image fetch failed; trying another member");
+                let failed = open.node.raft_id();
+                let _ = link.leader_hint.compare_exchange(failed, 0, Ordering::AcqRel, Ordering::Acquire);
                 connection = None;
             }
         }
