@@ -130,6 +130,19 @@ fn main() -> anyhow::Result<()> {
         Some(_) => quorum::identity::check(&config.data_dir, config.node_id)?,
         None => None,
     };
+    if config.cluster.is_some() && stored_identity.is_none() && config.data_dir.is_dir() {
+        // A node joins a cluster with an empty data directory: the metadata image would
+        // otherwise delete the topics a one-node broker left here.
+        let topics = catalog::manifest::partition_dirs(&config.data_dir)?;
+        if let Some(topic) = topics.keys().next() {
+            anyhow::bail!(
+                "{} holds topics of a one-node broker (e.g. {topic:?}) but has never joined a cluster \
+                 (no meta.properties): Skua cannot bring them into a cluster; start the cluster node \
+                 with an empty log.dirs",
+                config.data_dir.display()
+            );
+        }
+    }
     // The controller role (a member of the metadata quorum) runs beside the broker, on its own
     // threads; a controller-only node runs nothing else.
     let quorum_stop = Arc::new(AtomicBool::new(false));
