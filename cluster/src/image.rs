@@ -253,6 +253,19 @@ fn misfit(record: &MetadataRecord, what: &str) -> ClusterError {
 mod tests {
     use super::*;
 
+    /// Partition 0 of topic `id`, on broker 1 alone, led by it.
+    fn led_by_1(id: TopicId, leader_epoch: i32, partition_epoch: i32) -> PartitionState {
+        PartitionState {
+            topic_id: id,
+            partition: PartitionIndex(0),
+            replicas: vec![BrokerId(1)],
+            isr: vec![BrokerId(1)],
+            leader: Some(BrokerId(1)),
+            leader_epoch,
+            partition_epoch,
+        }
+    }
+
     fn registered() -> MetadataImage {
         let register = MetadataRecord::RegisterBroker {
             broker: BrokerId(1),
@@ -277,15 +290,7 @@ mod tests {
     #[test]
     fn a_batch_that_does_not_fit_changes_nothing() {
         let image = registered();
-        let orphan = MetadataRecord::Partition(PartitionState {
-            topic_id: TopicId([3; 16]),
-            partition: PartitionIndex(0),
-            replicas: vec![BrokerId(1)],
-            isr: vec![BrokerId(1)],
-            leader: Some(BrokerId(1)),
-            leader_epoch: 0,
-            partition_epoch: 0,
-        });
+        let orphan = MetadataRecord::Partition(led_by_1(TopicId([3; 16]), 0, 0));
         let topic = MetadataRecord::Topic { id: TopicId([4; 16]), name: "t".into(), configs: BTreeMap::new() };
         assert!(image.apply(2, &[topic, orphan]).is_err());
         assert!(image.topics.is_empty(), "the image itself is never changed");
@@ -294,15 +299,7 @@ mod tests {
     #[test]
     fn an_image_rebuilt_from_its_records_is_the_same_image() {
         let id = TopicId([4; 16]);
-        let state = PartitionState {
-            topic_id: id,
-            partition: PartitionIndex(0),
-            replicas: vec![BrokerId(1)],
-            isr: vec![BrokerId(1)],
-            leader: Some(BrokerId(1)),
-            leader_epoch: 3,
-            partition_epoch: 5,
-        };
+        let state = led_by_1(id, 3, 5);
         let image = registered()
             .apply(
                 2,
@@ -322,15 +319,7 @@ mod tests {
     #[test]
     fn a_partition_change_must_grow_its_epochs() {
         let id = TopicId([4; 16]);
-        let state = PartitionState {
-            topic_id: id,
-            partition: PartitionIndex(0),
-            replicas: vec![BrokerId(1)],
-            isr: vec![BrokerId(1)],
-            leader: Some(BrokerId(1)),
-            leader_epoch: 0,
-            partition_epoch: 0,
-        };
+        let state = led_by_1(id, 0, 0);
         let topic = MetadataRecord::Topic { id, name: "t".into(), configs: BTreeMap::new() };
         let image = registered().apply(2, &[topic, MetadataRecord::Partition(state.clone())]).expect("ok");
         assert!(image.apply(3, &[MetadataRecord::Partition(state.clone())]).is_err());
