@@ -34,13 +34,14 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             match (&status, topic.topic_name.as_str() == METADATA_TOPIC && asked.partition_index == 0) {
                 (_, false) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 (Err(error), true) => partition.error_code = error.code(),
-                (Ok(status), true) => describe(&mut partition, status, now_ms),
+                (Ok(status), true) => describe(&mut partition, status, now_ms, frame.api_version),
             }
             data.partitions.push(partition);
         }
         response.topics.push(data);
     }
-    if let (Some(cluster), Ok(_)) = (&context.config.cluster, &status) {
+    // The voters' endpoints exist from v2.
+    if let (Some(cluster), Ok(_), true) = (&context.config.cluster, &status, frame.api_version >= 2) {
         response.nodes = cluster
             .voters
             .iter()
@@ -61,7 +62,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     encode_response(ApiKey::DescribeQuorum, frame.api_version, frame.correlation_id, &response)
 }
 
-fn describe(partition: &mut PartitionData, status: &QuorumStatus, now_ms: i64) {
+fn describe(partition: &mut PartitionData, status: &QuorumStatus, now_ms: i64, version: i16) {
     partition.leader_id = BrokerId(status.leader.0);
     partition.leader_epoch = i32::try_from(status.term).unwrap_or(i32::MAX);
     partition.high_watermark = status.high_watermark as i64;
@@ -72,11 +73,45 @@ fn describe(partition: &mut PartitionData, status: &QuorumStatus, now_ms: i64) {
             let mut state = ReplicaState::default();
             state.replica_id = BrokerId(voter.node.0);
             state.log_end_offset = voter.log_end_offset as i64;
-            let heard = voter.last_heard_ms_ago.map_or(-1, |ago| now_ms - ago as i64);
-            state.last_fetch_timestamp = heard;
-            // Caught up: its log reaches the high watermark.
-            state.last_caught_up_timestamp = if voter.log_end_offset >= status.high_watermark { heard } else { -1 };
+            // The timestamps exist from v1 (v0 cannot carry them).
+            if version >= 1 {
+                let heard = voter.last_heard_ms_ago.map_or(-1, |ago| now_ms - ago as i64);
+                state.last_fetch_timestamp = heard;
+                // Caught up: its log reaches the high watermark.
+                state.last_caught_up_timestamp = if voter.log_end_offset >= status.high_watermark { heard } else { -1 };
+            }
             state
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::rpc::ReplicaProgress;
+    use cluster::BrokerId as NodeId;
+
+    /// Every served version encodes (a field set beyond a version's schema fails the encoding and
+    /// the client sees its connection closed; DescribeQuorum v0 did).
+    #[test]
+    fn every_version_encodes() {
+        let status = QuorumStatus {
+            leader: NodeId(1),
+            term: 4,
+            high_watermark: 9,
+            voters: vec![ReplicaProgress { node: NodeId(1), log_end_offset: 9, last_heard_ms_ago: Some(0) }],
+        };
+        for version in 0..=2 {
+            let mut partition = PartitionData::default();
+            describe(&mut partition, &status, 1_000, version);
+            let mut data = TopicData::default();
+            data.partitions.push(partition);
+            let mut response = DescribeQuorumResponse::default();
+            response.topics.push(data);
+            if version >= 2 {
+                response.nodes.push(Node::default());
+            }
+            encode_response(ApiKey::DescribeQuorum, version, 7, &response).expect("encodes");
+        }
+    }
 }
