@@ -55,8 +55,11 @@ pub enum ControllerError {
     InvalidReplicaAssignment(String),
     #[error("broker {broker} is not registered with epoch {epoch}")]
     StaleBrokerEpoch { broker: BrokerId, epoch: u64 },
-    #[error("broker {0} is registered by another live process (duplicate node.id?)")]
-    DuplicateBrokerRegistration(BrokerId),
+    /// Another incarnation of the broker still has a live session. `heartbeating`: it sent a
+    /// heartbeat after this incarnation was first refused, so it is a second live process with
+    /// the same `node.id`, not the session of a process that just restarted running out.
+    #[error("broker {broker} is registered by another process (heartbeating since: {heartbeating})")]
+    DuplicateBrokerRegistration { broker: BrokerId, heartbeating: bool },
     #[error("broker is of cluster {theirs:?}, this cluster is {ours:?}")]
     InconsistentClusterId { ours: ClusterId, theirs: ClusterId },
     #[error("the metadata log is corrupt: {0}")]
@@ -127,6 +130,9 @@ pub struct Controller {
     config: ControllerConfig,
     image: MetadataImage,
     last_heartbeat_ms: BTreeMap<BrokerId, u64>,
+    /// Brokers another incarnation tried to register while theirs was alive: (that incarnation,
+    /// whether the registered one heartbeated since).
+    contested: BTreeMap<BrokerId, (u64, bool)>,
 }
 
 impl Controller {
@@ -134,7 +140,7 @@ impl Controller {
     /// session starts now.
     pub fn new(image: MetadataImage, config: ControllerConfig, now_ms: u64) -> Controller {
         let last_heartbeat_ms = image.brokers.keys().map(|broker| (*broker, now_ms)).collect();
-        Controller { config, image, last_heartbeat_ms }
+        Controller { config, image, last_heartbeat_ms, contested: BTreeMap::new() }
     }
 
     /// The image with every batch this controller proposed applied.
@@ -176,9 +182,15 @@ impl Controller {
             // live session (fenced or not); a broker fenced by expiry or a finished controlled
             // shutdown has none.
             if self.session_alive(request.broker, now_ms) {
-                return Err(ControllerError::DuplicateBrokerRegistration(request.broker));
+                let contest = self.contested.entry(request.broker).or_insert((request.incarnation, false));
+                if contest.0 != request.incarnation {
+                    *contest = (request.incarnation, false);
+                }
+                let heartbeating = contest.1;
+                return Err(ControllerError::DuplicateBrokerRegistration { broker: request.broker, heartbeating });
             }
         }
+        self.contested.remove(&request.broker);
         let epoch = self.image.next_broker_epoch;
         let mut batch = vec![MetadataRecord::RegisterBroker {
             broker: request.broker,
@@ -205,6 +217,10 @@ impl Controller {
             _ => return Err(ControllerError::StaleBrokerEpoch { broker: request.broker, epoch: request.epoch }),
         };
         self.last_heartbeat_ms.insert(request.broker, now_ms);
+        if let Some(contest) = self.contested.get_mut(&request.broker) {
+            // The registered incarnation is alive while another one asks to register.
+            contest.1 = true;
+        }
         let (broker, epoch) = (request.broker, request.epoch);
         let mut batch = Vec::new();
         if request.want_shutdown && !registration.fenced {

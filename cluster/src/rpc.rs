@@ -436,9 +436,10 @@ fn write_request_error(out: &mut Writer, error: &RequestError) {
                 out.i32(broker.0);
                 out.u64(*epoch);
             }
-            ControllerError::DuplicateBrokerRegistration(broker) => {
+            ControllerError::DuplicateBrokerRegistration { broker, heartbeating } => {
                 out.u8(8);
                 out.i32(broker.0);
+                out.u8(u8::from(*heartbeating));
             }
             ControllerError::InconsistentClusterId { ours, theirs } => {
                 out.u8(9);
@@ -469,7 +470,10 @@ fn read_request_error(input: &mut Reader<'_>, kind: u8) -> Result<RequestError, 
         5 => refused(ControllerError::InvalidPartitions(input.string()?)),
         6 => refused(ControllerError::InvalidReplicaAssignment(input.string()?)),
         7 => refused(ControllerError::StaleBrokerEpoch { broker: input.broker()?, epoch: input.u64()? }),
-        8 => refused(ControllerError::DuplicateBrokerRegistration(input.broker()?)),
+        8 => refused(ControllerError::DuplicateBrokerRegistration {
+            broker: input.broker()?,
+            heartbeating: input.u8()? != 0,
+        }),
         9 => refused(ControllerError::InconsistentClusterId {
             ours: ClusterId(input.array16()?),
             theirs: ClusterId(input.array16()?),
@@ -544,7 +548,7 @@ mod tests {
             refused(ControllerError::InvalidPartitions("x".into())),
             refused(ControllerError::InvalidReplicaAssignment("y".into())),
             refused(ControllerError::StaleBrokerEpoch { broker: BrokerId(1), epoch: 2 }),
-            refused(ControllerError::DuplicateBrokerRegistration(BrokerId(1))),
+            refused(ControllerError::DuplicateBrokerRegistration { broker: BrokerId(1), heartbeating: true }),
             refused(ControllerError::InconsistentClusterId { ours: ClusterId([1; 16]), theirs: ClusterId([2; 16]) }),
             refused(ControllerError::Corrupt("z".into())),
             RpcResponse::Image(None),

@@ -193,14 +193,16 @@ fn a_second_live_process_with_the_same_id_is_refused_until_the_first_expires() {
         endpoints: Vec::new(),
         rack: None,
     };
-    assert_eq!(
-        controller.register(&imposter, 1).expect_err("duplicate"),
-        ControllerError::DuplicateBrokerRegistration(BrokerId(1))
-    );
-    controller.expire_sessions(SESSION_MS + 1).expect("expiry");
-    let (_, epoch) = controller.register(&imposter, SESSION_MS + 1).expect("the old session expired");
+    let duplicate = |heartbeating| ControllerError::DuplicateBrokerRegistration { broker: BrokerId(1), heartbeating };
+    assert_eq!(controller.register(&imposter, 1).expect_err("duplicate"), duplicate(false), "maybe a restart");
+    let epoch = epoch_of(&controller, 1);
+    let alive = Heartbeat { broker: BrokerId(1), epoch, caught_up: true, want_shutdown: false };
+    controller.heartbeat(&alive, 2).expect("the registered process heartbeats");
+    assert_eq!(controller.register(&imposter, 3).expect_err("duplicate"), duplicate(true), "a second live process");
+    controller.expire_sessions(SESSION_MS + 3).expect("expiry");
+    let (_, epoch) = controller.register(&imposter, SESSION_MS + 3).expect("the old session expired");
     assert!(controller.image().brokers[&BrokerId(1)].fenced);
-    assert_eq!(controller.register(&imposter, SESSION_MS + 2).expect("retry").1, epoch, "a retry is idempotent");
+    assert_eq!(controller.register(&imposter, SESSION_MS + 4).expect("retry").1, epoch, "a retry is idempotent");
     let other_cluster = Registration { cluster_id: Some(ClusterId([2; 16])), ..imposter };
     assert!(matches!(
         controller.register(&other_cluster, SESSION_MS + 3),

@@ -179,7 +179,7 @@ pub fn controller_error_code(error: &cluster::controller::ControllerError) -> i1
         ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         ControllerError::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
-        ControllerError::DuplicateBrokerRegistration(_) => ResponseError::DuplicateBrokerRegistration,
+        ControllerError::DuplicateBrokerRegistration { .. } => ResponseError::DuplicateBrokerRegistration,
         ControllerError::InconsistentClusterId { .. } => ResponseError::InconsistentClusterId,
         ControllerError::Corrupt(_) => ResponseError::UnknownServerError,
     };

@@ -310,10 +310,9 @@ fn call_controller(
 fn control(link: &QuorumLink, incarnation: u64, queue: &Receiver<Forward>) {
     let mut connection: Option<Connection> = None;
     let mut next_heartbeat = Instant::now();
-    let mut duplicate_since = None;
     loop {
         if link.broker_epoch().is_none() {
-            register(link, &mut connection, incarnation, &mut duplicate_since);
+            register(link, &mut connection, incarnation);
             if link.fatal().is_some() {
                 return;
             }
@@ -354,12 +353,7 @@ fn fail(link: &QuorumLink, reason: String) {
     *link.fatal.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(reason);
 }
 
-fn register(
-    link: &QuorumLink,
-    connection: &mut Option<Connection>,
-    incarnation: u64,
-    duplicate_since: &mut Option<Instant>,
-) {
+fn register(link: &QuorumLink, connection: &mut Option<Connection>, incarnation: u64) {
     let request = RpcRequest::Controller(ControllerRequest::Register(Registration {
         broker: link.config.node,
         incarnation,
@@ -380,13 +374,17 @@ fn register(
                 format!("the quorum refused this node: its data directory belongs to another cluster ({error})"),
             );
         }
-        Ok(RpcResponse::Controller(Err(RequestError::Refused(ControllerError::DuplicateBrokerRegistration(id))))) => {
-            // A restart within the session timeout looks the same until the old session expires;
-            // a second live process with this node.id never stops heartbeating.
-            let since = *duplicate_since.get_or_insert_with(Instant::now);
-            let patience_ms = link.config.session_timeout_ms + 2 * link.config.heartbeat_interval_ms;
-            if since.elapsed() > Duration::from_millis(patience_ms) {
-                fail(link, format!("another live process is registered as node.id {id}: two nodes share one node.id"));
+        Ok(RpcResponse::Controller(Err(RequestError::Refused(ControllerError::DuplicateBrokerRegistration {
+            broker,
+            heartbeating,
+        })))) => {
+            // A restart within the session timeout waits until the old session runs out; a
+            // second live process with this node.id is seen heartbeating meanwhile: stop.
+            if heartbeating {
+                fail(
+                    link,
+                    format!("another live process is registered as node.id {broker}: two nodes share one node.id"),
+                );
             } else {
                 std::thread::sleep(Duration::from_millis(FENCED_HEARTBEAT_MS));
             }
