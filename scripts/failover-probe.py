@@ -15,6 +15,7 @@ Nodes are given as ID=HOST:PORT,... (client listeners). Commands, each printing 
       {"first_ms", "all_ms", "new_leader"}: until the first surviving node, and until every one,
       answers DescribeQuorum with a leader other than ID
   caught-up      --nodes N --node ID        waits until voter ID has the quorum's high watermark
+  serving        --nodes N --node ID        waits until node ID answers Metadata listing itself
   leaders        --nodes N --topic T        {"leaders": {partition: leader}} from the first node
   kill-broker    --nodes N --node ID --pid PID --topic T
       {"first_ms", "all_ms", "partitions"}: until the first surviving node, and until every one,
@@ -196,6 +197,18 @@ def main():
 
         wait_until(caught_up, f"voter {args.node} to catch up with the quorum")
         print(json.dumps({"caught_up": args.node}))
+    elif args.command == "serving":
+
+        def serving():
+            # The node answers Metadata on its client listener and lists itself as a live broker.
+            response = call(
+                nodes[args.node],
+                MetadataRequest[12](topics=[], allow_auto_topic_creation=False, include_topic_authorized_operations=False),
+            )
+            return True if any(broker.node_id == args.node for broker in response.brokers) else None
+
+        wait_until(serving, f"node {args.node} to serve clients")
+        print(json.dumps({"serving": args.node}))
     elif args.command == "leaders":
         found = wait_until(lambda: partitions(next(iter(nodes.values())), args.topic) or None, f"topic {args.topic}")
         print(json.dumps({"leaders": {str(index): entry[0] for index, entry in sorted(found.items())}}))
