@@ -748,8 +748,10 @@ fn clients_produce_and_consume_across_leaders() {
                         &partition,
                         "--offset",
                         "earliest",
+                        // Generous: three JVMs start at once on a loaded 2-core machine (5 s
+                        // was too short in CI), and the wait ends at the first idle gap anyway.
                         "--timeout-ms",
-                        "5000",
+                        "20000",
                         "--formatter-property",
                         "print.key=true",
                         "--formatter-property",
