@@ -261,15 +261,6 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 16 random bytes from the kernel (cluster ids, incarnations).
-fn random_bytes() -> anyhow::Result<[u8; 16]> {
-    let mut bytes = [0u8; 16];
-    let read =
-        std::fs::File::open("/dev/urandom").and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes));
-    read.context("reading /dev/urandom")?;
-    Ok(bytes)
-}
-
 fn voters(cluster: &config::ClusterConfig) -> Vec<(cluster::BrokerId, String, u16)> {
     cluster
         .voters
@@ -298,7 +289,7 @@ fn start_controller(
             unclean_leader_election: cluster.unclean_leader_election,
             default_replication_factor: config.default_replication_factor,
         },
-        new_cluster_id: cluster::ClusterId(random_bytes()?),
+        new_cluster_id: cluster::ClusterId(quorum::random_bytes().context("reading /dev/urandom")?),
         auto_leader_rebalance: cluster.auto_leader_rebalance,
     };
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -367,7 +358,8 @@ fn start_link(
     cluster: &config::ClusterConfig,
     stored_cluster_id: Option<cluster::ClusterId>,
 ) -> anyhow::Result<Arc<quorum::link::QuorumLink>> {
-    let incarnation = u64::from_be_bytes(random_bytes()?[..8].try_into().context("eight bytes")?);
+    let random = quorum::random_bytes().context("reading /dev/urandom")?;
+    let incarnation = u64::from_be_bytes(random[..8].try_into().context("eight bytes")?);
     let link_config = quorum::link::LinkConfig {
         node: cluster::BrokerId(config.node_id),
         voters: voters(cluster),

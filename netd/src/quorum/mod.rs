@@ -13,3 +13,11 @@ pub mod identity;
 pub mod link;
 pub mod node;
 pub mod transport;
+
+/// 16 random bytes from the kernel: cluster ids, broker incarnations, topic ids (names, not
+/// secrets: `/dev/urandom` is enough).
+pub fn random_bytes() -> std::io::Result<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))?;
+    Ok(bytes)
+}
