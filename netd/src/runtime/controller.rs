@@ -98,14 +98,8 @@ pub async fn cluster_create_topic(
     assignment: Vec<Vec<BrokerId>>,
     validate_only: bool,
 ) -> Result<(), TopicError> {
-    valid_topic_name(name).map_err(TopicError::InvalidName)?;
-    if name == crate::coordinators::groups::OFFSETS_TOPIC {
-        return Err(TopicError::Internal { name: name.to_string() });
-    }
-    let catalog = context.catalog();
-    if let Some(existing) = colliding_topic(catalog.topics.keys(), name) {
-        return Err(TopicError::Collision { name: name.to_string(), existing: existing.clone() });
-    }
+    check_new_name(name)?;
+    check_no_collision(&context.catalog(), name)?;
     if validate_only {
         // Checked here as far as this broker can; the controller's own checks need a proposal.
         return match context.quorum.as_ref().map(|link| link.image()) {
@@ -146,11 +140,7 @@ pub async fn group_coordinator(context: &ShardContext, group: &str) -> Result<Op
             Ok(_) | Err(TopicError::Controller(cluster::controller::ControllerError::TopicExists(_))) => {}
             Err(error) => return Err(error),
         }
-        let deadline =
-            std::time::Instant::now() + std::time::Duration::from_millis(crate::limits::METADATA_APPLY_WAIT_MS);
-        while link.image().topic(offsets).is_none() && std::time::Instant::now() < deadline {
-            compio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        until_metadata_shows(|| link.image().topic(offsets).is_some()).await;
     }
     let image = link.image();
     let Some(topic) = image.topic(offsets) else { return Ok(None) };
@@ -193,18 +183,39 @@ async fn forward(context: &ShardContext, request: ControllerRequest) -> Result<C
 /// Waits until this broker's catalog satisfies `done` (the applier caught up with the change the
 /// controller committed), at most [`crate::limits::METADATA_APPLY_WAIT_MS`].
 async fn until_applied(context: &ShardContext, done: impl Fn(&Catalog) -> bool) {
+    until_metadata_shows(|| done(&context.catalog())).await;
+}
+
+/// Polls `shown` until it holds, at most [`crate::limits::METADATA_APPLY_WAIT_MS`] (the client
+/// retries metadata either way).
+async fn until_metadata_shows(shown: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(crate::limits::METADATA_APPLY_WAIT_MS);
-    while !done(&context.catalog()) && std::time::Instant::now() < deadline {
+    while !shown() && std::time::Instant::now() < deadline {
         compio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A name a client may create a topic under: Kafka's rules, and not the internal offsets topic.
+fn check_new_name(name: &str) -> Result<(), TopicError> {
+    valid_topic_name(name).map_err(TopicError::InvalidName)?;
+    if name == crate::coordinators::groups::OFFSETS_TOPIC {
+        return Err(TopicError::Internal { name: name.to_string() });
+    }
+    Ok(())
+}
+
+/// Kafka's '.'/'_' collision rule against the catalog's topics and the offsets topic.
+fn check_no_collision(catalog: &Catalog, name: &str) -> Result<(), TopicError> {
+    let offsets_topic = crate::coordinators::groups::OFFSETS_TOPIC.to_string();
+    match colliding_topic(catalog.topics.keys().chain([&offsets_topic]), name) {
+        Some(existing) => Err(TopicError::Collision { name: name.to_string(), existing: existing.clone() }),
+        None => Ok(()),
     }
 }
 
 /// 16 random bytes, never all zero (topic ids).
 fn random_id() -> Result<[u8; 16], TopicError> {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut bytes))
-        .map_err(|error| TopicError::Storage(Box::new(error)))?;
+    let mut bytes = crate::quorum::random_bytes().map_err(|error| TopicError::Storage(Box::new(error)))?;
     bytes[15] |= 1;
     Ok(bytes)
 }
@@ -478,18 +489,12 @@ async fn create(
     partitions: i32,
     validate_only: bool,
 ) -> Result<(), TopicError> {
-    valid_topic_name(name).map_err(TopicError::InvalidName)?;
-    if name == crate::coordinators::groups::OFFSETS_TOPIC {
-        return Err(TopicError::Internal { name: name.to_string() });
-    }
+    check_new_name(name)?;
     let catalog = context.catalog();
     if catalog.partitions(name).is_some() {
         return Err(TopicError::AlreadyExists { name: name.to_string() });
     }
-    let offsets_topic = crate::coordinators::groups::OFFSETS_TOPIC.to_string();
-    if let Some(existing) = colliding_topic(catalog.topics.keys().chain([&offsets_topic]), name) {
-        return Err(TopicError::Collision { name: name.to_string(), existing: existing.clone() });
-    }
+    check_no_collision(&catalog, name)?;
     if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
         return Err(TopicError::PartitionCountOutOfRange { count: partitions });
     }
