@@ -43,45 +43,6 @@ async fn locate(context: &ShardContext, key: &str, key_type: i8) -> Result<(i32,
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: FindCoordinatorRequest = decode_body(frame)?;
-    if context.quorum.is_some() {
-        return cluster(context, frame, &request).await;
-    }
-    let config = &context.config;
-    let supported = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
-    let mut response = FindCoordinatorResponse::default();
-    if frame.api_version >= 4 {
-        for key in &request.coordinator_keys {
-            let mut entry = CoordinatorEntry::default();
-            entry.key = key.clone();
-            if supported {
-                entry.node_id = BrokerId(config.node_id);
-                entry.host = text(&config.advertised_host);
-                entry.port = i32::from(config.advertised_port);
-            } else {
-                entry.node_id = BrokerId(-1);
-                entry.port = -1;
-                entry.error_code = ResponseError::InvalidRequest.code();
-                entry.error_message = Some(text("unsupported coordinator key type"));
-            }
-            response.coordinators.push(entry);
-        }
-    } else if supported {
-        response.node_id = BrokerId(config.node_id);
-        response.host = text(&config.advertised_host);
-        response.port = i32::from(config.advertised_port);
-    } else {
-        response.node_id = BrokerId(-1);
-        response.port = -1;
-        response.error_code = ResponseError::InvalidRequest.code();
-        if frame.api_version >= 1 {
-            response.error_message = Some(text("unsupported coordinator key type"));
-        }
-    }
-    Ok(Reply::Now(encode_response(ApiKey::FindCoordinator, frame.api_version, frame.correlation_id, &response)?))
-}
-
-/// In a cluster: the broker leading the key's `__consumer_offsets` partition.
-async fn cluster(context: &ShardContext, frame: &Frame, request: &FindCoordinatorRequest) -> anyhow::Result<Reply> {
     let supported = matches!(request.key_type, KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION);
     let mut response = FindCoordinatorResponse::default();
     let keys: Vec<String> = if frame.api_version >= 4 {
@@ -99,6 +60,8 @@ async fn cluster(context: &ShardContext, frame: &Frame, request: &FindCoordinato
             Ok((node, host, port)) => (node, host, i32::from(port), 0),
             Err(code) => (-1, String::new(), -1, code),
         };
+        let unsupported = error_code == ResponseError::InvalidRequest.code();
+        let message = unsupported.then(|| text("unsupported coordinator key type"));
         if frame.api_version >= 4 {
             let mut entry = CoordinatorEntry::default();
             entry.key = text(&key);
@@ -106,12 +69,16 @@ async fn cluster(context: &ShardContext, frame: &Frame, request: &FindCoordinato
             entry.host = text(&host);
             entry.port = port;
             entry.error_code = error_code;
+            entry.error_message = message;
             response.coordinators.push(entry);
         } else {
             response.node_id = BrokerId(node_id);
             response.host = text(&host);
             response.port = port;
             response.error_code = error_code;
+            if frame.api_version >= 1 {
+                response.error_message = message;
+            }
         }
     }
     Ok(Reply::Now(encode_response(ApiKey::FindCoordinator, frame.api_version, frame.correlation_id, &response)?))

@@ -40,12 +40,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     response.controller_id = node_id;
     let auto_create = (frame.api_version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics;
     let catalog = context.catalog();
-    let names: Vec<String> = match &request.topics {
-        // v0: an empty list means all topics; v1+: null means all.
-        None => catalog.topics.keys().cloned().collect(),
-        Some(topics) if topics.is_empty() && frame.api_version == 0 => catalog.topics.keys().cloned().collect(),
-        Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
-    };
+    let names = requested_names(&request, frame.api_version, catalog.topics.keys());
     for name in names {
         let mut topic = MetadataResponseTopic::default();
         topic.name = Some(TopicName(str_bytes(&name)));
@@ -83,6 +78,16 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     encode_response(ApiKey::Metadata, frame.api_version, frame.correlation_id, &response)
 }
 
+/// The topics a request asks about: those it names, or every topic in `all` (v0: an empty list
+/// means all topics; v1+: null means all).
+fn requested_names<'a>(request: &MetadataRequest, version: i16, all: impl Iterator<Item = &'a String>) -> Vec<String> {
+    match &request.topics {
+        None => all.cloned().collect(),
+        Some(topics) if topics.is_empty() && version == 0 => all.cloned().collect(),
+        Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
+    }
+}
+
 /// The brokers a client may use: registered and not fenced, with their client endpoint.
 pub fn live_brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
@@ -118,11 +123,7 @@ async fn cluster_metadata(
     let config = &context.config;
     let auto_create = (frame.api_version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics;
     let image = link.image();
-    let names: Vec<String> = match &request.topics {
-        None => image.topics.keys().cloned().collect(),
-        Some(topics) if topics.is_empty() && frame.api_version == 0 => image.topics.keys().cloned().collect(),
-        Some(topics) => topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.to_string())).collect(),
-    };
+    let names = requested_names(request, frame.api_version, image.topics.keys());
     let mut created = false;
     let mut errors = std::collections::BTreeMap::new();
     for name in &names {
