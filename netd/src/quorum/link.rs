@@ -181,6 +181,23 @@ impl QuorumLink {
         voters
     }
 
+    /// `asked` answered "not the controller; the leader is `leader`": ask that one next, or,
+    /// while an election is going on (no leader, or only `asked` itself), wait a moment.
+    fn follow(&self, asked: BrokerId, leader: Option<BrokerId>) {
+        let hint = leader.filter(|leader| *leader != asked);
+        self.leader_hint.store(hint.map_or(0, BrokerId::raft_id), Ordering::Release);
+        if hint.is_none() {
+            std::thread::sleep(Duration::from_millis(ELECTION_POLL_MS));
+        }
+    }
+
+    /// `member` did not answer (gone, or stopped while its kernel still accepts connections): it
+    /// is no longer taken for the leader, so the next attempt asks another member.
+    fn forget(&self, member: BrokerId) {
+        let failed = member.raft_id();
+        let _ = self.leader_hint.compare_exchange(failed, 0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -285,20 +302,14 @@ fn call_controller(
         match open.call(request, CONTROLLER_CALL_TIMEOUT_MS) {
             Ok(RpcResponse::Controller(Err(RequestError::NotController { leader })))
             | Ok(RpcResponse::Quorum(Err(RequestError::NotController { leader }))) => {
-                let hint = leader.filter(|leader| *leader != open.node);
-                link.leader_hint.store(hint.map_or(0, BrokerId::raft_id), Ordering::Release);
+                link.follow(open.node, leader);
                 *connection = None;
-                if hint.is_none() {
-                    // An election is going on: give it a moment.
-                    std::thread::sleep(Duration::from_millis(ELECTION_POLL_MS));
-                }
             }
             Ok(response) => return Ok(response),
             Err(error) => {
                 // Gone or stopped: forget it as the leader, so the next attempt asks another.
                 tracing::debug!(node = %open.node, %error, "controller call failed; trying another member");
-                let failed = open.node.raft_id();
-                let _ = link.leader_hint.compare_exchange(failed, 0, Ordering::AcqRel, Ordering::Acquire);
+                link.forget(open.node);
                 *connection = None;
             }
         }
@@ -465,12 +476,8 @@ fn fetch_images(link: &QuorumLink) {
             Ok(RpcResponse::Image(None)) => {}
             Ok(RpcResponse::Controller(Err(RequestError::NotController { leader }))) => {
                 // Images come from the active controller only (see `quorum::node`).
-                let hint = leader.filter(|leader| *leader != open.node);
-                link.leader_hint.store(hint.map_or(0, BrokerId::raft_id), Ordering::Release);
+                link.follow(open.node, leader);
                 connection = None;
-                if hint.is_none() {
-                    std::thread::sleep(Duration::from_millis(ELECTION_POLL_MS));
-                }
             }
             Ok(other) => {
                 tracing::warn!(response = ?other, "unexpected image answer");
@@ -480,8 +487,7 @@ fn fetch_images(link: &QuorumLink) {
                 // A stopped or unreachable member: forget it as the leader and try the next one
                 // (the kernel still accepts connections for a SIGSTOPped process).
                 tracing::debug!(node = %open.node, %error, "image fetch failed; trying another member");
-                let failed = open.node.raft_id();
-                let _ = link.leader_hint.compare_exchange(failed, 0, Ordering::AcqRel, Ordering::Acquire);
+                link.forget(open.node);
                 connection = None;
             }
         }

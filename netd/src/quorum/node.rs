@@ -242,13 +242,23 @@ fn run<S: DurableLog>(
         }
         let image = quorum.image();
         let now = Instant::now();
+        // Every broker waiting for this image gets the same bytes: encoded once.
+        let mut newer_image: Option<Bytes> = None;
         image_waits.retain(|wait| {
             let newer = image.offset > wait.have_offset;
             if !newer && now < wait.deadline {
                 return true;
             }
-            let body = RpcResponse::Image(newer.then(|| (image.offset, image.to_records())));
-            respond(&mut connections, wait.connection, wait.correlation_id, &body);
+            let body = match newer {
+                true => newer_image
+                    .get_or_insert_with(|| {
+                        let response = RpcResponse::Image(Some((image.offset, image.to_records())));
+                        Bytes::from(rpc::encode_response(&response))
+                    })
+                    .clone(),
+                false => Bytes::from(rpc::encode_response(&RpcResponse::Image(None))),
+            };
+            send_response(&mut connections, wait.connection, wait.correlation_id, body);
             false
         });
         if quorum.leader() != leader {
@@ -274,8 +284,18 @@ fn respond(
     correlation_id: u64,
     response: &RpcResponse,
 ) {
+    send_response(connections, connection, correlation_id, Bytes::from(rpc::encode_response(response)));
+}
+
+/// Queues an encoded response (see [`respond`]).
+fn send_response(
+    connections: &mut BTreeMap<u64, SyncSender<Frame>>,
+    connection: u64,
+    correlation_id: u64,
+    body: Bytes,
+) {
     let Some(sender) = connections.get(&connection) else { return };
-    let frame = Frame::Response { correlation_id, body: Bytes::from(rpc::encode_response(response)) };
+    let frame = Frame::Response { correlation_id, body };
     if sender.try_send(frame).is_err() {
         tracing::warn!(connection, "controller response queue full or closed; dropping the connection");
         connections.remove(&connection);
