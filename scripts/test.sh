@@ -22,6 +22,21 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 step "test dependencies (real Kafka clients)"
 scripts/test-deps.sh
 
+# The coverage-guided fuzz targets (cargo fuzz, nightly; without AddressSanitizer here, to build
+# faster) build in the background at the lowest CPU priority from the start: they take the core
+# the lints and the release build leave idle (their single-threaded crates and links) and the
+# time the tests spend waiting on brokers and clients. A short fuzz pass follows the tests.
+# SKUA_SKIP_FUZZ=1 skips both.
+# Its own process group (setsid), so a failing step ends the whole build with this script.
+mkdir -p target
+fuzz_build_pid=""
+stop_fuzz_build() { [ -z "$fuzz_build_pid" ] || kill -- "-$fuzz_build_pid" 2>/dev/null || true; }
+trap stop_fuzz_build EXIT
+if [ -z "${SKUA_SKIP_FUZZ:-}" ]; then
+    SKUA_FUZZ_SANITIZER=none setsid nice -n 19 scripts/fuzz.sh --build-only >target/fuzz-build.log 2>&1 &
+    fuzz_build_pid=$!
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -29,17 +44,7 @@ step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test: build"
-mkdir -p target
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release --no-run
-
-# The coverage-guided fuzz targets (cargo fuzz, nightly; without AddressSanitizer here, to build
-# faster) build in the background at the lowest CPU priority while the tests run, which mostly
-# wait on brokers and clients; a short fuzz pass follows the tests. SKUA_SKIP_FUZZ=1 skips both.
-fuzz_build_pid=""
-if [ -z "${SKUA_SKIP_FUZZ:-}" ]; then
-    SKUA_FUZZ_SANITIZER=none nice -n 19 scripts/fuzz.sh --build-only >target/fuzz-build.log 2>&1 &
-    fuzz_build_pid=$!
-fi
 
 step "cargo test"
 set +e
@@ -51,7 +56,6 @@ failed=$(awk '/^test result:/ { sum += $6 } END { print sum + 0 }' target/test-o
 echo
 echo "summary: $passed passed, $failed failed"
 if [ "$status" -ne 0 ]; then
-    [ -z "$fuzz_build_pid" ] || kill "$fuzz_build_pid" 2>/dev/null || true
     exit "$status"
 fi
 
@@ -69,6 +73,8 @@ fi
 # carries one; it fails only if a broker or loadgen fails. SKUA_SKIP_SMOKE_BENCH=1 skips it.
 if [ -z "${SKUA_SKIP_SMOKE_BENCH:-}" ]; then
     step "benchmark smoke suite: Skua vs Apache Kafka (target/release/bench --suite smoke)"
-    RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --release -q -p skua-netd -p skua-loadgen -p skua-bench
+    # The workspace's binaries with the tests' feature set, so what `cargo test` built is reused
+    # (naming packages alone resolves other features and rebuilds netd and its dependencies).
+    RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo build --release -q --workspace --bins --tests
     target/release/bench --suite smoke 2> target/bench-smoke.log || { tail -40 target/bench-smoke.log; exit 1; }
 fi

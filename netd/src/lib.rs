@@ -3,7 +3,8 @@
 //!
 //! Layers, bottom up (a module imports only from its own layer and those below it, and the
 //! `replica` and `engine` crates; `tests/layers.rs` checks it):
-//! - [`limits`], [`clock`] (constants and time: they name no other module);
+//! - [`limits`], [`clock`], [`published`] (constants, time, and the one-writer value every shard
+//!   reads: they name no other module);
 //! - [`codec`] (Kafka bytes and rules, pure; the one map of typed errors to Kafka codes);
 //! - [`config`] (the configuration keys, their defaults and parsing);
 //! - [`coordinators`] (consumer groups), [`catalog`] (topics, placement, manifests, producer ids);
@@ -18,5 +19,6 @@ pub mod config;
 pub mod coordinators;
 pub mod handlers;
 pub mod limits;
+pub mod published;
 pub mod quorum;
 pub mod runtime;

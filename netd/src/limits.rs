@@ -108,11 +108,25 @@ pub const CONTROLLER_PEER_QUEUE_DEPTH: usize = 1024;
 pub const CONTROLLER_RESPONSE_QUEUE_DEPTH: usize = 256;
 /// Longest pause between attempts to reach a controller peer or the quorum.
 pub const CONTROLLER_RECONNECT_MS_MAX: u64 = 1_000;
-/// Read and write timeout of controller connections where a reply is expected (the Hello), and
-/// of writes: a stopped peer (whose kernel still accepts connections) is given up after it.
+/// Read and write timeout of controller connections where a reply is expected (the whole Hello,
+/// however it is trickled), and of writes: a stopped peer (whose kernel still accepts
+/// connections) is given up after it.
 pub const CONTROLLER_IO_TIMEOUT_MS: u64 = 2_000;
 /// How often the controller listener looks for new connections and for shutdown.
 pub const CONTROLLER_ACCEPT_POLL_MS: u64 = 20;
+/// Open connections on the CONTROLLER listener (each holds a reader and a writer thread): room
+/// for every voter and a few hundred brokers; past it new connections are closed at once.
+pub const CONTROLLER_CONNECTIONS_MAX: usize = 512;
+/// The largest frame before a connection's Hello is accepted (a Hello is 28 bytes): nothing is
+/// buffered for a stranger.
+pub const CONTROLLER_HELLO_FRAME_BYTES_MAX: u32 = 256;
+/// The largest frame a broker (a non-voter) may send: its requests (registration, heartbeats,
+/// forwarded admin requests with explicit assignments) are far smaller. Voters' Raft messages
+/// carry snapshots and may use the codec's whole `FRAME_BYTES_MAX_DEFAULT`.
+pub const CONTROLLER_REQUEST_FRAME_BYTES_MAX: u32 = 16 * 1024 * 1024;
+/// Requests one connection may have waiting for an answer (a commit, or a newer image); a
+/// broker's link asks one at a time, so a connection past this is not a broker: it is closed.
+pub const CONTROLLER_REQUESTS_PENDING_PER_CONNECTION_MAX: usize = 16;
 /// The longest a broker's image fetch is held waiting for a newer image.
 pub const IMAGE_FETCH_WAIT_MS_MAX: u64 = 5_000;
 /// The quorum snapshots its image and compacts its log every this many applied entries.

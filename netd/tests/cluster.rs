@@ -27,11 +27,15 @@ use bytes::Bytes;
 use common::{answers_api_versions, read_response, request_frame, run_bounded};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
-    TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
+    FindCoordinatorResponse, GroupId, MetadataRequest, MetadataResponse, OffsetFetchRequest, OffsetFetchResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -46,6 +50,7 @@ const REACTION_TIMEOUT: Duration = Duration::from_secs(20);
 const NONE: i16 = 0;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
+const NOT_COORDINATOR: i16 = 16;
 
 /// Removes the terminal colour escapes netd's log lines carry (`\x1b[...m`).
 fn strip_ansi(text: &str) -> String {
@@ -669,6 +674,7 @@ fn three_nodes_agree() {
     for node in &cluster.nodes {
         assert!(!metadata(node).expect("metadata").topics.contains_key("too-many-replicas"));
     }
+    non_coordinators_answer_not_coordinator(&cluster);
 }
 
 /// `kafka-metadata-quorum describe --status` names the same quorum leader from every node.
@@ -1218,4 +1224,167 @@ fn a_duplicate_node_id_is_refused() {
     assert!(!outcome.status.success(), "{stderr}");
     assert!(stderr.contains("node.id"), "the refusal names node.id:\n{stderr}\nthe first node 4:\n{first_log}");
     assert!(first_running, "the first node 4 stopped:\n{first_log}");
+}
+
+/// A group's DescribeGroups and OffsetFetch sent to a broker that does not coordinate it get
+/// NOT_COORDINATOR, as Kafka answers (per group from OffsetFetch v8, for the response in v2–v7,
+/// per partition in v1), so clients ask FindCoordinator again instead of trusting an empty answer.
+fn non_coordinators_answer_not_coordinator(cluster: &Cluster) {
+    let group = "coordinated-elsewhere";
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str(group));
+    let mut coordinator = None;
+    let found = wait_until(REACTION_TIMEOUT, || {
+        let answer: Option<FindCoordinatorResponse> = call(cluster.node(1), ApiKey::FindCoordinator, 3, &find);
+        coordinator = answer.filter(|answer| answer.error_code == NONE).map(|answer| answer.node_id.0);
+        coordinator.is_some()
+    });
+    assert!(found.is_some(), "no coordinator for {group}:\n{}", cluster.logs());
+    let coordinator = coordinator.unwrap_or_default();
+    let other = cluster.nodes.iter().find(|node| node.id as i32 != coordinator).expect("another node");
+    let describe = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_static_str(group))]);
+    let described: DescribeGroupsResponse = call(other, ApiKey::DescribeGroups, 5, &describe).expect("answer");
+    assert_eq!(described.groups[0].error_code, NOT_COORDINATOR, "{described:?}");
+
+    let topic = || {
+        OffsetFetchRequestTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("any")))
+            .with_partition_indexes(vec![0, 1])
+    };
+    let old = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str(group)))
+        .with_topics(Some(vec![topic()]));
+    let v1: OffsetFetchResponse = call(other, ApiKey::OffsetFetch, 1, &old).expect("answer");
+    let codes: Vec<i16> = v1.topics.iter().flat_map(|topic| topic.partitions.iter().map(|p| p.error_code)).collect();
+    assert_eq!(codes, vec![NOT_COORDINATOR; 2], "{v1:?}");
+    let v7: OffsetFetchResponse = call(other, ApiKey::OffsetFetch, 7, &old).expect("answer");
+    assert_eq!((v7.error_code, v7.topics.len()), (NOT_COORDINATOR, 0), "{v7:?}");
+    let v8_request = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(StrBytes::from_static_str(group)))
+        .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+            .with_name(TopicName(StrBytes::from_static_str("any")))
+            .with_partition_indexes(vec![0])]))]);
+    let v8: OffsetFetchResponse = call(other, ApiKey::OffsetFetch, 8, &v8_request).expect("answer");
+    assert_eq!(v8.groups[0].error_code, NOT_COORDINATOR, "{v8:?}");
+    // The coordinator itself answers (an unknown group: no offsets, no error) once its own image
+    // shows it leads the group's offsets partition (FindCoordinator answered from node 1's).
+    let answered = wait_until(REACTION_TIMEOUT, || {
+        let own: Option<OffsetFetchResponse> =
+            call(cluster.node(coordinator as u32), ApiKey::OffsetFetch, 8, &v8_request);
+        own.is_some_and(|own| own.groups[0].error_code == NONE)
+    });
+    assert!(answered.is_some(), "the coordinator never answered for {group}:\n{}", cluster.logs());
+}
+
+/// Whether the peer closed `stream` (a zero-byte read or a reset) within `timeout`.
+fn closed_within(stream: &mut TcpStream, timeout: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + timeout;
+    let mut buffer = [0u8; 64];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(error) if matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Whether the peer has closed `stream` already (without waiting).
+fn closed_now(stream: &TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut buffer = [0u8; 64];
+    let mut reader = stream;
+    !matches!(reader.read(&mut buffer), Err(error) if error.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+fn thread_count(pid: u32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("Threads: line")
+}
+
+/// The CONTROLLER listener is open to anyone who can reach it: garbage, an over-long first
+/// frame, a Hello trickled a byte at a time and a flood of silent connections are all closed
+/// (the flood past `CONTROLLER_CONNECTIONS_MAX` at once, the rest at the Hello deadline) without
+/// a thread per connection beyond the cap, and the quorum keeps serving.
+#[test]
+fn the_controller_listener_bounds_hostile_connections() {
+    use skua_netd::limits::{CONTROLLER_CONNECTIONS_MAX, CONTROLLER_IO_TIMEOUT_MS};
+    use std::io::Write;
+    let cluster = Cluster::start(113, 1);
+    let node = cluster.node(1);
+    let controller = SocketAddr::from((node.ip, node.controller_port));
+    let hello_deadline = Duration::from_millis(CONTROLLER_IO_TIMEOUT_MS);
+    let connect = || TcpStream::connect_timeout(&controller, Duration::from_secs(2)).expect("connect");
+
+    let mut garbage = connect();
+    garbage.write_all(&[0xff; 16]).expect("write");
+    assert!(closed_within(&mut garbage, Duration::from_secs(1)), "a 4 GiB frame length was not refused");
+    let mut long_first_frame = connect();
+    long_first_frame.write_all(&100_000u32.to_be_bytes()).expect("write");
+    assert!(closed_within(&mut long_first_frame, Duration::from_secs(1)), "a 100 kB first frame was not refused");
+
+    let mut trickle = connect();
+    let started = Instant::now();
+    let trickled = std::thread::spawn({
+        let mut writer = trickle.try_clone().expect("clone");
+        move || {
+            // A plausible Hello length, then one byte every 200 ms: 28 bytes would take 5.6 s.
+            let mut bytes = 28u32.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&[1, 1]);
+            bytes.extend_from_slice(b"SKUA");
+            bytes.resize(32, 0);
+            for byte in bytes {
+                if writer.write_all(&[byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    assert!(closed_within(&mut trickle, hello_deadline * 3), "a trickled Hello held its connection");
+    let held = started.elapsed();
+    assert!(held < hello_deadline + Duration::from_secs(1), "a trickled Hello held its connection {held:?}");
+    trickled.join().expect("trickle thread");
+
+    let threads_before = thread_count(node.pid());
+    let flood = CONTROLLER_CONNECTIONS_MAX + 64;
+    let silent: Vec<TcpStream> = (0..flood).map(|_| connect()).collect();
+    let threads_flooded = thread_count(node.pid());
+    assert!(
+        threads_flooded <= threads_before + CONTROLLER_CONNECTIONS_MAX + 8,
+        "{flood} connections made {} threads",
+        threads_flooded - threads_before
+    );
+    // Refused connections are closed as they arrive; the others at the Hello deadline.
+    let flooded_at = Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+    let closed_at_once = silent.iter().filter(|stream| closed_now(stream)).count();
+    assert!(closed_at_once >= 64, "only {closed_at_once} of {flood} connections refused past the cap");
+    std::thread::sleep(
+        (flooded_at + hello_deadline + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    );
+    let still_open = silent.iter().filter(|stream| !closed_now(stream)).count();
+    assert_eq!(still_open, 0, "silent connections outlived the Hello deadline");
+    drop(silent);
+    assert!(node.log().contains("controller listener full"), "{}", node.log());
+
+    // The quorum still serves: a topic can be created (the broker's own link kept its connection
+    // or reconnected once the flood was gone).
+    let created = wait_until(REACTION_TIMEOUT, || {
+        create_topic(node, "after-the-flood", 1, 1).is_some_and(|(code, _)| code == NONE)
+    });
+    assert!(created.is_some(), "no topic after the flood:\n{}", node.log());
 }

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up: a module may name the modules of its own layer and of those before it.
 const LAYERS: &[&[&str]] = &[
-    // Constants and time: they name no other module.
-    &["limits", "clock"],
+    // Constants, time, and the one-writer value shards read: they name no other module.
+    &["limits", "clock", "published"],
     // Kafka bytes and rules, pure (the one map of typed errors to Kafka codes).
     &["codec"],
     &["config"],

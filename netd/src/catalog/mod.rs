@@ -14,10 +14,10 @@ pub mod manifest;
 pub mod producer_ids;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::limits::TOPIC_NAME_BYTES_MAX;
+use crate::published::Published;
 
 /// The shard that owns `partition` of `topic`: FNV-1a of the topic name plus the partition
 /// index, so the partitions of one topic are spread round-robin over the shards. Stable across
@@ -94,37 +94,18 @@ impl Catalog {
     }
 }
 
-/// The catalog shared by all shards. Writers (the controller) take the mutex and bump the
-/// generation; readers take the mutex only when the generation moved since their last look.
-#[derive(Debug)]
-pub struct SharedCatalog {
-    pub(crate) generation: AtomicU64,
-    current: Mutex<Arc<Catalog>>,
-}
+/// The catalog shared by all shards: written only by the controller, read through each shard's
+/// [`crate::published::Cached`] copy.
+pub type SharedCatalog = Published<Catalog>;
 
-impl SharedCatalog {
-    pub fn new(catalog: Catalog) -> SharedCatalog {
-        SharedCatalog { generation: AtomicU64::new(1), current: Mutex::new(Arc::new(catalog)) }
-    }
-
+impl Published<Catalog> {
     /// Replaces the catalog with `change` applied to a copy of it.
     pub fn publish(&self, change: impl FnOnce(&mut Catalog)) {
-        let mut current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut next = Catalog::clone(&current);
-        change(&mut next);
-        *current = Arc::new(next);
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// The catalog as it is now.
-    pub fn snapshot_now(&self) -> Arc<Catalog> {
-        self.snapshot().1
-    }
-
-    pub(crate) fn snapshot(&self) -> (u64, Arc<Catalog>) {
-        let generation = self.generation.load(Ordering::Acquire);
-        let current = self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        (generation, current.clone())
+        self.replace(|current| {
+            let mut next = Catalog::clone(current);
+            change(&mut next);
+            Some(Arc::new(next))
+        });
     }
 }
 
@@ -147,11 +128,11 @@ mod tests {
     #[test]
     fn catalog_snapshots_follow_publishes() {
         let shared = SharedCatalog::new(Catalog::default());
-        let (first, before) = shared.snapshot();
+        let (first, before) = (shared.generation(), shared.load());
         shared.publish(|catalog| {
             catalog.topics.insert("t".into(), 3);
         });
-        let (second, after) = shared.snapshot();
+        let (second, after) = (shared.generation(), shared.load());
         assert!(second > first);
         assert_eq!(before.partitions("t"), None);
         assert_eq!(after.partitions("t"), Some(3));

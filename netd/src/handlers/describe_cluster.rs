@@ -12,10 +12,9 @@ use crate::runtime::context::ShardContext;
 
 pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let mut response = DescribeClusterResponse::default();
-    if let Some(link) = &context.quorum {
+    if let Some(image) = context.image() {
         // A cluster: the live brokers of this broker's image. Admin requests sent to the
         // "controller" are forwarded by any broker, so each names itself, as Kafka's brokers do.
-        let image = link.image();
         response.cluster_id = str_bytes(&crate::handlers::metadata::cluster_id(&image));
         response.controller_id = BrokerId(context.config.node_id);
         response.endpoint_type = 1;

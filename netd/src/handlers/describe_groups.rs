@@ -1,6 +1,6 @@
 //! DescribeGroups (key 15), versions 0–5: a group's state, protocol and members (their
 //! assignments only once the group is Stable). Each group is answered by the shard that
-//! coordinates it.
+//! coordinates it; in a cluster, a group another broker coordinates is NOT_COORDINATOR.
 
 use std::rc::Rc;
 
@@ -17,13 +17,16 @@ use crate::runtime::context::ShardContext;
 /// `authorized_operations` when the client did not ask for them.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-/// What DescribeGroups shows of one group.
-type Description = (String, String, String, Vec<(String, Option<String>, String, String, Bytes, Bytes)>);
+/// What DescribeGroups shows of one group, or its error code.
+type Description = Result<(String, String, String, Vec<(String, Option<String>, String, String, Bytes, Bytes)>), i16>;
 
 fn describe(shard: &ShardContext, group: &str) -> Description {
     let broker = shard.state.borrow();
+    if let Some(error) = broker.groups.coordinated_elsewhere(group) {
+        return Err(error);
+    }
     let Some(known) = broker.groups.groups.get(group) else {
-        return ("Dead".to_string(), String::new(), String::new(), Vec::new());
+        return Ok(("Dead".to_string(), String::new(), String::new(), Vec::new()));
     };
     let protocol = known.protocol_name.clone().unwrap_or_default();
     let members = known
@@ -40,7 +43,7 @@ fn describe(shard: &ShardContext, group: &str) -> Description {
             )
         })
         .collect();
-    (known.state.name().to_string(), known.protocol_type.clone().unwrap_or_default(), protocol, members)
+    Ok((known.state.name().to_string(), known.protocol_type.clone().unwrap_or_default(), protocol, members))
 }
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
@@ -59,13 +62,21 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     Ok(Reply::Later(Box::pin(async move {
         let mut response = DescribeGroupsResponse::default();
         for (group_id, answer) in pending {
-            let (state, protocol_type, protocol, members) = answer.await?;
             let mut group = DescribedGroup::default();
             group.group_id = GroupId(text(&group_id));
+            group.authorized_operations = OPERATIONS_NOT_REQUESTED;
+            let (state, protocol_type, protocol, members) = match answer.await? {
+                Ok(description) => description,
+                Err(error) => {
+                    // Kafka's answer for a group it cannot describe: the code, every field empty.
+                    group.error_code = error;
+                    response.groups.push(group);
+                    continue;
+                }
+            };
             group.group_state = text(&state);
             group.protocol_type = text(&protocol_type);
             group.protocol_data = text(&protocol);
-            group.authorized_operations = OPERATIONS_NOT_REQUESTED;
             group.members = members
                 .into_iter()
                 .map(|(member_id, instance_id, client_id, client_host, metadata, assignment)| {

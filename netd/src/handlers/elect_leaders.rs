@@ -33,9 +33,9 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 topic.partitions.iter().map(|partition| (topic.topic.to_string(), PartitionIndex(*partition)))
             })
             .collect(),
-        None => match &context.quorum {
-            Some(link) => {
-                link.image().partitions().map(|(topic, partition)| (topic.name.clone(), partition.partition)).collect()
+        None => match context.image() {
+            Some(image) => {
+                image.partitions().map(|(topic, partition)| (topic.name.clone(), partition.partition)).collect()
             }
             None => context
                 .catalog()

@@ -22,7 +22,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 /// Where a key's coordinator is: (node, host, port) or an error code.
 async fn locate(context: &ShardContext, key: &str, key_type: i8) -> Result<(i32, String, u16), i16> {
     let config = &context.config;
-    let Some(link) = &context.quorum else {
+    let Some(image) = context.image() else {
         return Ok((config.node_id, config.advertised_host.clone(), config.advertised_port));
     };
     if key_type == KEY_TYPE_TRANSACTION {
@@ -33,7 +33,7 @@ async fn locate(context: &ShardContext, key: &str, key_type: i8) -> Result<(i32,
         tracing::debug!(%error, "no group coordinator");
         ResponseError::CoordinatorNotAvailable.code()
     })?;
-    let image = link.image();
+    let image = context.image().unwrap_or(image);
     let broker = leader.and_then(|leader| image.brokers.get(&leader)).filter(|broker| !broker.fenced);
     match broker.and_then(|broker| broker.endpoints.first().map(|endpoint| (broker.id, endpoint))) {
         Some((id, endpoint)) => Ok((id.0, endpoint.host.clone(), endpoint.port)),

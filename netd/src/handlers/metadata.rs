@@ -4,6 +4,8 @@
 //! Unknown topics are created when `auto.create.topics.enable` is on and the request allows it
 //! (v4+ field `allow_auto_topic_creation`; always for older versions, as in Kafka).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -14,7 +16,6 @@ use kafka_protocol::ResponseError;
 use super::str_bytes;
 use crate::codec::errors::auto_create_error_code;
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::quorum::link::QuorumLink;
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 use crate::runtime::state::SINGLE_NODE_ROLE;
@@ -24,8 +25,8 @@ pub const CLUSTER_ID: &str = "skua-single-node-cluster";
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: MetadataRequest = decode_body(frame)?;
-    if let Some(link) = &context.quorum {
-        let response = cluster_metadata(context, frame, &request, link).await;
+    if let Some(image) = context.image() {
+        let response = cluster_metadata(context, frame, &request, image).await;
         return encode_response(ApiKey::Metadata, frame.api_version, frame.correlation_id, &response);
     }
     let config = &context.config;
@@ -118,11 +119,10 @@ async fn cluster_metadata(
     context: &ShardContext,
     frame: &Frame,
     request: &MetadataRequest,
-    link: &QuorumLink,
+    image: Arc<MetadataImage>,
 ) -> MetadataResponse {
     let config = &context.config;
     let auto_create = (frame.api_version < 4 || request.allow_auto_topic_creation) && config.auto_create_topics;
-    let image = link.image();
     let names = requested_names(request, frame.api_version, image.topics.keys());
     let mut created = false;
     let mut errors = std::collections::BTreeMap::new();
@@ -139,7 +139,7 @@ async fn cluster_metadata(
             }
         }
     }
-    let image = if created { link.image() } else { image };
+    let image = if created { context.image().unwrap_or(image) } else { image };
     let mut response = MetadataResponse::default();
     response.brokers = live_brokers(&image);
     response.cluster_id = Some(str_bytes(&cluster_id(&image)));

@@ -1,6 +1,7 @@
 //! OffsetFetch (key 9), versions 1–9: a group's committed offsets, for the asked partitions or
 //! all the group has; v8+ asks for several groups at once. Each group is answered by the shard
-//! that coordinates it.
+//! that coordinates it; in a cluster, a group another broker coordinates is NOT_COORDINATOR
+//! (per group from v8, for the whole response from v2, per partition in v1, as Kafka answers).
 
 use std::rc::Rc;
 
@@ -19,13 +20,17 @@ use crate::runtime::context::ShardContext;
 /// Topics and partitions asked for; `None` means all the group has.
 type AskedTopics = Option<Vec<(String, Vec<i32>)>>;
 
-/// One group's committed offsets for the asked partitions (`None`: all it has).
-type FetchedOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+/// One group's committed offsets for the asked partitions (`None`: all it has), or the error
+/// code with the asked partitions (v1 names the error in each).
+type FetchedOffsets = Result<Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>, (i16, AskedTopics)>;
 
 fn fetch_offsets(shard: &ShardContext, group: &str, topics: AskedTopics) -> FetchedOffsets {
     let broker = shard.state.borrow();
+    if let Some(error) = broker.groups.coordinated_elsewhere(group) {
+        return Err((error, topics));
+    }
     let known = broker.groups.groups.get(group);
-    match topics {
+    Ok(match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(topic, partitions)| {
@@ -49,7 +54,7 @@ fn fetch_offsets(shard: &ShardContext, group: &str, topics: AskedTopics) -> Fetc
             }
             by_topic.into_iter().collect()
         }
-    }
+    })
 }
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
@@ -87,7 +92,43 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     Ok(Reply::Later(Box::pin(async move {
         let mut response = OffsetFetchResponse::default();
         for (group, answer) in pending {
-            let fetched = answer.await?;
+            let fetched = match answer.await? {
+                Ok(fetched) => fetched,
+                Err((error, _)) if version >= 8 => {
+                    let mut entry = OffsetFetchResponseGroup::default();
+                    entry.group_id = GroupId(text(&group));
+                    entry.error_code = error;
+                    response.groups.push(entry);
+                    continue;
+                }
+                Err((error, _)) if version >= 2 => {
+                    response.error_code = error;
+                    continue;
+                }
+                Err((error, asked)) => {
+                    response.topics = asked
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(topic, partitions)| {
+                            let mut topic_entry = OffsetFetchResponseTopic::default();
+                            topic_entry.name = TopicName(text(&topic));
+                            topic_entry.partitions = partitions
+                                .into_iter()
+                                .map(|partition| {
+                                    let mut item = OffsetFetchResponsePartition::default();
+                                    item.partition_index = partition;
+                                    item.committed_offset = -1;
+                                    item.metadata = Some(text(""));
+                                    item.error_code = error;
+                                    item
+                                })
+                                .collect();
+                            topic_entry
+                        })
+                        .collect();
+                    continue;
+                }
+            };
             if version >= 8 {
                 let mut entry = OffsetFetchResponseGroup::default();
                 entry.group_id = GroupId(text(&group));

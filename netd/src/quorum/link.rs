@@ -32,6 +32,7 @@ use cluster::{BrokerId, ClusterId};
 use futures_channel::oneshot;
 
 use crate::limits::CONTROLLER_RECONNECT_MS_MAX;
+use crate::published::Published;
 use crate::quorum::transport::FramedStream;
 
 /// Forwarded requests waiting for the link thread.
@@ -82,18 +83,12 @@ struct Forward {
     reply: oneshot::Sender<Result<RpcResponse, LinkError>>,
 }
 
-/// The newest image, swapped whole; readers copy the `Arc` only when the generation moved.
-#[derive(Debug, Default)]
-struct SharedImage {
-    generation: AtomicU64,
-    current: Mutex<Arc<MetadataImage>>,
-}
-
 /// The link, shared by every shard (cheap to clone through the `Arc` [`start`] returns).
 #[derive(Debug)]
 pub struct QuorumLink {
     config: LinkConfig,
-    image: SharedImage,
+    /// The newest image, swapped whole.
+    image: Published<MetadataImage>,
     forwards: SyncSender<Forward>,
     /// This registration's broker epoch; -1 until registered.
     epoch: AtomicI64,
@@ -110,13 +105,18 @@ pub struct QuorumLink {
 
 impl QuorumLink {
     /// The newest image this broker has.
+    /// (Takes a mutex: shards read it through `ShardContext::image`'s cached copy.)
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.image.load()
     }
 
     /// Grows every time a newer image is published.
     pub fn image_generation(&self) -> u64 {
-        self.image.generation.load(Ordering::Acquire)
+        self.image.generation()
+    }
+
+    pub fn published_image(&self) -> &Published<MetadataImage> {
+        &self.image
     }
 
     pub fn node(&self) -> BrokerId {
@@ -164,12 +164,7 @@ impl QuorumLink {
     }
 
     fn publish(&self, image: MetadataImage) {
-        let mut current = self.image.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if image.offset <= current.offset && current.offset != 0 {
-            return;
-        }
-        *current = Arc::new(image);
-        self.image.generation.fetch_add(1, Ordering::Release);
+        self.image.replace(|current| (image.offset > current.offset || current.offset == 0).then(|| Arc::new(image)));
     }
 
     fn voters_from_hint(&self) -> Vec<(BrokerId, String, u16)> {
@@ -209,7 +204,7 @@ pub fn start(config: LinkConfig, incarnation: u64) -> std::io::Result<Arc<Quorum
     let (forwards, queue) = mpsc::sync_channel(FORWARD_QUEUE_DEPTH);
     let link = Arc::new(QuorumLink {
         config,
-        image: SharedImage::default(),
+        image: Published::default(),
         forwards,
         epoch: AtomicI64::new(-1),
         lease_until_ms: AtomicU64::new(0),

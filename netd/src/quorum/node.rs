@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +32,9 @@ use cluster::{BrokerId, ClusterId};
 
 use crate::catalog::METADATA_TOPIC;
 use crate::limits::{
-    CONTROLLER_EVENTS_QUEUE_DEPTH, CONTROLLER_PEER_QUEUE_DEPTH, CONTROLLER_RECONNECT_MS_MAX,
+    CONTROLLER_CONNECTIONS_MAX, CONTROLLER_EVENTS_QUEUE_DEPTH, CONTROLLER_HELLO_FRAME_BYTES_MAX,
+    CONTROLLER_IO_TIMEOUT_MS, CONTROLLER_PEER_QUEUE_DEPTH, CONTROLLER_RECONNECT_MS_MAX,
+    CONTROLLER_REQUESTS_PENDING_PER_CONNECTION_MAX, CONTROLLER_REQUEST_FRAME_BYTES_MAX,
     CONTROLLER_RESPONSE_QUEUE_DEPTH, IMAGE_FETCH_WAIT_MS_MAX, QUORUM_SNAPSHOT_ENTRIES,
 };
 use crate::quorum::transport::FramedStream;
@@ -147,6 +149,8 @@ fn run<S: DurableLog>(
     let mut tokens: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut next_token = 0u64;
     let mut image_waits: Vec<ImageWait> = Vec::new();
+    // Per connection: requests waiting for a commit or an image (bounded, see the limit).
+    let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
     let mut leader = None;
     while !shutdown.load(Ordering::Relaxed) {
         let timeout = next_tick.saturating_duration_since(Instant::now());
@@ -164,14 +168,28 @@ fn run<S: DurableLog>(
                 }
                 Event::Closed { connection } => {
                     connections.remove(&connection);
+                    pending.remove(&connection);
                     image_waits.retain(|wait| wait.connection != connection);
                 }
                 Event::Request { connection, correlation_id, body } => match rpc::decode_request(&body) {
+                    // Dropping the connection's response queue closes it (its writer shuts it).
                     Err(error) => {
                         tracing::warn!(connection, %error, "undecodable controller request; closing");
                         connections.remove(&connection);
                     }
+                    Ok(RpcRequest::Controller(_) | RpcRequest::FetchImage { .. })
+                        if pending.get(&connection).copied().unwrap_or(0)
+                            >= CONTROLLER_REQUESTS_PENDING_PER_CONNECTION_MAX =>
+                    {
+                        tracing::warn!(
+                            connection,
+                            limit = CONTROLLER_REQUESTS_PENDING_PER_CONNECTION_MAX,
+                            "too many controller requests waiting on one connection; closing"
+                        );
+                        connections.remove(&connection);
+                    }
                     Ok(RpcRequest::Controller(request)) => {
+                        *pending.entry(connection).or_default() += 1;
                         next_token += 1;
                         tokens.insert(next_token, (connection, correlation_id));
                         quorum.request(next_token, request, now_ms());
@@ -184,6 +202,7 @@ fn run<S: DurableLog>(
                         respond(&mut connections, connection, correlation_id, &response);
                     }
                     Ok(RpcRequest::FetchImage { have_offset, max_wait_ms }) => {
+                        *pending.entry(connection).or_default() += 1;
                         let wait = u64::from(max_wait_ms).min(IMAGE_FETCH_WAIT_MS_MAX);
                         image_waits.push(ImageWait {
                             connection,
@@ -232,10 +251,11 @@ fn run<S: DurableLog>(
             }
         }
         for reply in output.replies {
-            answer(&mut connections, &mut tokens, reply);
+            answer(&mut connections, &mut tokens, &mut pending, reply);
         }
         if !quorum.is_active() {
             for wait in image_waits.drain(..) {
+                release(&mut pending, wait.connection);
                 let response = RpcResponse::Controller(Err(RequestError::NotController { leader: quorum.leader() }));
                 respond(&mut connections, wait.connection, wait.correlation_id, &response);
             }
@@ -258,6 +278,7 @@ fn run<S: DurableLog>(
                     .clone(),
                 false => Bytes::from(rpc::encode_response(&RpcResponse::Image(None))),
             };
+            release(&mut pending, wait.connection);
             send_response(&mut connections, wait.connection, wait.correlation_id, body);
             false
         });
@@ -270,10 +291,23 @@ fn run<S: DurableLog>(
     Ok(())
 }
 
-fn answer(connections: &mut BTreeMap<u64, SyncSender<Frame>>, tokens: &mut BTreeMap<u64, (u64, u64)>, reply: Reply) {
+fn answer(
+    connections: &mut BTreeMap<u64, SyncSender<Frame>>,
+    tokens: &mut BTreeMap<u64, (u64, u64)>,
+    pending: &mut BTreeMap<u64, usize>,
+    reply: Reply,
+) {
     let (token, outcome) = reply;
     if let Some((connection, correlation_id)) = tokens.remove(&token) {
+        release(pending, connection);
         respond(connections, connection, correlation_id, &RpcResponse::Controller(outcome));
+    }
+}
+
+/// One of `connection`'s pending requests was answered.
+fn release(pending: &mut BTreeMap<u64, usize>, connection: u64) {
+    if let Some(count) = pending.get_mut(&connection) {
+        *count = count.saturating_sub(1);
     }
 }
 
@@ -337,7 +371,8 @@ fn write_to_peer(peer: BrokerId, address: &str, hello: &Hello, queue: &Receiver<
     }
 }
 
-/// Accepts connections until shutdown; each gets a reader thread.
+/// Accepts connections until shutdown, at most [`CONTROLLER_CONNECTIONS_MAX`] open at once;
+/// each gets a reader thread.
 fn accept(
     listener: &TcpListener,
     events: &SyncSender<Event>,
@@ -346,18 +381,37 @@ fn accept(
     shutdown: &AtomicBool,
 ) {
     let mut next_connection = 0u64;
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut refused = 0u64;
     while !shutdown.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, address)) => {
+                if open.load(Ordering::Acquire) >= CONTROLLER_CONNECTIONS_MAX {
+                    // Dropping the stream closes it; one warning per burst, not per connection.
+                    if refused % 1000 == 0 {
+                        tracing::warn!(
+                            %address,
+                            refused_so_far = refused + 1,
+                            limit = CONTROLLER_CONNECTIONS_MAX,
+                            "controller listener full: closing new connections"
+                        );
+                    }
+                    refused += 1;
+                    continue;
+                }
                 next_connection += 1;
-                let (connection, events, hello, voters) = (next_connection, events.clone(), *hello, voters.clone());
+                open.fetch_add(1, Ordering::AcqRel);
+                let (connection, events, hello, voters, still_open) =
+                    (next_connection, events.clone(), *hello, voters.clone(), open.clone());
                 let spawned = std::thread::Builder::new().name(format!("quorum-conn-{connection}")).spawn(move || {
                     if let Err(error) = serve(stream, connection, &events, &hello, &voters) {
                         tracing::debug!(%address, %error, "controller connection closed");
                     }
                     let _ = events.send(Event::Closed { connection });
+                    still_open.fetch_sub(1, Ordering::AcqRel);
                 });
                 if let Err(error) = spawned {
+                    open.fetch_sub(1, Ordering::AcqRel);
                     tracing::warn!(%error, "no thread for a controller connection");
                 }
             }
@@ -373,7 +427,10 @@ fn accept(
 }
 
 /// One accepted connection: the Hello exchange, then frames in until it closes. Raft messages
-/// are taken only from voters (by their Hello); requests from anyone that said Hello.
+/// are taken only from voters (by their Hello); requests from anyone that said Hello. A stranger
+/// gets [`CONTROLLER_IO_TIMEOUT_MS`] to say a whole Hello of at most
+/// [`CONTROLLER_HELLO_FRAME_BYTES_MAX`]; a broker's frames are bounded by
+/// [`CONTROLLER_REQUEST_FRAME_BYTES_MAX`].
 fn serve(
     stream: TcpStream,
     connection: u64,
@@ -383,8 +440,8 @@ fn serve(
 ) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     let mut framed = FramedStream::new(stream)?;
-    framed.set_read_timeout_ms(Some(crate::limits::CONTROLLER_IO_TIMEOUT_MS))?;
-    let remote = match framed.read()? {
+    framed.set_frame_bytes_max(CONTROLLER_HELLO_FRAME_BYTES_MAX);
+    let remote = match framed.read_within_ms(CONTROLLER_IO_TIMEOUT_MS)? {
         Frame::Hello(remote) => remote,
         _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the first frame must be a Hello")),
     };
@@ -398,16 +455,22 @@ fn serve(
         }
     };
     framed.write(&Frame::Hello(*hello))?;
-    framed.set_read_timeout_ms(None)?;
+    framed.set_frame_bytes_max(if raft_allowed {
+        cluster::wire::FRAME_BYTES_MAX_DEFAULT
+    } else {
+        CONTROLLER_REQUEST_FRAME_BYTES_MAX
+    });
     let (responses, outgoing) = mpsc::sync_channel(CONTROLLER_RESPONSE_QUEUE_DEPTH);
     let mut writer = FramedStream::new(framed.stream.try_clone()?)?;
     std::thread::Builder::new().name(format!("quorum-out-{connection}")).spawn(move || {
         while let Ok(frame) = outgoing.recv() {
             if writer.write(&frame).is_err() {
-                let _ = writer.stream.shutdown(std::net::Shutdown::Both);
-                return;
+                break;
             }
         }
+        // A failed write, or the quorum thread dropped the queue (a connection it closes): the
+        // reader then sees the socket shut and ends too.
+        let _ = writer.stream.shutdown(std::net::Shutdown::Both);
     })?;
     events
         .send(Event::Connected { connection, responses })

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use cluster::wire::{Frame, FrameCodec, Hello, WireError};
@@ -24,6 +24,7 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub struct FramedStream {
     pub stream: TcpStream,
     buffer: BytesMut,
+    /// Decodes (and bounds) the frames read; frames written are bounded by the default codec.
     codec: FrameCodec,
 }
 
@@ -46,18 +47,52 @@ impl FramedStream {
             if let Some(frame) = self.codec.decode(&mut self.buffer).map_err(invalid)? {
                 return Ok(frame);
             }
-            let mut chunk = [0u8; READ_CHUNK_BYTES];
-            let read = self.stream.read(&mut chunk)?;
-            if read == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"));
-            }
-            self.buffer.extend_from_slice(&chunk[..read]);
+            self.fill()?;
         }
+    }
+
+    /// The next frame, which must arrive whole within `timeout_ms` (a peer trickling bytes does
+    /// not reset it, as it would a read timeout). Leaves the read timeout as it found it.
+    pub fn read_within_ms(&mut self, timeout_ms: u64) -> io::Result<Frame> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let timeout_before = self.stream.read_timeout()?;
+        let result = loop {
+            match self.codec.decode(&mut self.buffer).map_err(invalid) {
+                Ok(Some(frame)) => break Ok(frame),
+                Ok(None) => {}
+                Err(error) => break Err(error),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Err(io::Error::new(io::ErrorKind::TimedOut, format!("no whole frame within {timeout_ms} ms")));
+            }
+            if let Err(error) = self.stream.set_read_timeout(Some(left)).and_then(|()| self.fill()) {
+                break Err(error);
+            }
+        };
+        self.stream.set_read_timeout(timeout_before)?;
+        result
+    }
+
+    /// Reads what the socket has into the buffer (blocking up to the read timeout).
+    fn fill(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; READ_CHUNK_BYTES];
+        let read = self.stream.read(&mut chunk)?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"));
+        }
+        self.buffer.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+
+    /// Bounds the frames this side accepts from now on (what it sends is not bounded by it).
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: u32) {
+        self.codec = FrameCodec::new(frame_bytes_max);
     }
 
     pub fn write(&mut self, frame: &Frame) -> io::Result<()> {
         let mut bytes = BytesMut::new();
-        self.codec.encode(frame, &mut bytes).map_err(invalid)?;
+        FrameCodec::default().encode(frame, &mut bytes).map_err(invalid)?;
         self.stream.write_all(&bytes)
     }
 
@@ -70,7 +105,7 @@ impl FramedStream {
     pub fn dial_hello(&mut self, own: &Hello, expected: Option<BrokerId>) -> io::Result<Hello> {
         self.write(&Frame::Hello(*own))?;
         self.set_read_timeout_ms(Some(CONTROLLER_IO_TIMEOUT_MS))?;
-        let remote = match self.read()? {
+        let remote = match self.read_within_ms(CONTROLLER_IO_TIMEOUT_MS)? {
             Frame::Hello(remote) => remote,
             other => {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, format!("expected a Hello, got {other:?}")))

@@ -13,15 +13,17 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_channel::{mpsc, oneshot};
 use futures_util::future::LocalBoxFuture;
 use futures_util::SinkExt;
 
+use cluster::image::MetadataImage;
+
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
+use crate::published::Cached;
 use crate::quorum::link::QuorumLink;
 use crate::runtime::connection::Dispatch;
 use crate::runtime::controller::ControlCommand;
@@ -42,7 +44,8 @@ pub struct ShardContext {
     pub state: Rc<RefCell<ShardState>>,
     peers: Vec<mpsc::Sender<Job>>,
     shared_catalog: Arc<SharedCatalog>,
-    cached_catalog: RefCell<(u64, Arc<Catalog>)>,
+    cached_catalog: Cached<Catalog>,
+    cached_image: Option<Cached<MetadataImage>>,
     control: mpsc::Sender<ControlCommand>,
     /// The broker-wide budgets (request memory, fetch memory, connections).
     pub budgets: Arc<crate::runtime::budget::Budgets>,
@@ -83,7 +86,8 @@ impl std::fmt::Debug for Links {
 impl ShardContext {
     pub fn new(index: usize, config: Config, state: Rc<RefCell<ShardState>>, links: Links) -> ShardContext {
         let Links { peers, catalog: shared_catalog, control, budgets, dispatch, quorum } = links;
-        let cached = shared_catalog.snapshot();
+        let cached_catalog = Cached::new(&shared_catalog);
+        let cached_image = quorum.as_ref().map(|link| Cached::new(link.published_image()));
         ShardContext {
             index,
             count: peers.len(),
@@ -91,7 +95,8 @@ impl ShardContext {
             state,
             peers,
             shared_catalog,
-            cached_catalog: RefCell::new(cached),
+            cached_catalog,
+            cached_image,
             control,
             budgets,
             dispatch,
@@ -101,12 +106,14 @@ impl ShardContext {
 
     /// The current catalog (a cached snapshot; refreshed when the controller changed it).
     pub fn catalog(&self) -> Arc<Catalog> {
-        let generation = self.shared_catalog.generation.load(Ordering::Acquire);
-        let mut cached = self.cached_catalog.borrow_mut();
-        if cached.0 != generation {
-            *cached = self.shared_catalog.snapshot();
-        }
-        cached.1.clone()
+        self.cached_catalog.get(&self.shared_catalog)
+    }
+
+    /// In a cluster: the newest metadata image this broker has (a cached snapshot, refreshed
+    /// when the link published a newer one).
+    pub fn image(&self) -> Option<Arc<MetadataImage>> {
+        let link = self.quorum.as_ref()?;
+        self.cached_image.as_ref().map(|cached| cached.get(link.published_image()))
     }
 
     pub fn shared_catalog(&self) -> &Arc<SharedCatalog> {

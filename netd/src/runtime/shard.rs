@@ -52,7 +52,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let (trigger, triggers) = mpsc::unbounded();
         let state = {
             let shard_count = links.peers.len();
-            let snapshot = links.catalog.snapshot_now();
+            let snapshot = links.catalog.load();
             ShardState::open(config.clone(), trigger, &snapshot, |topic, partition| {
                 crate::catalog::owner_of(topic, partition, shard_count) == index
             })?
@@ -60,6 +60,12 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         tracing::info!(shard = index, backend = state.backend_name(), write_mode = ?config.write_mode, partitions = state.partition_count(), "shard started");
         let mut state = state;
         state.quorum = links.quorum.clone();
+        if state.quorum.is_some() {
+            // A cluster broker coordinates no group until its image names the offsets
+            // partitions it leads (a group asked of it before then is NOT_COORDINATOR).
+            let partitions = config.offsets_partitions;
+            state.groups.set_coordinated(partitions, Default::default());
+        }
         let state = Rc::new(RefCell::new(state));
         let context = Rc::new(ShardContext::new(index, config.clone(), state.clone(), links));
 

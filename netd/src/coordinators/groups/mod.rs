@@ -371,8 +371,9 @@ pub struct Coordinator {
     /// leaves these keys alone, as Kafka skips offsets with a pending commit: a tombstone appended
     /// after such a commit would delete it right after it was acknowledged.
     pub committing: BTreeMap<(String, String, i32), usize>,
-    /// In a cluster: (the `__consumer_offsets` partition count, the partitions this broker leads);
-    /// groups of other partitions get NOT_COORDINATOR. None on one node: every group is ours.
+    /// In a cluster: (the `__consumer_offsets` partition count, the partitions this broker leads;
+    /// none until the image says); groups of other partitions get NOT_COORDINATOR. None on one
+    /// node: every group is ours.
     coordinated: Option<(i32, BTreeSet<i32>)>,
 }
 
