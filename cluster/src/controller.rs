@@ -115,12 +115,15 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// The outcome of a preferred-leader election for one partition (Kafka's ElectLeaders results).
+/// The outcome of an election for one partition (Kafka's ElectLeaders results).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Election {
     Elected,
+    /// Preferred: the preferred replica leads already. Unclean: the partition has a leader.
     NotNeeded,
     PreferredNotAvailable,
+    /// Unclean: no live replica, in the ISR or out of it, can lead.
+    EligibleLeadersNotAvailable,
     UnknownPartition,
 }
 
@@ -305,7 +308,7 @@ impl Controller {
             let can_lead = |candidate: &BrokerId| !gone.contains(candidate) && self.image.is_active(*candidate);
             let leader = match partition.leader {
                 Some(leader) if can_lead(&leader) && isr.contains(&leader) => Some(leader),
-                _ => self.choose_leader(partition, &isr, &can_lead),
+                _ => self.choose_leader(partition, &isr, &can_lead, self.config.unclean_leader_election),
             };
             let isr = match leader {
                 Some(leader) if !isr.contains(&leader) => vec![leader], // unclean
@@ -319,17 +322,18 @@ impl Controller {
     }
 
     /// The first replica (in preferred order) in the ISR that can lead; without one, and if
-    /// allowed, the first replica outside the ISR that can (an unclean election).
+    /// `unclean` allows it, the first replica outside the ISR that can (an unclean election).
     fn choose_leader(
         &self,
         partition: &PartitionState,
         isr: &[BrokerId],
         can_lead: &dyn Fn(&BrokerId) -> bool,
+        unclean: bool,
     ) -> Option<BrokerId> {
         let clean = partition.replicas.iter().find(|replica| isr.contains(replica) && can_lead(replica));
         match clean {
             Some(leader) => Some(*leader),
-            None if self.config.unclean_leader_election => partition.replicas.iter().copied().find(|r| can_lead(r)),
+            None if unclean => partition.replicas.iter().copied().find(|r| can_lead(r)),
             None => None,
         }
     }
@@ -341,7 +345,8 @@ impl Controller {
             .partitions()
             .filter(|(_, partition)| partition.leader.is_none())
             .filter_map(|(_, partition)| {
-                let leader = self.choose_leader(partition, &partition.isr, &can_lead)?;
+                let leader =
+                    self.choose_leader(partition, &partition.isr, &can_lead, self.config.unclean_leader_election)?;
                 let isr = if partition.isr.contains(&leader) { partition.isr.clone() } else { vec![leader] };
                 changed(partition, isr, Some(leader)).map(MetadataRecord::Partition)
             })
@@ -474,6 +479,37 @@ impl Controller {
                 results.push(Election::Elected);
             } else {
                 results.push(Election::PreferredNotAvailable);
+            }
+        }
+        Ok((self.decided(batch)?, results))
+    }
+
+    /// Unclean election (Kafka's ElectLeaders, type UNCLEAN) for partitions without a leader:
+    /// an ISR member that can lead if there is one, else any live replica (its ISR becomes just
+    /// that replica), whatever `unclean.leader.election.enable` says: the operator asked for it.
+    pub fn elect_unclean(
+        &mut self,
+        partitions: &[(String, PartitionIndex)],
+    ) -> Result<(RecordBatch, Vec<Election>), ControllerError> {
+        let can_lead = |candidate: &BrokerId| self.image.is_active(*candidate);
+        let mut batch = Vec::new();
+        let mut results = Vec::with_capacity(partitions.len());
+        for (topic, index) in partitions {
+            let Some(partition) = self.image.partition(topic, *index) else {
+                results.push(Election::UnknownPartition);
+                continue;
+            };
+            if partition.leader.is_some() {
+                results.push(Election::NotNeeded);
+                continue;
+            }
+            match self.choose_leader(partition, &partition.isr, &can_lead, true) {
+                Some(leader) => {
+                    let isr = if partition.isr.contains(&leader) { partition.isr.clone() } else { vec![leader] };
+                    batch.extend(changed(partition, isr, Some(leader)).map(MetadataRecord::Partition));
+                    results.push(Election::Elected);
+                }
+                None => results.push(Election::EligibleLeadersNotAvailable),
             }
         }
         Ok((self.decided(batch)?, results))

@@ -70,6 +70,8 @@ pub enum ControllerRequest {
     },
     /// None: every partition whose preferred leader can take over.
     ElectPreferred(Option<Vec<(String, PartitionIndex)>>),
+    /// Unclean elections (ElectLeaders type UNCLEAN) for the named partitions.
+    ElectUnclean(Vec<(String, PartitionIndex)>),
 }
 
 /// The active controller's answer, sent once its records are committed.
@@ -366,6 +368,9 @@ impl<S: DurableLog> Quorum<S> {
                 .map(|(batch, block)| (batch, ControllerReply::ProducerIds(block))),
             ControllerRequest::ElectPreferred(partitions) => controller
                 .elect_preferred(partitions.as_deref())
+                .map(|(batch, results)| (batch, ControllerReply::Elections(results))),
+            ControllerRequest::ElectUnclean(partitions) => controller
+                .elect_unclean(&partitions)
                 .map(|(batch, results)| (batch, ControllerReply::Elections(results))),
         };
         match decided {

@@ -247,15 +247,32 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
                 None => out.u8(0),
                 Some(partitions) => {
                     out.u8(1);
-                    out.len(partitions.len());
-                    for (topic, partition) in partitions {
-                        out.string(topic);
-                        out.i32(partition.0);
-                    }
+                    write_partitions(out, partitions);
                 }
             }
         }
+        ControllerRequest::ElectUnclean(partitions) => {
+            out.u8(8);
+            write_partitions(out, partitions);
+        }
     }
+}
+
+fn write_partitions(out: &mut Writer, partitions: &[(String, PartitionIndex)]) {
+    out.len(partitions.len());
+    for (topic, partition) in partitions {
+        out.string(topic);
+        out.i32(partition.0);
+    }
+}
+
+fn read_partitions(input: &mut Reader<'_>) -> Result<Vec<(String, PartitionIndex)>, ClusterError> {
+    let count = input.count(10_000_000, 8)?;
+    let mut partitions = Vec::with_capacity(count);
+    for _ in 0..count {
+        partitions.push((input.string()?, PartitionIndex(input.i32()?)));
+    }
+    Ok(partitions)
 }
 
 fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, ClusterError> {
@@ -312,16 +329,10 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
         6 => ControllerRequest::AllocateProducerIds { broker: input.broker()?, epoch: input.u64()? },
         7 => ControllerRequest::ElectPreferred(match input.u8()? {
             0 => None,
-            1 => {
-                let count = input.count(10_000_000, 8)?;
-                let mut partitions = Vec::with_capacity(count);
-                for _ in 0..count {
-                    partitions.push((input.string()?, PartitionIndex(input.i32()?)));
-                }
-                Some(partitions)
-            }
+            1 => Some(read_partitions(input)?),
             other => return Err(corrupt(format!("election marker {other}"))),
         }),
+        8 => ControllerRequest::ElectUnclean(read_partitions(input)?),
         other => return Err(corrupt(format!("unknown controller request {other}"))),
     })
 }
@@ -363,6 +374,7 @@ fn write_reply(out: &mut Writer, reply: &ControllerReply) {
                     Election::NotNeeded => 1,
                     Election::PreferredNotAvailable => 2,
                     Election::UnknownPartition => 3,
+                    Election::EligibleLeadersNotAvailable => 4,
                 });
             }
         }
@@ -393,6 +405,7 @@ fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
                     1 => Election::NotNeeded,
                     2 => Election::PreferredNotAvailable,
                     3 => Election::UnknownPartition,
+                    4 => Election::EligibleLeadersNotAvailable,
                     other => return Err(corrupt(format!("election result {other}"))),
                 });
             }
@@ -521,6 +534,7 @@ mod tests {
             RpcRequest::Controller(ControllerRequest::AllocateProducerIds { broker: BrokerId(3), epoch: 9 }),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(vec![("t".into(), PartitionIndex(2))]))),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(None)),
+            RpcRequest::Controller(ControllerRequest::ElectUnclean(vec![("u".into(), PartitionIndex(0))])),
             RpcRequest::FetchImage { have_offset: 12, max_wait_ms: 500 },
             RpcRequest::DescribeQuorum,
         ]
@@ -539,6 +553,7 @@ mod tests {
             RpcResponse::Controller(Ok(ControllerReply::Elections(vec![
                 Election::Elected,
                 Election::UnknownPartition,
+                Election::EligibleLeadersNotAvailable,
             ]))),
             RpcResponse::Controller(Err(RequestError::NotController { leader: Some(BrokerId(2)) })),
             RpcResponse::Controller(Err(RequestError::NotController { leader: None })),

@@ -898,7 +898,11 @@ fn broker_request(rng: &mut Rng, brokers: &mut [Broker], step: u64) -> (Controll
         }
         1 => (ControllerRequest::DeleteTopic(format!("topic-{}", rng.below(6))), Asked::Other),
         2 => (ControllerRequest::AllocateProducerIds { broker: id, epoch }, Asked::ProducerIds),
-        3 => (ControllerRequest::ElectPreferred(None), Asked::Other),
+        3 if rng.below(2) == 0 => (ControllerRequest::ElectPreferred(None), Asked::Other),
+        3 => {
+            let partition = (format!("topic-{}", rng.below(6)), PartitionIndex(rng.below(4) as i32));
+            (ControllerRequest::ElectUnclean(vec![partition]), Asked::Other)
+        }
         4 => {
             let name = format!("topic-{}", rng.below(6));
             (

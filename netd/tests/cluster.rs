@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{answers_api_versions, read_response, request_frame, run_bounded};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
@@ -429,6 +429,22 @@ fn metadata(node: &Node) -> Option<Metadata> {
         })
         .collect();
     Some(Metadata { brokers, topics })
+}
+
+/// CreateTopics v7 through `node` of a one-partition topic on `replicas` (the first preferred):
+/// the error code, None if the node did not answer.
+fn create_assigned(node: &Node, name: &str, replicas: &[i32]) -> Option<i16> {
+    let assignment = CreatableReplicaAssignment::default()
+        .with_partition_index(0)
+        .with_broker_ids(replicas.iter().map(|id| kafka_protocol::messages::BrokerId(*id)).collect());
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_string(name.to_string())))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![assignment]);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5_000);
+    let response: CreateTopicsResponse = call(node, ApiKey::CreateTopics, 7, &request)?;
+    response.topics.first().map(|result| result.error_code)
 }
 
 /// CreateTopics v7 through `node`: the error code and message, None if the node did not answer.
@@ -1049,6 +1065,11 @@ fn stopped_broker_learns_it_was_fenced() {
     let (victim, led) = leading_non_controller(&cluster, "stop");
     let partition = led[0];
     let victim_address = cluster.node(victim).address();
+    // For the elections at the end: a partition on the third node (preferred) and the victim.
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let third = (1..=3).find(|id| *id != victim && *id != active).expect("a third node");
+    assert_eq!(create_assigned(cluster.node(1), "unclean", &[third as i32, victim as i32]), Some(NONE));
+    cluster.wait_topic("unclean", 1);
     // While it leads, the victim takes the record.
     let mut stream = TcpStream::connect(victim_address).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
@@ -1084,6 +1105,42 @@ fn stopped_broker_learns_it_was_fenced() {
     std::thread::sleep(Duration::from_millis(HEARTBEAT_INTERVAL_MS * 2));
     std::io::Write::write_all(&mut fresh, &produce_frame("stop", partition, 1, 4)).expect("send");
     assert_eq!(produce_error(&mut fresh, 4), NOT_LEADER_OR_FOLLOWER, "after resuming for a while");
+
+    elections_through_kafka_leader_election(&cluster, victim, third, active);
+}
+
+/// `kafka-leader-election` on partition `unclean`-0 (replicas [third, victim]; the victim was
+/// fenced, so the ISR is [third]): once the third node is stopped past its session the partition
+/// has no leader; a preferred election is refused (the preferred replica is not alive) and an
+/// unclean one makes the victim, alive but outside the ISR, the leader with an ISR of itself.
+fn elections_through_kafka_leader_election(cluster: &Cluster, victim: u32, third: u32, active: u32) {
+    let observer = cluster.node(active);
+    let (victim_id, third_id) = (victim as i32, third as i32);
+    let back = wait_until(REACTION_TIMEOUT, || metadata(observer).is_some_and(|m| m.brokers.contains(&victim_id)));
+    assert!(back.is_some(), "the resumed node {victim} never came back:\n{}", cluster.logs());
+    let before = metadata(observer).expect("metadata").partitions("unclean")[&0].clone();
+    assert_eq!((before.leader, before.isr.clone()), (third_id, vec![third_id]), "{before:?}");
+    cluster.node(third).signal("STOP");
+    let leaderless =
+        wait_until(REACTION_TIMEOUT, || metadata(observer).is_some_and(|m| m.partitions("unclean")[&0].leader == -1));
+    let elect = |kind: &str, may_fail: bool| {
+        let bootstrap = observer.bootstrap();
+        let args =
+            ["--bootstrap-server", &bootstrap, "--election-type", kind, "--topic", "unclean", "--partition", "0"];
+        kafka_tool("org.apache.kafka.tools.LeaderElectionCommand", &args, b"", may_fail)
+    };
+    let preferred = if leaderless.is_some() { Some(elect("preferred", true)) } else { None };
+    let unclean = if leaderless.is_some() { Some(elect("unclean", false)) } else { None };
+    cluster.node(third).signal("CONT");
+    assert!(leaderless.is_some(), "unclean-0 kept a leader with node {third} stopped:\n{}", cluster.logs());
+    let preferred = preferred.expect("ran");
+    let said = format!("{}{}", preferred.stdout, preferred.stderr);
+    assert!(said.contains("PreferredLeaderNotAvailable"), "{said}");
+    let unclean = unclean.expect("ran");
+    assert!(unclean.stdout.contains("Successfully completed leader election (UNCLEAN)"), "{}", unclean.stdout);
+    let after = metadata(observer).expect("metadata").partitions("unclean")[&0].clone();
+    assert_eq!((after.leader, after.isr.clone()), (victim_id, vec![victim_id]), "{after:?}");
+    assert!(after.leader_epoch > before.leader_epoch, "{after:?} after {before:?}");
 }
 
 #[test]

@@ -155,6 +155,19 @@ fn only_an_unclean_election_picks_a_replica_outside_the_isr() {
             assert_eq!((partition.leader, partition.isr.clone()), (Some(BrokerId(2)), vec![BrokerId(2)]));
         } else {
             assert_eq!((partition.leader, partition.isr.clone()), (None, vec![BrokerId(1)]));
+            // The operator's unclean election (ElectLeaders UNCLEAN) does what the flag did not.
+            let targets = [("t".to_string(), PartitionIndex(0)), ("gone".to_string(), PartitionIndex(0))];
+            let (_, results) = controller.elect_unclean(&targets).expect("elect");
+            assert_eq!(results, vec![Election::Elected, Election::UnknownPartition]);
+            let partition = controller.image().partition("t", PartitionIndex(0)).expect("p0");
+            assert_eq!((partition.leader, partition.isr.clone()), (Some(BrokerId(2)), vec![BrokerId(2)]));
+            let (_, results) = controller.elect_unclean(&targets[..1]).expect("elect");
+            assert_eq!(results, vec![Election::NotNeeded], "the partition has a leader");
+            // With no live replica at all there is no one to elect.
+            controller.expire_sessions(10 * SESSION_MS).expect("2 fenced");
+            assert_eq!(controller.image().partition("t", PartitionIndex(0)).expect("p0").leader, None);
+            let (_, results) = controller.elect_unclean(&targets[..1]).expect("elect");
+            assert_eq!(results, vec![Election::EligibleLeadersNotAvailable]);
         }
     }
 }

@@ -1,9 +1,10 @@
-//! ElectLeaders (key 43), versions 0–2, for `kafka-leader-election`: preferred-leader elections,
-//! carried out by the active controller (forwarded through the broker's quorum link). A named
-//! partition gets ELECTION_NOT_NEEDED when its preferred replica already leads and
-//! PREFERRED_LEADER_NOT_AVAILABLE when that replica is not in the ISR or not alive, as in Kafka.
-//! Unclean elections through this API are not there yet (INVALID_REQUEST, saying so); a one-node
-//! broker answers every partition ELECTION_NOT_NEEDED (it leads them all).
+//! ElectLeaders (key 43), versions 0–2, for `kafka-leader-election`: preferred and (v1+) unclean
+//! elections, carried out by the active controller (forwarded through the broker's quorum link).
+//! As in Kafka: a preferred election of a partition its preferred replica already leads, or an
+//! unclean one of a partition that has a leader, is ELECTION_NOT_NEEDED (left out of the answer
+//! when every partition was asked); PREFERRED_LEADER_NOT_AVAILABLE when the preferred replica is
+//! not in the ISR or not alive; ELIGIBLE_LEADERS_NOT_AVAILABLE when no live replica can lead. A
+//! one-node broker answers every partition ELECTION_NOT_NEEDED (it leads them all).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
 
 const ELECTION_PREFERRED: i8 = 0;
+const ELECTION_UNCLEAN: i8 = 1;
 
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: ElectLeadersRequest = decode_body(frame)?;
@@ -45,27 +47,32 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 .collect(),
         },
     };
-    let outcomes: Vec<Result<(), (i16, String)>> =
-        if frame.api_version >= 1 && request.election_type != ELECTION_PREFERRED {
-            let refusal = (
-                ResponseError::InvalidRequest.code(),
-                "unclean elections through ElectLeaders are not supported yet".to_string(),
-            );
+    let election_type = if frame.api_version >= 1 { request.election_type } else { ELECTION_PREFERRED };
+    let mut response = ElectLeadersResponse::default();
+    let outcomes: Vec<Result<(), (i16, String)>> = match election_type {
+        ELECTION_PREFERRED | ELECTION_UNCLEAN => elect(context, &targets, election_type == ELECTION_UNCLEAN).await,
+        unknown => {
+            let refusal = (ResponseError::InvalidRequest.code(), format!("Unknown election type {unknown}"));
+            response.error_code = refusal.0;
             targets.iter().map(|_| Err(refusal.clone())).collect()
-        } else {
-            elect(context, &targets).await
-        };
+        }
+    };
+    let every_partition = request.topic_partitions.is_none();
     let mut by_topic: BTreeMap<String, Vec<PartitionResult>> = BTreeMap::new();
     for ((topic, partition), outcome) in targets.iter().zip(outcomes) {
+        let results = by_topic.entry(topic.clone()).or_default();
+        if every_partition && matches!(&outcome, Err((code, _)) if *code == ResponseError::ElectionNotNeeded.code()) {
+            // Kafka leaves partitions that need no election out when every partition was asked.
+            continue;
+        }
         let mut result = PartitionResult::default();
         result.partition_id = partition.0;
         if let Err((code, message)) = outcome {
             result.error_code = code;
             result.error_message = Some(str_bytes(&message));
         }
-        by_topic.entry(topic.clone()).or_default().push(result);
+        results.push(result);
     }
-    let mut response = ElectLeadersResponse::default();
     response.replica_election_results = by_topic
         .into_iter()
         .map(|(topic, partition_result)| {
@@ -78,10 +85,16 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     encode_response(ApiKey::ElectLeaders, frame.api_version, frame.correlation_id, &response)
 }
 
-/// One outcome per target, in order.
-async fn elect(context: &ShardContext, targets: &[(String, PartitionIndex)]) -> Vec<Result<(), (i16, String)>> {
-    let not_needed =
-        || Err((ResponseError::ElectionNotNeeded.code(), "the preferred replica already leads".to_string()));
+/// One outcome per target, in order: preferred elections, or unclean ones if `unclean`.
+async fn elect(
+    context: &ShardContext,
+    targets: &[(String, PartitionIndex)],
+    unclean: bool,
+) -> Vec<Result<(), (i16, String)>> {
+    let not_needed = || {
+        let why = if unclean { "the partition has a leader" } else { "the preferred replica already leads" };
+        Err((ResponseError::ElectionNotNeeded.code(), why.to_string()))
+    };
     let Some(link) = &context.quorum else {
         let catalog = context.catalog();
         return targets
@@ -92,7 +105,10 @@ async fn elect(context: &ShardContext, targets: &[(String, PartitionIndex)]) -> 
             })
             .collect();
     };
-    let request = RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(targets.to_vec())));
+    let request = RpcRequest::Controller(match unclean {
+        true => ControllerRequest::ElectUnclean(targets.to_vec()),
+        false => ControllerRequest::ElectPreferred(Some(targets.to_vec())),
+    });
     let failed = |code: i16, message: String| targets.iter().map(|_| Err((code, message.clone()))).collect();
     match link.ask(request).await {
         Ok(RpcResponse::Controller(Ok(ControllerReply::Elections(results)))) if results.len() == targets.len() => {
@@ -105,6 +121,9 @@ async fn elect(context: &ShardContext, targets: &[(String, PartitionIndex)]) -> 
                         ResponseError::PreferredLeaderNotAvailable.code(),
                         "the preferred replica is not in the ISR or not alive".to_string(),
                     )),
+                    Election::EligibleLeadersNotAvailable => {
+                        Err((ResponseError::EligibleLeadersNotAvailable.code(), "no live replica can lead".to_string()))
+                    }
                     Election::UnknownPartition => {
                         Err((ResponseError::UnknownTopicOrPartition.code(), "no such partition".to_string()))
                     }
