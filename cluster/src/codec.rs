@@ -3,8 +3,14 @@
 //!
 //! Must not know: what the fields mean.
 
+use crate::records::Endpoint;
 use crate::types::BrokerId;
 use crate::ClusterError;
+
+/// At most this many endpoints (listeners) per broker.
+const ENDPOINTS_MAX: usize = 1024;
+/// The smallest endpoint on the wire: two empty strings and a port.
+const ENDPOINT_BYTES_MIN: usize = 4 + 4 + 2;
 
 pub(crate) fn corrupt(reason: String) -> ClusterError {
     ClusterError::Corrupt(reason)
@@ -51,6 +57,14 @@ impl Writer {
         self.len(brokers.len());
         for broker in brokers {
             self.i32(broker.0);
+        }
+    }
+    pub(crate) fn endpoints(&mut self, endpoints: &[Endpoint]) {
+        self.len(endpoints.len());
+        for endpoint in endpoints {
+            self.string(&endpoint.name);
+            self.string(&endpoint.host);
+            self.u16(endpoint.port);
         }
     }
     pub(crate) fn broker_epoch(&mut self, kind: u8, broker: BrokerId, epoch: u64) {
@@ -125,6 +139,10 @@ impl Reader<'_> {
     pub(crate) fn brokers(&mut self) -> Result<Vec<BrokerId>, ClusterError> {
         let count = self.count(u16::MAX as usize, 4)?;
         (0..count).map(|_| self.broker()).collect()
+    }
+    pub(crate) fn endpoints(&mut self) -> Result<Vec<Endpoint>, ClusterError> {
+        let count = self.count(ENDPOINTS_MAX, ENDPOINT_BYTES_MIN)?;
+        (0..count).map(|_| Ok(Endpoint { name: self.string()?, host: self.string()?, port: self.u16()? })).collect()
     }
 }
 

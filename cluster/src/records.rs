@@ -137,12 +137,7 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
             out.i32(broker.0);
             out.u64(*incarnation);
             out.u64(*epoch);
-            out.len(endpoints.len());
-            for endpoint in endpoints {
-                out.string(&endpoint.name);
-                out.string(&endpoint.host);
-                out.u16(endpoint.port);
-            }
+            out.endpoints(endpoints);
             out.optional_string(rack.as_deref());
         }
         MetadataRecord::FenceBroker { broker, epoch } => out.broker_epoch(KIND_FENCE_BROKER, *broker, *epoch),
@@ -194,11 +189,7 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
             let broker = input.broker()?;
             let incarnation = input.u64()?;
             let epoch = input.u64()?;
-            let count = input.count(1024, 5)?;
-            let mut endpoints = Vec::with_capacity(count);
-            for _ in 0..count {
-                endpoints.push(Endpoint { name: input.string()?, host: input.string()?, port: input.u16()? });
-            }
+            let endpoints = input.endpoints()?;
             let rack = input.optional_string()?;
             MetadataRecord::RegisterBroker { broker, incarnation, epoch, endpoints, rack }
         }

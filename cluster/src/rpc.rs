@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::codec::{corrupt, Reader, Writer};
 use crate::controller::{ControllerError, Election, Heartbeat, HeartbeatReply, NewTopic, Registration};
 use crate::quorum::{ControllerReply, ControllerRequest, RequestError};
-use crate::records::{decode_batch, encode_batch, Endpoint, RecordBatch};
+use crate::records::{decode_batch, encode_batch, RecordBatch};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
 use crate::ClusterError;
 
@@ -199,12 +199,7 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
                     out.0.extend_from_slice(&id.0);
                 }
             }
-            out.len(registration.endpoints.len());
-            for endpoint in &registration.endpoints {
-                out.string(&endpoint.name);
-                out.string(&endpoint.host);
-                out.u16(endpoint.port);
-            }
+            out.endpoints(&registration.endpoints);
             out.optional_string(registration.rack.as_deref());
         }
         ControllerRequest::Heartbeat(heartbeat) => {
@@ -285,11 +280,7 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
                 1 => Some(ClusterId(input.array16()?)),
                 other => return Err(corrupt(format!("cluster id marker {other}"))),
             };
-            let count = input.count(1024, 10)?;
-            let mut endpoints = Vec::with_capacity(count);
-            for _ in 0..count {
-                endpoints.push(Endpoint { name: input.string()?, host: input.string()?, port: input.u16()? });
-            }
+            let endpoints = input.endpoints()?;
             let rack = input.optional_string()?;
             ControllerRequest::Register(Registration { broker, incarnation, cluster_id, endpoints, rack })
         }
@@ -499,6 +490,7 @@ fn read_request_error(input: &mut Reader<'_>, kind: u8) -> Result<RequestError, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::Endpoint;
 
     fn requests() -> Vec<RpcRequest> {
         let registration = Registration {
