@@ -1250,36 +1250,27 @@ fn a_stopped_node_does_not_stall_the_metadata_of_the_others() {
 fn a_duplicate_node_id_is_refused() {
     let cluster = Cluster::start(112, 3);
     let node = cluster.node(1);
-    let broker_only = |host: u8, dir: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
-        command
-            .args(["--override", "process.roles=broker", "--override", "node.id=4"])
-            .args(["--override", "controller.listener.names=CONTROLLER"])
-            .arg("--override")
-            .arg(format!("controller.quorum.voters={}", node.voters))
-            .arg("--override")
-            .arg(format!("listeners=PLAINTEXT://{}:0", Ipv4Addr::new(127, 112, node.ip.octets()[2], host)))
-            .arg("--override")
-            .arg(format!("log.dirs={}", node.data_dir.with_file_name(dir).display()))
-            .env("RUST_LOG", "info");
-        command
+    let broker_4 = |host: u8, dir: &str| Node {
+        id: 4,
+        roles: Roles::Broker,
+        ip: Ipv4Addr::new(127, 112, node.ip.octets()[2], host),
+        client_port: 0,
+        controller_port: node.controller_port,
+        data_dir: node.data_dir.with_file_name(dir),
+        voters: node.voters.clone(),
+        child: None,
     };
-    let log = node.data_dir.with_file_name("broker-4.log");
-    let mut first = broker_only(4, "broker-4")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start broker 4");
-    let registered = wait_until(READY_TIMEOUT, || {
-        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("registered with the controller"))
-    });
-    assert!(registered.is_some(), "broker 4 did not register:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-    let outcome = run_bounded(&mut broker_only(5, "duplicate-4"), b"", Duration::from_secs(20));
+    let mut first = broker_4(4, "broker-4");
+    first.spawn();
+    let registered = wait_until(READY_TIMEOUT, || first.log().contains("registered with the controller"));
+    assert!(registered.is_some(), "broker 4 did not register:\n{}", first.log());
+    let duplicate = broker_4(5, "duplicate-4");
+    let outcome =
+        run_bounded(&mut duplicate.command(&duplicate.voters, &duplicate.port_file()), b"", Duration::from_secs(20));
     let stderr = strip_ansi(&outcome.stderr);
-    let first_running = first.try_wait().expect("wait").is_none();
-    let _ = first.kill();
-    let _ = first.wait();
-    let first_log = strip_ansi(&std::fs::read_to_string(&log).unwrap_or_default());
+    let first_running = first.child.as_mut().is_some_and(|child| child.try_wait().expect("wait").is_none());
+    first.kill();
+    let first_log = first.log();
     assert!(!outcome.killed, "a second node 4 kept running:\n{stderr}\nthe first node 4:\n{first_log}");
     assert!(!outcome.status.success(), "{stderr}");
     assert!(stderr.contains("node.id"), "the refusal names node.id:\n{stderr}\nthe first node 4:\n{first_log}");
