@@ -45,6 +45,8 @@ pub const TICKS_PER_ELECTION_TIMEOUT: u64 = 10;
 const SESSION_CHECK_MS: u64 = 100;
 /// Kafka's `leader.imbalance.check.interval.seconds` default (300 s).
 pub const LEADER_IMBALANCE_CHECK_MS: u64 = 300_000;
+/// Set once a Kafka client on the CONTROLLER listener was logged (its tools retry every second).
+static KAFKA_CLIENT_WARNED: AtomicBool = AtomicBool::new(false);
 /// Tokens of the controller's own requests (their replies go nowhere).
 const OWN_REQUEST_TOKEN: u64 = u64::MAX;
 
@@ -441,7 +443,14 @@ fn serve(
     stream.set_nonblocking(false)?;
     let mut framed = FramedStream::new(stream)?;
     framed.set_frame_bytes_max(CONTROLLER_HELLO_FRAME_BYTES_MAX);
-    let remote = match framed.read_within_ms(CONTROLLER_IO_TIMEOUT_MS)? {
+    let first = framed.read_within_ms(CONTROLLER_IO_TIMEOUT_MS);
+    if first.is_err() && framed.looks_like_kafka_request() && !KAFKA_CLIENT_WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "a Kafka client reached the CONTROLLER listener: Skua's controllers speak their own protocol; point \
+             Kafka tools at a broker (--bootstrap-server), --bootstrap-controller is not supported (logged once)"
+        );
+    }
+    let remote = match first? {
         Frame::Hello(remote) => remote,
         _ => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the first frame must be a Hello")),
     };

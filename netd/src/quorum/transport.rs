@@ -18,6 +18,10 @@ use crate::limits::CONTROLLER_IO_TIMEOUT_MS;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Kafka API keys and versions are small numbers (a Skua frame's second and third bytes are its
+/// version and kind, never both zero-led like this): used only to word a log line.
+const KAFKA_API_KEY_GUESS_MAX: u16 = 100;
+const KAFKA_API_VERSION_GUESS_MAX: u16 = 30;
 
 /// One connection's framing state: the socket and what was read past the last frame.
 #[derive(Debug)]
@@ -83,6 +87,20 @@ impl FramedStream {
         }
         self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())
+    }
+
+    /// Whether the bytes read so far start like a Kafka request (a length, then an API key up to
+    /// [`KAFKA_API_KEY_GUESS_MAX`] and a small version): a Kafka tool pointed at the CONTROLLER
+    /// listener (`--bootstrap-controller`), which speaks Skua's own framing, not Kafka's.
+    pub fn looks_like_kafka_request(&self) -> bool {
+        match self.buffer.get(4..8) {
+            Some([key_high, key_low, version_high, version_low]) => {
+                let api_key = u16::from_be_bytes([*key_high, *key_low]);
+                let version = u16::from_be_bytes([*version_high, *version_low]);
+                api_key <= KAFKA_API_KEY_GUESS_MAX && version <= KAFKA_API_VERSION_GUESS_MAX
+            }
+            _ => false,
+        }
     }
 
     /// Bounds the frames this side accepts from now on (what it sends is not bounded by it).
