@@ -3,8 +3,8 @@
 //!
 //! Must not know: what the fields mean.
 
-use crate::records::Endpoint;
-use crate::types::BrokerId;
+use crate::records::{Endpoint, PartitionState};
+use crate::types::{BrokerId, PartitionIndex, TopicId};
 use crate::ClusterError;
 
 /// At most this many endpoints (listeners) per broker.
@@ -66,6 +66,15 @@ impl Writer {
             self.string(&endpoint.host);
             self.u16(endpoint.port);
         }
+    }
+    pub(crate) fn partition_state(&mut self, state: &PartitionState) {
+        self.0.extend_from_slice(&state.topic_id.0);
+        self.i32(state.partition.0);
+        self.brokers(&state.replicas);
+        self.brokers(&state.isr);
+        self.i32(state.leader.map_or(-1, |leader| leader.0));
+        self.i32(state.leader_epoch);
+        self.i32(state.partition_epoch);
     }
     pub(crate) fn broker_epoch(&mut self, kind: u8, broker: BrokerId, epoch: u64) {
         self.u8(kind);
@@ -139,6 +148,20 @@ impl Reader<'_> {
     pub(crate) fn brokers(&mut self) -> Result<Vec<BrokerId>, ClusterError> {
         let count = self.count(u16::MAX as usize, 4)?;
         (0..count).map(|_| self.broker()).collect()
+    }
+    pub(crate) fn partition_state(&mut self) -> Result<PartitionState, ClusterError> {
+        let topic_id = TopicId(self.array16()?);
+        let partition = PartitionIndex(self.i32()?);
+        let replicas = self.brokers()?;
+        let isr = self.brokers()?;
+        let leader = match self.i32()? {
+            -1 => None,
+            id if id >= 0 => Some(BrokerId(id)),
+            id => return Err(corrupt(format!("partition leader {id}"))),
+        };
+        let leader_epoch = self.i32()?;
+        let partition_epoch = self.i32()?;
+        Ok(PartitionState { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch })
     }
     pub(crate) fn endpoints(&mut self) -> Result<Vec<Endpoint>, ClusterError> {
         let count = self.count(ENDPOINTS_MAX, ENDPOINT_BYTES_MIN)?;

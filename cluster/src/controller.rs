@@ -127,8 +127,40 @@ pub enum Election {
     UnknownPartition,
 }
 
+/// A partition leader's request to change the partition's ISR (Kafka's AlterPartition): valid
+/// only against the leader epoch and partition epoch it was decided on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic: String,
+    pub partition: PartitionIndex,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    /// The ISR the leader wants, itself included.
+    pub isr: Vec<BrokerId>,
+}
+
+/// The controller's answer to one [`IsrChange`] (Kafka's AlterPartition partition errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsrChangeOutcome {
+    /// Applied (or already so): the partition as it is now.
+    Changed(PartitionState),
+    UnknownPartition,
+    /// The leader epoch is not the partition's: a leader that was replaced (FENCED_LEADER_EPOCH).
+    FencedLeaderEpoch,
+    /// The requesting broker does not lead the partition (INVALID_REQUEST).
+    NotLeader,
+    /// The partition changed since the leader read it (INVALID_UPDATE_VERSION).
+    InvalidUpdateVersion,
+    /// Not a subset of the replicas, a broker named twice, or the leader left out
+    /// (INVALID_REQUEST).
+    InvalidIsr,
+    /// A broker that may not join an ISR: fenced, shutting down or not registered
+    /// (INELIGIBLE_REPLICA).
+    IneligibleReplica(BrokerId),
+}
+
 /// The active controller's state: the speculative image and the brokers' last heartbeats.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Controller {
     config: ControllerConfig,
     image: MetadataImage,
@@ -513,6 +545,70 @@ impl Controller {
             }
         }
         Ok((self.decided(batch)?, results))
+    }
+
+    /// ISR changes asked by `broker` (registered as `broker_epoch`) for partitions it leads: each
+    /// is checked against the partition as the controller has it (leader epoch, leadership,
+    /// partition epoch, replicas, eligible members) and applied with the partition epoch bumped;
+    /// the leader stays. Refused whole if the broker epoch is stale.
+    pub fn alter_partition(
+        &mut self,
+        broker: BrokerId,
+        broker_epoch: u64,
+        changes: &[IsrChange],
+    ) -> Result<(RecordBatch, Vec<IsrChangeOutcome>), ControllerError> {
+        if self.image.brokers.get(&broker).is_none_or(|registration| registration.epoch != broker_epoch) {
+            return Err(ControllerError::StaleBrokerEpoch { broker, epoch: broker_epoch });
+        }
+        let mut batch = Vec::new();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let outcome = match self.image.partition(&change.topic, change.partition) {
+                None => IsrChangeOutcome::UnknownPartition,
+                Some(partition) => match self.check_isr_change(broker, partition, change) {
+                    Err(refused) => refused,
+                    Ok(()) => match changed(partition, change.isr.clone(), partition.leader) {
+                        Some(next) => {
+                            batch.push(MetadataRecord::Partition(next.clone()));
+                            IsrChangeOutcome::Changed(next)
+                        }
+                        None => IsrChangeOutcome::Changed(partition.clone()),
+                    },
+                },
+            };
+            outcomes.push(outcome);
+        }
+        Ok((self.decided(batch)?, outcomes))
+    }
+
+    fn check_isr_change(
+        &self,
+        broker: BrokerId,
+        partition: &PartitionState,
+        change: &IsrChange,
+    ) -> Result<(), IsrChangeOutcome> {
+        if change.leader_epoch != partition.leader_epoch {
+            return Err(IsrChangeOutcome::FencedLeaderEpoch);
+        }
+        if partition.leader != Some(broker) {
+            return Err(IsrChangeOutcome::NotLeader);
+        }
+        if change.partition_epoch != partition.partition_epoch {
+            return Err(IsrChangeOutcome::InvalidUpdateVersion);
+        }
+        let distinct: BTreeSet<&BrokerId> = change.isr.iter().collect();
+        let valid = distinct.len() == change.isr.len()
+            && change.isr.iter().all(|member| partition.replicas.contains(member))
+            && change.isr.contains(&broker);
+        if !valid {
+            return Err(IsrChangeOutcome::InvalidIsr);
+        }
+        // Members already in the ISR stay eligible (Kafka shrinks them out, it does not refuse
+        // the shrink); a joining one must be able to lead.
+        match change.isr.iter().find(|member| !partition.isr.contains(member) && !self.image.is_active(**member)) {
+            Some(member) => Err(IsrChangeOutcome::IneligibleReplica(*member)),
+            None => Ok(()),
+        }
     }
 
     fn new_partition(

@@ -29,7 +29,8 @@ use raft::prelude::{ConfState, Entry, EntryType, HardState, Message, MessageType
 use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
 use crate::controller::{
-    Controller, ControllerConfig, ControllerError, Election, Heartbeat, HeartbeatReply, NewTopic, Registration,
+    Controller, ControllerConfig, ControllerError, Election, Heartbeat, HeartbeatReply, IsrChange, IsrChangeOutcome,
+    NewTopic, Registration,
 };
 use crate::image::MetadataImage;
 use crate::records::{decode_batch, encode_batch, MetadataRecord};
@@ -72,6 +73,14 @@ pub enum ControllerRequest {
     ElectPreferred(Option<Vec<(String, PartitionIndex)>>),
     /// Unclean elections (ElectLeaders type UNCLEAN) for the named partitions.
     ElectUnclean(Vec<(String, PartitionIndex)>),
+    /// Every check of a creation, nothing committed (CreateTopics' `validate_only`).
+    ValidateTopic(NewTopic),
+    /// ISR changes from the leader `broker` (Kafka's AlterPartition).
+    AlterPartition {
+        broker: BrokerId,
+        epoch: u64,
+        changes: Vec<IsrChange>,
+    },
 }
 
 /// The active controller's answer, sent once its records are committed.
@@ -82,6 +91,7 @@ pub enum ControllerReply {
     Done,
     ProducerIds(Range<u64>),
     Elections(Vec<Election>),
+    IsrChanges(Vec<IsrChangeOutcome>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -372,6 +382,13 @@ impl<S: DurableLog> Quorum<S> {
             ControllerRequest::ElectUnclean(partitions) => controller
                 .elect_unclean(&partitions)
                 .map(|(batch, results)| (batch, ControllerReply::Elections(results))),
+            ControllerRequest::ValidateTopic(topic) => {
+                let mut scratch = Controller::clone(controller);
+                scratch.create_topic(&topic).map(|_| (Vec::new(), ControllerReply::Done))
+            }
+            ControllerRequest::AlterPartition { broker, epoch, changes } => controller
+                .alter_partition(broker, epoch, &changes)
+                .map(|(batch, outcomes)| (batch, ControllerReply::IsrChanges(outcomes))),
         };
         match decided {
             Err(error) => self.immediate.push((token, Err(RequestError::Refused(error)))),

@@ -157,13 +157,7 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
         }
         MetadataRecord::Partition(state) => {
             out.u8(KIND_PARTITION);
-            out.0.extend_from_slice(&state.topic_id.0);
-            out.i32(state.partition.0);
-            out.brokers(&state.replicas);
-            out.brokers(&state.isr);
-            out.i32(state.leader.map_or(-1, |leader| leader.0));
-            out.i32(state.leader_epoch);
-            out.i32(state.partition_epoch);
+            out.partition_state(state);
         }
         MetadataRecord::RemoveTopic { id } => {
             out.u8(KIND_REMOVE_TOPIC);
@@ -208,28 +202,7 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
             }
             MetadataRecord::Topic { id, name, configs }
         }
-        KIND_PARTITION => {
-            let topic_id = TopicId(input.array16()?);
-            let partition = PartitionIndex(input.i32()?);
-            let replicas = input.brokers()?;
-            let isr = input.brokers()?;
-            let leader = match input.i32()? {
-                -1 => None,
-                id if id >= 0 => Some(BrokerId(id)),
-                id => return Err(corrupt(format!("partition leader {id}"))),
-            };
-            let leader_epoch = input.i32()?;
-            let partition_epoch = input.i32()?;
-            MetadataRecord::Partition(PartitionState {
-                topic_id,
-                partition,
-                replicas,
-                isr,
-                leader,
-                leader_epoch,
-                partition_epoch,
-            })
-        }
+        KIND_PARTITION => MetadataRecord::Partition(input.partition_state()?),
         KIND_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: TopicId(input.array16()?) },
         KIND_PRODUCER_IDS => {
             MetadataRecord::ProducerIds { broker: input.broker()?, epoch: input.u64()?, next: input.u64()? }

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use crate::codec::{corrupt, Reader, Writer};
-use crate::controller::{ControllerError, Election, Heartbeat, HeartbeatReply, NewTopic, Registration};
+use crate::controller::{
+    ControllerError, Election, Heartbeat, HeartbeatReply, IsrChange, IsrChangeOutcome, NewTopic, Registration,
+};
 use crate::quorum::{ControllerReply, ControllerRequest, RequestError};
 use crate::records::{decode_batch, encode_batch, RecordBatch};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
@@ -210,16 +212,11 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
         }
         ControllerRequest::CreateTopic(topic) => {
             out.u8(3);
-            out.string(&topic.name);
-            out.0.extend_from_slice(&topic.id.0);
-            out.i32(topic.partitions);
-            out.u16(topic.replication_factor as u16);
-            write_assignment(out, &topic.assignment);
-            out.len(topic.configs.len());
-            for (key, value) in &topic.configs {
-                out.string(key);
-                out.string(value);
-            }
+            write_new_topic(out, topic);
+        }
+        ControllerRequest::ValidateTopic(topic) => {
+            out.u8(10);
+            write_new_topic(out, topic);
         }
         ControllerRequest::CreatePartitions { name, count, assignment } => {
             out.u8(4);
@@ -250,7 +247,47 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
             out.u8(8);
             write_partitions(out, partitions);
         }
+        ControllerRequest::AlterPartition { broker, epoch, changes } => {
+            out.u8(9);
+            out.i32(broker.0);
+            out.u64(*epoch);
+            out.len(changes.len());
+            for change in changes {
+                out.string(&change.topic);
+                out.i32(change.partition.0);
+                out.i32(change.leader_epoch);
+                out.i32(change.partition_epoch);
+                out.brokers(&change.isr);
+            }
+        }
     }
+}
+
+fn write_new_topic(out: &mut Writer, topic: &NewTopic) {
+    out.string(&topic.name);
+    out.0.extend_from_slice(&topic.id.0);
+    out.i32(topic.partitions);
+    out.u16(topic.replication_factor as u16);
+    write_assignment(out, &topic.assignment);
+    out.len(topic.configs.len());
+    for (key, value) in &topic.configs {
+        out.string(key);
+        out.string(value);
+    }
+}
+
+fn read_new_topic(input: &mut Reader<'_>) -> Result<NewTopic, ClusterError> {
+    let name = input.string()?;
+    let id = TopicId(input.array16()?);
+    let partitions = input.i32()?;
+    let replication_factor = input.u16()? as i16;
+    let assignment = read_assignment(input)?;
+    let count = input.count(100_000, 8)?;
+    let mut configs = BTreeMap::new();
+    for _ in 0..count {
+        configs.insert(input.string()?, input.string()?);
+    }
+    Ok(NewTopic { name, id, partitions, replication_factor, assignment, configs })
 }
 
 fn write_partitions(out: &mut Writer, partitions: &[(String, PartitionIndex)]) {
@@ -298,19 +335,8 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
                 want_shutdown: flags & 2 != 0,
             })
         }
-        3 => {
-            let name = input.string()?;
-            let id = TopicId(input.array16()?);
-            let partitions = input.i32()?;
-            let replication_factor = input.u16()? as i16;
-            let assignment = read_assignment(input)?;
-            let count = input.count(100_000, 8)?;
-            let mut configs = BTreeMap::new();
-            for _ in 0..count {
-                configs.insert(input.string()?, input.string()?);
-            }
-            ControllerRequest::CreateTopic(NewTopic { name, id, partitions, replication_factor, assignment, configs })
-        }
+        3 => ControllerRequest::CreateTopic(read_new_topic(input)?),
+        10 => ControllerRequest::ValidateTopic(read_new_topic(input)?),
         4 => ControllerRequest::CreatePartitions {
             name: input.string()?,
             count: input.i32()?,
@@ -324,6 +350,22 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
             other => return Err(corrupt(format!("election marker {other}"))),
         }),
         8 => ControllerRequest::ElectUnclean(read_partitions(input)?),
+        9 => {
+            let (broker, epoch) = (input.broker()?, input.u64()?);
+            // The smallest change: an empty name, three i32s, an empty ISR.
+            let count = input.count(10_000_000, 4 + 12 + 4)?;
+            let mut changes = Vec::with_capacity(count);
+            for _ in 0..count {
+                changes.push(IsrChange {
+                    topic: input.string()?,
+                    partition: PartitionIndex(input.i32()?),
+                    leader_epoch: input.i32()?,
+                    partition_epoch: input.i32()?,
+                    isr: input.brokers()?,
+                });
+            }
+            ControllerRequest::AlterPartition { broker, epoch, changes }
+        }
         other => return Err(corrupt(format!("unknown controller request {other}"))),
     })
 }
@@ -369,6 +411,27 @@ fn write_reply(out: &mut Writer, reply: &ControllerReply) {
                 });
             }
         }
+        ControllerReply::IsrChanges(outcomes) => {
+            out.u8(6);
+            out.len(outcomes.len());
+            for outcome in outcomes {
+                match outcome {
+                    IsrChangeOutcome::Changed(state) => {
+                        out.u8(0);
+                        out.partition_state(state);
+                    }
+                    IsrChangeOutcome::UnknownPartition => out.u8(1),
+                    IsrChangeOutcome::FencedLeaderEpoch => out.u8(2),
+                    IsrChangeOutcome::NotLeader => out.u8(3),
+                    IsrChangeOutcome::InvalidUpdateVersion => out.u8(4),
+                    IsrChangeOutcome::InvalidIsr => out.u8(5),
+                    IsrChangeOutcome::IneligibleReplica(broker) => {
+                        out.u8(6);
+                        out.i32(broker.0);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -401,6 +464,23 @@ fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
                 });
             }
             ControllerReply::Elections(results)
+        }
+        6 => {
+            let count = input.count(10_000_000, 1)?;
+            let mut outcomes = Vec::with_capacity(count);
+            for _ in 0..count {
+                outcomes.push(match input.u8()? {
+                    0 => IsrChangeOutcome::Changed(input.partition_state()?),
+                    1 => IsrChangeOutcome::UnknownPartition,
+                    2 => IsrChangeOutcome::FencedLeaderEpoch,
+                    3 => IsrChangeOutcome::NotLeader,
+                    4 => IsrChangeOutcome::InvalidUpdateVersion,
+                    5 => IsrChangeOutcome::InvalidIsr,
+                    6 => IsrChangeOutcome::IneligibleReplica(input.broker()?),
+                    other => return Err(corrupt(format!("ISR change outcome {other}"))),
+                });
+            }
+            ControllerReply::IsrChanges(outcomes)
         }
         other => return Err(corrupt(format!("unknown controller reply {other}"))),
     })
@@ -516,7 +596,8 @@ mod tests {
                 caught_up: true,
                 want_shutdown: true,
             })),
-            RpcRequest::Controller(ControllerRequest::CreateTopic(topic)),
+            RpcRequest::Controller(ControllerRequest::CreateTopic(topic.clone())),
+            RpcRequest::Controller(ControllerRequest::ValidateTopic(topic)),
             RpcRequest::Controller(ControllerRequest::CreatePartitions {
                 name: "t".into(),
                 count: 4,
@@ -527,6 +608,17 @@ mod tests {
             RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(vec![("t".into(), PartitionIndex(2))]))),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(None)),
             RpcRequest::Controller(ControllerRequest::ElectUnclean(vec![("u".into(), PartitionIndex(0))])),
+            RpcRequest::Controller(ControllerRequest::AlterPartition {
+                broker: BrokerId(2),
+                epoch: 11,
+                changes: vec![IsrChange {
+                    topic: "t".into(),
+                    partition: PartitionIndex(1),
+                    leader_epoch: 3,
+                    partition_epoch: 8,
+                    isr: vec![BrokerId(2), BrokerId(1)],
+                }],
+            }),
             RpcRequest::FetchImage { have_offset: 12, max_wait_ms: 500 },
             RpcRequest::DescribeQuorum,
         ]
@@ -546,6 +638,23 @@ mod tests {
                 Election::Elected,
                 Election::UnknownPartition,
                 Election::EligibleLeadersNotAvailable,
+            ]))),
+            RpcResponse::Controller(Ok(ControllerReply::IsrChanges(vec![
+                IsrChangeOutcome::Changed(crate::records::PartitionState {
+                    topic_id: TopicId([4; 16]),
+                    partition: PartitionIndex(1),
+                    replicas: vec![BrokerId(1), BrokerId(2)],
+                    isr: vec![BrokerId(2)],
+                    leader: Some(BrokerId(2)),
+                    leader_epoch: 3,
+                    partition_epoch: 9,
+                }),
+                IsrChangeOutcome::UnknownPartition,
+                IsrChangeOutcome::FencedLeaderEpoch,
+                IsrChangeOutcome::NotLeader,
+                IsrChangeOutcome::InvalidUpdateVersion,
+                IsrChangeOutcome::InvalidIsr,
+                IsrChangeOutcome::IneligibleReplica(BrokerId(3)),
             ]))),
             RpcResponse::Controller(Err(RequestError::NotController { leader: Some(BrokerId(2)) })),
             RpcResponse::Controller(Err(RequestError::NotController { leader: None })),

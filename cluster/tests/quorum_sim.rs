@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster::controller::{ControllerConfig, Heartbeat, NewTopic, Registration};
+use cluster::controller::{ControllerConfig, Heartbeat, IsrChange, IsrChangeOutcome, NewTopic, Registration};
 use cluster::image::MetadataImage;
 use cluster::quorum::{ControllerReply, ControllerRequest, DurableLog, Quorum, QuorumConfig, RequestError};
 use cluster::raft_log::{RaftLog, RaftLogConfig, SEGMENT_SUFFIX};
@@ -491,6 +491,7 @@ struct Checks {
     /// Topics created, deleted or given partitions.
     changes_done: u64,
     elections: u64,
+    isr_changes: u64,
     crashes: u64,
     /// Armed power cuts that struck (in the middle of an `advance` or of a recovery).
     power_cuts: u64,
@@ -511,6 +512,7 @@ struct Coverage {
     power_cuts: u64,
     /// Runs in which some node's log rolled past its first segment.
     rolled_runs: u64,
+    isr_changes: u64,
 }
 
 /// What a request was, to check its reply.
@@ -519,6 +521,7 @@ enum Asked {
     Register(usize),
     Heartbeat(usize),
     ProducerIds,
+    IsrChange,
     Other,
 }
 
@@ -662,7 +665,8 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
                 Some(leader) if !rng.chance(20) => leader,
                 _ => random,
             };
-            let (request, what) = broker_request(&mut rng, &mut brokers, step);
+            let image = nodes[target].quorum.as_ref().map(|quorum| quorum.image().clone());
+            let (request, what) = broker_request(&mut rng, &mut brokers, step, image.as_deref());
             if let Some(quorum) = nodes[target].quorum.as_mut() {
                 next_token += 1;
                 asked.insert(next_token, what);
@@ -730,10 +734,11 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     coverage.snapshots_sent += checks.snapshots_sent;
     coverage.lossy_power_losses += checks.lossy_power_losses;
     coverage.power_cuts += checks.power_cuts;
+    coverage.isr_changes += checks.isr_changes;
     eprintln!(
         "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
          segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts, {} power losses dropped unsynced writes, {} restarts, \
-         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections",
+         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections, {} ISR changes",
         image.offset,
         quorums[0].applied(),
         checks.active.len(),
@@ -745,7 +750,8 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         checks.states_unchecked,
         checks.changes_done,
         checks.producer_ids.len(),
-        checks.elections
+        checks.elections,
+        checks.isr_changes
     );
 }
 
@@ -864,7 +870,14 @@ fn check_log(
     }
 }
 
-fn broker_request(rng: &mut Rng, brokers: &mut [Broker], step: u64) -> (ControllerRequest, Asked) {
+/// A random request of a random simulated broker; `image` (the target node's, maybe stale) is
+/// where a leader reads the partitions it leads for an ISR change.
+fn broker_request(
+    rng: &mut Rng,
+    brokers: &mut [Broker],
+    step: u64,
+    image: Option<&MetadataImage>,
+) -> (ControllerRequest, Asked) {
     let index = rng.below(brokers.len() as u64) as usize;
     let broker = &mut brokers[index];
     let Some(epoch) = broker.epoch else {
@@ -910,6 +923,22 @@ fn broker_request(rng: &mut Rng, brokers: &mut [Broker], step: u64) -> (Controll
                 Asked::Other,
             )
         }
+        5 | 6 if image.is_some_and(|image| image.partitions().any(|(_, p)| p.leader == Some(id))) => {
+            // The leader shrinks or grows an ISR (itself kept, any other replica in or out),
+            // from the epochs its image shows: stale when the image lags.
+            let image = image.expect("checked above");
+            let led: Vec<_> = image.partitions().filter(|(_, p)| p.leader == Some(id)).collect();
+            let (topic, partition) = led[rng.below(led.len() as u64) as usize];
+            let isr = partition.replicas.iter().copied().filter(|r| *r == id || rng.below(2) == 0).collect();
+            let change = IsrChange {
+                topic: topic.name.clone(),
+                partition: partition.partition,
+                leader_epoch: partition.leader_epoch,
+                partition_epoch: partition.partition_epoch,
+                isr,
+            };
+            (ControllerRequest::AlterPartition { broker: id, epoch, changes: vec![change] }, Asked::IsrChange)
+        }
         _ => {
             let heartbeat = Heartbeat { broker: id, epoch, caught_up: true, want_shutdown: rng.chance(2) };
             (ControllerRequest::Heartbeat(heartbeat), Asked::Heartbeat(index))
@@ -942,6 +971,16 @@ fn record_reply(
         (Asked::ProducerIds, Err(RequestError::Refused(_))) => {}
         (Asked::Other, Ok(ControllerReply::Done)) => checks.changes_done += 1,
         (Asked::Other, Ok(ControllerReply::Elections(_))) => checks.elections += 1,
+        (Asked::IsrChange, Ok(ControllerReply::IsrChanges(outcomes))) => {
+            for outcome in outcomes {
+                if let IsrChangeOutcome::Changed(state) = outcome {
+                    // An ISR change keeps the leader in the ISR and the ISR within the replicas.
+                    assert!(state.leader.is_some_and(|leader| state.isr.contains(&leader)), "{state:?}");
+                    assert!(state.isr.iter().all(|member| state.replicas.contains(member)), "{state:?}");
+                    checks.isr_changes += 1;
+                }
+            }
+        }
         (_, Err(_)) => {}
         (what, reply) => panic!("{what:?} answered with {reply:?}"),
     }
@@ -982,6 +1021,7 @@ fn run_seeds<S: SimStore>(default_seeds: u64) -> Option<Coverage> {
     assert!(coverage.compacted_runs > 0, "{}: no run compacted its log: {coverage:?}", S::NAME);
     assert!(coverage.snapshots_sent > 0, "{}: no run sent a snapshot: {coverage:?}", S::NAME);
     assert!(coverage.lossy_power_losses > 0, "{}: no power loss dropped a write: {coverage:?}", S::NAME);
+    assert!(coverage.isr_changes > 0, "{}: no ISR change was applied: {coverage:?}", S::NAME);
     Some(coverage)
 }
 

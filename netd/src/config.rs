@@ -95,7 +95,7 @@ pub fn keys() -> Vec<Key> {
         key(
             "process.roles",
             "(unset: one node)",
-            "broker, controller or broker,controller: this node's roles in a KRaft cluster (not implemented yet)",
+            "broker, controller or broker,controller: this node's roles in a KRaft cluster (README: cluster)",
         ),
         key("controller.quorum.voters", "(unset)", "the controller quorum: id@host:port,... (with process.roles)"),
         key(

@@ -28,15 +28,18 @@ use bytes::Bytes;
 use common::{answers_api_versions, read_response, request_frame, run_bounded};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_fetch_request::{
     OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    DeleteTopicsRequest, DeleteTopicsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupId, MetadataRequest, MetadataResponse, OffsetFetchRequest, OffsetFetchResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, DescribeClusterRequest, DescribeClusterResponse, DescribeGroupsRequest,
+    DescribeGroupsResponse, FetchRequest, FetchResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
+    MetadataRequest, MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
@@ -53,6 +56,11 @@ const NOT_LEADER_OR_FOLLOWER: i16 = 6;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const NOT_COORDINATOR: i16 = 16;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
+const FENCED_LEADER_EPOCH: i16 = 74;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const INVALID_REQUEST: i16 = 42;
+const MISMATCHED_ENDPOINT_TYPE: i16 = 114;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
 
 /// Removes the terminal colour escapes netd's log lines carry (`\x1b[...m`).
 fn strip_ansi(text: &str) -> String {
@@ -538,6 +546,21 @@ fn produce_frame(topic: &str, partition: i32, acks: i16, correlation_id: i32) ->
     request_frame(ApiKey::Produce, 9, correlation_id, &request)
 }
 
+/// The error code of a Fetch v12 of one partition through `node` with `current_leader_epoch`.
+fn fetch_error(node: &Node, topic: &str, partition: i32, current_leader_epoch: i32) -> Option<i16> {
+    let asked = FetchPartition::default()
+        .with_partition(partition)
+        .with_current_leader_epoch(current_leader_epoch)
+        .with_fetch_offset(0)
+        .with_partition_max_bytes(1024);
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1024).with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![asked])]);
+    let response: FetchResponse = call(node, ApiKey::Fetch, 12, &request)?;
+    Some(response.responses.first()?.partitions.first()?.error_code)
+}
+
 /// The error code of the one partition of a Produce v9 response read from `stream`.
 fn produce_error(stream: &mut TcpStream, correlation_id: i32) -> i16 {
     let (correlation, mut bytes) = read_response(stream, ApiKey::Produce, 9);
@@ -758,6 +781,70 @@ fn three_nodes_agree() {
         assert!(!metadata(node).expect("metadata").topics.contains_key("too-many-replicas"));
     }
     non_coordinators_answer_not_coordinator(&cluster);
+    answers_as_kafka_does(&cluster);
+}
+
+/// Answers checked against Kafka 4.4's for the same requests (`/work`'s oracle runs): the
+/// offsets topic is described like any other (so `kafka-topics --describe` of everything works)
+/// and flagged internal; CreateTopics' `validate_only` runs the controller's checks and creates
+/// nothing; a manual assignment is checked as Kafka checks it; a created topic's id is answered;
+/// DescribeCluster for controllers sent to a broker is MISMATCHED_ENDPOINT_TYPE.
+fn answers_as_kafka_does(cluster: &Cluster) {
+    let node = cluster.node(2);
+    let described = kafka_topics(node, &["--describe"], false);
+    assert!(described.stdout.contains("Topic: __consumer_offsets"), "{}", described.stdout);
+    assert!(described.stdout.contains("cleanup.policy=compact"), "{}", described.stdout);
+    let request = MetadataRequest::default().with_topics(None);
+    let listed: MetadataResponse = call(node, ApiKey::Metadata, 12, &request).expect("metadata");
+    let internal: Vec<(String, bool)> = listed
+        .topics
+        .iter()
+        .map(|topic| (topic.name.as_ref().map(|name| name.0.to_string()).unwrap_or_default(), topic.is_internal))
+        .collect();
+    assert!(internal.iter().all(|(name, internal)| *internal == (name == "__consumer_offsets")), "{internal:?}");
+    assert!(internal.iter().any(|(name, _)| name == "__consumer_offsets"), "{internal:?}");
+
+    let create = |topic: CreatableTopic, validate_only: bool| -> CreatableTopicResult {
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(5_000)
+            .with_validate_only(validate_only);
+        let response: CreateTopicsResponse = call(node, ApiKey::CreateTopics, 7, &request).expect("answer");
+        response.topics.into_iter().next().expect("one result")
+    };
+    let named = |name: &'static str| CreatableTopic::default().with_name(TopicName(StrBytes::from_static_str(name)));
+    let assigned = |index: i32| {
+        CreatableReplicaAssignment::default()
+            .with_partition_index(index)
+            .with_broker_ids(vec![kafka_protocol::messages::BrokerId(1), kafka_protocol::messages::BrokerId(2)])
+    };
+    let too_many = named("validated").with_num_partitions(1).with_replication_factor(4);
+    assert_eq!(
+        create(too_many, true).error_code,
+        INVALID_REPLICATION_FACTOR,
+        "validate_only runs the controller's checks"
+    );
+    let fine = named("validated").with_num_partitions(2).with_replication_factor(3);
+    assert_eq!(create(fine, true).error_code, NONE);
+    let not_first =
+        named("assigned").with_num_partitions(-1).with_replication_factor(-1).with_assignments(vec![assigned(1)]);
+    assert_eq!(create(not_first, false).error_code, INVALID_REPLICA_ASSIGNMENT);
+    let with_factor =
+        named("assigned").with_num_partitions(-1).with_replication_factor(2).with_assignments(vec![assigned(0)]);
+    assert_eq!(create(with_factor, false).error_code, INVALID_REQUEST);
+    let created = create(named("with-id").with_num_partitions(1).with_replication_factor(2), false);
+    assert_eq!(created.error_code, NONE, "{created:?}");
+    assert!(!created.topic_id.is_nil(), "CreateTopics v7 answers the topic id: {created:?}");
+    let listed: MetadataResponse = call(node, ApiKey::Metadata, 12, &request).expect("metadata");
+    let names: BTreeSet<String> =
+        listed.topics.iter().filter_map(|topic| topic.name.as_ref().map(|name| name.0.to_string())).collect();
+    assert!(!names.contains("validated") && !names.contains("assigned"), "{names:?}");
+    let id = listed.topics.iter().find(|topic| topic.name.as_ref().is_some_and(|name| name.0.as_str() == "with-id"));
+    assert_eq!(id.map(|topic| topic.topic_id), Some(created.topic_id));
+
+    let controllers = DescribeClusterRequest::default().with_endpoint_type(2);
+    let answer: DescribeClusterResponse = call(node, ApiKey::DescribeCluster, 1, &controllers).expect("answer");
+    assert_eq!((answer.error_code, answer.brokers.len()), (MISMATCHED_ENDPOINT_TYPE, 0), "{answer:?}");
 }
 
 /// `kafka-metadata-quorum describe --status` names the same quorum leader from every node.
@@ -776,6 +863,25 @@ fn metadata_quorum_status_agrees() {
         assert_eq!(leader, Some(active.to_string().as_str()), "{}", status.stdout);
         assert!(status.stdout.contains("CurrentVoters:"), "{}", status.stdout);
     }
+    // `--replication`: one row per voter, the active controller the Leader, the others Followers.
+    let replication = kafka_tool(
+        "org.apache.kafka.tools.MetadataQuorumCommand",
+        &["--bootstrap-server", &cluster.node(1).bootstrap(), "describe", "--replication"],
+        b"",
+        false,
+    );
+    let rows: BTreeMap<String, String> = replication
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            Some((fields.first()?.to_string(), fields.last()?.to_string()))
+        })
+        .collect();
+    let expected: BTreeMap<String, String> =
+        (1..=3).map(|id| (id.to_string(), if id == active { "Leader" } else { "Follower" }.to_string())).collect();
+    assert_eq!(rows, expected, "{}", replication.stdout);
 }
 
 #[test]
@@ -1064,6 +1170,18 @@ fn fenced_broker_loses_leadership() {
             metadata(node).is_some_and(|metadata| metadata.partitions("fence") == after.partitions("fence"))
         })
         .unwrap_or_else(|| panic!("node {} disagrees:\n{:?}", node.id, metadata(node)));
+    }
+    // A consumer holding the old leader epoch is fenced by the new leader, one from the future is
+    // told the epoch is unknown, the current epoch reads (Kafka's KIP-320 answers).
+    let moved_index = led[0];
+    let (old, new) = (&before[&moved_index], &after.partitions("fence")[&moved_index]);
+    let new_leader = cluster.node(new.leader as u32);
+    for (epoch, expected) in [
+        (old.leader_epoch, FENCED_LEADER_EPOCH),
+        (new.leader_epoch + 5, UNKNOWN_LEADER_EPOCH),
+        (new.leader_epoch, NONE),
+    ] {
+        assert_eq!(fetch_error(new_leader, "fence", moved_index, epoch), Some(expected), "epoch {epoch}: {new:?}");
     }
     // Clients follow: keyed records to every partition are all acknowledged.
     let produced = confluent(&["produce", &cluster.node(active).bootstrap(), "fence", "200"]);

@@ -268,3 +268,90 @@ fn explicit_assignments_are_checked() {
         assert!(error.to_string().contains(what), "{error}");
     }
 }
+
+#[test]
+fn isr_changes_are_checked_against_the_partition_as_it_is() {
+    let mut controller = cluster(&[None, None, None], false);
+    let mut assigned = topic("t", 0, -1, -1);
+    assigned.assignment = vec![vec![BrokerId(1), BrokerId(2), BrokerId(3)]];
+    controller.create_topic(&assigned).expect("created");
+    let partition = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    assert_eq!(partition.leader, Some(BrokerId(1)));
+    let change = |isr: &[i32], leader_epoch: i32, partition_epoch: i32| IsrChange {
+        topic: "t".into(),
+        partition: PartitionIndex(0),
+        leader_epoch,
+        partition_epoch,
+        isr: isr.iter().map(|id| BrokerId(*id)).collect(),
+    };
+    let (epoch_1, epoch_2) = (epoch_of(&controller, 1), epoch_of(&controller, 2));
+    let (leader_epoch, partition_epoch) = (partition.leader_epoch, partition.partition_epoch);
+
+    // The leader shrinks the ISR: applied, the partition epoch moves, the leader epoch does not.
+    let (batch, outcomes) = controller
+        .alter_partition(BrokerId(1), epoch_1, &[change(&[1, 2], leader_epoch, partition_epoch)])
+        .expect("ok");
+    assert_eq!(batch.len(), 1);
+    let shrunk = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(shrunk.clone())]);
+    assert_eq!((shrunk.isr.clone(), shrunk.leader_epoch), (vec![BrokerId(1), BrokerId(2)], leader_epoch));
+    assert_eq!(shrunk.partition_epoch, partition_epoch + 1);
+
+    let refusals = [
+        // Decided on the partition before the shrink: a stale version.
+        (
+            BrokerId(1),
+            epoch_1,
+            change(&[1, 2, 3], leader_epoch, partition_epoch),
+            IsrChangeOutcome::InvalidUpdateVersion,
+        ),
+        // Not the leader.
+        (BrokerId(2), epoch_2, change(&[1, 2], leader_epoch, partition_epoch + 1), IsrChangeOutcome::NotLeader),
+        // A leader epoch from the future or the past.
+        (
+            BrokerId(1),
+            epoch_1,
+            change(&[1], leader_epoch + 1, partition_epoch + 1),
+            IsrChangeOutcome::FencedLeaderEpoch,
+        ),
+        // Not a subset of the replicas, a member twice, the leader left out.
+        (BrokerId(1), epoch_1, change(&[1, 4], leader_epoch, partition_epoch + 1), IsrChangeOutcome::InvalidIsr),
+        (BrokerId(1), epoch_1, change(&[1, 1], leader_epoch, partition_epoch + 1), IsrChangeOutcome::InvalidIsr),
+        (BrokerId(1), epoch_1, change(&[2], leader_epoch, partition_epoch + 1), IsrChangeOutcome::InvalidIsr),
+    ];
+    for (broker, epoch, request, expected) in refusals {
+        let (batch, outcomes) =
+            controller.alter_partition(broker, epoch, std::slice::from_ref(&request)).expect("answered");
+        assert!(batch.is_empty(), "{request:?}");
+        assert_eq!(outcomes, vec![expected], "{request:?}");
+    }
+    assert!(matches!(
+        controller.alter_partition(BrokerId(1), epoch_1 + 1, &[change(&[1], leader_epoch, partition_epoch + 1)]),
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+    assert!(matches!(
+        controller.alter_partition(BrokerId(1), epoch_1, &[IsrChange { topic: "gone".into(), ..change(&[1], 0, 0) }]),
+        Ok((_, outcomes)) if outcomes == vec![IsrChangeOutcome::UnknownPartition]
+    ));
+
+    // Broker 3 is fenced: it may not rejoin the ISR; once back it may.
+    let heartbeat = |broker: i32, controller: &Controller| Heartbeat {
+        broker: BrokerId(broker),
+        epoch: epoch_of(controller, broker),
+        caught_up: true,
+        want_shutdown: false,
+    };
+    controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("1 alive");
+    controller.heartbeat(&heartbeat(2, &controller), SESSION_MS).expect("2 alive");
+    controller.expire_sessions(SESSION_MS + 1).expect("3 fenced");
+    let now = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    let grow = change(&[1, 2, 3], now.leader_epoch, now.partition_epoch);
+    let (_, outcomes) =
+        controller.alter_partition(BrokerId(1), epoch_1, std::slice::from_ref(&grow)).expect("answered");
+    assert_eq!(outcomes, vec![IsrChangeOutcome::IneligibleReplica(BrokerId(3))]);
+    controller.heartbeat(&heartbeat(3, &controller), SESSION_MS + 2).expect("3 back");
+    let (_, outcomes) = controller.alter_partition(BrokerId(1), epoch_1, &[grow]).expect("answered");
+    let grown = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
+    assert_eq!(grown.isr, vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
+    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(grown)]);
+}

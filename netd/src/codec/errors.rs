@@ -124,6 +124,12 @@ pub enum TopicError {
     ReplicationFactor { factor: i16 },
     #[error("manual replica assignment is not supported")]
     ReplicaAssignment,
+    /// A manual assignment beside a partition count or replication factor (Kafka's wording).
+    #[error("A manual partition assignment was specified, but {field} was not set to -1.")]
+    AssignmentWithCount { field: &'static str },
+    /// Assignments must name partitions 0, 1, 2, ... in order.
+    #[error("partitions should be a consecutive 0-based integer sequence")]
+    AssignmentNotConsecutive,
     #[error("per-topic configs are not supported yet")]
     TopicConfigs,
     /// A shard could not open one of the topic's partitions.
@@ -158,7 +164,8 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         }
         TopicError::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
         TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
-        TopicError::ReplicaAssignment => ResponseError::InvalidReplicaAssignment,
+        TopicError::ReplicaAssignment | TopicError::AssignmentNotConsecutive => ResponseError::InvalidReplicaAssignment,
+        TopicError::AssignmentWithCount { .. } => ResponseError::InvalidRequest,
         TopicError::TopicConfigs => ResponseError::InvalidConfig,
         TopicError::Partition(error) => return replica_error_code(error),
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
@@ -293,6 +300,18 @@ mod tests {
                 "this single-node broker supports replication factor 1",
             ),
             (TopicError::ReplicaAssignment, 39, 39, "manual replica assignment is not supported"),
+            (
+                TopicError::AssignmentWithCount { field: "replication factor" },
+                42,
+                42,
+                "A manual partition assignment was specified, but replication factor was not set to -1.",
+            ),
+            (
+                TopicError::AssignmentNotConsecutive,
+                39,
+                39,
+                "partitions should be a consecutive 0-based integer sequence",
+            ),
             (TopicError::TopicConfigs, 40, 40, "per-topic configs are not supported yet"),
             (TopicError::Partition(ReplicaError::from(EngineError::Full { path: "x".into() })), 56, 56, &full),
             (TopicError::Storage(Box::new(storage)), 56, 56, "disk gone"),

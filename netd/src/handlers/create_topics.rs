@@ -1,4 +1,6 @@
-//! CreateTopics (key 19), versions 2–7. Single node: replication factor must be 1 (or −1).
+//! CreateTopics (key 19), versions 2–7. Single node: replication factor must be 1 (or −1). In a
+//! cluster: forwarded to the active controller (which places replicas or checks a manual
+//! assignment; `validate_only` runs every check and commits nothing), the new topic id answered.
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
@@ -25,17 +27,30 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 -1 => context.config.default_replication_factor,
                 factor => factor,
             };
-            let mut assignments: Vec<_> = topic.assignments.iter().collect();
-            assignments.sort_by_key(|assignment| assignment.partition_index);
-            let assignment: Vec<Vec<cluster::BrokerId>> = assignments
+            let assignment: Vec<Vec<cluster::BrokerId>> = topic
+                .assignments
                 .iter()
                 .map(|assignment| assignment.broker_ids.iter().map(|id| cluster::BrokerId(id.0)).collect())
                 .collect();
+            // Kafka's checks of a manual assignment, in its order.
+            let manual = if topic.assignments.is_empty() {
+                Ok(())
+            } else if topic.replication_factor != -1 {
+                Err(TopicError::AssignmentWithCount { field: "replication factor" })
+            } else if topic.num_partitions != -1 {
+                Err(TopicError::AssignmentWithCount { field: "numPartitions" })
+            } else if (0..).zip(&topic.assignments).any(|(index, assignment)| assignment.partition_index != index) {
+                Err(TopicError::AssignmentNotConsecutive)
+            } else {
+                Ok(())
+            };
             if let Some(first) = assignment.first() {
                 result.num_partitions = assignment.len() as i32;
                 result.replication_factor = first.len() as i16;
             }
-            if !topic.configs.is_empty() {
+            if let Err(refused) = manual {
+                Err(refused)
+            } else if !topic.configs.is_empty() {
                 Err(TopicError::TopicConfigs)
             } else {
                 let name = topic.name.as_str();
@@ -52,6 +67,12 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         } else {
             controller::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
         };
+        if outcome.is_ok() && !request.validate_only {
+            // v7+: the new topic's id (a cluster's image has it once the creation is applied).
+            if let Some(created) = context.image().as_ref().and_then(|image| image.topic(topic.name.as_str())) {
+                result.topic_id = uuid::Uuid::from_bytes(created.id.0);
+            }
+        }
         if let Err(error) = outcome {
             result.error_code = topic_error_code(&error);
             result.error_message = Some(str_bytes(&error.to_string()));

@@ -2,6 +2,8 @@
 //!
 //! Every topic uses the broker's log settings today (per-topic overrides are not stored yet), so
 //! topic values are reported with source DEFAULT_CONFIG / STATIC_BROKER_CONFIG as appropriate.
+//! `__consumer_offsets` (never in the catalog) answers with its own settings (compacted, its
+//! segment size, kept forever), as Kafka's does: `kafka-topics --describe` asks for every topic's.
 
 use bytes::Bytes;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
@@ -16,6 +18,7 @@ use crate::runtime::context::ShardContext;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 /// Kafka's ConfigSource values.
+const SOURCE_DYNAMIC_TOPIC_CONFIG: i8 = 1;
 const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
 const SOURCE_DEFAULT_CONFIG: i8 = 5;
 /// Kafka's ConfigType values (DescribeConfigs v3+).
@@ -40,11 +43,29 @@ fn topic_configs(config: &Config) -> Vec<(&'static str, String, i8)> {
         ("segment.ms", config.log.segment_ms.to_string(), TYPE_LONG),
         ("index.interval.bytes", config.log.index_interval_bytes.to_string(), TYPE_INT),
         ("max.message.bytes", config.message_max_bytes.to_string(), TYPE_INT),
-        ("min.insync.replicas", "1".into(), TYPE_INT),
+        ("min.insync.replicas", config.min_insync_replicas.to_string(), TYPE_INT),
         ("message.timestamp.type", "CreateTime".into(), TYPE_STRING),
         ("flush.messages", flush_messages.to_string(), TYPE_LONG),
         ("flush.ms", flush_ms.to_string(), TYPE_LONG),
     ]
+}
+
+/// The keys `__consumer_offsets` sets for itself (Kafka sets them when it creates the topic, so
+/// they are topic configs: `kafka-topics --describe` shows them).
+const OFFSETS_TOPIC_KEYS: &[&str] = &["cleanup.policy", "segment.bytes", "retention.ms", "retention.bytes"];
+
+/// `__consumer_offsets`: the topic defaults with the offsets topic's own settings.
+fn offsets_topic_configs(config: &Config) -> Vec<(&'static str, String, i8)> {
+    let mut configs = topic_configs(config);
+    for (key, value, _) in &mut configs {
+        match *key {
+            "cleanup.policy" => *value = "compact".into(),
+            "segment.bytes" => *value = config.offsets_segment_bytes.to_string(),
+            "retention.ms" | "retention.bytes" => *value = "-1".into(),
+            _ => {}
+        }
+    }
+    configs
 }
 
 fn broker_configs(config: &Config) -> Vec<(&'static str, String, i8)> {
@@ -79,10 +100,15 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
         result.resource_name = resource.resource_name.clone();
         let name = resource.resource_name.as_str();
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC if catalog.partitions(name).is_some() => Ok((topic_configs(config), SOURCE_DEFAULT_CONFIG)),
+            RESOURCE_TOPIC if catalog.partitions(name).is_some() => {
+                Ok((topic_configs(config), SOURCE_DEFAULT_CONFIG, &[][..]))
+            }
+            RESOURCE_TOPIC if name == crate::coordinators::groups::OFFSETS_TOPIC => {
+                Ok((offsets_topic_configs(config), SOURCE_DEFAULT_CONFIG, OFFSETS_TOPIC_KEYS))
+            }
             RESOURCE_TOPIC => Err((ResponseError::UnknownTopicOrPartition.code(), format!("unknown topic {name:?}"))),
             RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
-                Ok((broker_configs(config), SOURCE_STATIC_BROKER_CONFIG))
+                Ok((broker_configs(config), SOURCE_STATIC_BROKER_CONFIG, &[][..]))
             }
             RESOURCE_BROKER => {
                 Err((ResponseError::InvalidRequest.code(), format!("this is broker {}, not {name:?}", config.node_id)))
@@ -90,7 +116,7 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
             other => Err((ResponseError::InvalidRequest.code(), format!("resource type {other} is not supported"))),
         };
         match entries {
-            Ok((entries, source)) => {
+            Ok((entries, source, topic_level)) => {
                 // Null or empty both mean "all keys", as Kafka reads it (kafka-python sends []).
                 let wanted = resource.configuration_keys.as_ref().filter(|keys| !keys.is_empty());
                 result.configs = entries
@@ -101,7 +127,8 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
                         entry.name = str_bytes(key);
                         entry.value = Some(str_bytes(&value));
                         entry.read_only = resource.resource_type == RESOURCE_BROKER;
-                        entry.config_source = source;
+                        entry.config_source =
+                            if topic_level.contains(&key) { SOURCE_DYNAMIC_TOPIC_CONFIG } else { source };
                         entry.config_type = config_type;
                         entry
                     })

@@ -33,7 +33,15 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             partition.partition_index = asked.partition_index;
             match (&status, topic.topic_name.as_str() == METADATA_TOPIC && asked.partition_index == 0) {
                 (_, false) => partition.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                (Err(error), true) => partition.error_code = error.code(),
+                (Err(error), true) => {
+                    partition.error_code = error.code();
+                    if context.quorum.is_none() {
+                        // Kafka's one node is a quorum of one; Skua's has none: say so (v2+).
+                        partition.error_message = Some(str_bytes(
+                            "this broker runs alone, without a metadata quorum (process.roles starts a cluster)",
+                        ));
+                    }
+                }
                 (Ok(status), true) => describe(&mut partition, status, now_ms, frame.api_version),
             }
             data.partitions.push(partition);

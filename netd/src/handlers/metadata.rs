@@ -159,6 +159,7 @@ async fn cluster_metadata(
             continue;
         };
         topic.topic_id = uuid::Uuid::from_bytes(found.id.0);
+        topic.is_internal = name == crate::coordinators::groups::OFFSETS_TOPIC;
         topic.partitions = found
             .partitions
             .iter()

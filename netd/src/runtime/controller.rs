@@ -100,13 +100,6 @@ pub async fn cluster_create_topic(
 ) -> Result<(), TopicError> {
     check_new_name(name)?;
     check_no_collision(&context.catalog(), name)?;
-    if validate_only {
-        // Checked here as far as this broker can; the controller's own checks need a proposal.
-        return match context.quorum.as_ref().map(|link| link.image()) {
-            Some(image) if image.topic(name).is_some() => Err(TopicError::AlreadyExists { name: name.to_string() }),
-            _ => Ok(()),
-        };
-    }
     let topic = NewTopic {
         name: name.to_string(),
         id: TopicId(random_id()?),
@@ -115,6 +108,10 @@ pub async fn cluster_create_topic(
         assignment,
         configs: BTreeMap::new(),
     };
+    if validate_only {
+        // The controller runs every check of the creation and commits nothing.
+        return forward(context, ControllerRequest::ValidateTopic(topic)).await.map(|_| ());
+    }
     forward(context, ControllerRequest::CreateTopic(topic)).await?;
     until_applied(context, |catalog| catalog.partitions(name).is_some()).await;
     Ok(())
