@@ -689,6 +689,21 @@ fn describe_lines(described: &str) -> Vec<String> {
 }
 
 /// The value of `field` (e.g. "Leader") in a describe line.
+/// `kafka-topics --describe --topic <topic>` through each of `nodes` (one JVM per node, side by
+/// side): each node's lines.
+fn describe_on_each<'a>(nodes: impl Iterator<Item = &'a Node>, topic: &str) -> Vec<Vec<String>> {
+    let nodes: Vec<&Node> = nodes.collect();
+    std::thread::scope(|scope| {
+        let describing: Vec<_> = nodes
+            .iter()
+            .map(|node| {
+                scope.spawn(|| describe_lines(&kafka_topics(node, &["--describe", "--topic", topic], false).stdout))
+            })
+            .collect();
+        describing.into_iter().map(|thread| thread.join().expect("kafka-topics --describe")).collect()
+    })
+}
+
 fn describe_field<'a>(line: &'a str, field: &str) -> &'a str {
     line.split('\t')
         .find_map(|part| part.trim().strip_prefix(field)?.strip_prefix(": "))
@@ -707,17 +722,7 @@ fn three_nodes_agree() {
     // CreateTopics answers once the controller committed the topic; each broker's image follows.
     cluster.wait_topic("agree", 6);
 
-    // One JVM per node, side by side.
-    let described: Vec<Vec<String>> = std::thread::scope(|scope| {
-        let describing: Vec<_> = cluster
-            .nodes
-            .iter()
-            .map(|node| {
-                scope.spawn(|| describe_lines(&kafka_topics(node, &["--describe", "--topic", "agree"], false).stdout))
-            })
-            .collect();
-        describing.into_iter().map(|thread| thread.join().expect("kafka-topics --describe")).collect()
-    });
+    let described = describe_on_each(cluster.nodes.iter(), "agree");
     assert_eq!(described[0].len(), 7, "{:?}", described[0]);
     assert!(described[0][0].contains("PartitionCount: 6\tReplicationFactor: 3"), "{:?}", described[0]);
     for (index, lines) in described.iter().enumerate() {
@@ -1700,17 +1705,8 @@ fn controllers_apart_from_brokers() {
     }
     assert!(created.stdout.contains("Created topic split."), "{}", created.stdout);
     cluster.wait_topic("split", 4);
-    // Both brokers describe the topic alike (one JVM each, side by side), its leaders spread
-    // over both.
-    let described: Vec<Vec<String>> = std::thread::scope(|scope| {
-        let describing: Vec<_> = cluster
-            .brokers()
-            .map(|node| {
-                scope.spawn(|| describe_lines(&kafka_topics(node, &["--describe", "--topic", "split"], false).stdout))
-            })
-            .collect();
-        describing.into_iter().map(|thread| thread.join().expect("kafka-topics --describe")).collect()
-    });
+    // Both brokers describe the topic alike, its leaders spread over both.
+    let described = describe_on_each(cluster.brokers(), "split");
     assert_eq!(described[0].len(), 5, "{:?}", described[0]);
     assert!(described[0][0].contains("PartitionCount: 4\tReplicationFactor: 2"), "{:?}", described[0]);
     assert_eq!(described[1], described[0], "broker 5 describes the topic differently than broker 4");

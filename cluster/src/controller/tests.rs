@@ -46,6 +46,11 @@ fn epoch_of(controller: &Controller, broker: i32) -> u64 {
     controller.image().brokers[&BrokerId(broker)].epoch
 }
 
+/// A plain heartbeat of `broker` in its registered epoch.
+fn heartbeat(broker: i32, controller: &Controller) -> Heartbeat {
+    Heartbeat { broker: BrokerId(broker), epoch: epoch_of(controller, broker), caught_up: true, want_shutdown: false }
+}
+
 #[test]
 fn placement_spreads_replicas_and_balances_leaders() {
     let mut controller = cluster(&[None, None, None], false);
@@ -91,9 +96,7 @@ fn a_fenced_leader_is_replaced_from_the_isr_with_a_new_epoch() {
     // Every broker but the leader heartbeats past the session timeout.
     for broker in 1..=3 {
         if BrokerId(broker) != old_leader {
-            let epoch = epoch_of(&controller, broker);
-            let heartbeat = Heartbeat { broker: BrokerId(broker), epoch, caught_up: true, want_shutdown: false };
-            controller.heartbeat(&heartbeat, SESSION_MS).expect("heartbeat");
+            controller.heartbeat(&heartbeat(broker, &controller), SESSION_MS).expect("heartbeat");
         }
     }
     let batch = controller.expire_sessions(SESSION_MS + 1).expect("expired");
@@ -137,12 +140,6 @@ fn only_an_unclean_election_picks_a_replica_outside_the_isr() {
         controller.create_topic(&assigned).expect("created");
         // Broker 2 leaves the ISR first (fenced), comes back (not re-added: ISR only grows
         // through the leader), then broker 1 is fenced.
-        let heartbeat = |broker: i32, controller: &Controller| Heartbeat {
-            broker: BrokerId(broker),
-            epoch: epoch_of(controller, broker),
-            caught_up: true,
-            want_shutdown: false,
-        };
         controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
         controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
         assert_eq!(controller.image().partition("t", PartitionIndex(0)).expect("p0").isr, vec![BrokerId(1)]);
@@ -335,12 +332,6 @@ fn isr_changes_are_checked_against_the_partition_as_it_is() {
     ));
 
     // Broker 3 is fenced: it may not rejoin the ISR; once back it may.
-    let heartbeat = |broker: i32, controller: &Controller| Heartbeat {
-        broker: BrokerId(broker),
-        epoch: epoch_of(controller, broker),
-        caught_up: true,
-        want_shutdown: false,
-    };
     controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("1 alive");
     controller.heartbeat(&heartbeat(2, &controller), SESSION_MS).expect("2 alive");
     controller.expire_sessions(SESSION_MS + 1).expect("3 fenced");

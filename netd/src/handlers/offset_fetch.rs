@@ -106,26 +106,11 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     continue;
                 }
                 Err((error, asked)) => {
-                    response.topics = asked
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(topic, partitions)| {
-                            let mut topic_entry = OffsetFetchResponseTopic::default();
-                            topic_entry.name = TopicName(text(&topic));
-                            topic_entry.partitions = partitions
-                                .into_iter()
-                                .map(|partition| {
-                                    let mut item = OffsetFetchResponsePartition::default();
-                                    item.partition_index = partition;
-                                    item.committed_offset = -1;
-                                    item.metadata = Some(text(""));
-                                    item.error_code = error;
-                                    item
-                                })
-                                .collect();
-                            topic_entry
-                        })
-                        .collect();
+                    // v1 has no response-level error: every asked partition carries it.
+                    let unknown = asked.unwrap_or_default().into_iter().map(|(topic, partitions)| {
+                        (topic, partitions.into_iter().map(|partition| (partition, None)).collect())
+                    });
+                    response.topics = topics_before_v8(unknown, version, error);
                     continue;
                 }
             };
@@ -154,31 +139,39 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     .collect();
                 response.groups.push(entry);
             } else {
-                response.topics = fetched
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        let mut topic_entry = OffsetFetchResponseTopic::default();
-                        topic_entry.name = TopicName(text(&topic));
-                        topic_entry.partitions = partitions
-                            .into_iter()
-                            .map(|(partition, offset)| {
-                                let mut item = OffsetFetchResponsePartition::default();
-                                item.partition_index = partition;
-                                item.committed_offset = offset.as_ref().map_or(-1, |offset| offset.offset);
-                                if version >= 5 {
-                                    item.committed_leader_epoch =
-                                        offset.as_ref().map_or(-1, |offset| offset.leader_epoch);
-                                }
-                                item.metadata =
-                                    Some(text(offset.as_ref().map_or("", |offset| offset.metadata.as_str())));
-                                item
-                            })
-                            .collect();
-                        topic_entry
-                    })
-                    .collect();
+                response.topics = topics_before_v8(fetched, version, 0);
             }
         }
         Ok(Some(vec![encode_response(ApiKey::OffsetFetch, version, correlation_id, &response)?]))
     })))
+}
+
+/// The response topics of versions 1–7, every partition with `error_code`.
+fn topics_before_v8(
+    fetched: impl IntoIterator<Item = (String, Vec<(i32, Option<CommittedOffset>)>)>,
+    version: i16,
+    error_code: i16,
+) -> Vec<OffsetFetchResponseTopic> {
+    fetched
+        .into_iter()
+        .map(|(topic, partitions)| {
+            let mut topic_entry = OffsetFetchResponseTopic::default();
+            topic_entry.name = TopicName(text(&topic));
+            topic_entry.partitions = partitions
+                .into_iter()
+                .map(|(partition, offset)| {
+                    let mut item = OffsetFetchResponsePartition::default();
+                    item.partition_index = partition;
+                    item.committed_offset = offset.as_ref().map_or(-1, |offset| offset.offset);
+                    if version >= 5 {
+                        item.committed_leader_epoch = offset.as_ref().map_or(-1, |offset| offset.leader_epoch);
+                    }
+                    item.metadata = Some(text(offset.as_ref().map_or("", |offset| offset.metadata.as_str())));
+                    item.error_code = error_code;
+                    item
+                })
+                .collect();
+            topic_entry
+        })
+        .collect()
 }
