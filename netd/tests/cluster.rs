@@ -689,6 +689,14 @@ fn describe_lines(described: &str) -> Vec<String> {
 }
 
 /// The value of `field` (e.g. "Leader") in a describe line.
+/// Whether a partition directory holds record bytes (a non-empty `*.log` segment).
+fn holds_record_bytes(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).into_iter().flatten().filter_map(Result::ok).any(|entry| {
+        entry.path().extension().is_some_and(|extension| extension == "log")
+            && entry.metadata().is_ok_and(|metadata| metadata.len() > 0)
+    })
+}
+
 /// `kafka-topics --describe --topic <topic>` through each of `nodes` (one JVM per node, side by
 /// side): each node's lines.
 fn describe_on_each<'a>(nodes: impl Iterator<Item = &'a Node>, topic: &str) -> Vec<Vec<String>> {
@@ -1135,6 +1143,15 @@ fn fenced_broker_loses_leadership() {
     cluster.wait_topic("fence", 6);
     let (victim, led) = leading_non_controller(&cluster, "fence");
     let (active, _) = cluster.active_controller().expect("an active controller");
+    // A topic only the victim holds data of, deleted and created again while it is down (below).
+    assert_eq!(create_assigned(cluster.node(1), "recreated", &[victim as i32]), Some(NONE));
+    cluster.wait_topic("recreated", 1);
+    let mut stream = TcpStream::connect(cluster.node(victim).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("recreated", 0, -1, 1)).expect("send");
+    assert_eq!(produce_error(&mut stream, 1), NONE, "the victim takes a record for recreated-0");
+    let recreated_dir = cluster.node(victim).data_dir.join("recreated-0");
+    assert!(holds_record_bytes(&recreated_dir), "no record bytes in {}", recreated_dir.display());
     let observer = cluster.node(active);
     let before = metadata(observer).expect("metadata").partitions("fence").clone();
 
@@ -1181,6 +1198,10 @@ fn fenced_broker_loses_leadership() {
     let moved_index = led[0];
     let (old, new) = (&before[&moved_index], &after.partitions("fence")[&moved_index]);
     let new_leader = cluster.node(new.leader as u32);
+    // Once the new leader's own image says it leads (it may lag the observer's by a poll).
+    let leads =
+        wait_until(REACTION_TIMEOUT, || fetch_error(new_leader, "fence", moved_index, new.leader_epoch) == Some(NONE));
+    assert!(leads.is_some(), "node {} never led partition {moved_index}:\n{}", new.leader, cluster.logs());
     for (epoch, expected) in [
         (old.leader_epoch, FENCED_LEADER_EPOCH),
         (new.leader_epoch + 5, UNKNOWN_LEADER_EPOCH),
@@ -1192,6 +1213,16 @@ fn fenced_broker_loses_leadership() {
     let produced = confluent(&["produce", &cluster.node(active).bootstrap(), "fence", "200"]);
     assert_eq!(produced.len(), 200);
 
+    // While the victim is down, `recreated` is deleted and created again (another topic id).
+    let delete = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(StrBytes::from_static_str("recreated"))])
+        .with_timeout_ms(5_000);
+    let deleted: DeleteTopicsResponse = call(cluster.node(active), ApiKey::DeleteTopics, 5, &delete).expect("answer");
+    assert_eq!(deleted.responses[0].error_code, NONE, "{deleted:?}");
+    let created_again = wait_until(REACTION_TIMEOUT, || {
+        create_assigned(cluster.node(active), "recreated", &[active as i32]) == Some(NONE)
+    });
+    assert!(created_again.is_some(), "recreated was not created again:\n{}", cluster.logs());
     // Restarted on its data (which still says it led), it must not take records for what it led
     // before it has heard otherwise: from its first answer on, NOT_LEADER_OR_FOLLOWER.
     let restart_mark = cluster.node(victim).log_mark();
@@ -1205,6 +1236,9 @@ fn fenced_broker_loses_leadership() {
         assert_eq!(answer, NOT_LEADER_OR_FOLLOWER, "restarted node {victim}, partition {partition} it led before");
     }
     rejoin_wait_since(&cluster, victim, restart_mark);
+    // The restarted victim tells the new `recreated` (another topic id) from its old data.
+    let dropped = wait_until(REACTION_TIMEOUT, || !holds_record_bytes(&recreated_dir));
+    assert!(dropped.is_some(), "node {victim} kept the old recreated-0 data:\n{}", cluster.node(victim).log());
     for (correlation_id, partition) in (100..).zip(&led) {
         std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, -1, correlation_id)).expect("send");
         let answer = produce_error(&mut stream, correlation_id);

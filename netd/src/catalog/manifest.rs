@@ -38,6 +38,9 @@ pub const TEMP_SUFFIX: &str = engine::io::ATOMIC_TEMP_SUFFIX;
 /// First line of every manifest: the magic word and the format version.
 pub const MAGIC: &str = "SKUA-TOPIC-MANIFEST";
 pub const VERSION: u32 = 1;
+/// Version 2 adds a fourth line, the topic's id in the cluster (`id=`): written for a cluster's
+/// topics, so a topic deleted and created again under its name is told from the old one.
+pub const VERSION_WITH_ID: u32 = 2;
 /// A manifest larger than this is damaged (a real one is under 300 bytes).
 pub const MANIFEST_BYTES_MAX: u64 = 4096;
 
@@ -60,20 +63,31 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ManifestError + '_ {
     move |source| ManifestError::Io { path: path.to_path_buf(), source }
 }
 
-/// The bytes of a manifest.
-pub fn encode(topic: &str, partitions: i32) -> String {
-    format!("{MAGIC} {VERSION}\nname={topic}\npartitions={partitions}\n")
+/// A topic's id in a cluster (16 bytes, Kafka's topic UUID).
+pub type TopicIdBytes = [u8; 16];
+
+/// The bytes of a manifest: version 1 without an id, version 2 with one.
+pub fn encode(topic: &str, partitions: i32, id: Option<TopicIdBytes>) -> String {
+    match id {
+        None => format!("{MAGIC} {VERSION}\nname={topic}\npartitions={partitions}\n"),
+        Some(id) => {
+            let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+            format!("{MAGIC} {VERSION_WITH_ID}\nname={topic}\npartitions={partitions}\nid={hex}\n")
+        }
+    }
 }
 
-/// A manifest's topic name and partition count; `Err` says what is wrong.
-pub fn decode(text: &str) -> Result<(String, i32), String> {
+/// A manifest's topic name, partition count and id (version 2); `Err` says what is wrong.
+pub fn decode(text: &str) -> Result<(String, i32, Option<TopicIdBytes>), String> {
     let Some(body) = text.strip_suffix('\n') else { return Err("no final newline: cut short".to_string()) };
     let lines: Vec<&str> = body.split('\n').collect();
-    let [magic, name, partitions] = lines.as_slice() else {
-        return Err(format!("{} lines, expected 3", lines.len()));
+    let (magic, name, partitions, id, version) = match lines.as_slice() {
+        [magic, name, partitions] => (magic, name, partitions, None, VERSION),
+        [magic, name, partitions, id] => (magic, name, partitions, Some(id), VERSION_WITH_ID),
+        _ => return Err(format!("{} lines, expected 3 (version 1) or 4 (version 2)", lines.len())),
     };
-    if *magic != format!("{MAGIC} {VERSION}") {
-        return Err(format!("first line {magic:?} is not \"{MAGIC} {VERSION}\""));
+    if *magic != format!("{MAGIC} {version}") {
+        return Err(format!("first line {magic:?} is not \"{MAGIC} {version}\""));
     }
     let name = name.strip_prefix("name=").ok_or("second line is not name=...")?;
     valid_topic_name(name)?;
@@ -82,7 +96,22 @@ pub fn decode(text: &str) -> Result<(String, i32), String> {
         .and_then(|count| count.parse::<i32>().ok())
         .filter(|count| (1..=PARTITIONS_PER_TOPIC_MAX).contains(count))
         .ok_or(format!("third line is not partitions=<1..={PARTITIONS_PER_TOPIC_MAX}>"))?;
-    Ok((name.to_string(), partitions))
+    let id = match id {
+        None => None,
+        Some(line) => Some(line.strip_prefix("id=").and_then(parse_id).ok_or("fourth line is not id=<32 hex digits>")?),
+    };
+    Ok((name.to_string(), partitions, id))
+}
+
+fn parse_id(hex: &str) -> Option<TopicIdBytes> {
+    if hex.len() != 32 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (index, byte) in id.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * index..2 * index + 2)?, 16).ok()?;
+    }
+    Some(id)
 }
 
 /// A manifest is named exactly as its topic.
@@ -114,12 +143,13 @@ impl TopicManifests {
         TopicManifests { fs, data_dir: data_dir.to_path_buf(), dir: data_dir.join(MANIFEST_DIR_NAME) }
     }
 
-    /// The commit point of creating `topic` or growing it to `partitions`: first makes the
-    /// partition directories' entries durable, then writes the manifest atomically.
-    pub fn commit(&mut self, topic: &str, partitions: i32) -> Result<(), ManifestError> {
+    /// The commit point of creating `topic` or growing it to `partitions` (with its cluster id,
+    /// if it has one): first makes the partition directories' entries durable, then writes the
+    /// manifest atomically.
+    pub fn commit(&mut self, topic: &str, partitions: i32, id: Option<TopicIdBytes>) -> Result<(), ManifestError> {
         self.fs.sync_dir(&self.data_dir).map_err(io_error(&self.data_dir))?;
         let name = manifest_file_name(topic);
-        write_file_atomically(self.fs.as_mut(), &self.dir, &name, encode(topic, partitions).as_bytes())
+        write_file_atomically(self.fs.as_mut(), &self.dir, &name, encode(topic, partitions, id).as_bytes())
             .map_err(io_error(&self.dir.join(&name)))
     }
 
@@ -218,8 +248,20 @@ pub fn reconcile(data_dir: &Path) -> Result<BTreeMap<String, i32>, ManifestError
     reconcile_with_manifests(&mut fs, data_dir, &found)
 }
 
-/// Reads every manifest; removes the temp files of replacements a crash interrupted.
-fn read_manifests(fs: &mut dyn FileSystem, dir: &Path) -> Result<BTreeMap<String, i32>, ManifestError> {
+/// The cluster id of each committed topic that has one (version 2 manifests). Read after
+/// [`reconcile`] checked every manifest.
+pub fn topic_ids(data_dir: &Path) -> Result<BTreeMap<String, TopicIdBytes>, ManifestError> {
+    let mut fs = engine::io::os::SyscallFs::new();
+    let manifests = read_manifests(&mut fs, &data_dir.join(MANIFEST_DIR_NAME))?;
+    Ok(manifests.into_iter().filter_map(|(topic, (_, id))| id.map(|id| (topic, id))).collect())
+}
+
+/// Reads every manifest (topic → partition count and id); removes the temp files of replacements
+/// a crash interrupted.
+fn read_manifests(
+    fs: &mut dyn FileSystem,
+    dir: &Path,
+) -> Result<BTreeMap<String, (i32, Option<TopicIdBytes>)>, ManifestError> {
     let mut topics = BTreeMap::new();
     for name in fs.list_dir(dir).map_err(io_error(dir))? {
         let path = dir.join(&name);
@@ -238,12 +280,12 @@ fn read_manifests(fs: &mut dyn FileSystem, dir: &Path) -> Result<BTreeMap<String
             .ok_or_else(|| ManifestError::Damaged { path: path.clone(), reason: "vanished while read".to_string() })?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ManifestError::Damaged { path: path.clone(), reason: "not UTF-8".to_string() })?;
-        let (named, partitions) =
+        let (named, partitions, id) =
             decode(&text).map_err(|reason| ManifestError::Damaged { path: path.clone(), reason })?;
         if named != topic {
             return Err(ManifestError::Damaged { path, reason: format!("it names topic {named:?}") });
         }
-        topics.insert(named, partitions);
+        topics.insert(named, (partitions, id));
     }
     Ok(topics)
 }
@@ -254,7 +296,8 @@ fn reconcile_with_manifests(
     found: &BTreeMap<String, BTreeSet<i32>>,
 ) -> Result<BTreeMap<String, i32>, ManifestError> {
     let manifest_dir = data_dir.join(MANIFEST_DIR_NAME);
-    let topics = read_manifests(fs, &manifest_dir)?;
+    let topics: BTreeMap<String, i32> =
+        read_manifests(fs, &manifest_dir)?.into_iter().map(|(topic, (count, _))| (topic, count)).collect();
     // Check everything before removing anything, so a refusal leaves the directory as it was.
     let mut leftovers: Vec<(String, i32)> = Vec::new();
     for (topic, partitions) in found {
@@ -348,7 +391,7 @@ fn migrate(
     fs.create_dir_all(&staging).map_err(io_error(&staging))?;
     for (topic, count) in &counts {
         let name = manifest_file_name(topic);
-        write_file_atomically(fs, &staging, &name, encode(topic, *count).as_bytes())
+        write_file_atomically(fs, &staging, &name, encode(topic, *count, None).as_bytes())
             .map_err(io_error(&staging.join(&name)))?;
     }
     fs.sync_dir(&staging).map_err(io_error(&staging))?;
@@ -368,9 +411,19 @@ mod tests {
 
     #[test]
     fn manifests_round_trip_and_damage_is_named() {
-        let text = encode("orders.v2", 12);
+        let text = encode("orders.v2", 12, None);
         assert_eq!(text, "SKUA-TOPIC-MANIFEST 1\nname=orders.v2\npartitions=12\n");
-        assert_eq!(decode(&text), Ok(("orders.v2".to_string(), 12)));
+        assert_eq!(decode(&text), Ok(("orders.v2".to_string(), 12, None)));
+        let id: TopicIdBytes = *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\xff";
+        let with_id = encode("orders.v2", 12, Some(id));
+        assert_eq!(
+            with_id, "SKUA-TOPIC-MANIFEST 2\nname=orders.v2\npartitions=12\nid=000102030405060708090a0b0c0dfeff\n",
+            "golden"
+        );
+        assert_eq!(decode(&with_id), Ok(("orders.v2".to_string(), 12, Some(id))));
+        assert!(decode("SKUA-TOPIC-MANIFEST 1\nname=t\npartitions=1\nid=000102030405060708090a0b0c0dfeff\n").is_err());
+        assert!(decode("SKUA-TOPIC-MANIFEST 2\nname=t\npartitions=1\nid=0001\n").is_err());
+        assert!(decode("SKUA-TOPIC-MANIFEST 2\nname=t\npartitions=1\nid=zz0102030405060708090a0b0c0dfeff\n").is_err());
         assert!(decode(&text[..text.len() - 1]).expect_err("cut").contains("cut short"));
         assert!(decode("SKUA-TOPIC-MANIFEST 2\nname=t\npartitions=1\n").is_err());
         assert!(decode("SKUA-TOPIC-MANIFEST 1\nname=t\npartitions=0\n").is_err());
@@ -414,7 +467,7 @@ mod tests {
         let mut manifests = TopicManifests::new(data);
         make_partition(data, "t-0", 10);
         make_partition(data, "t-1", 0);
-        manifests.commit("t", 2).expect("commit");
+        manifests.commit("t", 2, None).expect("commit");
         make_partition(data, "t-2", 0); // an interrupted grow
         make_partition(data, "never-0", 0); // an interrupted create
         make_partition(data, "gone-0", 10); // a deletion past its commit point
@@ -427,6 +480,10 @@ mod tests {
         left.sort();
         assert_eq!(left, vec!["skua-topics", "t-0", "t-1"]);
         assert!(!data.join(MANIFEST_DIR_NAME).join("t~tmp").exists());
+        assert_eq!(topic_ids(data).expect("ids"), BTreeMap::new(), "a version 1 manifest has no id");
+        manifests.commit("t", 2, Some([9; 16])).expect("commit with an id");
+        assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
+        assert_eq!(topic_ids(data).expect("ids"), BTreeMap::from([("t".to_string(), [9; 16])]));
 
         std::fs::remove_dir_all(data.join("t-1")).expect("lose a partition");
         let error = reconcile(data).expect_err("missing partition");

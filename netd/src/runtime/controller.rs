@@ -271,6 +271,11 @@ pub async fn allocate_producer_id(context: &ShardContext) -> Result<i64, Produce
 pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<ControlCommand>, mut ids: ProducerIds) {
     let mut manifests = TopicManifests::new(&context.config.data_dir);
     let mut applied = Applied::default();
+    // The ids the manifests recorded: a topic re-created while this broker was down has another.
+    match crate::catalog::manifest::topic_ids(&context.config.data_dir) {
+        Ok(ids) => applied.topic_ids = ids.into_iter().map(|(topic, id)| (topic, TopicId(id))).collect(),
+        Err(error) => tracing::error!(%error, "could not read the topic ids of the manifests"),
+    }
     let mut block: std::ops::Range<u64> = 0..0;
     while let Some(command) = commands.next().await {
         match command {
@@ -279,10 +284,10 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
             }
             ControlCommand::ApplyImage(image) => apply_image(&context, &mut manifests, &mut applied, &image).await,
             ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
-                let _ = reply.send(create(&context, &mut manifests, &name, partitions, validate_only).await);
+                let _ = reply.send(create(&context, &mut manifests, &name, partitions, None, validate_only).await);
             }
             ControlCommand::AddPartitions { name, count, validate_only, reply } => {
-                let _ = reply.send(grow(&context, &mut manifests, &name, count, validate_only).await);
+                let _ = reply.send(grow(&context, &mut manifests, &name, count, None, validate_only).await);
             }
             ControlCommand::DeleteTopic { name, reply } => {
                 let _ = reply.send(delete(&context, &mut manifests, &name).await);
@@ -316,7 +321,8 @@ pub async fn watch_images(context: Rc<ShardContext>) {
 #[derive(Debug, Default)]
 struct Applied {
     /// The id of each local topic as the image had it (a topic deleted and created again between
-    /// two images comes back with another id: its data goes).
+    /// two images, or while this broker was down, comes back with another id: its data goes).
+    /// Seeded at start from the ids the topic manifests recorded.
     topic_ids: BTreeMap<String, TopicId>,
     /// Each partition's role as last set.
     roles: BTreeMap<(String, i32), Role>,
@@ -353,8 +359,10 @@ async fn apply_image(
         }
         let wanted = topic.partitions.len() as i32;
         let outcome = match context.catalog().partitions(&topic.name) {
-            None => create(context, manifests, &topic.name, wanted, false).await,
-            Some(existing) if existing < wanted => grow(context, manifests, &topic.name, wanted, false).await,
+            None => create(context, manifests, &topic.name, wanted, Some(topic.id), false).await,
+            Some(existing) if existing < wanted => {
+                grow(context, manifests, &topic.name, wanted, Some(topic.id), false).await
+            }
             Some(_) => Ok(()),
         };
         if let Err(error) = outcome {
@@ -479,11 +487,13 @@ async fn undo_partitions(context: &Rc<ShardContext>, manifests: &mut TopicManife
     }
 }
 
+/// Creates `name` locally (`id`: its cluster id, recorded in the manifest).
 async fn create(
     context: &Rc<ShardContext>,
     manifests: &mut TopicManifests,
     name: &str,
     partitions: i32,
+    id: Option<TopicId>,
     validate_only: bool,
 ) -> Result<(), TopicError> {
     check_new_name(name)?;
@@ -509,7 +519,7 @@ async fn create(
     }
     let opened = open_everywhere(context, name, 0..partitions).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
-    let committed = opened.and_then(|()| manifests.commit(name, partitions).map_err(storage_error));
+    let committed = opened.and_then(|()| manifests.commit(name, partitions, id.map(|id| id.0)).map_err(storage_error));
     if let Err(error) = committed {
         // A manifest write can fail after its rename (the directory fsync): take it back too, or
         // the next start would find a topic without directories and refuse to start.
@@ -531,6 +541,7 @@ async fn grow(
     manifests: &mut TopicManifests,
     name: &str,
     count: i32,
+    id: Option<TopicId>,
     validate_only: bool,
 ) -> Result<(), TopicError> {
     let Some(existing) = context.catalog().partitions(name) else {
@@ -543,9 +554,10 @@ async fn grow(
         return Ok(());
     }
     let opened = open_everywhere(context, name, existing..count).await;
-    let committed = opened.and_then(|()| manifests.commit(name, count).map_err(storage_error));
+    let id = id.map(|id| id.0);
+    let committed = opened.and_then(|()| manifests.commit(name, count, id).map_err(storage_error));
     if let Err(error) = committed {
-        if let Err(error) = manifests.commit(name, existing) {
+        if let Err(error) = manifests.commit(name, existing, id) {
             tracing::error!(topic = %name, %error, "could not restore the manifest of a failed grow");
         }
         undo_partitions(context, manifests, name, existing).await;
