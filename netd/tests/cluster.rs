@@ -665,6 +665,18 @@ fn confluent(args: &[&str]) -> Vec<(i32, String, String)> {
 }
 
 /// Polls `condition` every 50 ms until it holds; how long that took, or None after `timeout`.
+/// confluent-kafka produces `count` keyed records through `producer` (every one acknowledged,
+/// spread over all `partitions`) and consumes through `consumer` exactly those records, each in
+/// the partition it was acknowledged in.
+fn confluent_round_trip(producer: &Node, consumer: &Node, topic: &str, count: usize, partitions: usize) {
+    let produced = confluent(&["produce", &producer.bootstrap(), topic, &count.to_string()]);
+    assert_eq!(produced.len(), count, "every record acknowledged");
+    let partitions_used: BTreeSet<i32> = produced.iter().map(|(partition, _, _)| *partition).collect();
+    assert_eq!(partitions_used.len(), partitions, "keys spread over every partition");
+    let consumed = confluent(&["consume", &consumer.bootstrap(), topic, &count.to_string(), &partitions.to_string()]);
+    assert_eq!(consumed, produced, "exactly the produced records, each in the partition it was acknowledged in");
+}
+
 fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
     let started = Instant::now();
     loop {
@@ -907,13 +919,7 @@ fn clients_produce_and_consume_across_leaders() {
     assert_eq!(leaders, BTreeSet::from([1, 2, 3]), "leaders spread over every broker");
 
     // confluent-kafka: produce through node 1's bootstrap, consume through node 3's.
-    const COUNT: usize = 600;
-    let produced = confluent(&["produce", &cluster.node(1).bootstrap(), "spread", &COUNT.to_string()]);
-    assert_eq!(produced.len(), COUNT, "every record acknowledged");
-    let partitions_used: BTreeSet<i32> = produced.iter().map(|(partition, _, _)| *partition).collect();
-    assert_eq!(partitions_used.len(), 6, "keys spread over every partition");
-    let consumed = confluent(&["consume", &cluster.node(3).bootstrap(), "spread", &COUNT.to_string(), "6"]);
-    assert_eq!(consumed, produced, "exactly the produced records, each in the partition it was acknowledged in");
+    confluent_round_trip(cluster.node(1), cluster.node(3), "spread", 600, 6);
 
     // Kafka's console producer (through node 2) and console consumer (through node 3), one
     // consumer per partition (assigned: no group coordinator involved).
@@ -1763,13 +1769,8 @@ fn controllers_apart_from_brokers() {
     }
 
     // confluent-kafka through the brokers: produce through broker 5, consume through broker 4.
-    const COUNT: usize = 200;
-    let produced = confluent(&["produce", &cluster.node(5).bootstrap(), "split", &COUNT.to_string()]);
-    assert_eq!(produced.len(), COUNT, "every record acknowledged");
-    let partitions_used: BTreeSet<i32> = produced.iter().map(|(partition, _, _)| *partition).collect();
-    assert_eq!(partitions_used.len(), 4, "keys spread over every partition, so both leaders took records");
-    let consumed = confluent(&["consume", &cluster.node(4).bootstrap(), "split", &COUNT.to_string(), "4"]);
-    assert_eq!(consumed, produced, "exactly the produced records, each in the partition it was acknowledged in");
+    // Keys spread over every partition, so both leaders take records.
+    confluent_round_trip(cluster.node(5), cluster.node(4), "split", 200, 4);
 
     // The active controller (a controller-only node) dies: another controller takes over, and
     // a broker creates topics again.
