@@ -28,6 +28,11 @@ pub enum EngineError {
     #[error("offset {requested} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange { requested: Offset, log_start: Offset, log_end: Offset },
 
+    /// A replicated batch does not start where the log (or the batch before it) ends: the leader's
+    /// batches must be appended contiguously, with the offsets they carry.
+    #[error("replicated batch starts at offset {found}, expected {expected}")]
+    NotContiguous { expected: Offset, found: Offset },
+
     /// Too many appends (or bytes) are waiting for the next commit in this shard.
     #[error("too many appends waiting for commit; commit before appending more")]
     Backpressure,

@@ -189,6 +189,12 @@ impl Shard {
         })
     }
 
+    /// Appends a leader's batches as a follower, byte for byte with their own offsets and leader
+    /// epochs (see [`Log::append_replicated`]); acknowledged like [`Shard::append`].
+    pub fn append_replicated(&mut self, id: LogId, batches: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
+        self.append_with(id, batches.size_bytes(), now_ms, |log, fs| log.append_replicated(fs, batches, now_ms))
+    }
+
     /// What every append shares: the shard's limits before, its accounting after.
     fn append_with(
         &mut self,
@@ -382,6 +388,16 @@ impl Shard {
         log.truncate_to(fs, offset)
     }
 
+    /// Removes every segment of `id` and starts it again, empty, at `offset` (a follower behind
+    /// the leader's log start): see [`Log::reset_to`]. Waits for the log's commit in flight;
+    /// appends still pending are refused.
+    pub fn reset_to(&mut self, id: LogId, offset: Offset, now_ms: i64) -> Result<()> {
+        self.settle(id);
+        self.last_now_ms = now_ms;
+        let (log, fs) = self.log_mut(id)?;
+        log.reset_to(fs, offset, now_ms)
+    }
+
     /// Closes one log cleanly (commit first).
     pub fn close_log(&mut self, id: LogId) -> Result<()> {
         self.settle(id);
@@ -503,5 +519,152 @@ mod tests {
             Err(EngineError::BatchTooLarge { limit_bytes: 100, .. })
         ));
         assert_eq!(shard.log(id).expect("log").next_offset(), Offset(0));
+    }
+
+    /// Leader batches as a follower fetches them: appended (offsets and `epoch` assigned) to a
+    /// leader log, committed, read back.
+    fn leader_batches(shard: &mut Shard, leader: LogId, bytes: &[u8], epoch: LeaderEpoch) -> ValidatedBatches {
+        let from = shard.log(leader).expect("log").next_offset();
+        shard.append(leader, bytes, epoch, NOW_MS).expect("leader append");
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        let end = shard.log(leader).expect("log").log_end_offset();
+        let mut fetched = Vec::new();
+        let mut at = from;
+        // A read stops at a segment's end: a fetcher reads on from where it stopped.
+        while at < end {
+            let read = shard.read(leader, at, u64::MAX, None).expect("read");
+            let bytes: Vec<u8> = read.chunks.iter().flat_map(|chunk| chunk.to_vec().expect("chunk")).collect();
+            let last = batch::validate_all(&bytes).expect("valid").last().expect("a batch").last_offset();
+            at = Offset(last + 1);
+            fetched.extend(bytes);
+        }
+        ValidatedBatches::validate(Bytes::from(fetched)).expect("valid")
+    }
+
+    #[test]
+    fn replicated_batches_are_stored_byte_for_byte_with_their_offsets_and_epochs() {
+        for compression in [CompressionType::Producer, CompressionType::Zstd { level: 3 }] {
+            let mut shard = shard(ShardConfig::default());
+            let (leader, _) = shard.open_log(Path::new("/sim/leader"), LogConfig::default(), NOW_MS).expect("open");
+            // The follower's log asks for zstd: replicated batches must still not be recompressed.
+            let config = LogConfig { compression, ..LogConfig::default() };
+            let (follower, _) = shard.open_log(Path::new("/sim/follower"), config, NOW_MS).expect("open");
+            for epoch in [LeaderEpoch(3), LeaderEpoch(5)] {
+                let fetched = leader_batches(&mut shard, leader, &three_batches(), epoch);
+                let base = shard.log(follower).expect("log").next_offset();
+                let info = shard.append_replicated(follower, &fetched, NOW_MS).expect("append_replicated");
+                assert_eq!((info.base_offset, info.last_offset), (base, base.plus(5)));
+                assert_eq!((info.stored_bytes, info.batch_count), (fetched.size_bytes(), 3));
+            }
+            assert!(shard.commit(NOW_MS).failed.is_empty());
+            let (leader_bytes, follower_bytes) = (stored(&shard, leader), stored(&shard, follower));
+            assert_eq!(follower_bytes, leader_bytes);
+            let headers = batch::validate_all(&follower_bytes).expect("valid");
+            let epochs: Vec<i32> = headers.iter().map(|header| header.partition_leader_epoch).collect();
+            assert_eq!(epochs, [3, 3, 3, 5, 5, 5]);
+            assert!(headers.iter().all(|header| header.codec() == batch::Codec::None), "not recompressed");
+            assert_eq!(shard.log(follower).expect("log").log_end_offset(), Offset(12));
+        }
+    }
+
+    #[test]
+    fn replicated_batches_must_continue_the_log() {
+        let mut shard = shard(ShardConfig::default());
+        let (leader, _) = shard.open_log(Path::new("/sim/leader"), LogConfig::default(), NOW_MS).expect("open");
+        let (follower, _) = shard.open_log(Path::new("/sim/follower"), LogConfig::default(), NOW_MS).expect("open");
+        let first = leader_batches(&mut shard, leader, &three_batches(), LeaderEpoch(1)); // 0..=5
+        let second = leader_batches(&mut shard, leader, &three_batches(), LeaderEpoch(1)); // 6..=11
+                                                                                           // Starting past the follower's end: a gap.
+        assert!(matches!(
+            shard.append_replicated(follower, &second, NOW_MS),
+            Err(EngineError::NotContiguous { expected: Offset(0), found: Offset(6) })
+        ));
+        // A gap between two batches of one append: nothing of it is appended.
+        let mut gapped = first.bytes()[..first.batches()[0].header.size_bytes].to_vec();
+        gapped.extend_from_slice(second.bytes());
+        let gapped = ValidatedBatches::validate(Bytes::from(gapped)).expect("valid");
+        assert!(matches!(
+            shard.append_replicated(follower, &gapped, NOW_MS),
+            Err(EngineError::NotContiguous { expected: Offset(1), found: Offset(6) })
+        ));
+        assert_eq!(shard.log(follower).expect("log").next_offset(), Offset(0));
+        assert_eq!(shard.pending_appends(), 0);
+        shard.append_replicated(follower, &first, NOW_MS).expect("contiguous");
+        // The same batches again: behind the log's end.
+        assert!(matches!(
+            shard.append_replicated(follower, &first, NOW_MS),
+            Err(EngineError::NotContiguous { expected: Offset(6), found: Offset(0) })
+        ));
+        shard.append_replicated(follower, &second, NOW_MS).expect("contiguous");
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        assert_eq!(stored(&shard, follower), stored(&shard, leader));
+    }
+
+    #[test]
+    fn replicated_appends_roll_segments_like_leader_appends() {
+        let mut shard = shard(ShardConfig::default());
+        let config = LogConfig { segment_bytes: 200, ..LogConfig::default() };
+        let (leader, _) = shard.open_log(Path::new("/sim/leader"), config, NOW_MS).expect("open");
+        let (follower, _) = shard.open_log(Path::new("/sim/follower"), config, NOW_MS).expect("open");
+        for epoch in 0..4 {
+            let fetched = leader_batches(&mut shard, leader, &three_batches(), LeaderEpoch(epoch));
+            shard.append_replicated(follower, &fetched, NOW_MS).expect("append_replicated");
+        }
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        let (leader_log, follower_log) = (shard.log(leader).expect("log"), shard.log(follower).expect("log"));
+        assert!(follower_log.segment_count() > 1);
+        assert_eq!(follower_log.segment_count(), leader_log.segment_count());
+        assert_eq!(stored(&shard, follower), stored(&shard, leader));
+        assert_eq!(shard.read(follower, Offset(13), 1, None).expect("read").chunks.len(), 1);
+    }
+
+    #[test]
+    fn reset_to_starts_an_empty_log_at_the_offset_and_survives_a_crash() {
+        let sim = SimFs::new(7, SimFaults::default());
+        let mut shard = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let config = LogConfig { segment_bytes: 200, ..LogConfig::default() };
+        let dir = Path::new("/sim/follower");
+        let (id, _) = shard.open_log(dir, config, NOW_MS).expect("open");
+        for _ in 0..4 {
+            shard.append(id, &three_batches(), LeaderEpoch(1), NOW_MS).expect("append");
+        }
+        shard.append(id, &three_batches(), LeaderEpoch(1), NOW_MS).expect("pending");
+        assert!(matches!(shard.reset_to(id, Offset(100), NOW_MS), Err(EngineError::InvalidInput(_))));
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        assert!(shard.log(id).expect("log").segment_count() > 1);
+        shard.reset_to(id, Offset(100), NOW_MS).expect("reset");
+        let log = shard.log(id).expect("log");
+        assert_eq!(
+            (log.log_start_offset(), log.log_end_offset(), log.next_offset()),
+            (Offset(100), Offset(100), Offset(100))
+        );
+        assert_eq!(log.segment_count(), 1);
+        assert!(matches!(shard.read(id, Offset(0), 1, None), Err(EngineError::OffsetOutOfRange { .. })));
+        // Recovery after a crash right after the reset finds the reset log.
+        sim.crash();
+        let mut shard = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (id, report) = shard.open_log(dir, config, NOW_MS).expect("reopen");
+        assert_eq!((report.log_start_offset, report.log_end_offset), (Offset(100), Offset(100)));
+        // The leader's batches from its log start continue it; a lower start works too.
+        let mut leader_shard =
+            Shard::new(Box::new(SimFs::new(8, SimFaults::default())), ShardConfig::default()).expect("shard");
+        let (leader, _) = leader_shard.open_log(Path::new("/sim/leader"), LogConfig::default(), NOW_MS).expect("open");
+        leader_shard.reset_to(leader, Offset(100), NOW_MS).expect("reset leader");
+        let fetched = leader_batches(&mut leader_shard, leader, &three_batches(), LeaderEpoch(2));
+        let info = shard.append_replicated(id, &fetched, NOW_MS).expect("continues at 100");
+        assert_eq!((info.base_offset, info.last_offset), (Offset(100), Offset(105)));
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        shard.reset_to(id, Offset(50), NOW_MS).expect("reset lower");
+        sim.crash();
+        let mut shard = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (_, report) = shard.open_log(dir, config, NOW_MS).expect("reopen");
+        assert_eq!((report.log_start_offset, report.log_end_offset), (Offset(50), Offset(50)));
+        let segments: Vec<_> = sim.file_paths().into_iter().filter(|path| path.starts_with(dir)).collect();
+        assert!(
+            segments
+                .iter()
+                .all(|path| !path.to_string_lossy().ends_with(".log") || path.ends_with("00000000000000000050.log")),
+            "{segments:?}"
+        );
     }
 }

@@ -1,6 +1,11 @@
 //! Appending to a log: validation (unless done before), codec conversion, offset assignment,
 //! queueing for the next commit, and rolling to a new segment. All or nothing per append.
 //!
+//! Two modes share one path ([`Assign`]): a leader's append assigns offsets and its leader epoch
+//! and may convert the codec; a follower's ([`Log::append_replicated`]) stores the leader's
+//! batches byte for byte (their offsets, epochs and CRC untouched) after checking that they
+//! continue the log. Rolling, `batch_bytes_max`, indexes and the pending queue are the same.
+//!
 //! Must not know: how the queued bytes reach the disk ([`super::commit`]).
 
 use super::{io_error, remove_segment_files, Log, PendingBatch, PendingWrite};
@@ -24,6 +29,16 @@ pub struct AppendInfo {
     pub batch_count: usize,
 }
 
+/// Who decides a batch's offsets and leader epoch.
+#[derive(Clone, Copy, Debug)]
+enum Assign {
+    /// The leader: offsets from the log's next offset, this epoch stamped in, codec converted if
+    /// the log asks for it.
+    Leader { leader_epoch: LeaderEpoch },
+    /// A follower: the batches carry the leader's offsets and epochs and are stored unchanged.
+    Replicated,
+}
+
 impl Log {
     /// Validates `batches` (one or more v2 batches back to back: layout and CRC), then appends
     /// them as [`Log::append_validated`] does. For callers without a [`ValidatedBatches`] (tests,
@@ -37,7 +52,7 @@ impl Log {
     ) -> Result<AppendInfo> {
         self.refuse_if_failed()?;
         let headers = batch::validate_all(batches)?;
-        self.append_checked(fs, batches, headers.iter(), leader_epoch, now_ms)
+        self.append_checked(fs, batches, headers.iter(), Assign::Leader { leader_epoch }, now_ms)
     }
 
     /// Appends batches validated before (not checked again): converts the codec if the log asks
@@ -50,11 +65,25 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         self.refuse_if_failed()?;
-        self.append_checked(fs, batches.bytes(), batches.headers(), leader_epoch, now_ms)
+        self.append_checked(fs, batches.bytes(), batches.headers(), Assign::Leader { leader_epoch }, now_ms)
+    }
+
+    /// Appends a leader's batches as a follower: byte for byte, with the base offsets and
+    /// partition leader epochs they carry (never re-encoded, never re-stamped). The first batch
+    /// must start at [`Log::next_offset`] and each next one right after the one before, else
+    /// [`EngineError::NotContiguous`] and nothing is appended. All or nothing.
+    pub fn append_replicated(
+        &mut self,
+        fs: &mut dyn FileSystem,
+        batches: &ValidatedBatches,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.refuse_if_failed()?;
+        self.append_checked(fs, batches.bytes(), batches.headers(), Assign::Replicated, now_ms)
     }
 
     /// A log whose failed commit could not be rolled back takes no appends.
-    fn refuse_if_failed(&self) -> Result<()> {
+    pub(super) fn refuse_if_failed(&self) -> Result<()> {
         match &self.failed {
             Some(reason) => {
                 Err(EngineError::Io { path: self.dir.clone(), source: std::io::Error::other(reason.clone()) })
@@ -64,21 +93,30 @@ impl Log {
     }
 
     /// The append itself, for `batches` whose `headers` (in order, covering every byte) came from
-    /// validation: enforces `batch_bytes_max`, converts the codec, assigns offsets, queues.
+    /// validation: enforces `batch_bytes_max` (and, for replicated batches, contiguity), converts
+    /// the codec, assigns offsets, queues.
     fn append_checked<'a>(
         &mut self,
         fs: &mut dyn FileSystem,
         batches: &[u8],
         headers: impl ExactSizeIterator<Item = &'a batch::BatchHeader> + Clone,
-        leader_epoch: LeaderEpoch,
+        assign: Assign,
         now_ms: i64,
     ) -> Result<AppendInfo> {
+        let mut expected = self.next_offset;
         for header in headers.clone() {
             if header.size_bytes > self.batch_bytes_max {
                 return Err(EngineError::BatchTooLarge {
                     size_bytes: header.size_bytes,
                     limit_bytes: self.batch_bytes_max,
                 });
+            }
+            if let Assign::Replicated = assign {
+                // Checked before anything is queued: the bytes come from the network.
+                if header.base_offset != expected.0 {
+                    return Err(EngineError::NotContiguous { expected, found: Offset(header.base_offset) });
+                }
+                expected = Offset(header.last_offset()).next();
             }
         }
         // Snapshot for all-or-nothing: a failed roll undoes the batches queued before it.
@@ -99,13 +137,16 @@ impl Log {
         for header in headers {
             let original = &batches[at..at + header.size_bytes];
             at += header.size_bytes;
-            let converted = match self.config.compression {
-                CompressionType::Zstd { level } => compression::zstd_encode(original, header, level),
-                CompressionType::Producer => Ok(None),
+            // A replicated batch is stored as the leader wrote it, whatever this log's codec.
+            let converted = match (assign, self.config.compression) {
+                (Assign::Leader { .. }, CompressionType::Zstd { level }) => {
+                    compression::zstd_encode(original, header, level)
+                }
+                (Assign::Leader { .. }, CompressionType::Producer) | (Assign::Replicated, _) => Ok(None),
             };
             let queued = converted.map_err(EngineError::from).and_then(|converted| {
                 let bytes: &[u8] = converted.as_deref().unwrap_or(original);
-                self.queue_batch(fs, bytes, header, leader_epoch, now_ms).map(|()| bytes.len())
+                self.queue_batch(fs, bytes, header, assign, now_ms).map(|()| bytes.len())
             });
             let stored_bytes = match queued {
                 Ok(stored_bytes) => stored_bytes,
@@ -128,10 +169,14 @@ impl Log {
         fs: &mut dyn FileSystem,
         bytes: &[u8],
         header: &batch::BatchHeader,
-        leader_epoch: LeaderEpoch,
+        assign: Assign,
         now_ms: i64,
     ) -> Result<()> {
         let base_offset = self.next_offset;
+        debug_assert!(
+            matches!(assign, Assign::Leader { .. }) || header.base_offset == base_offset.0,
+            "append_checked checked contiguity"
+        );
         let last_offset = base_offset.plus(u64::from(header.last_offset_delta));
         let active = self.active();
         let active_bytes = active.size_bytes + self.pending_bytes_for(active.base);
@@ -153,7 +198,9 @@ impl Log {
         let write = self.pending.last_mut().expect("just ensured");
         let relative_position = write.data.len() as u64;
         write.data.extend_from_slice(bytes);
-        batch::assign(&mut write.data[relative_position as usize..], base_offset.0, leader_epoch.0);
+        if let Assign::Leader { leader_epoch } = assign {
+            batch::assign(&mut write.data[relative_position as usize..], base_offset.0, leader_epoch.0);
+        }
         write.batches.push(PendingBatch {
             relative_position,
             base_offset,

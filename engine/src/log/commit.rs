@@ -251,6 +251,11 @@ impl Log {
         let recovery_offset = if clean { self.committed_offset } else { self.recovery_offset.min(self.active().base) };
         let recycled = self.segments.iter().any(|segment| segment.base == recovery_offset && segment.recycled);
         let checkpoint = Checkpoint { log_start_offset: self.log_start_offset, recovery_offset, clean, recycled };
+        self.store_checkpoint(fs, &checkpoint)
+    }
+
+    /// Replaces the checkpoint file atomically (temporary file, rename, directory sync).
+    pub(super) fn store_checkpoint(&self, fs: &mut dyn FileSystem, checkpoint: &Checkpoint) -> Result<()> {
         let temp = self.dir.join(checkpoint::TEMP_FILE_NAME);
         write_file_synced(fs, &temp, &checkpoint.encode())?;
         let path = self.dir.join(checkpoint::FILE_NAME);

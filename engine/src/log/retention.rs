@@ -1,15 +1,16 @@
 //! Removing data from a log: retention by time and size (its segment files kept for reuse by
-//! later rolls), truncation to an offset (followers), clean close and deletion.
+//! later rolls), truncation to an offset and a full reset to a new start offset (followers),
+//! clean close and deletion.
 //!
 //! Must not know: which segments readers still use, beyond holding their files open.
 
 use std::path::Path;
 
 use super::{io_error, remove_if_present, remove_index_files, remove_segment_files, Log, RecycledFile};
-use crate::checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::WriteMode;
 use crate::error::{EngineError, Result};
-use crate::io::FileSystem;
+use crate::io::{FileRef, FileSystem, OpenOptions};
 use crate::limits::RECYCLED_SEGMENT_IDLE_MS_MAX;
 use crate::segment::{self, Segment, LOG_SUFFIX, RECYCLED_SUFFIX};
 use crate::types::Offset;
@@ -171,6 +172,74 @@ impl Log {
             tracing::warn!(%error, dir = %self.dir.display(), "checkpoint after truncation not written");
         }
         Ok(new_end)
+    }
+
+    /// Removes every segment and starts the log again, empty, at `offset`: log start = log end
+    /// = `offset` (Kafka's `truncateFullyAndStartAt`, for a follower behind the leader's log
+    /// start or whose divergence lies below its own). Needs no pending appends.
+    ///
+    /// The steps keep every crash point recoverable:
+    /// ```text
+    ///   step                                        a crash after it reopens as
+    ///   1. each segment removed, newest first,      a prefix of the old log (as after a
+    ///      directory synced after each                truncation); no segment: empty at the
+    ///                                                 old log start
+    ///   2. checkpoint: log start = recovery         no segment: empty at `offset`
+    ///      offset = `offset`
+    ///   3. empty segment file `offset` created      the reset log
+    /// ```
+    /// A failure on the way leaves memory describing files that are gone: the log then refuses
+    /// appends (its files stay readable while open) and must be reopened, which recovers one of
+    /// the states above.
+    pub fn reset_to(&mut self, fs: &mut dyn FileSystem, offset: Offset, now_ms: i64) -> Result<()> {
+        if !self.pending.is_empty() || self.committing.is_some() {
+            return Err(EngineError::InvalidInput("reset_to with appends pending; commit first".into()));
+        }
+        self.refuse_if_failed()?;
+        // Recycled files may hold batches above a lower new start: they must not become segments.
+        self.drop_recycled(fs);
+        let outcome = self.reset_files(fs, offset);
+        let file = match outcome {
+            Ok(file) => file,
+            Err(error) => {
+                self.failed = Some(format!("reset to offset {offset} failed half-way: {error}"));
+                return Err(error);
+            }
+        };
+        // From here the disk holds the reset log: memory follows it.
+        let mut segment = Segment::new(offset, file, now_ms);
+        if self.write_mode == WriteMode::Direct {
+            segment.load_tail_block().map_err(io_error(&segment::path(&self.dir, offset, LOG_SUFFIX)))?;
+        }
+        self.segments = vec![segment];
+        self.log_start_offset = offset;
+        self.durable_offset = offset;
+        self.committed_offset = offset;
+        self.next_offset = offset;
+        self.recovery_offset = offset;
+        self.unflushed_messages = 0;
+        self.seal_when_committed.clear();
+        self.cache.clear();
+        Ok(())
+    }
+
+    /// The file steps of [`Log::reset_to`]; returns the new, empty segment file.
+    fn reset_files(&mut self, fs: &mut dyn FileSystem, offset: Offset) -> Result<FileRef> {
+        for segment in self.segments.iter().rev() {
+            // Index files first: a `.log` left by a crash takes its indexes with it on open,
+            // index files left alone would wait for a segment with their name.
+            remove_index_files(fs, &self.dir, segment.base)?;
+            remove_if_present(fs, &segment::path(&self.dir, segment.base, LOG_SUFFIX))?;
+            fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        }
+        let checkpoint =
+            Checkpoint { log_start_offset: offset, recovery_offset: offset, clean: false, recycled: false };
+        self.store_checkpoint(fs, &checkpoint)?;
+        let path = segment::path(&self.dir, offset, LOG_SUFFIX);
+        let direct = self.write_mode == WriteMode::Direct;
+        let file = fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?;
+        fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        Ok(file)
     }
 
     /// Clean shutdown: exact file length, active segment's indexes written, everything synced,
