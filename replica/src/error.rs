@@ -24,6 +24,10 @@ pub enum ReplicaError {
     /// The partition is a follower here: clients must go to the leader.
     #[error("not the leader (leader epoch {epoch:?})")]
     NotLeader { epoch: LeaderEpoch },
+    /// The partition leads (or is not a follower) here: only a follower takes its leader's
+    /// batches as they are.
+    #[error("not a follower (leader epoch {epoch:?})")]
+    NotFollower { epoch: LeaderEpoch },
     /// The request's leader epoch is older than the partition's.
     #[error("fenced leader epoch: request has {requested:?}, partition has {current:?}")]
     FencedLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },

@@ -15,13 +15,17 @@
 //! - what an acknowledgement waits for: `acks=1` for the leader's committed end, `acks=all` for
 //!   the high watermark ([`Acks`]);
 //! - where leader epochs are checked: [`Partition::check_epoch`] on every request that names one,
-//!   [`Partitions::append`] refuses unless the partition leads.
+//!   [`Partitions::append`] refuses unless the partition leads;
+//! - what a follower takes from its leader ([`follow`]): the leader's batches byte for byte with
+//!   their producers' state and leader epochs, the leader's high watermark up to the local
+//!   committed end, a fresh start at the leader's log start.
 //!
 //! Must not know: any Kafka API key, request, response or error code (tidy-checked), sockets,
 //! shards' queues or topics' names. Errors are [`ReplicaError`]; the broker maps them to Kafka
 //! codes in one place.
 
 pub mod error;
+pub mod follow;
 pub mod partition;
 pub mod partitions;
 pub mod producer_snapshot;

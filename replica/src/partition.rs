@@ -101,6 +101,9 @@ pub struct Partition {
     pub(crate) high_watermark: Offset,
     /// One past the last offset the local commit covers.
     pub(crate) local_end: Offset,
+    /// A follower's: the high watermark its leader last reported (its own follows up to its
+    /// committed end, `follow.rs`).
+    pub(crate) leader_high_watermark: Offset,
     /// The leader epochs of this log, oldest first (in memory: persisting the history is part of
     /// replication, order 4).
     pub(crate) epochs: Vec<EpochStart>,
@@ -139,6 +142,7 @@ impl Partition {
             // Recovered data is committed; with one replica it is in the whole ISR.
             high_watermark: end,
             local_end: end,
+            leader_high_watermark: Offset::ZERO,
             epochs: vec![EpochStart { epoch: role.epoch(), start_offset: log_start }],
             acks: BTreeMap::new(),
             data_waiters: Vec::new(),

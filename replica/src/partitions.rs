@@ -55,10 +55,10 @@ pub struct Appended {
 
 /// The partitions of one shard and the engine shard that holds their logs.
 pub struct Partitions {
-    engine: Shard,
-    partitions: BTreeMap<LogId, Partition>,
+    pub(crate) engine: Shard,
+    pub(crate) partitions: BTreeMap<LogId, Partition>,
     /// Wakes the shard's committer: something was appended.
-    commit_trigger: mpsc::UnboundedSender<()>,
+    pub(crate) commit_trigger: mpsc::UnboundedSender<()>,
 }
 
 impl std::fmt::Debug for Partitions {
@@ -111,7 +111,7 @@ impl Partitions {
         self.partitions.get(&id).ok_or(ReplicaError::UnknownPartition)
     }
 
-    fn get_mut(&mut self, id: LogId) -> Result<&mut Partition> {
+    pub(crate) fn get_mut(&mut self, id: LogId) -> Result<&mut Partition> {
         self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)
     }
 
@@ -394,7 +394,11 @@ impl Partitions {
             }
             // Single node: the ISR is this replica alone, so the high watermark is its own
             // committed end. Replication replaces this line with the ISR's smallest end.
-            let isr_end = partition.local_end;
+            // A follower's comes from its leader instead (`follow.rs`).
+            let isr_end = match partition.role {
+                Role::Leader { .. } => partition.local_end,
+                Role::Follower { .. } => partition.leader_high_watermark.min(partition.local_end),
+            };
             let moved = partition.advance_high_watermark(isr_end);
             partition.resolve_acks();
             if moved {
