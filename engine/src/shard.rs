@@ -7,8 +7,10 @@
 //! finished, resubmits short writes, and reports which logs committed. Appends go on while commits
 //! are in flight (a log's next commit starts as soon as its previous one lands), so the disk and
 //! the shard thread work at the same time. [`Shard::commit`] is the blocking form: everything
-//! pending is committed when it returns. Single-threaded by design: the broker runs one `Shard`
-//! per core and never shares it.
+//! pending is committed when it returns. Leaders append with [`Shard::append_validated`] (offsets
+//! and epoch assigned), followers with [`Shard::append_replicated`] (the leader's batches byte for
+//! byte) and start again at the leader's log start with [`Shard::reset_to`]. Single-threaded by
+//! design: the broker runs one `Shard` per core and never shares it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;

@@ -22,7 +22,8 @@
 //! Files: this one holds the log's state and what every concern shares; `append.rs` queues
 //! appends and rolls, `commit.rs` prepares and finishes group commits and seals segments,
 //! `read.rs` serves reads and timestamp lookups, `recovery.rs` opens a log after a crash,
-//! `retention.rs` deletes old segments, recycles their files, truncates and closes.
+//! `retention.rs` deletes old segments, recycles their files, truncates, resets a follower's log to
+//! a new start, and closes.
 
 mod append;
 mod commit;
