@@ -669,4 +669,31 @@ mod tests {
             "{segments:?}"
         );
     }
+
+    #[test]
+    fn a_reset_failing_half_way_refuses_appends_and_reopens_as_a_state_a_crash_could_leave() {
+        let sim = SimFs::new(9, SimFaults::default());
+        let mut shard = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let config = LogConfig { segment_bytes: 200, ..LogConfig::default() };
+        let dir = Path::new("/sim/follower");
+        let (id, _) = shard.open_log(dir, config, NOW_MS).expect("open");
+        for _ in 0..3 {
+            shard.append(id, &three_batches(), LeaderEpoch(1), NOW_MS).expect("append");
+        }
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        // Every file sync fails: the segments are gone, the new checkpoint is not written.
+        sim.set_faults(SimFaults { sync_error_per_million: 1_000_000, ..SimFaults::default() });
+        assert!(matches!(shard.reset_to(id, Offset(100), NOW_MS), Err(EngineError::Io { .. })));
+        sim.set_faults(SimFaults::default());
+        assert!(matches!(shard.append(id, &three_batches(), LeaderEpoch(1), NOW_MS), Err(EngineError::Io { .. })));
+        assert!(matches!(shard.reset_to(id, Offset(100), NOW_MS), Err(EngineError::Io { .. })), "reopen first");
+        drop(shard);
+        sim.crash();
+        let mut shard = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
+        let (id, report) = shard.open_log(dir, config, NOW_MS).expect("reopen");
+        // No segment and the old checkpoint: an empty log at the old start. The reset is redone.
+        assert_eq!((report.log_start_offset, report.log_end_offset), (Offset(0), Offset(0)));
+        shard.reset_to(id, Offset(100), NOW_MS).expect("reset");
+        assert_eq!(shard.log(id).expect("log").log_start_offset(), Offset(100));
+    }
 }
