@@ -47,6 +47,9 @@ pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
 pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
 /// `default.replication.factor`: Kafka's `ReplicationConfigs.DEFAULT_REPLICATION_FACTOR_DEFAULT`.
 pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
+/// Follower fetching stays off by default until followers truncate divergent tails (issue 14):
+/// without that, a former leader can keep records its successor never had.
+pub const FOLLOWER_FETCH_DEFAULT: bool = false;
 /// `min.insync.replicas`: Kafka's `ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT`.
 pub const MIN_INSYNC_REPLICAS_DEFAULT: i32 = 1;
 /// `offsets.topic.replication.factor`: Kafka's `GroupCoordinatorConfig.OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT`.
@@ -264,6 +267,11 @@ pub fn keys() -> Vec<Key> {
         ),
         key("skua.write.mode", WRITE_MODE_DEFAULT, "segment writes: direct (O_DIRECT) or buffered"),
         key(
+            "skua.replication.follower.fetch.enable",
+            FOLLOWER_FETCH_DEFAULT,
+            "followers copy their leaders and acks=all waits for the ISR (in a cluster; off until truncation lands, issue 14)",
+        ),
+        key(
             "skua.segment.recycle.max",
             engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
             "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
@@ -288,6 +296,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub num_partitions: i32,
     pub auto_create_topics: bool,
+    /// `skua.replication.follower.fetch.enable`: in a cluster, followers copy their leaders and
+    /// the high watermark is the ISR's smallest end; off, only the leader's log receives data.
+    pub follower_fetch: bool,
     pub log: LogConfig,
     pub retention_check_interval_ms: u64,
     pub message_max_bytes: usize,
@@ -744,6 +755,7 @@ impl Config {
             return Err(invalid("num.partitions", "must be at least 1"));
         }
         let auto_create_topics = switch(values, "auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT)?;
+        let follower_fetch = switch(values, "skua.replication.follower.fetch.enable", FOLLOWER_FETCH_DEFAULT)?;
         let replication = replication(values)?;
         let message_max_bytes = number(values, "message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT)?;
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
@@ -830,6 +842,7 @@ impl Config {
             data_dir: PathBuf::from(data_dir.trim()),
             num_partitions,
             auto_create_topics,
+            follower_fetch,
             log,
             retention_check_interval_ms: number(
                 values,
@@ -1010,6 +1023,7 @@ mod tests {
             "log.dirs" => config.data_dir.display().to_string(),
             "num.partitions" => config.num_partitions.to_string(),
             "auto.create.topics.enable" => config.auto_create_topics.to_string(),
+            "skua.replication.follower.fetch.enable" => config.follower_fetch.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
@@ -1067,7 +1081,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 36, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 37, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

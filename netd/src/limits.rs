@@ -134,3 +134,22 @@ pub const QUORUM_SNAPSHOT_ENTRIES: u64 = 10_000;
 /// After the controller committed a topic change, how long a broker waits for its own catalog to
 /// show it before answering the client (which retries metadata either way).
 pub const METADATA_APPLY_WAIT_MS: u64 = 3_000;
+
+/// Kafka's `replica.fetch.wait.max.ms` default: how long a follower's fetch waits at the leader
+/// for new data.
+pub const REPLICA_FETCH_WAIT_MS: i32 = 500;
+/// Kafka's `replica.fetch.max.bytes` default: record bytes a follower asks per partition.
+pub const REPLICA_FETCH_PARTITION_BYTES_MAX: i32 = 1024 * 1024;
+/// Kafka's `replica.fetch.response.max.bytes` default: record bytes per follower fetch response.
+pub const REPLICA_FETCH_RESPONSE_BYTES_MAX: i32 = 10 * 1024 * 1024;
+/// The largest fetch response frame a follower reads: the record bytes (the first partition may
+/// exceed the response limit by one partition's worth, KIP-74) and room for the fields around.
+pub const REPLICA_FETCH_FRAME_BYTES_MAX: usize =
+    (REPLICA_FETCH_RESPONSE_BYTES_MAX + REPLICA_FETCH_PARTITION_BYTES_MAX) as usize + 1024 * 1024;
+/// Kafka's `replica.fetch.backoff.ms` default: a follower's pause after a failed fetch.
+pub const REPLICA_FETCH_BACKOFF_MS: u64 = 1_000;
+/// How long a follower waits for its leader's socket to connect or answer before trying again.
+pub const REPLICA_FETCH_IO_TIMEOUT_MS: u64 = 10_000;
+/// How long a follower waits for its own commit of what it appended before fetching again (the
+/// fetch after the commit is what tells the leader the bytes are durable here).
+pub const REPLICA_COMMIT_WAIT_MS_MAX: u64 = 5_000;

@@ -182,7 +182,11 @@ fn main() -> anyhow::Result<()> {
     };
     tracing::info!(listen = %config.listen_address, shards = config.shard_count, advertised = %format!("{}:{}", config.advertised_host, config.advertised_port), "netd starting");
 
-    let catalog = catalog::discover_topics(&config.data_dir)
+    let hosting = match config.cluster {
+        None => catalog::manifest::Hosting::AllPartitions,
+        Some(_) => catalog::manifest::Hosting::ReplicasOnly,
+    };
+    let catalog = catalog::discover_topics(&config.data_dir, hosting)
         .with_context(|| format!("reading the data directory {}", config.data_dir.display()))?;
     let producer_ids = ProducerIds::open(&config.data_dir)?;
     let shared_catalog = Arc::new(catalog::SharedCatalog::new(catalog));

@@ -118,6 +118,8 @@ struct Node {
     controller_port: u16,
     data_dir: PathBuf,
     voters: String,
+    /// Keys set on top of the test cluster's (`--override key=value`).
+    settings: Vec<String>,
     child: Option<Child>,
 }
 
@@ -175,7 +177,7 @@ impl Node {
             // One shard per node: three to five nodes per test, two tests at a time, on two cores.
             "skua.shard.count=1".to_string(),
         ];
-        for setting in settings {
+        for setting in settings.iter().chain(&self.settings) {
             command.arg("--override").arg(setting);
         }
         command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(
@@ -302,6 +304,11 @@ impl Cluster {
     /// the nodes with the controller role as the voters, and waits until a controller is active
     /// and every broker is registered and listed by every broker.
     fn start_with(test: u8, roles: &[Roles]) -> Cluster {
+        Cluster::start_configured(test, roles, &[])
+    }
+
+    /// `start_with`, each node also started with `settings` (`key=value`).
+    fn start_configured(test: u8, roles: &[Roles], settings: &[&str]) -> Cluster {
         let pid = std::process::id();
         let subnet = (pid % 250 + 1) as u8;
         let controller_port = 20_000 + ((pid / 250) % 10_000) as u16;
@@ -326,6 +333,7 @@ impl Cluster {
                 controller_port,
                 data_dir: dir.path().join(format!("n{}", index + 1)),
                 voters: voters.join(","),
+                settings: settings.iter().map(|setting| setting.to_string()).collect(),
                 child: None,
             })
             .collect();
@@ -807,6 +815,57 @@ fn three_nodes_agree() {
     }
     non_coordinators_answer_not_coordinator(&cluster);
     answers_as_kafka_does(&cluster);
+    logs_only_on_replicas(&cluster);
+}
+
+/// A broker keeps a log only for the partitions whose replicas name it: with one replica per
+/// partition each partition's directory is on that broker alone, growing the topic places the new
+/// ones the same way, and a broker asked for a partition it holds no replica of answers
+/// NOT_LEADER_OR_FOLLOWER (Kafka's answer to a client with stale metadata) while the replica
+/// takes the write.
+fn logs_only_on_replicas(cluster: &Cluster) {
+    assert_eq!(create_topic(cluster.node(1), "placed", 4, 1), Some((NONE, String::new())));
+    cluster.wait_topic("placed", 4);
+    let grow = CreatePartitionsRequest::default()
+        .with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("placed")))
+            .with_count(6)])
+        .with_timeout_ms(5_000);
+    let grown: CreatePartitionsResponse = call(cluster.node(2), ApiKey::CreatePartitions, 3, &grow).expect("answer");
+    assert_eq!(grown.results[0].error_code, NONE, "{grown:?}");
+    cluster.wait_topic("placed", 6);
+    let placed = metadata(cluster.node(1)).expect("metadata").partitions("placed").clone();
+    for node in cluster.brokers() {
+        let expected: BTreeSet<String> = placed
+            .iter()
+            .filter(|(_, state)| state.replicas.contains(&(node.id as i32)))
+            .map(|(index, _)| format!("placed-{index}"))
+            .collect();
+        let held = || -> BTreeSet<String> {
+            std::fs::read_dir(&node.data_dir)
+                .expect("data dir")
+                .filter_map(Result::ok)
+                .map(|entry| entry.file_name().to_string_lossy().to_string())
+                .filter(|name| name.starts_with("placed-"))
+                .collect()
+        };
+        let settled = wait_until(REACTION_TIMEOUT, || held() == expected);
+        assert!(settled.is_some(), "node {}: directories {:?}, replicas of {:?}", node.id, held(), expected);
+    }
+    let (&index, state) = placed.iter().next().expect("a partition");
+    let stranger = cluster
+        .brokers()
+        .find(|node| !state.replicas.contains(&(node.id as i32)))
+        .expect("a broker without a replica of it");
+    let mut stream = TcpStream::connect(stranger.address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("placed", index, -1, 1)).expect("send");
+    assert_eq!(produce_error(&mut stream, 1), NOT_LEADER_OR_FOLLOWER, "node {} has no replica", stranger.id);
+    assert_eq!(fetch_error(stranger, "placed", index, -1), Some(NOT_LEADER_OR_FOLLOWER));
+    let mut stream = TcpStream::connect(cluster.node(state.leader as u32).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("placed", index, -1, 2)).expect("send");
+    assert_eq!(produce_error(&mut stream, 2), NONE, "the replica {state:?} takes it");
 }
 
 /// Answers checked against Kafka 4.4's for the same requests (`/work`'s oracle runs): the
@@ -1245,6 +1304,9 @@ fn fenced_broker_loses_leadership() {
     // The restarted victim tells the new `recreated` (another topic id) from its old data.
     let dropped = wait_until(REACTION_TIMEOUT, || !holds_record_bytes(&recreated_dir));
     assert!(dropped.is_some(), "node {victim} kept the old recreated-0 data:\n{}", cluster.node(victim).log());
+    // Nor does it hold a replica of the new one (only node `active` does).
+    let gone = wait_until(REACTION_TIMEOUT, || !recreated_dir.exists());
+    assert!(gone.is_some(), "node {victim} has a recreated-0 directory without being its replica");
     for (correlation_id, partition) in (100..).zip(&led) {
         std::io::Write::write_all(&mut stream, &produce_frame("fence", *partition, -1, correlation_id)).expect("send");
         let answer = produce_error(&mut stream, correlation_id);
@@ -1485,6 +1547,7 @@ fn a_duplicate_node_id_is_refused() {
         controller_port: node.controller_port,
         data_dir: node.data_dir.with_file_name(dir),
         voters: node.voters.clone(),
+        settings: Vec::new(),
         child: None,
     };
     let mut first = broker_4(4, "broker-4");
@@ -1601,7 +1664,7 @@ fn thread_count(pid: u32) -> usize {
 fn the_controller_listener_bounds_hostile_connections() {
     use skua_netd::limits::{CONTROLLER_CONNECTIONS_MAX, CONTROLLER_IO_TIMEOUT_MS};
     use std::io::Write;
-    let cluster = Cluster::start(113, 1);
+    let cluster = Cluster::start(115, 1);
     let node = cluster.node(1);
     let controller = SocketAddr::from((node.ip, node.controller_port));
     let hello_deadline = Duration::from_millis(CONTROLLER_IO_TIMEOUT_MS);
@@ -1781,4 +1844,59 @@ fn controllers_apart_from_brokers() {
         assert_eq!(metadata(node).expect("metadata").brokers, brokers, "broker {} after the failover", node.id);
     }
     println!("split topology (3 controllers, 2 brokers): {} ms", started.elapsed().as_millis());
+}
+
+/// The bytes of every `.log` segment of a partition directory, in offset order (segment names
+/// are their base offsets, zero-padded), read after a clean stop (exact file lengths).
+fn segment_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("partition dir")
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().to_string())
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    names.sort();
+    names.iter().flat_map(|name| std::fs::read(dir.join(name)).expect("segment")).collect()
+}
+
+/// With follower fetching on (`skua.replication.follower.fetch.enable`, issue 14 in progress):
+/// followers copy their leaders byte for byte, `acks=all` is acknowledged once the whole ISR has
+/// the records, and the high watermark a consumer reads to covers them; stopped cleanly, every
+/// replica's segments hold the same bytes.
+#[test]
+fn followers_copy_their_leaders() {
+    let mut cluster =
+        Cluster::start_configured(114, &[Roles::Combined; 3], &["skua.replication.follower.fetch.enable=true"]);
+    assert_eq!(create_topic(cluster.node(1), "copied", 3, 3), Some((NONE, String::new())));
+    cluster.wait_topic("copied", 3);
+    confluent_round_trip(cluster.node(2), cluster.node(3), "copied", 300, 3);
+    // A raw acks=all produce to each leader is answered (the ISR is all three replicas).
+    let placed = metadata(cluster.node(1)).expect("metadata").partitions("copied").clone();
+    for (&index, state) in &placed {
+        assert_eq!(state.isr.len(), 3, "partition {index}: {state:?}");
+        let mut stream = TcpStream::connect(cluster.node(state.leader as u32).address()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 1)).expect("send");
+        assert_eq!(produce_error(&mut stream, 1), NONE, "partition {index} led by {}", state.leader);
+    }
+    // acks=all was answered once the high watermark covered the records: every ISR member had
+    // fetched past them, and a follower fetches again only once what it appended is committed.
+    // Stopped cleanly, every replica's segments hold the same bytes.
+    for node in &mut cluster.nodes {
+        node.stop();
+    }
+    for (&index, state) in &placed {
+        let leader_bytes = segment_bytes(&cluster.node(state.leader as u32).data_dir.join(format!("copied-{index}")));
+        assert!(!leader_bytes.is_empty(), "partition {index} holds records");
+        for node in &cluster.nodes {
+            let copy = segment_bytes(&node.data_dir.join(format!("copied-{index}")));
+            assert!(
+                copy == leader_bytes,
+                "node {}: partition {index} differs from its leader's ({} vs {} bytes)",
+                node.id,
+                copy.len(),
+                leader_bytes.len()
+            );
+        }
+    }
 }

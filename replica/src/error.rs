@@ -21,6 +21,16 @@ pub enum ReplicaError {
     /// This shard holds no such partition.
     #[error("unknown partition")]
     UnknownPartition,
+    /// The partition exists, but this broker holds no replica of it (the client's metadata is
+    /// stale: Kafka answers as it does a follower).
+    #[error("no replica of the partition on this broker")]
+    NotReplica,
+    /// `acks=all` with fewer in-sync replicas than `min.insync.replicas`: nothing was appended.
+    #[error("not enough in-sync replicas ({isr} of at least {min_insync})")]
+    NotEnoughReplicas { isr: usize, min_insync: usize },
+    /// Appended, but the ISR shrank below `min.insync.replicas` before the write was covered.
+    #[error("the in-sync replicas fell below min.insync.replicas after the append")]
+    NotEnoughReplicasAfterAppend,
     /// The partition is a follower here: clients must go to the leader.
     #[error("not the leader (leader epoch {epoch:?})")]
     NotLeader { epoch: LeaderEpoch },

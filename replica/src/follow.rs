@@ -109,7 +109,7 @@ impl Partition {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::future::Future;
     use std::path::Path;
     use std::pin::Pin;
@@ -124,26 +124,26 @@ mod tests {
     use super::*;
     use crate::{Acks, ReadBound};
 
-    fn partitions(sim: &SimFs) -> (Partitions, mpsc::UnboundedReceiver<()>) {
+    pub(crate) fn partitions(sim: &SimFs) -> (Partitions, mpsc::UnboundedReceiver<()>) {
         let engine = Shard::new(Box::new(sim.clone()), ShardConfig::default()).expect("shard");
         let (trigger, triggers) = mpsc::unbounded();
         (Partitions::new(engine, trigger), triggers)
     }
 
-    fn open(partitions: &mut Partitions, dir: &str, role: Role, segment_bytes: u64) -> LogId {
+    pub(crate) fn open(partitions: &mut Partitions, dir: &str, role: Role, segment_bytes: u64) -> LogId {
         let config = LogConfig { segment_bytes, ..LogConfig::default() };
         partitions.open(Path::new(dir), config, role, 0).expect("open").0
     }
 
-    fn leader_role(epoch: i32) -> Role {
+    pub(crate) fn leader_role(epoch: i32) -> Role {
         Role::Leader { epoch: LeaderEpoch(epoch) }
     }
 
-    fn follower_role(epoch: i32) -> Role {
+    pub(crate) fn follower_role(epoch: i32) -> Role {
         Role::Follower { epoch: LeaderEpoch(epoch) }
     }
 
-    fn batch(records: usize) -> ValidatedBatches {
+    pub(crate) fn batch(records: usize) -> ValidatedBatches {
         let values: Vec<Vec<u8>> = (0..records).map(|index| format!("value-{index}").into_bytes()).collect();
         let records: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&b"k"[..], value.as_slice())).collect();
         ValidatedBatches::validate(Bytes::from(make_batch(&records, 1_000))).expect("valid")
@@ -161,7 +161,7 @@ mod tests {
 
     /// What a follower's fetch from `from` gets: the leader's committed batches, read on across
     /// segment ends.
-    fn fetch(leader: &Partitions, id: LogId, from: Offset) -> Option<ValidatedBatches> {
+    pub(crate) fn fetch(leader: &Partitions, id: LogId, from: Offset) -> Option<ValidatedBatches> {
         let mut bytes = Vec::new();
         let mut at = from;
         while let Some(plan) = leader.read(id, at, 1 << 20, ReadBound::LogEnd).expect("read") {
@@ -187,7 +187,7 @@ mod tests {
             .map_or(Vec::new(), |b| b.bytes().to_vec())
     }
 
-    fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+    pub(crate) fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
         let waker = std::task::Waker::noop().clone();
         match Pin::new(future).poll(&mut Context::from_waker(&waker)) {
             Poll::Ready(output) => Some(output),
@@ -261,7 +261,7 @@ mod tests {
         leader.commit(0);
         let fetched = fetch(&leader, leader_id, Offset(0)).expect("batches");
         follower.append_replicated(id, &fetched, 0).expect("append_replicated");
-        let mut waiting = follower.wait_for_data(&[id]);
+        let mut waiting = follower.wait_for_data(&[id], ReadBound::HighWatermark);
         // Nothing committed locally yet: the leader's high watermark cannot lift ours.
         assert_eq!(follower.set_follower_high_watermark(id, Offset(4)).expect("hw"), Offset(0));
         assert!(poll_once(&mut waiting).is_none());

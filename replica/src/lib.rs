@@ -26,6 +26,7 @@
 
 pub mod error;
 pub mod follow;
+pub mod leader;
 pub mod partition;
 pub mod partitions;
 pub mod producer_snapshot;
@@ -33,6 +34,7 @@ pub mod producers;
 pub mod read;
 
 pub use error::{ProducerError, ReplicaError};
+pub use leader::{FollowerState, IsrCandidates, ReplicaId, Replication};
 pub use partition::{Acks, Partition, ReadBound, Role};
 pub use partitions::{Ack, Appended, Partitions};
 pub use read::ReadPlan;

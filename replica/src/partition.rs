@@ -109,7 +109,13 @@ pub struct Partition {
     pub(crate) epochs: Vec<EpochStart>,
     /// Keyed by the last offset of the batch each waits for.
     pub(crate) acks: BTreeMap<Offset, Vec<AckWaiter>>,
+    /// Consumers' fetches, woken when the high watermark moves.
     pub(crate) data_waiters: Vec<Rc<DataWaiter>>,
+    /// Followers' fetches, woken when the local end moves (they read past the high watermark).
+    pub(crate) replica_waiters: Vec<Rc<DataWaiter>>,
+    /// In a cluster: the replicas, the ISR and (leading) each follower's progress; `None` on one
+    /// node, where the ISR is this replica alone ([`crate::leader`]).
+    pub(crate) replication: Option<crate::leader::Replication>,
     pub(crate) producers: ProducerState,
     /// The log's directory, which holds its producer-state snapshot.
     pub(crate) dir: PathBuf,
@@ -146,6 +152,8 @@ impl Partition {
             epochs: vec![EpochStart { epoch: role.epoch(), start_offset: log_start }],
             acks: BTreeMap::new(),
             data_waiters: Vec::new(),
+            replica_waiters: Vec::new(),
+            replication: None,
             producers,
             dir,
             snapshot_offset,
@@ -243,21 +251,28 @@ impl Partition {
         receiver
     }
 
-    fn covers(&self, last_offset: Offset, acks: Acks) -> bool {
+    pub(crate) fn covers(&self, last_offset: Offset, acks: Acks) -> bool {
         match acks {
             Acks::None | Acks::Leader => last_offset < self.local_end,
             Acks::All => last_offset < self.high_watermark,
         }
     }
 
-    /// Answers every acknowledgement the local end and the high watermark now cover.
+    /// Answers every acknowledgement the local end and the high watermark now cover (`acks=all`
+    /// with NOT_ENOUGH_REPLICAS_AFTER_APPEND when the ISR shrank below `min.insync.replicas`
+    /// meanwhile: Kafka's answer, the write is in the log but not as replicated as asked).
     pub(crate) fn resolve_acks(&mut self) {
         let waiting = self.acks.split_off(&self.local_end);
         let candidates = std::mem::replace(&mut self.acks, waiting);
+        let short_of_replicas = self.replication.as_ref().is_some_and(|replication| replication.isr_too_small());
         for (last_offset, waiters) in candidates {
             for waiter in waiters {
                 if self.covers(last_offset, waiter.acks) {
-                    let _ = waiter.reply.send(Ok(()));
+                    let outcome = match waiter.acks {
+                        Acks::All if short_of_replicas => Err(ReplicaError::NotEnoughReplicasAfterAppend),
+                        _ => Ok(()),
+                    };
+                    let _ = waiter.reply.send(outcome);
                 } else {
                     self.acks.entry(last_offset).or_default().push(waiter);
                 }
@@ -284,6 +299,17 @@ impl Partition {
 
     pub(crate) fn wake_data_waiters(&mut self) {
         for waiter in self.data_waiters.drain(..) {
+            waiter.wake();
+        }
+    }
+
+    pub(crate) fn add_replica_waiter(&mut self, waiter: Rc<DataWaiter>) {
+        self.replica_waiters.retain(|waiter| !waiter.is_gone());
+        self.replica_waiters.push(waiter);
+    }
+
+    pub(crate) fn wake_replica_waiters(&mut self) {
+        for waiter in self.replica_waiters.drain(..) {
             waiter.wake();
         }
     }

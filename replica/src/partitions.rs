@@ -126,6 +126,9 @@ impl Partitions {
     pub fn append(&mut self, id: LogId, batches: &ValidatedBatches, acks: Acks, now_ms: i64) -> Result<Appended> {
         let partition = self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)?;
         partition.check_leader()?;
+        if acks == Acks::All {
+            partition.check_enough_replicas()?;
+        }
         let epoch = partition.leader_epoch();
         let identities: Vec<Option<BatchIdentity>> = batches.headers().map(BatchIdentity::of).collect();
         let mut verdicts = Vec::with_capacity(identities.len());
@@ -193,14 +196,18 @@ impl Partitions {
         Ok(self.engine.offset_for_timestamp(id, timestamp_ms)?)
     }
 
-    /// A receiver that fires when the high watermark of any of `ids` moves, for fetches waiting
-    /// for data. Unknown ids are skipped (the fetch finds out when it reads again).
-    pub fn wait_for_data(&mut self, ids: &[LogId]) -> oneshot::Receiver<()> {
+    /// A receiver that fires when what a fetch reading up to `bound` may read of any of `ids`
+    /// grows (the high watermark for consumers, the local end for followers). Unknown ids are
+    /// skipped (the fetch finds out when it reads again).
+    pub fn wait_for_data(&mut self, ids: &[LogId], bound: ReadBound) -> oneshot::Receiver<()> {
         let (sender, receiver) = oneshot::channel();
         let waiter = Rc::new(DataWaiter { reply: std::cell::Cell::new(Some(sender)) });
         for id in ids {
             if let Some(partition) = self.partitions.get_mut(id) {
-                partition.add_data_waiter(waiter.clone());
+                match bound {
+                    ReadBound::HighWatermark => partition.add_data_waiter(waiter.clone()),
+                    ReadBound::LogEnd => partition.add_replica_waiter(waiter.clone()),
+                }
             }
         }
         receiver
@@ -225,7 +232,11 @@ impl Partitions {
         let next = self.next_offset(id)?;
         let partition = self.get_mut(id)?;
         partition.check_epoch_not_older(role.epoch())?;
-        partition.start_epoch(role.epoch(), next);
+        // A leader's epoch begins at its next offset; a follower learns epochs from the leader's
+        // batches (`follow.rs`), which carry the epochs they were written in.
+        if let Role::Leader { epoch } = role {
+            partition.start_epoch(epoch, next);
+        }
         partition.role = role;
         Ok(partition)
     }
@@ -274,6 +285,7 @@ impl Partitions {
         };
         partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);
         partition.wake_data_waiters();
+        partition.wake_replica_waiters();
         self.engine.delete_log(id)?;
         Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
@@ -387,23 +399,18 @@ impl Partitions {
             let Some(partition) = self.partitions.get_mut(&id) else { continue };
             // Never past the log's own committed end (a report can be older than the log).
             let end = self.engine.log(id).map_or(end, |log| end.min(log.log_end_offset()));
-            partition.local_end = partition.local_end.max(end);
+            if end > partition.local_end {
+                partition.local_end = end;
+                partition.wake_replica_waiters();
+            }
             if partition.roll_snapshot.as_ref().is_some_and(|(offset, _)| *offset <= partition.local_end) {
                 let (offset, bytes) = partition.roll_snapshot.take().expect("just checked");
                 snapshots_due.push((id, partition.dir.clone(), offset, bytes));
             }
-            // Single node: the ISR is this replica alone, so the high watermark is its own
-            // committed end. Replication replaces this line with the ISR's smallest end.
-            // A follower's comes from its leader instead (`follow.rs`).
-            let isr_end = match partition.role {
-                Role::Leader { .. } => partition.local_end,
-                Role::Follower { .. } => partition.leader_high_watermark.min(partition.local_end),
-            };
-            let moved = partition.advance_high_watermark(isr_end);
-            partition.resolve_acks();
-            if moved {
-                partition.wake_data_waiters();
-            }
+            // One node: the ISR is this replica alone, so the high watermark is its own committed
+            // end; leading in a cluster, the ISR's smallest end ([`crate::leader`]); following,
+            // the leader's as its fetch responses said (`follow.rs`).
+            partition.settle_high_watermark();
         }
         // Blocking (two syncs), but once per segment roll: the state below the old segment's
         // end is on disk before that segment can leave the replay window.

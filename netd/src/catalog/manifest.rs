@@ -26,6 +26,16 @@ use engine::io::{read_small_file, write_file_atomically, FileSystem, OpenOptions
 use crate::catalog::valid_topic_name;
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 
+/// Which partitions of a committed topic have a directory here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hosting {
+    /// Every partition (one node): a missing directory is lost data, and start-up refuses.
+    AllPartitions,
+    /// The partitions whose replicas include this broker (a cluster): a missing directory is a
+    /// replica the metadata image opens again (and, with replication, refills from the leader).
+    ReplicasOnly,
+}
+
 /// The directory under the data dir that holds one manifest per topic.
 pub const MANIFEST_DIR_NAME: &str = "skua-topics";
 /// Where a migration builds the manifest directory before renaming it into place.
@@ -236,16 +246,16 @@ fn list(partitions: &BTreeSet<i32>) -> String {
 /// Brings the data directory in line with the committed topics and returns them (topic →
 /// partition count). Runs once at start, before any partition is opened. Data directories from
 /// before manifests are migrated first.
-pub fn reconcile(data_dir: &Path) -> Result<BTreeMap<String, i32>, ManifestError> {
+pub fn reconcile(data_dir: &Path, hosting: Hosting) -> Result<BTreeMap<String, i32>, ManifestError> {
     let mut fs = engine::io::os::SyscallFs::new();
     fs.create_dir_all(data_dir).map_err(io_error(data_dir))?;
     let found = partition_dirs(data_dir)?;
     let manifest_dir = data_dir.join(MANIFEST_DIR_NAME);
     if !manifest_dir.is_dir() {
         migrate(&mut fs, data_dir, &found)?;
-        return reconcile_with_manifests(&mut fs, data_dir, &partition_dirs(data_dir)?);
+        return reconcile_with_manifests(&mut fs, data_dir, &partition_dirs(data_dir)?, hosting);
     }
-    reconcile_with_manifests(&mut fs, data_dir, &found)
+    reconcile_with_manifests(&mut fs, data_dir, &found, hosting)
 }
 
 /// The cluster id of each committed topic that has one (version 2 manifests). Read after
@@ -294,6 +304,7 @@ fn reconcile_with_manifests(
     fs: &mut dyn FileSystem,
     data_dir: &Path,
     found: &BTreeMap<String, BTreeSet<i32>>,
+    hosting: Hosting,
 ) -> Result<BTreeMap<String, i32>, ManifestError> {
     let manifest_dir = data_dir.join(MANIFEST_DIR_NAME);
     let topics: BTreeMap<String, i32> =
@@ -323,7 +334,7 @@ fn reconcile_with_manifests(
         let present = found.get(topic);
         let missing: BTreeSet<i32> =
             (0..count).filter(|partition| !present.is_some_and(|present| present.contains(partition))).collect();
-        if !missing.is_empty() {
+        if !missing.is_empty() && hosting == Hosting::AllPartitions {
             return Err(ManifestError::Inconsistent(format!(
                 "topic {topic:?} has {count} partitions (manifest {}) but the directories of partitions {} are \
                  missing from {}; their data is lost or moved: restore them, or remove the manifest to delete \
@@ -445,16 +456,20 @@ mod tests {
         make_partition(data, "kept-5", 0);
         make_partition(data, "stray-3", 0);
         make_partition(data, "__consumer_offsets-0", 10);
-        let topics = reconcile(data).expect("reconcile");
+        let topics = reconcile(data, Hosting::AllPartitions).expect("reconcile");
         assert_eq!(topics, BTreeMap::from([("kept".to_string(), 2)]));
         assert!(data.join("kept-1").is_dir() && !data.join("kept-5").exists() && !data.join("stray-3").exists());
         assert!(data.join("__consumer_offsets-0").is_dir());
-        assert_eq!(reconcile(data).expect("again"), topics, "a second start finds the same topics");
+        assert_eq!(
+            reconcile(data, Hosting::AllPartitions).expect("again"),
+            topics,
+            "a second start finds the same topics"
+        );
 
         let other = tempfile::tempdir().expect("tempdir");
         make_partition(other.path(), "gap-0", 10);
         make_partition(other.path(), "gap-2", 10);
-        let error = reconcile(other.path()).expect_err("data past a gap");
+        let error = reconcile(other.path(), Hosting::AllPartitions).expect_err("data past a gap");
         assert!(error.to_string().contains("gap-2 holds record batches"), "{error}");
         assert!(other.path().join("gap-2").is_dir() && !other.path().join(MANIFEST_DIR_NAME).exists());
     }
@@ -463,7 +478,7 @@ mod tests {
     fn manifests_decide_what_a_restart_finds() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path();
-        reconcile(data).expect("empty data dir");
+        reconcile(data, Hosting::AllPartitions).expect("empty data dir");
         let mut manifests = TopicManifests::new(data);
         make_partition(data, "t-0", 10);
         make_partition(data, "t-1", 0);
@@ -472,7 +487,7 @@ mod tests {
         make_partition(data, "never-0", 0); // an interrupted create
         make_partition(data, "gone-0", 10); // a deletion past its commit point
         std::fs::write(data.join(MANIFEST_DIR_NAME).join("t~tmp"), b"half").expect("temp");
-        assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
+        assert_eq!(reconcile(data, Hosting::AllPartitions).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
         let mut left: Vec<String> = std::fs::read_dir(data)
             .expect("list")
             .map(|entry| entry.expect("entry").file_name().to_string_lossy().to_string())
@@ -482,16 +497,21 @@ mod tests {
         assert!(!data.join(MANIFEST_DIR_NAME).join("t~tmp").exists());
         assert_eq!(topic_ids(data).expect("ids"), BTreeMap::new(), "a version 1 manifest has no id");
         manifests.commit("t", 2, Some([9; 16])).expect("commit with an id");
-        assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
+        assert_eq!(reconcile(data, Hosting::AllPartitions).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
         assert_eq!(topic_ids(data).expect("ids"), BTreeMap::from([("t".to_string(), [9; 16])]));
 
         std::fs::remove_dir_all(data.join("t-1")).expect("lose a partition");
-        let error = reconcile(data).expect_err("missing partition");
+        let error = reconcile(data, Hosting::AllPartitions).expect_err("missing partition");
         assert!(error.to_string().contains("partitions 1 are missing"), "{error}");
+        // In a cluster a broker holds only its replicas: the image opens the missing one again.
+        assert_eq!(
+            reconcile(data, Hosting::ReplicasOnly).expect("replicas only"),
+            BTreeMap::from([("t".to_string(), 2)])
+        );
         std::fs::write(data.join(MANIFEST_DIR_NAME).join("t"), b"SKUA-TOPIC-MANIFEST 1\nname=t\n").expect("damage");
-        assert!(matches!(reconcile(data), Err(ManifestError::Damaged { .. })));
+        assert!(matches!(reconcile(data, Hosting::AllPartitions), Err(ManifestError::Damaged { .. })));
         manifests.remove("t").expect("remove");
-        assert_eq!(reconcile(data).expect("reconcile"), BTreeMap::new());
+        assert_eq!(reconcile(data, Hosting::AllPartitions).expect("reconcile"), BTreeMap::new());
         assert!(!data.join("t-0").exists(), "a topic whose manifest is gone is deleted");
     }
 }

@@ -76,9 +76,12 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
 /// committed topic claims and migrating a data directory from before topic manifests (see
 /// `manifest.rs`). Refuses (with the directory and what to do) rather than skip a directory that
 /// may hold acknowledged data.
-pub fn discover_topics(data_dir: &std::path::Path) -> Result<Catalog, manifest::ManifestError> {
+pub fn discover_topics(
+    data_dir: &std::path::Path,
+    hosting: manifest::Hosting,
+) -> Result<Catalog, manifest::ManifestError> {
     let mut catalog = Catalog::default();
-    catalog.topics.extend(manifest::reconcile(data_dir)?);
+    catalog.topics.extend(manifest::reconcile(data_dir, hosting)?);
     Ok(catalog)
 }
 

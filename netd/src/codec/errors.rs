@@ -45,6 +45,9 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
         EngineError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
         EngineError::InvalidInput(_) => ResponseError::InvalidRequest,
         EngineError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // A follower's copy that does not continue its log: the broker's own fault, never a
+        // client's (Kafka's follower raises a non-API exception there too).
+        EngineError::NotContiguous { .. } => ResponseError::UnknownServerError,
         // The caller should retry: Kafka's retriable "request timed out" is closest.
         EngineError::Backpressure => ResponseError::RequestTimedOut,
         EngineError::Corruption { .. } => ResponseError::KafkaStorageError,
@@ -58,7 +61,11 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
 pub fn replica_error_code(error: &ReplicaError) -> i16 {
     let kind = match error {
         ReplicaError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
-        ReplicaError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        ReplicaError::NotLeader { .. } | ReplicaError::NotReplica | ReplicaError::NotFollower { .. } => {
+            ResponseError::NotLeaderOrFollower
+        }
+        ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        ReplicaError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
         ReplicaError::Producer(ProducerError::OutOfOrderSequence) => ResponseError::OutOfOrderSequenceNumber,

@@ -7,6 +7,11 @@
 //! is available the fetch waits until the high watermark of one of its partitions moves or
 //! `max_wait_ms` passes, then reads again.
 //!
+//! A follower's fetch (`replica_id` set: another broker copying its replicas) reads up to the
+//! leader's local end instead, waits for that end to move, and its fetch offset tells the leader
+//! how far that follower is (`Partitions::follower_fetched`, once per request): what the high
+//! watermark follows.
+//!
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
@@ -27,7 +32,7 @@ use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
-use replica::{ReadBound, ReadPlan, ReplicaError};
+use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId};
 
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, Frame};
@@ -54,6 +59,8 @@ struct Item {
     partition_max_bytes: u64,
     /// The leader epoch the client knows, or -1.
     current_leader_epoch: i32,
+    /// A follower's fetch: the broker whose replica asks.
+    replica: Option<ReplicaId>,
 }
 
 /// One partition's answer: its fields, and the plan of its records if it has any.
@@ -62,6 +69,7 @@ type Answer = (usize, PartitionData, Option<ReadPlan>);
 /// Plans one partition's read on its owning shard, at most `room` bytes. Also returns the
 /// partition's replica, for the wake-up registration.
 fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
+    let bound = if item.replica.is_some() { ReadBound::LogEnd } else { ReadBound::HighWatermark };
     let mut data = PartitionData::default();
     data.partition_index = item.partition;
     data.high_watermark = -1;
@@ -89,7 +97,7 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
             data.error_code = ResponseError::OffsetOutOfRange.code();
         }
         Ok(_) if room == 0 => {}
-        Ok(start) => match state.partitions.read(id, start, partition_max, ReadBound::HighWatermark) {
+        Ok(start) => match state.partitions.read(id, start, partition_max, bound) {
             Ok(found) => plan = found,
             Err(error) => {
                 data.records = None;
@@ -101,9 +109,18 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
 }
 
 /// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
-/// and registers for a wake-up when the high watermark of any of them moves.
-fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<Answer>, oneshot::Receiver<()>) {
+/// and registers for a wake-up when what they may read grows. A follower's fetch records its
+/// progress first, in the request's first round only.
+fn read_on_shard(
+    shard: &ShardContext,
+    items: &[Item],
+    room_bytes: u64,
+    first_round: bool,
+) -> (Vec<Answer>, oneshot::Receiver<()>) {
     let mut state = shard.state.borrow_mut();
+    if first_round {
+        record_follower_progress(&mut state, items);
+    }
     let mut room = room_bytes;
     let mut first = true;
     let mut watched = Vec::with_capacity(items.len());
@@ -121,7 +138,24 @@ fn read_on_shard(shard: &ShardContext, items: &[Item], room_bytes: u64) -> (Vec<
             (item.slot, data, plan)
         })
         .collect();
-    (answers, state.partitions.wait_for_data(&watched))
+    let bound =
+        if items.iter().any(|item| item.replica.is_some()) { ReadBound::LogEnd } else { ReadBound::HighWatermark };
+    (answers, state.partitions.wait_for_data(&watched, bound))
+}
+
+/// A follower's fetch offsets, recorded by the leader (after the same epoch and leadership checks
+/// as the read; a refused partition records nothing and its read answers the error).
+fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
+    let now = crate::clock::now_ms();
+    for item in items {
+        let (Some(replica), Ok(offset)) = (item.replica, u64::try_from(item.fetch_offset)) else { continue };
+        let Ok((id, _)) = state.leader_replica(&item.topic, item.partition, item.current_leader_epoch) else {
+            continue;
+        };
+        if let Err(error) = state.partitions.follower_fetched(id, replica, Offset(offset), now) {
+            tracing::debug!(topic = %item.topic, partition = item.partition, ?replica, %error, "follower progress not recorded");
+        }
+    }
 }
 
 /// One partition of the request, after Kafka's collapsing of duplicates.
@@ -163,6 +197,8 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
 
 pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<Option<super::Segments>> {
     let request: FetchRequest = decode_body(&frame)?;
+    // Followers name themselves (Fetch v0–14's replica_id; consumers send -1).
+    let replica = (request.replica_id.0 >= 0).then_some(ReplicaId(request.replica_id.0));
     let wait_ms = u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_WAIT_MS_MAX);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = u64::try_from(request.min_bytes.max(0)).unwrap_or(0);
@@ -199,6 +235,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 fetch_offset: entry.fetch_offset,
                 partition_max_bytes: entry.partition_max_bytes,
                 current_leader_epoch: entry.current_leader_epoch,
+                replica,
             });
         }
     }
@@ -209,6 +246,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         .map(|(shard, items)| (shard, Rc::new(items)))
         .collect();
 
+    let mut first_round = true;
     loop {
         // One round: every owning shard plans its partitions (in parallel) and arms a wake-up.
         let mut pending = Vec::new();
@@ -217,11 +255,13 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             pending.push(
                 context
                     .submit(*shard, move |shard_context| {
-                        Box::pin(std::future::ready(read_on_shard(shard_context, &items, response_bytes_max)))
+                        let planned = read_on_shard(shard_context, &items, response_bytes_max, first_round);
+                        Box::pin(std::future::ready(planned))
                     })
                     .await?,
             );
         }
+        first_round = false;
         let mut wakes = Vec::new();
         let mut plans: Vec<Option<ReadPlan>> = (0..wanted.len()).map(|_| None).collect();
         for outcome in pending {

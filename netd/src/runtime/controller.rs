@@ -14,7 +14,7 @@
 //! Not on the data path: produce and fetch never wait for the controller, except produce and
 //! metadata when they auto-create a topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -37,6 +37,7 @@ use crate::codec::errors::{ProducerIdError, TopicError};
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::quorum::link::LinkError;
 use crate::runtime::context::{Pending, ShardContext};
+use crate::runtime::state::Assignment;
 
 /// The shard that runs the controller (topic catalog changes, producer id allocation).
 pub const CONTROLLER_SHARD: usize = 0;
@@ -276,6 +277,11 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
         Ok(ids) => applied.topic_ids = ids.into_iter().map(|(topic, id)| (topic, TopicId(id))).collect(),
         Err(error) => tracing::error!(%error, "could not read the topic ids of the manifests"),
     }
+    // The replicas this broker held when it stopped: the shards opened their directories.
+    match crate::catalog::manifest::partition_dirs(&context.config.data_dir) {
+        Ok(dirs) => applied.hosted = dirs,
+        Err(error) => tracing::error!(%error, "could not list the partition directories"),
+    }
     let mut block: std::ops::Range<u64> = 0..0;
     while let Some(command) = commands.next().await {
         match command {
@@ -284,10 +290,11 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
             }
             ControlCommand::ApplyImage(image) => apply_image(&context, &mut manifests, &mut applied, &image).await,
             ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
-                let _ = reply.send(create(&context, &mut manifests, &name, partitions, None, validate_only).await);
+                let _ =
+                    reply.send(create(&context, &mut manifests, &name, partitions, None, validate_only, None).await);
             }
             ControlCommand::AddPartitions { name, count, validate_only, reply } => {
-                let _ = reply.send(grow(&context, &mut manifests, &name, count, None, validate_only).await);
+                let _ = reply.send(grow(&context, &mut manifests, &name, count, None, validate_only, None).await);
             }
             ControlCommand::DeleteTopic { name, reply } => {
                 let _ = reply.send(delete(&context, &mut manifests, &name).await);
@@ -324,14 +331,17 @@ struct Applied {
     /// two images, or while this broker was down, comes back with another id: its data goes).
     /// Seeded at start from the ids the topic manifests recorded.
     topic_ids: BTreeMap<String, TopicId>,
-    /// Each partition's role as last set.
-    roles: BTreeMap<(String, i32), Role>,
+    /// Each local replica's assignment (role, leader, replicas, ISR) as last set.
+    roles: BTreeMap<(String, i32), Assignment>,
+    /// The partitions of each topic this broker holds a replica of (a log on the owning shard).
+    /// Seeded at start from the partition directories.
+    hosted: BTreeMap<String, BTreeSet<i32>>,
 }
 
-/// Makes the local topics match `image` (create, grow, delete: every broker keeps a log for every
-/// partition of every topic until replicas get their own placement, order 4) and sets each
-/// partition's role: leader in its leader epoch where the image names this broker, follower
-/// elsewhere.
+/// Makes the local topics match `image` (create, grow, delete; a log only for the partitions whose
+/// replicas include this broker: opened when it becomes one, deleted when it stops being one) and
+/// sets each replica's role: leader in its leader epoch where the image names this broker,
+/// follower elsewhere.
 async fn apply_image(
     context: &Rc<ShardContext>,
     manifests: &mut TopicManifests,
@@ -348,6 +358,7 @@ async fn apply_image(
             }
             applied.topic_ids.remove(name);
             applied.roles.retain(|(topic, _), _| topic != name);
+            applied.hosted.remove(name);
         }
     }
     for topic in image.topics.values() {
@@ -358,10 +369,23 @@ async fn apply_image(
             continue;
         }
         let wanted = topic.partitions.len() as i32;
+        let replicas: BTreeSet<i32> = topic
+            .partitions
+            .iter()
+            .filter(|partition| partition.replicas.contains(&me))
+            .map(|partition| partition.partition.0)
+            .collect();
+        // Creating or growing opens this broker's replicas among the new partitions.
         let outcome = match context.catalog().partitions(&topic.name) {
-            None => create(context, manifests, &topic.name, wanted, Some(topic.id), false).await,
+            None => create(context, manifests, &topic.name, wanted, Some(topic.id), false, Some(&replicas)).await.map(
+                |()| {
+                    applied.hosted.insert(topic.name.clone(), replicas.clone());
+                },
+            ),
             Some(existing) if existing < wanted => {
-                grow(context, manifests, &topic.name, wanted, Some(topic.id), false).await
+                grow(context, manifests, &topic.name, wanted, Some(topic.id), false, Some(&replicas))
+                    .await
+                    .map(|()| applied.hosted.entry(topic.name.clone()).or_default().extend(replicas.range(existing..)))
             }
             Some(_) => Ok(()),
         };
@@ -370,28 +394,37 @@ async fn apply_image(
             continue;
         }
         applied.topic_ids.insert(topic.name.clone(), topic.id);
-        for partition in &topic.partitions {
+        change_replicas(context, applied, &topic.name, &replicas).await;
+        for partition in topic.partitions.iter().filter(|partition| replicas.contains(&partition.partition.0)) {
             let epoch = LeaderEpoch(partition.leader_epoch);
             let role = match partition.leader {
                 Some(leader) if leader == me => Role::Leader { epoch },
                 _ => Role::Follower { epoch },
             };
+            let ids = |list: &[BrokerId]| list.iter().map(|id| id.0).collect::<Vec<i32>>();
+            let assignment = Assignment {
+                role,
+                leader: partition.leader.map(|leader| leader.0),
+                replicas: ids(&partition.replicas),
+                isr: ids(&partition.isr),
+            };
             let key = (topic.name.clone(), partition.partition.0);
-            if applied.roles.get(&key) == Some(&role) {
+            if applied.roles.get(&key) == Some(&assignment) {
                 continue;
             }
             let (name, index) = key.clone();
             let shard = context.owner_of(&name, index);
+            let sent = assignment.clone();
             let submitted = context
                 .submit(shard, move |shard_context| {
-                    let result = shard_context.state.borrow_mut().set_role(&name, index, role);
+                    let result = shard_context.state.borrow_mut().assign(&name, index, &sent);
                     Box::pin(std::future::ready(result))
                 })
                 .await;
             match submitted {
                 Ok(pending) => match pending.await {
                     Ok(Ok(())) => {
-                        applied.roles.insert(key, role);
+                        applied.roles.insert(key, assignment);
                     }
                     Ok(Err(error)) => {
                         tracing::error!(topic = %topic.name, partition = index, %error, "could not change a partition's role")
@@ -401,6 +434,52 @@ async fn apply_image(
                 Err(error) => tracing::error!(%error, "a shard did not take a role change"),
             }
         }
+    }
+}
+
+/// Opens the replicas of `topic` the image newly names this broker among and deletes those it no
+/// longer does (a reassignment moved them), on their owning shards.
+async fn change_replicas(context: &Rc<ShardContext>, applied: &mut Applied, topic: &str, replicas: &BTreeSet<i32>) {
+    let held = applied.hosted.entry(topic.to_string()).or_default();
+    let joined: Vec<i32> = replicas.difference(held).copied().collect();
+    let left: Vec<i32> = held.difference(replicas).copied().collect();
+    if !joined.is_empty() {
+        match open_everywhere(context, topic, joined.iter().copied()).await {
+            Ok(()) => {
+                tracing::info!(%topic, partitions = ?joined, "opened new replicas");
+                held.extend(&joined);
+            }
+            Err(error) => tracing::error!(%topic, partitions = ?joined, %error, "could not open new replicas"),
+        }
+    }
+    if left.is_empty() {
+        return;
+    }
+    let mut per_shard: Vec<Vec<i32>> = vec![Vec::new(); context.count];
+    for &partition in &left {
+        per_shard[context.owner_of(topic, partition)].push(partition);
+    }
+    for (shard, list) in per_shard.into_iter().enumerate().filter(|(_, list)| !list.is_empty()) {
+        let name = topic.to_string();
+        let submitted = context
+            .submit(shard, move |shard_context| {
+                shard_context.state.borrow_mut().delete_partition_list(&name, &list);
+                Box::pin(std::future::ready(()))
+            })
+            .await;
+        match submitted {
+            Ok(pending) => {
+                if let Err(error) = pending.await {
+                    tracing::error!(%topic, %error, "a shard did not answer a replica removal");
+                }
+            }
+            Err(error) => tracing::error!(%topic, %error, "a shard did not take a replica removal"),
+        }
+    }
+    tracing::info!(%topic, partitions = ?left, "deleted replicas this broker no longer holds");
+    for partition in &left {
+        held.remove(partition);
+        applied.roles.remove(&(topic.to_string(), *partition));
     }
 }
 
@@ -431,7 +510,7 @@ async fn set_coordinated(context: &Rc<ShardContext>, offsets: &cluster::image::T
 async fn open_everywhere(
     context: &Rc<ShardContext>,
     topic: &str,
-    partitions: std::ops::Range<i32>,
+    partitions: impl IntoIterator<Item = i32>,
 ) -> Result<(), TopicError> {
     let mut per_shard: Vec<Vec<i32>> = vec![Vec::new(); context.count];
     for partition in partitions {
@@ -487,7 +566,8 @@ async fn undo_partitions(context: &Rc<ShardContext>, manifests: &mut TopicManife
     }
 }
 
-/// Creates `name` locally (`id`: its cluster id, recorded in the manifest).
+/// Creates `name` locally (`id`: its cluster id, recorded in the manifest), with a log for each
+/// partition in `replicas` (`None`: every partition, as on one node).
 async fn create(
     context: &Rc<ShardContext>,
     manifests: &mut TopicManifests,
@@ -495,6 +575,7 @@ async fn create(
     partitions: i32,
     id: Option<TopicId>,
     validate_only: bool,
+    replicas: Option<&BTreeSet<i32>>,
 ) -> Result<(), TopicError> {
     check_new_name(name)?;
     let catalog = context.catalog();
@@ -517,7 +598,8 @@ async fn create(
         }
         Err(error) => return Err(storage_error(error)),
     }
-    let opened = open_everywhere(context, name, 0..partitions).await;
+    let local = (0..partitions).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
+    let opened = open_everywhere(context, name, local).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
     let committed = opened.and_then(|()| manifests.commit(name, partitions, id.map(|id| id.0)).map_err(storage_error));
     if let Err(error) = committed {
@@ -536,6 +618,8 @@ async fn create(
     Ok(())
 }
 
+/// Grows `name` to `count` partitions locally, with a log for each new partition in `replicas`
+/// (`None`: every one).
 async fn grow(
     context: &Rc<ShardContext>,
     manifests: &mut TopicManifests,
@@ -543,6 +627,7 @@ async fn grow(
     count: i32,
     id: Option<TopicId>,
     validate_only: bool,
+    replicas: Option<&BTreeSet<i32>>,
 ) -> Result<(), TopicError> {
     let Some(existing) = context.catalog().partitions(name) else {
         return Err(TopicError::UnknownTopic { name: name.to_string() });
@@ -553,7 +638,8 @@ async fn grow(
     if validate_only {
         return Ok(());
     }
-    let opened = open_everywhere(context, name, existing..count).await;
+    let local = (existing..count).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
+    let opened = open_everywhere(context, name, local).await;
     let id = id.map(|id| id.0);
     let committed = opened.and_then(|()| manifests.commit(name, count, id).map_err(storage_error));
     if let Err(error) = committed {

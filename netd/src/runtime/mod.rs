@@ -21,6 +21,7 @@ pub mod committer;
 pub mod connection;
 pub mod context;
 pub mod controller;
+pub mod fetcher;
 pub mod offsets;
 pub mod shard;
 pub mod state;

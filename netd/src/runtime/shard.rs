@@ -61,6 +61,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let mut state = state;
         state.quorum = links.quorum.clone();
         if state.quorum.is_some() {
+            state.catalog = Some(links.catalog.clone());
             // A cluster broker coordinates no group until its image names the offsets
             // partitions it leads (a group asked of it before then is NOT_COORDINATOR).
             let partitions = config.offsets_partitions;
@@ -84,12 +85,16 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         // In a cluster, the controller shard also applies each new metadata image.
         let image_task = (index == controller::CONTROLLER_SHARD && context.quorum.is_some())
             .then(|| compio::runtime::spawn(controller::watch_images(context.clone())));
+        // In a cluster with follower fetching: this shard's followers copy their leaders.
+        let fetcher_task = (context.quorum.is_some() && config.follower_fetch)
+            .then(|| compio::runtime::spawn(super::fetcher::run(context.clone())));
         ready.store(true, Ordering::Release);
 
         while !shutdown.load(Ordering::Relaxed) {
             compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         }
         tracing::info!(shard = index, "shutting down: committing and closing logs");
+        drop(fetcher_task);
         drop(image_task);
         drop(controller_task);
         drop(inbox_task);

@@ -3,7 +3,8 @@
 //!
 //! Owns: which (topic, partition) is which replica on this shard (a topic's partitions are
 //! directories `<topic>-<partition>` under the data dir, as in Kafka; which shard owns which
-//! follows from `catalog::owner_of`), and the group coordinator of the groups whose offsets
+//! follows from `catalog::owner_of`; in a cluster, only the partitions whose replicas the
+//! metadata names this broker among have one), and the group coordinator of the groups whose offsets
 //! partitions this shard owns. What a partition does (appends, acknowledgements, reads, high
 //! watermark, producer state) is the `replica` crate's business: this module only names
 //! partitions and opens, deletes and closes them. Lives on one shard thread inside an
@@ -16,16 +17,33 @@ use std::path::PathBuf;
 use crate::quorum::link::QuorumLink;
 use engine::{LeaderEpoch, LogId};
 use futures_channel::mpsc;
-use replica::{Ack, Acks, Partition, Partitions, ReplicaError, Role};
+use replica::{Ack, Acks, Partition, Partitions, ReplicaError, ReplicaId, Role};
 use std::sync::Arc;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, SharedCatalog};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::coordinators::groups::{self, store};
 
 /// A single node leads every partition it has, in the epoch it has always had.
 pub const SINGLE_NODE_ROLE: Role = Role::Leader { epoch: LeaderEpoch(0) };
+
+/// A partition as the metadata image has it, for this broker's replica of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assignment {
+    pub role: Role,
+    /// The leader's broker id; `None`: offline.
+    pub leader: Option<i32>,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+/// Where a follower replica copies from: its leader, in the epoch it follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowTarget {
+    pub leader: i32,
+    pub epoch: LeaderEpoch,
+}
 
 pub struct ShardState {
     pub config: Config,
@@ -39,6 +57,12 @@ pub struct ShardState {
     pub(crate) offsets_logs: BTreeMap<i32, LogId>,
     /// In a cluster: the link to the quorum, whose lease says whether this broker may lead.
     pub quorum: Option<Arc<QuorumLink>>,
+    /// In a cluster: the topics that exist, so that a partition whose replicas are all on other
+    /// brokers is told from one that does not exist ([`ReplicaError::NotReplica`]).
+    pub catalog: Option<Arc<SharedCatalog>>,
+    /// In a cluster with follower fetching on: the partitions this shard follows, and from whom
+    /// (what the shard's fetchers copy; `runtime::fetcher`).
+    pub followed: BTreeMap<(String, i32), FollowTarget>,
 }
 
 impl std::fmt::Debug for ShardState {
@@ -48,7 +72,9 @@ impl std::fmt::Debug for ShardState {
 }
 
 impl ShardState {
-    /// Opens the partition logs this shard owns: those of `catalog` for which `owns` is true.
+    /// Opens the partition logs this shard owns: those of `catalog` for which `owns` is true (in a
+    /// cluster, only those with a directory: the replicas this broker held when it stopped; the
+    /// metadata image then opens the ones it lacks and removes the ones it no longer holds).
     pub fn open(
         config: Config,
         commit_trigger: mpsc::UnboundedSender<()>,
@@ -70,9 +96,15 @@ impl ShardState {
             partitions: Partitions::new(engine, commit_trigger),
             topics: BTreeMap::new(),
             quorum: None,
+            catalog: None,
+            followed: BTreeMap::new(),
         };
+        let replicas_only = state.config.cluster.is_some();
         for (topic, count) in &catalog.topics {
-            let owned: Vec<i32> = (0..*count).filter(|partition| owns(topic, *partition)).collect();
+            let owned: Vec<i32> = (0..*count)
+                .filter(|partition| owns(topic, *partition))
+                .filter(|partition| !replicas_only || state.partition_dir(topic, *partition).is_dir())
+                .collect();
             state.open_partitions(topic, &owned)?;
         }
         for partition in 0..state.config.offsets_partitions {
@@ -155,14 +187,41 @@ impl ShardState {
         }
     }
 
-    /// Makes this shard's replica of a partition leader or follower in `role`'s epoch (the
-    /// metadata image decided).
-    pub fn set_role(&mut self, topic: &str, partition: i32, role: Role) -> Result<(), ReplicaError> {
+    /// Makes this shard's replica of a partition what the metadata image says: leader or follower
+    /// in the image's epoch and, with follower fetching on, with the image's replicas and ISR
+    /// (which the high watermark then follows) and the leader to copy from.
+    pub fn assign(&mut self, topic: &str, partition: i32, assignment: &Assignment) -> Result<(), ReplicaError> {
         let id = self.partition_id(topic, partition)?;
-        match role {
-            Role::Leader { epoch } => self.partitions.become_leader(id, epoch),
-            Role::Follower { epoch } => self.partitions.become_follower(id, epoch),
+        if self.partitions.get(id)?.role() != assignment.role {
+            match assignment.role {
+                Role::Leader { epoch } => self.partitions.become_leader(id, epoch)?,
+                Role::Follower { epoch } => self.partitions.become_follower(id, epoch)?,
+            }
         }
+        let key = (topic.to_string(), partition);
+        if !self.config.follower_fetch {
+            return Ok(());
+        }
+        let ids = |list: &[i32]| list.iter().map(|id| ReplicaId(*id)).collect::<Vec<_>>();
+        let min_insync = usize::try_from(self.config.min_insync_replicas.max(1)).unwrap_or(1);
+        let me = ReplicaId(self.config.node_id);
+        self.partitions.set_replication(
+            id,
+            me,
+            &ids(&assignment.replicas),
+            &ids(&assignment.isr),
+            min_insync,
+            now_ms(),
+        )?;
+        match (assignment.role, assignment.leader) {
+            (Role::Follower { epoch }, Some(leader)) if leader != self.config.node_id => {
+                self.followed.insert(key, FollowTarget { leader, epoch });
+            }
+            _ => {
+                self.followed.remove(&key);
+            }
+        }
+        Ok(())
     }
 
     /// Deletes this shard's partitions of `topic` numbered `from` and up, and their files.
@@ -172,7 +231,24 @@ impl ShardState {
         if owned.is_empty() {
             self.topics.remove(topic);
         }
+        self.delete_replicas(topic, removed);
+    }
+
+    /// Deletes this shard's replicas of the given partitions of `topic` (this broker is no longer
+    /// among their replicas), and their files.
+    pub fn delete_partition_list(&mut self, topic: &str, partitions: &[i32]) {
+        let Some(owned) = self.topics.get_mut(topic) else { return };
+        let removed: BTreeMap<i32, LogId> =
+            partitions.iter().filter_map(|partition| Some((*partition, owned.remove(partition)?))).collect();
+        if owned.is_empty() {
+            self.topics.remove(topic);
+        }
+        self.delete_replicas(topic, removed);
+    }
+
+    fn delete_replicas(&mut self, topic: &str, removed: BTreeMap<i32, LogId>) {
         for (partition, id) in removed {
+            self.followed.remove(&(topic.to_string(), partition));
             if let Err(error) = self.partitions.delete(id, now_ms()) {
                 tracing::error!(%topic, partition, %error, "could not delete partition files");
             }
@@ -189,14 +265,24 @@ impl ShardState {
     }
 
     /// The replica of a partition this shard owns, for a client request that names the leader
-    /// epoch it knows (`-1`: none): Kafka's checks in Kafka's order (epoch, then leadership).
+    /// epoch it knows (`-1`: none): Kafka's checks in Kafka's order (existence, epoch, then
+    /// leadership). A partition that exists with no replica here is `NotReplica`.
     pub fn leader_replica(
         &self,
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
     ) -> Result<(LogId, &Partition), ReplicaError> {
-        let id = self.partition_id(topic, partition)?;
+        let id = self.partition_id(topic, partition).map_err(|error| {
+            let exists = self.catalog.as_ref().is_some_and(|catalog| {
+                catalog.load().partitions(topic).is_some_and(|count| (0..count).contains(&partition))
+            });
+            if exists {
+                ReplicaError::NotReplica
+            } else {
+                error
+            }
+        })?;
         let replica = self.partitions.get(id)?;
         replica.check_leader_request((current_leader_epoch >= 0).then_some(LeaderEpoch(current_leader_epoch)))?;
         // A broker whose heartbeats went unanswered for the session timeout has been fenced by

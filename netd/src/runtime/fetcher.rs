@@ -1,0 +1,286 @@
+//! A shard's follower fetchers: one task per leader broker that this shard's follower replicas
+//! copy from (Kafka's replica fetcher thread per source broker; here per shard, so a follower
+//! stays on the shard that owns it), each sending Fetch with this broker's id as `replica_id` for
+//! all of that leader's partitions at once and appending what comes back byte for byte
+//! (`Partitions::append_replicated`: the leader's offsets and leader epochs).
+//!
+//! Durability (decision 0017, the default model): a follower fetches from its *committed* end and
+//! fetches again only once what it appended is committed, so the offset it reports to the leader
+//! (its fetch offset, which the high watermark follows) is fsynced here.
+//!
+//! Not built yet (issue 14): truncating a divergent tail (a former leader's records its successor
+//! never had) before fetching; a copy that does not continue the log is refused by the engine and
+//! logged, and the fetcher backs off. Which partitions to follow comes from the metadata image
+//! (`ShardState::assign` fills `ShardState::followed`).
+//!
+//! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
+//! "retry after the next image" from "done".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use engine::batch::ValidatedBatches;
+use engine::{LeaderEpoch, LogId, Offset};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use replica::ReadBound;
+
+use crate::clock::now_ms;
+use crate::limits::{
+    REPLICA_COMMIT_WAIT_MS_MAX, REPLICA_FETCH_BACKOFF_MS, REPLICA_FETCH_FRAME_BYTES_MAX, REPLICA_FETCH_IO_TIMEOUT_MS,
+    REPLICA_FETCH_PARTITION_BYTES_MAX, REPLICA_FETCH_RESPONSE_BYTES_MAX, REPLICA_FETCH_WAIT_MS, TICK_MS,
+};
+use crate::runtime::context::ShardContext;
+
+/// The Fetch version followers send (the newest this broker serves).
+const FETCH_VERSION: i16 = 12;
+
+/// Runs the shard's fetchers: starts one for each leader this shard follows partitions of; each
+/// ends by itself when it has nothing left to copy.
+pub async fn run(context: Rc<ShardContext>) {
+    let mut running: BTreeMap<i32, compio::runtime::JoinHandle<()>> = BTreeMap::new();
+    loop {
+        running.retain(|_, task| !task.is_finished());
+        let leaders: BTreeSet<i32> = context.state.borrow().followed.values().map(|target| target.leader).collect();
+        for leader in leaders {
+            running.entry(leader).or_insert_with(|| compio::runtime::spawn(fetch_from(context.clone(), leader)));
+        }
+        compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+    }
+}
+
+/// A partition to copy: where, from which offset, in which leader epoch.
+struct Wanted {
+    topic: String,
+    partition: i32,
+    id: LogId,
+    fetch_offset: Offset,
+    epoch: LeaderEpoch,
+}
+
+/// The partitions this shard follows from `leader`, each from its committed end.
+fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
+    let state = context.state.borrow();
+    state
+        .followed
+        .iter()
+        .filter(|(_, target)| target.leader == leader)
+        .filter_map(|((topic, partition), target)| {
+            let id = state.partition_id(topic, *partition).ok()?;
+            let fetch_offset = state.partitions.get(id).ok()?.log_end_offset();
+            Some(Wanted { topic: topic.clone(), partition: *partition, id, fetch_offset, epoch: target.epoch })
+        })
+        .collect()
+}
+
+/// The client address `leader` registered (its first endpoint), from this broker's image.
+fn leader_address(context: &ShardContext, leader: i32) -> Option<String> {
+    let image = context.image()?;
+    let registration = image.brokers.get(&cluster::BrokerId(leader))?;
+    let endpoint = registration.endpoints.first()?;
+    Some(format!("{}:{}", endpoint.host, endpoint.port))
+}
+
+/// Copies from `leader` until this shard follows nothing of it.
+async fn fetch_from(context: Rc<ShardContext>, leader: i32) {
+    let mut connection: Option<TcpStream> = None;
+    let mut correlation_id: i32 = 0;
+    let backoff = Duration::from_millis(REPLICA_FETCH_BACKOFF_MS);
+    loop {
+        let wanted = wanted_from(&context, leader);
+        if wanted.is_empty() {
+            return;
+        }
+        let stream = match connection.as_mut() {
+            Some(stream) => stream,
+            None => {
+                let Some(address) = leader_address(&context, leader) else {
+                    compio::time::sleep(backoff).await;
+                    continue;
+                };
+                let timeout = Duration::from_millis(REPLICA_FETCH_IO_TIMEOUT_MS);
+                match compio::time::timeout(timeout, TcpStream::connect(address.as_str())).await {
+                    Ok(Ok(stream)) => connection.insert(stream),
+                    Ok(Err(error)) => {
+                        tracing::debug!(leader, %address, %error, "could not connect to the leader to fetch");
+                        compio::time::sleep(backoff).await;
+                        continue;
+                    }
+                    Err(_) => {
+                        compio::time::sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        correlation_id = correlation_id.wrapping_add(1);
+        let request = fetch_request(context.config.node_id, &wanted);
+        let timeout = Duration::from_millis(REPLICA_FETCH_IO_TIMEOUT_MS + REPLICA_FETCH_WAIT_MS as u64);
+        let response = match compio::time::timeout(timeout, exchange(stream, &request, correlation_id)).await {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => {
+                tracing::debug!(leader, %error, "fetch from the leader failed; reconnecting");
+                connection = None;
+                compio::time::sleep(backoff).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(leader, "fetch from the leader timed out; reconnecting");
+                connection = None;
+                continue;
+            }
+        };
+        let outcome = apply_response(&context, leader, &wanted, response);
+        if outcome.retry_later {
+            compio::time::sleep(backoff).await;
+        }
+        wait_committed(&context, &outcome.appended).await;
+    }
+}
+
+/// Fetch v12 as a follower: this broker's id as `replica_id`, every wanted partition.
+fn fetch_request(me: i32, wanted: &[Wanted]) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for entry in wanted {
+        if topics.last().is_none_or(|topic| topic.topic.as_str() != entry.topic) {
+            topics.push(FetchTopic::default().with_topic(TopicName(StrBytes::from_string(entry.topic.clone()))));
+        }
+        let partition = FetchPartition::default()
+            .with_partition(entry.partition)
+            .with_current_leader_epoch(entry.epoch.0)
+            .with_fetch_offset(entry.fetch_offset.0 as i64)
+            .with_last_fetched_epoch(-1)
+            .with_log_start_offset(-1)
+            .with_partition_max_bytes(REPLICA_FETCH_PARTITION_BYTES_MAX);
+        if let Some(topic) = topics.last_mut() {
+            topic.partitions.push(partition);
+        }
+    }
+    FetchRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_max_wait_ms(REPLICA_FETCH_WAIT_MS)
+        .with_min_bytes(1)
+        .with_max_bytes(REPLICA_FETCH_RESPONSE_BYTES_MAX)
+        .with_topics(topics)
+}
+
+/// Sends one request and reads its response (bounded by [`REPLICA_FETCH_FRAME_BYTES_MAX`]).
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &FetchRequest,
+    correlation_id: i32,
+) -> anyhow::Result<FetchResponse> {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(ApiKey::Fetch as i16)
+        .with_request_api_version(FETCH_VERSION)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("skua-replica-fetcher")))
+        .encode(&mut body, ApiKey::Fetch.request_header_version(FETCH_VERSION))?;
+    request.encode(&mut body, FETCH_VERSION)?;
+    let mut frame = Vec::with_capacity(body.len() + 4);
+    frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let compio::BufResult(written, _) = stream.write_all(frame).await;
+    written?;
+    let compio::BufResult(read, size) = stream.read_exact([0u8; 4]).await;
+    read?;
+    let size = usize::try_from(i32::from_be_bytes(size)).map_err(|_| anyhow::anyhow!("a negative frame size"))?;
+    if size > REPLICA_FETCH_FRAME_BYTES_MAX {
+        anyhow::bail!("a fetch response of {size} bytes (at most {REPLICA_FETCH_FRAME_BYTES_MAX})");
+    }
+    let compio::BufResult(read, frame) = stream.read_exact(vec![0u8; size]).await;
+    read?;
+    let mut bytes = Bytes::from(frame);
+    let header = ResponseHeader::decode(&mut bytes, ApiKey::Fetch.response_header_version(FETCH_VERSION))?;
+    if header.correlation_id != correlation_id {
+        anyhow::bail!("answer to request {} while waiting for {correlation_id}", header.correlation_id);
+    }
+    FetchResponse::decode(&mut bytes, FETCH_VERSION)
+}
+
+/// What one response did: the partitions that took batches (and the end their commit must
+/// reach), and whether the fetcher should pause (errors the next image or a backoff fixes).
+#[derive(Default)]
+struct Outcome {
+    appended: Vec<(LogId, Offset)>,
+    retry_later: bool,
+}
+
+/// Appends each partition's batches and takes the leader's high watermark, on this shard.
+fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], response: FetchResponse) -> Outcome {
+    let mut outcome = Outcome::default();
+    if response.error_code != 0 {
+        outcome.retry_later = true;
+        return outcome;
+    }
+    let mut state = context.state.borrow_mut();
+    let now = now_ms();
+    for topic in response.responses {
+        for data in topic.partitions {
+            let Some(entry) = wanted
+                .iter()
+                .find(|entry| entry.topic == topic.topic.as_str() && entry.partition == data.partition_index)
+            else {
+                continue;
+            };
+            // Still followed from this leader in this epoch (an image may have changed it while
+            // the fetch was out).
+            let key = (entry.topic.clone(), entry.partition);
+            if state.followed.get(&key).is_none_or(|target| target.leader != leader || target.epoch != entry.epoch) {
+                continue;
+            }
+            if data.error_code != 0 {
+                tracing::debug!(topic = %entry.topic, partition = entry.partition, leader, code = data.error_code, "the leader refused a follower fetch");
+                outcome.retry_later = true;
+                continue;
+            }
+            if let Some(records) = data.records.filter(|records| !records.is_empty()) {
+                let appended = ValidatedBatches::validate(records)
+                    .map_err(|error| replica::ReplicaError::from(engine::EngineError::from(error)))
+                    .and_then(|batches| state.partitions.append_replicated(entry.id, &batches, now));
+                match appended {
+                    Ok(info) => outcome.appended.push((entry.id, info.last_offset.next())),
+                    Err(error) => {
+                        tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not append the leader's batches");
+                        outcome.retry_later = true;
+                        continue;
+                    }
+                }
+            }
+            if let Ok(high_watermark) = u64::try_from(data.high_watermark) {
+                let _ = state.partitions.set_follower_high_watermark(entry.id, Offset(high_watermark));
+            }
+        }
+    }
+    outcome
+}
+
+/// Waits (bounded) until this shard committed what the last response appended.
+async fn wait_committed(context: &ShardContext, appended: &[(LogId, Offset)]) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(REPLICA_COMMIT_WAIT_MS_MAX);
+    loop {
+        let (pending, wake) = {
+            let mut state = context.state.borrow_mut();
+            let pending: Vec<LogId> = appended
+                .iter()
+                .filter(|(id, end)| state.partitions.get(*id).is_ok_and(|partition| partition.log_end_offset() < *end))
+                .map(|(id, _)| *id)
+                .collect();
+            let wake = state.partitions.wait_for_data(&pending, ReadBound::LogEnd);
+            (pending, wake)
+        };
+        let now = std::time::Instant::now();
+        if pending.is_empty() || now >= deadline {
+            return;
+        }
+        let _ = compio::time::timeout(deadline - now, wake).await;
+    }
+}

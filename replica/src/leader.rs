@@ -1,0 +1,297 @@
+//! The leader's side of replication: which replicas a partition has and which are in sync (the
+//! controller decides; [`Partitions::set_replication`]), how far each follower has fetched
+//! ([`Partitions::follower_fetched`]), and from that the high watermark: the smallest end of the
+//! in-sync replicas. Also what `min.insync.replicas` refuses.
+//!
+//! Kafka's rules (its replication design, KIP-101/279 for epochs): a follower's end is the offset
+//! it fetches from (it has everything below); the high watermark is the smallest end of the ISR
+//! and never moves back; a follower is caught up when it fetches from the leader's end, or from
+//! at least the leader's end at its previous fetch (`last_caught_up_ms`, which
+//! `replica.lag.time.max.ms` measures). A new leader epoch forgets what followers had fetched:
+//! they prove it again with their next fetch.
+//!
+//! Must not know: brokers' addresses, the wire protocol, the controller. A follower's own high
+//! watermark (from the leader's fetch responses) is the follower side's business.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use engine::{LeaderEpoch, LogId, Offset};
+
+use crate::error::{ReplicaError, Result};
+use crate::partition::{Partition, Role};
+use crate::partitions::Partitions;
+
+/// A replica of a partition, named by the id of the broker that holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReplicaId(pub i32);
+
+/// What the leader knows of one follower, from its fetches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FollowerState {
+    /// The offset it last fetched from (it holds everything below); `None` until its first fetch
+    /// in this leader epoch.
+    pub log_end: Option<Offset>,
+    pub last_fetch_ms: i64,
+    /// The last time it had everything the leader had (see the module header).
+    pub last_caught_up_ms: i64,
+    /// The leader's end when this follower last fetched.
+    leader_end_at_last_fetch: Offset,
+}
+
+/// A partition's replicas and in-sync replicas as the controller last decided them, and the
+/// followers' progress while this replica leads.
+#[derive(Clone, Debug)]
+pub struct Replication {
+    /// This replica.
+    pub me: ReplicaId,
+    pub replicas: Vec<ReplicaId>,
+    /// The in-sync replicas, this one included when it leads.
+    pub isr: BTreeSet<ReplicaId>,
+    /// `min.insync.replicas`: fewer in the ISR and `acks=all` writes are refused.
+    pub min_insync: usize,
+    /// The other replicas' progress (leading only; reset when the leader epoch changes).
+    pub followers: BTreeMap<ReplicaId, FollowerState>,
+    /// The leader epoch the followers' progress belongs to.
+    epoch: LeaderEpoch,
+}
+
+impl Replication {
+    pub(crate) fn isr_too_small(&self) -> bool {
+        self.isr.len() < self.min_insync
+    }
+
+    /// The smallest end of the ISR, this replica's being `local_end`.
+    fn isr_end(&self, local_end: Offset) -> Offset {
+        self.isr
+            .iter()
+            .filter(|replica| **replica != self.me)
+            .map(|replica| self.followers.get(replica).and_then(|state| state.log_end).unwrap_or(Offset::ZERO))
+            .fold(local_end, Offset::min)
+    }
+}
+
+impl Partition {
+    /// Where the high watermark may advance to now: leading, the ISR's smallest end (on one
+    /// node, or in a cluster without follower fetching, the local end); following, the leader's
+    /// as its fetch responses said, within what this replica has committed (`follow.rs`).
+    pub(crate) fn high_watermark_target(&self) -> Offset {
+        match (&self.replication, self.role) {
+            (_, Role::Follower { .. }) => self.leader_high_watermark.min(self.local_end),
+            (None, Role::Leader { .. }) => self.local_end,
+            (Some(replication), Role::Leader { .. }) => replication.isr_end(self.local_end),
+        }
+    }
+
+    /// Moves the high watermark where the ISR allows, answers what that covers and wakes the
+    /// consumers' fetches if it moved.
+    pub(crate) fn settle_high_watermark(&mut self) {
+        let target = self.high_watermark_target();
+        let moved = self.advance_high_watermark(target);
+        self.resolve_acks();
+        if moved {
+            self.wake_data_waiters();
+        }
+    }
+
+    /// `acks=all` needs at least `min.insync.replicas` in the ISR before anything is appended.
+    pub(crate) fn check_enough_replicas(&self) -> Result<()> {
+        match &self.replication {
+            Some(replication) if replication.isr_too_small() => {
+                Err(ReplicaError::NotEnoughReplicas { isr: replication.isr.len(), min_insync: replication.min_insync })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn replication(&self) -> Option<&Replication> {
+        self.replication.as_ref()
+    }
+}
+
+impl Partitions {
+    /// Sets a partition's replicas, ISR and `min.insync.replicas` as the metadata has them (call
+    /// after the role change of the same image). Followers' progress is kept for replicas that
+    /// stay while the leader epoch does; the high watermark then moves if the ISR allows (a
+    /// shrunk ISR may let it advance; acknowledgements waiting for `acks=all` fail with
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND once covered if the ISR is below the minimum).
+    pub fn set_replication(
+        &mut self,
+        id: LogId,
+        me: ReplicaId,
+        replicas: &[ReplicaId],
+        isr: &[ReplicaId],
+        min_insync: usize,
+        now_ms: i64,
+    ) -> Result<()> {
+        let partition = self.get_mut(id)?;
+        let epoch = partition.leader_epoch();
+        let mut followers = BTreeMap::new();
+        let previous = partition.replication.take().filter(|previous| previous.epoch == epoch);
+        for replica in replicas.iter().filter(|replica| **replica != me) {
+            let kept = previous.as_ref().and_then(|previous| previous.followers.get(replica).copied());
+            let fresh = FollowerState {
+                log_end: None,
+                last_fetch_ms: 0,
+                // An ISR member gets the lag time from now to prove it keeps up.
+                last_caught_up_ms: if isr.contains(replica) { now_ms } else { 0 },
+                leader_end_at_last_fetch: Offset::ZERO,
+            };
+            followers.insert(*replica, kept.unwrap_or(fresh));
+        }
+        partition.replication = Some(Replication {
+            me,
+            replicas: replicas.to_vec(),
+            isr: isr.iter().copied().collect(),
+            min_insync,
+            followers,
+            epoch,
+        });
+        partition.settle_high_watermark();
+        Ok(())
+    }
+
+    /// Records that `follower` fetched from `fetch_offset` (leading only). Returns false when
+    /// `follower` is no replica of the partition (Kafka answers it with no records). An offset
+    /// past the leader's end records nothing (the read answers OFFSET_OUT_OF_RANGE).
+    pub fn follower_fetched(
+        &mut self,
+        id: LogId,
+        follower: ReplicaId,
+        fetch_offset: Offset,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let partition = self.get_mut(id)?;
+        partition.check_leader()?;
+        let local_end = partition.local_end;
+        let Some(replication) = partition.replication.as_mut() else { return Ok(false) };
+        let Some(state) = replication.followers.get_mut(&follower) else { return Ok(false) };
+        if fetch_offset > local_end {
+            return Ok(true);
+        }
+        if fetch_offset >= local_end {
+            state.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= state.leader_end_at_last_fetch {
+            state.last_caught_up_ms = state.last_caught_up_ms.max(state.last_fetch_ms);
+        }
+        state.log_end = Some(fetch_offset);
+        state.last_fetch_ms = now_ms;
+        state.leader_end_at_last_fetch = local_end;
+        partition.settle_high_watermark();
+        Ok(true)
+    }
+
+    /// The ISR members (not this replica) that have not caught up for `lag_time_max_ms`, and the
+    /// replicas outside the ISR that have: what the leader asks the controller to change.
+    pub fn isr_candidates(&self, id: LogId, lag_time_max_ms: i64, now_ms: i64) -> Result<IsrCandidates> {
+        let partition = self.get(id)?;
+        let mut candidates = IsrCandidates::default();
+        let (Role::Leader { .. }, Some(replication)) = (partition.role, &partition.replication) else {
+            return Ok(candidates);
+        };
+        for (replica, state) in &replication.followers {
+            let in_isr = replication.isr.contains(replica);
+            let lagging = now_ms - state.last_caught_up_ms > lag_time_max_ms;
+            if in_isr && lagging {
+                candidates.shrink.push(*replica);
+            }
+            // Kafka's rule for joining: caught up to the high watermark, and in this epoch.
+            let caught_up = state.log_end.is_some_and(|end| end >= partition.high_watermark);
+            if !in_isr && caught_up && !lagging {
+                candidates.expand.push(*replica);
+            }
+        }
+        Ok(candidates)
+    }
+}
+
+/// Replicas the leader would take out of the ISR and put into it ([`Partitions::isr_candidates`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IsrCandidates {
+    pub shrink: Vec<ReplicaId>,
+    pub expand: Vec<ReplicaId>,
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::io::sim::{SimFaults, SimFs};
+
+    use super::*;
+    use crate::follow::tests::{batch, follower_role, leader_role, open, partitions, poll_once};
+    use crate::Acks;
+
+    const ME: ReplicaId = ReplicaId(1);
+    const ALL: [ReplicaId; 3] = [ReplicaId(1), ReplicaId(2), ReplicaId(3)];
+
+    #[test]
+    fn the_high_watermark_is_the_smallest_end_of_the_isr_and_acks_all_waits_for_it() {
+        let sim = SimFs::new(21, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &ALL, 2, 0).expect("replication");
+        let appended = partitions.append(id, &batch(3), Acks::All, 0).expect("append");
+        let mut ack = appended.ack.expect("acks=all waits");
+        let mut leader_ack = partitions.append(id, &batch(1), Acks::Leader, 0).expect("append").ack.expect("ack");
+        partitions.commit(0);
+        assert!(matches!(poll_once(&mut leader_ack), Some(Ok(()))), "acks=1: the leader's commit");
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(0), "no follower fetched yet");
+        assert!(poll_once(&mut ack).is_none());
+        // One follower has everything, the other half: the high watermark is the smaller end.
+        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(4), 10).expect("fetched"));
+        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(2), 10).expect("fetched"));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(2));
+        assert!(poll_once(&mut ack).is_none(), "offsets 0..3 are not all covered");
+        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(4), 20).expect("fetched"));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(4));
+        assert!(matches!(poll_once(&mut ack), Some(Ok(()))));
+        // A stranger is no replica: nothing recorded (Kafka answers it with no records).
+        assert!(!partitions.follower_fetched(id, ReplicaId(9), Offset(4), 20).expect("answered"));
+        // Beyond the leader's end: nothing recorded, the read answers OFFSET_OUT_OF_RANGE.
+        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(99), 20).expect("answered"));
+        let state = partitions.get(id).expect("partition").replication().expect("set").followers[&ReplicaId(2)];
+        assert_eq!(state.log_end, Some(Offset(4)));
+    }
+
+    #[test]
+    fn min_insync_refuses_before_the_append_and_after_it_when_the_isr_shrank() {
+        let sim = SimFs::new(22, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &[ME], 2, 0).expect("replication");
+        let refused = partitions.append(id, &batch(1), Acks::All, 0).expect_err("ISR of 1 < 2");
+        assert!(matches!(refused, ReplicaError::NotEnoughReplicas { isr: 1, min_insync: 2 }), "{refused:?}");
+        assert_eq!(partitions.next_offset(id).expect("next"), Offset(0), "nothing appended");
+        partitions.append(id, &batch(1), Acks::Leader, 0).expect("acks=1 needs no ISR");
+
+        partitions.set_replication(id, ME, &ALL, &[ME, ReplicaId(2)], 2, 0).expect("replication");
+        let mut ack = partitions.append(id, &batch(1), Acks::All, 0).expect("append").ack.expect("ack");
+        partitions.commit(0);
+        // The ISR shrinks to the leader alone while the write waits: the high watermark may now
+        // cover it, but the write is answered NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+        partitions.set_replication(id, ME, &ALL, &[ME], 2, 0).expect("replication");
+        assert!(matches!(poll_once(&mut ack), Some(Err(ReplicaError::NotEnoughReplicasAfterAppend))));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(2));
+    }
+
+    #[test]
+    fn lagging_members_are_candidates_to_leave_and_caught_up_replicas_to_join() {
+        let sim = SimFs::new(23, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &[ME, ReplicaId(2)], 1, 1_000).expect("replication");
+        partitions.append(id, &batch(2), Acks::Leader, 1_000).expect("append");
+        partitions.commit(1_000);
+        // Replica 3 (outside the ISR) catches up; replica 2 (inside) never fetches.
+        partitions.follower_fetched(id, ReplicaId(3), Offset(2), 5_000).expect("fetched");
+        let candidates = partitions.isr_candidates(id, 10_000, 12_000).expect("candidates");
+        assert_eq!(candidates, IsrCandidates { shrink: vec![ReplicaId(2)], expand: vec![ReplicaId(3)] });
+        assert_eq!(
+            partitions.isr_candidates(id, 10_000, 5_000).expect("candidates").shrink,
+            Vec::<ReplicaId>::new(),
+            "within the lag time"
+        );
+        // A follower knows no candidates: only leaders change the ISR.
+        let other = open(&mut partitions, "/p/t-1", follower_role(1), 1 << 20);
+        partitions.set_replication(other, ME, &ALL, &ALL, 1, 0).expect("replication");
+        assert_eq!(partitions.isr_candidates(other, 1, 1_000_000).expect("candidates"), IsrCandidates::default());
+    }
+}
