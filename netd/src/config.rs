@@ -50,6 +50,9 @@ pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
 /// Follower fetching stays off by default until followers truncate divergent tails (issue 14):
 /// without that, a former leader can keep records its successor never had.
 pub const FOLLOWER_FETCH_DEFAULT: bool = false;
+
+/// `replica.lag.time.max.ms`: Kafka's `ReplicationConfigs.REPLICA_LAG_TIME_MAX_MS_DEFAULT`.
+pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
 /// `min.insync.replicas`: Kafka's `ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT`.
 pub const MIN_INSYNC_REPLICAS_DEFAULT: i32 = 1;
 /// `offsets.topic.replication.factor`: Kafka's `GroupCoordinatorConfig.OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT`.
@@ -267,6 +270,11 @@ pub fn keys() -> Vec<Key> {
         ),
         key("skua.write.mode", WRITE_MODE_DEFAULT, "segment writes: direct (O_DIRECT) or buffered"),
         key(
+            "replica.lag.time.max.ms",
+            REPLICA_LAG_TIME_MAX_MS_DEFAULT,
+            "a follower that has not caught up for this long leaves the ISR (with follower fetching)",
+        ),
+        key(
             "skua.replication.follower.fetch.enable",
             FOLLOWER_FETCH_DEFAULT,
             "followers copy their leaders and acks=all waits for the ISR (in a cluster; off until truncation lands, issue 14)",
@@ -299,6 +307,9 @@ pub struct Config {
     /// `skua.replication.follower.fetch.enable`: in a cluster, followers copy their leaders and
     /// the high watermark is the ISR's smallest end; off, only the leader's log receives data.
     pub follower_fetch: bool,
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this long
+    /// leaves the ISR; one that caught up joins it again (the leader asks the controller).
+    pub replica_lag_time_max_ms: i64,
     pub log: LogConfig,
     pub retention_check_interval_ms: u64,
     pub message_max_bytes: usize,
@@ -756,6 +767,10 @@ impl Config {
         }
         let auto_create_topics = switch(values, "auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT)?;
         let follower_fetch = switch(values, "skua.replication.follower.fetch.enable", FOLLOWER_FETCH_DEFAULT)?;
+        let replica_lag_time_max_ms = number(values, "replica.lag.time.max.ms", REPLICA_LAG_TIME_MAX_MS_DEFAULT)?;
+        if replica_lag_time_max_ms <= 0 {
+            return Err(invalid("replica.lag.time.max.ms", "must be positive"));
+        }
         let replication = replication(values)?;
         let message_max_bytes = number(values, "message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT)?;
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
@@ -843,6 +858,7 @@ impl Config {
             num_partitions,
             auto_create_topics,
             follower_fetch,
+            replica_lag_time_max_ms,
             log,
             retention_check_interval_ms: number(
                 values,
@@ -1024,6 +1040,7 @@ mod tests {
             "num.partitions" => config.num_partitions.to_string(),
             "auto.create.topics.enable" => config.auto_create_topics.to_string(),
             "skua.replication.follower.fetch.enable" => config.follower_fetch.to_string(),
+            "replica.lag.time.max.ms" => config.replica_lag_time_max_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
@@ -1081,7 +1098,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 37, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 38, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

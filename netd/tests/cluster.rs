@@ -1861,12 +1861,14 @@ fn segment_bytes(dir: &std::path::Path) -> Vec<u8> {
 
 /// With follower fetching on (`skua.replication.follower.fetch.enable`, issue 14 in progress):
 /// followers copy their leaders byte for byte, `acks=all` is acknowledged once the whole ISR has
-/// the records, and the high watermark a consumer reads to covers them; stopped cleanly, every
-/// replica's segments hold the same bytes.
+/// the records, and the high watermark a consumer reads to covers them. A follower stopped
+/// (SIGSTOP) leaves the ISR and `acks=all` goes on without it; resumed, it catches up and its
+/// leader puts it back into the ISR (the controller alone never re-adds a replica). Stopped
+/// cleanly, every replica's segments hold the same bytes.
 #[test]
 fn followers_copy_their_leaders() {
-    let mut cluster =
-        Cluster::start_configured(114, &[Roles::Combined; 3], &["skua.replication.follower.fetch.enable=true"]);
+    let settings = ["skua.replication.follower.fetch.enable=true", "replica.lag.time.max.ms=2000"];
+    let mut cluster = Cluster::start_configured(114, &[Roles::Combined; 3], &settings);
     assert_eq!(create_topic(cluster.node(1), "copied", 3, 3), Some((NONE, String::new())));
     cluster.wait_topic("copied", 3);
     confluent_round_trip(cluster.node(2), cluster.node(3), "copied", 300, 3);
@@ -1879,6 +1881,31 @@ fn followers_copy_their_leaders() {
         std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 1)).expect("send");
         assert_eq!(produce_error(&mut stream, 1), NONE, "partition {index} led by {}", state.leader);
     }
+
+    let (&index, state) = placed.iter().next().expect("a partition");
+    let leader = state.leader as u32;
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let follower = (1..=3).find(|id| *id != leader && *id != active).expect("a follower that is not the controller");
+    let isr_of = |cluster: &Cluster| {
+        metadata(cluster.node(active)).map(|metadata| metadata.partitions("copied")[&index].isr.clone())
+    };
+    cluster.node(follower).signal("STOP");
+    let left = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| !isr.contains(&(follower as i32))));
+    assert!(left.is_some(), "stopped node {follower} stayed in the ISR of copied-{index}:\n{}", cluster.logs());
+    let mut stream = TcpStream::connect(cluster.node(leader).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 2)).expect("send");
+    assert_eq!(produce_error(&mut stream, 2), NONE, "acks=all without the stopped follower");
+    cluster.node(follower).signal("CONT");
+    let back = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| isr.contains(&(follower as i32))));
+    assert!(back.is_some(), "resumed node {follower} never rejoined the ISR of copied-{index}:\n{}", cluster.logs());
+    assert!(
+        cluster.node(leader).log().contains("asking the controller to change the ISR"),
+        "the leader changed no ISR:\n{}",
+        cluster.node(leader).log()
+    );
+    std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 3)).expect("send");
+    assert_eq!(produce_error(&mut stream, 3), NONE, "acks=all with the follower back");
     // acks=all was answered once the high watermark covered the records: every ISR member had
     // fetched past them, and a follower fetches again only once what it appended is committed.
     // Stopped cleanly, every replica's segments hold the same bytes.
@@ -1898,5 +1925,94 @@ fn followers_copy_their_leaders() {
                 leader_bytes.len()
             );
         }
+    }
+}
+
+/// A zombie leader's divergent tail (issue 14, KIP-101/279/595): its followers stopped, a leader
+/// takes three `acks=1` writes they do not have (or only the first, if a fetch response was on
+/// its way), then stops itself; the controller fences it and
+/// elects a follower, which takes two `acks=all` writes. Resumed, the former leader learns it
+/// follows, its fetch names the epoch its log ends in, the new leader answers with the diverging
+/// epoch, and it cuts what the new leader lacks and copies the new leader's records: every replica ends byte for
+/// byte the same, and the former leader rejoins the ISR. A dedicated controller keeps the quorum
+/// up while brokers are stopped.
+#[test]
+fn a_former_leaders_divergent_tail_is_truncated() {
+    use Roles::{Broker, Controller};
+    let settings = ["skua.replication.follower.fetch.enable=true", "replica.lag.time.max.ms=30000"];
+    let mut cluster = Cluster::start_configured(116, &[Controller, Broker, Broker, Broker], &settings);
+    assert_eq!(create_topic(cluster.node(2), "diverge", 1, 3), Some((NONE, String::new())));
+    cluster.wait_topic("diverge", 1);
+    let state_of =
+        |cluster: &Cluster, via: u32| metadata(cluster.node(via)).map(|m| m.partitions("diverge")[&0].clone());
+    let before = state_of(&cluster, 2).expect("metadata");
+    let old_leader = before.leader as u32;
+    let followers: Vec<u32> = (2..=4).filter(|id| *id != old_leader).collect();
+    let produce = |cluster: &Cluster, via: u32, acks: i16, correlation_id: i32| {
+        let mut stream = TcpStream::connect(cluster.node(via).address()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        std::io::Write::write_all(&mut stream, &produce_frame("diverge", 0, acks, correlation_id)).expect("send");
+        produce_error(&mut stream, correlation_id)
+    };
+    assert_eq!(produce(&cluster, old_leader, -1, 1), NONE, "acks=all with every replica");
+
+    for follower in &followers {
+        cluster.node(*follower).signal("STOP");
+    }
+    for correlation_id in 2..5 {
+        assert_eq!(produce(&cluster, old_leader, 1, correlation_id), NONE, "acks=1 on the leader alone");
+    }
+    cluster.node(old_leader).signal("STOP");
+    for follower in &followers {
+        cluster.node(*follower).signal("CONT");
+    }
+    let elected = wait_until(REACTION_TIMEOUT, || {
+        state_of(&cluster, followers[0]).is_some_and(|state| {
+            state.leader != before.leader && state.leader >= 0 && state.leader_epoch > before.leader_epoch
+        })
+    });
+    assert!(elected.is_some(), "no follower took over from stopped node {old_leader}:\n{}", cluster.logs());
+    let new_leader = state_of(&cluster, followers[0]).expect("metadata").leader as u32;
+    // Metadata through a follower may be ahead of the new leader's own: retry as a client does.
+    let mut last = NONE;
+    let took = wait_until(REACTION_TIMEOUT, || {
+        last = produce(&cluster, new_leader, -1, 5);
+        last != NOT_LEADER_OR_FOLLOWER
+    });
+    assert!(took.is_some() && last == NONE, "acks=all on the new leader: {last}");
+    assert_eq!(produce(&cluster, new_leader, -1, 6), NONE, "acks=all on the new leader");
+
+    cluster.node(old_leader).signal("CONT");
+    let rejoined = wait_until(REACTION_TIMEOUT, || {
+        state_of(&cluster, new_leader).is_some_and(|state| state.isr.contains(&(old_leader as i32)))
+    });
+    assert!(rejoined.is_some(), "node {old_leader} never rejoined the ISR:\n{}", cluster.logs());
+    assert!(
+        cluster.node(old_leader).log().contains("truncating a divergent tail"),
+        "node {old_leader} truncated nothing:\n{}",
+        cluster.node(old_leader).log()
+    );
+    assert_eq!(produce(&cluster, new_leader, -1, 7), NONE, "acks=all with the former leader back");
+
+    for node in &mut cluster.nodes {
+        node.stop();
+    }
+    let leader_bytes = segment_bytes(&cluster.node(new_leader).data_dir.join("diverge-0"));
+    // The old epoch holds the first write and those of the zombie's three a follower had fetched
+    // before it stopped (a fetch response already on its way is appended when it resumes); the
+    // new epoch the new leader's writes. The rest of the zombie's tail is gone.
+    let headers = engine::batch::validate_all(&leader_bytes).expect("batches");
+    let epochs: Vec<i32> = headers.iter().map(|header| header.partition_leader_epoch).collect();
+    let old_epoch = epochs.iter().filter(|epoch| **epoch == before.leader_epoch).count();
+    let newer = epochs.iter().filter(|epoch| **epoch > before.leader_epoch).count();
+    assert!((1..4).contains(&old_epoch) && newer == 3 && epochs.is_sorted(), "batches' leader epochs: {epochs:?}");
+    for id in 2..=4 {
+        let copy = segment_bytes(&cluster.node(id).data_dir.join("diverge-0"));
+        assert!(
+            copy == leader_bytes,
+            "node {id} differs from the new leader ({} vs {} bytes)",
+            copy.len(),
+            leader_bytes.len()
+        );
     }
 }

@@ -44,6 +44,10 @@ pub enum ReplicaError {
     /// The request's leader epoch is newer than the partition's (its metadata is ahead of ours).
     #[error("unknown leader epoch: request has {requested:?}, partition has {current:?}")]
     UnknownLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// A follower names a last fetched epoch for which the leader cannot say where it ends
+    /// (Kafka answers OFFSET_OUT_OF_RANGE; the follower starts over from the leader's log).
+    #[error("the leader cannot place the follower's last fetched epoch {epoch:?}")]
+    UnknownFetchedEpoch { epoch: LeaderEpoch },
     #[error(transparent)]
     Producer(#[from] ProducerError),
     /// The storage engine failed (shared: every waiter of a failed commit gets the same error).

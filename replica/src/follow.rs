@@ -9,15 +9,19 @@
 //! epoch at its base offset. A follower's high watermark is the leader's, up to its own committed
 //! end.
 //!
-//! Must not know: how batches are fetched from the leader (the broker's fetcher), where the
-//! divergence point comes from (OffsetForLeaderEpoch), any Kafka API key. Runs on the shard
+//! Also where a follower's log diverges from its leader's ([`Partitions::truncate_to_divergence`],
+//! Kafka's rule for the leader's answer about the follower's last epoch).
+//!
+//! Must not know: how batches are fetched from the leader (the broker's fetcher), how the leader's
+//! answer arrives (a fetch response's diverging epoch), any Kafka API key. Runs on the shard
 //! thread that owns the [`Partitions`], like the rest of the partition layer.
 
 use engine::batch::ValidatedBatches;
 use engine::{AppendInfo, LeaderEpoch, LogId, Offset};
 
+use crate::epoch_history;
 use crate::error::{ReplicaError, Result};
-use crate::partition::{Partition, Role};
+use crate::partition::{start_epoch_in, Partition, Role};
 use crate::partitions::Partitions;
 use crate::producer_snapshot;
 use crate::producers::{BatchIdentity, ProducerState};
@@ -29,9 +33,31 @@ impl Partitions {
     /// idempotent producers' batches and the leader epochs the batches begin, and wakes the
     /// committer. The follower's local end moves when the commit lands. All or nothing.
     pub fn append_replicated(&mut self, id: LogId, batches: &ValidatedBatches, now_ms: i64) -> Result<AppendInfo> {
-        self.get(id)?.check_follower()?;
+        let partition = self.get(id)?;
+        partition.check_follower()?;
+        // The epochs these batches begin are on disk before any of them can be.
+        let mut epochs = partition.epochs.clone();
+        let mut new_epochs = false;
+        for header in batches.headers() {
+            new_epochs |=
+                start_epoch_in(&mut epochs, LeaderEpoch(header.partition_leader_epoch), Offset(header.base_offset));
+        }
+        if new_epochs {
+            let dir = partition.dir.clone();
+            epoch_history::write(self.engine.file_system(), &dir, &epochs)?;
+        }
         let active_before = self.engine.log(id)?.active_segment_base();
-        let info = self.engine.append_replicated(id, batches, now_ms)?;
+        let info = match self.engine.append_replicated(id, batches, now_ms) {
+            Ok(info) => info,
+            Err(error) => {
+                if new_epochs {
+                    // Nothing was appended: the history on disk must not name epochs the log
+                    // may later hold at other offsets.
+                    let _ = self.persist_epochs(id);
+                }
+                return Err(error.into());
+            }
+        };
         // A roll starts the new segment at a batch of this append: the state as of that batch
         // (before it is recorded) is what a snapshot at the new base holds.
         let active_after = self.engine.log(id)?.active_segment_base();
@@ -45,8 +71,8 @@ impl Partitions {
             if let Some(identity) = BatchIdentity::of(header) {
                 partition.producers.record(&identity, header.base_offset, header.last_offset());
             }
-            partition.start_epoch(LeaderEpoch(header.partition_leader_epoch), base);
         }
+        partition.epochs = epochs;
         let _ = self.commit_trigger.unbounded_send(());
         Ok(info)
     }
@@ -81,6 +107,7 @@ impl Partitions {
         partition.local_end = offset;
         let moved = partition.high_watermark != offset;
         partition.high_watermark = offset;
+        let had_epochs = !partition.epochs.is_empty();
         partition.epochs.clear();
         partition.producers = ProducerState::default();
         partition.roll_snapshot = None;
@@ -94,7 +121,41 @@ impl Partitions {
         if had_snapshot {
             producer_snapshot::remove(self.engine.file_system(), &dir)?;
         }
+        if had_epochs {
+            self.persist_epochs(id)?;
+        }
         Ok(())
+    }
+
+    /// Removes a follower's divergent tail, given where its leader says the follower's last
+    /// epoch ends (`leader_epoch`, `leader_end_offset`: a fetch response's diverging epoch, or an
+    /// OffsetForLeaderEpoch answer). Kafka's rule (`getOffsetTruncationState`): if this replica
+    /// knows `leader_epoch`, it keeps the smaller of both ends of that epoch; if not, it cuts at
+    /// the end of its largest older epoch (or the leader's end if it knows none), and the next
+    /// fetch, naming the epoch it then ends in, finds out whether more must go. Returns the new
+    /// end. Followers only.
+    pub fn truncate_to_divergence(
+        &mut self,
+        id: LogId,
+        leader_epoch: LeaderEpoch,
+        leader_end_offset: Offset,
+        now_ms: i64,
+    ) -> Result<Offset> {
+        let partition = self.get(id)?;
+        partition.check_follower()?;
+        let end = self.next_offset(id)?;
+        let partition = self.get(id)?;
+        let target = match partition.end_offset_for_epoch(leader_epoch) {
+            Some((epoch, own_end)) if epoch == leader_epoch => own_end.min(leader_end_offset),
+            Some((_, own_end)) => own_end,
+            None => leader_end_offset,
+        }
+        .min(end);
+        if target >= end {
+            return Ok(end);
+        }
+        tracing::info!(dir = %partition.dir.display(), leader_epoch = leader_epoch.0, %leader_end_offset, from = %end, to = %target, "truncating a divergent tail");
+        self.truncate_to(id, target, now_ms)
     }
 }
 
@@ -363,5 +424,149 @@ pub(crate) mod tests {
         let id = open(&mut reopened, "/f/t-0", follower_role(2), 300);
         assert_eq!(reopened.log_start_offset(id).expect("start"), Offset(40));
         assert_eq!(reopened.get(id).expect("partition").log_end_offset(), Offset(42));
+    }
+
+    /// One round of a follower's fetch as the broker runs it: the follower names its end and the
+    /// epoch it ends in; a leader whose log diverges there answers with the diverging epoch and
+    /// the follower truncates, else the follower copies what the leader has. Returns whether it
+    /// truncated.
+    fn fetch_round(leader: &Partitions, leader_id: LogId, follower: &mut Partitions, follower_id: LogId) -> bool {
+        follower.commit(0);
+        let (fetch_offset, last_epoch) = {
+            let partition = follower.get(follower_id).expect("partition");
+            (partition.log_end_offset(), partition.last_epoch())
+        };
+        let diverging = last_epoch.and_then(|epoch| {
+            leader.get(leader_id).expect("partition").diverging_epoch(fetch_offset, epoch).expect("placed")
+        });
+        if let Some(diverging) = diverging {
+            follower.truncate_to_divergence(follower_id, diverging.epoch, diverging.start_offset, 0).expect("truncate");
+            return true;
+        }
+        catch_up(leader, leader_id, follower, follower_id);
+        false
+    }
+
+    fn history(partitions: &Partitions, id: LogId) -> Vec<(i32, u64)> {
+        let partition = partitions.get(id).expect("partition");
+        partition.epoch_history().iter().map(|start| (start.epoch.0, start.start_offset.0)).collect()
+    }
+
+    /// Kafka's divergence cases (KIP-101/279): A led epoch 3 and wrote records nobody copied; B
+    /// led epoch 2 (unknown to A) and now leads epoch 4. A, a follower again, is cut in two
+    /// rounds (first to the end of its epoch 1, the largest it shares below B's answer, then
+    /// nothing more) and ends byte for byte like B, with B's epochs, also after a crash.
+    #[test]
+    fn a_former_leaders_divergent_tail_is_cut_and_replaced_by_the_new_leaders() {
+        let (a_sim, b_sim) = (SimFs::new(21, SimFaults::default()), SimFs::new(22, SimFaults::default()));
+        let ((mut a, _), (mut b, _)) = (partitions(&a_sim), partitions(&b_sim));
+        let a_id = open(&mut a, "/a/t-0", leader_role(1), 400);
+        let b_id = open(&mut b, "/b/t-0", follower_role(1), 400);
+        for _ in 0..5 {
+            a.append(a_id, &batch(1), Acks::None, 0).expect("append"); // 0..5 in epoch 1
+        }
+        a.commit(0);
+        assert!(!fetch_round(&a, a_id, &mut b, b_id));
+        // B leads epoch 2 and writes 5..8; A, cut off, leads epoch 3 and writes 5..10.
+        b.become_leader(b_id, LeaderEpoch(2)).expect("b leads");
+        for _ in 0..3 {
+            b.append(b_id, &batch(1), Acks::None, 0).expect("append");
+        }
+        a.become_leader(a_id, LeaderEpoch(3)).expect("a leads");
+        for _ in 0..5 {
+            a.append(a_id, &batch(2), Acks::None, 0).expect("append");
+        }
+        a.commit(0);
+        b.become_leader(b_id, LeaderEpoch(4)).expect("b leads again");
+        for _ in 0..4 {
+            b.append(b_id, &batch(1), Acks::None, 0).expect("append"); // 8..12 in epoch 4
+        }
+        b.commit(0);
+        assert_eq!(history(&a, a_id), [(1, 0), (3, 5)]);
+        assert_eq!(history(&b, b_id), [(1, 0), (2, 5), (4, 8)]);
+        a.become_follower(a_id, LeaderEpoch(4)).expect("a follows");
+        // B places A's epoch 3 in its epoch 2, which ends at 8 < A's 15: diverging. A knows no
+        // epoch 2: it cuts at the end of its epoch 1 (5).
+        assert!(fetch_round(&b, b_id, &mut a, a_id));
+        assert_eq!((a.get(a_id).expect("a").log_end_offset(), history(&a, a_id)), (Offset(5), vec![(1, 0)]));
+        // Epoch 1 ends at 5 on both: A copies the rest.
+        assert!(!fetch_round(&b, b_id, &mut a, a_id));
+        assert!(!fetch_round(&b, b_id, &mut a, a_id));
+        assert_eq!(stored(&a, a_id), stored(&b, b_id), "byte for byte");
+        assert_eq!(history(&a, a_id), history(&b, b_id));
+        // What survives a crash: the log and its epochs (from the history file).
+        drop(a);
+        a_sim.crash();
+        let (mut a, _) = partitions(&a_sim);
+        let a_id = open(&mut a, "/a/t-0", follower_role(4), 400);
+        assert_eq!(history(&a, a_id), [(1, 0), (2, 5), (4, 8)]);
+        assert_eq!(stored(&a, a_id), stored(&b, b_id));
+        // The leader sees no divergence any more, and A's offset counts for the high watermark.
+        let partition = b.get(b_id).expect("b");
+        assert_eq!(partition.diverging_epoch(Offset(12), LeaderEpoch(4)).expect("placed"), None);
+        assert_eq!(
+            partition.diverging_epoch(Offset(13), LeaderEpoch(4)).expect("placed"),
+            Some(crate::EpochStart { epoch: LeaderEpoch(4), start_offset: Offset(12) }),
+            "past the leader's end in its own epoch"
+        );
+        assert!(matches!(
+            partition.diverging_epoch(Offset(12), LeaderEpoch(9)),
+            Err(ReplicaError::UnknownFetchedEpoch { .. })
+        ));
+    }
+
+    /// The history is on disk before the batches of a new epoch, trimmed to what a crash left of
+    /// the log, cut with a truncation, and rebuilt from the batch headers when its file is gone
+    /// or damaged.
+    #[test]
+    fn the_epoch_history_is_kept_beside_the_log() {
+        let sim = SimFs::new(23, SimFaults::default());
+        let file = Path::new("/l/t-0").join(crate::epoch_history::FILE_NAME);
+        let (mut leader, _) = partitions(&sim);
+        let id = open(&mut leader, "/l/t-0", leader_role(1), 400);
+        assert_eq!(sim.contents(&file).expect("written at once"), b"skua-leader-epochs 1\n1\n1 0\n");
+        leader.append(id, &batch(3), Acks::None, 0).expect("append");
+        leader.commit(0);
+        leader.become_leader(id, LeaderEpoch(3)).expect("epoch 3");
+        leader.append(id, &batch(2), Acks::None, 0).expect("append"); // 3..5, never committed
+        assert_eq!(history(&leader, id), [(1, 0), (3, 3)]);
+        drop(leader);
+        sim.crash();
+        // The crash took 3..5: epoch 3 began at the end and is dropped; a leader in epoch 3
+        // starts it again.
+        let (mut reopened, _) = partitions(&sim);
+        let id = open(&mut reopened, "/l/t-0", follower_role(3), 400);
+        assert_eq!((reopened.get(id).expect("p").log_end_offset(), history(&reopened, id)), (Offset(3), vec![(1, 0)]));
+        reopened.become_leader(id, LeaderEpoch(4)).expect("epoch 4");
+        reopened.append(id, &batch(2), Acks::None, 0).expect("append"); // 3..5 in epoch 4
+        reopened.commit(0);
+        assert_eq!(history(&reopened, id), [(1, 0), (4, 3)]);
+        // Without its file (or with a damaged one) the history is rebuilt from the batches.
+        for damage in [None, Some(&b"skua-leader-epochs 1\n7\n"[..])] {
+            drop(reopened);
+            {
+                let (mut scratch, _) = partitions(&sim);
+                let fs = scratch.engine.file_system();
+                match damage {
+                    None => fs.remove_file(&file).expect("remove"),
+                    Some(bytes) => engine::io::write_file_atomically(
+                        fs,
+                        Path::new("/l/t-0"),
+                        crate::epoch_history::FILE_NAME,
+                        bytes,
+                    )
+                    .expect("write"),
+                }
+            }
+            let (mut again, _) = partitions(&sim);
+            let again_id = open(&mut again, "/l/t-0", follower_role(4), 400);
+            assert_eq!(history(&again, again_id), [(1, 0), (4, 3)], "rebuilt after {damage:?}");
+            assert!(sim.contents(&file).is_some_and(|bytes| bytes.ends_with(b"4 3\n")), "and written");
+            reopened = again;
+        }
+        // A truncation cuts it on disk too.
+        let id = reopened.ids().next().expect("one log");
+        reopened.truncate_to(id, Offset(2), 0).expect("truncate");
+        assert_eq!(sim.contents(&file).expect("file"), b"skua-leader-epochs 1\n1\n1 0\n");
     }
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use engine::{LeaderEpoch, LogId, Offset};
 
 use crate::error::{ReplicaError, Result};
-use crate::partition::{Partition, Role};
+use crate::partition::{EpochStart, Partition, Role};
 use crate::partitions::Partitions;
 
 /// A replica of a partition, named by the id of the broker that holds it.
@@ -103,6 +103,22 @@ impl Partition {
         }
     }
 
+    /// Where a follower's fetch from `fetch_offset`, whose log ends in `last_fetched_epoch`,
+    /// leaves the leader's log (Kafka's `validateLastFetchedEpoch`, KIP-595's fetch-time
+    /// truncation): `None` when the follower's log is a prefix of this one there; else the
+    /// diverging epoch to answer with (the largest epoch at or below the follower's and where it
+    /// ends here) and no records, and the follower truncates. An epoch this log cannot place is
+    /// refused ([`ReplicaError::UnknownFetchedEpoch`]).
+    pub fn diverging_epoch(&self, fetch_offset: Offset, last_fetched_epoch: LeaderEpoch) -> Result<Option<EpochStart>> {
+        let Some((epoch, end_offset)) = self.end_offset_for_epoch(last_fetched_epoch) else {
+            return Err(ReplicaError::UnknownFetchedEpoch { epoch: last_fetched_epoch });
+        };
+        if epoch < last_fetched_epoch || end_offset < fetch_offset {
+            return Ok(Some(EpochStart { epoch, start_offset: end_offset }));
+        }
+        Ok(None)
+    }
+
     pub fn replication(&self) -> Option<&Replication> {
         self.replication.as_ref()
     }
@@ -150,18 +166,26 @@ impl Partitions {
         Ok(())
     }
 
-    /// Records that `follower` fetched from `fetch_offset` (leading only). Returns false when
-    /// `follower` is no replica of the partition (Kafka answers it with no records). An offset
-    /// past the leader's end records nothing (the read answers OFFSET_OUT_OF_RANGE).
+    /// Records that `follower` fetched from `fetch_offset`, its log ending in
+    /// `last_fetched_epoch` (leading only). Returns false when `follower` is no replica of the
+    /// partition (Kafka answers it with no records). An offset past the leader's end, or a log
+    /// that diverges from the leader's (see [`Partition::diverging_epoch`]), records nothing: the
+    /// follower does not hold what this log holds below that offset.
     pub fn follower_fetched(
         &mut self,
         id: LogId,
         follower: ReplicaId,
         fetch_offset: Offset,
+        last_fetched_epoch: Option<LeaderEpoch>,
         now_ms: i64,
     ) -> Result<bool> {
         let partition = self.get_mut(id)?;
         partition.check_leader()?;
+        if let Some(last_fetched_epoch) = last_fetched_epoch {
+            if !matches!(partition.diverging_epoch(fetch_offset, last_fetched_epoch), Ok(None)) {
+                return Ok(true);
+            }
+        }
         let local_end = partition.local_end;
         let Some(replication) = partition.replication.as_mut() else { return Ok(false) };
         let Some(state) = replication.followers.get_mut(&follower) else { return Ok(false) };
@@ -194,8 +218,10 @@ impl Partitions {
             if in_isr && lagging {
                 candidates.shrink.push(*replica);
             }
-            // Kafka's rule for joining: caught up to the high watermark, and in this epoch.
-            let caught_up = state.log_end.is_some_and(|end| end >= partition.high_watermark);
+            // Kafka's rule for joining: caught up to the high watermark and to the start of
+            // this leader's epoch, and fetching in this epoch.
+            let epoch_start = partition.epochs.last().map_or(Offset::ZERO, |start| start.start_offset);
+            let caught_up = state.log_end.is_some_and(|end| end >= partition.high_watermark && end >= epoch_start);
             if !in_isr && caught_up && !lagging {
                 candidates.expand.push(*replica);
             }
@@ -236,17 +262,17 @@ mod tests {
         assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(0), "no follower fetched yet");
         assert!(poll_once(&mut ack).is_none());
         // One follower has everything, the other half: the high watermark is the smaller end.
-        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(4), 10).expect("fetched"));
-        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(2), 10).expect("fetched"));
+        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(4), None, 10).expect("fetched"));
+        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(2), None, 10).expect("fetched"));
         assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(2));
         assert!(poll_once(&mut ack).is_none(), "offsets 0..3 are not all covered");
-        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(4), 20).expect("fetched"));
+        assert!(partitions.follower_fetched(id, ReplicaId(3), Offset(4), None, 20).expect("fetched"));
         assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(4));
         assert!(matches!(poll_once(&mut ack), Some(Ok(()))));
         // A stranger is no replica: nothing recorded (Kafka answers it with no records).
-        assert!(!partitions.follower_fetched(id, ReplicaId(9), Offset(4), 20).expect("answered"));
+        assert!(!partitions.follower_fetched(id, ReplicaId(9), Offset(4), None, 20).expect("answered"));
         // Beyond the leader's end: nothing recorded, the read answers OFFSET_OUT_OF_RANGE.
-        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(99), 20).expect("answered"));
+        assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(99), None, 20).expect("answered"));
         let state = partitions.get(id).expect("partition").replication().expect("set").followers[&ReplicaId(2)];
         assert_eq!(state.log_end, Some(Offset(4)));
     }
@@ -281,7 +307,7 @@ mod tests {
         partitions.append(id, &batch(2), Acks::Leader, 1_000).expect("append");
         partitions.commit(1_000);
         // Replica 3 (outside the ISR) catches up; replica 2 (inside) never fetches.
-        partitions.follower_fetched(id, ReplicaId(3), Offset(2), 5_000).expect("fetched");
+        partitions.follower_fetched(id, ReplicaId(3), Offset(2), None, 5_000).expect("fetched");
         let candidates = partitions.isr_candidates(id, 10_000, 12_000).expect("candidates");
         assert_eq!(candidates, IsrCandidates { shrink: vec![ReplicaId(2)], expand: vec![ReplicaId(3)] });
         assert_eq!(

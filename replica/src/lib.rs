@@ -7,7 +7,8 @@
 //! ([`Partitions`]): the engine shard holding the logs, and turning its group commits into high
 //! watermark advances, acknowledgements and fetch wake-ups. On disk, beside each log: the
 //! producer-state snapshot ([`producer_snapshot`], `docs/formats/producer-state.md`), written
-//! through the engine shard's `FileSystem` at segment rolls and clean close.
+//! through the engine shard's `FileSystem` at segment rolls and clean close, and the leader-epoch
+//! history ([`epoch_history`], `docs/formats/leader-epochs.md`), written when it changes.
 //!
 //! The rules replication will change live here and only here:
 //! - who may advance the high watermark: [`Partitions`] when a commit lands (single node: the
@@ -24,6 +25,7 @@
 //! shards' queues or topics' names. Errors are [`ReplicaError`]; the broker maps them to Kafka
 //! codes in one place.
 
+pub mod epoch_history;
 pub mod error;
 pub mod follow;
 pub mod leader;
@@ -35,6 +37,6 @@ pub mod read;
 
 pub use error::{ProducerError, ReplicaError};
 pub use leader::{FollowerState, IsrCandidates, ReplicaId, Replication};
-pub use partition::{Acks, Partition, ReadBound, Role};
+pub use partition::{Acks, EpochStart, Partition, ReadBound, Role};
 pub use partitions::{Ack, Appended, Partitions};
 pub use read::ReadPlan;

@@ -104,8 +104,8 @@ pub struct Partition {
     /// A follower's: the high watermark its leader last reported (its own follows up to its
     /// committed end, `follow.rs`).
     pub(crate) leader_high_watermark: Offset,
-    /// The leader epochs of this log, oldest first (in memory: persisting the history is part of
-    /// replication, order 4).
+    /// The leader epochs of this log, oldest first; on disk beside it ([`crate::epoch_history`]),
+    /// written before the batches of a new epoch are committed.
     pub(crate) epochs: Vec<EpochStart>,
     /// Keyed by the last offset of the batch each waits for.
     pub(crate) acks: BTreeMap<Offset, Vec<AckWaiter>>,
@@ -133,15 +133,16 @@ pub struct Partition {
 pub(crate) struct Opened {
     pub log: LogId,
     pub dir: PathBuf,
-    pub log_start: Offset,
     pub end: Offset,
     pub producers: ProducerState,
     pub snapshot_offset: Option<Offset>,
+    /// The leader-epoch history, trimmed to the log.
+    pub epochs: Vec<EpochStart>,
 }
 
 impl Partition {
     pub(crate) fn new(opened: Opened, role: Role) -> Partition {
-        let Opened { log, dir, log_start, end, producers, snapshot_offset } = opened;
+        let Opened { log, dir, end, producers, snapshot_offset, epochs } = opened;
         Partition {
             log,
             role,
@@ -149,7 +150,7 @@ impl Partition {
             high_watermark: end,
             local_end: end,
             leader_high_watermark: Offset::ZERO,
-            epochs: vec![EpochStart { epoch: role.epoch(), start_offset: log_start }],
+            epochs,
             acks: BTreeMap::new(),
             data_waiters: Vec::new(),
             replica_waiters: Vec::new(),
@@ -352,11 +353,32 @@ impl Partition {
     }
 
     /// Records that `epoch` begins at `start_offset`, the next offset to be assigned (no-op for
-    /// the current epoch).
-    pub(crate) fn start_epoch(&mut self, epoch: LeaderEpoch, start_offset: Offset) {
-        if self.epochs.last().is_some_and(|latest| latest.epoch >= epoch) {
-            return;
-        }
-        self.epochs.push(EpochStart { epoch, start_offset });
+    /// the current epoch or an older one). An epoch in which nothing was written gives its place
+    /// to the next (Kafka's cache keeps the latest epoch for a start offset). Returns whether the
+    /// history changed (the caller persists it).
+    pub(crate) fn start_epoch(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> bool {
+        start_epoch_in(&mut self.epochs, epoch, start_offset)
     }
+
+    /// The leader epoch of the last batch in the log (Kafka's `latestEpoch`): what a follower
+    /// sends as `last_fetched_epoch`. `None` for a log that holds no epoch.
+    pub fn last_epoch(&self) -> Option<LeaderEpoch> {
+        self.epochs.last().map(|start| start.epoch)
+    }
+
+    pub fn epoch_history(&self) -> &[EpochStart] {
+        &self.epochs
+    }
+}
+
+/// [`Partition::start_epoch`] on a history being built.
+pub(crate) fn start_epoch_in(epochs: &mut Vec<EpochStart>, epoch: LeaderEpoch, start_offset: Offset) -> bool {
+    if epochs.last().is_some_and(|latest| latest.epoch >= epoch) {
+        return false;
+    }
+    if epochs.last().is_some_and(|latest| latest.start_offset >= start_offset) {
+        epochs.pop();
+    }
+    epochs.push(EpochStart { epoch, start_offset });
+    true
 }

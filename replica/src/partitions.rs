@@ -20,8 +20,9 @@ use engine::io::FileSystem;
 use engine::{CommitReport, LeaderEpoch, LogConfig, LogId, Offset, RecoveryReport, RetentionReport, Shard};
 use futures_channel::{mpsc, oneshot};
 
+use crate::epoch_history;
 use crate::error::{ReplicaError, Result};
-use crate::partition::{Acks, DataWaiter, Opened, Partition, ReadBound, Role};
+use crate::partition::{start_epoch_in, Acks, DataWaiter, EpochStart, Opened, Partition, ReadBound, Role};
 use crate::producer_snapshot::{self, ProducerSnapshot};
 use crate::producers::{BatchIdentity, ProducerState, Verdict};
 use crate::read::ReadPlan;
@@ -94,8 +95,15 @@ impl Partitions {
                 }
             }
         })?;
-        let opened = Opened { log: id, dir: dir.to_path_buf(), log_start, end, producers, snapshot_offset };
-        self.partitions.insert(id, Partition::new(opened, role));
+        let epochs = load_epochs(&mut self.engine, id, dir, log_start, end)?;
+        let opened = Opened { log: id, dir: dir.to_path_buf(), end, producers, snapshot_offset, epochs };
+        self.partitions.insert(id, Partition::new(opened, Role::Follower { epoch: role.epoch() }));
+        // A leader's epoch begins at its end (and is on disk before anything is written in it).
+        if let Err(error) = self.change_role(id, role) {
+            self.partitions.remove(&id);
+            let _ = self.engine.close_log(id);
+            return Err(error);
+        }
         Ok((id, report))
     }
 
@@ -230,15 +238,28 @@ impl Partitions {
     /// at the next offset to be assigned.
     fn change_role(&mut self, id: LogId, role: Role) -> Result<&mut Partition> {
         let next = self.next_offset(id)?;
-        let partition = self.get_mut(id)?;
+        let partition = self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)?;
         partition.check_epoch_not_older(role.epoch())?;
-        // A leader's epoch begins at its next offset; a follower learns epochs from the leader's
-        // batches (`follow.rs`), which carry the epochs they were written in.
+        // A leader's epoch begins at its next offset, on disk before anything is written in it; a
+        // follower learns epochs from the leader's batches (`follow.rs`), which carry the epochs
+        // they were written in.
         if let Role::Leader { epoch } = role {
-            partition.start_epoch(epoch, next);
+            let before = partition.epochs.clone();
+            if partition.start_epoch(epoch, next) {
+                if let Err(error) = epoch_history::write(self.engine.file_system(), &partition.dir, &partition.epochs) {
+                    partition.epochs = before;
+                    return Err(error.into());
+                }
+            }
         }
         partition.role = role;
         Ok(partition)
+    }
+
+    /// Writes a partition's leader-epoch history (after it changed).
+    pub(crate) fn persist_epochs(&mut self, id: LogId) -> Result<()> {
+        let partition = self.partitions.get(&id).ok_or(ReplicaError::UnknownPartition)?;
+        Ok(epoch_history::write(self.engine.file_system(), &partition.dir, &partition.epochs)?)
     }
 
     /// One past the last offset assigned, appends not yet committed included: where a new
@@ -259,7 +280,9 @@ impl Partitions {
         let partition = self.get_mut(id)?;
         partition.local_end = partition.local_end.min(end);
         partition.high_watermark = partition.high_watermark.min(end);
-        partition.epochs.retain(|start| start.start_offset < end || start.start_offset == log_start);
+        let epochs_before = partition.epochs.len();
+        epoch_history::trim_to(&mut partition.epochs, log_start, end);
+        let epochs_changed = partition.epochs.len() != epochs_before;
         partition.producers.forget_from(end.0);
         let epoch = partition.leader_epoch();
         partition.fail_acks_from(end, &ReplicaError::NotLeader { epoch });
@@ -272,6 +295,9 @@ impl Partitions {
             partition.snapshot_offset = None;
             let dir = partition.dir.clone();
             producer_snapshot::remove(self.engine.file_system(), &dir)?;
+        }
+        if epochs_changed {
+            self.persist_epochs(id)?;
         }
         Ok(end)
     }
@@ -287,6 +313,7 @@ impl Partitions {
         partition.wake_data_waiters();
         partition.wake_replica_waiters();
         self.engine.delete_log(id)?;
+        epoch_history::remove(self.engine.file_system(), &partition.dir)?;
         Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
 
@@ -447,6 +474,35 @@ fn load_snapshot(
     tracing::warn!(dir = %dir.display(), %reason, "producer-state snapshot ignored and removed; producer state rebuilt from the active segment");
     producer_snapshot::remove(fs, dir)?;
     Ok(None)
+}
+
+/// The leader-epoch history of the log in `dir` holding `[log_start, end)`: the one on disk,
+/// trimmed to the log; without one (a log from before histories were kept) or with a damaged
+/// one, rebuilt from every batch header and written (a one-time scan, logged).
+fn load_epochs(engine: &mut Shard, id: LogId, dir: &Path, log_start: Offset, end: Offset) -> Result<Vec<EpochStart>> {
+    let fs = engine.file_system();
+    match epoch_history::read(fs, dir) {
+        Ok(Some(mut epochs)) => {
+            epoch_history::trim_to(&mut epochs, log_start, end);
+            return Ok(epochs);
+        }
+        Ok(None) if end <= log_start => return Ok(Vec::new()),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "leader-epoch history ignored; rebuilt from the batch headers")
+        }
+    }
+    let mut epochs = Vec::new();
+    let mut batches = 0usize;
+    scan_batches(engine, id, log_start, |_, headers| {
+        for header in headers {
+            batches += 1;
+            start_epoch_in(&mut epochs, LeaderEpoch(header.partition_leader_epoch), Offset(header.base_offset));
+        }
+    })?;
+    tracing::info!(dir = %dir.display(), batches, epochs = epochs.len(), "leader-epoch history rebuilt from the log");
+    epoch_history::write(engine.file_system(), dir, &epochs)?;
+    Ok(epochs)
 }
 
 /// Reads `id` from `from` to its committed end in runs of at most [`REBUILD_READ_BYTES`],
@@ -792,7 +848,7 @@ mod tests {
         assert!(matches!(partition.check_epoch(Some(LeaderEpoch(3))), Err(ReplicaError::UnknownLeaderEpoch { .. })));
         partition.check_epoch(Some(LeaderEpoch(2))).expect("the current epoch");
         partition.check_epoch(None).expect("no epoch given");
-        // Epoch 0 held offsets 0..2; epochs 1 and 2 both begin at 2 (nothing was written in 1).
+        // Epoch 0 held offsets 0..2; epoch 2 begins at 2 (epoch 1 was a follower's: no batch).
         assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(0)), Some((LeaderEpoch(0), Offset(2))));
         assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(2)), Some((LeaderEpoch(2), Offset(2))));
         assert_eq!(partition.end_offset_for_epoch(LeaderEpoch(5)), None, "newer than any known epoch");

@@ -68,6 +68,7 @@ pub fn replica_error_code(error: &ReplicaError) -> i16 {
         ReplicaError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::UnknownFetchedEpoch { .. } => ResponseError::OffsetOutOfRange,
         ReplicaError::Producer(ProducerError::OutOfOrderSequence) => ResponseError::OutOfOrderSequenceNumber,
         ReplicaError::Producer(ProducerError::FencedProducerEpoch) => ResponseError::InvalidProducerEpoch,
         ReplicaError::Storage(error) => return engine_error_code(error),

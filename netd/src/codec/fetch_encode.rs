@@ -3,7 +3,8 @@
 //! vectored write straight from the engine's tail cache (or from the bytes a shard read).
 //!
 //! Owns: the byte layout of the Fetch response and its header. It encodes exactly the fields
-//! this broker sets (no aborted transactions, no tagged fields, no preferred replica); the golden
+//! this broker sets (no aborted transactions, no preferred replica, of the tagged fields only a
+//! follower's diverging epoch); the golden
 //! test below checks it byte for byte against `kafka-protocol`'s generated encoder, which follows
 //! Kafka's JSON schemas.
 
@@ -61,7 +62,18 @@ fn put_partition(
         }
     }
     if flexible {
-        buffer.put_u8(0); // no tagged fields
+        // Tagged fields: only the diverging epoch (tag 0, v12+), set for followers whose log
+        // diverges from the leader's.
+        if data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0 {
+            buffer.put_u8(1); // one tagged field
+            buffer.put_u8(0); // tag 0
+            buffer.put_u8(4 + 8 + 1); // its size: epoch, end offset, no tagged fields of its own
+            buffer.put_i32(data.diverging_epoch.epoch);
+            buffer.put_i64(data.diverging_epoch.end_offset);
+            buffer.put_u8(0);
+        } else {
+            buffer.put_u8(0); // no tagged fields
+        }
     }
     Ok(())
 }
@@ -117,7 +129,8 @@ mod tests {
 
     use super::*;
 
-    fn sample() -> FetchResponse {
+    /// A response with every case the encoder knows; from v12 a follower's diverging epoch too.
+    fn sample(version: i16) -> FetchResponse {
         let mut response = FetchResponse::default();
         for (name, partitions) in [("orders", 3), ("a-much-longer-topic-name.with_dots", 1), ("empty", 0)] {
             let mut topic = FetchableTopicResponse::default();
@@ -136,6 +149,10 @@ mod tests {
                 if index == 2 {
                     data.error_code = 3;
                 }
+                if index == 1 && version >= 12 {
+                    data.diverging_epoch.epoch = 4;
+                    data.diverging_epoch.end_offset = 123_456;
+                }
                 topic.partitions.push(data);
             }
             response.responses.push(topic);
@@ -147,8 +164,8 @@ mod tests {
     /// encoder (from Kafka's schemas) produces for the same response, and records are not copied.
     #[test]
     fn matches_the_generated_encoder_for_every_version() {
-        let response = sample();
         for version in 4..=FETCH_VERSION_MAX {
+            let response = sample(version);
             let expected =
                 crate::codec::frame::encode_response(ApiKey::Fetch, version, 77, &response).expect("reference");
             let segments = encode(version, 77, &response).expect("encode");

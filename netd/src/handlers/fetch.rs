@@ -10,7 +10,9 @@
 //! A follower's fetch (`replica_id` set: another broker copying its replicas) reads up to the
 //! leader's local end instead, waits for that end to move, and its fetch offset tells the leader
 //! how far that follower is (`Partitions::follower_fetched`, once per request): what the high
-//! watermark follows.
+//! watermark follows. A follower names the epoch its log ends in (`last_fetched_epoch`); if its
+//! log diverges from the leader's there, the answer is the diverging epoch and no records
+//! (`Partition::diverging_epoch`), and its offset counts for nothing.
 //!
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
@@ -27,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use engine::{LogId, Offset};
+use engine::{LeaderEpoch, LogId, Offset};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
@@ -61,6 +63,15 @@ struct Item {
     current_leader_epoch: i32,
     /// A follower's fetch: the broker whose replica asks.
     replica: Option<ReplicaId>,
+    /// A follower's: the leader epoch its log ends in, or -1.
+    last_fetched_epoch: i32,
+}
+
+impl Item {
+    /// The epoch a follower's log ends in, checked against the leader's (consumers: none).
+    fn last_fetched_epoch(&self) -> Option<LeaderEpoch> {
+        (self.replica.is_some() && self.last_fetched_epoch >= 0).then_some(LeaderEpoch(self.last_fetched_epoch))
+    }
 }
 
 /// One partition's answer: its fields, and the plan of its records if it has any.
@@ -88,6 +99,24 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
     data.high_watermark = replica.high_watermark().0 as i64;
     data.last_stable_offset = data.high_watermark;
     data.log_start_offset = log_start.0 as i64;
+    // A follower whose log diverges from this one gets where its last epoch ends here instead of
+    // records, and truncates (KIP-595's fetch-time truncation, as Kafka's followers do).
+    if let (Some(last_fetched_epoch), Ok(fetch_offset)) = (item.last_fetched_epoch(), u64::try_from(item.fetch_offset))
+    {
+        match replica.diverging_epoch(Offset(fetch_offset), last_fetched_epoch) {
+            Ok(None) => {}
+            Ok(Some(diverging)) => {
+                data.diverging_epoch.epoch = diverging.epoch.0;
+                data.diverging_epoch.end_offset = diverging.start_offset.0 as i64;
+                data.records = Some(Bytes::new());
+                return (data, None, Some(id));
+            }
+            Err(error) => {
+                data.error_code = errors::replica_error_code(&error);
+                return (data, None, Some(id));
+            }
+        }
+    }
     let partition_max = item.partition_max_bytes.min(room.max(1));
     data.records = Some(Bytes::new());
     let mut plan = None;
@@ -152,7 +181,9 @@ fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
         let Ok((id, _)) = state.leader_replica(&item.topic, item.partition, item.current_leader_epoch) else {
             continue;
         };
-        if let Err(error) = state.partitions.follower_fetched(id, replica, Offset(offset), now) {
+        if let Err(error) =
+            state.partitions.follower_fetched(id, replica, Offset(offset), item.last_fetched_epoch(), now)
+        {
             tracing::debug!(topic = %item.topic, partition = item.partition, ?replica, %error, "follower progress not recorded");
         }
     }
@@ -166,6 +197,7 @@ struct Wanted {
     partition_max_bytes: u64,
     /// The leader epoch the client knows, or -1.
     current_leader_epoch: i32,
+    last_fetched_epoch: i32,
 }
 
 /// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
@@ -182,6 +214,7 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
                 current_leader_epoch: partition.current_leader_epoch,
+                last_fetched_epoch: partition.last_fetched_epoch,
             };
             match places.entry((topic.topic.as_str(), partition.partition)) {
                 std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,
@@ -236,6 +269,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 partition_max_bytes: entry.partition_max_bytes,
                 current_leader_epoch: entry.current_leader_epoch,
                 replica,
+                last_fetched_epoch: entry.last_fetched_epoch,
             });
         }
     }
@@ -285,7 +319,12 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 total_bytes += size;
             }
         }
-        let any_error = response.responses.iter().flat_map(|topic| &topic.partitions).any(|data| data.error_code != 0);
+        // An error or a diverging epoch is answered at once, as Kafka does.
+        let any_error = response
+            .responses
+            .iter()
+            .flat_map(|topic| &topic.partitions)
+            .any(|data| data.error_code != 0 || data.diverging_epoch.epoch >= 0);
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
             drop(wakes);

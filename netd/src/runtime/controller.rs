@@ -407,6 +407,7 @@ async fn apply_image(
                 leader: partition.leader.map(|leader| leader.0),
                 replicas: ids(&partition.replicas),
                 isr: ids(&partition.isr),
+                partition_epoch: partition.partition_epoch,
             };
             let key = (topic.name.clone(), partition.partition.0);
             if applied.roles.get(&key) == Some(&assignment) {

@@ -8,10 +8,14 @@
 //! fetches again only once what it appended is committed, so the offset it reports to the leader
 //! (its fetch offset, which the high watermark follows) is fsynced here.
 //!
-//! Not built yet (issue 14): truncating a divergent tail (a former leader's records its successor
-//! never had) before fetching; a copy that does not continue the log is refused by the engine and
-//! logged, and the fetcher backs off. Which partitions to follow comes from the metadata image
-//! (`ShardState::assign` fills `ShardState::followed`).
+//! Divergent tails (a former leader's records its successor never had) are cut as Kafka's
+//! followers cut them since KIP-595: each partition's fetch names the epoch the follower's log
+//! ends in (`last_fetched_epoch`); a leader whose log diverges there answers with the diverging
+//! epoch and no records, and the follower truncates (`Partitions::truncate_to_divergence`) and
+//! fetches again. OFFSET_OUT_OF_RANGE: a follower behind the leader's log start starts again
+//! there (`Partitions::reset_to`); otherwise it cuts to the leader's high watermark, or starts
+//! again at its log start if even that does not help. Which partitions to follow comes from the
+//! metadata image (`ShardState::assign` fills `ShardState::followed`).
 //!
 //! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
 //! "retry after the next image" from "done".
@@ -26,10 +30,12 @@ use compio::net::TcpStream;
 use engine::batch::ValidatedBatches;
 use engine::{LeaderEpoch, LogId, Offset};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::ResponseError;
 use replica::ReadBound;
 
 use crate::clock::now_ms;
@@ -63,6 +69,8 @@ struct Wanted {
     id: LogId,
     fetch_offset: Offset,
     epoch: LeaderEpoch,
+    /// The epoch the follower's log ends in, or -1.
+    last_fetched_epoch: i32,
 }
 
 /// The partitions this shard follows from `leader`, each from its committed end.
@@ -74,8 +82,17 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
         .filter(|(_, target)| target.leader == leader)
         .filter_map(|((topic, partition), target)| {
             let id = state.partition_id(topic, *partition).ok()?;
-            let fetch_offset = state.partitions.get(id).ok()?.log_end_offset();
-            Some(Wanted { topic: topic.clone(), partition: *partition, id, fetch_offset, epoch: target.epoch })
+            let replica = state.partitions.get(id).ok()?;
+            let fetch_offset = replica.log_end_offset();
+            let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);
+            Some(Wanted {
+                topic: topic.clone(),
+                partition: *partition,
+                id,
+                fetch_offset,
+                epoch: target.epoch,
+                last_fetched_epoch,
+            })
         })
         .collect()
 }
@@ -156,7 +173,7 @@ fn fetch_request(me: i32, wanted: &[Wanted]) -> FetchRequest {
             .with_partition(entry.partition)
             .with_current_leader_epoch(entry.epoch.0)
             .with_fetch_offset(entry.fetch_offset.0 as i64)
-            .with_last_fetched_epoch(-1)
+            .with_last_fetched_epoch(entry.last_fetched_epoch)
             .with_log_start_offset(-1)
             .with_partition_max_bytes(REPLICA_FETCH_PARTITION_BYTES_MAX);
         if let Some(topic) = topics.last_mut() {
@@ -237,9 +254,31 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
             if state.followed.get(&key).is_none_or(|target| target.leader != leader || target.epoch != entry.epoch) {
                 continue;
             }
+            if data.error_code == ResponseError::OffsetOutOfRange.code() {
+                if let Err(error) = start_over(&mut state, entry, &data, now) {
+                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not realign with the leader's log");
+                    outcome.retry_later = true;
+                }
+                continue;
+            }
             if data.error_code != 0 {
                 tracing::debug!(topic = %entry.topic, partition = entry.partition, leader, code = data.error_code, "the leader refused a follower fetch");
                 outcome.retry_later = true;
+                continue;
+            }
+            if let (Ok(epoch), Ok(end_offset)) =
+                (u32::try_from(data.diverging_epoch.epoch), u64::try_from(data.diverging_epoch.end_offset))
+            {
+                let truncated = state.partitions.truncate_to_divergence(
+                    entry.id,
+                    LeaderEpoch(epoch as i32),
+                    Offset(end_offset),
+                    now,
+                );
+                if let Err(error) = truncated {
+                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not truncate a divergent tail");
+                    outcome.retry_later = true;
+                }
                 continue;
             }
             if let Some(records) = data.records.filter(|records| !records.is_empty()) {
@@ -261,6 +300,26 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
         }
     }
     outcome
+}
+
+/// A follower the leader answered OFFSET_OUT_OF_RANGE (Kafka's `handleOutOfRangeError`, with
+/// what a fetch response says instead of a ListOffsets round trip): behind the leader's log
+/// start, it starts again there; ahead of the leader's high watermark, it cuts back to it (the
+/// next fetch names the epoch it then ends in); neither, it starts again at the log start.
+fn start_over(
+    state: &mut crate::runtime::state::ShardState,
+    entry: &Wanted,
+    data: &PartitionData,
+    now: i64,
+) -> Result<(), replica::ReplicaError> {
+    let leader_start = Offset(u64::try_from(data.log_start_offset).unwrap_or(0));
+    let leader_high_watermark = Offset(u64::try_from(data.high_watermark).unwrap_or(0));
+    if entry.fetch_offset >= leader_start && leader_high_watermark < entry.fetch_offset {
+        tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, high_watermark = %leader_high_watermark, "out of range at the leader: truncating to its high watermark");
+        return state.partitions.truncate_to(entry.id, leader_high_watermark.max(leader_start), now).map(|_| ());
+    }
+    tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, log_start = %leader_start, "out of range at the leader: starting again at its log start");
+    state.partitions.reset_to(entry.id, leader_start, now)
 }
 
 /// Waits (bounded) until this shard committed what the last response appended.

@@ -22,6 +22,7 @@ pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod fetcher;
+pub mod isr;
 pub mod offsets;
 pub mod shard;
 pub mod state;

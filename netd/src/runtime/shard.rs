@@ -88,12 +88,15 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         // In a cluster with follower fetching: this shard's followers copy their leaders.
         let fetcher_task = (context.quorum.is_some() && config.follower_fetch)
             .then(|| compio::runtime::spawn(super::fetcher::run(context.clone())));
+        let isr_task = (context.quorum.is_some() && config.follower_fetch)
+            .then(|| compio::runtime::spawn(super::isr::run(context.clone())));
         ready.store(true, Ordering::Release);
 
         while !shutdown.load(Ordering::Relaxed) {
             compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         }
         tracing::info!(shard = index, "shutting down: committing and closing logs");
+        drop(isr_task);
         drop(fetcher_task);
         drop(image_task);
         drop(controller_task);

@@ -36,6 +36,8 @@ pub struct Assignment {
     pub leader: Option<i32>,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// The partition epoch of this state (what an ISR change must name).
+    pub partition_epoch: i32,
 }
 
 /// Where a follower replica copies from: its leader, in the epoch it follows.
@@ -63,6 +65,9 @@ pub struct ShardState {
     /// In a cluster with follower fetching on: the partitions this shard follows, and from whom
     /// (what the shard's fetchers copy; `runtime::fetcher`).
     pub followed: BTreeMap<(String, i32), FollowTarget>,
+    /// In a cluster with follower fetching on: each local replica's assignment as last applied
+    /// (what the shard's ISR checks read; `runtime::isr`).
+    pub assignments: BTreeMap<(String, i32), Assignment>,
 }
 
 impl std::fmt::Debug for ShardState {
@@ -98,6 +103,7 @@ impl ShardState {
             quorum: None,
             catalog: None,
             followed: BTreeMap::new(),
+            assignments: BTreeMap::new(),
         };
         let replicas_only = state.config.cluster.is_some();
         for (topic, count) in &catalog.topics {
@@ -215,12 +221,13 @@ impl ShardState {
         )?;
         match (assignment.role, assignment.leader) {
             (Role::Follower { epoch }, Some(leader)) if leader != self.config.node_id => {
-                self.followed.insert(key, FollowTarget { leader, epoch });
+                self.followed.insert(key.clone(), FollowTarget { leader, epoch });
             }
             _ => {
                 self.followed.remove(&key);
             }
         }
+        self.assignments.insert(key, assignment.clone());
         Ok(())
     }
 
@@ -249,6 +256,7 @@ impl ShardState {
     fn delete_replicas(&mut self, topic: &str, removed: BTreeMap<i32, LogId>) {
         for (partition, id) in removed {
             self.followed.remove(&(topic.to_string(), partition));
+            self.assignments.remove(&(topic.to_string(), partition));
             if let Err(error) = self.partitions.delete(id, now_ms()) {
                 tracing::error!(%topic, partition, %error, "could not delete partition files");
             }

@@ -1,0 +1,91 @@
+//! A shard's ISR checks (Kafka's `isr-expiration` task and its expansion on fetch): every half
+//! `replica.lag.time.max.ms` (at most [`ISR_CHECK_INTERVAL_MS_MAX`], so that a caught-up
+//! follower rejoins soon, as Kafka's rejoins on its fetch), for each partition this shard leads, the followers that have not
+//! caught up for that long leave the ISR and those outside it that caught up join it, through
+//! the active controller (AlterPartition, `Controller::alter_partition`), naming the leader epoch
+//! and the partition epoch this broker read: a leader that was replaced, or one reading a stale
+//! state, is refused and changes nothing. The change reaches this broker's replicas with the
+//! next metadata image, like any other (`ShardState::assign`).
+//!
+//! Must not know: how the high watermark follows the ISR (the replica crate's `leader.rs`).
+
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use cluster::controller::{IsrChange, IsrChangeOutcome};
+use cluster::quorum::{ControllerReply, ControllerRequest};
+use cluster::rpc::{RpcRequest, RpcResponse};
+use cluster::{BrokerId, PartitionIndex};
+use replica::{ReplicaId, Role};
+
+use crate::clock::now_ms;
+use crate::runtime::context::ShardContext;
+
+/// The longest wait between two checks.
+pub const ISR_CHECK_INTERVAL_MS_MAX: i64 = 500;
+
+/// Checks this shard's led partitions every half `replica.lag.time.max.ms` (or
+/// [`ISR_CHECK_INTERVAL_MS_MAX`]), forever.
+pub async fn run(context: Rc<ShardContext>) {
+    let Some(link) = context.quorum.clone() else { return };
+    let interval_ms = (context.config.replica_lag_time_max_ms / 2).clamp(1, ISR_CHECK_INTERVAL_MS_MAX);
+    let interval = Duration::from_millis(interval_ms as u64);
+    loop {
+        compio::time::sleep(interval).await;
+        let changes = wanted_changes(&context);
+        if changes.is_empty() {
+            continue;
+        }
+        let Some(epoch) = link.broker_epoch() else { continue };
+        for change in &changes {
+            tracing::info!(topic = %change.topic, partition = change.partition.0, isr = ?change.isr, "asking the controller to change the ISR");
+        }
+        let request = ControllerRequest::AlterPartition { broker: link.node(), epoch, changes: changes.clone() };
+        match link.ask(RpcRequest::Controller(request)).await {
+            Ok(RpcResponse::Controller(Ok(ControllerReply::IsrChanges(outcomes)))) => {
+                for (change, outcome) in changes.iter().zip(outcomes) {
+                    if !matches!(outcome, IsrChangeOutcome::Changed(_)) {
+                        tracing::info!(topic = %change.topic, partition = change.partition.0, ?outcome, "the controller refused an ISR change");
+                    }
+                }
+            }
+            other => tracing::debug!(?other, "no answer to an ISR change; the next check asks again"),
+        }
+    }
+}
+
+/// The ISR changes this shard's leaders want now (none for a partition whose ISR would stay).
+fn wanted_changes(context: &ShardContext) -> Vec<IsrChange> {
+    let state = context.state.borrow();
+    let now = now_ms();
+    let lag_time_max_ms = context.config.replica_lag_time_max_ms;
+    let mut changes = Vec::new();
+    for ((topic, partition), assignment) in &state.assignments {
+        let Role::Leader { epoch } = assignment.role else { continue };
+        let Ok(id) = state.partition_id(topic, *partition) else { continue };
+        let Ok(candidates) = state.partitions.isr_candidates(id, lag_time_max_ms, now) else { continue };
+        if candidates.shrink.is_empty() && candidates.expand.is_empty() {
+            continue;
+        }
+        let leaving: BTreeSet<i32> = candidates.shrink.iter().map(|ReplicaId(id)| *id).collect();
+        let joining: BTreeSet<i32> = candidates.expand.iter().map(|ReplicaId(id)| *id).collect();
+        // In the replicas' order, as Kafka lists an ISR.
+        let isr: Vec<BrokerId> = assignment
+            .replicas
+            .iter()
+            .filter(|replica| {
+                (assignment.isr.contains(replica) && !leaving.contains(replica)) || joining.contains(replica)
+            })
+            .map(|replica| BrokerId(*replica))
+            .collect();
+        changes.push(IsrChange {
+            topic: topic.clone(),
+            partition: PartitionIndex(*partition),
+            leader_epoch: epoch.0,
+            partition_epoch: assignment.partition_epoch,
+            isr,
+        });
+    }
+    changes
+}
