@@ -47,12 +47,15 @@ pub const OFFSETS_TOPIC_PARTITIONS_DEFAULT: i32 = 50;
 pub const OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT: u64 = 104_857_600;
 /// `default.replication.factor`: Kafka's `ReplicationConfigs.DEFAULT_REPLICATION_FACTOR_DEFAULT`.
 pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
-/// Follower fetching stays off by default until followers truncate divergent tails (issue 14):
-/// without that, a former leader can keep records its successor never had.
-pub const FOLLOWER_FETCH_DEFAULT: bool = false;
+/// Follower fetching is on: in a cluster, followers copy their leaders, truncate divergent tails
+/// and `acks=all` waits for the ISR (issue 14). Off, every replica keeps only what its clients
+/// wrote to it while it led (the behaviour before replication), for comparison and rescue.
+pub const FOLLOWER_FETCH_DEFAULT: bool = true;
 
 /// `replica.lag.time.max.ms`: Kafka's `ReplicationConfigs.REPLICA_LAG_TIME_MAX_MS_DEFAULT`.
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
+/// The key of `min.insync.replicas`, a broker config and (in a cluster) a topic config too.
+pub const MIN_INSYNC_REPLICAS_KEY: &str = "min.insync.replicas";
 /// `min.insync.replicas`: Kafka's `ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT`.
 pub const MIN_INSYNC_REPLICAS_DEFAULT: i32 = 1;
 /// `offsets.topic.replication.factor`: Kafka's `GroupCoordinatorConfig.OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT`.
@@ -277,7 +280,7 @@ pub fn keys() -> Vec<Key> {
         key(
             "skua.replication.follower.fetch.enable",
             FOLLOWER_FETCH_DEFAULT,
-            "followers copy their leaders and acks=all waits for the ISR (in a cluster; off until truncation lands, issue 14)",
+            "followers copy their leaders, truncate divergent tails, and acks=all waits for the ISR (in a cluster)",
         ),
         key(
             "skua.segment.recycle.max",

@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{answers_api_versions, read_response, request_frame, run_bounded};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_fetch_request::{
@@ -53,6 +55,7 @@ const REACTION_TIMEOUT: Duration = Duration::from_secs(20);
 
 const NONE: i16 = 0;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 const TOPIC_ALREADY_EXISTS: i16 = 36;
 const NOT_COORDINATOR: i16 = 16;
 const INVALID_REPLICATION_FACTOR: i16 = 38;
@@ -517,6 +520,24 @@ fn metadata(node: &Node) -> Option<Metadata> {
 /// CreateTopics v7 through `node` of a one-partition topic on `replicas` (the first preferred):
 /// the error code, None if the node did not answer.
 fn create_assigned(node: &Node, name: &str, replicas: &[i32]) -> Option<i16> {
+    create_assigned_configured(node, name, replicas, &[]).map(|(code, _)| code)
+}
+
+/// `create_assigned` with topic configs; the error code and message.
+fn create_assigned_configured(
+    node: &Node,
+    name: &str,
+    replicas: &[i32],
+    configs: &[(&str, &str)],
+) -> Option<(i16, String)> {
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_value(Some(StrBytes::from_string(value.to_string())))
+        })
+        .collect();
     let assignment = CreatableReplicaAssignment::default()
         .with_partition_index(0)
         .with_broker_ids(replicas.iter().map(|id| kafka_protocol::messages::BrokerId(*id)).collect());
@@ -524,10 +545,12 @@ fn create_assigned(node: &Node, name: &str, replicas: &[i32]) -> Option<i16> {
         .with_name(TopicName(StrBytes::from_string(name.to_string())))
         .with_num_partitions(-1)
         .with_replication_factor(-1)
-        .with_assignments(vec![assignment]);
+        .with_assignments(vec![assignment])
+        .with_configs(configs);
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5_000);
     let response: CreateTopicsResponse = call(node, ApiKey::CreateTopics, 7, &request)?;
-    response.topics.first().map(|result| result.error_code)
+    let result = response.topics.first()?;
+    Some((result.error_code, result.error_message.as_ref().map(|message| message.to_string()).unwrap_or_default()))
 }
 
 /// CreateTopics v7 through `node`: the error code and message, None if the node did not answer.
@@ -1351,7 +1374,10 @@ fn sigterm_moves_leadership_away_before_exiting() {
 
 #[test]
 fn stopped_broker_learns_it_was_fenced() {
-    let cluster = Cluster::start(105, 3);
+    // Without follower fetching: the unclean election at the end needs the resumed node to stay
+    // out of the ISR, where a leader that copies to it would put it back once it caught up.
+    let settings = ["skua.replication.follower.fetch.enable=false"];
+    let cluster = Cluster::start_configured(105, &[Roles::Combined; 3], &settings);
     assert_eq!(create_topic(cluster.node(1), "stop", 6, 3), Some((NONE, String::new())));
     cluster.wait_topic("stop", 6);
     let (victim, led) = leading_non_controller(&cluster, "stop");
@@ -1859,8 +1885,7 @@ fn segment_bytes(dir: &std::path::Path) -> Vec<u8> {
     names.iter().flat_map(|name| std::fs::read(dir.join(name)).expect("segment")).collect()
 }
 
-/// With follower fetching on (`skua.replication.follower.fetch.enable`, issue 14 in progress):
-/// followers copy their leaders byte for byte, `acks=all` is acknowledged once the whole ISR has
+/// With follower fetching on (`skua.replication.follower.fetch.enable`, the default): followers copy their leaders byte for byte, `acks=all` is acknowledged once the whole ISR has
 /// the records, and the high watermark a consumer reads to covers them. A follower stopped
 /// (SIGSTOP) leaves the ISR and `acks=all` goes on without it; resumed, it catches up and its
 /// leader puts it back into the ISR (the controller alone never re-adds a replica). Stopped
@@ -1889,13 +1914,46 @@ fn followers_copy_their_leaders() {
     let isr_of = |cluster: &Cluster| {
         metadata(cluster.node(active)).map(|metadata| metadata.partitions("copied")[&index].isr.clone())
     };
+    // A topic of its own min.insync.replicas (3) on the same replicas, same leader; Kafka's
+    // answers to a value it refuses.
+    let third = (1..=3).find(|id| *id != leader && *id != follower).expect("a third node") as i32;
+    let replicas = [leader as i32, follower as i32, third];
+    let strict = create_assigned_configured(cluster.node(active), "strict", &replicas, &[("min.insync.replicas", "3")]);
+    assert_eq!(strict, Some((NONE, String::new())));
+    let refused = create_assigned_configured(cluster.node(active), "lax", &replicas, &[("min.insync.replicas", "0")]);
+    let message = "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1";
+    assert_eq!(refused, Some((40, message.to_string())), "INVALID_CONFIG");
+    cluster.wait_topic("strict", 1);
+    let strict_isr_of = |cluster: &Cluster| {
+        metadata(cluster.node(active)).map(|metadata| metadata.partitions("strict")[&0].isr.clone())
+    };
+    let produce_to = |topic: &str, partition: i32, acks: i16, correlation_id: i32| {
+        let mut stream = TcpStream::connect(cluster.node(leader).address()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        std::io::Write::write_all(&mut stream, &produce_frame(topic, partition, acks, correlation_id)).expect("send");
+        produce_error(&mut stream, correlation_id)
+    };
+    let full = wait_until(REACTION_TIMEOUT, || strict_isr_of(&cluster).is_some_and(|isr| isr.len() == 3));
+    assert!(full.is_some(), "strict-0 never had its three replicas in sync:\n{}", cluster.logs());
+    let mut last = NONE;
+    let took = wait_until(REACTION_TIMEOUT, || {
+        last = produce_to("strict", 0, -1, 10);
+        last != NOT_ENOUGH_REPLICAS && last != NOT_LEADER_OR_FOLLOWER
+    });
+    assert!(took.is_some() && last == NONE, "acks=all with three in sync: {last}");
+
     cluster.node(follower).signal("STOP");
-    let left = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| !isr.contains(&(follower as i32))));
+    let left = wait_until(REACTION_TIMEOUT, || {
+        isr_of(&cluster).is_some_and(|isr| !isr.contains(&(follower as i32)))
+            && strict_isr_of(&cluster).is_some_and(|isr| !isr.contains(&(follower as i32)))
+    });
     assert!(left.is_some(), "stopped node {follower} stayed in the ISR of copied-{index}:\n{}", cluster.logs());
-    let mut stream = TcpStream::connect(cluster.node(leader).address()).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
-    std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 2)).expect("send");
-    assert_eq!(produce_error(&mut stream, 2), NONE, "acks=all without the stopped follower");
+    assert_eq!(produce_to("copied", index, -1, 2), NONE, "acks=all without the stopped follower");
+    // Once the leader's own image has the smaller ISR (before, a write waits for the stopped
+    // follower and fails with NOT_ENOUGH_REPLICAS_AFTER_APPEND or a timeout).
+    let refused = wait_until(REACTION_TIMEOUT, || produce_to("strict", 0, -1, 11) == NOT_ENOUGH_REPLICAS);
+    assert!(refused.is_some(), "acks=all below the topic's minimum was not refused:\n{}", cluster.logs());
+    assert_eq!(produce_to("strict", 0, 1, 12), NONE, "acks=1 below the topic's minimum");
     cluster.node(follower).signal("CONT");
     let back = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| isr.contains(&(follower as i32))));
     assert!(back.is_some(), "resumed node {follower} never rejoined the ISR of copied-{index}:\n{}", cluster.logs());
@@ -1904,8 +1962,17 @@ fn followers_copy_their_leaders() {
         "the leader changed no ISR:\n{}",
         cluster.node(leader).log()
     );
-    std::io::Write::write_all(&mut stream, &produce_frame("copied", index, -1, 3)).expect("send");
-    assert_eq!(produce_error(&mut stream, 3), NONE, "acks=all with the follower back");
+    assert_eq!(produce_to("copied", index, -1, 3), NONE, "acks=all with the follower back");
+    let full = wait_until(REACTION_TIMEOUT, || strict_isr_of(&cluster).is_some_and(|isr| isr.len() == 3));
+    assert!(full.is_some(), "node {follower} never rejoined the ISR of strict-0:\n{}", cluster.logs());
+    // The leader learns the ISR from its own image, which may trail the controller's: retry
+    // NOT_ENOUGH_REPLICAS (retriable) as a client does.
+    let mut last = NONE;
+    let took = wait_until(REACTION_TIMEOUT, || {
+        last = produce_to("strict", 0, -1, 13);
+        last != NOT_ENOUGH_REPLICAS
+    });
+    assert!(took.is_some() && last == NONE, "acks=all with three in sync again: {last}");
     // acks=all was answered once the high watermark covered the records: every ISR member had
     // fetched past them, and a follower fetches again only once what it appended is committed.
     // Stopped cleanly, every replica's segments hold the same bytes.

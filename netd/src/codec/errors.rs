@@ -140,6 +140,9 @@ pub enum TopicError {
     AssignmentNotConsecutive,
     #[error("per-topic configs are not supported yet")]
     TopicConfigs,
+    /// A topic config Skua takes, with a value Kafka refuses too (Kafka's wording).
+    #[error("Invalid value {value} for configuration {key}: {reason}")]
+    InvalidConfigValue { key: &'static str, value: String, reason: &'static str },
     /// A shard could not open one of the topic's partitions.
     #[error(transparent)]
     Partition(#[from] ReplicaError),
@@ -174,7 +177,7 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::ReplicaAssignment | TopicError::AssignmentNotConsecutive => ResponseError::InvalidReplicaAssignment,
         TopicError::AssignmentWithCount { .. } => ResponseError::InvalidRequest,
-        TopicError::TopicConfigs => ResponseError::InvalidConfig,
+        TopicError::TopicConfigs | TopicError::InvalidConfigValue { .. } => ResponseError::InvalidConfig,
         TopicError::Partition(error) => return replica_error_code(error),
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
         TopicError::Shard(_) | TopicError::Stopped => ResponseError::UnknownServerError,
@@ -321,6 +324,16 @@ mod tests {
                 "partitions should be a consecutive 0-based integer sequence",
             ),
             (TopicError::TopicConfigs, 40, 40, "per-topic configs are not supported yet"),
+            (
+                TopicError::InvalidConfigValue {
+                    key: "min.insync.replicas",
+                    value: "0".into(),
+                    reason: "Value must be at least 1",
+                },
+                40,
+                40,
+                "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1",
+            ),
             (TopicError::Partition(ReplicaError::from(EngineError::Full { path: "x".into() })), 56, 56, &full),
             (TopicError::Storage(Box::new(storage)), 56, 56, "disk gone"),
             (

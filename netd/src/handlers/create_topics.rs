@@ -1,14 +1,19 @@
 //! CreateTopics (key 19), versions 2–7. Single node: replication factor must be 1 (or −1). In a
 //! cluster: forwarded to the active controller (which places replicas or checks a manual
 //! assignment; `validate_only` runs every check and commits nothing), the new topic id answered.
+//! Topic configs: a cluster takes `min.insync.replicas`; anything else is refused (issue 16).
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 
 use super::str_bytes;
 use crate::codec::errors::{topic_error_code, TopicError};
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::config::MIN_INSYNC_REPLICAS_KEY;
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 
@@ -48,15 +53,23 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 result.num_partitions = assignment.len() as i32;
                 result.replication_factor = first.len() as i16;
             }
-            if let Err(refused) = manual {
-                Err(refused)
-            } else if !topic.configs.is_empty() {
-                Err(TopicError::TopicConfigs)
-            } else {
-                let name = topic.name.as_str();
-                let factor = topic.replication_factor;
-                controller::cluster_create_topic(context, name, partitions, factor, assignment, request.validate_only)
+            match manual.and_then(|()| cluster_topic_configs(&topic.configs)) {
+                Err(refused) => Err(refused),
+                Ok(configs) => {
+                    let name = topic.name.as_str();
+                    let factor = topic.replication_factor;
+                    let validate_only = request.validate_only;
+                    controller::cluster_create_topic(
+                        context,
+                        name,
+                        partitions,
+                        factor,
+                        assignment,
+                        configs,
+                        validate_only,
+                    )
                     .await
+                }
             }
         } else if topic.replication_factor != -1 && topic.replication_factor != 1 {
             Err(TopicError::ReplicationFactor { factor: topic.replication_factor })
@@ -82,4 +95,30 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         response.topics.push(result);
     }
     encode_response(ApiKey::CreateTopics, frame.api_version, frame.correlation_id, &response)
+}
+
+/// The topic configs a cluster takes at creation, checked as Kafka checks them: today only
+/// `min.insync.replicas` (an INT of at least 1), kept in the topic's metadata record; any other
+/// key is refused (per-topic configs are issue 16).
+fn cluster_topic_configs(configs: &[CreatableTopicConfig]) -> Result<BTreeMap<String, String>, TopicError> {
+    let mut taken = BTreeMap::new();
+    for config in configs {
+        let value = config.value.as_ref().map(|value| value.to_string()).unwrap_or_default();
+        match config.name.as_str() {
+            MIN_INSYNC_REPLICAS_KEY => {
+                let invalid = |reason| TopicError::InvalidConfigValue {
+                    key: MIN_INSYNC_REPLICAS_KEY,
+                    value: value.clone(),
+                    reason,
+                };
+                let parsed: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
+                if parsed < 1 {
+                    return Err(invalid("Value must be at least 1"));
+                }
+                taken.insert(MIN_INSYNC_REPLICAS_KEY.to_string(), parsed.to_string());
+            }
+            _ => return Err(TopicError::TopicConfigs),
+        }
+    }
+    Ok(taken)
 }

@@ -11,7 +11,9 @@
 //! The lease: a broker that has not had a heartbeat answered for `broker.session.timeout.ms`
 //! has been fenced by the controller (or will be), whatever its image says; it must not act as
 //! leader until a heartbeat gets through again ([`QuorumLink::lease_valid`]). A SIGSTOPped
-//! broker thus learns it was fenced the moment it runs again, before its image catches up.
+//! broker thus learns it was fenced the moment it runs again, before its image catches up; and it
+//! is unfenced only once its image shows its own fencing (with the leaderships it lost), and
+//! leads again only once its shards have applied that image.
 //!
 //! Must not know: shards, Kafka requests.
 
@@ -94,6 +96,12 @@ pub struct QuorumLink {
     epoch: AtomicI64,
     /// Milliseconds since `start` until which this broker may act as a leader.
     lease_until_ms: AtomicU64,
+    /// The image offset the shards must have applied before the lease counts: set when a lease
+    /// begins after a lapse (first registration, or unfenced again), to the image that heartbeat
+    /// was sent with, which holds the leaderships this broker lost while fenced.
+    lease_floor_offset: AtomicU64,
+    /// The newest image offset every shard has applied (`set_applied_offset`).
+    applied_offset: AtomicU64,
     started: Instant,
     /// The quorum leader last heard of (raft id), 0 if none.
     leader_hint: AtomicU64,
@@ -128,9 +136,20 @@ impl QuorumLink {
         u64::try_from(self.epoch.load(Ordering::Acquire)).ok()
     }
 
-    /// A heartbeat was answered within the session timeout: this broker may still lead.
+    /// A heartbeat was answered within the session timeout, and the shards have applied the
+    /// image the lease began with: this broker may still lead.
     pub fn lease_valid(&self) -> bool {
+        self.lease_time_valid()
+            && self.applied_offset.load(Ordering::Acquire) >= self.lease_floor_offset.load(Ordering::Acquire)
+    }
+
+    fn lease_time_valid(&self) -> bool {
         (self.started.elapsed().as_millis() as u64) < self.lease_until_ms.load(Ordering::Acquire)
+    }
+
+    /// Every shard has applied the image at `offset` (roles and all).
+    pub fn set_applied_offset(&self, offset: u64) {
+        self.applied_offset.fetch_max(offset, Ordering::AcqRel);
     }
 
     /// Why the quorum refused this broker for good, if it did (the process should stop).
@@ -208,6 +227,8 @@ pub fn start(config: LinkConfig, incarnation: u64) -> std::io::Result<Arc<Quorum
         forwards,
         epoch: AtomicI64::new(-1),
         lease_until_ms: AtomicU64::new(0),
+        lease_floor_offset: AtomicU64::new(0),
+        applied_offset: AtomicU64::new(0),
         started: Instant::now(),
         leader_hint: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
@@ -406,7 +427,14 @@ fn register(link: &QuorumLink, connection: &mut Option<Connection>, incarnation:
 /// One heartbeat; true while the controller still has this broker fenced.
 fn heartbeat(link: &QuorumLink, connection: &mut Option<Connection>, epoch: u64) -> bool {
     let image = link.image();
-    let caught_up = image.brokers.get(&link.config.node).is_some_and(|registration| registration.epoch == epoch);
+    // Caught up: the image holds this registration as the controller has it, fenced (it
+    // registers fenced, and a fence is recorded before the controller waits for this). A stale
+    // image that still shows this broker unfenced, and leading, is not: a broker SIGSTOPped past
+    // its session must not be unfenced, and lead again, on the strength of what it knew before.
+    let caught_up = image
+        .brokers
+        .get(&link.config.node)
+        .is_some_and(|registration| registration.epoch == epoch && registration.fenced);
     let sent_ms = link.now_ms();
     let request = RpcRequest::Controller(ControllerRequest::Heartbeat(Heartbeat {
         broker: link.config.node,
@@ -417,6 +445,9 @@ fn heartbeat(link: &QuorumLink, connection: &mut Option<Connection>, epoch: u64)
     match call_controller(link, connection, &request) {
         Ok(RpcResponse::Controller(Ok(ControllerReply::Heartbeat(reply)))) => {
             if !reply.fenced {
+                if !link.lease_time_valid() {
+                    link.lease_floor_offset.store(image.offset, Ordering::Release);
+                }
                 link.lease_until_ms.store(sent_ms + link.config.session_timeout_ms, Ordering::Release);
             }
             if reply.shutdown_ok {

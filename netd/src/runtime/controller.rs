@@ -83,7 +83,7 @@ pub async fn create_topic(
     validate_only: bool,
 ) -> Result<(), TopicError> {
     if context.quorum.is_some() {
-        return cluster_create_topic(context, name, partitions, -1, Vec::new(), validate_only).await;
+        return cluster_create_topic(context, name, partitions, -1, Vec::new(), BTreeMap::new(), validate_only).await;
     }
     ask(context, |reply| ControlCommand::CreateTopic { name: name.to_string(), partitions, validate_only, reply }).await
 }
@@ -97,6 +97,7 @@ pub async fn cluster_create_topic(
     partitions: i32,
     replication_factor: i16,
     assignment: Vec<Vec<BrokerId>>,
+    configs: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), TopicError> {
     check_new_name(name)?;
@@ -107,7 +108,7 @@ pub async fn cluster_create_topic(
         partitions: if assignment.is_empty() { partitions } else { -1 },
         replication_factor: if assignment.is_empty() { replication_factor } else { -1 },
         assignment,
-        configs: BTreeMap::new(),
+        configs,
     };
     if validate_only {
         // The controller runs every check of the creation and commits nothing.
@@ -288,7 +289,12 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
             ControlCommand::AllocateProducerId { reply } if context.quorum.is_some() => {
                 let _ = reply.send(next_cluster_producer_id(&context, &mut block).await);
             }
-            ControlCommand::ApplyImage(image) => apply_image(&context, &mut manifests, &mut applied, &image).await,
+            ControlCommand::ApplyImage(image) => {
+                apply_image(&context, &mut manifests, &mut applied, &image).await;
+                if let Some(link) = &context.quorum {
+                    link.set_applied_offset(image.offset);
+                }
+            }
             ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
                 let _ =
                     reply.send(create(&context, &mut manifests, &name, partitions, None, validate_only, None).await);
@@ -408,6 +414,7 @@ async fn apply_image(
                 replicas: ids(&partition.replicas),
                 isr: ids(&partition.isr),
                 partition_epoch: partition.partition_epoch,
+                min_insync: min_insync_of(topic),
             };
             let key = (topic.name.clone(), partition.partition.0);
             if applied.roles.get(&key) == Some(&assignment) {
@@ -693,4 +700,9 @@ async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name
     }
     tracing::info!(topic = %name, "deleted topic");
     Ok(())
+}
+
+/// A topic's own `min.insync.replicas` (checked when it was created), if it has one.
+fn min_insync_of(topic: &cluster::image::TopicImage) -> Option<i32> {
+    topic.configs.get(crate::config::MIN_INSYNC_REPLICAS_KEY).and_then(|value| value.parse().ok())
 }

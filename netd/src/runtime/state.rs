@@ -38,6 +38,8 @@ pub struct Assignment {
     pub isr: Vec<i32>,
     /// The partition epoch of this state (what an ISR change must name).
     pub partition_epoch: i32,
+    /// The topic's own `min.insync.replicas`; `None`: the broker's.
+    pub min_insync: Option<i32>,
 }
 
 /// Where a follower replica copies from: its leader, in the epoch it follows.
@@ -209,7 +211,8 @@ impl ShardState {
             return Ok(());
         }
         let ids = |list: &[i32]| list.iter().map(|id| ReplicaId(*id)).collect::<Vec<_>>();
-        let min_insync = usize::try_from(self.config.min_insync_replicas.max(1)).unwrap_or(1);
+        let min_insync = assignment.min_insync.unwrap_or(self.config.min_insync_replicas);
+        let min_insync = usize::try_from(min_insync.max(1)).unwrap_or(1);
         let me = ReplicaId(self.config.node_id);
         self.partitions.set_replication(
             id,
