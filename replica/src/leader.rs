@@ -320,4 +320,36 @@ mod tests {
         partitions.set_replication(other, ME, &ALL, &ALL, 1, 0).expect("replication");
         assert_eq!(partitions.isr_candidates(other, 1, 1_000_000).expect("candidates"), IsrCandidates::default());
     }
+
+    /// After a restart in a cluster a replica opens as a follower: what it recovered is not
+    /// known to be in the ISR, so consumers may read none of it until the ISR proves it (a
+    /// replica elected right after its restart must not expose what the others lack). On one
+    /// node the recovered end is the high watermark.
+    #[test]
+    fn a_restarted_replica_trusts_none_of_its_log_until_the_isr_has_it() {
+        let new_partitions = partitions;
+        let sim = SimFs::new(24, SimFaults::default());
+        let (mut partitions, _triggers) = new_partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.append(id, &batch(5), Acks::Leader, 0).expect("append");
+        partitions.close(0).expect("close");
+        drop(partitions);
+        let (mut partitions, _triggers) = new_partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", follower_role(1), 1 << 20);
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(0), "a follower's comes from its leader");
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
+        partitions.become_leader(id, LeaderEpoch(2)).expect("leader");
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(0), "no ISR member fetched yet");
+        partitions.follower_fetched(id, ReplicaId(2), Offset(5), None, 10).expect("fetched");
+        partitions.follower_fetched(id, ReplicaId(3), Offset(3), None, 10).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3));
+
+        let single = open(&mut partitions, "/p/t-1", leader_role(0), 1 << 20);
+        partitions.append(single, &batch(2), Acks::Leader, 0).expect("append");
+        partitions.close(0).expect("close");
+        let (mut partitions, _triggers) = new_partitions(&sim);
+        let single = open(&mut partitions, "/p/t-1", leader_role(0), 1 << 20);
+        assert_eq!(partitions.get(single).expect("p").high_watermark(), Offset(2), "one node: the recovered end");
+    }
 }

@@ -133,6 +133,7 @@ pub struct Partition {
 pub(crate) struct Opened {
     pub log: LogId,
     pub dir: PathBuf,
+    pub log_start: Offset,
     pub end: Offset,
     pub producers: ProducerState,
     pub snapshot_offset: Option<Offset>,
@@ -142,12 +143,18 @@ pub(crate) struct Opened {
 
 impl Partition {
     pub(crate) fn new(opened: Opened, role: Role) -> Partition {
-        let Opened { log, dir, end, producers, snapshot_offset, epochs } = opened;
+        let Opened { log, dir, log_start, end, producers, snapshot_offset, epochs } = opened;
         Partition {
             log,
             role,
-            // Recovered data is committed; with one replica it is in the whole ISR.
-            high_watermark: end,
+            // A follower's comes from its leader; a leader's from its ISR, settled when it
+            // takes the role (on one node: the recovered end, all of it committed). Nothing
+            // recovered is trusted to be in the ISR before that: a replica elected right after a
+            // restart must not let consumers read what the others may not have.
+            high_watermark: match role {
+                Role::Leader { .. } => end,
+                Role::Follower { .. } => log_start,
+            },
             local_end: end,
             leader_high_watermark: Offset::ZERO,
             epochs,

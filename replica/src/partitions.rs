@@ -96,7 +96,7 @@ impl Partitions {
             }
         })?;
         let epochs = load_epochs(&mut self.engine, id, dir, log_start, end)?;
-        let opened = Opened { log: id, dir: dir.to_path_buf(), end, producers, snapshot_offset, epochs };
+        let opened = Opened { log: id, dir: dir.to_path_buf(), log_start, end, producers, snapshot_offset, epochs };
         self.partitions.insert(id, Partition::new(opened, Role::Follower { epoch: role.epoch() }));
         // A leader's epoch begins at its end (and is on disk before anything is written in it).
         if let Err(error) = self.change_role(id, role) {
@@ -253,6 +253,10 @@ impl Partitions {
             }
         }
         partition.role = role;
+        if let Role::Leader { .. } = role {
+            // A new leader's high watermark is what its ISR holds (alone: its committed end).
+            partition.settle_high_watermark();
+        }
         Ok(partition)
     }
 
