@@ -77,6 +77,15 @@ impl Item {
 /// One partition's answer: its fields, and the plan of its records if it has any.
 type Answer = (usize, PartitionData, Option<ReadPlan>);
 
+/// The partition an item reads, after Kafka's checks: a follower may fetch `__consumer_offsets`
+/// partitions too.
+fn lookup<'a>(state: &'a ShardState, item: &Item) -> Result<(LogId, &'a replica::Partition), ReplicaError> {
+    match item.replica {
+        Some(_) => state.leader_replica_for_follower(&item.topic, item.partition, item.current_leader_epoch),
+        None => state.leader_replica(&item.topic, item.partition, item.current_leader_epoch),
+    }
+}
+
 /// Plans one partition's read on its owning shard, at most `room` bytes. Also returns the
 /// partition's replica, for the wake-up registration.
 fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
@@ -86,9 +95,7 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
     data.high_watermark = -1;
     data.last_stable_offset = -1;
     data.log_start_offset = -1;
-    let found = state
-        .leader_replica(&item.topic, item.partition, item.current_leader_epoch)
-        .and_then(|(id, replica)| Ok((id, replica, state.partitions.log_start_offset(id)?)));
+    let found = lookup(state, item).and_then(|(id, replica)| Ok((id, replica, state.partitions.log_start_offset(id)?)));
     let (id, replica, log_start) = match found {
         Ok(found) => found,
         Err(error) => {
@@ -178,7 +185,7 @@ fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
     let now = crate::clock::now_ms();
     for item in items {
         let (Some(replica), Ok(offset)) = (item.replica, u64::try_from(item.fetch_offset)) else { continue };
-        let Ok((id, _)) = state.leader_replica(&item.topic, item.partition, item.current_leader_epoch) else {
+        let Ok((id, _)) = lookup(state, item) else {
             continue;
         };
         if let Err(error) =

@@ -370,7 +370,15 @@ async fn apply_image(
     for topic in image.topics.values() {
         if topic.name == crate::coordinators::groups::OFFSETS_TOPIC {
             // Its partitions are opened apart, on every broker (the group coordinators' logs);
-            // what the image changes is which groups this broker coordinates.
+            // those this broker is a replica of are replicated like any other, and which it leads
+            // says which groups it coordinates (loaded from the log when it starts leading).
+            let replicas: BTreeSet<i32> = topic
+                .partitions
+                .iter()
+                .filter(|partition| partition.replicas.contains(&me))
+                .map(|partition| partition.partition.0)
+                .collect();
+            assign_roles(context, applied, topic, &replicas, me).await;
             set_coordinated(context, topic, me).await;
             continue;
         }
@@ -401,46 +409,59 @@ async fn apply_image(
         }
         applied.topic_ids.insert(topic.name.clone(), topic.id);
         change_replicas(context, applied, &topic.name, &replicas).await;
-        for partition in topic.partitions.iter().filter(|partition| replicas.contains(&partition.partition.0)) {
-            let epoch = LeaderEpoch(partition.leader_epoch);
-            let role = match partition.leader {
-                Some(leader) if leader == me => Role::Leader { epoch },
-                _ => Role::Follower { epoch },
-            };
-            let ids = |list: &[BrokerId]| list.iter().map(|id| id.0).collect::<Vec<i32>>();
-            let assignment = Assignment {
-                role,
-                leader: partition.leader.map(|leader| leader.0),
-                replicas: ids(&partition.replicas),
-                isr: ids(&partition.isr),
-                partition_epoch: partition.partition_epoch,
-                min_insync: min_insync_of(topic),
-            };
-            let key = (topic.name.clone(), partition.partition.0);
-            if applied.roles.get(&key) == Some(&assignment) {
-                continue;
-            }
-            let (name, index) = key.clone();
-            let shard = context.owner_of(&name, index);
-            let sent = assignment.clone();
-            let submitted = context
-                .submit(shard, move |shard_context| {
-                    let result = shard_context.state.borrow_mut().assign(&name, index, &sent);
-                    Box::pin(std::future::ready(result))
-                })
-                .await;
-            match submitted {
-                Ok(pending) => match pending.await {
-                    Ok(Ok(())) => {
-                        applied.roles.insert(key, assignment);
-                    }
-                    Ok(Err(error)) => {
-                        tracing::error!(topic = %topic.name, partition = index, %error, "could not change a partition's role")
-                    }
-                    Err(error) => tracing::error!(%error, "a shard did not answer a role change"),
-                },
-                Err(error) => tracing::error!(%error, "a shard did not take a role change"),
-            }
+        assign_roles(context, applied, topic, &replicas, me).await;
+    }
+}
+
+/// Sets the role (and, with follower fetching, the replicas, ISR and leader to copy from) of
+/// each of `topic`'s partitions in `replicas` (those this broker holds) where the image changed
+/// it, on their owning shards.
+async fn assign_roles(
+    context: &Rc<ShardContext>,
+    applied: &mut Applied,
+    topic: &cluster::image::TopicImage,
+    replicas: &BTreeSet<i32>,
+    me: BrokerId,
+) {
+    for partition in topic.partitions.iter().filter(|partition| replicas.contains(&partition.partition.0)) {
+        let epoch = LeaderEpoch(partition.leader_epoch);
+        let role = match partition.leader {
+            Some(leader) if leader == me => Role::Leader { epoch },
+            _ => Role::Follower { epoch },
+        };
+        let ids = |list: &[BrokerId]| list.iter().map(|id| id.0).collect::<Vec<i32>>();
+        let assignment = Assignment {
+            role,
+            leader: partition.leader.map(|leader| leader.0),
+            replicas: ids(&partition.replicas),
+            isr: ids(&partition.isr),
+            partition_epoch: partition.partition_epoch,
+            min_insync: min_insync_of(topic),
+        };
+        let key = (topic.name.clone(), partition.partition.0);
+        if applied.roles.get(&key) == Some(&assignment) {
+            continue;
+        }
+        let (name, index) = key.clone();
+        let shard = context.owner_of(&name, index);
+        let sent = assignment.clone();
+        let submitted = context
+            .submit(shard, move |shard_context| {
+                let result = shard_context.state.borrow_mut().assign(&name, index, &sent);
+                Box::pin(std::future::ready(result))
+            })
+            .await;
+        match submitted {
+            Ok(pending) => match pending.await {
+                Ok(Ok(())) => {
+                    applied.roles.insert(key, assignment);
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(topic = %topic.name, partition = index, %error, "could not change a partition's role")
+                }
+                Err(error) => tracing::error!(%error, "a shard did not answer a role change"),
+            },
+            Err(error) => tracing::error!(%error, "a shard did not take a role change"),
         }
     }
 }
@@ -504,7 +525,7 @@ async fn set_coordinated(context: &Rc<ShardContext>, offsets: &cluster::image::T
         let led = led.clone();
         let submitted = context
             .submit(shard, move |shard_context| {
-                shard_context.state.borrow_mut().groups.set_coordinated(count, led);
+                shard_context.state.borrow_mut().coordinate(count, led);
                 Box::pin(std::future::ready(()))
             })
             .await;

@@ -81,7 +81,7 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
         .iter()
         .filter(|(_, target)| target.leader == leader)
         .filter_map(|((topic, partition), target)| {
-            let id = state.partition_id(topic, *partition).ok()?;
+            let id = state.replica_log(topic, *partition).ok()?;
             let replica = state.partitions.get(id).ok()?;
             let fetch_offset = replica.log_end_offset();
             let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);

@@ -63,7 +63,7 @@ fn wanted_changes(context: &ShardContext) -> Vec<IsrChange> {
     let mut changes = Vec::new();
     for ((topic, partition), assignment) in &state.assignments {
         let Role::Leader { epoch } = assignment.role else { continue };
-        let Ok(id) = state.partition_id(topic, *partition) else { continue };
+        let Ok(id) = state.replica_log(topic, *partition) else { continue };
         let Ok(candidates) = state.partitions.isr_candidates(id, lag_time_max_ms, now) else { continue };
         if candidates.shrink.is_empty() && candidates.expand.is_empty() {
             continue;

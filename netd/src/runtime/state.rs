@@ -11,7 +11,7 @@
 //! `Rc<RefCell<_>>`; never borrowed across an `.await`. Which topics exist is the catalog's
 //! business (changed only by the controller).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::quorum::link::QuorumLink;
@@ -133,13 +133,23 @@ impl ShardState {
         }
     }
 
-    /// Opens one `__consumer_offsets` partition and replays its committed offsets.
+    /// Opens one `__consumer_offsets` partition and, on one node, replays its committed offsets
+    /// (in a cluster: when this broker becomes its leader, [`ShardState::coordinate`]).
     fn open_offsets_partition(&mut self, partition: i32) -> anyhow::Result<()> {
         let dir = self.partition_dir(groups::OFFSETS_TOPIC, partition);
-        let (id, report) = self.partitions.open(&dir, self.offsets_log_config(), SINGLE_NODE_ROLE, now_ms())?;
+        let (id, report) = self.partitions.open(&dir, self.offsets_log_config(), self.initial_role(), now_ms())?;
         if !report.truncations.is_empty() {
             tracing::warn!(partition, truncated_bytes = report.truncated_bytes(), "recovered an offsets partition");
         }
+        self.offsets_logs.insert(partition, id);
+        if self.config.cluster.is_none() {
+            self.replay_offsets(partition, id)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the groups of one offsets partition from its whole log.
+    fn replay_offsets(&mut self, partition: i32, id: LogId) -> Result<(), ReplicaError> {
         let mut records = Vec::new();
         let start = self.partitions.log_start_offset(id)?;
         self.partitions.scan(id, start, |bytes, headers| records.extend(store::decode_all(bytes, headers)))?;
@@ -151,8 +161,33 @@ impl ShardState {
         if replayed > 0 {
             tracing::info!(partition, records = replayed, "replayed committed offsets");
         }
-        self.offsets_logs.insert(partition, id);
         Ok(())
+    }
+
+    /// In a cluster: coordinates the groups of the offsets partitions this broker leads (of
+    /// `partitions`). Those it newly leads are loaded again from their logs, which this broker
+    /// copied while it followed them: the commits acknowledged by the previous coordinator are
+    /// there (`acks=all` on the offsets partition), and what this broker knew before is dropped.
+    pub fn coordinate(&mut self, partitions: i32, led: BTreeSet<i32>) {
+        let newly = self.groups.set_coordinated(partitions, led);
+        for partition in newly {
+            let Some(&id) = self.offsets_logs.get(&partition) else { continue };
+            self.groups.forget_partition(partition, partitions);
+            if let Err(error) = self.replay_offsets(partition, id) {
+                tracing::error!(partition, %error, "could not load the committed offsets of a partition this broker now leads");
+            }
+        }
+    }
+
+    /// The log of a replica this shard holds, `__consumer_offsets` included (replication reaches
+    /// those; client requests go through [`ShardState::partition_id`], which does not).
+    pub fn replica_log(&self, topic: &str, partition: i32) -> Result<LogId, ReplicaError> {
+        if topic == groups::OFFSETS_TOPIC {
+            if let Some(id) = self.offsets_logs.get(&partition) {
+                return Ok(*id);
+            }
+        }
+        self.partition_id(topic, partition)
     }
 
     /// Appends offset records for `group` to its offsets partition; the [`Ack`] resolves once
@@ -199,7 +234,7 @@ impl ShardState {
     /// in the image's epoch and, with follower fetching on, with the image's replicas and ISR
     /// (which the high watermark then follows) and the leader to copy from.
     pub fn assign(&mut self, topic: &str, partition: i32, assignment: &Assignment) -> Result<(), ReplicaError> {
-        let id = self.partition_id(topic, partition)?;
+        let id = self.replica_log(topic, partition)?;
         if self.partitions.get(id)?.role() != assignment.role {
             match assignment.role {
                 Role::Leader { epoch } => self.partitions.become_leader(id, epoch)?,
@@ -294,6 +329,25 @@ impl ShardState {
                 error
             }
         })?;
+        self.checked_leader(id, current_leader_epoch)
+    }
+
+    /// [`ShardState::leader_replica`] for another broker's follower: `__consumer_offsets`
+    /// partitions are replicated too.
+    pub fn leader_replica_for_follower(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(LogId, &Partition), ReplicaError> {
+        if topic == groups::OFFSETS_TOPIC {
+            let id = self.replica_log(topic, partition)?;
+            return self.checked_leader(id, current_leader_epoch);
+        }
+        self.leader_replica(topic, partition, current_leader_epoch)
+    }
+
+    fn checked_leader(&self, id: LogId, current_leader_epoch: i32) -> Result<(LogId, &Partition), ReplicaError> {
         let replica = self.partitions.get(id)?;
         replica.check_leader_request((current_leader_epoch >= 0).then_some(LeaderEpoch(current_leader_epoch)))?;
         // A broker whose heartbeats went unanswered for the session timeout has been fenced by

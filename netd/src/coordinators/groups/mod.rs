@@ -397,8 +397,22 @@ impl Coordinator {
 
     /// In a cluster: which `__consumer_offsets` partitions this broker leads (from the metadata
     /// image; Kafka's rule: a group's coordinator is the leader of its offsets partition).
-    pub fn set_coordinated(&mut self, partitions: i32, led: BTreeSet<i32>) {
+    /// Returns the partitions newly led: their groups must be loaded again from their logs
+    /// (`forget_partition`, then `apply` of every record), which followers copied meanwhile.
+    pub fn set_coordinated(&mut self, partitions: i32, led: BTreeSet<i32>) -> BTreeSet<i32> {
+        let before = self.coordinated.as_ref().map(|(_, led)| led.clone()).unwrap_or_default();
+        let newly = led.difference(&before).copied().collect();
         self.coordinated = Some((partitions, led));
+        newly
+    }
+
+    /// Forgets every group of one `__consumer_offsets` partition (of `partitions`): what this
+    /// broker knew of them from an earlier time it coordinated them is stale.
+    pub fn forget_partition(&mut self, partition: i32, partitions: i32) {
+        let of_partition = |group: &str| crate::catalog::offsets_partition(group, partitions) == partition;
+        self.groups.retain(|id, _| !of_partition(id));
+        self.expiring.retain(|(group, _, _)| !of_partition(group));
+        self.committing.retain(|(group, _, _), _| !of_partition(group));
     }
 
     /// NOT_COORDINATOR when another broker coordinates `group` (clients then ask FindCoordinator).
