@@ -51,6 +51,8 @@ pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
 /// and `acks=all` waits for the ISR (issue 14). Off, every replica keeps only what its clients
 /// wrote to it while it led (the behaviour before replication), for comparison and rescue.
 pub const FOLLOWER_FETCH_DEFAULT: bool = true;
+/// `acks=all` means "fsynced on every ISR member" by default (decision 0017's first model).
+pub const FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT: bool = true;
 
 /// `replica.lag.time.max.ms`: Kafka's `ReplicationConfigs.REPLICA_LAG_TIME_MAX_MS_DEFAULT`.
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
@@ -283,6 +285,11 @@ pub fn keys() -> Vec<Key> {
             "followers copy their leaders, truncate divergent tails, and acks=all waits for the ISR (in a cluster)",
         ),
         key(
+            "skua.replication.follower.fsync.before.ack",
+            FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT,
+            "a follower reports what it copied (and acks=all counts it) only once fsynced; false: once appended, fsync in the background (Kafka's model)",
+        ),
+        key(
             "skua.segment.recycle.max",
             engine::limits::RECYCLED_SEGMENTS_PER_LOG_DEFAULT,
             "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
@@ -310,6 +317,10 @@ pub struct Config {
     /// `skua.replication.follower.fetch.enable`: in a cluster, followers copy their leaders and
     /// the high watermark is the ISR's smallest end; off, only the leader's log receives data.
     pub follower_fetch: bool,
+    /// `skua.replication.follower.fsync.before.ack`: a follower reports an offset to its leader
+    /// (and `acks=all` counts it) only once its copy is fsynced (default); off, once appended
+    /// (Kafka's model: the ISR has the records, fsync follows in the background).
+    pub follower_fsync_before_ack: bool,
     /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this long
     /// leaves the ISR; one that caught up joins it again (the leader asks the controller).
     pub replica_lag_time_max_ms: i64,
@@ -770,6 +781,8 @@ impl Config {
         }
         let auto_create_topics = switch(values, "auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT)?;
         let follower_fetch = switch(values, "skua.replication.follower.fetch.enable", FOLLOWER_FETCH_DEFAULT)?;
+        let follower_fsync_before_ack =
+            switch(values, "skua.replication.follower.fsync.before.ack", FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT)?;
         let replica_lag_time_max_ms = number(values, "replica.lag.time.max.ms", REPLICA_LAG_TIME_MAX_MS_DEFAULT)?;
         if replica_lag_time_max_ms <= 0 {
             return Err(invalid("replica.lag.time.max.ms", "must be positive"));
@@ -861,6 +874,7 @@ impl Config {
             num_partitions,
             auto_create_topics,
             follower_fetch,
+            follower_fsync_before_ack,
             replica_lag_time_max_ms,
             log,
             retention_check_interval_ms: number(
@@ -1043,6 +1057,7 @@ mod tests {
             "num.partitions" => config.num_partitions.to_string(),
             "auto.create.topics.enable" => config.auto_create_topics.to_string(),
             "skua.replication.follower.fetch.enable" => config.follower_fetch.to_string(),
+            "skua.replication.follower.fsync.before.ack" => config.follower_fsync_before_ack.to_string(),
             "replica.lag.time.max.ms" => config.replica_lag_time_max_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
@@ -1101,7 +1116,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 38, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 39, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

@@ -2178,3 +2178,33 @@ fn committed_offsets_survive_their_coordinators_death() {
     assert!(again.is_some(), "node {second} never took a commit:\n{}", cluster.logs());
     assert_eq!(committed_offset(cluster.node(second), group, "tracked"), Ok(43));
 }
+
+/// Kafka's durability model (`skua.replication.follower.fsync.before.ack=false`): followers
+/// report what they appended and fsync in the background; `acks=all` is answered and, stopped
+/// cleanly, every replica holds the same bytes.
+#[test]
+fn followers_copy_without_fsync_before_ack() {
+    let settings = ["skua.replication.follower.fsync.before.ack=false"];
+    let mut cluster = Cluster::start_configured(118, &[Roles::Combined; 3], &settings);
+    assert_eq!(create_topic(cluster.node(1), "relaxed", 2, 3), Some((NONE, String::new())));
+    cluster.wait_topic("relaxed", 2);
+    confluent_round_trip(cluster.node(2), cluster.node(3), "relaxed", 200, 2);
+    let placed = metadata(cluster.node(1)).expect("metadata").partitions("relaxed").clone();
+    for (&index, state) in &placed {
+        let mut stream = TcpStream::connect(cluster.node(state.leader as u32).address()).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+        std::io::Write::write_all(&mut stream, &produce_frame("relaxed", index, -1, 1)).expect("send");
+        assert_eq!(produce_error(&mut stream, 1), NONE, "acks=all on partition {index}");
+    }
+    for node in &mut cluster.nodes {
+        node.stop();
+    }
+    for (&index, state) in &placed {
+        let leader_bytes = segment_bytes(&cluster.node(state.leader as u32).data_dir.join(format!("relaxed-{index}")));
+        assert!(!leader_bytes.is_empty(), "partition {index} holds records");
+        for node in &cluster.nodes {
+            let copy = segment_bytes(&node.data_dir.join(format!("relaxed-{index}")));
+            assert!(copy == leader_bytes, "node {}: relaxed-{index} differs from its leader's", node.id);
+        }
+    }
+}

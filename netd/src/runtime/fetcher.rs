@@ -4,9 +4,11 @@
 //! all of that leader's partitions at once and appending what comes back byte for byte
 //! (`Partitions::append_replicated`: the leader's offsets and leader epochs).
 //!
-//! Durability (decision 0017, the default model): a follower fetches from its *committed* end and
-//! fetches again only once what it appended is committed, so the offset it reports to the leader
-//! (its fetch offset, which the high watermark follows) is fsynced here.
+//! Durability (decision 0017), `skua.replication.follower.fsync.before.ack`: by default a follower
+//! fetches from its *committed* end and fetches again only once what it appended is committed, so
+//! the offset it reports to the leader (its fetch offset, which the high watermark follows) is
+//! fsynced here. Off (Kafka's model), it fetches from what it appended and fetches again at once;
+//! its group commit fsyncs in the background.
 //!
 //! Divergent tails (a former leader's records its successor never had) are cut as Kafka's
 //! followers cut them since KIP-595: each partition's fetch names the epoch the follower's log
@@ -83,7 +85,11 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
         .filter_map(|((topic, partition), target)| {
             let id = state.replica_log(topic, *partition).ok()?;
             let replica = state.partitions.get(id).ok()?;
-            let fetch_offset = replica.log_end_offset();
+            let fetch_offset = if context.config.follower_fsync_before_ack {
+                replica.log_end_offset()
+            } else {
+                state.partitions.next_offset(id).ok()?
+            };
             let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);
             Some(Wanted {
                 topic: topic.clone(),
@@ -158,7 +164,9 @@ async fn fetch_from(context: Rc<ShardContext>, leader: i32) {
         if outcome.retry_later {
             compio::time::sleep(backoff).await;
         }
-        wait_committed(&context, &outcome.appended).await;
+        if context.config.follower_fsync_before_ack {
+            wait_committed(&context, &outcome.appended).await;
+        }
     }
 }
 
