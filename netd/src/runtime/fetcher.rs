@@ -263,6 +263,7 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
                 continue;
             }
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
+                state.replication_counters.truncations += 1;
                 if let Err(error) = start_over(&mut state, entry, &data, now) {
                     tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not realign with the leader's log");
                     outcome.retry_later = true;
@@ -277,15 +278,20 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
             if let (Ok(epoch), Ok(end_offset)) =
                 (u32::try_from(data.diverging_epoch.epoch), u64::try_from(data.diverging_epoch.end_offset))
             {
+                let before = state.partitions.next_offset(entry.id).ok();
                 let truncated = state.partitions.truncate_to_divergence(
                     entry.id,
                     LeaderEpoch(epoch as i32),
                     Offset(end_offset),
                     now,
                 );
-                if let Err(error) = truncated {
-                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not truncate a divergent tail");
-                    outcome.retry_later = true;
+                match truncated {
+                    Ok(end) if before.is_some_and(|before| end < before) => state.replication_counters.truncations += 1,
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not truncate a divergent tail");
+                        outcome.retry_later = true;
+                    }
                 }
                 continue;
             }

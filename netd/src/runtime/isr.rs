@@ -21,6 +21,7 @@ use replica::{ReplicaId, Role};
 
 use crate::clock::now_ms;
 use crate::runtime::context::ShardContext;
+use crate::runtime::state::replication_gauges;
 
 /// The longest wait between two checks.
 pub const ISR_CHECK_INTERVAL_MS_MAX: i64 = 500;
@@ -31,8 +32,13 @@ pub async fn run(context: Rc<ShardContext>) {
     let Some(link) = context.quorum.clone() else { return };
     let interval_ms = (context.config.replica_lag_time_max_ms / 2).clamp(1, ISR_CHECK_INTERVAL_MS_MAX);
     let interval = Duration::from_millis(interval_ms as u64);
+    let mut last_status = std::time::Instant::now();
     loop {
         compio::time::sleep(interval).await;
+        if last_status.elapsed() >= Duration::from_millis(REPLICATION_STATUS_INTERVAL_MS) {
+            last_status = std::time::Instant::now();
+            log_status(&context);
+        }
         let changes = wanted_changes(&context);
         if changes.is_empty() {
             continue;
@@ -47,12 +53,53 @@ pub async fn run(context: Rc<ShardContext>) {
                 for (change, outcome) in changes.iter().zip(outcomes) {
                     if !matches!(outcome, IsrChangeOutcome::Changed(_)) {
                         tracing::info!(topic = %change.topic, partition = change.partition.0, ?outcome, "the controller refused an ISR change");
+                        continue;
                     }
+                    count_change(&context, change);
                 }
             }
             other => tracing::debug!(?other, "no answer to an ISR change; the next check asks again"),
         }
     }
+}
+
+/// How often a shard that leads partitions logs its replication gauges and counters.
+pub const REPLICATION_STATUS_INTERVAL_MS: u64 = 60_000;
+
+/// Counts an accepted change as a shrink and/or an expansion of the ISR it replaced.
+fn count_change(context: &ShardContext, change: &IsrChange) {
+    let mut state = context.state.borrow_mut();
+    let Some(before) = state.assignments.get(&(change.topic.clone(), change.partition.0)) else { return };
+    let after: BTreeSet<i32> = change.isr.iter().map(|broker| broker.0).collect();
+    let before: BTreeSet<i32> = before.isr.iter().copied().collect();
+    let counters = &mut state.replication_counters;
+    if before.difference(&after).next().is_some() {
+        counters.isr_shrinks += 1;
+    }
+    if after.difference(&before).next().is_some() {
+        counters.isr_expands += 1;
+    }
+}
+
+/// One log line with the shard's replication gauges and counters, when it holds replicas.
+fn log_status(context: &ShardContext) {
+    let state = context.state.borrow();
+    if state.assignments.is_empty() {
+        return;
+    }
+    let gauges = replication_gauges(state.assignments.values(), context.config.min_insync_replicas);
+    let counters = state.replication_counters;
+    tracing::info!(
+        shard = context.index,
+        led = gauges.led,
+        under_replicated = gauges.under_replicated,
+        under_min_isr = gauges.under_min_isr,
+        offline = gauges.offline,
+        isr_shrinks = counters.isr_shrinks,
+        isr_expands = counters.isr_expands,
+        truncations = counters.truncations,
+        "replication status"
+    );
 }
 
 /// The ISR changes this shard's leaders want now (none for a partition whose ISR would stay).

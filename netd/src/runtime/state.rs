@@ -70,6 +70,59 @@ pub struct ShardState {
     /// In a cluster with follower fetching on: each local replica's assignment as last applied
     /// (what the shard's ISR checks read; `runtime::isr`).
     pub assignments: BTreeMap<(String, i32), Assignment>,
+    /// Replication events counted on this shard (issue 14; the metrics endpoint is issue 16).
+    pub replication_counters: ReplicationCounters,
+}
+
+/// Replication events of one shard since it started (Kafka's `IsrShrinksPerSec`,
+/// `IsrExpandsPerSec`, and the truncations of divergent tails), counted for the metrics
+/// endpoint (issue 16) and logged by the ISR task meanwhile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationCounters {
+    /// ISR changes the controller accepted that removed a follower.
+    pub isr_shrinks: u64,
+    /// ISR changes the controller accepted that added a follower.
+    pub isr_expands: u64,
+    /// Divergent tails a follower cut (and starts over at a leader's log start).
+    pub truncations: u64,
+}
+
+/// The state of the partitions a shard holds replicas of, from their assignments (Kafka's
+/// `UnderReplicatedPartitions`, `UnderMinIsrPartitionsCount`, `OfflinePartitionsCount`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicationGauges {
+    /// Partitions this broker leads.
+    pub led: usize,
+    /// Led partitions whose ISR is smaller than their replicas.
+    pub under_replicated: usize,
+    /// Led partitions whose ISR is smaller than their `min.insync.replicas`.
+    pub under_min_isr: usize,
+    /// Partitions held here that have no leader.
+    pub offline: usize,
+}
+
+/// Computes the gauges from assignments (`broker_min_insync`: where a topic sets none).
+pub fn replication_gauges<'a>(
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+    broker_min_insync: i32,
+) -> ReplicationGauges {
+    let mut gauges = ReplicationGauges::default();
+    for assignment in assignments {
+        if assignment.leader.is_none() {
+            gauges.offline += 1;
+        }
+        if let Role::Leader { .. } = assignment.role {
+            gauges.led += 1;
+            if assignment.isr.len() < assignment.replicas.len() {
+                gauges.under_replicated += 1;
+            }
+            let min_insync = assignment.min_insync.unwrap_or(broker_min_insync).max(1);
+            if (assignment.isr.len() as i64) < i64::from(min_insync) {
+                gauges.under_min_isr += 1;
+            }
+        }
+    }
+    gauges
 }
 
 impl std::fmt::Debug for ShardState {
@@ -106,6 +159,7 @@ impl ShardState {
             catalog: None,
             followed: BTreeMap::new(),
             assignments: BTreeMap::new(),
+            replication_counters: ReplicationCounters::default(),
         };
         let replicas_only = state.config.cluster.is_some();
         for (topic, count) in &catalog.topics {
@@ -406,5 +460,42 @@ impl ShardState {
         self.topics.clear();
         self.offsets_logs.clear();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(
+        leading: bool,
+        leader: Option<i32>,
+        replicas: &[i32],
+        isr: &[i32],
+        min_insync: Option<i32>,
+    ) -> Assignment {
+        let epoch = LeaderEpoch(3);
+        Assignment {
+            role: if leading { Role::Leader { epoch } } else { Role::Follower { epoch } },
+            leader,
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            partition_epoch: 7,
+            min_insync,
+        }
+    }
+
+    #[test]
+    fn gauges_count_under_replicated_under_min_isr_and_offline_partitions() {
+        let assignments = [
+            assignment(true, Some(1), &[1, 2, 3], &[1, 2, 3], None),
+            assignment(true, Some(1), &[1, 2, 3], &[1, 2], None),
+            assignment(true, Some(1), &[1, 2, 3], &[1], Some(3)),
+            assignment(false, Some(2), &[1, 2, 3], &[2], None),
+            assignment(false, None, &[1, 2], &[2], None),
+        ];
+        let gauges = replication_gauges(&assignments, 2);
+        assert_eq!(gauges, ReplicationGauges { led: 3, under_replicated: 2, under_min_isr: 1, offline: 1 });
+        assert_eq!(replication_gauges(&assignments, 1).under_min_isr, 1, "the topic's own minimum counts");
     }
 }
