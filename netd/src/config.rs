@@ -51,6 +51,8 @@ pub const REPLICATION_FACTOR_DEFAULT: i16 = 1;
 /// and `acks=all` waits for the ISR (issue 14). Off, every replica keeps only what its clients
 /// wrote to it while it led (the behaviour before replication), for comparison and rescue.
 pub const FOLLOWER_FETCH_DEFAULT: bool = true;
+/// Kafka's rack-aware replica selector (KIP-392), the one `replica.selector.class` Skua takes.
+pub const RACK_AWARE_REPLICA_SELECTOR: &str = "org.apache.kafka.common.replica.RackAwareReplicaSelector";
 /// `acks=all` means "fsynced on every ISR member" by default (decision 0017's first model).
 pub const FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT: bool = true;
 
@@ -120,6 +122,11 @@ pub fn keys() -> Vec<Key> {
             "names of the controller listeners (e.g. CONTROLLER); required with process.roles",
         ),
         key("broker.rack", "(unset)", "this broker's rack, for rack-aware replica placement"),
+        key(
+            "replica.selector.class",
+            "(unset)",
+            "org.apache.kafka.common.replica.RackAwareReplicaSelector: consumers that name their rack (client.rack) are sent to a replica there (KIP-392); unset: the leader",
+        ),
         key(
             "default.replication.factor",
             REPLICATION_FACTOR_DEFAULT,
@@ -321,6 +328,9 @@ pub struct Config {
     /// (and `acks=all` counts it) only once its copy is fsynced (default); off, once appended
     /// (Kafka's model: the ISR has the records, fsync follows in the background).
     pub follower_fsync_before_ack: bool,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector` (KIP-392): a leader sends
+    /// a consumer that names its rack to an in-sync replica in that rack.
+    pub rack_aware_reads: bool,
     /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this long
     /// leaves the ISR; one that caught up joins it again (the leader asks the controller).
     pub replica_lag_time_max_ms: i64,
@@ -781,6 +791,16 @@ impl Config {
         }
         let auto_create_topics = switch(values, "auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT)?;
         let follower_fetch = switch(values, "skua.replication.follower.fetch.enable", FOLLOWER_FETCH_DEFAULT)?;
+        let rack_aware_reads = match values.get("replica.selector.class").map(|value| value.trim()) {
+            None | Some("") => false,
+            Some(RACK_AWARE_REPLICA_SELECTOR) => true,
+            Some(other) => {
+                return Err(invalid(
+                    "replica.selector.class",
+                    format!("{other:?}: the one selector Skua has is {RACK_AWARE_REPLICA_SELECTOR}"),
+                ))
+            }
+        };
         let follower_fsync_before_ack =
             switch(values, "skua.replication.follower.fsync.before.ack", FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT)?;
         let replica_lag_time_max_ms = number(values, "replica.lag.time.max.ms", REPLICA_LAG_TIME_MAX_MS_DEFAULT)?;
@@ -875,6 +895,7 @@ impl Config {
             auto_create_topics,
             follower_fetch,
             follower_fsync_before_ack,
+            rack_aware_reads,
             replica_lag_time_max_ms,
             log,
             retention_check_interval_ms: number(
@@ -1058,6 +1079,13 @@ mod tests {
             "auto.create.topics.enable" => config.auto_create_topics.to_string(),
             "skua.replication.follower.fetch.enable" => config.follower_fetch.to_string(),
             "skua.replication.follower.fsync.before.ack" => config.follower_fsync_before_ack.to_string(),
+            "replica.selector.class" => {
+                if config.rack_aware_reads {
+                    RACK_AWARE_REPLICA_SELECTOR.to_string()
+                } else {
+                    "(unset)".to_string()
+                }
+            }
             "replica.lag.time.max.ms" => config.replica_lag_time_max_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),

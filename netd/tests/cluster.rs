@@ -181,8 +181,9 @@ impl Node {
             // One shard per node: three to five nodes per test, two tests at a time, on two cores.
             "skua.shard.count=1".to_string(),
         ];
+        // `{id}` in a test's settings is the node's id (a per-node value such as a rack).
         for setting in settings.iter().chain(&self.settings) {
-            command.arg("--override").arg(setting);
+            command.arg("--override").arg(setting.replace("{id}", &self.id.to_string()));
         }
         command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(
             std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file"),
@@ -651,8 +652,9 @@ if mode == "produce":
         sys.exit(f"{len(errors)} delivery errors (first: {errors[:3]}), {left} undelivered")
 else:
     partitions = int(sys.argv[5])
+    rack = {"client.rack": sys.argv[6]} if len(sys.argv) > 6 else {}
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cluster-test",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, **rack})
     consumer.assign([TopicPartition(topic, index, OFFSET_BEGINNING) for index in range(partitions)])
     received, deadline = 0, time.time() + 30
     # Until `count` arrived, then one more second to catch any record delivered twice.
@@ -2207,4 +2209,66 @@ fn followers_copy_without_fsync_before_ack() {
             assert!(copy == leader_bytes, "node {}: relaxed-{index} differs from its leader's", node.id);
         }
     }
+}
+
+/// One partition's answer to a consumer's Fetch v`version` through `node` from `offset`, naming
+/// `rack` (v11+): (error code, preferred read replica, record bytes).
+fn consumer_fetch(node: &Node, topic: &str, version: i16, offset: i64, rack: &str) -> Option<(i16, i32, usize)> {
+    let asked = FetchPartition::default()
+        .with_partition(0)
+        .with_current_leader_epoch(-1)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20);
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_rack_id(StrBytes::from_string(rack.to_string()))
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![asked])]);
+    let response: FetchResponse = call(node, ApiKey::Fetch, version, &request)?;
+    let data = response.responses.first()?.partitions.first()?;
+    Some((data.error_code, data.preferred_read_replica.0, data.records.as_ref().map_or(0, Bytes::len)))
+}
+
+/// KIP-392 with Kafka's `RackAwareReplicaSelector`: each node in a rack of its own; a consumer
+/// naming a follower's rack is sent there by the leader (preferred read replica, no records),
+/// the follower serves it (Fetch v11+, up to its high watermark; before v11 a follower refuses
+/// as Kafka does), one in the leader's rack reads from the leader; and librdkafka with
+/// `client.rack` reads every record.
+#[test]
+fn consumers_read_from_a_replica_in_their_rack() {
+    let settings =
+        ["broker.rack=rack-{id}", "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"];
+    let cluster = Cluster::start_configured(119, &[Roles::Combined; 3], &settings);
+    assert_eq!(create_topic(cluster.node(1), "racked", 1, 3), Some((NONE, String::new())));
+    cluster.wait_topic("racked", 1);
+    let produced = confluent(&["produce", &cluster.node(1).bootstrap(), "racked", "100"]);
+    assert_eq!(produced.len(), 100);
+    let state = metadata(cluster.node(1)).expect("metadata").partitions("racked")[&0].clone();
+    let leader = state.leader as u32;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let follower_rack = format!("rack-{follower}");
+    // Once the follower has fetched past offset 0 (the leader knows how far it is).
+    let mut answer = None;
+    let sent = wait_until(REACTION_TIMEOUT, || {
+        answer = consumer_fetch(cluster.node(leader), "racked", 12, 0, &follower_rack);
+        answer.is_some_and(|(_, preferred, _)| preferred == follower as i32)
+    });
+    assert!(sent.is_some(), "the leader never sent {follower_rack} to node {follower}: {answer:?}");
+    assert_eq!(answer, Some((NONE, follower as i32, 0)), "no records with a preferred replica");
+    let own_rack = format!("rack-{leader}");
+    let (code, preferred, bytes) = consumer_fetch(cluster.node(leader), "racked", 12, 0, &own_rack).expect("answer");
+    assert_eq!((code, preferred), (NONE, -1), "the leader's own rack reads from the leader");
+    assert!(bytes > 0);
+    let mut served = None;
+    let read = wait_until(REACTION_TIMEOUT, || {
+        served = consumer_fetch(cluster.node(follower), "racked", 12, 0, &follower_rack);
+        served.is_some_and(|(code, _, bytes)| code == NONE && bytes > 0)
+    });
+    assert!(read.is_some(), "node {follower} did not serve its rack: {served:?}");
+    let old = consumer_fetch(cluster.node(follower), "racked", 10, 0, "").expect("answer");
+    assert_eq!(old.0, NOT_LEADER_OR_FOLLOWER, "Fetch v10 has no client metadata: the leader only");
+    let consumed = confluent(&["consume", &cluster.node(leader).bootstrap(), "racked", "100", "1", &follower_rack]);
+    assert_eq!(consumed, produced, "librdkafka with client.rack reads every record once");
 }

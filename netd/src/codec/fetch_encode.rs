@@ -3,8 +3,8 @@
 //! vectored write straight from the engine's tail cache (or from the bytes a shard read).
 //!
 //! Owns: the byte layout of the Fetch response and its header. It encodes exactly the fields
-//! this broker sets (no aborted transactions, no preferred replica, of the tagged fields only a
-//! follower's diverging epoch); the golden
+//! this broker sets (no aborted transactions; of the tagged fields only a follower's diverging
+//! epoch); the golden
 //! test below checks it byte for byte against `kafka-protocol`'s generated encoder, which follows
 //! Kafka's JSON schemas.
 
@@ -48,7 +48,7 @@ fn put_partition(
     }
     put_length(buffer, flexible, 0)?; // aborted_transactions: none (read-uncommitted, no transactions)
     if version >= 11 {
-        buffer.put_i32(-1); // preferred_read_replica
+        buffer.put_i32(data.preferred_read_replica.0); // KIP-392; -1: read from this broker
     }
     match &data.records {
         None if flexible => buffer.put_u8(0),
@@ -148,6 +148,9 @@ mod tests {
                 };
                 if index == 2 {
                     data.error_code = 3;
+                }
+                if index == 0 && version >= 11 {
+                    data.preferred_read_replica = kafka_protocol::messages::BrokerId(3);
                 }
                 if index == 1 && version >= 12 {
                     data.diverging_epoch.epoch = 4;

@@ -14,6 +14,11 @@
 //! log diverges from the leader's there, the answer is the diverging epoch and no records
 //! (`Partition::diverging_epoch`), and its offset counts for nothing.
 //!
+//! KIP-392: from v11 a consumer's fetch may go to any replica (a follower serves up to its high
+//! watermark); with `replica.selector.class` set to Kafka's `RackAwareReplicaSelector`, a leader
+//! answers a consumer in another rack with the in-sync replica of that rack furthest ahead
+//! (`preferred_read_replica`, no records).
+//!
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
@@ -34,7 +39,7 @@ use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
-use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId};
+use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, Frame};
@@ -65,6 +70,11 @@ struct Item {
     replica: Option<ReplicaId>,
     /// A follower's: the leader epoch its log ends in, or -1.
     last_fetched_epoch: i32,
+    /// A consumer's Fetch v11+ (KIP-392's client metadata): any replica may serve it, up to
+    /// that replica's high watermark.
+    follower_reads: bool,
+    /// The consumer's rack (`client.rack`, Fetch v11+), if it named one.
+    client_rack: Option<Arc<str>>,
 }
 
 impl Item {
@@ -82,13 +92,45 @@ type Answer = (usize, PartitionData, Option<ReadPlan>);
 fn lookup<'a>(state: &'a ShardState, item: &Item) -> Result<(LogId, &'a replica::Partition), ReplicaError> {
     match item.replica {
         Some(_) => state.leader_replica_for_follower(&item.topic, item.partition, item.current_leader_epoch),
+        None if item.follower_reads => state.readable_replica(&item.topic, item.partition, item.current_leader_epoch),
         None => state.leader_replica(&item.topic, item.partition, item.current_leader_epoch),
     }
 }
 
+/// KIP-392 with Kafka's `RackAwareReplicaSelector`: the replica a leader sends a consumer in
+/// `rack` to. None: read here (this leader is in the rack, or no in-sync replica there holds
+/// `fetch_offset`). Candidates are the ISR followers that have fetched past `fetch_offset`; the
+/// one furthest ahead wins, as in Kafka.
+fn preferred_read_replica(
+    replica: &replica::Partition,
+    image: &cluster::image::MetadataImage,
+    rack: &str,
+    fetch_offset: Offset,
+) -> Option<i32> {
+    let replication = replica.replication()?;
+    let rack_of = |id: i32| image.brokers.get(&cluster::BrokerId(id)).and_then(|broker| broker.rack.as_deref());
+    if rack_of(replication.me.0) == Some(rack) {
+        return None;
+    }
+    replication
+        .followers
+        .iter()
+        .filter(|(id, _)| replication.isr.contains(id) && rack_of(id.0) == Some(rack))
+        .filter(|(id, _)| image.brokers.get(&cluster::BrokerId(id.0)).is_some_and(|broker| broker.is_active()))
+        .filter_map(|(id, state)| state.log_end.filter(|end| *end > fetch_offset).map(|end| (end, id.0)))
+        .max()
+        .map(|(_, id)| id)
+}
+
 /// Plans one partition's read on its owning shard, at most `room` bytes. Also returns the
 /// partition's replica, for the wake-up registration.
-fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
+fn read_partition(
+    state: &ShardState,
+    image: Option<&cluster::image::MetadataImage>,
+    rack_aware: bool,
+    item: &Item,
+    room: u64,
+) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
     let bound = if item.replica.is_some() { ReadBound::LogEnd } else { ReadBound::HighWatermark };
     let mut data = PartitionData::default();
     data.partition_index = item.partition;
@@ -124,6 +166,16 @@ fn read_partition(state: &ShardState, item: &Item, room: u64) -> (PartitionData,
             }
         }
     }
+    // A consumer in another rack than this leader's is sent to a replica in its own (no records).
+    if let (true, Some(rack), Some(image), Ok(fetch_offset), Role::Leader { .. }) =
+        (rack_aware, item.client_rack.as_deref(), image, u64::try_from(item.fetch_offset), replica.role())
+    {
+        if let Some(preferred) = preferred_read_replica(replica, image, rack, Offset(fetch_offset)) {
+            data.preferred_read_replica = kafka_protocol::messages::BrokerId(preferred);
+            data.records = Some(Bytes::new());
+            return (data, None, Some(id));
+        }
+    }
     let partition_max = item.partition_max_bytes.min(room.max(1));
     data.records = Some(Bytes::new());
     let mut plan = None;
@@ -157,6 +209,8 @@ fn read_on_shard(
     if first_round {
         record_follower_progress(&mut state, items);
     }
+    let rack_aware = shard.config.rack_aware_reads && items.iter().any(|item| item.client_rack.is_some());
+    let image = if rack_aware { shard.image() } else { None };
     let mut room = room_bytes;
     let mut first = true;
     let mut watched = Vec::with_capacity(items.len());
@@ -164,7 +218,8 @@ fn read_on_shard(
         .iter()
         .map(|item| {
             // Past the response limit only the first partition may still return data.
-            let (data, plan, id) = read_partition(&state, item, if first { room.max(1) } else { room });
+            let allowed = if first { room.max(1) } else { room };
+            let (data, plan, id) = read_partition(&state, image.as_deref(), rack_aware, item, allowed);
             watched.extend(id);
             let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
             if size > 0 {
@@ -239,6 +294,10 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
     let request: FetchRequest = decode_body(&frame)?;
     // Followers name themselves (Fetch v0–14's replica_id; consumers send -1).
     let replica = (request.replica_id.0 >= 0).then_some(ReplicaId(request.replica_id.0));
+    // KIP-392: from v11 a consumer's fetch carries client metadata and any replica may serve it.
+    let follower_reads = replica.is_none() && frame.api_version >= 11;
+    let client_rack: Option<Arc<str>> =
+        (follower_reads && !request.rack_id.is_empty()).then(|| Arc::from(request.rack_id.as_str()));
     let wait_ms = u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_WAIT_MS_MAX);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     let min_bytes = u64::try_from(request.min_bytes.max(0)).unwrap_or(0);
@@ -277,6 +336,8 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 current_leader_epoch: entry.current_leader_epoch,
                 replica,
                 last_fetched_epoch: entry.last_fetched_epoch,
+                follower_reads,
+                client_rack: client_rack.clone(),
             });
         }
     }
@@ -326,12 +387,12 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 total_bytes += size;
             }
         }
-        // An error or a diverging epoch is answered at once, as Kafka does.
-        let any_error = response
-            .responses
-            .iter()
-            .flat_map(|topic| &topic.partitions)
-            .any(|data| data.error_code != 0 || data.diverging_epoch.epoch >= 0);
+        // An error, a diverging epoch or a preferred read replica is answered at once, as Kafka
+        // does.
+        let any_error =
+            response.responses.iter().flat_map(|topic| &topic.partitions).any(|data| {
+                data.error_code != 0 || data.diverging_epoch.epoch >= 0 || data.preferred_read_replica.0 >= 0
+            });
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
             drop(wakes);

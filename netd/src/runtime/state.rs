@@ -386,6 +386,25 @@ impl ShardState {
         self.checked_leader(id, current_leader_epoch)
     }
 
+    /// A consumer's read from any replica (KIP-392, Fetch v11+): Kafka's checks of existence and
+    /// the request's leader epoch, no leadership check. A follower serves up to its high
+    /// watermark (its leader's, within what it has); a leader as [`ShardState::leader_replica`].
+    pub fn readable_replica(
+        &self,
+        topic: &str,
+        partition: i32,
+        current_leader_epoch: i32,
+    ) -> Result<(LogId, &Partition), ReplicaError> {
+        match self.leader_replica(topic, partition, current_leader_epoch) {
+            Err(ReplicaError::NotLeader { .. }) => {}
+            other => return other,
+        }
+        let id = self.partition_id(topic, partition)?;
+        let replica = self.partitions.get(id)?;
+        replica.check_epoch((current_leader_epoch >= 0).then_some(LeaderEpoch(current_leader_epoch)))?;
+        Ok((id, replica))
+    }
+
     /// [`ShardState::leader_replica`] for another broker's follower: `__consumer_offsets`
     /// partitions are replicated too.
     pub fn leader_replica_for_follower(
