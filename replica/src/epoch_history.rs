@@ -76,10 +76,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<EpochStart>, HistoryError> {
     Ok(epochs)
 }
 
-/// Drops what a log ending at `end` and starting at `log_start` cannot hold: entries that begin
-/// at or past the end, except one at the log start (the epoch an empty log continues in).
-pub fn trim_to(epochs: &mut Vec<EpochStart>, log_start: Offset, end: Offset) {
-    epochs.retain(|start| start.start_offset < end || start.start_offset == log_start);
+/// Drops what a log ending at `end` cannot hold: entries that begin at or past the end (Kafka's
+/// `truncateFromEnd`), so that the history's last epoch is the epoch of the log's last batch. A
+/// leader's own epoch comes back when it takes the role (`start_epoch`).
+pub fn trim_to(epochs: &mut Vec<EpochStart>, end: Offset) {
+    epochs.retain(|start| start.start_offset < end);
 }
 
 /// Replaces the history on disk.
@@ -146,11 +147,11 @@ mod tests {
     #[test]
     fn trimming_keeps_what_the_log_holds() {
         let mut epochs = vec![entry(0, 0), entry(2, 10), entry(5, 20)];
-        trim_to(&mut epochs, Offset(0), Offset(20));
+        trim_to(&mut epochs, Offset(20));
         assert_eq!(epochs, vec![entry(0, 0), entry(2, 10)]);
-        trim_to(&mut epochs, Offset(0), Offset(10));
+        trim_to(&mut epochs, Offset(10));
         assert_eq!(epochs, vec![entry(0, 0)]);
-        trim_to(&mut epochs, Offset(0), Offset(0));
-        assert_eq!(epochs, vec![entry(0, 0)], "the epoch an empty log continues in stays");
+        trim_to(&mut epochs, Offset(0));
+        assert_eq!(epochs, vec![], "an empty log ends in no epoch");
     }
 }

@@ -152,6 +152,15 @@ impl Partitions {
         }
         .min(end);
         if target >= end {
+            // Nothing to cut but an epoch this replica began and wrote nothing in (it led, or
+            // was about to): its log ends in the epoch before, as Kafka's `truncateFromEnd` keeps
+            // it; else it would name that empty epoch again and again.
+            let partition = self.get_mut(id)?;
+            let before = partition.epochs.len();
+            epoch_history::trim_to(&mut partition.epochs, end);
+            if partition.epochs.len() != before {
+                self.persist_epochs(id)?;
+            }
             return Ok(end);
         }
         tracing::info!(dir = %partition.dir.display(), leader_epoch = leader_epoch.0, %leader_end_offset, from = %end, to = %target, "truncating a divergent tail");
@@ -566,7 +575,10 @@ pub(crate) mod tests {
         }
         // A truncation cuts it on disk too.
         let id = reopened.ids().next().expect("one log");
-        reopened.truncate_to(id, Offset(2), 0).expect("truncate");
+        assert_eq!(reopened.truncate_to(id, Offset(3), 0).expect("truncate"), Offset(3));
         assert_eq!(sim.contents(&file).expect("file"), b"skua-leader-epochs 1\n1\n1 0\n");
+        // To the log start (0..3 is one batch): no epoch is left.
+        assert_eq!(reopened.truncate_to(id, Offset(2), 0).expect("truncate"), Offset(0));
+        assert_eq!(sim.contents(&file).expect("file"), b"skua-leader-epochs 1\n0\n");
     }
 }

@@ -113,6 +113,10 @@ impl Partition {
         let Some((epoch, end_offset)) = self.end_offset_for_epoch(last_fetched_epoch) else {
             return Err(ReplicaError::UnknownFetchedEpoch { epoch: last_fetched_epoch });
         };
+        // An epoch that began past what this leader has committed (it was appended, not yet
+        // committed, when it took the role) ends here at the committed end: a follower ahead of
+        // it is cut back to what the leader can serve, not left out of range.
+        let end_offset = end_offset.min(self.local_end);
         if epoch < last_fetched_epoch || end_offset < fetch_offset {
             return Ok(Some(EpochStart { epoch, start_offset: end_offset }));
         }

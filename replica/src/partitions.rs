@@ -280,12 +280,11 @@ impl Partitions {
         // about offsets the truncation removes can arrive after it.
         self.commit(now_ms);
         let end = self.engine.truncate_to(id, offset)?;
-        let log_start = self.engine.log(id)?.log_start_offset();
         let partition = self.get_mut(id)?;
         partition.local_end = partition.local_end.min(end);
         partition.high_watermark = partition.high_watermark.min(end);
         let epochs_before = partition.epochs.len();
-        epoch_history::trim_to(&mut partition.epochs, log_start, end);
+        epoch_history::trim_to(&mut partition.epochs, end);
         let epochs_changed = partition.epochs.len() != epochs_before;
         partition.producers.forget_from(end.0);
         let epoch = partition.leader_epoch();
@@ -487,7 +486,13 @@ fn load_epochs(engine: &mut Shard, id: LogId, dir: &Path, log_start: Offset, end
     let fs = engine.file_system();
     match epoch_history::read(fs, dir) {
         Ok(Some(mut epochs)) => {
-            epoch_history::trim_to(&mut epochs, log_start, end);
+            let before = epochs.len();
+            epoch_history::trim_to(&mut epochs, end);
+            // Written back: an epoch a crash took must not come back once the log grows past
+            // its start in another epoch.
+            if epochs.len() != before {
+                epoch_history::write(engine.file_system(), dir, &epochs)?;
+            }
             return Ok(epochs);
         }
         Ok(None) if end <= log_start => return Ok(Vec::new()),

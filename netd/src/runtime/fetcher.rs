@@ -15,8 +15,7 @@
 //! ends in (`last_fetched_epoch`); a leader whose log diverges there answers with the diverging
 //! epoch and no records, and the follower truncates (`Partitions::truncate_to_divergence`) and
 //! fetches again. OFFSET_OUT_OF_RANGE: a follower behind the leader's log start starts again
-//! there (`Partitions::reset_to`); otherwise it cuts to the leader's high watermark, or starts
-//! again at its log start if even that does not help. Which partitions to follow comes from the
+//! there (`Partitions::reset_to`); otherwise it cuts nothing and asks again after a backoff. Which partitions to follow comes from the
 //! metadata image (`ShardState::assign` fills `ShardState::followed`).
 //!
 //! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
@@ -263,10 +262,13 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
                 continue;
             }
             if data.error_code == ResponseError::OffsetOutOfRange.code() {
-                state.replication_counters.truncations += 1;
-                if let Err(error) = start_over(&mut state, entry, &data, now) {
-                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not realign with the leader's log");
-                    outcome.retry_later = true;
+                match start_over(&mut state, entry, &data, now) {
+                    Ok(true) => state.replication_counters.truncations += 1,
+                    Ok(false) => outcome.retry_later = true,
+                    Err(error) => {
+                        tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not start again at the leader's log start");
+                        outcome.retry_later = true;
+                    }
                 }
                 continue;
             }
@@ -316,24 +318,24 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
     outcome
 }
 
-/// A follower the leader answered OFFSET_OUT_OF_RANGE (Kafka's `handleOutOfRangeError`, with
-/// what a fetch response says instead of a ListOffsets round trip): behind the leader's log
-/// start, it starts again there; ahead of the leader's high watermark, it cuts back to it (the
-/// next fetch names the epoch it then ends in); neither, it starts again at the log start.
+/// A follower the leader answered OFFSET_OUT_OF_RANGE (Kafka's `handleOutOfRangeError`): behind
+/// the leader's log start, it starts again there (returns true). Otherwise nothing is cut: a
+/// divergent tail is found through the diverging epoch, and cutting back to the leader's high
+/// watermark (which a new leader's may trail) could drop acknowledged writes the ISR needs;
+/// the fetcher backs off and asks again (returns false).
 fn start_over(
     state: &mut crate::runtime::state::ShardState,
     entry: &Wanted,
     data: &PartitionData,
     now: i64,
-) -> Result<(), replica::ReplicaError> {
+) -> Result<bool, replica::ReplicaError> {
     let leader_start = Offset(u64::try_from(data.log_start_offset).unwrap_or(0));
-    let leader_high_watermark = Offset(u64::try_from(data.high_watermark).unwrap_or(0));
-    if entry.fetch_offset >= leader_start && leader_high_watermark < entry.fetch_offset {
-        tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, high_watermark = %leader_high_watermark, "out of range at the leader: truncating to its high watermark");
-        return state.partitions.truncate_to(entry.id, leader_high_watermark.max(leader_start), now).map(|_| ());
+    if data.log_start_offset < 0 || entry.fetch_offset >= leader_start {
+        tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, log_start = data.log_start_offset, "out of range at the leader, within its log: asking again");
+        return Ok(false);
     }
-    tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, log_start = %leader_start, "out of range at the leader: starting again at its log start");
-    state.partitions.reset_to(entry.id, leader_start, now)
+    tracing::warn!(topic = %entry.topic, partition = entry.partition, fetch_offset = %entry.fetch_offset, log_start = %leader_start, "behind the leader's log start: starting again there");
+    state.partitions.reset_to(entry.id, leader_start, now).map(|()| true)
 }
 
 /// Waits (bounded) until this shard committed what the last response appended.
