@@ -22,7 +22,7 @@
 use std::io;
 use std::path::Path;
 
-use engine::io::{read_small_file, write_file_atomically, FileSystem, ATOMIC_TEMP_SUFFIX};
+use engine::io::{read_small_file, write_file_atomically, FileSystem};
 use engine::{EngineError, LeaderEpoch, Offset};
 
 use crate::partition::EpochStart;
@@ -96,14 +96,7 @@ pub fn read(fs: &mut dyn FileSystem, dir: &Path) -> Result<Option<Vec<EpochStart
 
 /// Removes the history and a temp file a crash left behind (a partition's files go with it).
 pub fn remove(fs: &mut dyn FileSystem, dir: &Path) -> Result<(), EngineError> {
-    let temp_name = format!("{FILE_NAME}{ATOMIC_TEMP_SUFFIX}");
-    for name in [FILE_NAME, temp_name.as_str()] {
-        match fs.remove_file(&dir.join(name)) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(io_error(dir, name)(error)),
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::producer_snapshot::remove_with_temp(fs, dir, FILE_NAME)
 }
 
 fn io_error<'a>(dir: &'a Path, name: &'a str) -> impl FnOnce(io::Error) -> EngineError + 'a {

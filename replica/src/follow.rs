@@ -220,7 +220,12 @@ pub(crate) mod tests {
     }
 
     /// A batch of an idempotent producer (header fields outside the records, CRC resealed).
-    fn idempotent_batch(records: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> ValidatedBatches {
+    pub(crate) fn idempotent_batch(
+        records: usize,
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+    ) -> ValidatedBatches {
         let mut bytes = batch(records).bytes().to_vec();
         bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
         bytes[51..53].copy_from_slice(&epoch.to_be_bytes());

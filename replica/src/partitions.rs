@@ -540,7 +540,6 @@ mod tests {
 
     use engine::io::sim::{SimFaults, SimFs};
     use engine::io::FileSystem;
-    use engine::testkit::make_batch;
     use engine::ShardConfig;
 
     use super::*;
@@ -557,21 +556,7 @@ mod tests {
         partitions.open(Path::new(dir), LogConfig::default(), role, 0).expect("open").0
     }
 
-    pub(super) fn batch(records: usize) -> ValidatedBatches {
-        let values: Vec<Vec<u8>> = (0..records).map(|index| format!("value-{index}").into_bytes()).collect();
-        let records: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&b"k"[..], value.as_slice())).collect();
-        ValidatedBatches::validate(Bytes::from(make_batch(&records, 1_000))).expect("valid")
-    }
-
-    /// A batch of an idempotent producer (header fields outside the records, CRC resealed).
-    fn idempotent_batch(records: usize, producer_id: i64, epoch: i16, base_sequence: i32) -> ValidatedBatches {
-        let mut bytes = batch(records).bytes().to_vec();
-        bytes[43..51].copy_from_slice(&producer_id.to_be_bytes());
-        bytes[51..53].copy_from_slice(&epoch.to_be_bytes());
-        bytes[53..57].copy_from_slice(&base_sequence.to_be_bytes());
-        engine::batch::reseal_crc(&mut bytes);
-        ValidatedBatches::validate(Bytes::from(bytes)).expect("valid")
-    }
+    pub(super) use crate::follow::tests::{batch, idempotent_batch};
 
     /// Polls a future once: `Some` if it is ready.
     pub(super) fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {

@@ -196,14 +196,21 @@ pub fn read(fs: &mut dyn FileSystem, dir: &Path) -> Result<Option<ProducerSnapsh
 /// Removes the snapshot and any temp file a crash left behind, durably (a snapshot that
 /// described removed batches must not come back).
 pub fn remove(fs: &mut dyn FileSystem, dir: &Path) -> Result<(), EngineError> {
-    let temp_name = format!("{FILE_NAME}{ATOMIC_TEMP_SUFFIX}");
-    for name in [FILE_NAME, temp_name.as_str()] {
+    remove_with_temp(fs, dir, FILE_NAME)?;
+    fs.sync_dir(dir).map_err(io_error(dir, ""))
+}
+
+/// Removes `dir/name` and the temp file of an interrupted atomic write of it, if there (a missing
+/// file is no error). Shared with the leader-epoch history.
+pub(crate) fn remove_with_temp(fs: &mut dyn FileSystem, dir: &Path, name: &str) -> Result<(), EngineError> {
+    let temp_name = format!("{name}{ATOMIC_TEMP_SUFFIX}");
+    for name in [name, temp_name.as_str()] {
         match fs.remove_file(&dir.join(name)) {
             Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(io_error(dir, name)(error)),
             _ => {}
         }
     }
-    fs.sync_dir(dir).map_err(io_error(dir, ""))
+    Ok(())
 }
 
 /// Removes the temp file of a snapshot write a crash interrupted (the old snapshot, or none,

@@ -372,23 +372,13 @@ async fn apply_image(
             // Its partitions are opened apart, on every broker (the group coordinators' logs);
             // those this broker is a replica of are replicated like any other, and which it leads
             // says which groups it coordinates (loaded from the log when it starts leading).
-            let replicas: BTreeSet<i32> = topic
-                .partitions
-                .iter()
-                .filter(|partition| partition.replicas.contains(&me))
-                .map(|partition| partition.partition.0)
-                .collect();
+            let replicas = replicas_here(topic, me);
             assign_roles(context, applied, topic, &replicas, me).await;
             set_coordinated(context, topic, me).await;
             continue;
         }
         let wanted = topic.partitions.len() as i32;
-        let replicas: BTreeSet<i32> = topic
-            .partitions
-            .iter()
-            .filter(|partition| partition.replicas.contains(&me))
-            .map(|partition| partition.partition.0)
-            .collect();
+        let replicas = replicas_here(topic, me);
         // Creating or growing opens this broker's replicas among the new partitions.
         let outcome = match context.catalog().partitions(&topic.name) {
             None => create(context, manifests, &topic.name, wanted, Some(topic.id), false, Some(&replicas)).await.map(
@@ -721,6 +711,16 @@ async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name
     }
     tracing::info!(topic = %name, "deleted topic");
     Ok(())
+}
+
+/// The partitions of `topic` whose replicas include `me`.
+fn replicas_here(topic: &cluster::image::TopicImage, me: BrokerId) -> BTreeSet<i32> {
+    topic
+        .partitions
+        .iter()
+        .filter(|partition| partition.replicas.contains(&me))
+        .map(|partition| partition.partition.0)
+        .collect()
 }
 
 /// A topic's own `min.insync.replicas` (checked when it was created), if it has one.
