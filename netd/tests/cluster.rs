@@ -1927,6 +1927,9 @@ fn followers_copy_their_leaders() {
     let message = "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1";
     assert_eq!(refused, Some((40, message.to_string())), "INVALID_CONFIG");
     cluster.wait_topic("strict", 1);
+    // Kafka's CLI shows the topic's own setting.
+    let described = kafka_topics(cluster.node(active), &["--describe", "--topic", "strict"], false);
+    assert!(described.stdout.contains("Configs: min.insync.replicas=3"), "{}", described.stdout);
     let strict_isr_of = |cluster: &Cluster| {
         metadata(cluster.node(active)).map(|metadata| metadata.partitions("strict")[&0].isr.clone())
     };

@@ -101,14 +101,25 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
         let name = resource.resource_name.as_str();
         let entries = match resource.resource_type {
             RESOURCE_TOPIC if catalog.partitions(name).is_some() => {
-                Ok((topic_configs(config), SOURCE_DEFAULT_CONFIG, &[][..]))
+                // In a cluster, what the topic set for itself at creation (its metadata record).
+                let mut configs = topic_configs(config);
+                let mut own: Vec<&'static str> = Vec::new();
+                if let Some(topic) = context.image().and_then(|image| image.topic(name).cloned()) {
+                    for (key, value, _) in &mut configs {
+                        if let Some(set) = topic.configs.get(*key) {
+                            value.clone_from(set);
+                            own.push(key);
+                        }
+                    }
+                }
+                Ok((configs, SOURCE_DEFAULT_CONFIG, own))
             }
             RESOURCE_TOPIC if name == crate::coordinators::groups::OFFSETS_TOPIC => {
-                Ok((offsets_topic_configs(config), SOURCE_DEFAULT_CONFIG, OFFSETS_TOPIC_KEYS))
+                Ok((offsets_topic_configs(config), SOURCE_DEFAULT_CONFIG, OFFSETS_TOPIC_KEYS.to_vec()))
             }
             RESOURCE_TOPIC => Err((ResponseError::UnknownTopicOrPartition.code(), format!("unknown topic {name:?}"))),
             RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => {
-                Ok((broker_configs(config), SOURCE_STATIC_BROKER_CONFIG, &[][..]))
+                Ok((broker_configs(config), SOURCE_STATIC_BROKER_CONFIG, Vec::new()))
             }
             RESOURCE_BROKER => {
                 Err((ResponseError::InvalidRequest.code(), format!("this is broker {}, not {name:?}", config.node_id)))
