@@ -17,11 +17,16 @@
 #   scripts/faults.sh --short         # CI: 3 cycles, kill-leader, stop-leader, kill-controller
 #   scripts/faults.sh --cycles 20 --kinds kill-leader,stop-leader
 # Options: --short | --long, --cycles N, --kinds K,K,... (taken in turn), --rate RECORDS_PER_S
-# (default 500), --partitions P (default 3), --pause-s S (after each healed cycle), --keep (keep
-# the cluster's data when the run passes; a failing run always keeps it), -h | --help.
+# (default 500), --partitions P (default 3), --pause-s S (after each healed cycle),
+# --max-in-flight N (the producer's requests in flight per connection, default 5 as librdkafka's;
+# 1 avoids librdkafka's epoch bumps on a sequence gap behind a NOT_LEADER answer, which can write
+# a record twice: docs/faults.md), --keep (keep the cluster's data when the run passes; a failing
+# run always keeps it), -h | --help.
 # Environment: NETD (the broker; default $CARGO_TARGET_DIR/release/netd, else target/release/netd,
 # built when missing), CLUSTER_PORT (default 49700), FAULTS_DIR (run directories, default
-# target/faults), FAULTS_BROKER_SETTINGS (extra key=value ... for every node), and cluster.sh's
+# target/faults), FAULTS_BROKER_SETTINGS (extra key=value ... for every node),
+# FAULTS_PRODUCER_DEBUG (librdkafka debug contexts into producer.log; default eos, the idempotent
+# producer's state changes, which explain a duplicate; empty for none), and cluster.sh's
 # timeouts (BROKER_SESSION_TIMEOUT_MS ...; Kafka's defaults).
 # Writes results/<date>-<commit>/faults/<mode>-<time>.json and summary.md (every run in that
 # directory); the run's logs, delivery log, read log and cluster stay in FAULTS_DIR/<run>/.
@@ -36,6 +41,7 @@ cycles=""
 kinds=""
 rate=500
 partitions=3
+max_in_flight=5
 pause_s=""
 keep=false
 while [ $# -gt 0 ]; do
@@ -48,6 +54,7 @@ while [ $# -gt 0 ]; do
     --rate) rate=${2:?--rate RECORDS_PER_S}; shift ;;
     --partitions) partitions=${2:?--partitions P}; shift ;;
     --pause-s) pause_s=${2:?--pause-s S}; shift ;;
+    --max-in-flight) max_in_flight=${2:?--max-in-flight N}; shift ;;
     --keep) keep=true ;;
     *) echo "faults: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -140,6 +147,7 @@ setup_done_ms=$(now_ms)
 
 "$python" scripts/faults/producer.py --bootstrap "$bootstrap" --topic $topic --partitions "$partitions" \
     --rate "$rate" --acks "$work/acks.tsv" --flush-timeout-s $flush_timeout_s --duration-s-max $duration_s_max \
+    --max-in-flight "$max_in_flight" --debug "${FAULTS_PRODUCER_DEBUG-eos}" \
     >"$work/producer.json" 2>"$work/producer.log" &
 producer_pid=$!
 "$python" scripts/faults/tail.py --bootstrap "$bootstrap" --topic $topic --partitions "$partitions" \
@@ -201,8 +209,10 @@ EOF
 settings_json=$("$python" -c 'import json, sys; print(json.dumps({"mode": sys.argv[1], "cycles": int(sys.argv[2]),
     "kinds": sys.argv[3].split(","), "rate_per_s": float(sys.argv[4]), "partitions": int(sys.argv[5]), "nodes": 3,
     "replication_factor": 3, "broker_settings": sys.argv[6].split(), "broker.session.timeout.ms": int(sys.argv[7]),
-    "pause_s": float(sys.argv[8]), "loadavg_at_start": sys.argv[9], "netd": sys.argv[10]}))' \
-    "$mode" "$cycles" "$kinds" "$rate" "$partitions" "${settings[*]}" "$session_timeout_ms" "$pause_s" "$load_at_start" "$NETD")
+    "pause_s": float(sys.argv[8]), "loadavg_at_start": sys.argv[9], "netd": sys.argv[10],
+    "producer_max_in_flight": int(sys.argv[11])}))' \
+    "$mode" "$cycles" "$kinds" "$rate" "$partitions" "${settings[*]}" "$session_timeout_ms" "$pause_s" "$load_at_start" "$NETD" \
+    "$max_in_flight")
 results="results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)/faults"
 status=0
 "$python" scripts/faults/check.py report --work "$work" --results "$results" --name "$mode-$(date -u +%H%M%S)" \

@@ -38,6 +38,8 @@ CONSUME_TIMEOUT_S = 300
 WATERMARK_TIMEOUT_S = 60
 # How many examples of each kind of failure go into the report.
 EXAMPLES_MAX = 20
+# How many duplicated records check.py replicas looks up in the segment files.
+DUPLICATES_EXAMINED_MAX = 1_000
 # A v2 record batch: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8, crc u32,
 # attributes i16, lastOffsetDelta i32, ... (61 bytes of header in all).
 BATCH_HEADER_BYTES = 61
@@ -169,6 +171,7 @@ def check_records(args):
         "rereads": rereads, "consume_errors": errors[:EXAMPLES_MAX], "unfinished_partitions": unfinished,
         "log_start_offsets": {str(p): lows[p] for p in lows}, "high_watermarks": {str(p): highs[p] for p in highs},
         "tail": {"read": tail_read, "errors": dict(tail_errors)},
+        "duplicated_records": duplicated[:DUPLICATES_EXAMINED_MAX],
         "examples": {"lost": lost[:EXAMPLES_MAX], "misplaced": misplaced[:EXAMPLES_MAX],
                      "duplicated": duplicated[:EXAMPLES_MAX], "truncated_reads": truncated_reads[:EXAMPLES_MAX],
                      "high_watermark_regressions": regressions[:EXAMPLES_MAX]},
@@ -196,6 +199,42 @@ def walk_segment(data):
     return batches, len(data) - position
 
 
+def producer_fields(batch_bytes):
+    """(producer_id, producer_epoch, base_sequence, record_count) from a v2 batch's header."""
+    return struct.unpack_from(">qhii", batch_bytes, 43)
+
+
+def examine_duplicates(records, replicas):
+    """For each duplicated record, the headers of the batches holding its copies (from the first
+    replica that has them): a later copy under a newer producer epoch was sent again by the client
+    with new sequence numbers (after a client-side epoch bump), which no broker can recognise; a copy
+    under the same producer epoch means the broker accepted a retry twice."""
+    examined = []
+    for duplicate in records.get("duplicated_records", []):
+        copies = []
+        for partition, offset in duplicate["read_at"]:
+            found = None
+            for node in sorted(replicas.get(partition, {})):
+                batch = next((b for b in replicas[partition][node][0] if b[0] <= offset <= b[1]), None)
+                if batch is not None:
+                    producer_id, producer_epoch, base_sequence, count = producer_fields(batch[3])
+                    found = {"partition": partition, "offset": offset, "batch_base_offset": batch[0],
+                             "batch_records": count, "leader_epoch": batch[2], "producer_id": producer_id,
+                             "producer_epoch": producer_epoch, "base_sequence": base_sequence,
+                             "sequence": base_sequence + offset - batch[0], "from_node": node}
+                    break
+            copies.append(found or {"partition": partition, "offset": offset, "batch": None})
+        epochs = [(c.get("producer_id"), c.get("producer_epoch")) for c in copies]
+        if any(c.get("producer_epoch") is None for c in copies):
+            kind = "unknown (a copy's batch is in no replica)"
+        elif len(set(epochs)) == len(epochs):
+            kind = "client re-sent under a new producer epoch"
+        else:
+            kind = "same producer epoch (the broker accepted a retry twice)"
+        examined.append({"seq": duplicate["seq"], "kind": kind, "copies": copies})
+    return examined
+
+
 def replica_batches(directory):
     """A replica's batches (as walk_segment, plus their bytes) over its segment files in order."""
     batches, files, leftover = [], [], 0
@@ -212,13 +251,14 @@ def replica_batches(directory):
 def check_replicas(args):
     with open(args.records) as file:
         records = json.load(file)
-    partitions, mismatches, short = {}, [], []
+    partitions, mismatches, short, every_replica = {}, [], [], {}
     for partition in range(args.partitions):
         replicas = {}
         for node in range(1, args.nodes + 1):
             directory = os.path.join(args.cluster_dir, f"node-{node}", "data", f"{args.topic}-{partition}")
             if os.path.isdir(directory):
                 replicas[node] = replica_batches(directory)
+        every_replica[partition] = replicas
         high = records["high_watermarks"].get(str(partition), 0)
         summary = {}
         for node, (batches, files, nonzero_leftover) in replicas.items():
@@ -252,14 +292,20 @@ def check_replicas(args):
         summary["compared_up_to_offset"] = common_end
         summary["compared_bytes"] = compared
         partitions[str(partition)] = summary
+    duplicates = examine_duplicates(records, every_replica)
     result = {"replica_mismatches": len(mismatches), "short_replicas": len(short), "mismatches": mismatches[:EXAMPLES_MAX],
-              "short": short[:EXAMPLES_MAX], "partitions": partitions}
+              "short": short[:EXAMPLES_MAX], "duplicates": duplicates, "partitions": partitions}
     with open(args.out, "w") as out:
         json.dump(result, out, indent=1)
     print(f"faults: replicas: {args.partitions} partitions x {args.nodes} nodes, mismatches {len(mismatches)}, "
           f"short of the high watermark {len(short)}; compared " +
           ", ".join(f"p{p}: {s['compared_bytes']} bytes to offset {s['compared_up_to_offset']}" for p, s in partitions.items()),
           file=sys.stderr)
+    for duplicate in duplicates:
+        print(f"faults: duplicate of record {duplicate['seq']}: {duplicate['kind']}: " + "; ".join(
+            f"partition {c['partition']} offset {c['offset']} in a batch of producer {c.get('producer_id')} epoch "
+            f"{c.get('producer_epoch')} sequence {c.get('sequence')} (leader epoch {c.get('leader_epoch')})"
+            for c in duplicate["copies"]), file=sys.stderr)
 
 
 def load(path, default=None):
@@ -276,6 +322,24 @@ def load_lines(path):
             return [json.loads(line) for line in file if line.strip()]
     except (OSError, ValueError):
         return []
+
+
+def client_epoch_bumps(path):
+    """The idempotent producer's epoch bumps and why, from librdkafka's `eos` debug lines in the
+    producer's log: after a bump the client numbers unacknowledged records again from 0 under the
+    new epoch, so a record an earlier attempt did write is written a second time."""
+    bumps = []
+    try:
+        with open(path, errors="replace") as file:
+            for line in file:
+                if "|ERRSEQ|" in line or "|UNKPID|" in line or "epoch bump" in line or "bumped epoch" in line:
+                    fields = line.rstrip("\n").split("|", 4)
+                    message = fields[4].split("]: ", 1)[-1] if len(fields) == 5 else line.strip()
+                    when = fields[1] if len(fields) == 5 else ""
+                    bumps.append(f"{when} {message}".strip())
+    except OSError:
+        pass
+    return bumps
 
 
 def spread(values):
@@ -301,12 +365,18 @@ def report(args):
                        "cycle_ms": spread([c["cycle_ms"] for c in mine if "cycle_ms" in c])}
     problems = [f"cycle {c['cycle']} ({c['kind']}): {c['problem']}" for c in cycles if "problem" in c]
     violations = []
+    bumps = client_epoch_bumps(os.path.join(work, "producer.log"))
     if records is None:
         problems.append("the records check did not finish")
     else:
-        for key in ("lost", "misplaced", "duplicated", "truncated_reads", "high_watermark_regressions"):
+        for key in ("lost", "misplaced", "truncated_reads", "high_watermark_regressions"):
             if records[key]:
                 violations.append(f"{key}: {records[key]}")
+        if records["duplicated"]:
+            kinds = collections.Counter(d["kind"] for d in (replicas or {}).get("duplicates", []))
+            violations.append(f"duplicated: {records['duplicated']} (" + (", ".join(
+                f"{count} {kind}" for kind, count in sorted(kinds.items())) or "not examined") +
+                f"; the producer's log shows {len(bumps)} line(s) of client epoch bumps)")
         if records["fatal_producer_errors"]:
             violations.append(f"fatal producer errors: {records['fatal_producer_errors']}")
         if records["unfinished_partitions"]:
@@ -338,7 +408,8 @@ def report(args):
                 "loadavg_at_start": settings.pop("loadavg_at_start", None), "work_dir": os.path.abspath(work)},
         "settings": {**settings, "topic": topic},
         "durations_s": phases.get("durations_s", {}),
-        "fault_kinds": kinds, "producer": producer, "records": records, "replicas": replicas, "cycles": cycles,
+        "fault_kinds": kinds, "client_epoch_bumps": bumps, "producer": producer, "records": records,
+        "replicas": replicas, "cycles": cycles,
     }
     os.makedirs(args.results, exist_ok=True)
     with open(os.path.join(args.results, f"{args.name}.json"), "w") as out:

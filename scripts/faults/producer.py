@@ -38,6 +38,9 @@ def main():
     parser.add_argument("--delivery-timeout-ms", type=int, default=60_000)
     parser.add_argument("--flush-timeout-s", type=float, default=90.0)
     parser.add_argument("--duration-s-max", type=float, default=7_200.0, help="stops by itself after this long")
+    parser.add_argument("--max-in-flight", type=int, default=5,
+                        help="max.in.flight.requests.per.connection (librdkafka's default 5; at most 5 with idempotence)")
+    parser.add_argument("--debug", default="", help="librdkafka debug contexts (e.g. eos: idempotence state, epoch bumps)")
     args = parser.parse_args()
 
     start = time.monotonic()
@@ -75,9 +78,11 @@ def main():
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
+            "max.in.flight.requests.per.connection": args.max_in_flight,
             "message.timeout.ms": args.delivery_timeout_ms,
             "request.timeout.ms": 10_000,
             "error_cb": client_error,
+            **({"debug": args.debug} if args.debug else {}),
         }
     )
     interval_s = 1.0 / args.rate
