@@ -8,6 +8,7 @@
 #   SEED=1234 cargo test -p skua-engine --release --test sim_fuzz -- --nocapture   # replay one fuzz seed
 #   SKUA_SKIP_SMOKE_BENCH=1 scripts/test.sh  # tests only, without the Skua-vs-Kafka smoke run
 #   SKUA_SKIP_FUZZ=1 scripts/test.sh         # without the short cargo fuzz pass
+#   SKUA_SKIP_FAULTS=1 scripts/test.sh       # without the replication fault suite's short form
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,6 +59,15 @@ if [ -n "$fuzz_build_pid" ]; then
         exit 1
     fi
     SKUA_FUZZ_SECONDS=${SKUA_CI_FUZZ_SECONDS:-15} scripts/fuzz.sh
+fi
+
+# The replication fault suite's short form (docs/faults.md): a 3-node cluster, an idempotent
+# acks=all producer, a leader SIGKILLed, a leader SIGSTOPped past its session, the active
+# controller SIGKILLed; fails on any lost, misplaced or duplicated acknowledged record, truncated
+# read, high watermark moving back or replica mismatch. SKUA_SKIP_FAULTS=1 skips it.
+if [ -z "${SKUA_SKIP_FAULTS:-}" ]; then
+    step "replication fault suite, short form (scripts/faults.sh --short)"
+    NETD=target/release/netd scripts/faults.sh --short
 fi
 
 # Not a test: numbers are not asserted. A short Skua-vs-Kafka comparison so every CI log

@@ -272,6 +272,15 @@ def setup(args, nodes):
         topic = NewTopic(args.topic, num_partitions=args.partitions, replication_factor=args.replicas, config=config)
         admin.create_topics([topic], request_timeout=CREATE_TIMEOUT_S)[args.topic].result(timeout=CREATE_TIMEOUT_S)
 
+    # Every broker registered and unfenced (listed by Metadata, the controller among them) first:
+    # an admin request sent before its controller is listed waits for a metadata refresh that
+    # librdkafka may not make before the request times out.
+    def all_listed():
+        metadata = admin.list_topics(timeout=5)
+        listed = len(metadata.brokers) == len(nodes) and metadata.controller_id in metadata.brokers
+        return True if listed else None
+    if wait_for(all_listed, HEAL_TIMEOUT_S, interval_s=0.25) is None:
+        sys.exit(f"faults: the brokers were not all listed by Metadata within {HEAL_TIMEOUT_S} s")
     try:
         create({"min.insync.replicas": str(args.min_insync)})
         report["min_insync_replicas"] = {"value": args.min_insync, "set_as": "topic config"}
