@@ -51,6 +51,11 @@ pub struct Replication {
     pub min_insync: usize,
     /// The other replicas' progress (leading only; reset when the leader epoch changes).
     pub followers: BTreeMap<ReplicaId, FollowerState>,
+    /// Replicas this leader asked the controller to add to the ISR and that the image does not
+    /// list yet: the high watermark waits for them too (Kafka's "maximal ISR", KIP-497), or a
+    /// write acknowledged without one could be lost when the controller, which may have added it
+    /// already, elects it. Dropped when the controller refuses, or once the image lists them.
+    pub pending_joins: BTreeSet<ReplicaId>,
     /// The leader epoch the followers' progress belongs to.
     epoch: LeaderEpoch,
 }
@@ -64,6 +69,7 @@ impl Replication {
     fn isr_end(&self, local_end: Offset) -> Offset {
         self.isr
             .iter()
+            .chain(&self.pending_joins)
             .filter(|replica| **replica != self.me)
             .map(|replica| self.followers.get(replica).and_then(|state| state.log_end).unwrap_or(Offset::ZERO))
             .fold(local_end, Offset::min)
@@ -158,14 +164,21 @@ impl Partitions {
             };
             followers.insert(*replica, kept.unwrap_or(fresh));
         }
-        partition.replication = Some(Replication {
-            me,
-            replicas: replicas.to_vec(),
-            isr: isr.iter().copied().collect(),
-            min_insync,
-            followers,
-            epoch,
-        });
+        let isr: BTreeSet<ReplicaId> = isr.iter().copied().collect();
+        // Joins still in flight stay counted until the image lists them (or they are refused).
+        let pending_joins = previous
+            .as_ref()
+            .map(|previous| {
+                previous
+                    .pending_joins
+                    .iter()
+                    .filter(|replica| !isr.contains(replica) && replicas.contains(replica))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        partition.replication =
+            Some(Replication { me, replicas: replicas.to_vec(), isr, min_insync, followers, pending_joins, epoch });
         partition.settle_high_watermark();
         Ok(())
     }
@@ -206,6 +219,29 @@ impl Partitions {
         state.leader_end_at_last_fetch = local_end;
         partition.settle_high_watermark();
         Ok(true)
+    }
+
+    /// Counts `joining` in the ISR for the high watermark from now on, before the controller is
+    /// asked to add them (see [`Replication::pending_joins`]). Leading only.
+    pub fn propose_isr_joins(&mut self, id: LogId, joining: &[ReplicaId]) -> Result<()> {
+        let partition = self.get_mut(id)?;
+        partition.check_leader()?;
+        if let Some(replication) = partition.replication.as_mut() {
+            replication.pending_joins.extend(joining.iter().filter(|replica| !replication.isr.contains(replica)));
+        }
+        Ok(())
+    }
+
+    /// The controller refused to add `refused`: they no longer hold the high watermark back.
+    pub fn drop_isr_joins(&mut self, id: LogId, refused: &[ReplicaId]) -> Result<()> {
+        let partition = self.get_mut(id)?;
+        if let Some(replication) = partition.replication.as_mut() {
+            for replica in refused {
+                replication.pending_joins.remove(replica);
+            }
+        }
+        partition.settle_high_watermark();
+        Ok(())
     }
 
     /// The ISR members (not this replica) that have not caught up for `lag_time_max_ms`, and the
@@ -355,5 +391,41 @@ mod tests {
         let (mut partitions, _triggers) = new_partitions(&sim);
         let single = open(&mut partitions, "/p/t-1", leader_role(0), 1 << 20);
         assert_eq!(partitions.get(single).expect("p").high_watermark(), Offset(2), "one node: the recovered end");
+    }
+
+    /// KIP-497: a replica the leader asked the controller to add counts for the high watermark at
+    /// once, before the image lists it (the controller may add it, then elect it), through other
+    /// images, until the image lists it or the controller refuses.
+    #[test]
+    fn a_replica_asked_to_join_holds_the_high_watermark_until_refused_or_listed() {
+        let sim = SimFs::new(25, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        let two = [ME, ReplicaId(2)];
+        partitions.set_replication(id, ME, &ALL, &two, 1, 0).expect("replication");
+        partitions.append(id, &batch(2), Acks::Leader, 0).expect("append");
+        partitions.commit(0);
+        partitions.follower_fetched(id, ReplicaId(2), Offset(2), None, 10).expect("fetched");
+        partitions.follower_fetched(id, ReplicaId(3), Offset(1), None, 10).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(2), "3 is outside the ISR");
+        partitions.propose_isr_joins(id, &[ReplicaId(3)]).expect("proposed");
+        partitions.append(id, &batch(2), Acks::Leader, 0).expect("append");
+        partitions.commit(0);
+        partitions.follower_fetched(id, ReplicaId(2), Offset(4), None, 20).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(2), "held by the joining replica");
+        // Another image, still without 3: the join stays pending.
+        partitions.set_replication(id, ME, &ALL, &two, 1, 30).expect("replication");
+        partitions.follower_fetched(id, ReplicaId(2), Offset(4), None, 30).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(2));
+        partitions.follower_fetched(id, ReplicaId(3), Offset(3), None, 40).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3));
+        // Refused: 3 no longer counts.
+        partitions.drop_isr_joins(id, &[ReplicaId(3)]).expect("dropped");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(4));
+        // Proposed again and listed by the image: an ordinary member.
+        partitions.propose_isr_joins(id, &[ReplicaId(3)]).expect("proposed");
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 50).expect("replication");
+        let replication = partitions.get(id).expect("p").replication().expect("set");
+        assert!(replication.pending_joins.is_empty() && replication.isr.contains(&ReplicaId(3)));
     }
 }

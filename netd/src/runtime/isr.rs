@@ -1,11 +1,16 @@
 //! A shard's ISR checks (Kafka's `isr-expiration` task and its expansion on fetch): every half
-//! `replica.lag.time.max.ms` (at most [`ISR_CHECK_INTERVAL_MS_MAX`], so that a caught-up
-//! follower rejoins soon, as Kafka's rejoins on its fetch), for each partition this shard leads, the followers that have not
-//! caught up for that long leave the ISR and those outside it that caught up join it, through
-//! the active controller (AlterPartition, `Controller::alter_partition`), naming the leader epoch
-//! and the partition epoch this broker read: a leader that was replaced, or one reading a stale
-//! state, is refused and changes nothing. The change reaches this broker's replicas with the
-//! next metadata image, like any other (`ShardState::assign`).
+//! `replica.lag.time.max.ms` (at most [`ISR_CHECK_INTERVAL_MS_MAX`], so that a caught-up follower
+//! rejoins soon, as Kafka's rejoins on its fetch), for each partition this shard leads, the
+//! followers that have not caught up for that long leave the ISR and those outside it that caught
+//! up join it, through the active controller (AlterPartition, `Controller::alter_partition`),
+//! naming the leader epoch and the partition epoch this broker read: a leader that was replaced,
+//! or one reading a stale state, is refused and changes nothing. The change reaches this broker's
+//! replicas with the next metadata image, like any other (`ShardState::assign`).
+//!
+//! A replica asked to join counts for the high watermark from the moment it is asked for until
+//! the controller refuses it or the image lists it (Kafka's "maximal ISR", KIP-497): the
+//! controller may add it, and elect it, before this broker's image says so, so no write may be
+//! acknowledged without it meanwhile (the fault suite lost acknowledged writes that way).
 //!
 //! Must not know: how the high watermark follows the ISR (the replica crate's `leader.rs`).
 
@@ -47,12 +52,15 @@ pub async fn run(context: Rc<ShardContext>) {
         for change in &changes {
             tracing::info!(topic = %change.topic, partition = change.partition.0, isr = ?change.isr, "asking the controller to change the ISR");
         }
+        // Joining replicas count for the high watermark before the controller may add them.
+        let joins: Vec<Vec<ReplicaId>> = changes.iter().map(|change| propose_joins(&context, change)).collect();
         let request = ControllerRequest::AlterPartition { broker: link.node(), epoch, changes: changes.clone() };
         match link.ask(RpcRequest::Controller(request)).await {
             Ok(RpcResponse::Controller(Ok(ControllerReply::IsrChanges(outcomes)))) => {
-                for (change, outcome) in changes.iter().zip(outcomes) {
+                for ((change, outcome), joining) in changes.iter().zip(outcomes).zip(&joins) {
                     if !matches!(outcome, IsrChangeOutcome::Changed(_)) {
                         tracing::info!(topic = %change.topic, partition = change.partition.0, ?outcome, "the controller refused an ISR change");
+                        drop_joins(&context, change, joining);
                         continue;
                     }
                     count_change(&context, change);
@@ -65,6 +73,40 @@ pub async fn run(context: Rc<ShardContext>) {
 
 /// How often a shard that leads partitions logs its replication gauges and counters.
 pub const REPLICATION_STATUS_INTERVAL_MS: u64 = 60_000;
+
+/// The replicas `change` adds to the ISR the image has, now counted for the high watermark.
+fn propose_joins(context: &ShardContext, change: &IsrChange) -> Vec<ReplicaId> {
+    let mut state = context.state.borrow_mut();
+    let key = (change.topic.clone(), change.partition.0);
+    let Some(assignment) = state.assignments.get(&key) else { return Vec::new() };
+    let joining: Vec<ReplicaId> = change
+        .isr
+        .iter()
+        .filter(|broker| !assignment.isr.contains(&broker.0))
+        .map(|broker| ReplicaId(broker.0))
+        .collect();
+    if joining.is_empty() {
+        return joining;
+    }
+    let proposed = state
+        .replica_log(&change.topic, change.partition.0)
+        .and_then(|id| state.partitions.propose_isr_joins(id, &joining));
+    if let Err(error) = proposed {
+        tracing::debug!(topic = %change.topic, partition = change.partition.0, %error, "ISR joins not counted");
+    }
+    joining
+}
+
+/// The controller refused `change`: its joining replicas no longer hold the high watermark back.
+fn drop_joins(context: &ShardContext, change: &IsrChange, joining: &[ReplicaId]) {
+    if joining.is_empty() {
+        return;
+    }
+    let mut state = context.state.borrow_mut();
+    if let Ok(id) = state.replica_log(&change.topic, change.partition.0) {
+        let _ = state.partitions.drop_isr_joins(id, joining);
+    }
+}
 
 /// Counts an accepted change as a shrink and/or an expansion of the ISR it replaced.
 fn count_change(context: &ShardContext, change: &IsrChange) {
