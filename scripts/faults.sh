@@ -20,8 +20,9 @@
 # (default 500), --partitions P (default 3), --pause-s S (after each healed cycle),
 # --max-in-flight N (the producer's requests in flight per connection, default 5 as librdkafka's;
 # 1 avoids librdkafka's epoch bumps on a sequence gap behind a NOT_LEADER answer, which can write
-# a record twice: docs/faults.md), --keep (keep the cluster's data when the run passes; a failing
-# run always keeps it), -h | --help.
+# a record twice: docs/faults.md), --producer-acks 1 (experiments: a plain acks=1 producer, whose
+# records a SIGKILLed leader may legitimately lose; see docs/faults.md), --keep (keep the nodes'
+# data when the run passes; a failing run always keeps it), -h | --help.
 # Environment: NETD (the broker; default $CARGO_TARGET_DIR/release/netd, else target/release/netd,
 # built when missing), CLUSTER_PORT (default 49700), FAULTS_DIR (run directories, default
 # target/faults), FAULTS_BROKER_SETTINGS (extra key=value ... for every node),
@@ -42,6 +43,7 @@ kinds=""
 rate=500
 partitions=3
 max_in_flight=5
+producer_acks=all
 pause_s=""
 keep=false
 while [ $# -gt 0 ]; do
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
     --partitions) partitions=${2:?--partitions P}; shift ;;
     --pause-s) pause_s=${2:?--pause-s S}; shift ;;
     --max-in-flight) max_in_flight=${2:?--max-in-flight N}; shift ;;
+    --producer-acks) producer_acks=${2:?--producer-acks all|1}; shift ;;
     --keep) keep=true ;;
     *) echo "faults: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -147,7 +150,7 @@ setup_done_ms=$(now_ms)
 
 "$python" scripts/faults/producer.py --bootstrap "$bootstrap" --topic $topic --partitions "$partitions" \
     --rate "$rate" --acks "$work/acks.tsv" --flush-timeout-s $flush_timeout_s --duration-s-max $duration_s_max \
-    --max-in-flight "$max_in_flight" --debug "${FAULTS_PRODUCER_DEBUG-eos}" \
+    --max-in-flight "$max_in_flight" --required-acks "$producer_acks" --debug "${FAULTS_PRODUCER_DEBUG-eos}" \
     >"$work/producer.json" 2>"$work/producer.log" &
 producer_pid=$!
 "$python" scripts/faults/tail.py --bootstrap "$bootstrap" --topic $topic --partitions "$partitions" \
@@ -188,7 +191,8 @@ producer_done_ms=$(now_ms)
 
 echo "faults: checking the records" >&2
 "$python" scripts/faults/check.py records --bootstrap "$bootstrap" --topic $topic --partitions "$partitions" \
-    --acks "$work/acks.tsv" --tail "$work/tail.tsv" --out "$work/records.json" || problems+=("the records check failed to run")
+    --acks "$work/acks.tsv" --tail "$work/tail.tsv" --cycles "$work/cycles.jsonl" --out "$work/records.json" ||
+    problems+=("the records check failed to run")
 records_done_ms=$(now_ms)
 scripts/cluster.sh stop 2>>"$work/cluster.log" || problems+=("the cluster did not stop cleanly")
 echo "faults: checking the replicas' bytes" >&2
@@ -210,15 +214,15 @@ settings_json=$("$python" -c 'import json, sys; print(json.dumps({"mode": sys.ar
     "kinds": sys.argv[3].split(","), "rate_per_s": float(sys.argv[4]), "partitions": int(sys.argv[5]), "nodes": 3,
     "replication_factor": 3, "broker_settings": sys.argv[6].split(), "broker.session.timeout.ms": int(sys.argv[7]),
     "pause_s": float(sys.argv[8]), "loadavg_at_start": sys.argv[9], "netd": sys.argv[10],
-    "producer_max_in_flight": int(sys.argv[11])}))' \
+    "producer_max_in_flight": int(sys.argv[11]), "producer_acks": sys.argv[12]}))' \
     "$mode" "$cycles" "$kinds" "$rate" "$partitions" "${settings[*]}" "$session_timeout_ms" "$pause_s" "$load_at_start" "$NETD" \
-    "$max_in_flight")
+    "$max_in_flight" "$producer_acks")
 results="results/$(date -u +%Y-%m-%d)-$(git rev-parse --short HEAD)/faults"
 status=0
 "$python" scripts/faults/check.py report --work "$work" --results "$results" --name "$mode-$(date -u +%H%M%S)" \
     --settings "$settings_json" || status=$?
 if [ $status -eq 0 ] && ! $keep; then
-    rm -rf "$CLUSTER_DIR"
+    rm -rf "$CLUSTER_DIR"/node-*/data # the logs stay
 else
     echo "faults: the evidence stays in $work (cluster data, netd logs, acks.tsv, tail.tsv, records.json, replicas.json)" >&2
 fi

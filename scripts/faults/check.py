@@ -38,6 +38,9 @@ CONSUME_TIMEOUT_S = 300
 WATERMARK_TIMEOUT_S = 60
 # How many examples of each kind of failure go into the report.
 EXAMPLES_MAX = 20
+# A record produced this long after the SIGSTOP returned cannot have reached the stopped leader
+# before it stopped (the clocks' millisecond rounding and the signal's delivery).
+STOPPED_MARGIN_MS = 10
 # How many duplicated records check.py replicas looks up in the segment files.
 DUPLICATES_EXAMINED_MAX = 1_000
 # A v2 record batch: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8, crc u32,
@@ -47,17 +50,48 @@ BATCH_LENGTH_OFFSET = 12
 
 
 def read_acks(path):
+    """{seq: (partition, offset, unix ms acknowledged, unix ms produced)}, {seq: error}, fatal errors."""
     acked, failed, fatal = {}, {}, []
+    start_unix_ms = 0
     with open(path) as file:
         for line in file:
             fields = line.rstrip("\n").split("\t")
-            if fields[0] == "A" and len(fields) >= 4:
-                acked[int(fields[1])] = (int(fields[2]), int(fields[3]))
+            if fields[0] == "S" and len(fields) >= 2:
+                start_unix_ms = int(fields[1])
+            elif fields[0] == "A" and len(fields) >= 6:
+                acked[int(fields[1])] = (int(fields[2]), int(fields[3]), start_unix_ms + int(fields[4]),
+                                         start_unix_ms + int(fields[5]))
             elif fields[0] == "F" and len(fields) >= 4:
                 failed[int(fields[1])] = fields[3]
             elif fields[0] == "E":
                 fatal.append(fields[1:])
     return acked, failed, fatal
+
+
+def when_acknowledged(acked_unix_ms, produced_unix_ms, cycles):
+    """Where a lost record falls among the faults: the cycle under way when it was acknowledged
+    (or the next one), and when it was produced and acknowledged, in ms from that fault's start
+    (the SIGSTOP or SIGKILL, as the signal returned). A record produced while a leader was stopped
+    (STOPPED_MARGIN_MS after the SIGSTOP or later) and acknowledged once it was resumed, then lost,
+    can only have been appended and acknowledged by that resumed, replaced leader (a zombie): the
+    leader that replaced it keeps what it acknowledges. (One produced just before the SIGSTOP may
+    have been appended before it, and acks=1 allows losing that.)"""
+    under_way = [c for c in cycles if c.get("at_unix_ms", 0) <= acked_unix_ms]
+    if not under_way:
+        upcoming = next((c for c in cycles if "at_unix_ms" in c), None)
+        if upcoming is None:
+            return {}
+        cycle = upcoming
+    else:
+        cycle = under_way[-1]
+    fault_unix_ms = cycle.get("fault_unix_ms", cycle["at_unix_ms"])
+    found = {"cycle": cycle["cycle"], "acked_ms_from_fault": acked_unix_ms - fault_unix_ms,
+             "produced_ms_from_fault": produced_unix_ms - fault_unix_ms}
+    if "resumed_unix_ms" in cycle:
+        found["acked_ms_from_resume"] = acked_unix_ms - cycle["resumed_unix_ms"]
+        found["zombie_ack"] = (produced_unix_ms >= fault_unix_ms + STOPPED_MARGIN_MS
+                               and acked_unix_ms >= cycle["resumed_unix_ms"])
+    return found
 
 
 def consume_all(bootstrap, topic, partitions):
@@ -118,14 +152,20 @@ def check_records(args):
             if seq < 0:
                 foreign += 1
             positions[seq].append((partition, offset))
+    cycles = []
+    if args.cycles and os.path.exists(args.cycles):
+        with open(args.cycles) as file:
+            cycles = [json.loads(line) for line in file if line.strip()]
     lost, misplaced = [], []
-    for seq, (partition, offset) in sorted(acked.items()):
+    for seq, (partition, offset, acked_unix_ms, produced_unix_ms) in sorted(acked.items()):
         if log[partition].get(offset) == seq:
             continue
         where = positions.get(seq)
         entry = {"seq": seq, "acked_partition": partition, "acked_offset": offset,
-                 "found_there": log[partition].get(offset), "read_at": where or []}
+                 "found_there": log[partition].get(offset), "read_at": where or [],
+                 **when_acknowledged(acked_unix_ms, produced_unix_ms, cycles)}
         (misplaced if where else lost).append(entry)
+    zombie_acks = [entry for entry in lost if entry.get("zombie_ack")]
     duplicated = [{"seq": seq, "read_at": where} for seq, where in sorted(positions.items()) if seq >= 0 and len(where) > 1]
     gaps = {}
     for partition, records in log.items():
@@ -165,13 +205,15 @@ def check_records(args):
         "acked": len(acked), "failed": len(failed), "failed_by_error": dict(collections.Counter(failed.values())),
         "fatal_producer_errors": fatal,
         "read": sum(len(records) for records in log.values()),
-        "lost": len(lost), "misplaced": len(misplaced), "duplicated": len(duplicated),
+        "lost": len(lost), "lost_zombie_acks": len(zombie_acks),
+        "misplaced": len(misplaced), "duplicated": len(duplicated),
         "truncated_reads": len(truncated_reads), "high_watermark_regressions": len(regressions),
         "failed_but_written": written_after_failure, "foreign_records": foreign, "offset_gaps": gaps,
         "rereads": rereads, "consume_errors": errors[:EXAMPLES_MAX], "unfinished_partitions": unfinished,
         "log_start_offsets": {str(p): lows[p] for p in lows}, "high_watermarks": {str(p): highs[p] for p in highs},
         "tail": {"read": tail_read, "errors": dict(tail_errors)},
         "duplicated_records": duplicated[:DUPLICATES_EXAMINED_MAX],
+        "lost_by_cycle": dict(collections.Counter(str(entry.get("cycle")) for entry in lost)),
         "examples": {"lost": lost[:EXAMPLES_MAX], "misplaced": misplaced[:EXAMPLES_MAX],
                      "duplicated": duplicated[:EXAMPLES_MAX], "truncated_reads": truncated_reads[:EXAMPLES_MAX],
                      "high_watermark_regressions": regressions[:EXAMPLES_MAX]},
@@ -369,7 +411,11 @@ def report(args):
     if records is None:
         problems.append("the records check did not finish")
     else:
-        for key in ("lost", "misplaced", "truncated_reads", "high_watermark_regressions"):
+        if records["lost"]:
+            violations.append(f"lost: {records['lost']} ({records.get('lost_zombie_acks', 0)} produced while their "
+                              f"leader was stopped and acknowledged once it resumed: zombie acknowledgements; "
+                              f"by cycle {records.get('lost_by_cycle')})")
+        for key in ("misplaced", "truncated_reads", "high_watermark_regressions"):
             if records[key]:
                 violations.append(f"{key}: {records[key]}")
         if records["duplicated"]:
@@ -475,6 +521,7 @@ def main():
     parser.add_argument("--acks")
     parser.add_argument("--tail")
     parser.add_argument("--records")
+    parser.add_argument("--cycles", help="cycles.jsonl, to place each lost record's acknowledgement among the faults")
     parser.add_argument("--cluster-dir")
     parser.add_argument("--out")
     parser.add_argument("--work")

@@ -140,7 +140,8 @@ def count_acks(path):
 
 def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeout_ms, start):
     """One fault and its healing; a dict for the cycle's JSON line (its "problem" set if it failed)."""
-    record = {"cycle": cycle, "kind": kind, "at_ms": int((time.monotonic() - start) * 1000)}
+    record = {"cycle": cycle, "kind": kind, "at_ms": int((time.monotonic() - start) * 1000),
+              "at_unix_ms": int(time.time() * 1000)}
     nodes = sorted(cluster.nodes)
     controller = cluster.quorum_leader(nodes)
     record["controller_before"] = controller
@@ -180,6 +181,7 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
 
     if kind == "bounce-leader":
         os.kill(pid, signal.SIGKILL)
+        record["fault_unix_ms"] = int(time.time() * 1000)
         if wait_for(lambda: True if not pid_alive(pid) else None, GONE_TIMEOUT_S) is None:
             record["problem"] = f"pid {pid} outlived SIGKILL by {GONE_TIMEOUT_S} s"
             return record
@@ -189,6 +191,7 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
         record["restart_ms"] = int((time.monotonic() - fault_start) * 1000)
     elif kind in ("kill-leader", "kill-controller"):
         os.kill(pid, signal.SIGKILL)
+        record["fault_unix_ms"] = int(time.time() * 1000)
         if kind == "kill-controller":
             moved = wait_for(lambda: (lambda leader: leader if leader not in (None, victim) else None)(
                 cluster.quorum_leader(survivors)), FAILOVER_TIMEOUT_S)
@@ -213,6 +216,7 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
         record["restart_ms"] = int((time.monotonic() - restart_start) * 1000)
     else:
         os.kill(pid, signal.SIGSTOP)
+        record["fault_unix_ms"] = int(time.time() * 1000)
         try:
             stop_min_s = (session_timeout_ms + STOP_MARGIN_MS) / 1000
             stop_max_s = (session_timeout_ms + STOP_EXTRA_MS_MAX) / 1000
@@ -226,6 +230,8 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
             if remaining_s > 0:
                 time.sleep(remaining_s)
         finally:
+            # Taken before the signal: nothing the node does can come before it.
+            record["resumed_unix_ms"] = int(time.time() * 1000)
             os.kill(pid, signal.SIGCONT)
         record["stopped_ms"] = int((time.monotonic() - fault_start) * 1000)
 

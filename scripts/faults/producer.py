@@ -3,8 +3,10 @@ sequence-numbered values at a bounded rate, round-robin over the topic's partiti
 every delivery report. Owns the acknowledgement log; knows nothing of the faults or the checks.
 
 Values are b"<seq>" (decimal, from 0 up), each produced once to partition seq % PARTITIONS. The log
-(--acks FILE) gets one tab-separated line per delivery report, written as the report arrives:
-    A  seq  partition  offset  ms      acknowledged (ms since the producer started)
+(--acks FILE) starts with `S <unix ms at ms 0>` and gets one tab-separated line per delivery
+report, written as the report arrives:
+    A  seq  partition  offset  ms  produced_ms   acknowledged (ms since the producer started), and
+                                            when it was handed to the client
     F  seq  partition  error   ms      failed (the record may or may not have been written)
 On SIGTERM or SIGINT it stops producing, flushes for at most --flush-timeout-s, and prints one JSON
 line {"attempted", "produced", "acked", "failed", "unresolved", "fatal"} (unresolved: no report by
@@ -38,14 +40,20 @@ def main():
     parser.add_argument("--delivery-timeout-ms", type=int, default=60_000)
     parser.add_argument("--flush-timeout-s", type=float, default=90.0)
     parser.add_argument("--duration-s-max", type=float, default=7_200.0, help="stops by itself after this long")
+    parser.add_argument("--required-acks", choices=("all", "1"), default="all",
+                        help="acks: all (the suite's promise) or 1 (experiments: the leader's copy only)")
     parser.add_argument("--max-in-flight", type=int, default=5,
                         help="max.in.flight.requests.per.connection (librdkafka's default 5; at most 5 with idempotence)")
     parser.add_argument("--debug", default="", help="librdkafka debug contexts (e.g. eos: idempotence state, epoch bumps)")
     args = parser.parse_args()
 
+    # The wall clock, as cycles.py's fault times are, so that check.py can place each record
+    # among the faults.
+    start_unix_s = time.time()
     start = time.monotonic()
-    elapsed_ms = lambda: int((time.monotonic() - start) * 1000)  # noqa: E731
+    elapsed_ms = lambda: int((time.time() - start_unix_s) * 1000)  # noqa: E731
     log = open(args.acks, "w", buffering=1)
+    log.write(f"S\t{int(start_unix_s * 1000)}\n")  # the wall clock at ms 0, to line up with cycles.jsonl
     counts = {"produced": 0, "acked": 0, "failed": 0, "fatal": None}
     stopping = {"flag": False}
 
@@ -55,10 +63,10 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def delivered(error, message, seq):
+    def delivered(error, message, seq, produced_ms):
         if error is None:
             counts["acked"] += 1
-            log.write(f"A\t{seq}\t{message.partition()}\t{message.offset()}\t{elapsed_ms()}\n")
+            log.write(f"A\t{seq}\t{message.partition()}\t{message.offset()}\t{elapsed_ms()}\t{produced_ms}\n")
         else:
             counts["failed"] += 1
             log.write(f"F\t{seq}\t{message.partition()}\t{error.name()}\t{elapsed_ms()}\n")
@@ -75,8 +83,9 @@ def main():
         {
             "bootstrap.servers": args.bootstrap,
             "client.id": "skua-faults-producer",
-            "acks": "all",
-            "enable.idempotence": True,
+            "acks": args.required_acks,
+            # Idempotence needs acks=all; an acks=1 run is a plain producer.
+            "enable.idempotence": args.required_acks == "all",
             "linger.ms": 5,
             "max.in.flight.requests.per.connection": args.max_in_flight,
             "message.timeout.ms": args.delivery_timeout_ms,
@@ -100,10 +109,11 @@ def main():
         partition = seq % args.partitions
         value = str(seq).encode()
         deadline = time.monotonic() + QUEUE_WAIT_S_MAX
+        produced_ms = elapsed_ms()
         while True:
             try:
                 producer.produce(args.topic, value, partition=partition,
-                                 on_delivery=lambda error, message, seq=seq: delivered(error, message, seq))
+                                 on_delivery=lambda error, message, seq=seq, at=produced_ms: delivered(error, message, seq, at))
                 counts["produced"] += 1
                 break
             except BufferError:
