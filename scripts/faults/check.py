@@ -488,7 +488,8 @@ def summarize(results):
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         c = run["counts"]
-        lines.append(f"| {run['name']} | {run['verdict']} | {c['cycles']} | {c['acked']} | {c['failed']} | {c['lost']} | "
+        name = run["name"] + (" (acks=1)" if run["settings"].get("producer_acks") == "1" else "")
+        lines.append(f"| {name} | {run['verdict']} | {c['cycles']} | {c['acked']} | {c['failed']} | {c['lost']} | "
                      f"{c['misplaced']} | {c['duplicated']} | {c['truncated_reads']} | {c['high_watermark_regressions']} | "
                      f"{c['replica_mismatches']} | {run['durations_s'].get('total', '')} |")
     lines += ["", "Failover and healing per fault kind (ms, median [min–max] over every run above):", "",
