@@ -10,7 +10,7 @@
 //! A replica asked to join counts for the high watermark from the moment it is asked for until
 //! the controller refuses it or the image lists it (Kafka's "maximal ISR", KIP-497): the
 //! controller may add it, and elect it, before this broker's image says so, so no write may be
-//! acknowledged without it meanwhile (the fault suite lost acknowledged writes that way).
+//! acknowledged without it meanwhile.
 //!
 //! Must not know: how the high watermark follows the ISR (the replica crate's `leader.rs`).
 
