@@ -44,6 +44,10 @@ const SKUA_PORT: u16 = 49292;
 const KAFKA_PORT: u16 = 49192;
 /// Broker start-up bound.
 const START_WAIT_SECONDS: u64 = 90;
+/// Tries at starting netd before a run gives up.
+const START_ATTEMPTS: u32 = 2;
+/// Lines of netd's log shown when it does not start.
+const LOG_TAIL_LINES: usize = 20;
 
 #[derive(Clone, Debug)]
 struct Run {
@@ -177,31 +181,79 @@ fn durability(kind: &str) -> &'static str {
     }
 }
 
+/// Starts netd on a fresh data directory and waits until it serves: its log says so and its
+/// port accepts a connection. On failure the error carries the log's tail and, if the port is
+/// taken, who holds it.
+fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
+    let dir = workspace.join("target/bench/skua-data");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let log_path = workspace.join("target/bench/netd.log");
+    let log = std::fs::File::create(&log_path)?;
+    let mut child = Command::new(workspace.join("target/release/netd"))
+        .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{SKUA_PORT}")])
+        .args(["--override", &format!("log.dirs={}", dir.display())])
+        .args(["--override", "group.initial.rebalance.delay.ms=0"])
+        // The readiness line is logged at info: an inherited RUST_LOG must not hide it.
+        .env("RUST_LOG", "info")
+        // A start-up error is one paragraph, not a backtrace that pushes it out of the tail.
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting target/release/netd")?;
+    let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECONDS);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_PORT));
+    loop {
+        let logged = std::fs::read_to_string(&log_path).unwrap_or_default().contains("all shards serving");
+        if logged && std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
+            let pid = child.id();
+            return Ok(Broker { kind: "skua", port: SKUA_PORT, child: Some(child), pid });
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let why = match exited {
+                Some(status) => format!("netd exited ({status})"),
+                None => format!("netd did not serve within {START_WAIT_SECONDS} s"),
+            };
+            let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log_text.lines().rev().take(LOG_TAIL_LINES).collect();
+            let holders = Command::new("ss")
+                .args(["-Htanp", &format!("sport = :{SKUA_PORT}")])
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default();
+            bail!(
+                "{why}; {} ends with:\n{}\nsockets on port {SKUA_PORT}:\n{}",
+                log_path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+                if holders.trim().is_empty() { "(none)" } else { holders.trim_end() }
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn start_broker(kind: &'static str, workspace: &Path) -> anyhow::Result<Broker> {
     match kind {
         "skua" => {
-            let dir = workspace.join("target/bench/skua-data");
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir)?;
-            let log_path = workspace.join("target/bench/netd.log");
-            let log = std::fs::File::create(&log_path)?;
-            let child = Command::new(workspace.join("target/release/netd"))
-                .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{SKUA_PORT}")])
-                .args(["--override", &format!("log.dirs={}", dir.display())])
-                .args(["--override", "group.initial.rebalance.delay.ms=0"])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .context("starting target/release/netd")?;
-            let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECONDS);
-            while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("all shards serving") {
-                if Instant::now() > deadline {
-                    bail!("netd did not start; see {}", log_path.display());
+            // Two tries: a start that fails for a reason outside netd (the port still held by a
+            // process a previous step left behind) is reported, waited out and tried once more.
+            let mut last_error = None;
+            for attempt in 1..=START_ATTEMPTS {
+                match start_skua(workspace) {
+                    Ok(broker) => return Ok(broker),
+                    Err(error) => {
+                        eprintln!("bench: netd start {attempt}/{START_ATTEMPTS} failed: {error:#}");
+                        last_error = Some(error);
+                        std::thread::sleep(Duration::from_secs(5));
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
-            let pid = child.id();
-            Ok(Broker { kind, port: SKUA_PORT, child: Some(child), pid })
+            Err(last_error.unwrap_or_else(|| anyhow::anyhow!("netd was not started")))
         }
         "kafka" | "kafka-fsync" => {
             let mut command = Command::new(workspace.join("scripts/kafka-server.sh"));
