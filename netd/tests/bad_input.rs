@@ -10,9 +10,11 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::{answers_api_versions, Broker};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, ProduceRequest, ProduceResponse, RequestHeader, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -141,6 +143,47 @@ fn corrupt_and_oversized_batches_get_kafka_errors() {
     assert_eq!(produce(&mut stream, batch(30_000)), 10, "MESSAGE_TOO_LARGE");
     assert_eq!(produce(&mut stream, vec![1, 2, 3]), 87, "INVALID_RECORD");
     assert_eq!(produce(&mut stream, batch(100)), 0, "the connection still works");
+}
+
+/// Fetch v12 of partition 0 of `bad-input` from offset 0 as `replica_id`, naming
+/// `current_leader_epoch`; returns the partition's error code and record bytes.
+fn fetch_as(stream: &mut TcpStream, replica_id: i32, current_leader_epoch: i32) -> (i16, usize) {
+    let mut partition = FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = 0;
+    partition.partition_max_bytes = 1 << 20;
+    partition.current_leader_epoch = current_leader_epoch;
+    let mut topic = FetchTopic::default();
+    topic.topic = TopicName(StrBytes::from_static_str("bad-input"));
+    topic.partitions = vec![partition];
+    let mut body = FetchRequest::default();
+    body.replica_id = BrokerId(replica_id);
+    body.max_wait_ms = 0;
+    body.max_bytes = 1 << 20;
+    body.session_epoch = -1;
+    body.topics = vec![topic];
+    stream.write_all(&request(ApiKey::Fetch, 12, &body)).expect("send");
+    let mut bytes = response(stream, ApiKey::Fetch, 12);
+    let decoded = FetchResponse::decode(&mut bytes, 12).expect("decode");
+    let data = &decoded.responses[0].partitions[0];
+    (data.error_code, data.records.as_ref().map_or(0, |records| records.len()))
+}
+
+/// A client posing as a follower (`replica_id` of a broker that holds no replica of the
+/// partition) would read past the high watermark: refused as Kafka refuses it
+/// (`Partition.followerReplicaOrThrow`): UNKNOWN_LEADER_EPOCH when it names the leader epoch,
+/// NOT_LEADER_OR_FOLLOWER otherwise, and no records either way.
+#[test]
+fn a_fetch_posing_as_a_follower_reads_nothing() {
+    let broker = Broker::start(&[]);
+    let mut stream = connect(&broker);
+    assert_eq!(produce(&mut stream, batch(100)), 0, "a good batch is accepted");
+    let (code, bytes) = fetch_as(&mut stream, -1, -1);
+    assert_eq!(code, 0, "a consumer's fetch is answered");
+    assert!(bytes > 0, "a consumer reads the batch");
+    assert_eq!(fetch_as(&mut stream, 5, -1), (6, 0), "NOT_LEADER_OR_FOLLOWER, no records");
+    assert_eq!(fetch_as(&mut stream, 5, 0), (75, 0), "UNKNOWN_LEADER_EPOCH, no records");
+    assert_eq!(fetch_as(&mut stream, 0, -1), (6, 0), "a broker id of this broker's own is no follower either");
 }
 
 /// The broker's resident memory in KiB, from /proc.

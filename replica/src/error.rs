@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use engine::{EngineError, LeaderEpoch};
 
+use crate::ReplicaId;
+
 /// An idempotent producer's batch that the partition refuses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerError {
@@ -38,6 +40,13 @@ pub enum ReplicaError {
     /// batches as they are.
     #[error("not a follower (leader epoch {epoch:?})")]
     NotFollower { epoch: LeaderEpoch },
+    /// A fetch names itself a follower (`replica_id`) that is no other replica of the partition
+    /// here (a stale or hostile broker, or a client posing as one). Kafka answers
+    /// UNKNOWN_LEADER_EPOCH when the fetch names the current leader epoch (a replica being added
+    /// by a reassignment may be ahead of this leader's metadata) and NOT_LEADER_OR_FOLLOWER
+    /// otherwise; nothing is read.
+    #[error("replica {follower:?} is not a follower of this partition")]
+    UnknownFollower { follower: ReplicaId, epoch_named: bool },
     /// The request's leader epoch is older than the partition's.
     #[error("fenced leader epoch: request has {requested:?}, partition has {current:?}")]
     FencedLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },

@@ -132,6 +132,18 @@ impl Partition {
     pub fn replication(&self) -> Option<&Replication> {
         self.replication.as_ref()
     }
+
+    /// Refuses a fetch from `follower` unless it is another replica of this partition as the
+    /// metadata has them (see [`ReplicaError::UnknownFollower`]). `epoch_named`: the fetch named
+    /// a current leader epoch (checked before this).
+    pub fn check_follower_fetch(&self, follower: ReplicaId, epoch_named: bool) -> Result<()> {
+        let known = self.replication.as_ref().is_some_and(|replication| replication.followers.contains_key(&follower));
+        if known {
+            Ok(())
+        } else {
+            Err(ReplicaError::UnknownFollower { follower, epoch_named })
+        }
+    }
 }
 
 impl Partitions {

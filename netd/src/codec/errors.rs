@@ -68,6 +68,8 @@ pub fn replica_error_code(error: &ReplicaError) -> i16 {
         ReplicaError::NotEnoughReplicasAfterAppend => ResponseError::NotEnoughReplicasAfterAppend,
         ReplicaError::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
         ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::UnknownFollower { epoch_named: true, .. } => ResponseError::UnknownLeaderEpoch,
+        ReplicaError::UnknownFollower { epoch_named: false, .. } => ResponseError::NotLeaderOrFollower,
         ReplicaError::UnknownFetchedEpoch { .. } => ResponseError::OffsetOutOfRange,
         ReplicaError::Producer(ProducerError::OutOfOrderSequence) => ResponseError::OutOfOrderSequenceNumber,
         ReplicaError::Producer(ProducerError::FencedProducerEpoch) => ResponseError::InvalidProducerEpoch,

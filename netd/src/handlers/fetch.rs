@@ -91,7 +91,9 @@ type Answer = (usize, PartitionData, Option<ReadPlan>);
 /// partitions too.
 fn lookup<'a>(state: &'a ShardState, item: &Item) -> Result<(LogId, &'a replica::Partition), ReplicaError> {
     match item.replica {
-        Some(_) => state.leader_replica_for_follower(&item.topic, item.partition, item.current_leader_epoch),
+        Some(follower) => {
+            state.leader_replica_for_follower(&item.topic, item.partition, item.current_leader_epoch, follower)
+        }
         None if item.follower_reads => state.readable_replica(&item.topic, item.partition, item.current_leader_epoch),
         None => state.leader_replica(&item.topic, item.partition, item.current_leader_epoch),
     }

@@ -412,12 +412,17 @@ impl ShardState {
         topic: &str,
         partition: i32,
         current_leader_epoch: i32,
+        follower: ReplicaId,
     ) -> Result<(LogId, &Partition), ReplicaError> {
-        if topic == groups::OFFSETS_TOPIC {
+        let (id, replica) = if topic == groups::OFFSETS_TOPIC {
             let id = self.replica_log(topic, partition)?;
-            return self.checked_leader(id, current_leader_epoch);
-        }
-        self.leader_replica(topic, partition, current_leader_epoch)
+            self.checked_leader(id, current_leader_epoch)?
+        } else {
+            self.leader_replica(topic, partition, current_leader_epoch)?
+        };
+        // Only the partition's other replicas may read past the high watermark.
+        replica.check_follower_fetch(follower, current_leader_epoch >= 0)?;
+        Ok((id, replica))
     }
 
     fn checked_leader(&self, id: LogId, current_leader_epoch: i32) -> Result<(LogId, &Partition), ReplicaError> {
