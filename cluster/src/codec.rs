@@ -161,7 +161,17 @@ impl Reader<'_> {
         };
         let leader_epoch = self.i32()?;
         let partition_epoch = self.i32()?;
-        Ok(PartitionState { topic_id, partition, replicas, isr, leader, leader_epoch, partition_epoch })
+        Ok(PartitionState {
+            topic_id,
+            partition,
+            replicas,
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        })
     }
     pub(crate) fn endpoints(&mut self) -> Result<Vec<Endpoint>, ClusterError> {
         let count = self.count(ENDPOINTS_MAX, ENDPOINT_BYTES_MIN)?;

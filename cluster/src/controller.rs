@@ -159,6 +159,35 @@ pub enum IsrChangeOutcome {
     IneligibleReplica(BrokerId),
 }
 
+/// One partition of an AlterPartitionReassignments request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reassignment {
+    pub topic: String,
+    pub partition: PartitionIndex,
+    /// The replicas wanted, preferred leader first; None cancels the reassignment in progress.
+    pub target: Option<Vec<BrokerId>>,
+}
+
+/// The controller's answer to one [`Reassignment`] (Kafka's AlterPartitionReassignments
+/// partition errors).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReassignmentOutcome {
+    /// Started, completed at once, replaced or cancelled as asked.
+    Accepted,
+    UnknownPartition,
+    /// A cancellation of a partition with no reassignment in progress
+    /// (NO_REASSIGNMENT_IN_PROGRESS).
+    NoReassignmentInProgress,
+    /// An empty target, a broker named twice, or one not registered (INVALID_REPLICA_ASSIGNMENT).
+    InvalidAssignment(String),
+    /// The target changes the replication factor and the request does not allow it (v1's
+    /// `allow_replication_factor_change` false: INVALID_REPLICATION_FACTOR).
+    ReplicationFactorChange {
+        from: usize,
+        to: usize,
+    },
+}
+
 /// The active controller's state: the speculative image and the brokers' last heartbeats.
 #[derive(Clone, Debug)]
 pub struct Controller {
@@ -346,11 +375,171 @@ impl Controller {
                 Some(leader) if !isr.contains(&leader) => vec![leader], // unclean
                 _ => isr,
             };
-            if let Some(change) = changed(partition, isr, leader) {
+            if let Some(change) = self.completed(changed(partition, isr, leader), partition) {
                 batch.push(MetadataRecord::Partition(change));
             }
         }
         batch
+    }
+
+    /// `next` (the change of `partition` decided, if any), with a reassignment in progress
+    /// completed if every target replica is now in the ISR (Kafka's
+    /// `PartitionChangeBuilder.tryCompleteReassignment`): the replicas become the target, the
+    /// removed ones leave the ISR, and a leader that was removed hands over to the first target
+    /// replica in the ISR that can lead.
+    fn completed(&self, next: Option<PartitionState>, partition: &PartitionState) -> Option<PartitionState> {
+        let state = next.clone().unwrap_or_else(|| partition.clone());
+        if !state.reassigning() {
+            return next;
+        }
+        let target = state.target_replicas();
+        if !target.iter().all(|replica| state.isr.contains(replica)) {
+            return next;
+        }
+        let isr: Vec<BrokerId> = state.isr.iter().copied().filter(|member| target.contains(member)).collect();
+        let leader = match state.leader {
+            Some(leader) if target.contains(&leader) => Some(leader),
+            _ => target.iter().copied().find(|replica| isr.contains(replica) && self.image.is_active(*replica)),
+        };
+        let done = PartitionState { replicas: target, adding: Vec::new(), removing: Vec::new(), ..state.clone() };
+        // The epochs grow once against the partition as committed, whatever `next` changed.
+        let mut done = changed(&done, isr, leader).unwrap_or(done);
+        done.leader_epoch =
+            if done.leader != partition.leader { partition.leader_epoch + 1 } else { partition.leader_epoch };
+        done.partition_epoch = partition.partition_epoch + 1;
+        Some(done)
+    }
+
+    /// Starts, replaces or cancels reassignments (Kafka's AlterPartitionReassignments in KRaft,
+    /// KIP-455): during one, `replicas` holds the target's replicas then the original's others,
+    /// `adding` and `removing` say which are which, and the ISR is left alone; it completes (see
+    /// [`Controller::completed`]) once every target replica is in the ISR, at once if they all
+    /// are. A new target replaces one in progress (measured from the original replicas); a
+    /// cancellation goes back to the original replicas, the adding ones leaving the ISR.
+    pub fn alter_reassignments(
+        &mut self,
+        reassignments: &[Reassignment],
+        allow_factor_change: bool,
+    ) -> Result<(RecordBatch, Vec<ReassignmentOutcome>), ControllerError> {
+        let mut batch = Vec::new();
+        let mut outcomes = Vec::with_capacity(reassignments.len());
+        // A partition named twice sees its first change.
+        let mut decided: BTreeMap<(String, PartitionIndex), PartitionState> = BTreeMap::new();
+        for reassignment in reassignments {
+            let key = (reassignment.topic.clone(), reassignment.partition);
+            let current = match decided.get(&key) {
+                Some(state) => state.clone(),
+                None => match self.image.partition(&reassignment.topic, reassignment.partition) {
+                    Some(state) => state.clone(),
+                    None => {
+                        outcomes.push(ReassignmentOutcome::UnknownPartition);
+                        continue;
+                    }
+                },
+            };
+            let next = match &reassignment.target {
+                None if !current.reassigning() => Err(ReassignmentOutcome::NoReassignmentInProgress),
+                None => Ok(self.reverted(&current)),
+                Some(target) => self.check_reassignment(&current, target, allow_factor_change).and_then(|()| {
+                    if *target == current.original_replicas() {
+                        // Back to where it started: a cancellation, or nothing to do.
+                        Ok(if current.reassigning() { self.reverted(&current) } else { None })
+                    } else {
+                        self.reassigned(&current, target)
+                    }
+                }),
+            };
+            match next {
+                Err(refused) => outcomes.push(refused),
+                Ok(next) => {
+                    if let Some(next) = next {
+                        batch.push(MetadataRecord::Partition(next.clone()));
+                        decided.insert(key, next);
+                    }
+                    outcomes.push(ReassignmentOutcome::Accepted);
+                }
+            }
+        }
+        Ok((self.decided(batch)?, outcomes))
+    }
+
+    fn check_reassignment(
+        &self,
+        current: &PartitionState,
+        target: &[BrokerId],
+        allow_factor_change: bool,
+    ) -> Result<(), ReassignmentOutcome> {
+        let distinct: BTreeSet<&BrokerId> = target.iter().collect();
+        let refusal = if target.is_empty() {
+            Some("The manual partition assignment includes an empty replica list.".to_string())
+        } else if distinct.len() != target.len() {
+            Some("The manual partition assignment includes duplicate replicas.".to_string())
+        } else {
+            target.iter().find(|replica| !self.image.brokers.contains_key(replica)).map(|unknown| {
+                format!("The manual partition assignment includes broker {unknown}, but no such broker is registered.")
+            })
+        };
+        if let Some(refusal) = refusal {
+            return Err(ReassignmentOutcome::InvalidAssignment(refusal));
+        }
+        let from = current.original_replicas().len();
+        if !allow_factor_change && target.len() != from {
+            return Err(ReassignmentOutcome::ReplicationFactorChange { from, to: target.len() });
+        }
+        Ok(())
+    }
+
+    /// `current` reassigned to `target` (validated), completed at once if the ISR allows.
+    fn reassigned(
+        &self,
+        current: &PartitionState,
+        target: &[BrokerId],
+    ) -> Result<Option<PartitionState>, ReassignmentOutcome> {
+        let original = current.original_replicas();
+        let mut replicas = target.to_vec();
+        replicas.extend(original.iter().copied().filter(|replica| !target.contains(replica)));
+        let adding: Vec<BrokerId> = target.iter().copied().filter(|replica| !original.contains(replica)).collect();
+        let removing: Vec<BrokerId> = original.iter().copied().filter(|replica| !target.contains(replica)).collect();
+        // Adding replicas of a replaced reassignment that the new one drops leave the ISR.
+        let isr: Vec<BrokerId> = current.isr.iter().copied().filter(|member| replicas.contains(member)).collect();
+        if isr.is_empty() {
+            return Err(ReassignmentOutcome::InvalidAssignment(
+                "the target drops every in-sync replica of the reassignment in progress; cancel it first".into(),
+            ));
+        }
+        let base = PartitionState { replicas, adding, removing, ..current.clone() };
+        let leader = match current.leader {
+            Some(leader) if isr.contains(&leader) => Some(leader),
+            _ => {
+                let can_lead = |candidate: &BrokerId| self.image.is_active(*candidate);
+                self.choose_leader(&base, &isr, &can_lead, false)
+            }
+        };
+        let next = changed(&base, isr, leader)
+            .unwrap_or_else(|| PartitionState { partition_epoch: current.partition_epoch + 1, ..base.clone() });
+        Ok(self.completed(Some(next.clone()), current).or(Some(next)))
+    }
+
+    /// `current` taken back to its original replicas (a cancelled reassignment).
+    fn reverted(&self, current: &PartitionState) -> Option<PartitionState> {
+        let original = current.original_replicas();
+        let mut isr: Vec<BrokerId> = current.isr.iter().copied().filter(|member| original.contains(member)).collect();
+        let base =
+            PartitionState { replicas: original.clone(), adding: Vec::new(), removing: Vec::new(), ..current.clone() };
+        let can_lead = |candidate: &BrokerId| self.image.is_active(*candidate);
+        let leader = match current.leader {
+            Some(leader) if isr.contains(&leader) => Some(leader),
+            _ => self.choose_leader(&base, &isr, &can_lead, false),
+        };
+        if isr.is_empty() {
+            // Only adding replicas were in sync: the original ones keep the ISR they had
+            // (offline until one of them is back), as an unclean election would need.
+            isr = original;
+        }
+        Some(
+            changed(&base, isr, leader)
+                .unwrap_or_else(|| PartitionState { partition_epoch: current.partition_epoch + 1, ..base }),
+        )
     }
 
     /// The first replica (in preferred order) in the ISR that can lead; without one, and if
@@ -567,7 +756,8 @@ impl Controller {
                 None => IsrChangeOutcome::UnknownPartition,
                 Some(partition) => match self.check_isr_change(broker, partition, change) {
                     Err(refused) => refused,
-                    Ok(()) => match changed(partition, change.isr.clone(), partition.leader) {
+                    Ok(()) => match self.completed(changed(partition, change.isr.clone(), partition.leader), partition)
+                    {
                         Some(next) => {
                             batch.push(MetadataRecord::Partition(next.clone()));
                             IsrChangeOutcome::Changed(next)
@@ -631,6 +821,8 @@ impl Controller {
             leader: Some(leader),
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         })
     }
 

@@ -263,6 +263,8 @@ mod tests {
             leader: Some(BrokerId(1)),
             leader_epoch,
             partition_epoch,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 

@@ -30,7 +30,7 @@ use raft::{ProgressState, RawNode, SnapshotStatus, StateRole, Storage};
 
 use crate::controller::{
     Controller, ControllerConfig, ControllerError, Election, Heartbeat, HeartbeatReply, IsrChange, IsrChangeOutcome,
-    NewTopic, Registration,
+    NewTopic, Reassignment, ReassignmentOutcome, Registration,
 };
 use crate::image::MetadataImage;
 use crate::records::{decode_batch, encode_batch, MetadataRecord};
@@ -81,6 +81,11 @@ pub enum ControllerRequest {
         epoch: u64,
         changes: Vec<IsrChange>,
     },
+    /// Reassignments to start, replace or cancel (Kafka's AlterPartitionReassignments).
+    AlterReassignments {
+        reassignments: Vec<Reassignment>,
+        allow_factor_change: bool,
+    },
 }
 
 /// The active controller's answer, sent once its records are committed.
@@ -92,6 +97,7 @@ pub enum ControllerReply {
     ProducerIds(Range<u64>),
     Elections(Vec<Election>),
     IsrChanges(Vec<IsrChangeOutcome>),
+    Reassignments(Vec<ReassignmentOutcome>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -389,6 +395,9 @@ impl<S: DurableLog> Quorum<S> {
             ControllerRequest::AlterPartition { broker, epoch, changes } => controller
                 .alter_partition(broker, epoch, &changes)
                 .map(|(batch, outcomes)| (batch, ControllerReply::IsrChanges(outcomes))),
+            ControllerRequest::AlterReassignments { reassignments, allow_factor_change } => controller
+                .alter_reassignments(&reassignments, allow_factor_change)
+                .map(|(batch, outcomes)| (batch, ControllerReply::Reassignments(outcomes))),
         };
         match decided {
             Err(error) => self.immediate.push((token, Err(RequestError::Refused(error)))),

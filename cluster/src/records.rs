@@ -48,6 +48,30 @@ pub struct PartitionState {
     /// Grows at every change of this record (Kafka's partition epoch), so that a stale ISR change
     /// can be refused.
     pub partition_epoch: i32,
+    /// A reassignment in progress (Kafka's `addingReplicas`): replicas of the target assignment
+    /// that are not in the original one. `replicas` holds both the target's and the original's
+    /// while it lasts; empty when none is.
+    pub adding: Vec<BrokerId>,
+    /// A reassignment in progress (Kafka's `removingReplicas`): replicas of the original
+    /// assignment that the target drops once every target replica is in the ISR.
+    pub removing: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    /// A reassignment is in progress.
+    pub fn reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replicas a reassignment in progress aims at (all replicas when none is).
+    pub fn target_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|replica| !self.removing.contains(replica)).collect()
+    }
+
+    /// The replicas before a reassignment in progress (all replicas when none is).
+    pub fn original_replicas(&self) -> Vec<BrokerId> {
+        self.replicas.iter().copied().filter(|replica| !self.adding.contains(replica)).collect()
+    }
 }
 
 /// One change to the cluster's metadata.
@@ -98,6 +122,9 @@ const KIND_PARTITION: u8 = 7;
 const KIND_REMOVE_TOPIC: u8 = 8;
 const KIND_PRODUCER_IDS: u8 = 9;
 const KIND_COUNTERS: u8 = 10;
+/// A partition with a reassignment in progress: [`KIND_PARTITION`]'s fields, then the adding and
+/// removing replicas (a partition without one is written as [`KIND_PARTITION`], as before).
+const KIND_PARTITION_REASSIGNING: u8 = 11;
 
 /// Encodes a batch: `version u8, count u32, records`.
 pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
@@ -155,6 +182,12 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
                 out.string(value);
             }
         }
+        MetadataRecord::Partition(state) if state.reassigning() => {
+            out.u8(KIND_PARTITION_REASSIGNING);
+            out.partition_state(state);
+            out.brokers(&state.adding);
+            out.brokers(&state.removing);
+        }
         MetadataRecord::Partition(state) => {
             out.u8(KIND_PARTITION);
             out.partition_state(state);
@@ -203,6 +236,15 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
             MetadataRecord::Topic { id, name, configs }
         }
         KIND_PARTITION => MetadataRecord::Partition(input.partition_state()?),
+        KIND_PARTITION_REASSIGNING => {
+            let mut state = input.partition_state()?;
+            state.adding = input.brokers()?;
+            state.removing = input.brokers()?;
+            if !state.reassigning() {
+                return Err(corrupt("a reassigning partition record with no reassignment".to_string()));
+            }
+            MetadataRecord::Partition(state)
+        }
         KIND_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: TopicId(input.array16()?) },
         KIND_PRODUCER_IDS => {
             MetadataRecord::ProducerIds { broker: input.broker()?, epoch: input.u64()?, next: input.u64()? }
@@ -243,6 +285,19 @@ mod tests {
                 leader: None,
                 leader_epoch: 4,
                 partition_epoch: 6,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            }),
+            MetadataRecord::Partition(PartitionState {
+                topic_id,
+                partition: PartitionIndex(4),
+                replicas: vec![BrokerId(3), BrokerId(1)],
+                isr: vec![BrokerId(1)],
+                leader: Some(BrokerId(1)),
+                leader_epoch: 0,
+                partition_epoch: 1,
+                adding: vec![BrokerId(3)],
+                removing: vec![BrokerId(1)],
             }),
             MetadataRecord::RemoveTopic { id: topic_id },
             MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 3, next: 2000 },

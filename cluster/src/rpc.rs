@@ -9,15 +9,16 @@ use std::collections::BTreeMap;
 
 use crate::codec::{corrupt, Reader, Writer};
 use crate::controller::{
-    ControllerError, Election, Heartbeat, HeartbeatReply, IsrChange, IsrChangeOutcome, NewTopic, Registration,
+    ControllerError, Election, Heartbeat, HeartbeatReply, IsrChange, IsrChangeOutcome, NewTopic, Reassignment,
+    ReassignmentOutcome, Registration,
 };
 use crate::quorum::{ControllerReply, ControllerRequest, RequestError};
 use crate::records::{decode_batch, encode_batch, RecordBatch};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
 use crate::ClusterError;
 
-/// The RPC encoding version written by this code.
-pub const RPC_VERSION: u8 = 1;
+/// The RPC encoding version written by this code (2: partition states carry reassignments).
+pub const RPC_VERSION: u8 = 2;
 
 /// What a broker (or a tool) asks a quorum member.
 #[derive(Clone, Debug, PartialEq)]
@@ -260,6 +261,22 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
                 out.brokers(&change.isr);
             }
         }
+        ControllerRequest::AlterReassignments { reassignments, allow_factor_change } => {
+            out.u8(11);
+            out.u8(u8::from(*allow_factor_change));
+            out.len(reassignments.len());
+            for reassignment in reassignments {
+                out.string(&reassignment.topic);
+                out.i32(reassignment.partition.0);
+                match &reassignment.target {
+                    None => out.u8(0),
+                    Some(target) => {
+                        out.u8(1);
+                        out.brokers(target);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -366,6 +383,27 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
             }
             ControllerRequest::AlterPartition { broker, epoch, changes }
         }
+        11 => {
+            let allow_factor_change = match input.u8()? {
+                0 => false,
+                1 => true,
+                other => return Err(corrupt(format!("replication factor change marker {other}"))),
+            };
+            // The smallest: an empty name, a partition index, a cancellation marker.
+            let count = input.count(10_000_000, 4 + 4 + 1)?;
+            let mut reassignments = Vec::with_capacity(count);
+            for _ in 0..count {
+                let topic = input.string()?;
+                let partition = PartitionIndex(input.i32()?);
+                let target = match input.u8()? {
+                    0 => None,
+                    1 => Some(input.brokers()?),
+                    other => return Err(corrupt(format!("reassignment target marker {other}"))),
+                };
+                reassignments.push(Reassignment { topic, partition, target });
+            }
+            ControllerRequest::AlterReassignments { reassignments, allow_factor_change }
+        }
         other => return Err(corrupt(format!("unknown controller request {other}"))),
     })
 }
@@ -419,6 +457,8 @@ fn write_reply(out: &mut Writer, reply: &ControllerReply) {
                     IsrChangeOutcome::Changed(state) => {
                         out.u8(0);
                         out.partition_state(state);
+                        out.brokers(&state.adding);
+                        out.brokers(&state.removing);
                     }
                     IsrChangeOutcome::UnknownPartition => out.u8(1),
                     IsrChangeOutcome::FencedLeaderEpoch => out.u8(2),
@@ -428,6 +468,26 @@ fn write_reply(out: &mut Writer, reply: &ControllerReply) {
                     IsrChangeOutcome::IneligibleReplica(broker) => {
                         out.u8(6);
                         out.i32(broker.0);
+                    }
+                }
+            }
+        }
+        ControllerReply::Reassignments(outcomes) => {
+            out.u8(7);
+            out.len(outcomes.len());
+            for outcome in outcomes {
+                match outcome {
+                    ReassignmentOutcome::Accepted => out.u8(0),
+                    ReassignmentOutcome::UnknownPartition => out.u8(1),
+                    ReassignmentOutcome::NoReassignmentInProgress => out.u8(2),
+                    ReassignmentOutcome::InvalidAssignment(reason) => {
+                        out.u8(3);
+                        out.string(reason);
+                    }
+                    ReassignmentOutcome::ReplicationFactorChange { from, to } => {
+                        out.u8(4);
+                        out.i32(i32::try_from(*from).unwrap_or(i32::MAX));
+                        out.i32(i32::try_from(*to).unwrap_or(i32::MAX));
                     }
                 }
             }
@@ -470,7 +530,12 @@ fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
             let mut outcomes = Vec::with_capacity(count);
             for _ in 0..count {
                 outcomes.push(match input.u8()? {
-                    0 => IsrChangeOutcome::Changed(input.partition_state()?),
+                    0 => {
+                        let mut state = input.partition_state()?;
+                        state.adding = input.brokers()?;
+                        state.removing = input.brokers()?;
+                        IsrChangeOutcome::Changed(state)
+                    }
                     1 => IsrChangeOutcome::UnknownPartition,
                     2 => IsrChangeOutcome::FencedLeaderEpoch,
                     3 => IsrChangeOutcome::NotLeader,
@@ -481,6 +546,24 @@ fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
                 });
             }
             ControllerReply::IsrChanges(outcomes)
+        }
+        7 => {
+            let count = input.count(10_000_000, 1)?;
+            let mut outcomes = Vec::with_capacity(count);
+            for _ in 0..count {
+                outcomes.push(match input.u8()? {
+                    0 => ReassignmentOutcome::Accepted,
+                    1 => ReassignmentOutcome::UnknownPartition,
+                    2 => ReassignmentOutcome::NoReassignmentInProgress,
+                    3 => ReassignmentOutcome::InvalidAssignment(input.string()?),
+                    4 => ReassignmentOutcome::ReplicationFactorChange {
+                        from: input.i32()?.max(0) as usize,
+                        to: input.i32()?.max(0) as usize,
+                    },
+                    other => return Err(corrupt(format!("reassignment outcome {other}"))),
+                });
+            }
+            ControllerReply::Reassignments(outcomes)
         }
         other => return Err(corrupt(format!("unknown controller reply {other}"))),
     })
@@ -608,6 +691,13 @@ mod tests {
             RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(vec![("t".into(), PartitionIndex(2))]))),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(None)),
             RpcRequest::Controller(ControllerRequest::ElectUnclean(vec![("u".into(), PartitionIndex(0))])),
+            RpcRequest::Controller(ControllerRequest::AlterReassignments {
+                reassignments: vec![
+                    Reassignment { topic: "t".into(), partition: PartitionIndex(1), target: Some(vec![BrokerId(2)]) },
+                    Reassignment { topic: "u".into(), partition: PartitionIndex(0), target: None },
+                ],
+                allow_factor_change: true,
+            }),
             RpcRequest::Controller(ControllerRequest::AlterPartition {
                 broker: BrokerId(2),
                 epoch: 11,
@@ -648,6 +738,8 @@ mod tests {
                     leader: Some(BrokerId(2)),
                     leader_epoch: 3,
                     partition_epoch: 9,
+                    adding: vec![BrokerId(1)],
+                    removing: vec![BrokerId(3)],
                 }),
                 IsrChangeOutcome::UnknownPartition,
                 IsrChangeOutcome::FencedLeaderEpoch,
@@ -655,6 +747,13 @@ mod tests {
                 IsrChangeOutcome::InvalidUpdateVersion,
                 IsrChangeOutcome::InvalidIsr,
                 IsrChangeOutcome::IneligibleReplica(BrokerId(3)),
+            ]))),
+            RpcResponse::Controller(Ok(ControllerReply::Reassignments(vec![
+                ReassignmentOutcome::Accepted,
+                ReassignmentOutcome::UnknownPartition,
+                ReassignmentOutcome::NoReassignmentInProgress,
+                ReassignmentOutcome::InvalidAssignment("no".into()),
+                ReassignmentOutcome::ReplicationFactorChange { from: 3, to: 2 },
             ]))),
             RpcResponse::Controller(Err(RequestError::NotController { leader: Some(BrokerId(2)) })),
             RpcResponse::Controller(Err(RequestError::NotController { leader: None })),

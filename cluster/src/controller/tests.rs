@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::image::MetadataImage;
+use IsrChangeOutcome::Changed;
 
 const SESSION_MS: u64 = 9_000;
 
@@ -345,4 +346,144 @@ fn isr_changes_are_checked_against_the_partition_as_it_is() {
     let grown = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
     assert_eq!(grown.isr, vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
     assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(grown)]);
+}
+
+/// Topic `t`, one partition on brokers 1 and 2 (1 leads), in a cluster of brokers 1..=4.
+fn reassignable() -> Controller {
+    let mut controller = cluster(&[None, None, None, None], false);
+    let mut assigned = topic("t", 0, -1, -1);
+    assigned.assignment = vec![vec![BrokerId(1), BrokerId(2)]];
+    controller.create_topic(&assigned).expect("created");
+    controller
+}
+
+fn p0(controller: &Controller) -> PartitionState {
+    controller.image().partition("t", PartitionIndex(0)).expect("p0").clone()
+}
+
+fn ids(list: &[i32]) -> Vec<BrokerId> {
+    list.iter().map(|id| BrokerId(*id)).collect()
+}
+
+fn reassign(controller: &mut Controller, target: Option<&[i32]>) -> ReassignmentOutcome {
+    let request = Reassignment { topic: "t".into(), partition: PartitionIndex(0), target: target.map(ids) };
+    let (_, outcomes) = controller.alter_reassignments(&[request], true).expect("answered");
+    outcomes.into_iter().next().expect("one outcome")
+}
+
+/// The leader's ISR change for partition 0 of `t`, against the partition as it is.
+fn grow_isr(controller: &mut Controller, isr: &[i32]) -> IsrChangeOutcome {
+    let partition = p0(controller);
+    let leader = partition.leader.expect("led");
+    let change = IsrChange {
+        topic: "t".into(),
+        partition: PartitionIndex(0),
+        leader_epoch: partition.leader_epoch,
+        partition_epoch: partition.partition_epoch,
+        isr: ids(isr),
+    };
+    let epoch = epoch_of(controller, leader.0);
+    let (_, outcomes) = controller.alter_partition(leader, epoch, &[change]).expect("answered");
+    outcomes.into_iter().next().expect("one outcome")
+}
+
+#[test]
+fn a_reassignment_adds_then_completes_when_the_target_is_in_sync() {
+    let mut controller = reassignable();
+    let before = p0(&controller);
+    // 1,2 -> 3,2: broker 3 is added, broker 1 (the leader) is to be removed.
+    assert_eq!(reassign(&mut controller, Some(&[3, 2])), ReassignmentOutcome::Accepted);
+    let moving = p0(&controller);
+    assert_eq!(moving.replicas, ids(&[3, 2, 1]), "target first, then the original's others");
+    assert_eq!((moving.adding.clone(), moving.removing.clone()), (ids(&[3]), ids(&[1])));
+    assert_eq!(moving.isr, before.isr, "the ISR is left alone");
+    assert_eq!(moving.leader, Some(BrokerId(1)), "the leader stays until the move completes");
+    assert_eq!(moving.partition_epoch, before.partition_epoch + 1);
+
+    // Broker 2 alone joining changes nothing; broker 3 joining completes it.
+    let Changed(done) = grow_isr(&mut controller, &[1, 2, 3]) else { panic!("ISR change refused") };
+    assert_eq!(done, p0(&controller), "the reply is the partition as committed");
+    assert_eq!(done.replicas, ids(&[3, 2]));
+    assert!(!done.reassigning());
+    assert_eq!(done.isr, ids(&[2, 3]), "the removed replica leaves the ISR");
+    assert_eq!(done.leader, Some(BrokerId(3)), "the first target replica in the ISR leads");
+    assert_eq!(done.leader_epoch, moving.leader_epoch + 1);
+}
+
+#[test]
+fn a_reassignment_the_isr_already_covers_completes_at_once() {
+    let mut controller = reassignable();
+    assert_eq!(reassign(&mut controller, Some(&[2])), ReassignmentOutcome::Accepted);
+    let done = p0(&controller);
+    assert_eq!((done.replicas.clone(), done.isr.clone(), done.leader), (ids(&[2]), ids(&[2]), Some(BrokerId(2))));
+    assert!(!done.reassigning());
+}
+
+#[test]
+fn a_cancelled_reassignment_goes_back_to_the_original_replicas() {
+    let mut controller = reassignable();
+    let before = p0(&controller);
+    assert_eq!(reassign(&mut controller, None), ReassignmentOutcome::NoReassignmentInProgress);
+    assert_eq!(reassign(&mut controller, Some(&[3, 4])), ReassignmentOutcome::Accepted);
+    let moving = p0(&controller);
+    assert_eq!((moving.adding.clone(), moving.removing.clone()), (ids(&[3, 4]), ids(&[1, 2])));
+    // Broker 3 caught up and joined; then the operator cancels: 3 leaves replicas and ISR.
+    assert!(matches!(grow_isr(&mut controller, &[1, 2, 3]), Changed(_)));
+    assert_eq!(reassign(&mut controller, None), ReassignmentOutcome::Accepted);
+    let back = p0(&controller);
+    assert_eq!((back.replicas.clone(), back.isr.clone(), back.leader), (before.replicas, before.isr, before.leader));
+    assert!(!back.reassigning());
+    assert!(back.partition_epoch > moving.partition_epoch);
+}
+
+#[test]
+fn a_new_target_replaces_the_reassignment_in_progress() {
+    let mut controller = reassignable();
+    assert_eq!(reassign(&mut controller, Some(&[3, 2])), ReassignmentOutcome::Accepted);
+    assert_eq!(reassign(&mut controller, Some(&[4, 2])), ReassignmentOutcome::Accepted);
+    let moving = p0(&controller);
+    assert_eq!(moving.replicas, ids(&[4, 2, 1]), "measured from the original replicas: 3 is gone");
+    assert_eq!((moving.adding.clone(), moving.removing.clone()), (ids(&[4]), ids(&[1])));
+    // Naming the original replicas again cancels.
+    assert_eq!(reassign(&mut controller, Some(&[1, 2])), ReassignmentOutcome::Accepted);
+    assert!(!p0(&controller).reassigning());
+    assert_eq!(p0(&controller).replicas, ids(&[1, 2]));
+}
+
+#[test]
+fn bad_reassignments_are_refused_and_change_nothing() {
+    let mut controller = reassignable();
+    let before = p0(&controller);
+    for (target, what) in [(&[][..], "empty"), (&[3, 3][..], "duplicate"), (&[3, 9][..], "broker 9")] {
+        match reassign(&mut controller, Some(target)) {
+            ReassignmentOutcome::InvalidAssignment(reason) => assert!(reason.contains(what), "{reason}"),
+            other => panic!("{target:?}: {other:?}"),
+        }
+    }
+    let unknown = Reassignment { topic: "nope".into(), partition: PartitionIndex(0), target: Some(ids(&[1])) };
+    let beyond = Reassignment { topic: "t".into(), partition: PartitionIndex(5), target: Some(ids(&[1])) };
+    let (batch, outcomes) = controller.alter_reassignments(&[unknown, beyond], true).expect("answered");
+    assert!(batch.is_empty());
+    assert_eq!(outcomes, vec![ReassignmentOutcome::UnknownPartition, ReassignmentOutcome::UnknownPartition]);
+    let grow = Reassignment { topic: "t".into(), partition: PartitionIndex(0), target: Some(ids(&[1, 2, 3])) };
+    let (_, outcomes) = controller.alter_reassignments(&[grow], false).expect("answered");
+    assert_eq!(outcomes, vec![ReassignmentOutcome::ReplicationFactorChange { from: 2, to: 3 }]);
+    assert_eq!(p0(&controller), before);
+}
+
+#[test]
+fn a_removed_broker_fenced_during_the_move_does_not_block_it() {
+    let mut controller = reassignable();
+    assert_eq!(reassign(&mut controller, Some(&[2, 3])), ReassignmentOutcome::Accepted);
+    // Broker 1, leading and being removed, stops heartbeating: broker 2 leads, the move goes on.
+    for broker in [2, 3, 4] {
+        let beat = heartbeat(broker, &controller);
+        controller.heartbeat(&beat, SESSION_MS + 1).expect("heartbeat");
+    }
+    controller.expire_sessions(SESSION_MS + 2).expect("expired");
+    let moving = p0(&controller);
+    assert_eq!((moving.leader, moving.isr.clone()), (Some(BrokerId(2)), ids(&[2])));
+    assert!(moving.reassigning());
+    let Changed(done) = grow_isr(&mut controller, &[2, 3]) else { panic!("ISR change refused") };
+    assert_eq!((done.replicas, done.isr, done.leader), (ids(&[2, 3]), ids(&[2, 3]), Some(BrokerId(2))));
 }
