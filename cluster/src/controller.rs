@@ -143,7 +143,7 @@ pub struct IsrChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IsrChangeOutcome {
     /// Applied (or already so): the partition as it is now.
-    Changed(PartitionState),
+    Changed(Box<PartitionState>),
     UnknownPartition,
     /// The leader epoch is not the partition's: a leader that was replaced (FENCED_LEADER_EPOCH).
     FencedLeaderEpoch,
@@ -760,9 +760,9 @@ impl Controller {
                     {
                         Some(next) => {
                             batch.push(MetadataRecord::Partition(next.clone()));
-                            IsrChangeOutcome::Changed(next)
+                            IsrChangeOutcome::Changed(Box::new(next))
                         }
-                        None => IsrChangeOutcome::Changed(partition.clone()),
+                        None => IsrChangeOutcome::Changed(Box::new(partition.clone())),
                     },
                 },
             };

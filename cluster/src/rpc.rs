@@ -534,7 +534,7 @@ fn read_reply(input: &mut Reader<'_>) -> Result<ControllerReply, ClusterError> {
                         let mut state = input.partition_state()?;
                         state.adding = input.brokers()?;
                         state.removing = input.brokers()?;
-                        IsrChangeOutcome::Changed(state)
+                        IsrChangeOutcome::Changed(Box::new(state))
                     }
                     1 => IsrChangeOutcome::UnknownPartition,
                     2 => IsrChangeOutcome::FencedLeaderEpoch,
@@ -730,7 +730,7 @@ mod tests {
                 Election::EligibleLeadersNotAvailable,
             ]))),
             RpcResponse::Controller(Ok(ControllerReply::IsrChanges(vec![
-                IsrChangeOutcome::Changed(crate::records::PartitionState {
+                IsrChangeOutcome::Changed(Box::new(crate::records::PartitionState {
                     topic_id: TopicId([4; 16]),
                     partition: PartitionIndex(1),
                     replicas: vec![BrokerId(1), BrokerId(2)],
@@ -740,7 +740,7 @@ mod tests {
                     partition_epoch: 9,
                     adding: vec![BrokerId(1)],
                     removing: vec![BrokerId(3)],
-                }),
+                })),
                 IsrChangeOutcome::UnknownPartition,
                 IsrChangeOutcome::FencedLeaderEpoch,
                 IsrChangeOutcome::NotLeader,

@@ -2275,3 +2275,91 @@ fn consumers_read_from_a_replica_in_their_rack() {
     let consumed = confluent(&["consume", &cluster.node(leader).bootstrap(), "racked", "100", "1", &follower_rack]);
     assert_eq!(consumed, produced, "librdkafka with client.rack reads every record once");
 }
+
+/// `kafka-reassign-partitions`, through each step (issue 14, KIP-455): a partition on two nodes
+/// moves one replica to the third node. While that node is stopped (`--execute` runs within its
+/// session, so the tool's broker check passes) the move is in progress:
+/// `--list` and `--verify` say so, and the partition's replicas are the target's then the
+/// original's. Resumed, the new replica copies the log, joins the ISR, and the controller
+/// completes the move: the removed replica (the leader) hands over to the first target replica
+/// and deletes its log, `--verify` says completed, a consumer reads every record from the new
+/// replica, and the two replicas hold the same bytes.
+#[test]
+fn kafka_reassign_partitions_moves_a_replica() {
+    // A longer session: the stopped node stays unfenced while `--execute` checks the brokers
+    // (the last node to stop waits this long for a controller that is gone).
+    let settings = [
+        "skua.replication.follower.fetch.enable=true",
+        "replica.lag.time.max.ms=2000",
+        "broker.session.timeout.ms=15000",
+    ];
+    let mut cluster = Cluster::start_configured(120, &[Roles::Combined; 3], &settings);
+    let (active, _) = cluster.active_controller().expect("an active controller");
+    let others: Vec<u32> = (1..=3).filter(|id| *id != active).collect();
+    // The move: [old, stay] to [new, stay], the new replica not the active controller.
+    let (new, old, stay) = (others[0], active, others[1]);
+    assert_eq!(create_assigned(cluster.node(stay), "moved", &[old as i32, stay as i32]), Some(NONE));
+    cluster.wait_topic("moved", 1);
+    let produced = confluent(&["produce", &cluster.node(stay).bootstrap(), "moved", "200"]);
+    assert_eq!(produced.len(), 200, "every record acknowledged");
+
+    let plan = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).expect("plan file");
+    let json = format!(r#"{{"version":1,"partitions":[{{"topic":"moved","partition":0,"replicas":[{new},{stay}]}}]}}"#);
+    std::fs::write(plan.path(), json).expect("write plan");
+    let plan_path = plan.path().to_str().expect("utf-8 path").to_string();
+    let bootstrap = cluster.node(stay).bootstrap();
+    let reassign = |args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", bootstrap.as_str()];
+        all.extend_from_slice(args);
+        kafka_tool("org.apache.kafka.tools.reassign.ReassignPartitionsCommand", &all, b"", false).stdout
+    };
+    cluster.node(new).signal("STOP");
+    let executed = reassign(&["--reassignment-json-file", &plan_path, "--execute"]);
+    assert!(executed.contains("Successfully started partition reassignment"), "{executed}");
+    let listed = reassign(&["--list"]);
+    assert!(
+        listed.contains(&format!("moved-0: replicas: {new},{stay},{old}. adding: {new}. removing: {old}.")),
+        "{listed}"
+    );
+    let verified = reassign(&["--reassignment-json-file", &plan_path, "--verify", "--preserve-throttles"]);
+    assert!(verified.contains("Reassignment of partition moved-0 is still in progress."), "{verified}");
+    let moving = metadata(cluster.node(stay)).expect("metadata").partitions("moved")[&0].clone();
+    assert_eq!(moving.replicas, vec![new as i32, stay as i32, old as i32], "{moving:?}");
+    assert_eq!(moving.leader, old as i32, "the leader stays until the move completes");
+
+    cluster.node(new).signal("CONT");
+    let state_of = |cluster: &Cluster| metadata(cluster.node(stay)).map(|m| m.partitions("moved")[&0].clone());
+    let moved = wait_until(REACTION_TIMEOUT, || {
+        state_of(&cluster).is_some_and(|state| state.replicas == [new as i32, stay as i32])
+    });
+    assert!(moved.is_some(), "the move never completed: {:?}\n{}", state_of(&cluster), cluster.logs());
+    let done = state_of(&cluster).expect("metadata");
+    let mut isr = done.isr.clone();
+    isr.sort();
+    let mut expected_isr = vec![new as i32, stay as i32];
+    expected_isr.sort();
+    assert_eq!(isr, expected_isr, "{done:?}");
+    assert_eq!(done.leader, new as i32, "the removed leader hands over to the first target replica");
+    assert!(done.leader_epoch > moving.leader_epoch, "{done:?}");
+    let verified = reassign(&["--reassignment-json-file", &plan_path, "--verify", "--preserve-throttles"]);
+    assert!(verified.contains("Reassignment of partition moved-0 is completed."), "{verified}");
+    let listed = reassign(&["--list"]);
+    assert!(listed.contains("No partition reassignments found."), "{listed}");
+    let removed_dir = cluster.node(old).data_dir.join("moved-0");
+    let deleted = wait_until(REACTION_TIMEOUT, || !removed_dir.exists());
+    assert!(deleted.is_some(), "node {old} kept its removed replica:\n{}", cluster.node(old).log());
+
+    // Every record, read from the new replica (now the leader), in the order acknowledged.
+    let consumed = confluent(&["consume", &cluster.node(new).bootstrap(), "moved", "200", "1"]);
+    assert_eq!(consumed, produced, "the moved partition holds exactly the acknowledged records");
+    let mut stream = TcpStream::connect(cluster.node(new).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    std::io::Write::write_all(&mut stream, &produce_frame("moved", 0, -1, 7)).expect("send");
+    assert_eq!(produce_error(&mut stream, 7), NONE, "acks=all on the moved partition");
+    for node in &mut cluster.nodes {
+        node.stop();
+    }
+    let leader_bytes = segment_bytes(&cluster.node(new).data_dir.join("moved-0"));
+    assert!(!leader_bytes.is_empty());
+    assert!(leader_bytes == segment_bytes(&cluster.node(stay).data_dir.join("moved-0")), "the replicas differ");
+}

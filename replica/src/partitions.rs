@@ -332,6 +332,12 @@ impl Partitions {
 
     /// The first offset the log still holds: the engine's own, never a copy (retention moves it,
     /// and a pass that fails half-way may have moved it before its error).
+    /// The bytes of a partition's log segments (what DescribeLogDirs reports).
+    pub fn size_bytes(&self, id: LogId) -> Result<u64> {
+        self.get(id)?;
+        Ok(self.engine.log(id)?.size_bytes())
+    }
+
     pub fn log_start_offset(&self, id: LogId) -> Result<Offset> {
         self.get(id)?;
         Ok(self.engine.log(id)?.log_start_offset())

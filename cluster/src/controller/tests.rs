@@ -291,7 +291,7 @@ fn isr_changes_are_checked_against_the_partition_as_it_is() {
         .expect("ok");
     assert_eq!(batch.len(), 1);
     let shrunk = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
-    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(shrunk.clone())]);
+    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(Box::new(shrunk.clone()))]);
     assert_eq!((shrunk.isr.clone(), shrunk.leader_epoch), (vec![BrokerId(1), BrokerId(2)], leader_epoch));
     assert_eq!(shrunk.partition_epoch, partition_epoch + 1);
 
@@ -345,7 +345,7 @@ fn isr_changes_are_checked_against_the_partition_as_it_is() {
     let (_, outcomes) = controller.alter_partition(BrokerId(1), epoch_1, &[grow]).expect("answered");
     let grown = controller.image().partition("t", PartitionIndex(0)).expect("p0").clone();
     assert_eq!(grown.isr, vec![BrokerId(1), BrokerId(2), BrokerId(3)]);
-    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(grown)]);
+    assert_eq!(outcomes, vec![IsrChangeOutcome::Changed(Box::new(grown))]);
 }
 
 /// Topic `t`, one partition on brokers 1 and 2 (1 leads), in a cluster of brokers 1..=4.
@@ -402,7 +402,7 @@ fn a_reassignment_adds_then_completes_when_the_target_is_in_sync() {
 
     // Broker 2 alone joining changes nothing; broker 3 joining completes it.
     let Changed(done) = grow_isr(&mut controller, &[1, 2, 3]) else { panic!("ISR change refused") };
-    assert_eq!(done, p0(&controller), "the reply is the partition as committed");
+    assert_eq!(*done, p0(&controller), "the reply is the partition as committed");
     assert_eq!(done.replicas, ids(&[3, 2]));
     assert!(!done.reassigning());
     assert_eq!(done.isr, ids(&[2, 3]), "the removed replica leaves the ISR");

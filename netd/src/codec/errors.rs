@@ -206,6 +206,19 @@ pub fn controller_error_code(error: &cluster::controller::ControllerError) -> i1
     kind.code()
 }
 
+/// What an AlterPartitionReassignments client sees for one partition (Kafka's codes).
+pub fn reassignment_outcome_code(outcome: &cluster::controller::ReassignmentOutcome) -> i16 {
+    use cluster::controller::ReassignmentOutcome;
+    let kind = match outcome {
+        ReassignmentOutcome::Accepted => return 0,
+        ReassignmentOutcome::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        ReassignmentOutcome::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        ReassignmentOutcome::InvalidAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ReassignmentOutcome::ReplicationFactorChange { .. } => ResponseError::InvalidReplicationFactor,
+    };
+    kind.code()
+}
+
 /// What a Metadata or Produce client sees when creating its unknown topic failed: a name
 /// collision is UNKNOWN_TOPIC_OR_PARTITION, as Kafka's Metadata answers it, the rest as
 /// CreateTopics would.

@@ -14,6 +14,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -31,6 +32,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod reassignments;
 pub mod sasl_handshake;
 pub mod sync_group;
 
@@ -66,8 +68,11 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::DescribeConfigs, min_version: 1, max_version: 4 },
     Handler { api_key: ApiKey::CreatePartitions, min_version: 0, max_version: 3 },
     Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
+    Handler { api_key: ApiKey::DescribeLogDirs, min_version: 1, max_version: 4 },
     Handler { api_key: ApiKey::DescribeQuorum, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::ElectLeaders, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::AlterPartitionReassignments, min_version: 0, max_version: 1 },
+    Handler { api_key: ApiKey::ListPartitionReassignments, min_version: 0, max_version: 0 },
     Handler { api_key: ApiKey::FindCoordinator, min_version: 0, max_version: 6 },
     Handler { api_key: ApiKey::JoinGroup, min_version: 0, max_version: 9 },
     Handler { api_key: ApiKey::SyncGroup, min_version: 0, max_version: 5 },
@@ -115,8 +120,11 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::DescribeConfigs => describe_configs::handle(context, &frame).map(Reply::Now),
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
+        ApiKey::DescribeLogDirs => describe_log_dirs::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeQuorum => describe_quorum::handle(context, &frame).await.map(Reply::Now),
         ApiKey::ElectLeaders => elect_leaders::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::AlterPartitionReassignments => reassignments::alter(context, &frame).await.map(Reply::Now),
+        ApiKey::ListPartitionReassignments => reassignments::list(context, &frame).map(Reply::Now),
         ApiKey::FindCoordinator => find_coordinator::handle(context, &frame).await,
         ApiKey::JoinGroup => join_group::handle(context, &frame).await,
         ApiKey::SyncGroup => sync_group::handle(context, &frame).await,

@@ -436,6 +436,20 @@ impl ShardState {
         Ok((id, replica))
     }
 
+    /// Every replica this shard holds with the bytes of its log: (topic, partition, bytes).
+    pub fn replica_sizes(&self) -> Vec<(String, i32, u64)> {
+        let topics = self.topics.iter().flat_map(|(topic, partitions)| {
+            partitions.iter().map(move |(partition, id)| (topic.as_str(), *partition, *id))
+        });
+        let offsets = self.offsets_logs.iter().map(|(partition, id)| (groups::OFFSETS_TOPIC, *partition, *id));
+        topics
+            .chain(offsets)
+            .filter_map(|(topic, partition, id)| {
+                self.partitions.size_bytes(id).ok().map(|bytes| (topic.to_string(), partition, bytes))
+            })
+            .collect()
+    }
+
     pub fn backend_name(&self) -> &'static str {
         self.partitions.backend_name()
     }
