@@ -72,3 +72,89 @@ fn console_producer_and_consumer_round_trip() {
     expected.sort();
     assert_eq!(consumed, expected, "every line consumed exactly once");
 }
+
+/// `kafka-log-dirs --describe`: the broker's log directory, each replica in it and its bytes.
+#[test]
+fn kafka_log_dirs_describes_replicas_and_sizes() {
+    let broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "sized", "--partitions", "2"]);
+    let produced = kafka_tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--topic",
+            "sized",
+            "--property",
+            "partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner",
+        ],
+        b"one\ntwo\nthree\nfour\n",
+    );
+    assert!(produced.is_empty() || !produced.contains("ERROR"), "{produced}");
+    let described = kafka_tool(
+        "org.apache.kafka.tools.LogDirsCommand",
+        &["--bootstrap-server", broker.address_str(), "--describe", "--topic-list", "sized"],
+        b"",
+    );
+    let json = described.lines().find(|line| line.starts_with('{')).unwrap_or_else(|| panic!("{described}"));
+    let parsed: serde_json::Value = serde_json::from_str(json).expect("kafka-log-dirs prints JSON");
+    let dirs = parsed["brokers"][0]["logDirs"].as_array().expect("log dirs");
+    assert_eq!(dirs.len(), 1, "{json}");
+    assert_eq!(dirs[0]["logDir"].as_str(), broker.data_dir.to_str(), "{json}");
+    assert!(dirs[0]["error"].is_null(), "{json}");
+    let partitions = dirs[0]["partitions"].as_array().expect("partitions");
+    let mut names: Vec<&str> = partitions.iter().filter_map(|partition| partition["partition"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["sized-0", "sized-1"], "{json}");
+    let total: u64 = partitions.iter().filter_map(|partition| partition["size"].as_u64()).sum();
+    assert!(total > 0, "the records' bytes are counted: {json}");
+}
+
+/// `kafka-configs --alter`: Skua changes no config at runtime yet (issue 16) and says so;
+/// deleting a config that is not set succeeds, as in Kafka (what `kafka-reassign-partitions
+/// --verify` does with the replication throttles).
+#[test]
+fn kafka_configs_alter_is_refused_clearly_and_deleting_unset_configs_succeeds() {
+    let broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "configured", "--partitions", "1"]);
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let configs = |args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", broker.address_str()];
+        all.extend_from_slice(args);
+        common::run_bounded(
+            Command::new("java").arg("-cp").arg(&classpath).arg("org.apache.kafka.tools.ConfigCommand").args(&all),
+            b"",
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let refused = configs(&[
+        "--alter",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "configured",
+        "--add-config",
+        "retention.ms=1000",
+    ]);
+    assert!(!refused.status.success(), "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        format!("{}{}", refused.stdout, refused.stderr).contains("Skua does not change configs at runtime yet"),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+    let deleted = configs(&[
+        "--alter",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "configured",
+        "--delete-config",
+        "leader.replication.throttled.replicas",
+    ]);
+    assert!(deleted.status.success(), "{}\n{}", deleted.stdout, deleted.stderr);
+    assert!(deleted.stdout.contains("Completed updating config for topic configured."), "{}", deleted.stdout);
+    let missing =
+        configs(&["--alter", "--entity-type", "topics", "--entity-name", "absent", "--delete-config", "retention.ms"]);
+    assert!(!missing.status.success(), "{}\n{}", missing.stdout, missing.stderr);
+}

@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod find_coordinator;
 pub mod group_support;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -69,6 +70,7 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::CreatePartitions, min_version: 0, max_version: 3 },
     Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
     Handler { api_key: ApiKey::DescribeLogDirs, min_version: 1, max_version: 4 },
+    Handler { api_key: ApiKey::IncrementalAlterConfigs, min_version: 0, max_version: 1 },
     Handler { api_key: ApiKey::DescribeQuorum, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::ElectLeaders, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::AlterPartitionReassignments, min_version: 0, max_version: 1 },
@@ -121,6 +123,7 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(context, &frame).map(Reply::Now),
         ApiKey::DescribeQuorum => describe_quorum::handle(context, &frame).await.map(Reply::Now),
         ApiKey::ElectLeaders => elect_leaders::handle(context, &frame).await.map(Reply::Now),
         ApiKey::AlterPartitionReassignments => reassignments::alter(context, &frame).await.map(Reply::Now),
