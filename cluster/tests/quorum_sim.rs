@@ -40,7 +40,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cluster::controller::{ControllerConfig, Heartbeat, IsrChange, IsrChangeOutcome, NewTopic, Registration};
+use cluster::controller::{
+    ControllerConfig, Heartbeat, IsrChange, IsrChangeOutcome, NewTopic, Reassignment, ReassignmentOutcome, Registration,
+};
 use cluster::image::MetadataImage;
 use cluster::quorum::{ControllerReply, ControllerRequest, DurableLog, Quorum, QuorumConfig, RequestError};
 use cluster::raft_log::{RaftLog, RaftLogConfig, SEGMENT_SUFFIX};
@@ -492,6 +494,8 @@ struct Checks {
     changes_done: u64,
     elections: u64,
     isr_changes: u64,
+    /// Reassignments started, replaced or cancelled.
+    reassignments: u64,
     crashes: u64,
     /// Armed power cuts that struck (in the middle of an `advance` or of a recovery).
     power_cuts: u64,
@@ -513,6 +517,7 @@ struct Coverage {
     /// Runs in which some node's log rolled past its first segment.
     rolled_runs: u64,
     isr_changes: u64,
+    reassignments: u64,
 }
 
 /// What a request was, to check its reply.
@@ -522,6 +527,7 @@ enum Asked {
     Heartbeat(usize),
     ProducerIds,
     IsrChange,
+    Reassign,
     Other,
 }
 
@@ -735,10 +741,11 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
     coverage.lossy_power_losses += checks.lossy_power_losses;
     coverage.power_cuts += checks.power_cuts;
     coverage.isr_changes += checks.isr_changes;
+    coverage.reassignments += checks.reassignments;
     eprintln!(
         "{store} seed {seed}: {voter_count} voters, offset {}, applied {}, snapshot at {snapshot_index_max}, \
          segment {segment_sequence_max}, {} controller terms, {} crashes, {} power cuts, {} power losses dropped unsynced writes, {} restarts, \
-         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections, {} ISR changes",
+         {} snapshots sent, {} states unchecked, {} topic changes done, {} id blocks, {} elections, {} ISR changes, {} reassignments",
         image.offset,
         quorums[0].applied(),
         checks.active.len(),
@@ -751,7 +758,8 @@ fn run<S: SimStore>(seed: u64, coverage: &mut Coverage) {
         checks.changes_done,
         checks.producer_ids.len(),
         checks.elections,
-        checks.isr_changes
+        checks.isr_changes,
+        checks.reassignments
     );
 }
 
@@ -939,6 +947,30 @@ fn broker_request(
             };
             (ControllerRequest::AlterPartition { broker: id, epoch, changes: vec![change] }, Asked::IsrChange)
         }
+        7 if rng.below(2) == 0 => {
+            // Move a partition to 1–3 brokers in a random order (a broker may be named that was
+            // never registered: refused), or cancel its reassignment (1 in 4).
+            let target = (!rng.chance(25)).then(|| {
+                let mut candidates: Vec<BrokerId> = brokers.iter().map(|broker| broker.id).collect();
+                candidates.push(BrokerId(99));
+                let mut target = Vec::new();
+                for _ in 0..1 + rng.below(3) {
+                    let pick = candidates.remove(rng.below(candidates.len() as u64) as usize);
+                    target.push(pick);
+                }
+                target
+            });
+            let reassignment = Reassignment {
+                topic: format!("topic-{}", rng.below(6)),
+                partition: PartitionIndex(rng.below(4) as i32),
+                target,
+            };
+            let allow_factor_change = rng.below(4) != 0;
+            (
+                ControllerRequest::AlterReassignments { reassignments: vec![reassignment], allow_factor_change },
+                Asked::Reassign,
+            )
+        }
         _ => {
             let heartbeat = Heartbeat { broker: id, epoch, caught_up: true, want_shutdown: rng.chance(2) };
             (ControllerRequest::Heartbeat(heartbeat), Asked::Heartbeat(index))
@@ -981,6 +1013,10 @@ fn record_reply(
                 }
             }
         }
+        (Asked::Reassign, Ok(ControllerReply::Reassignments(outcomes))) => {
+            checks.reassignments +=
+                outcomes.iter().filter(|outcome| **outcome == ReassignmentOutcome::Accepted).count() as u64;
+        }
         (_, Err(_)) => {}
         (what, reply) => panic!("{what:?} answered with {reply:?}"),
     }
@@ -992,6 +1028,18 @@ fn check_epochs_grow(seed: u64, before: &MetadataImage, after: &MetadataImage) {
         return; // a restarted node replays from its snapshot; the global per-offset check covers it
     }
     for (topic, partition) in after.partitions() {
+        // Every partition state is well formed: distinct replicas, a non-empty ISR within them,
+        // a leader in the ISR, and a reassignment's adding and removing replicas apart and
+        // among the replicas.
+        let distinct: BTreeSet<&BrokerId> = partition.replicas.iter().collect();
+        let well_formed = distinct.len() == partition.replicas.len()
+            && !partition.isr.is_empty()
+            && partition.isr.iter().all(|member| partition.replicas.contains(member))
+            && partition.leader.is_none_or(|leader| partition.isr.contains(&leader))
+            && partition.adding.iter().chain(&partition.removing).all(|replica| partition.replicas.contains(replica))
+            && partition.adding.iter().all(|replica| !partition.removing.contains(replica))
+            && partition.target_replicas().iter().any(|_| true);
+        assert!(well_formed, "seed {seed}: {}-{} is malformed: {partition:?}", topic.name, partition.partition.0);
         let Some(old_topic) = before.topic_by_id(topic.id) else { continue };
         let Some(old) = old_topic.partitions.get(partition.partition.0 as usize) else { continue };
         assert!(
@@ -1022,6 +1070,7 @@ fn run_seeds<S: SimStore>(default_seeds: u64) -> Option<Coverage> {
     assert!(coverage.snapshots_sent > 0, "{}: no run sent a snapshot: {coverage:?}", S::NAME);
     assert!(coverage.lossy_power_losses > 0, "{}: no power loss dropped a write: {coverage:?}", S::NAME);
     assert!(coverage.isr_changes > 0, "{}: no ISR change was applied: {coverage:?}", S::NAME);
+    assert!(coverage.reassignments > 0, "{}: no reassignment was accepted: {coverage:?}", S::NAME);
     Some(coverage)
 }
 
