@@ -58,6 +58,8 @@ pub const FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT: bool = true;
 
 /// `replica.lag.time.max.ms`: Kafka's `ReplicationConfigs.REPLICA_LAG_TIME_MAX_MS_DEFAULT`.
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
+/// `replica.high.watermark.checkpoint.interval.ms`: Kafka's default.
+pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// The key of `min.insync.replicas`, a broker config and (in a cluster) a topic config too.
 pub const MIN_INSYNC_REPLICAS_KEY: &str = "min.insync.replicas";
 /// `min.insync.replicas`: Kafka's `ServerLogConfigs.MIN_IN_SYNC_REPLICAS_DEFAULT`.
@@ -287,6 +289,11 @@ pub fn keys() -> Vec<Key> {
             "a follower that has not caught up for this long leaves the ISR (with follower fetching)",
         ),
         key(
+            "replica.high.watermark.checkpoint.interval.ms",
+            HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT,
+            "how often each partition's high watermark is written beside it (a restart starts from it)",
+        ),
+        key(
             "skua.replication.follower.fetch.enable",
             FOLLOWER_FETCH_DEFAULT,
             "followers copy their leaders, truncate divergent tails, and acks=all waits for the ISR (in a cluster)",
@@ -334,6 +341,9 @@ pub struct Config {
     /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this long
     /// leaves the ISR; one that caught up joins it again (the leader asks the controller).
     pub replica_lag_time_max_ms: i64,
+    /// `replica.high.watermark.checkpoint.interval.ms`: how often the shards write the high
+    /// watermarks that moved (`replica::high_watermark`).
+    pub high_watermark_checkpoint_interval_ms: u64,
     pub log: LogConfig,
     pub retention_check_interval_ms: u64,
     pub message_max_bytes: usize,
@@ -807,6 +817,14 @@ impl Config {
         if replica_lag_time_max_ms <= 0 {
             return Err(invalid("replica.lag.time.max.ms", "must be positive"));
         }
+        let high_watermark_checkpoint_interval_ms = number(
+            values,
+            "replica.high.watermark.checkpoint.interval.ms",
+            HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT,
+        )?;
+        if high_watermark_checkpoint_interval_ms == 0 {
+            return Err(invalid("replica.high.watermark.checkpoint.interval.ms", "must be positive"));
+        }
         let replication = replication(values)?;
         let message_max_bytes = number(values, "message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT)?;
         if message_max_bytes > engine::limits::BATCH_BYTES_MAX {
@@ -897,6 +915,7 @@ impl Config {
             follower_fsync_before_ack,
             rack_aware_reads,
             replica_lag_time_max_ms,
+            high_watermark_checkpoint_interval_ms,
             log,
             retention_check_interval_ms: number(
                 values,
@@ -1087,6 +1106,7 @@ mod tests {
                 }
             }
             "replica.lag.time.max.ms" => config.replica_lag_time_max_ms.to_string(),
+            "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
@@ -1144,7 +1164,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 39, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 40, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

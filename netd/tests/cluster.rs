@@ -1979,6 +1979,16 @@ fn followers_copy_their_leaders() {
         last != NOT_ENOUGH_REPLICAS
     });
     assert!(took.is_some() && last == NONE, "acks=all with three in sync again: {last}");
+    // Every replica checkpoints its high watermark beside its log while running
+    // (`replica.high.watermark.checkpoint.interval.ms`, 5 s by default): a restart starts there.
+    let checkpoint_of = |node: &Node, index: i32| {
+        let text = std::fs::read_to_string(node.data_dir.join(format!("copied-{index}/skua.high-watermark"))).ok()?;
+        text.strip_prefix("skua-high-watermark 1\n")?.trim_end().parse::<u64>().ok()
+    };
+    let checkpointed = wait_until(REACTION_TIMEOUT, || {
+        placed.keys().all(|index| cluster.nodes.iter().all(|node| checkpoint_of(node, *index).is_some_and(|hw| hw > 0)))
+    });
+    assert!(checkpointed.is_some(), "not every replica checkpointed a high watermark");
     // acks=all was answered once the high watermark covered the records: every ISR member had
     // fetched past them, and a follower fetches again only once what it appended is committed.
     // Stopped cleanly, every replica's segments hold the same bytes.

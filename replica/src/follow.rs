@@ -103,6 +103,7 @@ impl Partitions {
         // about offsets the reset removes can arrive after it.
         self.commit(now_ms);
         self.engine.reset_to(id, offset, now_ms)?;
+        self.lower_checkpoint(id, offset)?;
         let partition = self.get_mut(id)?;
         partition.local_end = offset;
         let moved = partition.high_watermark != offset;

@@ -373,29 +373,45 @@ mod tests {
         assert_eq!(partitions.isr_candidates(other, 1, 1_000_000).expect("candidates"), IsrCandidates::default());
     }
 
-    /// After a restart in a cluster a replica opens as a follower: what it recovered is not
-    /// known to be in the ISR, so consumers may read none of it until the ISR proves it (a
-    /// replica elected right after its restart must not expose what the others lack). On one
-    /// node the recovered end is the high watermark.
+    /// After a restart in a cluster a replica opens as a follower and trusts its log up to the
+    /// high watermark it last checkpointed (committed on the whole ISR then), not to its end: a
+    /// replica elected right after its restart must not expose what the others lack. Without a
+    /// checkpoint it trusts none of it until the ISR proves it. On one node the recovered end is
+    /// the high watermark.
     #[test]
-    fn a_restarted_replica_trusts_none_of_its_log_until_the_isr_has_it() {
+    fn a_restarted_replica_trusts_its_log_up_to_its_checkpoint_only() {
         let new_partitions = partitions;
         let sim = SimFs::new(24, SimFaults::default());
         let (mut partitions, _triggers) = new_partitions(&sim);
         let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
         partitions.append(id, &batch(5), Acks::Leader, 0).expect("append");
-        partitions.close(0).expect("close");
+        partitions.commit(0);
+        partitions.follower_fetched(id, ReplicaId(2), Offset(3), None, 10).expect("fetched");
+        partitions.follower_fetched(id, ReplicaId(3), Offset(4), None, 10).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3));
+        partitions.close(0).expect("close (checkpoints the high watermark)");
         drop(partitions);
+
         let (mut partitions, _triggers) = new_partitions(&sim);
         let id = open(&mut partitions, "/p/t-0", follower_role(1), 1 << 20);
-        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(0), "a follower's comes from its leader");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3), "the checkpoint, not the end (5)");
         partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
         partitions.become_leader(id, LeaderEpoch(2)).expect("leader");
         partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
-        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(0), "no ISR member fetched yet");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3), "no ISR member fetched yet");
         partitions.follower_fetched(id, ReplicaId(2), Offset(5), None, 10).expect("fetched");
-        partitions.follower_fetched(id, ReplicaId(3), Offset(3), None, 10).expect("fetched");
-        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(3));
+        partitions.follower_fetched(id, ReplicaId(3), Offset(5), None, 10).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(5));
+        partitions.close(0).expect("close");
+        drop(partitions);
+
+        // A checkpoint lost (it is written without a sync): nothing is trusted.
+        let mut fs = sim.clone();
+        engine::io::FileSystem::remove_file(&mut fs, std::path::Path::new("/p/t-0/skua.high-watermark")).expect("rm");
+        let (mut partitions, _triggers) = new_partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", follower_role(2), 1 << 20);
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(0), "a follower's comes from its leader");
 
         let single = open(&mut partitions, "/p/t-1", leader_role(0), 1 << 20);
         partitions.append(single, &batch(2), Acks::Leader, 0).expect("append");
@@ -403,6 +419,30 @@ mod tests {
         let (mut partitions, _triggers) = new_partitions(&sim);
         let single = open(&mut partitions, "/p/t-1", leader_role(0), 1 << 20);
         assert_eq!(partitions.get(single).expect("p").high_watermark(), Offset(2), "one node: the recovered end");
+    }
+
+    /// A truncation below the checkpoint lowers it on disk at once: records appended after it
+    /// must not pass for committed after a restart.
+    #[test]
+    fn a_truncation_lowers_the_checkpoint_before_the_log_grows_again() {
+        let new_partitions = partitions;
+        let sim = SimFs::new(26, SimFaults::default());
+        let (mut partitions, _triggers) = new_partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", follower_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
+        partitions.append_replicated(id, &batch(4), 0).expect("copied");
+        partitions.commit(0);
+        assert_eq!(partitions.set_follower_high_watermark(id, Offset(4)).expect("hw"), Offset(4));
+        assert_eq!(partitions.checkpoint_high_watermarks(), 1);
+        assert_eq!(partitions.checkpoint_high_watermarks(), 0, "only what moved is written");
+        // Within the one batch: the whole batch goes.
+        let end = partitions.truncate_to(id, Offset(2), 0).expect("truncated (an unclean leader's log)");
+        assert!(end < Offset(4));
+        let mut fs = sim.clone();
+        let on_disk = engine::io::read_small_file(&mut fs, std::path::Path::new("/p/t-0/skua.high-watermark"), 64)
+            .expect("read")
+            .expect("a checkpoint");
+        assert_eq!(crate::high_watermark::decode(&on_disk), Some(end));
     }
 
     /// KIP-497: a replica the leader asked the controller to add counts for the high watermark at

@@ -28,6 +28,7 @@
 pub mod epoch_history;
 pub mod error;
 pub mod follow;
+pub mod high_watermark;
 pub mod leader;
 pub mod partition;
 pub mod partitions;

@@ -125,6 +125,9 @@ pub struct Partition {
     /// written once the commit covering every batch below that offset lands. Never written
     /// before: a failed commit drops batches it may hold (their offsets are assigned again).
     pub(crate) roll_snapshot: Option<(Offset, Vec<u8>)>,
+    /// The high watermark on disk as of the last checkpoint ([`crate::high_watermark`]); None
+    /// while none was read or written.
+    pub(crate) checkpointed_high_watermark: Option<Offset>,
 }
 
 /// What opening a partition found: where it is, what the log holds, and the producer state to
@@ -166,6 +169,7 @@ impl Partition {
             dir,
             snapshot_offset,
             roll_snapshot: None,
+            checkpointed_high_watermark: None,
         }
     }
 

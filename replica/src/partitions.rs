@@ -22,6 +22,7 @@ use futures_channel::{mpsc, oneshot};
 
 use crate::epoch_history;
 use crate::error::{ReplicaError, Result};
+use crate::high_watermark;
 use crate::partition::{start_epoch_in, Acks, DataWaiter, EpochStart, Opened, Partition, ReadBound, Role};
 use crate::producer_snapshot::{self, ProducerSnapshot};
 use crate::producers::{BatchIdentity, ProducerState, Verdict};
@@ -97,7 +98,15 @@ impl Partitions {
         })?;
         let epochs = load_epochs(&mut self.engine, id, dir, log_start, end)?;
         let opened = Opened { log: id, dir: dir.to_path_buf(), log_start, end, producers, snapshot_offset, epochs };
-        self.partitions.insert(id, Partition::new(opened, Role::Follower { epoch: role.epoch() }));
+        let mut partition = Partition::new(opened, Role::Follower { epoch: role.epoch() });
+        // What was committed before the restart, as far as the last checkpoint says (never past
+        // what the log still holds); the ISR's fetches move it on from there.
+        let checkpoint = high_watermark::read(self.engine.file_system(), dir);
+        if let Some(checkpointed) = checkpoint {
+            partition.high_watermark = checkpointed.min(end).max(log_start);
+        }
+        partition.checkpointed_high_watermark = checkpoint;
+        self.partitions.insert(id, partition);
         // A leader's epoch begins at its end (and is on disk before anything is written in it).
         if let Err(error) = self.change_role(id, role) {
             self.partitions.remove(&id);
@@ -302,7 +311,42 @@ impl Partitions {
         if epochs_changed {
             self.persist_epochs(id)?;
         }
+        self.lower_checkpoint(id, end)?;
         Ok(end)
+    }
+
+    /// After a truncation to `end`: a checkpoint past it is rewritten (synced) before the log
+    /// grows again, or records appended later would pass for committed after a restart.
+    pub(crate) fn lower_checkpoint(&mut self, id: LogId, end: Offset) -> Result<()> {
+        let partition = self.partitions.get_mut(&id).ok_or(ReplicaError::UnknownPartition)?;
+        if partition.checkpointed_high_watermark.is_some_and(|checkpointed| checkpointed > end) {
+            let high_watermark = partition.high_watermark.min(end);
+            high_watermark::write_synced(self.engine.file_system(), &partition.dir, high_watermark)?;
+            partition.checkpointed_high_watermark = Some(high_watermark);
+        }
+        Ok(())
+    }
+
+    /// Writes the high watermark of every partition whose high watermark moved since its last
+    /// checkpoint (Kafka's `replica.high.watermark.checkpoint.interval.ms` pass, and at close);
+    /// how many were written. A failure is logged and that partition tried again next time.
+    pub fn checkpoint_high_watermarks(&mut self) -> usize {
+        let mut written = 0;
+        for partition in self.partitions.values_mut() {
+            if partition.checkpointed_high_watermark == Some(partition.high_watermark) {
+                continue;
+            }
+            match high_watermark::write(self.engine.file_system(), &partition.dir, partition.high_watermark) {
+                Ok(()) => {
+                    partition.checkpointed_high_watermark = Some(partition.high_watermark);
+                    written += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %partition.dir.display(), %error, "high-watermark checkpoint failed")
+                }
+            }
+        }
+        written
     }
 
     /// Closes and deletes a partition's log and files (its producer-state snapshot too).
@@ -317,6 +361,7 @@ impl Partitions {
         partition.wake_replica_waiters();
         self.engine.delete_log(id)?;
         epoch_history::remove(self.engine.file_system(), &partition.dir)?;
+        high_watermark::remove(self.engine.file_system(), &partition.dir)?;
         Ok(producer_snapshot::remove(self.engine.file_system(), &partition.dir)?)
     }
 
@@ -388,6 +433,7 @@ impl Partitions {
     /// the next start scans nothing. Returns the first error, after trying every partition.
     pub fn close(&mut self, now_ms: i64) -> Result<()> {
         self.commit(now_ms);
+        self.checkpoint_high_watermarks();
         let mut first_error = None;
         for (_, mut partition) in std::mem::take(&mut self.partitions) {
             partition.fail_acks_from(Offset::ZERO, &ReplicaError::Stopped);

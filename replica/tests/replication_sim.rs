@@ -15,7 +15,8 @@
 //!   the high watermark) and answers with the diverging epoch (the follower truncates,
 //!   `truncate_to_divergence`) or with its batches from there and its high watermark (the
 //!   follower appends them, `append_replicated`, and takes the high watermark);
-//! - the leader or a follower commits; the ISR drops members that lag;
+//! - the leader or a follower commits (and sometimes checkpoints its high watermark, which a
+//!   restart starts from); the ISR drops members that lag;
 //! - a replica crashes and restarts as a follower (a crashed leader is replaced);
 //! - the leader changes to another ISR member in the next epoch; the deposed leader sometimes goes
 //!   on acting as leader for a while (a zombie: its writes reach nobody) until it is told.
@@ -491,6 +492,12 @@ impl World {
         let now_ms = self.now_ms;
         self.replicas[index].partitions_mut().commit(now_ms);
         self.note(format!("replica {index} commits"));
+        // Now and then the broker's timer checkpoints the high watermarks (unsynced: a crash may
+        // keep or lose it); a restarted replica starts from it.
+        if self.rng.chance(1, 3) {
+            let written = self.replicas[index].partitions_mut().checkpoint_high_watermarks();
+            self.note(format!("replica {index} checkpoints {written} high watermark(s)"));
+        }
     }
 
     /// The leader takes most writes; a zombie (deposed, not told yet) some.

@@ -363,6 +363,17 @@ pub fn write_file_atomically(fs: &mut dyn FileSystem, dir: &Path, name: &str, by
     fs.sync_dir(dir)
 }
 
+/// Replaces `dir/name` with `bytes` through a temp file and a rename, without syncing: after a
+/// crash the file holds the old bytes, the new ones, or (on some file systems) nothing; for
+/// hints whose loss is harmless (a high-watermark checkpoint), written often.
+pub fn write_file_replacing(fs: &mut dyn FileSystem, dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let temp = dir.join(format!("{name}{ATOMIC_TEMP_SUFFIX}"));
+    let file = fs.open(&temp, OpenOptions::REPLACE)?;
+    file.write_all_at(bytes, 0)?;
+    drop(file);
+    fs.rename(&temp, &dir.join(name))
+}
+
 /// Reads a small file whole through `fs`; `Ok(None)` if it does not exist. A file longer than
 /// `bytes_max` is refused (`InvalidData`) before anything is allocated for it.
 pub fn read_small_file(fs: &mut dyn FileSystem, path: &Path, bytes_max: u64) -> io::Result<Option<Vec<u8>>> {

@@ -71,7 +71,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         let context = Rc::new(ShardContext::new(index, config.clone(), state.clone(), links));
 
         let committer = compio::runtime::spawn(committer::run(state.clone(), triggers));
-        let ticker = compio::runtime::spawn(ticker::run(state.clone(), config.retention_check_interval_ms));
+        let ticker = compio::runtime::spawn(ticker::run(state.clone(), config.retention_check_interval_ms, config.high_watermark_checkpoint_interval_ms));
         let inbox_task = {
             let context = context.clone();
             compio::runtime::spawn(async move {

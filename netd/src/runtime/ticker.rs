@@ -1,8 +1,10 @@
-//! The shard's timer: interval flushes, group timeouts, committed-offset expiry and retention.
+//! The shard's timer: interval flushes, group timeouts, committed-offset expiry, retention and
+//! high-watermark checkpoints.
 //!
 //! Owns: when periodic work runs (every [`TICK_MS`], retention every
-//! `log.retention.check.interval.ms`); what each piece does belongs to the shard state, the
-//! group coordinator, the offsets rule (`runtime::offsets`) and the partitions.
+//! `log.retention.check.interval.ms`, checkpoints every
+//! `replica.high.watermark.checkpoint.interval.ms`); what each piece does belongs to the shard
+//! state, the group coordinator, the offsets rule (`runtime::offsets`) and the partitions.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,9 +15,11 @@ use crate::limits::TICK_MS;
 use crate::runtime::offsets;
 use crate::runtime::state::ShardState;
 
-pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u64) {
+pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u64, checkpoint_interval_ms: u64) {
     let retention_every = Duration::from_millis(retention_check_interval_ms.max(TICK_MS));
+    let checkpoint_every = Duration::from_millis(checkpoint_interval_ms.max(TICK_MS));
     let mut last_retention = Instant::now();
+    let mut last_checkpoint = Instant::now();
     loop {
         compio::time::sleep(Duration::from_millis(TICK_MS)).await;
         {
@@ -28,6 +32,10 @@ pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u6
             // Borrows the state itself, and only until the tombstones are appended.
             offsets::expire(&state, now_ms());
             state.borrow_mut().enforce_retention(now_ms());
+        }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            last_checkpoint = Instant::now();
+            state.borrow_mut().partitions.checkpoint_high_watermarks();
         }
     }
 }
