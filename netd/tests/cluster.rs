@@ -2365,6 +2365,16 @@ fn kafka_reassign_partitions_moves_a_replica() {
     assert!(verified.contains("Clearing topic-level throttles on topic moved"), "{verified}");
     let listed = reassign(&["--list"]);
     assert!(listed.contains("No partition reassignments found."), "{listed}");
+    // --generate proposes a plan from the topics and the live brokers.
+    let topics = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).expect("topics file");
+    std::fs::write(topics.path(), r#"{"version":1,"topics":[{"topic":"moved"}]}"#).expect("write topics");
+    let topics_path = topics.path().to_str().expect("utf-8 path").to_string();
+    let generated = reassign(&["--topics-to-move-json-file", &topics_path, "--broker-list", "1,2,3", "--generate"]);
+    assert!(
+        generated.contains(&format!(r#"{{"topic":"moved","partition":0,"replicas":[{new},{stay}]"#)),
+        "the current assignment: {generated}"
+    );
+    assert!(generated.contains("Proposed partition reassignment configuration"), "{generated}");
     let removed_dir = cluster.node(old).data_dir.join("moved-0");
     let deleted = wait_until(REACTION_TIMEOUT, || !removed_dir.exists());
     assert!(deleted.is_some(), "node {old} kept its removed replica:\n{}", cluster.node(old).log());
