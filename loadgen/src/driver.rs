@@ -79,11 +79,26 @@ pub fn check_brokers(bootstrap: &str, allow_other_hosts: bool) -> anyhow::Result
     Ok(brokers)
 }
 
-pub fn create_topics(bootstrap: &str, names: &[String], partitions: i32) -> anyhow::Result<()> {
+/// Creates `names` with `partitions` each, `replication_factor` replicas and `configs` (a topic
+/// that exists already is kept as it is).
+pub fn create_topics(
+    bootstrap: &str,
+    names: &[String],
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(String, String)],
+) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(bootstrap).create().context("creating an admin client")?;
-    let topics: Vec<NewTopic<'_>> =
-        names.iter().map(|name| NewTopic::new(name, partitions, TopicReplication::Fixed(1))).collect();
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|name| {
+            configs.iter().fold(
+                NewTopic::new(name, partitions, TopicReplication::Fixed(replication_factor)),
+                |topic, (key, value)| topic.set(key, value),
+            )
+        })
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(CLIENT_TIMEOUT)).request_timeout(Some(CLIENT_TIMEOUT));
     let results = futures_executor::block_on(admin.create_topics(&topics, &options))
         .with_context(|| format!("creating topics at {bootstrap}"))?;

@@ -62,6 +62,13 @@ struct Cli {
     /// compression). Consumers always use rdkafka. The result's metadata names the driver.
     #[arg(long, default_value = "rdkafka", value_parser = ["rdkafka", "native"])]
     driver: String,
+    /// Replication factor of the topics loadgen creates (a cluster: 3, say).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    replication_factor: i32,
+    /// A config of the topics loadgen creates, KEY=VALUE (repeatable), e.g.
+    /// `--topic-config min.insync.replicas=2`.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_topic_config)]
+    topic_configs: Vec<(String, String)>,
     /// Recorded in the result: the broker's name and version, and its durability settings.
     #[arg(long, default_value = "unknown")]
     broker_name: String,
@@ -105,6 +112,13 @@ struct Cli {
     compression: Option<String>,
     #[arg(long)]
     idempotence: Option<bool>,
+}
+
+fn parse_topic_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
 }
 
 fn workload_from(cli: &Cli) -> anyhow::Result<Workload> {
@@ -252,7 +266,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let run_id = format!("{:x}", driver::wall_micros() & 0xff_ffff_ffff);
     let topics: Vec<String> =
         (0..workload.topics).map(|index| format!("{}-{run_id}-{index}", cli.topic_prefix)).collect();
-    driver::create_topics(&cli.bootstrap, &topics, workload.partitions_per_topic)?;
+    driver::create_topics(
+        &cli.bootstrap,
+        &topics,
+        workload.partitions_per_topic,
+        cli.replication_factor,
+        &cli.topic_configs,
+    )?;
     eprintln!(
         "loadgen: workload {:?} against {} ({}): {} topic(s) × {} partitions, {} B messages, rate {}, {} producer(s)/topic, \
          {} subscription(s) × {} consumer(s)/topic, {} min + {} min warm-up",

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use engine::{EngineError, LeaderEpoch};
+use engine::{EngineError, LeaderEpoch, Offset};
 
 use crate::ReplicaId;
 
@@ -53,6 +53,11 @@ pub enum ReplicaError {
     /// The request's leader epoch is newer than the partition's (its metadata is ahead of ours).
     #[error("unknown leader epoch: request has {requested:?}, partition has {current:?}")]
     UnknownLeaderEpoch { requested: LeaderEpoch, current: LeaderEpoch },
+    /// A leader new in its epoch whose high watermark is still below the epoch's start offset
+    /// cannot tell a client the latest offset without it possibly going back (KIP-207): Kafka
+    /// answers OFFSET_NOT_AVAILABLE, retriable.
+    #[error("the high watermark {high_watermark:?} has not reached this leader epoch's start {epoch_start:?} yet")]
+    OffsetNotAvailable { high_watermark: Offset, epoch_start: Offset },
     /// A follower names a last fetched epoch for which the leader cannot say where it ends
     /// (Kafka answers OFFSET_OUT_OF_RANGE; the follower starts over from the leader's log).
     #[error("the leader cannot place the follower's last fetched epoch {epoch:?}")]

@@ -421,6 +421,30 @@ mod tests {
         assert_eq!(partitions.get(single).expect("p").high_watermark(), Offset(2), "one node: the recovered end");
     }
 
+    /// KIP-207: a leader new in its epoch answers no latest offset while its high watermark is
+    /// below the epoch's start (the previous leader may have shown a higher one).
+    #[test]
+    fn a_new_leader_tells_no_offsets_until_its_high_watermark_reaches_its_epoch_start() {
+        let sim = SimFs::new(27, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", follower_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
+        partitions.append_replicated(id, &batch(4), 0).expect("copied");
+        partitions.commit(0);
+        partitions.set_follower_high_watermark(id, Offset(2)).expect("hw");
+        assert!(partitions.get(id).expect("p").check_offsets_available().is_ok(), "a follower is not asked");
+        partitions.become_leader(id, LeaderEpoch(2)).expect("leader");
+        partitions.set_replication(id, ME, &ALL, &ALL, 1, 0).expect("replication");
+        assert!(matches!(
+            partitions.get(id).expect("p").check_offsets_available(),
+            Err(ReplicaError::OffsetNotAvailable { high_watermark: Offset(2), epoch_start: Offset(4) })
+        ));
+        partitions.follower_fetched(id, ReplicaId(2), Offset(4), None, 10).expect("fetched");
+        partitions.follower_fetched(id, ReplicaId(3), Offset(4), None, 10).expect("fetched");
+        assert_eq!(partitions.get(id).expect("p").high_watermark(), Offset(4));
+        assert!(partitions.get(id).expect("p").check_offsets_available().is_ok());
+    }
+
     /// A truncation below the checkpoint lowers it on disk at once: records appended after it
     /// must not pass for committed after a restart.
     #[test]

@@ -380,6 +380,22 @@ impl Partition {
     pub fn epoch_history(&self) -> &[EpochStart] {
         &self.epochs
     }
+
+    /// Kafka's rule for offsets a client may be told (KIP-207): a new leader whose high
+    /// watermark has not reached the start of its own epoch yet (its followers have not fetched
+    /// what it held when elected) would answer a lower offset than the previous leader did;
+    /// refused with [`ReplicaError::OffsetNotAvailable`] until it has. Followers and leaders
+    /// that caught up pass.
+    pub fn check_offsets_available(&self) -> Result<()> {
+        let Role::Leader { epoch } = self.role else { return Ok(()) };
+        match self.epochs.iter().rev().find(|start| start.epoch == epoch) {
+            Some(start) if self.high_watermark < start.start_offset => Err(ReplicaError::OffsetNotAvailable {
+                high_watermark: self.high_watermark,
+                epoch_start: start.start_offset,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// [`Partition::start_epoch`] on a history being built.

@@ -21,25 +21,38 @@ use skua_bench::plot;
 
 const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
 
-USAGE: bench [--suite smoke|full] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
+USAGE: bench [--suite smoke|full|replicated] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
 
   --suite smoke   two minutes: max-rate 1 KiB and fixed-rate latency, short runs, against skua and
                   kafka unless --brokers says otherwise (what CI runs)
   --suite full    the five suites: max-rate 1 KiB, max-rate 100 B, fixed rate at 50 % of Kafka's
                   max, catch-up read of a 2 GiB backlog, 1,000 partitions idle and under light load
-  --brokers LIST  comma list of skua, kafka, kafka-fsync (default: all three; smoke: skua,kafka)
+  --suite replicated
+                  3-node clusters (loopback, one after the other): max-rate 1 KiB and fixed rate at
+                  50 % of Kafka's max, RF 3, min.insync.replicas=2, acks=all
+  --brokers LIST  comma list of skua, kafka, kafka-fsync (default: all three; smoke: skua,kafka);
+                  for the replicated suite skua-cluster, skua-cluster-memory, kafka-cluster,
+                  kafka-cluster-fsync (default: all four)
                     skua         netd, fsync before ack (its default), direct writes
                     kafka        Apache Kafka 4.4 defaults: acknowledged from the page cache, no fsync
                     kafka-fsync  Apache Kafka with log.flush.interval.messages=1 (fsync per batch)
+                    skua-cluster         3 netd nodes (scripts/cluster.sh): fsync on every ISR member
+                    skua-cluster-memory  the same, followers fsync in the background (Kafka's model)
+                    kafka-cluster        3 Kafka nodes (scripts/kafka-server.sh cluster-start)
+                    kafka-cluster-fsync  the same with log.flush.interval.messages=1
   --only NAMES    comma list of suite names to run from the chosen suite
   --driver D      loadgen's producer client: rdkafka (default) or native (a lean Kafka-protocol
                   producer; runs with idempotence off, since it has none). Named in the report.
   --out DIR       report directory (default: results/<date>-<commit> for full,
+                  results/<date>-<commit>/replicated-suite for replicated,
                   target/bench/smoke-<date>-<commit> for smoke)
 
 Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), summary.md, summary.json and
 <suite>-{throughput,publish-latency,e2e-latency,lag}.svg. Loopback only; every run is bounded.";
 
+/// Every broker kind `--brokers` takes.
+const BROKER_KINDS: &[&str] =
+    &["skua", "kafka", "kafka-fsync", "skua-cluster", "skua-cluster-memory", "kafka-cluster", "kafka-cluster-fsync"];
 const SKUA_PORT: u16 = 49292;
 const KAFKA_PORT: u16 = 49192;
 /// Broker start-up bound.
@@ -161,24 +174,100 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
                 None,
             ),
         ],
-        other => bail!("unknown suite {other:?} (smoke or full)"),
+        "replicated" => {
+            let replicated = ["--replication-factor", "3", "--topic-config", "min.insync.replicas=2"];
+            vec![
+                run(
+                    "replicated-max-rate-1kb",
+                    "3 nodes, RF 3, min ISR 2: max rate, 1 KiB, 16 partitions, acks=all",
+                    "max-rate-1kb-16p.yaml",
+                    1.0,
+                    0.25,
+                    &replicated,
+                    None,
+                ),
+                run(
+                    "replicated-fixed-rate-1kb",
+                    "3 nodes, RF 3, min ISR 2: fixed rate at 50 % of Kafka's max, 1 KiB, 16 partitions",
+                    "fixed-rate-1kb-16p.yaml",
+                    1.0,
+                    0.25,
+                    &replicated,
+                    Some("replicated-max-rate-1kb"),
+                ),
+            ]
+        }
+        other => bail!("unknown suite {other:?} (smoke, full or replicated)"),
     })
 }
 
-/// A broker under test.
+/// A broker (or a cluster) under test.
 struct Broker {
     kind: &'static str,
-    port: u16,
+    /// What loadgen bootstraps from.
+    bootstrap: String,
+    /// netd started here as a child (one node); None when a script started it.
     child: Option<Child>,
-    pid: u32,
+    /// Every broker process, for CPU and memory.
+    pids: Vec<u32>,
+}
+
+/// Where the replicated suite's clusters live and listen (the scripts' defaults: node 1 serves
+/// clients on 127.0.0.11 at the base port).
+const SKUA_CLUSTER_DIR: &str = "target/bench/skua-cluster";
+const SKUA_CLUSTER_BOOTSTRAP: &str = "127.0.0.11:49400";
+const KAFKA_CLUSTER_DIR: &str = "target/bench/kafka-cluster";
+const KAFKA_CLUSTER_BOOTSTRAP: &str = "127.0.0.11:49300";
+/// Nodes per cluster in the replicated suite.
+const CLUSTER_NODES: usize = 3;
+/// Broker settings of both clusters: what the topics' replication relies on.
+const CLUSTER_SETTINGS: &[&str] = &["default.replication.factor=3", "min.insync.replicas=2"];
+
+/// The pids in `dir/node-<i>/pid` of a cluster's nodes.
+fn cluster_pids(dir: &Path) -> anyhow::Result<Vec<u32>> {
+    (1..=CLUSTER_NODES)
+        .map(|node| {
+            let path = dir.join(format!("node-{node}/pid"));
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            text.trim().parse::<u32>().with_context(|| format!("a pid in {}", path.display()))
+        })
+        .collect()
+}
+
+/// Runs one of the cluster scripts with `args`, its directory in `dir_variable`.
+fn cluster_script(workspace: &Path, script: &str, dir_variable: &str, dir: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(workspace.join(script))
+        .current_dir(workspace)
+        .env(dir_variable, workspace.join(dir))
+        .env("NETD", workspace.join("target/release/netd"))
+        .args(args)
+        .status()
+        .with_context(|| format!("running {script}"))?;
+    if !status.success() {
+        bail!("{script} {args:?} failed ({status})");
+    }
+    Ok(())
 }
 
 fn durability(kind: &str) -> &'static str {
     match kind {
         "skua" => "fsync before ack (default), direct writes, one shard per core",
         "kafka" => "Kafka defaults: acknowledged from the page cache, no fsync",
+        "skua-cluster" => "3 nodes, RF 3, min ISR 2: fsync on the leader and every ISR follower before ack (default)",
+        "skua-cluster-memory" => {
+            "3 nodes, RF 3, min ISR 2: fsync on the leader, followers fsync in the background (Kafka's model)"
+        }
+        "kafka-cluster" => "3 nodes, RF 3, min ISR 2: Kafka defaults, acknowledged from the ISR's page caches",
+        "kafka-cluster-fsync" => "3 nodes, RF 3, min ISR 2: Kafka with log.flush.interval.messages=1",
         _ => "Kafka with log.flush.interval.messages=1: fsync before ack",
     }
+}
+
+/// The Skua broker and the Kafka broker a report's ratio column compares.
+fn ratio_pair(brokers: &[&'static str]) -> Option<(&'static str, &'static str)> {
+    let skua = brokers.iter().find(|broker| broker.starts_with("skua"))?;
+    let kafka = brokers.iter().find(|broker| **broker == "kafka" || **broker == "kafka-cluster")?;
+    Some((skua, kafka))
 }
 
 /// Starts netd on a fresh data directory and waits until it serves: its log says so and its
@@ -209,7 +298,12 @@ fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
         let logged = std::fs::read_to_string(&log_path).unwrap_or_default().contains("all shards serving");
         if logged && std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
             let pid = child.id();
-            return Ok(Broker { kind: "skua", port: SKUA_PORT, child: Some(child), pid });
+            return Ok(Broker {
+                kind: "skua",
+                bootstrap: format!("127.0.0.1:{SKUA_PORT}"),
+                child: Some(child),
+                pids: vec![pid],
+            });
         }
         let exited = child.try_wait().ok().flatten();
         if exited.is_some() || Instant::now() > deadline {
@@ -267,17 +361,67 @@ fn start_broker(kind: &'static str, workspace: &Path) -> anyhow::Result<Broker> 
             }
             let pid_file = workspace.join(format!("target/kafka-{KAFKA_PORT}/kafka.pid"));
             let pid = std::fs::read_to_string(&pid_file)?.trim().parse().context("Kafka's pid")?;
-            Ok(Broker { kind, port: KAFKA_PORT, child: None, pid })
+            Ok(Broker { kind, bootstrap: format!("127.0.0.1:{KAFKA_PORT}"), child: None, pids: vec![pid] })
         }
-        other => bail!("unknown broker {other:?} (skua, kafka, kafka-fsync)"),
+        "skua-cluster" | "skua-cluster-memory" => {
+            let _ = std::fs::remove_dir_all(workspace.join(SKUA_CLUSTER_DIR));
+            let mut args = vec!["start", "3"];
+            args.extend_from_slice(CLUSTER_SETTINGS);
+            if kind == "skua-cluster-memory" {
+                args.push("skua.replication.follower.fsync.before.ack=false");
+            }
+            cluster_script(workspace, "scripts/cluster.sh", "CLUSTER_DIR", SKUA_CLUSTER_DIR, &args)?;
+            let pids = cluster_pids(&workspace.join(SKUA_CLUSTER_DIR))?;
+            Ok(Broker { kind, bootstrap: SKUA_CLUSTER_BOOTSTRAP.to_string(), child: None, pids })
+        }
+        "kafka-cluster" | "kafka-cluster-fsync" => {
+            let _ = std::fs::remove_dir_all(workspace.join(KAFKA_CLUSTER_DIR));
+            let mut args = vec!["cluster-start", "3"];
+            args.extend_from_slice(CLUSTER_SETTINGS);
+            if kind == "kafka-cluster-fsync" {
+                args.push("log.flush.interval.messages=1");
+            }
+            cluster_script(workspace, "scripts/kafka-server.sh", "KAFKA_CLUSTER_DIR", KAFKA_CLUSTER_DIR, &args)?;
+            let pids = cluster_pids(&workspace.join(KAFKA_CLUSTER_DIR))?;
+            Ok(Broker { kind, bootstrap: KAFKA_CLUSTER_BOOTSTRAP.to_string(), child: None, pids })
+        }
+        other => bail!("unknown broker {other:?} (skua, kafka, kafka-fsync, skua-cluster, skua-cluster-memory, kafka-cluster, kafka-cluster-fsync)"),
     }
 }
 
 fn stop_broker(broker: Broker, workspace: &Path) {
+    let stopped = match broker.kind {
+        "skua-cluster" | "skua-cluster-memory" => Some(
+            cluster_script(workspace, "scripts/cluster.sh", "CLUSTER_DIR", SKUA_CLUSTER_DIR, &["stop"])
+                .map(|()| SKUA_CLUSTER_DIR),
+        ),
+        "kafka-cluster" | "kafka-cluster-fsync" => Some(
+            cluster_script(
+                workspace,
+                "scripts/kafka-server.sh",
+                "KAFKA_CLUSTER_DIR",
+                KAFKA_CLUSTER_DIR,
+                &["cluster-stop"],
+            )
+            .map(|()| KAFKA_CLUSTER_DIR),
+        ),
+        _ => None,
+    };
+    match stopped {
+        Some(Ok(dir)) => {
+            let _ = std::fs::remove_dir_all(workspace.join(dir));
+            return;
+        }
+        Some(Err(error)) => {
+            eprintln!("bench: stopping the {} cluster: {error:#}", broker.kind);
+            return;
+        }
+        None => {}
+    }
     match broker.child {
         Some(mut child) => {
             // SIGTERM: netd commits and closes its logs cleanly.
-            let _ = Command::new("kill").args(["-TERM", &broker.pid.to_string()]).status();
+            let _ = Command::new("kill").args(["-TERM", &broker.pids[0].to_string()]).status();
             let deadline = Instant::now() + Duration::from_secs(30);
             while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
@@ -317,19 +461,25 @@ fn proc_rss_mib(pid: u32) -> Option<f64> {
     Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
-fn sample_usage(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
+/// CPU and memory of `pids` together (a cluster's nodes are summed).
+fn sample_usage(pids: Vec<u32>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Usage> {
     std::thread::spawn(move || {
         let ticks_per_second = 100.0; // USER_HZ on Linux
-        let start = proc_cpu_ticks(pid).unwrap_or(0);
+        let ticks = |last: u64| -> u64 {
+            let each: Option<Vec<u64>> = pids.iter().map(|pid| proc_cpu_ticks(*pid)).collect();
+            each.map_or(last, |each| each.iter().sum())
+        };
+        let start = ticks(0);
         let (mut peak, mut sum, mut samples) = (0.0f64, 0.0f64, 0u32);
         let mut last = start;
         while !stop.load(Ordering::Relaxed) {
-            if let Some(rss) = proc_rss_mib(pid) {
+            let rss: Option<Vec<f64>> = pids.iter().map(|pid| proc_rss_mib(*pid)).collect();
+            if let Some(rss) = rss.map(|each| each.iter().sum::<f64>()) {
                 peak = peak.max(rss);
                 sum += rss;
                 samples += 1;
             }
-            last = proc_cpu_ticks(pid).unwrap_or(last);
+            last = ticks(last);
             std::thread::sleep(Duration::from_millis(500));
         }
         Usage {
@@ -351,11 +501,14 @@ fn run_loadgen(
     let mut command = Command::new(workspace.join("target/release/loadgen"));
     command
         .current_dir(workspace)
-        .args(["--bootstrap", &format!("127.0.0.1:{}", broker.port)])
+        .args(["--bootstrap", &broker.bootstrap])
         .arg("--output")
         .arg(output)
         .args(["--broker-name", broker.kind, "--durability", durability(broker.kind)])
-        .args(["--broker-version", if broker.kind == "skua" { "netd (this commit)" } else { "Apache Kafka 4.4.0" }])
+        .args([
+            "--broker-version",
+            if broker.kind.starts_with("skua") { "netd (this commit)" } else { "Apache Kafka 4.4.0" },
+        ])
         .args(&run.args)
         .args(["--driver", driver]);
     if driver == "native" {
@@ -365,7 +518,7 @@ fn run_loadgen(
         command.args(["--producer-rate", &format!("{rate:.0}")]);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_usage(broker.pid, stop.clone());
+    let sampler = sample_usage(broker.pids.clone(), stop.clone());
     let started = Instant::now();
     let mut child = command.stderr(Stdio::inherit()).spawn().context("starting target/release/loadgen")?;
     let bound = Duration::from_secs_f64(run.minutes * 60.0 + 300.0);
@@ -451,11 +604,12 @@ fn real_main() -> anyhow::Result<()> {
                 brokers = Some(
                     value("--brokers")?
                         .split(',')
-                        .map(|name| match name {
-                            "skua" => Ok("skua"),
-                            "kafka" => Ok("kafka"),
-                            "kafka-fsync" => Ok("kafka-fsync"),
-                            other => bail!("unknown broker {other:?} (skua, kafka, kafka-fsync)"),
+                        .map(|name| {
+                            BROKER_KINDS
+                                .iter()
+                                .copied()
+                                .find(|kind| *kind == name)
+                                .with_context(|| format!("unknown broker {name:?} ({})", BROKER_KINDS.join(", ")))
                         })
                         .collect::<anyhow::Result<_>>()?,
                 )
@@ -466,6 +620,7 @@ fn real_main() -> anyhow::Result<()> {
     // The smoke suite is CI's: Kafka with fsync is the full suite's third column.
     let brokers = brokers.unwrap_or_else(|| match suite.as_str() {
         "smoke" => vec!["skua", "kafka"],
+        "replicated" => vec!["skua-cluster", "skua-cluster-memory", "kafka-cluster", "kafka-cluster-fsync"],
         _ => vec!["skua", "kafka", "kafka-fsync"],
     });
     let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize()?;
@@ -479,6 +634,7 @@ fn real_main() -> anyhow::Result<()> {
     let commit = facts.commit.clone();
     let out = out.unwrap_or_else(|| match suite.as_str() {
         "full" => facts.results_dir(&workspace),
+        "replicated" => facts.results_dir(&workspace).join("replicated-suite"),
         _ => workspace.join(format!("target/bench/smoke-{}-{commit}", facts.date)),
     });
     std::fs::create_dir_all(&out)?;
@@ -506,6 +662,7 @@ fn real_main() -> anyhow::Result<()> {
                 let source = results.get(from)?;
                 let max = source
                     .get("kafka")
+                    .or_else(|| source.get("kafka-cluster"))
                     .or_else(|| source.get(*broker_kind))
                     .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
                 Some((max / 2.0).max(100.0))
@@ -545,9 +702,9 @@ fn real_main() -> anyhow::Result<()> {
             let _ = write!(header, " {broker} |");
             rule.push_str("---|");
         }
-        let ratio = brokers.contains(&"skua") && brokers.contains(&"kafka");
-        if ratio {
-            header.push_str(" skua / kafka |");
+        let ratio = ratio_pair(&brokers);
+        if let Some((skua, kafka)) = ratio {
+            let _ = write!(header, " {skua} / {kafka} |");
             rule.push_str("---|");
         }
         let _ = writeln!(markdown, "{header}\n{rule}");
@@ -567,9 +724,9 @@ fn real_main() -> anyhow::Result<()> {
                 let _ = write!(row, " {} |", value.map_or("–".to_string(), |value| format!("{value:.1}")));
                 values.insert(broker.to_string(), value.map_or(Value::Null, Value::from));
             }
-            if ratio {
-                let skua = by_broker.get("skua").map(|(value, usage)| get(value, usage));
-                let kafka = by_broker.get("kafka").map(|(value, usage)| get(value, usage));
+            if let Some((skua, kafka)) = ratio {
+                let skua = by_broker.get(skua).map(|(value, usage)| get(value, usage));
+                let kafka = by_broker.get(kafka).map(|(value, usage)| get(value, usage));
                 match (skua, kafka) {
                     (Some(skua), Some(kafka)) if kafka > 0.0 => {
                         let _ = write!(row, " {:.2} |", skua / kafka);

@@ -24,7 +24,9 @@ const EARLIEST_TIMESTAMP: i64 = -2;
 type Item = (usize, usize, String, i32, i64, i32);
 
 /// Reads through the partition layer: latest is the high watermark (what consumers may read), as
-/// Kafka answers an uncommitted-isolation ListOffsets.
+/// Kafka answers an uncommitted-isolation ListOffsets; a leader new in its epoch answers
+/// OFFSET_NOT_AVAILABLE until its high watermark reaches the epoch's start (KIP-207), so the
+/// latest offset a client sees never goes back across a leader change.
 fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
     let (_, _, topic, partition, timestamp, current_epoch) = item;
     let mut result = ListOffsetsPartitionResponse::default();
@@ -34,17 +36,26 @@ fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
     match state.leader_replica(topic, *partition, *current_epoch) {
         Err(error) => result.error_code = errors::replica_error_code(&error),
         Ok((id, replica)) => match *timestamp {
-            LATEST_TIMESTAMP => result.offset = replica.high_watermark().0 as i64,
+            LATEST_TIMESTAMP => match replica.check_offsets_available() {
+                Ok(()) => result.offset = replica.high_watermark().0 as i64,
+                Err(error) => result.error_code = errors::replica_error_code(&error),
+            },
             EARLIEST_TIMESTAMP => match state.partitions.log_start_offset(id) {
                 Ok(start) => result.offset = start.0 as i64,
                 Err(error) => result.error_code = errors::replica_error_code(&error),
             },
+            // As Kafka: a record found below the high watermark is answered; otherwise a new
+            // leader not caught up refuses rather than answer "none" (KIP-207).
             timestamp if timestamp >= 0 => match state.partitions.offset_for_timestamp(id, timestamp) {
-                Ok(Some((Offset(offset), found))) => {
+                Ok(Some((Offset(offset), found))) if offset < replica.high_watermark().0 => {
                     result.offset = offset as i64;
                     result.timestamp = found;
                 }
-                Ok(None) => {}
+                Ok(_) => {
+                    if let Err(error) = replica.check_offsets_available() {
+                        result.error_code = errors::replica_error_code(&error);
+                    }
+                }
                 Err(error) => result.error_code = errors::replica_error_code(&error),
             },
             // -3 (max timestamp) and others: not supported yet.
