@@ -26,9 +26,9 @@
 #   ROUNDS=3 KIND=kafka scripts/failover-bench.sh   # a quick run (default 10 rounds)
 #   MEASURES=writes ROUNDS=5 KIND=skua scripts/failover-bench.sh   # some kinds only (default all:
 #                                                                  # controller,partitions,writes)
-# FAILOVER_BROKER_SETTINGS: extra key=value ... for every node of either broker. WRITES_DEBUG: the
-# writer's librdkafka debug contexts (default topic: when it moves to the new leader; empty: none),
-# in target/failover-bench/<kind>/writes-<round>.log beside each round's records (writes-<round>.tsv).
+# FAILOVER_BROKER_SETTINGS: extra key=value ... for every node of either broker. WRITES_DEBUG: more
+# librdkafka debug contexts for the writer (its `topic` log is always on), in
+# target/failover-bench/<kind>/writes-<round>.log beside each round's records (writes-<round>.tsv).
 # Timeouts: BROKER_SESSION_TIMEOUT_MS, BROKER_HEARTBEAT_INTERVAL_MS, QUORUM_ELECTION_TIMEOUT_MS,
 # QUORUM_FETCH_TIMEOUT_MS (Kafka's defaults 9000, 2000, 1000, 2000; scripts/cluster-keys.sh).
 # Writes results/<date>-<commit>/failover/<kind>.json and summary.md (every kind run in that dir);
@@ -89,6 +89,8 @@ names = {"controller_first_ms": "new active controller, first surviving node",
          "writes_first_ack_ms": "writes: kill → first acknowledgement (any record)",
          "writes_first_ack_sent_after_ms": "writes: kill → first acknowledgement of a record sent after the kill",
          "writes_metadata_leader_ms": "writes: kill → a surviving node's Metadata names the new leader",
+         "writes_client_joined_ms": "writes: kill → the client hands the partition to the new leader",
+         "writes_joined_to_ack_ms": "writes: client hands over → first acknowledgement of a record sent after the kill",
          "writes_failed_records": "writes: records failed or unresolved (count)",
          "writes_in_flight_at_kill": "writes: records unacknowledged at the kill (count)",
          "writes_ack_latency_before_ms": "writes: median send → ack in the last second before the kill",
@@ -140,8 +142,14 @@ controller). Its settings, the same for both brokers: {producer}.
 The times include the client's reaction: librdkafka moves a partition to a new leader only when
 a Metadata answer names it; while the leader's broker is down it asks once a second (its topic
 scan, "broker is down: re-query" in its `topic` debug log, kept in the run's writes-<round>.log),
-and every `topic.metadata.refresh.interval.ms` besides, so up to about a second passes between
-"Metadata names the new leader" and the first acknowledgement. A failed record is one whose
+so up to about a second passes between "Metadata names the new leader" and "the client hands the
+partition to the new leader" (the log line "joining broker" on the new leader's thread); from
+there to the first acknowledgement is the new leader's own time (and the client's drain of
+requests to the dead leader). After the answer naming the new leader, librdkafka 2.16 parks the
+partition on its internal broker ("Reverting from preferred replica N to leader -1") until its
+next scan, a second later, for either broker: the client's share is thus 1–2 s.
+`topic.metadata.refresh.interval.ms` stays at its default (at 1 s a second answer in flight
+sometimes cut that detour short, which only made the client's share vary more). A failed record is one whose
 delivery report is an error (none expected: `message.timeout.ms` is far above the failover time).
 Records in flight at the kill are retried on the new leader, so "first acknowledgement (any
 record)" is usually one of them; answers the leader sent just before it died and the client read
@@ -299,7 +307,7 @@ if led:
     pid=$(node_pid "$victim")
     if ! result=$(timeout $writes_round_s_max "$python" scripts/failover-writes.py --bootstrap "$bootstrap" --nodes "$nodes" \
         --topic "$writes_topic" --partition "$partition" --node "$victim" --pid "$pid" --log "$work/writes-$round.tsv" \
-        --debug "${WRITES_DEBUG-topic}" \
+        --debug "${WRITES_DEBUG:-}" \
         2>"$work/writes-$round.log"); then
         tail -20 "$work/writes-$round.log" >&2
         echo "failover-bench: the writer failed in round $round (log $work/writes-$round.log)" >&2
@@ -354,6 +362,8 @@ if writes:
         "writes_first_ack_ms": stats([r["first_ack_ms"] for r in writes]),
         "writes_first_ack_sent_after_ms": stats([r["first_ack_sent_after_ms"] for r in writes]),
         "writes_metadata_leader_ms": stats([r["metadata_leader_ms"] for r in writes]),
+        "writes_client_joined_ms": stats([r["client_joined_ms"] for r in writes]),
+        "writes_joined_to_ack_ms": stats([round(r["first_ack_sent_after_ms"] - r["client_joined_ms"], 1) for r in writes]),
         "writes_failed_records": stats([r["failed"] + r["unresolved"] for r in writes]),
         "writes_in_flight_at_kill": stats([r["in_flight_at_kill"] for r in writes]),
         "writes_ack_latency_before_ms": stats([r["ack_latency_ms_before"] for r in writes]),

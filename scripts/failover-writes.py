@@ -22,13 +22,14 @@ cluster is started, which node is the controller or how the victim was chosen.
                                sent by the leader before it died)
      first_ack_sent_after_ms   kill -> the first acknowledgement of a record produced after the kill
      metadata_leader_ms        kill -> a surviving node's Metadata names a new leader for P
+     client_joined_ms          kill -> librdkafka hands P to the new leader's broker thread (its
+                               `topic` debug log, which is on always and copied to stderr)
      last_ack_before_ms        the last acknowledgement before the kill, ms before it
      in_flight_at_kill         records produced and not yet acknowledged at the kill
      produced, acked, failed, failed_by_error, unresolved (no report after the flush), fatal
      ack_latency_ms_before     median send -> ack of the records sent in the last second before the kill
      kill_unix_ms              the wall clock at the kill, to line up with the brokers' and the client's logs
---debug CONTEXTS turns on librdkafka's debug log (stderr; `topic` shows when it moves the partition
-to the new leader). --log FILE gets one tab-separated line per record: seq, sent ms, outcome ms, offset or error
+--debug CONTEXTS adds librdkafka debug contexts to `topic` (always on, to stderr). --log FILE gets one tab-separated line per record: seq, sent ms, outcome ms, offset or error
 (ms since the kill, negative before it), for reading a round again.
 
 Run with .cache/venv/bin/python (scripts/test-deps.sh).
@@ -37,7 +38,9 @@ Run with .cache/venv/bin/python (scripts/test-deps.sh).
 import argparse
 import importlib.util
 import json
+import logging
 import os
+import re
 import signal
 import statistics
 import sys
@@ -55,10 +58,13 @@ _probe_spec.loader.exec_module(probe)
 # The producer's settings, the same for every broker (the summary prints them). The measured time
 # includes the client's own reaction: librdkafka learns of a new leader only from a Metadata answer.
 # While a partition's leader is down it asks again once a second (its topic scan: "broker is down:
-# re-query" in the `topic` debug log), and it refreshes all metadata every
-# topic.metadata.refresh.interval.ms (1 s here instead of 5 min, a bound of its own), so it moves
-# up to about a second after the brokers name the new leader. Backoffs are librdkafka's defaults
-# (reconnect.backoff.max.ms 1 s instead of 10 s), written out.
+# re-query" in the `topic` debug log), so it moves up to about a second after the brokers name the
+# new leader; client_joined_ms says when it did. topic.metadata.refresh.interval.ms stays at its
+# default. After the answer that names the new leader, librdkafka 2.16 parks the partition on its
+# internal broker ("Reverting from preferred replica 2 to leader -1" as the old leader's thread lets
+# it go) until the next scan, a second later ("broker is internal: re-query"); at a 1 s refresh a
+# second answer in flight sometimes moved it on at once, so the client's delay varied more. Backoffs are librdkafka's defaults,
+# written out, but for reconnect.backoff.max.ms (1 s instead of 10 s).
 PRODUCER_SETTINGS = {
     "acks": "all",
     "enable.idempotence": True,
@@ -66,7 +72,7 @@ PRODUCER_SETTINGS = {
     "linger.ms": 0,
     "message.timeout.ms": 60_000,
     "request.timeout.ms": 30_000,
-    "topic.metadata.refresh.interval.ms": 1_000,
+    "topic.metadata.refresh.interval.ms": 300_000,
     "retry.backoff.ms": 100,
     "retry.backoff.max.ms": 1_000,
     "reconnect.backoff.ms": 100,
@@ -103,7 +109,7 @@ def main():
     parser.add_argument("--warmup-s", type=float, default=5.0, help="producing before the kill (default 5)")
     parser.add_argument("--after-s", type=float, default=2.0, help="producing after the first new ack (default 2)")
     parser.add_argument("--wait-s-max", type=float, default=90.0, help="gives up this long after the kill (default 90)")
-    parser.add_argument("--debug", default="", help="librdkafka debug contexts, to stderr (e.g. topic: leader changes)")
+    parser.add_argument("--debug", default="", help="librdkafka debug contexts besides topic, to stderr (e.g. msg,eos)")
     args = parser.parse_args()
     nodes = {}
     for item in args.nodes.split(","):
@@ -132,8 +138,29 @@ def main():
         if error.fatal():
             state["fatal"] = f"{error.name()}: {error.str()}"
 
+    # librdkafka's log comes through poll(), timed here and copied to stderr: the moment it joins
+    # the new leader's broker thread for the partition ("Topic T [P]: joining broker" on the thread
+    # of a broker other than the victim) is client_joined_ms.
+    joined_pattern = re.compile(
+        r"\[thrd:[^\]]*/(\d+)\]: .*Topic " + re.escape(args.topic) + r" \[" + str(args.partition) + r"\]: joining broker")
+
+    class Handler(logging.Handler):
+        def emit(self, record):
+            message = record.getMessage()
+            since_kill = "" if state["kill"] is None else f" {(clock() - state['kill']) * 1000:+.1f} ms"
+            print(f"{time.time():.3f}{since_kill} {message}", file=sys.stderr)
+            if state["kill"] is not None and state.get("joined") is None:
+                match = joined_pattern.search(message)
+                if match and int(match.group(1)) != args.node:
+                    state["joined"] = clock()
+
+    client_log = logging.getLogger("librdkafka")
+    client_log.propagate = False
+    client_log.setLevel(logging.DEBUG)
+    client_log.addHandler(Handler())
+    debug = "topic" if not args.debug else args.debug if "topic" in args.debug.split(",") else args.debug + ",topic"
     producer = Producer({"bootstrap.servers": args.bootstrap, "client.id": "skua-failover-writes",
-                         "error_cb": client_error, **PRODUCER_SETTINGS, **({"debug": args.debug} if args.debug else {})})
+                         "error_cb": client_error, "logger": client_log, "debug": debug, **PRODUCER_SETTINGS})
 
     metadata = {}
     metadata_lock = threading.Lock()
@@ -241,6 +268,7 @@ def main():
         "first_ack_ms": ms(min(acks_after)) if acks_after else None,
         "first_ack_sent_after_ms": ms(first_new_ack) if first_new_ack is not None else None,
         "metadata_leader_ms": round(metadata["ms"], 1) if "ms" in metadata else None,
+        "client_joined_ms": ms(state["joined"]) if state.get("joined") is not None else None,
         "new_leader": metadata.get("leader"),
         "last_ack_before_ms": -ms(max(entry[1] for entry in acks_before)) if acks_before else None,
         "acks_drained_after_kill": drained,
