@@ -17,7 +17,8 @@
 #                node's Metadata names the new leader; restart the node and wait until it is back
 #                in every ISR (scripts/failover-writes.py, confluent-kafka; its producer settings,
 #                the same for both brokers, go into the report: the times include the client's
-#                reaction, bounded by its 1 s topic.metadata.refresh.interval.ms)
+#                reaction, 1-2 s with librdkafka 2.16, and when it moved to the new leader is
+#                measured too; issue 14)
 # "first" is the first surviving node to see it, "all" the last one. Every node is polled every
 # 50 ms over its own connection (scripts/failover-probe.py, kafka-python's codec in .cache/venv).
 #
