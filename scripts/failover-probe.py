@@ -20,8 +20,9 @@ Nodes are given as ID=HOST:PORT,... (client listeners). Commands, each printing 
   kill-broker    --nodes N --node ID --pid PID --topic T
       {"first_ms", "all_ms", "partitions"}: until the first surviving node, and until every one,
       answers Metadata with a live leader other than ID for every partition ID led
-  in-sync        --nodes N --topic T --replicas R   waits until every partition has R in-sync
-      replicas and its preferred (first) replica as leader
+  in-sync        --nodes N --topic T --replicas R [--any-leader]   waits until every node's Metadata
+      has R in-sync replicas for every partition and its preferred (first) replica as leader (any
+      live leader with --any-leader: a restarted broker is back in every ISR)
 """
 
 import argparse
@@ -154,6 +155,7 @@ def main():
     parser.add_argument("--pid", type=int, help="its process id")
     parser.add_argument("--topic")
     parser.add_argument("--replicas", type=int)
+    parser.add_argument("--any-leader", action="store_true", help="in-sync: the leader need not be the preferred replica")
     args = parser.parse_args()
     nodes = {}
     for item in args.nodes.split(","):
@@ -232,12 +234,14 @@ def main():
             for address in nodes.values():
                 found = partitions(address, args.topic)
                 if not found or any(
-                    len(isr) < args.replicas or leader != replicas[0] for leader, isr, replicas in found.values()
+                    len(isr) < args.replicas or leader < 0 or (leader != replicas[0] and not args.any_leader)
+                    for leader, isr, replicas in found.values()
                 ):
                     return None
             return True
 
-        wait_until(in_sync, f"{args.replicas} in-sync replicas and preferred leaders on {args.topic}")
+        leaders = "live" if args.any_leader else "preferred"
+        wait_until(in_sync, f"{args.replicas} in-sync replicas and {leaders} leaders on {args.topic}")
         print(json.dumps({"in_sync": args.topic}))
     else:
         sys.exit(f"failover-probe: unknown command {args.command}")
