@@ -514,6 +514,10 @@ fn run_loadgen(
     if driver == "native" {
         command.args(["--idempotence", "false"]);
     }
+    if broker.pids.len() > 1 {
+        // A cluster's other nodes are on other loopback addresses (127.0.0.12, ...).
+        command.arg("--allow-other-hosts");
+    }
     if let Some(rate) = rate {
         command.args(["--producer-rate", &format!("{rate:.0}")]);
     }
