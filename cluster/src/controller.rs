@@ -200,10 +200,13 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller taking over the committed `image` at `now_ms`: every registered broker's
-    /// session starts now.
+    /// A controller taking over the committed `image` at `now_ms`: every unfenced broker's
+    /// session starts now. A fenced one has none (it finished a controlled shutdown or its
+    /// session expired; one that is alive starts it again with its next heartbeat), so its next
+    /// incarnation registers at once instead of waiting out a session it no longer has.
     pub fn new(image: MetadataImage, config: ControllerConfig, now_ms: u64) -> Controller {
-        let last_heartbeat_ms = image.brokers.keys().map(|broker| (*broker, now_ms)).collect();
+        let last_heartbeat_ms =
+            image.brokers.values().filter(|broker| !broker.fenced).map(|broker| (broker.id, now_ms)).collect();
         Controller { config, image, last_heartbeat_ms, contested: BTreeMap::new() }
     }
 

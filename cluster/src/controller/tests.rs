@@ -221,6 +221,31 @@ fn a_second_live_process_with_the_same_id_is_refused_until_the_first_expires() {
     ));
 }
 
+/// A broker that finished its controlled shutdown restarts while another node became the active
+/// controller (it was the controller itself, say): the new controller gives the fenced
+/// registration no session, so the next incarnation registers at once (it waited out a whole
+/// session timeout before; the fault suite's rolling restarts saw 10 s).
+#[test]
+fn a_new_controller_lets_a_broker_that_shut_down_register_again_at_once() {
+    let mut controller = cluster(&[None, None], false);
+    let epoch = epoch_of(&controller, 1);
+    let leaving = Heartbeat { broker: BrokerId(1), epoch, caught_up: true, want_shutdown: true };
+    let (_, reply) = controller.heartbeat(&leaving, 1).expect("controlled shutdown");
+    assert!(reply.shutdown_ok);
+    let mut next = Controller::new(controller.image().clone(), config(false), 2);
+    let restarted = Registration {
+        broker: BrokerId(1),
+        incarnation: 555,
+        cluster_id: Some(ClusterId([1; 16])),
+        endpoints: Vec::new(),
+        rack: None,
+    };
+    next.register(&restarted, 3).expect("registers at once");
+    // An unfenced broker keeps a session across the change: a second process is still refused.
+    let imposter = Registration { broker: BrokerId(2), incarnation: 777, ..restarted };
+    assert!(matches!(next.register(&imposter, 4), Err(ControllerError::DuplicateBrokerRegistration { .. })));
+}
+
 #[test]
 fn producer_id_blocks_never_overlap_across_a_new_controller() {
     let mut controller = cluster(&[None], false);

@@ -149,6 +149,10 @@ fn wanted_changes(context: &ShardContext) -> Vec<IsrChange> {
     let state = context.state.borrow();
     let now = now_ms();
     let lag_time_max_ms = context.config.replica_lag_time_max_ms;
+    // KIP-841, as Kafka's leaders: a replica the image shows fenced or shutting down is not
+    // proposed for the ISR (the controller would refuse it as ineligible, every round).
+    let image = context.image();
+    let eligible = |replica: i32| image.as_ref().is_none_or(|image| image.is_active(BrokerId(replica)));
     let mut changes = Vec::new();
     for ((topic, partition), assignment) in &state.assignments {
         let Role::Leader { epoch } = assignment.role else { continue };
@@ -158,7 +162,11 @@ fn wanted_changes(context: &ShardContext) -> Vec<IsrChange> {
             continue;
         }
         let leaving: BTreeSet<i32> = candidates.shrink.iter().map(|ReplicaId(id)| *id).collect();
-        let joining: BTreeSet<i32> = candidates.expand.iter().map(|ReplicaId(id)| *id).collect();
+        let joining: BTreeSet<i32> =
+            candidates.expand.iter().map(|ReplicaId(id)| *id).filter(|replica| eligible(*replica)).collect();
+        if leaving.is_empty() && joining.is_empty() {
+            continue;
+        }
         // In the replicas' order, as Kafka lists an ISR.
         let isr: Vec<BrokerId> = assignment
             .replicas
