@@ -216,7 +216,8 @@ if $verifiable; then
     # Kafka's own clients beside ours, on a topic of their own: an idempotent acks=all
     # VerifiableProducer writing 0, 1, 2, ... and a VerifiableConsumer (a consumer group) printing
     # every record it reads; both print JSON events, checked after the run (scripts/faults/verifiable.py).
-    printf '%s\n' enable.idempotence=true acks=all delivery.timeout.ms=60000 request.timeout.ms=10000 linger.ms=5 \
+    printf '%s\n' enable.idempotence=true acks=all retries=2147483647 delivery.timeout.ms=60000 request.timeout.ms=10000 \
+        linger.ms=5 \
         >"$work/verifiable-producer.properties"
     ${JAVA:-java} -Xmx256m -cp "$repository/.cache/kafka-4.4.0/libs/*" org.apache.kafka.tools.VerifiableProducer \
         --bootstrap-server "$bootstrap" --topic $verifiable_topic --throughput "$verifiable_rate" --acks -1 \
@@ -229,6 +230,12 @@ if $verifiable; then
     vconsumer_pid=$!
 fi
 sleep 3 # the producer under way before the first fault
+if [ -n "$vproducer_pid" ] && ! kill -0 "$vproducer_pid" 2>/dev/null; then
+    echo "faults: the VerifiableProducer exited at once; the end of its log:" >&2
+    tail -5 "$work/verifiable-producer.log" >&2
+    problems+=("the VerifiableProducer exited at once (see verifiable-producer.log)")
+    vproducer_pid=""
+fi
 
 cycles_status=0
 "$python" scripts/faults/cycles.py run --nodes "$nodes" --topic $topic --partitions "$partitions" \
