@@ -129,6 +129,7 @@ if [[ ",$kinds," == *,isolate,* ]]; then
         echo "faults: SKIPPING the isolate kind: network namespaces are not available here ($reason)" >&2
         if [ -z "$kinds" ]; then
             echo "faults: no fault kind left to run" >&2
+            rmdir "$work" 2>/dev/null || true
             exit 0
         fi
     fi

@@ -535,7 +535,8 @@ def summarize(results):
              f"{first['run']['cpu']}, {first['run']['cores']} cores, kernel {first['run']['kernel']}; a 3-node "
              "loopback Skua cluster (combined mode), one topic with replication factor 3 and "
              "min.insync.replicas=2, one idempotent acks=all confluent-kafka producer at a fixed rate (and, "
-             "where listed, Kafka's VerifiableProducer/VerifiableConsumer on a second topic), one fault at a time, each healed (every node up, every ISR full) before the next (`scripts/faults.sh`; "
+             "where listed, Kafka's VerifiableProducer/VerifiableConsumer on a second topic), one fault at a "
+             "time, each healed (every node up, every ISR full) before the next (`scripts/faults.sh`; "
              "docs/faults.md says what each check means).", "",
              "| run | verdict | cycles | acked | failed | lost | misplaced | duplicated | truncated reads | HW regressions "
              "| replica mismatches | acked while 2 down | VerifiableProducer acked/failed/lost/dup | duration (s) |",

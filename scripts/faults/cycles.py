@@ -241,9 +241,12 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
             return record
         record["restart_ms"] = int((time.monotonic() - restart_start) * 1000)
     elif kind == "isolate":
-        if cluster.netns is None or not cluster.network("isolate", victim):
-            record["problem"] = "the network could not be cut (no --netns, or netns.sh isolate failed)"
-            cluster.netns and cluster.network("heal", victim)
+        if cluster.netns is None:
+            record["problem"] = "isolate needs --netns"
+            return record
+        if not cluster.network("isolate", victim):
+            record["problem"] = "netns.sh isolate failed"
+            cluster.network("heal", victim)  # whatever routes it did add
             return record
         record["fault_unix_ms"] = int(time.time() * 1000)
         try:

@@ -4,8 +4,8 @@ its victims and to tell when the cluster has healed. Knows nothing of faults or 
 
 kafka-python's protocol codec over its own sockets, through scripts/failover-probe.py's call():
 every request goes to the node it names, with a short timeout (its REQUEST_TIMEOUT_MS, 2 s), so
-a stopped or killed node costs one timeout and never stalls the question asked of the others (a client library would route it to any
-broker it knows, the stopped one included).
+a stopped or killed node costs one timeout and never stalls the question asked of the others (a
+client library would route it to any broker it knows, the stopped one included).
 """
 
 import importlib.util
