@@ -23,14 +23,15 @@ Kinds:
                      (Kafka's system tests' "hard bounce")
     isolate          cut the leader of a partition off from the other nodes (netns.sh isolate: both
                      directions; clients still reach it) past broker.session.timeout.ms (as stop-leader),
-                     then heal the network; needs --netns (the nodes in namespaces of their own)
+                     then heal the network; every second turn prefers a leader that is the active
+                     controller too; needs --netns (the nodes in namespaces of their own)
     two-down         SIGKILL two of the three nodes at once (the metadata quorum is lost with them),
                      keep them down for the session timeout + STOP_MARGIN_MS, restart both; the survivor
                      turns with the cycles
     rolling-restart  SIGTERM each node in turn (the active controller last), restart it and wait until
                      it is back in every ISR before the next
 kill-leader, stop-leader, bounce-leader and isolate take the partitions in turn and prefer one whose
-leader is not the active controller.
+leader is not the active controller (isolate: every second turn, one whose leader is).
 Nodes are ID=HOST:PORT,... (client listeners). Run with .cache/venv/bin/python.
 """
 
@@ -187,7 +188,10 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
         if not led:
             record["problem"] = f"no partition has a leader: {state}"
             return record
-        partition = next((p for p in led if state[p]["leader"] != controller), led[0])
+        # isolate, every second turn: a leader that is the active controller too (when one is), so
+        # that the cut-off node takes the metadata quorum's leadership with it.
+        prefer_controller = kind == "isolate" and ((cycle - 1) // kinds_count) % 2 == 1
+        partition = next((p for p in led if (state[p]["leader"] == controller) == prefer_controller), led[0])
         victim = state[partition]["leader"]
         record.update(partition=partition, leader_epoch_before=state[partition]["epoch"])
     record["victim"] = victim
@@ -261,7 +265,11 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
             remaining_s = stop_min_s - (time.monotonic() - fault_start)
             if remaining_s > 0:
                 time.sleep(remaining_s)
-            # What the cut-off node believes at the end (the clients still reach it).
+            # What the cut-off node believes at the end (the clients still reach it), and where the
+            # quorum's leadership is.
+            if victim == controller:
+                record["controller_after"] = cluster.quorum_leader(survivors)
+                record["victim_quorum_leader"] = view.ask(view.quorum_leader, cluster.nodes[victim])
             seen = cluster.partitions(victim)
             record["victim_view"] = ({str(p): {"leader": s["leader"], "isr": s["isr"]} for p, s in sorted(seen.items())}
                                      if seen is not None else "no answer")
