@@ -11,6 +11,8 @@
 # connections on loopback leave from 127.0.0.1, so an address of its own keeps the port free.
 # The quorum is static: every node is a voter, listed in controller.quorum.voters (Kafka's
 # kraft.version 0; see kafka-server.sh for why).
+# CLUSTER_HOST_PREFIX (default 127.0.0.) moves the nodes to PREFIX(10+i): the fault suite puts each
+# node in a network namespace of its own on 10.x.y.(10+i) (scripts/faults/netns.sh).
 #
 # Timeouts, from the environment (Kafka 4.4's defaults when unset), written into every node:
 #   BROKER_SESSION_TIMEOUT_MS       broker.session.timeout.ms              9000
@@ -19,7 +21,7 @@
 #   QUORUM_FETCH_TIMEOUT_MS         controller.quorum.fetch.timeout.ms     2000
 
 # cluster_host ID: node ID's loopback address.
-cluster_host() { echo "127.0.0.$((10 + $1))"; }
+cluster_host() { echo "${CLUSTER_HOST_PREFIX:-127.0.0.}$((10 + $1))"; }
 
 # cluster_client_port BASE ID
 cluster_client_port() { echo $(($1 + 2 * ($2 - 1))); }

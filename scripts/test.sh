@@ -63,8 +63,9 @@ fi
 
 # The replication fault suite's short form (docs/faults.md): a 3-node cluster, an idempotent
 # acks=all producer, a leader SIGKILLed, a leader SIGSTOPped past its session, the active
-# controller SIGKILLed; fails on any lost, misplaced or duplicated acknowledged record, truncated
-# read, high watermark moving back or replica mismatch. SKUA_SKIP_FAULTS=1 skips it.
+# controller SIGKILLed, two nodes SIGKILLed at once; fails on any lost, misplaced or duplicated
+# acknowledged record, an acknowledgement while two nodes were down, a truncated read, a high
+# watermark moving back or a replica mismatch. SKUA_SKIP_FAULTS=1 skips it.
 if [ -z "${SKUA_SKIP_FAULTS:-}" ]; then
     step "replication fault suite, short form (scripts/faults.sh --short)"
     NETD=target/release/netd scripts/faults.sh --short

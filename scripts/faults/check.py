@@ -41,6 +41,9 @@ EXAMPLES_MAX = 20
 # A record produced this long after the SIGSTOP returned cannot have reached the stopped leader
 # before it stopped (the clocks' millisecond rounding and the signal's delivery).
 STOPPED_MARGIN_MS = 10
+# An acknowledgement that reached the producer this long after two nodes were SIGKILLed (two-down)
+# cannot be one the brokers sent before the kill (the client's delivery report lags its receipt).
+TWO_DOWN_ACK_MARGIN_MS = 1_000
 # How many duplicated records check.py replicas looks up in the segment files.
 DUPLICATES_EXAMINED_MAX = 1_000
 # A v2 record batch: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8, crc u32,
@@ -173,10 +176,18 @@ def check_records(args):
         if missing:
             gaps[str(partition)] = missing
     written_after_failure = sum(1 for seq in failed if seq in positions)
+    # two-down: one node of three left, the metadata quorum gone; min.insync.replicas=2 allows no
+    # acknowledgement until the others are back.
+    while_two_down = {}
+    for cycle in cycles:
+        if cycle.get("kind") == "two-down" and "fault_unix_ms" in cycle:
+            begin = cycle["fault_unix_ms"] + TWO_DOWN_ACK_MARGIN_MS
+            end = cycle.get("restart_unix_ms", begin)
+            while_two_down[str(cycle["cycle"])] = sum(1 for entry in acked.values() if begin <= entry[2] < end)
 
     # The live reader: every record it read is still there; no high watermark moved back.
     truncated_reads, regressions = [], []
-    tail_read, tail_errors = 0, collections.Counter()
+    tail_read, tail_errors, read_live = 0, collections.Counter(), set()
     seen = {"C": {}, "H": {}}
     if args.tail and os.path.exists(args.tail):
         with open(args.tail) as file:
@@ -185,6 +196,7 @@ def check_records(args):
                 if fields[0] == "R" and len(fields) >= 5:
                     tail_read += 1
                     partition, offset, seq = int(fields[1]), int(fields[2]), int(fields[3])
+                    read_live.add(seq)
                     if log.get(partition, {}).get(offset) != seq:
                         truncated_reads.append({"partition": partition, "offset": offset, "seq_read": seq,
                                                 "seq_now": log.get(partition, {}).get(offset), "at_ms": int(fields[4])})
@@ -209,6 +221,8 @@ def check_records(args):
         "misplaced": len(misplaced), "duplicated": len(duplicated),
         "truncated_reads": len(truncated_reads), "high_watermark_regressions": len(regressions),
         "failed_but_written": written_after_failure, "foreign_records": foreign, "offset_gaps": gaps,
+        "acked_while_two_down": sum(while_two_down.values()), "acked_while_two_down_by_cycle": while_two_down,
+        "acked_not_read_live": sum(1 for seq in acked if seq not in read_live),
         "rereads": rereads, "consume_errors": errors[:EXAMPLES_MAX], "unfinished_partitions": unfinished,
         "log_start_offsets": {str(p): lows[p] for p in lows}, "high_watermarks": {str(p): highs[p] for p in highs},
         "tail": {"read": tail_read, "errors": dict(tail_errors)},
@@ -223,7 +237,9 @@ def check_records(args):
     print(f"faults: records: acked {result['acked']}, failed {result['failed']}, read {result['read']}; "
           f"lost {result['lost']}, misplaced {result['misplaced']}, duplicated {result['duplicated']}, "
           f"truncated reads {result['truncated_reads']} (of {tail_read} read live), "
-          f"high watermark regressions {result['high_watermark_regressions']}", file=sys.stderr)
+          f"high watermark regressions {result['high_watermark_regressions']}" +
+          (f", acknowledged while two nodes were down {result['acked_while_two_down']}" if while_two_down else ""),
+          file=sys.stderr)
 
 
 def walk_segment(data):
@@ -434,6 +450,31 @@ def report(args):
             violations.append(f"replica mismatches: {replicas['replica_mismatches']}")
         if replicas["short_replicas"]:
             violations.append(f"replicas short of the high watermark: {replicas['short_replicas']}")
+    # Kafka's VerifiableProducer/VerifiableConsumer (--verifiable): the same checks on their topic.
+    verifiable = None
+    if settings.get("verifiable"):
+        v_records = load(os.path.join(work, "verifiable", "records.json"))
+        v_replicas = load(os.path.join(work, "verifiable", "replicas.json"))
+        v_clients = load(os.path.join(work, "verifiable", "producer.json"), {})
+        verifiable = {"clients": v_clients, "records": v_records, "replicas": v_replicas}
+        if v_records is None:
+            problems.append("the VerifiableProducer's records check did not finish")
+        else:
+            for key in ("lost", "misplaced", "duplicated", "truncated_reads", "high_watermark_regressions",
+                        "acked_while_two_down"):
+                if v_records.get(key):
+                    violations.append(f"VerifiableProducer {key}: {v_records[key]}")
+            if not v_records["acked"]:
+                problems.append("the VerifiableProducer had nothing acknowledged")
+        if v_replicas is None:
+            problems.append("the VerifiableProducer's replicas check did not finish")
+        else:
+            for key in ("replica_mismatches", "short_replicas"):
+                if v_replicas[key]:
+                    violations.append(f"VerifiableProducer {key}: {v_replicas[key]}")
+    if records is not None and records.get("acked_while_two_down"):
+        violations.append(f"acknowledged while two nodes were down: {records['acked_while_two_down']} "
+                          f"(by cycle {records['acked_while_two_down_by_cycle']})")
     if settings.get("cycles") and len(cycles) < settings["cycles"]:
         problems.append(f"{len(cycles)} of {settings['cycles']} cycles ran")
     problems.extend(phases.get("problems", []))
@@ -442,10 +483,17 @@ def report(args):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
     counts = {key: (records or {}).get(key) for key in ("acked", "failed", "lost", "misplaced", "duplicated",
                                                          "truncated_reads", "high_watermark_regressions", "read",
-                                                         "failed_but_written")}
+                                                         "failed_but_written", "acked_while_two_down")}
     counts.update(produced=producer.get("produced"), unresolved=producer.get("unresolved"), cycles=len(cycles),
                   replica_mismatches=(replicas or {}).get("replica_mismatches"),
                   short_replicas=(replicas or {}).get("short_replicas"))
+    if verifiable is not None:
+        counts["verifiable"] = {key: (verifiable["records"] or {}).get(key) for key in (
+            "acked", "failed", "lost", "misplaced", "duplicated", "truncated_reads", "high_watermark_regressions",
+            "acked_while_two_down", "read", "acked_not_read_live")}
+        counts["verifiable"].update(consumer_read=(verifiable["clients"].get("consumer") or {}).get("read"),
+                                    unresolved=(verifiable["clients"].get("producer") or {}).get("unresolved"),
+                                    replica_mismatches=(verifiable["replicas"] or {}).get("replica_mismatches"))
     result = {
         "suite": "faults", "name": args.name, "verdict": verdict, "violations": violations, "problems": problems,
         "counts": counts,
@@ -455,7 +503,7 @@ def report(args):
         "settings": {**settings, "topic": topic},
         "durations_s": phases.get("durations_s", {}),
         "fault_kinds": kinds, "client_epoch_bumps": bumps, "producer": producer, "records": records,
-        "replicas": replicas, "cycles": cycles,
+        "replicas": replicas, "verifiable": verifiable, "cycles": cycles,
     }
     os.makedirs(args.results, exist_ok=True)
     with open(os.path.join(args.results, f"{args.name}.json"), "w") as out:
@@ -464,8 +512,14 @@ def report(args):
     print(f"faults: {verdict.upper()}: acked {counts['acked']}, failed {counts['failed']}, lost {counts['lost']}, "
           f"misplaced {counts['misplaced']}, duplicated {counts['duplicated']}, truncated reads {counts['truncated_reads']}, "
           f"high watermark regressions {counts['high_watermark_regressions']}, replica mismatches "
-          f"{counts['replica_mismatches']}, cycles {counts['cycles']}; {os.path.join(args.results, args.name + '.json')}",
-          file=sys.stderr)
+          f"{counts['replica_mismatches']}, acknowledged while two were down {counts['acked_while_two_down']}, "
+          f"cycles {counts['cycles']}; {os.path.join(args.results, args.name + '.json')}", file=sys.stderr)
+    if verifiable is not None:
+        v = counts["verifiable"]
+        print(f"faults:   VerifiableProducer: acked {v['acked']}, failed {v['failed']}, lost {v['lost']}, misplaced "
+              f"{v['misplaced']}, duplicated {v['duplicated']}, acknowledged while two were down "
+              f"{v['acked_while_two_down']}; VerifiableConsumer read {v['consumer_read']} (acknowledged records it "
+              f"did not read: {v['acked_not_read_live']}, truncated reads {v['truncated_reads']})", file=sys.stderr)
     for line in violations + problems:
         print(f"faults:   {line}", file=sys.stderr)
     sys.exit(1 if violations else (3 if problems else 0))
@@ -480,18 +534,21 @@ def summarize(results):
     lines = [f"# Replication fault suite ({first['run']['commit']})", "",
              f"{first['run']['cpu']}, {first['run']['cores']} cores, kernel {first['run']['kernel']}; a 3-node "
              "loopback Skua cluster (combined mode), one topic with replication factor 3 and "
-             "min.insync.replicas=2, one idempotent acks=all confluent-kafka producer at a fixed rate, one fault "
-             "at a time, each healed (every node up, every ISR full) before the next (`scripts/faults.sh`; "
+             "min.insync.replicas=2, one idempotent acks=all confluent-kafka producer at a fixed rate (and, "
+             "where listed, Kafka's VerifiableProducer/VerifiableConsumer on a second topic), one fault at a "
+             "time, each healed (every node up, every ISR full) before the next (`scripts/faults.sh`; "
              "docs/faults.md says what each check means).", "",
              "| run | verdict | cycles | acked | failed | lost | misplaced | duplicated | truncated reads | HW regressions "
-             "| replica mismatches | duration (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| replica mismatches | acked while 2 down | VerifiableProducer acked/failed/lost/dup | duration (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         c = run["counts"]
         name = run["name"] + (" (acks=1)" if run["settings"].get("producer_acks") == "1" else "")
         lines.append(f"| {name} | {run['verdict']} | {c['cycles']} | {c['acked']} | {c['failed']} | {c['lost']} | "
                      f"{c['misplaced']} | {c['duplicated']} | {c['truncated_reads']} | {c['high_watermark_regressions']} | "
-                     f"{c['replica_mismatches']} | {run['durations_s'].get('total', '')} |")
+                     f"{c['replica_mismatches']} | {c.get('acked_while_two_down', '–')} | " +
+                     ("/".join(str(c["verifiable"].get(k)) for k in ("acked", "failed", "lost", "duplicated"))
+                      if c.get("verifiable") else "–") + f" | {run['durations_s'].get('total', '')} |")
     lines += ["", "Failover and healing per fault kind (ms, median [min–max] over every run above):", "",
               "| kind | cycles | new leader(s) | new controller | healed after | whole cycle |", "|---|---|---|---|---|---|"]
     by_kind = collections.defaultdict(list)

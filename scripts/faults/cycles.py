@@ -21,8 +21,17 @@ Kinds:
                      leaders for its partitions, restart it
     bounce-leader    SIGKILL the leader of a partition and restart it at once, within its session
                      (Kafka's system tests' "hard bounce")
-kill-leader, stop-leader and bounce-leader take the partitions in turn and prefer one whose leader
-is not the active controller.
+    isolate          cut the leader of a partition off from the other nodes (netns.sh isolate: both
+                     directions; clients still reach it) past broker.session.timeout.ms (as stop-leader),
+                     then heal the network; every second turn prefers a leader that is the active
+                     controller too; needs --netns (the nodes in namespaces of their own)
+    two-down         SIGKILL two of the three nodes at once (the metadata quorum is lost with them),
+                     keep them down for the session timeout + STOP_MARGIN_MS, restart both; the survivor
+                     turns with the cycles
+    rolling-restart  SIGTERM each node in turn (the active controller last), restart it and wait until
+                     it is back in every ISR before the next
+kill-leader, stop-leader, bounce-leader and isolate take the partitions in turn and prefer one whose
+leader is not the active controller (isolate: every second turn, one whose leader is).
 Nodes are ID=HOST:PORT,... (client listeners). Run with .cache/venv/bin/python.
 """
 
@@ -32,6 +41,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,7 +59,9 @@ CREATE_TIMEOUT_S = 60
 STOP_MARGIN_MS = 2_000
 # ... and at most this long past it, new leader or not.
 STOP_EXTRA_MS_MAX = 30_000
-KINDS = ("kill-leader", "stop-leader", "kill-controller", "bounce-leader")
+# A SIGTERMed node (rolling-restart) that has not exited after this long is SIGKILLed (a problem).
+TERM_TIMEOUT_S = 60
+KINDS = ("kill-leader", "stop-leader", "kill-controller", "bounce-leader", "isolate", "two-down", "rolling-restart")
 
 
 def log(message):
@@ -79,11 +91,21 @@ def wait_for(check, timeout_s, interval_s=POLL_INTERVAL_S):
 
 
 class Cluster:
-    def __init__(self, nodes, topic, cluster_dir, cluster_script):
+    def __init__(self, nodes, topic, cluster_dir, cluster_script, netns=None):
         self.nodes = nodes
         self.topic = topic
         self.cluster_dir = cluster_dir
         self.cluster_script = cluster_script
+        self.netns = netns  # (netns.sh, NAME, PREFIX) when every node runs in a namespace of its own
+
+    def network(self, command, node):
+        """netns.sh isolate|heal NAME PREFIX N node: True if it worked."""
+        script, name, prefix = self.netns
+        result = subprocess.run([script, command, name, prefix, str(len(self.nodes)), str(node)],
+                                capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            log(f"netns.sh {command} {node} failed: {result.stderr.strip()}")
+        return result.returncode == 0
 
     def pid(self, node):
         with open(os.path.join(self.cluster_dir, f"node-{node}", "pid")) as file:
@@ -146,6 +168,10 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
     nodes = sorted(cluster.nodes)
     controller = cluster.quorum_leader(nodes)
     record["controller_before"] = controller
+    if kind == "two-down":
+        return two_down(cluster, record, cycle, kinds_count, session_timeout_ms)
+    if kind == "rolling-restart":
+        return rolling_restart(cluster, record, controller)
     if kind == "kill-controller":
         if controller is None:
             record["problem"] = "no quorum leader known"
@@ -162,7 +188,10 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
         if not led:
             record["problem"] = f"no partition has a leader: {state}"
             return record
-        partition = next((p for p in led if state[p]["leader"] != controller), led[0])
+        # isolate, every second turn: a leader that is the active controller too (when one is), so
+        # that the cut-off node takes the metadata quorum's leadership with it.
+        prefer_controller = kind == "isolate" and ((cycle - 1) // kinds_count) % 2 == 1
+        partition = next((p for p in led if (state[p]["leader"] == controller) == prefer_controller), led[0])
         victim = state[partition]["leader"]
         record.update(partition=partition, leader_epoch_before=state[partition]["epoch"])
     record["victim"] = victim
@@ -215,6 +244,40 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
             record.setdefault("problem", f"node {victim} did not restart")
             return record
         record["restart_ms"] = int((time.monotonic() - restart_start) * 1000)
+    elif kind == "isolate":
+        if cluster.netns is None:
+            record["problem"] = "isolate needs --netns"
+            return record
+        if not cluster.network("isolate", victim):
+            record["problem"] = "netns.sh isolate failed"
+            cluster.network("heal", victim)  # whatever routes it did add
+            return record
+        record["fault_unix_ms"] = int(time.time() * 1000)
+        try:
+            stop_min_s = (session_timeout_ms + STOP_MARGIN_MS) / 1000
+            stop_max_s = (session_timeout_ms + STOP_EXTRA_MS_MAX) / 1000
+            leaders = wait_for(new_leaders, stop_max_s)
+            if leaders is None:
+                record["problem"] = f"no new leaders for {led} while node {victim} was cut off {stop_max_s:.0f} s"
+            else:
+                record["new_leaders"] = leaders
+                record["failover_ms"] = int((time.monotonic() - fault_start) * 1000)
+            remaining_s = stop_min_s - (time.monotonic() - fault_start)
+            if remaining_s > 0:
+                time.sleep(remaining_s)
+            # What the cut-off node believes at the end (the clients still reach it), and where the
+            # quorum's leadership is.
+            if victim == controller:
+                record["controller_after"] = cluster.quorum_leader(survivors)
+                record["victim_quorum_leader"] = view.ask(view.quorum_leader, cluster.nodes[victim])
+            seen = cluster.partitions(victim)
+            record["victim_view"] = ({str(p): {"leader": s["leader"], "isr": s["isr"]} for p, s in sorted(seen.items())}
+                                     if seen is not None else "no answer")
+        finally:
+            record["resumed_unix_ms"] = int(time.time() * 1000)
+            if not cluster.network("heal", victim):
+                record.setdefault("problem", "netns.sh heal failed")
+        record["stopped_ms"] = int((time.monotonic() - fault_start) * 1000)
     else:
         os.kill(pid, signal.SIGSTOP)
         record["fault_unix_ms"] = int(time.time() * 1000)
@@ -235,7 +298,11 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
             record["resumed_unix_ms"] = int(time.time() * 1000)
             os.kill(pid, signal.SIGCONT)
         record["stopped_ms"] = int((time.monotonic() - fault_start) * 1000)
+    return heal(cluster, record, fault_start)
 
+
+def heal(cluster, record, since):
+    """Waits for the cluster to heal; sets heal_ms, leaders_after and cycle_ms (or the problem)."""
     heal_start = time.monotonic()
     healed = wait_for(cluster.healed, HEAL_TIMEOUT_S, interval_s=0.25)
     if healed is None:
@@ -243,12 +310,105 @@ def run_cycle(cluster, cycle, kind, kinds_count, partition_count, session_timeou
     else:
         record["heal_ms"] = int((time.monotonic() - heal_start) * 1000)
         record["leaders_after"] = {str(p): s["leader"] for p, s in sorted(healed.items())}
-    record["cycle_ms"] = int((time.monotonic() - fault_start) * 1000)
+    record["cycle_ms"] = int((time.monotonic() - since) * 1000)
     return record
 
 
+def two_down(cluster, record, cycle, kinds_count, session_timeout_ms):
+    """SIGKILL every node but one (the survivor turns with the cycles), keep them down for the session
+    timeout + STOP_MARGIN_MS, then restart them together. With 3 voters the metadata quorum goes with
+    them; the survivor must acknowledge nothing (min.insync.replicas=2): check.py counts the
+    acknowledgements between fault_unix_ms and restart_unix_ms."""
+    nodes = sorted(cluster.nodes)
+    survivor = nodes[((cycle - 1) // kinds_count) % len(nodes)]
+    victims = [node for node in nodes if node != survivor]
+    record.update(victims=victims, survivor=survivor)
+    pids = {node: cluster.pid(node) for node in victims}
+    fault_start = time.monotonic()
+    for node in victims:
+        os.kill(pids[node], signal.SIGKILL)
+    record["fault_unix_ms"] = int(time.time() * 1000)
+    for node in victims:
+        if wait_for(lambda: True if not pid_alive(pids[node]) else None, GONE_TIMEOUT_S) is None:
+            record["problem"] = f"pid {pids[node]} outlived SIGKILL by {GONE_TIMEOUT_S} s"
+            return record
+    remaining_s = (session_timeout_ms + STOP_MARGIN_MS) / 1000 - (time.monotonic() - fault_start)
+    if remaining_s > 0:
+        time.sleep(remaining_s)
+    seen = cluster.partitions(survivor)
+    record["survivor_view"] = ({str(p): {"leader": s["leader"], "isr": s["isr"]} for p, s in sorted(seen.items())}
+                               if seen is not None else "no answer")
+    record["survivor_quorum_leader"] = view.ask(view.quorum_leader, cluster.nodes[survivor])
+    # Taken before the restarts: an acknowledgement before this came from the survivor alone.
+    record["restart_unix_ms"] = int(time.time() * 1000)
+    record["down_ms"] = int((time.monotonic() - fault_start) * 1000)
+    restart_start = time.monotonic()
+    # Together: either one alone makes a quorum with the survivor, but a node may wait for the
+    # quorum before it listens.
+    results = {}
+    threads = [threading.Thread(target=lambda node=node: results.__setitem__(node, cluster.restart(node)))
+               for node in victims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(RESTART_TIMEOUT_S + 10)
+    failed = [node for node in victims if not results.get(node)]
+    if failed:
+        record["problem"] = f"node(s) {failed} did not restart"
+        return record
+    record["restart_ms"] = int((time.monotonic() - restart_start) * 1000)
+    return heal(cluster, record, fault_start)
+
+
+def rolling_restart(cluster, record, controller):
+    """Every node in turn, the active controller last: SIGTERM, wait until it has exited (SIGKILL
+    after TERM_TIMEOUT_S, a problem), restart it, wait until the cluster has healed (it is back in
+    every ISR) before the next."""
+    nodes = sorted(cluster.nodes, key=lambda node: (node == controller, node))
+    record["order"] = nodes
+    steps = []
+    record["steps"] = steps
+    fault_start = time.monotonic()
+    record["fault_unix_ms"] = int(time.time() * 1000)
+    for node in nodes:
+        step = {"node": node}
+        steps.append(step)
+        state = cluster.partitions(node) or {}
+        step["led"] = sorted(p for p, s in state.items() if s["leader"] == node)
+        pid = cluster.pid(node)
+        start = time.monotonic()
+        os.kill(pid, signal.SIGTERM)
+        if wait_for(lambda: True if not pid_alive(pid) else None, TERM_TIMEOUT_S) is None:
+            os.kill(pid, signal.SIGKILL)
+            record.setdefault("problem", f"node {node} had not exited {TERM_TIMEOUT_S} s after SIGTERM: SIGKILL")
+            if wait_for(lambda: True if not pid_alive(pid) else None, GONE_TIMEOUT_S) is None:
+                record["problem"] = f"pid {pid} outlived SIGKILL by {GONE_TIMEOUT_S} s"
+                return record
+        step["stop_ms"] = int((time.monotonic() - start) * 1000)
+        restart_start = time.monotonic()
+        if not cluster.restart(node):
+            record.setdefault("problem", f"node {node} did not restart")
+            return record
+        step["restart_ms"] = int((time.monotonic() - restart_start) * 1000)
+        heal_start = time.monotonic()
+        if wait_for(cluster.healed, HEAL_TIMEOUT_S, interval_s=0.25) is None:
+            record.setdefault("problem", f"cluster not healed within {HEAL_TIMEOUT_S} s of node {node}'s restart")
+            return record
+        step["heal_ms"] = int((time.monotonic() - heal_start) * 1000)
+    record["stop_ms"] = max(step["stop_ms"] for step in steps)
+    record["restart_ms"] = max(step["restart_ms"] for step in steps)
+    return heal(cluster, record, fault_start)
+
+
 def describe(record, acked, acked_before):
-    parts = [f"cycle {record['cycle']} {record['kind']}: node {record.get('victim', '?')}"]
+    if "victims" in record:
+        parts = [f"cycle {record['cycle']} {record['kind']}: nodes {record['victims']} (node {record['survivor']} left)"]
+    elif "order" in record:
+        parts = [f"cycle {record['cycle']} {record['kind']}: nodes {record['order']} in turn"]
+        parts += [f"node {s['node']} stopped in {s['stop_ms'] / 1000:.1f} s, healed {s['heal_ms'] / 1000:.1f} s "
+                  f"after its restart" for s in record["steps"] if "heal_ms" in s]
+    else:
+        parts = [f"cycle {record['cycle']} {record['kind']}: node {record.get('victim', '?')}"]
     if record.get("partition") is not None:
         parts[0] += f" (leader of partition {record['partition']}, epoch {record.get('leader_epoch_before')})"
     if "controller_failover_ms" in record:
@@ -256,7 +416,9 @@ def describe(record, acked, acked_before):
     if "failover_ms" in record:
         parts.append(f"new leaders {record['new_leaders']} after {record['failover_ms'] / 1000:.1f} s")
     if "stopped_ms" in record:
-        parts.append(f"resumed after {record['stopped_ms'] / 1000:.1f} s")
+        parts.append(f"{'reconnected' if record['kind'] == 'isolate' else 'resumed'} after {record['stopped_ms'] / 1000:.1f} s")
+    if "down_ms" in record:
+        parts.append(f"down {record['down_ms'] / 1000:.1f} s")
     if "restart_ms" in record:
         parts.append(f"restarted in {record['restart_ms'] / 1000:.1f} s")
     if "heal_ms" in record:
@@ -324,13 +486,15 @@ def main():
     parser.add_argument("--out", help="the cycles' JSON lines")
     parser.add_argument("--acks", help="the producer's delivery log (progress only)")
     parser.add_argument("--producer-pid", type=int, help="stop early if this process is gone")
+    parser.add_argument("--netns", help="SCRIPT,NAME,PREFIX: every node in a namespace of its own (scripts/faults/netns.sh)")
     args = parser.parse_args()
     nodes = view.parse_nodes(args.nodes)
 
     if args.command == "setup":
         setup(args, nodes)
         return
-    cluster = Cluster(nodes, args.topic, args.cluster_dir, args.cluster_script)
+    cluster = Cluster(nodes, args.topic, args.cluster_dir, args.cluster_script,
+                      tuple(args.netns.split(",")) if args.netns else None)
     if args.command == "heal":
         if wait_for(cluster.healed, HEAL_TIMEOUT_S, interval_s=0.25) is None:
             sys.exit(f"faults: the cluster did not heal within {HEAL_TIMEOUT_S} s")
@@ -339,6 +503,8 @@ def main():
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
         sys.exit(f"faults: unknown fault kind(s) {unknown}; known: {', '.join(KINDS)}")
+    if "isolate" in kinds and not cluster.netns:
+        sys.exit("faults: isolate needs --netns (the nodes in network namespaces of their own)")
     start = time.monotonic()
     failed = 0
     acked_before = count_acks(args.acks) if args.acks else 0

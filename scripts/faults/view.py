@@ -2,20 +2,18 @@
 (Metadata v12) and the metadata quorum's leader (DescribeQuorum v0). Used by cycles.py to pick
 its victims and to tell when the cluster has healed. Knows nothing of faults or of the checks.
 
-kafka-python's protocol codec over its own sockets (as scripts/failover-probe.py does): every
-request goes to the node it names, with a short timeout, so a stopped or killed node costs one
-timeout and never stalls the question asked of the others (a client library would route it to any
-broker it knows, the stopped one included).
+kafka-python's protocol codec over its own sockets, through scripts/failover-probe.py's call():
+every request goes to the node it names, with a short timeout (its REQUEST_TIMEOUT_MS, 2 s), so
+a stopped or killed node costs one timeout and never stalls the question asked of the others (a
+client library would route it to any broker it knows, the stopped one included).
 """
 
-import socket
+import importlib.util
+import os
 
 from kafka.protocol.admin.cluster import DescribeQuorumRequest
 from kafka.protocol.metadata.metadata import MetadataRequest
-from kafka.protocol.parser import KafkaProtocol
 
-# One request's limit: a node that does not answer in this time counts as not answering.
-REQUEST_TIMEOUT_MS = 2_000
 METADATA_TOPIC = "__cluster_metadata"
 
 
@@ -29,19 +27,20 @@ def parse_nodes(text):
     return nodes
 
 
-def call(address, request):
-    """One request to address (host, port) on a fresh connection; the decoded response."""
-    with socket.create_connection(address, timeout=REQUEST_TIMEOUT_MS / 1000) as sock:
-        protocol = KafkaProtocol(client_id="skua-faults")
-        protocol.send_request(request)
-        sock.sendall(protocol.send_bytes())
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError(f"{address[0]}:{address[1]} closed the connection")
-            responses = protocol.receive_bytes(data)
-            if responses:
-                return responses[0][1]
+def _load_probe():
+    """scripts/failover-probe.py, whose call() (one request on a fresh connection to the node it
+    names, REQUEST_TIMEOUT_MS) this module shares rather than copies; loaded by path (its name has
+    a hyphen)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "failover-probe.py")
+    spec = importlib.util.spec_from_file_location("failover_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# call(address, request): one request to address (host, port) on a fresh connection; the decoded
+# response (ConnectionError when the node closes the connection, OSError when it does not answer).
+call = _load_probe().call
 
 
 def partitions(address, topic):
