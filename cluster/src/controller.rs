@@ -391,12 +391,9 @@ impl Controller {
     /// removed ones leave the ISR, and a leader that was removed hands over to the first target
     /// replica in the ISR that can lead.
     fn completed(&self, next: Option<PartitionState>, partition: &PartitionState) -> Option<PartitionState> {
-        let state = next.clone().unwrap_or_else(|| partition.clone());
-        if !state.reassigning() {
-            return next;
-        }
+        let state = next.as_ref().unwrap_or(partition);
         let target = state.target_replicas();
-        if !target.iter().all(|replica| state.isr.contains(replica)) {
+        if !state.reassigning() || !target.iter().all(|replica| state.isr.contains(replica)) {
             return next;
         }
         let isr: Vec<BrokerId> = state.isr.iter().copied().filter(|member| target.contains(member)).collect();
@@ -404,13 +401,18 @@ impl Controller {
             Some(leader) if target.contains(&leader) => Some(leader),
             _ => target.iter().copied().find(|replica| isr.contains(replica) && self.image.is_active(*replica)),
         };
-        let done = PartitionState { replicas: target, adding: Vec::new(), removing: Vec::new(), ..state.clone() };
         // The epochs grow once against the partition as committed, whatever `next` changed.
-        let mut done = changed(&done, isr, leader).unwrap_or(done);
-        done.leader_epoch =
-            if done.leader != partition.leader { partition.leader_epoch + 1 } else { partition.leader_epoch };
-        done.partition_epoch = partition.partition_epoch + 1;
-        Some(done)
+        let leader_epoch = if leader != partition.leader { partition.leader_epoch + 1 } else { partition.leader_epoch };
+        Some(PartitionState {
+            replicas: target,
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch: partition.partition_epoch + 1,
+            adding: Vec::new(),
+            removing: Vec::new(),
+            ..state.clone()
+        })
     }
 
     /// Starts, replaces or cancels reassignments (Kafka's AlterPartitionReassignments in KRaft,
