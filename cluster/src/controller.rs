@@ -188,6 +188,30 @@ pub enum ReassignmentOutcome {
     },
 }
 
+/// Why a reassignment's target replicas are refused, in Kafka's words and order
+/// (`ReplicationControlManager.validateManualPartitionAssignment`): an empty list, else the
+/// brokers in ascending order, each unregistered or named twice. `None`: a valid target.
+pub fn assignment_refusal(target: &[BrokerId], registered: impl Fn(BrokerId) -> bool) -> Option<String> {
+    if target.is_empty() {
+        return Some("The manual partition assignment includes an empty replica list.".to_string());
+    }
+    let mut sorted = target.to_vec();
+    sorted.sort();
+    let mut previous = None;
+    for broker in sorted {
+        if !registered(broker) {
+            return Some(format!(
+                "The manual partition assignment includes broker {broker}, but no such broker is registered."
+            ));
+        }
+        if previous == Some(broker) {
+            return Some(format!("The manual partition assignment includes the broker {broker} more than once."));
+        }
+        previous = Some(broker);
+    }
+    None
+}
+
 /// The active controller's state: the speculative image and the brokers' last heartbeats.
 #[derive(Clone, Debug)]
 pub struct Controller {
@@ -474,17 +498,7 @@ impl Controller {
         target: &[BrokerId],
         allow_factor_change: bool,
     ) -> Result<(), ReassignmentOutcome> {
-        let distinct: BTreeSet<&BrokerId> = target.iter().collect();
-        let refusal = if target.is_empty() {
-            Some("The manual partition assignment includes an empty replica list.".to_string())
-        } else if distinct.len() != target.len() {
-            Some("The manual partition assignment includes duplicate replicas.".to_string())
-        } else {
-            target.iter().find(|replica| !self.image.brokers.contains_key(replica)).map(|unknown| {
-                format!("The manual partition assignment includes broker {unknown}, but no such broker is registered.")
-            })
-        };
-        if let Some(refusal) = refusal {
+        if let Some(refusal) = assignment_refusal(target, |broker| self.image.brokers.contains_key(&broker)) {
             return Err(ReassignmentOutcome::InvalidAssignment(refusal));
         }
         let from = current.original_replicas().len();

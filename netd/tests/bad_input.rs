@@ -253,3 +253,137 @@ fn hostile_request_bodies_never_kill_the_broker() {
     // Nothing here should hold memory: allow 64 MiB of growth for allocator and page noise.
     assert!(rss_after_kib < rss_before_kib + 64 * 1024, "RSS grew from {rss_before_kib} to {rss_after_kib} KiB");
 }
+
+/// Sends `frame` on a new connection and waits for an answer or a close; fails the test if the
+/// broker does neither or is gone.
+fn answered_or_closed(broker: &mut Broker, frame: &[u8], case: &str) {
+    let mut stream = connect(broker);
+    stream.write_all(frame).expect("send");
+    if let Outcome::StillOpen = outcome(&mut stream) {
+        panic!("{case}: the broker neither answered nor closed within {CLOSE_WAIT_MS_MAX} ms");
+    }
+    assert!(broker.is_running(), "{case}: the broker died");
+}
+
+/// The admin APIs under hostile bytes: every prefix of a valid request (truncated bodies, the
+/// size prefix telling the truth), an absurd array count or string length spliced in at every
+/// offset, versions out of range. Each is answered or its connection closed, and the broker
+/// serves the next client.
+#[test]
+fn hostile_admin_requests_are_answered_or_closed() {
+    let mut broker = Broker::start(&["auto.create.topics.enable=false"]);
+    let mut cases = 0;
+    for (api_key, version, frame) in common::admin_request_frames() {
+        const SIZE_PREFIX_BYTES: usize = 4;
+        let body = &frame[SIZE_PREFIX_BYTES..];
+        // The request header ends after the client id "skua-test" (and the tagged fields of v2).
+        let header_bytes = 8 + 2 + "skua-test".len() + usize::from(api_key.request_header_version(version) >= 2);
+        for length in header_bytes..body.len() {
+            let mut truncated = (length as i32).to_be_bytes().to_vec();
+            truncated.extend_from_slice(&body[..length]);
+            answered_or_closed(&mut broker, &truncated, &format!("{api_key:?} v{version} truncated to {length} bytes"));
+            cases += 1;
+        }
+        for poison in [&[0x7f, 0xff, 0xff, 0xff][..], &[0xff, 0xff, 0xff, 0xff, 0x0f][..]] {
+            for at in header_bytes..body.len() {
+                let mut poisoned = body.to_vec();
+                for (offset, byte) in poison.iter().enumerate() {
+                    if let Some(slot) = poisoned.get_mut(at + offset) {
+                        *slot = *byte;
+                    }
+                }
+                let mut message = (poisoned.len() as i32).to_be_bytes().to_vec();
+                message.extend_from_slice(&poisoned);
+                answered_or_closed(&mut broker, &message, &format!("{api_key:?} v{version} poisoned at {at}"));
+                cases += 1;
+            }
+        }
+    }
+    // Versions the broker does not serve: Kafka closes the connection, and so do we.
+    for (api_key, version) in [
+        (ApiKey::AlterPartitionReassignments, 2),
+        (ApiKey::AlterPartitionReassignments, -1),
+        (ApiKey::ListPartitionReassignments, 1),
+        (ApiKey::DescribeLogDirs, 0),
+        (ApiKey::DescribeLogDirs, 5),
+        (ApiKey::IncrementalAlterConfigs, 2),
+        (ApiKey::IncrementalAlterConfigs, i16::MAX),
+    ] {
+        let mut frame = vec![0, 0, 0, 10];
+        frame.extend_from_slice(&(api_key as i16).to_be_bytes());
+        frame.extend_from_slice(&version.to_be_bytes());
+        frame.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        let mut stream = connect(&broker);
+        stream.write_all(&frame).expect("send");
+        assert_closed(&mut stream, &format!("{api_key:?} v{version}"));
+        cases += 1;
+    }
+    println!("{cases} hostile admin requests");
+    assert!(broker.is_running() && answers_api_versions(broker.address), "still serving after {cases} requests");
+    // A decoder's panic is caught (the connection closes) but still printed: there must be none.
+    assert!(!broker.log().contains("panicked"), "a panic while serving:\n{}", broker.log());
+}
+
+/// Well-formed but absurd admin requests: negative partition indexes, topic names far past
+/// Kafka's 249 characters, a broker id of i32::MIN. Each gets Kafka's per-item error.
+#[test]
+fn absurd_admin_requests_get_kafka_errors() {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, DescribeLogDirsRequest,
+        DescribeLogDirsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    };
+    let broker = Broker::start(&[]);
+    let mut stream = connect(&broker);
+    assert_eq!(produce(&mut stream, batch(100)), 0, "the topic exists");
+    // Flexible versions carry a compact string of any length: 1 MiB of name.
+    let huge = "n".repeat(1 << 20);
+    for (name, partition, replicas, expected) in [
+        ("bad-input", -5, vec![1], 3),
+        ("bad-input", i32::MIN, vec![1], 3),
+        ("bad-input", 0, vec![i32::MIN, 1], 39),
+        (huge.as_str(), 0, vec![1], 3),
+    ] {
+        let mut reassignable = ReassignablePartition::default();
+        reassignable.partition_index = partition;
+        reassignable.replicas = Some(replicas.into_iter().map(BrokerId).collect());
+        let mut topic = ReassignableTopic::default();
+        topic.name = TopicName(StrBytes::from_string(name.to_string()));
+        topic.partitions = vec![reassignable];
+        let mut body = AlterPartitionReassignmentsRequest::default();
+        body.topics = vec![topic];
+        stream.write_all(&request(ApiKey::AlterPartitionReassignments, 1, &body)).expect("send");
+        let mut bytes = response(&mut stream, ApiKey::AlterPartitionReassignments, 1);
+        let decoded = AlterPartitionReassignmentsResponse::decode(&mut bytes, 1).expect("decode");
+        let answer = &decoded.responses[0].partitions[0];
+        assert_eq!((answer.partition_index, answer.error_code), (partition, expected), "{} bytes of name", name.len());
+    }
+
+    let mut topic = DescribableLogDirTopic::default();
+    topic.topic = TopicName(StrBytes::from_string(huge.clone()));
+    topic.partitions = vec![-1, i32::MIN, 0];
+    let mut body = DescribeLogDirsRequest::default();
+    body.topics = Some(vec![topic]);
+    stream.write_all(&request(ApiKey::DescribeLogDirs, 4, &body)).expect("send");
+    let mut bytes = response(&mut stream, ApiKey::DescribeLogDirs, 4);
+    let decoded = DescribeLogDirsResponse::decode(&mut bytes, 4).expect("decode");
+    assert_eq!(decoded.error_code, 0);
+    assert!(decoded.results.iter().all(|result| result.topics.is_empty()), "nothing of an unknown topic");
+
+    let mut config = AlterableConfig::default();
+    config.name = StrBytes::from_string(huge.clone());
+    config.config_operation = 1;
+    let mut resource = AlterConfigsResource::default();
+    resource.resource_type = 2;
+    resource.resource_name = StrBytes::from_string(huge);
+    resource.configs = vec![config];
+    let mut body = IncrementalAlterConfigsRequest::default();
+    body.resources = vec![resource];
+    stream.write_all(&request(ApiKey::IncrementalAlterConfigs, 1, &body)).expect("send");
+    let mut bytes = response(&mut stream, ApiKey::IncrementalAlterConfigs, 1);
+    let decoded = IncrementalAlterConfigsResponse::decode(&mut bytes, 1).expect("decode");
+    assert_eq!(decoded.responses[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    assert_eq!(produce(&mut stream, batch(100)), 0, "the connection still works");
+}

@@ -9,6 +9,8 @@
 //! `SEED=... cargo test -p skua-netd --release --test decode_bounds -- --nocapture` replays a seed;
 //! `SKUA_DECODE_FUZZ_ROUNDS` sets how many inputs each API version gets (default 300).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
@@ -196,4 +198,34 @@ fn every_api_version_decodes_hostile_bodies_within_the_bound() {
         }
     }
     println!("decode_bounds: {inputs} inputs, none allocated past the bound");
+}
+
+/// The admin APIs (AlterPartitionReassignments, ListPartitionReassignments, DescribeLogDirs,
+/// IncrementalAlterConfigs) from well-formed requests: an absurd int32 or varint count or length
+/// written at every offset of the body, and every truncation, decode within the bound.
+#[test]
+fn admin_requests_poisoned_at_every_offset_decode_within_the_bound() {
+    let mut inputs = 0usize;
+    for (api_key, version, frame) in common::admin_request_frames() {
+        let body = &frame[4..];
+        for poison in
+            [&[0x7f, 0xff, 0xff, 0xff][..], &[0xff, 0xff, 0xff, 0xff, 0x0f][..], &[0x80, 0x80, 0x80, 0x80, 0x08][..]]
+        {
+            for at in 8..body.len() {
+                let mut poisoned = body.to_vec();
+                for (offset, byte) in poison.iter().enumerate() {
+                    if let Some(slot) = poisoned.get_mut(at + offset) {
+                        *slot = *byte;
+                    }
+                }
+                check(&poisoned, 0, &format!("{api_key:?} v{version} poisoned at {at}"));
+                inputs += 1;
+            }
+        }
+        for length in 8..body.len() {
+            check(&body[..length], 0, &format!("{api_key:?} v{version} truncated to {length}"));
+            inputs += 1;
+        }
+    }
+    assert!(inputs > 500, "every admin version poisoned ({inputs} inputs)");
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use cluster::controller::{Reassignment, ReassignmentOutcome};
+use cluster::controller::{assignment_refusal, Reassignment, ReassignmentOutcome};
 use cluster::quorum::{ControllerReply, ControllerRequest, RequestError};
 use cluster::rpc::{RpcRequest, RpcResponse};
 use cluster::{BrokerId, PartitionIndex};
@@ -96,10 +96,17 @@ async fn decide(
     };
     let count = reassignments.len();
     let failed = |code: i16, message: String| (0..count).map(|_| (code, Some(message.clone()))).collect();
-    let request = RpcRequest::Controller(ControllerRequest::AlterReassignments { reassignments, allow_factor_change });
+    let request = RpcRequest::Controller(ControllerRequest::AlterReassignments {
+        reassignments: reassignments.clone(),
+        allow_factor_change,
+    });
     match link.ask(request).await {
         Ok(RpcResponse::Controller(Ok(ControllerReply::Reassignments(outcomes)))) if outcomes.len() == count => {
-            outcomes.iter().map(|outcome| (reassignment_outcome_code(outcome), message_of(outcome))).collect()
+            outcomes
+                .iter()
+                .zip(&reassignments)
+                .map(|(outcome, reassignment)| answer(context, reassignment, outcome))
+                .collect()
         }
         Ok(RpcResponse::Controller(Err(RequestError::Refused(error)))) => {
             failed(controller_error_code(&error), error.to_string())
@@ -111,18 +118,27 @@ async fn decide(
     }
 }
 
-fn message_of(outcome: &ReassignmentOutcome) -> Option<String> {
-    match outcome {
+/// The (code, message) a client sees for `outcome`, in Kafka's words
+/// (`ReplicationControlManager.alterPartitionReassignment`; checked against Kafka 4.4 by
+/// `tests/admin_oracle.rs`). An unknown topic and an unknown partition of a known topic are one
+/// outcome to the controller; this broker's catalog tells them apart for the message.
+fn answer(context: &ShardContext, reassignment: &Reassignment, outcome: &ReassignmentOutcome) -> (i16, Option<String>) {
+    let message = match outcome {
         ReassignmentOutcome::Accepted => None,
-        ReassignmentOutcome::UnknownPartition => Some("Unable to find the partition.".to_string()),
-        ReassignmentOutcome::NoReassignmentInProgress => {
-            Some("Unable to cancel reassignment because there is no reassignment in progress.".to_string())
+        ReassignmentOutcome::UnknownPartition if context.catalog().partitions(&reassignment.topic).is_none() => {
+            Some(format!("Unable to find a topic named {}.", reassignment.topic))
         }
+        ReassignmentOutcome::UnknownPartition => {
+            Some(format!("Unable to find partition {}:{}.", reassignment.topic, reassignment.partition.0))
+        }
+        // Kafka sends no message: clients show NO_REASSIGNMENT_IN_PROGRESS's own.
+        ReassignmentOutcome::NoReassignmentInProgress => None,
         ReassignmentOutcome::InvalidAssignment(reason) => Some(reason.clone()),
         ReassignmentOutcome::ReplicationFactorChange { from, to } => Some(format!(
             "The replication factor is changed from {from} to {to} but allowReplicationFactorChange is false"
         )),
-    }
+    };
+    (reassignment_outcome_code(outcome), message)
 }
 
 /// A one-node broker's answer: see the module header.
@@ -135,20 +151,12 @@ fn single_node(context: &ShardContext, reassignment: &Reassignment) -> (i16, Opt
     let outcome = match &reassignment.target {
         _ if !known => ReassignmentOutcome::UnknownPartition,
         None => ReassignmentOutcome::NoReassignmentInProgress,
-        Some(target) if target.is_empty() => ReassignmentOutcome::InvalidAssignment(
-            "The manual partition assignment includes an empty replica list.".to_string(),
-        ),
-        Some(target) => match target.iter().find(|replica| **replica != me) {
-            Some(other) => ReassignmentOutcome::InvalidAssignment(format!(
-                "The manual partition assignment includes broker {other}, but no such broker is registered."
-            )),
-            None if target.len() > 1 => ReassignmentOutcome::InvalidAssignment(
-                "The manual partition assignment includes duplicate replicas.".to_string(),
-            ),
+        Some(target) => match assignment_refusal(target, |broker| broker == me) {
+            Some(refusal) => ReassignmentOutcome::InvalidAssignment(refusal),
             None => ReassignmentOutcome::Accepted,
         },
     };
-    (reassignment_outcome_code(&outcome), message_of(&outcome))
+    answer(context, reassignment, &outcome)
 }
 
 pub fn list(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {

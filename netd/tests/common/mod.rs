@@ -490,3 +490,72 @@ pub fn read_response(
     let header = kafka_protocol::messages::ResponseHeader::decode(&mut bytes, header_version).expect("response header");
     (header.correlation_id, bytes)
 }
+
+/// Well-formed requests of the admin APIs (AlterPartitionReassignments, ListPartitionReassignments,
+/// DescribeLogDirs, IncrementalAlterConfigs), one per served version, each with arrays and
+/// strings in it for the hostile cases to poison: (api key, version, frame with its size prefix).
+pub fn admin_request_frames() -> Vec<(kafka_protocol::messages::ApiKey, i16, Vec<u8>)> {
+    use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    use kafka_protocol::messages::{
+        AlterPartitionReassignmentsRequest, DescribeLogDirsRequest, IncrementalAlterConfigsRequest,
+        ListPartitionReassignmentsRequest,
+    };
+    use kafka_protocol::messages::{ApiKey, BrokerId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let name = || TopicName(StrBytes::from_static_str("bad-input"));
+    let mut frames = Vec::new();
+    for version in 0..=1 {
+        let mut partition = ReassignablePartition::default();
+        partition.partition_index = 0;
+        partition.replicas = Some(vec![BrokerId(1), BrokerId(2)]);
+        let mut topic = ReassignableTopic::default();
+        topic.name = name();
+        topic.partitions = vec![partition.clone(), ReassignablePartition::default()];
+        let mut body = AlterPartitionReassignmentsRequest::default();
+        body.timeout_ms = 1000;
+        body.topics = vec![topic];
+        frames.push((
+            ApiKey::AlterPartitionReassignments,
+            version,
+            request_frame(ApiKey::AlterPartitionReassignments, version, 11, &body),
+        ));
+
+        let mut resource = AlterConfigsResource::default();
+        resource.resource_type = 2;
+        resource.resource_name = StrBytes::from_static_str("bad-input");
+        let mut config = AlterableConfig::default();
+        config.name = StrBytes::from_static_str("retention.ms");
+        config.config_operation = 1;
+        resource.configs = vec![config.clone(), config];
+        let mut body = IncrementalAlterConfigsRequest::default();
+        body.resources = vec![resource];
+        frames.push((
+            ApiKey::IncrementalAlterConfigs,
+            version,
+            request_frame(ApiKey::IncrementalAlterConfigs, version, 11, &body),
+        ));
+    }
+    let mut topic = ListPartitionReassignmentsTopics::default();
+    topic.name = name();
+    topic.partition_indexes = vec![0, 1, 2];
+    let mut body = ListPartitionReassignmentsRequest::default();
+    body.timeout_ms = 1000;
+    body.topics = Some(vec![topic]);
+    frames.push((
+        ApiKey::ListPartitionReassignments,
+        0,
+        request_frame(ApiKey::ListPartitionReassignments, 0, 11, &body),
+    ));
+    for version in 1..=4 {
+        let mut topic = DescribableLogDirTopic::default();
+        topic.topic = name();
+        topic.partitions = vec![0, 1, 2];
+        let mut body = DescribeLogDirsRequest::default();
+        body.topics = Some(vec![topic]);
+        frames.push((ApiKey::DescribeLogDirs, version, request_frame(ApiKey::DescribeLogDirs, version, 11, &body)));
+    }
+    frames
+}

@@ -1,0 +1,880 @@
+//! The admin APIs' edge cases, answer by answer against Kafka 4.4: AlterPartitionReassignments,
+//! ListPartitionReassignments, DescribeLogDirs, IncrementalAlterConfigs, and a Fetch that names a
+//! replica id which is no replica of the partition. Each case states what Kafka answered (code,
+//! and the message where Kafka's CLIs print it) and, where a one-node Skua answers differently on
+//! purpose, what Skua answers instead (each such difference is in docs/kafka-differences.md).
+//!
+//! By default the cases run against a `netd` this test starts. With `SKUA_ORACLE=host:port` they
+//! run against that broker instead, a one-node Kafka (`scripts/kafka-server.sh start 39192`), and
+//! check the Kafka column: that is how the table was observed (Kafka 4.4.0). Every observed answer
+//! is printed (`-- --nocapture`), and all mismatches are reported together at the end.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use common::Broker;
+use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId, CreateTopicsRequest,
+    CreateTopicsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, FetchRequest, FetchResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+const UNKNOWN_SERVER_ERROR: i16 = -1;
+const NONE: i16 = 0;
+const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const INVALID_REQUEST: i16 = 42;
+const INVALID_CONFIG: i16 = 40;
+const UNKNOWN_LEADER_EPOCH: i16 = 75;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+
+/// How long a topic may take to have a leader and a log after CreateTopics.
+const TOPIC_READY_MS_MAX: u64 = 20_000;
+
+/// Where the cases go, and which column of the table they check.
+struct Target {
+    _broker: Option<Broker>,
+    address: SocketAddr,
+    /// The broker's log directory when this test started it (Kafka's is not known here).
+    log_dir: Option<String>,
+    oracle: bool,
+    stream: TcpStream,
+    correlation_id: i32,
+    /// This broker's id (from Metadata).
+    node_id: i32,
+    /// What every case observed, for the printed table.
+    observed: Vec<String>,
+    mismatches: Vec<String>,
+}
+
+/// What a case expects: a code, and the message when it is checked (`None`: not compared;
+/// `Some(None)`: no message, so that clients show the code's own).
+#[derive(Clone, Debug)]
+struct Expected {
+    code: i16,
+    message: Option<Option<String>>,
+}
+
+fn code(code: i16) -> Expected {
+    Expected { code, message: None }
+}
+
+fn with_message(code: i16, message: &str) -> Expected {
+    Expected { code, message: Some(Some(message.to_string())) }
+}
+
+fn no_message(code: i16) -> Expected {
+    Expected { code, message: Some(None) }
+}
+
+impl Target {
+    fn start() -> Target {
+        let (broker, address, log_dir, oracle) = match std::env::var("SKUA_ORACLE") {
+            Ok(address) => (None, address.parse().expect("SKUA_ORACLE=host:port"), None, true),
+            Err(_) => {
+                let broker = Broker::start(&[]);
+                let address = broker.address;
+                let log_dir = broker.data_dir.display().to_string();
+                (Some(broker), address, Some(log_dir), false)
+            }
+        };
+        let stream = TcpStream::connect(address).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut target = Target {
+            _broker: broker,
+            address,
+            log_dir,
+            oracle,
+            stream,
+            correlation_id: 0,
+            node_id: -1,
+            observed: Vec::new(),
+            mismatches: Vec::new(),
+        };
+        let metadata: MetadataResponse = target.call(ApiKey::Metadata, 12, &MetadataRequest::default());
+        assert_eq!(metadata.brokers.len(), 1, "a one-node broker");
+        target.node_id = metadata.brokers[0].node_id.0;
+        target
+    }
+
+    fn call<Q: Encodable, A: Decodable>(&mut self, api_key: ApiKey, version: i16, body: &Q) -> A {
+        self.correlation_id += 1;
+        let frame = common::request_frame(api_key, version, self.correlation_id, body);
+        self.stream.write_all(&frame).expect("send");
+        let (correlation_id, mut bytes) = common::read_response(&mut self.stream, api_key, version);
+        assert_eq!(correlation_id, self.correlation_id);
+        A::decode(&mut bytes, version).expect("decode")
+    }
+
+    /// Compares one answer with the Kafka column (oracle) or the Skua column (`None`: as Kafka).
+    fn check(&mut self, case: &str, code: i16, message: Option<&str>, kafka: Expected, skua: Option<Expected>) {
+        let expected = if self.oracle { kafka } else { skua.unwrap_or(kafka) };
+        let line = format!("{case:<60} | {code:>3} | {}", message.unwrap_or("(null)"));
+        println!("{line}");
+        self.observed.push(line);
+        let code_matches = code == expected.code;
+        let message_matches = expected.message.as_ref().is_none_or(|wanted| message == wanted.as_deref());
+        if !code_matches || !message_matches {
+            self.mismatches
+                .push(format!("{case}: expected {} {:?}, got {code} {message:?}", expected.code, expected.message));
+        }
+    }
+
+    /// Fails the test with every mismatch at once.
+    fn finish(self) {
+        let who = if self.oracle { format!("the oracle at {}", self.address) } else { "netd".to_string() };
+        assert!(self.mismatches.is_empty(), "{who} answered differently:\n{}", self.mismatches.join("\n"));
+    }
+
+    /// A topic unique to this run (the oracle keeps topics between runs), with `partitions`
+    /// partitions of one replica, led and with a log on this broker.
+    fn create_topic(&mut self, tag: &str, partitions: i32) -> String {
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
+        let name = format!("oracle-{tag}-{}-{nanos}", std::process::id());
+        let mut topic = CreatableTopic::default();
+        topic.name = topic_name(&name);
+        topic.num_partitions = partitions;
+        topic.replication_factor = 1;
+        let mut body = CreateTopicsRequest::default();
+        body.topics = vec![topic];
+        body.timeout_ms = 10_000;
+        let response: CreateTopicsResponse = self.call(ApiKey::CreateTopics, 7, &body);
+        assert_eq!(response.topics[0].error_code, NONE, "create {name}: {:?}", response.topics[0].error_message);
+        let deadline = Instant::now() + Duration::from_millis(TOPIC_READY_MS_MAX);
+        loop {
+            let mut body = MetadataRequest::default();
+            let mut request_topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+            request_topic.name = Some(topic_name(&name));
+            body.topics = Some(vec![request_topic]);
+            let metadata: MetadataResponse = self.call(ApiKey::Metadata, 12, &body);
+            let led = metadata.topics.first().is_some_and(|topic| {
+                topic.error_code == NONE
+                    && topic.partitions.len() == partitions as usize
+                    && topic.partitions.iter().all(|partition| partition.leader_id.0 == self.node_id)
+            });
+            // Every partition takes a batch: its log exists on the broker then.
+            if led && (0..partitions).all(|partition| self.produce(&name, partition) == NONE) {
+                return name;
+            }
+            assert!(Instant::now() < deadline, "topic {name} never got a leader");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Produces one small batch to `index` of `topic`; the partition's error code.
+    fn produce(&mut self, topic: &str, index: i32) -> i16 {
+        let mut partition = PartitionProduceData::default();
+        partition.index = index;
+        partition.records = Some(Bytes::from(engine::testkit::make_sized_batch(1, 100, 3, 1_700_000_000_000)));
+        let mut topic_data = TopicProduceData::default();
+        topic_data.name = topic_name(topic);
+        topic_data.partition_data = vec![partition];
+        let mut body = ProduceRequest::default();
+        body.acks = -1;
+        body.timeout_ms = 5_000;
+        body.topic_data = vec![topic_data];
+        let response: ProduceResponse = self.call(ApiKey::Produce, 9, &body);
+        response.responses[0].partition_responses[0].error_code
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+fn text(value: &Option<StrBytes>) -> Option<&str> {
+    value.as_ref().map(|text| text.as_str())
+}
+
+// ---- AlterPartitionReassignments / ListPartitionReassignments ----
+
+/// One partition's reassignment to `replicas` (None: cancel); its (code, message).
+fn reassign(
+    target: &mut Target,
+    version: i16,
+    allow_factor_change: bool,
+    topic: &str,
+    partition: i32,
+    replicas: Option<&[i32]>,
+) -> (i16, Option<String>) {
+    let mut reassignable = ReassignablePartition::default();
+    reassignable.partition_index = partition;
+    reassignable.replicas = replicas.map(|ids| ids.iter().map(|id| BrokerId(*id)).collect());
+    let mut reassignable_topic = ReassignableTopic::default();
+    reassignable_topic.name = topic_name(topic);
+    reassignable_topic.partitions = vec![reassignable];
+    let mut body = AlterPartitionReassignmentsRequest::default();
+    body.timeout_ms = 10_000;
+    body.allow_replication_factor_change = allow_factor_change;
+    body.topics = vec![reassignable_topic];
+    let response: AlterPartitionReassignmentsResponse =
+        target.call(ApiKey::AlterPartitionReassignments, version, &body);
+    assert_eq!(response.error_code, NONE, "top-level error: {:?}", response.error_message);
+    let answer = &response.responses[0].partitions[0];
+    assert_eq!(answer.partition_index, partition);
+    (answer.error_code, text(&answer.error_message).map(str::to_string))
+}
+
+#[test]
+fn reassignments_edge_cases_answer_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("reassign", 2);
+    let me = target.node_id;
+    let other = me + 4;
+    for version in [0, 1] {
+        let case = |target: &mut Target, name: &str, topic: &str, partition, replicas: Option<&[i32]>, kafka, skua| {
+            let (code, message) = reassign(target, version, true, topic, partition, replicas);
+            target.check(
+                &format!("AlterPartitionReassignments v{version} {name}"),
+                code,
+                message.as_deref(),
+                kafka,
+                skua,
+            );
+        };
+        let unknown_topic =
+            with_message(UNKNOWN_TOPIC_OR_PARTITION, "Unable to find a topic named oracle-no-such-topic.");
+        let unknown_partition = |index: i32| {
+            with_message(UNKNOWN_TOPIC_OR_PARTITION, &format!("Unable to find partition {topic}:{index}."))
+        };
+        let unregistered = |broker: i32| {
+            let message =
+                format!("The manual partition assignment includes broker {broker}, but no such broker is registered.");
+            with_message(INVALID_REPLICA_ASSIGNMENT, &message)
+        };
+        let twice = with_message(
+            INVALID_REPLICA_ASSIGNMENT,
+            &format!("The manual partition assignment includes the broker {me} more than once."),
+        );
+        let empty =
+            with_message(INVALID_REPLICA_ASSIGNMENT, "The manual partition assignment includes an empty replica list.");
+        case(&mut target, "unknown topic", "oracle-no-such-topic", 0, Some(&[me]), unknown_topic.clone(), None);
+        case(&mut target, "unknown partition", &topic, 7, Some(&[me]), unknown_partition(7), None);
+        case(&mut target, "negative partition", &topic, -1, Some(&[me]), unknown_partition(-1), None);
+        case(&mut target, "a broker that does not exist", &topic, 0, Some(&[me, other]), unregistered(other), None);
+        case(&mut target, "duplicate replicas", &topic, 0, Some(&[me, me]), twice.clone(), None);
+        // Kafka checks the brokers in ascending order.
+        case(&mut target, "unknown broker first, then duplicates", &topic, 0, Some(&[other, me, me]), twice, None);
+        case(&mut target, "two unknown brokers", &topic, 0, Some(&[other + 1, other]), unregistered(other), None);
+        case(&mut target, "empty replica list", &topic, 0, Some(&[]), empty, None);
+        case(&mut target, "negative replica id", &topic, 0, Some(&[-1]), unregistered(-1), None);
+        case(&mut target, "cancel, none in progress", &topic, 0, None, no_message(NO_REASSIGNMENT_IN_PROGRESS), None);
+        case(&mut target, "cancel on an unknown topic", "oracle-no-such-topic", 0, None, unknown_topic, None);
+        case(&mut target, "to the replicas it has", &topic, 1, Some(&[me]), no_message(NONE), None);
+    }
+
+    // v1 may forbid changing the replication factor: the assignment is checked first.
+    for (name, replicas, kafka) in [
+        (
+            "to an unknown broker too",
+            vec![me, other],
+            with_message(
+                INVALID_REPLICA_ASSIGNMENT,
+                &format!("The manual partition assignment includes broker {other}, but no such broker is registered."),
+            ),
+        ),
+        ("to the replicas it has", vec![me], no_message(NONE)),
+    ] {
+        let (code, message) = reassign(&mut target, 1, false, &topic, 0, Some(&replicas));
+        let case = format!("AlterPartitionReassignments v1 factor change forbidden, {name}");
+        target.check(&case, code, message.as_deref(), kafka, None);
+    }
+
+    // List: nothing is in progress, whatever is asked.
+    for (name, topics) in [
+        ("all", None),
+        ("an unknown topic", Some(vec![("oracle-no-such-topic".to_string(), vec![0])])),
+        ("a known topic", Some(vec![(topic.clone(), vec![0, 1, 9])])),
+    ] {
+        let mut body = ListPartitionReassignmentsRequest::default();
+        body.timeout_ms = 10_000;
+        body.topics = topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let mut topic = ListPartitionReassignmentsTopics::default();
+                    topic.name = topic_name(&name);
+                    topic.partition_indexes = partitions;
+                    topic
+                })
+                .collect()
+        });
+        let response: ListPartitionReassignmentsResponse = target.call(ApiKey::ListPartitionReassignments, 0, &body);
+        let listed = response.topics.iter().filter(|listed| listed.name.0.as_str() == topic).count();
+        let case = format!("ListPartitionReassignments {name} (topics listed: {})", response.topics.len());
+        target.check(&case, response.error_code, text(&response.error_message), code(NONE), None);
+        assert_eq!(listed, 0, "{case}: nothing in progress on this run's topic");
+    }
+    target.finish();
+}
+
+// ---- DescribeLogDirs ----
+
+/// DescribeLogDirs of `topics` (None: all); the response.
+fn describe_log_dirs(
+    target: &mut Target,
+    version: i16,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> DescribeLogDirsResponse {
+    let mut body = DescribeLogDirsRequest::default();
+    body.topics = topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let mut topic = DescribableLogDirTopic::default();
+                topic.topic = topic_name(&name);
+                topic.partitions = partitions;
+                topic
+            })
+            .collect()
+    });
+    target.call(ApiKey::DescribeLogDirs, version, &body)
+}
+
+/// The partitions of `topic` a DescribeLogDirs answer lists, over all its directories.
+fn described_partitions(response: &DescribeLogDirsResponse, topic: &str) -> Vec<i32> {
+    let mut partitions: Vec<i32> = response
+        .results
+        .iter()
+        .flat_map(|result| result.topics.iter())
+        .filter(|described| described.name.0.as_str() == topic)
+        .flat_map(|described| described.partitions.iter().map(|partition| partition.partition_index))
+        .collect();
+    partitions.sort();
+    partitions
+}
+
+#[test]
+fn describe_log_dirs_edge_cases_answer_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("logdirs", 2);
+    for version in 1..=4 {
+        let all = describe_log_dirs(&mut target, version, None);
+        let dirs = all.results.len();
+        let case = format!("DescribeLogDirs v{version} all topics ({dirs} dir)");
+        target.check(&case, all.error_code, None, code(NONE), None);
+        assert_eq!(dirs, 1, "{case}: one log directory");
+        let result = &all.results[0];
+        target.check(
+            &format!("DescribeLogDirs v{version} all topics: the dir's code"),
+            result.error_code,
+            None,
+            code(NONE),
+            None,
+        );
+        assert_eq!(described_partitions(&all, &topic), vec![0, 1], "{case}: both partitions of {topic}");
+        // The directory is named by its absolute path: the one this test gave netd.
+        let log_dir = result.log_dir.as_str();
+        assert!(log_dir.starts_with('/'), "{case}: log dir {log_dir}");
+        if let Some(expected) = target.log_dir.clone() {
+            assert_eq!(log_dir, expected, "{case}: the configured log.dirs");
+        }
+        let partition_0 = result
+            .topics
+            .iter()
+            .find(|described| described.name.0.as_str() == topic)
+            .and_then(|described| described.partitions.iter().find(|partition| partition.partition_index == 0))
+            .expect("partition 0");
+        assert!(partition_0.partition_size > 0, "{case}: partition 0 holds the produced batch");
+        assert_eq!((partition_0.offset_lag, partition_0.is_future_key), (0, false), "{case}");
+        if version >= 4 {
+            assert!(result.total_bytes > 0 && result.usable_bytes >= 0, "{case}: volume sizes {result:?}");
+        }
+
+        let unknown =
+            describe_log_dirs(&mut target, version, Some(vec![("oracle-no-such-topic".to_string(), vec![0])]));
+        let listed: usize = unknown.results.iter().map(|result| result.topics.len()).sum();
+        let case =
+            format!("DescribeLogDirs v{version} an unknown topic ({} dir, {listed} topics)", unknown.results.len());
+        target.check(&case, unknown.error_code, None, code(NONE), None);
+        assert_eq!((unknown.results.len(), listed), (1, 0), "{case}: the directory, no topic");
+
+        let named = describe_log_dirs(&mut target, version, Some(vec![(topic.clone(), vec![1, 9, -1])]));
+        let case = format!("DescribeLogDirs v{version} partitions 1, 9, -1 of a topic");
+        target.check(&case, named.error_code, None, code(NONE), None);
+        assert_eq!(described_partitions(&named, &topic), vec![1], "{case}: only the partition that exists");
+        assert_eq!(named.results[0].log_dir, result.log_dir.clone(), "{case}: the same directory");
+    }
+    target.finish();
+}
+
+// ---- IncrementalAlterConfigs ----
+
+const RESOURCE_UNKNOWN: i8 = 0;
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_CLIENT_METRICS: i8 = 16;
+const RESOURCE_GROUP: i8 = 32;
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+/// One config change: (key, operation, value).
+type Change<'a> = (&'a str, i8, Option<&'a str>);
+/// A resource and its changes: (type, name, changes).
+type Resource<'a> = (i8, &'a str, &'a [Change<'a>]);
+/// A case: (name, resource type, resource, changes, validate_only, Kafka's answer, Skua's if not).
+type ConfigCase<'a> = (&'a str, i8, &'a str, &'a [Change<'a>], bool, Expected, Option<Expected>);
+
+/// One IncrementalAlterConfigs request; each resource's (code, message).
+fn alter_configs(
+    target: &mut Target,
+    version: i16,
+    validate_only: bool,
+    resources: &[Resource],
+) -> Vec<(i16, Option<String>)> {
+    let mut body = IncrementalAlterConfigsRequest::default();
+    body.validate_only = validate_only;
+    body.resources = resources
+        .iter()
+        .map(|(resource_type, name, configs)| {
+            let mut resource = AlterConfigsResource::default();
+            resource.resource_type = *resource_type;
+            resource.resource_name = StrBytes::from_string(name.to_string());
+            resource.configs = configs
+                .iter()
+                .map(|(key, operation, value)| {
+                    let mut config = AlterableConfig::default();
+                    config.name = StrBytes::from_string(key.to_string());
+                    config.config_operation = *operation;
+                    config.value = value.map(|value| StrBytes::from_string(value.to_string()));
+                    config
+                })
+                .collect();
+            resource
+        })
+        .collect();
+    let response: IncrementalAlterConfigsResponse = target.call(ApiKey::IncrementalAlterConfigs, version, &body);
+    assert_eq!(response.responses.len(), resources.len(), "one answer per resource");
+    response
+        .responses
+        .iter()
+        .map(|answer| (answer.error_code, text(&answer.error_message).map(str::to_string)))
+        .collect()
+}
+
+#[test]
+fn incremental_alter_configs_edge_cases_answer_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("configs", 1);
+    let me = target.node_id.to_string();
+    let other = (target.node_id + 4).to_string();
+    let refused = |key: &str| {
+        Some(with_message(
+            INVALID_CONFIG,
+            &format!("Skua does not change configs at runtime yet (cannot change {key}); set them at creation"),
+        ))
+    };
+    let unknown_topic = with_message(UNKNOWN_TOPIC_OR_PARTITION, "The topic 'oracle-no-such-topic' does not exist.");
+    let other_broker =
+        with_message(INVALID_REQUEST, &format!("Unexpected broker id, expected {me}, but received {other}"));
+    let not_a_number = with_message(INVALID_REQUEST, "Node id must be an integer, but it is: abc");
+    let no_logger = with_message(INVALID_CONFIG, "Logger kafka.server.ReplicaManager does not exist!");
+    for version in [0, 1] {
+        let cases: Vec<ConfigCase> = vec![
+            (
+                "topic SET",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", SET, Some("100000"))],
+                false,
+                no_message(NONE),
+                refused("retention.ms"),
+            ),
+            (
+                "topic DELETE of what SET set",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", DELETE, None)],
+                false,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "topic DELETE of an unset config",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("segment.ms", DELETE, None)],
+                false,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "topic APPEND to a list",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("cleanup.policy", APPEND, Some("compact"))],
+                false,
+                no_message(NONE),
+                refused("cleanup.policy"),
+            ),
+            (
+                "topic SUBTRACT from a list",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("cleanup.policy", SUBTRACT, Some("compact"))],
+                false,
+                no_message(NONE),
+                refused("cleanup.policy"),
+            ),
+            (
+                "topic APPEND to a non-list",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", APPEND, Some("1"))],
+                false,
+                with_message(INVALID_CONFIG, "Can't APPEND to key retention.ms because its type is not LIST."),
+                refused("retention.ms"),
+            ),
+            (
+                "topic SET an unknown key",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("no.such.config", SET, Some("1"))],
+                false,
+                with_message(INVALID_CONFIG, "Unknown topic config name: no.such.config"),
+                refused("no.such.config"),
+            ),
+            (
+                "topic DELETE an unknown key",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("no.such.config", DELETE, None)],
+                false,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "topic SET a bad value",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", SET, Some("soon"))],
+                false,
+                with_message(
+                    INVALID_CONFIG,
+                    "Invalid value soon for configuration retention.ms: Not a number of type LONG",
+                ),
+                refused("retention.ms"),
+            ),
+            (
+                "topic unknown operation 7",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", 7, Some("1"))],
+                false,
+                no_message(UNKNOWN_SERVER_ERROR),
+                None,
+            ),
+            (
+                "topic the same key twice",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("segment.ms", DELETE, None), ("segment.ms", DELETE, None)],
+                false,
+                with_message(INVALID_REQUEST, "Error due to duplicate config keys"),
+                None,
+            ),
+            (
+                "topic SET, validate_only",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", SET, Some("100000"))],
+                true,
+                no_message(NONE),
+                refused("retention.ms"),
+            ),
+            (
+                "unknown topic SET",
+                RESOURCE_TOPIC,
+                "oracle-no-such-topic",
+                &[("retention.ms", SET, Some("1"))],
+                false,
+                unknown_topic.clone(),
+                None,
+            ),
+            (
+                "unknown topic DELETE",
+                RESOURCE_TOPIC,
+                "oracle-no-such-topic",
+                &[("retention.ms", DELETE, None)],
+                false,
+                unknown_topic.clone(),
+                None,
+            ),
+            (
+                "broker (own id) SET",
+                RESOURCE_BROKER,
+                &me,
+                &[("log.cleaner.threads", SET, Some("1"))],
+                false,
+                no_message(NONE),
+                refused("log.cleaner.threads"),
+            ),
+            (
+                "broker (own id) DELETE",
+                RESOURCE_BROKER,
+                &me,
+                &[("log.cleaner.threads", DELETE, None)],
+                false,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "broker (own id) SET a static config",
+                RESOURCE_BROKER,
+                &me,
+                &[("log.dirs", SET, Some("/tmp/x"))],
+                false,
+                with_message(INVALID_REQUEST, "Cannot update these configs dynamically: [log.dirs]"),
+                refused("log.dirs"),
+            ),
+            (
+                "broker (other id) SET",
+                RESOURCE_BROKER,
+                &other,
+                &[("log.cleaner.threads", SET, Some("1"))],
+                false,
+                other_broker.clone(),
+                None,
+            ),
+            (
+                "broker (other id) DELETE",
+                RESOURCE_BROKER,
+                &other,
+                &[("log.cleaner.threads", DELETE, None)],
+                false,
+                other_broker.clone(),
+                None,
+            ),
+            (
+                "broker \"\" (cluster default) SET",
+                RESOURCE_BROKER,
+                "",
+                &[("log.cleaner.threads", SET, Some("1"))],
+                false,
+                no_message(NONE),
+                refused("log.cleaner.threads"),
+            ),
+            (
+                "broker \"\" (cluster default) DELETE",
+                RESOURCE_BROKER,
+                "",
+                &[("log.cleaner.threads", DELETE, None)],
+                false,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "broker \"abc\" DELETE",
+                RESOURCE_BROKER,
+                "abc",
+                &[("log.cleaner.threads", DELETE, None)],
+                false,
+                not_a_number.clone(),
+                None,
+            ),
+            (
+                "broker SET, validate_only",
+                RESOURCE_BROKER,
+                &me,
+                &[("log.cleaner.threads", SET, Some("1"))],
+                true,
+                no_message(NONE),
+                refused("log.cleaner.threads"),
+            ),
+            (
+                "broker-logger (own id) SET",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("kafka.server.ReplicaManager", SET, Some("INFO"))],
+                false,
+                no_logger.clone(),
+                None,
+            ),
+            (
+                "broker-logger (own id) DELETE",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("kafka.server.ReplicaManager", DELETE, None)],
+                false,
+                no_logger.clone(),
+                None,
+            ),
+            (
+                "broker-logger (own id) SET, validate_only",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("kafka.server.ReplicaManager", SET, Some("INFO"))],
+                true,
+                no_logger.clone(),
+                None,
+            ),
+            (
+                "broker-logger root SET, validate_only",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("root", SET, Some("INFO"))],
+                true,
+                no_message(NONE),
+                refused("root"),
+            ),
+            (
+                "broker-logger root DELETE",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("root", DELETE, None)],
+                false,
+                with_message(INVALID_REQUEST, "Removing the log level of the root logger is not allowed"),
+                None,
+            ),
+            (
+                "broker-logger root APPEND",
+                RESOURCE_BROKER_LOGGER,
+                &me,
+                &[("root", APPEND, Some("INFO"))],
+                false,
+                with_message(INVALID_REQUEST, "APPEND operation is not allowed for the BROKER_LOGGER resource"),
+                None,
+            ),
+            (
+                "broker-logger \"abc\" SET",
+                RESOURCE_BROKER_LOGGER,
+                "abc",
+                &[("root", SET, Some("INFO"))],
+                false,
+                not_a_number.clone(),
+                None,
+            ),
+            (
+                "broker-logger (other id) SET",
+                RESOURCE_BROKER_LOGGER,
+                &other,
+                &[("root", SET, Some("INFO"))],
+                false,
+                with_message(INVALID_REQUEST, &format!("Unexpected node id. Expected {me}, but received {other}")),
+                None,
+            ),
+            (
+                "group SET, validate_only",
+                RESOURCE_GROUP,
+                "oracle-group",
+                &[("consumer.session.timeout.ms", SET, Some("45000"))],
+                true,
+                no_message(NONE),
+                refused("consumer.session.timeout.ms"),
+            ),
+            (
+                "client-metrics SET, validate_only",
+                RESOURCE_CLIENT_METRICS,
+                "oracle-metrics",
+                &[("interval.ms", SET, Some("60000"))],
+                true,
+                no_message(NONE),
+                refused("interval.ms"),
+            ),
+            (
+                "unknown resource type 0",
+                RESOURCE_UNKNOWN,
+                "x",
+                &[("retention.ms", DELETE, None)],
+                false,
+                with_message(INVALID_REQUEST, "Unknown resource type 0"),
+                None,
+            ),
+            (
+                "unknown resource type 99",
+                99,
+                "x",
+                &[("retention.ms", DELETE, None)],
+                false,
+                with_message(INVALID_REQUEST, "Unknown resource type 99"),
+                None,
+            ),
+        ];
+        for (name, resource_type, resource, changes, validate_only, kafka, skua) in cases {
+            let answers = alter_configs(&mut target, version, validate_only, &[(resource_type, resource, changes)]);
+            let (code, message) = &answers[0];
+            target.check(&format!("IncrementalAlterConfigs v{version} {name}"), *code, message.as_deref(), kafka, skua);
+        }
+        // The same resource twice in one request.
+        let twice: &[Change] = &[("segment.ms", DELETE, None)];
+        let answers = alter_configs(
+            &mut target,
+            version,
+            false,
+            &[(RESOURCE_TOPIC, &topic, twice), (RESOURCE_TOPIC, &topic, twice)],
+        );
+        for (index, (code, message)) in answers.iter().enumerate() {
+            let name = format!("IncrementalAlterConfigs v{version} the same topic twice (answer {index})");
+            let kafka = with_message(INVALID_REQUEST, "Each resource must appear at most once.");
+            target.check(&name, *code, message.as_deref(), kafka, None);
+        }
+    }
+    target.finish();
+}
+
+// ---- Fetch naming a replica id that is no replica ----
+
+/// Fetch v12 of partition 0 of `topic` from offset 0 as `replica_id`; (code, record bytes).
+fn fetch_as(target: &mut Target, topic: &str, replica_id: i32, current_leader_epoch: i32) -> (i16, usize) {
+    let mut partition = FetchPartition::default();
+    partition.partition = 0;
+    partition.fetch_offset = 0;
+    partition.partition_max_bytes = 1 << 20;
+    partition.current_leader_epoch = current_leader_epoch;
+    let mut fetch_topic = FetchTopic::default();
+    fetch_topic.topic = topic_name(topic);
+    fetch_topic.partitions = vec![partition];
+    let mut body = FetchRequest::default();
+    body.replica_id = BrokerId(replica_id);
+    body.max_wait_ms = 0;
+    body.max_bytes = 1 << 20;
+    body.session_epoch = -1;
+    body.topics = vec![fetch_topic];
+    let response: FetchResponse = target.call(ApiKey::Fetch, 12, &body);
+    assert_eq!(response.error_code, NONE, "top-level Fetch error");
+    let data = &response.responses[0].partitions[0];
+    (data.error_code, data.records.as_ref().map_or(0, |records| records.len()))
+}
+
+#[test]
+fn a_fetch_naming_a_non_replica_answers_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("fetch", 1);
+    let me = target.node_id;
+    let cases = [
+        ("a consumer (replica id -1)", -1, -1, NONE),
+        ("replica id of no broker, no epoch", me + 4, -1, NOT_LEADER_OR_FOLLOWER),
+        ("replica id of no broker, epoch 0", me + 4, 0, UNKNOWN_LEADER_EPOCH),
+        ("replica id of this broker, no epoch", me, -1, NOT_LEADER_OR_FOLLOWER),
+        ("replica id of this broker, epoch 0", me, 0, UNKNOWN_LEADER_EPOCH),
+    ];
+    for (name, replica_id, epoch, kafka) in cases {
+        let (code, bytes) = fetch_as(&mut target, &topic, replica_id, epoch);
+        target.check(
+            &format!("Fetch v12 {name} ({bytes} bytes)"),
+            code,
+            None,
+            Expected { code: kafka, message: None },
+            None,
+        );
+        assert_eq!(bytes > 0, kafka == NONE, "{name}: records only for the consumer");
+    }
+    target.finish();
+}
