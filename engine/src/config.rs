@@ -111,8 +111,9 @@ impl LogConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShardConfig {
     pub write_mode: WriteMode,
-    /// Bytes of recently committed data each log keeps in memory for readers.
-    pub tail_cache_bytes: usize,
+    /// Bytes of recently committed data the shard's logs keep in memory for readers, all logs
+    /// together: over it, the chunks of the oldest commits go first, whichever log holds them.
+    pub cache_bytes: usize,
     pub inflight_appends_max: usize,
     pub pending_bytes_max: usize,
     pub batch_bytes_max: usize,
@@ -125,7 +126,7 @@ impl Default for ShardConfig {
     fn default() -> ShardConfig {
         ShardConfig {
             write_mode: WriteMode::Direct,
-            tail_cache_bytes: limits::TAIL_CACHE_BYTES_DEFAULT,
+            cache_bytes: limits::CACHE_BYTES_DEFAULT,
             inflight_appends_max: limits::INFLIGHT_APPENDS_MAX,
             pending_bytes_max: limits::PENDING_BYTES_MAX,
             batch_bytes_max: limits::BATCH_BYTES_MAX,

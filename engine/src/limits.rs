@@ -41,8 +41,9 @@ pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Bytes of log between two sparse index entries (`index.interval.bytes`, as Kafka: 4096).
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 
-/// Per-log bytes of recently committed data kept in memory for readers.
-pub const TAIL_CACHE_BYTES_DEFAULT: usize = 8 * 1024 * 1024;
+/// Bytes of recently committed data a shard keeps in memory for readers, over all its logs (the
+/// engine's default; the broker sizes it from the machine's memory).
+pub const CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 
 /// Appends waiting for the next group commit in one shard. Beyond this, `append` answers
 /// [`crate::EngineError::Backpressure`] and the caller must commit first.

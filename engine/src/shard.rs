@@ -9,10 +9,12 @@
 //! the shard thread work at the same time. [`Shard::commit`] is the blocking form: everything
 //! pending is committed when it returns. Leaders append with [`Shard::append_validated`] (offsets
 //! and epoch assigned), followers with [`Shard::append_replicated`] (the leader's batches byte for
-//! byte) and start again at the leader's log start with [`Shard::reset_to`]. Single-threaded by
-//! design: the broker runs one `Shard` per core and never shares it.
+//! byte) and start again at the leader's log start with [`Shard::reset_to`]. The logs' tail
+//! caches share the shard's budget (`ShardConfig::cache_bytes`): each finished commit is a
+//! sequence number, and over the budget the chunks of the oldest commits go first, whichever log
+//! holds them. Single-threaded by design: the broker runs one `Shard` per core and never shares it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
@@ -86,7 +88,20 @@ pub struct Shard {
     undelivered: CommitReport,
     /// The latest clock reading a caller gave, for commits finished while settling one log.
     last_now_ms: i64,
+    /// Bytes all logs' tail caches hold (what `config.cache_bytes` bounds).
+    cached_bytes: usize,
+    /// The commits whose chunks the caches hold, oldest first: the eviction order. Entries whose
+    /// chunks went otherwise (truncation, retention, a log closed) are skipped when popped, and
+    /// dropped in bulk when they pile up (`cache_order_compact_len`).
+    cache_order: VecDeque<(LogId, u64)>,
+    /// The sequence number of the next finished commit.
+    cache_sequence: u64,
+    /// `cache_order`'s length at which stale entries are dropped.
+    cache_order_compact_len: usize,
 }
+
+/// `cache_order` entries below which stale ones are never looked for.
+const CACHE_ORDER_COMPACT_LEN_MIN: usize = 4096;
 
 impl Shard {
     pub fn new(fs: Box<dyn FileSystem>, config: ShardConfig) -> Result<Shard> {
@@ -103,6 +118,10 @@ impl Shard {
             in_flight: BTreeMap::new(),
             undelivered: CommitReport::default(),
             last_now_ms: 0,
+            cached_bytes: 0,
+            cache_order: VecDeque::new(),
+            cache_sequence: 0,
+            cache_order_compact_len: CACHE_ORDER_COMPACT_LEN_MIN,
         })
     }
 
@@ -147,6 +166,34 @@ impl Shard {
     fn log_mut(&mut self, id: LogId) -> Result<(&mut Log, &mut dyn FileSystem)> {
         let log = self.logs.get_mut(&id).ok_or_else(|| EngineError::InvalidInput(format!("unknown log {id:?}")))?;
         Ok((log, self.fs.as_mut()))
+    }
+
+    /// Bytes the logs' tail caches hold together (at most `ShardConfig::cache_bytes`).
+    pub fn cached_bytes(&self) -> usize {
+        self.cached_bytes
+    }
+
+    /// Books the change of `id`'s cached bytes since they were `before` (the log may be gone).
+    fn account_cache(&mut self, id: LogId, before: usize) {
+        let after = self.logs.get(&id).map_or(0, Log::cached_bytes);
+        self.cached_bytes = self.cached_bytes - before + after;
+        debug_assert_eq!(self.cached_bytes, self.logs.values().map(Log::cached_bytes).sum::<usize>());
+    }
+
+    /// Evicts the oldest commits' chunks until the caches fit the shard's budget, and drops
+    /// eviction entries whose chunks are gone once they pile up.
+    fn evict_cache(&mut self) {
+        while self.cached_bytes > self.config.cache_bytes {
+            let Some((id, sequence)) = self.cache_order.pop_front() else { break };
+            if let Some(log) = self.logs.get_mut(&id) {
+                self.cached_bytes -= log.evict_cache_through(sequence);
+            }
+        }
+        if self.cache_order.len() >= self.cache_order_compact_len {
+            let logs = &self.logs;
+            self.cache_order.retain(|(id, sequence)| logs.get(id).is_some_and(|log| log.cache_holds(*sequence)));
+            self.cache_order_compact_len = CACHE_ORDER_COMPACT_LEN_MIN.max(2 * self.cache_order.len());
+        }
     }
 
     /// Appends accepted and not yet acknowledged (pending or in flight).
@@ -328,7 +375,17 @@ impl Shard {
             Some(error) => Err(error),
             None => Ok(()),
         };
-        match log.finish_commit(self.fs.as_mut(), done.prepared, outcome, now_ms) {
+        let cached_before = log.cached_bytes();
+        let sequence = self.cache_sequence;
+        self.cache_sequence += 1;
+        let finished = log.finish_commit(self.fs.as_mut(), done.prepared, outcome, now_ms, sequence);
+        if log.cache_holds(sequence) {
+            self.cache_order.push_back((id, sequence));
+        }
+        let dirty = log.has_pending() || log.durable_offset() < log.log_end_offset();
+        self.account_cache(id, cached_before);
+        self.evict_cache();
+        match finished {
             Ok(end) => report.committed.push((id, end)),
             Err((error, lost)) => {
                 // The appends queued behind the failed commit were dropped with it.
@@ -339,7 +396,7 @@ impl Shard {
                 report.failed.push((id, error, lost));
             }
         }
-        if log.has_pending() || log.durable_offset() < log.log_end_offset() {
+        if dirty {
             self.dirty.insert(id);
         }
     }
@@ -381,13 +438,20 @@ impl Shard {
     /// Applies retention to every log. Segments with bytes in flight are kept for the next round.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let fs = self.fs.as_mut();
-        self.logs.iter_mut().map(|(id, log)| (*id, log.enforce_retention(fs, now_ms))).collect()
+        let cached_before = self.logs.values().map(Log::cached_bytes).sum::<usize>();
+        let reports = self.logs.iter_mut().map(|(id, log)| (*id, log.enforce_retention(fs, now_ms))).collect();
+        let cached_after = self.logs.values().map(Log::cached_bytes).sum::<usize>();
+        self.cached_bytes = self.cached_bytes + cached_after - cached_before;
+        reports
     }
 
     pub fn truncate_to(&mut self, id: LogId, offset: Offset) -> Result<Offset> {
         self.settle(id);
         let (log, fs) = self.log_mut(id)?;
-        log.truncate_to(fs, offset)
+        let cached_before = log.cached_bytes();
+        let truncated = log.truncate_to(fs, offset);
+        self.account_cache(id, cached_before);
+        truncated
     }
 
     /// Removes every segment of `id` and starts it again, empty, at `offset` (a follower behind
@@ -397,15 +461,20 @@ impl Shard {
         self.settle(id);
         self.last_now_ms = now_ms;
         let (log, fs) = self.log_mut(id)?;
-        log.reset_to(fs, offset, now_ms)
+        let cached_before = log.cached_bytes();
+        let reset = log.reset_to(fs, offset, now_ms);
+        self.account_cache(id, cached_before);
+        reset
     }
 
     /// Closes one log cleanly (commit first).
     pub fn close_log(&mut self, id: LogId) -> Result<()> {
         self.settle(id);
         let (log, fs) = self.log_mut(id)?;
+        let cached_before = log.cached_bytes();
         log.close(fs)?;
         self.logs.remove(&id);
+        self.account_cache(id, cached_before);
         Ok(())
     }
 
@@ -418,6 +487,7 @@ impl Shard {
             self.unacknowledged_bytes -= bytes;
         }
         let log = self.logs.remove(&id).ok_or_else(|| EngineError::InvalidInput(format!("unknown log {id:?}")))?;
+        self.account_cache(id, log.cached_bytes());
         log.delete(self.fs.as_mut())
     }
 

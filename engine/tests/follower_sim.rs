@@ -109,7 +109,7 @@ impl World {
     fn new(seed: u64) -> World {
         let mut rng = SimRng::new(seed);
         let write_mode = if rng.chance(1, 2) { WriteMode::Direct } else { WriteMode::Buffered };
-        let shard_config = ShardConfig { write_mode, tail_cache_bytes: 4 * 1024, ..ShardConfig::default() };
+        let shard_config = ShardConfig { write_mode, cache_bytes: 4 * 1024, ..ShardConfig::default() };
         let leader_config = LogConfig {
             segment_bytes: 1_500 + rng.below(6_000),
             retention_bytes: if rng.chance(1, 2) { 8_000 + rng.below(8_000) as i64 } else { -1 },

@@ -53,11 +53,7 @@ impl Setup {
     }
 
     fn shard(&self) -> Shard {
-        self.shard_with(ShardConfig {
-            write_mode: self.write_mode,
-            tail_cache_bytes: 64 * 1024,
-            ..ShardConfig::default()
-        })
+        self.shard_with(ShardConfig { write_mode: self.write_mode, cache_bytes: 64 * 1024, ..ShardConfig::default() })
     }
 
     fn shard_with(&self, config: ShardConfig) -> Shard {
@@ -442,6 +438,58 @@ fn tail_cache_serves_recent_reads_from_memory() {
     assert!(matches!(recent.chunks[0], ReadChunk::Memory(_)));
     let old = shard.read(id, Offset(0), 1 << 20, None).expect("read");
     assert!(matches!(old.chunks[0], ReadChunk::File { .. }), "64 KiB cache no longer holds offset 0");
+}
+
+/// The shard's logs share one cache budget: over it, the oldest commits' chunks go first,
+/// whichever log holds them, so an idle log's old data makes room for a busy log's new data;
+/// truncation and deletion give their bytes back to the budget.
+#[test]
+fn the_logs_of_a_shard_share_one_cache_budget_oldest_commits_first() {
+    let setup = &Setup::all()[0];
+    let budget = 64 * 1024;
+    let mut shard =
+        setup.shard_with(ShardConfig { write_mode: setup.write_mode, cache_bytes: budget, ..ShardConfig::default() });
+    let (idle, _) = shard.open_log(&setup.dir("idle"), LogConfig::default(), NOW_MS).expect("open");
+    let (busy, _) = shard.open_log(&setup.dir("busy"), LogConfig::default(), NOW_MS).expect("open");
+    let (other, _) = shard.open_log(&setup.dir("other"), LogConfig::default(), NOW_MS).expect("open");
+    // 20 KiB into the idle log: all of it in memory.
+    for index in 0..20u64 {
+        shard.append(idle, &make_sized_batch(1, 1000, index, NOW_MS), LeaderEpoch(0), NOW_MS).expect("append");
+        shard.commit(NOW_MS);
+    }
+    let idle_bytes = shard.log(idle).expect("log").cached_bytes();
+    assert!(idle_bytes >= 20_000, "{idle_bytes}");
+    assert!(matches!(shard.read(idle, Offset(0), 1 << 20, None).expect("read").chunks[0], ReadChunk::Memory(_)));
+    // Then 100 KiB into the busy log: the budget holds, the idle log's oldest chunks went first.
+    for index in 0..100u64 {
+        shard.append(busy, &make_sized_batch(1, 1000, index, NOW_MS), LeaderEpoch(0), NOW_MS).expect("append");
+        shard.commit(NOW_MS);
+        let total: usize = [idle, busy, other].iter().map(|id| shard.log(*id).expect("log").cached_bytes()).sum();
+        assert_eq!(shard.cached_bytes(), total, "the shard's count is the logs' sum");
+        assert!(shard.cached_bytes() <= budget, "{} > {budget}", shard.cached_bytes());
+    }
+    assert_eq!(shard.log(idle).expect("log").cached_bytes(), 0, "the idle log's chunks were the oldest");
+    let busy_bytes = shard.log(busy).expect("log").cached_bytes();
+    assert!(busy_bytes > budget - 2_000, "the busy log uses the whole budget: {busy_bytes}");
+    // Reads are the same bytes from the file as they were from memory.
+    assert!(matches!(shard.read(idle, Offset(0), 1 << 20, None).expect("read").chunks[0], ReadChunk::File { .. }));
+    assert_eq!(engine::batch::validate_all(&read_all(&shard, idle, Offset(0))).expect("valid").len(), 20);
+    assert!(matches!(shard.read(busy, Offset(99), 1 << 20, None).expect("read").chunks[0], ReadChunk::Memory(_)));
+    // A write to a third log now evicts the busy log's oldest chunks, not its newest.
+    shard.append(other, &make_sized_batch(1, 1000, 0, NOW_MS), LeaderEpoch(0), NOW_MS).expect("append");
+    shard.commit(NOW_MS);
+    assert!(matches!(shard.read(other, Offset(0), 1 << 20, None).expect("read").chunks[0], ReadChunk::Memory(_)));
+    assert!(matches!(shard.read(busy, Offset(99), 1 << 20, None).expect("read").chunks[0], ReadChunk::Memory(_)));
+    assert!(shard.cached_bytes() <= budget);
+    // Truncation and deletion give bytes back.
+    shard.truncate_to(busy, Offset(50)).expect("truncate");
+    assert_eq!(
+        shard.cached_bytes(),
+        shard.log(busy).expect("log").cached_bytes() + shard.log(other).expect("log").cached_bytes()
+    );
+    shard.delete_log(busy).expect("delete");
+    assert_eq!(shard.cached_bytes(), shard.log(other).expect("log").cached_bytes());
+    assert!(shard.cached_bytes() > 0);
 }
 
 #[test]

@@ -106,7 +106,7 @@ impl World {
 
     fn open(&mut self) {
         let context = self.context();
-        let config = ShardConfig { write_mode: self.write_mode, tail_cache_bytes: 8 * 1024, ..ShardConfig::default() };
+        let config = ShardConfig { write_mode: self.write_mode, cache_bytes: 8 * 1024, ..ShardConfig::default() };
         let mut shard = Shard::new(Box::new(self.sim.clone()), config).expect("shard");
         self.ids.clear();
         for index in 0..LOG_COUNT {

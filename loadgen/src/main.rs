@@ -26,6 +26,8 @@ use workload::Workload;
 const PROGRESS_SECONDS: u64 = 10;
 /// How long consumers may take to get their partitions before the run fails.
 const ASSIGNMENT_WAIT_SECONDS: u64 = 60;
+/// How often the drain looks at the consumers' counts (the resolution of a read-back's timing).
+const DRAIN_POLL_MS: u64 = 20;
 
 /// Load generator for Kafka-compatible brokers (Skua, Apache Kafka): OpenMessaging Benchmark
 /// workloads, coordinated-omission-corrected publish and end-to-end latency, consumer lag.
@@ -51,6 +53,11 @@ struct Cli {
     /// Seconds consumers get after producers stop to catch up before the run ends.
     #[arg(long, default_value_t = 30)]
     drain_seconds: u64,
+    /// With a backlog written at max rate (a catch-up read): a shell command run (`sh -c`) once
+    /// every producer stopped and before the consumers start, e.g. `sync; echo 3 >
+    /// /proc/sys/vm/drop_caches` for a cold read. The run fails if it fails.
+    #[arg(long, value_name = "SHELL COMMAND")]
+    before_consume_command: Option<String>,
     /// Prefix of the topics this run creates (a run id is appended).
     #[arg(long, default_value = "loadgen")]
     topic_prefix: String,
@@ -448,9 +455,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
+    let catching_up = !consumers_started && consumer_count > 0;
+    if let (true, Some(command)) = (catching_up, &cli.before_consume_command) {
+        let started = Instant::now();
+        eprintln!("loadgen: before the consumers: sh -c {command:?}");
+        let status = std::process::Command::new("sh")
+            .args(["-c", command])
+            .status()
+            .with_context(|| format!("running {command:?}"))?;
+        if !status.success() {
+            anyhow::bail!("--before-consume-command {command:?} failed ({status})");
+        }
+        result.before_consume_seconds = started.elapsed().as_secs_f64();
+    }
     let catch_up_started = Instant::now();
     let consumed_before_catch_up = everything.consumed;
-    let catching_up = !consumers_started && consumer_count > 0;
+    let mut first_record_at: Option<Instant> = None;
+    let mut caught_up_at: Option<Instant> = None;
     if catching_up {
         eprintln!("loadgen: consumers start on a backlog of {} messages", everything.published);
         start_consumers(&mut recorders, &mut consumers);
@@ -459,22 +480,41 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let wanted = subscriptions as u64 * everything.published;
     let drain_deadline = Instant::now() + Duration::from_secs(cli.drain_seconds);
     while consumer_count > 0 && everything.consumed < wanted && Instant::now() < drain_deadline {
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(DRAIN_POLL_MS));
         let window = collect(&recorders);
         everything.add(&window);
         total.add(&window);
+        if first_record_at.is_none() && everything.consumed > consumed_before_catch_up {
+            first_record_at = Some(Instant::now());
+        }
+    }
+    if everything.consumed >= wanted {
+        caught_up_at = Some(Instant::now());
     }
     if catching_up {
         let seconds = catch_up_started.elapsed().as_secs_f64();
         let consumed = everything.consumed - consumed_before_catch_up;
+        let mib = |seconds: f64| consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
         result.catch_up_seconds = seconds;
         result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
-        result.catch_up_consume_mb_per_sec =
-            consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
+        result.catch_up_consume_mb_per_sec = mib(seconds);
         eprintln!(
             "----- Catch-up read: {consumed} messages in {seconds:.1} s ({:.0} msg/s, {:.1} MB/s), consumer join included",
             result.catch_up_consume_rate, result.catch_up_consume_mb_per_sec
         );
+        // The read alone, only when it finished: a drain cut short is no rate.
+        if let (Some(first), Some(last)) = (first_record_at, caught_up_at) {
+            let read_seconds = last.duration_since(first).as_secs_f64();
+            result.read_back_seconds = read_seconds;
+            result.read_back_join_seconds = first.duration_since(catch_up_started).as_secs_f64();
+            result.read_back_consume_mb_per_sec = mib(read_seconds);
+            eprintln!(
+                "----- Read-back: {:.1} MB/s over {read_seconds:.2} s from the first record ({:.1} s to join first)",
+                result.read_back_consume_mb_per_sec, result.read_back_join_seconds
+            );
+        } else {
+            eprintln!("loadgen: the consumers did not read the whole backlog within --drain-seconds");
+        }
     }
     stop_consumers.store(true, Ordering::Relaxed);
     for consumer in consumers {

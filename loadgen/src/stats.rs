@@ -217,6 +217,14 @@ pub struct TestResult {
     pub catch_up_seconds: f64,
     pub catch_up_consume_rate: f64,
     pub catch_up_consume_mb_per_sec: f64,
+    /// The same read timed from the first record a consumer got to the last one wanted (group
+    /// join excluded: the broker's read rate), and how long the join took.
+    pub read_back_seconds: f64,
+    pub read_back_consume_mb_per_sec: f64,
+    pub read_back_join_seconds: f64,
+    /// Seconds the `--before-consume-command` took (dropping caches, say), between the last
+    /// acknowledgement and the consumers' start.
+    pub before_consume_seconds: f64,
     /// Messages/s published and consumed in each second of the run (warm-up included).
     pub publish_rate_per_second: Vec<f64>,
     pub consume_rate_per_second: Vec<f64>,

@@ -284,6 +284,12 @@ pub fn keys() -> Vec<Key> {
         ),
         key("skua.write.mode", WRITE_MODE_DEFAULT, "segment writes: direct (O_DIRECT) or buffered"),
         key(
+            "skua.read.cache.bytes",
+            "(a quarter of memory)",
+            "recently written record bytes kept in memory for consumers and followers, all shards together, the oldest \
+             going first (default: a quarter of the cgroup's memory.max or of MemTotal; 0: none)",
+        ),
+        key(
             "replica.lag.time.max.ms",
             REPLICA_LAG_TIME_MAX_MS_DEFAULT,
             "a follower that has not caught up for this long leaves the ISR (with follower fetching)",
@@ -350,6 +356,9 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     pub shard_count: usize,
     pub write_mode: WriteMode,
+    /// `skua.read.cache.bytes`: the broker's budget for recently written bytes kept in memory
+    /// for readers; each shard gets an equal share.
+    pub read_cache_bytes: u64,
     pub recycled_segments_per_log_max: usize,
     pub inflight_requests_max: usize,
     /// `queued.max.requests`.
@@ -402,6 +411,21 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("{key}: {reason}")]
     Invalid { key: String, reason: String },
+}
+
+/// The memory this process may use: the smaller of the cgroup's `memory.max` (v2) and the
+/// machine's `MemTotal`; `None` when neither can be read.
+fn machine_memory_bytes() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|line| line.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kib| kib * 1024)
+    });
+    let cgroup =
+        std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok().and_then(|text| text.trim().parse::<u64>().ok());
+    match (total, cgroup) {
+        (Some(total), Some(cgroup)) => Some(total.min(cgroup)),
+        (total, cgroup) => total.or(cgroup),
+    }
 }
 
 /// Parses `key=value` lines; `#` and `!` start comments, as in Java properties.
@@ -795,6 +819,12 @@ impl Config {
                 format!("must be between 1 and {}", crate::limits::SHARD_COUNT_MAX),
             ));
         }
+        let read_cache_bytes = match values.get("skua.read.cache.bytes") {
+            Some(_) => number::<u64>(values, "skua.read.cache.bytes", 0)?,
+            None => machine_memory_bytes().map_or(crate::limits::READ_CACHE_BYTES_FALLBACK, |memory| {
+                memory / crate::limits::READ_CACHE_MEMORY_DIVISOR
+            }),
+        };
         let num_partitions = number(values, "num.partitions", NUM_PARTITIONS_DEFAULT)?;
         if num_partitions < 1 {
             return Err(invalid("num.partitions", "must be at least 1"));
@@ -926,6 +956,7 @@ impl Config {
             socket_request_max_bytes,
             shard_count,
             write_mode,
+            read_cache_bytes,
             recycled_segments_per_log_max: number(
                 values,
                 "skua.segment.recycle.max",
@@ -1085,6 +1116,15 @@ mod tests {
         assert!(refusal(&[("skua.inflight.requests.max", "0")]).contains("between 1 and 1000"));
         assert!(refusal(&[("skua.inflight.requests.max", "1001")]).contains("between 1 and 1000"));
         assert!(refusal(&[("max.connections", "0")]).contains("max.connections"));
+    }
+
+    #[test]
+    fn the_read_cache_is_a_share_of_memory_unless_set() {
+        let memory = machine_memory_bytes().expect("a Linux machine shows its memory");
+        assert_eq!(with(&[]).expect("defaults").read_cache_bytes, memory / crate::limits::READ_CACHE_MEMORY_DIVISOR);
+        assert_eq!(with(&[("skua.read.cache.bytes", "0")]).expect("none").read_cache_bytes, 0);
+        assert_eq!(with(&[("skua.read.cache.bytes", "1048576")]).expect("1 MiB").read_cache_bytes, 1 << 20);
+        assert!(refusal(&[("skua.read.cache.bytes", "-1")]).contains("skua.read.cache.bytes"));
     }
 
     /// The value a parsed configuration holds for `key`, written as `--help` writes defaults;

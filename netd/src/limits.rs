@@ -18,6 +18,11 @@ pub const FETCH_RESPONSE_BYTES_DEFAULT: u64 = 57_671_680;
 /// written (one response alone may always proceed, so a large one never waits forever).
 pub const FETCH_BUFFERED_BYTES_DEFAULT: u64 = 4 * FETCH_RESPONSE_BYTES_DEFAULT;
 
+/// The share of the machine's memory the broker keeps recently written records in by default
+/// (`skua.read.cache.bytes`: memory / this), and the budget when the memory cannot be read.
+pub const READ_CACHE_MEMORY_DIVISOR: u64 = 4;
+pub const READ_CACHE_BYTES_FALLBACK: u64 = 1024 * 1024 * 1024;
+
 /// iovecs per vectored write (Linux's IOV_MAX is 1024).
 pub const WRITE_SEGMENTS_MAX: usize = 512;
 

@@ -153,6 +153,10 @@ fn fetched_record_bytes(stream: &mut TcpStream) -> u64 {
     partition.records.as_ref().map_or(0, |records| records.len() as u64)
 }
 
+/// The broker's memory cache of recent records in the fetch tests: small, so that most reads
+/// are file reads, which the fetch budget bounds.
+const READ_CACHE_BYTES: u64 = 8 * MIB;
+
 /// Concurrent fetches whose clients do not read yet: the file bytes of responses waiting to be
 /// written count against `skua.fetch.buffered.bytes.max`, so only one ~24 MiB response is held
 /// at a time (30 MiB budget) where four were (~96 MiB); the others are served once it is written
@@ -160,7 +164,11 @@ fn fetched_record_bytes(stream: &mut TcpStream) -> u64 {
 #[test]
 fn concurrent_fetches_wait_for_the_fetch_memory_budget() {
     const BUFFERED_BYTES_MAX: u64 = 30 * MIB;
-    let broker = Broker::start(&[&format!("skua.fetch.buffered.bytes.max={BUFFERED_BYTES_MAX}")]);
+    // The records must be read from files (a read from the memory cache copies nothing).
+    let broker = Broker::start(&[
+        &format!("skua.fetch.buffered.bytes.max={BUFFERED_BYTES_MAX}"),
+        &format!("skua.read.cache.bytes={READ_CACHE_BYTES}"),
+    ]);
     let mut producer = connect(broker.address);
     for round in 0..3 {
         assert_eq!(produce_batches(&mut producer, "limits-budget", 8, round * 8), 0, "produce {round}");
@@ -200,10 +208,10 @@ fn concurrent_fetches_wait_for_the_fetch_memory_budget() {
 /// partition twelve times and held 1.6 GB for a 246-byte request.
 #[test]
 fn a_duplicated_partition_fetch_stays_within_fetch_max_bytes_and_memory() {
-    let broker = Broker::start(&[]);
+    let broker = Broker::start(&[&format!("skua.read.cache.bytes={READ_CACHE_BYTES}")]);
     let mut stream = connect(broker.address);
     // 8 requests of 8 batches of ~1 MB: ~64 MiB in the partition, most of it only in files (the
-    // tail cache keeps 8 MiB).
+    // memory cache keeps READ_CACHE_BYTES).
     for round in 0..8 {
         assert_eq!(produce_batches(&mut stream, "limits-fetch", 8, round * 8), 0, "produce {round}");
     }

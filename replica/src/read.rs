@@ -1,6 +1,7 @@
 //! A partition's records as the engine planned a read of them: tail-cache slices and file ranges,
 //! nothing read yet, so a caller that leaves a partition out (a response limit) costs no I/O.
-//! Turning a plan into bytes is the only place the partition layer reads files for a fetch.
+//! Turning a plan into bytes here is the only place the partition layer reads files for a fetch
+//! (blocking `pread`s); the broker reads a plan's file range through its own io_uring instead.
 
 use bytes::Bytes;
 use engine::ReadChunk;

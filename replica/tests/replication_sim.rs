@@ -299,7 +299,7 @@ impl World {
         segment_bytes: u64,
         min_insync: usize,
     ) -> World {
-        let shard_config = ShardConfig { write_mode, tail_cache_bytes: 2 * 1024, ..ShardConfig::default() };
+        let shard_config = ShardConfig { write_mode, cache_bytes: 2 * 1024, ..ShardConfig::default() };
         let log_config = LogConfig { segment_bytes, ..LogConfig::default() };
         let mut world = World {
             seed,

@@ -21,7 +21,7 @@ use skua_bench::plot;
 
 const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
 
-USAGE: bench [--suite smoke|full|replicated] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
+USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
 
   --suite smoke   two minutes: max-rate 1 KiB and fixed-rate latency, short runs, against skua and
                   kafka unless --brokers says otherwise (what CI runs)
@@ -30,10 +30,18 @@ USAGE: bench [--suite smoke|full|replicated] [--brokers LIST] [--out DIR] [--onl
   --suite replicated
                   3-node clusters (loopback, one after the other): max-rate 1 KiB and fixed rate at
                   50 % of Kafka's max, RF 3, min.insync.replicas=2, acks=all
-  --brokers LIST  comma list of skua, kafka, kafka-fsync (default: all three; smoke: skua,kafka);
+  --suite read-back
+                  produce a 2 GiB backlog (1 KiB × 16 partitions, max rate, acks=all), then read it
+                  all back with 1 and with 4 group consumers: hot (right after writing) and cold
+                  (after `sync; echo 3 > /proc/sys/vm/drop_caches`: needs root, else the cold runs
+                  fail); fio's sequential O_DIRECT read of this disk is measured in the same run
+                  (scripts/fio-read.sh, installs fio if missing) and each read is shown against it
+  --brokers LIST  comma list of skua, kafka, kafka-fsync (default: all three; smoke and read-back:
+                  skua,kafka);
                   for the replicated suite skua-cluster, skua-cluster-memory, kafka-cluster,
                   kafka-cluster-fsync (default: all four)
                     skua         netd, fsync before ack (its default), direct writes
+                    skua-1-shard the same with skua.shard.count=1 (shard scaling)
                     kafka        Apache Kafka 4.4 defaults: acknowledged from the page cache, no fsync
                     kafka-fsync  Apache Kafka with log.flush.interval.messages=1 (fsync per batch)
                     skua-cluster         3 netd nodes (scripts/cluster.sh): fsync on every ISR member
@@ -45,14 +53,26 @@ USAGE: bench [--suite smoke|full|replicated] [--brokers LIST] [--out DIR] [--onl
                   producer; runs with idempotence off, since it has none). Named in the report.
   --out DIR       report directory (default: results/<date>-<commit> for full,
                   results/<date>-<commit>/replicated-suite for replicated,
+                  results/<date>-<commit>/read-back-suite for read-back,
                   target/bench/smoke-<date>-<commit> for smoke)
+
+Environment: NETD, the netd binary to run (default target/release/netd; an older build for a
+before/after comparison).
 
 Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), summary.md, summary.json and
 <suite>-{throughput,publish-latency,e2e-latency,lag}.svg. Loopback only; every run is bounded.";
 
 /// Every broker kind `--brokers` takes.
-const BROKER_KINDS: &[&str] =
-    &["skua", "kafka", "kafka-fsync", "skua-cluster", "skua-cluster-memory", "kafka-cluster", "kafka-cluster-fsync"];
+const BROKER_KINDS: &[&str] = &[
+    "skua",
+    "skua-1-shard",
+    "kafka",
+    "kafka-fsync",
+    "skua-cluster",
+    "skua-cluster-memory",
+    "kafka-cluster",
+    "kafka-cluster-fsync",
+];
 const SKUA_PORT: u16 = 49292;
 const KAFKA_PORT: u16 = 49192;
 /// Broker start-up bound.
@@ -71,6 +91,9 @@ struct Run {
     args: Vec<String>,
     /// For the fixed-rate suite: take half of Kafka's max rate from this earlier suite.
     rate_from: Option<&'static str>,
+    /// netd settings of this run (single-node Skua only; a netd that does not know a key, an
+    /// older build, runs without it and says so).
+    skua_settings: Vec<&'static str>,
     minutes: f64,
 }
 
@@ -95,6 +118,7 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
         ]
         .concat(),
         rate_from,
+        skua_settings: Vec::new(),
         minutes: minutes + warmup,
     };
     Ok(match suite {
@@ -197,9 +221,58 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
                 ),
             ]
         }
-        other => bail!("unknown suite {other:?} (smoke, full or replicated)"),
+        "read-back" => {
+            let backlog =
+                ["--consumer-backlog-size-gb", READ_BACK_BACKLOG_GB, "--drain-seconds", READ_BACK_DRAIN_SECONDS];
+            let cold = ["--before-consume-command", DROP_CACHES_COMMAND];
+            let read = |name, title, consumers: &'static str, cold_read: bool| {
+                let mut extra = backlog.to_vec();
+                extra.extend(["--consumer-per-subscription", consumers]);
+                if cold_read {
+                    extra.extend(cold);
+                }
+                let mut run = run(name, title, "catch-up-2gb.yaml", 2.0, 0.0, &extra, None);
+                if cold_read {
+                    // Skua keeps recent records in its own memory, which dropping the page cache
+                    // does not touch: a cold read gives it a budget far below the backlog.
+                    run.skua_settings = vec![COLD_READ_CACHE_SETTING];
+                }
+                run
+            };
+            vec![
+                read("read-back-hot-1", "read-back of a 2 GiB backlog right after writing it, 1 consumer", "1", false),
+                read("read-back-hot-4", "read-back of a 2 GiB backlog right after writing it, 4 consumers", "4", false),
+                read(
+                    "read-back-cold-1",
+                    "read-back of a 2 GiB backlog after dropping the page cache, 1 consumer",
+                    "1",
+                    true,
+                ),
+                read(
+                    "read-back-cold-4",
+                    "read-back of a 2 GiB backlog after dropping the page cache, 4 consumers",
+                    "4",
+                    true,
+                ),
+            ]
+        }
+        other => bail!("unknown suite {other:?} (smoke, full, replicated or read-back)"),
     })
 }
+
+/// The netd binary under test: `$NETD` (another build, for a before/after comparison), else this
+/// workspace's release build.
+fn netd_binary(workspace: &Path) -> PathBuf {
+    std::env::var_os("NETD").map_or_else(|| workspace.join("target/release/netd"), PathBuf::from)
+}
+
+/// The read-back suite's backlog and how long its consumers may take to read it.
+const READ_BACK_BACKLOG_GB: &str = "2";
+const READ_BACK_DRAIN_SECONDS: &str = "240";
+/// A cold read: dirty pages written, then the page cache dropped (root only).
+const DROP_CACHES_COMMAND: &str = "sync && echo 3 > /proc/sys/vm/drop_caches";
+/// Skua's memory cache in a cold read: 256 MiB, an eighth of the backlog.
+const COLD_READ_CACHE_SETTING: &str = "skua.read.cache.bytes=268435456";
 
 /// A broker (or a cluster) under test.
 struct Broker {
@@ -239,7 +312,7 @@ fn cluster_script(workspace: &Path, script: &str, dir_variable: &str, dir: &str,
     let status = Command::new(workspace.join(script))
         .current_dir(workspace)
         .env(dir_variable, workspace.join(dir))
-        .env("NETD", workspace.join("target/release/netd"))
+        .env("NETD", netd_binary(workspace))
         .args(args)
         .status()
         .with_context(|| format!("running {script}"))?;
@@ -252,6 +325,7 @@ fn cluster_script(workspace: &Path, script: &str, dir_variable: &str, dir: &str,
 fn durability(kind: &str) -> &'static str {
     match kind {
         "skua" => "fsync before ack (default), direct writes, one shard per core",
+        "skua-1-shard" => "fsync before ack (default), direct writes, one shard (skua.shard.count=1)",
         "kafka" => "Kafka defaults: acknowledged from the page cache, no fsync",
         "skua-cluster" => "3 nodes, RF 3, min ISR 2: fsync on the leader and every ISR follower before ack (default)",
         "skua-cluster-memory" => {
@@ -273,16 +347,18 @@ fn ratio_pair(brokers: &[&'static str]) -> Option<(&'static str, &'static str)> 
 /// Starts netd on a fresh data directory and waits until it serves: its log says so and its
 /// port accepts a connection. On failure the error carries the log's tail and, if the port is
 /// taken, who holds it.
-fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
+fn start_skua(workspace: &Path, kind: &'static str, overrides: &[&str]) -> anyhow::Result<Broker> {
     let dir = workspace.join("target/bench/skua-data");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let log_path = workspace.join("target/bench/netd.log");
     let log = std::fs::File::create(&log_path)?;
-    let mut child = Command::new(workspace.join("target/release/netd"))
+    let netd = netd_binary(workspace);
+    let mut child = Command::new(&netd)
         .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{SKUA_PORT}")])
         .args(["--override", &format!("log.dirs={}", dir.display())])
         .args(["--override", "group.initial.rebalance.delay.ms=0"])
+        .args(overrides.iter().flat_map(|setting| ["--override", setting]))
         // The readiness line is logged at info: an inherited RUST_LOG must not hide it.
         .env("RUST_LOG", "info")
         // A start-up error is one paragraph, not a backtrace that pushes it out of the tail.
@@ -291,7 +367,7 @@ fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .context("starting target/release/netd")?;
+        .with_context(|| format!("starting {}", netd.display()))?;
     let deadline = Instant::now() + Duration::from_secs(START_WAIT_SECONDS);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_PORT));
     loop {
@@ -299,7 +375,7 @@ fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
         if logged && std::net::TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
             let pid = child.id();
             return Ok(Broker {
-                kind: "skua",
+                kind,
                 bootstrap: format!("127.0.0.1:{SKUA_PORT}"),
                 child: Some(child),
                 pids: vec![pid],
@@ -331,14 +407,31 @@ fn start_skua(workspace: &Path) -> anyhow::Result<Broker> {
     }
 }
 
-fn start_broker(kind: &'static str, workspace: &Path) -> anyhow::Result<Broker> {
+/// Whether `netd --help` lists `key` (an older build may not know it).
+fn netd_knows(workspace: &Path, key: &str) -> bool {
+    Command::new(netd_binary(workspace))
+        .arg("--help")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(key))
+}
+
+fn start_broker(kind: &'static str, workspace: &Path, settings: &[&str]) -> anyhow::Result<Broker> {
     match kind {
-        "skua" => {
+        "skua" | "skua-1-shard" => {
+            let mut overrides: Vec<&str> = if kind == "skua-1-shard" { vec!["skua.shard.count=1"] } else { vec![] };
+            for setting in settings {
+                let key = setting.split('=').next().unwrap_or(setting);
+                if netd_knows(workspace, key) {
+                    overrides.push(setting);
+                } else {
+                    eprintln!("bench: {} does not know {key}: running without {setting}", netd_binary(workspace).display());
+                }
+            }
             // Two tries: a start that fails for a reason outside netd (the port still held by a
             // process a previous step left behind) is reported, waited out and tried once more.
             let mut last_error = None;
             for attempt in 1..=START_ATTEMPTS {
-                match start_skua(workspace) {
+                match start_skua(workspace, kind, &overrides) {
                     Ok(broker) => return Ok(broker),
                     Err(error) => {
                         eprintln!("bench: netd start {attempt}/{START_ATTEMPTS} failed: {error:#}");
@@ -505,10 +598,12 @@ fn run_loadgen(
         .arg("--output")
         .arg(output)
         .args(["--broker-name", broker.kind, "--durability", durability(broker.kind)])
-        .args([
-            "--broker-version",
-            if broker.kind.starts_with("skua") { "netd (this commit)" } else { "Apache Kafka 4.4.0" },
-        ])
+        .arg("--broker-version")
+        .arg(match (broker.kind.starts_with("skua"), std::env::var("NETD")) {
+            (true, Ok(netd)) => format!("netd ({netd})"),
+            (true, Err(_)) => "netd (this commit)".to_string(),
+            (false, _) => "Apache Kafka 4.4.0".to_string(),
+        })
         .args(&run.args)
         .args(["--driver", driver]);
     if driver == "native" {
@@ -545,6 +640,25 @@ fn run_loadgen(
     Ok((serde_json::from_str(&text)?, usage, started.elapsed().as_secs_f64()))
 }
 
+/// The disk's sequential read rate in MiB/s, from `scripts/fio-read.sh` (fio's JSON).
+fn fio_read_mib_per_s(workspace: &Path) -> anyhow::Result<f64> {
+    eprintln!("bench: measuring the disk's sequential read rate with fio");
+    let output = Command::new(workspace.join("scripts/fio-read.sh"))
+        .current_dir(workspace)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running scripts/fio-read.sh")?;
+    if !output.status.success() {
+        bail!("scripts/fio-read.sh failed ({})", output.status);
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).context("fio's JSON")?;
+    let bytes_per_s =
+        report.pointer("/jobs/0/read/bw_bytes").and_then(Value::as_f64).context("no read bandwidth in fio's JSON")?;
+    let mib = bytes_per_s / 1_048_576.0;
+    eprintln!("bench: fio sequential read: {mib:.0} MiB/s");
+    Ok(mib)
+}
+
 fn number(value: &Value, key: &str) -> f64 {
     value.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
@@ -561,6 +675,9 @@ const METRICS: &[Metric] = &[
     ("consume msg/s", |v, _| number(v, "aggregatedConsumeRate"), true),
     ("catch-up read msg/s", |v, _| number(v, "catchUpConsumeRate"), true),
     ("catch-up read MiB/s", |v, _| number(v, "catchUpConsumeMbPerSec"), true),
+    ("read-back MiB/s (first record to last)", |v, _| number(v, "readBackConsumeMbPerSec"), true),
+    ("read-back seconds", |v, _| number(v, "readBackSeconds"), false),
+    ("read-back group join seconds", |v, _| number(v, "readBackJoinSeconds"), false),
     ("publish latency p50 (ms)", |v, _| number(v, "aggregatedPublishLatency50pct"), false),
     ("publish latency p99 (ms)", |v, _| number(v, "aggregatedPublishLatency99pct"), false),
     ("publish latency p99.9 (ms)", |v, _| number(v, "aggregatedPublishLatency999pct"), false),
@@ -623,7 +740,7 @@ fn real_main() -> anyhow::Result<()> {
     }
     // The smoke suite is CI's: Kafka with fsync is the full suite's third column.
     let brokers = brokers.unwrap_or_else(|| match suite.as_str() {
-        "smoke" => vec!["skua", "kafka"],
+        "smoke" | "read-back" => vec!["skua", "kafka"],
         "replicated" => vec!["skua-cluster", "skua-cluster-memory", "kafka-cluster", "kafka-cluster-fsync"],
         _ => vec!["skua", "kafka", "kafka-fsync"],
     });
@@ -639,15 +756,18 @@ fn real_main() -> anyhow::Result<()> {
     let out = out.unwrap_or_else(|| match suite.as_str() {
         "full" => facts.results_dir(&workspace),
         "replicated" => facts.results_dir(&workspace).join("replicated-suite"),
+        "read-back" => facts.results_dir(&workspace).join("read-back-suite"),
         _ => workspace.join(format!("target/bench/smoke-{}-{commit}", facts.date)),
     });
     std::fs::create_dir_all(&out)?;
-    for binary in ["target/release/netd", "target/release/loadgen"] {
-        if !workspace.join(binary).is_file() {
-            bail!("{binary} is missing: run `cargo build --release -p skua-netd -p skua-loadgen` first");
+    for binary in [netd_binary(&workspace), workspace.join("target/release/loadgen")] {
+        if !binary.is_file() {
+            bail!("{} is missing: run `cargo build --release -p skua-netd -p skua-loadgen` first", binary.display());
         }
     }
     eprintln!("bench: suite {suite}: {} run(s) × brokers {:?} → {}", runs.len(), brokers, out.display());
+    // The disk's own sequential read rate, beside which the read-back suite's reads are shown.
+    let disk_read_mib_per_s = if suite == "read-back" { Some(fio_read_mib_per_s(&workspace)?) } else { None };
 
     let mut results: Results = BTreeMap::new();
     let total = runs.len() * brokers.len();
@@ -671,7 +791,7 @@ fn real_main() -> anyhow::Result<()> {
                     .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
                 Some((max / 2.0).max(100.0))
             });
-            let broker = start_broker(broker_kind, &workspace)?;
+            let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
             let output = out.join(format!("{}-{}.json", run.name, broker_kind));
             let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver);
             stop_broker(broker, &workspace);
@@ -718,7 +838,7 @@ fn real_main() -> anyhow::Result<()> {
             let all_zero = brokers
                 .iter()
                 .all(|broker| by_broker.get(broker).is_none_or(|(value, usage)| get(value, usage) == 0.0));
-            if all_zero && label.starts_with("catch-up") {
+            if all_zero && (label.starts_with("catch-up") || label.starts_with("read-back")) {
                 continue;
             }
             let mut row = format!("| {label} |");
@@ -773,6 +893,21 @@ fn real_main() -> anyhow::Result<()> {
                 Err(error) => eprintln!("bench: plot {kind} for {}: {error:#}", run.name),
             }
         }
+        if let Some(disk) = disk_read_mib_per_s {
+            let shares: Vec<String> = brokers
+                .iter()
+                .filter_map(|broker| {
+                    let (value, _) = by_broker.get(broker)?;
+                    let read = number(value, "readBackConsumeMbPerSec");
+                    Some(format!("{broker} {:.0} %", 100.0 * read / disk.max(1e-9)))
+                })
+                .collect();
+            let _ = writeln!(
+                markdown,
+                "\nShare of the disk's sequential read rate (fio, O_DIRECT, 1 MiB, QD 8: {disk:.0} MiB/s): {}",
+                shares.join(", ")
+            );
+        }
         let _ = writeln!(markdown, "\nPlots: {}", links.join(" · "));
     }
     let _ = writeln!(
@@ -780,6 +915,9 @@ fn real_main() -> anyhow::Result<()> {
         "\nHigher is better for rates; lower is better for latency, errors, CPU and memory. Latency is measured from the \
          intended send time (coordinated omission corrected); see docs/decisions/0009-loadgen.md."
     );
+    if let Some(disk) = disk_read_mib_per_s {
+        summary.insert("fio sequential read MiB/s".to_string(), Value::from(disk));
+    }
     std::fs::write(out.join("summary.md"), &markdown)?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&Value::Object(summary))?)?;
     println!("{markdown}");

@@ -140,6 +140,7 @@ impl Log {
         prepared: PreparedCommit,
         outcome: std::result::Result<(), EngineError>,
         now_ms: i64,
+        cache_sequence: u64,
     ) -> std::result::Result<Offset, (EngineError, Range<Offset>)> {
         assert!(self.committing.take().is_some(), "finish_commit without a commit in flight");
         if let Err(error) = outcome {
@@ -171,7 +172,7 @@ impl Log {
             if direct {
                 segment.advance_tail_block(previous_size, &write.data);
             }
-            self.cache.push(write.segment_base, write.data_position, write.data);
+            self.cache.push(write.segment_base, write.data_position, write.data, cache_sequence);
             if write.seal_after {
                 if let Err(error) = self.seal(fs, index) {
                     // The data is durable; only the index files or checkpoint are missing, and

@@ -165,6 +165,15 @@ impl Log {
         self.cache.cached_bytes()
     }
 
+    /// Drops the cached chunks of the shard's commits up to `sequence`; the bytes freed.
+    pub(crate) fn evict_cache_through(&mut self, sequence: u64) -> usize {
+        self.cache.evict_through(sequence)
+    }
+
+    pub(crate) fn cache_holds(&self, sequence: u64) -> bool {
+        self.cache.holds(sequence)
+    }
+
     fn active(&self) -> &Segment {
         self.segments.last().expect("a log always has an active segment")
     }

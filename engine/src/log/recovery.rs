@@ -233,7 +233,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             recovery_offset,
-            cache: TailCache::new(shard.tail_cache_bytes),
+            cache: TailCache::new(shard.cache_bytes),
             failed: None,
             committing: None,
             seal_when_committed: Vec::new(),

@@ -22,9 +22,10 @@
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
-//! out for the limit cost no reading. Tail-cache slices are handed over without copying; file
-//! ranges are read into memory by the partition layer (the sendfile path is not built yet, see the
-//! README's status table), and those bytes count against the broker's
+//! out for the limit cost no reading. A single tail-cache slice is handed over without copying;
+//! file ranges are read into memory through the shard's io_uring (`runtime::file_read`, all of a
+//! response's reads in flight at once; no sendfile, decision 0008), and cache slices spanning
+//! several commits are copied into one buffer. Copies count against the broker's
 //! `skua.fetch.buffered.bytes.max` until the response is written: a fetch that would exceed it
 //! waits for earlier responses to be written.
 
@@ -46,14 +47,20 @@ use crate::codec::frame::{decode_body, Frame};
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::budget::{self, Permit};
 use crate::runtime::context::ShardContext;
+use crate::runtime::file_read;
 use crate::runtime::state::ShardState;
 
-/// A plan's bytes; a copy is charged to `permit` until its last reference is dropped.
-fn plan_bytes(plan: ReadPlan, permit: Option<&Arc<Permit>>) -> Result<Bytes, ReplicaError> {
-    match permit {
-        Some(permit) if plan.copied_bytes() > 0 => Ok(budget::charged_bytes(plan.gather()?, permit.clone())),
-        _ => plan.into_bytes(),
+/// A plan's bytes (file ranges read through the shard's ring); a copy is charged to `permit`
+/// until its last reference is dropped.
+async fn plan_bytes(plan: ReadPlan, permit: Option<Arc<Permit>>) -> Result<Bytes, ReplicaError> {
+    if plan.copied_bytes() == 0 {
+        return plan.into_bytes();
     }
+    let copy = file_read::plan_copy(&plan).await?;
+    Ok(match permit {
+        Some(permit) => budget::charged_bytes(copy, permit),
+        None => Bytes::from(copy),
+    })
 }
 
 /// One partition to read, routed to its owner; `slot` is its place in the response.
@@ -418,11 +425,20 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                     }
                 },
             };
-            for (slot, plan) in plans.into_iter().enumerate() {
-                let Some(plan) = plan else { continue };
+            // Every file read of the response in flight at once.
+            let reads: Vec<_> = plans
+                .into_iter()
+                .enumerate()
+                .filter_map(|(slot, plan)| plan.map(|plan| (slot, plan)))
+                .map(|(slot, plan)| {
+                    let permit = permit.clone();
+                    async move { (slot, plan_bytes(plan, permit).await) }
+                })
+                .collect();
+            for (slot, read) in futures_util::future::join_all(reads).await {
                 let (topic_index, partition_index) = places[slot];
                 let data = &mut response.responses[topic_index].partitions[partition_index];
-                match plan_bytes(plan, permit.as_ref()) {
+                match read {
                     Ok(bytes) => data.records = Some(bytes),
                     Err(error) => {
                         tracing::error!(%error, "reading a segment for a fetch failed");

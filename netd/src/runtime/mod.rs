@@ -15,6 +15,7 @@
 //! - [`committer`] — the group committer task; [`ticker`] — the shard's timer.
 //! - [`controller`] — the task on shard 0 that creates, grows and deletes topics across shards.
 //! - [`budget`] — the broker-wide budgets (request and fetch memory, connections).
+//! - [`file_read`] — fetches' file reads through the shard's io_uring (never blocking it).
 
 pub mod budget;
 pub mod committer;
@@ -22,6 +23,7 @@ pub mod connection;
 pub mod context;
 pub mod controller;
 pub mod fetcher;
+pub mod file_read;
 pub mod isr;
 pub mod offsets;
 pub mod shard;

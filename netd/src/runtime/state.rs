@@ -146,6 +146,7 @@ impl ShardState {
             write_mode: config.write_mode,
             batch_bytes_max: config.message_max_bytes.max(engine::limits::BATCH_HEADER_BYTES),
             recycled_segments_per_log_max: config.recycled_segments_per_log_max,
+            cache_bytes: usize::try_from(config.read_cache_bytes / config.shard_count as u64).unwrap_or(usize::MAX),
             ..engine::ShardConfig::default()
         };
         let engine = engine::Shard::new(backend, shard_config)?;
