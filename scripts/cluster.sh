@@ -107,6 +107,9 @@ start)
         mkdir -p "$node/data"
         {
             cluster_node_keys "$cluster_port" "$count" "$id" "$node/data"
+            # The nodes share one machine: each gets its share of netd's default read cache (a
+            # quarter of the memory), not the whole of it. A setting below overrides this.
+            echo "skua.read.cache.bytes=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024 / 4 / count ))"
             for setting in "$@"; do echo "$setting"; done
         } >"$node/server.properties"
     done
