@@ -25,6 +25,23 @@ impl ReadPlan {
         }
     }
 
+    /// The plan's bytes as the tail cache's own slices, when the cache holds all of them (then
+    /// nothing needs reading or copying).
+    pub fn memory_slices(&self) -> Option<Vec<Bytes>> {
+        self.chunks
+            .iter()
+            .map(|chunk| match chunk {
+                ReadChunk::Memory(bytes) => Some(bytes.clone()),
+                ReadChunk::File { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Bytes this plan must read from files.
+    pub fn file_bytes(&self) -> u64 {
+        self.chunks.iter().filter(|chunk| matches!(chunk, ReadChunk::File { .. })).map(ReadChunk::len).sum()
+    }
+
     /// The plan's bytes: the tail-cache slice itself when it is one, else one new buffer.
     pub fn into_bytes(self) -> Result<Bytes> {
         if let [ReadChunk::Memory(bytes)] = &self.chunks[..] {

@@ -38,6 +38,7 @@ fn put_partition(
     flexible: bool,
     version: i16,
     data: &PartitionData,
+    slices: Option<&[Bytes]>,
 ) -> anyhow::Result<()> {
     buffer.put_i32(data.partition_index);
     buffer.put_i16(data.error_code);
@@ -50,10 +51,15 @@ fn put_partition(
     if version >= 11 {
         buffer.put_i32(data.preferred_read_replica.0); // KIP-392; -1: read from this broker
     }
-    match &data.records {
-        None if flexible => buffer.put_u8(0),
-        None => buffer.put_i32(-1),
-        Some(records) => {
+    match (&data.records, slices) {
+        (_, Some(slices)) => {
+            put_length(buffer, flexible, slices.iter().map(Bytes::len).sum())?;
+            segments.push(buffer.split().freeze());
+            segments.extend(slices.iter().filter(|slice| !slice.is_empty()).cloned());
+        }
+        (None, None) if flexible => buffer.put_u8(0),
+        (None, None) => buffer.put_i32(-1),
+        (Some(records), None) => {
             put_length(buffer, flexible, records.len())?;
             if !records.is_empty() {
                 segments.push(buffer.split().freeze());
@@ -81,6 +87,21 @@ fn put_partition(
 /// Encodes a whole response frame (size, header, body) as segments whose concatenation is the
 /// frame; record bytes are segments of their own, never copied.
 pub fn encode(version: i16, correlation_id: i32, response: &FetchResponse) -> anyhow::Result<Vec<Bytes>> {
+    encode_with_slices(version, correlation_id, response, &RecordSlices::new())
+}
+
+/// Record bytes given as several slices (tail-cache chunks of successive commits), by (topic
+/// index, partition index) in the response; they replace that partition's `records`.
+pub type RecordSlices = std::collections::HashMap<(usize, usize), Vec<Bytes>>;
+
+/// [`encode`], with the records of some partitions given as slices: each slice is a segment of
+/// its own, so records spanning several cache chunks are not copied into one buffer either.
+pub fn encode_with_slices(
+    version: i16,
+    correlation_id: i32,
+    response: &FetchResponse,
+    slices: &RecordSlices,
+) -> anyhow::Result<Vec<Bytes>> {
     anyhow::ensure!((4..=FETCH_VERSION_MAX).contains(&version), "fetch version {version} is not encodable here");
     let flexible = version >= 12;
     let mut segments = vec![Bytes::new()]; // replaced by the size prefix at the end
@@ -95,7 +116,7 @@ pub fn encode(version: i16, correlation_id: i32, response: &FetchResponse) -> an
         buffer.put_i32(response.session_id);
     }
     put_length(&mut buffer, flexible, response.responses.len())?;
-    for topic in &response.responses {
+    for (topic_index, topic) in response.responses.iter().enumerate() {
         let name = topic.topic.as_bytes();
         if flexible {
             put_unsigned_varint(&mut buffer, u32::try_from(name.len() + 1)?);
@@ -104,8 +125,9 @@ pub fn encode(version: i16, correlation_id: i32, response: &FetchResponse) -> an
         }
         buffer.put_slice(name);
         put_length(&mut buffer, flexible, topic.partitions.len())?;
-        for data in &topic.partitions {
-            put_partition(&mut buffer, &mut segments, flexible, version, data)?;
+        for (partition_index, data) in topic.partitions.iter().enumerate() {
+            let given = slices.get(&(topic_index, partition_index)).map(Vec::as_slice);
+            put_partition(&mut buffer, &mut segments, flexible, version, data, given)?;
         }
         if flexible {
             buffer.put_u8(0);
@@ -179,6 +201,34 @@ mod tests {
                 segments.iter().any(|segment| segment.as_ptr() == records.as_ptr()),
                 "v{version}: record bytes are their own segment, not a copy"
             );
+        }
+    }
+
+    /// Records given as slices encode exactly as the same bytes given whole, and each slice is
+    /// sent as it is.
+    #[test]
+    fn records_given_as_slices_encode_as_the_joined_bytes_without_copying_them() {
+        for version in 4..=FETCH_VERSION_MAX {
+            let whole = sample(version);
+            let records = whole.responses[0].partitions[0].records.clone().expect("records");
+            let parts = vec![records.slice(0..100), records.slice(100..101), Bytes::new(), records.slice(101..)];
+            let mut sliced = whole.clone();
+            sliced.responses[0].partitions[0].records = Some(Bytes::new());
+            let slices = RecordSlices::from([((0, 0), parts.clone())]);
+            let segments = encode_with_slices(version, 77, &sliced, &slices).expect("encode");
+            let joined: Vec<u8> = segments.iter().flat_map(|segment| segment.iter().copied()).collect();
+            let expected: Vec<u8> = encode(version, 77, &whole)
+                .expect("encode")
+                .iter()
+                .flat_map(|segment| segment.iter().copied())
+                .collect();
+            assert_eq!(joined, expected, "fetch v{version}");
+            for part in parts.iter().filter(|part| !part.is_empty()) {
+                assert!(
+                    segments.iter().any(|segment| segment.as_ptr() == part.as_ptr()),
+                    "v{version}: a slice is sent as it is"
+                );
+            }
         }
     }
 

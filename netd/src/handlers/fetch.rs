@@ -22,10 +22,10 @@
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
-//! out for the limit cost no reading. A single tail-cache slice is handed over without copying;
-//! file ranges are read into memory through the shard's io_uring (`runtime::file_read`, all of a
-//! response's reads in flight at once; no sendfile, decision 0008), and cache slices spanning
-//! several commits are copied into one buffer. Copies count against the broker's
+//! out for the limit cost no reading. Tail-cache slices are handed over without copying (each a
+//! segment of the vectored write, `fetch_encode::encode_with_slices`); file ranges are read into
+//! memory through the shard's io_uring (`runtime::file_read`, all of a response's reads in flight
+//! at once; no sendfile, decision 0008). Those copies count against the broker's
 //! `skua.fetch.buffered.bytes.max` until the response is written: a fetch that would exceed it
 //! waits for earlier responses to be written.
 
@@ -42,20 +42,17 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::ResponseError;
 use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
-use crate::codec::errors;
 use crate::codec::frame::{decode_body, Frame};
+use crate::codec::{errors, fetch_encode};
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::budget::{self, Permit};
 use crate::runtime::context::ShardContext;
 use crate::runtime::file_read;
 use crate::runtime::state::ShardState;
 
-/// A plan's bytes (file ranges read through the shard's ring); a copy is charged to `permit`
-/// until its last reference is dropped.
-async fn plan_bytes(plan: ReadPlan, permit: Option<Arc<Permit>>) -> Result<Bytes, ReplicaError> {
-    if plan.copied_bytes() == 0 {
-        return plan.into_bytes();
-    }
+/// A plan's file bytes, read through the shard's ring into one buffer charged to `permit` until
+/// its last reference is dropped.
+async fn read_plan(plan: ReadPlan, permit: Option<Arc<Permit>>) -> Result<Bytes, ReplicaError> {
     let copy = file_read::plan_copy(&plan).await?;
     Ok(match permit {
         Some(permit) => budget::charged_bytes(copy, permit),
@@ -409,15 +406,15 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             // written; wait for room (earlier responses being written) until the fetch's own
             // deadline. Without room by then, answer with what needs no copy (tail-cache slices)
             // and leave the file ranges out: the client asks again, as after any short fetch.
-            let copied_bytes: u64 = plans.iter().flatten().map(ReadPlan::copied_bytes).sum();
-            let permit = match copied_bytes {
+            let file_bytes: u64 = plans.iter().flatten().map(ReadPlan::file_bytes).sum();
+            let permit = match file_bytes {
                 0 => None,
                 bytes => match context.budgets.fetch_bytes.acquire_until(bytes, deadline).await {
                     Some(permit) => Some(Arc::new(permit)),
                     None => {
                         tracing::debug!(bytes, "no room in skua.fetch.buffered.bytes.max by the fetch's deadline");
                         for plan in plans.iter_mut() {
-                            if plan.as_ref().is_some_and(|plan| plan.copied_bytes() > 0) {
+                            if plan.as_ref().is_some_and(|plan| plan.file_bytes() > 0) {
                                 *plan = None;
                             }
                         }
@@ -425,16 +422,26 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                     }
                 },
             };
-            // Every file read of the response in flight at once.
-            let reads: Vec<_> = plans
-                .into_iter()
-                .enumerate()
-                .filter_map(|(slot, plan)| plan.map(|plan| (slot, plan)))
-                .map(|(slot, plan)| {
-                    let permit = permit.clone();
-                    async move { (slot, plan_bytes(plan, permit).await) }
-                })
-                .collect();
+            // Records in the tail cache go out as its own slices (one segment each, no copy);
+            // the file reads of the response are all in flight at once.
+            let mut slices = fetch_encode::RecordSlices::new();
+            let mut reads = Vec::new();
+            for (slot, plan) in plans.into_iter().enumerate() {
+                let Some(plan) = plan else { continue };
+                let (topic_index, partition_index) = places[slot];
+                match plan.memory_slices() {
+                    Some(mut memory) if memory.len() == 1 => {
+                        response.responses[topic_index].partitions[partition_index].records = memory.pop();
+                    }
+                    Some(memory) => {
+                        slices.insert((topic_index, partition_index), memory);
+                    }
+                    None => {
+                        let permit = permit.clone();
+                        reads.push(async move { (slot, read_plan(plan, permit).await) });
+                    }
+                }
+            }
             for (slot, read) in futures_util::future::join_all(reads).await {
                 let (topic_index, partition_index) = places[slot];
                 let data = &mut response.responses[topic_index].partitions[partition_index];
@@ -447,7 +454,12 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                     }
                 }
             }
-            return Ok(Some(crate::codec::fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?));
+            return Ok(Some(fetch_encode::encode_with_slices(
+                frame.api_version,
+                frame.correlation_id,
+                &response,
+                &slices,
+            )?));
         }
         // Woken when the high watermark of one of its partitions moves, or the deadline; then read again.
         if wakes.is_empty() {
