@@ -29,9 +29,9 @@
 # --verifiable | --no-verifiable (Kafka's own VerifiableProducer, idempotent acks=all, writing the
 # topic faults-verifiable at --verifiable-rate R/s (default 100), and VerifiableConsumer reading it;
 # their acknowledgements and reads are checked as the main producer's; default on in the long form),
-# --max-in-flight N (the producer's requests in flight per connection, default 5 as librdkafka's;
-# 1 avoids librdkafka's epoch bumps on a sequence gap behind a NOT_LEADER answer, which can write
-# a record twice: docs/faults.md), --producer-acks 1 (experiments: a plain acks=1 producer, whose
+# --max-in-flight N (the producer's requests in flight per connection, default 5 as librdkafka's,
+# 1 in the short form; 1 avoids librdkafka's epoch bumps on a sequence gap behind a NOT_LEADER
+# answer, which can write a record twice: docs/faults.md, librdkafka #4953), --producer-acks 1 (experiments: a plain acks=1 producer, whose
 # records a SIGKILLed leader may legitimately lose; see docs/faults.md), --keep (keep the nodes'
 # data when the run passes; a failing run always keeps it), -h | --help.
 # Environment: NETD (the broker; default $CARGO_TARGET_DIR/release/netd, else target/release/netd,
@@ -54,7 +54,7 @@ cycles=""
 kinds=""
 rate=500
 partitions=3
-max_in_flight=5
+max_in_flight=""
 producer_acks=all
 pause_s=""
 keep=false
@@ -85,11 +85,16 @@ if [ "$mode" = short ]; then
     pause_s=${pause_s:-1}
     kinds=${kinds:-kill-leader,stop-leader,kill-controller,two-down}
     verifiable=${verifiable:-false}
+    # CI's verdict must not hang on librdkafka #4953 (a record re-sent under a bumped producer
+    # epoch after a sequence gap, which no broker can tell from a new one; it failed a CI run):
+    # one request in flight closes that path. The long form keeps librdkafka's 5.
+    max_in_flight=${max_in_flight:-1}
 else
     cycles=${cycles:-56}
     pause_s=${pause_s:-3}
     kinds=${kinds:-kill-leader,stop-leader,kill-controller,bounce-leader,isolate,two-down,rolling-restart}
     verifiable=${verifiable:-true}
+    max_in_flight=${max_in_flight:-5}
 fi
 [[ "$cycles" =~ ^[0-9]+$ ]] || { echo "faults: --cycles takes a number, not '$cycles'" >&2; exit 2; }
 [[ "$partitions" =~ ^[1-9][0-9]*$ ]] || { echo "faults: --partitions takes a positive number" >&2; exit 2; }
