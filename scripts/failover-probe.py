@@ -147,6 +147,16 @@ def race(survivors, pid, moved):
     return round(first[0], 1), round(max(entry[0] for entry in done.values()), 1), first[1]
 
 
+def parse_nodes(text):
+    """`ID=HOST:PORT,...` (the nodes' client listeners) as {id: (host, port)}."""
+    nodes = {}
+    for item in text.split(","):
+        node, address = item.split("=")
+        host, port = address.rsplit(":", 1)
+        nodes[int(node)] = (host, int(port))
+    return nodes
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command")
@@ -157,11 +167,7 @@ def main():
     parser.add_argument("--replicas", type=int)
     parser.add_argument("--any-leader", action="store_true", help="in-sync: the leader need not be the preferred replica")
     args = parser.parse_args()
-    nodes = {}
-    for item in args.nodes.split(","):
-        node, address = item.split("=")
-        host, port = address.rsplit(":", 1)
-        nodes[int(node)] = (host, int(port))
+    nodes = parse_nodes(args.nodes)
     survivors = {node: address for node, address in nodes.items() if node != args.node}
 
     if args.command == "quorum-leader":

@@ -111,11 +111,7 @@ def main():
     parser.add_argument("--wait-s-max", type=float, default=90.0, help="gives up this long after the kill (default 90)")
     parser.add_argument("--debug", default="", help="librdkafka debug contexts besides topic, to stderr (e.g. msg,eos)")
     args = parser.parse_args()
-    nodes = {}
-    for item in args.nodes.split(","):
-        node, address = item.split("=")
-        host, port = address.rsplit(":", 1)
-        nodes[int(node)] = (host, int(port))
+    nodes = probe.parse_nodes(args.nodes)
     survivors = {node: address for node, address in nodes.items() if node != args.node}
 
     clock = time.monotonic

@@ -46,10 +46,6 @@ impl TailCache {
         self.cached_bytes
     }
 
-    pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
-    }
-
     /// Adds freshly committed bytes of the shard's commit `sequence`; they follow the previous
     /// chunk of the same segment.
     pub fn push(&mut self, segment_base: Offset, position: u64, data: Bytes, sequence: u64) {
@@ -204,6 +200,6 @@ mod tests {
         assert_eq!(cache.evict_through(5), 4, "both chunks of commit 3");
         assert_eq!(cache.slices(Offset(0), 4, 6).expect("kept").concat(), b"ef");
         assert_eq!(cache.evict_through(7), 2);
-        assert_eq!((cache.cached_bytes(), cache.chunk_count()), (0, 0));
+        assert_eq!((cache.cached_bytes(), cache.chunks.len()), (0, 0));
     }
 }

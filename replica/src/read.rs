@@ -16,15 +16,6 @@ pub struct ReadPlan {
 }
 
 impl ReadPlan {
-    /// Bytes that must be copied into a new buffer to use this plan (a single tail-cache slice is
-    /// used as it is).
-    pub fn copied_bytes(&self) -> u64 {
-        match &self.chunks[..] {
-            [ReadChunk::Memory(_)] => 0,
-            _ => self.size_bytes,
-        }
-    }
-
     /// The plan's bytes as the tail cache's own slices, when the cache holds all of them (then
     /// nothing needs reading or copying).
     pub fn memory_slices(&self) -> Option<Vec<Bytes>> {

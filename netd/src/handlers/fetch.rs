@@ -430,9 +430,6 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 let Some(plan) = plan else { continue };
                 let (topic_index, partition_index) = places[slot];
                 match plan.memory_slices() {
-                    Some(mut memory) if memory.len() == 1 => {
-                        response.responses[topic_index].partitions[partition_index].records = memory.pop();
-                    }
                     Some(memory) => {
                         slices.insert((topic_index, partition_index), memory);
                     }
