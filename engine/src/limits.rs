@@ -55,9 +55,16 @@ pub const PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Alignment of every O_DIRECT write: offset, length and buffer address.
 pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
 
-/// Bytes past a file read the kernel is asked to read ahead (`POSIX_FADV_WILLNEED`), so a
-/// consumer catching up from segment files reads from the page cache.
-pub const FILE_READ_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
+/// A log's read-ahead window, in reads of the size just asked for: a reader of segment files
+/// (a consumer catching up, a follower) has the kernel read this many of its reads ahead
+/// (`POSIX_FADV_WILLNEED`), so that its next reads find the page cache filled.
+pub const FILE_READ_AHEAD_READS: u64 = 4;
+
+/// Least bytes of a read-ahead window (small fetches still get large disk requests).
+pub const FILE_READ_AHEAD_BYTES_MIN: u64 = 4 * 1024 * 1024;
+
+/// Most bytes of a read-ahead window (a 50 MiB follower fetch does not pin 200 MiB of page cache).
+pub const FILE_READ_AHEAD_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Most bytes a log's new pending buffer reserves up front (sized like its last commit).
 pub const PENDING_WRITE_RESERVE_BYTES_MAX: usize = 8 * 1024 * 1024;

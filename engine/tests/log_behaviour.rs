@@ -492,6 +492,57 @@ fn the_logs_of_a_shard_share_one_cache_budget_oldest_commits_first() {
     assert!(shard.cached_bytes() > 0);
 }
 
+/// A reader of segment files gets a read-ahead window sized from what it asks for (four reads,
+/// within 4..=64 MiB), asked for once per half window and only for the part not asked yet; a
+/// read from the tail cache asks for none.
+#[test]
+fn file_reads_read_ahead_a_window_sized_from_the_read_once_per_half_window() {
+    let sim = SimFs::new(21, SimFaults::default());
+    let mut shard = Shard::new(
+        Box::new(sim.clone()),
+        ShardConfig { write_mode: WriteMode::Direct, cache_bytes: 256 * 1024, ..ShardConfig::default() },
+    )
+    .expect("shard");
+    let config = LogConfig { segment_bytes: 64 << 20, index_interval_bytes: 4096, ..LogConfig::default() };
+    let (id, _) = shard.open_log(Path::new("/ahead/p0"), config, NOW_MS).expect("open");
+    // 20 MiB in 100 KiB batches, one segment; the 256 KiB cache holds only the last two.
+    for index in 0..200u64 {
+        shard.append(id, &make_sized_batch(1, 100 * 1024, index, NOW_MS), LeaderEpoch(0), NOW_MS).expect("append");
+        shard.commit(NOW_MS);
+    }
+    let segment_bytes = 200 * make_sized_batch(1, 100 * 1024, 0, NOW_MS).len() as u64;
+    sim.take_prefetches();
+    // A consumer reading 1 MiB at a time: a 4 MiB window, asked again after each 2 MiB.
+    let mut offset = Offset(0);
+    let mut read_to = 0u64;
+    for _ in 0..8 {
+        let result = shard.read(id, offset, 1 << 20, None).expect("read");
+        let ReadChunk::File { position, length, .. } = &result.chunks[0] else { panic!("a file read") };
+        read_to = position + length;
+        let headers = engine::batch::validate_all(&result.chunks[0].to_vec().expect("bytes")).expect("batches");
+        offset = Offset(headers.last().expect("one").last_offset() + 1);
+    }
+    let asked = sim.take_prefetches();
+    let ranges: Vec<(u64, u64)> = asked.iter().map(|(_, position, length)| (*position, position + length)).collect();
+    assert!(ranges.len() < 8, "not one hint per read: {ranges:?}");
+    assert_eq!(ranges[0].0, 0, "the first hint starts at the read");
+    for pair in ranges.windows(2) {
+        assert_eq!(pair[1].0, pair[0].1, "each hint asks only for what follows the last: {ranges:?}");
+    }
+    let ahead = ranges.last().expect("hints").1 - read_to;
+    assert!((2 << 20..=4 << 20).contains(&ahead), "{ahead} bytes ahead of the reader: {ranges:?}");
+    // A follower reading 32 MiB at a time: the window is capped at 64 MiB (here: the segment's end).
+    let result = shard.read(id, Offset(0), 32 << 20, None).expect("read");
+    assert!(matches!(result.chunks[0], ReadChunk::File { .. }));
+    let asked = sim.take_prefetches();
+    assert_eq!(asked.len(), 1);
+    assert_eq!((asked[0].1, asked[0].1 + asked[0].2), (0, segment_bytes), "read and window up to the segment end");
+    // A read of the newest batch comes from the cache and asks for nothing.
+    let result = shard.read(id, Offset(199), 1 << 20, None).expect("read");
+    assert!(matches!(result.chunks[0], ReadChunk::Memory(_)));
+    assert!(sim.take_prefetches().is_empty());
+}
+
 #[test]
 fn recovery_truncates_a_corrupt_active_tail_and_reports_it() {
     for write_mode in [WriteMode::Direct, WriteMode::Buffered] {

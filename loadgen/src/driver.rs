@@ -8,7 +8,7 @@
 //! acknowledgement, its publish delay from that time to the actual `send`. The first 8 bytes of
 //! every payload carry the intended send time (µs since the Unix epoch) for end-to-end latency.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -305,6 +305,9 @@ pub struct ConsumerPlan {
     pub group: String,
 }
 
+/// How often a consumer hands its positions to the lag probe's map.
+const POSITIONS_PUBLISH_MS: u64 = 50;
+
 /// How long librdkafka waits before fetching again for a partition whose local queue is full.
 const CONSUMER_QUEUE_BACKOFF_MS: &str = "10";
 
@@ -332,7 +335,22 @@ pub fn run_consumer(
         .context("creating a consumer")?;
     consumer.subscribe(&[&plan.topic]).context("subscribing")?;
     let mut counted = false;
+    // This consumer's positions, handed to the shared map (which the lag probe samples) every
+    // POSITIONS_PUBLISH_MS: a String and a map insert per message cost the consuming thread,
+    // which is what limits one consumer reading from memory.
+    let mut local_positions: HashMap<i32, i64> = HashMap::new();
+    let mut published = Instant::now();
+    let publish = |local: &mut HashMap<i32, i64>| {
+        let mut shared = positions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (partition, next) in local.drain() {
+            shared.insert((plan.topic.clone(), partition), next);
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
+        if published.elapsed() >= Duration::from_millis(POSITIONS_PUBLISH_MS) {
+            publish(&mut local_positions);
+            published = Instant::now();
+        }
         let Some(result) = consumer.poll(Duration::from_millis(100)) else {
             if !counted && consumer.assignment().is_ok_and(|list| list.count() > 0) {
                 assigned.fetch_add(1, Ordering::Relaxed);
@@ -362,9 +380,9 @@ pub fn run_consumer(
                 record_latency(&mut window.end_to_end, now.saturating_sub(u64::from_be_bytes(bytes)));
             }
         });
-        let mut positions = positions.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        positions.insert((message.topic().to_string(), message.partition()), message.offset() + 1);
+        local_positions.insert(message.partition(), message.offset() + 1);
     }
+    publish(&mut local_positions);
     Ok(())
 }
 

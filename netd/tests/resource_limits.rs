@@ -94,13 +94,21 @@ fn peer_state(stream: &mut TcpStream, wait: Duration) -> Peer {
     }
 }
 
-/// Produces `batches` record batches of about 1 MB each, one request each; returns the first error code.
+/// Produces `batches` record batches of about 1 MB each to partition 0, one request each; returns
+/// the first error code.
 fn produce_batches(stream: &mut TcpStream, topic: &'static str, batches: usize, seed: u64) -> i16 {
+    produce_batches_to(stream, topic, 0, batches, seed)
+}
+
+/// Produces `batches` record batches of about 1 MB each to `partition`, one request each;
+/// returns the first error code.
+fn produce_batches_to(stream: &mut TcpStream, topic: &'static str, partition: i32, batches: usize, seed: u64) -> i16 {
     // One batch per request: Produce v3+ allows one batch per partition (INVALID_RECORD otherwise).
     for index in 0..batches {
         let records = engine::testkit::make_sized_batch(16, 65_000, seed + index as u64, 1_700_000_000_000);
+        let index = partition;
         let mut partition = PartitionProduceData::default();
-        partition.index = 0;
+        partition.index = index;
         partition.records = Some(Bytes::from(records));
         let mut data = TopicProduceData::default();
         data.name = TopicName(StrBytes::from_static_str(topic));
@@ -245,6 +253,52 @@ fn a_duplicated_partition_fetch_stays_within_fetch_max_bytes_and_memory() {
         growth_kib / 1024,
         2 * FETCH_RESPONSE_BYTES_MAX / MIB
     );
+}
+
+/// Two partitions owned by two shards, fetched together under a `max_bytes` that holds the
+/// first partition's records and part of the second's: the response fills the limit with whole
+/// batches of both (each shard planned the whole limit; the second partition, left out at
+/// first, is planned again within the room left). Before, the second partition came back empty.
+#[test]
+fn a_fetch_across_shards_fills_max_bytes_with_whole_batches_of_every_partition() {
+    let broker = Broker::start(&["skua.shard.count=2", "num.partitions=2"]);
+    let mut stream = connect(broker.address);
+    // Partitions 0 and 1 of a topic sit on different shards of two (`catalog::owner_of`).
+    assert_eq!(produce_batches_to(&mut stream, "limits-fill", 0, 3, 0), 0, "produce to partition 0");
+    assert_eq!(produce_batches_to(&mut stream, "limits-fill", 1, 8, 100), 0, "produce to partition 1");
+    let batch_bytes = engine::testkit::make_sized_batch(16, 65_000, 0, 1_700_000_000_000).len() as u64;
+    // Room for 6.5 batches: partition 0's 3, then 3 of partition 1's (alone it would give 6).
+    let max_bytes = batch_bytes * 13 / 2;
+    let mut fetch = FetchRequest::default();
+    fetch.replica_id = kafka_protocol::messages::BrokerId(-1);
+    fetch.max_wait_ms = 0;
+    fetch.min_bytes = 1;
+    fetch.max_bytes = i32::try_from(max_bytes).expect("fits");
+    fetch.session_epoch = -1;
+    let mut wanted = FetchTopic::default();
+    wanted.topic = TopicName(StrBytes::from_static_str("limits-fill"));
+    wanted.partitions = (0..2)
+        .map(|index| {
+            let mut partition = FetchPartition::default();
+            partition.partition = index;
+            partition.partition_max_bytes = i32::MAX;
+            partition
+        })
+        .collect();
+    fetch.topics = vec![wanted];
+    stream.write_all(&request(ApiKey::Fetch, 11, 2, &fetch)).expect("send fetch");
+    let mut bytes = response(&mut stream, ApiKey::Fetch, 11);
+    let decoded = FetchResponse::decode(&mut bytes, 11).expect("decode fetch");
+    let sizes: Vec<u64> = decoded.responses[0]
+        .partitions
+        .iter()
+        .map(|partition| {
+            assert_eq!(partition.error_code, 0);
+            partition.records.as_ref().map_or(0, |records| records.len() as u64)
+        })
+        .collect();
+    eprintln!("batch {batch_bytes} bytes, max_bytes {max_bytes}: partition record bytes {sizes:?}");
+    assert_eq!(sizes, vec![3 * batch_bytes, 3 * batch_bytes], "whole batches of both partitions within the limit");
 }
 
 /// 200 connections each announce a 100 MiB frame (allowed by socket.request.max.bytes) and send

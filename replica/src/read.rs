@@ -9,7 +9,7 @@ use engine::ReadChunk;
 use crate::error::{ReplicaError, Result};
 
 /// What a read of a partition found, not yet read from files.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ReadPlan {
     pub chunks: Vec<ReadChunk>,
     pub size_bytes: u64,

@@ -117,7 +117,13 @@ struct SimState {
     faults: SimFaults,
     /// Total bytes all files may hold; `None` is unlimited.
     capacity_bytes: Option<u64>,
+    /// Read-ahead hints asked for, oldest first: (path, position, length). Bounded by
+    /// [`PREFETCHES_KEPT_MAX`] (the oldest go).
+    prefetches: std::collections::VecDeque<(PathBuf, u64, u64)>,
 }
+
+/// Most read-ahead hints the simulator remembers.
+const PREFETCHES_KEPT_MAX: usize = 4096;
 
 impl SimState {
     fn used_bytes(&self) -> u64 {
@@ -180,6 +186,7 @@ impl SimFs {
                 rng: SimRng::new(seed),
                 faults,
                 capacity_bytes: None,
+                prefetches: std::collections::VecDeque::new(),
             })),
             chains: DeferredChains::default(),
         }
@@ -187,6 +194,12 @@ impl SimFs {
 
     pub fn set_faults(&self, faults: SimFaults) {
         lock(&self.state).faults = faults;
+    }
+
+    /// The read-ahead hints (`StorageFile::prefetch`) asked for since the last call, oldest first:
+    /// (path, position, length).
+    pub fn take_prefetches(&self) -> Vec<(PathBuf, u64, u64)> {
+        lock(&self.state).prefetches.drain(..).collect()
     }
 
     /// Limits the bytes all files may hold together; writes past it fail with ENOSPC.
@@ -402,6 +415,14 @@ impl SimFile {
 impl StorageFile for SimFile {
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn prefetch(&self, position: u64, length: u64) {
+        let mut state = lock(&self.fs);
+        if state.prefetches.len() == PREFETCHES_KEPT_MAX {
+            state.prefetches.pop_front();
+        }
+        state.prefetches.push_back((self.path.clone(), position, length));
     }
 
     fn read_at(&self, buf: &mut [u8], position: u64) -> io::Result<usize> {

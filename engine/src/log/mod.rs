@@ -82,6 +82,9 @@ pub struct Log {
     last_flush_ms: i64,
     recovery_offset: Offset,
     cache: TailCache,
+    /// How far the kernel was last asked to read ahead in a segment file: (segment base, end
+    /// position). A read that stays well inside the window asks for nothing more.
+    read_ahead: std::cell::Cell<Option<(Offset, u64)>>,
     /// Set when a failed commit could not be rolled back; the log then refuses appends.
     failed: Option<String>,
     /// Segment bases written by the commit in flight; `None` when no commit is in flight.

@@ -9,7 +9,7 @@ use super::{io_error, Log};
 use crate::batch::{self, PREFIX_BYTES};
 use crate::error::{EngineError, Result};
 use crate::io::FileRef;
-use crate::limits::{BATCH_HEADER_BYTES, FILE_READ_AHEAD_BYTES};
+use crate::limits::{BATCH_HEADER_BYTES, FILE_READ_AHEAD_BYTES_MAX, FILE_READ_AHEAD_BYTES_MIN, FILE_READ_AHEAD_READS};
 use crate::segment::Segment;
 use crate::types::Offset;
 
@@ -96,6 +96,27 @@ impl Log {
         self.segments.partition_point(|segment| segment.base <= offset).saturating_sub(1)
     }
 
+    /// A reader of files is usually catching up: have the kernel read the range `position..end`
+    /// and a window after it into the page cache in large requests, so that the reader's next
+    /// reads find it there (Kafka gets the same from its page-cache writes). The window is
+    /// [`FILE_READ_AHEAD_READS`] reads of `max_bytes` (the size this reader asks for), within
+    /// [`FILE_READ_AHEAD_BYTES_MIN`]..=[`FILE_READ_AHEAD_BYTES_MAX`]; it is asked for again only
+    /// when the reader has used half of it, and then only the part not asked for yet.
+    fn read_ahead(&self, segment: &Segment, position: u64, end: u64, max_bytes: u64) {
+        let window =
+            max_bytes.saturating_mul(FILE_READ_AHEAD_READS).clamp(FILE_READ_AHEAD_BYTES_MIN, FILE_READ_AHEAD_BYTES_MAX);
+        let asked_to = match self.read_ahead.get() {
+            Some((base, asked_to)) if base == segment.base && (position..asked_to).contains(&end) => asked_to,
+            _ => position,
+        };
+        let target = end.saturating_add(window).min(segment.size_bytes);
+        if asked_to >= end.saturating_add(window / 2).min(target) {
+            return;
+        }
+        segment.file.prefetch(asked_to, target - asked_to);
+        self.read_ahead.set(Some((segment.base, target)));
+    }
+
     /// Whole committed batches from the one containing `start`, up to `max_bytes` (but always at
     /// least one batch, as Kafka does), within one segment, and below `upper_bound` if given (the
     /// high watermark, once replication supplies one).
@@ -159,11 +180,7 @@ impl Log {
         match self.cache.slices(segment.base, position, end) {
             Some(slices) => result.chunks = slices.into_iter().map(ReadChunk::Memory).collect(),
             None => {
-                // A reader of files is usually catching up: have the kernel read this range and
-                // what follows into the page cache in large requests, so the next read of the
-                // consumer finds it there (Kafka gets the same from its page-cache writes).
-                let ahead = (segment.size_bytes - end).min(FILE_READ_AHEAD_BYTES);
-                segment.file.prefetch(position, end - position + ahead);
+                self.read_ahead(segment, position, end, max_bytes);
                 result.chunks.push(ReadChunk::File { file: segment.file.clone(), position, length: end - position })
             }
         }

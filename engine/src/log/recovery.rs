@@ -234,6 +234,7 @@ impl Log {
             last_flush_ms: now_ms,
             recovery_offset,
             cache: TailCache::new(shard.cache_bytes),
+            read_ahead: std::cell::Cell::new(None),
             failed: None,
             committing: None,
             seal_when_committed: Vec::new(),

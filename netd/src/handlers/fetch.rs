@@ -5,7 +5,9 @@
 //! owners in parallel, one queued job per owner per round), from its replica, up to its high
 //! watermark, after Kafka's leader and leader-epoch checks. Long-poll: when less than `min_bytes`
 //! is available the fetch waits until the high watermark of one of its partitions moves or
-//! `max_wait_ms` passes, then reads again.
+//! `max_wait_ms` passes. A wake-up is armed on the fetch's own partitions only (a commit elsewhere
+//! wakes nothing), and after one only the shards whose partitions moved plan again; the others'
+//! plans and wake-ups stand. At the deadline every shard plans once more.
 //!
 //! A follower's fetch (`replica_id` set: another broker copying its replicas) reads up to the
 //! leader's local end instead, waits for that end to move, and its fetch offset tells the leader
@@ -22,7 +24,10 @@
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
-//! out for the limit cost no reading. Tail-cache slices are handed over without copying (each a
+//! out for the limit cost no reading. Every owner plans within the whole limit (in parallel);
+//! together they may exceed it, so the plans are kept in request order up to the limit, and the
+//! partitions left out are planned once more within the room that is left (whole batches), so the
+//! response fills `max_bytes` across partitions as Kafka's does. Tail-cache slices are handed over without copying (each a
 //! segment of the vectored write, `fetch_encode::encode_with_slices`); file ranges are read into
 //! memory through the shard's io_uring (`runtime::file_read`, all of a response's reads in flight
 //! at once; no sendfile, decision 0008). Those copies count against the broker's
@@ -202,15 +207,18 @@ fn read_partition(
     (data, plan, Some(id))
 }
 
-/// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
-/// and registers for a wake-up when what they may read grows. A follower's fetch records its
-/// progress first, in the request's first round only.
+/// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`
+/// (the first with data may exceed it when `first_may_exceed`, KIP-74), and, when `wake` is set,
+/// registers for a wake-up when what they may read grows. A follower's fetch records its progress
+/// first, in the request's first round only.
 fn read_on_shard(
     shard: &ShardContext,
     items: &[Item],
     room_bytes: u64,
     first_round: bool,
-) -> (Vec<Answer>, oneshot::Receiver<()>) {
+    first_may_exceed: bool,
+    wake: bool,
+) -> (Vec<Answer>, Option<oneshot::Receiver<()>>) {
     let mut state = shard.state.borrow_mut();
     if first_round {
         record_follower_progress(&mut state, items);
@@ -218,7 +226,7 @@ fn read_on_shard(
     let rack_aware = shard.config.rack_aware_reads && items.iter().any(|item| item.client_rack.is_some());
     let image = if rack_aware { shard.image() } else { None };
     let mut room = room_bytes;
-    let mut first = true;
+    let mut first = first_may_exceed;
     let mut watched = Vec::with_capacity(items.len());
     let answers = items
         .iter()
@@ -237,7 +245,26 @@ fn read_on_shard(
         .collect();
     let bound =
         if items.iter().any(|item| item.replica.is_some()) { ReadBound::LogEnd } else { ReadBound::HighWatermark };
-    (answers, state.partitions.wait_for_data(&watched, bound))
+    let wake = wake.then(|| state.partitions.wait_for_data(&watched, bound));
+    (answers, wake)
+}
+
+/// Keeps the request's order and the response limit over the plans of every shard: each shard
+/// stayed within the limit, together they may not. Returns the record bytes kept and the slots of
+/// the plans left out (nothing was read for them: they are plans).
+fn trim_to_limit(plans: &mut [Option<ReadPlan>], response_bytes_max: u64) -> (u64, Vec<usize>) {
+    let mut total_bytes = 0u64;
+    let mut left_out = Vec::new();
+    for (slot, plan) in plans.iter_mut().enumerate() {
+        let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
+        if size > 0 && total_bytes > 0 && total_bytes + size > response_bytes_max {
+            *plan = None;
+            left_out.push(slot);
+        } else {
+            total_bytes += size;
+        }
+    }
+    (total_bytes, left_out)
 }
 
 /// A follower's fetch offsets, recorded by the leader (after the same epoch and leadership checks
@@ -354,44 +381,70 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         .map(|(shard, items)| (shard, Rc::new(items)))
         .collect();
 
+    // Each owning shard's latest answers and wake-up. A round re-plans only the shards whose
+    // partitions moved (their wake-up fired), all of them at the deadline; the others' plans and
+    // registrations stand (nothing they may read has grown).
+    let mut answers: Vec<Vec<Answer>> = per_shard.iter().map(|_| Vec::new()).collect();
+    let mut wakes: Vec<Option<oneshot::Receiver<()>>> = per_shard.iter().map(|_| None).collect();
+    let mut stale: Vec<bool> = vec![true; per_shard.len()];
     let mut first_round = true;
     loop {
-        // One round: every owning shard plans its partitions (in parallel) and arms a wake-up.
+        // One round: every stale owning shard plans its partitions (in parallel) and arms a wake-up.
         let mut pending = Vec::new();
-        for (shard, items) in &per_shard {
+        for (at, (shard, items)) in per_shard.iter().enumerate().filter(|(at, _)| stale[*at]) {
             let items = Vec::clone(items);
-            pending.push(
+            pending.push((
+                at,
                 context
                     .submit(*shard, move |shard_context| {
-                        let planned = read_on_shard(shard_context, &items, response_bytes_max, first_round);
+                        let planned = read_on_shard(shard_context, &items, response_bytes_max, first_round, true, true);
                         Box::pin(std::future::ready(planned))
                     })
                     .await?,
-            );
+            ));
         }
         first_round = false;
-        let mut wakes = Vec::new();
+        for (at, outcome) in pending {
+            let (planned, wake) = outcome.await?;
+            answers[at] = planned;
+            wakes[at] = wake;
+            stale[at] = false;
+        }
         let mut plans: Vec<Option<ReadPlan>> = (0..wanted.len()).map(|_| None).collect();
-        for outcome in pending {
-            let (answers, wake) = outcome.await?;
-            wakes.push(wake);
-            for (slot, data, plan) in answers {
-                let (topic_index, partition_index) = places[slot];
-                response.responses[topic_index].partitions[partition_index] = data;
-                plans[slot] = plan;
+        for planned in &answers {
+            for (slot, data, plan) in planned {
+                let (topic_index, partition_index) = places[*slot];
+                response.responses[topic_index].partitions[partition_index] = data.clone();
+                plans[*slot] = plan.clone();
             }
         }
-        // Each shard stayed within the limit; together they may not: keep the request's order and
-        // leave out the partitions past the limit (the client asks for them again). Nothing was
-        // read for them: they are plans.
-        let mut total_bytes = 0u64;
-        for plan in plans.iter_mut() {
-            let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
-            if size > 0 && total_bytes > 0 && total_bytes + size > response_bytes_max {
-                *plan = None;
-            } else {
-                total_bytes += size;
+        let (mut total_bytes, left_out) = trim_to_limit(&mut plans, response_bytes_max);
+        // Fill the rest of the limit: the partitions left out are planned again within the room
+        // that is left (whole batches; none may exceed it now), in request order, then trimmed
+        // again. One such pass: what still does not fit, the client asks for again.
+        let room = response_bytes_max.saturating_sub(total_bytes);
+        if !left_out.is_empty() && room > 0 {
+            let mut refill = Vec::new();
+            for (shard, items) in &per_shard {
+                let items: Vec<Item> = items.iter().filter(|item| left_out.contains(&item.slot)).cloned().collect();
+                if items.is_empty() {
+                    continue;
+                }
+                refill.push(
+                    context
+                        .submit(*shard, move |shard_context| {
+                            let (planned, _) = read_on_shard(shard_context, &items, room, false, false, false);
+                            Box::pin(std::future::ready(planned))
+                        })
+                        .await?,
+                );
             }
+            for outcome in refill {
+                for (slot, _, plan) in outcome.await? {
+                    plans[slot] = plan;
+                }
+            }
+            total_bytes = trim_to_limit(&mut plans, response_bytes_max).0;
         }
         // An error, a diverging epoch or a preferred read replica is answered at once, as Kafka
         // does.
@@ -402,6 +455,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         let now = Instant::now();
         if total_bytes >= min_bytes || any_error || now >= deadline {
             drop(wakes);
+            drop(answers);
             // The copies this response makes count against the broker's fetch memory until it is
             // written; wait for room (earlier responses being written) until the fetch's own
             // deadline. Without room by then, answer with what needs no copy (tail-cache slices)
@@ -458,11 +512,30 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 &slices,
             )?));
         }
-        // Woken when the high watermark of one of its partitions moves, or the deadline; then read again.
-        if wakes.is_empty() {
+        // Woken when the high watermark of one of its partitions moves (that shard plans again,
+        // and any other whose wake-up has fired meanwhile), or at the deadline (all of them).
+        let armed: Vec<_> = wakes
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(at, wake)| wake.as_mut().map(|wake| futures_util::FutureExt::map(wake, move |_| at)))
+            .collect();
+        let fired = if armed.is_empty() {
             compio::time::sleep(deadline - now).await;
+            None
         } else {
-            let _ = compio::time::timeout(deadline - now, futures_util::future::select_all(wakes)).await;
+            compio::time::timeout(deadline - now, futures_util::future::select_all(armed)).await.ok().map(|(at, ..)| at)
+        };
+        match fired {
+            Some(at) => {
+                stale[at] = true;
+                for (at, wake) in wakes.iter_mut().enumerate() {
+                    // A wake-up that fired, or whose partitions are gone (sender dropped).
+                    if wake.as_mut().is_none_or(|wake| !matches!(wake.try_recv(), Ok(None))) {
+                        stale[at] = true;
+                    }
+                }
+            }
+            None => stale.iter_mut().for_each(|stale| *stale = true),
         }
     }
 }
