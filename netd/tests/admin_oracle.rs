@@ -1,5 +1,6 @@
 //! The admin APIs' edge cases, answer by answer against Kafka 4.4: AlterPartitionReassignments,
-//! ListPartitionReassignments, DescribeLogDirs, IncrementalAlterConfigs, and a Fetch that names a
+//! ListPartitionReassignments, DescribeLogDirs, IncrementalAlterConfigs, DescribeAcls, CreateAcls
+//! and DeleteAcls (a Kafka without an authorizer), ListTransactions, and a Fetch that names a
 //! replica id which is no replica of the partition. Each case states what Kafka answered (code,
 //! and the message where Kafka's CLIs print it) and, where a one-node Skua answers differently on
 //! purpose, what Skua answers instead (each such difference is in docs/kafka-differences.md).
@@ -877,4 +878,310 @@ fn a_fetch_naming_a_non_replica_answers_as_kafka() {
         assert_eq!(bytes > 0, kafka == NONE, "{name}: records only for the consumer");
     }
     target.finish();
+}
+
+// ---- DescribeAcls / CreateAcls / DeleteAcls (no authorizer) and ListTransactions ----
+
+const SECURITY_DISABLED: i16 = 54;
+/// Kafka's messages without `authorizer.class.name`: DescribeAcls says "on the broker",
+/// CreateAcls and DeleteAcls do not (`kafka-acls --add` shows the former: it describes first).
+const NO_AUTHORIZER_ON_BROKER: &str = "No Authorizer is configured on the broker";
+const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+
+/// ACL enum codes (Kafka's `ResourceType`, `PatternType`, `AclOperation`, `AclPermissionType`).
+const ACL_ANY: i8 = 1;
+const ACL_RESOURCE_TOPIC: i8 = 2;
+const ACL_PATTERN_LITERAL: i8 = 3;
+const ACL_OPERATION_READ: i8 = 3;
+const ACL_PERMISSION_ALLOW: i8 = 3;
+
+/// Sends `frame` on a new connection: Some(answer bytes) or None when the broker closed it.
+fn answered_on_new_connection(address: SocketAddr, frame: &[u8]) -> Option<usize> {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(frame).expect("send");
+    let mut buffer = [0u8; 512];
+    match stream.read(&mut buffer) {
+        Ok(0) => None,
+        Ok(count) => Some(count),
+        Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => None,
+        Err(error) => panic!("neither an answer nor a close: {error}"),
+    }
+}
+
+#[test]
+fn acl_apis_without_an_authorizer_answer_as_kafka() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::{
+        CreateAclsRequest, CreateAclsResponse, DeleteAclsRequest, DeleteAclsResponse, DescribeAclsRequest,
+        DescribeAclsResponse,
+    };
+    let mut target = Target::start();
+    let text_of = |text: &str| StrBytes::from_string(text.to_string());
+    for version in 1..=3 {
+        // Describe: everything, and one topic's ACLs for one principal.
+        for (name, resource_type, resource_name, principal) in [
+            ("all (ANY filter)", ACL_ANY, None, None),
+            ("a topic's for a principal", ACL_RESOURCE_TOPIC, Some("t1"), Some("User:alice")),
+        ] {
+            let mut body = DescribeAclsRequest::default();
+            body.resource_type_filter = resource_type;
+            body.resource_name_filter = resource_name.map(text_of);
+            body.pattern_type_filter = if resource_name.is_some() { ACL_PATTERN_LITERAL } else { ACL_ANY };
+            body.principal_filter = principal.map(text_of);
+            body.operation = ACL_ANY;
+            body.permission_type = ACL_ANY;
+            let response: DescribeAclsResponse = target.call(ApiKey::DescribeAcls, version, &body);
+            let case = format!("DescribeAcls v{version} {name} ({} resources)", response.resources.len());
+            let message = text(&response.error_message);
+            target.check(
+                &case,
+                response.error_code,
+                message,
+                with_message(SECURITY_DISABLED, NO_AUTHORIZER_ON_BROKER),
+                None,
+            );
+            assert!(response.resources.is_empty(), "{case}");
+        }
+
+        // Create: one result per creation, in order; none for none.
+        for count in [0, 1, 2] {
+            let creations = (0..count)
+                .map(|index| {
+                    let mut creation = AclCreation::default();
+                    creation.resource_type = ACL_RESOURCE_TOPIC;
+                    creation.resource_name = text_of(&format!("t{index}"));
+                    creation.resource_pattern_type = ACL_PATTERN_LITERAL;
+                    creation.principal = text_of("User:alice");
+                    creation.host = text_of("*");
+                    creation.operation = ACL_OPERATION_READ;
+                    creation.permission_type = ACL_PERMISSION_ALLOW;
+                    creation
+                })
+                .collect();
+            let mut body = CreateAclsRequest::default();
+            body.creations = creations;
+            let response: CreateAclsResponse = target.call(ApiKey::CreateAcls, version, &body);
+            assert_eq!(response.results.len(), count, "CreateAcls v{version}: one result per creation");
+            for (index, result) in response.results.iter().enumerate() {
+                let case = format!("CreateAcls v{version} creation {index} of {count}");
+                let kafka = with_message(SECURITY_DISABLED, NO_AUTHORIZER);
+                target.check(&case, result.error_code, text(&result.error_message), kafka, None);
+            }
+        }
+
+        // Delete: one result per filter, with nothing matched; none for none.
+        for count in [0, 1, 2] {
+            let filters = (0..count)
+                .map(|index| {
+                    let mut filter = DeleteAclsFilter::default();
+                    filter.resource_type_filter = if index == 0 { ACL_ANY } else { ACL_RESOURCE_TOPIC };
+                    filter.resource_name_filter = (index > 0).then(|| text_of("t1"));
+                    filter.pattern_type_filter = if index == 0 { ACL_ANY } else { ACL_PATTERN_LITERAL };
+                    filter.operation = ACL_ANY;
+                    filter.permission_type = ACL_ANY;
+                    filter
+                })
+                .collect();
+            let mut body = DeleteAclsRequest::default();
+            body.filters = filters;
+            let response: DeleteAclsResponse = target.call(ApiKey::DeleteAcls, version, &body);
+            assert_eq!(response.filter_results.len(), count, "DeleteAcls v{version}: one result per filter");
+            for (index, result) in response.filter_results.iter().enumerate() {
+                let case =
+                    format!("DeleteAcls v{version} filter {index} of {count} ({} matched)", result.matching_acls.len());
+                target.check(
+                    &case,
+                    result.error_code,
+                    text(&result.error_message),
+                    with_message(SECURITY_DISABLED, NO_AUTHORIZER),
+                    None,
+                );
+                assert!(result.matching_acls.is_empty(), "{case}");
+            }
+        }
+
+        // An UNKNOWN (0) element fails Kafka's request parser, which closes the connection; codes
+        // it does not know otherwise (operation 16, resource type 8, ...) are answered as above.
+        for (name, unknown_at) in [("resource type", 0), ("pattern type", 1), ("operation", 2), ("permission", 3)] {
+            for (codes, closes) in [
+                ([ACL_RESOURCE_TOPIC, ACL_PATTERN_LITERAL, ACL_OPERATION_READ, ACL_PERMISSION_ALLOW], true),
+                ([8, 5, 16, 4], false),
+            ] {
+                if !closes && unknown_at > 0 {
+                    continue; // the unusual codes once per version
+                }
+                let mut codes = codes;
+                if closes {
+                    codes[unknown_at] = 0;
+                }
+                let [resource_type, pattern, operation, permission] = codes;
+                let mut describe = DescribeAclsRequest::default();
+                describe.resource_type_filter = resource_type;
+                describe.pattern_type_filter = pattern;
+                describe.operation = operation;
+                describe.permission_type = permission;
+                let mut creation = AclCreation::default();
+                creation.resource_type = resource_type;
+                creation.resource_name = text_of("t1");
+                creation.resource_pattern_type = pattern;
+                creation.principal = text_of("User:alice");
+                creation.host = text_of("*");
+                creation.operation = operation;
+                creation.permission_type = permission;
+                let mut create = CreateAclsRequest::default();
+                create.creations = vec![creation];
+                let mut filter = DeleteAclsFilter::default();
+                filter.resource_type_filter = resource_type;
+                filter.pattern_type_filter = pattern;
+                filter.operation = operation;
+                filter.permission_type = permission;
+                let mut delete = DeleteAclsRequest::default();
+                delete.filters = vec![filter];
+                for (api_key, frame) in [
+                    (ApiKey::DescribeAcls, common::request_frame(ApiKey::DescribeAcls, version, 1, &describe)),
+                    (ApiKey::CreateAcls, common::request_frame(ApiKey::CreateAcls, version, 1, &create)),
+                    (ApiKey::DeleteAcls, common::request_frame(ApiKey::DeleteAcls, version, 1, &delete)),
+                ] {
+                    let answered = answered_on_new_connection(target.address, &frame).is_some();
+                    let case = format!("{api_key:?} v{version} codes {codes:?}, closed: {}", !answered);
+                    println!("{case}");
+                    if answered == closes {
+                        let wanted = if closes { "closed for an UNKNOWN " } else { "answered" };
+                        target.mismatches.push(format!("{case}: expected {wanted}{}", if closes { name } else { "" }));
+                    }
+                }
+            }
+        }
+    }
+    target.finish();
+}
+
+#[test]
+fn list_transactions_answers_as_kafka() {
+    use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse, ProducerId};
+    let mut target = Target::start();
+    let text_of = |text: &str| StrBytes::from_string(text.to_string());
+    for version in 0..=2 {
+        let cases: Vec<(&str, ListTransactionsRequest, Vec<&str>)> = vec![
+            ("no filters", ListTransactionsRequest::default(), vec![]),
+            (
+                "known and unknown states",
+                ListTransactionsRequest::default().with_state_filters(
+                    ["Ongoing", "CompleteCommit", "NoSuchState", "ongoing", ""].map(text_of).to_vec(),
+                ),
+                vec!["NoSuchState", "ongoing", ""],
+            ),
+            (
+                "unknown states twice, in reverse order",
+                ListTransactionsRequest::default()
+                    .with_state_filters(["zz", "aa", "zz", "Empty"].map(text_of).to_vec()),
+                vec!["zz", "aa"],
+            ),
+            (
+                "every state Kafka knows",
+                ListTransactionsRequest::default().with_state_filters(
+                    [
+                        "Empty",
+                        "Ongoing",
+                        "PrepareCommit",
+                        "PrepareAbort",
+                        "CompleteCommit",
+                        "CompleteAbort",
+                        "Dead",
+                        "PrepareEpochFence",
+                    ]
+                    .map(text_of)
+                    .to_vec(),
+                ),
+                vec![],
+            ),
+            (
+                "producer ids",
+                ListTransactionsRequest::default().with_producer_id_filters(vec![ProducerId(1), ProducerId(-1)]),
+                vec![],
+            ),
+        ];
+        let mut cases = cases;
+        if version >= 1 {
+            cases.push(("a duration", ListTransactionsRequest::default().with_duration_filter(1_000), vec![]));
+            cases.push(("a negative duration", ListTransactionsRequest::default().with_duration_filter(-5), vec![]));
+        }
+        if version >= 2 {
+            cases.push((
+                "a pattern",
+                ListTransactionsRequest::default().with_transactional_id_pattern(Some(text_of("tx-.*"))),
+                vec![],
+            ));
+        }
+        for (name, body, unknown) in cases {
+            let response: ListTransactionsResponse = target.call(ApiKey::ListTransactions, version, &body);
+            // Kafka keeps the filters in a set: compared as sets, in any order.
+            let mut unknown_answered: Vec<&str> =
+                response.unknown_state_filters.iter().map(|state| state.as_str()).collect();
+            let case = format!(
+                "ListTransactions v{version} {name} ({} listed, unknown {unknown_answered:?})",
+                response.transaction_states.len()
+            );
+            target.check(&case, response.error_code, None, code(NONE), None);
+            unknown_answered.sort();
+            let mut unknown = unknown;
+            unknown.sort();
+            assert_eq!(unknown_answered, unknown, "{case}");
+            assert!(response.transaction_states.is_empty(), "{case}: no transactions");
+        }
+    }
+    // v2's pattern is compiled with RE2/J: RE2 syntax, so no look-behind; an invalid one is
+    // INVALID_REGULAR_EXPRESSION (without a message: the response has no field for one).
+    const INVALID_REGULAR_EXPRESSION: i16 = 128;
+    for (pattern, kafka, skua) in [
+        ("", NONE, None),
+        ("tx-[0-9]+", NONE, None),
+        ("a]", NONE, None),
+        // RE2 takes a `{` that starts no repetition literally; Rust's regex-syntax does not.
+        ("a{", NONE, Some(code(INVALID_REGULAR_EXPRESSION))),
+        ("*", INVALID_REGULAR_EXPRESSION, None),
+        ("(?<=a)b", INVALID_REGULAR_EXPRESSION, None),
+        ("a)", INVALID_REGULAR_EXPRESSION, None),
+        ("(a", INVALID_REGULAR_EXPRESSION, None),
+        ("[unclosed", INVALID_REGULAR_EXPRESSION, None),
+        ("\\", INVALID_REGULAR_EXPRESSION, None),
+        ("x{2,1}", INVALID_REGULAR_EXPRESSION, None),
+        ("\\p{Foo}", INVALID_REGULAR_EXPRESSION, None),
+    ] {
+        let body = ListTransactionsRequest::default().with_transactional_id_pattern(Some(text_of(pattern)));
+        let response: ListTransactionsResponse = target.call(ApiKey::ListTransactions, 2, &body);
+        let case = format!("ListTransactions v2 pattern {pattern:?} ({} listed)", response.transaction_states.len());
+        target.check(&case, response.error_code, None, code(kafka), skua);
+        assert!(response.transaction_states.is_empty(), "{case}: no transactions");
+    }
+    target.finish();
+}
+
+/// ApiVersions advertises the ACL APIs 1–3 and ListTransactions 0–2, as Kafka 4.4 does.
+#[test]
+fn acl_and_transaction_apis_are_advertised_as_kafka() {
+    use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+    let mut target = Target::start();
+    // v3+ must name the client, or Kafka answers INVALID_REQUEST with no APIs.
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("skua-test"))
+        .with_client_software_version(StrBytes::from_static_str("1.0"));
+    let versions: ApiVersionsResponse = target.call(ApiKey::ApiVersions, 3, &request);
+    assert_eq!(versions.error_code, NONE);
+    for (api_key, range) in [
+        (ApiKey::DescribeAcls, (1, 3)),
+        (ApiKey::CreateAcls, (1, 3)),
+        (ApiKey::DeleteAcls, (1, 3)),
+        (ApiKey::ListTransactions, (0, 2)),
+    ] {
+        let advertised = versions
+            .api_keys
+            .iter()
+            .find(|api| api.api_key == api_key as i16)
+            .map(|api| (api.min_version, api.max_version));
+        assert_eq!(advertised, Some(range), "{api_key:?}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Apache Kafka's own CLI tools (Java 17, jars from Maven Central via scripts/kafka-jars.sh)
 //! against the real broker binary: kafka-topics create/list/describe/delete, and the console
 //! producer (idempotent, acks=all, the Java client's defaults) and console consumer round trip.
+//! Also `kafka-acls` (no authorizer, as Kafka says without one) and `kafka-transactions list`.
 
 mod common;
 
@@ -157,4 +158,74 @@ fn kafka_configs_alter_is_refused_clearly_and_deleting_unset_configs_succeeds() 
     let missing =
         configs(&["--alter", "--entity-type", "topics", "--entity-name", "absent", "--delete-config", "retention.ms"]);
     assert!(!missing.status.success(), "{}\n{}", missing.stdout, missing.stderr);
+}
+
+/// Runs one of Kafka's tools to its end (bounded), whatever its exit code.
+fn bounded_tool(class: &str, args: &[&str]) -> common::Bounded {
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let bounded = common::run_bounded(
+        Command::new("java").arg("-cp").arg(classpath).arg(class).args(args),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!bounded.killed, "{class} {args:?} ran past its bound\n{}\n{}", bounded.stdout, bounded.stderr);
+    bounded
+}
+
+/// `kafka-acls --list` and `--add`: Skua has no authorizer, and the tool says so exactly as
+/// against a Kafka 4.4 without `authorizer.class.name` (exit 1, this first line on stdout;
+/// `--add` describes first, so it shows DescribeAcls' message).
+#[test]
+fn kafka_acls_reports_no_authorizer_as_kafka() {
+    let broker = Broker::start(&[]);
+    let kafka_says = "Error while executing ACL command: \
+                      org.apache.kafka.common.errors.SecurityDisabledException: No Authorizer is configured on the broker";
+    for args in
+        [vec!["--list"], vec!["--add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", "t1"]]
+    {
+        let mut all = vec!["--bootstrap-server", broker.address_str()];
+        all.extend_from_slice(&args);
+        let acls = bounded_tool("org.apache.kafka.tools.AclCommand", &all);
+        assert_eq!(acls.status.code(), Some(1), "{args:?}\n{}\n{}", acls.stdout, acls.stderr);
+        assert_eq!(acls.stdout.lines().next(), Some(kafka_says), "{args:?}\n{}", acls.stdout);
+    }
+    // `--remove` goes straight to DeleteAcls, whose message Kafka words differently.
+    let removed = bounded_tool(
+        "org.apache.kafka.tools.AclCommand",
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--remove",
+            "--force",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t1",
+        ],
+    );
+    assert_eq!(removed.status.code(), Some(1), "{}\n{}", removed.stdout, removed.stderr);
+    assert_eq!(
+        removed.stdout.lines().next(),
+        Some(
+            "Error while executing ACL command: \
+             org.apache.kafka.common.errors.SecurityDisabledException: No Authorizer is configured."
+        ),
+        "{}",
+        removed.stdout
+    );
+}
+
+/// `kafka-transactions list`: no transactions, so the header of an empty table and exit 0, as
+/// against a Kafka 4.4 that has none.
+#[test]
+fn kafka_transactions_list_prints_an_empty_table() {
+    let broker = Broker::start(&[]);
+    let listed = bounded_tool(
+        "org.apache.kafka.tools.TransactionsCommand",
+        &["--bootstrap-server", broker.address_str(), "list"],
+    );
+    assert_eq!(listed.status.code(), Some(0), "{}\n{}", listed.stdout, listed.stderr);
+    assert_eq!(listed.stdout, "TransactionalId\tCoordinator\tProducerId\tTransactionState\t\n", "{}", listed.stderr);
 }

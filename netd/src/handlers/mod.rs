@@ -6,6 +6,7 @@
 //! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`];
 //! it is the one module here that serves no API.
 
+pub mod acls;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -27,6 +28,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -88,6 +90,10 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::OffsetDelete, min_version: 0, max_version: 0 },
     Handler { api_key: ApiKey::SaslHandshake, min_version: 0, max_version: 1 },
     Handler { api_key: ApiKey::SaslAuthenticate, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::DescribeAcls, min_version: 1, max_version: 3 },
+    Handler { api_key: ApiKey::CreateAcls, min_version: 1, max_version: 3 },
+    Handler { api_key: ApiKey::DeleteAcls, min_version: 1, max_version: 3 },
+    Handler { api_key: ApiKey::ListTransactions, min_version: 0, max_version: 2 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -141,6 +147,10 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::OffsetDelete => offset_delete::handle(context, &frame).await,
         ApiKey::SaslHandshake => sasl_handshake::handshake(&frame).map(Reply::Now),
         ApiKey::SaslAuthenticate => sasl_handshake::authenticate(&frame).map(Reply::Now),
+        ApiKey::DescribeAcls => acls::describe(&frame).map(Reply::Now),
+        ApiKey::CreateAcls => acls::create(&frame).map(Reply::Now),
+        ApiKey::DeleteAcls => acls::delete(&frame).map(Reply::Now),
+        ApiKey::ListTransactions => list_transactions::handle(&frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }

@@ -492,7 +492,7 @@ pub fn read_response(
 }
 
 /// Well-formed requests of the admin APIs (AlterPartitionReassignments, ListPartitionReassignments,
-/// DescribeLogDirs, IncrementalAlterConfigs), one per served version, each with arrays and
+/// DescribeLogDirs, IncrementalAlterConfigs, the ACL APIs, ListTransactions), one per served version, each with arrays and
 /// strings in it for the hostile cases to poison: (api key, version, frame with its size prefix).
 pub fn admin_request_frames() -> Vec<(kafka_protocol::messages::ApiKey, i16, Vec<u8>)> {
     use kafka_protocol::messages::alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
@@ -556,6 +556,54 @@ pub fn admin_request_frames() -> Vec<(kafka_protocol::messages::ApiKey, i16, Vec
         let mut body = DescribeLogDirsRequest::default();
         body.topics = Some(vec![topic]);
         frames.push((ApiKey::DescribeLogDirs, version, request_frame(ApiKey::DescribeLogDirs, version, 11, &body)));
+    }
+    // The ACL APIs (no authorizer: answered with SECURITY_DISABLED) and ListTransactions.
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    use kafka_protocol::messages::{
+        CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest, ListTransactionsRequest, ProducerId,
+    };
+    for version in 1..=3 {
+        let mut body = DescribeAclsRequest::default();
+        body.resource_type_filter = 2;
+        body.resource_name_filter = Some(StrBytes::from_static_str("bad-input"));
+        body.pattern_type_filter = 3;
+        body.principal_filter = Some(StrBytes::from_static_str("User:alice"));
+        body.operation = 1;
+        body.permission_type = 1;
+        frames.push((ApiKey::DescribeAcls, version, request_frame(ApiKey::DescribeAcls, version, 11, &body)));
+        let mut creation = AclCreation::default();
+        creation.resource_type = 2;
+        creation.resource_name = StrBytes::from_static_str("bad-input");
+        creation.resource_pattern_type = 3;
+        creation.principal = StrBytes::from_static_str("User:alice");
+        creation.host = StrBytes::from_static_str("*");
+        creation.operation = 3;
+        creation.permission_type = 3;
+        let mut body = CreateAclsRequest::default();
+        body.creations = vec![creation.clone(), creation];
+        frames.push((ApiKey::CreateAcls, version, request_frame(ApiKey::CreateAcls, version, 11, &body)));
+        let mut filter = DeleteAclsFilter::default();
+        filter.resource_type_filter = 2;
+        filter.resource_name_filter = Some(StrBytes::from_static_str("bad-input"));
+        filter.pattern_type_filter = 3;
+        filter.operation = 1;
+        filter.permission_type = 1;
+        let mut body = DeleteAclsRequest::default();
+        body.filters = vec![filter.clone(), filter];
+        frames.push((ApiKey::DeleteAcls, version, request_frame(ApiKey::DeleteAcls, version, 11, &body)));
+    }
+    for version in 0..=2 {
+        let mut body = ListTransactionsRequest::default();
+        body.state_filters = vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("bad-input")];
+        body.producer_id_filters = vec![ProducerId(1), ProducerId(2)];
+        if version >= 1 {
+            body.duration_filter = 1000;
+        }
+        if version >= 2 {
+            body.transactional_id_pattern = Some(StrBytes::from_static_str("tx-[0-9]+"));
+        }
+        frames.push((ApiKey::ListTransactions, version, request_frame(ApiKey::ListTransactions, version, 11, &body)));
     }
     frames
 }
