@@ -12,6 +12,10 @@ pub const FETCH_WAIT_MS_MAX: u64 = 30_000;
 /// exceed it (KIP-74).
 pub const FETCH_RESPONSE_BYTES_DEFAULT: u64 = 57_671_680;
 
+/// Capacity of read buffers one shard thread keeps for reuse once the responses holding them are
+/// written (`runtime::file_read`); more is freed. Resident memory beside the fetch budget.
+pub const READ_BUFFER_POOL_BYTES_MAX: usize = 64 * 1024 * 1024;
+
 /// Default of `skua.fetch.buffered.bytes.max`: record bytes read from segment files into memory
 /// for Fetch responses not yet written to their sockets, per broker. Four responses of the
 /// default `fetch.max.bytes`; a fetch that would exceed it waits for earlier responses to be

@@ -55,13 +55,13 @@ use crate::runtime::context::ShardContext;
 use crate::runtime::file_read;
 use crate::runtime::state::ShardState;
 
-/// A plan's file bytes, read through the shard's ring into one buffer charged to `permit` until
-/// its last reference is dropped.
+/// A plan's file bytes, read through the shard's ring into one (pooled) buffer charged to
+/// `permit` until its last reference is dropped.
 async fn read_plan(plan: ReadPlan, permit: Option<Arc<Permit>>) -> Result<Bytes, ReplicaError> {
-    let copy = file_read::plan_copy(&plan).await?;
+    let copy = file_read::Pooled::new(file_read::plan_copy(&plan).await?);
     Ok(match permit {
         Some(permit) => budget::charged_bytes(copy, permit),
-        None => Bytes::from(copy),
+        None => Bytes::from_owner(copy),
     })
 }
 

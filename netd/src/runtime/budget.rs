@@ -141,19 +141,19 @@ impl Drop for Permit {
 
 /// Bytes whose memory counts against a budget until the last `Bytes` referring to them is dropped.
 #[derive(Debug)]
-struct Charged {
-    bytes: Vec<u8>,
+struct Charged<B> {
+    bytes: B,
     _permit: Arc<Permit>,
 }
 
-impl AsRef<[u8]> for Charged {
+impl<B: AsRef<[u8]>> AsRef<[u8]> for Charged<B> {
     fn as_ref(&self) -> &[u8] {
-        &self.bytes
+        self.bytes.as_ref()
     }
 }
 
 /// `bytes` as `Bytes` that hold `permit` until every clone and slice of them is dropped.
-pub fn charged_bytes(bytes: Vec<u8>, permit: Arc<Permit>) -> bytes::Bytes {
+pub fn charged_bytes<B: AsRef<[u8]> + Send + 'static>(bytes: B, permit: Arc<Permit>) -> bytes::Bytes {
     bytes::Bytes::from_owner(Charged { bytes, _permit: permit })
 }
 
