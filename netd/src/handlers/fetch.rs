@@ -424,9 +424,11 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         // again. One such pass: what still does not fit, the client asks for again.
         let room = response_bytes_max.saturating_sub(total_bytes);
         if !left_out.is_empty() && room > 0 {
+            let mut is_left_out = vec![false; wanted.len()];
+            left_out.iter().for_each(|slot| is_left_out[*slot] = true);
             let mut refill = Vec::new();
             for (shard, items) in &per_shard {
-                let items: Vec<Item> = items.iter().filter(|item| left_out.contains(&item.slot)).cloned().collect();
+                let items: Vec<Item> = items.iter().filter(|item| is_left_out[item.slot]).cloned().collect();
                 if items.is_empty() {
                     continue;
                 }
