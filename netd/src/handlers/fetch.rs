@@ -207,26 +207,33 @@ fn read_partition(
     (data, plan, Some(id))
 }
 
-/// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`
-/// (the first with data may exceed it when `first_may_exceed`, KIP-74), and, when `wake` is set,
-/// registers for a wake-up when what they may read grows. A follower's fetch records its progress
-/// first, in the request's first round only.
+/// Which planning a shard does for a fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// A round of the long-poll: the first partition with data may exceed the room (KIP-74), and
+    /// a wake-up is armed. A follower's fetch records its progress in the first round only.
+    Round { first: bool },
+    /// Partitions the response limit left out, planned again within the room left: none may
+    /// exceed it, and no wake-up is armed.
+    Refill,
+}
+
+/// Runs on the owning shard: plans its partitions' reads in request order within `room_bytes`,
+/// as `pass` says, and in a round registers for a wake-up when what they may read grows.
 fn read_on_shard(
     shard: &ShardContext,
     items: &[Item],
     room_bytes: u64,
-    first_round: bool,
-    first_may_exceed: bool,
-    wake: bool,
+    pass: Pass,
 ) -> (Vec<Answer>, Option<oneshot::Receiver<()>>) {
     let mut state = shard.state.borrow_mut();
-    if first_round {
+    if pass == (Pass::Round { first: true }) {
         record_follower_progress(&mut state, items);
     }
     let rack_aware = shard.config.rack_aware_reads && items.iter().any(|item| item.client_rack.is_some());
     let image = if rack_aware { shard.image() } else { None };
     let mut room = room_bytes;
-    let mut first = first_may_exceed;
+    let mut first = matches!(pass, Pass::Round { .. });
     let mut watched = Vec::with_capacity(items.len());
     let answers = items
         .iter()
@@ -245,7 +252,7 @@ fn read_on_shard(
         .collect();
     let bound =
         if items.iter().any(|item| item.replica.is_some()) { ReadBound::LogEnd } else { ReadBound::HighWatermark };
-    let wake = wake.then(|| state.partitions.wait_for_data(&watched, bound));
+    let wake = matches!(pass, Pass::Round { .. }).then(|| state.partitions.wait_for_data(&watched, bound));
     (answers, wake)
 }
 
@@ -397,7 +404,12 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 at,
                 context
                     .submit(*shard, move |shard_context| {
-                        let planned = read_on_shard(shard_context, &items, response_bytes_max, first_round, true, true);
+                        let planned = read_on_shard(
+                            shard_context,
+                            &items,
+                            response_bytes_max,
+                            Pass::Round { first: first_round },
+                        );
                         Box::pin(std::future::ready(planned))
                     })
                     .await?,
@@ -435,7 +447,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 refill.push(
                     context
                         .submit(*shard, move |shard_context| {
-                            let (planned, _) = read_on_shard(shard_context, &items, room, false, false, false);
+                            let (planned, _) = read_on_shard(shard_context, &items, room, Pass::Refill);
                             Box::pin(std::future::ready(planned))
                         })
                         .await?,
@@ -516,28 +528,19 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
         }
         // Woken when the high watermark of one of its partitions moves (that shard plans again,
         // and any other whose wake-up has fired meanwhile), or at the deadline (all of them).
-        let armed: Vec<_> = wakes
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(at, wake)| wake.as_mut().map(|wake| futures_util::FutureExt::map(wake, move |_| at)))
-            .collect();
-        let fired = if armed.is_empty() {
+        let woken = if wakes.iter().all(Option::is_none) {
             compio::time::sleep(deadline - now).await;
-            None
+            false
         } else {
-            compio::time::timeout(deadline - now, futures_util::future::select_all(armed)).await.ok().map(|(at, ..)| at)
+            let armed = futures_util::future::select_all(wakes.iter_mut().flatten());
+            compio::time::timeout(deadline - now, armed).await.is_ok()
         };
-        match fired {
-            Some(at) => {
-                stale[at] = true;
-                for (at, wake) in wakes.iter_mut().enumerate() {
-                    // A wake-up that fired, or whose partitions are gone (sender dropped).
-                    if wake.as_mut().is_none_or(|wake| !matches!(wake.try_recv(), Ok(None))) {
-                        stale[at] = true;
-                    }
-                }
+        for (stale, wake) in stale.iter_mut().zip(wakes.iter_mut()) {
+            // At the deadline every shard; else those whose wake-up fired (received, so it now
+            // answers Canceled) or whose partitions are gone (sender dropped).
+            if !woken || wake.as_mut().is_none_or(|wake| !matches!(wake.try_recv(), Ok(None))) {
+                *stale = true;
             }
-            None => stale.iter_mut().for_each(|stale| *stale = true),
         }
     }
 }
