@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, TopicImage};
 use crate::records::{Endpoint, MetadataRecord, PartitionState, RecordBatch};
 use crate::types::{BrokerId, ClusterId, PartitionIndex, TopicId};
 use crate::ClusterError;
@@ -29,12 +29,16 @@ pub const PRODUCER_ID_BLOCK_SIZE: u64 = 1000;
 /// Kafka's limit on partitions per topic creation is the request size; Skua names one.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 
+/// The topic config that allows a topic's unclean elections (Kafka's key; values "true"/"false").
+pub const UNCLEAN_LEADER_ELECTION_KEY: &str = "unclean.leader.election.enable";
+
 /// The controller's settings (Kafka's keys in brackets).
 #[derive(Clone, Copy, Debug)]
 pub struct ControllerConfig {
     /// `broker.session.timeout.ms`: a broker not heartbeating for this long is fenced.
     pub session_timeout_ms: u64,
-    /// `unclean.leader.election.enable`: a replica outside the ISR may lead when none inside can.
+    /// `unclean.leader.election.enable`: a replica outside the ISR may lead when none inside can
+    /// (a topic's own setting of [`UNCLEAN_LEADER_ELECTION_KEY`] wins).
     pub unclean_leader_election: bool,
     /// `default.replication.factor`: used when a topic is created with replication factor -1.
     pub default_replication_factor: i16,
@@ -380,7 +384,7 @@ impl Controller {
     /// `PartitionChangeBuilder` with those brokers fenced).
     fn elections_without(&self, gone: &BTreeSet<BrokerId>) -> RecordBatch {
         let mut batch = Vec::new();
-        for (_, partition) in self.image.partitions() {
+        for (topic, partition) in self.image.partitions() {
             let involved = partition.leader.is_some_and(|leader| gone.contains(&leader))
                 || partition.isr.iter().any(|member| gone.contains(member));
             if !involved {
@@ -396,7 +400,7 @@ impl Controller {
             let can_lead = |candidate: &BrokerId| !gone.contains(candidate) && self.image.is_active(*candidate);
             let leader = match partition.leader {
                 Some(leader) if can_lead(&leader) && isr.contains(&leader) => Some(leader),
-                _ => self.choose_leader(partition, &isr, &can_lead, self.config.unclean_leader_election),
+                _ => self.choose_leader(partition, &isr, &can_lead, self.unclean_allowed(topic)),
             };
             let isr = match leader {
                 Some(leader) if !isr.contains(&leader) => vec![leader], // unclean
@@ -578,15 +582,25 @@ impl Controller {
         }
     }
 
+    /// Whether `topic` may elect a leader outside its ISR: its own
+    /// `unclean.leader.election.enable` if it sets one (a checked "true" or "false"), else the
+    /// broker's.
+    fn unclean_allowed(&self, topic: &TopicImage) -> bool {
+        match topic.configs.get(UNCLEAN_LEADER_ELECTION_KEY).map(String::as_str) {
+            Some("true") => true,
+            Some("false") => false,
+            _ => self.config.unclean_leader_election,
+        }
+    }
+
     /// Leaders for partitions that have none, now that a broker came back.
     fn offline_elections(&self) -> RecordBatch {
         let can_lead = |candidate: &BrokerId| self.image.is_active(*candidate);
         self.image
             .partitions()
             .filter(|(_, partition)| partition.leader.is_none())
-            .filter_map(|(_, partition)| {
-                let leader =
-                    self.choose_leader(partition, &partition.isr, &can_lead, self.config.unclean_leader_election)?;
+            .filter_map(|(topic, partition)| {
+                let leader = self.choose_leader(partition, &partition.isr, &can_lead, self.unclean_allowed(topic))?;
                 let isr = if partition.isr.contains(&leader) { partition.isr.clone() } else { vec![leader] };
                 changed(partition, isr, Some(leader)).map(MetadataRecord::Partition)
             })
@@ -673,6 +687,18 @@ impl Controller {
         let topic = self.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
         let id = topic.id;
         self.decided(vec![MetadataRecord::RemoveTopic { id }])
+    }
+
+    /// Replaces the own configs of topic `name` (checked by the broker that asked: the controller
+    /// does not know what a config means, only that the topic has them).
+    pub fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<RecordBatch, ControllerError> {
+        let topic = self.image.topic(name).ok_or_else(|| ControllerError::UnknownTopic(name.to_string()))?;
+        let id = topic.id;
+        self.decided(vec![MetadataRecord::TopicConfigs { id, configs }])
     }
 
     /// A new block of producer ids for a broker; never one handed out before.

@@ -141,6 +141,11 @@ impl MetadataImage {
                     std::cmp::Ordering::Greater => return Err(misfit(record, "a gap in partition indexes")),
                 }
             }
+            MetadataRecord::TopicConfigs { id, configs } => {
+                let name = self.topic_names.get(id).ok_or_else(|| misfit(record, "an unknown topic"))?;
+                let topic = self.topics.get_mut(name).ok_or_else(|| misfit(record, "an unknown topic"))?;
+                Arc::make_mut(topic).configs = configs.clone();
+            }
             MetadataRecord::RemoveTopic { id } => {
                 let name = self.topic_names.remove(id).ok_or_else(|| misfit(record, "an unknown topic"))?;
                 self.topics.remove(&name);

@@ -65,6 +65,11 @@ pub enum ControllerRequest {
         assignment: Vec<Vec<BrokerId>>,
     },
     DeleteTopic(String),
+    /// Replace a topic's own configs (checked by the broker that asks).
+    AlterTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
     AllocateProducerIds {
         broker: BrokerId,
         epoch: u64,
@@ -378,6 +383,9 @@ impl<S: DurableLog> Quorum<S> {
             }
             ControllerRequest::DeleteTopic(name) => {
                 controller.delete_topic(&name).map(|batch| (batch, ControllerReply::Done))
+            }
+            ControllerRequest::AlterTopicConfigs { name, configs } => {
+                controller.alter_topic_configs(&name, configs).map(|batch| (batch, ControllerReply::Done))
             }
             ControllerRequest::AllocateProducerIds { broker, epoch } => controller
                 .allocate_producer_ids(broker, epoch)

@@ -101,6 +101,8 @@ pub enum MetadataRecord {
     Partition(PartitionState),
     /// A topic and its partitions were deleted.
     RemoveTopic { id: TopicId },
+    /// A topic's own configs were replaced, whole (IncrementalAlterConfigs, AlterConfigs).
+    TopicConfigs { id: TopicId, configs: BTreeMap<String, String> },
     /// A block of producer ids was handed to a broker: ids below `next` are never handed out
     /// again, across controller failover too.
     ProducerIds { broker: BrokerId, epoch: u64, next: u64 },
@@ -125,6 +127,7 @@ const KIND_COUNTERS: u8 = 10;
 /// A partition with a reassignment in progress: [`KIND_PARTITION`]'s fields, then the adding and
 /// removing replicas (a partition without one is written as [`KIND_PARTITION`], as before).
 const KIND_PARTITION_REASSIGNING: u8 = 11;
+const KIND_TOPIC_CONFIGS: u8 = 12;
 
 /// Encodes a batch: `version u8, count u32, records`.
 pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
@@ -192,6 +195,15 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
             out.u8(KIND_PARTITION);
             out.partition_state(state);
         }
+        MetadataRecord::TopicConfigs { id, configs } => {
+            out.u8(KIND_TOPIC_CONFIGS);
+            out.0.extend_from_slice(&id.0);
+            out.len(configs.len());
+            for (key, value) in configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
         MetadataRecord::RemoveTopic { id } => {
             out.u8(KIND_REMOVE_TOPIC);
             out.0.extend_from_slice(&id.0);
@@ -246,6 +258,15 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
             MetadataRecord::Partition(state)
         }
         KIND_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: TopicId(input.array16()?) },
+        KIND_TOPIC_CONFIGS => {
+            let id = TopicId(input.array16()?);
+            let count = input.count(100_000, 4)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            MetadataRecord::TopicConfigs { id, configs }
+        }
         KIND_PRODUCER_IDS => {
             MetadataRecord::ProducerIds { broker: input.broker()?, epoch: input.u64()?, next: input.u64()? }
         }
@@ -299,6 +320,10 @@ mod tests {
                 adding: vec![BrokerId(3)],
                 removing: vec![BrokerId(1)],
             }),
+            MetadataRecord::TopicConfigs {
+                id: topic_id,
+                configs: BTreeMap::from([("retention.ms".into(), "60000".into())]),
+            },
             MetadataRecord::RemoveTopic { id: topic_id },
             MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 3, next: 2000 },
             MetadataRecord::Counters { next_broker_epoch: 12, next_producer_id: 3000 },

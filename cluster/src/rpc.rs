@@ -229,6 +229,15 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
             out.u8(5);
             out.string(name);
         }
+        ControllerRequest::AlterTopicConfigs { name, configs } => {
+            out.u8(12);
+            out.string(name);
+            out.len(configs.len());
+            for (key, value) in configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
         ControllerRequest::AllocateProducerIds { broker, epoch } => {
             out.u8(6);
             out.i32(broker.0);
@@ -360,6 +369,15 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
             assignment: read_assignment(input)?,
         },
         5 => ControllerRequest::DeleteTopic(input.string()?),
+        12 => {
+            let name = input.string()?;
+            let count = input.count(100_000, 8)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            ControllerRequest::AlterTopicConfigs { name, configs }
+        }
         6 => ControllerRequest::AllocateProducerIds { broker: input.broker()?, epoch: input.u64()? },
         7 => ControllerRequest::ElectPreferred(match input.u8()? {
             0 => None,
@@ -687,6 +705,10 @@ mod tests {
                 assignment: Vec::new(),
             }),
             RpcRequest::Controller(ControllerRequest::DeleteTopic("t".into())),
+            RpcRequest::Controller(ControllerRequest::AlterTopicConfigs {
+                name: "t".into(),
+                configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+            }),
             RpcRequest::Controller(ControllerRequest::AllocateProducerIds { broker: BrokerId(3), epoch: 9 }),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(Some(vec![("t".into(), PartitionIndex(2))]))),
             RpcRequest::Controller(ControllerRequest::ElectPreferred(None)),

@@ -324,6 +324,21 @@ pub fn assign(batch: &mut [u8], base_offset: u64, leader_epoch: i32) {
     batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&leader_epoch.to_be_bytes());
 }
 
+/// The attributes bit of a batch whose timestamp is the broker's append time (Kafka's
+/// `LOG_APPEND_TIME`): a reader takes `max_timestamp` as every record's timestamp.
+pub const LOG_APPEND_TIME_BIT: u16 = 0x08;
+
+/// Marks a validated batch as appended at `now_ms` (Kafka's `message.timestamp.type=LogAppendTime`):
+/// sets [`LOG_APPEND_TIME_BIT`] and `max_timestamp`, then the CRC, as Kafka's broker does. The
+/// records' own timestamps stay as the producer wrote them.
+pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
+    assert!(batch.len() >= BATCH_HEADER_BYTES, "set_log_append_time on a validated batch only");
+    let attributes = be_u16(batch, ATTRIBUTES_AT) | LOG_APPEND_TIME_BIT;
+    batch[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+    reseal_crc(batch);
+}
+
 /// Recomputes and stores the CRC after the covered bytes changed (codec conversion).
 pub fn reseal_crc(batch: &mut [u8]) {
     assert!(batch.len() >= BATCH_HEADER_BYTES, "reseal on a batch header only");

@@ -47,6 +47,16 @@ pub enum CompressionType {
     Zstd { level: i32 },
 }
 
+/// Kafka's `message.timestamp.type` for a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampType {
+    /// Batches keep the producer's timestamps (Kafka's default).
+    CreateTime,
+    /// A leader marks each batch it appends with its append time (the records' own timestamps
+    /// stay; readers use the batch's). Replicated batches are stored as the leader marked them.
+    LogAppendTime,
+}
+
 /// Per-log configuration (Kafka's topic configs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogConfig {
@@ -59,6 +69,11 @@ pub struct LogConfig {
     pub index_interval_bytes: u64,
     pub flush_policy: FlushPolicy,
     pub compression: CompressionType,
+    /// The largest batch a producer may append to this log (Kafka's `max.message.bytes`);
+    /// `None`: the shard's `batch_bytes_max`. Replicated appends and recovery are bounded by the
+    /// engine's hard limit instead, so a log keeps every batch it once took when this is lowered.
+    pub batch_bytes_max: Option<usize>,
+    pub timestamp_type: TimestampType,
 }
 
 impl Default for LogConfig {
@@ -71,6 +86,8 @@ impl Default for LogConfig {
             index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
             flush_policy: FlushPolicy::FsyncBeforeAck,
             compression: CompressionType::Producer,
+            batch_bytes_max: None,
+            timestamp_type: TimestampType::CreateTime,
         }
     }
 }
@@ -101,6 +118,14 @@ impl LogConfig {
         if let CompressionType::Zstd { level } = self.compression {
             if !(1..=22).contains(&level) {
                 return Err(EngineError::InvalidInput(format!("zstd level {level} outside [1, 22]")));
+            }
+        }
+        if let Some(bytes) = self.batch_bytes_max {
+            if bytes > limits::BATCH_BYTES_MAX {
+                return Err(EngineError::InvalidInput(format!(
+                    "batch_bytes_max {bytes} above the engine's limit {}",
+                    limits::BATCH_BYTES_MAX
+                )));
             }
         }
         Ok(())

@@ -26,7 +26,7 @@ pub mod shard;
 pub mod testkit;
 pub mod types;
 
-pub use config::{CompressionType, FlushPolicy, LogConfig, ShardConfig, WriteMode};
+pub use config::{CompressionType, FlushPolicy, LogConfig, ShardConfig, TimestampType, WriteMode};
 pub use error::{BatchError, EngineError, Result};
 pub use log::{AppendInfo, ReadChunk, ReadResult, RecoveryReport, RetentionReport};
 pub use shard::{CommitReport, Shard};

@@ -467,6 +467,12 @@ impl Shard {
         reset
     }
 
+    /// Changes one log's configuration: see [`Log::set_config`].
+    pub fn set_log_config(&mut self, id: LogId, config: LogConfig) -> Result<()> {
+        let (log, _) = self.log_mut(id)?;
+        log.set_config(config)
+    }
+
     /// Closes one log cleanly (commit first).
     pub fn close_log(&mut self, id: LogId) -> Result<()> {
         self.settle(id);
@@ -591,6 +597,66 @@ mod tests {
             Err(EngineError::BatchTooLarge { limit_bytes: 100, .. })
         ));
         assert_eq!(shard.log(id).expect("log").next_offset(), Offset(0));
+    }
+
+    #[test]
+    fn a_log_batch_limit_set_at_runtime_bounds_producers_but_not_replicas_or_recovery() {
+        let big = make_batch(&[(b"k", &[7u8; 500][..])], NOW_MS);
+        let mut shard = shard(ShardConfig::default());
+        let dir = Path::new("/sim/log");
+        let (id, _) = shard.open_log(dir, LogConfig::default(), NOW_MS).expect("open");
+        shard.append(id, &big, LeaderEpoch(0), NOW_MS).expect("under the shard's limit");
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        // `max.message.bytes` lowered: the producer's next big batch is refused...
+        let lowered = LogConfig { batch_bytes_max: Some(200), ..LogConfig::default() };
+        shard.set_log_config(id, lowered).expect("valid config");
+        assert_eq!(shard.log(id).expect("log").config().batch_bytes_max, Some(200));
+        assert!(matches!(
+            shard.append(id, &big, LeaderEpoch(0), NOW_MS),
+            Err(EngineError::BatchTooLarge { limit_bytes: 200, .. })
+        ));
+        // ...a leader's batch copied by a follower is not...
+        let (leader, _) = shard.open_log(Path::new("/sim/leader"), LogConfig::default(), NOW_MS).expect("open");
+        let copied = leader_batches(&mut shard, leader, &big, LeaderEpoch(0));
+        let (follower, _) = shard.open_log(Path::new("/sim/follower"), lowered, NOW_MS).expect("open");
+        shard.append_replicated(follower, &copied, NOW_MS).expect("a follower takes what its leader took");
+        assert!(shard.commit(NOW_MS).failed.is_empty());
+        // ...and recovery under the lower limit keeps the batch written before it.
+        shard.close_log(id).expect("close");
+        let (id, report) = shard.open_log(dir, lowered, NOW_MS).expect("reopen");
+        assert_eq!(report.truncated_bytes(), 0);
+        let kept = stored(&shard, id);
+        assert_eq!(kept.len(), big.len(), "the batch is kept whole (its epoch stamped in)");
+        assert_eq!(batch::validate_all(&kept).expect("valid").len(), 1);
+        // An invalid configuration is refused and the old one kept.
+        let invalid = LogConfig { segment_ms: 0, ..lowered };
+        assert!(shard.set_log_config(id, invalid).is_err());
+        assert_eq!(*shard.log(id).expect("log").config(), lowered);
+    }
+
+    #[test]
+    fn log_append_time_marks_each_leader_batch_with_the_append_time_and_a_valid_crc() {
+        let mut shard = shard(ShardConfig::default());
+        let config = LogConfig { timestamp_type: crate::config::TimestampType::LogAppendTime, ..LogConfig::default() };
+        let (id, _) = shard.open_log(Path::new("/sim/log"), config, NOW_MS).expect("open");
+        let produced = make_batch(&[(b"a", b"1"), (b"b", b"2")], 1_000);
+        let appended_at = NOW_MS + 77;
+        let info = shard.append(id, &produced, LeaderEpoch(0), appended_at).expect("append");
+        assert_eq!(info.max_timestamp, appended_at, "the produce answer's log_append_time");
+        assert!(shard.commit(appended_at).failed.is_empty());
+        let kept = stored(&shard, id);
+        let headers = batch::validate_all(&kept).expect("the CRC covers the new attributes and timestamp");
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers[0].max_timestamp, appended_at);
+        assert_ne!(headers[0].attributes & batch::LOG_APPEND_TIME_BIT, 0);
+        assert_eq!(shard.offset_for_timestamp(id, appended_at).expect("lookup"), Some((Offset(0), appended_at)));
+        // A follower stores the leader's batch as marked, whatever its own setting.
+        let mut plain = self::shard(ShardConfig::default());
+        let (follower, _) = plain.open_log(Path::new("/sim/follower"), LogConfig::default(), NOW_MS).expect("open");
+        let copied = ValidatedBatches::validate(Bytes::from(kept.clone())).expect("valid");
+        plain.append_replicated(follower, &copied, NOW_MS + 500).expect("replicated");
+        assert!(plain.commit(NOW_MS + 500).failed.is_empty());
+        assert_eq!(stored(&plain, follower), kept);
     }
 
     /// Leader batches as a follower fetches them: appended (offsets and `epoch` assigned) to a

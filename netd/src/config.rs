@@ -17,6 +17,7 @@ use engine::{FlushPolicy, LogConfig, WriteMode};
 
 pub mod cluster;
 mod kafka_keys;
+pub mod topic;
 
 pub use cluster::{ClusterConfig, ControllerListener, HostPort, ProcessRoles, Voter};
 
@@ -388,6 +389,9 @@ pub struct Config {
     pub offsets_replication_factor: i16,
     /// The KRaft settings; `None` without `process.roles`: then netd is the one-node broker.
     pub cluster: Option<ClusterConfig>,
+    /// The keys the configuration file (or command line) set: DescribeConfigs reports their
+    /// values as STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG.
+    pub set_keys: std::collections::BTreeSet<String>,
     /// One sentence per key accepted but not used (a Kafka key Skua has no use for, a cluster
     /// key without `process.roles`), each naming its key; `main` logs them once at start.
     pub warnings: Vec<String>,
@@ -934,6 +938,7 @@ impl Config {
             .next()
             .unwrap_or(LOG_DIRS_DEFAULT);
         Ok(Config {
+            set_keys: values.keys().cloned().collect(),
             listen_address,
             advertised_host,
             advertised_port,

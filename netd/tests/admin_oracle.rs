@@ -496,7 +496,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("retention.ms", SET, Some("100000"))],
                 false,
                 no_message(NONE),
-                refused("retention.ms"),
+                None,
             ),
             (
                 "topic DELETE of what SET set",
@@ -523,7 +523,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("cleanup.policy", APPEND, Some("compact"))],
                 false,
                 no_message(NONE),
-                refused("cleanup.policy"),
+                None,
             ),
             (
                 "topic SUBTRACT from a list",
@@ -532,7 +532,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("cleanup.policy", SUBTRACT, Some("compact"))],
                 false,
                 no_message(NONE),
-                refused("cleanup.policy"),
+                None,
             ),
             (
                 "topic APPEND to a non-list",
@@ -541,7 +541,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("retention.ms", APPEND, Some("1"))],
                 false,
                 with_message(INVALID_CONFIG, "Can't APPEND to key retention.ms because its type is not LIST."),
-                refused("retention.ms"),
+                None,
             ),
             (
                 "topic SET an unknown key",
@@ -550,7 +550,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("no.such.config", SET, Some("1"))],
                 false,
                 with_message(INVALID_CONFIG, "Unknown topic config name: no.such.config"),
-                refused("no.such.config"),
+                None,
             ),
             (
                 "topic DELETE an unknown key",
@@ -571,7 +571,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                     INVALID_CONFIG,
                     "Invalid value soon for configuration retention.ms: Not a number of type LONG",
                 ),
-                refused("retention.ms"),
+                None,
             ),
             (
                 "topic unknown operation 7",
@@ -598,7 +598,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("retention.ms", SET, Some("100000"))],
                 true,
                 no_message(NONE),
-                refused("retention.ms"),
+                None,
             ),
             (
                 "unknown topic SET",
@@ -825,6 +825,119 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
             let name = format!("IncrementalAlterConfigs v{version} the same topic twice (answer {index})");
             let kafka = with_message(INVALID_REQUEST, "Each resource must appear at most once.");
             target.check(&name, *code, message.as_deref(), kafka, None);
+        }
+    }
+    target.finish();
+}
+
+/// A resource of the older AlterConfigs and its configs: (type, name, (key, value)s).
+type LegacyResource<'a> = (i8, &'a str, &'a [(&'a str, Option<&'a str>)]);
+
+/// One AlterConfigs (the older, non-incremental API) request; each resource's (code, message).
+fn alter_configs_legacy(
+    target: &mut Target,
+    version: i16,
+    validate_only: bool,
+    resources: &[LegacyResource],
+) -> Vec<(i16, Option<String>)> {
+    use kafka_protocol::messages::alter_configs_request::{
+        AlterConfigsResource as LegacyResource, AlterableConfig as LegacyConfig,
+    };
+    let mut body = kafka_protocol::messages::AlterConfigsRequest::default();
+    body.validate_only = validate_only;
+    body.resources = resources
+        .iter()
+        .map(|(resource_type, name, configs)| {
+            let mut resource = LegacyResource::default();
+            resource.resource_type = *resource_type;
+            resource.resource_name = StrBytes::from_string(name.to_string());
+            resource.configs = configs
+                .iter()
+                .map(|(key, value)| {
+                    let mut config = LegacyConfig::default();
+                    config.name = StrBytes::from_string(key.to_string());
+                    config.value = value.map(|value| StrBytes::from_string(value.to_string()));
+                    config
+                })
+                .collect();
+            resource
+        })
+        .collect();
+    let response: kafka_protocol::messages::AlterConfigsResponse = target.call(ApiKey::AlterConfigs, version, &body);
+    assert_eq!(response.responses.len(), resources.len(), "one answer per resource");
+    response
+        .responses
+        .iter()
+        .map(|answer| (answer.error_code, text(&answer.error_message).map(str::to_string)))
+        .collect()
+}
+
+#[test]
+fn alter_configs_replaces_a_topics_configs_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("legacy-configs", 1);
+    let me = target.node_id.to_string();
+    for version in [0, 1, 2] {
+        type LegacyCase<'a> =
+            (&'a str, i8, &'a str, &'a [(&'a str, Option<&'a str>)], bool, Expected, Option<Expected>);
+        let cases: Vec<LegacyCase> = vec![
+            ("topic set", RESOURCE_TOPIC, &topic, &[("retention.ms", Some("100000"))], false, no_message(NONE), None),
+            ("topic set nothing", RESOURCE_TOPIC, &topic, &[], false, no_message(NONE), None),
+            (
+                "topic unknown key",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("no.such.config", Some("1"))],
+                false,
+                with_message(INVALID_CONFIG, "Unknown topic config name: no.such.config"),
+                None,
+            ),
+            (
+                "topic bad value",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", Some("soon"))],
+                false,
+                with_message(
+                    INVALID_CONFIG,
+                    "Invalid value soon for configuration retention.ms: Not a number of type LONG",
+                ),
+                None,
+            ),
+            (
+                "topic null value",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("retention.ms", None)],
+                false,
+                with_message(INVALID_REQUEST, "Null value not supported for : retention.ms"),
+                None,
+            ),
+            (
+                "topic set, validate_only",
+                RESOURCE_TOPIC,
+                &topic,
+                &[("segment.ms", Some("100000"))],
+                true,
+                no_message(NONE),
+                None,
+            ),
+            (
+                "unknown topic",
+                RESOURCE_TOPIC,
+                "oracle-no-such-topic",
+                &[("retention.ms", Some("1"))],
+                false,
+                with_message(UNKNOWN_TOPIC_OR_PARTITION, "The topic 'oracle-no-such-topic' does not exist."),
+                None,
+            ),
+            ("broker (own id) nothing", RESOURCE_BROKER, &me, &[], false, no_message(NONE), None),
+        ];
+        for (name, resource_type, resource, changes, validate_only, kafka, skua) in cases {
+            let answers =
+                alter_configs_legacy(&mut target, version, validate_only, &[(resource_type, resource, changes)]);
+            let (code, message) = &answers[0];
+            target.check(&format!("AlterConfigs v{version} {name}"), *code, message.as_deref(), kafka, skua);
         }
     }
     target.finish();

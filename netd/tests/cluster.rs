@@ -1979,6 +1979,27 @@ fn followers_copy_their_leaders() {
         last != NOT_ENOUGH_REPLICAS
     });
     assert!(took.is_some() && last == NONE, "acks=all with three in sync again: {last}");
+    // A topic config changed through one broker goes through the metadata log to every broker:
+    // each describes it and keeps it in its manifest.
+    let configs_of = |node: &Node, args: &[&str]| {
+        let bootstrap = node.bootstrap();
+        let mut all =
+            vec!["--bootstrap-server", bootstrap.as_str(), "--entity-type", "topics", "--entity-name", "strict"];
+        all.extend_from_slice(args);
+        kafka_tool("org.apache.kafka.tools.ConfigCommand", &all, b"", false)
+    };
+    let altered = configs_of(cluster.node(follower), &["--alter", "--add-config", "retention.ms=60000"]);
+    assert!(altered.stdout.contains("Completed updating config for topic strict."), "{}", altered.stdout);
+    for node in &cluster.nodes {
+        let shown = wait_until(REACTION_TIMEOUT, || {
+            let described = configs_of(node, &["--describe"]);
+            described.stdout.contains("  retention.ms=60000 sensitive=false")
+                && described.stdout.contains("  min.insync.replicas=3 sensitive=false")
+        });
+        assert!(shown.is_some(), "a node never described the changed config:\n{}", cluster.logs());
+        let manifest = std::fs::read_to_string(node.data_dir.join("skua-topics/strict")).expect("manifest");
+        assert!(manifest.contains("config.retention.ms=60000\n"), "{manifest}");
+    }
     // Every replica checkpoints its high watermark beside its log while running
     // (`replica.high.watermark.checkpoint.interval.ms`, 5 s by default): a restart starts there.
     let checkpoint_of = |node: &Node, index: i32| {

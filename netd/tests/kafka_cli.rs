@@ -111,15 +111,28 @@ fn kafka_log_dirs_describes_replicas_and_sizes() {
     assert!(total > 0, "the records' bytes are counted: {json}");
 }
 
-/// `kafka-configs --alter`: Skua changes no config at runtime yet (issue 16) and says so;
-/// deleting a config that is not set succeeds, as in Kafka (what `kafka-reassign-partitions
-/// --verify` does with the replication throttles).
+/// kcat producing one record of `size_bytes` to `topic`: whether the broker took it.
+fn kcat_produces(broker: &Broker, topic: &str, size_bytes: usize) -> bool {
+    let record = vec![b'x'; size_bytes];
+    let produced = common::run_bounded(
+        Command::new("kcat").args(["-P", "-b", broker.address_str(), "-t", topic, "-X", "message.max.bytes=100000"]),
+        &[record.as_slice(), b"\n"].concat(),
+        std::time::Duration::from_secs(60),
+    );
+    assert!(!produced.killed, "kcat ran past its bound: {}", produced.stderr);
+    produced.status.success()
+}
+
+/// Topic configs as an operator sets them with Kafka's tools: `kafka-topics --create --config`
+/// and `kafka-configs --alter`, checked as Kafka checks them (its messages, observed against Kafka
+/// 4.4), described as Kafka describes them (`kafka-configs --describe` prints Kafka's lines),
+/// honoured at once by the topic's partitions (max.message.bytes, then retention.ms with
+/// segment.ms) and kept across a restart.
 #[test]
-fn kafka_configs_alter_is_refused_clearly_and_deleting_unset_configs_succeeds() {
-    let broker = Broker::start(&[]);
-    topics(&broker, &["--create", "--topic", "configured", "--partitions", "1"]);
+fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
+    let mut broker = Broker::start(&["log.retention.check.interval.ms=200"]);
     let classpath = format!("{}/*", common::kafka_libs().display());
-    let configs = |args: &[&str]| {
+    let configs = |broker: &Broker, args: &[&str]| {
         let mut all = vec!["--bootstrap-server", broker.address_str()];
         all.extend_from_slice(args);
         common::run_bounded(
@@ -128,36 +141,103 @@ fn kafka_configs_alter_is_refused_clearly_and_deleting_unset_configs_succeeds() 
             std::time::Duration::from_secs(60),
         )
     };
-    let refused = configs(&[
-        "--alter",
-        "--entity-type",
-        "topics",
-        "--entity-name",
-        "configured",
-        "--add-config",
-        "retention.ms=1000",
-    ]);
-    assert!(!refused.status.success(), "{}\n{}", refused.stdout, refused.stderr);
-    assert!(
-        format!("{}{}", refused.stdout, refused.stderr).contains("Skua does not change configs at runtime yet"),
-        "{}\n{}",
-        refused.stdout,
-        refused.stderr
+    let alter = |broker: &Broker, args: &[&str]| {
+        let mut all = vec!["--alter", "--entity-type", "topics", "--entity-name", "configured"];
+        all.extend_from_slice(args);
+        configs(broker, &all)
+    };
+    let describe =
+        |broker: &Broker| configs(broker, &["--describe", "--entity-type", "topics", "--entity-name", "configured"]);
+    // Refused at creation with Kafka's message; nothing created.
+    let refused = bounded_tool(
+        "org.apache.kafka.tools.TopicCommand",
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--create",
+            "--topic",
+            "configured",
+            "--config",
+            "segment.bytes=100",
+        ],
     );
-    let deleted = configs(&[
-        "--alter",
-        "--entity-type",
-        "topics",
-        "--entity-name",
-        "configured",
-        "--delete-config",
-        "leader.replication.throttled.replicas",
-    ]);
+    assert!(
+        refused.stdout.contains("Invalid value 100 for configuration segment.bytes: Value must be at least 1048576"),
+        "{}",
+        refused.stdout
+    );
+    let created = topics(
+        &broker,
+        &["--create", "--topic", "configured", "--config", "max.message.bytes=2000", "--config", "retention.ms=600000"],
+    );
+    assert!(created.contains("Created topic configured."), "{created}");
+    let described = describe(&broker);
+    assert!(described.status.success(), "{}\n{}", described.stdout, described.stderr);
+    for line in [
+        "Dynamic configs for topic configured are:",
+        "  max.message.bytes=2000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:max.message.bytes=2000, \
+         DEFAULT_CONFIG:message.max.bytes=1048588}",
+        "  retention.ms=600000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=600000, \
+         DEFAULT_CONFIG:log.retention.ms=604800000}",
+    ] {
+        assert!(described.stdout.lines().any(|have| have == line), "{line:?} not in:\n{}", described.stdout);
+    }
+    // max.message.bytes: honoured at creation, and changed at runtime.
+    assert!(kcat_produces(&broker, "configured", 100));
+    assert!(!kcat_produces(&broker, "configured", 3000), "a record over max.message.bytes is refused");
+    let raised = alter(&broker, &["--add-config", "max.message.bytes=10000"]);
+    assert!(
+        raised.stdout.contains("Completed updating config for topic configured."),
+        "{}\n{}",
+        raised.stdout,
+        raised.stderr
+    );
+    assert!(kcat_produces(&broker, "configured", 3000), "the raised limit applies at once");
+    // Kafka's refusals, per resource.
+    for (change, message) in [
+        ("foo.bar=1", "Unknown topic config name: foo.bar"),
+        ("retention.ms=abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
+        ("preallocate=true", "Skua does not support the topic config preallocate yet"),
+    ] {
+        let refused = alter(&broker, &["--add-config", change]);
+        assert!(!refused.status.success(), "{change}: {}", refused.stdout);
+        assert!(format!("{}{}", refused.stdout, refused.stderr).contains(message), "{change}: {}", refused.stdout);
+    }
+    // Deleting configs that are not set succeeds (what `kafka-reassign-partitions --verify` does
+    // with the replication throttles); an unknown topic does not.
+    let deleted = alter(&broker, &["--delete-config", "leader.replication.throttled.replicas,segment.ms"]);
     assert!(deleted.status.success(), "{}\n{}", deleted.stdout, deleted.stderr);
-    assert!(deleted.stdout.contains("Completed updating config for topic configured."), "{}", deleted.stdout);
-    let missing =
-        configs(&["--alter", "--entity-type", "topics", "--entity-name", "absent", "--delete-config", "retention.ms"]);
+    let missing = configs(
+        &broker,
+        &["--alter", "--entity-type", "topics", "--entity-name", "absent", "--delete-config", "retention.ms"],
+    );
     assert!(!missing.status.success(), "{}\n{}", missing.stdout, missing.stderr);
+    // retention.ms and segment.ms at runtime: the segments written so far are rolled and deleted.
+    let shortened = alter(&broker, &["--add-config", "retention.ms=1000,segment.ms=1000"]);
+    assert!(shortened.status.success(), "{}\n{}", shortened.stdout, shortened.stderr);
+    let earliest = |broker: &Broker| {
+        let offsets = kafka_tool(
+            "org.apache.kafka.tools.GetOffsetShell",
+            &["--bootstrap-server", broker.address_str(), "--topic", "configured", "--time", "-2"],
+            b"",
+        );
+        offsets.trim().rsplit(':').next().and_then(|offset| offset.parse::<i64>().ok()).unwrap_or(-1)
+    };
+    assert_eq!(earliest(&broker), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while earliest(&broker) == 0 {
+        assert!(std::time::Instant::now() < deadline, "retention.ms=1000 never deleted the old segment");
+        // A new record rolls the aged segment, so retention can delete it.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert!(kcat_produces(&broker, "configured", 10));
+    }
+    // Kept across a restart: the same configs, described and honoured.
+    broker.restart(common::Restart::Sigterm);
+    let again = describe(&broker);
+    assert!(again.stdout.contains("  max.message.bytes=10000 sensitive=false"), "{}", again.stdout);
+    assert!(again.stdout.contains("  retention.ms=1000 sensitive=false"), "{}", again.stdout);
+    assert!(kcat_produces(&broker, "configured", 3000));
+    assert!(!kcat_produces(&broker, "configured", 20_000));
 }
 
 /// Runs one of Kafka's tools to its end (bounded), whatever its exit code.

@@ -28,3 +28,10 @@ fn confluent_kafka() {
 fn kafka_python() {
     check("kafka-python");
 }
+
+/// `message.timestamp.type=LogAppendTime`, set at creation and changed back with AlterConfigs,
+/// as confluent-kafka's producer and consumer see it.
+#[test]
+fn log_append_time_topics_stamp_the_append_time() {
+    check("log-append-time");
+}

@@ -388,6 +388,18 @@ impl Partitions {
         Ok(self.engine.log(id)?.log_start_offset())
     }
 
+    /// A replica's log configuration.
+    pub fn log_config(&self, id: LogId) -> Result<LogConfig> {
+        self.get(id)?;
+        Ok(*self.engine.log(id)?.config())
+    }
+
+    /// Changes a replica's log configuration (a topic config altered at runtime).
+    pub fn set_log_config(&mut self, id: LogId, config: LogConfig) -> Result<()> {
+        self.get(id)?;
+        Ok(self.engine.set_log_config(id, config)?)
+    }
+
     /// Deletes what `retention.ms` and `retention.bytes` no longer keep.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let reports = self.engine.enforce_retention(now_ms);

@@ -170,6 +170,35 @@ fn only_an_unclean_election_picks_a_replica_outside_the_isr() {
     }
 }
 
+/// A topic's own `unclean.leader.election.enable` wins over the broker's, either way, and a
+/// change of it (a `TopicConfigs` record) applies to the next election.
+#[test]
+fn a_topics_own_unclean_setting_wins_over_the_brokers() {
+    for (broker_unclean, topic_unclean) in [(false, "true"), (true, "false")] {
+        let mut controller = cluster(&[None, None], broker_unclean);
+        let mut assigned = topic("t", 0, -1, -1);
+        assigned.assignment = vec![vec![BrokerId(1), BrokerId(2)]];
+        controller.create_topic(&assigned).expect("created");
+        let configs = BTreeMap::from([(UNCLEAN_LEADER_ELECTION_KEY.to_string(), topic_unclean.to_string())]);
+        controller.alter_topic_configs("t", configs.clone()).expect("altered");
+        assert_eq!(controller.image().topic("t").expect("t").configs, configs);
+        assert!(matches!(
+            controller.alter_topic_configs("gone", BTreeMap::new()),
+            Err(ControllerError::UnknownTopic(_))
+        ));
+        // As above: broker 2 leaves the ISR, comes back, then broker 1 is fenced.
+        controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
+        controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
+        controller.heartbeat(&heartbeat(2, &controller), SESSION_MS + 2).expect("2 back");
+        controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
+        controller.heartbeat(&heartbeat(2, &controller), 3 * SESSION_MS).expect("2 alive");
+        controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
+        let leader = controller.image().partition("t", PartitionIndex(0)).expect("p0").leader;
+        let expected = if topic_unclean == "true" { Some(BrokerId(2)) } else { None };
+        assert_eq!(leader, expected, "broker {broker_unclean}, topic {topic_unclean}");
+    }
+}
+
 #[test]
 fn controlled_shutdown_moves_leadership_away_then_fences() {
     let mut controller = cluster(&[None, None, None], false);

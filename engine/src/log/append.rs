@@ -11,7 +11,7 @@
 use super::{io_error, remove_segment_files, Log, PendingBatch, PendingWrite};
 use crate::batch::{self, ValidatedBatches};
 use crate::compression;
-use crate::config::{CompressionType, WriteMode};
+use crate::config::{CompressionType, TimestampType, WriteMode};
 use crate::error::{EngineError, Result};
 use crate::io::{FileSystem, OpenOptions};
 use crate::limits::PENDING_WRITE_RESERVE_BYTES_MAX;
@@ -104,12 +104,16 @@ impl Log {
         now_ms: i64,
     ) -> Result<AppendInfo> {
         let mut expected = self.next_offset;
+        // A producer's batch: this log's own limit (`max.message.bytes`). A replicated one: the
+        // leader took it, so only the engine's hard limit applies (a follower never refuses what
+        // its leader's log holds, whatever limit it was written under).
+        let limit_bytes = match assign {
+            Assign::Replicated => self.batch_bytes_max.max(crate::limits::BATCH_BYTES_MAX),
+            _ => self.config.batch_bytes_max.unwrap_or(self.batch_bytes_max),
+        };
         for header in headers.clone() {
-            if header.size_bytes > self.batch_bytes_max {
-                return Err(EngineError::BatchTooLarge {
-                    size_bytes: header.size_bytes,
-                    limit_bytes: self.batch_bytes_max,
-                });
+            if header.size_bytes > limit_bytes {
+                return Err(EngineError::BatchTooLarge { size_bytes: header.size_bytes, limit_bytes });
             }
             if let Assign::Replicated = assign {
                 // Checked before anything is queued: the bytes come from the network.
@@ -156,7 +160,11 @@ impl Log {
                 }
             };
             info.stored_bytes += stored_bytes;
-            info.max_timestamp = info.max_timestamp.max(header.max_timestamp);
+            let max_timestamp = match (assign, self.config.timestamp_type) {
+                (Assign::Leader { .. }, TimestampType::LogAppendTime) => now_ms,
+                _ => header.max_timestamp,
+            };
+            info.max_timestamp = info.max_timestamp.max(max_timestamp);
         }
         assert_eq!(at, batches.len(), "validated headers cover every byte");
         info.last_offset = Offset(self.next_offset.0 - 1);
@@ -198,14 +206,20 @@ impl Log {
         let write = self.pending.last_mut().expect("just ensured");
         let relative_position = write.data.len() as u64;
         write.data.extend_from_slice(bytes);
+        let mut max_timestamp = header.max_timestamp;
         if let Assign::Leader { leader_epoch } = assign {
-            batch::assign(&mut write.data[relative_position as usize..], base_offset.0, leader_epoch.0);
+            let stored = &mut write.data[relative_position as usize..];
+            batch::assign(stored, base_offset.0, leader_epoch.0);
+            if self.config.timestamp_type == TimestampType::LogAppendTime {
+                batch::set_log_append_time(stored, now_ms);
+                max_timestamp = now_ms;
+            }
         }
         write.batches.push(PendingBatch {
             relative_position,
             base_offset,
             last_offset,
-            max_timestamp: header.max_timestamp,
+            max_timestamp,
             size_bytes: bytes.len() as u64,
         });
         self.next_offset = last_offset.next();

@@ -121,6 +121,15 @@ impl Log {
         &self.config
     }
 
+    /// Changes this log's configuration (a topic config altered at runtime). It applies from the
+    /// next append (segment size and age, batch limit, codec), the next retention pass and the
+    /// next flush decision; nothing already written changes.
+    pub fn set_config(&mut self, config: LogConfig) -> Result<()> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     pub fn log_start_offset(&self) -> Offset {
         self.log_start_offset
     }

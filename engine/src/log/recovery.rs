@@ -139,7 +139,8 @@ impl Log {
                             base,
                             now_ms,
                             config.index_interval_bytes,
-                            shard.batch_bytes_max,
+                            // Any batch a log ever took, under any `max.message.bytes` it had.
+                            shard.batch_bytes_max.max(crate::limits::BATCH_BYTES_MAX),
                         )
                         .map_err(io_error(&path))?;
                         let valid_bytes = outcome.segment.size_bytes;

@@ -76,29 +76,66 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ManifestError + '_ {
 /// A topic's id in a cluster (16 bytes, Kafka's topic UUID).
 pub type TopicIdBytes = [u8; 16];
 
-/// The bytes of a manifest: version 1 without an id, version 2 with one.
-pub fn encode(topic: &str, partitions: i32, id: Option<TopicIdBytes>) -> String {
-    match id {
-        None => format!("{MAGIC} {VERSION}\nname={topic}\npartitions={partitions}\n"),
-        Some(id) => {
-            let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
-            format!("{MAGIC} {VERSION_WITH_ID}\nname={topic}\npartitions={partitions}\nid={hex}\n")
-        }
-    }
+/// Version 3 adds the topic's own configs, one `config.<key>=<value>` line each after the fixed
+/// lines: written only for a topic that has some, so a topic without keeps a manifest older
+/// versions of Skua read.
+pub const VERSION_WITH_CONFIGS: u32 = 3;
+/// Prefix of a version 3 config line.
+const CONFIG_PREFIX: &str = "config.";
+
+/// A topic's own configs (checked values; see `config::topic`).
+pub type TopicConfigs = BTreeMap<String, String>;
+
+/// What a manifest records of a topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub partitions: i32,
+    pub id: Option<TopicIdBytes>,
+    pub configs: TopicConfigs,
 }
 
-/// A manifest's topic name, partition count and id (version 2); `Err` says what is wrong.
-pub fn decode(text: &str) -> Result<(String, i32, Option<TopicIdBytes>), String> {
+/// The bytes of a manifest: version 1 without an id or configs, version 2 with an id, version 3
+/// with configs (and an id or not).
+pub fn encode(topic: &str, partitions: i32, id: Option<TopicIdBytes>, configs: &TopicConfigs) -> String {
+    let version = match (id, configs.is_empty()) {
+        (_, false) => VERSION_WITH_CONFIGS,
+        (Some(_), true) => VERSION_WITH_ID,
+        (None, true) => VERSION,
+    };
+    let mut text = format!("{MAGIC} {version}\nname={topic}\npartitions={partitions}\n");
+    if let Some(id) = id {
+        let hex: String = id.iter().map(|byte| format!("{byte:02x}")).collect();
+        text.push_str(&format!("id={hex}\n"));
+    }
+    for (key, value) in configs {
+        text.push_str(&format!("{CONFIG_PREFIX}{key}={value}\n"));
+    }
+    text
+}
+
+/// A manifest's topic name, partition count, id (version 2 and 3) and configs (version 3);
+/// `Err` says what is wrong. Config values are checked where they are used, not here.
+pub fn decode(text: &str) -> Result<Manifest, String> {
     let Some(body) = text.strip_suffix('\n') else { return Err("no final newline: cut short".to_string()) };
     let lines: Vec<&str> = body.split('\n').collect();
-    let (magic, name, partitions, id, version) = match lines.as_slice() {
-        [magic, name, partitions] => (magic, name, partitions, None, VERSION),
-        [magic, name, partitions, id] => (magic, name, partitions, Some(id), VERSION_WITH_ID),
-        _ => return Err(format!("{} lines, expected 3 (version 1) or 4 (version 2)", lines.len())),
+    let version = match lines.first().and_then(|magic| magic.strip_prefix(&format!("{MAGIC} "))) {
+        Some(version) => version.parse::<u32>().map_err(|_| format!("first line {:?} has no version", lines[0]))?,
+        None => return Err(format!("first line {:?} is not \"{MAGIC} <version>\"", lines.first().unwrap_or(&""))),
     };
-    if *magic != format!("{MAGIC} {version}") {
-        return Err(format!("first line {magic:?} is not \"{MAGIC} {version}\""));
-    }
+    let (name, partitions, id, configs) = match (version, lines.as_slice()) {
+        (VERSION, [_, name, partitions]) => (name, partitions, None, &[][..]),
+        (VERSION_WITH_ID, [_, name, partitions, id]) => (name, partitions, Some(id), &[][..]),
+        (VERSION_WITH_CONFIGS, [_, name, partitions, rest @ ..]) => match rest.first() {
+            Some(line) if line.starts_with("id=") => (name, partitions, Some(line), &rest[1..]),
+            _ => (name, partitions, None, rest),
+        },
+        (VERSION | VERSION_WITH_ID, _) => {
+            return Err(format!("{} lines, expected 3 (version 1) or 4 (version 2)", lines.len()))
+        }
+        (VERSION_WITH_CONFIGS, _) => return Err(format!("{} lines, expected at least 3", lines.len())),
+        (other, _) => return Err(format!("unknown manifest version {other}")),
+    };
     let name = name.strip_prefix("name=").ok_or("second line is not name=...")?;
     valid_topic_name(name)?;
     let partitions = partitions
@@ -110,7 +147,17 @@ pub fn decode(text: &str) -> Result<(String, i32, Option<TopicIdBytes>), String>
         None => None,
         Some(line) => Some(line.strip_prefix("id=").and_then(parse_id).ok_or("fourth line is not id=<32 hex digits>")?),
     };
-    Ok((name.to_string(), partitions, id))
+    let mut parsed = TopicConfigs::new();
+    for line in configs {
+        let (key, value) = line
+            .strip_prefix(CONFIG_PREFIX)
+            .and_then(|pair| pair.split_once('='))
+            .ok_or(format!("line {line:?} is not {CONFIG_PREFIX}<key>=<value>"))?;
+        if parsed.insert(key.to_string(), value.to_string()).is_some() {
+            return Err(format!("config {key} is named twice"));
+        }
+    }
+    Ok(Manifest { name: name.to_string(), partitions, id, configs: parsed })
 }
 
 fn parse_id(hex: &str) -> Option<TopicIdBytes> {
@@ -156,10 +203,16 @@ impl TopicManifests {
     /// The commit point of creating `topic` or growing it to `partitions` (with its cluster id,
     /// if it has one): first makes the partition directories' entries durable, then writes the
     /// manifest atomically.
-    pub fn commit(&mut self, topic: &str, partitions: i32, id: Option<TopicIdBytes>) -> Result<(), ManifestError> {
+    pub fn commit(
+        &mut self,
+        topic: &str,
+        partitions: i32,
+        id: Option<TopicIdBytes>,
+        configs: &TopicConfigs,
+    ) -> Result<(), ManifestError> {
         self.fs.sync_dir(&self.data_dir).map_err(io_error(&self.data_dir))?;
         let name = manifest_file_name(topic);
-        write_file_atomically(self.fs.as_mut(), &self.dir, &name, encode(topic, partitions, id).as_bytes())
+        write_file_atomically(self.fs.as_mut(), &self.dir, &name, encode(topic, partitions, id, configs).as_bytes())
             .map_err(io_error(&self.dir.join(&name)))
     }
 
@@ -263,15 +316,24 @@ pub fn reconcile(data_dir: &Path, hosting: Hosting) -> Result<BTreeMap<String, i
 pub fn topic_ids(data_dir: &Path) -> Result<BTreeMap<String, TopicIdBytes>, ManifestError> {
     let mut fs = engine::io::os::SyscallFs::new();
     let manifests = read_manifests(&mut fs, &data_dir.join(MANIFEST_DIR_NAME))?;
-    Ok(manifests.into_iter().filter_map(|(topic, (_, id))| id.map(|id| (topic, id))).collect())
+    Ok(manifests.into_iter().filter_map(|(topic, manifest)| manifest.id.map(|id| (topic, id))).collect())
+}
+
+/// The configs of each committed topic that has some (version 3 manifests). Read after
+/// [`reconcile`] checked every manifest.
+pub fn topic_configs(data_dir: &Path) -> Result<BTreeMap<String, TopicConfigs>, ManifestError> {
+    let mut fs = engine::io::os::SyscallFs::new();
+    let manifests = read_manifests(&mut fs, &data_dir.join(MANIFEST_DIR_NAME))?;
+    Ok(manifests
+        .into_iter()
+        .filter(|(_, manifest)| !manifest.configs.is_empty())
+        .map(|(topic, manifest)| (topic, manifest.configs))
+        .collect())
 }
 
 /// Reads every manifest (topic → partition count and id); removes the temp files of replacements
 /// a crash interrupted.
-fn read_manifests(
-    fs: &mut dyn FileSystem,
-    dir: &Path,
-) -> Result<BTreeMap<String, (i32, Option<TopicIdBytes>)>, ManifestError> {
+fn read_manifests(fs: &mut dyn FileSystem, dir: &Path) -> Result<BTreeMap<String, Manifest>, ManifestError> {
     let mut topics = BTreeMap::new();
     for name in fs.list_dir(dir).map_err(io_error(dir))? {
         let path = dir.join(&name);
@@ -290,12 +352,11 @@ fn read_manifests(
             .ok_or_else(|| ManifestError::Damaged { path: path.clone(), reason: "vanished while read".to_string() })?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ManifestError::Damaged { path: path.clone(), reason: "not UTF-8".to_string() })?;
-        let (named, partitions, id) =
-            decode(&text).map_err(|reason| ManifestError::Damaged { path: path.clone(), reason })?;
-        if named != topic {
-            return Err(ManifestError::Damaged { path, reason: format!("it names topic {named:?}") });
+        let manifest = decode(&text).map_err(|reason| ManifestError::Damaged { path: path.clone(), reason })?;
+        if manifest.name != topic {
+            return Err(ManifestError::Damaged { path, reason: format!("it names topic {:?}", manifest.name) });
         }
-        topics.insert(named, (partitions, id));
+        topics.insert(manifest.name.clone(), manifest);
     }
     Ok(topics)
 }
@@ -308,7 +369,7 @@ fn reconcile_with_manifests(
 ) -> Result<BTreeMap<String, i32>, ManifestError> {
     let manifest_dir = data_dir.join(MANIFEST_DIR_NAME);
     let topics: BTreeMap<String, i32> =
-        read_manifests(fs, &manifest_dir)?.into_iter().map(|(topic, (count, _))| (topic, count)).collect();
+        read_manifests(fs, &manifest_dir)?.into_iter().map(|(topic, manifest)| (topic, manifest.partitions)).collect();
     // Check everything before removing anything, so a refusal leaves the directory as it was.
     let mut leftovers: Vec<(String, i32)> = Vec::new();
     for (topic, partitions) in found {
@@ -402,7 +463,7 @@ fn migrate(
     fs.create_dir_all(&staging).map_err(io_error(&staging))?;
     for (topic, count) in &counts {
         let name = manifest_file_name(topic);
-        write_file_atomically(fs, &staging, &name, encode(topic, *count, None).as_bytes())
+        write_file_atomically(fs, &staging, &name, encode(topic, *count, None, &TopicConfigs::new()).as_bytes())
             .map_err(io_error(&staging.join(&name)))?;
     }
     fs.sync_dir(&staging).map_err(io_error(&staging))?;
@@ -422,16 +483,40 @@ mod tests {
 
     #[test]
     fn manifests_round_trip_and_damage_is_named() {
-        let text = encode("orders.v2", 12, None);
+        let none = TopicConfigs::new();
+        let manifest = |id, configs: &TopicConfigs| Manifest {
+            name: "orders.v2".to_string(),
+            partitions: 12,
+            id,
+            configs: configs.clone(),
+        };
+        let text = encode("orders.v2", 12, None, &none);
         assert_eq!(text, "SKUA-TOPIC-MANIFEST 1\nname=orders.v2\npartitions=12\n");
-        assert_eq!(decode(&text), Ok(("orders.v2".to_string(), 12, None)));
+        assert_eq!(decode(&text), Ok(manifest(None, &none)));
         let id: TopicIdBytes = *b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\xfe\xff";
-        let with_id = encode("orders.v2", 12, Some(id));
+        let with_id = encode("orders.v2", 12, Some(id), &none);
         assert_eq!(
             with_id, "SKUA-TOPIC-MANIFEST 2\nname=orders.v2\npartitions=12\nid=000102030405060708090a0b0c0dfeff\n",
             "golden"
         );
-        assert_eq!(decode(&with_id), Ok(("orders.v2".to_string(), 12, Some(id))));
+        assert_eq!(decode(&with_id), Ok(manifest(Some(id), &none)));
+        let configs = TopicConfigs::from([
+            ("retention.ms".to_string(), "60000".to_string()),
+            ("cleanup.policy".to_string(), "compact,delete".to_string()),
+        ]);
+        let with_configs = encode("orders.v2", 12, Some(id), &configs);
+        assert_eq!(
+            with_configs,
+            "SKUA-TOPIC-MANIFEST 3\nname=orders.v2\npartitions=12\nid=000102030405060708090a0b0c0dfeff\n\
+             config.cleanup.policy=compact,delete\nconfig.retention.ms=60000\n",
+            "golden"
+        );
+        assert_eq!(decode(&with_configs), Ok(manifest(Some(id), &configs)));
+        let without_id = encode("orders.v2", 12, None, &configs);
+        assert_eq!(decode(&without_id), Ok(manifest(None, &configs)));
+        assert!(decode("SKUA-TOPIC-MANIFEST 3\nname=t\npartitions=1\nretention.ms=5\n").is_err());
+        assert!(decode("SKUA-TOPIC-MANIFEST 3\nname=t\npartitions=1\nconfig.a=1\nconfig.a=2\n").is_err());
+        assert!(decode("SKUA-TOPIC-MANIFEST 4\nname=t\npartitions=1\n").is_err());
         assert!(decode("SKUA-TOPIC-MANIFEST 1\nname=t\npartitions=1\nid=000102030405060708090a0b0c0dfeff\n").is_err());
         assert!(decode("SKUA-TOPIC-MANIFEST 2\nname=t\npartitions=1\nid=0001\n").is_err());
         assert!(decode("SKUA-TOPIC-MANIFEST 2\nname=t\npartitions=1\nid=zz0102030405060708090a0b0c0dfeff\n").is_err());
@@ -482,7 +567,7 @@ mod tests {
         let mut manifests = TopicManifests::new(data);
         make_partition(data, "t-0", 10);
         make_partition(data, "t-1", 0);
-        manifests.commit("t", 2, None).expect("commit");
+        manifests.commit("t", 2, None, &TopicConfigs::new()).expect("commit");
         make_partition(data, "t-2", 0); // an interrupted grow
         make_partition(data, "never-0", 0); // an interrupted create
         make_partition(data, "gone-0", 10); // a deletion past its commit point
@@ -496,7 +581,7 @@ mod tests {
         assert_eq!(left, vec!["skua-topics", "t-0", "t-1"]);
         assert!(!data.join(MANIFEST_DIR_NAME).join("t~tmp").exists());
         assert_eq!(topic_ids(data).expect("ids"), BTreeMap::new(), "a version 1 manifest has no id");
-        manifests.commit("t", 2, Some([9; 16])).expect("commit with an id");
+        manifests.commit("t", 2, Some([9; 16]), &TopicConfigs::new()).expect("commit with an id");
         assert_eq!(reconcile(data, Hosting::AllPartitions).expect("reconcile"), BTreeMap::from([("t".to_string(), 2)]));
         assert_eq!(topic_ids(data).expect("ids"), BTreeMap::from([("t".to_string(), [9; 16])]));
 

@@ -82,18 +82,29 @@ pub fn discover_topics(
 ) -> Result<Catalog, manifest::ManifestError> {
     let mut catalog = Catalog::default();
     catalog.topics.extend(manifest::reconcile(data_dir, hosting)?);
+    catalog.configs.extend(manifest::topic_configs(data_dir)?);
     Ok(catalog)
 }
 
-/// Topic name → partition count: what Metadata answers and what routing needs.
+/// Topic name → partition count: what Metadata answers and what routing needs; and each topic's
+/// own configs (the overrides it set; a topic without any has no entry).
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub topics: BTreeMap<String, i32>,
+    pub configs: BTreeMap<String, manifest::TopicConfigs>,
 }
+
+/// The configs of a topic that set none.
+static NO_CONFIGS: manifest::TopicConfigs = BTreeMap::new();
 
 impl Catalog {
     pub fn partitions(&self, topic: &str) -> Option<i32> {
         self.topics.get(topic).copied()
+    }
+
+    /// The configs `topic` set for itself (empty for one that set none, or an unknown one).
+    pub fn configs(&self, topic: &str) -> &manifest::TopicConfigs {
+        self.configs.get(topic).unwrap_or(&NO_CONFIGS)
     }
 }
 

@@ -141,11 +141,9 @@ pub enum TopicError {
     /// Assignments must name partitions 0, 1, 2, ... in order.
     #[error("partitions should be a consecutive 0-based integer sequence")]
     AssignmentNotConsecutive,
-    #[error("per-topic configs are not supported yet")]
-    TopicConfigs,
-    /// A topic config Skua takes, with a value Kafka refuses too (Kafka's wording).
-    #[error("Invalid value {value} for configuration {key}: {reason}")]
-    InvalidConfigValue { key: &'static str, value: String, reason: &'static str },
+    /// A topic config refused (`config::topic` says why, in Kafka's words where Kafka refuses it).
+    #[error(transparent)]
+    Config(#[from] TopicConfigError),
     /// A shard could not open one of the topic's partitions.
     #[error(transparent)]
     Partition(#[from] ReplicaError),
@@ -166,6 +164,23 @@ pub enum TopicError {
     NoController,
 }
 
+/// Why a topic config was refused (every case is INVALID_CONFIG for a client).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicConfigError {
+    /// Not a Kafka topic config (Kafka's wording).
+    #[error("Unknown topic config name: {0}")]
+    Unknown(String),
+    /// A Kafka topic config Skua does not honour yet.
+    #[error("Skua does not support the topic config {0} yet")]
+    NotSupported(String),
+    /// A value Kafka refuses too (Kafka's wording), or one Skua cannot honour (its own reason).
+    #[error("Invalid value {value} for configuration {key}: {reason}")]
+    InvalidValue { key: String, value: String, reason: String },
+    /// A value outside what the one-line formats of Skua's storage can hold (a line break).
+    #[error("Invalid value for configuration {0}: it contains a control character")]
+    ControlCharacter(String),
+}
+
 /// What a client of CreateTopics, CreatePartitions or DeleteTopics sees for a topic error.
 pub fn topic_error_code(error: &TopicError) -> i16 {
     let kind = match error {
@@ -180,7 +195,7 @@ pub fn topic_error_code(error: &TopicError) -> i16 {
         TopicError::ReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::ReplicaAssignment | TopicError::AssignmentNotConsecutive => ResponseError::InvalidReplicaAssignment,
         TopicError::AssignmentWithCount { .. } => ResponseError::InvalidRequest,
-        TopicError::TopicConfigs | TopicError::InvalidConfigValue { .. } => ResponseError::InvalidConfig,
+        TopicError::Config(_) => ResponseError::InvalidConfig,
         TopicError::Partition(error) => return replica_error_code(error),
         TopicError::Storage(_) => ResponseError::KafkaStorageError,
         TopicError::Shard(_) | TopicError::Stopped => ResponseError::UnknownServerError,
@@ -339,13 +354,18 @@ mod tests {
                 39,
                 "partitions should be a consecutive 0-based integer sequence",
             ),
-            (TopicError::TopicConfigs, 40, 40, "per-topic configs are not supported yet"),
             (
-                TopicError::InvalidConfigValue {
-                    key: "min.insync.replicas",
+                TopicError::Config(TopicConfigError::Unknown("foo.bar".into())),
+                40,
+                40,
+                "Unknown topic config name: foo.bar",
+            ),
+            (
+                TopicError::Config(TopicConfigError::InvalidValue {
+                    key: "min.insync.replicas".into(),
                     value: "0".into(),
-                    reason: "Value must be at least 1",
-                },
+                    reason: "Value must be at least 1".into(),
+                }),
                 40,
                 40,
                 "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1",

@@ -45,6 +45,12 @@ pub struct TimestampBounds {
     pub after_max_ms: i64,
 }
 
+impl TimestampBounds {
+    /// No bound: a topic of `message.timestamp.type=LogAppendTime` replaces the producer's
+    /// timestamps, and Kafka does not check them there.
+    pub const NONE: TimestampBounds = TimestampBounds { before_max_ms: i64::MAX, after_max_ms: i64::MAX };
+}
+
 /// Checks Kafka makes on a partition's records before it looks at a batch's content
 /// (`ProduceRequest.validateRecords`): one batch for Produce v3+, zstd only from v7. Reads batch
 /// prefixes without the CRC, as Kafka does there; bytes too short for a prefix are left to the

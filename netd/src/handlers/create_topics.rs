@@ -1,7 +1,8 @@
 //! CreateTopics (key 19), versions 2–7. Single node: replication factor must be 1 (or −1). In a
 //! cluster: forwarded to the active controller (which places replicas or checks a manual
 //! assignment; `validate_only` runs every check and commits nothing), the new topic id answered.
-//! Topic configs: a cluster takes `min.insync.replicas`; anything else is refused (issue 16).
+//! Topic configs: checked as Kafka checks them (`config::topic`), stored with the topic (its
+//! manifest on one node, its metadata record in a cluster) and honoured by its partitions.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,6 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use super::str_bytes;
 use crate::codec::errors::{topic_error_code, TopicError};
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::config::MIN_INSYNC_REPLICAS_KEY;
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 
@@ -53,7 +53,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 result.num_partitions = assignment.len() as i32;
                 result.replication_factor = first.len() as i16;
             }
-            match manual.and_then(|()| cluster_topic_configs(&topic.configs)) {
+            match manual.and_then(|()| topic_configs(&topic.configs)) {
                 Err(refused) => Err(refused),
                 Ok(configs) => {
                     let name = topic.name.as_str();
@@ -75,10 +75,14 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             Err(TopicError::ReplicationFactor { factor: topic.replication_factor })
         } else if !topic.assignments.is_empty() {
             Err(TopicError::ReplicaAssignment)
-        } else if !topic.configs.is_empty() {
-            Err(TopicError::TopicConfigs)
         } else {
-            controller::create_topic(context, topic.name.as_str(), partitions, request.validate_only).await
+            match topic_configs(&topic.configs) {
+                Ok(configs) => {
+                    controller::create_topic(context, topic.name.as_str(), partitions, configs, request.validate_only)
+                        .await
+                }
+                Err(refused) => Err(refused),
+            }
         };
         if outcome.is_ok() && !request.validate_only {
             // v7+: the new topic's id (a cluster's image has it once the creation is applied).
@@ -97,28 +101,10 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     encode_response(ApiKey::CreateTopics, frame.api_version, frame.correlation_id, &response)
 }
 
-/// The topic configs a cluster takes at creation, checked as Kafka checks them: today only
-/// `min.insync.replicas` (an INT of at least 1), kept in the topic's metadata record; any other
-/// key is refused (per-topic configs are issue 16).
-fn cluster_topic_configs(configs: &[CreatableTopicConfig]) -> Result<BTreeMap<String, String>, TopicError> {
-    let mut taken = BTreeMap::new();
-    for config in configs {
-        let value = config.value.as_ref().map(|value| value.to_string()).unwrap_or_default();
-        match config.name.as_str() {
-            MIN_INSYNC_REPLICAS_KEY => {
-                let invalid = |reason| TopicError::InvalidConfigValue {
-                    key: MIN_INSYNC_REPLICAS_KEY,
-                    value: value.clone(),
-                    reason,
-                };
-                let parsed: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
-                if parsed < 1 {
-                    return Err(invalid("Value must be at least 1"));
-                }
-                taken.insert(MIN_INSYNC_REPLICAS_KEY.to_string(), parsed.to_string());
-            }
-            _ => return Err(TopicError::TopicConfigs),
-        }
-    }
-    Ok(taken)
+/// A creation's topic configs, checked as Kafka checks them (`config::topic`).
+fn topic_configs(configs: &[CreatableTopicConfig]) -> Result<BTreeMap<String, String>, TopicError> {
+    crate::config::topic::check_all(
+        configs.iter().map(|config| (config.name.as_str(), config.value.as_ref().map(|value| value.as_str()))),
+    )
+    .map_err(TopicError::Config)
 }

@@ -1,9 +1,15 @@
-//! IncrementalAlterConfigs (key 44), versions 0–1, as far as Skua goes today: it holds no
-//! dynamic configs (changing a config at runtime is issue 16), so deleting a config that is not
-//! set succeeds and changes nothing, as in Kafka, and every other change is refused per resource
-//! with INVALID_CONFIG and a message that says so. That is what `kafka-reassign-partitions
-//! --verify` needs: it clears the replication throttles (`*.replication.throttled.*`) of every
-//! broker and moved topic once a reassignment completes, and Skua sets none.
+//! IncrementalAlterConfigs (key 44), versions 0–1.
+//!
+//! Topics: SET, DELETE, APPEND and SUBTRACT (the last two on list keys: `cleanup.policy`) change
+//! the topic's own configs, each value checked as `config::topic` checks it; the new set replaces
+//! the old one durably and applies to the topic's partitions (the controller's business).
+//! `validate_only` checks and changes nothing. Deleting a key that is not set (or that Kafka does
+//! not know) succeeds and changes nothing, as in Kafka: `kafka-reassign-partitions --verify`
+//! clears the replication throttles (`*.replication.throttled.*`) of every moved topic so.
+//!
+//! Brokers, groups and client-metrics resources: Skua holds no dynamic configs of them yet, so a
+//! DELETE succeeds and changes nothing and every other change is refused per resource with
+//! INVALID_CONFIG and a message that says so.
 //!
 //! Before that refusal, the request is checked as Kafka 4.4 checks it, with Kafka's codes and
 //! messages (observed against Kafka by `tests/admin_oracle.rs`): a resource named twice, a key
@@ -24,7 +30,9 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::config::topic;
 use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -41,7 +49,7 @@ const ROOT_LOGGER: &str = "root";
 
 type Refusal = (ResponseError, Option<String>);
 
-pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: IncrementalAlterConfigsRequest = decode_body(frame)?;
     let mut response = IncrementalAlterConfigsResponse::default();
     let mut named: BTreeMap<(i8, &str), usize> = BTreeMap::new();
@@ -52,6 +60,8 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
         let name = resource.resource_name.as_str();
         let outcome = if named.get(&(resource.resource_type, name)).is_some_and(|count| *count > 1) {
             Err((ResponseError::InvalidRequest, Some("Each resource must appear at most once.".to_string())))
+        } else if resource.resource_type == RESOURCE_TOPIC {
+            alter_topic(context, name, &resource.configs, request.validate_only).await
         } else {
             check(context, resource.resource_type, name, &resource.configs)
         };
@@ -80,6 +90,80 @@ fn runtime_refusal(key: &str) -> Refusal {
     )
 }
 
+/// Applies a topic resource's operations to its own configs, then (unless `validate_only`) has
+/// the controller store and apply the result.
+async fn alter_topic(
+    context: &ShardContext,
+    name: &str,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let keys: BTreeSet<&str> = configs.iter().map(|config| config.name.as_str()).collect();
+    if keys.len() != configs.len() {
+        return Err(invalid_request("Error due to duplicate config keys".to_string()));
+    }
+    let catalog = context.catalog();
+    if catalog.partitions(name).is_none() {
+        return Err((ResponseError::UnknownTopicOrPartition, Some(format!("The topic '{name}' does not exist."))));
+    }
+    let mut next = catalog.configs(name).clone();
+    for config in configs {
+        let key = config.name.as_str();
+        let value = config.value.as_ref().map_or("", |value| value.as_str());
+        let refused = |error: topic::TopicConfigError| (ResponseError::InvalidConfig, Some(error.to_string()));
+        match config.config_operation {
+            OPERATION_SET => {
+                next.insert(key.to_string(), topic::check(key, value).map_err(refused)?);
+            }
+            OPERATION_DELETE => {
+                next.remove(key);
+            }
+            OPERATION_APPEND | OPERATION_SUBTRACT => {
+                let Some(known) = topic::topic_key(key) else {
+                    // Unknown or not honoured: the same refusal a SET gets.
+                    return Err(refused(topic::check(key, value).expect_err("not a key Skua takes")));
+                };
+                if known.kind != topic::ConfigType::List {
+                    let operation = if config.config_operation == OPERATION_APPEND { "APPEND" } else { "SUBTRACT" };
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        Some(format!("Can't {operation} to key {key} because its type is not LIST.")),
+                    ));
+                }
+                let current = match next.get(key) {
+                    Some(value) => value.clone(),
+                    None => topic::describe(&context.config, &next)
+                        .into_iter()
+                        .find(|described| described.name == key)
+                        .map(|described| described.value)
+                        .unwrap_or_default(),
+                };
+                let mut items: Vec<String> =
+                    current.split(',').filter(|item| !item.is_empty()).map(str::to_string).collect();
+                for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+                    if config.config_operation == OPERATION_APPEND {
+                        if !items.iter().any(|have| have == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|have| have != item);
+                    }
+                }
+                next.insert(key.to_string(), topic::check(key, &items.join(",")).map_err(refused)?);
+            }
+            // Kafka fails on an operation it does not know with no message.
+            _ => return Err((ResponseError::UnknownServerError, None)),
+        }
+    }
+    if validate_only || next == *catalog.configs(name) {
+        return Ok(());
+    }
+    controller::alter_topic_configs(context, name, next, false).await.map_err(|error| {
+        let code = crate::codec::errors::topic_error_code(&error);
+        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
+    })
+}
+
 /// A broker or broker-logger resource's name must be this node's id (Kafka's
 /// `ConfigAdminManager.preprocess`; clients send such resources to the node they name).
 fn check_node(context: &ShardContext, name: &str, expected: &str) -> Result<(), Refusal> {
@@ -92,7 +176,7 @@ fn check_node(context: &ShardContext, name: &str, expected: &str) -> Result<(), 
     Ok(())
 }
 
-/// Nothing to change (Ok) or why the resource's changes are refused.
+/// A resource other than a topic: nothing to change (Ok) or why its changes are refused.
 fn check(
     context: &ShardContext,
     resource_type: i8,
@@ -105,18 +189,6 @@ fn check(
     }
     // The configs this resource has set, which a DELETE would have to remove.
     let set: Vec<String> = match resource_type {
-        RESOURCE_TOPIC => {
-            if context.catalog().partitions(name).is_none() {
-                return Err((
-                    ResponseError::UnknownTopicOrPartition,
-                    Some(format!("The topic '{name}' does not exist.")),
-                ));
-            }
-            context
-                .image()
-                .and_then(|image| image.topic(name).map(|topic| topic.configs.keys().cloned().collect()))
-                .unwrap_or_default()
-        }
         RESOURCE_BROKER => {
             if !name.is_empty() {
                 check_node(context, name, "Unexpected broker id, expected")?;

@@ -7,6 +7,7 @@
 //! it is the one module here that serves no API.
 
 pub mod acls;
+pub mod alter_configs;
 pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
@@ -73,6 +74,7 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::DescribeCluster, min_version: 0, max_version: 1 },
     Handler { api_key: ApiKey::DescribeLogDirs, min_version: 1, max_version: 4 },
     Handler { api_key: ApiKey::IncrementalAlterConfigs, min_version: 0, max_version: 1 },
+    Handler { api_key: ApiKey::AlterConfigs, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::DescribeQuorum, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::ElectLeaders, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::AlterPartitionReassignments, min_version: 0, max_version: 1 },
@@ -129,7 +131,8 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::CreatePartitions => create_partitions::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeCluster => describe_cluster::handle(context, &frame).map(Reply::Now),
         ApiKey::DescribeLogDirs => describe_log_dirs::handle(context, &frame).await.map(Reply::Now),
-        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(context, &frame).map(Reply::Now),
+        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::AlterConfigs => alter_configs::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeQuorum => describe_quorum::handle(context, &frame).await.map(Reply::Now),
         ApiKey::ElectLeaders => elect_leaders::handle(context, &frame).await.map(Reply::Now),
         ApiKey::AlterPartitionReassignments => reassignments::alter(context, &frame).await.map(Reply::Now),

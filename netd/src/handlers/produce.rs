@@ -25,7 +25,7 @@ use super::Reply;
 use crate::clock::now_ms;
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::codec::produce_policy;
+use crate::codec::produce_policy::{self, TimestampBounds};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 use crate::runtime::state::ShardState;
@@ -75,11 +75,18 @@ fn append_partition(
     let batches = ValidatedBatches::validate_within(records.clone(), decompressed_bytes_left)
         .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
     let now = now_ms();
+    let log_config = state.partitions.log_config(id).map_err(|error| errors::replica_error_code(&error))?;
+    let log_append_time = log_config.timestamp_type == engine::TimestampType::LogAppendTime;
     for checked in batches.batches() {
-        produce_policy::check_batch(checked, now, state.config.timestamp_bounds).map_err(refused)?;
+        // A topic of LogAppendTime replaces the producer's timestamps: Kafka does not bound them.
+        let bounds = if log_append_time { TimestampBounds::NONE } else { state.config.timestamp_bounds };
+        produce_policy::check_batch(checked, now, bounds).map_err(refused)?;
     }
     let appended =
         state.partitions.append(id, &batches, acks, now).map_err(|error| errors::replica_error_code(&error))?;
+    if log_append_time {
+        result.log_append_time_ms = now;
+    }
     result.base_offset = appended.base_offset.0 as i64;
     result.log_start_offset = appended.log_start_offset.0 as i64;
     Ok(appended.ack)

@@ -29,11 +29,12 @@ use replica::Role;
 use futures_channel::{mpsc, oneshot};
 use futures_util::StreamExt;
 
-use crate::catalog::manifest::{ManifestError, TopicManifests};
+use crate::catalog::manifest::{ManifestError, TopicConfigs, TopicManifests};
 use crate::catalog::producer_ids::ProducerIds;
 use crate::catalog::valid_topic_name;
 use crate::catalog::Catalog;
 use crate::codec::errors::{ProducerIdError, TopicError};
+use crate::config::topic::TopicSettings;
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::quorum::link::LinkError;
 use crate::runtime::context::{Pending, ShardContext};
@@ -47,7 +48,15 @@ pub enum ControlCommand {
     CreateTopic {
         name: String,
         partitions: i32,
+        /// The topic's own configs, checked (`config::topic::check_all`).
+        configs: TopicConfigs,
         validate_only: bool,
+        reply: oneshot::Sender<Result<(), TopicError>>,
+    },
+    /// One node: replace a topic's own configs (checked) and apply them to its partitions.
+    AlterTopicConfigs {
+        name: String,
+        configs: TopicConfigs,
         reply: oneshot::Sender<Result<(), TopicError>>,
     },
     AddPartitions {
@@ -80,12 +89,46 @@ pub async fn create_topic(
     context: &ShardContext,
     name: &str,
     partitions: i32,
+    configs: TopicConfigs,
     validate_only: bool,
 ) -> Result<(), TopicError> {
     if context.quorum.is_some() {
-        return cluster_create_topic(context, name, partitions, -1, Vec::new(), BTreeMap::new(), validate_only).await;
+        return cluster_create_topic(context, name, partitions, -1, Vec::new(), configs, validate_only).await;
     }
-    ask(context, |reply| ControlCommand::CreateTopic { name: name.to_string(), partitions, validate_only, reply }).await
+    ask(context, |reply| ControlCommand::CreateTopic {
+        name: name.to_string(),
+        partitions,
+        configs,
+        validate_only,
+        reply,
+    })
+    .await
+}
+
+/// Replaces the own configs of topic `name` with `configs` (checked), durably, and applies them
+/// to its partitions: on one node through the controller task; in a cluster through the active
+/// controller's metadata log, waiting (bounded) until this broker applied it. `validate_only`:
+/// only checks that the topic exists.
+pub async fn alter_topic_configs(
+    context: &ShardContext,
+    name: &str,
+    configs: TopicConfigs,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    if context.catalog().partitions(name).is_none() {
+        return Err(TopicError::UnknownTopic { name: name.to_string() });
+    }
+    if validate_only {
+        return Ok(());
+    }
+    if context.quorum.is_some() {
+        // The active controller records them in the metadata log; every broker applies them.
+        let request = ControllerRequest::AlterTopicConfigs { name: name.to_string(), configs: configs.clone() };
+        forward(context, request).await?;
+        until_applied(context, |catalog| *catalog.configs(name) == configs).await;
+        return Ok(());
+    }
+    ask(context, |reply| ControlCommand::AlterTopicConfigs { name: name.to_string(), configs, reply }).await
 }
 
 /// In a cluster: asks the active controller to create a topic (replication factor -1: the
@@ -222,7 +265,7 @@ fn random_id() -> Result<[u8; 16], TopicError> {
 /// Creates `name` with `num.partitions` unless it exists (a concurrent creation is fine). The
 /// caller answers a failure as an auto-creation (`errors::auto_create_error_code`).
 pub async fn auto_create_topic(context: &ShardContext, name: &str) -> Result<(), TopicError> {
-    match create_topic(context, name, context.config.num_partitions, false).await {
+    match create_topic(context, name, context.config.num_partitions, TopicConfigs::new(), false).await {
         Err(TopicError::AlreadyExists { .. })
         | Err(TopicError::Controller(cluster::controller::ControllerError::TopicExists(_))) => {
             // Created meanwhile by another request; in a cluster, wait until it is applied here.
@@ -295,9 +338,12 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
                     link.set_applied_offset(image.offset);
                 }
             }
-            ControlCommand::CreateTopic { name, partitions, validate_only, reply } => {
-                let _ =
-                    reply.send(create(&context, &mut manifests, &name, partitions, None, validate_only, None).await);
+            ControlCommand::CreateTopic { name, partitions, configs, validate_only, reply } => {
+                let created = create(&context, &mut manifests, &name, partitions, None, &configs, validate_only, None);
+                let _ = reply.send(created.await);
+            }
+            ControlCommand::AlterTopicConfigs { name, configs, reply } => {
+                let _ = reply.send(alter_configs(&context, &mut manifests, &name, None, configs).await);
             }
             ControlCommand::AddPartitions { name, count, validate_only, reply } => {
                 let _ = reply.send(grow(&context, &mut manifests, &name, count, None, validate_only, None).await);
@@ -381,15 +427,20 @@ async fn apply_image(
         let replicas = replicas_here(topic, me);
         // Creating or growing opens this broker's replicas among the new partitions.
         let outcome = match context.catalog().partitions(&topic.name) {
-            None => create(context, manifests, &topic.name, wanted, Some(topic.id), false, Some(&replicas)).await.map(
-                |()| {
-                    applied.hosted.insert(topic.name.clone(), replicas.clone());
-                },
-            ),
+            None => {
+                create(context, manifests, &topic.name, wanted, Some(topic.id), &topic.configs, false, Some(&replicas))
+                    .await
+                    .map(|()| {
+                        applied.hosted.insert(topic.name.clone(), replicas.clone());
+                    })
+            }
             Some(existing) if existing < wanted => {
                 grow(context, manifests, &topic.name, wanted, Some(topic.id), false, Some(&replicas))
                     .await
                     .map(|()| applied.hosted.entry(topic.name.clone()).or_default().extend(replicas.range(existing..)))
+            }
+            Some(_) if *context.catalog().configs(&topic.name) != topic.configs => {
+                alter_configs(context, manifests, &topic.name, Some(topic.id), topic.configs.clone()).await
             }
             Some(_) => Ok(()),
         };
@@ -463,7 +514,8 @@ async fn change_replicas(context: &Rc<ShardContext>, applied: &mut Applied, topi
     let joined: Vec<i32> = replicas.difference(held).copied().collect();
     let left: Vec<i32> = held.difference(replicas).copied().collect();
     if !joined.is_empty() {
-        match open_everywhere(context, topic, joined.iter().copied()).await {
+        let settings = TopicSettings::of(&context.config, context.catalog().configs(topic));
+        match open_everywhere(context, topic, joined.iter().copied(), settings.log).await {
             Ok(()) => {
                 tracing::info!(%topic, partitions = ?joined, "opened new replicas");
                 held.extend(&joined);
@@ -530,6 +582,7 @@ async fn open_everywhere(
     context: &Rc<ShardContext>,
     topic: &str,
     partitions: impl IntoIterator<Item = i32>,
+    log: engine::LogConfig,
 ) -> Result<(), TopicError> {
     let mut per_shard: Vec<Vec<i32>> = vec![Vec::new(); context.count];
     for partition in partitions {
@@ -541,7 +594,7 @@ async fn open_everywhere(
         let submitted = context
             .submit(shard, move |shard_context| {
                 let result =
-                    shard_context.state.borrow_mut().open_partitions(&topic, &list).map_err(TopicError::Partition);
+                    shard_context.state.borrow_mut().open_partitions(&topic, &list, log).map_err(TopicError::Partition);
                 Box::pin(std::future::ready(result))
             })
             .await
@@ -586,13 +639,15 @@ async fn undo_partitions(context: &Rc<ShardContext>, manifests: &mut TopicManife
 }
 
 /// Creates `name` locally (`id`: its cluster id, recorded in the manifest), with a log for each
-/// partition in `replicas` (`None`: every partition, as on one node).
+/// partition in `replicas` (`None`: every partition, as on one node), with its own `configs`.
+#[allow(clippy::too_many_arguments)] // one call per caller, each naming every argument
 async fn create(
     context: &Rc<ShardContext>,
     manifests: &mut TopicManifests,
     name: &str,
     partitions: i32,
     id: Option<TopicId>,
+    configs: &TopicConfigs,
     validate_only: bool,
     replicas: Option<&BTreeSet<i32>>,
 ) -> Result<(), TopicError> {
@@ -618,9 +673,11 @@ async fn create(
         Err(error) => return Err(storage_error(error)),
     }
     let local = (0..partitions).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
-    let opened = open_everywhere(context, name, local).await;
+    let settings = TopicSettings::of(&context.config, configs);
+    let opened = open_everywhere(context, name, local, settings.log).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
-    let committed = opened.and_then(|()| manifests.commit(name, partitions, id.map(|id| id.0)).map_err(storage_error));
+    let committed =
+        opened.and_then(|()| manifests.commit(name, partitions, id.map(|id| id.0), configs).map_err(storage_error));
     if let Err(error) = committed {
         // A manifest write can fail after its rename (the directory fsync): take it back too, or
         // the next start would find a topic without directories and refuse to start.
@@ -632,8 +689,11 @@ async fn create(
     }
     context.shared_catalog().publish(|catalog| {
         catalog.topics.insert(name.to_string(), partitions);
+        if !configs.is_empty() {
+            catalog.configs.insert(name.to_string(), configs.clone());
+        }
     });
-    tracing::info!(topic = %name, partitions, "created topic");
+    tracing::info!(topic = %name, partitions, ?configs, "created topic");
     Ok(())
 }
 
@@ -658,11 +718,13 @@ async fn grow(
         return Ok(());
     }
     let local = (existing..count).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
-    let opened = open_everywhere(context, name, local).await;
+    let configs = context.catalog().configs(name).clone();
+    let settings = TopicSettings::of(&context.config, &configs);
+    let opened = open_everywhere(context, name, local, settings.log).await;
     let id = id.map(|id| id.0);
-    let committed = opened.and_then(|()| manifests.commit(name, count, id).map_err(storage_error));
+    let committed = opened.and_then(|()| manifests.commit(name, count, id, &configs).map_err(storage_error));
     if let Err(error) = committed {
-        if let Err(error) = manifests.commit(name, existing, id) {
+        if let Err(error) = manifests.commit(name, existing, id, &configs) {
             tracing::error!(topic = %name, %error, "could not restore the manifest of a failed grow");
         }
         undo_partitions(context, manifests, name, existing).await;
@@ -673,6 +735,50 @@ async fn grow(
     });
     tracing::info!(topic = %name, from = existing, to = count, "added partitions");
     Ok(())
+}
+
+/// Replaces the own configs of `name` (`id`: its cluster id, kept in the manifest): the manifest
+/// first (the commit point: a restart opens the partitions with these configs), then the
+/// catalog, then each shard's open partitions of the topic.
+async fn alter_configs(
+    context: &Rc<ShardContext>,
+    manifests: &mut TopicManifests,
+    name: &str,
+    id: Option<TopicId>,
+    configs: TopicConfigs,
+) -> Result<(), TopicError> {
+    let Some(partitions) = context.catalog().partitions(name) else {
+        return Err(TopicError::UnknownTopic { name: name.to_string() });
+    };
+    manifests.commit(name, partitions, id.map(|id| id.0), &configs).map_err(storage_error)?;
+    context.shared_catalog().publish(|catalog| {
+        if configs.is_empty() {
+            catalog.configs.remove(name);
+        } else {
+            catalog.configs.insert(name.to_string(), configs.clone());
+        }
+    });
+    let settings = TopicSettings::of(&context.config, &configs);
+    let mut outcome = Ok(());
+    for shard in 0..context.count {
+        let topic = name.to_string();
+        let submitted = context
+            .submit(shard, move |shard_context| {
+                let result = shard_context.state.borrow_mut().apply_topic_settings(&topic, &settings);
+                Box::pin(std::future::ready(result))
+            })
+            .await;
+        match submitted {
+            Ok(pending) => match pending.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => outcome = Err(TopicError::Partition(error)),
+                Err(error) => outcome = Err(TopicError::Shard(error)),
+            },
+            Err(error) => outcome = Err(TopicError::Shard(error)),
+        }
+    }
+    tracing::info!(topic = %name, ?configs, "changed topic configs");
+    outcome
 }
 
 /// Deletes the partitions of `name` numbered `from` and up on every shard.
@@ -704,6 +810,7 @@ async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name
     // Unpublish next so no new request is routed to the partitions being deleted.
     context.shared_catalog().publish(|catalog| {
         catalog.topics.remove(name);
+        catalog.configs.remove(name);
     });
     delete_everywhere(context, name, 0).await.map_err(TopicError::Shard)?;
     if let Err(error) = manifests.remove_partition_dirs(name, 0) {

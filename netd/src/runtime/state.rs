@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::clock::now_ms;
+use crate::config::topic::TopicSettings;
 use crate::config::Config;
 use crate::coordinators::groups::{self, store};
 
@@ -168,7 +169,8 @@ impl ShardState {
                 .filter(|partition| owns(topic, *partition))
                 .filter(|partition| !replicas_only || state.partition_dir(topic, *partition).is_dir())
                 .collect();
-            state.open_partitions(topic, &owned)?;
+            let settings = TopicSettings::of(&state.config, catalog.configs(topic));
+            state.open_partitions(topic, &owned, settings.log)?;
         }
         for partition in 0..state.config.offsets_partitions {
             if owns(groups::OFFSETS_TOPIC, partition) {
@@ -260,18 +262,34 @@ impl ShardState {
         self.config.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Opens (creating if needed) the given partitions of `topic` on this shard.
-    pub fn open_partitions(&mut self, topic: &str, partitions: &[i32]) -> Result<(), ReplicaError> {
+    /// Opens (creating if needed) the given partitions of `topic` on this shard, with the log
+    /// configuration of the topic's settings.
+    pub fn open_partitions(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        log: engine::LogConfig,
+    ) -> Result<(), ReplicaError> {
         for &partition in partitions {
             if self.topics.get(topic).is_some_and(|owned| owned.contains_key(&partition)) {
                 continue;
             }
             let dir = self.partition_dir(topic, partition);
-            let (id, report) = self.partitions.open(&dir, self.config.log, self.initial_role(), now_ms())?;
+            let (id, report) = self.partitions.open(&dir, log, self.initial_role(), now_ms())?;
             if !report.truncations.is_empty() || !report.deleted_segments.is_empty() {
                 tracing::warn!(%topic, partition, truncated_bytes = report.truncated_bytes(), deleted_segments = report.deleted_segments.len(), "recovered partition");
             }
             self.topics.entry(topic.to_string()).or_default().insert(partition, id);
+        }
+        Ok(())
+    }
+
+    /// Applies a topic's changed settings to this shard's open partitions of it (the next
+    /// append, retention pass and flush follow them).
+    pub fn apply_topic_settings(&mut self, topic: &str, settings: &TopicSettings) -> Result<(), ReplicaError> {
+        let Some(owned) = self.topics.get(topic) else { return Ok(()) };
+        for id in owned.values() {
+            self.partitions.set_log_config(*id, settings.log)?;
         }
         Ok(())
     }

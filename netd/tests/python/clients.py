@@ -1,6 +1,6 @@
 """Real Python Kafka clients against a running Skua broker.
 
-Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python)
+Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python | log-append-time)
 Exits non-zero with a message on the first failed expectation. Driven by netd/tests/python_clients.rs.
 """
 import random
@@ -158,5 +158,51 @@ def kafka_python():
     admin.close()
 
 
-{"confluent": confluent, "kafka-python": kafka_python}[CHECK]()
+def log_append_time():
+    """A topic of message.timestamp.type=LogAppendTime: records produced with an old timestamp
+    come back with the broker's append time, typed LOG_APPEND_TIME, in the delivery report and to
+    the consumer; a config change back to CreateTime applies to the next batch."""
+    from confluent_kafka import Consumer, Producer, TopicPartition, TIMESTAMP_LOG_APPEND_TIME, TIMESTAMP_CREATE_TIME
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    topic = "py-log-append-time"
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+                                            config={"message.timestamp.type": "LogAppendTime"})])
+    futures[topic].result(timeout=30)
+    old_ms = 1_000_000
+    reports = []
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all"})
+    before_ms = int(time.time() * 1000)
+    for index in range(3):
+        producer.produce(topic, value=f"v{index}".encode(), partition=0, timestamp=old_ms,
+                         on_delivery=lambda error, message: reports.append((error, message.timestamp())))
+    expect(producer.flush(30) == 0, "every record delivered")
+    after_ms = int(time.time() * 1000)
+    for error, (kind, stamp) in reports:
+        expect(error is None, f"delivered: {error}")
+        expect(kind == TIMESTAMP_LOG_APPEND_TIME and before_ms <= stamp <= after_ms,
+               f"the delivery report has the append time: {kind} {stamp} not in [{before_ms}, {after_ms}]")
+    # Back to CreateTime (the older AlterConfigs API, which replaces the topic's configs).
+    resource = ConfigResource("topic", topic, set_config={"message.timestamp.type": "CreateTime"})
+    admin.alter_configs([resource])[resource].result(timeout=30)
+    producer.produce(topic, value=b"created", partition=0, timestamp=old_ms)
+    expect(producer.flush(30) == 0, "the last record delivered")
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": "unused", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    seen = []
+    deadline = time.time() + 30
+    while len(seen) < 4 and time.time() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            seen.append((message.value(), message.timestamp()))
+    consumer.close()
+    expect(len(seen) == 4, f"four records read back: {seen}")
+    for value, (kind, stamp) in seen[:3]:
+        expect(kind == TIMESTAMP_LOG_APPEND_TIME and before_ms <= stamp <= after_ms,
+               f"{value}: the consumer sees the append time: {kind} {stamp}")
+    expect(seen[3] == (b"created", (TIMESTAMP_CREATE_TIME, old_ms)), f"CreateTime again: {seen[3]}")
+
+
+{"confluent": confluent, "kafka-python": kafka_python, "log-append-time": log_append_time}[CHECK]()
 print(f"{CHECK}: ok")

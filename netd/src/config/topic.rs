@@ -1,0 +1,560 @@
+//! Topic configs (Kafka's per-topic `LogConfig` keys): which keys a topic may set for itself, how
+//! each value is checked (Kafka's rules, with Kafka's messages), what a key is when the topic does
+//! not set it (the broker's setting of its synonym), and what a topic's set of overrides makes of
+//! its partitions: the engine's `LogConfig` and `min.insync.replicas`.
+//!
+//! Owns: [`TOPIC_KEYS`], [`check_all`] (a request's configs → the overrides to store),
+//! [`TopicSettings::of`] (overrides → what a partition runs with) and [`describe`] (every key's
+//! value, source, synonyms and documentation, for DescribeConfigs).
+//!
+//! Must not know: where overrides are stored (topic manifests on one node, the metadata log in a
+//! cluster), shards, requests. Overrides are `BTreeMap<String, String>` of checked, normalised
+//! values; anything read back from storage goes through [`check`] again.
+//!
+//! Kafka topic keys Skua does not honour yet are refused with INVALID_CONFIG and a sentence that
+//! says so, never stored and ignored. `cleanup.policy=compact` is taken: the log is not compacted
+//! yet, so a compacted topic keeps every record (no retention by time or size), which loses nothing
+//! a compacting broker would keep (docs/kafka-differences.md).
+
+use std::collections::BTreeMap;
+
+use engine::{CompressionType, FlushPolicy, LogConfig, TimestampType};
+
+use super::{Config, MIN_INSYNC_REPLICAS_KEY};
+pub use crate::codec::errors::TopicConfigError;
+
+/// Kafka's `ConfigEntry.ConfigType` codes (DescribeConfigs v3+).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// Kafka's `ConfigEntry.ConfigSource` codes.
+pub mod source {
+    pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+    pub const STATIC_BROKER_CONFIG: i8 = 4;
+    pub const DEFAULT_CONFIG: i8 = 5;
+}
+
+/// One topic config key.
+#[derive(Debug)]
+pub struct TopicKey {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// The broker key whose value the topic has when it sets none (Kafka's synonym).
+    pub broker_synonym: &'static str,
+    pub doc: &'static str,
+}
+
+const fn key(name: &'static str, kind: ConfigType, broker_synonym: &'static str, doc: &'static str) -> TopicKey {
+    TopicKey { name, kind, broker_synonym, doc }
+}
+
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const COMPRESSION_TYPE: &str = "compression.type";
+pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
+pub const FLUSH_MESSAGES: &str = "flush.messages";
+pub const FLUSH_MS: &str = "flush.ms";
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const RETENTION_MS: &str = "retention.ms";
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_MS: &str = "segment.ms";
+pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// The keys a topic may set, sorted by name (as DescribeConfigs lists them).
+pub const TOPIC_KEYS: &[TopicKey] = &[
+    key(
+        CLEANUP_POLICY,
+        ConfigType::List,
+        "log.cleanup.policy",
+        "What happens to old segments: \"delete\" removes them by retention.ms and retention.bytes; \
+         \"compact\" keeps the latest record of each key (Skua does not compact yet: a compacted topic \
+         keeps every record).",
+    ),
+    key(
+        COMPRESSION_TYPE,
+        ConfigType::String,
+        "compression.type",
+        "The codec batches are stored with: \"producer\" keeps the producer's, \"zstd\" re-encodes \
+         uncompressed batches with zstd (Skua re-encodes to no other codec).",
+    ),
+    key(
+        COMPRESSION_ZSTD_LEVEL,
+        ConfigType::Int,
+        "compression.zstd.level",
+        "The zstd level used when compression.type is zstd (Skua takes 1 to 22).",
+    ),
+    key(
+        FLUSH_MESSAGES,
+        ConfigType::Long,
+        "log.flush.interval.messages",
+        "Set (with or without flush.ms): the topic's logs fsync after this many messages instead of \
+         following the broker's skua.fsync.policy.",
+    ),
+    key(
+        FLUSH_MS,
+        ConfigType::Long,
+        "log.flush.interval.ms",
+        "Set (with or without flush.messages): the topic's logs fsync at least this often instead of \
+         following the broker's skua.fsync.policy.",
+    ),
+    key(
+        INDEX_INTERVAL_BYTES,
+        ConfigType::Int,
+        "log.index.interval.bytes",
+        "Bytes of batches between two entries of a segment's offset index.",
+    ),
+    key(
+        MAX_MESSAGE_BYTES,
+        ConfigType::Int,
+        "message.max.bytes",
+        "The largest record batch a producer may append to the topic (Skua's limit: 64 MiB).",
+    ),
+    key(
+        MESSAGE_TIMESTAMP_TYPE,
+        ConfigType::String,
+        "log.message.timestamp.type",
+        "Which timestamp records get: CreateTime, the producer's; LogAppendTime, the time the \
+         leader appended their batch.",
+    ),
+    key(
+        MIN_INSYNC_REPLICAS_KEY,
+        ConfigType::Int,
+        "min.insync.replicas",
+        "The in-sync replicas an acks=all write needs; fewer refuse it with NOT_ENOUGH_REPLICAS.",
+    ),
+    key(
+        RETENTION_BYTES,
+        ConfigType::Long,
+        "log.retention.bytes",
+        "The size a partition's log may reach before its oldest segments are deleted; -1: no limit.",
+    ),
+    key(
+        RETENTION_MS,
+        ConfigType::Long,
+        "log.retention.ms",
+        "How long a segment is kept after its newest record; -1: forever.",
+    ),
+    key(
+        SEGMENT_BYTES,
+        ConfigType::Int,
+        "log.segment.bytes",
+        "The size at which a partition's active segment is rolled.",
+    ),
+    key(SEGMENT_MS, ConfigType::Long, "log.roll.ms", "The age at which a partition's active segment is rolled."),
+    key(
+        UNCLEAN_LEADER_ELECTION,
+        ConfigType::Boolean,
+        "unclean.leader.election.enable",
+        "Whether a replica outside the ISR may become leader when no in-sync replica is left (data \
+         loss); a cluster's controller reads it for the topic.",
+    ),
+];
+
+/// Kafka's other topic config keys (Kafka 4.4's `LogConfig`): known, so not "unknown", but not
+/// honoured by Skua yet, so refused rather than stored and ignored.
+const KAFKA_KEYS_NOT_HONOURED: &[&str] = &[
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "delete.retention.ms",
+    "errors.deadletterqueue.group.enable",
+    "file.delete.delay.ms",
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
+    "max.compaction.lag.ms",
+    "message.downconversion.enable",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "preallocate",
+    "remote.copy.lag.bytes",
+    "remote.copy.lag.ms",
+    "remote.log.copy.disable",
+    "remote.log.delete.on.disable",
+    "remote.storage.enable",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+];
+
+/// The key's entry in [`TOPIC_KEYS`].
+pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
+    TOPIC_KEYS.iter().find(|key| key.name == name)
+}
+
+/// Checks one key and value as Kafka does; the normalised value to store.
+pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
+    if topic_key(name).is_none() {
+        return Err(if KAFKA_KEYS_NOT_HONOURED.contains(&name) {
+            TopicConfigError::NotSupported(name.to_string())
+        } else {
+            TopicConfigError::Unknown(name.to_string())
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(TopicConfigError::ControlCharacter(name.to_string()));
+    }
+    let invalid =
+        |reason: String| TopicConfigError::InvalidValue { key: name.to_string(), value: value.to_string(), reason };
+    let trimmed = value.trim();
+    let long = || trimmed.parse::<i64>().map_err(|_| invalid("Not a number of type LONG".to_string()));
+    let int = || trimmed.parse::<i32>().map_err(|_| invalid("Not a number of type INT".to_string()));
+    let at_least = |number: i64, min: i64| {
+        if number < min {
+            Err(invalid(format!("Value must be at least {min}")))
+        } else {
+            Ok(number.to_string())
+        }
+    };
+    match name {
+        CLEANUP_POLICY => {
+            let policies: Vec<&str> = trimmed.split(',').map(str::trim).filter(|item| !item.is_empty()).collect();
+            if let Some(bad) = policies.iter().find(|item| !matches!(**item, "compact" | "delete")) {
+                return Err(TopicConfigError::InvalidValue {
+                    key: name.to_string(),
+                    value: (*bad).to_string(),
+                    reason: "String must be one of: compact, delete".to_string(),
+                });
+            }
+            Ok(policies.join(","))
+        }
+        COMPRESSION_TYPE => match trimmed {
+            "producer" | "zstd" => Ok(trimmed.to_string()),
+            "uncompressed" | "lz4" | "snappy" | "gzip" => Err(invalid(
+                "Skua re-encodes batches only to zstd; use producer (keep the producer's codec) or zstd".to_string(),
+            )),
+            _ => Err(invalid("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer".to_string())),
+        },
+        COMPRESSION_ZSTD_LEVEL => {
+            let level = int()?;
+            if !(1..=22).contains(&level) {
+                return Err(invalid("Skua takes zstd levels 1 to 22".to_string()));
+            }
+            Ok(level.to_string())
+        }
+        FLUSH_MESSAGES => at_least(long()?, 1),
+        FLUSH_MS | RETENTION_BYTES | RETENTION_MS => match name {
+            FLUSH_MS => at_least(long()?, 0),
+            _ => at_least(long()?, -1),
+        },
+        INDEX_INTERVAL_BYTES => at_least(i64::from(int()?), 0).and_then(|text| {
+            if text == "0" {
+                Err(invalid("Skua needs a positive index interval".to_string()))
+            } else {
+                Ok(text)
+            }
+        }),
+        MAX_MESSAGE_BYTES => {
+            let bytes = at_least(i64::from(int()?), 0)?;
+            if bytes.parse::<usize>().is_ok_and(|bytes| bytes > engine::limits::BATCH_BYTES_MAX) {
+                return Err(invalid(format!("Skua's limit is {} bytes", engine::limits::BATCH_BYTES_MAX)));
+            }
+            Ok(bytes)
+        }
+        MESSAGE_TIMESTAMP_TYPE => match trimmed {
+            "CreateTime" | "LogAppendTime" => Ok(trimmed.to_string()),
+            _ => Err(invalid("String must be one of: CreateTime, LogAppendTime".to_string())),
+        },
+        MIN_INSYNC_REPLICAS_KEY => at_least(i64::from(int()?), 1),
+        SEGMENT_BYTES => {
+            let bytes = at_least(i64::from(int()?), 1_048_576)?;
+            if bytes.parse::<u64>().is_ok_and(|bytes| bytes > engine::limits::SEGMENT_BYTES_MAX) {
+                return Err(invalid(format!("Skua's limit is {} bytes", engine::limits::SEGMENT_BYTES_MAX)));
+            }
+            Ok(bytes)
+        }
+        SEGMENT_MS => at_least(long()?, 1),
+        UNCLEAN_LEADER_ELECTION => match trimmed.to_ascii_lowercase().as_str() {
+            "true" => Ok("true".to_string()),
+            "false" => Ok("false".to_string()),
+            _ => Err(invalid("Expected value to be either true or false".to_string())),
+        },
+        other => unreachable!("{other} is in TOPIC_KEYS but has no check"),
+    }
+}
+
+/// Checks a request's configs (name, value; a null value is Kafka's "not set"), in order: the
+/// overrides to store, or the first refusal.
+pub fn check_all<'a>(
+    configs: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<BTreeMap<String, String>, TopicConfigError> {
+    let mut checked = BTreeMap::new();
+    for (name, value) in configs {
+        match value {
+            Some(value) => {
+                checked.insert(name.to_string(), check(name, value)?);
+            }
+            // Kafka: a null value at creation means the default; the key must still be known.
+            None => {
+                check(name, "").or_else(|error| match error {
+                    TopicConfigError::InvalidValue { .. } => Ok(String::new()),
+                    other => Err(other),
+                })?;
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// What a topic's partitions run with: the broker's settings with the topic's overrides applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub log: LogConfig,
+    /// `min.insync.replicas`: the topic's, else the broker's.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: the topic's; `None`: the broker's.
+    pub unclean_leader_election: Option<bool>,
+}
+
+impl TopicSettings {
+    /// The settings of a topic with `overrides` on a broker configured by `broker`. An override
+    /// that does not pass [`check`] (a damaged store) is left out with an error line.
+    pub fn of(broker: &Config, overrides: &BTreeMap<String, String>) -> TopicSettings {
+        let mut log = broker.log;
+        let valid = |name: &str| {
+            let value = overrides.get(name)?;
+            match check(name, value) {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    tracing::error!(%error, "a stored topic config is not valid; the broker's setting applies");
+                    None
+                }
+            }
+        };
+        let number = |name: &str| valid(name).and_then(|value| value.parse::<i64>().ok());
+        if let Some(value) = number(RETENTION_MS) {
+            log.retention_ms = value;
+        }
+        if let Some(value) = number(RETENTION_BYTES) {
+            log.retention_bytes = value;
+        }
+        if let Some(value) = number(SEGMENT_BYTES) {
+            log.segment_bytes = value.unsigned_abs();
+        }
+        if let Some(value) = number(SEGMENT_MS) {
+            log.segment_ms = value;
+        }
+        if let Some(value) = number(INDEX_INTERVAL_BYTES) {
+            log.index_interval_bytes = value.unsigned_abs();
+        }
+        if let Some(value) = number(MAX_MESSAGE_BYTES) {
+            log.batch_bytes_max = usize::try_from(value).ok();
+        }
+        let (flush_messages, flush_ms) = (number(FLUSH_MESSAGES), number(FLUSH_MS));
+        if flush_messages.is_some() || flush_ms.is_some() {
+            let (broker_messages, broker_ms) = match broker.log.flush_policy {
+                FlushPolicy::Interval { flush_messages, flush_ms } => (flush_messages, flush_ms),
+                FlushPolicy::FsyncBeforeAck => (u64::MAX, i64::MAX),
+            };
+            log.flush_policy = FlushPolicy::Interval {
+                flush_messages: flush_messages.map_or(broker_messages, i64::unsigned_abs),
+                flush_ms: flush_ms.unwrap_or(broker_ms),
+            };
+        }
+        match valid(COMPRESSION_TYPE).as_deref() {
+            Some("zstd") => {
+                let level = number(COMPRESSION_ZSTD_LEVEL).and_then(|level| i32::try_from(level).ok());
+                log.compression = CompressionType::Zstd { level: level.unwrap_or(ZSTD_LEVEL_DEFAULT) };
+            }
+            Some(_) => log.compression = CompressionType::Producer,
+            None => {}
+        }
+        if valid(CLEANUP_POLICY).is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
+            // Compacted only: nothing is deleted by age or size (compaction itself is not done yet).
+            log.retention_ms = -1;
+            log.retention_bytes = -1;
+        }
+        if let Some(kind) = valid(MESSAGE_TIMESTAMP_TYPE) {
+            log.timestamp_type =
+                if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
+        }
+        let min_insync_replicas = number(MIN_INSYNC_REPLICAS_KEY)
+            .and_then(|value| i32::try_from(value).ok())
+            .unwrap_or(broker.min_insync_replicas);
+        let unclean_leader_election = valid(UNCLEAN_LEADER_ELECTION).map(|value| value == "true");
+        TopicSettings { log, min_insync_replicas, unclean_leader_election }
+    }
+}
+
+/// Kafka's `compression.zstd.level` default.
+pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
+
+/// One key as DescribeConfigs reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Described {
+    pub name: &'static str,
+    pub value: String,
+    pub source: i8,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    /// Kafka's synonyms, most specific first: the topic's own setting, then the broker's.
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+/// The broker's value for a topic key (what the topic has when it sets none).
+fn broker_value(broker: &Config, name: &str) -> String {
+    let (flush_messages, flush_ms) = match broker.log.flush_policy {
+        FlushPolicy::FsyncBeforeAck => (1, 0),
+        FlushPolicy::Interval { flush_messages, flush_ms } => (flush_messages.min(i64::MAX as u64) as i64, flush_ms),
+    };
+    match name {
+        CLEANUP_POLICY => "delete".to_string(),
+        COMPRESSION_TYPE => match broker.log.compression {
+            CompressionType::Producer => "producer".to_string(),
+            CompressionType::Zstd { .. } => "zstd".to_string(),
+        },
+        COMPRESSION_ZSTD_LEVEL => match broker.log.compression {
+            CompressionType::Zstd { level } => level.to_string(),
+            CompressionType::Producer => ZSTD_LEVEL_DEFAULT.to_string(),
+        },
+        FLUSH_MESSAGES => flush_messages.to_string(),
+        FLUSH_MS => flush_ms.to_string(),
+        INDEX_INTERVAL_BYTES => broker.log.index_interval_bytes.to_string(),
+        MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
+        MESSAGE_TIMESTAMP_TYPE => match broker.log.timestamp_type {
+            TimestampType::CreateTime => "CreateTime".to_string(),
+            TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+        },
+        MIN_INSYNC_REPLICAS_KEY => broker.min_insync_replicas.to_string(),
+        RETENTION_BYTES => broker.log.retention_bytes.to_string(),
+        RETENTION_MS => broker.log.retention_ms.to_string(),
+        SEGMENT_BYTES => broker.log.segment_bytes.to_string(),
+        SEGMENT_MS => broker.log.segment_ms.to_string(),
+        UNCLEAN_LEADER_ELECTION => {
+            broker.cluster.as_ref().is_some_and(|cluster| cluster.unclean_leader_election).to_string()
+        }
+        other => unreachable!("{other} is in TOPIC_KEYS but has no broker value"),
+    }
+}
+
+/// Every topic key of a topic with `overrides` (sorted by name): its value, where the value
+/// comes from, and Kafka's synonyms (the topic's override, then the broker's key: STATIC_BROKER_CONFIG
+/// when the broker's configuration file sets it, DEFAULT_CONFIG otherwise).
+pub fn describe(broker: &Config, overrides: &BTreeMap<String, String>) -> Vec<Described> {
+    TOPIC_KEYS
+        .iter()
+        .map(|key| {
+            let broker_source = if broker.set_keys.contains(key.broker_synonym) {
+                source::STATIC_BROKER_CONFIG
+            } else {
+                source::DEFAULT_CONFIG
+            };
+            let mut synonyms = Vec::new();
+            let own = overrides.get(key.name);
+            if let Some(value) = own {
+                synonyms.push((key.name.to_string(), value.clone(), source::DYNAMIC_TOPIC_CONFIG));
+            }
+            let broker_value = broker_value(broker, key.name);
+            synonyms.push((key.broker_synonym.to_string(), broker_value.clone(), broker_source));
+            let (value, source) = match own {
+                Some(value) => (value.clone(), source::DYNAMIC_TOPIC_CONFIG),
+                None => (broker_value, broker_source),
+            };
+            Described { name: key.name, value, source, kind: key.kind, doc: key.doc, synonyms }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> Config {
+        Config::from_properties(&BTreeMap::from([("log.retention.ms".to_string(), "5000".to_string())]))
+            .expect("valid broker config")
+    }
+
+    #[test]
+    fn values_are_checked_with_kafkas_messages() {
+        // Observed against Kafka 4.4 (`kafka-topics --create --config ...`).
+        let cases = [
+            ("retention.ms", "abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
+            ("foo.bar", "1", "Unknown topic config name: foo.bar"),
+            ("segment.bytes", "100", "Invalid value 100 for configuration segment.bytes: Value must be at least 1048576"),
+            (
+                "cleanup.policy",
+                "bogus",
+                "Invalid value bogus for configuration cleanup.policy: String must be one of: compact, delete",
+            ),
+            ("retention.ms", "-5", "Invalid value -5 for configuration retention.ms: Value must be at least -1"),
+            ("min.insync.replicas", "0", "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"),
+            (
+                "message.timestamp.type",
+                "Foo",
+                "Invalid value Foo for configuration message.timestamp.type: String must be one of: CreateTime, LogAppendTime",
+            ),
+            (
+                "compression.type",
+                "brotli",
+                "Invalid value brotli for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer",
+            ),
+            ("max.message.bytes", "-1", "Invalid value -1 for configuration max.message.bytes: Value must be at least 0"),
+            ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+        ];
+        for (name, value, message) in cases {
+            assert_eq!(check(name, value).expect_err(name).to_string(), message, "{name}={value}");
+        }
+        assert_eq!(check("retention.ms", " 100").expect("trimmed"), "100");
+        assert_eq!(check("cleanup.policy", "compact, delete").expect("a list"), "compact,delete");
+        assert_eq!(check("unclean.leader.election.enable", "TRUE").expect("any case"), "true");
+        assert!(matches!(check("preallocate", "true"), Err(TopicConfigError::NotSupported(_))));
+        assert!(matches!(check("retention.ms", "1\n2"), Err(TopicConfigError::ControlCharacter(_))));
+        assert!(matches!(check("max.message.bytes", "2000000000"), Err(TopicConfigError::InvalidValue { .. })));
+    }
+
+    #[test]
+    fn overrides_make_the_partition_settings() {
+        let broker = broker();
+        let plain = TopicSettings::of(&broker, &BTreeMap::new());
+        assert_eq!(plain.log, broker.log);
+        assert_eq!(plain.min_insync_replicas, broker.min_insync_replicas);
+        let overrides = check_all([
+            ("retention.ms", Some("60000")),
+            ("segment.bytes", Some("2097152")),
+            ("max.message.bytes", Some("2000")),
+            ("min.insync.replicas", Some("2")),
+            ("compression.type", Some("zstd")),
+        ])
+        .expect("valid");
+        let settings = TopicSettings::of(&broker, &overrides);
+        assert_eq!(settings.log.retention_ms, 60_000);
+        assert_eq!(settings.log.segment_bytes, 2_097_152);
+        assert_eq!(settings.log.batch_bytes_max, Some(2000));
+        assert_eq!(settings.log.compression, CompressionType::Zstd { level: ZSTD_LEVEL_DEFAULT });
+        assert_eq!(settings.min_insync_replicas, 2);
+        settings.log.validate().expect("an engine-valid config");
+        let compacted = check_all([("cleanup.policy", Some("compact"))]).expect("valid");
+        let settings = TopicSettings::of(&broker, &compacted);
+        assert_eq!((settings.log.retention_ms, settings.log.retention_bytes), (-1, -1), "nothing deleted");
+    }
+
+    #[test]
+    fn describe_names_the_source_and_synonyms_of_every_key() {
+        let broker = broker();
+        let overrides = check_all([("max.message.bytes", Some("2000"))]).expect("valid");
+        let described = describe(&broker, &overrides);
+        assert_eq!(described.len(), TOPIC_KEYS.len());
+        let find = |name: &str| described.iter().find(|entry| entry.name == name).expect(name).clone();
+        let max = find("max.message.bytes");
+        assert_eq!((max.value.as_str(), max.source), ("2000", source::DYNAMIC_TOPIC_CONFIG));
+        assert_eq!(
+            max.synonyms,
+            vec![
+                ("max.message.bytes".to_string(), "2000".to_string(), source::DYNAMIC_TOPIC_CONFIG),
+                ("message.max.bytes".to_string(), broker.message_max_bytes.to_string(), source::DEFAULT_CONFIG),
+            ]
+        );
+        let retention = find("retention.ms");
+        assert_eq!((retention.value.as_str(), retention.source), ("5000", source::STATIC_BROKER_CONFIG));
+        assert!(TOPIC_KEYS.windows(2).all(|pair| pair[0].name < pair[1].name), "sorted");
+    }
+}

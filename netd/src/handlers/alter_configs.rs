@@ -1,0 +1,89 @@
+//! AlterConfigs (key 33), versions 0–2: Kafka's older, non-incremental config change (kafka-python's
+//! `alter_configs` and older admin clients send it). A topic resource's configs replace the
+//! topic's own configs whole: each value checked as `config::topic` checks it (a null value is
+//! refused as Kafka refuses it), the first refusal answers for the resource and changes nothing.
+//! `validate_only` checks and changes nothing. Brokers: Skua holds no dynamic broker configs yet,
+//! so a change is refused with INVALID_CONFIG and a message that says so (an empty set changes
+//! nothing and succeeds).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::config::topic;
+use crate::runtime::context::ShardContext;
+use crate::runtime::controller;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+type Refusal = (ResponseError, Option<String>);
+
+pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
+    let request: AlterConfigsRequest = decode_body(frame)?;
+    let mut response = AlterConfigsResponse::default();
+    let mut named: BTreeMap<(i8, &str), usize> = BTreeMap::new();
+    for resource in &request.resources {
+        *named.entry((resource.resource_type, resource.resource_name.as_str())).or_default() += 1;
+    }
+    for resource in &request.resources {
+        let name = resource.resource_name.as_str();
+        let configs = resource.configs.iter().map(|config| (config.name.as_str(), config.value.as_deref()));
+        let outcome = if named.get(&(resource.resource_type, name)).is_some_and(|count| *count > 1) {
+            Err((ResponseError::InvalidRequest, Some("Each resource must appear at most once.".to_string())))
+        } else {
+            match resource.resource_type {
+                RESOURCE_TOPIC => replace_topic_configs(context, name, configs, request.validate_only).await,
+                RESOURCE_BROKER if resource.configs.is_empty() => Ok(()),
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidConfig,
+                    Some("Skua does not change broker configs at runtime yet".to_string()),
+                )),
+                other => Err((ResponseError::InvalidRequest, Some(format!("Unknown resource type {other}")))),
+            }
+        };
+        let mut answer = AlterConfigsResourceResponse::default();
+        answer.resource_type = resource.resource_type;
+        answer.resource_name = resource.resource_name.clone();
+        answer.error_message = None;
+        if let Err((error, message)) = outcome {
+            answer.error_code = error.code();
+            answer.error_message = message.as_deref().map(str_bytes);
+        }
+        response.responses.push(answer);
+    }
+    encode_response(ApiKey::AlterConfigs, frame.api_version, frame.correlation_id, &response)
+}
+
+/// Replaces the own configs of topic `name` with `configs`, checked.
+async fn replace_topic_configs<'a>(
+    context: &ShardContext,
+    name: &str,
+    configs: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    if context.catalog().partitions(name).is_none() {
+        return Err((ResponseError::UnknownTopicOrPartition, Some(format!("The topic '{name}' does not exist."))));
+    }
+    let mut next = BTreeMap::new();
+    for (key, value) in configs {
+        let Some(value) = value else {
+            return Err((ResponseError::InvalidRequest, Some(format!("Null value not supported for : {key}"))));
+        };
+        let checked =
+            topic::check(key, value).map_err(|error| (ResponseError::InvalidConfig, Some(error.to_string())))?;
+        next.insert(key.to_string(), checked);
+    }
+    if validate_only || next == *context.catalog().configs(name) {
+        return Ok(());
+    }
+    controller::alter_topic_configs(context, name, next, false).await.map_err(|error| {
+        let code = crate::codec::errors::topic_error_code(&error);
+        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
+    })
+}
