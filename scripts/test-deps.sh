@@ -4,7 +4,7 @@
 #   kcat                        Debian package (librdkafka)
 #   confluent-kafka, kafka-python   PyPI, in the venv .cache/venv
 #   Apache Kafka's jars (CLI tools)  Maven Central, in .cache/kafka-<version>/libs
-#   cmake, g++, libcurl headers  Debian packages, to build librdkafka for loadgen
+#   g++                         Debian package, to build librdkafka for loadgen (no cmake, no curl)
 #   franz-go (netd/tests/go/groups)  the Go module proxy, in Go's module cache (needs Go 1.26+)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,12 +16,10 @@ command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
-# loadgen builds librdkafka from source (the rdkafka crate's cmake-build feature).
-command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+# loadgen builds librdkafka from source with its own configure (C and C++), zlib and zstd from
+# their crates' bundled sources: a C and C++ compiler and make are all it needs.
 command -v c++ >/dev/null 2>&1 || need_apt+=(g++)
-# librdkafka 2.12's rdkafka_conf.c includes <curl/curl.h> even when built without curl
-# (`#ifdef` on a macro its config.h always defines, as 0 or 1).
-[ -f /usr/include/curl/curl.h ] || [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || need_apt+=(libcurl4-openssl-dev)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "test-deps: installing ${need_apt[*]} (Debian packages)"

@@ -435,6 +435,11 @@ impl Shard {
         self.log(id)?.offset_for_timestamp(timestamp_ms)
     }
 
+    /// The log's largest timestamp and the first offset carrying it; `None` for an empty log.
+    pub fn max_timestamp(&self, id: LogId) -> Result<Option<(Offset, i64)>> {
+        self.log(id)?.max_timestamp()
+    }
+
     /// Applies retention to every log. Segments with bytes in flight are kept for the next round.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Vec<(LogId, Result<RetentionReport>)> {
         let fs = self.fs.as_mut();

@@ -792,3 +792,27 @@ fn damage_to_a_recycled_segments_own_batch_is_still_reported_as_a_truncation() {
     assert_eq!(report.truncations[0].1, (active_batches - 1) * batch_bytes);
     assert_eq!(report.recycled_tail_bytes, 0, "{report:?}");
 }
+
+#[test]
+fn max_timestamp_is_the_first_record_of_the_largest_timestamp() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let (id, _) = shard.open_log(&setup.dir("max-ts"), small_segments(), NOW_MS).expect("open");
+        assert_eq!(shard.max_timestamp(id).expect("lookup"), None, "an empty log has none");
+        // Batch i holds 3 records of 1000 bytes (about three batches a segment) with timestamps
+        // t + {0, 1, 2}; t grows with i except for batches 17 and 30, which share the largest t:
+        // the earlier one (in an earlier segment) is the answer, at its last record.
+        let largest_ms = 900_000;
+        for index in 0..40u64 {
+            let base_ms = if index == 17 || index == 30 { largest_ms } else { 1000 * index as i64 };
+            append_ok(&mut shard, id, &make_sized_batch(3, 1000, index, base_ms));
+        }
+        assert!(shard.log(id).expect("log").segment_count() > 5, "{}: the batches span segments", setup.name);
+        assert_eq!(
+            shard.max_timestamp(id).expect("lookup"),
+            Some((Offset(17 * 3 + 2), largest_ms + 2)),
+            "{}",
+            setup.name
+        );
+    }
+}

@@ -70,6 +70,15 @@ pub const MIN_INSYNC_REPLICAS_DEFAULT: i32 = 1;
 pub const OFFSETS_TOPIC_REPLICATION_FACTOR_DEFAULT: i16 = 3;
 pub const WRITE_MODE_DEFAULT: &str = "direct";
 pub const FSYNC_POLICY_DEFAULT: &str = "fsync-before-ack";
+pub const LOG_FORMAT_DEFAULT: &str = "text";
+
+/// How netd writes its log lines (`skua.log.format`): text for people, one JSON object per line
+/// for log collectors. Either way without colour codes unless stderr is a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// One key this broker understands, as `--help` shows it.
 #[derive(Clone, Debug)]
@@ -316,6 +325,7 @@ pub fn keys() -> Vec<Key> {
             "segment files retention removed that each partition keeps to reuse as new segments (0: unlink them)",
         ),
         key("skua.fsync.policy", FSYNC_POLICY_DEFAULT, "fsync-before-ack or interval (Kafka's log.flush.interval.*)"),
+        key("skua.log.format", LOG_FORMAT_DEFAULT, "log lines on stderr: text, or json (one object per line)"),
         key(
             "skua.inflight.requests.max",
             crate::limits::INFLIGHT_REQUESTS_DEFAULT,
@@ -357,6 +367,8 @@ pub struct Config {
     pub socket_request_max_bytes: usize,
     pub shard_count: usize,
     pub write_mode: WriteMode,
+    /// `skua.log.format`.
+    pub log_format: LogFormat,
     /// `skua.read.cache.bytes`: the broker's budget for recently written bytes kept in memory
     /// for readers; each shard gets an equal share.
     pub read_cache_bytes: u64,
@@ -815,6 +827,11 @@ impl Config {
         log.validate().map_err(|error| invalid("log.*", error.to_string()))?;
         let write_mode = WriteMode::parse(values.get("skua.write.mode").map_or(WRITE_MODE_DEFAULT, String::as_str))
             .map_err(|error| invalid("skua.write.mode", error.to_string()))?;
+        let log_format = match values.get("skua.log.format").map_or(LOG_FORMAT_DEFAULT, String::as_str) {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("skua.log.format", format!("{other:?} is not text or json"))),
+        };
         let cores = std::thread::available_parallelism().map_or(1, |count| count.get());
         let shard_count = number(values, "skua.shard.count", cores)?;
         if !(1..=crate::limits::SHARD_COUNT_MAX).contains(&shard_count) {
@@ -961,6 +978,7 @@ impl Config {
             socket_request_max_bytes,
             shard_count,
             write_mode,
+            log_format,
             read_cache_bytes,
             recycled_segments_per_log_max: number(
                 values,

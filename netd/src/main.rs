@@ -88,15 +88,25 @@ fn bind_listener(address: std::net::SocketAddr) -> anyhow::Result<std::net::TcpL
     }
 }
 
+/// Log lines go to stderr, filtered by `RUST_LOG` (default `info`). Colour codes only when stderr
+/// is a terminal (and `NO_COLOR` is unset): redirected to a file or a pipe, the log is plain text.
+/// JSON lines never carry colour codes.
+fn init_logging(format: config::LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => {
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(ansi).init();
+        }
+        config::LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let mut values = match &cli.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -110,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         values.insert(key.trim().to_string(), value.trim().to_string());
     }
     let config = config::Config::from_properties(&values)?;
+    init_logging(config.log_format);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

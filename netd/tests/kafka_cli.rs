@@ -309,3 +309,94 @@ fn kafka_transactions_list_prints_an_empty_table() {
     assert_eq!(listed.status.code(), Some(0), "{}\n{}", listed.stdout, listed.stderr);
     assert_eq!(listed.stdout, "TransactionalId\tCoordinator\tProducerId\tTransactionState\t\n", "{}", listed.stderr);
 }
+
+/// `kafka-features describe`: the features Skua claims (handlers/api_versions.rs says why), in
+/// Kafka's layout; Kafka 4.4 lists the same seven names, most finalized at newer levels.
+/// `upgrade` needs UpdateFeatures, which Skua does not offer: the tool fails at once, no hang.
+#[test]
+fn kafka_features_describe_lists_what_skua_claims() {
+    let broker = Broker::start(&[]);
+    let described = bounded_tool(
+        "org.apache.kafka.tools.FeatureCommand",
+        &["--bootstrap-server", broker.address_str(), "describe"],
+    );
+    assert_eq!(described.status.code(), Some(0), "{}\n{}", described.stdout, described.stderr);
+    let lines: Vec<Vec<&str>> = described
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("Feature: "))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let expected = [
+        "Feature: eligible.leader.replicas.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+        "Feature: group.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+        "Feature: kraft.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+        "Feature: metadata.version SupportedMinVersion: 3.3-IV3 SupportedMaxVersion: 3.3-IV3 FinalizedVersionLevel: 3.3-IV3 Epoch: 0",
+        "Feature: share.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+        "Feature: streams.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+        "Feature: transaction.version SupportedMinVersion: 0 SupportedMaxVersion: 0 FinalizedVersionLevel: 0 Epoch: 0",
+    ];
+    let expected: Vec<Vec<&str>> = expected.iter().map(|line| line.split_whitespace().collect()).collect();
+    assert_eq!(lines, expected, "{}", described.stdout);
+    let upgraded = bounded_tool(
+        "org.apache.kafka.tools.FeatureCommand",
+        &["--bootstrap-server", broker.address_str(), "upgrade", "--metadata", "3.4-IV0"],
+    );
+    assert_eq!(upgraded.status.code(), Some(1), "{}\n{}", upgraded.stdout, upgraded.stderr);
+    let said = format!("{}{}", upgraded.stdout, upgraded.stderr);
+    assert!(
+        said.contains("Could not upgrade metadata.version to 8. The node does not support UPDATE_FEATURES"),
+        "{said}"
+    );
+}
+
+/// `kafka-get-offsets --time -3` (max timestamp, KIP-734) and the other special times, on
+/// records whose timestamps are out of order: the answers Kafka 4.4 gives for the same records
+/// (a partition with no answer, offset -1, is left out by the tool). The timestamps are recent,
+/// so that no retention check removes them meanwhile (Kafka's did, for timestamps of 1970).
+#[test]
+fn kafka_get_offsets_max_timestamp_and_special_times() {
+    let mut broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "stamped", "--partitions", "2"]);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+    let base_ms = i64::try_from(now_ms).expect("ms") - 600_000;
+    // Two batches on partition 0: timestamps base + 1000, 5000, 3000, 5000, 2000, then 4000.
+    // The largest, base + 5000, is first at offset 1; partition 1 stays empty.
+    let producer = r#"
+import sys
+from confluent_kafka import Producer
+base = int(sys.argv[2])
+producer = Producer({"bootstrap.servers": sys.argv[1], "linger.ms": 100})
+for batch in ([1000, 5000, 3000, 5000, 2000], [4000]):
+    for delta in batch:
+        producer.produce("stamped", value=b"v%d" % delta, partition=0, timestamp=base + delta)
+    assert producer.flush(30) == 0
+"#;
+    run(Command::new(common::python()).arg("-c").arg(producer).arg(broker.bootstrap()).arg(base_ms.to_string()), b"");
+    let offsets = |broker: &Broker, time: &str| {
+        let shell = bounded_tool(
+            "org.apache.kafka.tools.GetOffsetShell",
+            &["--bootstrap-server", broker.address_str(), "--topic", "stamped", "--time", time],
+        );
+        assert_eq!(shell.status.code(), Some(0), "--time {time}\n{}\n{}", shell.stdout, shell.stderr);
+        shell.stdout
+    };
+    let at = |delta_ms: i64| (base_ms + delta_ms).to_string();
+    let expected = [
+        ("-1".to_string(), "stamped:0:6\nstamped:1:0\n"),
+        ("-2".to_string(), "stamped:0:0\nstamped:1:0\n"),
+        ("-3".to_string(), "stamped:0:1\n"),
+        ("-4".to_string(), "stamped:0:0\nstamped:1:0\n"),
+        ("-5".to_string(), ""),
+        (at(3000), "stamped:0:1\n"),
+        (at(4500), "stamped:0:1\n"),
+        (at(0), "stamped:0:0\n"),
+        (at(9000), ""),
+    ];
+    for (time, answer) in &expected {
+        assert_eq!(offsets(&broker, time), *answer, "--time {time}");
+    }
+    // After a restart the largest timestamp comes from the recovered segment.
+    broker.restart(common::Restart::Sigterm);
+    assert_eq!(offsets(&broker, "-3"), "stamped:0:1\n");
+}

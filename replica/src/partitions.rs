@@ -213,6 +213,13 @@ impl Partitions {
         Ok(self.engine.offset_for_timestamp(id, timestamp_ms)?)
     }
 
+    /// The largest timestamp in the partition's log and the first offset carrying it (the caller
+    /// decides what of it a client may see); `None` for an empty log.
+    pub fn max_timestamp(&self, id: LogId) -> Result<Option<(Offset, i64)>> {
+        self.get(id)?;
+        Ok(self.engine.max_timestamp(id)?)
+    }
+
     /// A receiver that fires when what a fetch reading up to `bound` may read of any of `ids`
     /// grows (the high watermark for consumers, the local end for followers). Unknown ids are
     /// skipped (the fetch finds out when it reads again).

@@ -195,33 +195,61 @@ impl Log {
             if segment.max_timestamp < timestamp_ms || segment.size_bytes == 0 {
                 continue;
             }
-            let mut position = match segment.time_index.floor_below(timestamp_ms) {
-                Some((_, relative)) => {
-                    self.locate(segment, segment.base.plus(u64::from(relative)))?.map_or(0, |(position, _)| position)
-                }
-                None => 0,
-            };
-            while position < segment.size_bytes {
-                let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
-                self.read_bytes(segment, position, &mut header_bytes)?;
-                let prefix = batch::parse_prefix(&header_bytes).map_err(|error| EngineError::Corruption {
-                    path: segment.file.path().to_path_buf(),
-                    detail: error.to_string(),
-                })?;
-                let max_timestamp = i64::from_be_bytes(
-                    header_bytes[batch::MAX_TIMESTAMP_AT..batch::MAX_TIMESTAMP_AT + 8].try_into().expect("8 bytes"),
-                );
-                if max_timestamp >= timestamp_ms {
-                    let mut whole = vec![0u8; prefix.size_bytes];
-                    self.read_bytes(segment, position, &mut whole)?;
-                    let found = batch::validate_one(&whole).ok().and_then(|header| {
-                        let (delta, timestamp) = batch::first_record_at_or_after(&whole, &header, timestamp_ms)?;
-                        Some((Offset(header.base_offset + u64::from(delta)), timestamp))
-                    });
-                    return Ok(Some(found.unwrap_or((Offset(prefix.base_offset), max_timestamp))));
-                }
-                position += prefix.size_bytes as u64;
+            if let Some(found) = self.first_at_or_after(segment, timestamp_ms)? {
+                return Ok(Some(found));
             }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp of the log and the first offset that carries it (Kafka's ListOffsets
+    /// max timestamp, KIP-734): the earliest segment holding the largest segment max timestamp,
+    /// in it the first batch of that max timestamp, in it the first record of that timestamp
+    /// (for compressed batches other than zstd, the batch's base offset). `None` when the log
+    /// holds no batch.
+    pub fn max_timestamp(&self) -> Result<Option<(Offset, i64)>> {
+        let mut latest: Option<&Segment> = None;
+        for segment in self.segments.iter().filter(|segment| segment.size_bytes > 0) {
+            // Strictly greater: among segments with the same max timestamp the earliest wins.
+            if latest.is_none_or(|latest| segment.max_timestamp > latest.max_timestamp) {
+                latest = Some(segment);
+            }
+        }
+        match latest {
+            Some(segment) => self.first_at_or_after(segment, segment.max_timestamp),
+            None => Ok(None),
+        }
+    }
+
+    /// In `segment`, the first record whose timestamp is at least `timestamp_ms`: found through
+    /// the time index, then batch by batch.
+    fn first_at_or_after(&self, segment: &Segment, timestamp_ms: i64) -> Result<Option<(Offset, i64)>> {
+        let mut position = match segment.time_index.floor_below(timestamp_ms) {
+            Some((_, relative)) => {
+                self.locate(segment, segment.base.plus(u64::from(relative)))?.map_or(0, |(position, _)| position)
+            }
+            None => 0,
+        };
+        while position < segment.size_bytes {
+            let mut header_bytes = [0u8; BATCH_HEADER_BYTES];
+            self.read_bytes(segment, position, &mut header_bytes)?;
+            let prefix = batch::parse_prefix(&header_bytes).map_err(|error| EngineError::Corruption {
+                path: segment.file.path().to_path_buf(),
+                detail: error.to_string(),
+            })?;
+            let max_timestamp = i64::from_be_bytes(
+                header_bytes[batch::MAX_TIMESTAMP_AT..batch::MAX_TIMESTAMP_AT + 8].try_into().expect("8 bytes"),
+            );
+            if max_timestamp >= timestamp_ms {
+                let mut whole = vec![0u8; prefix.size_bytes];
+                self.read_bytes(segment, position, &mut whole)?;
+                let found = batch::validate_one(&whole).ok().and_then(|header| {
+                    let (delta, timestamp) = batch::first_record_at_or_after(&whole, &header, timestamp_ms)?;
+                    Some((Offset(header.base_offset + u64::from(delta)), timestamp))
+                });
+                return Ok(Some(found.unwrap_or((Offset(prefix.base_offset), max_timestamp))));
+            }
+            position += prefix.size_bytes as u64;
         }
         Ok(None)
     }

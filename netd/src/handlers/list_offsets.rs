@@ -1,6 +1,13 @@
-//! ListOffsets (key 2), versions 1–7: earliest (−2), latest (−1), and by timestamp. Each
-//! partition is answered by the shard that owns it, from its replica (high watermark, log start,
-//! time index), after Kafka's leader and leader-epoch checks.
+//! ListOffsets (key 2), versions 1–10: latest (−1), earliest (−2), max timestamp (−3, v7+),
+//! earliest local (−4, v8+), latest tiered (−5, v9+), and by timestamp. Each partition is
+//! answered by the shard that owns it, from its replica (high watermark, log start, time index),
+//! after Kafka's leader and leader-epoch checks.
+//!
+//! Without tiered storage, as Kafka 4.4 answers without it: the earliest local offset is the log
+//! start, and there is no latest tiered offset (offset and timestamp −1, no error). A special
+//! timestamp below the version that introduced it, or one Skua does not know (−6, Kafka's v11
+//! earliest pending upload, and below), is UNSUPPORTED_VERSION for that partition, as in Kafka.
+//! v10's timeout is for tiered reads and is ignored.
 
 use std::rc::Rc;
 
@@ -18,6 +25,22 @@ use crate::runtime::state::ShardState;
 
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL_TIMESTAMP: i64 = -4;
+const LATEST_TIERED_TIMESTAMP: i64 = -5;
+
+/// The first request version that may ask for a special timestamp (KIP-734, KIP-1005); `None`
+/// for one Skua does not know.
+fn version_min(timestamp: i64) -> Option<i16> {
+    match timestamp {
+        LATEST_TIMESTAMP | EARLIEST_TIMESTAMP => Some(0),
+        MAX_TIMESTAMP => Some(7),
+        EARLIEST_LOCAL_TIMESTAMP => Some(8),
+        LATEST_TIERED_TIMESTAMP => Some(9),
+        timestamp if timestamp >= 0 => Some(0),
+        _ => None,
+    }
+}
 
 /// One partition to answer: (topic index, partition index in the request, topic, partition,
 /// timestamp, the client's current leader epoch or -1).
@@ -27,12 +50,16 @@ type Item = (usize, usize, String, i32, i64, i32);
 /// Kafka answers an uncommitted-isolation ListOffsets; a leader new in its epoch answers
 /// OFFSET_NOT_AVAILABLE until its high watermark reaches the epoch's start (KIP-207), so the
 /// latest offset a client sees never goes back across a leader change.
-fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
+fn answer(state: &ShardState, item: &Item, version: i16) -> ListOffsetsPartitionResponse {
     let (_, _, topic, partition, timestamp, current_epoch) = item;
     let mut result = ListOffsetsPartitionResponse::default();
     result.partition_index = *partition;
     result.timestamp = -1;
     result.offset = -1;
+    if version_min(*timestamp).is_none_or(|min| version < min) {
+        result.error_code = ResponseError::UnsupportedVersion.code();
+        return result;
+    }
     match state.leader_replica(topic, *partition, *current_epoch) {
         Err(error) => result.error_code = errors::replica_error_code(&error),
         Ok((id, replica)) => match *timestamp {
@@ -40,29 +67,39 @@ fn answer(state: &ShardState, item: &Item) -> ListOffsetsPartitionResponse {
                 Ok(()) => result.offset = replica.high_watermark().0 as i64,
                 Err(error) => result.error_code = errors::replica_error_code(&error),
             },
-            EARLIEST_TIMESTAMP => match state.partitions.log_start_offset(id) {
+            EARLIEST_TIMESTAMP | EARLIEST_LOCAL_TIMESTAMP => match state.partitions.log_start_offset(id) {
                 Ok(start) => result.offset = start.0 as i64,
                 Err(error) => result.error_code = errors::replica_error_code(&error),
             },
-            // As Kafka: a record found below the high watermark is answered; otherwise a new
-            // leader not caught up refuses rather than answer "none" (KIP-207).
-            timestamp if timestamp >= 0 => match state.partitions.offset_for_timestamp(id, timestamp) {
-                Ok(Some((Offset(offset), found))) if offset < replica.high_watermark().0 => {
-                    result.offset = offset as i64;
-                    result.timestamp = found;
-                }
-                Ok(_) => {
-                    if let Err(error) = replica.check_offsets_available() {
-                        result.error_code = errors::replica_error_code(&error);
-                    }
-                }
-                Err(error) => result.error_code = errors::replica_error_code(&error),
-            },
-            // -3 (max timestamp) and others: not supported yet.
-            _ => result.error_code = ResponseError::UnsupportedVersion.code(),
+            LATEST_TIERED_TIMESTAMP => {}
+            MAX_TIMESTAMP => found_below_high_watermark(&mut result, replica, state.partitions.max_timestamp(id)),
+            timestamp => {
+                found_below_high_watermark(&mut result, replica, state.partitions.offset_for_timestamp(id, timestamp))
+            }
         },
     }
     result
+}
+
+/// As Kafka: a record found below the high watermark is answered; otherwise a new leader not
+/// caught up refuses rather than answer "none" (KIP-207), and any other answers none (−1, −1).
+fn found_below_high_watermark(
+    result: &mut ListOffsetsPartitionResponse,
+    replica: &replica::Partition,
+    found: Result<Option<(Offset, i64)>, replica::ReplicaError>,
+) {
+    match found {
+        Ok(Some((Offset(offset), timestamp))) if offset < replica.high_watermark().0 => {
+            result.offset = offset as i64;
+            result.timestamp = timestamp;
+        }
+        Ok(_) => {
+            if let Err(error) = replica.check_offsets_available() {
+                result.error_code = errors::replica_error_code(&error);
+            }
+        }
+        Err(error) => result.error_code = errors::replica_error_code(&error),
+    }
 }
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Bytes> {
@@ -94,9 +131,10 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         }
         response.topics.push(topic_response);
     }
-    let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
+    let version = frame.api_version;
+    let answers = fan_out(context, items, move |shard: &Rc<ShardContext>, items: Vec<Item>| {
         let state = shard.state.borrow();
-        items.iter().map(|item| (item.0, item.1, answer(&state, item))).collect::<Vec<_>>()
+        items.iter().map(|item| (item.0, item.1, answer(&state, item, version))).collect::<Vec<_>>()
     })
     .await?;
     for (topic_index, partition_index, result) in answers {
