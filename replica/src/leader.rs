@@ -200,6 +200,21 @@ impl Partitions {
     /// partition (Kafka answers it with no records). An offset past the leader's end, or a log
     /// that diverges from the leader's (see [`Partition::diverging_epoch`]), records nothing: the
     /// follower does not hold what this log holds below that offset.
+    /// Kafka's DeleteRecords on the leader: the log start moves up to `offset` (the high
+    /// watermark when `None`), never past the high watermark, and never back; returns the log
+    /// start. The leader does not wait for its followers: they take its log start from their
+    /// fetch responses ([`Partitions::follow_log_start`]).
+    pub fn delete_records(&mut self, id: LogId, offset: Option<Offset>, now_ms: i64) -> Result<Offset> {
+        let partition = self.get(id)?;
+        partition.check_leader()?;
+        let high_watermark = partition.high_watermark();
+        let requested = offset.unwrap_or(high_watermark);
+        if requested > high_watermark {
+            return Err(ReplicaError::BeyondHighWatermark { requested, high_watermark });
+        }
+        Ok(self.engine.advance_log_start(id, requested, now_ms)?)
+    }
+
     pub fn follower_fetched(
         &mut self,
         id: LogId,

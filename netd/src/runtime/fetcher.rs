@@ -15,7 +15,10 @@
 //! ends in (`last_fetched_epoch`); a leader whose log diverges there answers with the diverging
 //! epoch and no records, and the follower truncates (`Partitions::truncate_to_divergence`) and
 //! fetches again. OFFSET_OUT_OF_RANGE: a follower behind the leader's log start starts again
-//! there (`Partitions::reset_to`); otherwise it cuts nothing and asks again after a backoff. Which partitions to follow comes from the
+//! there (`Partitions::reset_to`); otherwise it cuts nothing and asks again after a backoff. The
+//! leader's log start in every response moves the follower's up to it, within the follower's
+//! high watermark (`Partitions::follow_log_start`: DeleteRecords and retention reach followers
+//! this way). Which partitions to follow comes from the
 //! metadata image (`ShardState::assign` fills `ShardState::followed`).
 //!
 //! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
@@ -312,6 +315,13 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
             }
             if let Ok(high_watermark) = u64::try_from(data.high_watermark) {
                 let _ = state.partitions.set_follower_high_watermark(entry.id, Offset(high_watermark));
+            }
+            // Records the leader deleted (DeleteRecords, retention) go here too, as far as this
+            // replica's high watermark (Kafka: the larger of both log starts).
+            if let Ok(leader_start) = u64::try_from(data.log_start_offset) {
+                if let Err(error) = state.partitions.follow_log_start(entry.id, Offset(leader_start), now) {
+                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not take the leader's log start");
+                }
             }
         }
     }
