@@ -2424,7 +2424,11 @@ fn delete_records_reaches_followers_and_outlives_the_leader() {
     use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
     const OFFSET_OUT_OF_RANGE: i16 = 1;
     let mut cluster = Cluster::start(137, 3);
-    assert_eq!(create_topic(cluster.node(1), "trimmed", 1, 3), Some((NONE, String::new())));
+    // Until every node knows the active controller, a create may be refused: retry.
+    let created = wait_until(REACTION_TIMEOUT, || {
+        matches!(create_topic(cluster.node(1), "trimmed", 1, 3), Some((NONE | TOPIC_ALREADY_EXISTS, _)))
+    });
+    assert!(created.is_some(), "no topic creation:\n{}", cluster.logs());
     cluster.wait_topic("trimmed", 1);
     let state = |cluster: &Cluster| metadata(cluster.node(1)).expect("metadata").partitions("trimmed")[&0].clone();
     let leader = state(&cluster).leader as u32;
