@@ -5,12 +5,15 @@
 //! Kafka's order of answers: an unknown partition UNKNOWN_TOPIC_OR_PARTITION, a replica that does
 //! not lead NOT_LEADER_OR_FOLLOWER, an offset below 0 (other than −1) or past the high watermark
 //! OFFSET_OUT_OF_RANGE. A partition named twice is answered once, for its last offset (Kafka
-//! gathers the request into a map). The leader answers once its own log start moved; Kafka's
-//! leader waits (up to `timeout_ms`) until every live follower's log start reached the offset
-//! too (docs/kafka-differences.md).
+//! gathers the request into a map). As Kafka's DelayedDeleteRecords, the answer waits (up to
+//! `timeout_ms`, at most [`DELETE_RECORDS_WAIT_MS_MAX`]) until the low watermark, the smallest
+//! log start of the leader and its in-sync followers (each reports its own in its fetches),
+//! reached the offset: then it is the low watermark answered; else REQUEST_TIMED_OUT. It asks
+//! the owning shards again every [`DELETE_RECORDS_POLL_MS`].
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use engine::Offset;
@@ -22,6 +25,7 @@ use super::fan_out;
 use crate::clock::now_ms;
 use crate::codec::errors;
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::limits::{DELETE_RECORDS_POLL_MS, DELETE_RECORDS_WAIT_MS_MAX};
 use crate::runtime::context::ShardContext;
 use crate::runtime::state::ShardState;
 
@@ -32,7 +36,9 @@ const HIGH_WATERMARK_OFFSET: i64 = -1;
 /// requested offset).
 type Item = (usize, usize, String, i32, i64);
 
-fn answer(state: &mut ShardState, item: &Item) -> DeleteRecordsPartitionResult {
+/// Moves the log start; the result and, when it succeeded, the offset the low watermark must
+/// reach before the answer (the requested one; the high watermark for −1).
+fn answer(state: &mut ShardState, item: &Item) -> (DeleteRecordsPartitionResult, Option<Offset>) {
     let (_, _, topic, partition, offset) = item;
     let mut result = DeleteRecordsPartitionResult::default();
     result.partition_index = *partition;
@@ -41,7 +47,7 @@ fn answer(state: &mut ShardState, item: &Item) -> DeleteRecordsPartitionResult {
         Ok((id, _)) => id,
         Err(error) => {
             result.error_code = errors::replica_error_code(&error);
-            return result;
+            return (result, None);
         }
     };
     let requested = match *offset {
@@ -50,15 +56,26 @@ fn answer(state: &mut ShardState, item: &Item) -> DeleteRecordsPartitionResult {
             Ok(offset) => Some(Offset(offset)),
             Err(_) => {
                 result.error_code = ResponseError::OffsetOutOfRange.code();
-                return result;
+                return (result, None);
             }
         },
     };
     match state.partitions.delete_records(id, requested, now_ms()) {
-        Ok(start) => result.low_watermark = start.0 as i64,
-        Err(error) => result.error_code = errors::replica_error_code(&error),
+        Ok(start) => {
+            result.low_watermark = start.0 as i64;
+            (result, Some(requested.unwrap_or(start)))
+        }
+        Err(error) => {
+            result.error_code = errors::replica_error_code(&error);
+            (result, None)
+        }
     }
-    result
+}
+
+/// The low watermark of a partition this shard leads, or the error that ends the wait.
+fn low_watermark(state: &ShardState, topic: &str, partition: i32) -> Result<Offset, i16> {
+    let (id, _) = state.leader_replica(topic, partition, -1).map_err(|error| errors::replica_error_code(&error))?;
+    state.partitions.low_watermark(id).map_err(|error| errors::replica_error_code(&error))
 }
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Bytes> {
@@ -102,13 +119,48 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     }
     let items: Vec<(usize, Item)> =
         items.into_iter().filter_map(|(owner, item)| owner.map(|owner| (owner, item))).collect();
+    let owners: HashMap<(usize, usize), usize> = items.iter().map(|(owner, item)| ((item.0, item.1), *owner)).collect();
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
         let mut state = shard.state.borrow_mut();
-        items.iter().map(|item| (item.0, item.1, answer(&mut state, item))).collect::<Vec<_>>()
+        items.into_iter().map(|item| (answer(&mut state, &item), item)).collect::<Vec<_>>()
     })
     .await?;
-    for (topic_index, partition_index, result) in answers {
-        response.topics[topic_index].partitions[partition_index] = result;
+    // (owner, (item, the offset the low watermark must reach)).
+    let mut waiting: Vec<(usize, (Item, Offset))> = Vec::new();
+    for ((result, target), item) in answers {
+        response.topics[item.0].partitions[item.1] = result;
+        if let Some(target) = target {
+            waiting.push((owners[&(item.0, item.1)], (item, target)));
+        }
+    }
+    let wait_ms = u64::try_from(request.timeout_ms).unwrap_or(0).min(DELETE_RECORDS_WAIT_MS_MAX);
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    while !waiting.is_empty() {
+        let asked = std::mem::take(&mut waiting);
+        let lows = fan_out(context, asked, |shard: &Rc<ShardContext>, items: Vec<(Item, Offset)>| {
+            let state = shard.state.borrow();
+            items.into_iter().map(|(item, target)| (low_watermark(&state, &item.2, item.3), item, target)).collect()
+        })
+        .await?;
+        let expired = Instant::now() >= deadline;
+        for (low, item, target) in lows {
+            let result = &mut response.topics[item.0].partitions[item.1];
+            match low {
+                Ok(low) if low >= target => result.low_watermark = low.0 as i64,
+                Ok(_) if expired => result.error_code = ResponseError::RequestTimedOut.code(),
+                Ok(low) => {
+                    result.low_watermark = low.0 as i64;
+                    waiting.push((owners[&(item.0, item.1)], (item, target)));
+                }
+                Err(code) => {
+                    result.error_code = code;
+                    result.low_watermark = -1;
+                }
+            }
+        }
+        if !waiting.is_empty() {
+            compio::time::sleep(Duration::from_millis(DELETE_RECORDS_POLL_MS)).await;
+        }
     }
     encode_response(ApiKey::DeleteRecords, frame.api_version, frame.correlation_id, &response)
 }

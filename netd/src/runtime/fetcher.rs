@@ -75,6 +75,8 @@ struct Wanted {
     epoch: LeaderEpoch,
     /// The epoch the follower's log ends in, or -1.
     last_fetched_epoch: i32,
+    /// The follower's log start, reported to the leader (its DeleteRecords waits for it).
+    log_start: Offset,
 }
 
 /// The partitions this shard follows from `leader`, each from its committed end.
@@ -93,6 +95,7 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
                 state.partitions.next_offset(id).ok()?
             };
             let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);
+            let log_start = state.partitions.log_start_offset(id).ok()?;
             Some(Wanted {
                 topic: topic.clone(),
                 partition: *partition,
@@ -100,6 +103,7 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
                 fetch_offset,
                 epoch: target.epoch,
                 last_fetched_epoch,
+                log_start,
             })
         })
         .collect()
@@ -184,7 +188,7 @@ fn fetch_request(me: i32, wanted: &[Wanted]) -> FetchRequest {
             .with_current_leader_epoch(entry.epoch.0)
             .with_fetch_offset(entry.fetch_offset.0 as i64)
             .with_last_fetched_epoch(entry.last_fetched_epoch)
-            .with_log_start_offset(-1)
+            .with_log_start_offset(entry.log_start.0 as i64)
             .with_partition_max_bytes(REPLICA_FETCH_PARTITION_BYTES_MAX);
         if let Some(topic) = topics.last_mut() {
             topic.partitions.push(partition);
