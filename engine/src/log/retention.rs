@@ -1,6 +1,6 @@
 //! Removing data from a log: retention by time and size (its segment files kept for reuse by
-//! later rolls), moving the log start offset up (DeleteRecords), truncation to an offset and a full reset to a new start offset (followers),
-//! clean close and deletion.
+//! later rolls), moving the log start offset up (DeleteRecords), truncation to an offset and a
+//! full reset to a new start offset (followers), clean close and deletion.
 //!
 //! Must not know: which segments readers still use, beyond holding their files open.
 

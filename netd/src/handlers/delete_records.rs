@@ -119,7 +119,6 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     }
     let items: Vec<(usize, Item)> =
         items.into_iter().filter_map(|(owner, item)| owner.map(|owner| (owner, item))).collect();
-    let owners: HashMap<(usize, usize), usize> = items.iter().map(|(owner, item)| ((item.0, item.1), *owner)).collect();
     let answers = fan_out(context, items, |shard: &Rc<ShardContext>, items: Vec<Item>| {
         let mut state = shard.state.borrow_mut();
         items.into_iter().map(|item| (answer(&mut state, &item), item)).collect::<Vec<_>>()
@@ -130,7 +129,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     for ((result, target), item) in answers {
         response.topics[item.0].partitions[item.1] = result;
         if let Some(target) = target {
-            waiting.push((owners[&(item.0, item.1)], (item, target)));
+            waiting.push((context.owner_of(&item.2, item.3), (item, target)));
         }
     }
     let wait_ms = u64::try_from(request.timeout_ms).unwrap_or(0).min(DELETE_RECORDS_WAIT_MS_MAX);
@@ -150,7 +149,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                 Ok(_) if expired => result.error_code = ResponseError::RequestTimedOut.code(),
                 Ok(low) => {
                     result.low_watermark = low.0 as i64;
-                    waiting.push((owners[&(item.0, item.1)], (item, target)));
+                    waiting.push((context.owner_of(&item.2, item.3), (item, target)));
                 }
                 Err(code) => {
                     result.error_code = code;
