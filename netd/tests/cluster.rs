@@ -2469,4 +2469,21 @@ fn delete_records_reaches_followers_and_outlives_the_leader() {
     assert!(elected.is_some(), "no new leader answering ListOffsets:\n{}", cluster.logs());
     let new_leader = new_leader.expect("a new leader");
     assert_eq!(earliest_offset(cluster.node(new_leader), "trimmed", 0), Some((NONE, 6)));
+
+    // The other follower gone (SIGKILL, well within the session timeout, so still in the ISR):
+    // its log start cannot reach the offset, and the answer times out, as Kafka's does while
+    // the broker is not fenced.
+    let third = (1..=3).find(|id| *id != leader && *id != new_leader).expect("a third node");
+    cluster.node_mut(third).kill();
+    let request = DeleteRecordsRequest::default().with_timeout_ms(300).with_topics(vec![DeleteRecordsTopic::default()
+        .with_name(TopicName(StrBytes::from_string("trimmed".to_string())))
+        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(8)])]);
+    let started = Instant::now();
+    let response: DeleteRecordsResponse =
+        call(cluster.node(new_leader), ApiKey::DeleteRecords, 2, &request).expect("delete records");
+    const REQUEST_TIMED_OUT: i16 = 7;
+    assert_eq!(response.topics[0].partitions[0].error_code, REQUEST_TIMED_OUT, "{response:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
+    // The leader's own log start moved all the same.
+    assert_eq!(earliest_offset(cluster.node(new_leader), "trimmed", 0), Some((NONE, 8)));
 }
