@@ -478,6 +478,17 @@ impl Shard {
         log.set_config(config)
     }
 
+    /// Moves the log start of `id` up to `offset` (at most its committed end): see
+    /// [`Log::advance_log_start`]. Returns the log start.
+    pub fn advance_log_start(&mut self, id: LogId, offset: Offset, now_ms: i64) -> Result<Offset> {
+        self.last_now_ms = now_ms;
+        let (log, fs) = self.log_mut(id)?;
+        let cached_before = log.cached_bytes();
+        let advanced = log.advance_log_start(fs, offset, now_ms);
+        self.account_cache(id, cached_before);
+        advanced
+    }
+
     /// Closes one log cleanly (commit first).
     pub fn close_log(&mut self, id: LogId) -> Result<()> {
         self.settle(id);

@@ -270,6 +270,89 @@ fn retention_by_size_and_time_keeps_the_active_segment() {
 }
 
 #[test]
+fn advancing_the_log_start_refuses_reads_below_it_deletes_whole_segments_and_survives_reopen() {
+    for setup in Setup::all() {
+        let context = format!("{} {:?}", setup.name, setup.write_mode);
+        let mut shard = setup.shard();
+        let (id, _) = shard.open_log(&setup.dir("start"), small_segments(), NOW_MS).expect("open");
+        let mut bases = Vec::new();
+        for index in 0..40u64 {
+            bases.push(append_ok(&mut shard, id, &make_sized_batch(3, 300, index, NOW_MS)).base_offset);
+        }
+        let end = shard.log(id).expect("log").log_end_offset();
+        let segments_before = shard.log(id).expect("log").segment_count();
+        // Past the end: refused, nothing moves.
+        assert!(
+            matches!(shard.advance_log_start(id, end.next(), NOW_MS), Err(EngineError::OffsetOutOfRange { .. })),
+            "{context}"
+        );
+        assert_eq!(shard.log(id).expect("log").log_start_offset(), Offset(0), "{context}");
+        // Into the middle of a batch: the start is exactly that offset (Kafka's DeleteRecords).
+        let target = Offset(bases[25].0 + 1);
+        assert_eq!(shard.advance_log_start(id, target, NOW_MS).expect("advance"), target, "{context}");
+        let log = shard.log(id).expect("log");
+        assert_eq!(log.log_start_offset(), target, "{context}");
+        assert!(log.segment_count() < segments_before, "whole segments below the start go: {context}");
+        assert!(matches!(shard.read(id, bases[25], 100, None), Err(EngineError::OffsetOutOfRange { .. })), "{context}");
+        // A read at the start returns the batch holding it, as Kafka's does.
+        let headers = engine::batch::validate_all(&read_all(&shard, id, target)).expect("valid");
+        assert_eq!(headers[0].base_offset, bases[25].0, "{context}");
+        assert_eq!(headers.len(), 40 - 25, "{context}");
+        // Never back: a lower offset changes nothing.
+        assert_eq!(shard.advance_log_start(id, Offset(3), NOW_MS).expect("lower"), target, "{context}");
+        // Retention keeps the start (segments above it stay).
+        shard.enforce_retention(NOW_MS);
+        assert_eq!(shard.log(id).expect("log").log_start_offset(), target, "{context}");
+        // Up to the end itself: everything before goes, appends continue at the end.
+        drop(shard);
+        let mut shard = setup.shard();
+        let (id, report) = shard.open_log(&setup.dir("start"), small_segments(), NOW_MS).expect("reopen");
+        assert_eq!((report.log_start_offset, report.log_end_offset), (target, end), "{context}");
+        assert_eq!(shard.advance_log_start(id, end, NOW_MS).expect("to the end"), end, "{context}");
+        assert_eq!(shard.log(id).expect("log").segment_count(), 1, "{context}");
+        assert_eq!(append_ok(&mut shard, id, &make_sized_batch(1, 10, 7, NOW_MS)).base_offset, end, "{context}");
+        shard.close(NOW_MS).expect("close");
+        let mut shard = setup.shard();
+        let (_, report) = shard.open_log(&setup.dir("start"), small_segments(), NOW_MS).expect("reopen");
+        assert_eq!((report.log_start_offset, report.log_end_offset), (end, end.next()), "{context}");
+    }
+}
+
+#[test]
+fn a_crash_that_cuts_the_tail_below_an_advanced_log_start_reopens_empty_at_the_start() {
+    // Each seed keeps a different prefix of the unsynced writes: some cut the tail below the
+    // start, which recovery must meet by starting again, empty, at the start.
+    let mut reset_count = 0;
+    for seed in 0..20 {
+        let sim = SimFs::new(seed, SimFaults::default());
+        let config = LogConfig {
+            flush_policy: FlushPolicy::Interval { flush_messages: 1_000_000, flush_ms: 1_000_000 },
+            ..small_segments()
+        };
+        let shard = || {
+            let config = ShardConfig { write_mode: WriteMode::Buffered, ..ShardConfig::default() };
+            Shard::new(Box::new(sim.clone()), config).expect("shard")
+        };
+        let mut first = shard();
+        let (id, _) = first.open_log(Path::new("/c/p"), config, NOW_MS).expect("open");
+        for index in 0..5u64 {
+            append_ok(&mut first, id, &make_sized_batch(2, 100, index, NOW_MS));
+        }
+        // Committed, never synced: the start moves to the end, then power goes.
+        assert_eq!(first.log(id).expect("log").durable_offset(), Offset(0));
+        assert_eq!(first.advance_log_start(id, Offset(10), NOW_MS).expect("advance"), Offset(10));
+        drop(first);
+        sim.crash();
+        let mut second = shard();
+        let (id, report) = second.open_log(Path::new("/c/p"), config, NOW_MS).expect("reopen");
+        assert_eq!((report.log_start_offset, report.log_end_offset), (Offset(10), Offset(10)), "seed {seed}");
+        reset_count += usize::from(!report.deleted_segments.is_empty());
+        assert_eq!(append_ok(&mut second, id, &make_sized_batch(1, 10, 7, NOW_MS)).base_offset, Offset(10));
+    }
+    assert!(reset_count > 0, "no seed cut the tail below the start");
+}
+
+#[test]
 fn truncate_to_offset_cuts_whole_batches_across_segments() {
     for setup in Setup::all() {
         let mut shard = setup.shard();

@@ -3,7 +3,7 @@
 //! Each seed drives one shard through a random mix of appends across several logs, group commits
 //! (with injected short writes, I/O errors and sync errors), both blocking and overlapped (commits
 //! started, then reaped in a seeded order while appends go on behind them), rolls (tiny
-//! segments, advancing time), retention, truncation, clean closes, and crashes (with commits in
+//! segments, advancing time), retention, log start advances (DeleteRecords), truncation, clean closes, and crashes (with commits in
 //! flight, too) (the simulator keeps a random prefix
 //! of unsynced writes, torn at a sector, maybe trailed by garbage), followed by reopening. A model
 //! of what was acknowledged is checked after every reopen and periodically:
@@ -216,7 +216,8 @@ impl World {
             55..=64 => self.commit(),
             65..=69 => self.start_commits(),
             70..=74 => self.reap(),
-            75..=79 => self.retention(),
+            75..=77 => self.retention(),
+            78..=79 => self.advance_start(),
             80..=84 => self.truncate(),
             85..=89 => self.toggle_faults(),
             90..=93 => self.clean_restart(),
@@ -307,6 +308,40 @@ impl World {
         }
     }
 
+    fn advance_start(&mut self) {
+        // Half the time with commits in flight: their segments must survive.
+        if self.rng.chance(1, 2) {
+            self.commit();
+        }
+        let index = self.rng.below(LOG_COUNT as u64) as usize;
+        let id = self.ids[index];
+        let log = self.shard.as_ref().expect("open").log(id).expect("log");
+        let (start, end) = (log.log_start_offset().0, log.log_end_offset().0);
+        // Now and then past the end, which must be refused.
+        let target = start.saturating_sub(2) + self.rng.below(end - start.saturating_sub(2) + 3);
+        let now = self.now_ms;
+        let result = self.shard().advance_log_start(id, Offset(target), now);
+        let log_start = self.shard.as_ref().expect("open").log(id).expect("log").log_start_offset().0;
+        match result {
+            Ok(new_start) => {
+                assert!(target <= end, "advanced past the end {end} to {target}; {}", self.context());
+                assert_eq!(new_start.0, target.max(start), "{}", self.context());
+                assert_eq!(log_start, new_start.0, "{}", self.context());
+            }
+            Err(EngineError::OffsetOutOfRange { .. }) => {
+                assert!(target > end, "{target} refused within the log; {}", self.context());
+                assert_eq!(log_start, start, "{}", self.context());
+            }
+            // The checkpoint failed (nothing moved) or a segment file could not go (it moved).
+            Err(EngineError::Io { .. } | EngineError::Full { .. }) => {}
+            Err(error) => panic!("advance_log_start: {error}; {}", self.context()),
+        }
+        let model = &mut self.model[index];
+        assert!(log_start >= model.log_start, "{}", self.context());
+        model.log_start = log_start;
+        model.batches.retain(|(_, last, _)| *last >= log_start);
+    }
+
     fn truncate(&mut self) {
         self.commit();
         let index = self.rng.below(LOG_COUNT as u64) as usize;
@@ -324,6 +359,8 @@ impl World {
             Ok(new_end) => {
                 let model = &mut self.model[index];
                 assert!(new_end.0 <= target, "truncation ends at or before the target");
+                // A start inside the cut batch comes back to the new end (Kafka's truncateTo).
+                model.log_start = model.log_start.min(new_end.0);
                 model.batches.retain(|(base, _, _)| *base < new_end.0);
                 model.acknowledged_end = new_end.0;
                 model.durable_end = model.durable_end.min(new_end.0);
@@ -333,6 +370,7 @@ impl World {
                 // Part of the truncation may have happened: follow the log's end.
                 let end = self.shard.as_ref().expect("open").log(id).expect("log").log_end_offset().0;
                 let model = &mut self.model[index];
+                model.log_start = model.log_start.min(end);
                 model.batches.retain(|(base, _, _)| *base < end);
                 model.acknowledged_end = end;
                 model.durable_end = model.durable_end.min(end);

@@ -162,3 +162,8 @@ pub const REPLICA_FETCH_IO_TIMEOUT_MS: u64 = 10_000;
 /// How long a follower waits for its own commit of what it appended before fetching again (the
 /// fetch after the commit is what tells the leader the bytes are durable here).
 pub const REPLICA_COMMIT_WAIT_MS_MAX: u64 = 5_000;
+/// The longest a DeleteRecords waits for the in-sync followers' log starts to reach the offset
+/// (the request's `timeout_ms`, at most this).
+pub const DELETE_RECORDS_WAIT_MS_MAX: u64 = 60_000;
+/// How often a waiting DeleteRecords asks the owning shards for the low watermark again.
+pub const DELETE_RECORDS_POLL_MS: u64 = 10;

@@ -2419,3 +2419,92 @@ fn kafka_reassign_partitions_moves_a_replica() {
     assert!(!leader_bytes.is_empty());
     assert!(leader_bytes == segment_bytes(&cluster.node(stay).data_dir.join("moved-0")), "the replicas differ");
 }
+
+/// ListOffsets v7 earliest (−2) of one partition through `node`: (error code, offset).
+fn earliest_offset(node: &Node, topic: &str, partition: i32) -> Option<(i16, i64)> {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+    let asked = ListOffsetsPartition::default().with_partition_index(partition).with_timestamp(-2);
+    let request =
+        ListOffsetsRequest::default().with_replica_id(kafka_protocol::messages::BrokerId(-1)).with_topics(vec![
+            ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![asked]),
+        ]);
+    let response: ListOffsetsResponse = call(node, ApiKey::ListOffsets, 7, &request)?;
+    let answer = response.topics.first()?.partitions.first()?;
+    Some((answer.error_code, answer.offset))
+}
+
+/// DeleteRecords on the leader of a three-replica partition: the followers take the new log
+/// start from their fetch responses (a consumer's fetch below it from a follower is out of
+/// range), and once the leader stopped, the new leader answers ListOffsets earliest with it.
+#[test]
+fn delete_records_reaches_followers_and_outlives_the_leader() {
+    use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+    const OFFSET_OUT_OF_RANGE: i16 = 1;
+    let mut cluster = Cluster::start(137, 3);
+    // Until every node knows the active controller, a create may be refused: retry.
+    let created = wait_until(REACTION_TIMEOUT, || {
+        matches!(create_topic(cluster.node(1), "trimmed", 1, 3), Some((NONE | TOPIC_ALREADY_EXISTS, _)))
+    });
+    assert!(created.is_some(), "no topic creation:\n{}", cluster.logs());
+    cluster.wait_topic("trimmed", 1);
+    let state = |cluster: &Cluster| metadata(cluster.node(1)).expect("metadata").partitions("trimmed")[&0].clone();
+    let leader = state(&cluster).leader as u32;
+    let mut stream = TcpStream::connect(cluster.node(leader).address()).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
+    for correlation_id in 1..=10 {
+        use std::io::Write;
+        stream.write_all(&produce_frame("trimmed", 0, -1, correlation_id)).expect("produce");
+        assert_eq!(produce_error(&mut stream, correlation_id), NONE);
+    }
+    let request =
+        DeleteRecordsRequest::default().with_timeout_ms(5_000).with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_string("trimmed".to_string())))
+            .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(6)])]);
+    let response: DeleteRecordsResponse =
+        call(cluster.node(leader), ApiKey::DeleteRecords, 2, &request).expect("delete records");
+    let answer = &response.topics[0].partitions[0];
+    assert_eq!((answer.error_code, answer.low_watermark), (NONE, 6));
+    // A follower refuses to serve below the leader's new log start once it fetched again.
+    let epoch = state(&cluster).leader_epoch;
+    for follower in (1..=3).filter(|id| *id != leader) {
+        let moved = wait_until(REACTION_TIMEOUT, || {
+            fetch_error(cluster.node(follower), "trimmed", 0, epoch) == Some(OFFSET_OUT_OF_RANGE)
+        });
+        assert!(moved.is_some(), "follower {follower} still serves below the log start:\n{}", cluster.logs());
+    }
+    cluster.node_mut(leader).stop();
+    let survivor = (1..=3).find(|id| *id != leader).expect("a survivor");
+    let mut new_leader = None;
+    let elected = wait_until(REACTION_TIMEOUT, || {
+        let led = metadata(cluster.node(survivor))
+            .and_then(|metadata| metadata.topics.get("trimmed").and_then(|(_, partitions)| partitions.get(&0)).cloned())
+            .map(|state| state.leader as u32)
+            .filter(|id| *id != leader && (1..=3).contains(id));
+        new_leader = led;
+        led.is_some_and(|id| earliest_offset(cluster.node(id), "trimmed", 0).is_some_and(|(code, _)| code == NONE))
+    });
+    assert!(elected.is_some(), "no new leader answering ListOffsets:\n{}", cluster.logs());
+    let new_leader = new_leader.expect("a new leader");
+    assert_eq!(earliest_offset(cluster.node(new_leader), "trimmed", 0), Some((NONE, 6)));
+
+    // The other follower gone (SIGKILL, well within the session timeout, so still in the ISR):
+    // its log start cannot reach the offset, and the answer times out, as Kafka's does while
+    // the broker is not fenced.
+    let third = (1..=3).find(|id| *id != leader && *id != new_leader).expect("a third node");
+    cluster.node_mut(third).kill();
+    let request = DeleteRecordsRequest::default().with_timeout_ms(300).with_topics(vec![DeleteRecordsTopic::default()
+        .with_name(TopicName(StrBytes::from_string("trimmed".to_string())))
+        .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(0).with_offset(8)])]);
+    let started = Instant::now();
+    let response: DeleteRecordsResponse =
+        call(cluster.node(new_leader), ApiKey::DeleteRecords, 2, &request).expect("delete records");
+    const REQUEST_TIMED_OUT: i16 = 7;
+    assert_eq!(response.topics[0].partitions[0].error_code, REQUEST_TIMED_OUT, "{response:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "answered after {:?}", started.elapsed());
+    // The leader's own log start moved all the same.
+    assert_eq!(earliest_offset(cluster.node(new_leader), "trimmed", 0), Some((NONE, 8)));
+}

@@ -58,6 +58,10 @@ pub enum ReplicaError {
     /// answers OFFSET_NOT_AVAILABLE, retriable.
     #[error("the high watermark {high_watermark:?} has not reached this leader epoch's start {epoch_start:?} yet")]
     OffsetNotAvailable { high_watermark: Offset, epoch_start: Offset },
+    /// Records may be deleted only below the high watermark (Kafka's DeleteRecords answers
+    /// OFFSET_OUT_OF_RANGE).
+    #[error("offset {requested:?} is past the high watermark {high_watermark:?}")]
+    BeyondHighWatermark { requested: Offset, high_watermark: Offset },
     /// A follower names a last fetched epoch for which the leader cannot say where it ends
     /// (Kafka answers OFFSET_OUT_OF_RANGE; the follower starts over from the leader's log).
     #[error("the leader cannot place the follower's last fetched epoch {epoch:?}")]

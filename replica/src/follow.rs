@@ -70,6 +70,7 @@ impl Partitions {
             }
             if let Some(identity) = BatchIdentity::of(header) {
                 partition.producers.record(&identity, header.base_offset, header.last_offset());
+                partition.producers.note_timestamp(identity.producer_id, header.max_timestamp);
             }
         }
         partition.epochs = epochs;
@@ -90,6 +91,17 @@ impl Partitions {
             partition.wake_data_waiters();
         }
         Ok(partition.high_watermark)
+    }
+
+    /// Takes the log start a follower's leader reported (Kafka: the follower's becomes the larger
+    /// of its own and the leader's), within the follower's own high watermark, so a lagging
+    /// follower never starts past what it holds; it catches up on later responses. Returns the
+    /// follower's log start.
+    pub fn follow_log_start(&mut self, id: LogId, leader_log_start: Offset, now_ms: i64) -> Result<Offset> {
+        let partition = self.get(id)?;
+        partition.check_follower()?;
+        let target = leader_log_start.min(partition.high_watermark());
+        Ok(self.engine.advance_log_start(id, target, now_ms)?)
     }
 
     /// Removes a follower's whole log and starts it again, empty, at `offset` (the leader's log
@@ -391,6 +403,45 @@ pub(crate) mod tests {
         assert_eq!(next.base_offset, end);
         let gap = follower.append(follower_id, &idempotent_batch(1, 7, 0, 9), Acks::None, 0).expect_err("gap");
         assert!(matches!(gap, ReplicaError::Producer(crate::ProducerError::OutOfOrderSequence)));
+    }
+
+    #[test]
+    fn delete_records_moves_the_leaders_log_start_and_followers_take_it_within_their_high_watermark() {
+        let (leader_sim, follower_sim) = (SimFs::new(1, SimFaults::default()), SimFs::new(2, SimFaults::default()));
+        let ((mut leader, _), (mut follower, _)) = (partitions(&leader_sim), partitions(&follower_sim));
+        let leader_id = open(&mut leader, "/l/t-0", leader_role(3), 1 << 20);
+        let follower_id = open(&mut follower, "/f/t-0", follower_role(3), 1 << 20);
+        for _ in 0..3 {
+            leader.append(leader_id, &batch(2), Acks::None, 0).expect("append");
+        }
+        leader.commit(0);
+        assert_eq!(leader.get(leader_id).expect("partition").high_watermark(), Offset(6));
+        catch_up(&leader, leader_id, &mut follower, follower_id);
+
+        let refused = follower.delete_records(follower_id, Some(Offset(1)), 0).expect_err("only a leader deletes");
+        assert!(matches!(refused, ReplicaError::NotLeader { .. }), "{refused:?}");
+        let refused = leader.delete_records(leader_id, Some(Offset(7)), 0).expect_err("past the high watermark");
+        assert!(matches!(refused, ReplicaError::BeyondHighWatermark { .. }), "{refused:?}");
+        // Into the middle of the second batch; never back.
+        assert_eq!(leader.delete_records(leader_id, Some(Offset(3)), 0).expect("delete"), Offset(3));
+        assert_eq!(leader.delete_records(leader_id, Some(Offset(1)), 0).expect("lower"), Offset(3));
+        assert!(leader.read(leader_id, Offset(2), 1 << 20, ReadBound::HighWatermark).is_err());
+        let plan = leader.read(leader_id, Offset(3), 1 << 20, ReadBound::HighWatermark).expect("read").expect("data");
+        assert_eq!(engine::batch::validate_all(&plan.into_bytes().expect("bytes")).expect("valid")[0].base_offset, 2);
+
+        // The follower takes the leader's log start only as far as its own high watermark.
+        assert_eq!(follower.follow_log_start(follower_id, Offset(3), 0).expect("follow"), Offset(0));
+        follower.set_follower_high_watermark(follower_id, Offset(6)).expect("high watermark");
+        assert_eq!(follower.follow_log_start(follower_id, Offset(3), 0).expect("follow"), Offset(3));
+        assert_eq!(follower.log_start_offset(follower_id).expect("start"), Offset(3));
+        assert!(leader.follow_log_start(leader_id, Offset(4), 0).is_err(), "a leader follows no one");
+
+        // No offset: the high watermark.
+        assert_eq!(leader.delete_records(leader_id, None, 0).expect("to the high watermark"), Offset(6));
+        assert_eq!(
+            leader.read(leader_id, Offset(6), 1 << 20, ReadBound::HighWatermark).expect("read").map(|_| ()),
+            None
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct FollowerState {
     pub last_caught_up_ms: i64,
     /// The leader's end when this follower last fetched.
     leader_end_at_last_fetch: Offset,
+    /// The log start its last fetch reported (Fetch `log_start_offset`); `None` until one did.
+    pub log_start: Option<Offset>,
 }
 
 /// A partition's replicas and in-sync replicas as the controller last decided them, and the
@@ -173,6 +175,7 @@ impl Partitions {
                 // An ISR member gets the lag time from now to prove it keeps up.
                 last_caught_up_ms: if isr.contains(replica) { now_ms } else { 0 },
                 leader_end_at_last_fetch: Offset::ZERO,
+                log_start: None,
             };
             followers.insert(*replica, kept.unwrap_or(fresh));
         }
@@ -200,6 +203,21 @@ impl Partitions {
     /// partition (Kafka answers it with no records). An offset past the leader's end, or a log
     /// that diverges from the leader's (see [`Partition::diverging_epoch`]), records nothing: the
     /// follower does not hold what this log holds below that offset.
+    /// Kafka's DeleteRecords on the leader: the log start moves up to `offset` (the high
+    /// watermark when `None`), never past the high watermark, and never back; returns the log
+    /// start. The leader does not wait for its followers: they take its log start from their
+    /// fetch responses ([`Partitions::follow_log_start`]).
+    pub fn delete_records(&mut self, id: LogId, offset: Option<Offset>, now_ms: i64) -> Result<Offset> {
+        let partition = self.get(id)?;
+        partition.check_leader()?;
+        let high_watermark = partition.high_watermark();
+        let requested = offset.unwrap_or(high_watermark);
+        if requested > high_watermark {
+            return Err(ReplicaError::BeyondHighWatermark { requested, high_watermark });
+        }
+        Ok(self.engine.advance_log_start(id, requested, now_ms)?)
+    }
+
     pub fn follower_fetched(
         &mut self,
         id: LogId,
@@ -231,6 +249,34 @@ impl Partitions {
         state.leader_end_at_last_fetch = local_end;
         partition.settle_high_watermark();
         Ok(true)
+    }
+
+    /// Notes the log start a follower's fetch reported (what DeleteRecords waits for).
+    pub fn follower_log_start(&mut self, id: LogId, follower: ReplicaId, log_start: Offset) -> Result<()> {
+        let partition = self.get_mut(id)?;
+        partition.check_leader()?;
+        if let Some(state) =
+            partition.replication.as_mut().and_then(|replication| replication.followers.get_mut(&follower))
+        {
+            state.log_start = Some(log_start);
+        }
+        Ok(())
+    }
+
+    /// Kafka's low watermark of a leader: the smallest log start of this replica and its in-sync
+    /// followers (a follower yet to report one counts as 0). Kafka counts every replica on a live
+    /// broker; the partition layer knows no liveness, and a follower out of the ISR may lag far.
+    pub fn low_watermark(&self, id: LogId) -> Result<Offset> {
+        let partition = self.get(id)?;
+        partition.check_leader()?;
+        let own = self.engine.log(id)?.log_start_offset();
+        let Some(replication) = partition.replication.as_ref() else { return Ok(own) };
+        Ok(replication
+            .isr
+            .iter()
+            .filter(|replica| **replica != replication.me)
+            .map(|replica| replication.followers.get(replica).and_then(|state| state.log_start).unwrap_or(Offset::ZERO))
+            .fold(own, Offset::min))
     }
 
     /// Counts `joining` in the ISR for the high watermark from now on, before the controller is
@@ -327,6 +373,29 @@ mod tests {
         assert!(partitions.follower_fetched(id, ReplicaId(2), Offset(99), None, 20).expect("answered"));
         let state = partitions.get(id).expect("partition").replication().expect("set").followers[&ReplicaId(2)];
         assert_eq!(state.log_end, Some(Offset(4)));
+    }
+
+    #[test]
+    fn the_low_watermark_is_the_smallest_log_start_of_the_leader_and_its_in_sync_followers() {
+        let sim = SimFs::new(23, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0", leader_role(1), 1 << 20);
+        partitions.set_replication(id, ME, &ALL, &[ME, ReplicaId(2)], 1, 0).expect("replication");
+        partitions.append(id, &batch(5), Acks::Leader, 0).expect("append");
+        partitions.commit(0);
+        partitions.follower_fetched(id, ReplicaId(2), Offset(5), None, 10).expect("fetched");
+        assert_eq!(partitions.delete_records(id, Some(Offset(3)), 10).expect("delete"), Offset(3));
+        // The in-sync follower has not reported a log start yet: it counts as 0. Replica 3 is
+        // out of the ISR and does not count.
+        assert_eq!(partitions.low_watermark(id).expect("low watermark"), Offset(0));
+        partitions.follower_log_start(id, ReplicaId(3), Offset(0)).expect("noted");
+        partitions.follower_log_start(id, ReplicaId(2), Offset(2)).expect("noted");
+        assert_eq!(partitions.low_watermark(id).expect("low watermark"), Offset(2));
+        partitions.follower_log_start(id, ReplicaId(2), Offset(3)).expect("noted");
+        assert_eq!(partitions.low_watermark(id).expect("low watermark"), Offset(3));
+        // A follower is asked for nothing of the sort.
+        let follower_id = open(&mut partitions, "/p/t-1", follower_role(1), 1 << 20);
+        assert!(partitions.low_watermark(follower_id).is_err());
     }
 
     #[test]

@@ -40,4 +40,5 @@ pub use error::{ProducerError, ReplicaError};
 pub use leader::{FollowerState, IsrCandidates, ReplicaId, Replication};
 pub use partition::{Acks, EpochStart, Partition, ReadBound, Role};
 pub use partitions::{Ack, Appended, Partitions};
+pub use producers::ProducerView;
 pub use read::ReadPlan;

@@ -185,6 +185,11 @@ impl Partition {
         self.role.epoch()
     }
 
+    /// The idempotent producers' state (DescribeProducers).
+    pub fn producers(&self) -> &ProducerState {
+        &self.producers
+    }
+
     pub fn high_watermark(&self) -> Offset {
         self.high_watermark
     }

@@ -93,6 +93,7 @@ impl Partitions {
             for header in headers {
                 if let Some(identity) = BatchIdentity::of(header) {
                     producers.record(&identity, header.base_offset, header.last_offset());
+                    producers.note_timestamp(identity.producer_id, header.max_timestamp);
                 }
             }
         })?;
@@ -172,6 +173,7 @@ impl Partitions {
                 let last = base + u64::from(header.last_offset_delta);
                 if let Some(identity) = identity {
                     partition.producers.record(identity, base, last);
+                    partition.producers.note_timestamp(identity.producer_id, header.max_timestamp);
                 }
                 base = last + 1;
             }

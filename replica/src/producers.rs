@@ -71,6 +71,21 @@ impl BatchIdentity {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ProducerState {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Each producer's last batch's max timestamp, as DescribeProducers reports it. Kept in
+    /// memory only (not in snapshots): a producer restored from a snapshot has none until its
+    /// next batch.
+    last_timestamps_ms: BTreeMap<i64, i64>,
+}
+
+/// What DescribeProducers says of one producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The last sequence written in that epoch; -1 when none is remembered.
+    pub last_sequence: i32,
+    /// The last batch's max timestamp; -1 when unknown.
+    pub last_timestamp_ms: i64,
 }
 
 impl ProducerState {
@@ -119,6 +134,21 @@ impl ProducerState {
         while entry.batches.len() > PRODUCER_BATCHES_RETAINED {
             entry.batches.pop_front();
         }
+    }
+
+    /// Notes the max timestamp of a producer's batch just recorded.
+    pub fn note_timestamp(&mut self, producer_id: i64, timestamp_ms: i64) {
+        self.last_timestamps_ms.insert(producer_id, timestamp_ms);
+    }
+
+    /// Every producer, by ascending id, as DescribeProducers lists them.
+    pub fn views(&self) -> impl Iterator<Item = ProducerView> + '_ {
+        self.producers.iter().map(|(producer_id, entry)| ProducerView {
+            producer_id: *producer_id,
+            producer_epoch: entry.epoch,
+            last_sequence: entry.batches.back().map_or(-1, |batch| batch.last_sequence),
+            last_timestamp_ms: self.last_timestamps_ms.get(producer_id).copied().unwrap_or(-1),
+        })
     }
 
     pub fn is_empty(&self) -> bool {

@@ -202,6 +202,21 @@ impl Log {
             index += 1;
         }
 
+        // A crash cut an unsynced tail below a log start that `advance_log_start` had moved up:
+        // nothing below the start may be read again, so the log starts again there, empty
+        // (Kafka's truncateFullyAndStartAt). Segments go newest first: a crash on the way comes
+        // back here with fewer of them.
+        if segments.last().is_some_and(|last| last.next_offset < log_start_offset) {
+            scanned.clear();
+            for segment in segments.drain(..).rev() {
+                let base = segment.base;
+                drop(segment);
+                remove_segment_files(fs, dir, base)?;
+                fs.sync_dir(dir).map_err(io_error(dir))?;
+                report.deleted_segments.push(segment::path(dir, base, LOG_SUFFIX));
+            }
+            tracing::warn!(dir = %dir.display(), %log_start_offset, "log recovery found the log ending below its log start: starting again, empty, there");
+        }
         if segments.is_empty() {
             let path = segment::path(dir, log_start_offset, LOG_SUFFIX);
             let file = fs.open(&path, OpenOptions { direct, ..OpenOptions::REPLACE }).map_err(io_error(&path))?;

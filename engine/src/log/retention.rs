@@ -1,6 +1,6 @@
 //! Removing data from a log: retention by time and size (its segment files kept for reuse by
-//! later rolls), truncation to an offset and a full reset to a new start offset (followers),
-//! clean close and deletion.
+//! later rolls), moving the log start offset up (DeleteRecords), truncation to an offset and a
+//! full reset to a new start offset (followers), clean close and deletion.
 //!
 //! Must not know: which segments readers still use, beyond holding their files open.
 
@@ -24,7 +24,8 @@ pub struct RetentionReport {
 
 impl Log {
     /// Deletes whole, non-active segments past `retention.ms` (by their max timestamp) or beyond
-    /// `retention.bytes`, oldest first, and advances the log start offset.
+    /// `retention.bytes`, oldest first, and those wholly below the log start offset (moved there
+    /// by [`Log::advance_log_start`]), and advances the log start offset.
     pub fn enforce_retention(&mut self, fs: &mut dyn FileSystem, now_ms: i64) -> Result<RetentionReport> {
         let idle_before = now_ms.saturating_sub(RECYCLED_SEGMENT_IDLE_MS_MAX);
         while let Some(index) = self.recycled.iter().position(|file| file.since_ms < idle_before) {
@@ -34,48 +35,101 @@ impl Log {
         let mut total_bytes = self.size_bytes();
         let mut delete_count = 0;
         let mut deleted_bytes = 0;
-        for segment in &self.segments[..self.segments.len() - 1] {
-            let in_flight = self.committing.as_ref().is_some_and(|bases| bases.contains(&segment.base));
-            if in_flight || self.pending.iter().any(|write| write.segment_base == segment.base) {
+        for (index, segment) in self.segments[..self.segments.len() - 1].iter().enumerate() {
+            if !self.deletable(segment.base) {
                 break;
             }
             let expired = self.config.retention_ms >= 0
                 && segment.max_timestamp < now_ms.saturating_sub(self.config.retention_ms);
             let oversized = self.config.retention_bytes >= 0
                 && total_bytes - segment.size_bytes >= self.config.retention_bytes as u64;
-            if !(expired || oversized) {
+            let below_start = self.segments[index + 1].base <= self.log_start_offset;
+            if !(expired || oversized || below_start) {
                 break;
             }
             delete_count += 1;
             total_bytes -= segment.size_bytes;
             deleted_bytes += segment.size_bytes;
         }
-        if delete_count > 0 {
-            let new_start = self.segments[delete_count].base;
-            let previous_start = self.log_start_offset;
-            self.log_start_offset = previous_start.max(new_start);
-            // The checkpoint goes first: a crash after it finishes the deletion on open. If it
-            // cannot be written, nothing changed.
+        self.delete_first_segments(fs, delete_count, now_ms)?;
+        Ok(RetentionReport { deleted_segments: delete_count, deleted_bytes, log_start_offset: self.log_start_offset })
+    }
+
+    /// Moves the log start offset up to `offset` (Kafka's DeleteRecords; a follower taking its
+    /// leader's log start): reads below it are refused from now on, and the segments wholly
+    /// below it are deleted now, or by the next retention pass if bytes of theirs are still in
+    /// flight. Returns the log start, which never goes back (an `offset` at or below it changes
+    /// nothing). An `offset` past the committed end is refused.
+    ///
+    /// The checkpoint naming the new start is synced before this returns: a crash after it
+    /// reopens at the new start (recovery deletes what lies wholly below it, and a log whose
+    /// unsynced tail the crash cut below it starts again, empty, there).
+    pub fn advance_log_start(&mut self, fs: &mut dyn FileSystem, offset: Offset, now_ms: i64) -> Result<Offset> {
+        if offset > self.committed_offset {
+            return Err(EngineError::OffsetOutOfRange {
+                requested: offset,
+                log_start: self.log_start_offset,
+                log_end: self.committed_offset,
+            });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.refuse_if_failed()?;
+        let previous_start = self.log_start_offset;
+        self.log_start_offset = offset;
+        if let Err(error) = self.write_checkpoint(fs, false) {
+            self.log_start_offset = previous_start;
+            return Err(error);
+        }
+        let delete_count = (0..self.segments.len() - 1)
+            .take_while(|&index| {
+                self.deletable(self.segments[index].base) && self.segments[index + 1].base <= self.log_start_offset
+            })
+            .count();
+        self.delete_first_segments(fs, delete_count, now_ms)?;
+        Ok(self.log_start_offset)
+    }
+
+    /// Whether a segment holds no bytes pending or in flight (only then may it be deleted).
+    fn deletable(&self, base: Offset) -> bool {
+        let in_flight = self.committing.as_ref().is_some_and(|bases| bases.contains(&base));
+        !in_flight && !self.pending.iter().any(|write| write.segment_base == base)
+    }
+
+    /// Deletes the first `delete_count` segments (never the active one), the log start moving to
+    /// at least the next segment's base.
+    fn delete_first_segments(&mut self, fs: &mut dyn FileSystem, delete_count: usize, now_ms: i64) -> Result<()> {
+        if delete_count == 0 {
+            return Ok(());
+        }
+        assert!(delete_count < self.segments.len(), "the active segment is never deleted");
+        let new_start = self.segments[delete_count].base;
+        let previous_start = self.log_start_offset;
+        self.log_start_offset = previous_start.max(new_start);
+        // The checkpoint goes first: a crash after it finishes the deletion on open. If it
+        // cannot be written, nothing changed.
+        if self.log_start_offset != previous_start {
             if let Err(error) = self.write_checkpoint(fs, false) {
                 self.log_start_offset = previous_start;
                 return Err(error);
             }
-            // The segments are gone from the log either way (the checkpoint says so): each file
-            // is retired, the first failure reported after the rest were tried.
-            let removed: Vec<Segment> = self.segments.drain(..delete_count).collect();
-            let mut first_error = None;
-            for segment in removed {
-                if let Err(error) = self.retire(fs, segment, now_ms) {
-                    first_error.get_or_insert(error);
-                }
-            }
-            self.cache.drop_segments_before(new_start);
-            fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
-            if let Some(error) = first_error {
-                return Err(error);
+        }
+        // The segments are gone from the log either way (the checkpoint says so): each file is
+        // retired, the first failure reported after the rest were tried.
+        let removed: Vec<Segment> = self.segments.drain(..delete_count).collect();
+        let mut first_error = None;
+        for segment in removed {
+            if let Err(error) = self.retire(fs, segment, now_ms) {
+                first_error.get_or_insert(error);
             }
         }
-        Ok(RetentionReport { deleted_segments: delete_count, deleted_bytes, log_start_offset: self.log_start_offset })
+        self.cache.drop_segments_before(new_start);
+        fs.sync_dir(&self.dir).map_err(io_error(&self.dir))?;
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
     }
 
     /// Removes a segment retention deleted: its file waits for a later roll when there is room
@@ -163,6 +217,9 @@ impl Log {
         self.next_offset = new_end;
         self.committed_offset = new_end;
         self.durable_offset = self.durable_offset.min(new_end);
+        // A log start moved into the cut batch goes back to where the log now ends, as Kafka's
+        // truncateTo lowers it (a start past the end would leave nothing to read or append to).
+        self.log_start_offset = self.log_start_offset.min(new_end);
         self.recovery_offset = self.recovery_offset.min(base);
         let segment_file = self.segments[index].file.clone();
         segment_file.sync_data().map_err(io_error(segment_file.path()))?;

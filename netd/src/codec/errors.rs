@@ -71,6 +71,7 @@ pub fn replica_error_code(error: &ReplicaError) -> i16 {
         ReplicaError::UnknownFollower { epoch_named: true, .. } => ResponseError::UnknownLeaderEpoch,
         ReplicaError::UnknownFollower { epoch_named: false, .. } => ResponseError::NotLeaderOrFollower,
         ReplicaError::UnknownFetchedEpoch { .. } => ResponseError::OffsetOutOfRange,
+        ReplicaError::BeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
         ReplicaError::OffsetNotAvailable { .. } => ResponseError::OffsetNotAvailable,
         ReplicaError::Producer(ProducerError::OutOfOrderSequence) => ResponseError::OutOfOrderSequenceNumber,
         ReplicaError::Producer(ProducerError::FencedProducerEpoch) => ResponseError::InvalidProducerEpoch,

@@ -79,6 +79,8 @@ struct Item {
     replica: Option<ReplicaId>,
     /// A follower's: the leader epoch its log ends in, or -1.
     last_fetched_epoch: i32,
+    /// A follower's: its log start (what DeleteRecords waits for), or -1.
+    log_start_offset: i64,
     /// A consumer's Fetch v11+ (KIP-392's client metadata): any replica may serve it, up to
     /// that replica's high watermark.
     follower_reads: bool,
@@ -274,7 +276,7 @@ fn trim_to_limit(plans: &mut [Option<ReadPlan>], response_bytes_max: u64) -> (u6
     (total_bytes, left_out)
 }
 
-/// A follower's fetch offsets, recorded by the leader (after the same epoch and leadership checks
+/// A follower's fetch offsets (and log starts), recorded by the leader (after the same epoch and leadership checks
 /// as the read; a refused partition records nothing and its read answers the error).
 fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
     let now = crate::clock::now_ms();
@@ -288,6 +290,9 @@ fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
         {
             tracing::debug!(topic = %item.topic, partition = item.partition, ?replica, %error, "follower progress not recorded");
         }
+        if let Ok(log_start) = u64::try_from(item.log_start_offset) {
+            let _ = state.partitions.follower_log_start(id, replica, Offset(log_start));
+        }
     }
 }
 
@@ -300,6 +305,7 @@ struct Wanted {
     /// The leader epoch the client knows, or -1.
     current_leader_epoch: i32,
     last_fetched_epoch: i32,
+    log_start_offset: i64,
 }
 
 /// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
@@ -317,6 +323,7 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
                 partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
                 current_leader_epoch: partition.current_leader_epoch,
                 last_fetched_epoch: partition.last_fetched_epoch,
+                log_start_offset: partition.log_start_offset,
             };
             match places.entry((topic.topic.as_str(), partition.partition)) {
                 std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,
@@ -376,6 +383,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 current_leader_epoch: entry.current_leader_epoch,
                 replica,
                 last_fetched_epoch: entry.last_fetched_epoch,
+                log_start_offset: entry.log_start_offset,
                 follower_reads,
                 client_rack: client_rack.clone(),
             });

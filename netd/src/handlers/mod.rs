@@ -12,11 +12,13 @@ pub mod api_versions;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_quorum;
 pub mod elect_leaders;
 pub mod fetch;
@@ -96,6 +98,8 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::CreateAcls, min_version: 1, max_version: 3 },
     Handler { api_key: ApiKey::DeleteAcls, min_version: 1, max_version: 3 },
     Handler { api_key: ApiKey::ListTransactions, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::DeleteRecords, min_version: 0, max_version: 2 },
+    Handler { api_key: ApiKey::DescribeProducers, min_version: 0, max_version: 0 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -154,6 +158,8 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::CreateAcls => acls::create(&frame).map(Reply::Now),
         ApiKey::DeleteAcls => acls::delete(&frame).map(Reply::Now),
         ApiKey::ListTransactions => list_transactions::handle(&frame).map(Reply::Now),
+        ApiKey::DeleteRecords => delete_records::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::DescribeProducers => describe_producers::handle(context, &frame).await.map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }

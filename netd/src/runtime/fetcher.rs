@@ -15,7 +15,10 @@
 //! ends in (`last_fetched_epoch`); a leader whose log diverges there answers with the diverging
 //! epoch and no records, and the follower truncates (`Partitions::truncate_to_divergence`) and
 //! fetches again. OFFSET_OUT_OF_RANGE: a follower behind the leader's log start starts again
-//! there (`Partitions::reset_to`); otherwise it cuts nothing and asks again after a backoff. Which partitions to follow comes from the
+//! there (`Partitions::reset_to`); otherwise it cuts nothing and asks again after a backoff. The
+//! leader's log start in every response moves the follower's up to it, within the follower's
+//! high watermark (`Partitions::follow_log_start`: DeleteRecords and retention reach followers
+//! this way). Which partitions to follow comes from the
 //! metadata image (`ShardState::assign` fills `ShardState::followed`).
 //!
 //! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
@@ -72,6 +75,8 @@ struct Wanted {
     epoch: LeaderEpoch,
     /// The epoch the follower's log ends in, or -1.
     last_fetched_epoch: i32,
+    /// The follower's log start, reported to the leader (its DeleteRecords waits for it).
+    log_start: Offset,
 }
 
 /// The partitions this shard follows from `leader`, each from its committed end.
@@ -90,6 +95,7 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
                 state.partitions.next_offset(id).ok()?
             };
             let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);
+            let log_start = state.partitions.log_start_offset(id).ok()?;
             Some(Wanted {
                 topic: topic.clone(),
                 partition: *partition,
@@ -97,6 +103,7 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
                 fetch_offset,
                 epoch: target.epoch,
                 last_fetched_epoch,
+                log_start,
             })
         })
         .collect()
@@ -181,7 +188,7 @@ fn fetch_request(me: i32, wanted: &[Wanted]) -> FetchRequest {
             .with_current_leader_epoch(entry.epoch.0)
             .with_fetch_offset(entry.fetch_offset.0 as i64)
             .with_last_fetched_epoch(entry.last_fetched_epoch)
-            .with_log_start_offset(-1)
+            .with_log_start_offset(entry.log_start.0 as i64)
             .with_partition_max_bytes(REPLICA_FETCH_PARTITION_BYTES_MAX);
         if let Some(topic) = topics.last_mut() {
             topic.partitions.push(partition);
@@ -312,6 +319,13 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
             }
             if let Ok(high_watermark) = u64::try_from(data.high_watermark) {
                 let _ = state.partitions.set_follower_high_watermark(entry.id, Offset(high_watermark));
+            }
+            // Records the leader deleted (DeleteRecords, retention) go here too, as far as this
+            // replica's high watermark (Kafka: the larger of both log starts).
+            if let Ok(leader_start) = u64::try_from(data.log_start_offset) {
+                if let Err(error) = state.partitions.follow_log_start(entry.id, Offset(leader_start), now) {
+                    tracing::warn!(topic = %entry.topic, partition = entry.partition, leader, %error, "could not take the leader's log start");
+                }
             }
         }
     }
