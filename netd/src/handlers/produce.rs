@@ -82,6 +82,8 @@ fn append_partition(
         state.partitions.append(id, &batches, acks, now).map_err(|error| errors::replica_error_code(&error))?;
     result.base_offset = appended.base_offset.0 as i64;
     result.log_start_offset = appended.log_start_offset.0 as i64;
+    let messages: u64 = batches.batches().iter().map(|batch| u64::from(batch.header.records_count)).sum();
+    state.metrics.produced(&item.topic, records.len() as u64, messages);
     Ok(appended.ack)
 }
 
