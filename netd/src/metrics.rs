@@ -126,6 +126,9 @@ pub struct ShardMetrics {
     topics: RefCell<HashMap<String, TopicCounters>>,
     /// By API key (at most [`API_KEY_SLOTS`]).
     requests: RefCell<Vec<ApiCounters>>,
+    /// From an append to its acknowledgement (the group commit's write and fdatasync; with
+    /// acks=all also the followers'), per produced partition.
+    commit_wait: RefCell<LatencyHistogram>,
 }
 
 impl Default for ShardMetrics {
@@ -133,6 +136,7 @@ impl Default for ShardMetrics {
         ShardMetrics {
             topics: RefCell::new(HashMap::new()),
             requests: RefCell::new(vec![ApiCounters::default(); API_KEY_SLOTS]),
+            commit_wait: RefCell::new(LatencyHistogram::default()),
         }
     }
 }
@@ -164,6 +168,11 @@ impl ShardMetrics {
         self.with_topic(topic, |counters| counters.bytes_out += bytes);
     }
 
+    /// A produced partition's append was acknowledged `elapsed` after it was appended.
+    pub fn acknowledged(&self, elapsed: Duration) {
+        self.commit_wait.borrow_mut().observe(elapsed);
+    }
+
     /// A request of API `api_key` was answered (or needed no answer) `elapsed` after it was read.
     pub fn answered(&self, api_key: i16, elapsed: Duration) {
         self.requests.borrow_mut()[api_slot(api_key)].latency.observe(elapsed);
@@ -190,6 +199,7 @@ impl ShardMetrics {
             answered: true,
             topics: self.topics.borrow().iter().map(|(topic, counters)| (topic.clone(), *counters)).collect(),
             requests,
+            commit_wait: *self.commit_wait.borrow(),
             ..ShardSnapshot::default()
         }
     }
@@ -248,6 +258,7 @@ pub struct ShardSnapshot {
     pub answered: bool,
     pub topics: Vec<(String, TopicCounters)>,
     pub requests: Vec<(i16, ApiCounters)>,
+    pub commit_wait: LatencyHistogram,
     /// The shard's replicas: topics' partitions and `__consumer_offsets` partitions.
     pub partitions: Vec<PartitionSnapshot>,
     pub group_offsets: Vec<GroupOffset>,
@@ -277,6 +288,7 @@ struct Merged {
     shards_answered: u64,
     topics: BTreeMap<String, TopicCounters>,
     requests: BTreeMap<i16, ApiCounters>,
+    commit_wait: LatencyHistogram,
     partitions: Vec<PartitionSnapshot>,
     group_offsets: Vec<GroupOffset>,
     replication: ReplicationSnapshot,
@@ -297,6 +309,7 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
         for (api_key, counters) in &shard.requests {
             merged.requests.entry(*api_key).or_default().add(counters);
         }
+        merged.commit_wait.add(&shard.commit_wait);
         merged.partitions.extend(shard.partitions.iter().cloned());
         merged.group_offsets.extend(shard.group_offsets.iter().cloned());
         let (total, more) = (&mut merged.replication, &shard.replication);
@@ -392,6 +405,22 @@ impl Collector for Merged {
                     None,
                 )?;
             }
+        }
+        {
+            let mut metric = encoder.encode_descriptor(
+                "skua_produce_commit_wait_seconds",
+                "Time from a produced partition's append to its acknowledgement: the group commit's write and \
+                 fdatasync (with acks=all also the followers'), per partition of acks=1 and acks=all requests.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let histogram = &self.commit_wait;
+            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                histogram.sum_us as f64 / 1e6,
+                histogram.count(),
+                &histogram.buckets_seconds(),
+                None,
+            )?;
         }
         family(
             &mut encoder,
@@ -578,6 +607,7 @@ mod tests {
         first.fetched("orders", 400);
         first.answered(0, Duration::from_micros(300));
         first.answered(0, Duration::from_millis(20));
+        first.acknowledged(Duration::from_millis(3));
         let waiting = first.wait(1);
         let mut first_snapshot = first.snapshot();
         drop(waiting);
@@ -593,6 +623,7 @@ mod tests {
         let second = ShardMetrics::default();
         second.produced("orders", 500, 5);
         second.answered(0, Duration::from_secs(30));
+        second.acknowledged(Duration::from_millis(4));
         let mut second_snapshot = second.snapshot();
         second_snapshot.group_offsets.push(GroupOffset {
             group: "billing".to_string(),
@@ -640,6 +671,14 @@ mod tests {
         assert_eq!(
             lines_of(&text, "skua_request_latency_seconds_count{api=\"Produce\"}"),
             ["skua_request_latency_seconds_count{api=\"Produce\"} 3"]
+        );
+        assert_eq!(
+            lines_of(&text, "skua_produce_commit_wait_seconds_bucket{le=\"0.005\"}"),
+            ["skua_produce_commit_wait_seconds_bucket{le=\"0.005\"} 2"]
+        );
+        assert_eq!(
+            lines_of(&text, "skua_produce_commit_wait_seconds_sum"),
+            ["skua_produce_commit_wait_seconds_sum 0.007"]
         );
         // The snapshot was taken while the fetch waited.
         assert_eq!(lines_of(&text, "skua_requests_waiting{api=\"Fetch\"}"), ["skua_requests_waiting{api=\"Fetch\"} 1"]);

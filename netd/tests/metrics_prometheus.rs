@@ -1,8 +1,9 @@
 //! The metrics endpoint (issue 16) against the real Prometheus: messages produced with kcat and a
 //! group's offset committed with confluent-kafka, the exposition checked by `promtool check
 //! metrics`, then scraped by a `prometheus` server whose HTTP API must report what was produced
-//! and the group's lag. Prometheus is Debian's package, installed by scripts/test-deps.sh; a
-//! missing one fails the test (`common::tool`), never skips it.
+//! and the group's lag; the Grafana dashboard's queries checked by `promtool check rules`.
+//! Prometheus is Debian's package, installed by scripts/test-deps.sh; a missing one fails the
+//! test (`common::tool`), never skips it.
 
 mod common;
 
@@ -144,6 +145,13 @@ fn prometheus_scrapes_what_was_produced_and_the_lag() {
         )),
         "{text}"
     );
+    // kcat's acks=all produces waited for their commits: the commit wait histogram counted them.
+    let commit_waits: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("skua_produce_commit_wait_seconds_count "))
+        .and_then(|count| count.parse().ok())
+        .expect("skua_produce_commit_wait_seconds_count");
+    assert!(commit_waits >= 1, "{text}");
     // promtool checks the format and Prometheus' naming rules (exit status 1 on any problem).
     let checked = Command::new(tool("promtool"))
         .args(["check", "metrics"])
@@ -222,4 +230,29 @@ fn a_metrics_port_already_taken_leaves_the_broker_serving() {
     let off = Broker::start(&["skua.metrics.listener=none"]);
     assert_eq!(off.metrics_address(), None);
     drop(taken);
+}
+
+/// Every query of the Grafana dashboard (`docs/ops/grafana-dashboard.json`) parses as PromQL:
+/// promtool checks them as recording rules, with Grafana's variables replaced by values.
+#[test]
+fn the_grafana_dashboard_queries_parse() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/ops/grafana-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the dashboard")).expect("JSON");
+    let mut rules = String::from("groups:\n- name: dashboard\n  rules:\n");
+    let mut count = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let query = target["expr"].as_str().expect("expr");
+            assert!(query.contains("skua_"), "{query}");
+            let query = query.replace("$__rate_interval", "1m").replace("$instance", ".*").replace("$topic", ".*");
+            count += 1;
+            rules.push_str(&format!("  - record: dashboard_{count}\n    expr: {}\n", serde_json::json!(query)));
+        }
+    }
+    assert!(count >= 20, "{count} queries");
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    let file = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&file, rules).expect("rules");
+    run(Command::new(tool("promtool")).arg("check").arg("rules").arg(&file), b"");
 }

@@ -96,6 +96,7 @@ fn produce_on_shard(
 ) -> LocalBoxFuture<'static, Vec<Answer>> {
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
     let mut waiting: Vec<(usize, Ack)> = Vec::new();
+    let appended_at = std::time::Instant::now();
     {
         let mut state = shard.state.borrow_mut();
         // What this shard's share of the request may decompress to be checked, all partitions
@@ -115,11 +116,15 @@ fn produce_on_shard(
             answers.push((item.topic_index, item.partition_index, result));
         }
     }
+    let metrics = shard.metrics.clone();
     Box::pin(async move {
         for (answer, ack) in waiting {
-            if let Err(error) = ack.await {
-                answers[answer].2.error_code = errors::replica_error_code(&error);
-                answers[answer].2.base_offset = -1;
+            match ack.await {
+                Ok(_) => metrics.acknowledged(appended_at.elapsed()),
+                Err(error) => {
+                    answers[answer].2.error_code = errors::replica_error_code(&error);
+                    answers[answer].2.base_offset = -1;
+                }
             }
         }
         answers
