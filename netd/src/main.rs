@@ -237,7 +237,7 @@ fn main() -> anyhow::Result<()> {
     }
     drop(control);
     if let Some(metrics_listener) = metrics_listener {
-        tracing::info!(listen = %metrics_listener.local_addr()?, "metrics at http://<listen>/metrics");
+        tracing::info!(listen = %metrics_listener.local_addr()?, "serving metrics (GET /metrics)");
         let active_controller = controller_node.is_some().then(|| controller_active.clone());
         let endpoint = metrics::Endpoint { peers: peers.clone(), node_id: config.node_id, active_controller };
         metrics::start(metrics_listener, endpoint)?;
