@@ -110,6 +110,8 @@ start)
             # The nodes share one machine: each gets its share of netd's default read cache (a
             # quarter of the memory), not the whole of it. A setting below overrides this.
             echo "skua.read.cache.bytes=$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024 / 4 / count ))"
+            # Each node's metrics on its own loopback address (the default port, no clash).
+            echo "skua.metrics.listener=http://$(cluster_host "$id"):9644"
             for setting in "$@"; do echo "$setting"; done
         } >"$node/server.properties"
     done

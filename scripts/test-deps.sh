@@ -5,6 +5,7 @@
 #   confluent-kafka, kafka-python   PyPI, in the venv .cache/venv
 #   Apache Kafka's jars (CLI tools)  Maven Central, in .cache/kafka-<version>/libs
 #   g++                         Debian package, to build librdkafka for loadgen (no cmake, no curl)
+#   prometheus, promtool         Debian package (netd/tests/metrics_prometheus.rs scrapes netd with it)
 #   franz-go (netd/tests/go/groups)  the Go module proxy, in Go's module cache (needs Go 1.26+)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,8 @@ PYTHON_PACKAGES=("confluent-kafka==2.16.1" "kafka-python==3.0.12")
 
 need_apt=()
 command -v kcat >/dev/null 2>&1 || need_apt+=(kcat)
+# The metrics test checks the exposition with promtool and queries a real Prometheus server.
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_apt+=(prometheus)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
@@ -48,4 +51,5 @@ if [ -n "$go_command" ]; then
 fi
 echo "test-deps: franz-go for netd/tests/go/groups: $go_modules"
 echo "test-deps: Apache Kafka jars in $kafka_libs"
+echo "test-deps: $(prometheus --version 2>&1 | head -1)"
 echo "test-deps: kcat $(kcat -V 2>&1 | head -1 | cut -d' ' -f2-), $("$venv/bin/python" -c 'import confluent_kafka, kafka; print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion()[0], "kafka-python", kafka.__version__)')"

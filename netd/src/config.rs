@@ -79,6 +79,10 @@ pub enum LogFormat {
     Text,
     Json,
 }
+/// `skua.metrics.listener`: the Prometheus endpoint, on loopback by default (Redpanda's metrics
+/// port). A broker that cannot bind it logs a warning and serves on without metrics, so many
+/// brokers on one machine (tests) start as before; `none` (or an empty value) turns it off.
+pub const METRICS_LISTENER_DEFAULT: &str = "http://127.0.0.1:9644";
 
 /// One key this broker understands, as `--help` shows it.
 #[derive(Clone, Debug)]
@@ -331,6 +335,12 @@ pub fn keys() -> Vec<Key> {
             crate::limits::INFLIGHT_REQUESTS_DEFAULT,
             "requests one connection may have in flight (pipelining, 1 to 1000)",
         ),
+        key(
+            "skua.metrics.listener",
+            METRICS_LISTENER_DEFAULT,
+            "the Prometheus endpoint (GET /metrics), http://ip:port (port 0: a free port, see --metrics-port-file); \
+             none: off; a port already taken is logged and the broker serves on without metrics",
+        ),
     ]
 }
 
@@ -338,6 +348,8 @@ pub fn keys() -> Vec<Key> {
 pub struct Config {
     /// The client listener; on a controller-only node (no clients) the controller listener.
     pub listen_address: SocketAddr,
+    /// `skua.metrics.listener`: where the Prometheus endpoint listens; `None`: off.
+    pub metrics_address: Option<SocketAddr>,
     /// Where clients are told to connect (`advertised.listeners`, else the listener).
     pub advertised_host: String,
     pub advertised_port: u16,
@@ -633,6 +645,29 @@ fn node_id(values: &BTreeMap<String, String>, required: bool) -> Result<i32, Con
         return Err(invalid(key, format!("{id} is negative; a node id is at least 0")));
     }
     Ok(id)
+}
+
+/// Parses `skua.metrics.listener`: `http://ip:port` (the scheme may be left out), or `none` or
+/// nothing for no endpoint.
+fn metrics_listener(value: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    const KEY: &str = "skua.metrics.listener";
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let address = match value.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest.trim_end_matches('/'),
+        Some((scheme, _)) => return Err(invalid(KEY, format!("scheme {scheme:?}: only http is served"))),
+        None => value,
+    };
+    address.parse::<SocketAddr>().map(Some).map_err(|_| {
+        invalid(
+            KEY,
+            format!(
+                "{value:?} is not http://ip:port (an IP address and a port, e.g. {METRICS_LISTENER_DEFAULT}), or none"
+            ),
+        )
+    })
 }
 
 /// What `from_properties` learns from `listeners`, `advertised.listeners` and the cluster keys.
@@ -954,9 +989,12 @@ impl Config {
             .split(',')
             .next()
             .unwrap_or(LOG_DIRS_DEFAULT);
+        let metrics_address =
+            metrics_listener(values.get("skua.metrics.listener").map_or(METRICS_LISTENER_DEFAULT, String::as_str))?;
         Ok(Config {
             set_keys: values.keys().cloned().collect(),
             listen_address,
+            metrics_address,
             advertised_host,
             advertised_port,
             node_id,
@@ -1150,6 +1188,18 @@ mod tests {
         assert!(refusal(&[("skua.read.cache.bytes", "-1")]).contains("skua.read.cache.bytes"));
     }
 
+    #[test]
+    fn the_metrics_listener_is_on_loopback_unless_turned_off() {
+        let address = |value: &str| with(&[("skua.metrics.listener", value)]).expect(value).metrics_address;
+        assert_eq!(with(&[]).expect("defaults").metrics_address, Some("127.0.0.1:9644".parse().expect("address")));
+        assert_eq!(address("http://0.0.0.0:0"), Some("0.0.0.0:0".parse().expect("address")));
+        assert_eq!(address("127.0.0.1:9645"), Some("127.0.0.1:9645".parse().expect("address")));
+        assert_eq!(address("none"), None);
+        assert_eq!(address(""), None);
+        assert!(refusal(&[("skua.metrics.listener", "https://127.0.0.1:9644")]).contains("only http"));
+        assert!(refusal(&[("skua.metrics.listener", "http://localhost")]).contains("skua.metrics.listener"));
+    }
+
     /// The value a parsed configuration holds for `key`, written as `--help` writes defaults;
     /// `None` for a key whose value the configuration does not keep as one number or word.
     fn shown(config: &Config, key: &str) -> Option<String> {
@@ -1194,6 +1244,9 @@ mod tests {
             "offsets.topic.segment.bytes" => config.offsets_segment_bytes.to_string(),
             "skua.segment.recycle.max" => config.recycled_segments_per_log_max.to_string(),
             "skua.inflight.requests.max" => config.inflight_requests_max.to_string(),
+            "skua.metrics.listener" => {
+                config.metrics_address.map_or("none".to_string(), |address| format!("http://{address}"))
+            }
             "default.replication.factor" => config.default_replication_factor.to_string(),
             "min.insync.replicas" => config.min_insync_replicas.to_string(),
             "offsets.topic.replication.factor" => config.offsets_replication_factor.to_string(),

@@ -3,8 +3,9 @@
 //!
 //! Layers, bottom up (a module imports only from its own layer and those below it, and the
 //! `replica` and `engine` crates; `tests/layers.rs` checks it):
-//! - [`limits`], [`clock`], [`published`] (constants, time, and the one-writer value every shard
-//!   reads: they name no other module);
+//! - [`limits`], [`clock`], [`published`], [`metrics`] (constants, time, the one-writer value
+//!   every shard reads, and what shards count for the metrics endpoint: they name no other
+//!   module);
 //! - [`codec`] (Kafka bytes and rules, pure; the one map of typed errors to Kafka codes);
 //! - [`config`] (the configuration keys, their defaults and parsing);
 //! - [`coordinators`] (consumer groups), [`catalog`] (topics, placement, manifests, producer ids);
@@ -19,6 +20,7 @@ pub mod config;
 pub mod coordinators;
 pub mod handlers;
 pub mod limits;
+pub mod metrics;
 pub mod published;
 pub mod quorum;
 pub mod runtime;

@@ -167,3 +167,12 @@ pub const REPLICA_COMMIT_WAIT_MS_MAX: u64 = 5_000;
 pub const DELETE_RECORDS_WAIT_MS_MAX: u64 = 60_000;
 /// How often a waiting DeleteRecords asks the owning shards for the low watermark again.
 pub const DELETE_RECORDS_POLL_MS: u64 = 10;
+
+/// The metrics endpoint reads at most this much of a request (its request line and headers);
+/// a longer request is answered 431 and closed.
+pub const METRICS_REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// How long the metrics endpoint waits for a scraper to send its request or read the answer.
+pub const METRICS_IO_TIMEOUT_MS: u64 = 5_000;
+/// How long a scrape waits for each shard's counts; a shard busy past it is left out of that
+/// scrape (`skua_metrics_shards_answered` says so) rather than delaying the scraper.
+pub const METRICS_SHARD_WAIT_MS: u64 = 2_000;

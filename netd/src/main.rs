@@ -11,7 +11,7 @@ use skua_netd::limits::{
 use skua_netd::runtime::{
     budget, connection,
     context::{Job, Links},
-    controller, shard,
+    controller, metrics, shard,
 };
 use skua_netd::{config, handlers, quorum};
 
@@ -56,6 +56,10 @@ struct Cli {
     /// free one: how tests start brokers without racing other processes for a port).
     #[arg(long, value_name = "FILE")]
     port_file: Option<PathBuf>,
+    /// Once listening for metrics (skua.metrics.listener), write that port to FILE (written
+    /// before --port-file's, so a test that waits for that file finds this one).
+    #[arg(long, value_name = "FILE")]
+    metrics_port_file: Option<PathBuf>,
 }
 
 /// Writes `port` to `path` whole: a reader polling for the file sees no file or the full number.
@@ -157,8 +161,12 @@ fn main() -> anyhow::Result<()> {
     // The controller role (a member of the metadata quorum) runs beside the broker, on its own
     // threads; a controller-only node runs nothing else.
     let quorum_stop = Arc::new(AtomicBool::new(false));
+    // Set by the controller role while it leads the quorum; the metrics endpoint reports it.
+    let controller_active = Arc::new(AtomicBool::new(false));
     let controller_node = match &config.cluster {
-        Some(cluster) if cluster.roles.is_controller() => Some(start_controller(&config, cluster, &quorum_stop)?),
+        Some(cluster) if cluster.roles.is_controller() => {
+            Some(start_controller(&config, cluster, &quorum_stop, &controller_active)?)
+        }
         _ => None,
     };
     if config.cluster.as_ref().is_some_and(|cluster| !cluster.roles.is_broker()) {
@@ -177,6 +185,10 @@ fn main() -> anyhow::Result<()> {
     }
     let listener = bind_listener(config.listen_address)?;
     let config = config.bound_to(listener.local_addr().context("the listener's address")?);
+    let metrics_listener = config.metrics_address.and_then(metrics::bind);
+    if let (Some(path), Some(metrics_listener)) = (&cli.metrics_port_file, &metrics_listener) {
+        write_port_file(path, metrics_listener.local_addr().context("the metrics listener's address")?.port())?;
+    }
     if let Some(path) = &cli.port_file {
         write_port_file(path, config.listen_address.port())?;
     }
@@ -235,6 +247,12 @@ fn main() -> anyhow::Result<()> {
         );
     }
     drop(control);
+    if let Some(metrics_listener) = metrics_listener {
+        tracing::info!(listen = %metrics_listener.local_addr()?, "serving metrics (GET /metrics)");
+        let active_controller = controller_node.is_some().then(|| controller_active.clone());
+        let endpoint = metrics::Endpoint { peers: peers.clone(), node_id: config.node_id, active_controller };
+        metrics::start(metrics_listener, endpoint)?;
+    }
 
     let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets);
     if let (Some(link), Some(cluster)) = (&quorum_link, &config.cluster) {
@@ -289,6 +307,7 @@ fn start_controller(
     config: &config::Config,
     cluster: &config::ClusterConfig,
     stop: &Arc<AtomicBool>,
+    active: &Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
     let listener_config =
         cluster.controller_listener.as_ref().context("the controller role needs a CONTROLLER listener")?;
@@ -306,6 +325,7 @@ fn start_controller(
         },
         new_cluster_id: cluster::ClusterId(quorum::random_bytes().context("reading /dev/urandom")?),
         auto_leader_rebalance: cluster.auto_leader_rebalance,
+        active: active.clone(),
     };
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     quorum::node::spawn(node_config, listener, stop.clone())

@@ -159,6 +159,8 @@ impl Node {
     fn command(&self, voters: &str, port_file: &std::path::Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
         command.arg("--port-file").arg(port_file);
+        // Metrics on a free port, not the default every node would contend for.
+        command.arg("--metrics-port-file").arg(self.data_dir.with_extension("metrics-port"));
         // Kafka's rules: a broker-only node has no controller listener, a controller-only node
         // nothing but its controller listener.
         let client = format!("PLAINTEXT://{}:{}", self.ip, self.client_port);
@@ -169,6 +171,7 @@ impl Node {
             Roles::Controller => controller,
         };
         let settings = [
+            "skua.metrics.listener=http://127.0.0.1:0".to_string(),
             format!("process.roles={}", self.roles.process_roles()),
             format!("node.id={}", self.id),
             format!("controller.quorum.voters={voters}"),
@@ -193,6 +196,23 @@ impl Node {
 
     fn port_file(&self) -> PathBuf {
         self.data_dir.with_extension("port")
+    }
+
+    /// This node's `/metrics` text (a node with the broker role serves it).
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let port: u16 = std::fs::read_to_string(self.data_dir.with_extension("metrics-port"))
+            .expect("the metrics port file")
+            .trim()
+            .parse()
+            .expect("a port");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+        response
     }
 
     /// Starts the process; `wait_listening` must follow.
@@ -992,6 +1012,12 @@ fn metadata_quorum_status_agrees() {
     let expected: BTreeMap<String, String> =
         (1..=3).map(|id| (id.to_string(), if id == active { "Leader" } else { "Follower" }.to_string())).collect();
     assert_eq!(rows, expected, "{}", replication.stdout);
+    // The metrics endpoint says the same: the active controller reports 1, the others 0.
+    for node in &cluster.nodes {
+        let expected = format!("skua_active_controller {}\n", u8::from(node.id == active));
+        let shown = wait_until(REACTION_TIMEOUT, || node.metrics().contains(&expected));
+        assert!(shown.is_some(), "node {}: {expected:?} missing from\n{}", node.id, node.metrics());
+    }
 }
 
 #[test]

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom up: a module may name the modules of its own layer and of those before it.
 const LAYERS: &[&[&str]] = &[
-    // Constants, time, and the one-writer value shards read: they name no other module.
-    &["limits", "clock", "published"],
+    // Constants, time, the one-writer value shards read, and the shards' metrics: they name no
+    // other module.
+    &["limits", "clock", "published", "metrics"],
     // Kafka bytes and rules, pure (the one map of typed errors to Kafka codes).
     &["codec"],
     &["config"],

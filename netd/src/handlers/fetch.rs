@@ -498,6 +498,12 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                     }
                 },
             };
+            for (slot, plan) in plans.iter().enumerate() {
+                if let Some(plan) = plan {
+                    let topic = &response.responses[places[slot].0].topic;
+                    context.metrics.fetched(topic.as_str(), plan.size_bytes);
+                }
+            }
             // Records in the tail cache go out as its own slices (one segment each, no copy);
             // the file reads of the response are all in flight at once.
             let mut slices = fetch_encode::RecordSlices::new();

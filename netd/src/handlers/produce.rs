@@ -89,6 +89,8 @@ fn append_partition(
     }
     result.base_offset = appended.base_offset.0 as i64;
     result.log_start_offset = appended.log_start_offset.0 as i64;
+    let messages: u64 = batches.batches().iter().map(|batch| u64::from(batch.header.records_count)).sum();
+    state.metrics.produced(&item.topic, records.len() as u64, messages);
     Ok(appended.ack)
 }
 
@@ -101,6 +103,7 @@ fn produce_on_shard(
 ) -> LocalBoxFuture<'static, Vec<Answer>> {
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
     let mut waiting: Vec<(usize, Ack)> = Vec::new();
+    let appended_at = std::time::Instant::now();
     {
         let mut state = shard.state.borrow_mut();
         // What this shard's share of the request may decompress to be checked, all partitions
@@ -120,11 +123,15 @@ fn produce_on_shard(
             answers.push((item.topic_index, item.partition_index, result));
         }
     }
+    let metrics = shard.metrics.clone();
     Box::pin(async move {
         for (answer, ack) in waiting {
-            if let Err(error) = ack.await {
-                answers[answer].2.error_code = errors::replica_error_code(&error);
-                answers[answer].2.base_offset = -1;
+            match ack.await {
+                Ok(_) => metrics.acknowledged(appended_at.elapsed()),
+                Err(error) => {
+                    answers[answer].2.error_code = errors::replica_error_code(&error);
+                    answers[answer].2.base_offset = -1;
+                }
             }
         }
         answers

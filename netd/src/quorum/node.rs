@@ -64,6 +64,8 @@ pub struct ControllerNodeConfig {
     /// `auto.leader.rebalance.enable`: the active controller gives leadership back to preferred
     /// replicas every [`LEADER_IMBALANCE_CHECK_MS`].
     pub auto_leader_rebalance: bool,
+    /// Set while this node leads the quorum (the active controller), for the metrics endpoint.
+    pub active: Arc<AtomicBool>,
 }
 
 /// What reaches the `quorum` thread.
@@ -122,7 +124,7 @@ pub fn spawn(
     drop(events);
     let handle = std::thread::Builder::new()
         .name("quorum".into())
-        .spawn(move || run(quorum, &inbox, &peers, tick_ms, config.auto_leader_rebalance, &shutdown))?;
+        .spawn(move || run(quorum, &inbox, &peers, tick_ms, config.auto_leader_rebalance, &config.active, &shutdown))?;
     Ok(handle)
 }
 
@@ -140,6 +142,7 @@ fn run<S: DurableLog>(
     peers: &BTreeMap<u64, SyncSender<Message>>,
     tick_ms: u64,
     auto_leader_rebalance: bool,
+    active: &AtomicBool,
     shutdown: &AtomicBool,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -286,9 +289,11 @@ fn run<S: DurableLog>(
         });
         if quorum.leader() != leader {
             leader = quorum.leader();
+            active.store(leader == Some(quorum.node()), Ordering::Relaxed);
             tracing::info!(node = %quorum.node(), leader = ?leader, term = quorum.term(), "quorum leader");
         }
     }
+    active.store(false, Ordering::Relaxed);
     tracing::info!(node = %quorum.node(), "controller stopped");
     Ok(())
 }

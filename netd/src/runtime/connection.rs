@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use compio::buf::{IntoInner, IoBuf};
@@ -31,6 +31,7 @@ use futures_util::{SinkExt, StreamExt};
 
 use crate::codec::frame::{self, Frame};
 use crate::limits::{FRAME_READ_STEP_BYTES, WRITE_SEGMENTS_MAX};
+use crate::metrics::ShardMetrics;
 use crate::runtime::budget::{Budget, ConnectionSlot, Permit};
 use crate::runtime::context::{Job, ShardContext};
 
@@ -104,14 +105,15 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
     let config = &context.config;
     stream.set_nodelay(true)?;
     let (mut reader, mut writer) = stream.into_split();
-    let (mut replies, mut pending) = mpsc::channel::<BoxedReply>(config.inflight_requests_max);
+    let (mut replies, mut pending) = mpsc::channel::<(BoxedReply, Answering)>(config.inflight_requests_max);
     // Requests read whose responses are not yet written: a connection waiting for one is not idle.
     let in_flight = Rc::new(Cell::new(0usize));
     let idle = Duration::from_millis(config.connection_idle_ms);
     let writer_task = {
         let in_flight = in_flight.clone();
+        let metrics = context.metrics.clone();
         compio::runtime::spawn(async move {
-            let outcome = write_replies(&mut writer, &mut pending, &in_flight, idle).await;
+            let outcome = write_replies(&mut writer, &mut pending, &in_flight, idle, &metrics).await;
             // However the writer stops, the connection ends: this also wakes the reader.
             let _ = socket2::SockRef::from(&writer).shutdown(std::net::Shutdown::Both);
             outcome
@@ -128,12 +130,15 @@ async fn serve_connection(stream: TcpStream, context: Rc<ShardContext>) -> anyho
 /// the broker's fetch memory (`skua.fetch.buffered.bytes.max`) for ever.
 async fn write_replies(
     writer: &mut TcpStream,
-    pending: &mut mpsc::Receiver<BoxedReply>,
+    pending: &mut mpsc::Receiver<(BoxedReply, Answering)>,
     in_flight: &Cell<usize>,
     idle: Duration,
+    metrics: &ShardMetrics,
 ) -> anyhow::Result<()> {
-    while let Some(reply) = pending.next().await {
-        match reply.await {
+    while let Some((reply, answering)) = pending.next().await {
+        let outcome = reply.await;
+        drop(answering.waiting);
+        match outcome {
             Ok(Some(segments)) => match compio::time::timeout(idle, write_segments(writer, segments)).await {
                 Ok(written) => written?,
                 Err(_) => {
@@ -147,6 +152,7 @@ async fn write_replies(
                 return Ok(());
             }
         }
+        metrics.answered(answering.api_key, answering.read_at.elapsed());
         in_flight.set(in_flight.get() - 1);
     }
     Ok(())
@@ -260,10 +266,18 @@ async fn read_frame_size(
     Ok(Received::Read([buffer[0], buffer[1], buffer[2], buffer[3]]))
 }
 
+/// What the writer needs to count a request once answered (`metrics`): which API, when it was
+/// read whole, and its place among the waiting requests (none for an answer ready at once).
+struct Answering {
+    api_key: i16,
+    read_at: Instant,
+    waiting: Option<crate::metrics::Waiting>,
+}
+
 async fn read_requests(
     reader: &mut TcpStream,
     context: &Rc<ShardContext>,
-    replies: &mut mpsc::Sender<BoxedReply>,
+    replies: &mut mpsc::Sender<(BoxedReply, Answering)>,
     in_flight: &Rc<Cell<usize>>,
 ) -> anyhow::Result<()> {
     let config = &context.config;
@@ -313,19 +327,23 @@ async fn read_requests(
         in_flight.set(in_flight.get() + 1);
         // The frame's bytes count against queued.max.request.bytes until the last reference to
         // them (a produce's record batches, say) is dropped.
+        let read_at = Instant::now();
         let mut frame = frame::decode_frame(crate::runtime::budget::charged_bytes(body, bytes_permit))?;
         frame.peer = peer;
+        // The API key as a number, for the metrics' per-API counts (never matched on here).
+        let api_key = frame.api_key as i16;
         tracing::trace!(api = ?frame.api_key, version = frame.api_version, client = ?frame.client_id, "request");
         let reply = (context.dispatch)(context, frame).await?;
         // Handled: like Kafka's request queue, queued.max.requests counts requests until a
         // handler has taken them, not while they wait for data or a commit (Kafka's purgatory),
         // so long-polling consumers never stop others from being read.
         drop(place);
+        let waiting = matches!(reply, Reply::Later(_)).then(|| context.metrics.wait(api_key));
         let boxed: BoxedReply = match reply {
             Reply::Now(bytes) => Box::pin(async move { Ok(Some(vec![bytes])) }),
             Reply::Later(future) => future,
             Reply::Nothing => Box::pin(async { Ok(None) }),
         };
-        replies.send(boxed).await?;
+        replies.send((boxed, Answering { api_key, read_at, waiting })).await?;
     }
 }

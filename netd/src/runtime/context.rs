@@ -23,6 +23,7 @@ use cluster::image::MetadataImage;
 
 use crate::catalog::{Catalog, SharedCatalog};
 use crate::config::Config;
+use crate::metrics::ShardMetrics;
 use crate::published::Cached;
 use crate::quorum::link::QuorumLink;
 use crate::runtime::connection::Dispatch;
@@ -53,6 +54,8 @@ pub struct ShardContext {
     pub dispatch: Dispatch,
     /// In a cluster: the link to the metadata quorum (the image, forwarded controller requests).
     pub quorum: Option<Arc<QuorumLink>>,
+    /// This shard's counters for the metrics endpoint (the state's, reachable without borrowing it).
+    pub metrics: Rc<ShardMetrics>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -88,6 +91,7 @@ impl ShardContext {
         let Links { peers, catalog: shared_catalog, control, budgets, dispatch, quorum } = links;
         let cached_catalog = Cached::new(&shared_catalog);
         let cached_image = quorum.as_ref().map(|link| Cached::new(link.published_image()));
+        let metrics = state.borrow().metrics.clone();
         ShardContext {
             index,
             count: peers.len(),
@@ -101,6 +105,7 @@ impl ShardContext {
             budgets,
             dispatch,
             quorum,
+            metrics,
         }
     }
 

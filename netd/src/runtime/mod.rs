@@ -16,6 +16,7 @@
 //! - [`controller`] — the task on shard 0 that creates, grows and deletes topics across shards.
 //! - [`budget`] — the broker-wide budgets (request and fetch memory, connections).
 //! - [`file_read`] — fetches' file reads through the shard's io_uring (never blocking it).
+//! - [`metrics`] — the metrics endpoint: its HTTP thread, and scrapes of every shard's counts.
 
 pub mod budget;
 pub mod committer;
@@ -25,6 +26,7 @@ pub mod controller;
 pub mod fetcher;
 pub mod file_read;
 pub mod isr;
+pub mod metrics;
 pub mod offsets;
 pub mod shard;
 pub mod state;

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use crate::quorum::link::QuorumLink;
 use engine::{LeaderEpoch, LogId};
@@ -25,6 +26,7 @@ use crate::clock::now_ms;
 use crate::config::topic::TopicSettings;
 use crate::config::Config;
 use crate::coordinators::groups::{self, store};
+use crate::metrics::{GroupOffset, PartitionSnapshot, ReplicationSnapshot, ShardMetrics, ShardSnapshot};
 
 /// A single node leads every partition it has, in the epoch it has always had.
 pub const SINGLE_NODE_ROLE: Role = Role::Leader { epoch: LeaderEpoch(0) };
@@ -73,6 +75,8 @@ pub struct ShardState {
     pub assignments: BTreeMap<(String, i32), Assignment>,
     /// Replication events counted on this shard (issue 14; the metrics endpoint is issue 16).
     pub replication_counters: ReplicationCounters,
+    /// What this shard counts for the metrics endpoint (shared with its connections).
+    pub metrics: Rc<ShardMetrics>,
 }
 
 /// Replication events of one shard since it started (Kafka's `IsrShrinksPerSec`,
@@ -162,6 +166,7 @@ impl ShardState {
             followed: BTreeMap::new(),
             assignments: BTreeMap::new(),
             replication_counters: ReplicationCounters::default(),
+            metrics: Rc::new(ShardMetrics::default()),
         };
         let replicas_only = state.config.cluster.is_some();
         for (topic, count) in &catalog.topics {
@@ -467,6 +472,49 @@ impl ShardState {
                 self.partitions.size_bytes(id).ok().map(|bytes| (topic.to_string(), partition, bytes))
             })
             .collect()
+    }
+
+    /// This shard's metrics as of now: its counters, its replicas, the committed offsets of the
+    /// groups it coordinates, its replication state (for the metrics endpoint).
+    pub fn metrics_snapshot(&self) -> ShardSnapshot {
+        let mut snapshot = self.metrics.snapshot();
+        let topics = self.topics.iter().flat_map(|(topic, partitions)| {
+            partitions.iter().map(move |(partition, id)| (topic.as_str(), *partition, *id))
+        });
+        let offsets = self.offsets_logs.iter().map(|(partition, id)| (groups::OFFSETS_TOPIC, *partition, *id));
+        for (topic, partition, id) in topics.chain(offsets) {
+            let Ok(replica) = self.partitions.get(id) else { continue };
+            snapshot.partitions.push(PartitionSnapshot {
+                topic: topic.to_string(),
+                partition,
+                leader: matches!(replica.role(), Role::Leader { .. }),
+                size_bytes: self.partitions.size_bytes(id).unwrap_or(0),
+                log_start_offset: self.partitions.log_start_offset(id).map_or(0, |offset| offset.0),
+                log_end_offset: replica.log_end_offset().0,
+                high_watermark: replica.high_watermark().0,
+            });
+        }
+        for group in self.groups.groups.values() {
+            for ((topic, partition), committed) in &group.offsets {
+                snapshot.group_offsets.push(GroupOffset {
+                    group: group.id.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: committed.offset,
+                });
+            }
+        }
+        let gauges = replication_gauges(self.assignments.values(), self.config.min_insync_replicas);
+        let counters = self.replication_counters;
+        snapshot.replication = ReplicationSnapshot {
+            under_replicated: gauges.under_replicated as u64,
+            under_min_isr: gauges.under_min_isr as u64,
+            offline: gauges.offline as u64,
+            isr_shrinks: counters.isr_shrinks,
+            isr_expands: counters.isr_expands,
+            truncations: counters.truncations,
+        };
+        snapshot
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -73,10 +73,17 @@ impl Broker {
     pub fn spawn(&mut self) {
         let port_file = self.data_dir.with_extension("port");
         let _ = std::fs::remove_file(&port_file);
+        let _ = std::fs::remove_file(self.metrics_port_file());
         let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
         command
             .arg("--port-file")
             .arg(&port_file)
+            // Metrics on a free port (written before the port file), not the default 9644 that
+            // parallel tests would contend for; a test may override the listener.
+            .arg("--metrics-port-file")
+            .arg(self.metrics_port_file())
+            .arg("--override")
+            .arg("skua.metrics.listener=http://127.0.0.1:0")
             .arg("--override")
             .arg(format!("listeners=PLAINTEXT://{}", self.address))
             .arg("--override")
@@ -126,6 +133,16 @@ impl Broker {
             assert!(Instant::now() < deadline, "netd did not start listening on {}:\n{}", self.address, self.log());
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn metrics_port_file(&self) -> PathBuf {
+        self.data_dir.with_extension("metrics-port")
+    }
+
+    /// Where this run of the broker serves `/metrics` (none when the test turned it off).
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        let port = std::fs::read_to_string(self.metrics_port_file()).ok()?.trim().parse().ok()?;
+        Some(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     pub fn address_str(&self) -> &'static str {
