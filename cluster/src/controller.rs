@@ -701,6 +701,16 @@ impl Controller {
         self.decided(vec![MetadataRecord::TopicConfigs { id, configs }])
     }
 
+    /// Replaces the dynamic configs of `broker` (`None`: the cluster-wide default), checked by
+    /// the broker that asked.
+    pub fn alter_broker_configs(
+        &mut self,
+        broker: Option<BrokerId>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<RecordBatch, ControllerError> {
+        self.decided(vec![MetadataRecord::BrokerConfigs { broker, configs }])
+    }
+
     /// A new block of producer ids for a broker; never one handed out before.
     pub fn allocate_producer_ids(
         &mut self,

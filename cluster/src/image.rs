@@ -61,6 +61,9 @@ pub struct MetadataImage {
     pub next_producer_id: u64,
     /// The broker epoch the next registration gets (unique across all brokers).
     pub next_broker_epoch: u64,
+    /// Dynamic broker configs: one broker's (`Some`), the cluster-wide default (`None`). Only
+    /// non-empty sets are kept.
+    pub broker_configs: BTreeMap<Option<BrokerId>, BTreeMap<String, String>>,
 }
 
 impl MetadataImage {
@@ -141,6 +144,13 @@ impl MetadataImage {
                     std::cmp::Ordering::Greater => return Err(misfit(record, "a gap in partition indexes")),
                 }
             }
+            MetadataRecord::BrokerConfigs { broker, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                } else {
+                    self.broker_configs.insert(*broker, configs.clone());
+                }
+            }
             MetadataRecord::TopicConfigs { id, configs } => {
                 let name = self.topic_names.get(id).ok_or_else(|| misfit(record, "an unknown topic"))?;
                 let topic = self.topics.get_mut(name).ok_or_else(|| misfit(record, "an unknown topic"))?;
@@ -209,6 +219,9 @@ impl MetadataImage {
                 configs: topic.configs.clone(),
             });
             records.extend(topic.partitions.iter().cloned().map(MetadataRecord::Partition));
+        }
+        for (broker, configs) in &self.broker_configs {
+            records.push(MetadataRecord::BrokerConfigs { broker: *broker, configs: configs.clone() });
         }
         records.push(MetadataRecord::Counters {
             next_broker_epoch: self.next_broker_epoch,

@@ -65,6 +65,12 @@ pub enum ControllerRequest {
         assignment: Vec<Vec<BrokerId>>,
     },
     DeleteTopic(String),
+    /// Replace a broker's dynamic configs (`None`: the cluster-wide default), checked by the
+    /// broker that asks.
+    AlterBrokerConfigs {
+        broker: Option<BrokerId>,
+        configs: BTreeMap<String, String>,
+    },
     /// Replace a topic's own configs (checked by the broker that asks).
     AlterTopicConfigs {
         name: String,
@@ -383,6 +389,9 @@ impl<S: DurableLog> Quorum<S> {
             }
             ControllerRequest::DeleteTopic(name) => {
                 controller.delete_topic(&name).map(|batch| (batch, ControllerReply::Done))
+            }
+            ControllerRequest::AlterBrokerConfigs { broker, configs } => {
+                controller.alter_broker_configs(broker, configs).map(|batch| (batch, ControllerReply::Done))
             }
             ControllerRequest::AlterTopicConfigs { name, configs } => {
                 controller.alter_topic_configs(&name, configs).map(|batch| (batch, ControllerReply::Done))

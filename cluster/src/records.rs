@@ -103,6 +103,9 @@ pub enum MetadataRecord {
     RemoveTopic { id: TopicId },
     /// A topic's own configs were replaced, whole (IncrementalAlterConfigs, AlterConfigs).
     TopicConfigs { id: TopicId, configs: BTreeMap<String, String> },
+    /// Dynamic broker configs were replaced, whole: one broker's (`Some`) or the cluster-wide
+    /// default every broker takes (`None`).
+    BrokerConfigs { broker: Option<BrokerId>, configs: BTreeMap<String, String> },
     /// A block of producer ids was handed to a broker: ids below `next` are never handed out
     /// again, across controller failover too.
     ProducerIds { broker: BrokerId, epoch: u64, next: u64 },
@@ -128,6 +131,7 @@ const KIND_COUNTERS: u8 = 10;
 /// removing replicas (a partition without one is written as [`KIND_PARTITION`], as before).
 const KIND_PARTITION_REASSIGNING: u8 = 11;
 const KIND_TOPIC_CONFIGS: u8 = 12;
+const KIND_BROKER_CONFIGS: u8 = 13;
 
 /// Encodes a batch: `version u8, count u32, records`.
 pub fn encode_batch(records: &[MetadataRecord]) -> Vec<u8> {
@@ -204,6 +208,15 @@ fn encode_record(out: &mut Writer, record: &MetadataRecord) {
                 out.string(value);
             }
         }
+        MetadataRecord::BrokerConfigs { broker, configs } => {
+            out.u8(KIND_BROKER_CONFIGS);
+            out.i32(broker.map_or(-1, |broker| broker.0));
+            out.len(configs.len());
+            for (key, value) in configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
         MetadataRecord::RemoveTopic { id } => {
             out.u8(KIND_REMOVE_TOPIC);
             out.0.extend_from_slice(&id.0);
@@ -258,6 +271,19 @@ fn decode_record(input: &mut Reader<'_>) -> Result<MetadataRecord, ClusterError>
             MetadataRecord::Partition(state)
         }
         KIND_REMOVE_TOPIC => MetadataRecord::RemoveTopic { id: TopicId(input.array16()?) },
+        KIND_BROKER_CONFIGS => {
+            let broker = match input.i32()? {
+                -1 => None,
+                id if id >= 0 => Some(BrokerId(id)),
+                other => return Err(corrupt(format!("broker configs of broker {other}"))),
+            };
+            let count = input.count(100_000, 8)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            MetadataRecord::BrokerConfigs { broker, configs }
+        }
         KIND_TOPIC_CONFIGS => {
             let id = TopicId(input.array16()?);
             let count = input.count(100_000, 4)?;
@@ -324,6 +350,11 @@ mod tests {
                 id: topic_id,
                 configs: BTreeMap::from([("retention.ms".into(), "60000".into())]),
             },
+            MetadataRecord::BrokerConfigs {
+                broker: None,
+                configs: BTreeMap::from([("log.retention.ms".into(), "60000".into())]),
+            },
+            MetadataRecord::BrokerConfigs { broker: Some(BrokerId(2)), configs: BTreeMap::new() },
             MetadataRecord::RemoveTopic { id: topic_id },
             MetadataRecord::ProducerIds { broker: BrokerId(1), epoch: 3, next: 2000 },
             MetadataRecord::Counters { next_broker_epoch: 12, next_producer_id: 3000 },

@@ -229,6 +229,15 @@ fn write_controller_request(out: &mut Writer, request: &ControllerRequest) {
             out.u8(5);
             out.string(name);
         }
+        ControllerRequest::AlterBrokerConfigs { broker, configs } => {
+            out.u8(13);
+            out.i32(broker.map_or(-1, |broker| broker.0));
+            out.len(configs.len());
+            for (key, value) in configs {
+                out.string(key);
+                out.string(value);
+            }
+        }
         ControllerRequest::AlterTopicConfigs { name, configs } => {
             out.u8(12);
             out.string(name);
@@ -369,6 +378,19 @@ fn read_controller_request(input: &mut Reader<'_>) -> Result<ControllerRequest, 
             assignment: read_assignment(input)?,
         },
         5 => ControllerRequest::DeleteTopic(input.string()?),
+        13 => {
+            let broker = match input.i32()? {
+                -1 => None,
+                id if id >= 0 => Some(BrokerId(id)),
+                other => return Err(corrupt(format!("broker configs of broker {other}"))),
+            };
+            let count = input.count(100_000, 8)?;
+            let mut configs = BTreeMap::new();
+            for _ in 0..count {
+                configs.insert(input.string()?, input.string()?);
+            }
+            ControllerRequest::AlterBrokerConfigs { broker, configs }
+        }
         12 => {
             let name = input.string()?;
             let count = input.count(100_000, 8)?;
@@ -705,6 +727,10 @@ mod tests {
                 assignment: Vec::new(),
             }),
             RpcRequest::Controller(ControllerRequest::DeleteTopic("t".into())),
+            RpcRequest::Controller(ControllerRequest::AlterBrokerConfigs {
+                broker: Some(BrokerId(3)),
+                configs: BTreeMap::from([("log.segment.bytes".into(), "2000000".into())]),
+            }),
             RpcRequest::Controller(ControllerRequest::AlterTopicConfigs {
                 name: "t".into(),
                 configs: BTreeMap::from([("retention.ms".into(), "5".into())]),

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use engine::{FlushPolicy, LogConfig, WriteMode};
 
 pub mod cluster;
+pub mod dynamic;
 mod kafka_keys;
 pub mod topic;
 

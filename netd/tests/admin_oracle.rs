@@ -482,6 +482,12 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
             &format!("Skua does not change configs at runtime yet (cannot change {key}); set them at creation"),
         ))
     };
+    let broker_refused = |key: &str| {
+        Some(with_message(
+            INVALID_CONFIG,
+            &format!("Skua does not change the broker config {key} at runtime; set it in the configuration file"),
+        ))
+    };
     let unknown_topic = with_message(UNKNOWN_TOPIC_OR_PARTITION, "The topic 'oracle-no-such-topic' does not exist.");
     let other_broker =
         with_message(INVALID_REQUEST, &format!("Unexpected broker id, expected {me}, but received {other}"));
@@ -625,7 +631,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("log.cleaner.threads", SET, Some("1"))],
                 false,
                 no_message(NONE),
-                refused("log.cleaner.threads"),
+                broker_refused("log.cleaner.threads"),
             ),
             (
                 "broker (own id) DELETE",
@@ -643,7 +649,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("log.dirs", SET, Some("/tmp/x"))],
                 false,
                 with_message(INVALID_REQUEST, "Cannot update these configs dynamically: [log.dirs]"),
-                refused("log.dirs"),
+                broker_refused("log.dirs"),
             ),
             (
                 "broker (other id) SET",
@@ -670,7 +676,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("log.cleaner.threads", SET, Some("1"))],
                 false,
                 no_message(NONE),
-                refused("log.cleaner.threads"),
+                broker_refused("log.cleaner.threads"),
             ),
             (
                 "broker \"\" (cluster default) DELETE",
@@ -697,7 +703,7 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
                 &[("log.cleaner.threads", SET, Some("1"))],
                 true,
                 no_message(NONE),
-                refused("log.cleaner.threads"),
+                broker_refused("log.cleaner.threads"),
             ),
             (
                 "broker-logger (own id) SET",

@@ -2026,6 +2026,32 @@ fn followers_copy_their_leaders() {
         let manifest = std::fs::read_to_string(node.data_dir.join("skua-topics/strict")).expect("manifest");
         assert!(manifest.contains("config.retention.ms=60000\n"), "{manifest}");
     }
+    // A cluster-wide dynamic broker default, set through one broker, reaches every broker.
+    let bootstrap = cluster.node(follower).bootstrap();
+    let default = kafka_tool(
+        "org.apache.kafka.tools.ConfigCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap.as_str(),
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "log.roll.ms=3600000",
+        ],
+        b"",
+        false,
+    );
+    assert!(default.stdout.contains("Completed updating default config for brokers"), "{}", default.stdout);
+    for node in &cluster.nodes {
+        let shown = wait_until(REACTION_TIMEOUT, || {
+            configs_of(node, &["--describe", "--all"]).stdout.contains(
+                "  segment.ms=3600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.roll.ms=3600000",
+            )
+        });
+        assert!(shown.is_some(), "a node never took the dynamic default:\n{}", cluster.logs());
+    }
     // Every replica checkpoints its high watermark beside its log while running
     // (`replica.high.watermark.checkpoint.interval.ms`, 5 s by default): a restart starts there.
     let checkpoint_of = |node: &Node, index: i32| {

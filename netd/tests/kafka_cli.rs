@@ -240,6 +240,118 @@ fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
     assert!(!kcat_produces(&broker, "configured", 20_000));
 }
 
+/// Dynamic broker configs as an operator sets them: `kafka-configs --alter --entity-type brokers`
+/// with `--entity-default` (the cluster-wide default) and `--entity-name <id>` (this broker),
+/// described as Kafka describes them, inherited at once by the topics that set no value of their
+/// own, refused with a message for keys Skua does not change at runtime, kept across a restart.
+#[test]
+fn dynamic_broker_configs_are_described_inherited_by_topics_and_kept() {
+    let mut broker = Broker::start(&[]);
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let configs = |broker: &Broker, args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", broker.address_str()];
+        all.extend_from_slice(args);
+        common::run_bounded(
+            Command::new("java").arg("-cp").arg(&classpath).arg("org.apache.kafka.tools.ConfigCommand").args(&all),
+            b"",
+            std::time::Duration::from_secs(60),
+        )
+    };
+    topics(&broker, &["--create", "--topic", "inherits", "--partitions", "1"]);
+    topics(&broker, &["--create", "--topic", "own", "--config", "max.message.bytes=10000"]);
+    assert!(kcat_produces(&broker, "inherits", 3000));
+    let default = configs(
+        &broker,
+        &["--alter", "--entity-type", "brokers", "--entity-default", "--add-config", "message.max.bytes=2000"],
+    );
+    assert!(
+        default.stdout.contains("Completed updating default config for brokers in the cluster."),
+        "{}\n{}",
+        default.stdout,
+        default.stderr
+    );
+    let own = configs(
+        &broker,
+        &["--alter", "--entity-type", "brokers", "--entity-name", "1", "--add-config", "log.segment.bytes=20000000"],
+    );
+    assert!(own.stdout.contains("Completed updating config for broker 1."), "{}\n{}", own.stdout, own.stderr);
+    // The topic without a limit of its own takes the new default at once; the other keeps its own.
+    assert!(!kcat_produces(&broker, "inherits", 3000), "the dynamic message.max.bytes applies");
+    assert!(kcat_produces(&broker, "inherits", 100));
+    assert!(kcat_produces(&broker, "own", 3000), "a topic's own max.message.bytes wins");
+    // Refusals: a bad value (Kafka's code and words), a key Skua does not change at runtime.
+    let bad = configs(
+        &broker,
+        &["--alter", "--entity-type", "brokers", "--entity-default", "--add-config", "log.retention.ms=abc"],
+    );
+    let bad_said = format!("{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad_said.contains(
+            "InvalidRequestException: Invalid value abc for configuration log.retention.ms: Not a number of type LONG"
+        ),
+        "{bad_said}"
+    );
+    let static_key = configs(
+        &broker,
+        &["--alter", "--entity-type", "brokers", "--entity-name", "1", "--add-config", "log.dirs=/tmp"],
+    );
+    let static_said = format!("{}{}", static_key.stdout, static_key.stderr);
+    assert!(
+        !static_key.status.success()
+            && static_said.contains("Skua does not change the broker config log.dirs at runtime"),
+        "{static_said}"
+    );
+    let expected = [
+        (
+            vec!["--describe", "--entity-type", "brokers", "--entity-default"],
+            vec![
+                "Default configs for brokers in the cluster are:",
+                "  message.max.bytes=2000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes=2000}",
+            ],
+        ),
+        (
+            vec!["--describe", "--entity-type", "brokers", "--entity-name", "1"],
+            vec![
+                "Dynamic configs for broker 1 are:",
+                "  log.segment.bytes=20000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.segment.bytes=20000000, \
+                 DEFAULT_CONFIG:log.segment.bytes=1073741824}",
+            ],
+        ),
+        (
+            vec!["--describe", "--all", "--entity-type", "topics", "--entity-name", "inherits"],
+            vec![
+                "  max.message.bytes=2000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes=2000, \
+                 DEFAULT_CONFIG:message.max.bytes=1048588}",
+                "  segment.bytes=20000000 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.segment.bytes=20000000, \
+                 DEFAULT_CONFIG:log.segment.bytes=1073741824}",
+            ],
+        ),
+    ];
+    for round in ["before", "after a restart"] {
+        for (args, lines) in &expected {
+            let described = configs(&broker, args);
+            for line in lines {
+                assert!(
+                    described.stdout.lines().any(|have| have == *line),
+                    "{round}: {line:?} not in:\n{}",
+                    described.stdout
+                );
+            }
+        }
+        if round == "before" {
+            broker.restart(common::Restart::Sigterm);
+            assert!(!kcat_produces(&broker, "inherits", 3000), "the dynamic default is kept across a restart");
+        }
+    }
+    // Deleting the default gives the static limit back.
+    let deleted = configs(
+        &broker,
+        &["--alter", "--entity-type", "brokers", "--entity-default", "--delete-config", "message.max.bytes"],
+    );
+    assert!(deleted.status.success(), "{}\n{}", deleted.stdout, deleted.stderr);
+    assert!(kcat_produces(&broker, "inherits", 3000));
+}
+
 /// Runs one of Kafka's tools to its end (bounded), whatever its exit code.
 fn bounded_tool(class: &str, args: &[&str]) -> common::Bounded {
     let classpath = format!("{}/*", common::kafka_libs().display());

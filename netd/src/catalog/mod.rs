@@ -10,12 +10,16 @@
 //! Must not know: shards' state, connections or any Kafka request. Whoever changes the catalog
 //! (the controller) does so through [`SharedCatalog::publish`].
 
+pub mod broker_configs;
 pub mod manifest;
 pub mod producer_ids;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::config::dynamic::DynamicBrokerConfigs;
+use crate::config::topic::TopicSettings;
+use crate::config::Config;
 use crate::limits::TOPIC_NAME_BYTES_MAX;
 use crate::published::Published;
 
@@ -83,6 +87,13 @@ pub fn discover_topics(
     let mut catalog = Catalog::default();
     catalog.topics.extend(manifest::reconcile(data_dir, hosting)?);
     catalog.configs.extend(manifest::topic_configs(data_dir)?);
+    // One node's dynamic broker configs (a cluster's come with its metadata image).
+    if hosting == manifest::Hosting::AllPartitions {
+        catalog.broker_configs = broker_configs::load(data_dir).map_err(|source| manifest::ManifestError::Io {
+            path: data_dir.join(broker_configs::BROKER_CONFIGS_FILE),
+            source,
+        })?;
+    }
     Ok(catalog)
 }
 
@@ -92,6 +103,8 @@ pub fn discover_topics(
 pub struct Catalog {
     pub topics: BTreeMap<String, i32>,
     pub configs: BTreeMap<String, manifest::TopicConfigs>,
+    /// The dynamic broker configs this broker runs with.
+    pub broker_configs: DynamicBrokerConfigs,
 }
 
 /// The configs of a topic that set none.
@@ -100,6 +113,12 @@ static NO_CONFIGS: manifest::TopicConfigs = BTreeMap::new();
 impl Catalog {
     pub fn partitions(&self, topic: &str) -> Option<i32> {
         self.topics.get(topic).copied()
+    }
+
+    /// What `topic`'s partitions run with on a broker of static configuration `config`: the
+    /// dynamic broker configs applied, then the topic's own.
+    pub fn settings(&self, config: &Config, topic: &str) -> TopicSettings {
+        TopicSettings::of(&self.broker_configs.effective(config), self.configs(topic))
     }
 
     /// The configs `topic` set for itself (empty for one that set none, or an unknown one).

@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 use engine::{CompressionType, FlushPolicy, LogConfig, TimestampType};
 
+use super::dynamic::DynamicBrokerConfigs;
 use super::{Config, MIN_INSYNC_REPLICAS_KEY};
 pub use crate::codec::errors::TopicConfigError;
 
@@ -316,8 +317,9 @@ pub struct TopicSettings {
 }
 
 impl TopicSettings {
-    /// The settings of a topic with `overrides` on a broker configured by `broker`. An override
-    /// that does not pass [`check`] (a damaged store) is left out with an error line.
+    /// The settings of a topic with `overrides` on a broker configured by `broker` (its
+    /// effective configuration: dynamic broker configs applied). An override that does not pass
+    /// [`check`] (a damaged store) is left out with an error line.
     pub fn of(broker: &Config, overrides: &BTreeMap<String, String>) -> TopicSettings {
         let mut log = broker.log;
         let valid = |name: &str| {
@@ -346,9 +348,11 @@ impl TopicSettings {
         if let Some(value) = number(INDEX_INTERVAL_BYTES) {
             log.index_interval_bytes = value.unsigned_abs();
         }
-        if let Some(value) = number(MAX_MESSAGE_BYTES) {
-            log.batch_bytes_max = usize::try_from(value).ok();
-        }
+        // The topic's own limit, else the broker's (which a dynamic broker config may change).
+        log.batch_bytes_max = Some(match number(MAX_MESSAGE_BYTES).and_then(|value| usize::try_from(value).ok()) {
+            Some(bytes) => bytes,
+            None => broker.message_max_bytes.min(engine::limits::BATCH_BYTES_MAX),
+        });
         let (flush_messages, flush_ms) = (number(FLUSH_MESSAGES), number(FLUSH_MS));
         if flush_messages.is_some() || flush_ms.is_some() {
             let (broker_messages, broker_ms) = match broker.log.flush_policy {
@@ -401,7 +405,7 @@ pub struct Described {
 }
 
 /// The broker's value for a topic key (what the topic has when it sets none).
-fn broker_value(broker: &Config, name: &str) -> String {
+pub fn broker_value(broker: &Config, name: &str) -> String {
     let (flush_messages, flush_ms) = match broker.log.flush_policy {
         FlushPolicy::FsyncBeforeAck => (1, 0),
         FlushPolicy::Interval { flush_messages, flush_ms } => (flush_messages.min(i64::MAX as u64) as i64, flush_ms),
@@ -437,28 +441,39 @@ fn broker_value(broker: &Config, name: &str) -> String {
 }
 
 /// Every topic key of a topic with `overrides` (sorted by name): its value, where the value
-/// comes from, and Kafka's synonyms (the topic's override, then the broker's key: STATIC_BROKER_CONFIG
-/// when the broker's configuration file sets it, DEFAULT_CONFIG otherwise).
-pub fn describe(broker: &Config, overrides: &BTreeMap<String, String>) -> Vec<Described> {
+/// comes from, and Kafka's synonyms, most specific first: the topic's override, the broker key's
+/// dynamic values (this broker's, the cluster default), then its static value
+/// (STATIC_BROKER_CONFIG when the broker's configuration file sets it, DEFAULT_CONFIG otherwise).
+/// `broker` is the static configuration.
+pub fn describe(
+    broker: &Config,
+    dynamic: &DynamicBrokerConfigs,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Described> {
     TOPIC_KEYS
         .iter()
         .map(|key| {
-            let broker_source = if broker.set_keys.contains(key.broker_synonym) {
+            let static_source = if broker.set_keys.contains(key.broker_synonym) {
                 source::STATIC_BROKER_CONFIG
             } else {
                 source::DEFAULT_CONFIG
             };
             let mut synonyms = Vec::new();
-            let own = overrides.get(key.name);
-            if let Some(value) = own {
+            if let Some(value) = overrides.get(key.name) {
                 synonyms.push((key.name.to_string(), value.clone(), source::DYNAMIC_TOPIC_CONFIG));
             }
-            let broker_value = broker_value(broker, key.name);
-            synonyms.push((key.broker_synonym.to_string(), broker_value.clone(), broker_source));
-            let (value, source) = match own {
-                Some(value) => (value.clone(), source::DYNAMIC_TOPIC_CONFIG),
-                None => (broker_value, broker_source),
-            };
+            if super::dynamic::is_dynamic(key.broker_synonym) {
+                if let Some(value) = dynamic.own.get(key.broker_synonym) {
+                    let source = super::dynamic::SOURCE_DYNAMIC_BROKER_CONFIG;
+                    synonyms.push((key.broker_synonym.to_string(), value.clone(), source));
+                }
+                if let Some(value) = dynamic.default.get(key.broker_synonym) {
+                    let source = super::dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG;
+                    synonyms.push((key.broker_synonym.to_string(), value.clone(), source));
+                }
+            }
+            synonyms.push((key.broker_synonym.to_string(), broker_value(broker, key.name), static_source));
+            let (_, value, source) = synonyms[0].clone();
             Described { name: key.name, value, source, kind: key.kind, doc: key.doc, synonyms }
         })
         .collect()
@@ -515,7 +530,7 @@ mod tests {
     fn overrides_make_the_partition_settings() {
         let broker = broker();
         let plain = TopicSettings::of(&broker, &BTreeMap::new());
-        assert_eq!(plain.log, broker.log);
+        assert_eq!(plain.log, LogConfig { batch_bytes_max: Some(broker.message_max_bytes), ..broker.log });
         assert_eq!(plain.min_insync_replicas, broker.min_insync_replicas);
         let overrides = check_all([
             ("retention.ms", Some("60000")),
@@ -541,7 +556,9 @@ mod tests {
     fn describe_names_the_source_and_synonyms_of_every_key() {
         let broker = broker();
         let overrides = check_all([("max.message.bytes", Some("2000"))]).expect("valid");
-        let described = describe(&broker, &overrides);
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic.default.insert("log.segment.bytes".to_string(), "2097152".to_string());
+        let described = describe(&broker, &dynamic, &overrides);
         assert_eq!(described.len(), TOPIC_KEYS.len());
         let find = |name: &str| described.iter().find(|entry| entry.name == name).expect(name).clone();
         let max = find("max.message.bytes");
@@ -555,6 +572,9 @@ mod tests {
         );
         let retention = find("retention.ms");
         assert_eq!((retention.value.as_str(), retention.source), ("5000", source::STATIC_BROKER_CONFIG));
+        let segment = find("segment.bytes");
+        assert_eq!((segment.value.as_str(), segment.source), ("2097152", 3), "the dynamic default");
+        assert_eq!(segment.synonyms.len(), 2, "{:?}", segment.synonyms);
         assert!(TOPIC_KEYS.windows(2).all(|pair| pair[0].name < pair[1].name), "sorted");
     }
 }

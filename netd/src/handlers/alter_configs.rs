@@ -2,9 +2,8 @@
 //! `alter_configs` and older admin clients send it). A topic resource's configs replace the
 //! topic's own configs whole: each value checked as `config::topic` checks it (a null value is
 //! refused as Kafka refuses it), the first refusal answers for the resource and changes nothing.
-//! `validate_only` checks and changes nothing. Brokers: Skua holds no dynamic broker configs yet,
-//! so a change is refused with INVALID_CONFIG and a message that says so (an empty set changes
-//! nothing and succeeds).
+//! `validate_only` checks and changes nothing. Brokers (name "": the cluster-wide default, else
+//! this broker's id): the dynamic broker configs are replaced the same way (`config::dynamic`).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +14,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::config::topic;
+use crate::config::{dynamic, topic};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 
@@ -39,11 +38,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         } else {
             match resource.resource_type {
                 RESOURCE_TOPIC => replace_topic_configs(context, name, configs, request.validate_only).await,
-                RESOURCE_BROKER if resource.configs.is_empty() => Ok(()),
-                RESOURCE_BROKER => Err((
-                    ResponseError::InvalidConfig,
-                    Some("Skua does not change broker configs at runtime yet".to_string()),
-                )),
+                RESOURCE_BROKER => replace_broker_configs(context, name, configs, request.validate_only).await,
                 other => Err((ResponseError::InvalidRequest, Some(format!("Unknown resource type {other}")))),
             }
         };
@@ -58,6 +53,49 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         response.responses.push(answer);
     }
     encode_response(ApiKey::AlterConfigs, frame.api_version, frame.correlation_id, &response)
+}
+
+/// Replaces the dynamic configs of broker `name` ("": the cluster-wide default) with `configs`,
+/// checked (a bad value is INVALID_REQUEST for a broker, as in Kafka).
+async fn replace_broker_configs<'a>(
+    context: &ShardContext,
+    name: &str,
+    configs: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let default = name.is_empty();
+    let me = context.config.node_id;
+    if !default && name.parse::<i32>().ok() != Some(me) {
+        return Err((
+            ResponseError::InvalidRequest,
+            Some(format!("Unexpected broker id, expected {me}, but received {name}")),
+        ));
+    }
+    let mut next = BTreeMap::new();
+    for (key, value) in configs {
+        let Some(value) = value else {
+            return Err((ResponseError::InvalidRequest, Some(format!("Null value not supported for : {key}"))));
+        };
+        let checked = dynamic::check(key, value).map_err(|refusal| match refusal {
+            dynamic::BrokerConfigRefusal::InvalidValue(message) => (ResponseError::InvalidRequest, Some(message)),
+            dynamic::BrokerConfigRefusal::NotDynamic(key) => (
+                ResponseError::InvalidConfig,
+                Some(format!(
+                    "Skua does not change the broker config {key} at runtime; set it in the configuration file"
+                )),
+            ),
+        })?;
+        next.insert(key.to_string(), checked);
+    }
+    let catalog = context.catalog();
+    let current = if default { &catalog.broker_configs.default } else { &catalog.broker_configs.own };
+    if validate_only || next == *current {
+        return Ok(());
+    }
+    controller::alter_broker_configs(context, default, next, false).await.map_err(|error| {
+        let code = crate::codec::errors::topic_error_code(&error);
+        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
+    })
 }
 
 /// Replaces the own configs of topic `name` with `configs`, checked.

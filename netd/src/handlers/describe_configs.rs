@@ -17,6 +17,9 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::config::dynamic::{
+    DynamicBrokerConfigs, SOURCE_DYNAMIC_BROKER_CONFIG, SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
+};
 use crate::config::topic::{self, source, ConfigType};
 use crate::config::Config;
 use crate::runtime::context::ShardContext;
@@ -36,8 +39,8 @@ struct Entry {
 }
 
 /// A topic's configs: [`topic::describe`] of its own overrides.
-fn topic_entries(config: &Config, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
-    topic::describe(config, overrides)
+fn topic_entries(config: &Config, dynamic: &DynamicBrokerConfigs, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
+    topic::describe(config, dynamic, overrides)
         .into_iter()
         .map(|described| Entry {
             name: described.name.to_string(),
@@ -62,9 +65,12 @@ fn offsets_topic_overrides(config: &Config) -> BTreeMap<String, String> {
     ])
 }
 
-/// The broker's own configs (read-only: Skua has no dynamic broker configs yet).
-fn broker_entries(config: &Config) -> Vec<Entry> {
-    let entries = [
+/// The broker's configs: the static ones (read-only), then every dynamic key with its effective
+/// value, source and synonyms (this broker's dynamic value, the cluster default, the static one).
+fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
+    let static_source =
+        |name: &str| if config.set_keys.contains(name) { source::STATIC_BROKER_CONFIG } else { source::DEFAULT_CONFIG };
+    let fixed = [
         ("node.id", config.node_id.to_string(), ConfigType::Int),
         ("listeners", format!("PLAINTEXT://{}", config.listen_address), ConfigType::String),
         (
@@ -75,19 +81,12 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
         ("log.dirs", config.data_dir.display().to_string(), ConfigType::String),
         ("num.partitions", config.num_partitions.to_string(), ConfigType::Int),
         ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::Boolean),
-        ("log.segment.bytes", config.log.segment_bytes.to_string(), ConfigType::Int),
-        ("log.roll.ms", config.log.segment_ms.to_string(), ConfigType::Long),
-        ("log.retention.ms", config.log.retention_ms.to_string(), ConfigType::Long),
-        ("log.retention.bytes", config.log.retention_bytes.to_string(), ConfigType::Long),
-        ("message.max.bytes", config.message_max_bytes.to_string(), ConfigType::Int),
-        ("min.insync.replicas", config.min_insync_replicas.to_string(), ConfigType::Int),
         ("socket.request.max.bytes", config.socket_request_max_bytes.to_string(), ConfigType::Int),
     ];
-    entries
+    let mut entries: Vec<Entry> = fixed
         .into_iter()
         .map(|(name, value, kind)| {
-            let source =
-                if config.set_keys.contains(name) { source::STATIC_BROKER_CONFIG } else { source::DEFAULT_CONFIG };
+            let source = static_source(name);
             Entry {
                 name: name.to_string(),
                 synonyms: vec![(name.to_string(), value.clone(), source)],
@@ -97,6 +96,53 @@ fn broker_entries(config: &Config) -> Vec<Entry> {
                 read_only: true,
                 doc: None,
             }
+        })
+        .collect();
+    for key in topic::TOPIC_KEYS {
+        let name = key.broker_synonym;
+        let dynamic_key = crate::config::dynamic::is_dynamic(name);
+        let mut synonyms = Vec::new();
+        if dynamic_key {
+            if let Some(value) = dynamic.own.get(name) {
+                synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
+            }
+            if let Some(value) = dynamic.default.get(name) {
+                synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
+            }
+        }
+        synonyms.push((name.to_string(), topic::broker_value(config, key.name), static_source(name)));
+        let (_, value, source) = synonyms[0].clone();
+        entries.push(Entry {
+            name: name.to_string(),
+            value,
+            source,
+            kind: key.kind,
+            read_only: !dynamic_key,
+            doc: None,
+            synonyms,
+        });
+    }
+    entries.sort_by(|one, other| one.name.cmp(&other.name));
+    entries
+}
+
+/// The cluster-wide dynamic defaults (a broker resource named ""), as Kafka lists them: only the
+/// keys the default set has.
+fn default_broker_entries(dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
+    dynamic
+        .default
+        .iter()
+        .map(|(name, value)| Entry {
+            name: name.clone(),
+            value: value.clone(),
+            source: SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
+            kind: topic::TOPIC_KEYS
+                .iter()
+                .find(|key| key.broker_synonym == name)
+                .map_or(ConfigType::String, |key| key.kind),
+            read_only: false,
+            doc: None,
+            synonyms: vec![(name.clone(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG)],
         })
         .collect()
 }
@@ -112,12 +158,17 @@ pub fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
         result.resource_name = resource.resource_name.clone();
         let name = resource.resource_name.as_str();
         let entries = match resource.resource_type {
-            RESOURCE_TOPIC if catalog.partitions(name).is_some() => Ok(topic_entries(config, catalog.configs(name))),
+            RESOURCE_TOPIC if catalog.partitions(name).is_some() => {
+                Ok(topic_entries(config, &catalog.broker_configs, catalog.configs(name)))
+            }
             RESOURCE_TOPIC if name == crate::coordinators::groups::OFFSETS_TOPIC => {
-                Ok(topic_entries(config, &offsets_topic_overrides(config)))
+                Ok(topic_entries(config, &DynamicBrokerConfigs::default(), &offsets_topic_overrides(config)))
             }
             RESOURCE_TOPIC => Err((ResponseError::UnknownTopicOrPartition.code(), format!("unknown topic {name:?}"))),
-            RESOURCE_BROKER if name.is_empty() || name == config.node_id.to_string() => Ok(broker_entries(config)),
+            RESOURCE_BROKER if name.is_empty() => Ok(default_broker_entries(&catalog.broker_configs)),
+            RESOURCE_BROKER if name == config.node_id.to_string() => {
+                Ok(broker_entries(config, &catalog.broker_configs))
+            }
             RESOURCE_BROKER => {
                 Err((ResponseError::InvalidRequest.code(), format!("this is broker {}, not {name:?}", config.node_id)))
             }

@@ -7,9 +7,12 @@
 //! not know) succeeds and changes nothing, as in Kafka: `kafka-reassign-partitions --verify`
 //! clears the replication throttles (`*.replication.throttled.*`) of every moved topic so.
 //!
-//! Brokers, groups and client-metrics resources: Skua holds no dynamic configs of them yet, so a
-//! DELETE succeeds and changes nothing and every other change is refused per resource with
-//! INVALID_CONFIG and a message that says so.
+//! Brokers (name "": the cluster-wide default, else this broker's id): the dynamic broker configs
+//! of `config::dynamic` (the log defaults topics inherit), checked as Kafka checks them (a bad
+//! value INVALID_REQUEST, as Kafka answers for a broker); a key Skua does not change at runtime is
+//! refused with INVALID_CONFIG and a message that says so. Groups and client-metrics resources:
+//! Skua holds no configs of them, so a DELETE succeeds and changes nothing and every other change
+//! is refused the same way.
 //!
 //! Before that refusal, the request is checked as Kafka 4.4 checks it, with Kafka's codes and
 //! messages (observed against Kafka by `tests/admin_oracle.rs`): a resource named twice, a key
@@ -30,7 +33,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::config::topic;
+use crate::config::{dynamic, topic};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 
@@ -62,6 +65,8 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             Err((ResponseError::InvalidRequest, Some("Each resource must appear at most once.".to_string())))
         } else if resource.resource_type == RESOURCE_TOPIC {
             alter_topic(context, name, &resource.configs, request.validate_only).await
+        } else if resource.resource_type == RESOURCE_BROKER {
+            alter_broker(context, name, &resource.configs, request.validate_only).await
         } else {
             check(context, resource.resource_type, name, &resource.configs)
         };
@@ -132,7 +137,7 @@ async fn alter_topic(
                 }
                 let current = match next.get(key) {
                     Some(value) => value.clone(),
-                    None => topic::describe(&context.config, &next)
+                    None => topic::describe(&context.config, &catalog.broker_configs, &next)
                         .into_iter()
                         .find(|described| described.name == key)
                         .map(|described| described.value)
@@ -164,6 +169,87 @@ async fn alter_topic(
     })
 }
 
+/// A broker resource's operations on its dynamic configs (name "": the cluster-wide default, else
+/// this broker's own), then (unless `validate_only`) stored and applied through the controller.
+/// Kafka answers a bad value INVALID_REQUEST for a broker (INVALID_CONFIG for a topic).
+async fn alter_broker(
+    context: &ShardContext,
+    name: &str,
+    configs: &[kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig],
+    validate_only: bool,
+) -> Result<(), Refusal> {
+    let keys: BTreeSet<&str> = configs.iter().map(|config| config.name.as_str()).collect();
+    if keys.len() != configs.len() {
+        return Err(invalid_request("Error due to duplicate config keys".to_string()));
+    }
+    let default = name.is_empty();
+    if !default {
+        check_node(context, name, "Unexpected broker id, expected")?;
+    }
+    let catalog = context.catalog();
+    let current = if default { &catalog.broker_configs.default } else { &catalog.broker_configs.own };
+    let mut next = current.clone();
+    let checked = |key: &str, value: &str| {
+        dynamic::check(key, value).map_err(|refusal| match refusal {
+            dynamic::BrokerConfigRefusal::InvalidValue(message) => invalid_request(message),
+            dynamic::BrokerConfigRefusal::NotDynamic(key) => broker_runtime_refusal(&key),
+        })
+    };
+    for config in configs {
+        let key = config.name.as_str();
+        let value = config.value.as_ref().map_or("", |value| value.as_str());
+        match config.config_operation {
+            OPERATION_SET => {
+                next.insert(key.to_string(), checked(key, value)?);
+            }
+            OPERATION_DELETE => {
+                next.remove(key);
+            }
+            OPERATION_APPEND | OPERATION_SUBTRACT => {
+                if !dynamic::is_dynamic(key) {
+                    return Err(broker_runtime_refusal(key));
+                }
+                if key != "log.cleanup.policy" {
+                    let operation = if config.config_operation == OPERATION_APPEND { "APPEND" } else { "SUBTRACT" };
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        Some(format!("Can't {operation} to key {key} because its type is not LIST.")),
+                    ));
+                }
+                let current = next.get(key).cloned().unwrap_or_else(|| "delete".to_string());
+                let mut items: Vec<String> =
+                    current.split(',').filter(|item| !item.is_empty()).map(str::to_string).collect();
+                for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+                    if config.config_operation == OPERATION_APPEND {
+                        if !items.iter().any(|have| have == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|have| have != item);
+                    }
+                }
+                next.insert(key.to_string(), checked(key, &items.join(","))?);
+            }
+            _ => return Err((ResponseError::UnknownServerError, None)),
+        }
+    }
+    if validate_only || next == *current {
+        return Ok(());
+    }
+    controller::alter_broker_configs(context, default, next, false).await.map_err(|error| {
+        let code = crate::codec::errors::topic_error_code(&error);
+        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
+    })
+}
+
+/// A broker key Skua does not change at runtime.
+fn broker_runtime_refusal(key: &str) -> Refusal {
+    (
+        ResponseError::InvalidConfig,
+        Some(format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")),
+    )
+}
+
 /// A broker or broker-logger resource's name must be this node's id (Kafka's
 /// `ConfigAdminManager.preprocess`; clients send such resources to the node they name).
 fn check_node(context: &ShardContext, name: &str, expected: &str) -> Result<(), Refusal> {
@@ -189,12 +275,6 @@ fn check(
     }
     // The configs this resource has set, which a DELETE would have to remove.
     let set: Vec<String> = match resource_type {
-        RESOURCE_BROKER => {
-            if !name.is_empty() {
-                check_node(context, name, "Unexpected broker id, expected")?;
-            }
-            Vec::new()
-        }
         RESOURCE_BROKER_LOGGER => {
             check_node(context, name, "Unexpected node id. Expected")?;
             return check_loggers(configs);

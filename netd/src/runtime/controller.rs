@@ -34,6 +34,7 @@ use crate::catalog::producer_ids::ProducerIds;
 use crate::catalog::valid_topic_name;
 use crate::catalog::Catalog;
 use crate::codec::errors::{ProducerIdError, TopicError};
+use crate::config::dynamic::DynamicBrokerConfigs;
 use crate::config::topic::TopicSettings;
 use crate::limits::PARTITIONS_PER_TOPIC_MAX;
 use crate::quorum::link::LinkError;
@@ -51,6 +52,11 @@ pub enum ControlCommand {
         /// The topic's own configs, checked (`config::topic::check_all`).
         configs: TopicConfigs,
         validate_only: bool,
+        reply: oneshot::Sender<Result<(), TopicError>>,
+    },
+    /// One node: replace the dynamic broker configs (checked), durably, and apply them.
+    AlterBrokerConfigs {
+        configs: DynamicBrokerConfigs,
         reply: oneshot::Sender<Result<(), TopicError>>,
     },
     /// One node: replace a topic's own configs (checked) and apply them to its partitions.
@@ -103,6 +109,38 @@ pub async fn create_topic(
         reply,
     })
     .await
+}
+
+/// Replaces the dynamic broker configs of this broker (`default`: the cluster-wide default set,
+/// else this broker's own) with `configs` (checked), durably, and applies them to every topic: on
+/// one node through the controller task; in a cluster through the active controller's metadata
+/// log, waiting (bounded) until this broker applied it.
+pub async fn alter_broker_configs(
+    context: &ShardContext,
+    default: bool,
+    configs: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), TopicError> {
+    if validate_only {
+        return Ok(());
+    }
+    if context.quorum.is_some() {
+        let broker = if default { None } else { Some(BrokerId(context.config.node_id)) };
+        forward(context, ControllerRequest::AlterBrokerConfigs { broker, configs: configs.clone() }).await?;
+        until_applied(context, |catalog| {
+            let applied = if default { &catalog.broker_configs.default } else { &catalog.broker_configs.own };
+            *applied == configs
+        })
+        .await;
+        return Ok(());
+    }
+    let mut next = context.catalog().broker_configs.clone();
+    if default {
+        next.default = configs;
+    } else {
+        next.own = configs;
+    }
+    ask(context, |reply| ControlCommand::AlterBrokerConfigs { configs: next, reply }).await
 }
 
 /// Replaces the own configs of topic `name` with `configs` (checked), durably, and applies them
@@ -342,6 +380,9 @@ pub async fn run(context: Rc<ShardContext>, mut commands: mpsc::Receiver<Control
                 let created = create(&context, &mut manifests, &name, partitions, None, &configs, validate_only, None);
                 let _ = reply.send(created.await);
             }
+            ControlCommand::AlterBrokerConfigs { configs, reply } => {
+                let _ = reply.send(alter_broker_configs_here(&context, configs, true).await);
+            }
             ControlCommand::AlterTopicConfigs { name, configs, reply } => {
                 let _ = reply.send(alter_configs(&context, &mut manifests, &name, None, configs).await);
             }
@@ -402,6 +443,15 @@ async fn apply_image(
 ) {
     let me = BrokerId(context.config.node_id);
     let catalog = context.catalog();
+    let dynamic = DynamicBrokerConfigs {
+        default: image.broker_configs.get(&None).cloned().unwrap_or_default(),
+        own: image.broker_configs.get(&Some(me)).cloned().unwrap_or_default(),
+    };
+    if dynamic != catalog.broker_configs {
+        if let Err(error) = alter_broker_configs_here(context, dynamic, false).await {
+            tracing::error!(%error, "could not apply the dynamic broker configs of the metadata");
+        }
+    }
     for name in catalog.topics.keys() {
         let same = image.topic(name).is_some_and(|topic| applied.topic_ids.get(name).is_none_or(|id| *id == topic.id));
         if !same {
@@ -514,7 +564,7 @@ async fn change_replicas(context: &Rc<ShardContext>, applied: &mut Applied, topi
     let joined: Vec<i32> = replicas.difference(held).copied().collect();
     let left: Vec<i32> = held.difference(replicas).copied().collect();
     if !joined.is_empty() {
-        let settings = TopicSettings::of(&context.config, context.catalog().configs(topic));
+        let settings = context.catalog().settings(&context.config, topic);
         match open_everywhere(context, topic, joined.iter().copied(), settings.log).await {
             Ok(()) => {
                 tracing::info!(%topic, partitions = ?joined, "opened new replicas");
@@ -673,7 +723,7 @@ async fn create(
         Err(error) => return Err(storage_error(error)),
     }
     let local = (0..partitions).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
-    let settings = TopicSettings::of(&context.config, configs);
+    let settings = TopicSettings::of(&context.catalog().broker_configs.effective(&context.config), configs);
     let opened = open_everywhere(context, name, local, settings.log).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
     let committed =
@@ -719,7 +769,7 @@ async fn grow(
     }
     let local = (existing..count).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
     let configs = context.catalog().configs(name).clone();
-    let settings = TopicSettings::of(&context.config, &configs);
+    let settings = context.catalog().settings(&context.config, name);
     let opened = open_everywhere(context, name, local, settings.log).await;
     let id = id.map(|id| id.0);
     let committed = opened.and_then(|()| manifests.commit(name, count, id, &configs).map_err(storage_error));
@@ -758,7 +808,41 @@ async fn alter_configs(
             catalog.configs.insert(name.to_string(), configs.clone());
         }
     });
-    let settings = TopicSettings::of(&context.config, &configs);
+    let outcome = apply_settings_everywhere(context, name).await;
+    tracing::info!(topic = %name, ?configs, "changed topic configs");
+    outcome
+}
+
+/// Replaces this broker's dynamic broker configs: on one node the file first (the commit point),
+/// then the catalog; then every topic's partitions take their new settings.
+async fn alter_broker_configs_here(
+    context: &Rc<ShardContext>,
+    configs: DynamicBrokerConfigs,
+    store: bool,
+) -> Result<(), TopicError> {
+    if store {
+        let mut fs = engine::io::os::SyscallFs::new();
+        crate::catalog::broker_configs::store(&mut fs, &context.config.data_dir, &configs).map_err(|error| {
+            storage_error(ManifestError::Io { path: context.config.data_dir.clone(), source: error })
+        })?;
+    }
+    context.shared_catalog().publish(|catalog| catalog.broker_configs = configs.clone());
+    let mut outcome = Ok(());
+    let topics: Vec<String> = context.catalog().topics.keys().cloned().collect();
+    for topic in topics {
+        if let Err(error) = apply_settings_everywhere(context, &topic).await {
+            tracing::error!(%topic, %error, "a topic did not take the new broker configs");
+            outcome = Err(error);
+        }
+    }
+    tracing::info!(default = ?configs.default, own = ?configs.own, "changed dynamic broker configs");
+    outcome
+}
+
+/// Applies `topic`'s settings as the catalog has them now (its own configs over the effective
+/// broker configs) to its open partitions on every shard.
+async fn apply_settings_everywhere(context: &Rc<ShardContext>, name: &str) -> Result<(), TopicError> {
+    let settings = context.catalog().settings(&context.config, name);
     let mut outcome = Ok(());
     for shard in 0..context.count {
         let topic = name.to_string();
@@ -777,7 +861,6 @@ async fn alter_configs(
             Err(error) => outcome = Err(TopicError::Shard(error)),
         }
     }
-    tracing::info!(topic = %name, ?configs, "changed topic configs");
     outcome
 }
 

@@ -174,7 +174,7 @@ impl ShardState {
                 .filter(|partition| owns(topic, *partition))
                 .filter(|partition| !replicas_only || state.partition_dir(topic, *partition).is_dir())
                 .collect();
-            let settings = TopicSettings::of(&state.config, catalog.configs(topic));
+            let settings = catalog.settings(&state.config, topic);
             state.open_partitions(topic, &owned, settings.log)?;
         }
         for partition in 0..state.config.offsets_partitions {

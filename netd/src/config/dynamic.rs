@@ -1,0 +1,185 @@
+//! Dynamic broker configs: the broker keys that change at runtime (the log defaults every topic
+//! without its own setting inherits), how each value is checked, and the broker configuration
+//! they make together with the static one.
+//!
+//! Owns: [`DynamicBrokerConfigs`] (the cluster-wide default set and this broker's own set, as
+//! Kafka keeps them), [`check`] and [`DynamicBrokerConfigs::effective`].
+//!
+//! Must not know: where the sets are stored (a file on one node, the metadata log in a cluster),
+//! shards, requests. The keys are the broker synonyms of `config::topic`'s keys, so a topic's
+//! value and its broker default are checked by the same rule.
+
+use std::collections::BTreeMap;
+
+use engine::{CompressionType, FlushPolicy, TimestampType};
+
+use super::topic::{self, TopicConfigError};
+use super::Config;
+
+/// Kafka's `ConfigSource` codes of dynamic broker configs.
+pub const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+
+/// A broker key whose dynamic value the cluster controller would have to read (Skua's controller
+/// takes its static setting): not changed at runtime yet.
+const NOT_DYNAMIC_YET: &[&str] = &["unclean.leader.election.enable"];
+
+/// The dynamic broker configs a broker runs with: the cluster-wide default (Kafka's
+/// `--entity-default`) and its own (`--entity-name <id>`), which wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DynamicBrokerConfigs {
+    pub default: BTreeMap<String, String>,
+    pub own: BTreeMap<String, String>,
+}
+
+/// Why a dynamic broker config is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerConfigRefusal {
+    /// A value Kafka refuses too (Kafka answers INVALID_REQUEST with its wording).
+    InvalidValue(String),
+    /// A key Skua does not change at runtime.
+    NotDynamic(String),
+}
+
+/// The topic key a dynamic broker key is the default of.
+fn topic_key_of(broker_key: &str) -> Option<&'static topic::TopicKey> {
+    if NOT_DYNAMIC_YET.contains(&broker_key) {
+        return None;
+    }
+    topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == broker_key)
+}
+
+/// Whether `key` is a broker key Skua changes at runtime.
+pub fn is_dynamic(key: &str) -> bool {
+    topic_key_of(key).is_some()
+}
+
+/// Checks one dynamic broker key and value: the normalised value to store.
+pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
+    let Some(topic_key) = topic_key_of(key) else {
+        return Err(BrokerConfigRefusal::NotDynamic(key.to_string()));
+    };
+    topic::check(topic_key.name, value).map_err(|error| match error {
+        // Kafka names the broker key it was given.
+        TopicConfigError::InvalidValue { value, reason, .. } => {
+            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
+        }
+        other => BrokerConfigRefusal::InvalidValue(other.to_string().replace(topic_key.name, key)),
+    })
+}
+
+impl DynamicBrokerConfigs {
+    /// The dynamic value of `key` and its source (this broker's own, else the default).
+    pub fn value(&self, key: &str) -> Option<(&str, i8)> {
+        if let Some(value) = self.own.get(key) {
+            return Some((value, SOURCE_DYNAMIC_BROKER_CONFIG));
+        }
+        self.default.get(key).map(|value| (value.as_str(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG))
+    }
+
+    /// The broker configuration `config` becomes with these dynamic values applied. A stored
+    /// value that no longer passes [`check`] is left out with an error line.
+    pub fn effective(&self, config: &Config) -> Config {
+        let mut effective = config.clone();
+        if self.default.is_empty() && self.own.is_empty() {
+            return effective;
+        }
+        let valid = |key: &str| {
+            let (value, _) = self.value(key)?;
+            match check(key, value) {
+                Ok(value) => Some(value),
+                Err(error) => {
+                    tracing::error!(key, ?error, "a stored dynamic broker config is not valid; the static one applies");
+                    None
+                }
+            }
+        };
+        let number = |key: &str| valid(key).and_then(|value| value.parse::<i64>().ok());
+        let log = &mut effective.log;
+        if let Some(value) = number("log.retention.ms") {
+            log.retention_ms = value;
+        }
+        if let Some(value) = number("log.retention.bytes") {
+            log.retention_bytes = value;
+        }
+        if let Some(value) = number("log.segment.bytes") {
+            log.segment_bytes = value.unsigned_abs();
+        }
+        if let Some(value) = number("log.roll.ms") {
+            log.segment_ms = value;
+        }
+        if let Some(value) = number("log.index.interval.bytes") {
+            log.index_interval_bytes = value.unsigned_abs();
+        }
+        let (flush_messages, flush_ms) = (number("log.flush.interval.messages"), number("log.flush.interval.ms"));
+        if flush_messages.is_some() || flush_ms.is_some() {
+            let (messages, ms) = match log.flush_policy {
+                FlushPolicy::Interval { flush_messages, flush_ms } => (flush_messages, flush_ms),
+                FlushPolicy::FsyncBeforeAck => (u64::MAX, i64::MAX),
+            };
+            log.flush_policy = FlushPolicy::Interval {
+                flush_messages: flush_messages.map_or(messages, i64::unsigned_abs),
+                flush_ms: flush_ms.unwrap_or(ms),
+            };
+        }
+        match valid("compression.type").as_deref() {
+            Some("zstd") => {
+                let level = number("compression.zstd.level").and_then(|level| i32::try_from(level).ok());
+                log.compression = CompressionType::Zstd { level: level.unwrap_or(topic::ZSTD_LEVEL_DEFAULT) };
+            }
+            Some(_) => log.compression = CompressionType::Producer,
+            None => {}
+        }
+        if let Some(kind) = valid("log.message.timestamp.type") {
+            log.timestamp_type =
+                if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
+        }
+        if valid("log.cleanup.policy").is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
+            log.retention_ms = -1;
+            log.retention_bytes = -1;
+        }
+        if let Some(value) = number("message.max.bytes").and_then(|value| usize::try_from(value).ok()) {
+            effective.message_max_bytes = value;
+        }
+        if let Some(value) = number("min.insync.replicas").and_then(|value| i32::try_from(value).ok()) {
+            effective.min_insync_replicas = value;
+        }
+        effective
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_keys_are_checked_by_their_topic_rule_with_kafkas_message() {
+        assert_eq!(check("log.retention.ms", " 3600000"), Ok("3600000".to_string()));
+        assert_eq!(
+            check("log.retention.ms", "abc"),
+            Err(BrokerConfigRefusal::InvalidValue(
+                "Invalid value abc for configuration log.retention.ms: Not a number of type LONG".to_string()
+            ))
+        );
+        assert_eq!(check("log.dirs", "/tmp"), Err(BrokerConfigRefusal::NotDynamic("log.dirs".to_string())));
+        assert!(matches!(check("unclean.leader.election.enable", "true"), Err(BrokerConfigRefusal::NotDynamic(_))));
+        assert!(is_dynamic("log.segment.bytes") && is_dynamic("message.max.bytes") && !is_dynamic("retention.ms"));
+    }
+
+    #[test]
+    fn this_brokers_own_value_wins_over_the_default_and_both_over_the_static_one() {
+        let config = Config::from_properties(&BTreeMap::new()).expect("defaults");
+        let mut dynamic = DynamicBrokerConfigs::default();
+        assert_eq!(dynamic.effective(&config).log, config.log);
+        dynamic.default.insert("log.retention.ms".into(), "60000".into());
+        dynamic.default.insert("log.segment.bytes".into(), "2097152".into());
+        dynamic.own.insert("log.segment.bytes".into(), "4194304".into());
+        dynamic.default.insert("message.max.bytes".into(), "5000".into());
+        let effective = dynamic.effective(&config);
+        assert_eq!(effective.log.retention_ms, 60_000);
+        assert_eq!(effective.log.segment_bytes, 4_194_304);
+        assert_eq!(effective.message_max_bytes, 5000);
+        assert_eq!(dynamic.value("log.segment.bytes"), Some(("4194304", SOURCE_DYNAMIC_BROKER_CONFIG)));
+        assert_eq!(dynamic.value("log.retention.ms"), Some(("60000", SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG)));
+    }
+}
