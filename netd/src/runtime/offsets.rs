@@ -6,8 +6,9 @@
 //! would bring back, and a failed commit leaves memory as it was. OffsetCommit, DeleteGroups,
 //! OffsetDelete and the expiry of `offsets.retention.minutes` all go through [`persist`].
 //!
-//! Owns: [`persist`] and [`expire`] (the expiry pass the ticker runs). Runs on the shard thread
-//! that owns the group's offsets partition; borrows the shard state only between awaits.
+//! Owns: [`persist`], [`expire`] (the expiry pass the ticker runs) and [`clean`] (what bounds the
+//! offsets logs: the ticker runs it too). Runs on the shard thread that owns the group's offsets
+//! partition; borrows the shard state only between awaits.
 //!
 //! Must not know: any Kafka request or response. Which records to write is the caller's
 //! business; the error codes of a failed append are decided here (and in `codec::errors`).
@@ -18,7 +19,7 @@ use std::rc::Rc;
 
 use crate::clock::now_ms;
 use crate::codec::errors;
-use crate::coordinators::groups::store::OffsetRecord;
+use crate::coordinators::groups::{self, store::OffsetRecord};
 use crate::runtime::state::ShardState;
 use futures_util::future::LocalBoxFuture;
 
@@ -39,10 +40,10 @@ pub fn persist(
         Ok(durable) => durable,
         Err(error) => return Box::pin(std::future::ready(errors::offsets_error_code(&error))),
     };
-    let pending = PendingCommits::mark(state, &records);
+    let pending = PendingCommits::mark(state, group, &records);
+    let partition = pending.partition;
     let state = state.clone();
     Box::pin(async move {
-        let _pending = pending;
         // A shard stopping first answers `Stopped`: the outcome of the append is unknown, as
         // after a timeout.
         let code = durable.await.map_or_else(|error| errors::offsets_error_code(&error), |()| errors::NONE);
@@ -53,6 +54,12 @@ pub fn persist(
                 state.groups.apply(record, now);
             }
         }
+        drop(pending);
+        // Under a steady stream of commits the ticker may never find the partition without a
+        // write in flight; the moment its last one completes is the clean's chance.
+        if state.borrow().offsets_partition_due(partition) {
+            clean_partition(&state, partition);
+        }
         code
     })
 }
@@ -60,13 +67,15 @@ pub fn persist(
 /// The commits of one [`persist`] while they are appended but not applied: marked in
 /// `groups.committing` so that expiry leaves their keys alone, unmarked when dropped (after the
 /// outcome is applied, or when the waiting request goes away).
+/// Also counted in `groups.writing` for their offsets partition, which a clean waits on.
 struct PendingCommits {
     state: Rc<RefCell<ShardState>>,
     keys: Vec<(String, String, i32)>,
+    partition: i32,
 }
 
 impl PendingCommits {
-    fn mark(state: &Rc<RefCell<ShardState>>, records: &[OffsetRecord]) -> PendingCommits {
+    fn mark(state: &Rc<RefCell<ShardState>>, group: &str, records: &[OffsetRecord]) -> PendingCommits {
         let keys: Vec<(String, String, i32)> = records
             .iter()
             .filter(|record| record.value.is_some())
@@ -76,7 +85,9 @@ impl PendingCommits {
         for key in &keys {
             *borrowed.groups.committing.entry(key.clone()).or_default() += 1;
         }
-        PendingCommits { state: state.clone(), keys }
+        let partition = groups::offsets_partition(group, borrowed.config.offsets_partitions);
+        *borrowed.groups.writing.entry(partition).or_default() += 1;
+        PendingCommits { state: state.clone(), keys, partition }
     }
 }
 
@@ -85,6 +96,12 @@ impl Drop for PendingCommits {
         // Dropped from a task, never inside a borrow of the state; if that ever changed, the
         // keys would stay marked (their offsets would not expire), which loses nothing.
         let Ok(mut state) = self.state.try_borrow_mut() else { return };
+        if let std::collections::btree_map::Entry::Occupied(mut count) = state.groups.writing.entry(self.partition) {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
         for key in self.keys.drain(..) {
             if let std::collections::btree_map::Entry::Occupied(mut count) = state.groups.committing.entry(key) {
                 *count.get_mut() -= 1;
@@ -131,6 +148,53 @@ pub fn expire(state: &Rc<RefCell<ShardState>>, now_ms: i64) {
     }
 }
 
+/// Bounds the offsets logs: each offsets partition due for a clean
+/// ([`ShardState::offsets_partitions_to_clean`]) gets the current state of its groups appended
+/// again at its end, and once that snapshot is durable (`acks=all`) its log start moves to the
+/// snapshot's first offset, so the engine deletes the segments before it. Replay from the new
+/// start gives the state memory had: nothing was in flight to the partition when the snapshot
+/// was taken, and whatever is appended after it comes after it in the log too. Deleted groups
+/// and expired offsets are simply absent from the snapshot (their tombstones go with the old
+/// segments). A clean that fails (leadership lost, a failed append) leaves the log start where
+/// it was; the next tick tries again.
+pub fn clean(state: &Rc<RefCell<ShardState>>) {
+    let due = state.borrow().offsets_partitions_to_clean();
+    for partition in due {
+        clean_partition(state, partition);
+    }
+}
+
+/// Starts the clean of one offsets partition that is due (see [`clean`]).
+fn clean_partition(state: &Rc<RefCell<ShardState>>, partition: i32) {
+    let appended = state.borrow_mut().append_offsets_snapshot(partition);
+    let (start, acks) = match appended {
+        Ok(appended) => appended,
+        Err(error) => {
+            tracing::warn!(partition, %error, "could not write the snapshot of an offsets partition");
+            return;
+        }
+    };
+    state.borrow_mut().groups.cleaning.insert(partition);
+    let state = state.clone();
+    compio::runtime::spawn(async move {
+        let mut durable = Ok(());
+        for ack in acks {
+            durable = durable.and(ack.await);
+        }
+        let mut shard = state.borrow_mut();
+        shard.groups.cleaning.remove(&partition);
+        let advanced = durable.and_then(|()| shard.advance_offsets_log_start(partition, start));
+        match advanced {
+            Ok(size_bytes) => {
+                shard.groups.cleaned_bytes.insert(partition, size_bytes);
+                tracing::info!(partition, log_start = start.0, size_bytes, "cleaned an offsets partition");
+            }
+            Err(error) => tracing::warn!(partition, %error, "could not clean an offsets partition"),
+        }
+    })
+    .detach();
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -144,10 +208,25 @@ mod tests {
 
     /// A shard state on `dir` with one offsets partition, owned by this shard if `owns_offsets`.
     fn open(dir: &std::path::Path, retention_minutes: i64, owns_offsets: bool) -> Rc<RefCell<ShardState>> {
+        open_with_segment_bytes(
+            dir,
+            retention_minutes,
+            owns_offsets,
+            crate::config::OFFSETS_TOPIC_SEGMENT_BYTES_DEFAULT,
+        )
+    }
+
+    fn open_with_segment_bytes(
+        dir: &std::path::Path,
+        retention_minutes: i64,
+        owns_offsets: bool,
+        segment_bytes: u64,
+    ) -> Rc<RefCell<ShardState>> {
         let values = [
             ("log.dirs", dir.display().to_string()),
             ("offsets.topic.num.partitions", "1".to_string()),
             ("offsets.retention.minutes", retention_minutes.to_string()),
+            ("offsets.topic.segment.bytes", segment_bytes.to_string()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
@@ -188,6 +267,86 @@ mod tests {
         let state = state.borrow();
         let log = state.offsets_logs[&0];
         state.partitions.next_offset(log).expect("offsets log").0
+    }
+
+    fn commit_of(group: &str, partition: i32, offset: i64) -> OffsetRecord {
+        OffsetRecord { group: group.into(), partition, ..commit(offset, 1_700_000_000_000 + offset) }
+    }
+
+    /// Every committed offset in memory.
+    fn memory(state: &Rc<RefCell<ShardState>>) -> BTreeMap<(String, String, i32), CommittedOffset> {
+        let state = state.borrow();
+        let groups = state.groups.groups.values();
+        groups
+            .flat_map(|group| {
+                group
+                    .offsets
+                    .iter()
+                    .map(|((topic, partition), value)| ((group.id.clone(), topic.clone(), *partition), value.clone()))
+            })
+            .collect()
+    }
+
+    /// A seeded run of commits, tombstones and cleans: the offsets log stays bounded, its start
+    /// moves, and replaying what is left after a restart gives exactly the state memory had.
+    #[test]
+    fn cleaning_bounds_the_offsets_log_and_replay_gives_the_same_state() {
+        const SEGMENT_BYTES: u64 = 2048;
+        const ROUNDS: u64 = 600;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open_with_segment_bytes(dir.path(), 10_080, true, SEGMENT_BYTES);
+        let log = state.borrow().offsets_logs[&0];
+        let mut seed: u64 = 0x5eed_0ff5;
+        let mut random = move |below: u64| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % below
+        };
+        let mut size_bytes_max = 0;
+        let mut cleans = 0;
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            for round in 0..ROUNDS {
+                let group = format!("group-{}", random(5));
+                let partition = random(4) as i32;
+                let record = if random(10) == 0 {
+                    OffsetRecord { value: None, ..commit_of(&group, partition, 0) }
+                } else {
+                    commit_of(&group, partition, round as i64)
+                };
+                let stored = persist(&state, &group, vec![record]);
+                if random(3) == 0 {
+                    // A clean asked for while the commit is in flight must wait for it.
+                    clean(&state);
+                    assert!(state.borrow().groups.cleaning.is_empty(), "no clean with a write in flight");
+                }
+                state.borrow_mut().commit();
+                assert_eq!(stored.await, errors::NONE);
+                clean(&state);
+                if !state.borrow().groups.cleaning.is_empty() {
+                    cleans += 1;
+                    state.borrow_mut().commit();
+                    for _ in 0..100 {
+                        if state.borrow().groups.cleaning.is_empty() {
+                            break;
+                        }
+                        compio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    assert!(state.borrow().groups.cleaning.is_empty(), "the clean finished");
+                }
+                size_bytes_max = size_bytes_max.max(state.borrow().partitions.size_bytes(log).expect("size"));
+            }
+        });
+        assert!(cleans > 5, "the log was cleaned ({cleans} times)");
+        // Cleaned at 2 segments (the live state here is far smaller); the active segment and the
+        // snapshot's own may hold a segment each more.
+        assert!(size_bytes_max <= 5 * SEGMENT_BYTES, "bounded: {size_bytes_max} bytes at most");
+        let log_start = state.borrow().partitions.log_start_offset(log).expect("start").0;
+        assert!(log_start > 0, "the log start moved");
+        let before = memory(&state);
+        assert!(!before.is_empty());
+        state.borrow_mut().close().expect("close");
+        drop(state);
+        let reopened = open_with_segment_bytes(dir.path(), 10_080, true, SEGMENT_BYTES);
+        assert_eq!(memory(&reopened), before, "replay from the new log start gives the same state");
     }
 
     #[test]

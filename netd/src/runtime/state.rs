@@ -28,6 +28,13 @@ use crate::config::Config;
 use crate::coordinators::groups::{self, store};
 use crate::metrics::{GroupOffset, PartitionSnapshot, ReplicationSnapshot, ShardMetrics, ShardSnapshot};
 
+/// An offsets log is cleaned (its live state written again at its end, everything before
+/// dropped) once it holds this many segments' bytes (`offsets.topic.segment.bytes`), and twice
+/// its size after its last clean.
+pub const OFFSETS_LOG_CLEAN_SEGMENTS: u64 = 2;
+/// Bytes of records in one batch of a clean's snapshot (well under `message.max.bytes`).
+pub const OFFSETS_CLEAN_BATCH_BYTES_MAX: usize = 256 * 1024;
+
 /// A single node leads every partition it has, in the epoch it has always had.
 pub const SINGLE_NODE_ROLE: Role = Role::Leader { epoch: LeaderEpoch(0) };
 
@@ -256,11 +263,81 @@ impl ShardState {
     /// the high watermark covers them. `UnknownPartition`: this shard does not coordinate `group`.
     pub fn append_offsets(&mut self, group: &str, records: &[store::OffsetRecord]) -> Result<Ack, ReplicaError> {
         let partition = groups::offsets_partition(group, self.config.offsets_partitions);
+        self.append_to_offsets_partition(partition, records)
+    }
+
+    /// Appends offset records to `__consumer_offsets` partition `partition` (`acks=all`).
+    pub fn append_to_offsets_partition(
+        &mut self,
+        partition: i32,
+        records: &[store::OffsetRecord],
+    ) -> Result<Ack, ReplicaError> {
         let id = *self.offsets_logs.get(&partition).ok_or(ReplicaError::UnknownPartition)?;
         let batch = engine::batch::ValidatedBatches::validate(store::encode_batch(records, now_ms()).into())
             .map_err(engine::EngineError::from)?;
         let appended = self.partitions.append(id, &batch, Acks::All, now_ms())?;
         Ok(appended.ack.expect("acks=all always waits"))
+    }
+
+    /// The offsets partitions due for a clean: coordinated here, not being cleaned, with no
+    /// write in flight, and whose log holds at least [`OFFSETS_LOG_CLEAN_SEGMENTS`] segments'
+    /// bytes and twice its size after its last clean.
+    pub fn offsets_partitions_to_clean(&self) -> Vec<i32> {
+        self.offsets_logs.keys().copied().filter(|partition| self.offsets_partition_due(*partition)).collect()
+    }
+
+    /// Whether offsets partition `partition` is due for a clean (see
+    /// [`ShardState::offsets_partitions_to_clean`]).
+    pub fn offsets_partition_due(&self, partition: i32) -> bool {
+        let groups = &self.groups;
+        let Some(&id) = self.offsets_logs.get(&partition) else { return false };
+        if !groups.coordinates(partition)
+            || groups.cleaning.contains(&partition)
+            || groups.writing.get(&partition).copied().unwrap_or(0) > 0
+        {
+            return false;
+        }
+        let floor_bytes = self.config.offsets_segment_bytes.saturating_mul(OFFSETS_LOG_CLEAN_SEGMENTS);
+        let cleaned_bytes = groups.cleaned_bytes.get(&partition).copied().unwrap_or(0);
+        let threshold_bytes = floor_bytes.max(cleaned_bytes.saturating_mul(2));
+        self.partitions.size_bytes(id).is_ok_and(|size_bytes| size_bytes >= threshold_bytes)
+    }
+
+    /// The first step of a clean of offsets partition `partition`: appends the current state of
+    /// its groups (every committed offset) at the log end, in batches of at most
+    /// [`OFFSETS_CLEAN_BATCH_BYTES_MAX`]. Returns the offset the snapshot starts at, below which
+    /// the log holds nothing that replay needs once the acknowledgements have come, and those
+    /// acknowledgements. The caller must have checked that no write to it is in flight.
+    pub fn append_offsets_snapshot(&mut self, partition: i32) -> Result<(engine::Offset, Vec<Ack>), ReplicaError> {
+        let id = *self.offsets_logs.get(&partition).ok_or(ReplicaError::UnknownPartition)?;
+        let start = self.partitions.next_offset(id)?;
+        let records = self.groups.snapshot(partition, self.config.offsets_partitions);
+        let mut acks = Vec::new();
+        let mut batch: Vec<store::OffsetRecord> = Vec::new();
+        let mut batch_bytes = 0usize;
+        for record in records {
+            let record_bytes = store::record_bytes_max(&record);
+            if !batch.is_empty() && batch_bytes + record_bytes > OFFSETS_CLEAN_BATCH_BYTES_MAX {
+                acks.push(self.append_to_offsets_partition(partition, &batch)?);
+                batch.clear();
+                batch_bytes = 0;
+            }
+            batch_bytes += record_bytes;
+            batch.push(record);
+        }
+        if !batch.is_empty() {
+            acks.push(self.append_to_offsets_partition(partition, &batch)?);
+        }
+        Ok((start, acks))
+    }
+
+    /// The last step of a clean, once its snapshot is durable: the log start of offsets
+    /// partition `partition` moves to `start` (the engine deletes the segments wholly below it;
+    /// followers take the new start from their fetches). Returns the log's bytes afterwards.
+    pub fn advance_offsets_log_start(&mut self, partition: i32, start: engine::Offset) -> Result<u64, ReplicaError> {
+        let id = *self.offsets_logs.get(&partition).ok_or(ReplicaError::UnknownPartition)?;
+        self.partitions.delete_records(id, Some(start), now_ms())?;
+        self.partitions.size_bytes(id)
     }
 
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {

@@ -1,7 +1,7 @@
-//! The shard's timer: interval flushes, group timeouts, committed-offset expiry, retention and
-//! high-watermark checkpoints.
+//! The shard's timer: interval flushes, group timeouts, committed-offset expiry, offsets-log
+//! cleaning, retention and high-watermark checkpoints.
 //!
-//! Owns: when periodic work runs (every [`TICK_MS`], retention every
+//! Owns: when periodic work runs (every [`TICK_MS`], offsets-log cleaning included; retention every
 //! `log.retention.check.interval.ms`, checkpoints every
 //! `replica.high.watermark.checkpoint.interval.ms`); what each piece does belongs to the shard
 //! state, the group coordinator, the offsets rule (`runtime::offsets`) and the partitions.
@@ -27,6 +27,7 @@ pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u6
             state.pump(); // Interval flushes that came due.
             state.groups.tick(now_ms());
         }
+        offsets::clean(&state);
         if last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();
             // Borrows the state itself, and only until the tombstones are appended.

@@ -371,6 +371,15 @@ pub struct Coordinator {
     /// leaves these keys alone, as Kafka skips offsets with a pending commit: a tombstone appended
     /// after such a commit would delete it right after it was acknowledged.
     pub committing: BTreeMap<(String, String, i32), usize>,
+    /// `__consumer_offsets` partition → records appended to it (by `runtime::offsets::persist`)
+    /// whose outcome is not applied yet. A clean of that partition waits until none are: its
+    /// snapshot is memory, which must then be everything the log holds.
+    pub writing: BTreeMap<i32, usize>,
+    /// `__consumer_offsets` partitions being cleaned (snapshot appended, log start not yet moved).
+    pub cleaning: BTreeSet<i32>,
+    /// `__consumer_offsets` partition → its log's bytes right after its last clean (the next
+    /// clean waits for twice that, so a large live state is not rewritten over and over).
+    pub cleaned_bytes: BTreeMap<i32, u64>,
     /// In a cluster: (the `__consumer_offsets` partition count, the partitions this broker leads;
     /// none until the image says); groups of other partitions get NOT_COORDINATOR. None on one
     /// node: every group is ours.
@@ -391,6 +400,9 @@ impl Coordinator {
             groups: BTreeMap::new(),
             expiring: BTreeSet::new(),
             committing: BTreeMap::new(),
+            writing: BTreeMap::new(),
+            cleaning: BTreeSet::new(),
+            cleaned_bytes: BTreeMap::new(),
             coordinated: None,
         }
     }
@@ -413,6 +425,29 @@ impl Coordinator {
         self.groups.retain(|id, _| !of_partition(id));
         self.expiring.retain(|(group, _, _)| !of_partition(group));
         self.committing.retain(|(group, _, _), _| !of_partition(group));
+    }
+
+    /// Whether this shard's memory holds the groups of `__consumer_offsets` partition
+    /// `partition` (on one node: always; in a cluster: while this broker leads it).
+    pub fn coordinates(&self, partition: i32) -> bool {
+        self.coordinated.as_ref().is_none_or(|(_, led)| led.contains(&partition))
+    }
+
+    /// Every committed offset of the groups of `__consumer_offsets` partition `partition` (of
+    /// `partitions`), as records: what replaying that partition's log gives, written again.
+    pub fn snapshot(&self, partition: i32, partitions: i32) -> Vec<store::OffsetRecord> {
+        self.groups
+            .values()
+            .filter(|group| crate::catalog::offsets_partition(&group.id, partitions) == partition)
+            .flat_map(|group| {
+                group.offsets.iter().map(|((topic, topic_partition), value)| store::OffsetRecord {
+                    group: group.id.clone(),
+                    topic: topic.clone(),
+                    partition: *topic_partition,
+                    value: Some(value.clone()),
+                })
+            })
+            .collect()
     }
 
     /// NOT_COORDINATOR when another broker coordinates `group` (clients then ask FindCoordinator).

@@ -80,6 +80,13 @@ fn encode_value(value: &CommittedOffset) -> BytesMut {
     out
 }
 
+/// An upper bound of the bytes `record` takes in a batch (key, value and record framing).
+pub fn record_bytes_max(record: &OffsetRecord) -> usize {
+    const FRAMING_BYTES_MAX: usize = 64;
+    let value_bytes = record.value.as_ref().map_or(0, |value| value.metadata.len());
+    record.group.len() + record.topic.len() + value_bytes + FRAMING_BYTES_MAX
+}
+
 /// One uncompressed v2 batch holding `records` (base offset 0: the engine assigns offsets).
 pub fn encode_batch(records: &[OffsetRecord], timestamp_ms: i64) -> Vec<u8> {
     assert!(!records.is_empty(), "a batch holds at least one record");
