@@ -100,9 +100,8 @@ impl Cluster {
             command.env("RUST_LOG", "info").stdout(Stdio::null()).stderr(Stdio::from(log));
             node.child = Some(command.spawn().expect("start netd"));
         }
-        let cluster = Cluster { nodes, _dir: dir };
+        let mut cluster = Cluster { nodes, _dir: dir };
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut cluster = cluster;
         for index in 0..cluster.nodes.len() {
             let port_file = cluster.nodes[index].data_dir.with_extension("port");
             let port = loop {
