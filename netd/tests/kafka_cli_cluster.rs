@@ -89,6 +89,8 @@ impl Cluster {
                 "broker.heartbeat.interval.ms=500".to_string(),
                 "controller.quorum.election.timeout.ms=1000".to_string(),
                 "skua.shard.count=1".to_string(),
+                // Only kafka-leader-election moves a leader to its preferred replica here.
+                "auto.leader.rebalance.enable=false".to_string(),
             ];
             let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
             command.arg("--port-file").arg(node.data_dir.with_extension("port"));
