@@ -21,8 +21,8 @@ mkdir -p "$logs"
 
 # The slowest integration-test binaries, slowest first (from CI logs), so that the queues end
 # together.
-slow_first=(cluster groups_python groups_kafka_cli kafka_cli python_clients python_restart record_validation kcat
-    against_netd topic_lifecycle)
+slow_first=(cluster groups_python groups_kafka_cli kafka_cli_cluster kafka_cli python_clients python_restart record_validation
+    kcat against_netd topic_lifecycle)
 
 # name <tab> executable <tab> package directory, one line per test binary, slowest first.
 RUSTFLAGS="${RUSTFLAGS:-} -D warnings" cargo test --workspace --release --no-run --message-format=json-render-diagnostics \
