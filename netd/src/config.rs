@@ -263,6 +263,11 @@ pub fn keys() -> Vec<Key> {
             "file bytes read for Fetch responses not yet written, per broker; more waits (at most max_wait_ms)",
         ),
         key(
+            "max.incremental.fetch.session.cache.slots",
+            crate::limits::FETCH_SESSION_SLOTS_DEFAULT,
+            "incremental fetch sessions (KIP-227) the broker keeps; 0: every fetch is a full fetch",
+        ),
+        key(
             "group.initial.rebalance.delay.ms",
             GROUP_INITIAL_REBALANCE_DELAY_MS_DEFAULT,
             "how long a new group waits for more members before its first rebalance",
@@ -401,6 +406,8 @@ pub struct Config {
     pub fetch_response_bytes_max: u64,
     /// `skua.fetch.buffered.bytes.max`.
     pub fetch_buffered_bytes_max: u64,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions the broker keeps.
+    pub fetch_session_slots: u64,
     pub groups: GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
@@ -977,6 +984,14 @@ impl Config {
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
             positive("skua.fetch.buffered.bytes.max", crate::limits::FETCH_BUFFERED_BYTES_DEFAULT)?;
+        let fetch_session_slots = match number(
+            values,
+            "max.incremental.fetch.session.cache.slots",
+            crate::limits::FETCH_SESSION_SLOTS_DEFAULT as i64,
+        )? {
+            value if value >= 0 => value as u64,
+            _ => return Err(invalid("max.incremental.fetch.session.cache.slots", "must be at least 0")),
+        };
         let timestamp_bounds = crate::codec::produce_policy::TimestampBounds {
             before_max_ms: number(values, "log.message.timestamp.before.max.ms", TIMESTAMP_BEFORE_MAX_MS_DEFAULT)?,
             after_max_ms: number(values, "log.message.timestamp.after.max.ms", TIMESTAMP_AFTER_MAX_MS_DEFAULT)?,
@@ -1032,6 +1047,7 @@ impl Config {
             connection_idle_ms,
             fetch_response_bytes_max,
             fetch_buffered_bytes_max,
+            fetch_session_slots,
             groups,
             offsets_partitions,
             offsets_segment_bytes,
@@ -1237,6 +1253,7 @@ mod tests {
             "connections.max.idle.ms" => config.connection_idle_ms.to_string(),
             "fetch.max.bytes" => config.fetch_response_bytes_max.to_string(),
             "skua.fetch.buffered.bytes.max" => config.fetch_buffered_bytes_max.to_string(),
+            "max.incremental.fetch.session.cache.slots" => config.fetch_session_slots.to_string(),
             "group.initial.rebalance.delay.ms" => config.groups.initial_rebalance_delay_ms.to_string(),
             "group.min.session.timeout.ms" => config.groups.min_session_timeout_ms.to_string(),
             "group.max.session.timeout.ms" => config.groups.max_session_timeout_ms.to_string(),
@@ -1281,7 +1298,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 40, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 41, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

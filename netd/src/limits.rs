@@ -176,3 +176,6 @@ pub const METRICS_IO_TIMEOUT_MS: u64 = 5_000;
 /// How long a scrape waits for each shard's counts; a shard busy past it is left out of that
 /// scrape (`skua_metrics_shards_answered` says so) rather than delaying the scraper.
 pub const METRICS_SHARD_WAIT_MS: u64 = 2_000;
+
+/// Kafka's `max.incremental.fetch.session.cache.slots` default: fetch sessions a broker keeps.
+pub const FETCH_SESSION_SLOTS_DEFAULT: u64 = 1_000;

@@ -999,6 +999,164 @@ fn a_fetch_naming_a_non_replica_answers_as_kafka() {
     target.finish();
 }
 
+// ---- Incremental fetch sessions (KIP-227) and topic ids (Fetch v13+) ----
+
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+const UNKNOWN_TOPIC_ID: i16 = 100;
+const FETCH_SESSION_TOPIC_ID_ERROR: i16 = 106;
+
+/// How a session fetch names its topic: by name (v12) or by id (v13+).
+#[derive(Clone, Copy)]
+enum Naming<'a> {
+    Name(&'a str),
+    Id(uuid::Uuid),
+}
+
+/// What a fetch answered: the top-level error, the session id, and each partition named
+/// (index, error, record bytes).
+#[derive(Debug)]
+struct SessionAnswer {
+    error: i16,
+    session_id: i32,
+    partitions: Vec<(i32, i16, usize)>,
+}
+
+/// A Fetch of `version` in session (`session_id`, `epoch`): `wanted` (partition, offset) and
+/// `forgotten` partitions of one topic, named as `naming` says; no wait.
+fn session_fetch(
+    target: &mut Target,
+    version: i16,
+    naming: Naming,
+    session_id: i32,
+    epoch: i32,
+    wanted: &[(i32, i64)],
+    forgotten: &[i32],
+) -> SessionAnswer {
+    let mut body = FetchRequest::default();
+    body.replica_id = BrokerId(-1);
+    body.max_wait_ms = 0;
+    body.max_bytes = 1 << 20;
+    body.session_id = session_id;
+    body.session_epoch = epoch;
+    if !wanted.is_empty() {
+        let mut topic = FetchTopic::default();
+        match naming {
+            Naming::Name(name) => topic.topic = topic_name(name),
+            Naming::Id(id) => topic.topic_id = id,
+        }
+        topic.partitions = wanted
+            .iter()
+            .map(|&(index, offset)| {
+                let mut partition = FetchPartition::default();
+                partition.partition = index;
+                partition.fetch_offset = offset;
+                partition.partition_max_bytes = 1 << 20;
+                partition
+            })
+            .collect();
+        body.topics = vec![topic];
+    }
+    if !forgotten.is_empty() {
+        let mut topic = kafka_protocol::messages::fetch_request::ForgottenTopic::default();
+        match naming {
+            Naming::Name(name) => topic.topic = topic_name(name),
+            Naming::Id(id) => topic.topic_id = id,
+        }
+        topic.partitions = forgotten.to_vec();
+        body.forgotten_topics_data = vec![topic];
+    }
+    let response: FetchResponse = target.call(ApiKey::Fetch, version, &body);
+    let mut partitions: Vec<(i32, i16, usize)> = response
+        .responses
+        .iter()
+        .flat_map(|topic| topic.partitions.iter())
+        .map(|data| (data.partition_index, data.error_code, data.records.as_ref().map_or(0, |records| records.len())))
+        .collect();
+    partitions.sort();
+    SessionAnswer { error: response.error_code, session_id: response.session_id, partitions }
+}
+
+/// The partitions of an answer, and whether each has records.
+fn named(answer: &SessionAnswer) -> Vec<(i32, i16, bool)> {
+    answer.partitions.iter().map(|&(index, error, bytes)| (index, error, bytes > 0)).collect()
+}
+
+#[test]
+fn fetch_sessions_answer_as_kafka() {
+    let mut target = Target::start();
+    let topic = target.create_topic("sessions", 3);
+    let metadata: MetadataResponse = {
+        let mut body = MetadataRequest::default();
+        let mut request_topic = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+        request_topic.name = Some(topic_name(&topic));
+        body.topics = Some(vec![request_topic]);
+        target.call(ApiKey::Metadata, 12, &body)
+    };
+    let topic_id = metadata.topics[0].topic_id;
+    assert!(!topic_id.is_nil(), "Metadata v12 gives the topic an id");
+    let by_name = Naming::Name(&topic);
+    let case =
+        |target: &mut Target, name: &str, answer: &SessionAnswer, error: i16, expected: Vec<(i32, i16, bool)>| {
+            let observed = named(answer);
+            let line = format!("Fetch session: {name} {observed:?}");
+            target.check(&line, answer.error, None, code(error), None);
+            if observed != expected {
+                target.mismatches.push(format!("{name}: partitions {observed:?}, expected {expected:?}"));
+            }
+        };
+
+    // v12: a full fetch opens a session and answers every partition (each has one batch).
+    let full = session_fetch(&mut target, 12, by_name, 0, 0, &[(0, 0), (1, 0), (2, 0)], &[]);
+    case(&mut target, "v12 full, epoch 0", &full, NONE, vec![(0, NONE, true), (1, NONE, true), (2, NONE, true)]);
+    let id = full.session_id;
+    assert_ne!(id, 0, "a full fetch with epoch 0 opens a session");
+    // Epoch 1: the client moved every partition past its batch; nothing is new: none named.
+    let quiet = session_fetch(&mut target, 12, by_name, id, 1, &[(0, 1), (1, 1), (2, 1)], &[]);
+    case(&mut target, "v12 incremental, nothing new", &quiet, NONE, vec![]);
+    assert_eq!(quiet.session_id, id, "the session goes on");
+    // A new batch on partition 1: only it is named.
+    assert_eq!(target.produce(&topic, 1), NONE);
+    let one = session_fetch(&mut target, 12, by_name, id, 2, &[], &[]);
+    case(&mut target, "v12 incremental, new records on 1", &one, NONE, vec![(1, NONE, true)]);
+    // The same epoch again, an unknown session.
+    let again = session_fetch(&mut target, 12, by_name, id, 2, &[], &[]);
+    case(&mut target, "v12 incremental, epoch repeated", &again, INVALID_FETCH_SESSION_EPOCH, vec![]);
+    let unknown = session_fetch(&mut target, 12, by_name, id.wrapping_add(7919), 1, &[], &[]);
+    case(&mut target, "v12 incremental, unknown session", &unknown, FETCH_SESSION_ID_NOT_FOUND, vec![]);
+    // Forgetting partition 2, then a batch on it: not named.
+    let forget = session_fetch(&mut target, 12, by_name, id, 3, &[(1, 2)], &[2]);
+    case(&mut target, "v12 incremental, forget 2", &forget, NONE, vec![]);
+    assert_eq!(target.produce(&topic, 2), NONE);
+    let after = session_fetch(&mut target, 12, by_name, id, 4, &[], &[]);
+    case(&mut target, "v12 incremental, batch on forgotten 2", &after, NONE, vec![]);
+    // v13 in a session opened by names.
+    let mixed = session_fetch(&mut target, 13, Naming::Id(topic_id), id, 5, &[], &[]);
+    case(&mut target, "v13 incremental in a v12 session", &mixed, FETCH_SESSION_TOPIC_ID_ERROR, vec![]);
+    // Epoch -1 closes the session: a sessionless full fetch.
+    let close = session_fetch(&mut target, 12, by_name, id, -1, &[(0, 1)], &[]);
+    case(&mut target, "v12 epoch -1 (close)", &close, NONE, vec![(0, NONE, false)]);
+    assert_eq!(close.session_id, 0, "no session after epoch -1");
+    let closed = session_fetch(&mut target, 12, by_name, id, 1, &[], &[]);
+    case(&mut target, "v12 incremental, closed session", &closed, FETCH_SESSION_ID_NOT_FOUND, vec![]);
+
+    // v13 names topics by id; an unknown id answers UNKNOWN_TOPIC_ID for its partitions.
+    let by_id = Naming::Id(topic_id);
+    let full = session_fetch(&mut target, 13, by_id, 0, 0, &[(0, 0), (2, 1)], &[]);
+    case(&mut target, "v13 full by id", &full, NONE, vec![(0, NONE, true), (2, NONE, true)]);
+    let id = full.session_id;
+    assert_ne!(id, 0, "v13 opens a session too");
+    let quiet = session_fetch(&mut target, 13, by_id, id, 1, &[(0, 1), (2, 2)], &[]);
+    case(&mut target, "v13 incremental, nothing new", &quiet, NONE, vec![]);
+    let stranger = Naming::Id(uuid::Uuid::from_bytes([0x5a; 16]));
+    let unknown = session_fetch(&mut target, 13, stranger, 0, -1, &[(0, 0)], &[]);
+    case(&mut target, "v13 sessionless, unknown topic id", &unknown, NONE, vec![(0, UNKNOWN_TOPIC_ID, false)]);
+    // v18, Kafka 4.4's newest.
+    let newest = session_fetch(&mut target, 18, by_id, 0, -1, &[(1, 0)], &[]);
+    case(&mut target, "v18 sessionless by id", &newest, NONE, vec![(1, NONE, true)]);
+    target.finish();
+}
+
 // ---- DescribeAcls / CreateAcls / DeleteAcls (no authorizer) and ListTransactions ----
 
 const SECURITY_DISABLED: i16 = 54;

@@ -1,7 +1,8 @@
 //! Apache Kafka's own CLI tools (Java 17, jars from Maven Central via scripts/kafka-jars.sh)
 //! against the real broker binary: kafka-topics create/list/describe/delete, and the console
 //! producer (idempotent, acks=all, the Java client's defaults) and console consumer round trip.
-//! Also `kafka-acls` (no authorizer, as Kafka says without one) and `kafka-transactions list`.
+//! Also `kafka-acls` (no authorizer, as Kafka says without one) and `kafka-transactions list`,
+//! and the Java consumer's Fetch v18 in incremental fetch sessions (read from its debug log).
 
 mod common;
 
@@ -72,6 +73,76 @@ fn console_producer_and_consumer_round_trip() {
     let mut expected = lines;
     expected.sort();
     assert_eq!(consumed, expected, "every line consumed exactly once");
+}
+
+/// The Java consumer (kafka-clients 4.4) fetches with Kafka 4.4's newest Fetch version (v18,
+/// topics by id) in an incremental fetch session (KIP-227): its own debug log says the broker's
+/// full fetch response opened a session and incremental responses followed, and never that the
+/// broker could not process a session fetch; and it consumes every record exactly once.
+#[test]
+fn the_java_consumer_fetches_by_topic_id_in_incremental_sessions() {
+    let broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "sessions", "--partitions", "6"]);
+    let lines: Vec<String> = (0..3000).map(|index| format!("record-{index}")).collect();
+    kafka_tool(
+        "org.apache.kafka.tools.ConsoleProducer",
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--topic",
+            "sessions",
+            "--command-property",
+            "partitioner.class=org.apache.kafka.clients.producer.RoundRobinPartitioner",
+            // Small batches, so that the consumer's small fetches below take many rounds.
+            "--command-property",
+            "batch.size=256",
+        ],
+        (lines.join("\n") + "\n").as_bytes(),
+    );
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let consumed = common::run_bounded(
+        Command::new("java")
+            .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+            .arg("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.FetchSessionHandler=debug")
+            .arg("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.NetworkClient=debug")
+            .arg("-cp")
+            .arg(classpath)
+            .arg("org.apache.kafka.tools.consumer.ConsoleConsumer")
+            .args([
+                "--bootstrap-server",
+                broker.address_str(),
+                "--topic",
+                "sessions",
+                "--from-beginning",
+                "--max-messages",
+                "3000",
+                "--timeout-ms",
+                "20000",
+                // Small fetches, so that reading everything takes many incremental ones.
+                "--command-property",
+                "max.partition.fetch.bytes=1024",
+            ]),
+        b"",
+        std::time::Duration::from_secs(90),
+    );
+    assert!(!consumed.killed, "the consumer ran past its bound: {}", consumed.stderr);
+    let mut got: Vec<&str> = consumed.stdout.lines().collect();
+    got.sort();
+    let mut expected: Vec<&str> = lines.iter().map(String::as_str).collect();
+    expected.sort();
+    assert!(got == expected, "every record consumed exactly once: {} lines, {} expected", got.len(), expected.len());
+    let log = &consumed.stderr;
+    let _ = std::fs::write("/tmp/java-consumer-sessions.log", log);
+    let lines_with = |text: &str| log.lines().filter(|line| line.contains(text)).count();
+    assert!(lines_with("apiKey=FETCH, apiVersion=18") > 0, "the consumer fetches with v18");
+    assert_eq!(lines_with("apiKey=FETCH, apiVersion="), lines_with("apiKey=FETCH, apiVersion=18"), "only v18");
+    assert!(
+        lines_with("sent a full fetch response that created a new incremental fetch session") > 0,
+        "a session opened"
+    );
+    assert!(lines_with("sent an incremental fetch response") > 2, "incremental fetches answered");
+    assert_eq!(lines_with("was unable to process the fetch request"), 0, "no session refused");
+    assert_eq!(lines_with("sent an invalid incremental fetch response"), 0, "no invalid incremental response");
 }
 
 /// `kafka-log-dirs --describe`: the broker's log directory, each replica in it and its bytes.

@@ -3,7 +3,8 @@
 //!
 //! Owns: [`owner_of`] (a stable hash, so a partition's owner follows from its name and the shard
 //! count, with no lookup), [`SharedCatalog`] (topic → partition count; written only by the
-//! controller, read lock-free on the data path through a per-shard cached snapshot), topic name
+//! controller, read lock-free on the data path through a per-shard cached snapshot; it also
+//! maps topic ids, Kafka's topic UUIDs, to names both ways), topic name
 //! rules ([`valid_topic_name`]), and the durable records behind the catalog: topic manifests
 //! ([`manifest`]) and the producer id counter ([`producer_ids`]).
 //!
@@ -14,7 +15,7 @@ pub mod broker_configs;
 pub mod manifest;
 pub mod producer_ids;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::dynamic::DynamicBrokerConfigs;
@@ -87,6 +88,13 @@ pub fn discover_topics(
     let mut catalog = Catalog::default();
     catalog.topics.extend(manifest::reconcile(data_dir, hosting)?);
     catalog.configs.extend(manifest::topic_configs(data_dir)?);
+    let mut ids = manifest::topic_ids(data_dir)?;
+    if hosting == manifest::Hosting::AllPartitions {
+        give_ids(data_dir, &catalog, &mut ids)?;
+    }
+    for (topic, id) in ids {
+        catalog.set_topic_id(&topic, id);
+    }
     // One node's dynamic broker configs (a cluster's come with its metadata image).
     if hosting == manifest::Hosting::AllPartitions {
         catalog.broker_configs = broker_configs::load(data_dir).map_err(|source| manifest::ManifestError::Io {
@@ -97,6 +105,37 @@ pub fn discover_topics(
     Ok(catalog)
 }
 
+/// One node: gives each topic created before topics had ids on one node its id (random, written
+/// into its manifest once, so it stays the topic's until the topic is deleted).
+fn give_ids(
+    data_dir: &std::path::Path,
+    catalog: &Catalog,
+    ids: &mut BTreeMap<String, manifest::TopicIdBytes>,
+) -> Result<(), manifest::ManifestError> {
+    let mut manifests = manifest::TopicManifests::new(data_dir);
+    for (topic, partitions) in &catalog.topics {
+        if ids.contains_key(topic) || topic == OFFSETS_TOPIC {
+            continue;
+        }
+        let id =
+            new_topic_id().map_err(|source| manifest::ManifestError::Io { path: data_dir.to_path_buf(), source })?;
+        manifests.commit(topic, *partitions, Some(id), catalog.configs(topic))?;
+        tracing::info!(%topic, "gave the topic an id");
+        ids.insert(topic.clone(), id);
+    }
+    Ok(())
+}
+
+/// A new topic id: random, never Kafka's reserved zero or one ids (KIP-516).
+pub fn new_topic_id() -> std::io::Result<manifest::TopicIdBytes> {
+    let mut bytes = crate::quorum::random_bytes()?;
+    bytes[15] |= 1;
+    if bytes == [0; 16] || bytes[..15] == [0; 15] {
+        bytes[0] = 1;
+    }
+    Ok(bytes)
+}
+
 /// Topic name → partition count: what Metadata answers and what routing needs; and each topic's
 /// own configs (the overrides it set; a topic without any has no entry).
 #[derive(Clone, Debug, Default)]
@@ -105,6 +144,9 @@ pub struct Catalog {
     pub configs: BTreeMap<String, manifest::TopicConfigs>,
     /// The dynamic broker configs this broker runs with.
     pub broker_configs: DynamicBrokerConfigs,
+    /// Each topic's id, by name and by id (set through [`Catalog::set_topic_id`]).
+    ids: BTreeMap<String, manifest::TopicIdBytes>,
+    names: HashMap<manifest::TopicIdBytes, String>,
 }
 
 /// The configs of a topic that set none.
@@ -119,6 +161,32 @@ impl Catalog {
     /// dynamic broker configs applied, then the topic's own.
     pub fn settings(&self, config: &Config, topic: &str) -> TopicSettings {
         TopicSettings::of(&self.broker_configs.effective(config), self.configs(topic))
+    }
+
+    /// `topic`'s id (Kafka's topic UUID), if it has one.
+    pub fn topic_id(&self, topic: &str) -> Option<manifest::TopicIdBytes> {
+        self.ids.get(topic).copied()
+    }
+
+    /// The topic whose id is `id`.
+    pub fn topic_named_by(&self, id: &manifest::TopicIdBytes) -> Option<&str> {
+        self.names.get(id).map(String::as_str)
+    }
+
+    pub fn set_topic_id(&mut self, topic: &str, id: manifest::TopicIdBytes) {
+        if let Some(old) = self.ids.insert(topic.to_string(), id) {
+            self.names.remove(&old);
+        }
+        self.names.insert(id, topic.to_string());
+    }
+
+    /// Forgets a deleted topic: its partitions, configs and id.
+    pub fn remove_topic(&mut self, topic: &str) {
+        self.topics.remove(topic);
+        self.configs.remove(topic);
+        if let Some(id) = self.ids.remove(topic) {
+            self.names.remove(&id);
+        }
     }
 
     /// The configs `topic` set for itself (empty for one that set none, or an unknown one).
@@ -169,5 +237,35 @@ mod tests {
         assert!(second > first);
         assert_eq!(before.partitions("t"), None);
         assert_eq!(after.partitions("t"), Some(3));
+    }
+
+    /// One node: a topic from before one-node topics had ids gets one at start, written into its
+    /// manifest, so it keeps it across restarts; ids resolve both ways and go with the topic.
+    #[test]
+    fn one_node_topics_get_ids_once_and_keep_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path();
+        let mut manifests = manifest::TopicManifests::new(data);
+        for partition in 0..2 {
+            std::fs::create_dir_all(data.join(format!("old-{partition}"))).expect("partition dir");
+        }
+        std::fs::create_dir_all(data.join(manifest::MANIFEST_DIR_NAME)).expect("manifest dir");
+        manifests.commit("old", 2, None, &manifest::TopicConfigs::new()).expect("version 1 manifest");
+        assert_eq!(manifest::topic_ids(data).expect("ids"), BTreeMap::new(), "no id yet");
+
+        let first = discover_topics(data, manifest::Hosting::AllPartitions).expect("discover");
+        let id = first.topic_id("old").expect("an id given at start");
+        assert_ne!(id, [0; 16]);
+        assert_eq!(first.topic_named_by(&id), Some("old"));
+        assert_eq!(manifest::topic_ids(data).expect("ids").get("old"), Some(&id), "written into the manifest");
+        let again = discover_topics(data, manifest::Hosting::AllPartitions).expect("discover again");
+        assert_eq!(again.topic_id("old"), Some(id), "the same id after a restart");
+
+        let mut catalog = again;
+        catalog.remove_topic("old");
+        assert_eq!((catalog.topic_id("old"), catalog.topic_named_by(&id)), (None, None));
+        catalog.set_topic_id("new", [7; 16]);
+        catalog.set_topic_id("new", [8; 16]);
+        assert_eq!((catalog.topic_named_by(&[7; 16]), catalog.topic_named_by(&[8; 16])), (None, Some("new")));
     }
 }

@@ -4,7 +4,8 @@
 //! not compile until someone decides what a client sees for it. Also owns [`TopicError`], the
 //! broker's own error for topic changes: it is raised above this layer (the controller, the topic
 //! handlers), so it is defined here, where its mapping can see it. Knows no runtime, catalog or
-//! handler type.
+//! handler type. [`SessionError`] (a fetch's refused session fields) is defined here for the
+//! same reason.
 
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
@@ -58,6 +59,27 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
 }
 
 /// What a client sees for a partition-layer error.
+/// Why a fetch's session fields were refused (the handler answers the Kafka error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    #[error("fetch session {0} is not known here")]
+    NotFound(i32),
+    #[error("fetch session {id} expects epoch {expected}, not {got}")]
+    InvalidEpoch { id: i32, expected: i32, got: i32 },
+    #[error("fetch session {0} uses topic ids and this fetch names, or the other way round")]
+    TopicNaming(i32),
+}
+
+/// A fetch's refused session fields (KIP-227), as Kafka answers them.
+pub fn fetch_session_error_code(error: &SessionError) -> i16 {
+    match error {
+        SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound,
+        SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
+        SessionError::TopicNaming(_) => ResponseError::FetchSessionTopicIdError,
+    }
+    .code()
+}
+
 pub fn replica_error_code(error: &ReplicaError) -> i16 {
     let kind = match error {
         ReplicaError::UnknownPartition => ResponseError::UnknownTopicOrPartition,

@@ -1,4 +1,4 @@
-//! The hand-written Fetch response encoder (versions 4–12): record bytes are not copied into
+//! The hand-written Fetch response encoder (versions 4–18; v13+ names topics by id): record bytes are not copied into
 //! the response but returned as their own segments, so the connection writes them with one
 //! vectored write straight from the engine's tail cache (or from the bytes a shard read).
 //!
@@ -12,8 +12,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::FetchResponse;
 
-/// The highest Fetch version this encoder knows (v13 replaces topic names with topic ids).
-pub const FETCH_VERSION_MAX: i16 = 12;
+/// The highest Fetch version this encoder knows (v13 replaces topic names with topic ids; v16's
+/// leader hints are tagged fields this broker does not set).
+pub const FETCH_VERSION_MAX: i16 = 18;
 
 fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u32) {
     while value >= 0x80 {
@@ -117,13 +118,17 @@ pub fn encode_with_slices(
     }
     put_length(&mut buffer, flexible, response.responses.len())?;
     for (topic_index, topic) in response.responses.iter().enumerate() {
-        let name = topic.topic.as_bytes();
-        if flexible {
-            put_unsigned_varint(&mut buffer, u32::try_from(name.len() + 1)?);
+        if version >= 13 {
+            buffer.put_slice(topic.topic_id.as_bytes());
         } else {
-            buffer.put_i16(i16::try_from(name.len())?);
+            let name = topic.topic.as_bytes();
+            if flexible {
+                put_unsigned_varint(&mut buffer, u32::try_from(name.len() + 1)?);
+            } else {
+                buffer.put_i16(i16::try_from(name.len())?);
+            }
+            buffer.put_slice(name);
         }
-        buffer.put_slice(name);
         put_length(&mut buffer, flexible, topic.partitions.len())?;
         for (partition_index, data) in topic.partitions.iter().enumerate() {
             let given = slices.get(&(topic_index, partition_index)).map(Vec::as_slice);
@@ -157,6 +162,7 @@ mod tests {
         for (name, partitions) in [("orders", 3), ("a-much-longer-topic-name.with_dots", 1), ("empty", 0)] {
             let mut topic = FetchableTopicResponse::default();
             topic.topic = TopicName(StrBytes::from_string(name.to_string()));
+            topic.topic_id = uuid::Uuid::from_bytes([name.len() as u8; 16]);
             for index in 0..partitions {
                 let mut data = PartitionData::default();
                 data.partition_index = index;
@@ -235,6 +241,6 @@ mod tests {
     #[test]
     fn refuses_versions_it_does_not_know() {
         assert!(encode(3, 1, &FetchResponse::default()).is_err());
-        assert!(encode(13, 1, &FetchResponse::default()).is_err());
+        assert!(encode(19, 1, &FetchResponse::default()).is_err());
     }
 }

@@ -1,5 +1,14 @@
-//! Fetch (key 1), versions 4–12, without fetch sessions (every fetch is a full fetch, which the
-//! protocol allows: we answer session id 0).
+//! Fetch (key 1), versions 4–18, with incremental fetch sessions (KIP-227, v7+; the cache is
+//! `runtime::fetch_sessions`) and topic ids (v13+: topics are named by id, resolved through the
+//! catalog; an unknown id answers UNKNOWN_TOPIC_ID).
+//!
+//! Sessions: a full fetch (epoch 0) reads the request's partitions and opens a session for them;
+//! an incremental fetch (epoch ≥ 1) updates the session with the partitions it names, forgets
+//! those it lists as forgotten, reads every partition of the session, and answers only those with
+//! records, a new high watermark or log start, or an error (Kafka's `IncrementalFetchContext`).
+//! Epoch -1 closes a session and reads without one, as do all fetches before v7. Session errors
+//! (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_TOPIC_ID_ERROR) are the
+//! response's own error code, with no partitions; the client then sends a full fetch.
 //!
 //! Adapts a Fetch request to partitions: each partition is read by the shard that owns it (all
 //! owners in parallel, one queued job per owner per round), from its replica, up to its high
@@ -44,6 +53,7 @@ use engine::{LeaderEpoch, LogId, Offset};
 use futures_channel::oneshot;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
@@ -52,6 +62,7 @@ use crate::codec::{errors, fetch_encode};
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::runtime::budget::{self, Permit};
 use crate::runtime::context::ShardContext;
+use crate::runtime::fetch_sessions::{Answered, Plan as SessionPlan, SessionError, Told, TopicKey, Wanted};
 use crate::runtime::file_read;
 use crate::runtime::state::ShardState;
 
@@ -93,6 +104,15 @@ impl Item {
     fn last_fetched_epoch(&self) -> Option<LeaderEpoch> {
         (self.replica.is_some() && self.last_fetched_epoch >= 0).then_some(LeaderEpoch(self.last_fetched_epoch))
     }
+}
+
+/// The session a fetch reads in, once begun.
+#[derive(Clone, Copy, Debug)]
+enum Session {
+    /// A full fetch; `open`: a session is opened for its partitions once answered.
+    Full { open: bool },
+    /// An incremental fetch of session `id`.
+    Incremental { id: i32 },
 }
 
 /// One partition's answer: its fields, and the plan of its records if it has any.
@@ -296,28 +316,26 @@ fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
     }
 }
 
-/// One partition of the request, after Kafka's collapsing of duplicates.
-struct Wanted {
-    topic: TopicName,
-    partition: i32,
-    fetch_offset: i64,
-    partition_max_bytes: u64,
-    /// The leader epoch the client knows, or -1.
-    current_leader_epoch: i32,
-    last_fetched_epoch: i32,
-    log_start_offset: i64,
+/// How the request names `topic`: by name before v13, by id from v13.
+fn topic_key(version: i16, name: &TopicName, id: &uuid::Uuid) -> TopicKey {
+    if version >= 13 {
+        TopicKey::Id(*id.as_bytes())
+    } else {
+        TopicKey::Name(name.to_string())
+    }
 }
 
-/// The request's partitions as Kafka's sessionless fetch sees them: a partition named more than
-/// once appears once, at its first place, with the offset and limit of its last naming (Kafka
-/// 4.4 builds a `LinkedHashMap` keyed by partition; checked against it).
-fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
+/// The request's partitions as Kafka's fetch sees them: a partition named more than once appears
+/// once, at its first place, with the offset and limit of its last naming (Kafka 4.4 builds a
+/// `LinkedHashMap` keyed by partition; checked against it).
+fn wanted_partitions(request: &FetchRequest, version: i16) -> Vec<Wanted> {
     let mut wanted: Vec<Wanted> = Vec::new();
-    let mut places: HashMap<(&str, i32), usize> = HashMap::new();
+    let mut places: HashMap<(TopicKey, i32), usize> = HashMap::new();
     for topic in &request.topics {
+        let key = topic_key(version, &topic.topic, &topic.topic_id);
         for partition in &topic.partitions {
             let entry = Wanted {
-                topic: topic.topic.clone(),
+                topic: key.clone(),
                 partition: partition.partition,
                 fetch_offset: partition.fetch_offset,
                 partition_max_bytes: u64::try_from(partition.partition_max_bytes.max(0)).unwrap_or(0),
@@ -325,7 +343,7 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
                 last_fetched_epoch: partition.last_fetched_epoch,
                 log_start_offset: partition.log_start_offset,
             };
-            match places.entry((topic.topic.as_str(), partition.partition)) {
+            match places.entry((key.clone(), partition.partition)) {
                 std::collections::hash_map::Entry::Occupied(place) => wanted[*place.get()] = entry,
                 std::collections::hash_map::Entry::Vacant(place) => {
                     place.insert(wanted.len());
@@ -337,12 +355,79 @@ fn wanted_partitions(request: &FetchRequest) -> Vec<Wanted> {
     wanted
 }
 
+/// The partitions an incremental fetch removes from its session.
+fn forgotten_partitions(request: &FetchRequest, version: i16) -> Vec<(TopicKey, i32)> {
+    request
+        .forgotten_topics_data
+        .iter()
+        .flat_map(|topic| {
+            let key = topic_key(version, &topic.topic, &topic.topic_id);
+            topic.partitions.iter().map(move |partition| (key.clone(), *partition))
+        })
+        .collect()
+}
+
+/// A response with only an error of its own (a refused session), as Kafka answers it.
+fn session_error_response(frame: &Frame, error: &SessionError) -> anyhow::Result<Option<super::Segments>> {
+    tracing::debug!(%error, "fetch session refused");
+    let mut response = FetchResponse::default();
+    response.error_code = errors::fetch_session_error_code(error);
+    Ok(Some(fetch_encode::encode(frame.api_version, frame.correlation_id, &response)?))
+}
+
+/// What the session sees of one partition's answer.
+fn answered(data: &PartitionData, plan: Option<&ReadPlan>) -> Answered {
+    Answered {
+        told: Told { high_watermark: data.high_watermark, log_start_offset: data.log_start_offset },
+        record_bytes: plan.map_or(0, |plan| plan.size_bytes),
+        notable: data.error_code != 0 || data.diverging_epoch.epoch >= 0 || data.preferred_read_replica.0 >= 0,
+    }
+}
+
+/// Keeps only the partitions an incremental response names (`named`, by slot), with the places
+/// of those kept in the smaller response.
+fn keep_named(
+    response: FetchResponse,
+    places: &[(usize, usize)],
+    named: &[bool],
+) -> (FetchResponse, Vec<Option<(usize, usize)>>) {
+    let mut slot_at: HashMap<(usize, usize), usize> = HashMap::with_capacity(places.len());
+    for (slot, place) in places.iter().enumerate() {
+        slot_at.insert(*place, slot);
+    }
+    let mut kept = FetchResponse::default();
+    kept.throttle_time_ms = response.throttle_time_ms;
+    kept.error_code = response.error_code;
+    kept.session_id = response.session_id;
+    let mut new_places = vec![None; places.len()];
+    for (topic_index, mut topic) in response.responses.into_iter().enumerate() {
+        let partitions = std::mem::take(&mut topic.partitions);
+        for (partition_index, data) in partitions.into_iter().enumerate() {
+            let Some(&slot) = slot_at.get(&(topic_index, partition_index)) else { continue };
+            if !named[slot] {
+                continue;
+            }
+            if topic.partitions.is_empty() {
+                kept.responses.push(FetchableTopicResponse::default());
+            }
+            topic.partitions.push(data);
+            new_places[slot] = Some((kept.responses.len() - 1, topic.partitions.len() - 1));
+        }
+        if let Some(last) = kept.responses.last_mut().filter(|_| !topic.partitions.is_empty()) {
+            *last = topic;
+        }
+    }
+    (kept, new_places)
+}
+
 pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<Option<super::Segments>> {
     let request: FetchRequest = decode_body(&frame)?;
-    // Followers name themselves (Fetch v0–14's replica_id; consumers send -1).
-    let replica = (request.replica_id.0 >= 0).then_some(ReplicaId(request.replica_id.0));
+    let version = frame.api_version;
+    // Followers name themselves (v0–14's replica_id, v15+'s replica_state; consumers send -1).
+    let replica_id = if version >= 15 { request.replica_state.replica_id.0 } else { request.replica_id.0 };
+    let replica = (replica_id >= 0).then_some(ReplicaId(replica_id));
     // KIP-392: from v11 a consumer's fetch carries client metadata and any replica may serve it.
-    let follower_reads = replica.is_none() && frame.api_version >= 11;
+    let follower_reads = replica.is_none() && version >= 11;
     let client_rack: Option<Arc<str>> =
         (follower_reads && !request.rack_id.is_empty()).then(|| Arc::from(request.rack_id.as_str()));
     let wait_ms = u64::try_from(request.max_wait_ms.max(0)).unwrap_or(0).min(FETCH_WAIT_MS_MAX);
@@ -352,31 +437,71 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
     let response_bytes_max =
         u64::try_from(request.max_bytes.max(0)).unwrap_or(0).min(context.config.fetch_response_bytes_max);
 
+    // The partitions this fetch reads: the request's (a full fetch), or its session's.
+    let by_id = version >= 13;
+    let requested = wanted_partitions(&request, version);
+    let plan = if version >= 7 {
+        let forgotten = forgotten_partitions(&request, version);
+        let begun = context.fetch_sessions.borrow_mut().begin(
+            request.session_id,
+            request.session_epoch,
+            requested,
+            &forgotten,
+            by_id,
+            Instant::now(),
+        );
+        match begun {
+            Ok(plan) => plan,
+            Err(error) => return session_error_response(&frame, &error),
+        }
+    } else {
+        SessionPlan::Full { wanted: requested, open: false }
+    };
+    let (wanted, session) = match plan {
+        SessionPlan::Full { wanted, open } => (wanted, Session::Full { open }),
+        SessionPlan::Incremental { id, wanted } => (wanted, Session::Incremental { id }),
+    };
+
     // The response lists the wanted partitions in order; consecutive partitions of one topic
     // share a topic entry (as Kafka's FetchResponse does).
-    let wanted = wanted_partitions(&request);
+    let catalog = context.catalog();
     let mut response = FetchResponse::default();
     let mut places: Vec<(usize, usize)> = Vec::with_capacity(wanted.len());
     let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
+    let mut last_key: Option<&TopicKey> = None;
+    // Each slot's topic name (None: an id this broker does not know).
+    let mut names: Vec<Option<String>> = Vec::with_capacity(wanted.len());
     for (slot, entry) in wanted.iter().enumerate() {
-        if response.responses.last().is_none_or(|topic| topic.topic != entry.topic) {
+        let name: Option<&str> = match &entry.topic {
+            TopicKey::Name(name) => Some(name.as_str()),
+            TopicKey::Id(id) => catalog.topic_named_by(id),
+        };
+        names.push(name.map(str::to_string));
+        if last_key != Some(&entry.topic) {
             let mut topic_response = FetchableTopicResponse::default();
-            topic_response.topic = entry.topic.clone();
+            match &entry.topic {
+                TopicKey::Name(name) => topic_response.topic = TopicName(StrBytes::from_string(name.clone())),
+                TopicKey::Id(id) => topic_response.topic_id = uuid::Uuid::from_bytes(*id),
+            }
             response.responses.push(topic_response);
+            last_key = Some(&entry.topic);
         }
         let topic_index = response.responses.len() - 1;
         let mut data = PartitionData::default();
         data.partition_index = entry.partition;
-        data.error_code = ResponseError::UnknownTopicOrPartition.code();
+        data.error_code = match name {
+            Some(_) => ResponseError::UnknownTopicOrPartition.code(),
+            None => ResponseError::UnknownTopicId.code(),
+        };
         data.high_watermark = -1;
         data.last_stable_offset = -1;
         data.log_start_offset = -1;
         places.push((topic_index, response.responses[topic_index].partitions.len()));
         response.responses[topic_index].partitions.push(data);
-        if entry.partition >= 0 {
-            per_shard[context.owner_of(entry.topic.as_str(), entry.partition)].push(Item {
+        if let (Some(name), true) = (name, entry.partition >= 0) {
+            per_shard[context.owner_of(name, entry.partition)].push(Item {
                 slot,
-                topic: entry.topic.to_string(),
+                topic: name.to_string(),
                 partition: entry.partition,
                 fetch_offset: entry.fetch_offset,
                 partition_max_bytes: entry.partition_max_bytes,
@@ -389,6 +514,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             });
         }
     }
+    drop(catalog);
     let per_shard: Vec<(usize, Rc<Vec<Item>>)> = per_shard
         .into_iter()
         .enumerate()
@@ -500,8 +626,38 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             };
             for (slot, plan) in plans.iter().enumerate() {
                 if let Some(plan) = plan {
-                    let topic = &response.responses[places[slot].0].topic;
-                    context.metrics.fetched(topic.as_str(), plan.size_bytes);
+                    if let Some(name) = &names[slot] {
+                        context.metrics.fetched(name, plan.size_bytes);
+                    }
+                }
+            }
+            // The session: a full fetch may open one (its id answers); an incremental one
+            // answers only the partitions with something new.
+            let answers: Vec<Answered> = (0..wanted.len())
+                .map(|slot| {
+                    let (topic_index, partition_index) = places[slot];
+                    answered(&response.responses[topic_index].partitions[partition_index], plans[slot].as_ref())
+                })
+                .collect();
+            let mut places: Vec<Option<(usize, usize)>> = places.iter().copied().map(Some).collect();
+            match session {
+                Session::Full { open: false } => {}
+                Session::Full { open: true } => {
+                    response.session_id = context.fetch_sessions.borrow_mut().finish_full(
+                        wanted.clone(),
+                        &answers,
+                        by_id,
+                        replica.is_some(),
+                        Instant::now(),
+                    );
+                }
+                Session::Incremental { id } => {
+                    let named = context.fetch_sessions.borrow_mut().finish_incremental(id, &answers);
+                    let full = std::mem::take(&mut response);
+                    let flat: Vec<(usize, usize)> =
+                        places.iter().map(|place| place.unwrap_or((usize::MAX, usize::MAX))).collect();
+                    (response, places) = keep_named(full, &flat, &named);
+                    response.session_id = id;
                 }
             }
             // Records in the tail cache go out as its own slices (one segment each, no copy);
@@ -509,8 +665,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
             let mut slices = fetch_encode::RecordSlices::new();
             let mut reads = Vec::new();
             for (slot, plan) in plans.into_iter().enumerate() {
-                let Some(plan) = plan else { continue };
-                let (topic_index, partition_index) = places[slot];
+                let (Some(plan), Some((topic_index, partition_index))) = (plan, places[slot]) else { continue };
                 match plan.memory_slices() {
                     Some(memory) => {
                         slices.insert((topic_index, partition_index), memory);
@@ -522,7 +677,7 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 }
             }
             for (slot, read) in futures_util::future::join_all(reads).await {
-                let (topic_index, partition_index) = places[slot];
+                let Some((topic_index, partition_index)) = places[slot] else { continue };
                 let data = &mut response.responses[topic_index].partitions[partition_index];
                 match read {
                     Ok(bytes) => data.records = Some(bytes),
@@ -586,9 +741,14 @@ mod tests {
         let mut request = FetchRequest::default();
         request.topics =
             vec![topic("a", &[(0, 3), (1, 0), (0, 0)]), topic("b", &[(0, 5)]), topic("a", &[(0, 9), (2, 1)])];
-        let wanted = wanted_partitions(&request);
-        let wanted: Vec<(&str, i32, i64)> =
-            wanted.iter().map(|entry| (entry.topic.as_str(), entry.partition, entry.fetch_offset)).collect();
-        assert_eq!(wanted, vec![("a", 0, 9), ("a", 1, 0), ("b", 0, 5), ("a", 2, 1)]);
+        let wanted = wanted_partitions(&request, 12);
+        let name = |key: &TopicKey| match key {
+            TopicKey::Name(name) => name.clone(),
+            TopicKey::Id(_) => panic!("v12 names topics"),
+        };
+        let wanted: Vec<(String, i32, i64)> =
+            wanted.iter().map(|entry| (name(&entry.topic), entry.partition, entry.fetch_offset)).collect();
+        let expected = [("a", 0, 9), ("a", 1, 0), ("b", 0, 5), ("a", 2, 1)];
+        assert_eq!(wanted, expected.map(|(topic, partition, offset)| (topic.to_string(), partition, offset)));
     }
 }

@@ -57,6 +57,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         }
         match partitions {
             Some(count) if topic.error_code == 0 => {
+                topic.topic_id = context.catalog().topic_id(&name).map(uuid::Uuid::from_bytes).unwrap_or_default();
                 topic.partitions = (0..count)
                     .map(|index| {
                         let mut partition = MetadataResponsePartition::default();

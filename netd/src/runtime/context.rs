@@ -28,6 +28,7 @@ use crate::published::Cached;
 use crate::quorum::link::QuorumLink;
 use crate::runtime::connection::Dispatch;
 use crate::runtime::controller::ControlCommand;
+use crate::runtime::fetch_sessions::FetchSessions;
 use crate::runtime::state::ShardState;
 
 /// Work sent to a shard: runs on that shard's thread with its context.
@@ -56,6 +57,8 @@ pub struct ShardContext {
     pub quorum: Option<Arc<QuorumLink>>,
     /// This shard's counters for the metrics endpoint (the state's, reachable without borrowing it).
     pub metrics: Rc<ShardMetrics>,
+    /// The incremental fetch sessions this shard's connections opened (KIP-227).
+    pub fetch_sessions: RefCell<FetchSessions>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -92,6 +95,8 @@ impl ShardContext {
         let cached_catalog = Cached::new(&shared_catalog);
         let cached_image = quorum.as_ref().map(|link| Cached::new(link.published_image()));
         let metrics = state.borrow().metrics.clone();
+        let slots = usize::try_from(config.fetch_session_slots).unwrap_or(usize::MAX);
+        let fetch_sessions = RefCell::new(FetchSessions::new(index, peers.len(), slots));
         ShardContext {
             index,
             count: peers.len(),
@@ -106,6 +111,7 @@ impl ShardContext {
             dispatch,
             quorum,
             metrics,
+            fetch_sessions,
         }
     }
 

@@ -722,12 +722,17 @@ async fn create(
         }
         Err(error) => return Err(storage_error(error)),
     }
+    // One node gives its topics their ids (a cluster's come from its controller).
+    let id = match id {
+        Some(id) => id,
+        None => TopicId(crate::catalog::new_topic_id().map_err(|error| TopicError::Storage(Box::new(error)))?),
+    };
     let local = (0..partitions).filter(|partition| replicas.is_none_or(|replicas| replicas.contains(partition)));
     let settings = TopicSettings::of(&context.catalog().broker_configs.effective(&context.config), configs);
     let opened = open_everywhere(context, name, local, settings.log).await;
     // The commit point: until the manifest is written, a crash leaves only leftovers.
     let committed =
-        opened.and_then(|()| manifests.commit(name, partitions, id.map(|id| id.0), configs).map_err(storage_error));
+        opened.and_then(|()| manifests.commit(name, partitions, Some(id.0), configs).map_err(storage_error));
     if let Err(error) = committed {
         // A manifest write can fail after its rename (the directory fsync): take it back too, or
         // the next start would find a topic without directories and refuse to start.
@@ -739,6 +744,7 @@ async fn create(
     }
     context.shared_catalog().publish(|catalog| {
         catalog.topics.insert(name.to_string(), partitions);
+        catalog.set_topic_id(name, id.0);
         if !configs.is_empty() {
             catalog.configs.insert(name.to_string(), configs.clone());
         }
@@ -771,7 +777,7 @@ async fn grow(
     let configs = context.catalog().configs(name).clone();
     let settings = context.catalog().settings(&context.config, name);
     let opened = open_everywhere(context, name, local, settings.log).await;
-    let id = id.map(|id| id.0);
+    let id = id.map(|id| id.0).or_else(|| context.catalog().topic_id(name));
     let committed = opened.and_then(|()| manifests.commit(name, count, id, &configs).map_err(storage_error));
     if let Err(error) = committed {
         if let Err(error) = manifests.commit(name, existing, id, &configs) {
@@ -800,7 +806,8 @@ async fn alter_configs(
     let Some(partitions) = context.catalog().partitions(name) else {
         return Err(TopicError::UnknownTopic { name: name.to_string() });
     };
-    manifests.commit(name, partitions, id.map(|id| id.0), &configs).map_err(storage_error)?;
+    let id = id.map(|id| id.0).or_else(|| context.catalog().topic_id(name));
+    manifests.commit(name, partitions, id, &configs).map_err(storage_error)?;
     context.shared_catalog().publish(|catalog| {
         if configs.is_empty() {
             catalog.configs.remove(name);
@@ -892,8 +899,7 @@ async fn delete(context: &Rc<ShardContext>, manifests: &mut TopicManifests, name
     manifests.remove(name).map_err(storage_error)?;
     // Unpublish next so no new request is routed to the partitions being deleted.
     context.shared_catalog().publish(|catalog| {
-        catalog.topics.remove(name);
-        catalog.configs.remove(name);
+        catalog.remove_topic(name);
     });
     delete_everywhere(context, name, 0).await.map_err(TopicError::Shard)?;
     if let Err(error) = manifests.remove_partition_dirs(name, 0) {

@@ -49,7 +49,8 @@ use crate::limits::{
 };
 use crate::runtime::context::ShardContext;
 
-/// The Fetch version followers send (the newest this broker serves).
+/// The Fetch version followers send: v12, the newest that names topics (a follower's fetch
+/// needs no session or topic id).
 const FETCH_VERSION: i16 = 12;
 
 /// Runs the shard's fetchers: starts one for each leader this shard follows partitions of; each

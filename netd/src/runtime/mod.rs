@@ -15,6 +15,7 @@
 //! - [`committer`] — the group committer task; [`ticker`] — the shard's timer.
 //! - [`controller`] — the task on shard 0 that creates, grows and deletes topics across shards.
 //! - [`budget`] — the broker-wide budgets (request and fetch memory, connections).
+//! - [`fetch_sessions`] — a shard's incremental fetch sessions (KIP-227).
 //! - [`file_read`] — fetches' file reads through the shard's io_uring (never blocking it).
 //! - [`metrics`] — the metrics endpoint: its HTTP thread, and scrapes of every shard's counts.
 
@@ -23,6 +24,7 @@ pub mod committer;
 pub mod connection;
 pub mod context;
 pub mod controller;
+pub mod fetch_sessions;
 pub mod fetcher;
 pub mod file_read;
 pub mod isr;
