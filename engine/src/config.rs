@@ -74,6 +74,12 @@ pub struct LogConfig {
     /// engine's hard limit instead, so a log keeps every batch it once took when this is lowered.
     pub batch_bytes_max: Option<usize>,
     pub timestamp_type: TimestampType,
+    /// How far before and after the appending broker's clock a produced batch's timestamps may
+    /// be, in ms (Kafka's `message.timestamp.before.max.ms` / `after.max.ms`; `i64::MAX`: no
+    /// bound). Kept with the log's other settings for the broker, which checks them before it
+    /// appends (not for LogAppendTime logs); the engine does not apply them.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -88,6 +94,8 @@ impl Default for LogConfig {
             compression: CompressionType::Producer,
             batch_bytes_max: None,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: i64::MAX,
         }
     }
 }

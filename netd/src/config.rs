@@ -411,7 +411,6 @@ pub struct Config {
     pub groups: GroupConfig,
     pub offsets_partitions: i32,
     pub offsets_segment_bytes: u64,
-    pub timestamp_bounds: crate::codec::produce_policy::TimestampBounds,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
     /// `min.insync.replicas`.
@@ -859,12 +858,21 @@ impl Config {
                 return Err(invalid("skua.fsync.policy", format!("{other:?} is not fsync-before-ack or interval")))
             }
         };
+        let timestamp_before_max_ms =
+            number(values, "log.message.timestamp.before.max.ms", TIMESTAMP_BEFORE_MAX_MS_DEFAULT)?;
+        let timestamp_after_max_ms =
+            number(values, "log.message.timestamp.after.max.ms", TIMESTAMP_AFTER_MAX_MS_DEFAULT)?;
+        if timestamp_before_max_ms < 0 || timestamp_after_max_ms < 0 {
+            return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
+        }
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             segment_ms,
             retention_ms,
             retention_bytes: number(values, "log.retention.bytes", engine::limits::RETENTION_BYTES_DEFAULT)?,
             flush_policy,
+            timestamp_before_max_ms,
+            timestamp_after_max_ms,
             ..LogConfig::default()
         };
         log.validate().map_err(|error| invalid("log.*", error.to_string()))?;
@@ -992,13 +1000,6 @@ impl Config {
             value if value >= 0 => value as u64,
             _ => return Err(invalid("max.incremental.fetch.session.cache.slots", "must be at least 0")),
         };
-        let timestamp_bounds = crate::codec::produce_policy::TimestampBounds {
-            before_max_ms: number(values, "log.message.timestamp.before.max.ms", TIMESTAMP_BEFORE_MAX_MS_DEFAULT)?,
-            after_max_ms: number(values, "log.message.timestamp.after.max.ms", TIMESTAMP_AFTER_MAX_MS_DEFAULT)?,
-        };
-        if timestamp_bounds.before_max_ms < 0 || timestamp_bounds.after_max_ms < 0 {
-            return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
-        }
         let data_dir = values
             .get("log.dirs")
             .map_or(LOG_DIRS_DEFAULT, String::as_str)
@@ -1051,7 +1052,6 @@ impl Config {
             groups,
             offsets_partitions,
             offsets_segment_bytes,
-            timestamp_bounds,
             default_replication_factor: replication.default_factor,
             min_insync_replicas: replication.min_insync,
             offsets_replication_factor: replication.offsets_factor,
@@ -1243,8 +1243,8 @@ mod tests {
             "log.retention.bytes" => config.log.retention_bytes.to_string(),
             "log.retention.check.interval.ms" => config.retention_check_interval_ms.to_string(),
             "message.max.bytes" => config.message_max_bytes.to_string(),
-            "log.message.timestamp.before.max.ms" => config.timestamp_bounds.before_max_ms.to_string(),
-            "log.message.timestamp.after.max.ms" => config.timestamp_bounds.after_max_ms.to_string(),
+            "log.message.timestamp.before.max.ms" => config.log.timestamp_before_max_ms.to_string(),
+            "log.message.timestamp.after.max.ms" => config.log.timestamp_after_max_ms.to_string(),
             "socket.request.max.bytes" => config.socket_request_max_bytes.to_string(),
             "queued.max.requests" => config.queued_requests_max.to_string(),
             "queued.max.request.bytes" => config.queued_request_bytes_max.to_string(),

@@ -35,3 +35,10 @@ fn kafka_python() {
 fn log_append_time_topics_stamp_the_append_time() {
     check("log-append-time");
 }
+
+/// `message.timestamp.before.max.ms` / `after.max.ms` per topic, at creation and changed at
+/// runtime, as confluent-kafka's producer sees them (INVALID_TIMESTAMP beyond them).
+#[test]
+fn topic_timestamp_bounds_refuse_records_too_far_from_the_brokers_clock() {
+    check("timestamp-bounds");
+}

@@ -134,6 +134,12 @@ impl DynamicBrokerConfigs {
             log.timestamp_type =
                 if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
         }
+        if let Some(value) = number("log.message.timestamp.before.max.ms") {
+            log.timestamp_before_max_ms = value;
+        }
+        if let Some(value) = number("log.message.timestamp.after.max.ms") {
+            log.timestamp_after_max_ms = value;
+        }
         if valid("log.cleanup.policy").is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
             log.retention_ms = -1;
             log.retention_bytes = -1;

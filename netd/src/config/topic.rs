@@ -62,6 +62,8 @@ pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FLUSH_MS: &str = "flush.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const RETENTION_MS: &str = "retention.ms";
@@ -119,6 +121,20 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "The largest record batch a producer may append to the topic (Skua's limit: 64 MiB).",
     ),
     key(
+        MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+        ConfigType::Long,
+        "log.message.timestamp.after.max.ms",
+        "How far ahead of the leader's clock a produced batch's timestamps may be, in ms; further \
+         refuses the batch with INVALID_TIMESTAMP (not checked for LogAppendTime topics).",
+    ),
+    key(
+        MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+        ConfigType::Long,
+        "log.message.timestamp.before.max.ms",
+        "How far behind the leader's clock a produced batch's timestamps may be, in ms; further \
+         refuses the batch with INVALID_TIMESTAMP (not checked for LogAppendTime topics).",
+    ),
+    key(
         MESSAGE_TIMESTAMP_TYPE,
         ConfigType::String,
         "log.message.timestamp.type",
@@ -173,8 +189,6 @@ const KAFKA_KEYS_NOT_HONOURED: &[&str] = &[
     "local.retention.ms",
     "max.compaction.lag.ms",
     "message.downconversion.enable",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
     "preallocate",
@@ -261,6 +275,7 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
             }
             Ok(bytes)
         }
+        MESSAGE_TIMESTAMP_AFTER_MAX_MS | MESSAGE_TIMESTAMP_BEFORE_MAX_MS => at_least(long()?, 0),
         MESSAGE_TIMESTAMP_TYPE => match trimmed {
             "CreateTime" | "LogAppendTime" => Ok(trimmed.to_string()),
             _ => Err(invalid("String must be one of: CreateTime, LogAppendTime".to_string())),
@@ -381,6 +396,12 @@ impl TopicSettings {
             log.timestamp_type =
                 if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
         }
+        if let Some(value) = number(MESSAGE_TIMESTAMP_BEFORE_MAX_MS) {
+            log.timestamp_before_max_ms = value;
+        }
+        if let Some(value) = number(MESSAGE_TIMESTAMP_AFTER_MAX_MS) {
+            log.timestamp_after_max_ms = value;
+        }
         let min_insync_replicas = number(MIN_INSYNC_REPLICAS_KEY)
             .and_then(|value| i32::try_from(value).ok())
             .unwrap_or(broker.min_insync_replicas);
@@ -424,6 +445,8 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
         FLUSH_MS => flush_ms.to_string(),
         INDEX_INTERVAL_BYTES => broker.log.index_interval_bytes.to_string(),
         MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
+        MESSAGE_TIMESTAMP_AFTER_MAX_MS => broker.log.timestamp_after_max_ms.to_string(),
+        MESSAGE_TIMESTAMP_BEFORE_MAX_MS => broker.log.timestamp_before_max_ms.to_string(),
         MESSAGE_TIMESTAMP_TYPE => match broker.log.timestamp_type {
             TimestampType::CreateTime => "CreateTime".to_string(),
             TimestampType::LogAppendTime => "LogAppendTime".to_string(),
@@ -514,6 +537,16 @@ mod tests {
             ),
             ("max.message.bytes", "-1", "Invalid value -1 for configuration max.message.bytes: Value must be at least 0"),
             ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+            (
+                "message.timestamp.after.max.ms",
+                "-1",
+                "Invalid value -1 for configuration message.timestamp.after.max.ms: Value must be at least 0",
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                "abc",
+                "Invalid value abc for configuration message.timestamp.before.max.ms: Not a number of type LONG",
+            ),
         ];
         for (name, value, message) in cases {
             assert_eq!(check(name, value).expect_err(name).to_string(), message, "{name}={value}");

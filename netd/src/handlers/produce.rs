@@ -79,7 +79,14 @@ fn append_partition(
     let log_append_time = log_config.timestamp_type == engine::TimestampType::LogAppendTime;
     for checked in batches.batches() {
         // A topic of LogAppendTime replaces the producer's timestamps: Kafka does not bound them.
-        let bounds = if log_append_time { TimestampBounds::NONE } else { state.config.timestamp_bounds };
+        let bounds = if log_append_time {
+            TimestampBounds::NONE
+        } else {
+            TimestampBounds {
+                before_max_ms: log_config.timestamp_before_max_ms,
+                after_max_ms: log_config.timestamp_after_max_ms,
+            }
+        };
         produce_policy::check_batch(checked, now, bounds).map_err(refused)?;
     }
     let appended =

@@ -1,6 +1,6 @@
 """Real Python Kafka clients against a running Skua broker.
 
-Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python | log-append-time)
+Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python | log-append-time | timestamp-bounds)
 Exits non-zero with a message on the first failed expectation. Driven by netd/tests/python_clients.rs.
 """
 import random
@@ -204,5 +204,58 @@ def log_append_time():
     expect(seen[3] == (b"created", (TIMESTAMP_CREATE_TIME, old_ms)), f"CreateTime again: {seen[3]}")
 
 
-{"confluent": confluent, "kafka-python": kafka_python, "log-append-time": log_append_time}[CHECK]()
+def timestamp_bounds():
+    """message.timestamp.before.max.ms and after.max.ms, set at creation and changed with
+    IncrementalAlterConfigs, as confluent-kafka's producer sees them: a record further from the
+    broker's clock than the topic allows is refused with INVALID_TIMESTAMP, others are taken, and a
+    change applies to the next batch."""
+    from confluent_kafka import KafkaError, Producer
+    from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       NewTopic)
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    topic = "py-timestamp-bounds"
+    futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+                                            config={"message.timestamp.before.max.ms": "3600000"})])
+    futures[topic].result(timeout=30)
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": "all", "retries": 0})
+
+    def produce(offset_ms):
+        reports = []
+        producer.produce(topic, value=b"v", partition=0, timestamp=int(time.time() * 1000) + offset_ms,
+                         on_delivery=lambda error, message: reports.append(error))
+        expect(producer.flush(30) == 0, "the record is answered")
+        return reports[0]
+
+    hour_ms, minute_ms = 3_600_000, 60_000
+    expect(produce(0) is None, "a record of now is taken")
+    error = produce(-2 * hour_ms)
+    expect(error is not None and error.code() == KafkaError.INVALID_TIMESTAMP,
+           f"two hours old is refused with INVALID_TIMESTAMP: {error}")
+    expect(produce(-30 * minute_ms) is None, "half an hour old is taken")
+    # Kafka's default after.max.ms is one hour: ten minutes ahead is taken, until the topic says 1 minute.
+    expect(produce(10 * minute_ms) is None, "ten minutes ahead is taken by default")
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("message.timestamp.after.max.ms", "60000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("message.timestamp.before.max.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+    error = produce(10 * minute_ms)
+    expect(error is not None and error.code() == KafkaError.INVALID_TIMESTAMP,
+           f"ten minutes ahead is refused once after.max.ms is a minute: {error}")
+    expect(produce(-2 * hour_ms) is None, "two hours old is taken once before.max.ms is deleted")
+    described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+    entries = list(described.values())[0].result(timeout=30)
+    expect(entries["message.timestamp.after.max.ms"].value == "60000", f"described: {entries['message.timestamp.after.max.ms']}")
+    bad = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("message.timestamp.after.max.ms", "-1", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        admin.incremental_alter_configs([bad])[bad].result(timeout=30)
+        expect(False, "a negative bound is refused")
+    except Exception as refused:  # noqa: BLE001 - the client's KafkaException
+        expect("Value must be at least 0" in str(refused), f"Kafka's message: {refused}")
+
+
+{"confluent": confluent, "kafka-python": kafka_python, "log-append-time": log_append_time,
+ "timestamp-bounds": timestamp_bounds}[CHECK]()
 print(f"{CHECK}: ok")
