@@ -35,6 +35,9 @@ pub const UNCLEAN_LEADER_ELECTION_KEY: &str = "unclean.leader.election.enable";
 /// The controller's settings (Kafka's keys in brackets).
 #[derive(Clone, Copy, Debug)]
 pub struct ControllerConfig {
+    /// This controller's node id: its own dynamic broker configs count for its decisions (as in
+    /// Kafka's KRaft controller: topic, then this node's, then the cluster default, then static).
+    pub node: BrokerId,
     /// `broker.session.timeout.ms`: a broker not heartbeating for this long is fenced.
     pub session_timeout_ms: u64,
     /// `unclean.leader.election.enable`: a replica outside the ISR may lead when none inside can
@@ -583,10 +586,19 @@ impl Controller {
     }
 
     /// Whether `topic` may elect a leader outside its ISR: its own
-    /// `unclean.leader.election.enable` if it sets one (a checked "true" or "false"), else the
-    /// broker's.
+    /// `unclean.leader.election.enable` if it sets one (a checked "true" or "false"), else this
+    /// controller node's dynamic value, else the cluster-wide dynamic default, else the static
+    /// setting (Kafka's order).
     fn unclean_allowed(&self, topic: &TopicImage) -> bool {
-        match topic.configs.get(UNCLEAN_LEADER_ELECTION_KEY).map(String::as_str) {
+        let dynamic = |broker: Option<BrokerId>| {
+            self.image.broker_configs.get(&broker).and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_KEY))
+        };
+        let value = topic
+            .configs
+            .get(UNCLEAN_LEADER_ELECTION_KEY)
+            .or_else(|| dynamic(Some(self.config.node)))
+            .or_else(|| dynamic(None));
+        match value.map(String::as_str) {
             Some("true") => true,
             Some("false") => false,
             _ => self.config.unclean_leader_election,

@@ -440,6 +440,7 @@ fn quorum_config(node: BrokerId, voters: &[BrokerId], seed: u64) -> QuorumConfig
         // Half the seeds snapshot often, so that lagging and restarted nodes need snapshots sent.
         snapshot_entries: if seed % 4 < 2 { 40 } else { 8 },
         controller: ControllerConfig {
+            node,
             session_timeout_ms: SESSION_TIMEOUT_MS,
             unclean_leader_election: seed % 2 == 0,
             default_replication_factor: 2,

@@ -319,6 +319,7 @@ fn start_controller(
         data_dir: config.data_dir.clone(),
         election_timeout_ms: u64::from(cluster.quorum_election_timeout_ms),
         controller: cluster::controller::ControllerConfig {
+            node: cluster::BrokerId(config.node_id),
             session_timeout_ms: u64::from(cluster.broker_session_timeout_ms),
             unclean_leader_election: cluster.unclean_leader_election,
             default_replication_factor: config.default_replication_factor,

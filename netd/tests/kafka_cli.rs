@@ -333,7 +333,14 @@ fn dynamic_broker_configs_are_described_inherited_by_topics_and_kept() {
     assert!(kcat_produces(&broker, "inherits", 3000));
     let default = configs(
         &broker,
-        &["--alter", "--entity-type", "brokers", "--entity-default", "--add-config", "message.max.bytes=2000"],
+        &[
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            "message.max.bytes=2000,unclean.leader.election.enable=true",
+        ],
     );
     assert!(
         default.stdout.contains("Completed updating default config for brokers in the cluster."),
@@ -378,6 +385,8 @@ fn dynamic_broker_configs_are_described_inherited_by_topics_and_kept() {
             vec![
                 "Default configs for brokers in the cluster are:",
                 "  message.max.bytes=2000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:message.max.bytes=2000}",
+                "  unclean.leader.election.enable=true sensitive=false \
+                 synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:unclean.leader.election.enable=true}",
             ],
         ),
         (

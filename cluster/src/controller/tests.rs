@@ -7,7 +7,12 @@ use IsrChangeOutcome::Changed;
 const SESSION_MS: u64 = 9_000;
 
 fn config(unclean: bool) -> ControllerConfig {
-    ControllerConfig { session_timeout_ms: SESSION_MS, unclean_leader_election: unclean, default_replication_factor: 3 }
+    ControllerConfig {
+        node: BrokerId(1),
+        session_timeout_ms: SESSION_MS,
+        unclean_leader_election: unclean,
+        default_replication_factor: 3,
+    }
 }
 
 /// A controller over `racks.len()` registered, unfenced brokers 1..=n (rack per broker), with every
@@ -196,6 +201,53 @@ fn a_topics_own_unclean_setting_wins_over_the_brokers() {
         let leader = controller.image().partition("t", PartitionIndex(0)).expect("p0").leader;
         let expected = if topic_unclean == "true" { Some(BrokerId(2)) } else { None };
         assert_eq!(leader, expected, "broker {broker_unclean}, topic {topic_unclean}");
+    }
+}
+
+/// Dynamic broker configs of `unclean.leader.election.enable` count as in Kafka's controller:
+/// the topic's own setting, then this controller node's (broker 1 here), then the cluster-wide
+/// default, then the static setting.
+#[test]
+fn dynamic_unclean_settings_count_in_kafkas_order() {
+    let key = UNCLEAN_LEADER_ELECTION_KEY.to_string();
+    let set = |value: &str| BTreeMap::from([(key.clone(), value.to_string())]);
+    // (static, cluster default, controller node's own, another broker's own, topic's) → unclean?
+    type Case<'a> = (bool, Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>, bool);
+    let cases: [Case; 6] = [
+        (false, Some("true"), None, None, None, true),
+        (true, Some("false"), None, None, None, false),
+        (false, Some("false"), Some("true"), None, None, true),
+        (false, None, None, Some("true"), None, false),
+        (false, Some("true"), Some("true"), None, Some("false"), false),
+        (false, None, None, None, None, false),
+    ];
+    for (at, (static_unclean, default, own, other, topic_value, expected)) in cases.into_iter().enumerate() {
+        let mut controller = cluster(&[None, None], static_unclean);
+        let mut assigned = topic("t", 0, -1, -1);
+        assigned.assignment = vec![vec![BrokerId(1), BrokerId(2)]];
+        controller.create_topic(&assigned).expect("created");
+        if let Some(value) = default {
+            controller.alter_broker_configs(None, set(value)).expect("default");
+        }
+        if let Some(value) = own {
+            controller.alter_broker_configs(Some(BrokerId(1)), set(value)).expect("own");
+        }
+        if let Some(value) = other {
+            controller.alter_broker_configs(Some(BrokerId(2)), set(value)).expect("other");
+        }
+        if let Some(value) = topic_value {
+            controller.alter_topic_configs("t", set(value)).expect("topic");
+        }
+        // Broker 2 leaves the ISR, comes back, then broker 1 is fenced: only an unclean election
+        // makes 2 the leader.
+        controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
+        controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
+        controller.heartbeat(&heartbeat(2, &controller), SESSION_MS + 2).expect("2 back");
+        controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
+        controller.heartbeat(&heartbeat(2, &controller), 3 * SESSION_MS).expect("2 alive");
+        controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
+        let leader = controller.image().partition("t", PartitionIndex(0)).expect("p0").leader;
+        assert_eq!(leader == Some(BrokerId(2)), expected, "case {at}: leader {leader:?}");
     }
 }
 

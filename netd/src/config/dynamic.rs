@@ -20,10 +20,6 @@ use super::Config;
 pub const SOURCE_DYNAMIC_BROKER_CONFIG: i8 = 2;
 pub const SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 
-/// A broker key whose dynamic value the cluster controller would have to read (Skua's controller
-/// takes its static setting): not changed at runtime yet.
-const NOT_DYNAMIC_YET: &[&str] = &["unclean.leader.election.enable"];
-
 /// The dynamic broker configs a broker runs with: the cluster-wide default (Kafka's
 /// `--entity-default`) and its own (`--entity-name <id>`), which wins.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -43,9 +39,6 @@ pub enum BrokerConfigRefusal {
 
 /// The topic key a dynamic broker key is the default of.
 fn topic_key_of(broker_key: &str) -> Option<&'static topic::TopicKey> {
-    if NOT_DYNAMIC_YET.contains(&broker_key) {
-        return None;
-    }
     topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == broker_key)
 }
 
@@ -168,7 +161,7 @@ mod tests {
             ))
         );
         assert_eq!(check("log.dirs", "/tmp"), Err(BrokerConfigRefusal::NotDynamic("log.dirs".to_string())));
-        assert!(matches!(check("unclean.leader.election.enable", "true"), Err(BrokerConfigRefusal::NotDynamic(_))));
+        assert_eq!(check("unclean.leader.election.enable", "TRUE"), Ok("true".to_string()));
         assert!(is_dynamic("log.segment.bytes") && is_dynamic("message.max.bytes") && !is_dynamic("retention.ms"));
     }
 
