@@ -12,16 +12,19 @@
 //! byte) and start again at the leader's log start with [`Shard::reset_to`]. The logs' tail
 //! caches share the shard's budget (`ShardConfig::cache_bytes`): each finished commit is a
 //! sequence number, and over the budget the chunks of the oldest commits go first, whichever log
-//! holds them. Single-threaded by design: the broker runs one `Shard` per core and never shares it.
+//! holds them. The shard times its commits that sync and its backend times each write and sync
+//! ([`Shard::io_stats`]). Single-threaded by design: the broker runs one `Shard` per core and never shares it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
+use std::time::Instant;
 
 use crate::batch::ValidatedBatches;
 use crate::config::{LogConfig, ShardConfig};
 use crate::error::{EngineError, Result};
+use crate::io::stats::{IoStats, LatencyHistogram};
 use crate::io::{advance_chain, ChainStep, FileSystem};
 use crate::log::{AppendInfo, Log, PreparedCommit, ReadResult, RecoveryReport, RetentionReport};
 use crate::types::{LeaderEpoch, LogId, Offset};
@@ -66,6 +69,8 @@ struct InFlight {
     bytes: usize,
     synced_files: usize,
     written_bytes: u64,
+    /// When its chains were handed to the backend (for [`IoStats::log_flush`]).
+    started_at: Instant,
 }
 
 #[derive(Debug)]
@@ -98,6 +103,8 @@ pub struct Shard {
     cache_sequence: u64,
     /// `cache_order`'s length at which stale entries are dropped.
     cache_order_compact_len: usize,
+    /// How long the log commits that synced took ([`IoStats::log_flush`]).
+    log_flush: LatencyHistogram,
 }
 
 /// `cache_order` entries below which stale ones are never looked for.
@@ -122,11 +129,18 @@ impl Shard {
             cache_order: VecDeque::new(),
             cache_sequence: 0,
             cache_order_compact_len: CACHE_ORDER_COMPACT_LEN_MIN,
+            log_flush: LatencyHistogram::default(),
         })
     }
 
     pub fn config(&self) -> &ShardConfig {
         &self.config
+    }
+
+    /// How long this shard's disk operations took since it started: its backend's writes and
+    /// syncs, and its log commits that synced.
+    pub fn io_stats(&self) -> IoStats {
+        IoStats { log_flush: self.log_flush, ..self.fs.io_stats() }
     }
 
     /// The I/O backend in use (`io_uring`, `syscall`, `sim`).
@@ -309,6 +323,7 @@ impl Shard {
             bytes,
             synced_files: chains.iter().filter(|chain| chain.sync).count(),
             written_bytes: 0,
+            started_at: Instant::now(),
         };
         for chain in chains {
             in_flight.written_bytes += chain.writes.iter().map(|write| write.buf.as_slice().len() as u64).sum::<u64>();
@@ -378,6 +393,9 @@ impl Shard {
         let cached_before = log.cached_bytes();
         let sequence = self.cache_sequence;
         self.cache_sequence += 1;
+        if outcome.is_ok() && done.synced_files > 0 {
+            self.log_flush.observe(done.started_at.elapsed());
+        }
         let finished = log.finish_commit(self.fs.as_mut(), done.prepared, outcome, now_ms, sequence);
         if log.cache_holds(sequence) {
             self.cache_order.push_back((id, sequence));
@@ -581,6 +599,29 @@ mod tests {
             assert_eq!(stored(&shard, plain), stored(&shard, validated));
             assert_eq!(batch::validate_all(&stored(&shard, plain)).expect("valid").len(), 6);
         }
+    }
+
+    #[test]
+    fn commits_that_sync_are_timed_and_their_writes_and_syncs_too() {
+        use crate::config::FlushPolicy;
+        let mut shard = shard(ShardConfig::default());
+        let synced = LogConfig { flush_policy: FlushPolicy::FsyncBeforeAck, ..LogConfig::default() };
+        let unsynced = LogConfig {
+            flush_policy: FlushPolicy::Interval { flush_messages: u64::MAX, flush_ms: i64::MAX },
+            ..synced
+        };
+        let (durable, _) = shard.open_log(Path::new("/sim/durable"), synced, NOW_MS).expect("open");
+        let (lazy, _) = shard.open_log(Path::new("/sim/lazy"), unsynced, NOW_MS).expect("open");
+        let before = shard.io_stats();
+        for round in 0..3 {
+            shard.append(durable, &three_batches(), LeaderEpoch(0), NOW_MS + round).expect("append");
+            shard.append(lazy, &three_batches(), LeaderEpoch(0), NOW_MS + round).expect("append");
+            assert!(shard.commit(NOW_MS + round).failed.is_empty());
+        }
+        let after = shard.io_stats();
+        assert_eq!(after.log_flush.count() - before.log_flush.count(), 3, "the durable log's commits only");
+        assert_eq!(after.write.count() - before.write.count(), 6, "both logs' writes");
+        assert_eq!(after.fdatasync.count() - before.fdatasync.count(), 3);
     }
 
     #[test]

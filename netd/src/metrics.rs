@@ -7,6 +7,10 @@
 //! thread), and [`encode`] (the snapshots merged and written in Prometheus' text format 0.0.4
 //! through `prometheus-client`, decision 0020).
 //!
+//! The engine's disk latencies (its writes, `fdatasync`s and durable log commits, decision 0020)
+//! are counted by the engine itself ([`engine::io::stats`]) and the shard's fetch file reads by
+//! `runtime::file_read`; a snapshot copies them, and they are written per shard.
+//!
 //! Must not know: shards, queues or sockets (the runtime makes the snapshots and serves them).
 //! Runs on: the shard threads (counting, snapshots) and the metrics thread (encoding).
 
@@ -15,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::Duration;
 
+use engine::io::stats::{IoStats, LatencyHistogram as IoLatencyHistogram, IO_LATENCY_BUCKET_BOUNDS_NS};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
@@ -263,6 +268,12 @@ pub struct ShardSnapshot {
     pub partitions: Vec<PartitionSnapshot>,
     pub group_offsets: Vec<GroupOffset>,
     pub replication: ReplicationSnapshot,
+    /// The engine's disk latencies on this shard (writes, syncs, durable log commits).
+    pub io: IoStats,
+    /// The engine backend that ran them (`io_uring`, or `syscall` where io_uring is unavailable).
+    pub io_backend: &'static str,
+    /// The shard's fetch file reads through its runtime's io_uring.
+    pub file_reads: IoLatencyHistogram,
 }
 
 /// What the broker as a whole says, beside its shards.
@@ -293,6 +304,8 @@ struct Merged {
     group_offsets: Vec<GroupOffset>,
     replication: ReplicationSnapshot,
     broker: BrokerSnapshot,
+    /// Per answered shard: (shard index, its disk latencies, its backend, its file reads).
+    io: Vec<(usize, IoStats, &'static str, IoLatencyHistogram)>,
 }
 
 fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
@@ -301,8 +314,9 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
     for api_key in [PRODUCE_API_KEY, FETCH_API_KEY] {
         merged.requests.entry(api_key).or_default();
     }
-    for shard in shards.iter().filter(|shard| shard.answered) {
+    for (index, shard) in shards.iter().enumerate().filter(|(_, shard)| shard.answered) {
         merged.shards_answered += 1;
+        merged.io.push((index, shard.io, shard.io_backend, shard.file_reads));
         for (topic, counters) in &shard.topics {
             merged.topics.entry(topic.clone()).or_default().add(counters);
         }
@@ -323,6 +337,40 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
     merged.partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     merged.group_offsets.sort_by(|a, b| (&a.group, &a.topic, a.partition).cmp(&(&b.group, &b.topic, b.partition)));
     merged
+}
+
+/// An engine histogram's (upper bound in seconds, count) per bucket, +Inf last: the counts of
+/// each bucket alone, as `prometheus-client`'s encoder wants them.
+fn io_buckets_seconds(histogram: &IoLatencyHistogram) -> Vec<(f64, u64)> {
+    histogram
+        .bucket_counts
+        .iter()
+        .enumerate()
+        .map(|(slot, &count)| {
+            let bound = IO_LATENCY_BUCKET_BOUNDS_NS.get(slot).map_or(f64::INFINITY, |&bound| bound as f64 / 1e9);
+            (bound, count)
+        })
+        .collect()
+}
+
+/// Writes one family of engine histograms, one per label set.
+fn io_histograms<'a>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (Labels, &'a IoLatencyHistogram)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, histogram) in samples {
+        let mut sample = metric.encode_family(&labels)?;
+        sample.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            histogram.sum_ns as f64 / 1e9,
+            histogram.count(),
+            &io_buckets_seconds(histogram),
+            None,
+        )?;
+    }
+    Ok(())
 }
 
 /// A label set: (name, value) pairs.
@@ -422,6 +470,31 @@ impl Collector for Merged {
                 None,
             )?;
         }
+        io_histograms(
+            &mut encoder,
+            "skua_io_latency_seconds",
+            "Disk operations of a shard, by operation: the group commit's writes and fdatasyncs (io_uring: \
+             submission to completion reaped, a fdatasync linked behind its file's writes and so including them; \
+             the syscall backend: the call) and fetches' file reads through the shard's io_uring (submission to \
+             completion).",
+            self.io.iter().flat_map(|(shard, io, backend, reads)| {
+                let labels = move |backend: &str, op: &str| -> Labels {
+                    vec![("shard", shard.to_string()), ("backend", backend.to_string()), ("op", op.to_string())]
+                };
+                [
+                    (labels(backend, "write"), &io.write),
+                    (labels(backend, "fdatasync"), &io.fdatasync),
+                    (labels("io_uring", "read"), reads),
+                ]
+            }),
+        )?;
+        io_histograms(
+            &mut encoder,
+            "skua_log_flush_latency_seconds",
+            "Log commits that made their data durable, by shard: from the commit's writes and fdatasync handed to \
+             the backend together to the last of them completed (Kafka's LogFlushRateAndTimeMs).",
+            self.io.iter().map(|(shard, io, _, _)| (vec![("shard", shard.to_string())], &io.log_flush)),
+        )?;
         family(
             &mut encoder,
             "skua_requests_waiting",
@@ -631,6 +704,13 @@ mod tests {
             partition: 0,
             offset: 4,
         });
+        first_snapshot.io.write.observe(Duration::from_micros(20));
+        first_snapshot.io.fdatasync.observe(Duration::from_micros(700));
+        first_snapshot.io.log_flush.observe(Duration::from_micros(800));
+        first_snapshot.io_backend = "io_uring";
+        first_snapshot.file_reads.observe(Duration::from_micros(4));
+        second_snapshot.io.write.observe(Duration::from_micros(30));
+        second_snapshot.io_backend = "syscall";
         vec![first_snapshot, second_snapshot, ShardSnapshot::default()]
     }
 
@@ -695,6 +775,43 @@ mod tests {
         assert_eq!(lines_of(&text, "skua_metrics_shards_answered "), ["skua_metrics_shards_answered 2"]);
         assert_eq!(lines_of(&text, "skua_broker_info{"), ["skua_broker_info{node_id=\"3\"} 1"]);
         assert!(!text.contains("skua_active_controller"), "one node: no controller gauge");
+        // Disk latencies per answered shard (the third did not answer), in seconds.
+        assert_eq!(
+            lines_of(&text, "skua_io_latency_seconds_count{"),
+            [
+                "skua_io_latency_seconds_count{shard=\"0\",backend=\"io_uring\",op=\"write\"} 1",
+                "skua_io_latency_seconds_count{shard=\"0\",backend=\"io_uring\",op=\"fdatasync\"} 1",
+                "skua_io_latency_seconds_count{shard=\"0\",backend=\"io_uring\",op=\"read\"} 1",
+                "skua_io_latency_seconds_count{shard=\"1\",backend=\"syscall\",op=\"write\"} 1",
+                "skua_io_latency_seconds_count{shard=\"1\",backend=\"syscall\",op=\"fdatasync\"} 0",
+                "skua_io_latency_seconds_count{shard=\"1\",backend=\"io_uring\",op=\"read\"} 0",
+            ]
+        );
+        let reads = lines_of(&text, "skua_io_latency_seconds_bucket{shard=\"0\",backend=\"io_uring\",op=\"read\"");
+        assert_eq!(reads.len(), IO_LATENCY_BUCKET_BOUNDS_NS.len() + 1);
+        assert_eq!(
+            reads[0],
+            "skua_io_latency_seconds_bucket{shard=\"0\",backend=\"io_uring\",op=\"read\",le=\"1e-06\"} 0"
+        );
+        assert_eq!(
+            reads[2],
+            "skua_io_latency_seconds_bucket{shard=\"0\",backend=\"io_uring\",op=\"read\",le=\"5e-06\"} 1"
+        );
+        assert_eq!(
+            lines_of(&text, "skua_io_latency_seconds_sum{shard=\"0\",backend=\"io_uring\",op=\"fdatasync\"}"),
+            ["skua_io_latency_seconds_sum{shard=\"0\",backend=\"io_uring\",op=\"fdatasync\"} 0.0007"]
+        );
+        assert_eq!(
+            lines_of(&text, "skua_log_flush_latency_seconds_count{"),
+            [
+                "skua_log_flush_latency_seconds_count{shard=\"0\"} 1",
+                "skua_log_flush_latency_seconds_count{shard=\"1\"} 0"
+            ]
+        );
+        assert_eq!(
+            lines_of(&text, "skua_log_flush_latency_seconds_bucket{shard=\"0\",le=\"0.001\"}"),
+            ["skua_log_flush_latency_seconds_bucket{shard=\"0\",le=\"0.001\"} 1"]
+        );
     }
 
     #[test]

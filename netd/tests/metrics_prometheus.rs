@@ -1,7 +1,9 @@
 //! The metrics endpoint (issue 16) against the real Prometheus: messages produced with kcat and a
-//! group's offset committed with confluent-kafka, the exposition checked by `promtool check
-//! metrics`, then scraped by a `prometheus` server whose HTTP API must report what was produced
-//! and the group's lag; the Grafana dashboard's queries checked by `promtool check rules`.
+//! group's offset committed with confluent-kafka (reading from the segment files: the broker keeps
+//! no read cache here), the exposition checked by `promtool check metrics`, then scraped by a
+//! `prometheus` server whose HTTP API must report what was produced, the group's lag, and
+//! quantiles of the request, disk-write, fdatasync, log-flush and file-read latency histograms;
+//! the Grafana dashboard's queries checked by `promtool check rules`.
 //! Prometheus is Debian's package, installed by scripts/test-deps.sh; a missing one fails the
 //! test (`common::tool`), never skips it.
 
@@ -107,13 +109,40 @@ fn wait_for_value(prometheus: SocketAddr, query: &str, expected: &str, log: &std
     );
 }
 
+/// The sum of the values of the samples whose line starts with `prefix` and contains `labels`
+/// (e.g. one histogram's `_count` over every shard).
+fn summed(text: &str, prefix: &str, labels: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with(prefix) && line.contains(labels))
+        .map(|line| {
+            let value = line.rsplit(' ').next().expect("a value");
+            value.parse::<u64>().unwrap_or_else(|_| panic!("an integer in {line}"))
+        })
+        .sum()
+}
+
+/// Waits until Prometheus computes a number (not NaN) for `query`, and returns it.
+fn wait_for_number(prometheus: SocketAddr, query: &str) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(PROMETHEUS_WAIT_S);
+    loop {
+        if let Some(value) = query_value(prometheus, query).and_then(|value| value.parse::<f64>().ok()) {
+            if !value.is_nan() {
+                return value;
+            }
+        }
+        assert!(Instant::now() < deadline, "Prometheus computed no number for {query}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 #[test]
 fn prometheus_scrapes_what_was_produced_and_the_lag() {
     const TOPIC: &str = "scraped";
     const GROUP: &str = "billing";
     const MESSAGES: usize = 500;
     const CONSUMED: usize = 200;
-    let broker = Broker::start(&[]);
+    // No read cache: the consumer's fetches read the segment files through the ring.
+    let broker = Broker::start(&["skua.read.cache.bytes=0"]);
     let metrics = broker.metrics_address().expect("the metrics endpoint is on");
     let input: String = (0..MESSAGES).map(|index| format!("message-{index}\n")).collect();
     run(
@@ -152,6 +181,17 @@ fn prometheus_scrapes_what_was_produced_and_the_lag() {
         .and_then(|count| count.parse().ok())
         .expect("skua_produce_commit_wait_seconds_count");
     assert!(commit_waits >= 1, "{text}");
+    // The engine timed its writes, their fdatasyncs (fsync before ack is the default) and the
+    // durable log commits; the fetches' file reads were timed too.
+    for op in ["write", "fdatasync", "read"] {
+        let count = summed(&text, "skua_io_latency_seconds_count{", &format!("op=\"{op}\""));
+        assert!(count >= 1, "no {op} timed:\n{text}");
+    }
+    assert!(summed(&text, "skua_log_flush_latency_seconds_count{", "") >= 1, "{text}");
+    assert!(
+        text.contains("skua_io_latency_seconds_bucket{shard=\"0\",backend=\"io_uring\",op=\"write\",le=\"1e-06\"}"),
+        "{text}"
+    );
     // promtool checks the format and Prometheus' naming rules (exit status 1 on any problem).
     let checked = Command::new(tool("promtool"))
         .args(["check", "metrics"])
@@ -209,12 +249,17 @@ fn prometheus_scrapes_what_was_produced_and_the_lag() {
         &(MESSAGES - CONSUMED).to_string(),
         &log,
     );
-    // A histogram works as one: a quantile of produce latency exists (any value).
-    let quantile = "histogram_quantile(0.99, sum by (le) (skua_request_latency_seconds_bucket{api=\"Produce\"}))";
-    let deadline = Instant::now() + Duration::from_secs(PROMETHEUS_WAIT_S);
-    while query_value(prometheus, quantile).is_none_or(|value| value == "NaN") {
-        assert!(Instant::now() < deadline, "no produce latency quantile");
-        std::thread::sleep(Duration::from_millis(250));
+    // Histograms work as ones: quantiles of produce latency and of the disk latencies exist
+    // (positive, and below the last finite bucket: nothing here waited 10 s).
+    for query in [
+        "histogram_quantile(0.99, sum by (le) (skua_request_latency_seconds_bucket{api=\"Produce\"}))",
+        "histogram_quantile(0.99, sum by (le) (skua_io_latency_seconds_bucket{op=\"write\"}))",
+        "histogram_quantile(0.99, sum by (le) (skua_io_latency_seconds_bucket{op=\"fdatasync\"}))",
+        "histogram_quantile(0.5, sum by (le) (skua_io_latency_seconds_bucket{op=\"read\"}))",
+        "histogram_quantile(0.99, sum by (le) (skua_log_flush_latency_seconds_bucket))",
+    ] {
+        let value = wait_for_number(prometheus, query);
+        assert!(value > 0.0 && value <= 10.0, "{query} = {value}");
     }
 }
 

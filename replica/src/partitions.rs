@@ -419,6 +419,11 @@ impl Partitions {
         self.engine.backend_name()
     }
 
+    /// How long the engine's disk operations took (for the broker's metrics).
+    pub fn io_stats(&self) -> engine::io::stats::IoStats {
+        self.engine.io_stats()
+    }
+
     /// The engine ring's completion eventfd, if the backend has one.
     pub fn completion_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.engine.completion_fd()

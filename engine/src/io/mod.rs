@@ -15,6 +15,8 @@
 //! - [`sim::SimFs`]: an in-memory file system that injects short writes, I/O errors, disk full,
 //!   latency, and torn writes at a simulated crash, and completes chains in a seeded order.
 //!
+//! Each backend times its writes and syncs ([`stats::IoStats`], [`FileSystem::io_stats`]).
+//!
 //! Also the two helpers for small files written whole ([`write_file_atomically`],
 //! [`read_small_file`]), shared by the broker's manifests and the partition layer's snapshots.
 //!
@@ -23,6 +25,7 @@
 pub mod aligned;
 pub mod os;
 pub mod sim;
+pub mod stats;
 pub mod uring;
 
 use std::fmt::Debug;
@@ -30,10 +33,12 @@ use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 
 use crate::io::aligned::AlignedBuffer;
+use crate::io::stats::IoStats;
 use crate::limits::SHORT_WRITE_RETRIES_MAX;
 
 /// An open file. Cheap to share: readers hold an `Arc` while the broker sends from it.
@@ -204,30 +209,45 @@ pub trait FileSystem: Send + Debug {
     fn completion_fd(&self) -> Option<BorrowedFd<'_>> {
         None
     }
+    /// How long this backend's writes and syncs took since it was opened (`log_flush` is the
+    /// shard's and stays empty here). A backend that does not time its operations reports none.
+    fn io_stats(&self) -> IoStats {
+        IoStats::default()
+    }
 }
 
 /// Runs a chain with single write attempts, stopping at the first short or failed write the way
-/// an io_uring link chain does.
-pub fn run_chain_sequentially(chain: &WriteChain) -> ChainOutcome {
+/// an io_uring link chain does, and times each call into `stats` (one clock reading before the
+/// chain and one after each call).
+pub fn run_chain_timed(chain: &WriteChain, stats: &mut IoStats) -> ChainOutcome {
     let mut written = Vec::with_capacity(chain.writes.len());
+    let mut started = Instant::now();
     for write in &chain.writes {
         let (position, data) = write.remaining();
         let result = chain.file.write_at(data, position);
+        let now = Instant::now();
+        stats.write.observe(now.duration_since(started));
+        started = now;
         let complete = matches!(result, Ok(count) if count == data.len());
         written.push(result);
         if !complete {
             return ChainOutcome { written, synced: None };
         }
     }
-    let synced = chain.sync.then(|| chain.file.sync_data());
+    let synced = chain.sync.then(|| {
+        let result = chain.file.sync_data();
+        stats.fdatasync.observe(started.elapsed());
+        result
+    });
     ChainOutcome { written, synced }
 }
 
 /// Chains started on a backend that runs them with plain calls when reaped (the syscall
-/// fallback, and the simulator).
+/// fallback, and the simulator), timing each call.
 #[derive(Debug, Default)]
 pub struct DeferredChains {
     queued: Vec<(u64, WriteChain)>,
+    stats: IoStats,
 }
 
 impl DeferredChains {
@@ -246,16 +266,22 @@ impl DeferredChains {
     /// Removes and runs the chain at `index`.
     pub fn run(&mut self, index: usize) -> Completion {
         let (token, chain) = self.queued.swap_remove(index);
-        let outcome = run_chain_sequentially(&chain);
+        let outcome = run_chain_timed(&chain, &mut self.stats);
         Completion { token, chain, outcome }
+    }
+
+    /// How long the chains' calls took so far.
+    pub fn stats(&self) -> IoStats {
+        self.stats
     }
 
     /// Runs every queued chain in the order started.
     pub fn run_all(&mut self) -> Vec<Completion> {
+        let stats = &mut self.stats;
         std::mem::take(&mut self.queued)
             .into_iter()
             .map(|(token, chain)| {
-                let outcome = run_chain_sequentially(&chain);
+                let outcome = run_chain_timed(&chain, stats);
                 Completion { token, chain, outcome }
             })
             .collect()

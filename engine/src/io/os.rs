@@ -157,4 +157,8 @@ impl FileSystem for SyscallFs {
     fn in_flight(&self) -> usize {
         self.chains.len()
     }
+
+    fn io_stats(&self) -> super::stats::IoStats {
+        self.chains.stats()
+    }
 }

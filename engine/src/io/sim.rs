@@ -396,6 +396,10 @@ impl FileSystem for SimFs {
     fn in_flight(&self) -> usize {
         self.chains.len()
     }
+
+    fn io_stats(&self) -> super::stats::IoStats {
+        self.chains.stats()
+    }
 }
 
 impl SimFile {

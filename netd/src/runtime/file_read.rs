@@ -10,14 +10,20 @@
 //! of the serving shard's time in a profile of one consumer reading cold data). Must not know
 //! what the bytes mean (the partition layer planned the range: whole batches below the bound it
 //! chose).
+//!
+//! Also times every read from its submission to its completion, as the reading task sees it
+//! (`read_latency`: a histogram of this thread's reads in plain thread-local memory, which the
+//! shard copies into its metrics snapshot on the same thread).
 
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use compio::buf::{IntoInner, IoBuf};
 use compio::driver::op::ReadAt;
+use engine::io::stats::LatencyHistogram;
 use engine::io::FileRef;
 use engine::ReadChunk;
 use replica::{ReadPlan, ReplicaError};
@@ -34,6 +40,13 @@ struct BufferPool {
 
 thread_local! {
     static POOL: RefCell<BufferPool> = RefCell::new(BufferPool::default());
+    /// How long this thread's ring reads took, submission to completion.
+    static READ_LATENCY: RefCell<LatencyHistogram> = RefCell::new(LatencyHistogram::default());
+}
+
+/// How long this thread's file reads through the ring took since it started.
+pub fn read_latency() -> LatencyHistogram {
+    READ_LATENCY.try_with(|histogram| *histogram.borrow()).unwrap_or_default()
 }
 
 /// An empty buffer with room for `length` bytes: a pooled one when this thread has one large
@@ -122,7 +135,10 @@ pub async fn read_exact_at(file: &FileRef, position: u64, length: u64) -> io::Re
         let done = buffer.len();
         // At most the bytes still wanted: a pooled buffer may be larger than `length`.
         let op = ReadAt::new(HeldFd { _file: file.clone(), fd }, position + done as u64, buffer.slice(done..length));
+        let submitted_at = Instant::now();
         let compio::BufResult(outcome, op) = compio::runtime::submit(op).await;
+        let elapsed = submitted_at.elapsed();
+        let _ = READ_LATENCY.try_with(|histogram| histogram.borrow_mut().observe(elapsed));
         buffer = op.into_inner().into_inner();
         match outcome? {
             0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of a segment file")),
@@ -179,6 +195,8 @@ mod tests {
         assert!(read.capacity() >= 1 << 20, "the pooled buffer was used");
         assert_eq!(read.len(), 50_000);
         assert_eq!(read, content[1_000..51_000]);
+        // The ring read was timed on this thread (once: it was not short).
+        assert_eq!(read_latency().count(), 1);
     }
 
     #[test]

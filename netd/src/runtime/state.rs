@@ -591,6 +591,9 @@ impl ShardState {
             isr_expands: counters.isr_expands,
             truncations: counters.truncations,
         };
+        snapshot.io = self.partitions.io_stats();
+        snapshot.io_backend = self.partitions.backend_name();
+        snapshot.file_reads = crate::runtime::file_read::read_latency();
         snapshot
     }
 
