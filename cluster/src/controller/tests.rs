@@ -175,6 +175,18 @@ fn only_an_unclean_election_picks_a_replica_outside_the_isr() {
     }
 }
 
+/// Partition `t`-0 on replicas [1, 2]: broker 2 leaves the ISR (fenced), comes back, then broker 1
+/// is fenced; the partition's leader then (broker 2 only by an unclean election).
+fn leader_after_the_isr_is_lost(controller: &mut Controller) -> Option<BrokerId> {
+    controller.heartbeat(&heartbeat(1, controller), SESSION_MS).expect("hb");
+    controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
+    controller.heartbeat(&heartbeat(2, controller), SESSION_MS + 2).expect("2 back");
+    controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
+    controller.heartbeat(&heartbeat(2, controller), 3 * SESSION_MS).expect("2 alive");
+    controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
+    controller.image().partition("t", PartitionIndex(0)).expect("p0").leader
+}
+
 /// A topic's own `unclean.leader.election.enable` wins over the broker's, either way, and a
 /// change of it (a `TopicConfigs` record) applies to the next election.
 #[test]
@@ -192,13 +204,7 @@ fn a_topics_own_unclean_setting_wins_over_the_brokers() {
             Err(ControllerError::UnknownTopic(_))
         ));
         // As above: broker 2 leaves the ISR, comes back, then broker 1 is fenced.
-        controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
-        controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
-        controller.heartbeat(&heartbeat(2, &controller), SESSION_MS + 2).expect("2 back");
-        controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
-        controller.heartbeat(&heartbeat(2, &controller), 3 * SESSION_MS).expect("2 alive");
-        controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
-        let leader = controller.image().partition("t", PartitionIndex(0)).expect("p0").leader;
+        let leader = leader_after_the_isr_is_lost(&mut controller);
         let expected = if topic_unclean == "true" { Some(BrokerId(2)) } else { None };
         assert_eq!(leader, expected, "broker {broker_unclean}, topic {topic_unclean}");
     }
@@ -238,15 +244,7 @@ fn dynamic_unclean_settings_count_in_kafkas_order() {
         if let Some(value) = topic_value {
             controller.alter_topic_configs("t", set(value)).expect("topic");
         }
-        // Broker 2 leaves the ISR, comes back, then broker 1 is fenced: only an unclean election
-        // makes 2 the leader.
-        controller.heartbeat(&heartbeat(1, &controller), SESSION_MS).expect("hb");
-        controller.expire_sessions(SESSION_MS + 1).expect("2 fenced");
-        controller.heartbeat(&heartbeat(2, &controller), SESSION_MS + 2).expect("2 back");
-        controller.expire_sessions(3 * SESSION_MS).expect("1 fenced");
-        controller.heartbeat(&heartbeat(2, &controller), 3 * SESSION_MS).expect("2 alive");
-        controller.expire_sessions(3 * SESSION_MS + 1).expect("1 fenced");
-        let leader = controller.image().partition("t", PartitionIndex(0)).expect("p0").leader;
+        let leader = leader_after_the_isr_is_lost(&mut controller);
         assert_eq!(leader == Some(BrokerId(2)), expected, "case {at}: leader {leader:?}");
     }
 }
