@@ -274,6 +274,9 @@ pub struct ShardSnapshot {
     pub io_backend: &'static str,
     /// The shard's fetch file reads through its runtime's io_uring.
     pub file_reads: IoLatencyHistogram,
+    /// Incremental fetch sessions (KIP-227) the shard keeps, and the partitions they hold.
+    pub fetch_sessions: u64,
+    pub fetch_session_partitions: u64,
 }
 
 /// What the broker as a whole says, beside its shards.
@@ -306,6 +309,8 @@ struct Merged {
     broker: BrokerSnapshot,
     /// Per answered shard: (shard index, its disk latencies, its backend, its file reads).
     io: Vec<(usize, IoStats, &'static str, IoLatencyHistogram)>,
+    fetch_sessions: u64,
+    fetch_session_partitions: u64,
 }
 
 fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
@@ -324,6 +329,8 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
             merged.requests.entry(*api_key).or_default().add(counters);
         }
         merged.commit_wait.add(&shard.commit_wait);
+        merged.fetch_sessions += shard.fetch_sessions;
+        merged.fetch_session_partitions += shard.fetch_session_partitions;
         merged.partitions.extend(shard.partitions.iter().cloned());
         merged.group_offsets.extend(shard.group_offsets.iter().cloned());
         let (total, more) = (&mut merged.replication, &shard.replication);
@@ -501,6 +508,20 @@ impl Collector for Merged {
             "Requests whose handler ran and whose answer waits (produce for acknowledgements, fetch for data), by API.",
             Gauge,
             self.requests.iter().map(|(api_key, counters)| (vec![("api", api_name(*api_key))], counters.waiting)),
+        )?;
+        family(
+            &mut encoder,
+            "skua_fetch_sessions",
+            "Incremental fetch sessions (KIP-227) the broker keeps.",
+            Gauge,
+            [(Labels::new(), self.fetch_sessions)],
+        )?;
+        family(
+            &mut encoder,
+            "skua_fetch_session_partitions",
+            "Partitions the incremental fetch sessions hold.",
+            Gauge,
+            [(Labels::new(), self.fetch_session_partitions)],
         )?;
         family(
             &mut encoder,
@@ -698,6 +719,8 @@ mod tests {
         second.answered(0, Duration::from_secs(30));
         second.acknowledged(Duration::from_millis(4));
         let mut second_snapshot = second.snapshot();
+        (first_snapshot.fetch_sessions, first_snapshot.fetch_session_partitions) = (2, 30);
+        (second_snapshot.fetch_sessions, second_snapshot.fetch_session_partitions) = (1, 6);
         second_snapshot.group_offsets.push(GroupOffset {
             group: "billing".to_string(),
             topic: "orders".to_string(),
@@ -767,6 +790,8 @@ mod tests {
             ["skua_partition_log_end_offset{topic=\"orders\",partition=\"0\"} 10"]
         );
         assert_eq!(lines_of(&text, "skua_partitions_leader "), ["skua_partitions_leader 1"]);
+        assert_eq!(lines_of(&text, "skua_fetch_sessions "), ["skua_fetch_sessions 3"]);
+        assert_eq!(lines_of(&text, "skua_fetch_session_partitions "), ["skua_fetch_session_partitions 36"]);
         assert_eq!(
             lines_of(&text, "skua_consumer_group_lag{"),
             ["skua_consumer_group_lag{group=\"billing\",topic=\"orders\",partition=\"0\"} 6"]

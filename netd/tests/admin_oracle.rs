@@ -1077,6 +1077,18 @@ fn session_fetch(
     SessionAnswer { error: response.error_code, session_id: response.session_id, partitions }
 }
 
+/// The `/metrics` text a broker serves at `address`.
+fn scrape(address: SocketAddr) -> String {
+    use std::io::Read;
+    let mut stream = TcpStream::connect(address).expect("connect to /metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    response
+}
+
 /// The partitions of an answer, and whether each has records.
 fn named(answer: &SessionAnswer) -> Vec<(i32, i16, bool)> {
     answer.partitions.iter().map(|&(index, error, bytes)| (index, error, bytes > 0)).collect()
@@ -1146,6 +1158,14 @@ fn fetch_sessions_answer_as_kafka() {
     case(&mut target, "v13 full by id", &full, NONE, vec![(0, NONE, true), (2, NONE, true)]);
     let id = full.session_id;
     assert_ne!(id, 0, "v13 opens a session too");
+    // Skua counts its sessions for operators: the v12 one is closed, this one holds 2 partitions.
+    if let Some(metrics) = target._broker.as_ref().and_then(common::Broker::metrics_address) {
+        let text = scrape(metrics);
+        let gauge =
+            |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).map(str::to_string);
+        assert_eq!(gauge("skua_fetch_sessions "), Some("1".to_string()), "{text}");
+        assert_eq!(gauge("skua_fetch_session_partitions "), Some("2".to_string()), "{text}");
+    }
     let quiet = session_fetch(&mut target, 13, by_id, id, 1, &[(0, 1), (2, 2)], &[]);
     case(&mut target, "v13 incremental, nothing new", &quiet, NONE, vec![]);
     let stranger = Naming::Id(uuid::Uuid::from_bytes([0x5a; 16]));

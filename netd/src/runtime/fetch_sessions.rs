@@ -150,6 +150,11 @@ impl FetchSessions {
         self.sessions.is_empty()
     }
 
+    /// Partitions the sessions hold together (Kafka's `NumIncrementalFetchPartitionsCached`).
+    pub fn partitions_held(&self) -> usize {
+        self.sessions.values().map(|session| session.partitions.len()).sum()
+    }
+
     /// Applies a fetch's session fields (`session_id`, `epoch`), its partitions (`requested`) and
     /// those it forgets, as Kafka's `FetchManager.newContext` does: epoch -1 closes the session
     /// named and reads sessionless; epoch 0 closes it and reads the request's partitions, a new
@@ -419,6 +424,7 @@ mod tests {
         let third = sessions.finish_full(requested.clone(), &[answered(0, 0)], false, false, later);
         assert!(third != 0, "an idle session makes room");
         assert_eq!(sessions.len(), 2);
+        assert_eq!(sessions.partitions_held(), 2);
         assert_eq!(
             FetchSessions::new(0, 2, 0)
                 .begin(0, 0, requested, &[], false, start)

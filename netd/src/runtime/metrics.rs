@@ -66,7 +66,11 @@ pub fn scrape(peers: &mut [mpsc::Sender<Job>]) -> Vec<ShardSnapshot> {
     for peer in peers.iter_mut() {
         let (reply, snapshot) = std::sync::mpsc::sync_channel::<ShardSnapshot>(1);
         let job: Job = Box::new(move |context: &std::rc::Rc<ShardContext>| {
-            let _ = reply.send(context.state.borrow().metrics_snapshot());
+            let mut snapshot = context.state.borrow().metrics_snapshot();
+            let sessions = context.fetch_sessions.borrow();
+            snapshot.fetch_sessions = sessions.len() as u64;
+            snapshot.fetch_session_partitions = sessions.partitions_held() as u64;
+            let _ = reply.send(snapshot);
         });
         // A full inbox is a busy shard: it is left out rather than waited for.
         replies.push(peer.try_send(job).ok().map(|()| snapshot));
