@@ -499,6 +499,10 @@ async fn apply_image(
             continue;
         }
         applied.topic_ids.insert(topic.name.clone(), topic.id);
+        if context.catalog().topic_id(&topic.name) != Some(topic.id.0) {
+            // A topic whose manifest predates ids: clients name it by the image's id.
+            context.shared_catalog().publish(|catalog| catalog.set_topic_id(&topic.name, topic.id.0));
+        }
         change_replicas(context, applied, &topic.name, &replicas).await;
         assign_roles(context, applied, topic, &replicas, me).await;
     }
