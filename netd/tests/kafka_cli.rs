@@ -169,7 +169,18 @@ fn java_producer_names_topics_by_id_with_produce_v13() {
     }
     let consumed = kafka_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
-        &["--bootstrap-server", broker.address_str(), "--topic", "by-id", "--from-beginning", "--timeout-ms", "5000"],
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--topic",
+            "by-id",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            // A bound for a JVM on a busy machine; the consumer exits once it has both.
+            "--timeout-ms",
+            "20000",
+        ],
         b"",
     );
     assert_eq!(consumed.lines().collect::<Vec<_>>(), ["first", "second"]);
