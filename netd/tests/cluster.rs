@@ -1973,6 +1973,17 @@ fn followers_copy_their_leaders() {
         last != NOT_ENOUGH_REPLICAS && last != NOT_LEADER_OR_FOLLOWER
     });
     assert!(took.is_some() && last == NONE, "acks=all with three in sync: {last}");
+    // A minimum above the replica count is the replica count (Kafka's effectiveMinIsr): a topic
+    // of two replicas asking three takes acks=all once both are in sync.
+    let two = [leader as i32, follower as i32];
+    let capped = create_assigned_configured(cluster.node(active), "capped", &two, &[("min.insync.replicas", "3")]);
+    assert_eq!(capped, Some((NONE, String::new())));
+    cluster.wait_topic("capped", 1);
+    let took = wait_until(REACTION_TIMEOUT, || {
+        last = produce_to("capped", 0, -1, 13);
+        last == NONE || last == NOT_ENOUGH_REPLICAS
+    });
+    assert!(took.is_some() && last == NONE, "acks=all to two in sync of a topic asking three: {last}");
 
     cluster.node(follower).signal("STOP");
     let left = wait_until(REACTION_TIMEOUT, || {
