@@ -1997,6 +1997,29 @@ fn followers_copy_their_leaders() {
     let refused = wait_until(REACTION_TIMEOUT, || produce_to("strict", 0, -1, 11) == NOT_ENOUGH_REPLICAS);
     assert!(refused.is_some(), "acks=all below the topic's minimum was not refused:\n{}", cluster.logs());
     assert_eq!(produce_to("strict", 0, 1, 12), NONE, "acks=1 below the topic's minimum");
+    // The broker's minimum as a dynamic cluster default applies to a topic that sets none, and
+    // stops applying once deleted.
+    let broker_default = |action: &str, config: &str| {
+        let bootstrap = cluster.node(active).bootstrap();
+        let args = [
+            "--bootstrap-server",
+            &bootstrap,
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            action,
+            config,
+        ];
+        let altered = kafka_tool("org.apache.kafka.tools.ConfigCommand", &args, b"", false);
+        assert!(altered.stdout.contains("Completed updating default config for brokers"), "{}", altered.stdout);
+    };
+    broker_default("--add-config", "min.insync.replicas=3");
+    let refused = wait_until(REACTION_TIMEOUT, || produce_to("copied", index, -1, 14) == NOT_ENOUGH_REPLICAS);
+    assert!(refused.is_some(), "acks=all below the dynamic broker minimum was not refused:\n{}", cluster.logs());
+    broker_default("--delete-config", "min.insync.replicas");
+    let taken = wait_until(REACTION_TIMEOUT, || produce_to("copied", index, -1, 15) == NONE);
+    assert!(taken.is_some(), "acks=all refused after the dynamic minimum was deleted:\n{}", cluster.logs());
     cluster.node(follower).signal("CONT");
     let back = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| isr.contains(&(follower as i32))));
     assert!(back.is_some(), "resumed node {follower} never rejoined the ISR of copied-{index}:\n{}", cluster.logs());

@@ -48,7 +48,8 @@ pub struct Assignment {
     pub isr: Vec<i32>,
     /// The partition epoch of this state (what an ISR change must name).
     pub partition_epoch: i32,
-    /// The topic's own `min.insync.replicas`; `None`: the broker's.
+    /// The topic's `min.insync.replicas` (the controller resolves it: the topic's own, else the
+    /// dynamic broker value, else the static one); `None`: the static broker value.
     pub min_insync: Option<i32>,
 }
 
