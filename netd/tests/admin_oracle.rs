@@ -1630,3 +1630,61 @@ fn describe_producers_edge_cases_answer_as_kafka() {
     }
     target.finish();
 }
+
+/// Metadata v13 (KIP-1102: a top-level error code) and Produce v12 and v13 (KIP-516: topics named
+/// by id): the topic's id from Metadata names it in Produce v13; an id no topic has, and the zero
+/// id (v13 carries no name), are UNKNOWN_TOPIC_ID for each partition.
+#[test]
+fn produce_by_topic_id_and_metadata_v13_answer_as_kafka() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    let mut target = Target::start();
+    let topic = target.create_topic("produce-by-id", 2);
+    let mut body = MetadataRequest::default();
+    let mut request_topic = MetadataRequestTopic::default();
+    request_topic.name = Some(topic_name(&topic));
+    body.topics = Some(vec![request_topic]);
+    let metadata: MetadataResponse = target.call(ApiKey::Metadata, 13, &body);
+    target.check("Metadata v13: top-level error code", metadata.error_code, None, code(NONE), None);
+    let id = metadata.topics.first().map_or(uuid::Uuid::nil(), |found| found.topic_id);
+    let shown = (!id.is_nil()).then_some("a topic id");
+    target.check(
+        "Metadata v13: the topic's id",
+        metadata.topics[0].error_code,
+        shown,
+        with_message(NONE, "a topic id"),
+        None,
+    );
+    let produce = |target: &mut Target, version: i16, name: &str, topic_id: uuid::Uuid, index: i32| {
+        let mut partition = PartitionProduceData::default();
+        partition.index = index;
+        partition.records = Some(Bytes::from(engine::testkit::make_sized_batch(1, 100, 3, 1_700_000_000_000)));
+        let mut topic_data = TopicProduceData::default();
+        topic_data.name = topic_name(name);
+        topic_data.topic_id = topic_id;
+        topic_data.partition_data = vec![partition];
+        let mut body = ProduceRequest::default();
+        body.acks = -1;
+        body.timeout_ms = 5_000;
+        body.topic_data = vec![topic_data];
+        let response: ProduceResponse = target.call(ApiKey::Produce, version, &body);
+        let answer = &response.responses[0];
+        let named = if version >= 13 { answer.topic_id == topic_id } else { answer.name.as_str() == name };
+        (answer.partition_responses[0].error_code, named.then_some("names the topic as asked"))
+    };
+    let as_asked = |code: i16| with_message(code, "names the topic as asked");
+    let unknown = uuid::Uuid::from_bytes(*b"skua-unknown-id!");
+    let cases: [(&str, i16, &str, uuid::Uuid, i32, i16); 6] = [
+        ("Produce v12 by name", 12, &topic, uuid::Uuid::nil(), 0, NONE),
+        ("Produce v13 by id", 13, "", id, 1, NONE),
+        ("Produce v13 by id, a partition it lacks", 13, "", id, 9, UNKNOWN_TOPIC_OR_PARTITION),
+        ("Produce v13 by an unknown id", 13, "", unknown, 0, UNKNOWN_TOPIC_ID),
+        ("Produce v13 by the zero id (a name is not sent)", 13, &topic, uuid::Uuid::nil(), 0, UNKNOWN_TOPIC_ID),
+        ("Produce v13 by id, partition -1", 13, "", id, -1, UNKNOWN_TOPIC_OR_PARTITION),
+    ];
+    for (case, version, name, topic_id, index, expected) in cases {
+        let (error_code, named) = produce(&mut target, version, name, topic_id, index);
+        target.check(case, error_code, named, as_asked(expected), None);
+    }
+    target.finish();
+}

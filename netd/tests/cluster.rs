@@ -1973,6 +1973,17 @@ fn followers_copy_their_leaders() {
         last != NOT_ENOUGH_REPLICAS && last != NOT_LEADER_OR_FOLLOWER
     });
     assert!(took.is_some() && last == NONE, "acks=all with three in sync: {last}");
+    // A minimum above the replica count is the replica count (Kafka's effectiveMinIsr): a topic
+    // of two replicas asking three takes acks=all once both are in sync.
+    let two = [leader as i32, follower as i32];
+    let capped = create_assigned_configured(cluster.node(active), "capped", &two, &[("min.insync.replicas", "3")]);
+    assert_eq!(capped, Some((NONE, String::new())));
+    cluster.wait_topic("capped", 1);
+    let took = wait_until(REACTION_TIMEOUT, || {
+        last = produce_to("capped", 0, -1, 13);
+        last == NONE || last == NOT_ENOUGH_REPLICAS
+    });
+    assert!(took.is_some() && last == NONE, "acks=all to two in sync of a topic asking three: {last}");
 
     cluster.node(follower).signal("STOP");
     let left = wait_until(REACTION_TIMEOUT, || {
@@ -1986,6 +1997,29 @@ fn followers_copy_their_leaders() {
     let refused = wait_until(REACTION_TIMEOUT, || produce_to("strict", 0, -1, 11) == NOT_ENOUGH_REPLICAS);
     assert!(refused.is_some(), "acks=all below the topic's minimum was not refused:\n{}", cluster.logs());
     assert_eq!(produce_to("strict", 0, 1, 12), NONE, "acks=1 below the topic's minimum");
+    // The broker's minimum as a dynamic cluster default applies to a topic that sets none, and
+    // stops applying once deleted.
+    let broker_default = |action: &str, config: &str| {
+        let bootstrap = cluster.node(active).bootstrap();
+        let args = [
+            "--bootstrap-server",
+            &bootstrap,
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            action,
+            config,
+        ];
+        let altered = kafka_tool("org.apache.kafka.tools.ConfigCommand", &args, b"", false);
+        assert!(altered.stdout.contains("Completed updating default config for brokers"), "{}", altered.stdout);
+    };
+    broker_default("--add-config", "min.insync.replicas=3");
+    let refused = wait_until(REACTION_TIMEOUT, || produce_to("copied", index, -1, 14) == NOT_ENOUGH_REPLICAS);
+    assert!(refused.is_some(), "acks=all below the dynamic broker minimum was not refused:\n{}", cluster.logs());
+    broker_default("--delete-config", "min.insync.replicas");
+    let taken = wait_until(REACTION_TIMEOUT, || produce_to("copied", index, -1, 15) == NONE);
+    assert!(taken.is_some(), "acks=all refused after the dynamic minimum was deleted:\n{}", cluster.logs());
     cluster.node(follower).signal("CONT");
     let back = wait_until(REACTION_TIMEOUT, || isr_of(&cluster).is_some_and(|isr| isr.contains(&(follower as i32))));
     assert!(back.is_some(), "resumed node {follower} never rejoined the ISR of copied-{index}:\n{}", cluster.logs());

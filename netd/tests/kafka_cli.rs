@@ -2,7 +2,8 @@
 //! against the real broker binary: kafka-topics create/list/describe/delete, and the console
 //! producer (idempotent, acks=all, the Java client's defaults) and console consumer round trip.
 //! Also `kafka-acls` (no authorizer, as Kafka says without one) and `kafka-transactions list`,
-//! and the Java consumer's Fetch v18 in incremental fetch sessions (read from its debug log).
+//! the Java consumer's Fetch v18 in incremental fetch sessions and the Java producer's Produce
+//! v13, topics by id (both read from the clients' debug logs).
 
 mod common;
 
@@ -143,6 +144,46 @@ fn the_java_consumer_fetches_by_topic_id_in_incremental_sessions() {
     assert!(lines_with("sent an incremental fetch response") > 2, "incremental fetches answered");
     assert_eq!(lines_with("was unable to process the fetch request"), 0, "no session refused");
     assert_eq!(lines_with("sent an invalid incremental fetch response"), 0, "no invalid incremental response");
+}
+
+/// The Java producer 4.4 takes the newest versions Skua offers: Metadata v13 and Produce v13,
+/// which names the topic by the id Metadata gave it (its debug log shows each request's version);
+/// the records land in the topic the id names.
+#[test]
+fn java_producer_names_topics_by_id_with_produce_v13() {
+    let broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "by-id", "--partitions", "1"]);
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let producer = run(
+        Command::new("java")
+            .arg("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.NetworkClient=debug")
+            .arg("-cp")
+            .arg(classpath)
+            .arg("org.apache.kafka.tools.ConsoleProducer")
+            .args(["--bootstrap-server", broker.address_str(), "--topic", "by-id", "--command-property", "acks=all"]),
+        b"first\nsecond\n",
+    );
+    let log = String::from_utf8_lossy(&producer.stderr);
+    for request in ["apiKey=METADATA, apiVersion=13", "apiKey=PRODUCE, apiVersion=13"] {
+        assert!(log.contains(request), "no {request} in the producer's log:\n{log}");
+    }
+    let consumed = kafka_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        &[
+            "--bootstrap-server",
+            broker.address_str(),
+            "--topic",
+            "by-id",
+            "--from-beginning",
+            "--max-messages",
+            "2",
+            // A bound for a JVM on a busy machine; the consumer exits once it has both.
+            "--timeout-ms",
+            "20000",
+        ],
+        b"",
+    );
+    assert_eq!(consumed.lines().collect::<Vec<_>>(), ["first", "second"]);
 }
 
 /// `kafka-log-dirs --describe`: the broker's log directory, each replica in it and its bytes.

@@ -12,7 +12,12 @@ use std::process::Command;
 use common::{run, Broker};
 
 fn check(name: &str) {
-    let broker = Broker::start(&[]);
+    check_with(name, &[]);
+}
+
+/// Runs the check `name` against a broker started with `overrides` (key=value).
+fn check_with(name: &str, overrides: &[&str]) {
+    let broker = Broker::start(overrides);
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/clients.py");
     let output = run(Command::new(common::python()).arg(script).arg(broker.bootstrap()).arg(name), b"");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -41,4 +46,11 @@ fn log_append_time_topics_stamp_the_append_time() {
 #[test]
 fn topic_timestamp_bounds_refuse_records_too_far_from_the_brokers_clock() {
     check("timestamp-bounds");
+}
+
+/// `min.insync.replicas=2` (the topic's, and the broker's) on one-replica topics: acks=all is
+/// taken, as Kafka 4.4 takes it (its effective minimum is at most the replica count).
+#[test]
+fn min_insync_above_the_replica_count_takes_acks_all() {
+    check_with("min-insync", &["min.insync.replicas=2"]);
 }

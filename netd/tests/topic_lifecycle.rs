@@ -314,6 +314,53 @@ fn grown_topic_keeps_its_partitions_across_sigkill() {
     assert_eq!(end_offsets(&broker, "grown", 4), vec![1, 1, 1, 1]);
 }
 
+/// Metadata v13: the topic's id (nil when it has none).
+fn topic_id(broker: &Broker, name: &str) -> uuid::Uuid {
+    let mut topic = MetadataRequestTopic::default();
+    topic.name = Some(TopicName(StrBytes::from_string(name.to_string())));
+    let mut request = MetadataRequest::default();
+    request.topics = Some(vec![topic]);
+    let response: MetadataResponse = call(broker, ApiKey::Metadata, 13, &request);
+    assert_eq!((response.error_code, response.topics[0].error_code), (0, 0), "metadata of {name}");
+    response.topics[0].topic_id
+}
+
+/// A one-node topic has an id from its creation (CreateTopics answers it, Metadata shows it),
+/// kept through growth and restarts; a topic from before ids (a version 1 manifest) gets one at
+/// start-up, written to its manifest, and keeps it.
+#[test]
+fn one_node_topic_ids_are_given_and_kept() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+    let mut broker = Broker::start(&[]);
+    let created: CreateTopicsResponse = call(&broker, ApiKey::CreateTopics, 7, &create_request("with-id", 1));
+    let id = created.topics[0].topic_id;
+    assert!(!id.is_nil(), "CreateTopics answers the new topic's id");
+    assert_eq!(topic_id(&broker, "with-id"), id);
+    let mut topic = CreatePartitionsTopic::default();
+    topic.name = TopicName(StrBytes::from_static_str("with-id"));
+    topic.count = 2;
+    let mut request = CreatePartitionsRequest::default();
+    request.topics = vec![topic];
+    request.timeout_ms = 60_000;
+    let response: CreatePartitionsResponse = call(&broker, ApiKey::CreatePartitions, 3, &request);
+    assert_eq!(response.results[0].error_code, 0);
+    assert_eq!(create(&broker, "older", 1).0, 0);
+    broker.stop();
+    let manifest = broker.data_dir.join("skua-topics/older");
+    std::fs::write(&manifest, "SKUA-TOPIC-MANIFEST 1\nname=older\npartitions=1\n").expect("version 1 manifest");
+    broker.spawn();
+    assert_eq!(topic_id(&broker, "with-id"), id, "kept through growth and a restart");
+    let given = topic_id(&broker, "older");
+    assert!(!given.is_nil(), "a topic from before ids gets one");
+    let hex: String = given.as_bytes().iter().map(|byte| format!("{byte:02x}")).collect();
+    let written = std::fs::read_to_string(&manifest).expect("manifest");
+    assert!(written.contains(&format!("id={hex}")), "the given id is in the manifest:\n{written}");
+    broker.restart(Restart::Sigterm);
+    assert_eq!(topic_id(&broker, "older"), given, "the given id is kept");
+    assert_eq!(topic_id(&broker, "with-id"), id);
+}
+
 /// The longest legal name (249 bytes) fits its partition directories and its manifest (and the
 /// manifest's temp file) within a file name's 255 bytes, and survives a restart.
 #[test]

@@ -1,6 +1,7 @@
 //! CreateTopics (key 19), versions 2–7. Single node: replication factor must be 1 (or −1). In a
 //! cluster: forwarded to the active controller (which places replicas or checks a manual
-//! assignment; `validate_only` runs every check and commits nothing), the new topic id answered.
+//! assignment; `validate_only` runs every check and commits nothing). The new topic's id is
+//! answered in both.
 //! Topic configs: checked as Kafka checks them (`config::topic`), stored with the topic (its
 //! manifest on one node, its metadata record in a cluster) and honoured by its partitions.
 
@@ -88,6 +89,8 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
             // v7+: the new topic's id (a cluster's image has it once the creation is applied).
             if let Some(created) = context.image().as_ref().and_then(|image| image.topic(topic.name.as_str())) {
                 result.topic_id = uuid::Uuid::from_bytes(created.id.0);
+            } else if let Some(id) = context.catalog().topic_id(topic.name.as_str()) {
+                result.topic_id = uuid::Uuid::from_bytes(id);
             }
         }
         if let Err(error) = outcome {

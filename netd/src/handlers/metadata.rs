@@ -1,5 +1,9 @@
-//! Metadata (key 3), versions 0–12. One node: this broker, and every partition led by it. In a
-//! cluster: the live brokers and every partition as this broker's metadata image has it.
+//! Metadata (key 3), versions 0–13. One node: this broker, and every partition led by it. In a
+//! cluster: the live brokers and every partition as this broker's metadata image has it. Each
+//! topic with its id (v10+), which clients name it by in Produce v13 and Fetch v13+.
+//!
+//! v13 (KIP-1102) adds a top-level error code, for a broker that refuses the whole request and
+//! wants the client to bootstrap again (REBOOTSTRAP_REQUIRED): Skua never does, so it is 0.
 //!
 //! Unknown topics are created when `auto.create.topics.enable` is on and the request allows it
 //! (v4+ field `allow_auto_topic_creation`; always for older versions, as in Kafka).

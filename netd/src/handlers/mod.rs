@@ -62,10 +62,10 @@ pub struct Handler {
 /// Every API the broker implements. Produce advertises 0–2 although it rejects them, as Kafka 4
 /// does for librdkafka's sake (KAFKA-18659).
 pub const REGISTRY: &[Handler] = &[
-    Handler { api_key: ApiKey::Produce, min_version: 0, max_version: 11 },
+    Handler { api_key: ApiKey::Produce, min_version: 0, max_version: 13 },
     Handler { api_key: ApiKey::Fetch, min_version: 4, max_version: crate::codec::fetch_encode::FETCH_VERSION_MAX },
     Handler { api_key: ApiKey::ListOffsets, min_version: 1, max_version: 10 },
-    Handler { api_key: ApiKey::Metadata, min_version: 0, max_version: 12 },
+    Handler { api_key: ApiKey::Metadata, min_version: 0, max_version: 13 },
     Handler { api_key: ApiKey::ApiVersions, min_version: 0, max_version: 4 },
     Handler { api_key: ApiKey::CreateTopics, min_version: 2, max_version: 7 },
     Handler { api_key: ApiKey::DeleteTopics, min_version: 1, max_version: 5 },

@@ -1,4 +1,7 @@
-//! Produce (key 0), versions 3–11 (0–2 advertised and rejected, as Kafka 4 does).
+//! Produce (key 0), versions 3–13 (0–2 advertised and rejected, as Kafka 4 does). v12 is v11's
+//! layout (KIP-890 bumped it for transactions, which Skua refuses); v13 (KIP-516) names topics by
+//! id instead of name: an id the catalog does not know is UNKNOWN_TOPIC_ID for each of its
+//! partitions, and is never auto-created (Kafka's answer).
 //!
 //! Adapts a Produce request to partitions: the record batches are validated once (CRC and every
 //! record, in one walk per batch: [`ValidatedBatches`]), checked against Kafka's produce rules
@@ -32,6 +35,8 @@ use crate::runtime::state::ShardState;
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
+/// From this version requests and responses name topics by id, not by name (KIP-516).
+pub const PRODUCE_VERSION_TOPIC_IDS: i16 = 13;
 
 /// One partition's data, routed to its owner.
 #[derive(Debug)]
@@ -164,10 +169,18 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         };
     let mut response = ProduceResponse::default();
     let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
+    let by_id = frame.api_version >= PRODUCE_VERSION_TOPIC_IDS;
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
-        let name = topic.name.as_str();
         let mut topic_error = refusal;
-        if topic_error.is_none() && context.catalog().partitions(name).is_none() {
+        // v13: the topic the id names; an id no topic has is never auto-created.
+        let resolved = by_id.then(|| context.catalog().topic_named_by(topic.topic_id.as_bytes()).map(str::to_string));
+        let name = match &resolved {
+            Some(found) => found.as_deref().unwrap_or_default(),
+            None => topic.name.as_str(),
+        };
+        if topic_error.is_none() && by_id && context.catalog().partitions(name).is_none() {
+            topic_error = Some(ResponseError::UnknownTopicId.code());
+        } else if topic_error.is_none() && context.catalog().partitions(name).is_none() {
             if context.config.auto_create_topics && crate::catalog::valid_topic_name(name).is_ok() {
                 if let Err(error) = controller::auto_create_topic(context, name).await {
                     tracing::debug!(topic = %name, %error, "auto-creation failed");
@@ -179,6 +192,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         }
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
+        topic_response.topic_id = topic.topic_id;
         for (partition_index, partition) in topic.partition_data.iter().enumerate() {
             let mut result = blank(partition.index);
             match topic_error {

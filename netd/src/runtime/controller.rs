@@ -452,6 +452,9 @@ async fn apply_image(
             tracing::error!(%error, "could not apply the dynamic broker configs of the metadata");
         }
     }
+    // The broker's min.insync.replicas for topics that set none: a dynamic value over the static
+    // one (a change re-assigns every partition below: its assignment differs).
+    let broker_min_insync = context.catalog().broker_configs.effective(&context.config).min_insync_replicas;
     for name in catalog.topics.keys() {
         let same = image.topic(name).is_some_and(|topic| applied.topic_ids.get(name).is_none_or(|id| *id == topic.id));
         if !same {
@@ -469,7 +472,7 @@ async fn apply_image(
             // those this broker is a replica of are replicated like any other, and which it leads
             // says which groups it coordinates (loaded from the log when it starts leading).
             let replicas = replicas_here(topic, me);
-            assign_roles(context, applied, topic, &replicas, me).await;
+            assign_roles(context, applied, topic, &replicas, me, broker_min_insync).await;
             set_coordinated(context, topic, me).await;
             continue;
         }
@@ -499,8 +502,12 @@ async fn apply_image(
             continue;
         }
         applied.topic_ids.insert(topic.name.clone(), topic.id);
+        if context.catalog().topic_id(&topic.name) != Some(topic.id.0) {
+            // A topic whose manifest predates ids: clients name it by the image's id.
+            context.shared_catalog().publish(|catalog| catalog.set_topic_id(&topic.name, topic.id.0));
+        }
         change_replicas(context, applied, &topic.name, &replicas).await;
-        assign_roles(context, applied, topic, &replicas, me).await;
+        assign_roles(context, applied, topic, &replicas, me, broker_min_insync).await;
     }
 }
 
@@ -513,6 +520,7 @@ async fn assign_roles(
     topic: &cluster::image::TopicImage,
     replicas: &BTreeSet<i32>,
     me: BrokerId,
+    broker_min_insync: i32,
 ) {
     for partition in topic.partitions.iter().filter(|partition| replicas.contains(&partition.partition.0)) {
         let epoch = LeaderEpoch(partition.leader_epoch);
@@ -527,7 +535,7 @@ async fn assign_roles(
             replicas: ids(&partition.replicas),
             isr: ids(&partition.isr),
             partition_epoch: partition.partition_epoch,
-            min_insync: min_insync_of(topic),
+            min_insync: Some(min_insync_of(topic).unwrap_or(broker_min_insync)),
         };
         let key = (topic.name.clone(), partition.partition.0);
         if applied.roles.get(&key) == Some(&assignment) {

@@ -48,8 +48,20 @@ pub struct Assignment {
     pub isr: Vec<i32>,
     /// The partition epoch of this state (what an ISR change must name).
     pub partition_epoch: i32,
-    /// The topic's own `min.insync.replicas`; `None`: the broker's.
+    /// The topic's `min.insync.replicas` (the controller resolves it: the topic's own, else the
+    /// dynamic broker value, else the static one); `None`: the static broker value.
     pub min_insync: Option<i32>,
+}
+
+impl Assignment {
+    /// The `min.insync.replicas` this partition's `acks=all` writes need (`broker_min_insync`:
+    /// where the topic sets none): never more than it has replicas, as Kafka's
+    /// `Partition.effectiveMinIsr` (a one-replica topic with `min.insync.replicas=2` takes
+    /// `acks=all` writes, on one node as in a cluster).
+    pub fn effective_min_insync(&self, broker_min_insync: i32) -> usize {
+        let configured = usize::try_from(self.min_insync.unwrap_or(broker_min_insync).max(1)).unwrap_or(1);
+        configured.min(self.replicas.len().max(1))
+    }
 }
 
 /// Where a follower replica copies from: its leader, in the epoch it follows.
@@ -128,8 +140,7 @@ pub fn replication_gauges<'a>(
             if assignment.isr.len() < assignment.replicas.len() {
                 gauges.under_replicated += 1;
             }
-            let min_insync = assignment.min_insync.unwrap_or(broker_min_insync).max(1);
-            if (assignment.isr.len() as i64) < i64::from(min_insync) {
+            if assignment.isr.len() < assignment.effective_min_insync(broker_min_insync) {
                 gauges.under_min_isr += 1;
             }
         }
@@ -401,8 +412,7 @@ impl ShardState {
             return Ok(());
         }
         let ids = |list: &[i32]| list.iter().map(|id| ReplicaId(*id)).collect::<Vec<_>>();
-        let min_insync = assignment.min_insync.unwrap_or(self.config.min_insync_replicas);
-        let min_insync = usize::try_from(min_insync.max(1)).unwrap_or(1);
+        let min_insync = assignment.effective_min_insync(self.config.min_insync_replicas);
         let me = ReplicaId(self.config.node_id);
         self.partitions.set_replication(
             id,
@@ -682,5 +692,20 @@ mod tests {
         let gauges = replication_gauges(&assignments, 2);
         assert_eq!(gauges, ReplicationGauges { led: 3, under_replicated: 2, under_min_isr: 1, offline: 1 });
         assert_eq!(replication_gauges(&assignments, 1).under_min_isr, 1, "the topic's own minimum counts");
+        // A minimum above the replica count is the replica count (Kafka's effectiveMinIsr).
+        let small = [assignment(true, Some(1), &[1, 2], &[1, 2], Some(3)), assignment(true, Some(1), &[1], &[1], None)];
+        assert_eq!(replication_gauges(&small, 2).under_min_isr, 0);
+    }
+
+    #[test]
+    fn the_effective_minimum_is_at_most_the_replica_count() {
+        let check = |replicas: &[i32], own: Option<i32>, broker: i32| {
+            assignment(true, Some(1), replicas, replicas, own).effective_min_insync(broker)
+        };
+        assert_eq!(check(&[1, 2, 3], None, 2), 2, "the broker's minimum");
+        assert_eq!(check(&[1, 2, 3], Some(3), 2), 3, "the topic's own");
+        assert_eq!(check(&[1, 2], Some(3), 2), 2, "capped at two replicas");
+        assert_eq!(check(&[1], None, 2), 1, "one replica: acks=all never refused");
+        assert_eq!(check(&[1, 2, 3], Some(0), 0), 1, "at least one");
     }
 }

@@ -1,6 +1,7 @@
 """Real Python Kafka clients against a running Skua broker.
 
-Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python | log-append-time | timestamp-bounds)
+Usage: clients.py BOOTSTRAP CHECK   (CHECK: confluent | kafka-python | log-append-time | timestamp-bounds |
+                                     min-insync)
 Exits non-zero with a message on the first failed expectation. Driven by netd/tests/python_clients.rs.
 """
 import random
@@ -256,6 +257,29 @@ def timestamp_bounds():
         expect("Value must be at least 0" in str(refused), f"Kafka's message: {refused}")
 
 
+def min_insync():
+    """A one-replica topic with min.insync.replicas=2, which Kafka allows creating: Kafka caps the
+    minimum at the replica count (Partition.effectiveMinIsr), so acks=all is taken, as acks=1 is;
+    so is acks=all on a broker whose own min.insync.replicas is 2. Without retries, so a refusal
+    would be the delivery report."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    # The topic's own minimum, and the broker's (the test starts the broker with 2).
+    for topic, config in [("py-min-insync", {"min.insync.replicas": "2"}), ("py-min-insync-broker", {})]:
+        futures = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config=config)])
+        futures[topic].result(timeout=30)
+        reports = []
+        for acks in ["all", "1", "all"]:
+            producer = Producer({"bootstrap.servers": BOOTSTRAP, "acks": acks, "retries": 0,
+                                 "enable.idempotence": False})
+            producer.produce(topic, value=acks.encode(), partition=0,
+                             on_delivery=lambda error, message: reports.append((error, message.offset())))
+            expect(producer.flush(20) == 0, f"{topic} acks={acks}: a delivery report")
+        expect(reports == [(None, 0), (None, 1), (None, 2)], f"{topic}: every acks level taken: {reports}")
+
+
 {"confluent": confluent, "kafka-python": kafka_python, "log-append-time": log_append_time,
- "timestamp-bounds": timestamp_bounds}[CHECK]()
+ "timestamp-bounds": timestamp_bounds, "min-insync": min_insync}[CHECK]()
 print(f"{CHECK}: ok")
