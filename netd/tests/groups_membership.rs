@@ -1,0 +1,58 @@
+//! Group membership survives a broker restart, with confluent-kafka (librdkafka) consumers, each
+//! a process of its own, against the real broker binary. Stable: two members of a Stable group
+//! keep running while the broker is stopped (SIGTERM) or killed (SIGKILL) and started again; they
+//! carry on without a rebalance (no on_assign/on_revoke call, librdkafka counts no rebalance, the
+//! same member ids, Stable) and every record, before and after the restart, is consumed exactly
+//! once. Expire: one member is killed just before the restart; the restarted broker loaded it, its
+//! session expires a session timeout later and the other member takes every partition.
+//!
+//! The Python side is `tests/python/membership_restart.py`. Every wait is bounded, so a hang
+//! fails the test.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Broker, PythonScript, Restart};
+
+/// Sessions of 6 s (the members') are allowed; no initial delay, so the group forms at once.
+const BROKER_CONFIG: &[&str] = &["group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=6000"];
+/// Until the members have joined and consumed everything produced before the restart.
+const PHASE_ONE_TIMEOUT: Duration = Duration::from_secs(60);
+/// From the restart to the end (a session timeout and a watch of 8 s in it).
+const PHASE_TWO_TIMEOUT: Duration = Duration::from_secs(90);
+/// After its last line, the script exits within this or is killed.
+const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn check(mode: &str, restart: Restart) {
+    let started = Instant::now();
+    let mut broker = Broker::start(BROKER_CONFIG);
+    let mut script = PythonScript::start("membership_restart.py", &broker.bootstrap(), &[mode], EXIT_TIMEOUT);
+    if script.wait_for("READY-FOR-RESTART", PHASE_ONE_TIMEOUT).is_none() {
+        panic!("phase 1 did not finish:\n{}\nbroker log:\n{}", script.finish(), broker.log());
+    }
+    let phase_one = started.elapsed();
+    broker.restart(restart);
+    if !script.tell("RESTARTED") {
+        panic!("membership_restart.py stopped waiting:\n{}\nbroker log:\n{}", script.finish(), broker.log());
+    }
+    let done = script.wait_for(&format!("{mode}: ok"), PHASE_TWO_TIMEOUT);
+    let said = script.finish();
+    assert!(done.is_some(), "{mode} across {restart:?}:\n{said}\nbroker log:\n{}", broker.log());
+    eprintln!("{mode} across {restart:?}: phase 1 {phase_one:.1?}, in all {:.1?}\n{said}", started.elapsed());
+}
+
+#[test]
+fn a_stable_group_carries_on_across_sigterm() {
+    check("stable", Restart::Sigterm);
+}
+
+#[test]
+fn a_stable_group_carries_on_across_sigkill() {
+    check("stable", Restart::Sigkill);
+}
+
+#[test]
+fn a_member_gone_during_the_restart_expires_and_the_group_rebalances() {
+    check("expire", Restart::Sigkill);
+}
