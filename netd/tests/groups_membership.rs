@@ -1,5 +1,6 @@
-//! Group membership survives a broker restart, with confluent-kafka (librdkafka) consumers, each
-//! a process of its own, against the real broker binary. Stable: two members of a Stable group
+//! Group membership survives a broker restart, with confluent-kafka (librdkafka) consumers and
+//! Kafka's Java consumer (VerifiableConsumer), each a process of its own, against the real broker
+//! binary. Stable: two members of a Stable group
 //! keep running while the broker is stopped (SIGTERM) or killed (SIGKILL) and started again; they
 //! carry on without a rebalance (no on_assign/on_revoke call, librdkafka counts no rebalance, the
 //! same member ids, Stable) and every record, before and after the restart, is consumed exactly
@@ -31,10 +32,10 @@ const EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Kafka's DumpLogSegments over a few small segments (a JVM start).
 const DUMP_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn check(mode: &str, restart: Restart) -> Broker {
+fn check(mode: &str, client: &str, restart: Restart) -> Broker {
     let started = Instant::now();
     let mut broker = Broker::start(BROKER_CONFIG);
-    let mut script = PythonScript::start("membership_restart.py", &broker.bootstrap(), &[mode], EXIT_TIMEOUT);
+    let mut script = PythonScript::start("membership_restart.py", &broker.bootstrap(), &[mode, client], EXIT_TIMEOUT);
     if script.wait_for("READY-FOR-RESTART", PHASE_ONE_TIMEOUT).is_none() {
         panic!("phase 1 did not finish:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }
@@ -43,10 +44,10 @@ fn check(mode: &str, restart: Restart) -> Broker {
     if !script.tell("RESTARTED") {
         panic!("membership_restart.py stopped waiting:\n{}\nbroker log:\n{}", script.finish(), broker.log());
     }
-    let done = script.wait_for(&format!("{mode}: ok"), PHASE_TWO_TIMEOUT);
+    let done = script.wait_for(&format!("{mode} {client}: ok"), PHASE_TWO_TIMEOUT);
     let said = script.finish();
-    assert!(done.is_some(), "{mode} across {restart:?}:\n{said}\nbroker log:\n{}", broker.log());
-    eprintln!("{mode} across {restart:?}: phase 1 {phase_one:.1?}, in all {:.1?}\n{said}", started.elapsed());
+    assert!(done.is_some(), "{mode} {client} across {restart:?}:\n{said}\nbroker log:\n{}", broker.log());
+    eprintln!("{mode} {client} across {restart:?}: phase 1 {phase_one:.1?}, in all {:.1?}\n{said}", started.elapsed());
     broker
 }
 
@@ -87,7 +88,7 @@ fn kafka_dump_offsets(broker: &mut Broker) -> String {
 
 #[test]
 fn a_stable_group_carries_on_across_sigterm() {
-    let mut broker = check("stable", Restart::Sigterm);
+    let mut broker = check("stable", "confluent", Restart::Sigterm);
     let dump = kafka_dump_offsets(&mut broker);
     eprintln!("{dump}");
     let membership: Vec<&str> = dump.lines().filter(|line| line.contains("\"protocolType\":\"consumer\"")).collect();
@@ -102,10 +103,21 @@ fn a_stable_group_carries_on_across_sigterm() {
 
 #[test]
 fn a_stable_group_carries_on_across_sigkill() {
-    check("stable", Restart::Sigkill);
+    check("stable", "confluent", Restart::Sigkill);
 }
 
 #[test]
 fn a_member_gone_during_the_restart_expires_and_the_group_rebalances() {
-    check("expire", Restart::Sigkill);
+    check("expire", "confluent", Restart::Sigkill);
+}
+
+/// Kafka's Java consumer (VerifiableConsumer from the 4.4 jars), classic protocol.
+#[test]
+fn a_stable_java_group_carries_on_across_sigkill() {
+    check("stable", "java", Restart::Sigkill);
+}
+
+#[test]
+fn a_java_member_gone_during_the_restart_expires() {
+    check("expire", "java", Restart::Sigterm);
 }

@@ -2,15 +2,18 @@
 rejoining, and a member that does not come back is expired after its session timeout.
 
 Usage:
-  membership_restart.py BOOTSTRAP stable      two members; the broker restarts under them
-  membership_restart.py BOOTSTRAP expire      two members; one is killed just before the restart
-  membership_restart.py BOOTSTRAP member GROUP TOPIC NAME   (one member; started by the others)
+  membership_restart.py BOOTSTRAP stable CLIENT     two members; the broker restarts under them
+  membership_restart.py BOOTSTRAP expire CLIENT     two members; one is killed just before the restart
+  membership_restart.py BOOTSTRAP member confluent GROUP TOPIC NAME   (one member; started by the others)
+CLIENT: confluent (confluent-kafka, librdkafka) or java (Kafka 4.4's VerifiableConsumer, the Java
+consumer, from the jars in .cache/kafka-*/libs).
 
-Every member is a confluent-kafka (librdkafka) consumer in a process of its own, so that one can be
-killed without leaving its group. It subscribes with the range assignor, auto-commits, and reports
-on stdout, one JSON object a line: every on_assign and on_revoke call, the (partition, offset) of
-every record it consumed, and librdkafka's own count of rebalances (`cgrp.rebalance_cnt` in its
-statistics).
+Every member is a consumer in a process of its own, so that one can be killed without leaving its
+group. It subscribes with the range assignor, auto-commits, and reports, one JSON object a line:
+every on_assign and on_revoke call, the (partition, offset) of every record it consumed, and for
+confluent librdkafka's own count of rebalances (`cgrp.rebalance_cnt` in its statistics). A Java
+member is VerifiableConsumer itself, its JSON events (partitions_assigned, partitions_revoked,
+records_consumed) read as the same reports.
 
 Both modes: a 4-partition topic, ROUND records produced; two members split it two partitions each
 and consume everything. The script records the members' ids (DescribeGroups), prints
@@ -29,21 +32,23 @@ load) expires, and the group rebalances: the first member gets all four partitio
 than EXPIRY_AFTER_RESTART_MIN_S after the restart (a broker that forgot the group would make it
 rejoin at once), and consumes every record produced after the restart.
 
-Prints "MODE: ok" at the end; exits non-zero with a message on the first failed expectation. Every
+Prints "MODE CLIENT: ok" at the end; exits non-zero with a message on the first failed expectation. Every
 wait is bounded.
 """
 import atexit
+import glob
 import json
 import os
 import queue
 import select
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 
-BOOTSTRAP, MODE = sys.argv[1:3]
+BOOTSTRAP, MODE, CLIENT = sys.argv[1:4]
 PARTITIONS = 4
 ROUND = 400  # records produced before the restart, and again after it
 SESSION_TIMEOUT_MS = 6000  # group.min.session.timeout.ms
@@ -110,12 +115,44 @@ def member(group, topic, name):
             emit(event="consumed", records=records)
 
 
+def java_member_command(group, topic, name):
+    """Kafka's VerifiableConsumer as a member: the Java consumer, classic protocol, range assignor."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+    libs = sorted(glob.glob(os.path.join(root, ".cache", "kafka-*", "libs")))
+    expect(libs, "no Kafka jars under .cache/kafka-*/libs: run scripts/test-deps.sh")
+    config = os.path.join(tempfile.mkdtemp(prefix="membership-"), f"{name}.properties")
+    with open(config, "w") as properties:
+        properties.write(f"client.id={name}\nheartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}\n"
+                         "auto.commit.interval.ms=200\nreconnect.backoff.max.ms=500\n")
+    return ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", os.path.join(libs[-1], "*"),
+            "org.apache.kafka.tools.VerifiableConsumer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
+            "--group-id", group, "--group-protocol", "classic", "--session-timeout", str(SESSION_TIMEOUT_MS),
+            "--enable-autocommit", "--reset-policy", "earliest",
+            "--assignment-strategy", "org.apache.kafka.clients.consumer.RangeAssignor", "--command-config", config]
+
+
+def java_events(event):
+    """VerifiableConsumer's event as this script's reports."""
+    kind = event.get("name")
+    if kind == "startup_complete":
+        return [{"event": "rebalances", "count": 0}]  # the Java consumer does not count them for us
+    if kind in ("partitions_assigned", "partitions_revoked"):
+        partitions = [entry["partition"] for entry in event["partitions"]]
+        return [{"event": "assigned" if kind == "partitions_assigned" else "revoked", "partitions": partitions}]
+    if kind == "records_consumed":
+        return [{"event": "consumed", "records": [(entry["partition"], offset) for entry in event["partitions"]
+                                                  for offset in range(entry["minOffset"], entry["maxOffset"] + 1)]}]
+    return []
+
+
 class Member:
     def __init__(self, group, topic, name, events):
         self.name = name
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), BOOTSTRAP, "member", group, topic, name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = (java_member_command(group, topic, name) if CLIENT == "java" else
+                   [sys.executable, os.path.abspath(__file__), BOOTSTRAP, "member", CLIENT, group, topic, name])
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
         self.assignment = []
         self.assign_calls = []  # (time, partitions) of every on_assign
         self.revoke_calls = []
@@ -128,9 +165,12 @@ class Member:
     def _read_stdout(self, events):
         for line in self.process.stdout:
             try:
-                events.put((self, json.loads(line)))
+                event = json.loads(line)
             except ValueError:
                 events.put((self, {"event": "noise", "line": line.rstrip()}))
+                continue
+            for report in (java_events(event) if CLIENT == "java" else [event]):
+                events.put((self, report))
 
     def _read_stderr(self):
         for line in self.process.stderr:
@@ -144,7 +184,7 @@ class Member:
 
 class Group:
     def __init__(self, topic):
-        self.id = f"membership-{MODE}-{uuid.uuid4().hex[:8]}"
+        self.id = f"membership-{MODE}-{CLIENT}-{uuid.uuid4().hex[:8]}"
         self.topic = topic
         self.events = queue.Queue()
         self.members = []
@@ -247,7 +287,7 @@ def wait_for_restart():
 
 
 def main():
-    topic = f"membership-{MODE}-{uuid.uuid4().hex[:8]}"
+    topic = f"membership-{MODE}-{CLIENT}-{uuid.uuid4().hex[:8]}"
     create_topic(topic)
     ends = {partition: 0 for partition in range(PARTITIONS)}
     produce(topic, ends)
@@ -299,11 +339,11 @@ def main():
         log(f"the killed member expired; rebalanced {reassigned:.1f} s after the restart")
     for each in group.members:
         each.kill()
-    print(f"{MODE}: ok", flush=True)
+    print(f"{MODE} {CLIENT}: ok", flush=True)
 
 
 if __name__ == "__main__":
     if MODE == "member":
-        member(*sys.argv[3:6])
+        member(*sys.argv[4:7])
     else:
         main()
