@@ -590,4 +590,42 @@ mod tests {
         assert_eq!(group.offsets.len(), 4, "its offsets too");
         assert!(!reopened.groups.groups.contains_key("deleted"));
     }
+
+    /// An Empty group without committed offsets is deleted by the expiry pass as Kafka's offsets
+    /// cleanup deletes it: its membership is tombstoned, then it leaves memory, and a restart
+    /// does not bring it back. A group with offsets is left alone.
+    #[test]
+    fn expiry_deletes_empty_groups_without_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open(dir.path(), 10_080, true);
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            let member = stable_group(&state, "idle").await;
+            state.borrow_mut().groups.apply_offset(commit(5, now_ms()), now_ms());
+            assert_eq!(state.borrow_mut().groups.leave("idle", &member, None, now_ms()), 0);
+            expire(&state, now_ms());
+            assert!(state.borrow().groups.dying.contains("idle"), "its tombstone is in flight");
+            expire(&state, now_ms());
+            state.borrow_mut().commit();
+            for _ in 0..100 {
+                if !state.borrow().groups.groups.contains_key("idle") {
+                    break;
+                }
+                compio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(!state.borrow().groups.groups.contains_key("idle"), "deleted once the tombstone is durable");
+            assert!(state.borrow().groups.dying.is_empty());
+            assert!(state.borrow().groups.groups.contains_key("g"), "a group with offsets stays");
+        });
+        let records = log_records(&state);
+        let idle: Vec<&Record> = records.iter().filter(|record| record.group() == "idle").collect();
+        assert!(
+            matches!(idle.as_slice(), [.., Record::Group(empty), Record::Group(tombstone)]
+                if empty.value.as_ref().is_some_and(|value| value.members.is_empty()) && tombstone.value.is_none()),
+            "Empty record, then the tombstone: {idle:?}"
+        );
+        state.borrow_mut().close().expect("close");
+        drop(state);
+        let reopened = open(dir.path(), 10_080, true);
+        assert!(!reopened.borrow().groups.groups.contains_key("idle"));
+    }
 }
