@@ -125,7 +125,10 @@ def java_member_command(group, topic, name):
         properties.write(f"client.id={name}\nheartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}\n"
                          "auto.commit.interval.ms=200\nreconnect.backoff.max.ms=500\n")
     return ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
-            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", os.path.join(libs[-1], "*"),
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            # Why the consumer (re)joins, if it does: shown when a check fails.
+            "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.consumer.internals=info",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true", "-cp", os.path.join(libs[-1], "*"),
             "org.apache.kafka.tools.VerifiableConsumer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
             "--group-id", group, "--group-protocol", "classic", "--session-timeout", str(SESSION_TIMEOUT_MS),
             "--enable-autocommit", "--reset-policy", "earliest",

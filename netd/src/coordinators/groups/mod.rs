@@ -980,7 +980,23 @@ impl Coordinator {
         for group in self.groups.values_mut() {
             group.pending_members.retain(|_, deadline| *deadline > now_ms);
             match group.state {
-                GroupState::PreparingRebalance => group.maybe_complete_join(now_ms, &config),
+                GroupState::PreparingRebalance => {
+                    // As in Kafka, a member that has not rejoined yet is still held to its
+                    // session: one that stopped heartbeating (gone while the broker restarted, say)
+                    // does not hold the join phase for the whole rebalance timeout.
+                    let expired: Vec<String> = group
+                        .members
+                        .values()
+                        .filter(|member| member.join_waiter.is_none())
+                        .filter(|member| member.last_heartbeat_ms + i64::from(member.session_timeout_ms) < now_ms)
+                        .map(|member| member.id.clone())
+                        .collect();
+                    for id in expired {
+                        tracing::info!(group = %group.id, member = %id, "session expired while rebalancing");
+                        group.remove_member(&id);
+                    }
+                    group.maybe_complete_join(now_ms, &config);
+                }
                 GroupState::CompletingRebalance if now_ms >= group.sync_deadline_ms => {
                     // The leader never sent the assignment, or members never synced: drop them.
                     let unsynced: Vec<String> = group
@@ -1297,6 +1313,37 @@ mod tests {
         assert_eq!(restarted.heartbeat("g", generation, &a, None, 60_002), ResponseError::RebalanceInProgress.code());
         let mut rejoined = restarted.join(join(&a), 60_003);
         assert_eq!(answer(&mut rejoined).expect("alone").generation, generation + 1);
+    }
+
+    /// A member that rejoins at once after a restart does not wait the whole rebalance timeout
+    /// for one that never comes back: that one's session (from load time) expires, as in Kafka.
+    #[test]
+    fn a_rejoin_after_a_restart_waits_only_for_the_absent_members_session() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let a = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        assert_eq!(answer(&mut coordinator.join(join(&a), 0)).expect("alone").generation, 1);
+        let b = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        let mut joined_b = coordinator.join(join(&b), 0);
+        let mut joined_a = coordinator.join(join(&a), 0);
+        let generation = answer(&mut joined_a).expect("a").generation;
+        assert_eq!(answer(&mut joined_b).expect("b").generation, generation);
+        let mut synced = coordinator.sync("g", generation, &a, None, vec![], 1);
+        let records = store(&mut coordinator, 1);
+        assert_eq!(answer(&mut synced).expect("synced").error, 0);
+        let mut restarted = Coordinator::new(CONFIG);
+        for record in records {
+            restarted.apply(store::Record::Group(record), 50_000);
+        }
+        // a rejoins at once (its client's own reasons); b never comes back.
+        let mut rejoined = restarted.join(join(&a), 50_001);
+        restarted.tick(55_000);
+        assert!(answer(&mut rejoined).is_none(), "b's session (10 s from the load) is not over");
+        restarted.tick(60_001);
+        assert_eq!(
+            answer(&mut rejoined).expect("a alone, long before the 30 s rebalance timeout").generation,
+            generation + 1
+        );
+        assert!(!restarted.groups["g"].members.contains_key(&b));
     }
 
     /// Empty groups are recorded (generation kept), a tombstone forgets the group, and the
