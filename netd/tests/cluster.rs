@@ -2253,12 +2253,76 @@ fn committed_offset(node: &Node, group: &str, topic: &str) -> Result<i64, i16> {
     Ok(partition.committed_offset)
 }
 
+/// A member of `group` through `node`, its coordinator: JoinGroup v5 twice (MEMBER_ID_REQUIRED,
+/// then the join), then SyncGroup v3 as the leader handing itself `assignment`. Its member id and
+/// generation once it has its assignment.
+fn join_and_sync(node: &Node, group: &str, assignment: &'static [u8]) -> Option<(String, i32)> {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, SyncGroupRequest, SyncGroupResponse};
+    const MEMBER_ID_REQUIRED: i16 = 79;
+    const GROUP_TIMEOUTS_MS: i32 = 60_000;
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_session_timeout_ms(GROUP_TIMEOUTS_MS)
+            .with_rebalance_timeout_ms(GROUP_TIMEOUTS_MS)
+            .with_member_id(StrBytes::from_string(member.to_string()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(Bytes::from_static(b"subscription"))])
+    };
+    let first: JoinGroupResponse = call(node, ApiKey::JoinGroup, 5, &join(""))?;
+    if first.error_code != MEMBER_ID_REQUIRED {
+        return None;
+    }
+    let member = first.member_id.to_string();
+    let joined: JoinGroupResponse = call(node, ApiKey::JoinGroup, 5, &join(&member))?;
+    if joined.error_code != NONE {
+        return None;
+    }
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(StrBytes::from_string(member.clone()))
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(StrBytes::from_string(member.clone()))
+            .with_assignment(Bytes::from_static(assignment))]);
+    let synced: SyncGroupResponse = call(node, ApiKey::SyncGroup, 3, &sync)?;
+    (synced.error_code == NONE && synced.assignment[..] == *assignment).then_some((member, joined.generation_id))
+}
+
+/// Heartbeat v3 of `member` at `generation` through `node`: its error code.
+fn heartbeat(node: &Node, group: &str, member: &str, generation: i32) -> Option<i16> {
+    use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+    let request = HeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()));
+    let response: HeartbeatResponse = call(node, ApiKey::Heartbeat, 3, &request)?;
+    Some(response.error_code)
+}
+
+/// SyncGroup v3 of a follower (no assignments) through `node`: (error code, its assignment).
+fn sync_again(node: &Node, group: &str, member: &str, generation: i32) -> Option<(i16, Bytes)> {
+    use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+    let request = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id(generation)
+        .with_member_id(StrBytes::from_string(member.to_string()));
+    let response: SyncGroupResponse = call(node, ApiKey::SyncGroup, 3, &request)?;
+    Some((response.error_code, response.assignment))
+}
+
 /// `__consumer_offsets` is replicated (issue 14): a group's committed offset, acknowledged by its
 /// coordinator, is answered by the next coordinator after the first one is SIGKILLed (it copied
 /// the offsets partition as a follower and loads it when it starts leading it). A dedicated
 /// controller keeps the quorum while a broker is down. The offsets segments are small and the
 /// group commits a few hundred times first, so the coordinator has cleaned the offsets log (moved
 /// its log start past superseded commits) before it dies: the next one loads what is left.
+/// Group membership too: a member of another group of the same coordinator goes on at the next
+/// coordinator with its member id and generation (Heartbeat, SyncGroup), without a JoinGroup.
 #[test]
 fn committed_offsets_survive_their_coordinators_death() {
     use Roles::{Broker, Controller};
@@ -2285,6 +2349,14 @@ fn committed_offsets_survive_their_coordinators_death() {
     assert_eq!(committed_offset(cluster.node(first), group, "tracked"), Ok(42));
     let cleaned = wait_until(REACTION_TIMEOUT, || cluster.logs().contains("cleaned an offsets partition"));
     assert!(cleaned.is_some(), "node {first} never cleaned the offsets log:\n{}", cluster.logs());
+    // A group with a member (the one above takes simple commits: it stays without), coordinated
+    // by the same node.
+    let member_group = (0..200)
+        .map(|index| format!("member-{index}"))
+        .find(|name| find_coordinator(cluster.node(2), name) == Some(first as i32))
+        .unwrap_or_else(|| panic!("no group name of node {first}'s"));
+    let joined = join_and_sync(cluster.node(first), &member_group, b"assignment");
+    let Some((member, generation)) = joined else { panic!("{member_group}: no join and sync:\n{}", cluster.logs()) };
 
     cluster.node_mut(first).kill();
     let survivor = (2..=4).find(|id| *id != first).expect("a live broker");
@@ -2307,6 +2379,28 @@ fn committed_offsets_survive_their_coordinators_death() {
         wait_until(REACTION_TIMEOUT, || commit_offset(cluster.node(second), group, "tracked", 43) == Some(NONE));
     assert!(again.is_some(), "node {second} never took a commit:\n{}", cluster.logs());
     assert_eq!(committed_offset(cluster.node(second), group, "tracked"), Ok(43));
+
+    // The member carries on at its group's next coordinator, which loaded the membership.
+    let mut next = None;
+    let moved = wait_until(REACTION_TIMEOUT, || {
+        next = find_coordinator(cluster.node(survivor), &member_group).filter(|id| *id != first as i32);
+        next.is_some()
+    });
+    assert!(moved.is_some(), "{member_group} kept its dead coordinator {first}:\n{}", cluster.logs());
+    let coordinator = cluster.node(next.unwrap_or_default() as u32);
+    let mut beat = None;
+    let _ = wait_until(REACTION_TIMEOUT, || {
+        beat = heartbeat(coordinator, &member_group, &member, generation);
+        beat == Some(NONE)
+    });
+    assert_eq!(beat, Some(NONE), "{member}'s heartbeat at generation {generation}:\n{}", cluster.logs());
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    assert_eq!(heartbeat(coordinator, &member_group, "a-stranger", generation), Some(UNKNOWN_MEMBER_ID));
+    assert_eq!(
+        sync_again(coordinator, &member_group, &member, generation),
+        Some((NONE, Bytes::from_static(b"assignment"))),
+        "the assignment came along"
+    );
 }
 
 /// Kafka's durability model (`skua.replication.follower.fsync.before.ack=false`): followers

@@ -1,6 +1,6 @@
 //! DeleteGroups (key 42), versions 0–2: deletes Empty groups (NON_EMPTY_GROUP otherwise),
-//! tombstoning their committed offsets first; a group is forgotten once its tombstones are
-//! durable.
+//! tombstoning their committed offsets and their membership record; a group is forgotten once
+//! its tombstones are durable.
 
 use std::rc::Rc;
 
@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use super::group_support::{ready, text, tombstones};
 use super::Reply;
 use crate::codec::frame::{decode_body, encode_response, Frame};
+use crate::coordinators::groups::store::{GroupRecord, Record};
 use crate::coordinators::groups::GroupState;
 use crate::runtime::context::ShardContext;
 use crate::runtime::offsets;
@@ -23,6 +24,8 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         let name = group.clone();
         let work = context
             .submit(context.group_owner(&group), move |shard| {
+                // A membership record still queued goes before the tombstone, not after it.
+                offsets::store_groups(&shard.state);
                 let keys = {
                     let broker = shard.state.borrow();
                     if let Some(error) = broker.groups.coordinated_elsewhere(&group) {
@@ -37,7 +40,9 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                     }
                 };
                 let shard = shard.clone();
-                let stored = offsets::persist(&shard.state, &group, tombstones(&group, keys));
+                let mut records: Vec<Record> = tombstones(&group, keys).into_iter().map(Record::from).collect();
+                records.push(GroupRecord { group: group.clone(), value: None }.into());
+                let stored = offsets::persist(&shard.state, &group, records);
                 Box::pin(async move {
                     let error = stored.await;
                     if error == 0 {

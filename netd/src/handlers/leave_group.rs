@@ -11,6 +11,7 @@ use super::Reply;
 use crate::clock::now_ms;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: LeaveGroupRequest = decode_body(frame)?;
@@ -27,14 +28,18 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     };
     let pending = context
         .submit(context.group_owner(&group), move |shard| {
-            let mut broker = shard.state.borrow_mut();
-            let results: Vec<(String, Option<String>, i16)> = leaving
-                .into_iter()
-                .map(|(member_id, instance_id)| {
-                    let error = broker.groups.leave(&group, &member_id, instance_id.as_deref(), now_ms());
-                    (member_id, instance_id, error)
-                })
-                .collect();
+            let results: Vec<(String, Option<String>, i16)> = {
+                let mut broker = shard.state.borrow_mut();
+                leaving
+                    .into_iter()
+                    .map(|(member_id, instance_id)| {
+                        let error = broker.groups.leave(&group, &member_id, instance_id.as_deref(), now_ms());
+                        (member_id, instance_id, error)
+                    })
+                    .collect()
+            };
+            // A group the last member left is recorded Empty.
+            offsets::store_groups(&shard.state);
             ready(results)
         })
         .await?;

@@ -1,5 +1,7 @@
 //! SyncGroup (key 14), versions 0–5: the leader hands out the assignment, every member waits for
-//! its own. v5+ checks and echoes the protocol type and name.
+//! its own, answered once the group's membership record is durable in `__consumer_offsets`
+//! (`runtime::offsets::store_groups`), as in Kafka. v5+ checks and echoes the protocol type and
+//! name.
 
 use std::rc::Rc;
 
@@ -13,6 +15,7 @@ use crate::clock::now_ms;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::coordinators::groups::SyncAnswer;
 use crate::runtime::context::ShardContext;
+use crate::runtime::offsets;
 
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: SyncGroupRequest = decode_body(frame)?;
@@ -53,6 +56,8 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                 }
                 broker.groups.sync(&group, generation, &member_id, instance_id.as_deref(), assignments, now_ms())
             };
+            // The leader's assignment is handed out once its record is durable.
+            offsets::store_groups(&shard.state);
             Box::pin(async move {
                 receiver.await.unwrap_or(SyncAnswer {
                     error: ResponseError::CoordinatorNotAvailable.code(),

@@ -5,10 +5,12 @@
 //! is durable.** So OffsetFetch never shows an offset a crash would lose, nor hides one a restart
 //! would bring back, and a failed commit leaves memory as it was. OffsetCommit, DeleteGroups,
 //! OffsetDelete and the expiry of `offsets.retention.minutes` all go through [`persist`].
+//! Membership records go through it too ([`store_groups`]); their outcome goes back to the
+//! state machine, which hands out a SyncGroup's assignment only once its record is durable.
 //!
-//! Owns: [`persist`], [`expire`] (the expiry pass the ticker runs) and [`clean`] (what bounds the
-//! offsets logs: the ticker runs it too). Runs on the shard thread that owns the group's offsets
-//! partition; borrows the shard state only between awaits.
+//! Owns: [`persist`], [`store_groups`], [`expire`] (the expiry pass the ticker runs) and
+//! [`clean`] (what bounds the offsets logs: the ticker runs it too). Runs on the shard thread
+//! that owns the group's offsets partition; borrows the shard state only between awaits.
 //!
 //! Must not know: any Kafka request or response. Which records to write is the caller's
 //! business; the error codes of a failed append are decided here (and in `codec::errors`).
@@ -19,19 +21,24 @@ use std::rc::Rc;
 
 use crate::clock::now_ms;
 use crate::codec::errors;
-use crate::coordinators::groups::{self, store::OffsetRecord};
+use crate::coordinators::groups::{
+    self,
+    store::{GroupRecord, OffsetRecord, Record},
+};
 use crate::runtime::state::ShardState;
 use futures_util::future::LocalBoxFuture;
 
 /// Appends `records` of `group` to its offsets partition and, once they are durable, applies
-/// them to `state.groups`. The append happens before this returns (so records of one shard keep
-/// their submission order in the log); the future answers 0 once applied, or the Kafka error code
-/// of a failed append or commit, in which case memory is unchanged.
-pub fn persist(
+/// the offset records among them to `state.groups` (membership records are the caller's to
+/// apply: see [`store_groups`]). The append happens before this returns (so records of one shard
+/// keep their submission order in the log); the future answers 0 once applied, or the Kafka error
+/// code of a failed append or commit, in which case memory is unchanged.
+pub fn persist<R: Into<Record>>(
     state: &Rc<RefCell<ShardState>>,
     group: &str,
-    records: Vec<OffsetRecord>,
+    records: Vec<R>,
 ) -> LocalBoxFuture<'static, i16> {
+    let records: Vec<Record> = records.into_iter().map(Into::into).collect();
     if records.is_empty() {
         return Box::pin(std::future::ready(errors::NONE));
     }
@@ -51,7 +58,9 @@ pub fn persist(
             let mut state = state.borrow_mut();
             let now = now_ms();
             for record in records {
-                state.groups.apply(record, now);
+                if let Record::Offset(record) = record {
+                    state.groups.apply_offset(record, now);
+                }
             }
         }
         drop(pending);
@@ -75,11 +84,15 @@ struct PendingCommits {
 }
 
 impl PendingCommits {
-    fn mark(state: &Rc<RefCell<ShardState>>, group: &str, records: &[OffsetRecord]) -> PendingCommits {
+    fn mark(state: &Rc<RefCell<ShardState>>, group: &str, records: &[Record]) -> PendingCommits {
         let keys: Vec<(String, String, i32)> = records
             .iter()
-            .filter(|record| record.value.is_some())
-            .map(|record| (record.group.clone(), record.topic.clone(), record.partition))
+            .filter_map(|record| match record {
+                Record::Offset(record) if record.value.is_some() => {
+                    Some((record.group.clone(), record.topic.clone(), record.partition))
+                }
+                _ => None,
+            })
             .collect();
         let mut borrowed = state.borrow_mut();
         for key in &keys {
@@ -113,14 +126,59 @@ impl Drop for PendingCommits {
     }
 }
 
+/// Appends the membership records the group coordinator queued (a generation's assignment, a
+/// group become Empty), oldest first, each with [`persist`], and reports each outcome back
+/// (`Coordinator::group_stored`): that completes a SyncGroup waiting for its assignment. Called
+/// right after the operations that queue records (SyncGroup, LeaveGroup) and on every tick.
+pub fn store_groups(state: &Rc<RefCell<ShardState>>) {
+    let records = state.borrow_mut().groups.take_group_records();
+    for record in records {
+        let Some(value) = record.value.clone() else { continue };
+        let group = record.group.clone();
+        let stored = persist(state, &group, vec![record]);
+        let state = state.clone();
+        compio::runtime::spawn(async move {
+            let code = stored.await;
+            if code != errors::NONE {
+                tracing::warn!(%group, generation = value.generation, code, "could not store the group's membership");
+            }
+            state.borrow_mut().groups.group_stored(&group, &value, code, now_ms());
+        })
+        .detach();
+    }
+}
+
 /// Tombstones the committed offsets that `offsets.retention.minutes` expired: one [`persist`] per
-/// group, spawned, so the offsets leave memory once their tombstones are durable.
+/// group, spawned, so the offsets leave memory once their tombstones are durable. Empty groups
+/// with no offsets left are deleted as Kafka's offsets cleanup deletes them: their membership is
+/// tombstoned, and once that is durable they leave memory (if still empty).
 ///
 /// An expiry still in flight at the next pass is not repeated: its keys are marked in
 /// `groups.expiring` until its outcome is known (then unmarked, so a failed one is retried).
 /// Tombstoning a key twice would be idempotent in memory, but not in the log: a commit appended
 /// between the two tombstones would be acknowledged and then deleted by the second.
 pub fn expire(state: &Rc<RefCell<ShardState>>, now_ms: i64) {
+    // Queued membership records go before any tombstone of theirs.
+    store_groups(state);
+    let dead = state.borrow().groups.dead_groups();
+    for group in dead {
+        state.borrow_mut().groups.dying.insert(group.clone());
+        let stored = persist(state, &group, vec![GroupRecord { group: group.clone(), value: None }]);
+        let state = state.clone();
+        compio::runtime::spawn(async move {
+            let code = stored.await;
+            let mut shard = state.borrow_mut();
+            shard.groups.dying.remove(&group);
+            let still_dead = shard.groups.groups.get(&group).is_some_and(|known| {
+                known.state == groups::GroupState::Empty && known.offsets.is_empty() && known.members.is_empty()
+            });
+            if code == errors::NONE && still_dead {
+                shard.groups.groups.remove(&group);
+                tracing::info!(%group, "deleted an empty group without offsets");
+            }
+        })
+        .detach();
+    }
     let expired = state.borrow().groups.expired_offsets(now_ms);
     let mut by_group: BTreeMap<String, Vec<OffsetRecord>> = BTreeMap::new();
     for (group, topic, partition) in expired {
@@ -227,6 +285,7 @@ mod tests {
             ("offsets.topic.num.partitions", "1".to_string()),
             ("offsets.retention.minutes", retention_minutes.to_string()),
             ("offsets.topic.segment.bytes", segment_bytes.to_string()),
+            ("group.initial.rebalance.delay.ms", "0".to_string()),
         ]
         .into_iter()
         .map(|(key, value)| (key.to_string(), value))
@@ -353,7 +412,7 @@ mod tests {
     fn a_commit_reaches_memory_only_once_durable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = open(dir.path(), 10_080, true);
-        state.borrow_mut().groups.apply(commit(3, now_ms()), now_ms());
+        state.borrow_mut().groups.apply_offset(commit(3, now_ms()), now_ms());
         let mut stored = persist(&state, "g", vec![commit(7, now_ms())]);
         assert_eq!(offsets_appended(&state), 1, "appended at once");
         assert!((&mut stored).now_or_never().is_none(), "not durable before a group commit");
@@ -368,7 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         // This shard does not own the offsets partition: the append fails.
         let state = open(dir.path(), 10_080, false);
-        state.borrow_mut().groups.apply(commit(3, now_ms()), now_ms());
+        state.borrow_mut().groups.apply_offset(commit(3, now_ms()), now_ms());
         let stored = persist(&state, "g", vec![commit(7, now_ms())]);
         assert_eq!(stored.now_or_never(), Some(errors::code(kafka_protocol::ResponseError::NotCoordinator)));
         assert_eq!(committed(&state), Some(3));
@@ -380,7 +439,7 @@ mod tests {
     fn expiry_leaves_a_key_with_a_commit_in_flight_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let state = open(dir.path(), 0, true);
-        state.borrow_mut().groups.apply(commit(5, 0), 0);
+        state.borrow_mut().groups.apply_offset(commit(5, 0), 0);
         let stored = persist(&state, "g", vec![commit(9, 0)]);
         assert_eq!(offsets_appended(&state), 1, "the commit is appended");
         compio::runtime::Runtime::new().expect("runtime").block_on(async {
@@ -400,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         // Retention 0: an offset of an empty group expires as soon as time moves on.
         let state = open(dir.path(), 0, true);
-        state.borrow_mut().groups.apply(commit(5, 0), 0);
+        state.borrow_mut().groups.apply_offset(commit(5, 0), 0);
         compio::runtime::Runtime::new().expect("runtime").block_on(async {
             expire(&state, 10);
             assert_eq!(offsets_appended(&state), 1, "one tombstone appended");
@@ -424,5 +483,149 @@ mod tests {
         drop(state);
         let reopened = open(dir.path(), 0, true);
         assert_eq!(committed(&reopened), None, "the tombstone is what a restart replays");
+    }
+
+    /// Every record of the offsets log from its start.
+    fn log_records(state: &Rc<RefCell<ShardState>>) -> Vec<Record> {
+        let state = state.borrow();
+        let log = state.offsets_logs[&0];
+        let start = state.partitions.log_start_offset(log).expect("start");
+        let mut records = Vec::new();
+        state
+            .partitions
+            .scan(log, start, |bytes, headers| records.extend(groups::store::decode_all(bytes, headers)))
+            .expect("scan");
+        records
+    }
+
+    /// One member joins `group` and syncs; returns its member id once its assignment is durable.
+    async fn stable_group(state: &Rc<RefCell<ShardState>>, group: &str) -> String {
+        let request = groups::JoinRequest {
+            group: group.into(),
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 30_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), bytes::Bytes::from_static(b"subscription"))],
+            require_known_member_id: false,
+        };
+        let joined = state.borrow_mut().groups.join(request, now_ms());
+        let member = joined.await.expect("joined").member_id;
+        let assignment = vec![(member.clone(), bytes::Bytes::from_static(b"assigned"))];
+        let synced = state.borrow_mut().groups.sync(group, 1, &member, None, assignment, now_ms());
+        store_groups(state);
+        state.borrow_mut().commit();
+        let answer = synced.await.expect("synced");
+        assert_eq!((answer.error, &answer.assignment[..]), (0, &b"assigned"[..]), "answered once durable");
+        member
+    }
+
+    /// A clean keeps the last membership record of each live group and drops a deleted group's:
+    /// replay from the moved log start brings the live group back Stable with its generation,
+    /// members and assignments.
+    #[test]
+    fn cleaning_keeps_live_membership_and_drops_deleted_groups() {
+        const SEGMENT_BYTES: u64 = 2048;
+        const ROUNDS_MAX: i64 = 1000;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open_with_segment_bytes(dir.path(), 10_080, true, SEGMENT_BYTES);
+        let log = state.borrow().offsets_logs[&0];
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            let live = stable_group(&state, "live").await;
+            let gone = stable_group(&state, "deleted").await;
+            assert_eq!(state.borrow_mut().groups.leave("deleted", &gone, None, now_ms()), 0);
+            store_groups(&state);
+            state.borrow_mut().commit();
+            // The Empty record's outcome is applied by a task of its own.
+            for _ in 0..100 {
+                if state.borrow().groups.writing.is_empty() {
+                    break;
+                }
+                compio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let stored = state.borrow().groups.groups["deleted"].stored.clone().expect("stored");
+            assert!(stored.members.is_empty(), "recorded Empty");
+            let tombstone =
+                persist(&state, "deleted", vec![groups::store::GroupRecord { group: "deleted".into(), value: None }]);
+            state.borrow_mut().commit();
+            assert_eq!(tombstone.await, errors::NONE);
+            state.borrow_mut().groups.groups.remove("deleted");
+            assert!(log_records(&state).iter().any(|record| record.group() == "deleted"));
+            for round in 0..ROUNDS_MAX {
+                let stored = persist(&state, "live", vec![commit_of("live", (round % 4) as i32, round)]);
+                state.borrow_mut().commit();
+                assert_eq!(stored.await, errors::NONE);
+                clean(&state);
+                if !state.borrow().groups.cleaning.is_empty() {
+                    state.borrow_mut().commit();
+                    for _ in 0..100 {
+                        if state.borrow().groups.cleaning.is_empty() {
+                            break;
+                        }
+                        compio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    break;
+                }
+            }
+            assert!(state.borrow().partitions.log_start_offset(log).expect("start").0 > 0, "cleaned");
+            let records = log_records(&state);
+            assert!(!records.iter().any(|record| record.group() == "deleted"), "the deleted group is gone");
+            assert!(
+                matches!(&records[0], Record::Group(record) if record.group == "live"),
+                "the snapshot opens with the live group's membership: {:?}",
+                records.first()
+            );
+            assert!(state.borrow().groups.groups["live"].members.contains_key(&live));
+        });
+        state.borrow_mut().close().expect("close");
+        drop(state);
+        let reopened = open_with_segment_bytes(dir.path(), 10_080, true, SEGMENT_BYTES);
+        let reopened = reopened.borrow();
+        let group = &reopened.groups.groups["live"];
+        assert_eq!((group.state, group.generation, group.members.len()), (groups::GroupState::Stable, 1, 1));
+        assert_eq!(&group.members.values().next().expect("member").assignment[..], b"assigned");
+        assert_eq!(group.offsets.len(), 4, "its offsets too");
+        assert!(!reopened.groups.groups.contains_key("deleted"));
+    }
+
+    /// An Empty group without committed offsets is deleted by the expiry pass as Kafka's offsets
+    /// cleanup deletes it: its membership is tombstoned, then it leaves memory, and a restart
+    /// does not bring it back. A group with offsets is left alone.
+    #[test]
+    fn expiry_deletes_empty_groups_without_offsets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = open(dir.path(), 10_080, true);
+        compio::runtime::Runtime::new().expect("runtime").block_on(async {
+            let member = stable_group(&state, "idle").await;
+            state.borrow_mut().groups.apply_offset(commit(5, now_ms()), now_ms());
+            assert_eq!(state.borrow_mut().groups.leave("idle", &member, None, now_ms()), 0);
+            expire(&state, now_ms());
+            assert!(state.borrow().groups.dying.contains("idle"), "its tombstone is in flight");
+            expire(&state, now_ms());
+            state.borrow_mut().commit();
+            for _ in 0..100 {
+                if !state.borrow().groups.groups.contains_key("idle") {
+                    break;
+                }
+                compio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert!(!state.borrow().groups.groups.contains_key("idle"), "deleted once the tombstone is durable");
+            assert!(state.borrow().groups.dying.is_empty());
+            assert!(state.borrow().groups.groups.contains_key("g"), "a group with offsets stays");
+        });
+        let records = log_records(&state);
+        let idle: Vec<&Record> = records.iter().filter(|record| record.group() == "idle").collect();
+        assert!(
+            matches!(idle.as_slice(), [.., Record::Group(empty), Record::Group(tombstone)]
+                if empty.value.as_ref().is_some_and(|value| value.members.is_empty()) && tombstone.value.is_none()),
+            "Empty record, then the tombstone: {idle:?}"
+        );
+        state.borrow_mut().close().expect("close");
+        drop(state);
+        let reopened = open(dir.path(), 10_080, true);
+        assert!(!reopened.borrow().groups.groups.contains_key("idle"));
     }
 }

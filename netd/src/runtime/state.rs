@@ -272,7 +272,7 @@ impl ShardState {
 
     /// Appends offset records for `group` to its offsets partition; the [`Ack`] resolves once
     /// the high watermark covers them. `UnknownPartition`: this shard does not coordinate `group`.
-    pub fn append_offsets(&mut self, group: &str, records: &[store::OffsetRecord]) -> Result<Ack, ReplicaError> {
+    pub fn append_offsets(&mut self, group: &str, records: &[store::Record]) -> Result<Ack, ReplicaError> {
         let partition = groups::offsets_partition(group, self.config.offsets_partitions);
         self.append_to_offsets_partition(partition, records)
     }
@@ -281,7 +281,7 @@ impl ShardState {
     pub fn append_to_offsets_partition(
         &mut self,
         partition: i32,
-        records: &[store::OffsetRecord],
+        records: &[store::Record],
     ) -> Result<Ack, ReplicaError> {
         let id = *self.offsets_logs.get(&partition).ok_or(ReplicaError::UnknownPartition)?;
         let batch = engine::batch::ValidatedBatches::validate(store::encode_batch(records, now_ms()).into())
@@ -315,7 +315,7 @@ impl ShardState {
     }
 
     /// The first step of a clean of offsets partition `partition`: appends the current state of
-    /// its groups (every committed offset) at the log end, in batches of at most
+    /// its groups (every committed offset, each group's last durable membership) at the log end, in batches of at most
     /// [`OFFSETS_CLEAN_BATCH_BYTES_MAX`]. Returns the offset the snapshot starts at, below which
     /// the log holds nothing that replay needs once the acknowledgements have come, and those
     /// acknowledgements. The caller must have checked that no write to it is in flight.
@@ -324,7 +324,7 @@ impl ShardState {
         let start = self.partitions.next_offset(id)?;
         let records = self.groups.snapshot(partition, self.config.offsets_partitions);
         let mut acks = Vec::new();
-        let mut batch: Vec<store::OffsetRecord> = Vec::new();
+        let mut batch: Vec<store::Record> = Vec::new();
         let mut batch_bytes = 0usize;
         for record in records {
             let record_bytes = store::record_bytes_max(&record);

@@ -27,6 +27,8 @@ pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u6
             state.pump(); // Interval flushes that came due.
             state.groups.tick(now_ms());
         }
+        // Groups that became Empty (sessions expired, syncs timed out) are recorded.
+        offsets::store_groups(&state);
         offsets::clean(&state);
         if last_retention.elapsed() >= retention_every {
             last_retention = Instant::now();

@@ -7,10 +7,17 @@
 //! rebalance delay, static membership (`group.instance.id`), and the in-memory committed offsets
 //! (their durable form is `store.rs`, appended to the offsets logs by `runtime::offsets`).
 //!
+//! Membership is persisted as Kafka persists it: a group metadata record (members, generation,
+//! protocol, leader, assignments) when the leader's SyncGroup hands out a generation's
+//! assignment, and one without members when the group becomes Empty. The state machine only
+//! queues these ([`Coordinator::take_group_records`]); `runtime::offsets::store_groups` appends
+//! them and reports back ([`Coordinator::group_stored`]), and only then does a SyncGroup complete
+//! (the group turns Stable), as in Kafka. Replay ([`Coordinator::apply`]) brings a group with
+//! members back Stable at its generation, each member's session timer starting at load time:
+//! members that keep heartbeating carry on, those that do not expire and trigger a rebalance.
+//!
 //! Must not know: sockets, shards, Kafka message structs. Answers are plain values and error
 //! codes; waiting members get them through oneshot channels. Time comes in as `now_ms`.
-//! Group membership itself is not persisted (as a restart empties every group, members rejoin
-//! with UNKNOWN_MEMBER_ID); committed offsets are.
 
 pub mod store;
 
@@ -20,7 +27,7 @@ use bytes::Bytes;
 use futures_channel::oneshot;
 use kafka_protocol::ResponseError;
 
-use store::CommittedOffset;
+use store::{CommittedOffset, GroupMetadata, MemberMetadata};
 
 use crate::config::GroupConfig;
 
@@ -155,6 +162,15 @@ pub struct Group {
     /// When the group last became Empty (offset retention counts from here).
     empty_since_ms: i64,
     next_member: u64,
+    /// The group's last durable membership record: what replaying its offsets log gives, and so
+    /// what a clean of that log writes again.
+    pub stored: Option<GroupMetadata>,
+    /// CompletingRebalance: the leader's assignment of this generation, held while its record
+    /// is appended; handed out once durable.
+    storing: Option<(i32, BTreeMap<String, Bytes>)>,
+    /// Membership records to append, oldest first (moved to the coordinator's queue after each
+    /// operation on the group).
+    unstored: Vec<GroupMetadata>,
 }
 
 impl Group {
@@ -174,7 +190,50 @@ impl Group {
             offsets: BTreeMap::new(),
             empty_since_ms: now_ms,
             next_member: 0,
+            stored: None,
+            storing: None,
+            unstored: Vec::new(),
         }
+    }
+
+    /// The membership record of the group as it is now, members with `assignments` (Kafka
+    /// writes the group's protocol type even once it is Empty: the last known one here).
+    fn metadata(&self, assignments: &BTreeMap<String, Bytes>, now_ms: i64) -> GroupMetadata {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let protocol_type = self
+            .protocol_type
+            .clone()
+            .or_else(|| self.stored.as_ref().map(|stored| stored.protocol_type.clone()))
+            .unwrap_or_default();
+        GroupMetadata {
+            protocol_type,
+            generation: self.generation,
+            protocol: self.protocol_name.clone(),
+            leader: self.leader.clone(),
+            state_timestamp_ms: now_ms,
+            members: self
+                .members
+                .values()
+                .map(|member| MemberMetadata {
+                    member_id: member.id.clone(),
+                    instance_id: member.instance_id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    rebalance_timeout_ms: member.rebalance_timeout_ms,
+                    session_timeout_ms: member.session_timeout_ms,
+                    subscription: member.metadata(&protocol),
+                    assignment: assignments.get(&member.id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The group has just become Empty: that is recorded (with its new generation).
+    fn became_empty(&mut self, now_ms: i64) {
+        self.empty_since_ms = now_ms;
+        self.storing = None;
+        let record = self.metadata(&BTreeMap::new(), now_ms);
+        self.unstored.push(record);
     }
 
     fn new_member_id(&mut self, client_id: &str, now_ms: i64) -> String {
@@ -231,6 +290,8 @@ impl Group {
 
     fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig) {
         let from_empty = self.state == GroupState::Empty;
+        // An assignment being stored is not handed out: its generation is over.
+        self.storing = None;
         // Members waiting for their assignment must rejoin.
         for member in self.members.values_mut() {
             if let Some(waiter) = member.sync_waiter.take() {
@@ -274,9 +335,9 @@ impl Group {
         self.generation += 1;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
-            self.empty_since_ms = now_ms;
             self.leader = None;
             self.protocol_name = None;
+            self.became_empty(now_ms);
             return;
         }
         self.protocol_name = self.select_protocol();
@@ -336,8 +397,8 @@ impl Group {
                 if self.members.is_empty() {
                     self.generation += 1;
                     self.state = GroupState::Empty;
-                    self.empty_since_ms = now_ms;
                     self.protocol_name = None;
+                    self.became_empty(now_ms);
                 } else {
                     self.prepare_rebalance(now_ms, config);
                 }
@@ -367,6 +428,9 @@ pub struct Coordinator {
     /// (group, topic, partition) of the offsets whose expiry tombstones are appended but whose
     /// outcome is not known yet: [`Coordinator::expired_offsets`] does not return them again.
     pub expiring: BTreeSet<(String, String, i32)>,
+    /// Groups whose membership tombstone [`Coordinator::dead_groups`] returned, its outcome not
+    /// known yet.
+    pub dying: BTreeSet<String>,
     /// (group, topic, partition) → commits appended and not yet durable (or failed). Expiry
     /// leaves these keys alone, as Kafka skips offsets with a pending commit: a tombstone appended
     /// after such a commit would delete it right after it was acknowledged.
@@ -384,6 +448,10 @@ pub struct Coordinator {
     /// none until the image says); groups of other partitions get NOT_COORDINATOR. None on one
     /// node: every group is ours.
     coordinated: Option<(i32, BTreeSet<i32>)>,
+    /// Membership records the state machine produced, oldest first, not yet handed to
+    /// `runtime::offsets::store_groups` (bounded: at most a few per group and operation, drained
+    /// after every operation that makes them and on every tick).
+    unstored: Vec<(String, GroupMetadata)>,
 }
 
 /// The outcome of validating an OffsetCommit for a group.
@@ -399,11 +467,71 @@ impl Coordinator {
             config,
             groups: BTreeMap::new(),
             expiring: BTreeSet::new(),
+            dying: BTreeSet::new(),
             committing: BTreeMap::new(),
             writing: BTreeMap::new(),
             cleaning: BTreeSet::new(),
             cleaned_bytes: BTreeMap::new(),
             coordinated: None,
+            unstored: Vec::new(),
+        }
+    }
+
+    /// Moves the membership records group `id` produced to the coordinator's queue.
+    fn collect(&mut self, id: &str) {
+        if let Some(group) = self.groups.get_mut(id) {
+            for record in group.unstored.drain(..) {
+                self.unstored.push((id.to_string(), record));
+            }
+        }
+    }
+
+    /// The membership records to append, oldest first (see `runtime::offsets::store_groups`);
+    /// each one's outcome must come back through [`Coordinator::group_stored`].
+    pub fn take_group_records(&mut self) -> Vec<store::GroupRecord> {
+        self.unstored.drain(..).map(|(group, value)| store::GroupRecord { group, value: Some(value) }).collect()
+    }
+
+    /// The outcome (`error`: 0, or the Kafka error code of the failed append) of appending
+    /// membership record `stored` of group `id`. Durable, it is what replay gives from now on;
+    /// if it carries the assignment a SyncGroup waits for, the group turns Stable and every member
+    /// gets its assignment. Failed, those members get the error and the group rebalances (Kafka
+    /// does the same).
+    pub fn group_stored(&mut self, id: &str, stored: &GroupMetadata, error: i16, now_ms: i64) {
+        let config = self.config;
+        let Some(group) = self.groups.get_mut(id) else { return };
+        if error == 0 {
+            group.stored = Some(stored.clone());
+        }
+        let waiting = group.state == GroupState::CompletingRebalance
+            && group.storing.as_ref().is_some_and(|(generation, _)| *generation == stored.generation);
+        if !waiting || stored.members.is_empty() {
+            return;
+        }
+        let Some((_, mut assigned)) = group.storing.take() else { return };
+        if error != 0 {
+            for member in group.members.values_mut() {
+                if let Some(waiter) = member.sync_waiter.take() {
+                    let _ = waiter.send(SyncAnswer::error(error));
+                }
+            }
+            group.prepare_rebalance(now_ms, &config);
+            return;
+        }
+        for member in group.members.values_mut() {
+            member.assignment = assigned.remove(&member.id).unwrap_or_default();
+        }
+        group.state = GroupState::Stable;
+        let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
+        for member in group.members.values_mut() {
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(SyncAnswer {
+                    error: 0,
+                    protocol_type: protocol_type.clone(),
+                    protocol_name: protocol_name.clone(),
+                    assignment: member.assignment.clone(),
+                });
+            }
         }
     }
 
@@ -425,6 +553,8 @@ impl Coordinator {
         self.groups.retain(|id, _| !of_partition(id));
         self.expiring.retain(|(group, _, _)| !of_partition(group));
         self.committing.retain(|(group, _, _), _| !of_partition(group));
+        self.unstored.retain(|(group, _)| !of_partition(group));
+        self.dying.retain(|group| !of_partition(group));
     }
 
     /// Whether this shard's memory holds the groups of `__consumer_offsets` partition
@@ -433,19 +563,26 @@ impl Coordinator {
         self.coordinated.as_ref().is_none_or(|(_, led)| led.contains(&partition))
     }
 
-    /// Every committed offset of the groups of `__consumer_offsets` partition `partition` (of
-    /// `partitions`), as records: what replaying that partition's log gives, written again.
-    pub fn snapshot(&self, partition: i32, partitions: i32) -> Vec<store::OffsetRecord> {
+    /// Every committed offset and the last durable membership record of the groups of
+    /// `__consumer_offsets` partition `partition` (of `partitions`), as records: what replaying
+    /// that partition's log gives, written again. A group's membership comes before its offsets.
+    pub fn snapshot(&self, partition: i32, partitions: i32) -> Vec<store::Record> {
         self.groups
             .values()
             .filter(|group| crate::catalog::offsets_partition(&group.id, partitions) == partition)
             .flat_map(|group| {
-                group.offsets.iter().map(|((topic, topic_partition), value)| store::OffsetRecord {
-                    group: group.id.clone(),
-                    topic: topic.clone(),
-                    partition: *topic_partition,
-                    value: Some(value.clone()),
-                })
+                let membership = group.stored.as_ref().map(|stored| {
+                    store::Record::Group(store::GroupRecord { group: group.id.clone(), value: Some(stored.clone()) })
+                });
+                let offsets = group.offsets.iter().map(|((topic, topic_partition), value)| {
+                    store::Record::Offset(store::OffsetRecord {
+                        group: group.id.clone(),
+                        topic: topic.clone(),
+                        partition: *topic_partition,
+                        value: Some(value.clone()),
+                    })
+                });
+                membership.into_iter().chain(offsets)
             })
             .collect()
     }
@@ -577,6 +714,7 @@ impl Coordinator {
             group.prepare_rebalance(now_ms, &config);
         }
         group.maybe_complete_join(now_ms, &config);
+        self.collect(&request.group);
         receiver
     }
 
@@ -630,26 +768,17 @@ impl Coordinator {
                         let _ = old.send(SyncAnswer::error(code(ResponseError::RebalanceInProgress)));
                     }
                 }
-                if group.leader.as_deref() == Some(member_id) {
-                    let mut assigned: BTreeMap<String, Bytes> = assignments.into_iter().collect();
-                    for member in group.members.values_mut() {
-                        member.assignment = assigned.remove(&member.id).unwrap_or_default();
-                    }
-                    group.state = GroupState::Stable;
-                    let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
-                    for member in group.members.values_mut() {
-                        if let Some(waiter) = member.sync_waiter.take() {
-                            let _ = waiter.send(SyncAnswer {
-                                error: 0,
-                                protocol_type: protocol_type.clone(),
-                                protocol_name: protocol_name.clone(),
-                                assignment: member.assignment.clone(),
-                            });
-                        }
-                    }
+                if group.leader.as_deref() == Some(member_id) && group.storing.is_none() {
+                    // Handed out once its record is durable ([`Coordinator::group_stored`]).
+                    let assigned: BTreeMap<String, Bytes> =
+                        assignments.into_iter().filter(|(member, _)| group.members.contains_key(member)).collect();
+                    let record = group.metadata(&assigned, now_ms);
+                    group.storing = Some((group.generation, assigned));
+                    group.unstored.push(record);
                 }
             }
         }
+        self.collect(group_id);
         receiver
     }
 
@@ -717,6 +846,7 @@ impl Coordinator {
             }
         };
         group.member_gone(&id, now_ms, &config);
+        self.collect(group_id);
         0
     }
 
@@ -764,8 +894,68 @@ impl Coordinator {
         }
     }
 
+    /// Applies a replayed record of the offsets log.
+    pub fn apply(&mut self, record: store::Record, now_ms: i64) {
+        match record {
+            store::Record::Offset(record) => self.apply_offset(record, now_ms),
+            store::Record::Group(record) => self.load(record, now_ms),
+        }
+    }
+
+    /// Loads a replayed membership record: with members, the group is Stable at the stored
+    /// generation, protocol, leader and assignments, each member's session starting now; without,
+    /// it is Empty since the record's time; a tombstone forgets the group. What memory held of
+    /// the group's members before is replaced (its offsets stay).
+    fn load(&mut self, record: store::GroupRecord, now_ms: i64) {
+        let Some(value) = record.value else {
+            self.groups.remove(&record.group);
+            return;
+        };
+        let Ok(group) = self.group_entry(&record.group, now_ms) else { return };
+        // Anyone still waiting gets COORDINATOR_NOT_AVAILABLE from the dropped sender.
+        group.members.clear();
+        group.pending_members.clear();
+        group.storing = None;
+        group.unstored.clear();
+        group.generation = value.generation;
+        if value.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.protocol_type = None;
+            group.protocol_name = None;
+            group.leader = None;
+            group.empty_since_ms = if value.state_timestamp_ms >= 0 { value.state_timestamp_ms } else { now_ms };
+        } else {
+            group.state = GroupState::Stable;
+            group.protocol_type = Some(value.protocol_type.clone());
+            group.protocol_name = value.protocol.clone();
+            let protocol = value.protocol.clone().unwrap_or_default();
+            for stored in value.members.iter().take(GROUP_MEMBERS_MAX) {
+                group.members.insert(
+                    stored.member_id.clone(),
+                    Member {
+                        id: stored.member_id.clone(),
+                        instance_id: stored.instance_id.clone(),
+                        client_id: stored.client_id.clone(),
+                        client_host: stored.client_host.clone(),
+                        session_timeout_ms: stored.session_timeout_ms,
+                        rebalance_timeout_ms: stored.rebalance_timeout_ms,
+                        protocols: vec![(protocol.clone(), stored.subscription.clone())],
+                        assignment: stored.assignment.clone(),
+                        last_heartbeat_ms: now_ms,
+                        join_waiter: None,
+                        sync_waiter: None,
+                        joined: false,
+                        synced: true,
+                    },
+                );
+            }
+            group.leader = value.leader.clone().filter(|leader| group.members.contains_key(leader));
+        }
+        group.stored = Some(value);
+    }
+
     /// Applies a stored (or replayed) offset record.
-    pub fn apply(&mut self, record: store::OffsetRecord, now_ms: i64) {
+    pub fn apply_offset(&mut self, record: store::OffsetRecord, now_ms: i64) {
         let key = (record.topic, record.partition);
         match record.value {
             Some(value) => {
@@ -790,7 +980,23 @@ impl Coordinator {
         for group in self.groups.values_mut() {
             group.pending_members.retain(|_, deadline| *deadline > now_ms);
             match group.state {
-                GroupState::PreparingRebalance => group.maybe_complete_join(now_ms, &config),
+                GroupState::PreparingRebalance => {
+                    // As in Kafka, a member that has not rejoined yet is still held to its
+                    // session: one that stopped heartbeating (gone while the broker restarted, say)
+                    // does not hold the join phase for the whole rebalance timeout.
+                    let expired: Vec<String> = group
+                        .members
+                        .values()
+                        .filter(|member| member.join_waiter.is_none())
+                        .filter(|member| member.last_heartbeat_ms + i64::from(member.session_timeout_ms) < now_ms)
+                        .map(|member| member.id.clone())
+                        .collect();
+                    for id in expired {
+                        tracing::info!(group = %group.id, member = %id, "session expired while rebalancing");
+                        group.remove_member(&id);
+                    }
+                    group.maybe_complete_join(now_ms, &config);
+                }
                 GroupState::CompletingRebalance if now_ms >= group.sync_deadline_ms => {
                     // The leader never sent the assignment, or members never synced: drop them.
                     let unsynced: Vec<String> = group
@@ -818,7 +1024,22 @@ impl Coordinator {
                 }
                 GroupState::Empty => {}
             }
+            self.unstored.extend(group.unstored.drain(..).map(|record| (group.id.clone(), record)));
         }
+    }
+
+    /// Empty groups with no committed offset and no commit in flight, not already being
+    /// deleted: Kafka's offsets cleanup deletes them (the group turns Dead and its membership
+    /// record is tombstoned), so a group that never committed does not stay forever.
+    pub fn dead_groups(&self) -> Vec<String> {
+        let committing: BTreeSet<&str> = self.committing.keys().map(|(group, _, _)| group.as_str()).collect();
+        self.groups
+            .values()
+            .filter(|group| group.state == GroupState::Empty && group.offsets.is_empty() && group.members.is_empty())
+            .filter(|group| !self.dying.contains(&group.id) && !committing.contains(group.id.as_str()))
+            .filter(|group| self.coordinated_elsewhere(&group.id).is_none())
+            .map(|group| group.id.clone())
+            .collect()
     }
 
     /// Offsets of Empty groups older than `offsets.retention.minutes` (from when the group
@@ -879,6 +1100,17 @@ mod tests {
         receiver.try_recv().ok().flatten()
     }
 
+    /// What `runtime::offsets::store_groups` does, every append succeeding: the queued
+    /// membership records, in order.
+    fn store(coordinator: &mut Coordinator, now_ms: i64) -> Vec<store::GroupRecord> {
+        let records = coordinator.take_group_records();
+        for record in &records {
+            let value = record.value.as_ref().expect("the queue holds values");
+            coordinator.group_stored(&record.group, value, 0, now_ms);
+        }
+        records
+    }
+
     #[test]
     fn two_members_join_sync_and_one_expires() {
         let mut coordinator = Coordinator::new(CONFIG);
@@ -892,6 +1124,13 @@ mod tests {
         assert_eq!(answer_a.members.len(), 1);
         assert_eq!(answer_a.protocol_name.as_deref(), Some("range"));
         let mut synced_a = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"all"))], 2);
+        assert!(answer(&mut synced_a).is_none(), "answered once the membership record is durable");
+        assert_eq!(coordinator.groups["g"].state, GroupState::CompletingRebalance);
+        let stored = store(&mut coordinator, 2);
+        assert_eq!(stored.len(), 1);
+        let value = stored[0].value.as_ref().expect("value");
+        assert_eq!((value.generation, value.leader.as_deref(), value.members.len()), (1, Some(a.as_str()), 1));
+        assert_eq!(value.members[0].assignment, Bytes::from_static(b"all"));
         assert_eq!(answer(&mut synced_a).expect("leader sync").assignment, Bytes::from_static(b"all"));
         assert_eq!(coordinator.groups["g"].state, GroupState::Stable);
 
@@ -915,6 +1154,7 @@ mod tests {
             vec![(a.clone(), Bytes::from_static(b"p0")), (b.clone(), Bytes::from_static(b"p1"))],
             8,
         );
+        assert_eq!(store(&mut coordinator, 8).len(), 1);
         assert_eq!(answer(&mut synced_b).expect("b").assignment, Bytes::from_static(b"p1"));
         assert_eq!(answer(&mut synced_a).expect("a").assignment, Bytes::from_static(b"p0"));
 
@@ -990,8 +1230,8 @@ mod tests {
                 commit_timestamp_ms: at,
             }),
         };
-        coordinator.apply(record("old", 0), 0);
-        coordinator.apply(record("fresh", 0), 0);
+        coordinator.apply_offset(record("old", 0), 0);
+        coordinator.apply_offset(record("fresh", 0), 0);
         // "fresh" has a member: an active group's offsets never expire.
         let mut request = join("");
         request.group = "fresh".into();
@@ -1006,8 +1246,10 @@ mod tests {
         coordinator.committing.insert(("old".to_string(), "t".to_string(), 0), 1);
         assert!(coordinator.expired_offsets(week + 2).is_empty(), "a key with a commit in flight is not expired");
         coordinator.committing.clear();
-        coordinator
-            .apply(store::OffsetRecord { group: "old".into(), topic: "t".into(), partition: 0, value: None }, week + 2);
+        coordinator.apply_offset(
+            store::OffsetRecord { group: "old".into(), topic: "t".into(), partition: 0, value: None },
+            week + 2,
+        );
         assert!(!coordinator.groups.contains_key("old"), "a tombstone removes the last offset and the empty group");
     }
 
@@ -1024,5 +1266,147 @@ mod tests {
             coordinator.heartbeat("g", second.generation, &first.member_id, Some("instance-1"), 2),
             ResponseError::FencedInstanceId.code()
         );
+    }
+
+    /// A Stable group, written and replayed into a fresh coordinator (a broker restart), comes
+    /// back Stable at the same generation: its members heartbeat and commit with their old ids
+    /// and generation; one that does not come back expires and the others rebalance.
+    #[test]
+    fn membership_survives_a_restart_and_absent_members_expire() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let a = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        assert_eq!(answer(&mut coordinator.join(join(&a), 0)).expect("alone").generation, 1);
+        let b = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        let mut joined_b = coordinator.join(join(&b), 0);
+        let mut joined_a = coordinator.join(join(&a), 0);
+        let generation = answer(&mut joined_a).expect("a").generation;
+        assert_eq!(answer(&mut joined_b).expect("b").generation, generation);
+        let assignments = vec![(a.clone(), Bytes::from_static(b"p0")), (b.clone(), Bytes::from_static(b"p1"))];
+        let mut synced_a = coordinator.sync("g", generation, &a, None, assignments, 1);
+        let mut synced_b = coordinator.sync("g", generation, &b, None, vec![], 1);
+        let records = store(&mut coordinator, 1);
+        assert_eq!(coordinator.groups["g"].state, GroupState::Stable);
+        assert_eq!(answer(&mut synced_a).expect("a").assignment, Bytes::from_static(b"p0"));
+        assert_eq!(answer(&mut synced_b).expect("b").assignment, Bytes::from_static(b"p1"));
+
+        // The log holds the record; a new coordinator replays it at time 50,000.
+        let mut restarted = Coordinator::new(CONFIG);
+        for record in records {
+            restarted.apply(store::Record::Group(record), 50_000);
+        }
+        let group = &restarted.groups["g"];
+        assert_eq!((group.state, group.generation), (GroupState::Stable, generation));
+        assert_eq!((group.leader.as_deref(), group.protocol_name.as_deref()), (Some(a.as_str()), Some("range")));
+        assert_eq!(group.members[&b].assignment, Bytes::from_static(b"p1"));
+        assert_eq!(restarted.heartbeat("g", generation, &a, None, 55_000), 0, "no rejoin needed");
+        assert_eq!(restarted.check_commit("g", generation, &a, None, 55_000, ILLEGAL), CommitCheck::Allowed);
+        let mut resynced = restarted.sync("g", generation, &b, None, vec![], 55_000);
+        assert_eq!(answer(&mut resynced).expect("stable").assignment, Bytes::from_static(b"p1"));
+
+        // Sessions started at load (10 s): b never heartbeats, a does.
+        restarted.tick(59_000);
+        assert_eq!(restarted.groups["g"].state, GroupState::Stable, "nobody expired yet");
+        assert_eq!(restarted.heartbeat("g", generation, &a, None, 59_000), 0);
+        restarted.tick(60_001);
+        assert_eq!(restarted.groups["g"].state, GroupState::PreparingRebalance, "b expired");
+        assert!(!restarted.groups["g"].members.contains_key(&b));
+        assert_eq!(restarted.heartbeat("g", generation, &a, None, 60_002), ResponseError::RebalanceInProgress.code());
+        let mut rejoined = restarted.join(join(&a), 60_003);
+        assert_eq!(answer(&mut rejoined).expect("alone").generation, generation + 1);
+    }
+
+    /// A member that rejoins at once after a restart does not wait the whole rebalance timeout
+    /// for one that never comes back: that one's session (from load time) expires, as in Kafka.
+    #[test]
+    fn a_rejoin_after_a_restart_waits_only_for_the_absent_members_session() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let a = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        assert_eq!(answer(&mut coordinator.join(join(&a), 0)).expect("alone").generation, 1);
+        let b = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
+        let mut joined_b = coordinator.join(join(&b), 0);
+        let mut joined_a = coordinator.join(join(&a), 0);
+        let generation = answer(&mut joined_a).expect("a").generation;
+        assert_eq!(answer(&mut joined_b).expect("b").generation, generation);
+        let mut synced = coordinator.sync("g", generation, &a, None, vec![], 1);
+        let records = store(&mut coordinator, 1);
+        assert_eq!(answer(&mut synced).expect("synced").error, 0);
+        let mut restarted = Coordinator::new(CONFIG);
+        for record in records {
+            restarted.apply(store::Record::Group(record), 50_000);
+        }
+        // a rejoins at once (its client's own reasons); b never comes back.
+        let mut rejoined = restarted.join(join(&a), 50_001);
+        restarted.tick(55_000);
+        assert!(answer(&mut rejoined).is_none(), "b's session (10 s from the load) is not over");
+        restarted.tick(60_001);
+        assert_eq!(
+            answer(&mut rejoined).expect("a alone, long before the 30 s rebalance timeout").generation,
+            generation + 1
+        );
+        assert!(!restarted.groups["g"].members.contains_key(&b));
+    }
+
+    /// Empty groups are recorded (generation kept), a tombstone forgets the group, and the
+    /// snapshot of a clean holds each group's last durable membership before its offsets.
+    #[test]
+    fn empty_groups_are_recorded_and_snapshots_keep_membership() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut request = join("");
+        request.require_known_member_id = false;
+        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        let mut synced = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"x"))], 1);
+        assert_eq!(store(&mut coordinator, 1).len(), 1);
+        assert_eq!(answer(&mut synced).expect("synced").error, 0);
+        coordinator.apply_offset(
+            store::OffsetRecord {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 0,
+                value: Some(CommittedOffset {
+                    offset: 5,
+                    leader_epoch: 0,
+                    metadata: String::new(),
+                    commit_timestamp_ms: 1,
+                }),
+            },
+            1,
+        );
+        let snapshot = coordinator.snapshot(0, 1);
+        assert!(
+            matches!(&snapshot[0], store::Record::Group(record) if record.value.as_ref().is_some_and(|value| value.members.len() == 1))
+        );
+        assert!(matches!(&snapshot[1], store::Record::Offset(_)));
+
+        assert_eq!(coordinator.leave("g", &a, None, 2), 0);
+        let empty = store(&mut coordinator, 2);
+        let value = empty[0].value.as_ref().expect("value");
+        assert_eq!((value.generation, value.members.len(), value.protocol_type.as_str()), (2, 0, "consumer"));
+        let mut restarted = Coordinator::new(CONFIG);
+        for record in coordinator.snapshot(0, 1) {
+            restarted.apply(record, 10);
+        }
+        let group = &restarted.groups["g"];
+        assert_eq!((group.state, group.generation, group.offsets.len()), (GroupState::Empty, 2, 1));
+        assert_eq!(group.empty_since_ms, 2, "offset retention counts from when it became Empty");
+        restarted.apply(store::Record::Group(store::GroupRecord { group: "g".into(), value: None }), 11);
+        assert!(!restarted.groups.contains_key("g"), "a tombstone forgets the group");
+    }
+
+    /// A failed append of the assignment answers the waiting members with its error and the
+    /// group rebalances, as in Kafka.
+    #[test]
+    fn a_failed_membership_append_fails_the_sync() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let mut request = join("");
+        request.require_known_member_id = false;
+        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        let mut synced = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"x"))], 1);
+        let records = coordinator.take_group_records();
+        let value = records[0].value.as_ref().expect("value");
+        let not_coordinator = ResponseError::NotCoordinator.code();
+        coordinator.group_stored("g", value, not_coordinator, 2);
+        assert_eq!(answer(&mut synced).expect("answered").error, not_coordinator);
+        assert_eq!(coordinator.groups["g"].state, GroupState::PreparingRebalance);
+        assert!(coordinator.groups["g"].stored.is_none(), "nothing durable to replay");
     }
 }
