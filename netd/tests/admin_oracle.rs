@@ -1077,18 +1077,6 @@ fn session_fetch(
     SessionAnswer { error: response.error_code, session_id: response.session_id, partitions }
 }
 
-/// The `/metrics` text a broker serves at `address`.
-fn scrape(address: SocketAddr) -> String {
-    use std::io::Read;
-    let mut stream = TcpStream::connect(address).expect("connect to /metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
-    response
-}
-
 /// The partitions of an answer, and whether each has records.
 fn named(answer: &SessionAnswer) -> Vec<(i32, i16, bool)> {
     answer.partitions.iter().map(|&(index, error, bytes)| (index, error, bytes > 0)).collect()
@@ -1160,7 +1148,7 @@ fn fetch_sessions_answer_as_kafka() {
     assert_ne!(id, 0, "v13 opens a session too");
     // Skua counts its sessions for operators: the v12 one is closed, this one holds 2 partitions.
     if let Some(metrics) = target._broker.as_ref().and_then(common::Broker::metrics_address) {
-        let text = scrape(metrics);
+        let text = common::scrape_metrics(metrics);
         let gauge =
             |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).map(str::to_string);
         assert_eq!(gauge("skua_fetch_sessions "), Some("1".to_string()), "{text}");

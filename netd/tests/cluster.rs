@@ -200,19 +200,12 @@ impl Node {
 
     /// This node's `/metrics` text (a node with the broker role serves it).
     fn metrics(&self) -> String {
-        use std::io::{Read, Write};
         let port: u16 = std::fs::read_to_string(self.data_dir.with_extension("metrics-port"))
             .expect("the metrics port file")
             .trim()
             .parse()
             .expect("a port");
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
-        response
+        common::scrape_metrics(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// Starts the process; `wait_listening` must follow.

@@ -624,3 +624,15 @@ pub fn admin_request_frames() -> Vec<(kafka_protocol::messages::ApiKey, i16, Vec
     }
     frames
 }
+
+/// The `/metrics` text a broker serves at `address` (the whole HTTP response; status 200 checked).
+pub fn scrape_metrics(address: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(address).expect("connect to /metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
+    response
+}

@@ -1268,12 +1268,9 @@ mod tests {
         );
     }
 
-    /// A Stable group, written and replayed into a fresh coordinator (a broker restart), comes
-    /// back Stable at the same generation: its members heartbeat and commit with their old ids
-    /// and generation; one that does not come back expires and the others rebalance.
-    #[test]
-    fn membership_survives_a_restart_and_absent_members_expire() {
-        let mut coordinator = Coordinator::new(CONFIG);
+    /// Members a (the leader) and b join group "g" at time 0; their ids and the generation they
+    /// joined, before either syncs.
+    fn two_members_joined(coordinator: &mut Coordinator) -> (String, String, i32) {
         let a = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
         assert_eq!(answer(&mut coordinator.join(join(&a), 0)).expect("alone").generation, 1);
         let b = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
@@ -1281,6 +1278,16 @@ mod tests {
         let mut joined_a = coordinator.join(join(&a), 0);
         let generation = answer(&mut joined_a).expect("a").generation;
         assert_eq!(answer(&mut joined_b).expect("b").generation, generation);
+        (a, b, generation)
+    }
+
+    /// A Stable group, written and replayed into a fresh coordinator (a broker restart), comes
+    /// back Stable at the same generation: its members heartbeat and commit with their old ids
+    /// and generation; one that does not come back expires and the others rebalance.
+    #[test]
+    fn membership_survives_a_restart_and_absent_members_expire() {
+        let mut coordinator = Coordinator::new(CONFIG);
+        let (a, b, generation) = two_members_joined(&mut coordinator);
         let assignments = vec![(a.clone(), Bytes::from_static(b"p0")), (b.clone(), Bytes::from_static(b"p1"))];
         let mut synced_a = coordinator.sync("g", generation, &a, None, assignments, 1);
         let mut synced_b = coordinator.sync("g", generation, &b, None, vec![], 1);
@@ -1320,13 +1327,7 @@ mod tests {
     #[test]
     fn a_rejoin_after_a_restart_waits_only_for_the_absent_members_session() {
         let mut coordinator = Coordinator::new(CONFIG);
-        let a = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
-        assert_eq!(answer(&mut coordinator.join(join(&a), 0)).expect("alone").generation, 1);
-        let b = answer(&mut coordinator.join(join(""), 0)).expect("id").member_id;
-        let mut joined_b = coordinator.join(join(&b), 0);
-        let mut joined_a = coordinator.join(join(&a), 0);
-        let generation = answer(&mut joined_a).expect("a").generation;
-        assert_eq!(answer(&mut joined_b).expect("b").generation, generation);
+        let (a, b, generation) = two_members_joined(&mut coordinator);
         let mut synced = coordinator.sync("g", generation, &a, None, vec![], 1);
         let records = store(&mut coordinator, 1);
         assert_eq!(answer(&mut synced).expect("synced").error, 0);
