@@ -12,6 +12,7 @@ use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::ResponseError;
 
+use super::config_support::{self, Refusal};
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::config::{dynamic, topic};
@@ -21,20 +22,17 @@ use crate::runtime::controller;
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 
-type Refusal = (ResponseError, Option<String>);
-
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: AlterConfigsRequest = decode_body(frame)?;
     let mut response = AlterConfigsResponse::default();
-    let mut named: BTreeMap<(i8, &str), usize> = BTreeMap::new();
-    for resource in &request.resources {
-        *named.entry((resource.resource_type, resource.resource_name.as_str())).or_default() += 1;
-    }
+    let repeated = config_support::repeated_resources(
+        request.resources.iter().map(|resource| (resource.resource_type, resource.resource_name.as_str())),
+    );
     for resource in &request.resources {
         let name = resource.resource_name.as_str();
         let configs = resource.configs.iter().map(|config| (config.name.as_str(), config.value.as_deref()));
-        let outcome = if named.get(&(resource.resource_type, name)).is_some_and(|count| *count > 1) {
-            Err((ResponseError::InvalidRequest, Some("Each resource must appear at most once.".to_string())))
+        let outcome = if repeated.contains(&(resource.resource_type, name)) {
+            Err(config_support::repeated_resource())
         } else {
             match resource.resource_type {
                 RESOURCE_TOPIC => replace_topic_configs(context, name, configs, request.validate_only).await,
@@ -76,15 +74,7 @@ async fn replace_broker_configs<'a>(
         let Some(value) = value else {
             return Err((ResponseError::InvalidRequest, Some(format!("Null value not supported for : {key}"))));
         };
-        let checked = dynamic::check(key, value).map_err(|refusal| match refusal {
-            dynamic::BrokerConfigRefusal::InvalidValue(message) => (ResponseError::InvalidRequest, Some(message)),
-            dynamic::BrokerConfigRefusal::NotDynamic(key) => (
-                ResponseError::InvalidConfig,
-                Some(format!(
-                    "Skua does not change the broker config {key} at runtime; set it in the configuration file"
-                )),
-            ),
-        })?;
+        let checked = dynamic::check(key, value).map_err(config_support::broker_refusal)?;
         next.insert(key.to_string(), checked);
     }
     let catalog = context.catalog();
@@ -92,10 +82,7 @@ async fn replace_broker_configs<'a>(
     if validate_only || next == *current {
         return Ok(());
     }
-    controller::alter_broker_configs(context, default, next, false).await.map_err(|error| {
-        let code = crate::codec::errors::topic_error_code(&error);
-        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
-    })
+    controller::alter_broker_configs(context, default, next, false).await.map_err(config_support::controller_refusal)
 }
 
 /// Replaces the own configs of topic `name` with `configs`, checked.
@@ -106,7 +93,7 @@ async fn replace_topic_configs<'a>(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     if context.catalog().partitions(name).is_none() {
-        return Err((ResponseError::UnknownTopicOrPartition, Some(format!("The topic '{name}' does not exist."))));
+        return Err(config_support::unknown_topic(name));
     }
     let mut next = BTreeMap::new();
     for (key, value) in configs {
@@ -120,8 +107,5 @@ async fn replace_topic_configs<'a>(
     if validate_only || next == *context.catalog().configs(name) {
         return Ok(());
     }
-    controller::alter_topic_configs(context, name, next, false).await.map_err(|error| {
-        let code = crate::codec::errors::topic_error_code(&error);
-        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
-    })
+    controller::alter_topic_configs(context, name, next, false).await.map_err(config_support::controller_refusal)
 }

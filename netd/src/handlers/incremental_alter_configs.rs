@@ -24,13 +24,14 @@
 //! exist", as Kafka answers a logger it does not have. Groups and client-metrics resources are
 //! known types whose configs Skua does not hold either.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::ResponseError;
 
+use super::config_support::{self, Refusal};
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
 use crate::config::{dynamic, topic};
@@ -50,19 +51,16 @@ const OPERATION_SUBTRACT: i8 = 3;
 /// The one logger Skua has (Kafka's name for the root logger).
 const ROOT_LOGGER: &str = "root";
 
-type Refusal = (ResponseError, Option<String>);
-
 pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Bytes> {
     let request: IncrementalAlterConfigsRequest = decode_body(frame)?;
     let mut response = IncrementalAlterConfigsResponse::default();
-    let mut named: BTreeMap<(i8, &str), usize> = BTreeMap::new();
-    for resource in &request.resources {
-        *named.entry((resource.resource_type, resource.resource_name.as_str())).or_default() += 1;
-    }
+    let repeated = config_support::repeated_resources(
+        request.resources.iter().map(|resource| (resource.resource_type, resource.resource_name.as_str())),
+    );
     for resource in &request.resources {
         let name = resource.resource_name.as_str();
-        let outcome = if named.get(&(resource.resource_type, name)).is_some_and(|count| *count > 1) {
-            Err((ResponseError::InvalidRequest, Some("Each resource must appear at most once.".to_string())))
+        let outcome = if repeated.contains(&(resource.resource_type, name)) {
+            Err(config_support::repeated_resource())
         } else if resource.resource_type == RESOURCE_TOPIC {
             alter_topic(context, name, &resource.configs, request.validate_only).await
         } else if resource.resource_type == RESOURCE_BROKER {
@@ -109,7 +107,7 @@ async fn alter_topic(
     }
     let catalog = context.catalog();
     if catalog.partitions(name).is_none() {
-        return Err((ResponseError::UnknownTopicOrPartition, Some(format!("The topic '{name}' does not exist."))));
+        return Err(config_support::unknown_topic(name));
     }
     let mut next = catalog.configs(name).clone();
     for config in configs {
@@ -128,12 +126,9 @@ async fn alter_topic(
                     // Unknown or not honoured: the same refusal a SET gets.
                     return Err(refused(topic::check(key, value).expect_err("not a key Skua takes")));
                 };
+                let append = config.config_operation == OPERATION_APPEND;
                 if known.kind != topic::ConfigType::List {
-                    let operation = if config.config_operation == OPERATION_APPEND { "APPEND" } else { "SUBTRACT" };
-                    return Err((
-                        ResponseError::InvalidConfig,
-                        Some(format!("Can't {operation} to key {key} because its type is not LIST.")),
-                    ));
+                    return Err(config_support::not_a_list(key, append));
                 }
                 let current = match next.get(key) {
                     Some(value) => value.clone(),
@@ -143,18 +138,8 @@ async fn alter_topic(
                         .map(|described| described.value)
                         .unwrap_or_default(),
                 };
-                let mut items: Vec<String> =
-                    current.split(',').filter(|item| !item.is_empty()).map(str::to_string).collect();
-                for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-                    if config.config_operation == OPERATION_APPEND {
-                        if !items.iter().any(|have| have == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|have| have != item);
-                    }
-                }
-                next.insert(key.to_string(), topic::check(key, &items.join(",")).map_err(refused)?);
+                let items = config_support::list_operation(&current, value, append);
+                next.insert(key.to_string(), topic::check(key, &items).map_err(refused)?);
             }
             // Kafka fails on an operation it does not know with no message.
             _ => return Err((ResponseError::UnknownServerError, None)),
@@ -163,10 +148,7 @@ async fn alter_topic(
     if validate_only || next == *catalog.configs(name) {
         return Ok(());
     }
-    controller::alter_topic_configs(context, name, next, false).await.map_err(|error| {
-        let code = crate::codec::errors::topic_error_code(&error);
-        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
-    })
+    controller::alter_topic_configs(context, name, next, false).await.map_err(config_support::controller_refusal)
 }
 
 /// A broker resource's operations on its dynamic configs (name "": the cluster-wide default, else
@@ -189,12 +171,7 @@ async fn alter_broker(
     let catalog = context.catalog();
     let current = if default { &catalog.broker_configs.default } else { &catalog.broker_configs.own };
     let mut next = current.clone();
-    let checked = |key: &str, value: &str| {
-        dynamic::check(key, value).map_err(|refusal| match refusal {
-            dynamic::BrokerConfigRefusal::InvalidValue(message) => invalid_request(message),
-            dynamic::BrokerConfigRefusal::NotDynamic(key) => broker_runtime_refusal(&key),
-        })
-    };
+    let checked = |key: &str, value: &str| dynamic::check(key, value).map_err(config_support::broker_refusal);
     for config in configs {
         let key = config.name.as_str();
         let value = config.value.as_ref().map_or("", |value| value.as_str());
@@ -207,28 +184,15 @@ async fn alter_broker(
             }
             OPERATION_APPEND | OPERATION_SUBTRACT => {
                 if !dynamic::is_dynamic(key) {
-                    return Err(broker_runtime_refusal(key));
+                    return Err(config_support::not_dynamic(key));
                 }
+                let append = config.config_operation == OPERATION_APPEND;
                 if key != "log.cleanup.policy" {
-                    let operation = if config.config_operation == OPERATION_APPEND { "APPEND" } else { "SUBTRACT" };
-                    return Err((
-                        ResponseError::InvalidConfig,
-                        Some(format!("Can't {operation} to key {key} because its type is not LIST.")),
-                    ));
+                    return Err(config_support::not_a_list(key, append));
                 }
-                let current = next.get(key).cloned().unwrap_or_else(|| "delete".to_string());
-                let mut items: Vec<String> =
-                    current.split(',').filter(|item| !item.is_empty()).map(str::to_string).collect();
-                for item in value.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-                    if config.config_operation == OPERATION_APPEND {
-                        if !items.iter().any(|have| have == item) {
-                            items.push(item.to_string());
-                        }
-                    } else {
-                        items.retain(|have| have != item);
-                    }
-                }
-                next.insert(key.to_string(), checked(key, &items.join(","))?);
+                let current = next.get(key).map_or("delete", String::as_str);
+                let items = config_support::list_operation(current, value, append);
+                next.insert(key.to_string(), checked(key, &items)?);
             }
             _ => return Err((ResponseError::UnknownServerError, None)),
         }
@@ -236,18 +200,7 @@ async fn alter_broker(
     if validate_only || next == *current {
         return Ok(());
     }
-    controller::alter_broker_configs(context, default, next, false).await.map_err(|error| {
-        let code = crate::codec::errors::topic_error_code(&error);
-        (ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), Some(error.to_string()))
-    })
-}
-
-/// A broker key Skua does not change at runtime.
-fn broker_runtime_refusal(key: &str) -> Refusal {
-    (
-        ResponseError::InvalidConfig,
-        Some(format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")),
-    )
+    controller::alter_broker_configs(context, default, next, false).await.map_err(config_support::controller_refusal)
 }
 
 /// A broker or broker-logger resource's name must be this node's id (Kafka's

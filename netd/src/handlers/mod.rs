@@ -3,12 +3,14 @@
 //!
 //! Owns: the registry and the dispatch from a decoded frame to its handler. A handler returns a
 //! [`Reply`]: the response bytes now, later (after a group commit or a fetch wait), or none
-//! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`];
+//! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`], the config-changing ones
+//! in [`config_support`];
 //! it is the one module here that serves no API.
 
 pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
+pub mod config_support;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
