@@ -632,34 +632,36 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                 }
             }
             // The session: a full fetch may open one (its id answers); an incremental one
-            // answers only the partitions with something new.
-            let answers: Vec<Answered> = (0..wanted.len())
-                .map(|slot| {
-                    let (topic_index, partition_index) = places[slot];
-                    answered(&response.responses[topic_index].partitions[partition_index], plans[slot].as_ref())
-                })
-                .collect();
-            let mut places: Vec<Option<(usize, usize)>> = places.iter().copied().map(Some).collect();
-            match session {
-                Session::Full { open: false } => {}
+            // answers only the partitions with something new. What the session sees of each
+            // partition's answer is gathered only for a fetch in a session.
+            let answers = |response: &FetchResponse| -> Vec<Answered> {
+                (0..wanted.len())
+                    .map(|slot| {
+                        let (topic_index, partition_index) = places[slot];
+                        answered(&response.responses[topic_index].partitions[partition_index], plans[slot].as_ref())
+                    })
+                    .collect()
+            };
+            let places: Vec<Option<(usize, usize)>> = match session {
+                Session::Full { open: false } => places.iter().copied().map(Some).collect(),
                 Session::Full { open: true } => {
                     response.session_id = context.fetch_sessions.borrow_mut().finish_full(
                         wanted.clone(),
-                        &answers,
+                        &answers(&response),
                         by_id,
                         replica.is_some(),
                         Instant::now(),
                     );
+                    places.iter().copied().map(Some).collect()
                 }
                 Session::Incremental { id } => {
-                    let named = context.fetch_sessions.borrow_mut().finish_incremental(id, &answers);
-                    let full = std::mem::take(&mut response);
-                    let flat: Vec<(usize, usize)> =
-                        places.iter().map(|place| place.unwrap_or((usize::MAX, usize::MAX))).collect();
-                    (response, places) = keep_named(full, &flat, &named);
+                    let named = context.fetch_sessions.borrow_mut().finish_incremental(id, &answers(&response));
+                    let kept_places;
+                    (response, kept_places) = keep_named(std::mem::take(&mut response), &places, &named);
                     response.session_id = id;
+                    kept_places
                 }
-            }
+            };
             // Records in the tail cache go out as its own slices (one segment each, no copy);
             // the file reads of the response are all in flight at once.
             let mut slices = fetch_encode::RecordSlices::new();
