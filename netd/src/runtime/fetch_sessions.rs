@@ -197,6 +197,8 @@ impl FetchSessions {
             }
         }
         if !forgotten.is_empty() {
+            // A set: a request may forget as many partitions as the session holds.
+            let forgotten: std::collections::HashSet<&(TopicKey, i32)> = forgotten.iter().collect();
             session.partitions.retain(|cached| !forgotten.contains(&cached.wanted.key()));
             session.reindex();
         }
