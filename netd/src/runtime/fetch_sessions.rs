@@ -435,6 +435,40 @@ mod tests {
         );
     }
 
+    /// [`SESSION_PARTITIONS_MAX`]: a full fetch of more partitions opens no session, and an
+    /// incremental fetch growing a session past it closes the session (FETCH_SESSION_ID_NOT_FOUND,
+    /// so the client starts again with a full fetch).
+    #[test]
+    fn a_session_is_never_larger_than_its_limit() {
+        let now = Instant::now();
+        let mut sessions = FetchSessions::new(0, 1, 10);
+        let many = |count: usize, first: usize| -> Vec<Wanted> {
+            (first..first + count).map(|index| wanted("t", i32::try_from(index).expect("index"), 0)).collect()
+        };
+        let plan =
+            sessions.begin(0, EPOCH_INITIAL, many(SESSION_PARTITIONS_MAX + 1, 0), &[], false, now).expect("full");
+        assert!(matches!(plan, Plan::Full { open: false, .. }), "no session for more than the limit");
+
+        let at_limit = many(SESSION_PARTITIONS_MAX, 0);
+        let plan = sessions.begin(0, EPOCH_INITIAL, at_limit.clone(), &[], false, now).expect("full");
+        assert!(matches!(plan, Plan::Full { open: true, .. }), "a session of exactly the limit opens");
+        let answers = vec![answered(0, 0); SESSION_PARTITIONS_MAX];
+        let id = sessions.finish_full(at_limit, &answers, false, false, now);
+        assert!(id != 0);
+        // Forgetting one and adding one keeps it at the limit.
+        let forgotten = [(TopicKey::Name("t".into()), 0)];
+        let plan = sessions.begin(id, 1, many(1, SESSION_PARTITIONS_MAX), &forgotten, false, now).expect("incremental");
+        assert!(matches!(&plan, Plan::Incremental { wanted, .. } if wanted.len() == SESSION_PARTITIONS_MAX));
+        sessions.finish_incremental(id, &answers);
+        // One more grows it past the limit: closed.
+        assert_eq!(
+            sessions.begin(id, 2, many(1, SESSION_PARTITIONS_MAX + 1), &[], false, now),
+            Err(SessionError::NotFound(id))
+        );
+        assert!(sessions.is_empty(), "the session was closed");
+        assert_eq!(sessions.begin(id, 3, Vec::new(), &[], false, now), Err(SessionError::NotFound(id)));
+    }
+
     #[test]
     fn epochs_wrap_to_one() {
         assert_eq!(next_epoch(0), 1);

@@ -121,13 +121,21 @@ def java_member_command(group, topic, name):
     libs = sorted(glob.glob(os.path.join(root, ".cache", "kafka-*", "libs")))
     expect(libs, "no Kafka jars under .cache/kafka-*/libs: run scripts/test-deps.sh")
     config = os.path.join(tempfile.mkdtemp(prefix="membership-"), f"{name}.properties")
+    # metadata.recovery.strategy=none: by default (rebootstrap, Kafka 4) a client that finds no
+    # broker to ask for metadata while its only one is down starts again from the bootstrap list,
+    # which empties its metadata; the classic consumer then sees "cached metadata has changed" and
+    # rejoins whatever the broker does (against Kafka too). Seen here in about 1 run in 20 under
+    # load, always with "Rebootstrapping" in the member's log; the test is about the broker.
     with open(config, "w") as properties:
         properties.write(f"client.id={name}\nheartbeat.interval.ms={HEARTBEAT_INTERVAL_MS}\n"
-                         "auto.commit.interval.ms=200\nreconnect.backoff.max.ms=500\n")
+                         "auto.commit.interval.ms=200\nreconnect.backoff.max.ms=500\n"
+                         "metadata.recovery.strategy=none\n")
     return ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx256m",
             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-            # Why the consumer (re)joins, if it does: shown when a check fails.
+            # Why the consumer (re)joins, if it does, and whether it rebootstrapped: shown when a
+            # check fails.
             "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.consumer.internals=info",
+            "-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.Metadata=info",
             "-Dorg.slf4j.simpleLogger.showDateTime=true", "-cp", os.path.join(libs[-1], "*"),
             "org.apache.kafka.tools.VerifiableConsumer", "--bootstrap-server", BOOTSTRAP, "--topic", topic,
             "--group-id", group, "--group-protocol", "classic", "--session-timeout", str(SESSION_TIMEOUT_MS),
@@ -204,6 +212,11 @@ class Group:
             for line in each.stderr[-60:]:
                 print(f"    {line}", file=sys.stderr)
         expect(False, message)
+
+    def check(self, condition, message):
+        """expect(), showing the members' own logs (why a Java member rejoined) when it fails."""
+        if not condition:
+            self.fail(message)
 
     def handle(self, source, event):
         kind = event["event"]
@@ -303,7 +316,7 @@ def main():
                      "both members reported statistics")
     group.watch(1)  # auto commits reach the broker
     state, ids = member_ids(group.id)
-    expect(state == "stable" and len(ids) == 2, f"DescribeGroups before the restart: {state}, {ids}")
+    group.check(state == "stable" and len(ids) == 2, f"DescribeGroups before the restart: {state}, {ids}")
     before = {each.name: (len(each.assign_calls), len(each.revoke_calls), each.rebalances) for each in group.members}
     log(f"before the restart: {before}, members {ids}")
 
@@ -319,25 +332,25 @@ def main():
         group.watch(restarted + STABLE_WATCH_S - time.monotonic())
         after = {each.name: (len(each.assign_calls), len(each.revoke_calls), each.rebalances)
                  for each in group.members}
-        expect(after == before, f"no member was assigned or revoked again, no rebalance counted: "
-                                f"{after}, before {before}")
+        group.check(after == before, f"no member was assigned or revoked again, no rebalance counted: "
+                    f"{after}, before {before}")
         twice = sorted(key for key, times in group.consumed.items() if times > 1)
-        expect(not twice, f"every record consumed exactly once; more than once: {twice[:10]}")
-        expect(sum(group.consumed.values()) == 2 * ROUND, f"{sum(group.consumed.values())} records consumed")
+        group.check(not twice, f"every record consumed exactly once; more than once: {twice[:10]}")
+        group.check(sum(group.consumed.values()) == 2 * ROUND, f"{sum(group.consumed.values())} records consumed")
         state_after, ids_after = member_ids(group.id)
-        expect((state_after, ids_after) == ("stable", ids),
+        group.check((state_after, ids_after) == ("stable", ids),
                f"DescribeGroups after the restart: {state_after}, {ids_after}; before: stable, {ids}")
         log(f"no rebalance: {after}, members {ids_after}")
     else:
         group.wait_until(lambda: first.assignment == list(range(PARTITIONS)), JOIN_TIMEOUT_S + SESSION_TIMEOUT_MS / 1000,
                          "the first member took every partition")
         reassigned = first.assign_calls[-1][0] - restarted
-        expect(reassigned >= EXPIRY_AFTER_RESTART_MIN_S,
+        group.check(reassigned >= EXPIRY_AFTER_RESTART_MIN_S,
                f"the group rebalanced {reassigned:.1f} s after the restart: not on the killed member's expiry "
                f"(session {SESSION_TIMEOUT_MS} ms from the load)")
         group.wait_until(lambda: group.consumed_all(ends), CONSUME_TIMEOUT_S, "everything after the restart consumed")
         state_after, ids_after = member_ids(group.id)
-        expect(state_after == "stable" and len(ids_after) == 1 and ids_after[0] in ids,
+        group.check(state_after == "stable" and len(ids_after) == 1 and ids_after[0] in ids,
                f"DescribeGroups: {state_after}, {ids_after}: the first member under its id of {ids}")
         log(f"the killed member expired; rebalanced {reassigned:.1f} s after the restart")
     for each in group.members:
