@@ -901,10 +901,70 @@ fn logs_only_on_replicas(cluster: &Cluster) {
     std::io::Write::write_all(&mut stream, &produce_frame("placed", index, -1, 1)).expect("send");
     assert_eq!(produce_error(&mut stream, 1), NOT_LEADER_OR_FOLLOWER, "node {} has no replica", stranger.id);
     assert_eq!(fetch_error(stranger, "placed", index, -1), Some(NOT_LEADER_OR_FOLLOWER));
+    leader_hints_name_the_leader(stranger, "placed", index, state);
     let mut stream = TcpStream::connect(cluster.node(state.leader as u32).address()).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(15))).expect("timeout");
     std::io::Write::write_all(&mut stream, &produce_frame("placed", index, -1, 2)).expect("send");
     assert_eq!(produce_error(&mut stream, 2), NONE, "the replica {state:?} takes it");
+}
+
+/// KIP-951, as Kafka's `KafkaApis` answers it: from Produce v10 and Fetch v16 a partition refused
+/// as not led by `stranger` names its current leader and epoch (`state`, as Metadata has them),
+/// and the response carries that leader's endpoint, the one Metadata lists; Fetch v15 names none.
+fn leader_hints_name_the_leader(stranger: &Node, topic: &str, index: i32, state: &PartitionState) {
+    let request = MetadataRequest::default().with_topics(None);
+    let listed: MetadataResponse = call(stranger, ApiKey::Metadata, 12, &request).expect("metadata");
+    let named = |candidate: &&kafka_protocol::messages::metadata_response::MetadataResponseTopic| {
+        candidate.name.as_ref().is_some_and(|name| name.0.as_str() == topic)
+    };
+    let topic_id = listed.topics.iter().find(named).expect("the topic is listed").topic_id;
+    let leader = listed.brokers.iter().find(|broker| broker.node_id.0 == state.leader).expect("the leader is listed");
+    let expected_endpoint = vec![(leader.node_id.0, leader.host.to_string(), leader.port)];
+
+    let data = PartitionProduceData::default()
+        .with_index(index)
+        .with_records(Some(Bytes::from(engine::testkit::make_sized_batch(1, 10, 1, 1_700_000_000_000))));
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5_000).with_topic_data(vec![
+        TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![data]),
+    ]);
+    let produced: ProduceResponse = call(stranger, ApiKey::Produce, 11, &request).expect("produce answer");
+    let refused = &produced.responses[0].partition_responses[0];
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER, "{produced:?}");
+    assert_eq!(
+        (refused.current_leader.leader_id.0, refused.current_leader.leader_epoch),
+        (state.leader, state.leader_epoch),
+        "Produce v11 names the leader: {produced:?}"
+    );
+    let endpoints: Vec<(i32, String, i32)> =
+        produced.node_endpoints.iter().map(|node| (node.node_id.0, node.host.to_string(), node.port)).collect();
+    assert_eq!(endpoints, expected_endpoint, "{produced:?}");
+
+    let fetch = |version: i16| -> FetchResponse {
+        let asked = FetchPartition::default().with_partition(index).with_fetch_offset(0).with_partition_max_bytes(1024);
+        let request =
+            FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1024).with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_topic_id(topic_id)
+                .with_partitions(vec![asked])]);
+        call(stranger, ApiKey::Fetch, version, &request).expect("fetch answer")
+    };
+    let fetched = fetch(17);
+    let refused = &fetched.responses[0].partitions[0];
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER, "{fetched:?}");
+    assert_eq!(
+        (refused.current_leader.leader_id.0, refused.current_leader.leader_epoch),
+        (state.leader, state.leader_epoch),
+        "Fetch v17 names the leader: {fetched:?}"
+    );
+    let endpoints: Vec<(i32, String, i32)> =
+        fetched.node_endpoints.iter().map(|node| (node.node_id.0, node.host.to_string(), node.port)).collect();
+    assert_eq!(endpoints, expected_endpoint, "{fetched:?}");
+    let older = fetch(15);
+    let refused = &older.responses[0].partitions[0];
+    assert_eq!(refused.error_code, NOT_LEADER_OR_FOLLOWER, "{older:?}");
+    assert_eq!((refused.current_leader.leader_id.0, refused.current_leader.leader_epoch), (-1, -1), "{older:?}");
 }
 
 /// Answers checked against Kafka 4.4's for the same requests (`/work`'s oracle runs): the

@@ -3,8 +3,9 @@
 //! vectored write straight from the engine's tail cache (or from the bytes a shard read).
 //!
 //! Owns: the byte layout of the Fetch response and its header. It encodes exactly the fields
-//! this broker sets (no aborted transactions; of the tagged fields only a follower's diverging
-//! epoch); the golden
+//! this broker sets (no aborted transactions; of the tagged fields a follower's diverging epoch,
+//! and from v16 the KIP-951 leader hints: a partition's current leader and the leaders' endpoints);
+//! the golden
 //! test below checks it byte for byte against `kafka-protocol`'s generated encoder, which follows
 //! Kafka's JSON schemas.
 
@@ -12,8 +13,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::FetchResponse;
 
-/// The highest Fetch version this encoder knows (v13 replaces topic names with topic ids; v16's
-/// leader hints are tagged fields this broker does not set).
+/// The highest Fetch version this encoder knows (v13 replaces topic names with topic ids; v16 adds
+/// the leader hints).
 pub const FETCH_VERSION_MAX: i16 = 18;
 
 fn put_unsigned_varint(buffer: &mut BytesMut, mut value: u32) {
@@ -69,19 +70,52 @@ fn put_partition(
         }
     }
     if flexible {
-        // Tagged fields: only the diverging epoch (tag 0, v12+), set for followers whose log
-        // diverges from the leader's.
-        if data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0 {
-            buffer.put_u8(1); // one tagged field
+        // Tagged fields, in tag order: the diverging epoch (tag 0, v12+), set for followers whose
+        // log diverges from the leader's; the current leader (tag 1), set with NOT_LEADER_OR_FOLLOWER
+        // and FENCED_LEADER_EPOCH from v16 (KIP-951). Each is written when not its default (-1s).
+        let diverging = data.diverging_epoch.epoch >= 0 || data.diverging_epoch.end_offset >= 0;
+        let leader = data.current_leader.leader_id.0 != -1 || data.current_leader.leader_epoch != -1;
+        buffer.put_u8(u8::from(diverging) + u8::from(leader)); // how many tagged fields
+        if diverging {
             buffer.put_u8(0); // tag 0
             buffer.put_u8(4 + 8 + 1); // its size: epoch, end offset, no tagged fields of its own
             buffer.put_i32(data.diverging_epoch.epoch);
             buffer.put_i64(data.diverging_epoch.end_offset);
             buffer.put_u8(0);
-        } else {
-            buffer.put_u8(0); // no tagged fields
+        }
+        if leader {
+            buffer.put_u8(1); // tag 1
+            buffer.put_u8(4 + 4 + 1); // its size: leader id, leader epoch, no tagged fields
+            buffer.put_i32(data.current_leader.leader_id.0);
+            buffer.put_i32(data.current_leader.leader_epoch);
+            buffer.put_u8(0);
         }
     }
+    Ok(())
+}
+
+/// The response's node endpoints (tag 0 of the body, v16+): the brokers its leader hints name.
+fn put_node_endpoints(buffer: &mut BytesMut, response: &FetchResponse) -> anyhow::Result<()> {
+    let mut field = BytesMut::new();
+    put_length(&mut field, true, response.node_endpoints.len())?;
+    for node in &response.node_endpoints {
+        field.put_i32(node.node_id.0);
+        put_length(&mut field, true, node.host.len())?;
+        field.put_slice(node.host.as_bytes());
+        field.put_i32(node.port);
+        match &node.rack {
+            Some(rack) => {
+                put_length(&mut field, true, rack.len())?;
+                field.put_slice(rack.as_bytes());
+            }
+            None => field.put_u8(0), // null
+        }
+        field.put_u8(0); // no tagged fields
+    }
+    buffer.put_u8(1); // one tagged field
+    buffer.put_u8(0); // tag 0
+    put_unsigned_varint(buffer, u32::try_from(field.len())?);
+    buffer.put_slice(&field);
     Ok(())
 }
 
@@ -138,8 +172,10 @@ pub fn encode_with_slices(
             buffer.put_u8(0);
         }
     }
-    if flexible {
-        buffer.put_u8(0);
+    if version >= 16 && !response.node_endpoints.is_empty() {
+        put_node_endpoints(&mut buffer, response)?;
+    } else if flexible {
+        buffer.put_u8(0); // no tagged fields
     }
     segments.push(buffer.freeze());
     let size: usize = segments.iter().map(Bytes::len).sum();
@@ -150,7 +186,7 @@ pub fn encode_with_slices(
 
 #[cfg(test)]
 mod tests {
-    use kafka_protocol::messages::fetch_response::FetchableTopicResponse;
+    use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint};
     use kafka_protocol::messages::{ApiKey, TopicName};
     use kafka_protocol::protocol::StrBytes;
 
@@ -184,9 +220,24 @@ mod tests {
                     data.diverging_epoch.epoch = 4;
                     data.diverging_epoch.end_offset = 123_456;
                 }
+                // KIP-951 leader hints: alone on one partition, beside a diverging epoch on another.
+                if index >= 1 && version >= 16 {
+                    data.current_leader.leader_id = kafka_protocol::messages::BrokerId(2);
+                    data.current_leader.leader_epoch = 9;
+                }
                 topic.partitions.push(data);
             }
             response.responses.push(topic);
+        }
+        if version >= 16 {
+            for (id, rack) in [(2, Some("rack-b")), (3, None)] {
+                let mut node = NodeEndpoint::default();
+                node.node_id = kafka_protocol::messages::BrokerId(id);
+                node.host = StrBytes::from_static_str("broker.example");
+                node.port = 9090 + id;
+                node.rack = rack.map(StrBytes::from_static_str);
+                response.node_endpoints.push(node);
+            }
         }
         response
     }

@@ -30,6 +30,10 @@
 //! answers a consumer in another rack with the in-sync replica of that rack furthest ahead
 //! (`preferred_read_replica`, no records).
 //!
+//! KIP-951: from v16, in a cluster, a partition answered NOT_LEADER_OR_FOLLOWER or
+//! FENCED_LEADER_EPOCH names its current leader and epoch, and the response the endpoints of
+//! those leaders (`leader_hints`), as Kafka does.
+//!
 //! Limits, as Kafka: the response carries at most `min(max_bytes, fetch.max.bytes)` record bytes,
 //! except that the first partition with data may exceed it (KIP-74); a partition named more than
 //! once is read once. The owners return read plans ([`ReadPlan`]), not bytes, so partitions left
@@ -51,12 +55,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use engine::{LeaderEpoch, LogId, Offset};
 use futures_channel::oneshot;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, NodeEndpoint, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
+use super::leader_hints::Hints;
 use crate::codec::frame::{decode_body, Frame};
 use crate::codec::{errors, fetch_encode};
 use crate::limits::FETCH_WAIT_MS_MAX;
@@ -314,6 +319,37 @@ fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
             let _ = state.partitions.follower_log_start(id, replica, Offset(log_start));
         }
     }
+}
+
+/// The first Fetch version whose answers carry leader hints (KIP-951).
+const LEADER_HINTS_VERSION_MIN: i16 = 16;
+
+/// KIP-951, in a cluster: each partition refused as not led here (or for a fenced leader epoch)
+/// names its current leader and epoch, and the response those leaders' endpoints.
+fn add_leader_hints(context: &ShardContext, response: &mut FetchResponse) {
+    let Some(image) = context.image() else { return };
+    let mut hints = Hints::default();
+    let hinted = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
+    for topic in &mut response.responses {
+        let Some(found) = image.topic_by_id(cluster::TopicId(*topic.topic_id.as_bytes())) else { continue };
+        for data in topic.partitions.iter_mut().filter(|data| hinted.contains(&data.error_code)) {
+            let leader = hints.leader(&image, &found.name, data.partition_index);
+            data.current_leader.leader_id = BrokerId(leader.id);
+            data.current_leader.leader_epoch = leader.epoch;
+        }
+    }
+    response.node_endpoints = hints
+        .endpoints
+        .into_values()
+        .map(|endpoint| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(endpoint.id);
+            node.host = StrBytes::from_string(endpoint.host);
+            node.port = endpoint.port;
+            node.rack = endpoint.rack.map(StrBytes::from_string);
+            node
+        })
+        .collect();
 }
 
 /// How the request names `topic`: by name before v13, by id from v13.
@@ -689,6 +725,9 @@ pub async fn handle(context: Rc<ShardContext>, frame: Frame) -> anyhow::Result<O
                         data.error_code = errors::replica_error_code(&error);
                     }
                 }
+            }
+            if version >= LEADER_HINTS_VERSION_MIN {
+                add_leader_hints(&context, &mut response);
             }
             return Ok(Some(fetch_encode::encode_with_slices(
                 frame.api_version,

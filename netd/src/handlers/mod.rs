@@ -3,9 +3,9 @@
 //!
 //! Owns: the registry and the dispatch from a decoded frame to its handler. A handler returns a
 //! [`Reply`]: the response bytes now, later (after a group commit or a fetch wait), or none
-//! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`], the config-changing ones
-//! in [`config_support`];
-//! it is the one module here that serves no API.
+//! (produce with acks=0). The group coordinator APIs share a few helpers in [`group_support`], the
+//! config-changing ones in [`config_support`], Fetch and Produce the KIP-951 leader hints in
+//! [`leader_hints`]; those three serve no API.
 
 pub mod acls;
 pub mod alter_configs;
@@ -30,6 +30,7 @@ pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
+pub mod leader_hints;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;

@@ -12,6 +12,9 @@
 //! its partitions' batches in request order (its own partitions right away, other shards' through
 //! their queues, in the order requests arrived). acks=0 gets no response, as in Kafka. Unknown
 //! topics are auto-created first when allowed.
+//!
+//! KIP-951: from v10, in a cluster, a partition answered NOT_LEADER_OR_FOLLOWER names its current
+//! leader and epoch, and the response the endpoints of those leaders (`leader_hints`), as Kafka does.
 
 use std::rc::Rc;
 
@@ -19,11 +22,13 @@ use bytes::Bytes;
 use engine::batch::ValidatedBatches;
 use engine::EngineError;
 use futures_util::future::LocalBoxFuture;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use replica::{Ack, Acks};
 
+use super::leader_hints::Hints;
 use super::Reply;
 use crate::clock::now_ms;
 use crate::codec::errors;
@@ -37,6 +42,35 @@ use crate::runtime::state::ShardState;
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
 /// From this version requests and responses name topics by id, not by name (KIP-516).
 pub const PRODUCE_VERSION_TOPIC_IDS: i16 = 13;
+/// The first Produce version whose answers carry leader hints (KIP-951).
+const LEADER_HINTS_VERSION_MIN: i16 = 10;
+
+/// KIP-951, in a cluster: each partition refused as not led here names its current leader and
+/// epoch, and the response those leaders' endpoints. `names`: each response topic's name.
+fn add_leader_hints(context: &ShardContext, response: &mut ProduceResponse, names: &[String]) {
+    let Some(image) = context.image() else { return };
+    let mut hints = Hints::default();
+    let refused = ResponseError::NotLeaderOrFollower.code();
+    for (topic, name) in response.responses.iter_mut().zip(names) {
+        for result in topic.partition_responses.iter_mut().filter(|result| result.error_code == refused) {
+            let leader = hints.leader(&image, name, result.index);
+            result.current_leader.leader_id = BrokerId(leader.id);
+            result.current_leader.leader_epoch = leader.epoch;
+        }
+    }
+    response.node_endpoints = hints
+        .endpoints
+        .into_values()
+        .map(|endpoint| {
+            let mut node = NodeEndpoint::default();
+            node.node_id = BrokerId(endpoint.id);
+            node.host = StrBytes::from_string(endpoint.host);
+            node.port = endpoint.port;
+            node.rack = endpoint.rack.map(StrBytes::from_string);
+            node
+        })
+        .collect();
+}
 
 /// One partition's data, routed to its owner.
 #[derive(Debug)]
@@ -170,6 +204,8 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     let mut response = ProduceResponse::default();
     let mut per_shard: Vec<Vec<Item>> = (0..context.count).map(|_| Vec::new()).collect();
     let by_id = frame.api_version >= PRODUCE_VERSION_TOPIC_IDS;
+    // Each response topic's name (by id: the one it resolved to, empty if none).
+    let mut names: Vec<String> = Vec::with_capacity(request.topic_data.len());
     for (topic_index, topic) in request.topic_data.iter().enumerate() {
         let mut topic_error = refusal;
         // v13: the topic the id names; an id no topic has is never auto-created.
@@ -190,6 +226,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                 topic_error = Some(ResponseError::UnknownTopicOrPartition.code());
             }
         }
+        names.push(name.to_string());
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
         topic_response.topic_id = topic.topic_id;
@@ -226,11 +263,15 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
         return Ok(Reply::Nothing);
     }
     let (version, correlation_id) = (frame.api_version, frame.correlation_id);
+    let context = context.clone();
     Ok(Reply::Later(Box::pin(async move {
         for answers in pending {
             for (topic_index, partition_index, result) in answers.await? {
                 response.responses[topic_index].partition_responses[partition_index] = result;
             }
+        }
+        if version >= LEADER_HINTS_VERSION_MIN {
+            add_leader_hints(&context, &mut response, &names);
         }
         let bytes: Bytes = encode_response(ApiKey::Produce, version, correlation_id, &response)?;
         Ok(Some(vec![bytes]))
