@@ -1749,7 +1749,9 @@ fn offset_commit_and_fetch_by_topic_id_v10_answer_as_kafka() {
             return (codes, named);
         }
     };
-    // (version, name, id, partitions or all) → [(topic named as asked, [(partition, offset, code)])]
+    let shown = |named: bool| if named { "names the topic as asked" } else { "names another topic" };
+    // (version, name, id, partitions or all) → each answered topic as "<named as asked>: [(partition,
+    // offset, code)]", joined by "; "
     let fetch = |target: &mut Target, version: i16, name: &str, topic_id: uuid::Uuid, partitions: Option<&[i32]>| {
         let mut request_group = OffsetFetchRequestGroup::default();
         request_group.group_id = GroupId(StrBytes::from_string(group.clone()));
@@ -1775,11 +1777,11 @@ fn offset_commit_and_fetch_by_topic_id_v10_answer_as_kafka() {
                     .iter()
                     .map(|partition| (partition.partition_index, partition.committed_offset, partition.error_code))
                     .collect();
-                (named, partitions)
+                format!("{}: {partitions:?}", shown(named))
             })
             .collect::<Vec<_>>()
+            .join("; ")
     };
-    let shown = |named: bool| if named { "names the topic as asked" } else { "names another topic" };
     let as_asked = |code: i16| with_message(code, "names the topic as asked");
 
     let (codes, named) = commit(&mut target, 10, "", id, &[(0, 5), (1, 7)]);
@@ -1801,27 +1803,20 @@ fn offset_commit_and_fetch_by_topic_id_v10_answer_as_kafka() {
     }
 
     let found = fetch(&mut target, 10, "", id, Some(&[0, 1, 9]));
-    let seen = |found: &[(bool, Vec<(i32, i64, i16)>)]| {
-        found
-            .iter()
-            .map(|(named, partitions)| format!("{}: {partitions:?}", shown(*named)))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
     let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0), (9, -1, 0)]";
-    target.check("OffsetFetch v10 by id", NONE, Some(&seen(&found)), with_message(NONE, wanted), None);
+    target.check("OffsetFetch v10 by id", NONE, Some(&found), with_message(NONE, wanted), None);
     let found = fetch(&mut target, 9, &topic, uuid::Uuid::nil(), Some(&[0, 1]));
     let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0)]";
-    target.check("OffsetFetch v9 by name", NONE, Some(&seen(&found)), with_message(NONE, wanted), None);
+    target.check("OffsetFetch v9 by name", NONE, Some(&found), with_message(NONE, wanted), None);
     let found = fetch(&mut target, 10, "", unknown, Some(&[0, 1]));
     let wanted = "names the topic as asked: [(0, -1, 100), (1, -1, 100)]";
-    target.check("OffsetFetch v10 by an unknown id", NONE, Some(&seen(&found)), with_message(NONE, wanted), None);
+    target.check("OffsetFetch v10 by an unknown id", NONE, Some(&found), with_message(NONE, wanted), None);
     let found = fetch(&mut target, 10, &topic, uuid::Uuid::nil(), Some(&[0]));
     let wanted = "names the topic as asked: [(0, -1, 100)]";
     let case = "OffsetFetch v10 by the zero id (a name is not sent)";
-    target.check(case, NONE, Some(&seen(&found)), with_message(NONE, wanted), None);
+    target.check(case, NONE, Some(&found), with_message(NONE, wanted), None);
     let found = fetch(&mut target, 10, "", id, None);
     let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0)]";
-    target.check("OffsetFetch v10, all the group has", NONE, Some(&seen(&found)), with_message(NONE, wanted), None);
+    target.check("OffsetFetch v10, all the group has", NONE, Some(&found), with_message(NONE, wanted), None);
     target.finish();
 }
