@@ -1,7 +1,7 @@
 //! The admin APIs' edge cases, answer by answer against Kafka 4.4: AlterPartitionReassignments,
 //! ListPartitionReassignments, DescribeLogDirs, IncrementalAlterConfigs, DescribeAcls, CreateAcls
-//! and DeleteAcls (a Kafka without an authorizer), ListTransactions, and a Fetch that names a
-//! replica id which is no replica of the partition. Each case states what Kafka answered (code,
+//! and DeleteAcls (a Kafka without an authorizer), ListTransactions, a Fetch that names a
+//! replica id which is no replica of the partition, and OffsetCommit/OffsetFetch v10 (topic ids). Each case states what Kafka answered (code,
 //! and the message where Kafka's CLIs print it) and, where a one-node Skua answers differently on
 //! purpose, what Skua answers instead (each such difference is in docs/kafka-differences.md).
 //!
@@ -1674,5 +1674,149 @@ fn produce_by_topic_id_and_metadata_v13_answer_as_kafka() {
         let (error_code, named) = produce(&mut target, version, name, topic_id, index);
         target.check(case, error_code, named, as_asked(expected), None);
     }
+    target.finish();
+}
+
+/// OffsetCommit v10 and OffsetFetch v10 (KIP-848: topics named by id, names no longer sent): the
+/// topic's id from Metadata names it; each answer names the topic by the id asked for; an id no
+/// topic has, and the zero id, are UNKNOWN_TOPIC_ID for each partition; a partition the topic
+/// lacks is UNKNOWN_TOPIC_OR_PARTITION in a commit. Offsets committed by id are the ones v9 reads
+/// by name, and the reverse; asking for all a group has (null topics) names them by id.
+#[test]
+fn offset_commit_and_fetch_by_topic_id_v10_answer_as_kafka() {
+    use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+    use kafka_protocol::messages::find_coordinator_response::FindCoordinatorResponse;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequestGroup, OffsetFetchRequestTopics};
+    use kafka_protocol::messages::{
+        GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+    };
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    /// Coordinator errors a first commit may meet while `__consumer_offsets` is being created.
+    const COORDINATOR_NOT_READY: [i16; 3] = [14, 15, 16];
+    const COORDINATOR_READY_MS_MAX: u64 = 30_000;
+    let mut target = Target::start();
+    let topic = target.create_topic("offsets-by-id", 2);
+    let mut body = MetadataRequest::default();
+    let mut request_topic = MetadataRequestTopic::default();
+    request_topic.name = Some(topic_name(&topic));
+    body.topics = Some(vec![request_topic]);
+    let metadata: MetadataResponse = target.call(ApiKey::Metadata, 12, &body);
+    let id = metadata.topics.first().map_or(uuid::Uuid::nil(), |found| found.topic_id);
+    assert!(!id.is_nil(), "Metadata names {topic}'s id");
+    let unknown = uuid::Uuid::from_bytes(*b"skua-unknown-id!");
+    let group = format!("{topic}-group");
+    let deadline = Instant::now() + Duration::from_millis(COORDINATOR_READY_MS_MAX);
+    loop {
+        let find = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.clone()));
+        let answer: FindCoordinatorResponse = target.call(ApiKey::FindCoordinator, 3, &find);
+        if answer.error_code == NONE {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no coordinator for {group}: {}", answer.error_code);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // (version, name, id, [(partition, offset)]) → [(error code, what the topic was named by)]
+    let commit = |target: &mut Target, version: i16, name: &str, topic_id: uuid::Uuid, offsets: &[(i32, i64)]| {
+        let mut request_topic = OffsetCommitRequestTopic::default();
+        request_topic.name = topic_name(name);
+        request_topic.topic_id = topic_id;
+        request_topic.partitions = offsets
+            .iter()
+            .map(|(partition, offset)| {
+                let mut item = OffsetCommitRequestPartition::default();
+                item.partition_index = *partition;
+                item.committed_offset = *offset;
+                item.committed_metadata = Some(StrBytes::from_static_str("by-id"));
+                item
+            })
+            .collect();
+        let mut body = OffsetCommitRequest::default();
+        body.group_id = GroupId(StrBytes::from_string(group.clone()));
+        body.generation_id_or_member_epoch = -1;
+        body.topics = vec![request_topic];
+        let deadline = Instant::now() + Duration::from_millis(COORDINATOR_READY_MS_MAX);
+        loop {
+            let response: OffsetCommitResponse = target.call(ApiKey::OffsetCommit, version, &body);
+            let answer = &response.topics[0];
+            let named = if version >= 10 { answer.topic_id == topic_id } else { answer.name.as_str() == name };
+            let codes: Vec<i16> = answer.partitions.iter().map(|partition| partition.error_code).collect();
+            if codes.iter().any(|code| COORDINATOR_NOT_READY.contains(code)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            return (codes, named);
+        }
+    };
+    let shown = |named: bool| if named { "names the topic as asked" } else { "names another topic" };
+    // (version, name, id, partitions or all) → each answered topic as "<named as asked>: [(partition,
+    // offset, code)]", joined by "; "
+    let fetch = |target: &mut Target, version: i16, name: &str, topic_id: uuid::Uuid, partitions: Option<&[i32]>| {
+        let mut request_group = OffsetFetchRequestGroup::default();
+        request_group.group_id = GroupId(StrBytes::from_string(group.clone()));
+        request_group.topics = partitions.map(|partitions| {
+            let mut request_topic = OffsetFetchRequestTopics::default();
+            request_topic.name = topic_name(name);
+            request_topic.topic_id = topic_id;
+            request_topic.partition_indexes = partitions.to_vec();
+            vec![request_topic]
+        });
+        let mut body = OffsetFetchRequest::default();
+        body.groups = vec![request_group];
+        let response: OffsetFetchResponse = target.call(ApiKey::OffsetFetch, version, &body);
+        let answer = &response.groups[0];
+        assert_eq!(answer.error_code, NONE, "OffsetFetch v{version} of {group}");
+        answer
+            .topics
+            .iter()
+            .map(|found| {
+                let named = if version >= 10 { found.topic_id == topic_id } else { found.name.as_str() == name };
+                let partitions: Vec<(i32, i64, i16)> = found
+                    .partitions
+                    .iter()
+                    .map(|partition| (partition.partition_index, partition.committed_offset, partition.error_code))
+                    .collect();
+                format!("{}: {partitions:?}", shown(named))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let as_asked = |code: i16| with_message(code, "names the topic as asked");
+
+    let (codes, named) = commit(&mut target, 10, "", id, &[(0, 5), (1, 7)]);
+    for (partition, error_code) in codes.iter().enumerate() {
+        let case = format!("OffsetCommit v10 by id, partition {partition}");
+        target.check(&case, *error_code, Some(shown(named)), as_asked(NONE), None);
+    }
+    let cases: [(&str, i16, &str, uuid::Uuid, i32, i16); 5] = [
+        ("OffsetCommit v10 by id, a partition it lacks", 10, "", id, 9, UNKNOWN_TOPIC_OR_PARTITION),
+        ("OffsetCommit v10 by id, partition -1", 10, "", id, -1, UNKNOWN_TOPIC_OR_PARTITION),
+        ("OffsetCommit v10 by an unknown id", 10, "", unknown, 0, UNKNOWN_TOPIC_ID),
+        ("OffsetCommit v10 by the zero id (a name is not sent)", 10, &topic, uuid::Uuid::nil(), 0, UNKNOWN_TOPIC_ID),
+        ("OffsetCommit v9 by name", 9, &topic, uuid::Uuid::nil(), 1, NONE),
+    ];
+    for (case, version, name, topic_id, partition, expected) in cases {
+        let offset = if version == 9 { 8 } else { 99 };
+        let (codes, named) = commit(&mut target, version, name, topic_id, &[(partition, offset)]);
+        target.check(case, codes[0], Some(shown(named)), as_asked(expected), None);
+    }
+
+    let found = fetch(&mut target, 10, "", id, Some(&[0, 1, 9]));
+    let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0), (9, -1, 0)]";
+    target.check("OffsetFetch v10 by id", NONE, Some(&found), with_message(NONE, wanted), None);
+    let found = fetch(&mut target, 9, &topic, uuid::Uuid::nil(), Some(&[0, 1]));
+    let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0)]";
+    target.check("OffsetFetch v9 by name", NONE, Some(&found), with_message(NONE, wanted), None);
+    let found = fetch(&mut target, 10, "", unknown, Some(&[0, 1]));
+    let wanted = "names the topic as asked: [(0, -1, 100), (1, -1, 100)]";
+    target.check("OffsetFetch v10 by an unknown id", NONE, Some(&found), with_message(NONE, wanted), None);
+    let found = fetch(&mut target, 10, &topic, uuid::Uuid::nil(), Some(&[0]));
+    let wanted = "names the topic as asked: [(0, -1, 100)]";
+    let case = "OffsetFetch v10 by the zero id (a name is not sent)";
+    target.check(case, NONE, Some(&found), with_message(NONE, wanted), None);
+    let found = fetch(&mut target, 10, "", id, None);
+    let wanted = "names the topic as asked: [(0, 5, 0), (1, 8, 0)]";
+    target.check("OffsetFetch v10, all the group has", NONE, Some(&found), with_message(NONE, wanted), None);
     target.finish();
 }

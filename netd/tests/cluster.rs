@@ -2272,34 +2272,80 @@ fn find_coordinator(node: &Node, group: &str) -> Option<i32> {
     (answer.error_code == NONE).then_some(answer.node_id.0)
 }
 
-/// Commits `offset` for `group` on `topic`-0 through `node` (OffsetCommit v8, no member: Kafka's
-/// "simple" commit); the partition's error code.
-fn commit_offset(node: &Node, group: &str, topic: &str, offset: i64) -> Option<i16> {
+/// How a request names a topic: by name (OffsetCommit/OffsetFetch v8) or by id (v10).
+#[derive(Clone, Copy)]
+enum Named<'a> {
+    Name(&'a str),
+    Id(uuid::Uuid),
+}
+
+impl Named<'_> {
+    fn version(self) -> i16 {
+        match self {
+            Named::Name(_) => 8,
+            Named::Id(_) => 10,
+        }
+    }
+
+    fn name(self) -> TopicName {
+        match self {
+            Named::Name(name) => TopicName(StrBytes::from_string(name.to_string())),
+            Named::Id(_) => TopicName::default(),
+        }
+    }
+
+    fn id(self) -> uuid::Uuid {
+        match self {
+            Named::Name(_) => uuid::Uuid::nil(),
+            Named::Id(id) => id,
+        }
+    }
+}
+
+/// `topic`'s id as `node` names it (Metadata v12).
+fn topic_id(node: &Node, topic: &str) -> Option<uuid::Uuid> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))
+    ]));
+    let response: MetadataResponse = call(node, ApiKey::Metadata, 12, &request)?;
+    response.topics.first().map(|found| found.topic_id).filter(|id| !id.is_nil())
+}
+
+/// Commits `offset` for `group` on `topic`-0 through `node` (OffsetCommit v8 by name or v10 by
+/// id, no member: Kafka's "simple" commit); the partition's error code.
+fn commit_offset(node: &Node, group: &str, topic: Named, offset: i64) -> Option<i16> {
     let partition = OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(offset);
     let request = OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_generation_id_or_member_epoch(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_name(topic.name())
+            .with_topic_id(topic.id())
             .with_partitions(vec![partition])]);
-    let response: OffsetCommitResponse = call(node, ApiKey::OffsetCommit, 8, &request)?;
-    Some(response.topics.first()?.partitions.first()?.error_code)
+    let response: OffsetCommitResponse = call(node, ApiKey::OffsetCommit, topic.version(), &request)?;
+    let answered = response.topics.first()?;
+    assert!(answered.name == topic.name() && answered.topic_id == topic.id(), "the answer names the topic as asked");
+    Some(answered.partitions.first()?.error_code)
 }
 
-/// The offset `group` committed for `topic`-0 as `node` answers it (OffsetFetch v8): `Err` with
-/// the error code when it does not answer one.
-fn committed_offset(node: &Node, group: &str, topic: &str) -> Result<i64, i16> {
+/// The offset `group` committed for `topic`-0 as `node` answers it (OffsetFetch v8 by name or v10
+/// by id): `Err` with the error code when it does not answer one.
+fn committed_offset(node: &Node, group: &str, topic: Named) -> Result<i64, i16> {
     let request = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
         .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
         .with_topics(Some(vec![OffsetFetchRequestTopics::default()
-            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_name(topic.name())
+            .with_topic_id(topic.id())
             .with_partition_indexes(vec![0])]))]);
-    let response: OffsetFetchResponse = call(node, ApiKey::OffsetFetch, 8, &request).ok_or(-1i16)?;
+    let response: OffsetFetchResponse = call(node, ApiKey::OffsetFetch, topic.version(), &request).ok_or(-1i16)?;
     let group = response.groups.first().ok_or(-1i16)?;
     if group.error_code != NONE {
         return Err(group.error_code);
     }
-    let partition = group.topics.first().and_then(|topic| topic.partitions.first()).ok_or(-1i16)?;
+    let answered = group.topics.first().ok_or(-1i16)?;
+    assert!(answered.name == topic.name() && answered.topic_id == topic.id(), "the answer names the topic as asked");
+    let partition = answered.partitions.first().ok_or(-1i16)?;
     if partition.error_code != NONE {
         return Err(partition.error_code);
     }
@@ -2376,9 +2422,12 @@ fn sync_again(node: &Node, group: &str, member: &str, generation: i32) -> Option
 /// its log start past superseded commits) before it dies: the next one loads what is left.
 /// Group membership too: a member of another group of the same coordinator goes on at the next
 /// coordinator with its member id and generation (Heartbeat, SyncGroup), without a JoinGroup.
+/// The next coordinator also takes OffsetCommit and OffsetFetch v10, the topic named by its id
+/// (an unknown id: UNKNOWN_TOPIC_ID), and reads by name what was committed by id.
 #[test]
 fn committed_offsets_survive_their_coordinators_death() {
     use Roles::{Broker, Controller};
+    const TRACKED: Named = Named::Name("tracked");
     let settings = ["skua.replication.follower.fetch.enable=true", "offsets.topic.segment.bytes=1024"];
     let mut cluster = Cluster::start_configured(117, &[Controller, Broker, Broker, Broker], &settings);
     assert_eq!(create_topic(cluster.node(2), "tracked", 1, 3), Some((NONE, String::new())));
@@ -2393,13 +2442,13 @@ fn committed_offsets_survive_their_coordinators_death() {
     let first = coordinator.unwrap_or_default() as u32;
     // The coordinator answers once its own image names it (and the offsets ISR is complete).
     let committed =
-        wait_until(REACTION_TIMEOUT, || commit_offset(cluster.node(first), group, "tracked", 1000) == Some(NONE));
+        wait_until(REACTION_TIMEOUT, || commit_offset(cluster.node(first), group, TRACKED, 1000) == Some(NONE));
     assert!(committed.is_some(), "node {first} never took the commit:\n{}", cluster.logs());
     for offset in (43..300).rev() {
-        assert_eq!(commit_offset(cluster.node(first), group, "tracked", offset), Some(NONE), "commit {offset}");
+        assert_eq!(commit_offset(cluster.node(first), group, TRACKED, offset), Some(NONE), "commit {offset}");
     }
-    assert_eq!(commit_offset(cluster.node(first), group, "tracked", 42), Some(NONE));
-    assert_eq!(committed_offset(cluster.node(first), group, "tracked"), Ok(42));
+    assert_eq!(commit_offset(cluster.node(first), group, TRACKED, 42), Some(NONE));
+    assert_eq!(committed_offset(cluster.node(first), group, TRACKED), Ok(42));
     let cleaned = wait_until(REACTION_TIMEOUT, || cluster.logs().contains("cleaned an offsets partition"));
     assert!(cleaned.is_some(), "node {first} never cleaned the offsets log:\n{}", cluster.logs());
     // A group with a member (the one above takes simple commits: it stays without), coordinated
@@ -2422,16 +2471,23 @@ fn committed_offsets_survive_their_coordinators_death() {
     let second = next.unwrap_or_default() as u32;
     let mut answer = Err(-1);
     let read = wait_until(REACTION_TIMEOUT, || {
-        answer = committed_offset(cluster.node(second), group, "tracked");
+        answer = committed_offset(cluster.node(second), group, TRACKED);
         answer.is_ok()
     });
     assert!(read.is_some(), "node {second} never answered for {group}: {answer:?}\n{}", cluster.logs());
     assert_eq!(answer, Ok(42), "the offset committed through node {first}, read on node {second}");
-    // And the new coordinator takes commits of its own.
+    // And the new coordinator takes commits of its own, also by topic id (v10, KIP-848): the id
+    // comes from the metadata image, offsets are stored by name either way.
+    let id = topic_id(cluster.node(second), "tracked").expect("the topic's id");
     let again =
-        wait_until(REACTION_TIMEOUT, || commit_offset(cluster.node(second), group, "tracked", 43) == Some(NONE));
+        wait_until(REACTION_TIMEOUT, || commit_offset(cluster.node(second), group, Named::Id(id), 43) == Some(NONE));
     assert!(again.is_some(), "node {second} never took a commit:\n{}", cluster.logs());
-    assert_eq!(committed_offset(cluster.node(second), group, "tracked"), Ok(43));
+    assert_eq!(committed_offset(cluster.node(second), group, TRACKED), Ok(43));
+    assert_eq!(committed_offset(cluster.node(second), group, Named::Id(id)), Ok(43));
+    const UNKNOWN_TOPIC_ID: i16 = 100;
+    let unknown = Named::Id(uuid::Uuid::from_bytes(*b"skua-unknown-id!"));
+    assert_eq!(commit_offset(cluster.node(second), group, unknown, 44), Some(UNKNOWN_TOPIC_ID));
+    assert_eq!(committed_offset(cluster.node(second), group, unknown), Err(UNKNOWN_TOPIC_ID));
 
     // The member carries on at its group's next coordinator, which loaded the membership.
     let mut next = None;

@@ -4,6 +4,9 @@
 //! members, every partition assigned once), fetches its offsets (equal to the end offsets) and its
 //! lag (0); when one member leaves, the other takes its partitions without revoking its own and
 //! consumes what is produced next; then kadm deletes one partition's offsets and the group.
+//! franz-go 1.22 commits and fetches offsets with OffsetCommit and OffsetFetch v10 (KIP-848: topics
+//! by id) when the broker offers them, classic group or not: its debug log shows every request's
+//! version, and the test checks that these two went out as v10 only.
 //!
 //! The Go program is `tests/go/groups` (its modules are downloaded by scripts/test-deps.sh); this
 //! test builds it and runs it. `SKUA_REFERENCE_BOOTSTRAP=host:port` runs it against an already
@@ -82,7 +85,9 @@ fn franz_go_cooperative_group_and_kadm() {
             .arg("-group")
             .arg(format!("franz-group-{unique}"))
             .arg("-timeout")
-            .arg(format!("{}s", PROGRAM_TIMEOUT.as_secs())),
+            .arg(format!("{}s", PROGRAM_TIMEOUT.as_secs()))
+            .arg("-log")
+            .arg("debug"),
         b"",
         PROGRAM_TIMEOUT + Duration::from_secs(10),
     );
@@ -98,5 +103,12 @@ fn franz_go_cooperative_group_and_kadm() {
             stderr_lines[stderr_lines.len().saturating_sub(150)..].join("\n"),
             log_lines[log_lines.len().saturating_sub(80)..].join("\n"),
         );
+    }
+    // kgo logs "wrote <Request> v<version>" for every request it sends.
+    let lines_with = |text: &str| stderr.lines().filter(|line| line.contains(text)).count();
+    for request in ["OffsetCommit", "OffsetFetch"] {
+        let sent = lines_with(&format!("wrote {request} v"));
+        assert!(sent > 0, "the group members and kadm sent {request}");
+        assert_eq!(lines_with(&format!("wrote {request} v10")), sent, "every {request} went out as v10 (topics by id)");
     }
 }

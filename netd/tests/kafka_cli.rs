@@ -2,8 +2,9 @@
 //! against the real broker binary: kafka-topics create/list/describe/delete, and the console
 //! producer (idempotent, acks=all, the Java client's defaults) and console consumer round trip.
 //! Also `kafka-acls` (no authorizer, as Kafka says without one) and `kafka-transactions list`,
-//! the Java consumer's Fetch v18 in incremental fetch sessions and the Java producer's Produce
-//! v13, topics by id (both read from the clients' debug logs).
+//! the Java consumer's Fetch v18 in incremental fetch sessions, the Java producer's Produce
+//! v13, topics by id, and the classic Java consumer's OffsetCommit/OffsetFetch v9 while v10 is
+//! offered (all read from the clients' debug logs).
 
 mod common;
 
@@ -632,4 +633,67 @@ for batch in ([1000, 5000, 3000, 5000, 2000], [4000]):
     // After a restart the largest timestamp comes from the recovered segment.
     broker.restart(common::Restart::Sigterm);
     assert_eq!(offsets(&broker, "-3"), "stamped:0:1\n");
+}
+
+/// The Java consumer 4.4 in a classic group sees OffsetCommit 2–10 and OffsetFetch 1–10 offered
+/// (its ApiVersions record says "usable: 10") and still commits and fetches offsets with v9, by
+/// topic name: its classic coordinator builds these requests by name only (v10 comes from the
+/// KIP-848 consumer's commit manager, `group.protocol=consumer`); Kafka 4.4 sees the same v9
+/// requests from it. A second consumer of the group resumes at the committed offsets: it gets
+/// only what was produced after the first one left.
+#[test]
+fn the_classic_java_consumer_commits_with_v9_while_v10_is_offered() {
+    let broker = Broker::start(&[]);
+    topics(&broker, &["--create", "--topic", "committed", "--partitions", "2"]);
+    let produce = |lines: &[String]| {
+        kafka_tool(
+            "org.apache.kafka.tools.ConsoleProducer",
+            &["--bootstrap-server", broker.address_str(), "--topic", "committed"],
+            (lines.join("\n") + "\n").as_bytes(),
+        )
+    };
+    let consume = |count: usize| {
+        let classpath = format!("{}/*", common::kafka_libs().display());
+        let count = count.to_string();
+        common::run_bounded(
+            Command::new("java")
+                .arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+                .arg("-Dorg.slf4j.simpleLogger.log.org.apache.kafka.clients.NetworkClient=debug")
+                .arg("-cp")
+                .arg(classpath)
+                .arg("org.apache.kafka.tools.consumer.ConsoleConsumer")
+                .args(["--bootstrap-server", broker.address_str(), "--topic", "committed", "--group", "resumer"])
+                .args(["--from-beginning", "--max-messages", &count, "--timeout-ms", "15000"]),
+            b"",
+            std::time::Duration::from_secs(60),
+        )
+    };
+    let first: Vec<String> = (0..20).map(|index| format!("first-{index}")).collect();
+    produce(&first);
+    let consumed = consume(first.len());
+    assert!(!consumed.killed, "the consumer ran past its bound: {}", consumed.stderr);
+    let mut got: Vec<&str> = consumed.stdout.lines().collect();
+    got.sort();
+    let mut expected: Vec<&str> = first.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(got, expected, "the first consumer reads everything");
+    let log = &consumed.stderr;
+    let lines_with = |text: &str| log.lines().filter(|line| line.contains(text)).count();
+    assert!(lines_with("OffsetCommit(8): 2 to 10 [usable: 10]") > 0, "Skua offers OffsetCommit v10");
+    assert!(lines_with("OffsetFetch(9): 1 to 10 [usable: 10]") > 0, "Skua offers OffsetFetch v10");
+    for request in ["OFFSET_COMMIT", "OFFSET_FETCH"] {
+        let sent = lines_with(&format!("apiKey={request}, apiVersion="));
+        assert!(sent > 0, "the consumer sent {request}");
+        assert_eq!(lines_with(&format!("apiKey={request}, apiVersion=9")), sent, "{request} went out as v9");
+    }
+
+    let second: Vec<String> = (0..6).map(|index| format!("second-{index}")).collect();
+    produce(&second);
+    let resumed = consume(second.len());
+    assert!(!resumed.killed, "the consumer ran past its bound: {}", resumed.stderr);
+    let mut got: Vec<&str> = resumed.stdout.lines().collect();
+    got.sort();
+    let mut expected: Vec<&str> = second.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(got, expected, "the group resumes at its committed offsets");
 }

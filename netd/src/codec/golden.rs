@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, SyncGroupRequest,
+    ApiKey, FetchRequest, JoinGroupRequest, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest,
+    OffsetFetchResponse, ProduceRequest, SyncGroupRequest,
 };
+use kafka_protocol::protocol::Encodable;
 
 use crate::codec::frame::{decode_body, decode_frame, Frame};
 
@@ -30,6 +32,10 @@ fn frame(api_key: i16, api_version: i16, client_id: &str) -> Frame {
     let frame = decode_frame(Bytes::from(bytes)).expect("a real client's frame decodes");
     assert_eq!((frame.api_version, frame.client_id.as_deref()), (api_version, Some(client_id)));
     frame
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len()).step_by(2).map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("hex")).collect()
 }
 
 fn produced_batches(request: &ProduceRequest) -> Vec<(String, engine::batch::BatchHeader)> {
@@ -104,4 +110,108 @@ fn group_requests_of_both_families() {
     assert_eq!(commit.topics[0].name.as_str(), "cap-java");
     let fetch: OffsetFetchRequest = decode_body(&frame(9, 9, "console-consumer")).expect("decodes");
     assert_eq!(fetch.groups[0].group_id.as_str(), "capg");
+}
+
+/// The topic id of `cap-java10` in the KIP-848 captures (Kafka chose it when creating the topic).
+const CAPTURED_TOPIC_ID: &str = "a6f29fbf-9a72-498a-9f38-a568e424db9d";
+
+/// Apache Kafka 4.4.0's answers to the two v10 requests of `testdata/captured-frames.txt`
+/// (response bodies after the v1 header: correlation id and an empty tagged-field section).
+const KAFKA_OFFSET_COMMIT_V10_RESPONSE: &str =
+    "0000000002a6f29fbf9a72498a9f38a568e424db9d0300000001000000000000000000000000";
+const KAFKA_OFFSET_FETCH_V10_RESPONSE: &str = concat!(
+    "0000000002086361706738343802a6f29fbf9a72498a9f38a568e424db9d0300000001ffffffffffffffffffffffff01",
+    "00000000000000ffffffffffffffffffffffff010000000000000000"
+);
+
+#[test]
+fn java_kip848_offset_commit_and_fetch_v10_name_topics_by_id() {
+    let topic_id = uuid::Uuid::parse_str(CAPTURED_TOPIC_ID).expect("uuid");
+    let commit: OffsetCommitRequest = decode_body(&frame(8, 10, "console-consumer")).expect("decodes");
+    assert_eq!(commit.group_id.as_str(), "capg848");
+    assert_eq!(commit.generation_id_or_member_epoch, 2, "the member epoch");
+    assert_eq!(commit.member_id.as_str(), "WZQ1G0zwQoK6gKG4iNP9lQ");
+    assert_eq!(commit.group_instance_id, None);
+    assert_eq!(commit.topics.len(), 1);
+    let topic = &commit.topics[0];
+    assert_eq!((topic.topic_id, topic.name.as_str()), (topic_id, ""), "v10 carries the id and no name");
+    let partitions: Vec<_> = topic
+        .partitions
+        .iter()
+        .map(|partition| {
+            let metadata = partition.committed_metadata.as_deref().map(str::to_string);
+            (partition.partition_index, partition.committed_offset, partition.committed_leader_epoch, metadata)
+        })
+        .collect();
+    // Partition 1 holds the three records (leader epoch 0); partition 0 is empty.
+    assert_eq!(partitions, vec![(1, 3, 0, Some(String::new())), (0, 0, -1, Some(String::new()))]);
+
+    let fetch: OffsetFetchRequest = decode_body(&frame(9, 10, "console-consumer")).expect("decodes");
+    assert!(fetch.require_stable);
+    assert_eq!(fetch.groups.len(), 1);
+    let group = &fetch.groups[0];
+    assert_eq!(group.group_id.as_str(), "capg848");
+    assert_eq!((group.member_id.as_deref(), group.member_epoch), (Some("WZQ1G0zwQoK6gKG4iNP9lQ"), 2));
+    let topics = group.topics.as_ref().expect("the consumer asks for its assigned partitions");
+    assert_eq!(topics.len(), 1);
+    assert_eq!((topics[0].topic_id, topics[0].name.as_str()), (topic_id, ""));
+    assert_eq!(topics[0].partition_indexes, vec![1, 0]);
+}
+
+/// Skua's v10 answers, built as the handlers build them, are byte for byte what Kafka answered
+/// the captured requests: the topic named by id only, no name on the wire.
+#[test]
+fn offset_commit_and_fetch_v10_responses_encode_as_kafka() {
+    use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+    use kafka_protocol::messages::offset_fetch_response::{
+        OffsetFetchResponseGroup, OffsetFetchResponsePartitions, OffsetFetchResponseTopics,
+    };
+    use kafka_protocol::messages::{GroupId, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let topic_id = uuid::Uuid::parse_str(CAPTURED_TOPIC_ID).expect("uuid");
+    let encode = |body: &dyn Fn(&mut bytes::BytesMut)| {
+        let mut buffer = bytes::BytesMut::new();
+        body(&mut buffer);
+        buffer.to_vec()
+    };
+
+    let partitions = [1, 0].map(|index| {
+        let mut partition = OffsetCommitResponsePartition::default();
+        partition.partition_index = index;
+        partition
+    });
+    let mut topic = OffsetCommitResponseTopic::default();
+    // The handler copies both from the request; v10 must leave the (empty) name off the wire.
+    topic.name = TopicName(StrBytes::from_static_str("cap-java10"));
+    topic.topic_id = topic_id;
+    topic.partitions = partitions.to_vec();
+    let mut commit = OffsetCommitResponse::default();
+    commit.topics = vec![topic];
+    let encoded = encode(&|buffer| commit.encode(buffer, 10).expect("encodes"));
+    assert_eq!(encoded, hex_bytes(KAFKA_OFFSET_COMMIT_V10_RESPONSE));
+    assert_eq!(commit.compute_size(10).expect("sizes"), encoded.len());
+
+    let mut fetch = OffsetFetchResponse::default();
+    let mut group = OffsetFetchResponseGroup::default();
+    group.group_id = GroupId(StrBytes::from_static_str("capg848"));
+    let mut topic = OffsetFetchResponseTopics::default();
+    topic.topic_id = topic_id;
+    // In the order the consumer asked for them, as Kafka answered.
+    topic.partitions = [1, 0]
+        .into_iter()
+        .map(|index| {
+            // Nothing committed yet: offset and leader epoch -1, empty metadata, no error.
+            let mut partition = OffsetFetchResponsePartitions::default();
+            partition.partition_index = index;
+            partition.committed_offset = -1;
+            partition.committed_leader_epoch = -1;
+            partition.metadata = Some(StrBytes::from_static_str(""));
+            partition
+        })
+        .collect();
+    group.topics = vec![topic];
+    fetch.groups = vec![group];
+    let encoded = encode(&|buffer| fetch.encode(buffer, 10).expect("encodes"));
+    assert_eq!(encoded, hex_bytes(KAFKA_OFFSET_FETCH_V10_RESPONSE));
+    assert_eq!(fetch.compute_size(10).expect("sizes"), encoded.len());
 }

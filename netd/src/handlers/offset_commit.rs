@@ -1,7 +1,10 @@
-//! OffsetCommit (key 8), versions 2–9: a group's committed offsets. Partitions the catalog does
+//! OffsetCommit (key 8), versions 2–10: a group's committed offsets. Partitions the catalog does
 //! not know and oversized metadata are refused here; the coordinating shard checks the member
 //! and generation, and `runtime::offsets::persist` makes the offsets durable in the group's
 //! `__consumer_offsets` partition before they count; the answer comes then, like a produce's.
+//! v10 names topics by id only (KIP-848): the catalog turns the id into the name the coordinator
+//! stores offsets by (`__consumer_offsets` records name topics, as Kafka's do), and an id no topic
+//! has is UNKNOWN_TOPIC_ID for each of its partitions.
 
 use std::rc::Rc;
 
@@ -18,6 +21,9 @@ use crate::coordinators::groups::{CommitCheck, OFFSET_METADATA_BYTES_MAX};
 use crate::runtime::context::ShardContext;
 use crate::runtime::offsets;
 
+/// The first version that names topics by id, and no longer by name.
+pub const OFFSET_COMMIT_VERSION_TOPIC_IDS: i16 = 10;
+
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: OffsetCommitRequest = decode_body(frame)?;
     let version = frame.api_version;
@@ -28,14 +34,23 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
     // (topic index, partition index) of the partitions forwarded to the coordinator.
     let mut forwarded: Vec<(usize, usize)> = Vec::new();
     let mut records: Vec<OffsetRecord> = Vec::new();
+    let by_id = version >= OFFSET_COMMIT_VERSION_TOPIC_IDS;
     for (topic_index, topic) in request.topics.iter().enumerate() {
         let mut topic_response = OffsetCommitResponseTopic::default();
         topic_response.name = topic.name.clone();
-        let partitions = catalog.partitions(topic.name.as_str());
+        topic_response.topic_id = topic.topic_id;
+        // v10: the topic the id names (None: no topic has it); before, the name asked for.
+        let name = if by_id { catalog.topic_named_by(topic.topic_id.as_bytes()) } else { Some(topic.name.as_str()) };
+        let partitions = name.and_then(|name| catalog.partitions(name));
         for (partition_index, partition) in topic.partitions.iter().enumerate() {
             let mut result = OffsetCommitResponsePartition::default();
             result.partition_index = partition.partition_index;
             let metadata = partition.committed_metadata.as_ref().map(|text| text.to_string()).unwrap_or_default();
+            let Some(name) = name else {
+                result.error_code = ResponseError::UnknownTopicId.code();
+                topic_response.partitions.push(result);
+                continue;
+            };
             if partitions.is_none_or(|count| partition.partition_index < 0 || partition.partition_index >= count) {
                 result.error_code = ResponseError::UnknownTopicOrPartition.code();
             } else if metadata.len() > OFFSET_METADATA_BYTES_MAX {
@@ -44,7 +59,7 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                 forwarded.push((topic_index, partition_index));
                 records.push(OffsetRecord {
                     group: group.clone(),
-                    topic: topic.name.to_string(),
+                    topic: name.to_string(),
                     partition: partition.partition_index,
                     value: Some(CommittedOffset {
                         offset: partition.committed_offset,

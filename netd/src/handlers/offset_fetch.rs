@@ -1,7 +1,11 @@
-//! OffsetFetch (key 9), versions 1–9: a group's committed offsets, for the asked partitions or
+//! OffsetFetch (key 9), versions 1–10: a group's committed offsets, for the asked partitions or
 //! all the group has; v8+ asks for several groups at once. Each group is answered by the shard
 //! that coordinates it; in a cluster, a group another broker coordinates is NOT_COORDINATOR
 //! (per group from v8, for the whole response from v2, per partition in v1, as Kafka answers).
+//! v10 names topics by id only (KIP-848): the catalog turns asked ids into the names offsets are
+//! stored by, and names back into ids in the answer. As in Kafka, an asked id no topic has is
+//! UNKNOWN_TOPIC_ID for each partition, listed after the topics the coordinator answered; a topic
+//! the group has offsets for but that no longer exists (no id) is left out of an all-topics answer.
 
 use std::rc::Rc;
 
@@ -10,6 +14,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::ResponseError;
 
 use super::group_support::{ready, text};
 use super::Reply;
@@ -57,41 +62,64 @@ fn fetch_offsets(shard: &ShardContext, group: &str, topics: AskedTopics) -> Fetc
     })
 }
 
+/// The first version that names topics by id, and no longer by name.
+pub const OFFSET_FETCH_VERSION_TOPIC_IDS: i16 = 10;
+
+/// Asked topic ids no topic has, with their asked partitions (answered UNKNOWN_TOPIC_ID).
+type UnknownIds = Vec<(uuid::Uuid, Vec<i32>)>;
+
 pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result<Reply> {
     let request: OffsetFetchRequest = decode_body(frame)?;
     let version = frame.api_version;
-    // (group, asked topics) for every group of the request.
-    let asked: Vec<(String, AskedTopics)> = if version >= 8 {
+    let by_id = version >= OFFSET_FETCH_VERSION_TOPIC_IDS;
+    let catalog = context.catalog();
+    // (group, asked topics, asked ids no topic has) for every group of the request.
+    let asked: Vec<(String, AskedTopics, UnknownIds)> = if version >= 8 {
         request
             .groups
             .iter()
             .map(|group| {
+                let mut unknown_ids = Vec::new();
                 let topics = group.topics.as_ref().map(|topics| {
-                    topics.iter().map(|topic| (topic.name.to_string(), topic.partition_indexes.clone())).collect()
+                    let mut named = Vec::with_capacity(topics.len());
+                    for topic in topics {
+                        let name = if by_id {
+                            catalog.topic_named_by(topic.topic_id.as_bytes())
+                        } else {
+                            Some(topic.name.as_str())
+                        };
+                        match name {
+                            Some(name) => named.push((name.to_string(), topic.partition_indexes.clone())),
+                            None => unknown_ids.push((topic.topic_id, topic.partition_indexes.clone())),
+                        }
+                    }
+                    named
                 });
-                (group.group_id.to_string(), topics)
+                (group.group_id.to_string(), topics, unknown_ids)
             })
             .collect()
     } else {
         let topics = request.topics.as_ref().map(|topics| {
             topics.iter().map(|topic| (topic.name.to_string(), topic.partition_indexes.clone())).collect()
         });
-        vec![(request.group_id.to_string(), topics)]
+        vec![(request.group_id.to_string(), topics, Vec::new())]
     };
     let mut pending = Vec::new();
-    for (group, topics) in asked {
+    for (group, topics, unknown_ids) in asked {
         let name = group.clone();
         pending.push((
             name,
+            unknown_ids,
             context
                 .submit(context.group_owner(&group), move |shard| ready(fetch_offsets(shard, &group, topics)))
                 .await?,
         ));
     }
     let correlation_id = frame.correlation_id;
+    let context = Rc::clone(context);
     Ok(Reply::Later(Box::pin(async move {
         let mut response = OffsetFetchResponse::default();
-        for (group, answer) in pending {
+        for (group, unknown_ids, answer) in pending {
             let fetched = match answer.await? {
                 Ok(fetched) => fetched,
                 Err((error, _)) if version >= 8 => {
@@ -115,13 +143,19 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                 }
             };
             if version >= 8 {
+                // v10 answers by id: the catalog's now (a topic deleted since has none).
+                let catalog = context.catalog();
                 let mut entry = OffsetFetchResponseGroup::default();
                 entry.group_id = GroupId(text(&group));
                 entry.topics = fetched
                     .into_iter()
-                    .map(|(topic, partitions)| {
+                    .filter_map(|(topic, partitions)| {
                         let mut topic_entry = OffsetFetchResponseTopics::default();
-                        topic_entry.name = TopicName(text(&topic));
+                        if by_id {
+                            topic_entry.topic_id = uuid::Uuid::from_bytes(catalog.topic_id(&topic)?);
+                        } else {
+                            topic_entry.name = TopicName(text(&topic));
+                        }
                         topic_entry.partitions = partitions
                             .into_iter()
                             .map(|(partition, offset)| {
@@ -134,9 +168,25 @@ pub async fn handle(context: &Rc<ShardContext>, frame: &Frame) -> anyhow::Result
                                 item
                             })
                             .collect();
-                        topic_entry
+                        Some(topic_entry)
                     })
                     .collect();
+                entry.topics.extend(unknown_ids.into_iter().map(|(topic_id, partitions)| {
+                    let mut topic_entry = OffsetFetchResponseTopics::default();
+                    topic_entry.topic_id = topic_id;
+                    topic_entry.partitions = partitions
+                        .into_iter()
+                        .map(|partition| {
+                            let mut item = OffsetFetchResponsePartitions::default();
+                            item.partition_index = partition;
+                            item.committed_offset = -1;
+                            item.metadata = Some(text(""));
+                            item.error_code = ResponseError::UnknownTopicId.code();
+                            item
+                        })
+                        .collect();
+                    topic_entry
+                }));
                 response.groups.push(entry);
             } else {
                 response.topics = topics_before_v8(fetched, version, 0);
