@@ -60,6 +60,11 @@ pub const FOLLOWER_FSYNC_BEFORE_ACK_DEFAULT: bool = true;
 
 /// `replica.lag.time.max.ms`: Kafka's `ReplicationConfigs.REPLICA_LAG_TIME_MAX_MS_DEFAULT`.
 pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
+/// `replication.quota.window.num` and `replication.quota.window.size.seconds`: Kafka's
+/// `ReplicationQuotaManagerConfig` defaults (the replication rates are measured over 11 windows of
+/// one second).
+pub const REPLICATION_QUOTA_WINDOW_COUNT_DEFAULT: u32 = 11;
+pub const REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `replica.high.watermark.checkpoint.interval.ms`: Kafka's default.
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// The key of `min.insync.replicas`, a broker config and (in a cluster) a topic config too.
@@ -315,6 +320,16 @@ pub fn keys() -> Vec<Key> {
             "a follower that has not caught up for this long leaves the ISR (with follower fetching)",
         ),
         key(
+            "replication.quota.window.num",
+            REPLICATION_QUOTA_WINDOW_COUNT_DEFAULT,
+            "the windows the replication rates (leader/follower.replication.throttled.rate) are measured over",
+        ),
+        key(
+            "replication.quota.window.size.seconds",
+            REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT,
+            "the length of one window of the replication rates, in seconds",
+        ),
+        key(
             "replica.high.watermark.checkpoint.interval.ms",
             HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT,
             "how often each partition's high watermark is written beside it (a restart starts from it)",
@@ -376,6 +391,10 @@ pub struct Config {
     /// `replica.lag.time.max.ms`: a follower that has not caught up with its leader for this long
     /// leaves the ISR; one that caught up joins it again (the leader asks the controller).
     pub replica_lag_time_max_ms: i64,
+    /// `replication.quota.window.num`: the windows a replication rate is measured over.
+    pub replication_quota_window_count: u32,
+    /// `replication.quota.window.size.seconds`: one window's length.
+    pub replication_quota_window_seconds: u32,
     /// `replica.high.watermark.checkpoint.interval.ms`: how often the shards write the high
     /// watermarks that moved (`replica::high_watermark`).
     pub high_watermark_checkpoint_interval_ms: u64,
@@ -919,6 +938,18 @@ impl Config {
         if replica_lag_time_max_ms <= 0 {
             return Err(invalid("replica.lag.time.max.ms", "must be positive"));
         }
+        let replication_quota_window_count =
+            number(values, "replication.quota.window.num", REPLICATION_QUOTA_WINDOW_COUNT_DEFAULT)?;
+        let replication_quota_window_seconds =
+            number(values, "replication.quota.window.size.seconds", REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT)?;
+        for (key, value) in [
+            ("replication.quota.window.num", replication_quota_window_count),
+            ("replication.quota.window.size.seconds", replication_quota_window_seconds),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         let high_watermark_checkpoint_interval_ms = number(
             values,
             "replica.high.watermark.checkpoint.interval.ms",
@@ -1022,6 +1053,8 @@ impl Config {
             follower_fsync_before_ack,
             rack_aware_reads,
             replica_lag_time_max_ms,
+            replication_quota_window_count,
+            replication_quota_window_seconds,
             high_watermark_checkpoint_interval_ms,
             log,
             retention_check_interval_ms: number(
@@ -1236,6 +1269,8 @@ mod tests {
                 }
             }
             "replica.lag.time.max.ms" => config.replica_lag_time_max_ms.to_string(),
+            "replication.quota.window.num" => config.replication_quota_window_count.to_string(),
+            "replication.quota.window.size.seconds" => config.replication_quota_window_seconds.to_string(),
             "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
@@ -1298,7 +1333,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 41, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 43, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

@@ -30,6 +30,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one run of a Kafka tool may take on a loaded two-core CI machine.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The throttled reassignment (`throttled_reassignment`): a one-partition topic on broker 1,
+/// given a replica on broker 2 at `THROTTLE_RATE_BYTES` per second.
+const THROTTLED_TOPIC: &str = "throttled";
+const THROTTLED_RECORD_COUNT: u64 = 4500;
+const THROTTLED_RECORD_BYTES: u64 = 1000;
+const THROTTLE_RATE_BYTES: u64 = 1_000_000;
+const THROTTLE_WINDOW_COUNT: u64 = 4;
+
 /// One combined node: its process, addresses and data directory.
 struct Node {
     id: u32,
@@ -46,6 +54,16 @@ impl Node {
 
     fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// A partition gauge of this node's replica (`skua_partition_<name>`) from its metrics
+    /// endpoint; `None` while it has no such replica.
+    fn partition_gauge(&self, name: &str, topic: &str, partition: u32) -> Option<u64> {
+        let port: u16 =
+            std::fs::read_to_string(self.data_dir.with_extension("metrics-port")).ok()?.trim().parse().ok()?;
+        let text = common::scrape_metrics(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        let prefix = format!("skua_partition_{name}{{topic=\"{topic}\",partition=\"{partition}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
     }
 }
 
@@ -91,6 +109,10 @@ impl Cluster {
                 "skua.shard.count=1".to_string(),
                 // Only kafka-leader-election moves a leader to its preferred replica here.
                 "auto.leader.rebalance.enable=false".to_string(),
+                // Replication rates measured over 4 s (Kafka: 11 s), so the throttle shows within
+                // a few seconds (`throttled_reassignment`).
+                format!("replication.quota.window.num={THROTTLE_WINDOW_COUNT}"),
+                "replication.quota.window.size.seconds=1".to_string(),
             ];
             let mut command = Command::new(env!("CARGO_BIN_EXE_netd"));
             command.arg("--port-file").arg(node.data_dir.with_extension("port"));
@@ -305,6 +327,9 @@ fn kafka_cli_commands_work_against_three_nodes() {
         "{broker_configs}"
     );
 
+    // The replication throttles' keys: set, described, refused with Kafka's messages, deleted.
+    throttle_configs(first, second, third);
+
     // kafka-console-producer and kafka-console-consumer (in a group, committing its offsets).
     let values = ["a", "b", "c", "d", "e", "f"];
     let input = values.join("\n") + "\n";
@@ -463,4 +488,206 @@ fn kafka_cli_commands_work_against_three_nodes() {
     let partition_zero = after.lines().find(|line| line.contains("Partition: 0\t")).expect("partition 0");
     assert_eq!(describe_field(partition_zero, "Replicas:"), rotated, "{after}");
     assert_eq!(describe_field(partition_zero, "Leader:"), replicas[1], "{after}");
+
+    // kafka-reassign-partitions --execute --throttle, then --verify clearing the throttle.
+    throttled_reassignment(&cluster);
+}
+
+/// `kafka-configs` on the replication throttles' keys, with the lines and messages a Kafka 4.4
+/// node printed for the same commands.
+fn throttle_configs(first: &Node, second: &Node, third: &Node) {
+    let topic_entity = ["--entity-type", "topics", "--entity-name", TOPIC];
+    let alter_topic = |change: &[&'static str]| [&["--alter"][..], &topic_entity[..], change].concat();
+    let altered = succeeds(
+        first,
+        "ConfigCommand",
+        &alter_topic(&[
+            "--add-config",
+            "leader.replication.throttled.replicas=[0:1, 1:2],follower.replication.throttled.replicas=*",
+        ]),
+        b"",
+    );
+    assert!(altered.contains(&format!("Completed updating config for topic {TOPIC}.")), "{altered}");
+    let described = succeeds(second, "ConfigCommand", &[&["--describe"][..], &topic_entity[..]].concat(), b"");
+    for line in [
+        "  leader.replication.throttled.replicas=0:1,1:2 sensitive=false \
+         synonyms={DYNAMIC_TOPIC_CONFIG:leader.replication.throttled.replicas=0:1,1:2}",
+        "  follower.replication.throttled.replicas=* sensitive=false \
+         synonyms={DYNAMIC_TOPIC_CONFIG:follower.replication.throttled.replicas=*}",
+    ] {
+        assert!(described.lines().any(|described| described == line), "{line}\n{described}");
+    }
+    let refused =
+        fails(third, "ConfigCommand", &alter_topic(&["--add-config", "leader.replication.throttled.replicas=[0:x]"]));
+    assert!(
+        refused.contains(
+            "InvalidConfigurationException: Invalid value [0:x] for configuration leader.replication.throttled.replicas: \
+             leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the following \
+             format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+        ),
+        "{refused}"
+    );
+    let deleted = succeeds(
+        third,
+        "ConfigCommand",
+        &alter_topic(&[
+            "--delete-config",
+            "leader.replication.throttled.replicas,follower.replication.throttled.replicas",
+        ]),
+        b"",
+    );
+    assert!(deleted.contains(&format!("Completed updating config for topic {TOPIC}.")), "{deleted}");
+    let all = succeeds(first, "ConfigCommand", &[&["--describe", "--all"][..], &topic_entity[..]].concat(), b"");
+    assert!(
+        all.lines().any(|line| line == "  leader.replication.throttled.replicas= sensitive=false synonyms={}"),
+        "{all}"
+    );
+
+    let broker_one = ["--entity-type", "brokers", "--entity-name", "1"];
+    let altered = succeeds(
+        second,
+        "ConfigCommand",
+        &[&["--alter"][..], &broker_one[..], &["--add-config", "leader.replication.throttled.rate=1000000"]].concat(),
+        b"",
+    );
+    assert!(altered.contains("Completed updating config for broker 1."), "{altered}");
+    let described = succeeds(third, "ConfigCommand", &[&["--describe"][..], &broker_one[..]].concat(), b"");
+    let line = "  leader.replication.throttled.rate=1000000 sensitive=false \
+                synonyms={DYNAMIC_BROKER_CONFIG:leader.replication.throttled.rate=1000000}";
+    assert!(described.lines().any(|described| described == line), "{described}");
+    let refused = fails(
+        first,
+        "ConfigCommand",
+        &[&["--alter"][..], &broker_one[..], &["--add-config", "follower.replication.throttled.rate=-1"]].concat(),
+    );
+    assert!(
+        refused.contains(
+            "InvalidRequestException: Invalid value -1 for configuration follower.replication.throttled.rate: \
+             Value must be at least 0"
+        ),
+        "{refused}"
+    );
+    let deleted = succeeds(
+        first,
+        "ConfigCommand",
+        &[&["--alter"][..], &broker_one[..], &["--delete-config", "leader.replication.throttled.rate"]].concat(),
+        b"",
+    );
+    assert!(deleted.contains("Completed updating config for broker 1."), "{deleted}");
+    let described = succeeds(second, "ConfigCommand", &[&["--describe", "--all"][..], &broker_one[..]].concat(), b"");
+    assert!(!described.contains("replication.throttled.rate"), "unset rates are not listed, as Kafka's\n{described}");
+}
+
+/// A reassignment giving a one-partition topic a second replica, run with
+/// `kafka-reassign-partitions --execute --throttle`: the new replica copies the log at about the
+/// throttled rate (at least half the time the rate implies), ends identical to the leader's, and
+/// `--verify` clears the throttle.
+fn throttled_reassignment(cluster: &Cluster) {
+    let [first, second, third] = [&cluster.nodes[0], &cluster.nodes[1], &cluster.nodes[2]];
+    let created =
+        succeeds(third, "TopicCommand", &["--create", "--topic", THROTTLED_TOPIC, "--replica-assignment", "1"], b"");
+    assert!(created.contains(&format!("Created topic {THROTTLED_TOPIC}.")), "{created}");
+    let count = THROTTLED_RECORD_COUNT.to_string();
+    let size = THROTTLED_RECORD_BYTES.to_string();
+    let produced = kafka_tool(
+        "ProducerPerformance",
+        &[
+            "--bootstrap-server",
+            &first.bootstrap(),
+            "--topic",
+            THROTTLED_TOPIC,
+            "--num-records",
+            &count,
+            "--record-size",
+            &size,
+            "--throughput",
+            "-1",
+            "--producer-props",
+            "acks=1",
+        ],
+        b"",
+    );
+    assert!(produced.status.success(), "{produced:?}");
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while first.partition_gauge("log_end_offset", THROTTLED_TOPIC, 0) != Some(THROTTLED_RECORD_COUNT) {
+        assert!(Instant::now() < deadline, "the records never all reached broker 1");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log_bytes = first.partition_gauge("log_size_bytes", THROTTLED_TOPIC, 0).expect("the leader's log size");
+
+    let plan_file = tempfile::NamedTempFile::new().expect("plan file");
+    let plan = format!(
+        r#"{{"version":1,"partitions":[{{"topic":"{THROTTLED_TOPIC}","partition":0,"replicas":[1,2],"log_dirs":["any","any"]}}]}}"#
+    );
+    std::fs::write(plan_file.path(), plan).expect("write plan");
+    let plan_path = plan_file.path().to_str().expect("utf-8 path").to_string();
+    let (bootstrap, rate, path) = (third.bootstrap(), THROTTLE_RATE_BYTES.to_string(), plan_path.clone());
+    let execute = std::thread::spawn(move || {
+        let args =
+            ["--bootstrap-server", &bootstrap, "--reassignment-json-file", &path, "--execute", "--throttle", &rate];
+        kafka_tool("reassign.ReassignPartitionsCommand", &args, b"")
+    });
+    // The new replica's copy, timed from its first records to its last.
+    let deadline = Instant::now() + READY_TIMEOUT * 2;
+    let mut started = None;
+    let copied = loop {
+        let end = second.partition_gauge("log_end_offset", THROTTLED_TOPIC, 0).unwrap_or(0);
+        if end > 0 && started.is_none() {
+            started = Some(Instant::now());
+        }
+        if end == THROTTLED_RECORD_COUNT {
+            break started.map_or(Duration::ZERO, |started| started.elapsed());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "broker 2 copied {end} of {THROTTLED_RECORD_COUNT} records:\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let executed = execute.join().expect("the tool's thread");
+    assert!(executed.status.success(), "{executed:?}");
+    assert!(executed.stdout.contains("The inter-broker throttle limit was set to 1000000 B/s"), "{}", executed.stdout);
+    // Unthrottled, the copy takes a fraction of a second here. Throttled, the meter lets through
+    // up to (windows - 1) seconds' worth at once (3 of the 4.5 MB, 1 MiB a fetch), and the rest
+    // only once the first window has left the 4-second ring: about 3 s at least, the rate's 4.5 s
+    // in practice. The bound is half the time the rate implies.
+    let implied = Duration::from_secs_f64(log_bytes as f64 / THROTTLE_RATE_BYTES as f64);
+    assert!(
+        copied >= implied / 2,
+        "{log_bytes} bytes copied in {copied:?} at a throttle of {THROTTLE_RATE_BYTES} B/s (implied {implied:?})"
+    );
+    eprintln!("{log_bytes} bytes copied in {copied:?} at {THROTTLE_RATE_BYTES} B/s (bound {:?})", implied / 2);
+    // Identical logs (replication copies batches byte for byte).
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while second.partition_gauge("log_size_bytes", THROTTLED_TOPIC, 0) != Some(log_bytes) {
+        assert!(Instant::now() < deadline, "broker 2's log never reached {log_bytes} bytes");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // --verify: completed, and the throttles are cleared, as Kafka's tool clears them.
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let verified = loop {
+        let verified = succeeds(
+            first,
+            "reassign.ReassignPartitionsCommand",
+            &["--reassignment-json-file", &plan_path, "--verify"],
+            b"",
+        );
+        if verified.contains(&format!("Reassignment of partition {THROTTLED_TOPIC}-0 is completed.")) {
+            break verified;
+        }
+        assert!(Instant::now() < deadline, "never completed: {verified}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(verified.contains("Clearing broker-level throttles on broker"), "{verified}");
+    assert!(verified.contains(&format!("Clearing topic-level throttles on topic {THROTTLED_TOPIC}")), "{verified}");
+    let topic = ["--describe", "--entity-type", "topics", "--entity-name", THROTTLED_TOPIC];
+    let configs = succeeds(second, "ConfigCommand", &topic, b"");
+    assert!(!configs.contains("replication.throttled"), "{configs}");
+    for broker in ["1", "2"] {
+        let configs =
+            succeeds(third, "ConfigCommand", &["--describe", "--entity-type", "brokers", "--entity-name", broker], b"");
+        assert!(!configs.contains("replication.throttled"), "broker {broker}: {configs}");
+    }
 }

@@ -7,7 +7,9 @@
 //!
 //! Must not know: where the sets are stored (a file on one node, the metadata log in a cluster),
 //! shards, requests. The keys are the broker synonyms of `config::topic`'s keys, so a topic's
-//! value and its broker default are checked by the same rule.
+//! value and its broker default are checked by the same rule; besides them, the replication
+//! quotas (`leader.replication.throttled.rate`, `follower.replication.throttled.rate`, bytes per
+//! second), which the fetch paths read (`runtime::replication_quota`).
 
 use std::collections::BTreeMap;
 
@@ -37,18 +39,43 @@ pub enum BrokerConfigRefusal {
     NotDynamic(String),
 }
 
+/// Kafka's replication quotas (`QuotaConfig`), bytes per second: a leader's serving of, and a
+/// follower's copying of, the throttled replicas (`*.replication.throttled.replicas`).
+pub const LEADER_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
+pub const FOLLOWER_THROTTLED_RATE: &str = "follower.replication.throttled.rate";
+
+/// The dynamic broker keys that are no topic key's default.
+pub const BROKER_ONLY_KEYS: &[&str] = &[FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE];
+
+/// A replication rate when none is set: Kafka's `Long.MAX_VALUE`, no throttle.
+pub const THROTTLED_RATE_DEFAULT: i64 = i64::MAX;
+
 /// The topic key a dynamic broker key is the default of.
 fn topic_key_of(broker_key: &str) -> Option<&'static topic::TopicKey> {
+    if broker_key == topic::NO_BROKER_SYNONYM {
+        return None;
+    }
     topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == broker_key)
 }
 
 /// Whether `key` is a broker key Skua changes at runtime.
 pub fn is_dynamic(key: &str) -> bool {
-    topic_key_of(key).is_some()
+    topic_key_of(key).is_some() || BROKER_ONLY_KEYS.contains(&key)
 }
 
 /// Checks one dynamic broker key and value: the normalised value to store.
 pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
+    if BROKER_ONLY_KEYS.contains(&key) {
+        // Kafka's LONG, at least 0 (its messages).
+        let invalid = |reason: &str| {
+            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
+        };
+        let rate: i64 = value.trim().parse().map_err(|_| invalid("Not a number of type LONG"))?;
+        if rate < 0 {
+            return Err(invalid("Value must be at least 0"));
+        }
+        return Ok(rate.to_string());
+    }
     let Some(topic_key) = topic_key_of(key) else {
         return Err(BrokerConfigRefusal::NotDynamic(key.to_string()));
     };
@@ -68,6 +95,12 @@ impl DynamicBrokerConfigs {
             return Some((value, SOURCE_DYNAMIC_BROKER_CONFIG));
         }
         self.default.get(key).map(|value| (value.as_str(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG))
+    }
+
+    /// A replication rate (`LEADER_THROTTLED_RATE`, `FOLLOWER_THROTTLED_RATE`), bytes per second:
+    /// this broker's, else the cluster default, else unthrottled.
+    pub fn throttled_rate_bytes(&self, key: &str) -> i64 {
+        self.value(key).and_then(|(value, _)| value.parse().ok()).unwrap_or(THROTTLED_RATE_DEFAULT)
     }
 
     /// The broker configuration `config` becomes with these dynamic values applied. A stored
@@ -163,6 +196,22 @@ mod tests {
         assert_eq!(check("log.dirs", "/tmp"), Err(BrokerConfigRefusal::NotDynamic("log.dirs".to_string())));
         assert_eq!(check("unclean.leader.election.enable", "TRUE"), Ok("true".to_string()));
         assert!(is_dynamic("log.segment.bytes") && is_dynamic("message.max.bytes") && !is_dynamic("retention.ms"));
+        assert!(is_dynamic(LEADER_THROTTLED_RATE) && !is_dynamic(""));
+        // Observed against Kafka 4.4 (`kafka-configs --alter --entity-type brokers`).
+        assert_eq!(check(LEADER_THROTTLED_RATE, " 7"), Ok("7".to_string()));
+        for (value, message) in [
+            ("-1", "Invalid value -1 for configuration leader.replication.throttled.rate: Value must be at least 0"),
+            ("1.5", "Invalid value 1.5 for configuration leader.replication.throttled.rate: Not a number of type LONG"),
+        ] {
+            assert_eq!(
+                check(LEADER_THROTTLED_RATE, value),
+                Err(BrokerConfigRefusal::InvalidValue(message.to_string()))
+            );
+        }
+        let mut dynamic = DynamicBrokerConfigs::default();
+        assert_eq!(dynamic.throttled_rate_bytes(FOLLOWER_THROTTLED_RATE), i64::MAX);
+        dynamic.default.insert(FOLLOWER_THROTTLED_RATE.to_string(), "500".to_string());
+        assert_eq!(dynamic.throttled_rate_bytes(FOLLOWER_THROTTLED_RATE), 500);
     }
 
     #[test]

@@ -59,8 +59,10 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
 pub const FLUSH_MESSAGES: &str = "flush.messages";
+pub const FOLLOWER_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
 pub const FLUSH_MS: &str = "flush.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
@@ -70,6 +72,10 @@ pub const RETENTION_MS: &str = "retention.ms";
 pub const SEGMENT_BYTES: &str = "segment.bytes";
 pub const SEGMENT_MS: &str = "segment.ms";
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
+
+/// The `broker_synonym` of a topic key no broker key stands behind (Kafka lists none): its value,
+/// unset, is its own default.
+pub const NO_BROKER_SYNONYM: &str = "";
 
 /// The keys a topic may set, sorted by name (as DescribeConfigs lists them).
 pub const TOPIC_KEYS: &[TopicKey] = &[
@@ -109,10 +115,24 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
          following the broker's skua.fsync.policy.",
     ),
     key(
+        FOLLOWER_THROTTLED_REPLICAS,
+        ConfigType::List,
+        NO_BROKER_SYNONYM,
+        "The replicas (partition:broker pairs, or * for all) whose copying by this broker as follower \
+         is held to its follower.replication.throttled.rate while they are out of the ISR.",
+    ),
+    key(
         INDEX_INTERVAL_BYTES,
         ConfigType::Int,
         "log.index.interval.bytes",
         "Bytes of batches between two entries of a segment's offset index.",
+    ),
+    key(
+        LEADER_THROTTLED_REPLICAS,
+        ConfigType::List,
+        NO_BROKER_SYNONYM,
+        "The replicas (partition:broker pairs, or * for all) whose leader, on that broker, serves its \
+         out-of-ISR followers within its leader.replication.throttled.rate.",
     ),
     key(
         MAX_MESSAGE_BYTES,
@@ -183,8 +203,6 @@ const KAFKA_KEYS_NOT_HONOURED: &[&str] = &[
     "delete.retention.ms",
     "errors.deadletterqueue.group.enable",
     "file.delete.delay.ms",
-    "follower.replication.throttled.replicas",
-    "leader.replication.throttled.replicas",
     "local.retention.bytes",
     "local.retention.ms",
     "max.compaction.lag.ms",
@@ -257,6 +275,32 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
             Ok(level.to_string())
         }
         FLUSH_MESSAGES => at_least(long()?, 1),
+        FOLLOWER_THROTTLED_REPLICAS | LEADER_THROTTLED_REPLICAS => {
+            // Kafka's LIST parsing, then its ThrottledReplicaListValidator (the message shows the
+            // parsed list as Java prints one).
+            let items: Vec<&str> =
+                if trimmed.is_empty() { Vec::new() } else { trimmed.split(',').map(str::trim).collect() };
+            let replica = |item: &&str| {
+                item.is_empty()
+                    || item.split_once(':').is_some_and(|(partition, broker)| {
+                        [partition, broker]
+                            .iter()
+                            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+                    })
+            };
+            if items.iter().all(replica) || items.concat() == "*" {
+                Ok(items.join(","))
+            } else {
+                Err(TopicConfigError::InvalidValue {
+                    key: name.to_string(),
+                    value: format!("[{}]", items.join(", ")),
+                    reason: format!(
+                        "{name} must be the literal '*' or a list of replicas in the following format: \
+                         [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+                    ),
+                })
+            }
+        }
         FLUSH_MS | RETENTION_BYTES | RETENTION_MS => match name {
             FLUSH_MS => at_least(long()?, 0),
             _ => at_least(long()?, -1),
@@ -410,6 +454,17 @@ impl TopicSettings {
     }
 }
 
+/// Whether a checked `*.replication.throttled.replicas` value names `partition`'s replica on
+/// `broker` (`*`: every replica), as Kafka's broker reads the list for itself.
+pub fn throttles(list: &str, partition: i32, broker: i32) -> bool {
+    list == "*"
+        || list.split(',').any(|item| {
+            item.split_once(':').is_some_and(|(listed_partition, listed_broker)| {
+                listed_partition.parse() == Ok(partition) && listed_broker.parse() == Ok(broker)
+            })
+        })
+}
+
 /// Kafka's `compression.zstd.level` default.
 pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 
@@ -442,6 +497,7 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
             CompressionType::Producer => ZSTD_LEVEL_DEFAULT.to_string(),
         },
         FLUSH_MESSAGES => flush_messages.to_string(),
+        FOLLOWER_THROTTLED_REPLICAS | LEADER_THROTTLED_REPLICAS => String::new(),
         FLUSH_MS => flush_ms.to_string(),
         INDEX_INTERVAL_BYTES => broker.log.index_interval_bytes.to_string(),
         MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
@@ -484,6 +540,14 @@ pub fn describe(
             let mut synonyms = Vec::new();
             if let Some(value) = overrides.get(key.name) {
                 synonyms.push((key.name.to_string(), value.clone(), source::DYNAMIC_TOPIC_CONFIG));
+            }
+            if key.broker_synonym == NO_BROKER_SYNONYM {
+                // Kafka lists no synonym but the topic's own setting; unset, the key's default.
+                let (value, source) =
+                    synonyms.first().map_or((String::new(), source::DEFAULT_CONFIG), |(_, value, _)| {
+                        (value.clone(), source::DYNAMIC_TOPIC_CONFIG)
+                    });
+                return Described { name: key.name, value, source, kind: key.kind, doc: key.doc, synonyms };
             }
             if super::dynamic::is_dynamic(key.broker_synonym) {
                 if let Some(value) = dynamic.own.get(key.broker_synonym) {
@@ -548,12 +612,32 @@ mod tests {
                 "Invalid value abc for configuration message.timestamp.before.max.ms: Not a number of type LONG",
             ),
         ];
+        // Observed against Kafka 4.4 (`kafka-configs --alter --add-config`): the list as Java prints it.
+        let throttle_refusal = |list: &str| {
+            format!(
+                "Invalid value {list} for configuration leader.replication.throttled.replicas: \
+                 leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the \
+                 following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+            )
+        };
+        let cases = cases.into_iter().map(|(name, value, message)| (name, value, message.to_string())).chain([
+            ("leader.replication.throttled.replicas", "abc", throttle_refusal("[abc]")),
+            ("leader.replication.throttled.replicas", "1:1,*", throttle_refusal("[1:1, *]")),
+            ("leader.replication.throttled.replicas", "0:-1", throttle_refusal("[0:-1]")),
+            ("leader.replication.throttled.replicas", " 0 : 1 ", throttle_refusal("[0 : 1]")),
+        ]);
         for (name, value, message) in cases {
             assert_eq!(check(name, value).expect_err(name).to_string(), message, "{name}={value}");
         }
         assert_eq!(check("retention.ms", " 100").expect("trimmed"), "100");
         assert_eq!(check("cleanup.policy", "compact, delete").expect("a list"), "compact,delete");
         assert_eq!(check("unclean.leader.election.enable", "TRUE").expect("any case"), "true");
+        assert_eq!(check(LEADER_THROTTLED_REPLICAS, "0:1, 1:2").expect("pairs"), "0:1,1:2");
+        assert_eq!(check(FOLLOWER_THROTTLED_REPLICAS, " * ").expect("all"), "*");
+        assert_eq!(check(FOLLOWER_THROTTLED_REPLICAS, "").expect("none"), "");
+        assert!(
+            throttles("0:1,1:2", 1, 2) && !throttles("0:1,1:2", 1, 1) && throttles("*", 7, 3) && !throttles("", 0, 1)
+        );
         assert!(matches!(check("preallocate", "true"), Err(TopicConfigError::NotSupported(_))));
         assert!(matches!(check("retention.ms", "1\n2"), Err(TopicConfigError::ControlCharacter(_))));
         assert!(matches!(check("max.message.bytes", "2000000000"), Err(TopicConfigError::InvalidValue { .. })));

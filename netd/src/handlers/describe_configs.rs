@@ -98,7 +98,21 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
             }
         })
         .collect();
-    for key in topic::TOPIC_KEYS {
+    // The replication rates, as Kafka lists them: only when set, with their dynamic synonyms.
+    for name in crate::config::dynamic::BROKER_ONLY_KEYS {
+        let mut synonyms = Vec::new();
+        if let Some(value) = dynamic.own.get(*name) {
+            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
+        }
+        if let Some(value) = dynamic.default.get(*name) {
+            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
+        }
+        if let Some((_, value, source)) = synonyms.first().cloned() {
+            let kind = ConfigType::Long;
+            entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
+        }
+    }
+    for key in topic::TOPIC_KEYS.iter().filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) {
         let name = key.broker_synonym;
         let dynamic_key = crate::config::dynamic::is_dynamic(name);
         let mut synonyms = Vec::new();
@@ -136,10 +150,14 @@ fn default_broker_entries(dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
             name: name.clone(),
             value: value.clone(),
             source: SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
-            kind: topic::TOPIC_KEYS
-                .iter()
-                .find(|key| key.broker_synonym == name)
-                .map_or(ConfigType::String, |key| key.kind),
+            kind: topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == name).map_or(
+                if crate::config::dynamic::BROKER_ONLY_KEYS.contains(&name.as_str()) {
+                    ConfigType::Long
+                } else {
+                    ConfigType::String
+                },
+                |key| key.kind,
+            ),
             read_only: false,
             doc: None,
             synonyms: vec![(name.clone(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG)],

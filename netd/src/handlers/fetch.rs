@@ -23,7 +23,9 @@
 //! how far that follower is (`Partitions::follower_fetched`, once per request): what the high
 //! watermark follows. A follower names the epoch its log ends in (`last_fetched_epoch`); if its
 //! log diverges from the leader's there, the answer is the diverging epoch and no records
-//! (`Partition::diverging_epoch`), and its offset counts for nothing.
+//! (`Partition::diverging_epoch`), and its offset counts for nothing. Replication throttles
+//! (`runtime::replication_quota`): a throttled replica's follower outside the ISR gets no records
+//! while this broker's leader meter is over `leader.replication.throttled.rate`.
 //!
 //! KIP-392: from v11 a consumer's fetch may go to any replica (a follower serves up to its high
 //! watermark); with `replica.selector.class` set to Kafka's `RackAwareReplicaSelector`, a leader
@@ -62,6 +64,7 @@ use kafka_protocol::ResponseError;
 use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
 use super::leader_hints::Hints;
+use crate::clock::now_ms;
 use crate::codec::frame::{decode_body, Frame};
 use crate::codec::{errors, fetch_encode};
 use crate::limits::FETCH_WAIT_MS_MAX;
@@ -69,6 +72,7 @@ use crate::runtime::budget::{self, Permit};
 use crate::runtime::context::ShardContext;
 use crate::runtime::fetch_sessions::{Answered, Plan as SessionPlan, SessionError, Told, TopicKey, Wanted};
 use crate::runtime::file_read;
+use crate::runtime::replication_quota::{Side, Throttle};
 use crate::runtime::state::ShardState;
 
 /// A plan's file bytes, read through the shard's ring into one (pooled) buffer charged to
@@ -166,6 +170,7 @@ fn read_partition(
     state: &ShardState,
     image: Option<&cluster::image::MetadataImage>,
     rack_aware: bool,
+    throttle: Option<&Throttle>,
     item: &Item,
     room: u64,
 ) -> (PartitionData, Option<ReadPlan>, Option<LogId>) {
@@ -214,6 +219,22 @@ fn read_partition(
             return (data, None, Some(id));
         }
     }
+    // A throttled replica's follower outside the ISR gets nothing while the leader's replication
+    // meter is over its rate (Kafka's `shouldLeaderThrottle`); nor is it watched, as Kafka's
+    // delayed fetch does not count its bytes: the fetch waits its time out, the throttle's pause.
+    let throttle = match (throttle, item.replica) {
+        (Some(throttle), Some(follower)) if throttle.throttles(&item.topic, item.partition) => {
+            Some((throttle, follower))
+        }
+        _ => None,
+    };
+    if let Some((throttle, follower)) = throttle {
+        let in_sync = replica.replication().is_some_and(|replication| replication.isr.contains(&follower));
+        if !in_sync && throttle.exceeded(now_ms()) {
+            data.records = Some(Bytes::new());
+            return (data, None, None);
+        }
+    }
     let partition_max = item.partition_max_bytes.min(room.max(1));
     data.records = Some(Bytes::new());
     let mut plan = None;
@@ -224,7 +245,13 @@ fn read_partition(
         }
         Ok(_) if room == 0 => {}
         Ok(start) => match state.partitions.read(id, start, partition_max, bound) {
-            Ok(found) => plan = found,
+            Ok(found) => {
+                // Every byte of a throttled replica counts, in sync or not (Kafka's leader quota).
+                if let (Some((throttle, _)), Some(found)) = (throttle, found.as_ref()) {
+                    throttle.meter.record(found.size_bytes, now_ms());
+                }
+                plan = found;
+            }
             Err(error) => {
                 data.records = None;
                 data.error_code = errors::replica_error_code(&error);
@@ -259,6 +286,11 @@ fn read_on_shard(
     }
     let rack_aware = shard.config.rack_aware_reads && items.iter().any(|item| item.client_rack.is_some());
     let image = if rack_aware { shard.image() } else { None };
+    // Only a follower's fetch can be throttled; a consumer's looks nothing up.
+    let catalog = items.iter().any(|item| item.replica.is_some()).then(|| shard.catalog());
+    let quotas = &shard.budgets.replication_quotas;
+    let throttle =
+        catalog.as_deref().and_then(|catalog| Throttle::of(catalog, quotas, Side::Leader, shard.config.node_id));
     let mut room = room_bytes;
     let mut first = matches!(pass, Pass::Round { .. });
     let mut watched = Vec::with_capacity(items.len());
@@ -267,7 +299,8 @@ fn read_on_shard(
         .map(|item| {
             // Past the response limit only the first partition may still return data.
             let allowed = if first { room.max(1) } else { room };
-            let (data, plan, id) = read_partition(&state, image.as_deref(), rack_aware, item, allowed);
+            let (data, plan, id) =
+                read_partition(&state, image.as_deref(), rack_aware, throttle.as_ref(), item, allowed);
             watched.extend(id);
             let size = plan.as_ref().map_or(0, |plan| plan.size_bytes);
             if size > 0 {
@@ -304,7 +337,7 @@ fn trim_to_limit(plans: &mut [Option<ReadPlan>], response_bytes_max: u64) -> (u6
 /// A follower's fetch offsets (and log starts), recorded by the leader (after the same epoch and leadership checks
 /// as the read; a refused partition records nothing and its read answers the error).
 fn record_follower_progress(state: &mut ShardState, items: &[Item]) {
-    let now = crate::clock::now_ms();
+    let now = now_ms();
     for item in items {
         let (Some(replica), Ok(offset)) = (item.replica, u64::try_from(item.fetch_offset)) else { continue };
         let Ok((id, _)) = lookup(state, item) else {

@@ -4,8 +4,9 @@
 //! the topic's own configs, each value checked as `config::topic` checks it; the new set replaces
 //! the old one durably and applies to the topic's partitions (the controller's business).
 //! `validate_only` checks and changes nothing. Deleting a key that is not set (or that Kafka does
-//! not know) succeeds and changes nothing, as in Kafka: `kafka-reassign-partitions --verify`
-//! clears the replication throttles (`*.replication.throttled.*`) of every moved topic so.
+//! not know) succeeds and changes nothing, as in Kafka (`kafka-reassign-partitions --verify`
+//! deletes `replica.alter.log.dirs.io.max.bytes.per.second`, which Skua does not hold, beside the
+//! replication throttles).
 //!
 //! Brokers (name "": the cluster-wide default, else this broker's id): the dynamic broker configs
 //! of `config::dynamic` (the log defaults topics inherit), checked as Kafka checks them (a bad

@@ -1,5 +1,6 @@
 //! Broker-wide budgets: bytes of request frames held, requests not yet handled, file bytes of
-//! Fetch responses not yet written, and connections (in total and per client address).
+//! Fetch responses not yet written, connections (in total and per client address), and the
+//! replication quotas' meters (`replication_quota`).
 //!
 //! Owns: counting what is held against a named maximum and handing out permits that give it back
 //! when dropped. Knows nothing of sockets or the protocol; the connection code decides what to
@@ -167,6 +168,9 @@ pub struct Budgets {
     /// `skua.fetch.buffered.bytes.max`: file bytes read for Fetch responses not yet written.
     pub fetch_bytes: Arc<Budget>,
     pub connections: Connections,
+    /// The replication rates this broker's leaders serve and its followers copy at (shared by
+    /// every shard, so the quotas are the broker's).
+    pub replication_quotas: crate::runtime::replication_quota::ReplicationQuotas,
 }
 
 impl Budgets {
@@ -176,6 +180,7 @@ impl Budgets {
             requests: Budget::new("queued.max.requests", config.queued_requests_max),
             fetch_bytes: Budget::new("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
             connections: Connections::new(config.connections_max, config.connections_per_ip_max),
+            replication_quotas: crate::runtime::replication_quota::ReplicationQuotas::new(config),
         })
     }
 }

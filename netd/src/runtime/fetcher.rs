@@ -19,7 +19,10 @@
 //! leader's log start in every response moves the follower's up to it, within the follower's
 //! high watermark (`Partitions::follow_log_start`: DeleteRecords and retention reach followers
 //! this way). Which partitions to follow comes from the
-//! metadata image (`ShardState::assign` fills `ShardState::followed`).
+//! metadata image (`ShardState::assign` fills `ShardState::followed`). Replication throttles
+//! (`runtime::replication_quota`): while this broker's follower meter is over
+//! `follower.replication.throttled.rate`, its throttled replicas outside the ISR are left out of
+//! its fetches.
 //!
 //! Must not know: how the leader decides the high watermark; Kafka error codes beyond telling
 //! "retry after the next image" from "done".
@@ -48,6 +51,7 @@ use crate::limits::{
     REPLICA_FETCH_PARTITION_BYTES_MAX, REPLICA_FETCH_RESPONSE_BYTES_MAX, REPLICA_FETCH_WAIT_MS, TICK_MS,
 };
 use crate::runtime::context::ShardContext;
+use crate::runtime::replication_quota::{Side, Throttle};
 
 /// The Fetch version followers send: v12, the newest that names topics (a follower's fetch
 /// needs no session or topic id).
@@ -78,6 +82,8 @@ struct Wanted {
     last_fetched_epoch: i32,
     /// The follower's log start, reported to the leader (its DeleteRecords waits for it).
     log_start: Offset,
+    /// This replica is in the partition's ISR (the image's): never throttled.
+    in_sync: bool,
 }
 
 /// The partitions this shard follows from `leader`, each from its committed end.
@@ -97,6 +103,9 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
             };
             let last_fetched_epoch = replica.last_epoch().map_or(-1, |epoch| epoch.0);
             let log_start = state.partitions.log_start_offset(id).ok()?;
+            let key = (topic.clone(), *partition);
+            let me = context.config.node_id;
+            let in_sync = state.assignments.get(&key).is_some_and(|assignment| assignment.isr.contains(&me));
             Some(Wanted {
                 topic: topic.clone(),
                 partition: *partition,
@@ -105,9 +114,29 @@ fn wanted_from(context: &ShardContext, leader: i32) -> Vec<Wanted> {
                 epoch: target.epoch,
                 last_fetched_epoch,
                 log_start,
+                in_sync,
             })
         })
         .collect()
+}
+
+/// `wanted` without the throttled replicas outside the ISR while this broker's follower meter is
+/// over `follower.replication.throttled.rate` (Kafka's `shouldFollowerThrottle`), and whether the
+/// replicas fetched are throttled ones (their bytes are counted).
+fn unthrottled(context: &ShardContext, wanted: Vec<Wanted>) -> (Vec<Wanted>, Vec<bool>) {
+    let catalog = context.catalog();
+    let quotas = &context.budgets.replication_quotas;
+    let Some(throttle) = Throttle::of(&catalog, quotas, Side::Follower, context.config.node_id) else {
+        let count = wanted.len();
+        return (wanted, vec![false; count]);
+    };
+    let exceeded = throttle.exceeded(now_ms());
+    wanted
+        .into_iter()
+        .map(|entry| (throttle.throttles(&entry.topic, entry.partition), entry))
+        .filter(|(throttled, entry)| !(*throttled && exceeded && !entry.in_sync))
+        .map(|(throttled, entry)| (entry, throttled))
+        .unzip()
 }
 
 /// The client address `leader` registered (its first endpoint), from this broker's image.
@@ -127,6 +156,12 @@ async fn fetch_from(context: Rc<ShardContext>, leader: i32) {
         let wanted = wanted_from(&context, leader);
         if wanted.is_empty() {
             return;
+        }
+        let (wanted, throttled) = unthrottled(&context, wanted);
+        if wanted.is_empty() {
+            // Every partition is held back by the follower quota: ask again once the meter moved.
+            compio::time::sleep(Duration::from_millis(TICK_MS)).await;
+            continue;
         }
         let stream = match connection.as_mut() {
             Some(stream) => stream,
@@ -167,7 +202,7 @@ async fn fetch_from(context: Rc<ShardContext>, leader: i32) {
                 continue;
             }
         };
-        let outcome = apply_response(&context, leader, &wanted, response);
+        let outcome = apply_response(&context, leader, &wanted, &throttled, response);
         if outcome.retry_later {
             compio::time::sleep(backoff).await;
         }
@@ -247,7 +282,13 @@ struct Outcome {
 }
 
 /// Appends each partition's batches and takes the leader's high watermark, on this shard.
-fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], response: FetchResponse) -> Outcome {
+fn apply_response(
+    context: &ShardContext,
+    leader: i32,
+    wanted: &[Wanted],
+    throttled: &[bool],
+    response: FetchResponse,
+) -> Outcome {
     let mut outcome = Outcome::default();
     if response.error_code != 0 {
         outcome.retry_later = true;
@@ -257,9 +298,10 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
     let now = now_ms();
     for topic in response.responses {
         for data in topic.partitions {
-            let Some(entry) = wanted
+            let Some((entry, throttled)) = wanted
                 .iter()
-                .find(|entry| entry.topic == topic.topic.as_str() && entry.partition == data.partition_index)
+                .zip(throttled)
+                .find(|(entry, _)| entry.topic == topic.topic.as_str() && entry.partition == data.partition_index)
             else {
                 continue;
             };
@@ -306,6 +348,10 @@ fn apply_response(context: &ShardContext, leader: i32, wanted: &[Wanted], respon
                 continue;
             }
             if let Some(records) = data.records.filter(|records| !records.is_empty()) {
+                // Every byte of a throttled replica counts, in sync or not (Kafka's follower quota).
+                if *throttled {
+                    context.budgets.replication_quotas.follower.record(records.len() as u64, now);
+                }
                 let appended = ValidatedBatches::validate(records)
                     .map_err(|error| replica::ReplicaError::from(engine::EngineError::from(error)))
                     .and_then(|batches| state.partitions.append_replicated(entry.id, &batches, now));

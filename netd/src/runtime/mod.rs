@@ -14,7 +14,8 @@
 //! - [`connection`] — a connection's frames within the budgets, responses in request order.
 //! - [`committer`] — the group committer task; [`ticker`] — the shard's timer.
 //! - [`controller`] — the task on shard 0 that creates, grows and deletes topics across shards.
-//! - [`budget`] — the broker-wide budgets (request and fetch memory, connections).
+//! - [`budget`] — the broker-wide budgets (request and fetch memory, connections, and the
+//!   replication quotas of [`replication_quota`]: the throttled-replica rate meters).
 //! - [`fetch_sessions`] — a shard's incremental fetch sessions (KIP-227).
 //! - [`file_read`] — fetches' file reads through the shard's io_uring (never blocking it).
 //! - [`metrics`] — the metrics endpoint: its HTTP thread, and scrapes of every shard's counts.
@@ -30,6 +31,7 @@ pub mod file_read;
 pub mod isr;
 pub mod metrics;
 pub mod offsets;
+pub mod replication_quota;
 pub mod shard;
 pub mod state;
 pub mod ticker;
