@@ -63,7 +63,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use replica::{ReadBound, ReadPlan, ReplicaError, ReplicaId, Role};
 
-use super::leader_hints::Hints;
+use super::leader_hints::{node_endpoints, Hints};
 use crate::clock::now_ms;
 use crate::codec::frame::{decode_body, Frame};
 use crate::codec::{errors, fetch_encode};
@@ -371,18 +371,7 @@ fn add_leader_hints(context: &ShardContext, response: &mut FetchResponse) {
             data.current_leader.leader_epoch = leader.epoch;
         }
     }
-    response.node_endpoints = hints
-        .endpoints
-        .into_values()
-        .map(|endpoint| {
-            let mut node = NodeEndpoint::default();
-            node.node_id = BrokerId(endpoint.id);
-            node.host = StrBytes::from_string(endpoint.host);
-            node.port = endpoint.port;
-            node.rack = endpoint.rack.map(StrBytes::from_string);
-            node
-        })
-        .collect();
+    response.node_endpoints = node_endpoints!(hints, NodeEndpoint);
 }
 
 /// How the request names `topic`: by name before v13, by id from v13.

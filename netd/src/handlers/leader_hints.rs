@@ -7,8 +7,9 @@
 //! has them, (-1, -1) for a partition it does not know or that has no leader; an endpoint only
 //! for a leader that is registered and not fenced (the client listener, as Metadata answers it).
 //!
-//! Owns: the lookup in the image. It knows neither response type; each handler copies what it
-//! gets into its own.
+//! Owns: the lookup in the image, and [`node_endpoints!`], which copies the endpoints found into
+//! either response's own `NodeEndpoint` type (Fetch's and Produce's are distinct generated types
+//! with the same fields).
 
 use std::collections::BTreeMap;
 
@@ -65,3 +66,23 @@ fn client_endpoint(image: &MetadataImage, id: BrokerId) -> Option<NodeEndpoint> 
         rack: broker.rack.clone(),
     })
 }
+
+/// The endpoints gathered in `hints` (a [`Hints`], consumed) as a response's `node_endpoints`, of
+/// the generated type `$endpoint` (Fetch's or Produce's `NodeEndpoint`).
+macro_rules! node_endpoints {
+    ($hints:expr, $endpoint:ty) => {
+        $hints
+            .endpoints
+            .into_values()
+            .map(|endpoint| {
+                let mut node = <$endpoint>::default();
+                node.node_id = kafka_protocol::messages::BrokerId(endpoint.id);
+                node.host = kafka_protocol::protocol::StrBytes::from_string(endpoint.host);
+                node.port = endpoint.port;
+                node.rack = endpoint.rack.map(kafka_protocol::protocol::StrBytes::from_string);
+                node
+            })
+            .collect()
+    };
+}
+pub(crate) use node_endpoints;

@@ -24,11 +24,10 @@ use engine::EngineError;
 use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use replica::{Ack, Acks};
 
-use super::leader_hints::Hints;
+use super::leader_hints::{node_endpoints, Hints};
 use super::Reply;
 use crate::clock::now_ms;
 use crate::codec::errors;
@@ -58,18 +57,7 @@ fn add_leader_hints(context: &ShardContext, response: &mut ProduceResponse, name
             result.current_leader.leader_epoch = leader.epoch;
         }
     }
-    response.node_endpoints = hints
-        .endpoints
-        .into_values()
-        .map(|endpoint| {
-            let mut node = NodeEndpoint::default();
-            node.node_id = BrokerId(endpoint.id);
-            node.host = StrBytes::from_string(endpoint.host);
-            node.port = endpoint.port;
-            node.rack = endpoint.rack.map(StrBytes::from_string);
-            node
-        })
-        .collect();
+    response.node_endpoints = node_endpoints!(hints, NodeEndpoint);
 }
 
 /// One partition's data, routed to its owner.
