@@ -62,6 +62,10 @@ pub enum TimestampType {
 pub struct LogConfig {
     pub segment_bytes: u64,
     pub segment_ms: i64,
+    /// Kafka's `segment.jitter.ms`: each segment rolls up to this much before `segment_ms`
+    /// (its own amount, below `min(segment_jitter_ms, segment_ms)`), so that the segments of
+    /// many logs created together do not all roll at once. 0: none.
+    pub segment_jitter_ms: i64,
     /// Negative: unlimited.
     pub retention_ms: i64,
     /// Negative: unlimited.
@@ -87,6 +91,7 @@ impl Default for LogConfig {
         LogConfig {
             segment_bytes: limits::SEGMENT_BYTES_DEFAULT,
             segment_ms: limits::SEGMENT_MS_DEFAULT,
+            segment_jitter_ms: 0,
             retention_ms: limits::RETENTION_MS_DEFAULT,
             retention_bytes: limits::RETENTION_BYTES_DEFAULT,
             index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
@@ -101,6 +106,22 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
+    /// The segment based at `base`'s share of `segment_jitter_ms`: how much earlier than
+    /// `segment_ms` it rolls. Kafka draws it at random per segment; here it is a hash of the
+    /// segment's base offset, so each segment has its own and a reopened log keeps it.
+    pub fn roll_jitter_ms(&self, base: u64) -> i64 {
+        let bound = self.segment_jitter_ms.min(self.segment_ms);
+        if bound <= 0 {
+            return 0;
+        }
+        // SplitMix64's finaliser: neighbouring base offsets get unrelated jitters.
+        let mut mixed = base.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        mixed ^= mixed >> 31;
+        (mixed % bound.unsigned_abs()) as i64
+    }
+
     pub fn validate(&self) -> Result<()> {
         if !(limits::SEGMENT_BYTES_MIN..=limits::SEGMENT_BYTES_MAX).contains(&self.segment_bytes) {
             return Err(EngineError::InvalidInput(format!(
@@ -112,6 +133,12 @@ impl LogConfig {
         }
         if self.segment_ms <= 0 {
             return Err(EngineError::InvalidInput(format!("segment.ms must be positive, got {}", self.segment_ms)));
+        }
+        if self.segment_jitter_ms < 0 {
+            return Err(EngineError::InvalidInput(format!(
+                "segment.jitter.ms must not be negative, got {}",
+                self.segment_jitter_ms
+            )));
         }
         if self.index_interval_bytes == 0 {
             return Err(EngineError::InvalidInput("index.interval.bytes must be positive".into()));

@@ -231,6 +231,38 @@ fn timestamp_lookup_finds_first_record_at_or_after() {
     }
 }
 
+/// `segment.jitter.ms`: a segment rolls by age `roll_jitter_ms(base)` before `segment_ms`, its
+/// own amount below the jitter bound; without jitter, at `segment_ms` exactly.
+#[test]
+fn segment_jitter_rolls_each_segment_its_own_amount_early() {
+    const SEGMENT_MS: i64 = 10_000;
+    for setup in Setup::all() {
+        for jitter_ms in [0, SEGMENT_MS] {
+            let context = format!("{} {:?} jitter {jitter_ms}", setup.name, setup.write_mode);
+            let config = LogConfig { segment_ms: SEGMENT_MS, segment_jitter_ms: jitter_ms, ..LogConfig::default() };
+            let early = config.roll_jitter_ms(0);
+            assert!((0..jitter_ms.max(1)).contains(&early), "{context}: {early}");
+            let mut shard = setup.shard();
+            let (id, _) = shard.open_log(&setup.dir(&format!("jitter-{jitter_ms}")), config, NOW_MS).expect("open");
+            let mut append_at = |at_ms: i64, index: u64| {
+                shard.append(id, &make_sized_batch(1, 100, index, at_ms), LeaderEpoch(3), at_ms).expect("append");
+                assert!(shard.commit(at_ms).failed.is_empty(), "{context}");
+                shard.log(id).expect("log").segment_count()
+            };
+            assert_eq!(append_at(NOW_MS, 0), 1, "{context}");
+            let roll_at = NOW_MS + SEGMENT_MS - early;
+            assert_eq!(append_at(roll_at - 1, 1), 1, "{context}: not yet");
+            assert_eq!(append_at(roll_at, 2), 2, "{context}: rolled {early} ms early");
+        }
+    }
+    // Each segment its own share: different bases, different amounts, all below the bound
+    // (the smaller of the jitter and segment_ms).
+    let config = LogConfig { segment_ms: 5_000, segment_jitter_ms: 60_000, ..LogConfig::default() };
+    let shares: std::collections::BTreeSet<i64> = (0..100u64).map(|base| config.roll_jitter_ms(base * 37)).collect();
+    assert!(shares.len() > 50, "{shares:?}");
+    assert!(shares.iter().all(|share| (0..5_000).contains(share)), "{shares:?}");
+}
+
 #[test]
 fn retention_by_size_and_time_keeps_the_active_segment() {
     for setup in Setup::all() {

@@ -204,6 +204,11 @@ pub fn keys() -> Vec<Key> {
             "segment age before a roll (log.roll.hours also accepted)",
         ),
         key(
+            "log.roll.jitter.ms",
+            0,
+            "the most a segment rolls before its age reaches log.roll.ms (log.roll.jitter.hours also accepted)",
+        ),
+        key(
             "log.retention.ms",
             engine::limits::RETENTION_MS_DEFAULT,
             "time retention, -1 unlimited (log.retention.hours/minutes also accepted)",
@@ -796,7 +801,8 @@ fn endpoints(
 /// other is refused.
 fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     let known = keys();
-    let aliases = ["log.roll.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
+    let aliases =
+        ["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
     for key in values.keys() {
         if known.iter().any(|known| known.name == key) || aliases.contains(&key.as_str()) {
             continue;
@@ -867,6 +873,10 @@ impl Config {
             Some(_) => number(values, "log.roll.ms", 0i64)?,
             None => hours("log.roll.hours")?.unwrap_or(engine::limits::SEGMENT_MS_DEFAULT),
         };
+        let segment_jitter_ms = match values.get("log.roll.jitter.ms") {
+            Some(_) => number(values, "log.roll.jitter.ms", 0i64)?,
+            None => hours("log.roll.jitter.hours")?.unwrap_or(0),
+        };
         let flush_policy = match values.get("skua.fsync.policy").map_or(FSYNC_POLICY_DEFAULT, String::as_str) {
             "fsync-before-ack" => FlushPolicy::FsyncBeforeAck,
             "interval" => FlushPolicy::Interval {
@@ -887,6 +897,7 @@ impl Config {
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             segment_ms,
+            segment_jitter_ms,
             retention_ms,
             retention_bytes: number(values, "log.retention.bytes", engine::limits::RETENTION_BYTES_DEFAULT)?,
             flush_policy,
@@ -1274,6 +1285,7 @@ mod tests {
             "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
+            "log.roll.jitter.ms" => config.log.segment_jitter_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
             "log.retention.bytes" => config.log.retention_bytes.to_string(),
             "log.retention.check.interval.ms" => config.retention_check_interval_ms.to_string(),
@@ -1333,7 +1345,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 43, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 44, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

@@ -311,6 +311,7 @@ fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
         ("foo.bar=1", "Unknown topic config name: foo.bar"),
         ("retention.ms=abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
         ("preallocate=true", "Skua does not support the topic config preallocate yet"),
+        ("segment.jitter.ms=-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
     ] {
         let refused = alter(&broker, &["--add-config", change]);
         assert!(!refused.status.success(), "{change}: {}", refused.stdout);
@@ -325,8 +326,10 @@ fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
         &["--alter", "--entity-type", "topics", "--entity-name", "absent", "--delete-config", "retention.ms"],
     );
     assert!(!missing.status.success(), "{}\n{}", missing.stdout, missing.stderr);
-    // retention.ms and segment.ms at runtime: the segments written so far are rolled and deleted.
-    let shortened = alter(&broker, &["--add-config", "retention.ms=1000,segment.ms=1000"]);
+    // retention.ms and segment.ms at runtime: the segments written so far are rolled and deleted
+    // (segment.jitter.ms rolls each up to half a second earlier; the engine's log_behaviour tests
+    // its effect).
+    let shortened = alter(&broker, &["--add-config", "retention.ms=1000,segment.ms=1000,segment.jitter.ms=500"]);
     assert!(shortened.status.success(), "{}\n{}", shortened.stdout, shortened.stderr);
     let earliest = |broker: &Broker| {
         let offsets = kafka_tool(
@@ -349,6 +352,14 @@ fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
     let again = describe(&broker);
     assert!(again.stdout.contains("  max.message.bytes=10000 sensitive=false"), "{}", again.stdout);
     assert!(again.stdout.contains("  retention.ms=1000 sensitive=false"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains(
+            "  segment.jitter.ms=500 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:segment.jitter.ms=500, \
+             DEFAULT_CONFIG:log.roll.jitter.ms=0}"
+        ),
+        "{}",
+        again.stdout
+    );
     assert!(kcat_produces(&broker, "configured", 3000));
     assert!(!kcat_produces(&broker, "configured", 20_000));
 }

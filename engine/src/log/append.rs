@@ -189,7 +189,8 @@ impl Log {
         let active = self.active();
         let active_bytes = active.size_bytes + self.pending_bytes_for(active.base);
         let too_big = active_bytes + bytes.len() as u64 > self.config.segment_bytes;
-        let too_old = now_ms - active.created_ms >= self.config.segment_ms;
+        let roll_after_ms = self.config.segment_ms - self.config.roll_jitter_ms(active.base.0);
+        let too_old = now_ms - active.created_ms >= roll_after_ms;
         let offsets_overflow = last_offset.0 - active.base.0 > u64::from(u32::MAX);
         if active_bytes > 0 && (too_big || too_old || offsets_overflow) {
             self.roll(fs, now_ms)?;

@@ -134,6 +134,9 @@ impl DynamicBrokerConfigs {
         if let Some(value) = number("log.roll.ms") {
             log.segment_ms = value;
         }
+        if let Some(value) = number("log.roll.jitter.ms") {
+            log.segment_jitter_ms = value;
+        }
         if let Some(value) = number("log.index.interval.bytes") {
             log.index_interval_bytes = value.unsigned_abs();
         }

@@ -70,6 +70,7 @@ pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const RETENTION_MS: &str = "retention.ms";
 pub const SEGMENT_BYTES: &str = "segment.bytes";
+pub const SEGMENT_JITTER_MS: &str = "segment.jitter.ms";
 pub const SEGMENT_MS: &str = "segment.ms";
 pub const UNCLEAN_LEADER_ELECTION: &str = "unclean.leader.election.enable";
 
@@ -185,6 +186,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "log.segment.bytes",
         "The size at which a partition's active segment is rolled.",
     ),
+    key(
+        SEGMENT_JITTER_MS,
+        ConfigType::Long,
+        "log.roll.jitter.ms",
+        "The most a segment rolls before segment.ms, each segment its own amount below \
+         min(segment.jitter.ms, segment.ms), so that the segments of many partitions do not all roll at once.",
+    ),
     key(SEGMENT_MS, ConfigType::Long, "log.roll.ms", "The age at which a partition's active segment is rolled."),
     key(
         UNCLEAN_LEADER_ELECTION,
@@ -216,7 +224,6 @@ const KAFKA_KEYS_NOT_HONOURED: &[&str] = &[
     "remote.log.delete.on.disable",
     "remote.storage.enable",
     "segment.index.bytes",
-    "segment.jitter.ms",
 ];
 
 /// The key's entry in [`TOPIC_KEYS`].
@@ -332,6 +339,7 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
             }
             Ok(bytes)
         }
+        SEGMENT_JITTER_MS => at_least(long()?, 0),
         SEGMENT_MS => at_least(long()?, 1),
         UNCLEAN_LEADER_ELECTION => match trimmed.to_ascii_lowercase().as_str() {
             "true" => Ok("true".to_string()),
@@ -403,6 +411,9 @@ impl TopicSettings {
         }
         if let Some(value) = number(SEGMENT_MS) {
             log.segment_ms = value;
+        }
+        if let Some(value) = number(SEGMENT_JITTER_MS) {
+            log.segment_jitter_ms = value;
         }
         if let Some(value) = number(INDEX_INTERVAL_BYTES) {
             log.index_interval_bytes = value.unsigned_abs();
@@ -511,6 +522,7 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
         RETENTION_BYTES => broker.log.retention_bytes.to_string(),
         RETENTION_MS => broker.log.retention_ms.to_string(),
         SEGMENT_BYTES => broker.log.segment_bytes.to_string(),
+        SEGMENT_JITTER_MS => broker.log.segment_jitter_ms.to_string(),
         SEGMENT_MS => broker.log.segment_ms.to_string(),
         UNCLEAN_LEADER_ELECTION => {
             broker.cluster.as_ref().is_some_and(|cluster| cluster.unclean_leader_election).to_string()
@@ -601,6 +613,7 @@ mod tests {
             ),
             ("max.message.bytes", "-1", "Invalid value -1 for configuration max.message.bytes: Value must be at least 0"),
             ("segment.ms", "0", "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+            ("segment.jitter.ms", "-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
             (
                 "message.timestamp.after.max.ms",
                 "-1",
