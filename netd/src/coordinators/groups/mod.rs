@@ -1179,9 +1179,7 @@ mod tests {
     #[test]
     fn leaving_empties_the_group_and_simple_commits_need_an_empty_group() {
         let mut coordinator = Coordinator::new(CONFIG);
-        let mut request = join("");
-        request.require_known_member_id = false;
-        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        let a = one_member_joined(&mut coordinator);
         assert_eq!(
             coordinator.check_commit("g", -1, "", None, 1, ILLEGAL),
             CommitCheck::Refused(ResponseError::UnknownMemberId.code())
@@ -1268,6 +1266,14 @@ mod tests {
         );
     }
 
+    /// A lone member joins group "g" at time 0 in one JoinGroup (no known member id required);
+    /// its id.
+    fn one_member_joined(coordinator: &mut Coordinator) -> String {
+        let mut request = join("");
+        request.require_known_member_id = false;
+        answer(&mut coordinator.join(request, 0)).expect("joined").member_id
+    }
+
     /// Members a (the leader) and b join group "g" at time 0; their ids and the generation they
     /// joined, before either syncs.
     fn two_members_joined(coordinator: &mut Coordinator) -> (String, String, i32) {
@@ -1352,9 +1358,7 @@ mod tests {
     #[test]
     fn empty_groups_are_recorded_and_snapshots_keep_membership() {
         let mut coordinator = Coordinator::new(CONFIG);
-        let mut request = join("");
-        request.require_known_member_id = false;
-        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        let a = one_member_joined(&mut coordinator);
         let mut synced = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"x"))], 1);
         assert_eq!(store(&mut coordinator, 1).len(), 1);
         assert_eq!(answer(&mut synced).expect("synced").error, 0);
@@ -1398,9 +1402,7 @@ mod tests {
     #[test]
     fn a_failed_membership_append_fails_the_sync() {
         let mut coordinator = Coordinator::new(CONFIG);
-        let mut request = join("");
-        request.require_known_member_id = false;
-        let a = answer(&mut coordinator.join(request, 0)).expect("joined").member_id;
+        let a = one_member_joined(&mut coordinator);
         let mut synced = coordinator.sync("g", 1, &a, None, vec![(a.clone(), Bytes::from_static(b"x"))], 1);
         let records = coordinator.take_group_records();
         let value = records[0].value.as_ref().expect("value");
