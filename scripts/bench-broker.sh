@@ -19,8 +19,9 @@ records=${RECORDS:-2000000}
 brokers=${BROKERS:-skua kafka kafka-fsync}
 record_size=1024
 partitions=16
-skua_port=49292
-kafka_port=49192
+# Below the ephemeral range (32768-60999): no outgoing connection from 127.0.0.1 can hold them.
+skua_port=29292
+kafka_port=29192
 
 if ! command -v perf >/dev/null 2>&1; then
     echo "bench-broker: installing linux-perf (Debian package)" >&2

@@ -3,7 +3,7 @@
 # one KRaft node (broker + controller) with its data under target/kafka-<port>/, or an N-node
 # KRaft cluster in combined mode under target/kafka-cluster/.
 #
-#   scripts/kafka-server.sh start [PORT] [key=value ...]   # default port 49192; waits until it serves
+#   scripts/kafka-server.sh start [PORT] [key=value ...]   # default port 29192; waits until it serves
 #   scripts/kafka-server.sh stop [PORT]                    # SIGTERM by pid, then SIGKILL after 30 s
 #
 #   scripts/kafka-server.sh cluster-start [N] [key=value ...]  # N nodes (default 3), formatted, serving
@@ -30,7 +30,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command=${1:-}
-port=${2:-49192}
+port=${2:-29192}
 controller_port=$((port + 1))
 dir="$PWD/target/kafka-$port"
 pidfile="$dir/kafka.pid"

@@ -73,8 +73,11 @@ const BROKER_KINDS: &[&str] = &[
     "kafka-cluster",
     "kafka-cluster-fsync",
 ];
-const SKUA_PORT: u16 = 49292;
-const KAFKA_PORT: u16 = 49192;
+/// The one-node brokers' client ports on 127.0.0.1. Below Linux's ephemeral range (32768-60999),
+/// so no test's outgoing connection can hold them: CI once failed to start netd because a client
+/// socket from 127.0.0.1:49292 sat in TIME_WAIT, which blocks a bind for 60 s.
+const SKUA_PORT: u16 = 29292;
+const KAFKA_PORT: u16 = 29192;
 /// Broker start-up bound.
 const START_WAIT_SECONDS: u64 = 90;
 /// Tries at starting netd before a run gives up.
