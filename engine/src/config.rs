@@ -71,6 +71,10 @@ pub struct LogConfig {
     /// Negative: unlimited.
     pub retention_bytes: i64,
     pub index_interval_bytes: u64,
+    /// Kafka's `segment.index.bytes`: the active segment rolls once its offset index holds this
+    /// many bytes of 8-byte entries, or its time index of 12-byte entries (Skua's indexes live
+    /// in memory until the segment is sealed; this bounds them as Kafka bounds its index files).
+    pub index_bytes_max: u64,
     pub flush_policy: FlushPolicy,
     pub compression: CompressionType,
     /// The largest batch a producer may append to this log (Kafka's `max.message.bytes`);
@@ -95,6 +99,7 @@ impl Default for LogConfig {
             retention_ms: limits::RETENTION_MS_DEFAULT,
             retention_bytes: limits::RETENTION_BYTES_DEFAULT,
             index_interval_bytes: limits::INDEX_INTERVAL_BYTES_DEFAULT,
+            index_bytes_max: limits::INDEX_BYTES_MAX_DEFAULT,
             flush_policy: FlushPolicy::FsyncBeforeAck,
             compression: CompressionType::Producer,
             batch_bytes_max: None,
@@ -142,6 +147,13 @@ impl LogConfig {
         }
         if self.index_interval_bytes == 0 {
             return Err(EngineError::InvalidInput("index.interval.bytes must be positive".into()));
+        }
+        if self.index_bytes_max < limits::INDEX_BYTES_MAX_MIN {
+            return Err(EngineError::InvalidInput(format!(
+                "segment.index.bytes must be at least {}, got {}",
+                limits::INDEX_BYTES_MAX_MIN,
+                self.index_bytes_max
+            )));
         }
         if let FlushPolicy::Interval { flush_messages, flush_ms } = self.flush_policy {
             if flush_messages == 0 || flush_ms < 0 {

@@ -41,6 +41,14 @@ pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Bytes of log between two sparse index entries (`index.interval.bytes`, as Kafka: 4096).
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 
+/// The most a segment's offset or time index may hold before the segment rolls
+/// (`segment.index.bytes`, as Kafka: 10 MiB).
+pub const INDEX_BYTES_MAX_DEFAULT: u64 = 10 * 1024 * 1024;
+
+/// The smallest `segment.index.bytes` (Kafka's: 4, room for no entry, so every segment holds one
+/// batch).
+pub const INDEX_BYTES_MAX_MIN: u64 = 4;
+
 /// Bytes of recently committed data a shard keeps in memory for readers, over all its logs (the
 /// engine's default; the broker sizes it from the machine's memory).
 pub const CACHE_BYTES_DEFAULT: usize = 64 * 1024 * 1024;

@@ -263,6 +263,32 @@ fn segment_jitter_rolls_each_segment_its_own_amount_early() {
     assert!(shares.iter().all(|share| (0..5_000).contains(share)), "{shares:?}");
 }
 
+/// `segment.index.bytes`: a segment rolls once its offset index (8-byte entries) or its time
+/// index (12-byte entries) is full, whatever its size and age.
+#[test]
+fn segment_index_bytes_rolls_a_segment_whose_index_is_full() {
+    for setup in Setup::all() {
+        // Every batch is indexed (interval 1 byte), with a newer timestamp each: one offset and
+        // one time entry per batch. 40 bytes hold 5 offset entries but only 3 time entries.
+        for (index_bytes_max, batches_per_segment) in [(40, 3), (10 * 1024 * 1024, 30), (4, 1)] {
+            let context = format!("{} {:?} index bytes {index_bytes_max}", setup.name, setup.write_mode);
+            let config = LogConfig { index_interval_bytes: 1, index_bytes_max, ..LogConfig::default() };
+            let mut shard = setup.shard();
+            let (id, _) =
+                shard.open_log(&setup.dir(&format!("index-{index_bytes_max}")), config, NOW_MS).expect("open");
+            for index in 0..30u64 {
+                let at_ms = NOW_MS + index as i64;
+                shard.append(id, &make_sized_batch(1, 100, index, at_ms), LeaderEpoch(3), at_ms).expect("append");
+                assert!(shard.commit(at_ms).failed.is_empty(), "{context}");
+            }
+            let segments = shard.log(id).expect("log").segment_count();
+            assert_eq!(segments as u64, 30u64.div_ceil(batches_per_segment), "{context}");
+        }
+    }
+    let too_small = LogConfig { index_bytes_max: 3, ..LogConfig::default() };
+    assert!(too_small.validate().is_err(), "below Kafka's minimum of 4");
+}
+
 #[test]
 fn retention_by_size_and_time_keeps_the_active_segment() {
     for setup in Setup::all() {

@@ -199,6 +199,11 @@ pub fn keys() -> Vec<Key> {
         key("auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT, "create unknown topics on Metadata/Produce"),
         key("log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT, "segment size before a roll"),
         key(
+            "log.index.size.max.bytes",
+            engine::limits::INDEX_BYTES_MAX_DEFAULT,
+            "the most a segment's offset or time index holds before the segment rolls",
+        ),
+        key(
             "log.roll.ms",
             engine::limits::SEGMENT_MS_DEFAULT,
             "segment age before a roll (log.roll.hours also accepted)",
@@ -447,6 +452,11 @@ pub struct Config {
     /// The keys the configuration file (or command line) set: DescribeConfigs reports their
     /// values as STATIC_BROKER_CONFIG, the others as DEFAULT_CONFIG.
     pub set_keys: std::collections::BTreeSet<String>,
+    /// The broker keys behind the topic keys Skua keeps but does not act on
+    /// (`topic::KEPT_NOT_ACTED_ON`, e.g. `log.cleaner.min.compaction.lag.ms`) that the
+    /// configuration sets, checked: the topics' defaults DescribeConfigs reports. Dynamic broker
+    /// configs come over them (`DynamicBrokerConfigs::effective`).
+    pub kept_log_configs: BTreeMap<String, String>,
     /// One sentence per key accepted but not used (a Kafka key Skua has no use for, a cluster
     /// key without `process.roles`), each naming its key; `main` logs them once at start.
     pub warnings: Vec<String>,
@@ -804,7 +814,10 @@ fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) ->
     let aliases =
         ["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
     for key in values.keys() {
-        if known.iter().any(|known| known.name == key) || aliases.contains(&key.as_str()) {
+        if known.iter().any(|known| known.name == key)
+            || aliases.contains(&key.as_str())
+            || kept_topic_key(key).is_some()
+        {
             continue;
         }
         if !kafka_keys::is_kafka_key(key) {
@@ -813,6 +826,27 @@ fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) ->
         warnings.push(format!("{key}: a Kafka setting Skua has no use for; ignored"));
     }
     Ok(())
+}
+
+/// The topic key in `topic::KEPT_NOT_ACTED_ON` whose broker synonym is `broker_key`.
+fn kept_topic_key(broker_key: &str) -> Option<&'static topic::TopicKey> {
+    topic::KEPT_NOT_ACTED_ON
+        .iter()
+        .filter_map(|(name, _)| topic::topic_key(name))
+        .find(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM && key.broker_synonym == broker_key)
+}
+
+/// The configuration's values of the broker keys behind `topic::KEPT_NOT_ACTED_ON`, checked by
+/// their topic key's rule (Kafka's messages).
+fn kept_log_configs(values: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut kept = BTreeMap::new();
+    for (key, value) in values {
+        if let Some(topic_key) = kept_topic_key(key) {
+            let checked = topic::check(topic_key.name, value).map_err(|error| invalid(key, error.to_string()))?;
+            kept.insert(key.clone(), checked);
+        }
+    }
+    Ok(kept)
 }
 
 /// The replication keys; they mean something on one node too (a topic created there keeps its
@@ -896,6 +930,7 @@ impl Config {
         }
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
+            index_bytes_max: number(values, "log.index.size.max.bytes", engine::limits::INDEX_BYTES_MAX_DEFAULT)?,
             segment_ms,
             segment_jitter_ms,
             retention_ms,
@@ -1050,7 +1085,9 @@ impl Config {
             .unwrap_or(LOG_DIRS_DEFAULT);
         let metrics_address =
             metrics_listener(values.get("skua.metrics.listener").map_or(METRICS_LISTENER_DEFAULT, String::as_str))?;
+        let kept_log_configs = kept_log_configs(values)?;
         Ok(Config {
+            kept_log_configs,
             set_keys: values.keys().cloned().collect(),
             listen_address,
             metrics_address,
@@ -1284,6 +1321,7 @@ mod tests {
             "replication.quota.window.size.seconds" => config.replication_quota_window_seconds.to_string(),
             "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
+            "log.index.size.max.bytes" => config.log.index_bytes_max.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.roll.jitter.ms" => config.log.segment_jitter_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
@@ -1345,7 +1383,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 44, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 45, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

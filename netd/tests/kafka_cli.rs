@@ -310,13 +310,45 @@ fn topic_configs_are_checked_described_honoured_at_runtime_and_kept() {
     for (change, message) in [
         ("foo.bar=1", "Unknown topic config name: foo.bar"),
         ("retention.ms=abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
-        ("preallocate=true", "Skua does not support the topic config preallocate yet"),
         ("segment.jitter.ms=-1", "Invalid value -1 for configuration segment.jitter.ms: Value must be at least 0"),
+        (
+            "remote.storage.enable=true",
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+        ),
+        ("message.downconversion.enable=false", "Unknown topic config name: message.downconversion.enable"),
+        (
+            "min.compaction.lag.ms=10,max.compaction.lag.ms=5",
+            "conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)",
+        ),
     ] {
         let refused = alter(&broker, &["--add-config", change]);
         assert!(!refused.status.success(), "{change}: {}", refused.stdout);
         assert!(format!("{}{}", refused.stdout, refused.stderr).contains(message), "{change}: {}", refused.stdout);
     }
+    // The keys Skua takes without acting on them (compaction's, preallocation, ...), described
+    // with the lines Kafka 4.4 printed for the same commands; segment.index.bytes is acted on.
+    let kept = alter(&broker, &["--add-config", "min.compaction.lag.ms=100,preallocate=TRUE,segment.index.bytes=4096"]);
+    assert!(kept.status.success(), "{}\n{}", kept.stdout, kept.stderr);
+    let described = describe(&broker);
+    for line in [
+        "  min.compaction.lag.ms=100 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:min.compaction.lag.ms=100, \
+         DEFAULT_CONFIG:log.cleaner.min.compaction.lag.ms=0}",
+        "  preallocate=true sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:preallocate=true, \
+         DEFAULT_CONFIG:log.preallocate=false}",
+        "  segment.index.bytes=4096 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:segment.index.bytes=4096, \
+         DEFAULT_CONFIG:log.index.size.max.bytes=10485760}",
+    ] {
+        assert!(described.stdout.lines().any(|have| have == line), "{line:?} not in:\n{}", described.stdout);
+    }
+    let conflict = alter(&broker, &["--add-config", "max.compaction.lag.ms=50"]);
+    assert!(
+        format!("{}{}", conflict.stdout, conflict.stderr)
+            .contains("conflict topic config setting min.compaction.lag.ms (100) > max.compaction.lag.ms (50)"),
+        "against the stored min: {}",
+        conflict.stdout
+    );
+    let removed = alter(&broker, &["--delete-config", "min.compaction.lag.ms,preallocate,segment.index.bytes"]);
+    assert!(removed.status.success(), "{}\n{}", removed.stdout, removed.stderr);
     // Deleting configs that are not set succeeds (what `kafka-reassign-partitions --verify` does
     // with the replication throttles); an unknown topic does not.
     let deleted = alter(&broker, &["--delete-config", "leader.replication.throttled.replicas,segment.ms"]);

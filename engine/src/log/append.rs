@@ -192,7 +192,12 @@ impl Log {
         let roll_after_ms = self.config.segment_ms - self.config.roll_jitter_ms(active.base.0);
         let too_old = now_ms - active.created_ms >= roll_after_ms;
         let offsets_overflow = last_offset.0 - active.base.0 > u64::from(u32::MAX);
-        if active_bytes > 0 && (too_big || too_old || offsets_overflow) {
+        // Kafka rolls when either index is full. The indexes count committed batches only, so
+        // one group commit may take a segment a few entries past the bound.
+        let index_full = active.offset_index.len() as u64
+            >= self.config.index_bytes_max / crate::index::OFFSET_ENTRY_BYTES as u64
+            || active.time_index.len() as u64 >= self.config.index_bytes_max / crate::index::TIME_ENTRY_BYTES as u64;
+        if active_bytes > 0 && (too_big || too_old || offsets_overflow || index_full) {
             self.roll(fs, now_ms)?;
         }
         let active_base = self.active().base;

@@ -193,9 +193,10 @@ pub enum TopicConfigError {
     /// Not a Kafka topic config (Kafka's wording).
     #[error("Unknown topic config name: {0}")]
     Unknown(String),
-    /// A Kafka topic config Skua does not honour yet.
-    #[error("Skua does not support the topic config {0} yet")]
-    NotSupported(String),
+    /// A refusal in Kafka's own words that is about no single value (keys that bound each
+    /// other, a feature the broker lacks).
+    #[error("{0}")]
+    Refused(String),
     /// A value Kafka refuses too (Kafka's wording), or one Skua cannot honour (its own reason).
     #[error("Invalid value {value} for configuration {key}: {reason}")]
     InvalidValue { key: String, value: String, reason: String },

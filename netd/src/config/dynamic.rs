@@ -140,6 +140,9 @@ impl DynamicBrokerConfigs {
         if let Some(value) = number("log.index.interval.bytes") {
             log.index_interval_bytes = value.unsigned_abs();
         }
+        if let Some(value) = number("log.index.size.max.bytes") {
+            log.index_bytes_max = value.unsigned_abs();
+        }
         let (flush_messages, flush_ms) = (number("log.flush.interval.messages"), number("log.flush.interval.ms"));
         if flush_messages.is_some() || flush_ms.is_some() {
             let (messages, ms) = match log.flush_policy {
@@ -178,6 +181,14 @@ impl DynamicBrokerConfigs {
         }
         if let Some(value) = number("min.insync.replicas").and_then(|value| i32::try_from(value).ok()) {
             effective.min_insync_replicas = value;
+        }
+        for (name, _) in topic::KEPT_NOT_ACTED_ON {
+            let Some(key) = topic::topic_key(name).filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) else {
+                continue;
+            };
+            if let Some(value) = valid(key.broker_synonym) {
+                effective.kept_log_configs.insert(key.broker_synonym.to_string(), value);
+            }
         }
         effective
     }

@@ -11,10 +11,12 @@
 //! cluster), shards, requests. Overrides are `BTreeMap<String, String>` of checked, normalised
 //! values; anything read back from storage goes through [`check`] again.
 //!
-//! Kafka topic keys Skua does not honour yet are refused with INVALID_CONFIG and a sentence that
-//! says so, never stored and ignored. `cleanup.policy=compact` is taken: the log is not compacted
-//! yet, so a compacted topic keeps every record (no retention by time or size), which loses nothing
-//! a compacting broker would keep (docs/kafka-differences.md).
+//! Every Kafka 4.4 topic key is taken. Most are acted on; the rest ([`KEPT_NOT_ACTED_ON`]:
+//! compaction's, tiered storage's, preallocation, the file deletion delay, the gzip and lz4
+//! levels, share groups' dead-letter flag) are checked, stored and described as Kafka does but
+//! change nothing, and their documentation says so. `cleanup.policy=compact` is taken: the log is
+//! not compacted yet, so a compacted topic keeps every record (no retention by time or size), which
+//! loses nothing a compacting broker would keep (docs/kafka-differences.md).
 
 use std::collections::BTreeMap;
 
@@ -31,6 +33,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -56,8 +59,25 @@ const fn key(name: &'static str, kind: ConfigType, broker_synonym: &'static str,
 }
 
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const COMPRESSION_GZIP_LEVEL: &str = "compression.gzip.level";
+pub const COMPRESSION_LZ4_LEVEL: &str = "compression.lz4.level";
 pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const COMPRESSION_ZSTD_LEVEL: &str = "compression.zstd.level";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const ERRORS_DEADLETTERQUEUE_GROUP_ENABLE: &str = "errors.deadletterqueue.group.enable";
+pub const FILE_DELETE_DELAY_MS: &str = "file.delete.delay.ms";
+pub const LOCAL_RETENTION_BYTES: &str = "local.retention.bytes";
+pub const LOCAL_RETENTION_MS: &str = "local.retention.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+pub const PREALLOCATE: &str = "preallocate";
+pub const REMOTE_COPY_LAG_BYTES: &str = "remote.copy.lag.bytes";
+pub const REMOTE_COPY_LAG_MS: &str = "remote.copy.lag.ms";
+pub const REMOTE_LOG_COPY_DISABLE: &str = "remote.log.copy.disable";
+pub const REMOTE_LOG_DELETE_ON_DISABLE: &str = "remote.log.delete.on.disable";
+pub const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
+pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
 pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FOLLOWER_THROTTLED_REPLICAS: &str = "follower.replication.throttled.replicas";
 pub const FLUSH_MS: &str = "flush.ms";
@@ -89,6 +109,20 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
          keeps every record).",
     ),
     key(
+        COMPRESSION_GZIP_LEVEL,
+        ConfigType::Int,
+        "compression.gzip.level",
+        "Kafka's gzip level for compression.type gzip. Taken and reported; no effect (Skua re-encodes \
+         only to zstd).",
+    ),
+    key(
+        COMPRESSION_LZ4_LEVEL,
+        ConfigType::Int,
+        "compression.lz4.level",
+        "Kafka's lz4 level for compression.type lz4. Taken and reported; no effect (Skua re-encodes \
+         only to zstd).",
+    ),
+    key(
         COMPRESSION_TYPE,
         ConfigType::String,
         "compression.type",
@@ -100,6 +134,27 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         ConfigType::Int,
         "compression.zstd.level",
         "The zstd level used when compression.type is zstd (Skua takes 1 to 22).",
+    ),
+    key(
+        DELETE_RETENTION_MS,
+        ConfigType::Long,
+        "log.cleaner.delete.retention.ms",
+        "How long a compacted topic keeps delete tombstones. Taken and reported; no effect (Skua does \
+         not compact yet: it keeps every record of a compacted topic).",
+    ),
+    key(
+        ERRORS_DEADLETTERQUEUE_GROUP_ENABLE,
+        ConfigType::Boolean,
+        NO_BROKER_SYNONYM,
+        "Whether share groups may use the topic as a dead-letter queue. Taken and reported; no effect \
+         (Skua has no share groups).",
+    ),
+    key(
+        FILE_DELETE_DELAY_MS,
+        ConfigType::Long,
+        "log.segment.delete.delay.ms",
+        "How long Kafka waits before deleting a segment's files. Taken and reported; no effect (Skua \
+         removes or recycles a segment's files as soon as retention drops it).",
     ),
     key(
         FLUSH_MESSAGES,
@@ -136,6 +191,25 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
          out-of-ISR followers within its leader.replication.throttled.rate.",
     ),
     key(
+        LOCAL_RETENTION_BYTES,
+        ConfigType::Long,
+        "log.local.retention.bytes",
+        "Tiered storage's local size limit. Taken and reported; no effect (Skua has no tiered storage).",
+    ),
+    key(
+        LOCAL_RETENTION_MS,
+        ConfigType::Long,
+        "log.local.retention.ms",
+        "Tiered storage's local time limit. Taken and reported; no effect (Skua has no tiered storage).",
+    ),
+    key(
+        MAX_COMPACTION_LAG_MS,
+        ConfigType::Long,
+        "log.cleaner.max.compaction.lag.ms",
+        "The longest a record stays uncompacted. Taken and reported (at least min.compaction.lag.ms); \
+         no effect (Skua does not compact yet).",
+    ),
+    key(
         MAX_MESSAGE_BYTES,
         ConfigType::Int,
         "message.max.bytes",
@@ -163,10 +237,62 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
          leader appended their batch.",
     ),
     key(
+        MIN_CLEANABLE_DIRTY_RATIO,
+        ConfigType::Double,
+        "log.cleaner.min.cleanable.ratio",
+        "The share of uncompacted log at which Kafka compacts. Taken and reported; no effect (Skua \
+         does not compact yet).",
+    ),
+    key(
+        MIN_COMPACTION_LAG_MS,
+        ConfigType::Long,
+        "log.cleaner.min.compaction.lag.ms",
+        "The shortest a record stays uncompacted. Taken and reported (at most max.compaction.lag.ms); \
+         no effect (Skua does not compact yet).",
+    ),
+    key(
         MIN_INSYNC_REPLICAS_KEY,
         ConfigType::Int,
         "min.insync.replicas",
         "The in-sync replicas an acks=all write needs; fewer refuse it with NOT_ENOUGH_REPLICAS.",
+    ),
+    key(
+        PREALLOCATE,
+        ConfigType::Boolean,
+        "log.preallocate",
+        "Whether Kafka preallocates new segment files. Taken and reported; no effect (Skua reuses the \
+         files of deleted segments instead).",
+    ),
+    key(
+        REMOTE_COPY_LAG_BYTES,
+        ConfigType::Long,
+        "log.remote.copy.lag.bytes",
+        "Tiered storage's copy lag in bytes. Taken and reported; no effect (Skua has no tiered storage).",
+    ),
+    key(
+        REMOTE_COPY_LAG_MS,
+        ConfigType::Long,
+        "log.remote.copy.lag.ms",
+        "Tiered storage's copy lag in ms. Taken and reported; no effect (Skua has no tiered storage).",
+    ),
+    key(
+        REMOTE_LOG_COPY_DISABLE,
+        ConfigType::Boolean,
+        NO_BROKER_SYNONYM,
+        "Stops tiered storage's copying. Taken and reported; no effect (Skua has no tiered storage).",
+    ),
+    key(
+        REMOTE_LOG_DELETE_ON_DISABLE,
+        ConfigType::Boolean,
+        NO_BROKER_SYNONYM,
+        "Deletes remote data when tiered storage is turned off. Taken and reported; no effect (Skua \
+         has no tiered storage).",
+    ),
+    key(
+        REMOTE_STORAGE_ENABLE,
+        ConfigType::Boolean,
+        NO_BROKER_SYNONYM,
+        "Whether the topic uses tiered storage: only false, as on a Kafka without tiered storage.",
     ),
     key(
         RETENTION_BYTES,
@@ -187,6 +313,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "The size at which a partition's active segment is rolled.",
     ),
     key(
+        SEGMENT_INDEX_BYTES,
+        ConfigType::Int,
+        "log.index.size.max.bytes",
+        "The most a segment's offset index (8-byte entries) or time index (12-byte entries) may \
+         hold: the active segment rolls when either is full.",
+    ),
+    key(
         SEGMENT_JITTER_MS,
         ConfigType::Long,
         "log.roll.jitter.ms",
@@ -203,28 +336,39 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
     ),
 ];
 
-/// Kafka's other topic config keys (Kafka 4.4's `LogConfig`): known, so not "unknown", but not
-/// honoured by Skua yet, so refused rather than stored and ignored.
-const KAFKA_KEYS_NOT_HONOURED: &[&str] = &[
-    "compression.gzip.level",
-    "compression.lz4.level",
-    "delete.retention.ms",
-    "errors.deadletterqueue.group.enable",
-    "file.delete.delay.ms",
-    "local.retention.bytes",
-    "local.retention.ms",
-    "max.compaction.lag.ms",
-    "message.downconversion.enable",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "preallocate",
-    "remote.copy.lag.bytes",
-    "remote.copy.lag.ms",
-    "remote.log.copy.disable",
-    "remote.log.delete.on.disable",
-    "remote.storage.enable",
-    "segment.index.bytes",
+/// The topic keys Skua checks, stores and describes but does not act on, with Kafka 4.4's
+/// defaults (their broker synonyms' values, when a broker sets them, are in
+/// `Config::kept_log_configs`). Taking them lets the clients that set them create their topics
+/// (Kafka Streams' versioned stores set `min.compaction.lag.ms`); refusing them would fail those
+/// clients for settings that cannot change what Skua keeps or serves. Each key's documentation
+/// says it has no effect.
+pub const KEPT_NOT_ACTED_ON: &[(&str, &str)] = &[
+    (COMPRESSION_GZIP_LEVEL, "-1"),
+    (COMPRESSION_LZ4_LEVEL, "9"),
+    (DELETE_RETENTION_MS, "86400000"),
+    (ERRORS_DEADLETTERQUEUE_GROUP_ENABLE, "false"),
+    (FILE_DELETE_DELAY_MS, "60000"),
+    (LOCAL_RETENTION_BYTES, "-2"),
+    (LOCAL_RETENTION_MS, "-2"),
+    (MAX_COMPACTION_LAG_MS, "9223372036854775807"),
+    (MIN_CLEANABLE_DIRTY_RATIO, "0.5"),
+    (MIN_COMPACTION_LAG_MS, "0"),
+    (PREALLOCATE, "false"),
+    (REMOTE_COPY_LAG_BYTES, "-1"),
+    (REMOTE_COPY_LAG_MS, "0"),
+    (REMOTE_LOG_COPY_DISABLE, "false"),
+    (REMOTE_LOG_DELETE_ON_DISABLE, "false"),
+    (REMOTE_STORAGE_ENABLE, "false"),
 ];
+
+/// Kafka's default of a key in [`KEPT_NOT_ACTED_ON`].
+pub fn kept_default(name: &str) -> Option<&'static str> {
+    KEPT_NOT_ACTED_ON.iter().find(|(kept, _)| *kept == name).map(|(_, default)| *default)
+}
+
+/// Kafka's refusal of `remote.storage.enable=true` on a broker without tiered storage.
+const TIERED_STORAGE_DISABLED: &str =
+    "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.";
 
 /// The key's entry in [`TOPIC_KEYS`].
 pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
@@ -234,11 +378,7 @@ pub fn topic_key(name: &str) -> Option<&'static TopicKey> {
 /// Checks one key and value as Kafka does; the normalised value to store.
 pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
     if topic_key(name).is_none() {
-        return Err(if KAFKA_KEYS_NOT_HONOURED.contains(&name) {
-            TopicConfigError::NotSupported(name.to_string())
-        } else {
-            TopicConfigError::Unknown(name.to_string())
-        });
+        return Err(TopicConfigError::Unknown(name.to_string()));
     }
     if value.chars().any(char::is_control) {
         return Err(TopicConfigError::ControlCharacter(name.to_string()));
@@ -255,6 +395,11 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
             Ok(number.to_string())
         }
     };
+    let boolean = || match trimmed.to_ascii_lowercase().as_str() {
+        "true" => Ok("true".to_string()),
+        "false" => Ok("false".to_string()),
+        _ => Err(invalid("Expected value to be either true or false".to_string())),
+    };
     match name {
         CLEANUP_POLICY => {
             let policies: Vec<&str> = trimmed.split(',').map(str::trim).filter(|item| !item.is_empty()).collect();
@@ -267,6 +412,46 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
             }
             Ok(policies.join(","))
         }
+        COMPRESSION_GZIP_LEVEL => {
+            let level = int()?;
+            if level != -1 && !(1..=9).contains(&level) {
+                return Err(invalid("Value must be between 1 and 9 or equal to -1".to_string()));
+            }
+            Ok(level.to_string())
+        }
+        COMPRESSION_LZ4_LEVEL => {
+            let level = at_least(i64::from(int()?), 1)?;
+            if level.parse::<i32>().is_ok_and(|level| level > 17) {
+                return Err(invalid("Value must be no more than 17".to_string()));
+            }
+            Ok(level)
+        }
+        DELETE_RETENTION_MS | FILE_DELETE_DELAY_MS | MIN_COMPACTION_LAG_MS => at_least(long()?, 0),
+        ERRORS_DEADLETTERQUEUE_GROUP_ENABLE | PREALLOCATE | REMOTE_LOG_COPY_DISABLE | REMOTE_LOG_DELETE_ON_DISABLE => {
+            boolean()
+        }
+        LOCAL_RETENTION_BYTES | LOCAL_RETENTION_MS => at_least(long()?, -2),
+        MAX_COMPACTION_LAG_MS => at_least(long()?, 1),
+        MIN_CLEANABLE_DIRTY_RATIO => {
+            let ratio = trimmed
+                .parse::<f64>()
+                .ok()
+                .filter(|ratio| !ratio.is_nan())
+                .ok_or_else(|| invalid("Not a number of type DOUBLE".to_string()))?;
+            if ratio < 0.0 {
+                return Err(invalid("Value must be at least 0".to_string()));
+            }
+            if ratio > 1.0 {
+                return Err(invalid("Value must be no more than 1".to_string()));
+            }
+            Ok(java_double(ratio))
+        }
+        REMOTE_COPY_LAG_BYTES | REMOTE_COPY_LAG_MS => at_least(long()?, -1),
+        REMOTE_STORAGE_ENABLE => match boolean()?.as_str() {
+            "true" => Err(TopicConfigError::Refused(TIERED_STORAGE_DISABLED.to_string())),
+            other => Ok(other.to_string()),
+        },
+        SEGMENT_INDEX_BYTES => at_least(i64::from(int()?), engine::limits::INDEX_BYTES_MAX_MIN as i64),
         COMPRESSION_TYPE => match trimmed {
             "producer" | "zstd" => Ok(trimmed.to_string()),
             "uncompressed" | "lz4" | "snappy" | "gzip" => Err(invalid(
@@ -341,13 +526,43 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
         }
         SEGMENT_JITTER_MS => at_least(long()?, 0),
         SEGMENT_MS => at_least(long()?, 1),
-        UNCLEAN_LEADER_ELECTION => match trimmed.to_ascii_lowercase().as_str() {
-            "true" => Ok("true".to_string()),
-            "false" => Ok("false".to_string()),
-            _ => Err(invalid("Expected value to be either true or false".to_string())),
-        },
+        UNCLEAN_LEADER_ELECTION => boolean(),
         other => unreachable!("{other} is in TOPIC_KEYS but has no check"),
     }
+}
+
+/// A DOUBLE as Java's `Double.toString` writes it, as Kafka describes one: `1.0`, `0.5`,
+/// `1.0E-4` below 10^-3.
+fn java_double(value: f64) -> String {
+    if value != 0.0 && value.abs() < 1e-3 {
+        let scientific = format!("{value:e}");
+        let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific.as_str(), "0"));
+        let mantissa = if mantissa.contains('.') { mantissa.to_string() } else { format!("{mantissa}.0") };
+        return format!("{mantissa}E{exponent}");
+    }
+    format!("{value:?}")
+}
+
+/// Checks what one check cannot: the keys that bound each other, on the topic's resulting
+/// overrides with the broker's values under them (`broker` static, `dynamic` over it), as Kafka's
+/// `LogConfig.validate` does.
+pub fn check_together(
+    broker: &Config,
+    dynamic: &DynamicBrokerConfigs,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), TopicConfigError> {
+    let described = describe(broker, dynamic, overrides);
+    let value = |name: &str| {
+        described.iter().find(|entry| entry.name == name).and_then(|entry| entry.value.parse::<i64>().ok())
+    };
+    if let (Some(min), Some(max)) = (value(MIN_COMPACTION_LAG_MS), value(MAX_COMPACTION_LAG_MS)) {
+        if min > max {
+            return Err(TopicConfigError::Refused(format!(
+                "conflict topic config setting {MIN_COMPACTION_LAG_MS} ({min}) > {MAX_COMPACTION_LAG_MS} ({max})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks a request's configs (name, value; a null value is Kafka's "not set"), in order: the
@@ -417,6 +632,9 @@ impl TopicSettings {
         }
         if let Some(value) = number(INDEX_INTERVAL_BYTES) {
             log.index_interval_bytes = value.unsigned_abs();
+        }
+        if let Some(value) = number(SEGMENT_INDEX_BYTES) {
+            log.index_bytes_max = value.unsigned_abs();
         }
         // The topic's own limit, else the broker's (which a dynamic broker config may change).
         log.batch_bytes_max = Some(match number(MAX_MESSAGE_BYTES).and_then(|value| usize::try_from(value).ok()) {
@@ -522,12 +740,18 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
         RETENTION_BYTES => broker.log.retention_bytes.to_string(),
         RETENTION_MS => broker.log.retention_ms.to_string(),
         SEGMENT_BYTES => broker.log.segment_bytes.to_string(),
+        SEGMENT_INDEX_BYTES => broker.log.index_bytes_max.to_string(),
         SEGMENT_JITTER_MS => broker.log.segment_jitter_ms.to_string(),
         SEGMENT_MS => broker.log.segment_ms.to_string(),
         UNCLEAN_LEADER_ELECTION => {
             broker.cluster.as_ref().is_some_and(|cluster| cluster.unclean_leader_election).to_string()
         }
-        other => unreachable!("{other} is in TOPIC_KEYS but has no broker value"),
+        other => match (topic_key(other), kept_default(other)) {
+            (Some(key), Some(default)) => {
+                broker.kept_log_configs.get(key.broker_synonym).cloned().unwrap_or_else(|| default.to_string())
+            }
+            _ => unreachable!("{other} is in TOPIC_KEYS but has no broker value"),
+        },
     }
 }
 
@@ -555,10 +779,10 @@ pub fn describe(
             }
             if key.broker_synonym == NO_BROKER_SYNONYM {
                 // Kafka lists no synonym but the topic's own setting; unset, the key's default.
-                let (value, source) =
-                    synonyms.first().map_or((String::new(), source::DEFAULT_CONFIG), |(_, value, _)| {
-                        (value.clone(), source::DYNAMIC_TOPIC_CONFIG)
-                    });
+                let default = kept_default(key.name).unwrap_or_default().to_string();
+                let (value, source) = synonyms.first().map_or((default, source::DEFAULT_CONFIG), |(_, value, _)| {
+                    (value.clone(), source::DYNAMIC_TOPIC_CONFIG)
+                });
                 return Described { name: key.name, value, source, kind: key.kind, doc: key.doc, synonyms };
             }
             if super::dynamic::is_dynamic(key.broker_synonym) {
@@ -639,6 +863,48 @@ mod tests {
             ("leader.replication.throttled.replicas", "0:-1", throttle_refusal("[0:-1]")),
             ("leader.replication.throttled.replicas", " 0 : 1 ", throttle_refusal("[0 : 1]")),
         ]);
+        // The keys Skua keeps but does not act on, observed against Kafka 4.4 (`kafka-configs
+        // --alter --add-config` on a topic).
+        let kept = [
+            ("delete.retention.ms", "-1", "Value must be at least 0"),
+            ("min.compaction.lag.ms", "-1", "Value must be at least 0"),
+            ("max.compaction.lag.ms", "0", "Value must be at least 1"),
+            ("min.cleanable.dirty.ratio", "1.5", "Value must be no more than 1"),
+            ("min.cleanable.dirty.ratio", "-0.1", "Value must be at least 0"),
+            ("min.cleanable.dirty.ratio", "x", "Not a number of type DOUBLE"),
+            ("file.delete.delay.ms", "-1", "Value must be at least 0"),
+            ("preallocate", "maybe", "Expected value to be either true or false"),
+            ("segment.index.bytes", "3", "Value must be at least 4"),
+            ("segment.index.bytes", "2147483648", "Not a number of type INT"),
+            ("compression.gzip.level", "0", "Value must be between 1 and 9 or equal to -1"),
+            ("compression.lz4.level", "18", "Value must be no more than 17"),
+            ("compression.lz4.level", "0", "Value must be at least 1"),
+            ("errors.deadletterqueue.group.enable", "x", "Expected value to be either true or false"),
+            ("local.retention.ms", "-3", "Value must be at least -2"),
+            ("local.retention.bytes", "-3", "Value must be at least -2"),
+            ("remote.copy.lag.bytes", "-2", "Value must be at least -1"),
+            ("remote.copy.lag.ms", "-2", "Value must be at least -1"),
+            ("remote.storage.enable", "yes", "Expected value to be either true or false"),
+            ("remote.log.copy.disable", "1", "Expected value to be either true or false"),
+        ]
+        .map(|(name, value, reason)| {
+            (name, value, format!("Invalid value {value} for configuration {name}: {reason}"))
+        });
+        let cases = cases.chain(kept).chain([
+            (
+                "remote.storage.enable",
+                "true",
+                "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote \
+                 log storage."
+                    .to_string(),
+            ),
+            // Gone from Kafka 4 (KIP-724).
+            (
+                "message.downconversion.enable",
+                "false",
+                "Unknown topic config name: message.downconversion.enable".to_string(),
+            ),
+        ]);
         for (name, value, message) in cases {
             assert_eq!(check(name, value).expect_err(name).to_string(), message, "{name}={value}");
         }
@@ -651,7 +917,16 @@ mod tests {
         assert!(
             throttles("0:1,1:2", 1, 2) && !throttles("0:1,1:2", 1, 1) && throttles("*", 7, 3) && !throttles("", 0, 1)
         );
-        assert!(matches!(check("preallocate", "true"), Err(TopicConfigError::NotSupported(_))));
+        assert_eq!(check("preallocate", "TRUE").expect("any case"), "true");
+        // Kafka describes a DOUBLE as Java prints it.
+        for (given, stored) in [("1", "1.0"), (".5", "0.5"), (" 5e-1", "0.5"), ("0.1234567890123", "0.1234567890123")] {
+            assert_eq!(check("min.cleanable.dirty.ratio", given).expect(given), stored);
+        }
+        assert_eq!(java_double(0.0001), "1.0E-4");
+        assert_eq!(java_double(0.00025), "2.5E-4");
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(check("remote.storage.enable", "FALSE").expect("off is fine"), "false");
+        assert_eq!(check("segment.index.bytes", "4096").expect("an int"), "4096");
         assert!(matches!(check("retention.ms", "1\n2"), Err(TopicConfigError::ControlCharacter(_))));
         assert!(matches!(check("max.message.bytes", "2000000000"), Err(TopicConfigError::InvalidValue { .. })));
     }
@@ -677,6 +952,21 @@ mod tests {
         assert_eq!(settings.log.compression, CompressionType::Zstd { level: ZSTD_LEVEL_DEFAULT });
         assert_eq!(settings.min_insync_replicas, 2);
         settings.log.validate().expect("an engine-valid config");
+        let indexed = check_all([("segment.index.bytes", Some("4096"))]).expect("valid");
+        assert_eq!(TopicSettings::of(&broker, &indexed).log.index_bytes_max, 4096);
+        // The keys kept but not acted on change nothing a partition runs with.
+        let kept =
+            check_all(KEPT_NOT_ACTED_ON.iter().filter(|(name, _)| *name != REMOTE_STORAGE_ENABLE).map(|(name, _)| {
+                let value = match topic_key(name).expect(name).kind {
+                    ConfigType::Boolean => "true",
+                    ConfigType::Double => "0.25",
+                    _ => "5",
+                };
+                (*name, Some(value))
+            }))
+            .expect("valid");
+        assert_eq!(kept.len(), KEPT_NOT_ACTED_ON.len() - 1);
+        assert_eq!(TopicSettings::of(&broker, &kept), plain);
         let compacted = check_all([("cleanup.policy", Some("compact"))]).expect("valid");
         let settings = TopicSettings::of(&broker, &compacted);
         assert_eq!((settings.log.retention_ms, settings.log.retention_bytes), (-1, -1), "nothing deleted");
@@ -706,5 +996,71 @@ mod tests {
         assert_eq!((segment.value.as_str(), segment.source), ("2097152", 3), "the dynamic default");
         assert_eq!(segment.synonyms.len(), 2, "{:?}", segment.synonyms);
         assert!(TOPIC_KEYS.windows(2).all(|pair| pair[0].name < pair[1].name), "sorted");
+    }
+
+    /// The keys kept but not acted on are described as Kafka 4.4 describes them: its defaults
+    /// under their broker synonyms, or a broker's own value (static, then dynamic) over them.
+    #[test]
+    fn kept_keys_are_described_with_kafkas_defaults_and_synonyms() {
+        let broker = Config::from_properties(&BTreeMap::from([(
+            "log.cleaner.min.compaction.lag.ms".to_string(),
+            " 1000".to_string(),
+        )]))
+        .expect("a kept key is a valid broker key");
+        assert!(broker.warnings.is_empty(), "{:?}", broker.warnings);
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic.default.insert("log.preallocate".to_string(), "true".to_string());
+        let overrides = check_all([("delete.retention.ms", Some("5"))]).expect("valid");
+        let described = describe(&broker, &dynamic, &overrides);
+        let find = |name: &str| described.iter().find(|entry| entry.name == name).expect(name).clone();
+        for (name, default) in KEPT_NOT_ACTED_ON {
+            let entry = find(name);
+            if !["delete.retention.ms", "min.compaction.lag.ms", "preallocate"].contains(name) {
+                assert_eq!((entry.value.as_str(), entry.source), (*default, source::DEFAULT_CONFIG), "{name}");
+            }
+        }
+        // Observed against Kafka 4.4 (`kafka-configs --describe --all`).
+        let delete = find("delete.retention.ms");
+        assert_eq!(
+            delete.synonyms,
+            vec![
+                ("delete.retention.ms".to_string(), "5".to_string(), source::DYNAMIC_TOPIC_CONFIG),
+                ("log.cleaner.delete.retention.ms".to_string(), "86400000".to_string(), source::DEFAULT_CONFIG),
+            ]
+        );
+        let min_lag = find("min.compaction.lag.ms");
+        assert_eq!((min_lag.value.as_str(), min_lag.source), ("1000", source::STATIC_BROKER_CONFIG));
+        let preallocate = find("preallocate");
+        assert_eq!((preallocate.value.as_str(), preallocate.source), ("true", 3), "the dynamic default");
+        assert_eq!(find("remote.storage.enable").synonyms, vec![]);
+        assert_eq!(find("min.cleanable.dirty.ratio").kind, ConfigType::Double);
+        // A bad static value is refused at start with the key named.
+        let bad = BTreeMap::from([("log.cleaner.min.cleanable.ratio".to_string(), "2".to_string())]);
+        let refusal = Config::from_properties(&bad).expect_err("above 1").to_string();
+        assert!(refusal.contains("log.cleaner.min.cleanable.ratio") && refusal.contains("no more than 1"), "{refusal}");
+    }
+
+    /// Kafka's `LogConfig.validate`: `min.compaction.lag.ms` may not exceed
+    /// `max.compaction.lag.ms`, whichever of the topic and the broker sets each.
+    #[test]
+    fn compaction_lags_are_checked_together_with_the_brokers_values_under_them() {
+        let broker = broker();
+        let mut dynamic = DynamicBrokerConfigs::default();
+        let together = |dynamic: &DynamicBrokerConfigs, pairs: &[(&str, &str)]| {
+            let overrides = check_all(pairs.iter().map(|(name, value)| (*name, Some(*value)))).expect("valid");
+            check_together(&broker, dynamic, &overrides).map_err(|error| error.to_string())
+        };
+        assert_eq!(
+            together(&dynamic, &[("min.compaction.lag.ms", "10"), ("max.compaction.lag.ms", "5")]),
+            Err("conflict topic config setting min.compaction.lag.ms (10) > max.compaction.lag.ms (5)".to_string())
+        );
+        assert_eq!(together(&dynamic, &[("min.compaction.lag.ms", "5"), ("max.compaction.lag.ms", "5")]), Ok(()));
+        assert_eq!(together(&dynamic, &[("min.compaction.lag.ms", "1000000")]), Ok(()), "under Kafka's max");
+        dynamic.default.insert("log.cleaner.max.compaction.lag.ms".to_string(), "100".to_string());
+        assert_eq!(
+            together(&dynamic, &[("min.compaction.lag.ms", "1000")]),
+            Err("conflict topic config setting min.compaction.lag.ms (1000) > max.compaction.lag.ms (100)".to_string()),
+            "the broker's dynamic max under the topic's min"
+        );
     }
 }

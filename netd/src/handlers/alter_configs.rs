@@ -104,6 +104,8 @@ async fn replace_topic_configs<'a>(
             topic::check(key, value).map_err(|error| (ResponseError::InvalidConfig, Some(error.to_string())))?;
         next.insert(key.to_string(), checked);
     }
+    topic::check_together(&context.config, &context.catalog().broker_configs, &next)
+        .map_err(|error| (ResponseError::InvalidConfig, Some(error.to_string())))?;
     if validate_only || next == *context.catalog().configs(name) {
         return Ok(());
     }

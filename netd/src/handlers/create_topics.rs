@@ -54,7 +54,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
                 result.num_partitions = assignment.len() as i32;
                 result.replication_factor = first.len() as i16;
             }
-            match manual.and_then(|()| topic_configs(&topic.configs)) {
+            match manual.and_then(|()| topic_configs(context, &topic.configs)) {
                 Err(refused) => Err(refused),
                 Ok(configs) => {
                     let name = topic.name.as_str();
@@ -77,7 +77,7 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
         } else if !topic.assignments.is_empty() {
             Err(TopicError::ReplicaAssignment)
         } else {
-            match topic_configs(&topic.configs) {
+            match topic_configs(context, &topic.configs) {
                 Ok(configs) => {
                     controller::create_topic(context, topic.name.as_str(), partitions, configs, request.validate_only)
                         .await
@@ -104,10 +104,17 @@ pub async fn handle(context: &ShardContext, frame: &Frame) -> anyhow::Result<Byt
     encode_response(ApiKey::CreateTopics, frame.api_version, frame.correlation_id, &response)
 }
 
-/// A creation's topic configs, checked as Kafka checks them (`config::topic`).
-fn topic_configs(configs: &[CreatableTopicConfig]) -> Result<BTreeMap<String, String>, TopicError> {
-    crate::config::topic::check_all(
+/// A creation's topic configs, checked as Kafka checks them (`config::topic`): each, then those
+/// that bound each other, with the broker's values under them.
+fn topic_configs(
+    context: &ShardContext,
+    configs: &[CreatableTopicConfig],
+) -> Result<BTreeMap<String, String>, TopicError> {
+    let checked = crate::config::topic::check_all(
         configs.iter().map(|config| (config.name.as_str(), config.value.as_ref().map(|value| value.as_str()))),
     )
-    .map_err(TopicError::Config)
+    .map_err(TopicError::Config)?;
+    crate::config::topic::check_together(&context.config, &context.catalog().broker_configs, &checked)
+        .map_err(TopicError::Config)?;
+    Ok(checked)
 }

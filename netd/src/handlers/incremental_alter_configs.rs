@@ -146,6 +146,8 @@ async fn alter_topic(
             _ => return Err((ResponseError::UnknownServerError, None)),
         }
     }
+    topic::check_together(&context.config, &catalog.broker_configs, &next)
+        .map_err(|error| (ResponseError::InvalidConfig, Some(error.to_string())))?;
     if validate_only || next == *catalog.configs(name) {
         return Ok(());
     }
