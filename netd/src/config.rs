@@ -811,11 +811,9 @@ fn endpoints(
 /// other is refused.
 fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
     let known = keys();
-    let aliases =
-        ["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
     for key in values.keys() {
         if known.iter().any(|known| known.name == key)
-            || aliases.contains(&key.as_str())
+            || KEY_ALIASES.contains(&key.as_str())
             || kept_topic_key(key).is_some()
         {
             continue;
@@ -826,6 +824,15 @@ fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) ->
         warnings.push(format!("{key}: a Kafka setting Skua has no use for; ignored"));
     }
     Ok(())
+}
+
+/// Kafka's other spellings of keys in [`keys`], which the configuration file may use instead.
+const KEY_ALIASES: &[&str] =
+    &["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
+
+/// Whether a configuration file's `key` means something to Skua (not ignored with a warning).
+pub fn reads_key(key: &str) -> bool {
+    keys().iter().any(|known| known.name == key) || KEY_ALIASES.contains(&key) || kept_topic_key(key).is_some()
 }
 
 /// The topic key in `topic::KEPT_NOT_ACTED_ON` whose broker synonym is `broker_key`.

@@ -212,6 +212,9 @@ fn main() -> anyhow::Result<()> {
     let catalog = catalog::discover_topics(&config.data_dir, hosting)
         .with_context(|| format!("reading the data directory {}", config.data_dir.display()))?;
     let producer_ids = ProducerIds::open(&config.data_dir)?;
+    // The budgets start from the dynamic broker configs a one-node broker kept (the connection
+    // limits); a cluster's come with the metadata image, which sets them again.
+    let budgets = budget::Budgets::new(&catalog.broker_configs.effective(&config));
     let shared_catalog = Arc::new(catalog::SharedCatalog::new(catalog));
     let (peers, inboxes): (Vec<_>, Vec<_>) = (0..config.shard_count)
         .map(|_| futures_channel::mpsc::channel::<Job>(skua_netd::limits::SHARD_QUEUE_DEPTH))
@@ -219,7 +222,6 @@ fn main() -> anyhow::Result<()> {
     let (control, control_commands) = futures_channel::mpsc::channel(skua_netd::limits::CONTROL_QUEUE_DEPTH);
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut controller = Some((control_commands, producer_ids));
-    let budgets = budget::Budgets::new(&config);
     let mut threads = Vec::new();
     let mut ready = Vec::new();
     for (index, inbox) in inboxes.into_iter().enumerate() {

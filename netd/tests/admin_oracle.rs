@@ -483,10 +483,12 @@ fn incremental_alter_configs_edge_cases_answer_as_kafka() {
         ))
     };
     let broker_refused = |key: &str| {
-        Some(with_message(
-            INVALID_CONFIG,
-            &format!("Skua does not change the broker config {key} at runtime; set it in the configuration file"),
-        ))
+        let message = if key == "log.dirs" {
+            format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")
+        } else {
+            format!("Skua does not use the broker config {key}; a configuration file's is ignored too")
+        };
+        Some(with_message(INVALID_CONFIG, &message))
     };
     let unknown_topic = with_message(UNKNOWN_TOPIC_OR_PARTITION, "The topic 'oracle-no-such-topic' does not exist.");
     let other_broker =

@@ -381,6 +381,72 @@ fn connection_limits_refuse_the_extra_connection_while_others_work() {
     assert!(log.contains("max.connections.per.ip (2) reached"), "{log}");
 }
 
+/// The connection limits as dynamic broker configs, set by Kafka's own `kafka-configs`: described
+/// as Kafka describes them, refused with Kafka's messages, applied to the next connections at
+/// once, kept across a restart, and gone when deleted.
+#[test]
+fn connection_limits_change_at_runtime_through_kafka_configs() {
+    let mut broker = Broker::start(&[]);
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let configs = |broker: &Broker, args: &[&str]| {
+        let mut all =
+            vec!["--bootstrap-server", broker.address_str(), "--entity-type", "brokers", "--entity-name", "1"];
+        all.extend_from_slice(args);
+        let done = run_bounded(
+            std::process::Command::new("java")
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("org.apache.kafka.tools.ConfigCommand")
+                .args(&all),
+            b"",
+            Duration::from_secs(60),
+        );
+        (done.status.success(), format!("{}{}", done.stdout, done.stderr))
+    };
+    // Two connections from 127.0.0.1 served, and whether a third is closed at once.
+    let third_is_closed = |broker: &Broker| {
+        let served = [connect_served(broker.address), connect_served(broker.address)];
+        let mut third = connect(broker.address);
+        let closed = peer_state(&mut third, Duration::from_secs(2)) == Peer::Closed;
+        drop(served);
+        closed
+    };
+    assert!(!third_is_closed(&broker), "no limit yet");
+    let (set, said) = configs(&broker, &["--alter", "--add-config", "max.connections.per.ip=2"]);
+    assert!(set, "{said}");
+    assert!(third_is_closed(&broker), "max.connections.per.ip=2 applies at once");
+    let (described, said) = configs(&broker, &["--describe"]);
+    assert!(described, "{said}");
+    // Kafka 4.4's line for the same command.
+    let line = "  max.connections.per.ip=2 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:max.connections.per.ip=2, \
+                DEFAULT_CONFIG:max.connections.per.ip=2147483647}";
+    assert!(said.lines().any(|have| have == line), "{line:?} not in:\n{said}");
+    // Kafka 4.4's refusals (its dynamic validation's words for 0).
+    for (change, message) in [
+        ("max.connections.per.ip=-1", "Invalid value -1 for configuration max.connections.per.ip: Value must be at least 0"),
+        ("max.connections=abc", "Invalid value abc for configuration max.connections: Not a number of type INT"),
+        (
+            "max.connections=0",
+            "Invalid value org.apache.kafka.common.config.ConfigException: Invalid max.connections 0 for configuration \
+             Invalid dynamic configuration",
+        ),
+        (
+            "max.connections.per.ip=0",
+            "requirement failed: max.connections.per.ip can be set to zero only if max.connections.per.ip.overrides \
+             property is set.",
+        ),
+    ] {
+        let (done, said) = configs(&broker, &["--alter", "--add-config", change]);
+        assert!(!done && said.contains(message), "{change}: {said}");
+    }
+    broker.restart(common::Restart::Sigterm);
+    assert!(third_is_closed(&broker), "kept across a restart");
+    let (deleted, said) = configs(&broker, &["--alter", "--delete-config", "max.connections.per.ip"]);
+    assert!(deleted, "{said}");
+    assert!(!third_is_closed(&broker), "the limit is gone");
+    assert!(broker.log().contains("connection limits changed"), "{}", broker.log());
+}
+
 /// Out of file descriptors the acceptor used to retry at once (46-101 % of a core, 21-53 MB/s of
 /// log lines). Now it backs off, says once which limit it hit, and serves again when fds free up.
 #[test]

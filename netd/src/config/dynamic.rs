@@ -44,8 +44,14 @@ pub enum BrokerConfigRefusal {
 pub const LEADER_THROTTLED_RATE: &str = "leader.replication.throttled.rate";
 pub const FOLLOWER_THROTTLED_RATE: &str = "follower.replication.throttled.rate";
 
-/// The dynamic broker keys that are no topic key's default.
+/// The replication rates: dynamic broker keys that are no topic key's default.
 pub const BROKER_ONLY_KEYS: &[&str] = &[FOLLOWER_THROTTLED_RATE, LEADER_THROTTLED_RATE];
+
+/// Kafka's connection limits (`SocketServerConfigs`, INT): connections the acceptor admits in
+/// all, and from one address. Dynamic as in Kafka: a change applies to the next connections.
+pub const MAX_CONNECTIONS: &str = "max.connections";
+pub const MAX_CONNECTIONS_PER_IP: &str = "max.connections.per.ip";
+pub const CONNECTION_KEYS: &[&str] = &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP];
 
 /// A replication rate when none is set: Kafka's `Long.MAX_VALUE`, no throttle.
 pub const THROTTLED_RATE_DEFAULT: i64 = i64::MAX;
@@ -60,7 +66,7 @@ fn topic_key_of(broker_key: &str) -> Option<&'static topic::TopicKey> {
 
 /// Whether `key` is a broker key Skua changes at runtime.
 pub fn is_dynamic(key: &str) -> bool {
-    topic_key_of(key).is_some() || BROKER_ONLY_KEYS.contains(&key)
+    topic_key_of(key).is_some() || BROKER_ONLY_KEYS.contains(&key) || CONNECTION_KEYS.contains(&key)
 }
 
 /// Checks one dynamic broker key and value: the normalised value to store.
@@ -75,6 +81,25 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
             return Err(invalid("Value must be at least 0"));
         }
         return Ok(rate.to_string());
+    }
+    if CONNECTION_KEYS.contains(&key) {
+        let invalid = |reason: &str| {
+            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
+        };
+        let limit: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
+        return match limit {
+            ..0 => Err(invalid("Value must be at least 0")),
+            // Kafka's words for 0 (its dynamic validation's; Skua has no per-address overrides,
+            // which are what makes 0 valid for max.connections.per.ip in Kafka).
+            0 if key == MAX_CONNECTIONS => Err(BrokerConfigRefusal::InvalidValue(format!(
+                "Invalid value org.apache.kafka.common.config.ConfigException: Invalid {key} 0 for configuration \
+                 Invalid dynamic configuration"
+            ))),
+            0 => Err(BrokerConfigRefusal::InvalidValue(format!(
+                "requirement failed: {key} can be set to zero only if max.connections.per.ip.overrides property is set."
+            ))),
+            limit => Ok(limit.to_string()),
+        };
     }
     let Some(topic_key) = topic_key_of(key) else {
         return Err(BrokerConfigRefusal::NotDynamic(key.to_string()));
@@ -181,6 +206,12 @@ impl DynamicBrokerConfigs {
         }
         if let Some(value) = number("min.insync.replicas").and_then(|value| i32::try_from(value).ok()) {
             effective.min_insync_replicas = value;
+        }
+        if let Some(value) = number(MAX_CONNECTIONS) {
+            effective.connections_max = value.unsigned_abs();
+        }
+        if let Some(value) = number(MAX_CONNECTIONS_PER_IP) {
+            effective.connections_per_ip_max = value.unsigned_abs();
         }
         for (name, _) in topic::KEPT_NOT_ACTED_ON {
             let Some(key) = topic::topic_key(name).filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) else {

@@ -40,12 +40,16 @@ pub fn broker_refusal(refusal: BrokerConfigRefusal) -> Refusal {
     }
 }
 
-/// A broker key Skua does not change at runtime.
+/// A broker key Skua does not change at runtime: one it reads from its configuration file, or
+/// one it has no use for at all (a Kafka key it ignores there too, such as `num.io.threads`:
+/// Skua runs one shard thread per core).
 pub fn not_dynamic(key: &str) -> Refusal {
-    (
-        ResponseError::InvalidConfig,
-        Some(format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")),
-    )
+    let message = if crate::config::reads_key(key) {
+        format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")
+    } else {
+        format!("Skua does not use the broker config {key}; a configuration file's is ignored too")
+    };
+    (ResponseError::InvalidConfig, Some(message))
 }
 
 /// The controller's refusal to store a change, with its Kafka code and message.

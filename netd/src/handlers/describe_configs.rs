@@ -112,6 +112,23 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
             entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
         }
     }
+    // The connection limits, always listed (as Kafka does), with their dynamic synonyms.
+    for (name, static_value) in [
+        (crate::config::dynamic::MAX_CONNECTIONS, config.connections_max),
+        (crate::config::dynamic::MAX_CONNECTIONS_PER_IP, config.connections_per_ip_max),
+    ] {
+        let mut synonyms = Vec::new();
+        if let Some(value) = dynamic.own.get(name) {
+            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
+        }
+        if let Some(value) = dynamic.default.get(name) {
+            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
+        }
+        synonyms.push((name.to_string(), static_value.to_string(), static_source(name)));
+        let (_, value, source) = synonyms[0].clone();
+        let kind = ConfigType::Int;
+        entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
+    }
     for key in topic::TOPIC_KEYS.iter().filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) {
         let name = key.broker_synonym;
         let dynamic_key = crate::config::dynamic::is_dynamic(name);

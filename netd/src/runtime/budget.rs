@@ -186,13 +186,14 @@ impl Budgets {
 }
 
 /// Open connections, in total (`max.connections`) and per client address
-/// (`max.connections.per.ip`).
+/// (`max.connections.per.ip`). The limits are dynamic broker configs: [`Connections::set_limits`]
+/// changes them for the connections accepted next; open connections stay open, as in Kafka.
 #[derive(Debug)]
 pub struct Connections {
     per_address: Mutex<HashMap<IpAddr, u64>>,
     total: AtomicU64,
-    total_max: u64,
-    per_address_max: u64,
+    total_max: AtomicU64,
+    per_address_max: AtomicU64,
 }
 
 /// Why a connection was not admitted.
@@ -213,12 +214,36 @@ pub struct ConnectionSlot {
 
 impl Connections {
     pub fn new(total_max: u64, per_address_max: u64) -> Connections {
-        Connections { per_address: Mutex::new(HashMap::new()), total: AtomicU64::new(0), total_max, per_address_max }
+        Connections {
+            per_address: Mutex::new(HashMap::new()),
+            total: AtomicU64::new(0),
+            total_max: AtomicU64::new(total_max),
+            per_address_max: AtomicU64::new(per_address_max),
+        }
+    }
+
+    /// Sets `max.connections` and `max.connections.per.ip` (a dynamic broker config changed).
+    pub fn set_limits(&self, total_max: u64, per_address_max: u64) {
+        let total_before = self.total_max.swap(total_max, Ordering::AcqRel);
+        let per_address_before = self.per_address_max.swap(per_address_max, Ordering::AcqRel);
+        if (total_before, per_address_before) != (total_max, per_address_max) {
+            tracing::info!(
+                max_connections = total_max,
+                max_connections_per_ip = per_address_max,
+                open = self.open_count(),
+                "connection limits changed"
+            );
+        }
+    }
+
+    /// `max.connections` and `max.connections.per.ip` in force.
+    pub fn limits(&self) -> (u64, u64) {
+        (self.total_max.load(Ordering::Acquire), self.per_address_max.load(Ordering::Acquire))
     }
 
     /// True when no further connection may be admitted at all.
     pub fn full(&self) -> bool {
-        self.total.load(Ordering::Acquire) >= self.total_max
+        self.total.load(Ordering::Acquire) >= self.total_max.load(Ordering::Acquire)
     }
 
     pub fn open_count(&self) -> u64 {
@@ -230,12 +255,13 @@ impl Connections {
 pub fn admit(budgets: &Arc<Budgets>, address: IpAddr) -> Result<ConnectionSlot, Refusal> {
     let connections = &budgets.connections;
     let mut per_address = connections.per_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if connections.total.load(Ordering::Acquire) >= connections.total_max {
-        return Err(Refusal::Total(connections.total_max));
+    let (total_max, per_address_max) = connections.limits();
+    if connections.total.load(Ordering::Acquire) >= total_max {
+        return Err(Refusal::Total(total_max));
     }
     let count = per_address.entry(address).or_insert(0);
-    if *count >= connections.per_address_max {
-        return Err(Refusal::PerAddress(connections.per_address_max));
+    if *count >= per_address_max {
+        return Err(Refusal::PerAddress(per_address_max));
     }
     *count += 1;
     connections.total.fetch_add(1, Ordering::AcqRel);
@@ -309,6 +335,16 @@ mod tests {
         assert_eq!(admit(&budgets, two).err(), Some(Refusal::Total(3)));
         drop(a);
         assert!(!budgets.connections.full());
-        let _d = admit(&budgets, one).expect("a place was freed");
+        let d = admit(&budgets, one).expect("a place was freed");
+        // Changed at runtime: the next admissions follow the new limits; open ones stay.
+        budgets.connections.set_limits(2, 1);
+        assert_eq!(budgets.connections.open_count(), 3, "nothing closed");
+        assert_eq!(admit(&budgets, [127, 0, 0, 3].into()).err(), Some(Refusal::Total(2)));
+        drop(d);
+        budgets.connections.set_limits(3, 1);
+        assert_eq!(admit(&budgets, one).err(), Some(Refusal::PerAddress(1)), "127.0.0.1 holds one");
+        budgets.connections.set_limits(10, 5);
+        let _e = admit(&budgets, one).expect("raised");
+        let _f = admit(&budgets, [127, 0, 0, 3].into()).expect("raised");
     }
 }
