@@ -25,7 +25,14 @@ fn batches(c: &mut Criterion) {
         });
         let header = engine::batch::validate_one(&batch).expect("valid");
         group.bench_function("zstd re-encode (level 1)", |bench| {
-            bench.iter(|| engine::compression::zstd_encode(std::hint::black_box(&batch), &header, 1).expect("encodes"))
+            bench.iter(|| {
+                engine::compression::convert(
+                    std::hint::black_box(&batch),
+                    &header,
+                    engine::CompressionType::Zstd { level: 1 },
+                )
+                .expect("encodes")
+            })
         });
         group.finish();
     }
@@ -40,7 +47,9 @@ fn validation_batch(value_bytes: usize, zstd: bool) -> Vec<u8> {
         return batch;
     }
     let header = engine::batch::validate_one(&batch).expect("valid");
-    engine::compression::zstd_encode(&batch, &header, 3).expect("encodes").expect("was uncompressed")
+    engine::compression::convert(&batch, &header, engine::CompressionType::Zstd { level: 3 })
+        .expect("encodes")
+        .expect("was uncompressed")
 }
 
 /// The produce path's validation before record walking (CRC and header only) and after (CRC,

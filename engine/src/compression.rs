@@ -1,29 +1,83 @@
-//! Codec conversion on append for topics with `compression.type=zstd`.
+//! Codec conversion on append, for topics whose `compression.type` names a codec.
 //!
-//! Owns: re-encoding an uncompressed v2 batch as a zstd batch. The records section (everything
-//! after the 61-byte header) is compressed as one block, as Kafka does; the header keeps its counts
-//! and timestamps, the codec bits change, the length and CRC are recomputed. Records are never
-//! parsed. Knows nothing of offsets or files.
+//! Owns: re-encoding a v2 batch with the log's codec, as Kafka's broker does for such a topic. The
+//! records section (everything after the 61-byte header) is decompressed whole (any codec, within
+//! the decompressed-size cap) and compressed as one stream with the target codec in the framing
+//! Kafka's clients read (gzip; snappy in xerial blocks of 32 KiB, as the Java client writes; lz4
+//! frames of independent 64 KiB blocks, as Kafka writes; zstd one frame). The header keeps its
+//! counts, timestamps and producer fields; the codec bits change, the length and CRC are
+//! recomputed. Records are never parsed (the produce path walked them before). Knows nothing of
+//! offsets or files.
+
+use std::borrow::Cow;
+use std::io::Write;
 
 use crate::batch::{self, BatchHeader, Codec};
+use crate::config::CompressionType;
 use crate::error::BatchError;
-use crate::limits::BATCH_HEADER_BYTES;
+use crate::limits::{BATCH_HEADER_BYTES, RECORDS_DECOMPRESSED_BYTES_MAX};
 
-/// Returns the batch re-encoded with zstd at `level`, or `None` when it is already compressed (it
-/// is then stored as it arrived).
-pub fn zstd_encode(batch_bytes: &[u8], header: &BatchHeader, level: i32) -> Result<Option<Vec<u8>>, BatchError> {
-    if header.codec() != Codec::None {
+/// The xerial snappy framing: magic, version 1, compatible version 1.
+const XERIAL_HEADER: [u8; 16] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1];
+/// Uncompressed bytes per xerial block (the Java client's `SnappyOutputStream` default).
+const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
+/// zlib's default level, what Kafka's gzip level -1 means.
+const GZIP_LEVEL_DEFAULT: u32 = 6;
+
+/// Returns the batch re-encoded with `target`'s codec, or `None` when it already has it (or
+/// `target` is `Producer`): it is then stored as it arrived.
+pub fn convert(
+    batch_bytes: &[u8],
+    header: &BatchHeader,
+    target: CompressionType,
+) -> Result<Option<Vec<u8>>, BatchError> {
+    let Some(codec) = target.codec() else { return Ok(None) };
+    if header.codec() == codec {
         return Ok(None);
     }
-    let records = &batch_bytes[BATCH_HEADER_BYTES..header.size_bytes];
-    let compressed =
-        zstd::bulk::compress(records, level).map_err(|error| BatchError::Compression(error.to_string()))?;
-    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + compressed.len());
+    let records: Cow<[u8]> = match header.codec() {
+        Codec::None => Cow::Borrowed(&batch_bytes[BATCH_HEADER_BYTES..header.size_bytes]),
+        _ => Cow::Owned(crate::records::decompress_records(batch_bytes, header, RECORDS_DECOMPRESSED_BYTES_MAX)?),
+    };
+    let failed = |error: std::io::Error| BatchError::Compression(error.to_string());
+    let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len() / 2);
     out.extend_from_slice(&batch_bytes[..BATCH_HEADER_BYTES]);
-    out.extend_from_slice(&compressed);
+    match target {
+        CompressionType::Producer => unreachable!("no codec to convert to"),
+        CompressionType::Uncompressed => out.extend_from_slice(&records),
+        CompressionType::Gzip { level } => {
+            let level = u32::try_from(level).unwrap_or(GZIP_LEVEL_DEFAULT);
+            let mut encoder = flate2::write::GzEncoder::new(out, flate2::Compression::new(level));
+            encoder.write_all(&records).map_err(failed)?;
+            out = encoder.finish().map_err(failed)?;
+        }
+        CompressionType::Snappy => {
+            out.extend_from_slice(&XERIAL_HEADER);
+            let mut encoder = snap::raw::Encoder::new();
+            for block in records.chunks(XERIAL_BLOCK_BYTES) {
+                let compressed =
+                    encoder.compress_vec(block).map_err(|error| BatchError::Compression(error.to_string()))?;
+                out.extend_from_slice(&(compressed.len() as i32).to_be_bytes());
+                out.extend_from_slice(&compressed);
+            }
+        }
+        CompressionType::Lz4 => {
+            let frame = lz4_flex::frame::FrameInfo::new()
+                .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, out);
+            encoder.write_all(&records).map_err(failed)?;
+            out = encoder.finish().map_err(|error| BatchError::Compression(error.to_string()))?;
+        }
+        CompressionType::Zstd { level } => {
+            let compressed =
+                zstd::bulk::compress(&records, level).map_err(|error| BatchError::Compression(error.to_string()))?;
+            out.extend_from_slice(&compressed);
+        }
+    }
     let length = (out.len() - batch::LOG_OVERHEAD_BYTES) as i32;
     out[batch::BATCH_LENGTH_AT..batch::BATCH_LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
-    let attributes = (header.attributes & !batch::CODEC_MASK) | Codec::Zstd.id();
+    let attributes = (header.attributes & !batch::CODEC_MASK) | codec.id();
     out[batch::ATTRIBUTES_AT..batch::ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch::reseal_crc(&mut out);
     Ok(Some(out))
@@ -39,22 +93,85 @@ pub fn zstd_records(batch_bytes: &[u8], header: &BatchHeader, records_bytes_max:
 mod tests {
     use super::*;
     use crate::batch::tests::make_batch;
+    use crate::records::{decompress_records, walk_records};
 
+    const TARGETS: [CompressionType; 5] = [
+        CompressionType::Uncompressed,
+        CompressionType::Gzip { level: -1 },
+        CompressionType::Snappy,
+        CompressionType::Lz4,
+        CompressionType::Zstd { level: 3 },
+    ];
+
+    /// Every codec into every other: the header's fields stay, the codec bits and CRC are the
+    /// target's, and the records decompress to the original bytes (and walk as valid records).
     #[test]
-    fn zstd_round_trip_keeps_header_and_records() {
-        let value = vec![b'x'; 5000];
+    fn every_codec_converts_to_every_other_keeping_header_and_records() {
+        let value = vec![b'x'; 100_000];
         let original = make_batch(&[(b"key", &value), (b"key", &value)], 77);
         let header = batch::validate_one(&original).expect("valid");
-        let encoded = zstd_encode(&original, &header, 3).expect("compress").expect("was uncompressed");
-        assert!(encoded.len() < original.len() / 10);
-        let encoded_header = batch::validate_one(&encoded).expect("CRC recomputed");
-        assert_eq!(encoded_header.codec(), Codec::Zstd);
-        assert_eq!(encoded_header.records_count, 2);
-        assert_eq!(encoded_header.base_timestamp, 77);
-        assert_eq!(encoded_header.last_offset_delta, header.last_offset_delta);
-        let records = zstd_records(&encoded, &encoded_header, 1 << 20).expect("decompress");
-        assert_eq!(records, &original[BATCH_HEADER_BYTES..]);
-        // Already compressed: stored as is.
-        assert_eq!(zstd_encode(&encoded, &encoded_header, 3).expect("no-op"), None);
+        let records = &original[BATCH_HEADER_BYTES..];
+        for source in TARGETS {
+            let from = convert(&original, &header, source).expect("compress").unwrap_or_else(|| original.clone());
+            let from_header = batch::validate_one(&from).expect("CRC recomputed");
+            for target in TARGETS {
+                let context = format!("{source:?} -> {target:?}");
+                let converted = convert(&from, &from_header, target).expect(&context);
+                let converted = match converted {
+                    Some(converted) => converted,
+                    None => {
+                        assert_eq!(source, target, "{context}: only the same codec is left as it is");
+                        continue;
+                    }
+                };
+                let converted_header = batch::validate_one(&converted).expect(&context);
+                assert_eq!(Some(converted_header.codec()), target.codec(), "{context}");
+                assert_eq!(converted_header.records_count, 2, "{context}");
+                assert_eq!(converted_header.base_timestamp, 77, "{context}");
+                assert_eq!(converted_header.last_offset_delta, header.last_offset_delta, "{context}");
+                // Base offset, leader epoch and magic, then everything after the attributes
+                // (offsets, timestamps, producer fields, count) are the original's.
+                for range in [0..8, 12..17, 23..BATCH_HEADER_BYTES] {
+                    assert_eq!(converted[range.clone()], original[range], "{context}");
+                }
+                let back = decompress_records(&converted, &converted_header, 1 << 20).expect(&context);
+                assert_eq!(back, records, "{context}");
+                walk_records(&converted, &converted_header).expect(&context);
+                if target != CompressionType::Uncompressed {
+                    assert!(converted.len() < original.len() / 10, "{context}: {} bytes", converted.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn snappy_is_written_in_xerial_blocks_of_32_kib() {
+        let value = vec![b'y'; 100_000];
+        let original = make_batch(&[(b"k", &value)], 1);
+        let header = batch::validate_one(&original).expect("valid");
+        let converted = convert(&original, &header, CompressionType::Snappy).expect("snappy").expect("converted");
+        assert_eq!(converted[BATCH_HEADER_BYTES..BATCH_HEADER_BYTES + 16], XERIAL_HEADER);
+        // Four blocks: 100 KB and some in 32 KiB pieces.
+        let mut at = BATCH_HEADER_BYTES + 16;
+        let mut blocks = 0;
+        while at < converted.len() {
+            let length = i32::from_be_bytes(converted[at..at + 4].try_into().expect("4 bytes")) as usize;
+            at += 4 + length;
+            blocks += 1;
+        }
+        assert_eq!((at, blocks), (converted.len(), 4));
+    }
+
+    #[test]
+    fn a_batch_over_the_decompressed_cap_is_refused() {
+        let value = vec![b'z'; 50_000];
+        let original = make_batch(&[(b"k", &value)], 1);
+        let header = batch::validate_one(&original).expect("valid");
+        let zstd = convert(&original, &header, CompressionType::Zstd { level: 1 }).expect("zstd").expect("converted");
+        let zstd_header = batch::validate_one(&zstd).expect("valid");
+        assert!(matches!(
+            decompress_records(&zstd, &zstd_header, 1000),
+            Err(BatchError::DecompressedTooLarge { limit_bytes: 1000 })
+        ));
     }
 }

@@ -37,14 +37,42 @@ pub enum FlushPolicy {
     Interval { flush_messages: u64, flush_ms: i64 },
 }
 
-/// Kafka's `compression.type` for a topic.
+/// Kafka's `compression.type` for a topic: which codec a leader stores produced batches with.
+/// Any other than `Producer` converts a batch that arrives with another codec (decompressed,
+/// compressed again; docs/decisions/0005-compression.md), as Kafka does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompressionType {
     /// Keep whatever codec the producer used (Kafka's default, `producer`).
     Producer,
-    /// Re-encode uncompressed batches with zstd on append. Batches that arrive compressed with
-    /// another codec are stored as they are (see docs/decisions/0005-compression.md).
-    Zstd { level: i32 },
+    /// Stored uncompressed (`uncompressed`).
+    Uncompressed,
+    /// gzip at `level` (Kafka's `compression.gzip.level`: 1 to 9, or -1 for zlib's default, 6).
+    Gzip {
+        level: i32,
+    },
+    /// snappy, in the xerial framing the Java client writes.
+    Snappy,
+    /// lz4 frames as Kafka writes them (64 KiB independent blocks). One compression level:
+    /// Kafka's `compression.lz4.level` has no effect here.
+    Lz4,
+    Zstd {
+        level: i32,
+    },
+}
+
+impl CompressionType {
+    /// The codec batches are stored with; `None` for `Producer` (the batch's own).
+    pub fn codec(self) -> Option<crate::batch::Codec> {
+        use crate::batch::Codec;
+        match self {
+            CompressionType::Producer => None,
+            CompressionType::Uncompressed => Some(Codec::None),
+            CompressionType::Gzip { .. } => Some(Codec::Gzip),
+            CompressionType::Snappy => Some(Codec::Snappy),
+            CompressionType::Lz4 => Some(Codec::Lz4),
+            CompressionType::Zstd { .. } => Some(Codec::Zstd),
+        }
+    }
 }
 
 /// Kafka's `message.timestamp.type` for a topic.
@@ -162,10 +190,14 @@ impl LogConfig {
                 )));
             }
         }
-        if let CompressionType::Zstd { level } = self.compression {
-            if !(1..=22).contains(&level) {
+        match self.compression {
+            CompressionType::Zstd { level } if !(1..=22).contains(&level) => {
                 return Err(EngineError::InvalidInput(format!("zstd level {level} outside [1, 22]")));
             }
+            CompressionType::Gzip { level } if level != -1 && !(1..=9).contains(&level) => {
+                return Err(EngineError::InvalidInput(format!("gzip level {level} neither -1 nor in [1, 9]")));
+            }
+            _ => {}
         }
         if let Some(bytes) = self.batch_bytes_max {
             if bytes > limits::BATCH_BYTES_MAX {

@@ -58,6 +58,57 @@ pub fn walk_records(batch: &[u8], header: &BatchHeader) -> Result<RecordsSummary
     walk_records_bounded(batch, header, RECORDS_DECOMPRESSED_BYTES_MAX)
 }
 
+/// The records section of a compressed batch (header passed [`crate::batch::validate_one`]),
+/// decompressed whole, at most `decompressed_bytes_max` bytes: for converting a batch to
+/// another codec (`crate::compression`), after [`walk_records`] checked its records.
+pub fn decompress_records(
+    batch: &[u8],
+    header: &BatchHeader,
+    decompressed_bytes_max: usize,
+) -> Result<Vec<u8>, BatchError> {
+    assert!(batch.len() >= header.size_bytes && header.size_bytes >= RECORDS_AT, "decompress a validated batch only");
+    let payload = &batch[RECORDS_AT..header.size_bytes];
+    let codec = header.codec();
+    let failed = |error: io::Error| BatchError::Decompression { codec: codec.id(), detail: error.to_string() };
+    let limit = decompressed_bytes_max as u64 + 1;
+    let mut out = Vec::new();
+    match codec {
+        Codec::None => out.extend_from_slice(payload),
+        Codec::Gzip => {
+            flate2::bufread::MultiGzDecoder::new(payload).take(limit).read_to_end(&mut out).map_err(failed)?;
+        }
+        Codec::Snappy => {
+            SnappyReader::new(payload, decompressed_bytes_max).take(limit).read_to_end(&mut out).map_err(|error| {
+                if error.kind() == io::ErrorKind::FileTooLarge {
+                    BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max }
+                } else {
+                    failed(error)
+                }
+            })?;
+        }
+        Codec::Lz4 => {
+            if !lz4_frame_ends_with_end_mark(payload) {
+                return Err(BatchError::Decompression {
+                    codec: codec.id(),
+                    detail: "lz4 frame has no end mark".into(),
+                });
+            }
+            lz4_flex::frame::FrameDecoder::new(payload).take(limit).read_to_end(&mut out).map_err(failed)?;
+        }
+        Codec::Zstd => {
+            zstd::stream::read::Decoder::with_buffer(payload)
+                .map_err(failed)?
+                .take(limit)
+                .read_to_end(&mut out)
+                .map_err(failed)?;
+        }
+    }
+    if out.len() > decompressed_bytes_max {
+        return Err(BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max });
+    }
+    Ok(out)
+}
+
 /// [`walk_records`] with the decompressed-size cap given (tests use a small one).
 pub fn walk_records_bounded(
     batch: &[u8],

@@ -20,7 +20,9 @@ fn case(value_bytes: usize, zstd: bool) -> Vec<u8> {
         return plain;
     }
     let header = batch::validate_one(&plain).expect("valid");
-    engine::compression::zstd_encode(&plain, &header, 3).expect("encodes").expect("was uncompressed")
+    engine::compression::convert(&plain, &header, engine::CompressionType::Zstd { level: 3 })
+        .expect("encodes")
+        .expect("was uncompressed")
 }
 
 #[test]

@@ -199,6 +199,18 @@ pub fn keys() -> Vec<Key> {
         key("auto.create.topics.enable", AUTO_CREATE_TOPICS_DEFAULT, "create unknown topics on Metadata/Produce"),
         key("log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT, "segment size before a roll"),
         key(
+            "compression.type",
+            "producer",
+            "the codec topics store batches with (their compression.type default): producer (the \
+             producer's), uncompressed, gzip, snappy, lz4 or zstd (batches with another codec are converted)",
+        ),
+        key("compression.zstd.level", topic::ZSTD_LEVEL_DEFAULT, "zstd level when compression.type is zstd (1-22)"),
+        key(
+            "compression.gzip.level",
+            topic::GZIP_LEVEL_DEFAULT,
+            "gzip level when compression.type is gzip (1-9, -1: zlib's default)",
+        ),
+        key(
             "log.index.size.max.bytes",
             engine::limits::INDEX_BYTES_MAX_DEFAULT,
             "the most a segment's offset or time index holds before the segment rolls",
@@ -826,6 +838,25 @@ fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) ->
     Ok(())
 }
 
+/// `compression.type` and its levels, checked by the topic keys' rules (Kafka's messages).
+fn static_compression(values: &BTreeMap<String, String>) -> Result<engine::CompressionType, ConfigError> {
+    let checked = |key: &str, topic_key: &str| -> Result<Option<String>, ConfigError> {
+        values
+            .get(key)
+            .map(|value| topic::check(topic_key, value).map_err(|error| invalid(key, error.to_string())))
+            .transpose()
+    };
+    let kind = checked("compression.type", topic::COMPRESSION_TYPE)?.unwrap_or_else(|| "producer".to_string());
+    let level = |key: &str, topic_key: &str| -> Result<Option<i64>, ConfigError> {
+        Ok(checked(key, topic_key)?.and_then(|level| level.parse().ok()))
+    };
+    Ok(topic::compression(
+        &kind,
+        level("compression.zstd.level", topic::COMPRESSION_ZSTD_LEVEL)?,
+        level("compression.gzip.level", topic::COMPRESSION_GZIP_LEVEL)?,
+    ))
+}
+
 /// Kafka's other spellings of keys in [`keys`], which the configuration file may use instead.
 const KEY_ALIASES: &[&str] =
     &["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
@@ -938,6 +969,7 @@ impl Config {
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             index_bytes_max: number(values, "log.index.size.max.bytes", engine::limits::INDEX_BYTES_MAX_DEFAULT)?,
+            compression: static_compression(values)?,
             segment_ms,
             segment_jitter_ms,
             retention_ms,
@@ -1329,6 +1361,14 @@ mod tests {
             "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.index.size.max.bytes" => config.log.index_bytes_max.to_string(),
+            "compression.zstd.level" => match config.log.compression {
+                engine::CompressionType::Zstd { level } => level.to_string(),
+                _ => topic::ZSTD_LEVEL_DEFAULT.to_string(),
+            },
+            "compression.gzip.level" => match config.log.compression {
+                engine::CompressionType::Gzip { level } => level.to_string(),
+                _ => topic::GZIP_LEVEL_DEFAULT.to_string(),
+            },
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.roll.jitter.ms" => config.log.segment_jitter_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),
@@ -1390,7 +1430,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 45, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 47, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

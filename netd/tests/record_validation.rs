@@ -17,12 +17,13 @@ use bytes::{Bytes, BytesMut};
 use common::Broker;
 use engine::batch::Codec;
 use engine::testkit::{batch_around, compress, make_batch, make_compressed_batch, push_varint, record, snappy_raw};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    ApiKey, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -485,6 +486,139 @@ fn real_clients_produce_every_codec_and_read_it_back() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("clients: ok"), "{stdout}\n{}", broker.log());
+}
+
+/// A topic per codec Skua converts to (`compression.type`), each written by librdkafka with
+/// another codec, then read back by librdkafka and by the Java consumer.
+const CONVERSION_SCRIPT: &str = r#"
+import sys
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+bootstrap, count = sys.argv[1], int(sys.argv[2])
+# The topic's codec, and the other one the producer uses.
+pairs = [("uncompressed", "zstd"), ("gzip", "lz4"), ("snappy", "gzip"), ("lz4", "snappy"), ("zstd", "gzip")]
+admin = AdminClient({"bootstrap.servers": bootstrap})
+futures = admin.create_topics([NewTopic("cv-" + target, 1, 1, config={"compression.type": target})
+                               for target, _ in pairs])
+for future in futures.values():
+    future.result(30)
+ok = True
+for target, codec in pairs:
+    topic = "cv-" + target
+    errors = []
+    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 20, "acks": "all"})
+    expected = [(f"k{i % 7}".encode(), f"{target}-{i}-{'c' * (i * 13 % 2000)}".encode()) for i in range(count)]
+    for key, value in expected:
+        producer.produce(topic, value=value, key=key, partition=0,
+                         on_delivery=lambda error, message: errors.append(error) if error else None)
+        producer.poll(0)
+    producer.flush(30)
+    if errors:
+        print(f"{topic}: delivery errors {errors[:3]}")
+        ok = False
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cv-" + topic, "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    for _ in range(600):
+        if len(got) >= len(expected):
+            break
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            print(f"{topic}: consume error {message.error()}")
+            break
+        got.append((message.key(), message.value()))
+    consumer.close()
+    if got != expected:
+        print(f"{topic}: librdkafka read {len(got)} of {len(expected)} records, or others")
+        ok = False
+print("conversion: ok" if ok else "conversion: FAILED")
+"#;
+
+/// `compression.type` names a codec: every batch a producer sends with another is stored with the
+/// topic's (decompressed, compressed again), as Kafka does; librdkafka and the Java consumer read
+/// every record back, and a raw Fetch finds every stored batch in the topic's codec.
+#[test]
+fn topics_store_batches_in_their_compression_type_and_clients_read_them() {
+    if std::env::var("SKUA_ORACLE").is_ok() {
+        return; // this test starts clients against netd only
+    }
+    let broker = Broker::start(&[]);
+    let count = 400;
+    let output = common::run(
+        std::process::Command::new(common::python())
+            .arg("-c")
+            .arg(CONVERSION_SCRIPT)
+            .arg(broker.bootstrap())
+            .arg(count.to_string()),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("conversion: ok"), "{stdout}\n{}", broker.log());
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let mut client = Client::connect(broker.address);
+    for (target, codec) in [
+        ("uncompressed", Codec::None),
+        ("gzip", Codec::Gzip),
+        ("snappy", Codec::Snappy),
+        ("lz4", Codec::Lz4),
+        ("zstd", Codec::Zstd),
+    ] {
+        let topic = format!("cv-{target}");
+        // The Java consumer decodes Skua's framing of each codec.
+        let consumed = common::run(
+            std::process::Command::new("java")
+                .arg("-cp")
+                .arg(&classpath)
+                .arg("org.apache.kafka.tools.consumer.ConsoleConsumer")
+                .args([
+                    "--bootstrap-server",
+                    broker.address_str(),
+                    "--topic",
+                    &topic,
+                    "--from-beginning",
+                    "--max-messages",
+                    &count.to_string(),
+                    "--timeout-ms",
+                    "30000",
+                ]),
+            b"",
+        );
+        let values: Vec<String> = String::from_utf8_lossy(&consumed.stdout).lines().map(str::to_string).collect();
+        let expected: Vec<String> =
+            (0..count).map(|index| format!("{target}-{index}-{}", "c".repeat(index * 13 % 2000))).collect();
+        assert_eq!(values.len(), count, "{topic}: the Java consumer read {} records", values.len());
+        assert!(values == expected, "{topic}: the Java consumer read other values");
+        // Every stored batch has the topic's codec.
+        let mut partition = FetchPartition::default();
+        partition.partition = 0;
+        partition.partition_max_bytes = 64 << 20;
+        let mut fetch_topic = FetchTopic::default();
+        fetch_topic.topic = TopicName(StrBytes::from_string(topic.clone()));
+        fetch_topic.partitions = vec![partition];
+        let mut request = FetchRequest::default();
+        request.replica_id = kafka_protocol::messages::BrokerId(-1);
+        request.max_wait_ms = 100;
+        request.max_bytes = 64 << 20;
+        request.topics = vec![fetch_topic];
+        let response: FetchResponse = client.call(ApiKey::Fetch, 4, &request);
+        let records = response.responses[0].partitions[0].records.clone().expect("records");
+        let mut at = 0;
+        let mut batches = 0;
+        while at + 23 <= records.len() {
+            let length = i32::from_be_bytes(records[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+            let attributes = u16::from_be_bytes(records[at + 21..at + 23].try_into().expect("2 bytes"));
+            assert_eq!(
+                Codec::from_attributes(attributes).expect("a known codec"),
+                codec,
+                "{topic}: batch {batches} is not {target}"
+            );
+            at += 12 + length;
+            batches += 1;
+        }
+        assert!(batches > 0, "{topic}: no batch fetched");
+    }
 }
 
 /// One Produce request may make a shard decompress at most 64 MiB to check its records, all

@@ -143,10 +143,8 @@ impl Log {
             at += header.size_bytes;
             // A replicated batch is stored as the leader wrote it, whatever this log's codec.
             let converted = match (assign, self.config.compression) {
-                (Assign::Leader { .. }, CompressionType::Zstd { level }) => {
-                    compression::zstd_encode(original, header, level)
-                }
                 (Assign::Leader { .. }, CompressionType::Producer) | (Assign::Replicated, _) => Ok(None),
+                (Assign::Leader { .. }, target) => compression::convert(original, header, target),
             };
             let queued = converted.map_err(EngineError::from).and_then(|converted| {
                 let bytes: &[u8] = converted.as_deref().unwrap_or(original);

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::{CompressionType, FlushPolicy, TimestampType};
+use engine::{FlushPolicy, TimestampType};
 
 use super::topic::{self, TopicConfigError};
 use super::Config;
@@ -179,14 +179,14 @@ impl DynamicBrokerConfigs {
                 flush_ms: flush_ms.unwrap_or(ms),
             };
         }
-        match valid("compression.type").as_deref() {
-            Some("zstd") => {
-                let level = number("compression.zstd.level").and_then(|level| i32::try_from(level).ok());
-                log.compression = CompressionType::Zstd { level: level.unwrap_or(topic::ZSTD_LEVEL_DEFAULT) };
-            }
-            Some(_) => log.compression = CompressionType::Producer,
-            None => {}
-        }
+        // The dynamic codec, else the static one; each level the dynamic one, else the static.
+        let kind = valid("compression.type").unwrap_or_else(|| topic::compression_name(log.compression).to_string());
+        let (zstd_level, gzip_level) = topic::compression_levels(log.compression);
+        log.compression = topic::compression(
+            &kind,
+            number("compression.zstd.level").or(zstd_level),
+            number("compression.gzip.level").or(gzip_level),
+        );
         if let Some(kind) = valid("log.message.timestamp.type") {
             log.timestamp_type =
                 if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };

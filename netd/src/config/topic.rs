@@ -112,22 +112,22 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         COMPRESSION_GZIP_LEVEL,
         ConfigType::Int,
         "compression.gzip.level",
-        "Kafka's gzip level for compression.type gzip. Taken and reported; no effect (Skua re-encodes \
-         only to zstd).",
+        "The gzip level used when compression.type is gzip (1 to 9, or -1: zlib's default, 6).",
     ),
     key(
         COMPRESSION_LZ4_LEVEL,
         ConfigType::Int,
         "compression.lz4.level",
-        "Kafka's lz4 level for compression.type lz4. Taken and reported; no effect (Skua re-encodes \
-         only to zstd).",
+        "Kafka's lz4 level for compression.type lz4. Taken and reported; no effect (Skua's lz4 has one \
+         level).",
     ),
     key(
         COMPRESSION_TYPE,
         ConfigType::String,
         "compression.type",
-        "The codec batches are stored with: \"producer\" keeps the producer's, \"zstd\" re-encodes \
-         uncompressed batches with zstd (Skua re-encodes to no other codec).",
+        "The codec batches are stored with: \"producer\" keeps the producer's; \"uncompressed\", \
+         \"gzip\", \"snappy\", \"lz4\" or \"zstd\" converts every batch that arrives with another \
+         codec, as Kafka does.",
     ),
     key(
         COMPRESSION_ZSTD_LEVEL,
@@ -343,7 +343,6 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
 /// clients for settings that cannot change what Skua keeps or serves. Each key's documentation
 /// says it has no effect.
 pub const KEPT_NOT_ACTED_ON: &[(&str, &str)] = &[
-    (COMPRESSION_GZIP_LEVEL, "-1"),
     (COMPRESSION_LZ4_LEVEL, "9"),
     (DELETE_RETENTION_MS, "86400000"),
     (ERRORS_DEADLETTERQUEUE_GROUP_ENABLE, "false"),
@@ -453,10 +452,7 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
         },
         SEGMENT_INDEX_BYTES => at_least(i64::from(int()?), engine::limits::INDEX_BYTES_MAX_MIN as i64),
         COMPRESSION_TYPE => match trimmed {
-            "producer" | "zstd" => Ok(trimmed.to_string()),
-            "uncompressed" | "lz4" | "snappy" | "gzip" => Err(invalid(
-                "Skua re-encodes batches only to zstd; use producer (keep the producer's codec) or zstd".to_string(),
-            )),
+            "producer" | "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" => Ok(trimmed.to_string()),
             _ => Err(invalid("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer".to_string())),
         },
         COMPRESSION_ZSTD_LEVEL => {
@@ -652,14 +648,14 @@ impl TopicSettings {
                 flush_ms: flush_ms.unwrap_or(broker_ms),
             };
         }
-        match valid(COMPRESSION_TYPE).as_deref() {
-            Some("zstd") => {
-                let level = number(COMPRESSION_ZSTD_LEVEL).and_then(|level| i32::try_from(level).ok());
-                log.compression = CompressionType::Zstd { level: level.unwrap_or(ZSTD_LEVEL_DEFAULT) };
-            }
-            Some(_) => log.compression = CompressionType::Producer,
-            None => {}
-        }
+        // The topic's codec, else the broker's; each level the topic's, else the broker's.
+        let kind = valid(COMPRESSION_TYPE).unwrap_or_else(|| compression_name(broker.log.compression).to_string());
+        let (zstd_level, gzip_level) = compression_levels(broker.log.compression);
+        log.compression = compression(
+            &kind,
+            number(COMPRESSION_ZSTD_LEVEL).or(zstd_level),
+            number(COMPRESSION_GZIP_LEVEL).or(gzip_level),
+        );
         if valid(CLEANUP_POLICY).is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
             // Compacted only: nothing is deleted by age or size (compaction itself is not done yet).
             log.retention_ms = -1;
@@ -697,6 +693,44 @@ pub fn throttles(list: &str, partition: i32, broker: i32) -> bool {
 /// Kafka's `compression.zstd.level` default.
 pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 
+/// Kafka's `compression.gzip.level` default (zlib's own level).
+pub const GZIP_LEVEL_DEFAULT: i32 = -1;
+
+/// The engine's codec for a checked `compression.type` value, with the levels in force (unset:
+/// Kafka's defaults).
+pub fn compression(kind: &str, zstd_level: Option<i64>, gzip_level: Option<i64>) -> CompressionType {
+    let level = |level: Option<i64>, default: i32| level.and_then(|level| i32::try_from(level).ok()).unwrap_or(default);
+    match kind {
+        "uncompressed" => CompressionType::Uncompressed,
+        "gzip" => CompressionType::Gzip { level: level(gzip_level, GZIP_LEVEL_DEFAULT) },
+        "snappy" => CompressionType::Snappy,
+        "lz4" => CompressionType::Lz4,
+        "zstd" => CompressionType::Zstd { level: level(zstd_level, ZSTD_LEVEL_DEFAULT) },
+        _ => CompressionType::Producer,
+    }
+}
+
+/// The `compression.type` value of an engine codec.
+pub fn compression_name(compression: CompressionType) -> &'static str {
+    match compression {
+        CompressionType::Producer => "producer",
+        CompressionType::Uncompressed => "uncompressed",
+        CompressionType::Gzip { .. } => "gzip",
+        CompressionType::Snappy => "snappy",
+        CompressionType::Lz4 => "lz4",
+        CompressionType::Zstd { .. } => "zstd",
+    }
+}
+
+/// The zstd and gzip levels an engine codec carries (`None` for the others').
+pub fn compression_levels(compression: CompressionType) -> (Option<i64>, Option<i64>) {
+    match compression {
+        CompressionType::Zstd { level } => (Some(i64::from(level)), None),
+        CompressionType::Gzip { level } => (None, Some(i64::from(level))),
+        _ => (None, None),
+    }
+}
+
 /// One key as DescribeConfigs reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Described {
@@ -717,13 +751,14 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
     };
     match name {
         CLEANUP_POLICY => "delete".to_string(),
-        COMPRESSION_TYPE => match broker.log.compression {
-            CompressionType::Producer => "producer".to_string(),
-            CompressionType::Zstd { .. } => "zstd".to_string(),
-        },
+        COMPRESSION_TYPE => compression_name(broker.log.compression).to_string(),
         COMPRESSION_ZSTD_LEVEL => match broker.log.compression {
             CompressionType::Zstd { level } => level.to_string(),
-            CompressionType::Producer => ZSTD_LEVEL_DEFAULT.to_string(),
+            _ => ZSTD_LEVEL_DEFAULT.to_string(),
+        },
+        COMPRESSION_GZIP_LEVEL => match broker.log.compression {
+            CompressionType::Gzip { level } => level.to_string(),
+            _ => GZIP_LEVEL_DEFAULT.to_string(),
         },
         FLUSH_MESSAGES => flush_messages.to_string(),
         FOLLOWER_THROTTLED_REPLICAS | LEADER_THROTTLED_REPLICAS => String::new(),
