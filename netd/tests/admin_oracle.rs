@@ -1822,3 +1822,111 @@ fn offset_commit_and_fetch_by_topic_id_v10_answer_as_kafka() {
     target.check("OffsetFetch v10, all the group has", NONE, Some(&found), with_message(NONE, wanted), None);
     target.finish();
 }
+
+/// A feature update's result: feature, code, message.
+type FeatureResult = (String, i16, Option<String>);
+
+/// One UpdateFeatures case: its name, the updates (feature, level, upgrade type), the Kafka
+/// column and Skua's where it differs.
+type FeatureCase<'a> = (&'a str, Vec<(&'a str, i16, i8)>, Expected, Option<Expected>);
+
+/// One UpdateFeatures request: its top-level code and message, and each result's.
+fn update_features(
+    target: &mut Target,
+    version: i16,
+    updates: &[(&str, i16, i8)],
+    validate_only: bool,
+) -> (i16, Option<String>, Vec<FeatureResult>) {
+    use kafka_protocol::messages::update_features_request::FeatureUpdateKey;
+    use kafka_protocol::messages::{UpdateFeaturesRequest, UpdateFeaturesResponse};
+    let mut body = UpdateFeaturesRequest::default();
+    body.timeout_ms = 10_000;
+    body.validate_only = validate_only && version >= 1;
+    body.feature_updates = updates
+        .iter()
+        .map(|(feature, level, upgrade_type)| {
+            let mut update = FeatureUpdateKey::default();
+            update.feature = StrBytes::from_string(feature.to_string());
+            update.max_version_level = *level;
+            if version == 0 {
+                update.allow_downgrade = *upgrade_type != 1;
+            } else {
+                update.upgrade_type = *upgrade_type;
+            }
+            update
+        })
+        .collect();
+    let response: UpdateFeaturesResponse = target.call(ApiKey::UpdateFeatures, version, &body);
+    let results = response
+        .results
+        .iter()
+        .map(|result| (result.feature.to_string(), result.error_code, text(&result.error_message).map(str::to_string)))
+        .collect();
+    (response.error_code, text(&response.error_message).map(str::to_string), results)
+}
+
+/// `kafka-features upgrade/downgrade` as Kafka 4.4's controller answers them (observed on a live
+/// one-node Kafka 4.4, 2026-12-04): one refused update fails the request with INVALID_UPDATE_VERSION
+/// and Kafka's words, naming the first refused update; success lists each update with NONE up to
+/// version 1, none in version 2. Skua's supported ranges are single levels (`metadata.version`
+/// 7, the others 0), so its ranges in the messages differ, and `group.version` 1, Kafka's
+/// finalized level, is refused.
+#[test]
+fn update_features_answers_as_kafka() {
+    const INVALID_UPDATE_VERSION: i16 = 95;
+    let mut target = Target::start();
+    let node = target.node_id;
+    let metadata_level: i16 = if target.oracle { 33 } else { 7 };
+    let failed = |reason: &str| {
+        with_message(
+            INVALID_UPDATE_VERSION,
+            &format!("The update failed for all features since the following feature had an error: {reason}"),
+        )
+    };
+    let unknown =
+        format!("Invalid update version 1 for feature nosuch. Local controller {node} does not support this feature.");
+    for version in 0..=2 {
+        let cases: Vec<FeatureCase> = vec![
+            ("unknown feature", vec![("nosuch", 1, 1)], failed(&unknown), None),
+            (
+                "group.version 7",
+                vec![("group.version", 7, 1)],
+                failed(&format!("Invalid update version 7 for feature group.version. Local controller {node} only supports versions 0-1")),
+                Some(failed(&format!("Invalid update version 7 for feature group.version. Local controller {node} only supports versions 0-0"))),
+            ),
+            (
+                "metadata.version 6",
+                vec![("metadata.version", 6, 1)],
+                failed(&format!("Invalid update version 6 for feature metadata.version. Local controller {node} only supports versions 7-33")),
+                Some(failed(&format!("Invalid update version 6 for feature metadata.version. Local controller {node} only supports versions 7-7"))),
+            ),
+            ("metadata.version at its finalized level", vec![("metadata.version", metadata_level, 1)], no_message(NONE), None),
+            (
+                "group.version 1 (Kafka's finalized level)",
+                vec![("group.version", 1, 1)],
+                no_message(NONE),
+                Some(failed(&format!("Invalid update version 1 for feature group.version. Local controller {node} only supports versions 0-0"))),
+            ),
+            (
+                "a negative level",
+                vec![("group.version", -1, 1)],
+                failed("Invalid update version -1 for feature group.version. A feature version cannot be less than 0."),
+                None,
+            ),
+            ("no updates", vec![], no_message(NONE), None),
+            ("a good one, then an unknown one", vec![("metadata.version", metadata_level, 1), ("nosuch", 1, 1)], failed(&unknown), None),
+        ];
+        for (case, updates, kafka, skua) in cases {
+            let (code, message, results) = update_features(&mut target, version, &updates, true);
+            target.check(&format!("v{version} {case}"), code, message.as_deref(), kafka, skua);
+            // Results: one NONE per update on success before version 2, else none.
+            let listed: Vec<FeatureResult> = if code == NONE && version < 2 {
+                updates.iter().map(|(feature, _, _)| (feature.to_string(), NONE, Some("NONE".to_string()))).collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(results, listed, "v{version} {case}: results");
+        }
+    }
+    target.finish();
+}

@@ -589,7 +589,8 @@ fn kafka_transactions_list_prints_an_empty_table() {
 
 /// `kafka-features describe`: the features Skua claims (handlers/api_versions.rs says why), in
 /// Kafka's layout; Kafka 4.4 lists the same seven names, most finalized at newer levels.
-/// `upgrade` needs UpdateFeatures, which Skua does not offer: the tool fails at once, no hang.
+/// `upgrade`, `downgrade`, `disable` (UpdateFeatures): Skua's own levels are taken and change
+/// nothing; any other is refused in Kafka's words.
 #[test]
 fn kafka_features_describe_lists_what_skua_claims() {
     let broker = Broker::start(&[]);
@@ -615,16 +616,41 @@ fn kafka_features_describe_lists_what_skua_claims() {
     ];
     let expected: Vec<Vec<&str>> = expected.iter().map(|line| line.split_whitespace().collect()).collect();
     assert_eq!(lines, expected, "{}", described.stdout);
-    let upgraded = bounded_tool(
-        "org.apache.kafka.tools.FeatureCommand",
-        &["--bootstrap-server", broker.address_str(), "upgrade", "--metadata", "3.4-IV0"],
-    );
-    assert_eq!(upgraded.status.code(), Some(1), "{}\n{}", upgraded.stdout, upgraded.stderr);
-    let said = format!("{}{}", upgraded.stdout, upgraded.stderr);
+    // UpdateFeatures: the levels Skua has are taken (nothing changes), others refused with Kafka's
+    // words and Skua's ranges; the lines are the ones Kafka 4.4's tool printed for the same kinds.
+    let features = |args: &[&str]| {
+        let mut all = vec!["--bootstrap-server", broker.address_str()];
+        all.extend_from_slice(args);
+        let done = bounded_tool("org.apache.kafka.tools.FeatureCommand", &all);
+        (done.status.code(), format!("{}{}", done.stdout, done.stderr))
+    };
+    let (code, said) = features(&["upgrade", "--metadata", "3.4-IV0"]);
+    assert_eq!(code, Some(1), "{said}");
     assert!(
-        said.contains("Could not upgrade metadata.version to 8. The node does not support UPDATE_FEATURES"),
+        said.contains(
+            "Could not upgrade metadata.version to 8. The update failed for all features since the following \
+             feature had an error: Invalid update version 8 for feature metadata.version. Local controller 1 only \
+             supports versions 7-7"
+        ),
         "{said}"
     );
+    let (code, said) = features(&["upgrade", "--feature", "group.version=1"]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(
+            "Invalid update version 1 for feature group.version. Local controller 1 only supports versions 0-0"
+        ),
+        "{said}"
+    );
+    let (code, said) = features(&["upgrade", "--metadata", "3.3-IV3"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("metadata.version was upgraded to 7."), "{said}");
+    let (code, said) = features(&["disable", "--feature", "group.version", "--dry-run"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("group.version can be disabled."), "{said}");
+    let (code, said) = features(&["describe"]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("FinalizedVersionLevel: 3.3-IV3"), "nothing changed: {said}");
 }
 
 /// `kafka-get-offsets --time -3` (max timestamp, KIP-734) and the other special times, on

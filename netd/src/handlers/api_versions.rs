@@ -20,7 +20,8 @@
 //!
 //! As in Kafka, a feature at level 0 is supported but not finalized, and versions 0–3 leave out
 //! the features whose supported minimum is 0 (so they show `metadata.version` alone). Skua's
-//! levels never change (no UpdateFeatures): the finalized epoch is 0.
+//! levels never change (UpdateFeatures takes only the level a feature has, `update_features`):
+//! the finalized epoch is 0.
 
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
@@ -33,7 +34,7 @@ use crate::codec::frame::{encode_response, Frame};
 
 /// A feature Skua claims: (name, supported minimum, supported maximum); the finalized level is
 /// the maximum, left out when 0.
-const FEATURES: [(&str, i16, i16); 7] = [
+pub const FEATURES: [(&str, i16, i16); 7] = [
     ("metadata.version", METADATA_VERSION_3_3_IV3, METADATA_VERSION_3_3_IV3),
     ("kraft.version", 0, 0),
     ("group.version", 0, 0),

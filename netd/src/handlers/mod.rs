@@ -44,6 +44,7 @@ pub mod produce;
 pub mod reassignments;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod update_features;
 
 use std::rc::Rc;
 
@@ -103,6 +104,7 @@ pub const REGISTRY: &[Handler] = &[
     Handler { api_key: ApiKey::ListTransactions, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::DeleteRecords, min_version: 0, max_version: 2 },
     Handler { api_key: ApiKey::DescribeProducers, min_version: 0, max_version: 0 },
+    Handler { api_key: ApiKey::UpdateFeatures, min_version: 0, max_version: 2 },
 ];
 
 pub fn find(api_key: ApiKey) -> Option<&'static Handler> {
@@ -163,6 +165,7 @@ async fn handle(context: &Rc<ShardContext>, frame: Frame) -> anyhow::Result<Repl
         ApiKey::ListTransactions => list_transactions::handle(&frame).map(Reply::Now),
         ApiKey::DeleteRecords => delete_records::handle(context, &frame).await.map(Reply::Now),
         ApiKey::DescribeProducers => describe_producers::handle(context, &frame).await.map(Reply::Now),
+        ApiKey::UpdateFeatures => update_features::handle(context.config.node_id, &frame).map(Reply::Now),
         other => anyhow::bail!("no handler for {other:?} although the registry accepted it"),
     }
 }
