@@ -1,9 +1,9 @@
 //! criterion microbenchmarks of the engine's hot functions, the ones every produced batch goes
 //! through: validation (layout + CRC-32C, and with the record walk of every record, before and
-//! after, on 16 KiB batches), offset assignment (rewriting two header fields), and
-//! zstd re-encoding for `compression.type=zstd` topics, and netd's fetch response assembly
-//! (hand-encoded segments, record bytes not copied) beside the generated encoder that copies
-//! them. Run: `cargo bench -p skua-bench`.
+//! after, on 16 KiB batches), offset assignment (rewriting two header fields), zstd re-encoding
+//! and the conversion to each codec for `compression.type` topics (1 MiB batches), and netd's
+//! fetch response assembly (hand-encoded segments, record bytes not copied) beside the generated
+//! encoder that copies them. Run: `cargo bench -p skua-bench`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use engine::testkit::make_sized_batch;
@@ -36,6 +36,37 @@ fn batches(c: &mut Criterion) {
         });
         group.finish();
     }
+}
+
+/// Codec conversion for `compression.type` topics (engine::compression::convert), per target,
+/// from an uncompressed 1 MiB batch, and back to uncompressed from a zstd one.
+fn conversions(c: &mut Criterion) {
+    use engine::CompressionType;
+    let batch = make_sized_batch(4096, 240, 7, 1_700_000_000_000);
+    let header = engine::batch::validate_one(&batch).expect("valid");
+    let mut group = c.benchmark_group("convert-1MiB");
+    group.throughput(Throughput::Bytes(batch.len() as u64));
+    for (name, target) in [
+        ("to gzip (level -1)", CompressionType::Gzip { level: -1 }),
+        ("to snappy", CompressionType::Snappy),
+        ("to lz4", CompressionType::Lz4),
+        ("to zstd (level 3)", CompressionType::Zstd { level: 3 }),
+    ] {
+        group.bench_function(name, |bench| {
+            bench.iter(|| engine::compression::convert(std::hint::black_box(&batch), &header, target).expect("encodes"))
+        });
+    }
+    let zstd = engine::compression::convert(&batch, &header, CompressionType::Zstd { level: 3 })
+        .expect("encodes")
+        .expect("was uncompressed");
+    let zstd_header = engine::batch::validate_one(&zstd).expect("valid");
+    group.bench_function("zstd to uncompressed", |bench| {
+        bench.iter(|| {
+            engine::compression::convert(std::hint::black_box(&zstd), &zstd_header, CompressionType::Uncompressed)
+                .expect("decodes")
+        })
+    });
+    group.finish();
 }
 
 /// A 16 KiB batch of `value_bytes`-byte values, uncompressed or zstd-compressed (level 3, as the
@@ -111,5 +142,5 @@ fn fetch_assembly(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(hot_paths, batches, record_validation, fetch_assembly);
+criterion_group!(hot_paths, batches, conversions, record_validation, fetch_assembly);
 criterion_main!(hot_paths);
