@@ -83,7 +83,8 @@ pub fn convert(
     Ok(Some(out))
 }
 
-/// Decompresses a zstd batch's records section, for tests and record-level lookups.
+/// Decompresses a zstd batch's records section, for tests (`records::decompress_records` takes
+/// any codec).
 pub fn zstd_records(batch_bytes: &[u8], header: &BatchHeader, records_bytes_max: usize) -> Result<Vec<u8>, BatchError> {
     zstd::bulk::decompress(&batch_bytes[BATCH_HEADER_BYTES..header.size_bytes], records_bytes_max)
         .map_err(|error| BatchError::Compression(error.to_string()))

@@ -191,8 +191,12 @@ impl LogConfig {
             }
         }
         match self.compression {
-            CompressionType::Zstd { level } if !(1..=22).contains(&level) => {
-                return Err(EngineError::InvalidInput(format!("zstd level {level} outside [1, 22]")));
+            CompressionType::Zstd { level } if !(limits::ZSTD_LEVEL_MIN..=limits::ZSTD_LEVEL_MAX).contains(&level) => {
+                return Err(EngineError::InvalidInput(format!(
+                    "zstd level {level} outside [{}, {}]",
+                    limits::ZSTD_LEVEL_MIN,
+                    limits::ZSTD_LEVEL_MAX
+                )));
             }
             CompressionType::Gzip { level } if level != -1 && !(1..=9).contains(&level) => {
                 return Err(EngineError::InvalidInput(format!("gzip level {level} neither -1 nor in [1, 9]")));

@@ -41,6 +41,11 @@ pub const RETENTION_BYTES_DEFAULT: i64 = -1;
 /// Bytes of log between two sparse index entries (`index.interval.bytes`, as Kafka: 4096).
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u64 = 4096;
 
+/// zstd's levels as Kafka takes them (`compression.zstd.level`, KIP-390): its fast (negative)
+/// levels down to zstd's minimum, 0 for zstd's default, up to its strongest.
+pub const ZSTD_LEVEL_MIN: i32 = -131_072;
+pub const ZSTD_LEVEL_MAX: i32 = 22;
+
 /// The most a segment's offset or time index may hold before the segment rolls
 /// (`segment.index.bytes`, as Kafka: 10 MiB).
 pub const INDEX_BYTES_MAX_DEFAULT: u64 = 10 * 1024 * 1024;

@@ -458,6 +458,35 @@ fn zstd_topics_reencode_uncompressed_batches() {
     }
 }
 
+/// A batch converted to the log's codec is held to the log's size limit as stored: a small gzip
+/// batch that decompresses past `max.message.bytes` on an `uncompressed` log is refused whole
+/// (Kafka's check after recompression), and nothing of it is stored.
+#[test]
+fn a_converted_batch_is_held_to_the_size_limit() {
+    for setup in Setup::all() {
+        let mut shard = setup.shard();
+        let config = LogConfig {
+            compression: CompressionType::Uncompressed,
+            batch_bytes_max: Some(10_000),
+            ..LogConfig::default()
+        };
+        let (id, _) = shard.open_log(&setup.dir("converted-limit"), config, NOW_MS).expect("open");
+        let zeros = vec![0u8; 50_000];
+        let bomb = engine::testkit::make_compressed_batch(&[(b"k", &zeros)], NOW_MS, engine::batch::Codec::Gzip);
+        assert!(bomb.len() < 10_000, "small on the wire: {}", bomb.len());
+        match shard.append(id, &bomb, LeaderEpoch(3), NOW_MS) {
+            Err(EngineError::BatchTooLarge { size_bytes, limit_bytes: 10_000 }) => assert!(size_bytes > 50_000),
+            other => panic!("{} {:?}: {other:?}", setup.name, setup.write_mode),
+        }
+        assert_eq!(shard.log(id).expect("log").log_end_offset(), Offset(0), "nothing stored");
+        // Within the limit once converted: stored uncompressed.
+        let small = engine::testkit::make_compressed_batch(&[(b"k", &[7u8; 3000])], NOW_MS, engine::batch::Codec::Gzip);
+        append_ok(&mut shard, id, &small);
+        let stored = read_all(&shard, id, Offset(0));
+        assert_eq!(engine::batch::validate_one(&stored).expect("valid").codec(), engine::batch::Codec::None);
+    }
+}
+
 #[test]
 fn bad_input_is_rejected_without_side_effects() {
     let setup = &Setup::all()[0];

@@ -204,7 +204,7 @@ pub fn keys() -> Vec<Key> {
             "the codec topics store batches with (their compression.type default): producer (the \
              producer's), uncompressed, gzip, snappy, lz4 or zstd (batches with another codec are converted)",
         ),
-        key("compression.zstd.level", topic::ZSTD_LEVEL_DEFAULT, "zstd level when compression.type is zstd (1-22)"),
+        key("compression.zstd.level", topic::ZSTD_LEVEL_DEFAULT, "zstd level when compression.type is zstd (-131072 to 22)"),
         key(
             "compression.gzip.level",
             topic::GZIP_LEVEL_DEFAULT,
@@ -469,6 +469,11 @@ pub struct Config {
     /// configuration sets, checked: the topics' defaults DescribeConfigs reports. Dynamic broker
     /// configs come over them (`DynamicBrokerConfigs::effective`).
     pub kept_log_configs: BTreeMap<String, String>,
+    /// `compression.zstd.level` and `compression.gzip.level`: the levels topics of that codec
+    /// inherit, whatever `compression.type` the broker itself has (`log.compression` carries its
+    /// own codec's level too).
+    pub compression_zstd_level: i32,
+    pub compression_gzip_level: i32,
     /// One sentence per key accepted but not used (a Kafka key Skua has no use for, a cluster
     /// key without `process.roles`), each naming its key; `main` logs them once at start.
     pub warnings: Vec<String>,
@@ -838,8 +843,9 @@ fn unused_keys(values: &BTreeMap<String, String>, warnings: &mut Vec<String>) ->
     Ok(())
 }
 
-/// `compression.type` and its levels, checked by the topic keys' rules (Kafka's messages).
-fn static_compression(values: &BTreeMap<String, String>) -> Result<engine::CompressionType, ConfigError> {
+/// `compression.type` and the zstd and gzip levels (kept apart: a topic of another codec than the
+/// broker's inherits them), checked by the topic keys' rules (Kafka's messages).
+fn static_compression(values: &BTreeMap<String, String>) -> Result<(engine::CompressionType, i32, i32), ConfigError> {
     let checked = |key: &str, topic_key: &str| -> Result<Option<String>, ConfigError> {
         values
             .get(key)
@@ -850,16 +856,22 @@ fn static_compression(values: &BTreeMap<String, String>) -> Result<engine::Compr
     let level = |key: &str, topic_key: &str| -> Result<Option<i64>, ConfigError> {
         Ok(checked(key, topic_key)?.and_then(|level| level.parse().ok()))
     };
-    Ok(topic::compression(
-        &kind,
-        level("compression.zstd.level", topic::COMPRESSION_ZSTD_LEVEL)?,
-        level("compression.gzip.level", topic::COMPRESSION_GZIP_LEVEL)?,
-    ))
+    let zstd_level = level("compression.zstd.level", topic::COMPRESSION_ZSTD_LEVEL)?;
+    let gzip_level = level("compression.gzip.level", topic::COMPRESSION_GZIP_LEVEL)?;
+    let compression = topic::compression(&kind, zstd_level, gzip_level);
+    let as_level =
+        |level: Option<i64>, default: i32| level.and_then(|level| i32::try_from(level).ok()).unwrap_or(default);
+    Ok((compression, as_level(zstd_level, topic::ZSTD_LEVEL_DEFAULT), as_level(gzip_level, topic::GZIP_LEVEL_DEFAULT)))
 }
 
 /// Kafka's other spellings of keys in [`keys`], which the configuration file may use instead.
 const KEY_ALIASES: &[&str] =
     &["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
+
+/// Whether Kafka 4.4 knows `key` as a broker or controller key.
+pub fn is_kafka_key(key: &str) -> bool {
+    kafka_keys::is_kafka_key(key)
+}
 
 /// Whether a configuration file's `key` means something to Skua (not ignored with a warning).
 pub fn reads_key(key: &str) -> bool {
@@ -966,10 +978,19 @@ impl Config {
         if timestamp_before_max_ms < 0 || timestamp_after_max_ms < 0 {
             return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
         }
+        let (compression, compression_zstd_level, compression_gzip_level) = static_compression(values)?;
+        // Kafka's INT with its minimum (the topic key's rule), trimmed.
+        let index_bytes_max = match values.get("log.index.size.max.bytes") {
+            None => engine::limits::INDEX_BYTES_MAX_DEFAULT,
+            Some(value) => topic::check(topic::SEGMENT_INDEX_BYTES, value)
+                .map_err(|error| invalid("log.index.size.max.bytes", error.to_string()))?
+                .parse()
+                .unwrap_or(engine::limits::INDEX_BYTES_MAX_DEFAULT),
+        };
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
-            index_bytes_max: number(values, "log.index.size.max.bytes", engine::limits::INDEX_BYTES_MAX_DEFAULT)?,
-            compression: static_compression(values)?,
+            index_bytes_max,
+            compression,
             segment_ms,
             segment_jitter_ms,
             retention_ms,
@@ -1127,6 +1148,8 @@ impl Config {
         let kept_log_configs = kept_log_configs(values)?;
         Ok(Config {
             kept_log_configs,
+            compression_zstd_level,
+            compression_gzip_level,
             set_keys: values.keys().cloned().collect(),
             listen_address,
             metrics_address,
@@ -1361,14 +1384,8 @@ mod tests {
             "replica.high.watermark.checkpoint.interval.ms" => config.high_watermark_checkpoint_interval_ms.to_string(),
             "log.segment.bytes" => config.log.segment_bytes.to_string(),
             "log.index.size.max.bytes" => config.log.index_bytes_max.to_string(),
-            "compression.zstd.level" => match config.log.compression {
-                engine::CompressionType::Zstd { level } => level.to_string(),
-                _ => topic::ZSTD_LEVEL_DEFAULT.to_string(),
-            },
-            "compression.gzip.level" => match config.log.compression {
-                engine::CompressionType::Gzip { level } => level.to_string(),
-                _ => topic::GZIP_LEVEL_DEFAULT.to_string(),
-            },
+            "compression.zstd.level" => config.compression_zstd_level.to_string(),
+            "compression.gzip.level" => config.compression_gzip_level.to_string(),
             "log.roll.ms" => config.log.segment_ms.to_string(),
             "log.roll.jitter.ms" => config.log.segment_jitter_ms.to_string(),
             "log.retention.ms" => config.log.retention_ms.to_string(),

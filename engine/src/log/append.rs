@@ -146,7 +146,16 @@ impl Log {
                 (Assign::Leader { .. }, CompressionType::Producer) | (Assign::Replicated, _) => Ok(None),
                 (Assign::Leader { .. }, target) => compression::convert(original, header, target),
             };
-            let queued = converted.map_err(EngineError::from).and_then(|converted| {
+            // A converted batch may be larger than the one that arrived (decompressed, or
+            // incompressible data framed again): the limit holds for what is stored, as Kafka
+            // checks a recompressed batch again (RECORD_TOO_LARGE / MESSAGE_TOO_LARGE).
+            let converted = converted.map_err(EngineError::from).and_then(|converted| match converted {
+                Some(bytes) if bytes.len() > limit_bytes => {
+                    Err(EngineError::BatchTooLarge { size_bytes: bytes.len(), limit_bytes })
+                }
+                converted => Ok(converted),
+            });
+            let queued = converted.and_then(|converted| {
                 let bytes: &[u8] = converted.as_deref().unwrap_or(original);
                 self.queue_batch(fs, bytes, header, assign, now_ms).map(|()| bytes.len())
             });

@@ -181,11 +181,16 @@ impl DynamicBrokerConfigs {
         }
         // The dynamic codec, else the static one; each level the dynamic one, else the static.
         let kind = valid("compression.type").unwrap_or_else(|| topic::compression_name(log.compression).to_string());
-        let (zstd_level, gzip_level) = topic::compression_levels(log.compression);
+        let level = |key: &str, static_level: i32| {
+            number(key).and_then(|level| i32::try_from(level).ok()).unwrap_or(static_level)
+        };
+        effective.compression_zstd_level = level("compression.zstd.level", config.compression_zstd_level);
+        effective.compression_gzip_level = level("compression.gzip.level", config.compression_gzip_level);
+        let log = &mut effective.log;
         log.compression = topic::compression(
             &kind,
-            number("compression.zstd.level").or(zstd_level),
-            number("compression.gzip.level").or(gzip_level),
+            Some(i64::from(effective.compression_zstd_level)),
+            Some(i64::from(effective.compression_gzip_level)),
         );
         if let Some(kind) = valid("log.message.timestamp.type") {
             log.timestamp_type =

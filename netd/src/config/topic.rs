@@ -12,8 +12,8 @@
 //! values; anything read back from storage goes through [`check`] again.
 //!
 //! Every Kafka 4.4 topic key is taken. Most are acted on; the rest ([`KEPT_NOT_ACTED_ON`]:
-//! compaction's, tiered storage's, preallocation, the file deletion delay, the gzip and lz4
-//! levels, share groups' dead-letter flag) are checked, stored and described as Kafka does but
+//! compaction's, tiered storage's, preallocation, the file deletion delay, the lz4 level, share
+//! groups' dead-letter flag) are checked, stored and described as Kafka does but
 //! change nothing, and their documentation says so. `cleanup.policy=compact` is taken: the log is
 //! not compacted yet, so a compacted topic keeps every record (no retention by time or size), which
 //! loses nothing a compacting broker would keep (docs/kafka-differences.md).
@@ -133,7 +133,7 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         COMPRESSION_ZSTD_LEVEL,
         ConfigType::Int,
         "compression.zstd.level",
-        "The zstd level used when compression.type is zstd (Skua takes 1 to 22).",
+        "The zstd level used when compression.type is zstd (-131072 to 22; 0: zstd's default).",
     ),
     key(
         DELETE_RETENTION_MS,
@@ -457,8 +457,12 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
         },
         COMPRESSION_ZSTD_LEVEL => {
             let level = int()?;
-            if !(1..=22).contains(&level) {
-                return Err(invalid("Skua takes zstd levels 1 to 22".to_string()));
+            // Kafka's range: zstd's fast (negative) levels to its strongest (KIP-390).
+            if level < engine::limits::ZSTD_LEVEL_MIN {
+                return Err(invalid(format!("Value must be at least {}", engine::limits::ZSTD_LEVEL_MIN)));
+            }
+            if level > engine::limits::ZSTD_LEVEL_MAX {
+                return Err(invalid(format!("Value must be no more than {}", engine::limits::ZSTD_LEVEL_MAX)));
             }
             Ok(level.to_string())
         }
@@ -650,11 +654,10 @@ impl TopicSettings {
         }
         // The topic's codec, else the broker's; each level the topic's, else the broker's.
         let kind = valid(COMPRESSION_TYPE).unwrap_or_else(|| compression_name(broker.log.compression).to_string());
-        let (zstd_level, gzip_level) = compression_levels(broker.log.compression);
         log.compression = compression(
             &kind,
-            number(COMPRESSION_ZSTD_LEVEL).or(zstd_level),
-            number(COMPRESSION_GZIP_LEVEL).or(gzip_level),
+            number(COMPRESSION_ZSTD_LEVEL).or(Some(i64::from(broker.compression_zstd_level))),
+            number(COMPRESSION_GZIP_LEVEL).or(Some(i64::from(broker.compression_gzip_level))),
         );
         if valid(CLEANUP_POLICY).is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
             // Compacted only: nothing is deleted by age or size (compaction itself is not done yet).
@@ -722,15 +725,6 @@ pub fn compression_name(compression: CompressionType) -> &'static str {
     }
 }
 
-/// The zstd and gzip levels an engine codec carries (`None` for the others').
-pub fn compression_levels(compression: CompressionType) -> (Option<i64>, Option<i64>) {
-    match compression {
-        CompressionType::Zstd { level } => (Some(i64::from(level)), None),
-        CompressionType::Gzip { level } => (None, Some(i64::from(level))),
-        _ => (None, None),
-    }
-}
-
 /// One key as DescribeConfigs reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Described {
@@ -752,14 +746,8 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
     match name {
         CLEANUP_POLICY => "delete".to_string(),
         COMPRESSION_TYPE => compression_name(broker.log.compression).to_string(),
-        COMPRESSION_ZSTD_LEVEL => match broker.log.compression {
-            CompressionType::Zstd { level } => level.to_string(),
-            _ => ZSTD_LEVEL_DEFAULT.to_string(),
-        },
-        COMPRESSION_GZIP_LEVEL => match broker.log.compression {
-            CompressionType::Gzip { level } => level.to_string(),
-            _ => GZIP_LEVEL_DEFAULT.to_string(),
-        },
+        COMPRESSION_ZSTD_LEVEL => broker.compression_zstd_level.to_string(),
+        COMPRESSION_GZIP_LEVEL => broker.compression_gzip_level.to_string(),
         FLUSH_MESSAGES => flush_messages.to_string(),
         FOLLOWER_THROTTLED_REPLICAS | LEADER_THROTTLED_REPLICAS => String::new(),
         FLUSH_MS => flush_ms.to_string(),
@@ -912,6 +900,8 @@ mod tests {
             ("segment.index.bytes", "3", "Value must be at least 4"),
             ("segment.index.bytes", "2147483648", "Not a number of type INT"),
             ("compression.gzip.level", "0", "Value must be between 1 and 9 or equal to -1"),
+            ("compression.zstd.level", "23", "Value must be no more than 22"),
+            ("compression.zstd.level", "-200000", "Value must be at least -131072"),
             ("compression.lz4.level", "18", "Value must be no more than 17"),
             ("compression.lz4.level", "0", "Value must be at least 1"),
             ("errors.deadletterqueue.group.enable", "x", "Expected value to be either true or false"),
@@ -1031,6 +1021,47 @@ mod tests {
         assert_eq!((segment.value.as_str(), segment.source), ("2097152", 3), "the dynamic default");
         assert_eq!(segment.synonyms.len(), 2, "{:?}", segment.synonyms);
         assert!(TOPIC_KEYS.windows(2).all(|pair| pair[0].name < pair[1].name), "sorted");
+    }
+
+    /// `compression.type` and the levels, as Kafka resolves them: a topic takes its own codec
+    /// else the broker's, and each level its own else the broker's, whatever codec the broker
+    /// itself has (static or dynamic).
+    #[test]
+    fn codecs_and_levels_come_from_the_topic_then_the_broker() {
+        let properties = |pairs: &[(&str, &str)]| {
+            Config::from_properties(&pairs.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect())
+                .expect("valid broker config")
+        };
+        let broker = properties(&[("compression.zstd.level", "10"), ("compression.gzip.level", " 4")]);
+        assert_eq!(broker.log.compression, CompressionType::Producer, "the broker keeps producers' codecs");
+        let topic = |broker: &Config, pairs: &[(&str, &str)]| {
+            let overrides = check_all(pairs.iter().map(|(name, value)| (*name, Some(*value)))).expect("valid");
+            TopicSettings::of(broker, &overrides).log.compression
+        };
+        assert_eq!(topic(&broker, &[("compression.type", "zstd")]), CompressionType::Zstd { level: 10 });
+        assert_eq!(topic(&broker, &[("compression.type", "gzip")]), CompressionType::Gzip { level: 4 });
+        assert_eq!(
+            topic(&broker, &[("compression.type", "zstd"), ("compression.zstd.level", "-5")]),
+            CompressionType::Zstd { level: -5 }
+        );
+        assert_eq!(topic(&broker, &[("compression.type", "lz4")]), CompressionType::Lz4);
+        assert_eq!(topic(&broker, &[]), CompressionType::Producer);
+        let described = describe(&broker, &DynamicBrokerConfigs::default(), &BTreeMap::new());
+        let zstd = described.iter().find(|entry| entry.name == COMPRESSION_ZSTD_LEVEL).expect("described");
+        assert_eq!((zstd.value.as_str(), zstd.source), ("10", source::STATIC_BROKER_CONFIG));
+        // The broker's own codec, static, and a dynamic level over the static one.
+        let snappy = properties(&[("compression.type", "snappy")]);
+        assert_eq!(topic(&snappy, &[]), CompressionType::Snappy);
+        let mut dynamic = DynamicBrokerConfigs::default();
+        dynamic.default.insert("compression.gzip.level".to_string(), "7".to_string());
+        let effective = dynamic.effective(&broker);
+        assert_eq!(topic(&effective, &[("compression.type", "gzip")]), CompressionType::Gzip { level: 7 });
+        dynamic.default.insert("compression.type".to_string(), "gzip".to_string());
+        assert_eq!(topic(&dynamic.effective(&broker), &[]), CompressionType::Gzip { level: 7 });
+        // Kafka's refusals at start-up too.
+        let bad = BTreeMap::from([("compression.zstd.level".to_string(), "23".to_string())]);
+        let refusal = Config::from_properties(&bad).expect_err("above 22").to_string();
+        assert!(refusal.contains("Value must be no more than 22"), "{refusal}");
     }
 
     /// The keys kept but not acted on are described as Kafka 4.4 describes them: its defaults

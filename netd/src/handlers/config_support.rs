@@ -40,14 +40,16 @@ pub fn broker_refusal(refusal: BrokerConfigRefusal) -> Refusal {
     }
 }
 
-/// A broker key Skua does not change at runtime: one it reads from its configuration file, or
-/// one it has no use for at all (a Kafka key it ignores there too, such as `num.io.threads`:
-/// Skua runs one shard thread per core).
+/// A broker key Skua does not change at runtime: one it reads from its configuration file, one it
+/// has no use for at all (a Kafka key it ignores there too, such as `num.io.threads`: Skua runs
+/// one shard thread per core), or one neither knows (Kafka would store it).
 pub fn not_dynamic(key: &str) -> Refusal {
     let message = if crate::config::reads_key(key) {
         format!("Skua does not change the broker config {key} at runtime; set it in the configuration file")
-    } else {
+    } else if crate::config::is_kafka_key(key) {
         format!("Skua does not use the broker config {key}; a configuration file's is ignored too")
+    } else {
+        format!("{key} is not a broker config Kafka 4.4 or Skua knows")
     };
     (ResponseError::InvalidConfig, Some(message))
 }

@@ -59,6 +59,8 @@ fn topic_entries(config: &Config, dynamic: &DynamicBrokerConfigs, overrides: &BT
 fn offsets_topic_overrides(config: &Config) -> BTreeMap<String, String> {
     BTreeMap::from([
         (topic::CLEANUP_POLICY.to_string(), "compact".to_string()),
+        // Whatever the broker's codec: the offsets logs keep the coordinator's batches as written.
+        (topic::COMPRESSION_TYPE.to_string(), "producer".to_string()),
         (topic::SEGMENT_BYTES.to_string(), config.offsets_segment_bytes.to_string()),
         (topic::RETENTION_MS.to_string(), "-1".to_string()),
         (topic::RETENTION_BYTES.to_string(), "-1".to_string()),
@@ -170,6 +172,8 @@ fn default_broker_entries(dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
             kind: topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == name).map_or(
                 if crate::config::dynamic::BROKER_ONLY_KEYS.contains(&name.as_str()) {
                     ConfigType::Long
+                } else if crate::config::dynamic::CONNECTION_KEYS.contains(&name.as_str()) {
+                    ConfigType::Int
                 } else {
                     ConfigType::String
                 },
