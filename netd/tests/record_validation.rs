@@ -393,11 +393,24 @@ fn timestamp_bounds_are_broker_config_keys() {
 /// confluent-kafka produces with each codec (librdkafka: raw snappy, lz4 frames) and reads it all
 /// back; the Java console producer's batches (xerial snappy, Kafka's lz4 framing) are read back by
 /// the same consumer. Every record must come back in order, byte for byte.
-const CLIENTS_SCRIPT: &str = r#"
+/// What both client scripts need: librdkafka producing `expected` (key, value) pairs to
+/// partition 0 of a topic, and reading them back from offset 0.
+const CLIENT_HELPERS: &str = r#"
 import sys
 from confluent_kafka import Consumer, Producer, TopicPartition
 bootstrap, count = sys.argv[1], int(sys.argv[2])
-codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+
+def produce(topic, expected, settings):
+    errors = []
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all", **settings})
+    for key, value in expected:
+        producer.produce(topic, value=value, key=key, partition=0,
+                         on_delivery=lambda error, message: errors.append(error) if error else None)
+        producer.poll(0)
+    producer.flush(30)
+    if errors:
+        print(f"{topic}: delivery errors {errors[:3]}")
+    return not errors
 
 def read(topic, expected):
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rv-" + topic, "enable.auto.commit": False})
@@ -419,22 +432,16 @@ def read(topic, expected):
         print(f"{topic}: read {len(got)} records, first difference at", next((i for i, (a, b) in enumerate(zip(got, wanted)) if a != b), len(got)))
         return False
     return True
+"#;
 
+/// Every codec produced by librdkafka, and the Java producer's topics, read back.
+const CLIENTS_SCRIPT: &str = r#"
+codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
 ok = True
 for codec in codecs:
     topic = "rv-confluent-" + codec
-    errors = []
-    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 20, "acks": "all",
-                         "enable.idempotence": True})
     expected = [(f"key-{i % 13}".encode(), (f"{codec}-{i}-" + "v" * (i * 7 % 900)).encode()) for i in range(count)]
-    for key, value in expected:
-        producer.produce(topic, value=value, key=key, partition=0,
-                         on_delivery=lambda error, message: errors.append(error) if error else None)
-        producer.poll(0)
-    producer.flush(30)
-    if errors:
-        print(f"{topic}: delivery errors {errors[:3]}")
-        ok = False
+    ok = produce(topic, expected, {"compression.type": codec, "enable.idempotence": True}) and ok
     ok = read(topic, expected) and ok
 for codec in codecs[1:]:
     topic = "rv-java-" + codec
@@ -479,7 +486,7 @@ fn real_clients_produce_every_codec_and_read_it_back() {
     let output = common::run(
         std::process::Command::new(common::python())
             .arg("-c")
-            .arg(CLIENTS_SCRIPT)
+            .arg(format!("{CLIENT_HELPERS}{CLIENTS_SCRIPT}"))
             .arg(broker.bootstrap())
             .arg(count.to_string()),
         b"",
@@ -491,10 +498,7 @@ fn real_clients_produce_every_codec_and_read_it_back() {
 /// A topic per codec Skua converts to (`compression.type`), each written by librdkafka with
 /// another codec, then read back by librdkafka and by the Java consumer.
 const CONVERSION_SCRIPT: &str = r#"
-import sys
-from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-bootstrap, count = sys.argv[1], int(sys.argv[2])
 # The topic's codec, and the other one the producer uses.
 pairs = [("uncompressed", "zstd"), ("gzip", "lz4"), ("snappy", "gzip"), ("lz4", "snappy"), ("zstd", "gzip")]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -505,34 +509,9 @@ for future in futures.values():
 ok = True
 for target, codec in pairs:
     topic = "cv-" + target
-    errors = []
-    producer = Producer({"bootstrap.servers": bootstrap, "compression.type": codec, "linger.ms": 20, "acks": "all"})
     expected = [(f"k{i % 7}".encode(), f"{target}-{i}-{'c' * (i * 13 % 2000)}".encode()) for i in range(count)]
-    for key, value in expected:
-        producer.produce(topic, value=value, key=key, partition=0,
-                         on_delivery=lambda error, message: errors.append(error) if error else None)
-        producer.poll(0)
-    producer.flush(30)
-    if errors:
-        print(f"{topic}: delivery errors {errors[:3]}")
-        ok = False
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "cv-" + topic, "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    got = []
-    for _ in range(600):
-        if len(got) >= len(expected):
-            break
-        message = consumer.poll(0.2)
-        if message is None:
-            continue
-        if message.error():
-            print(f"{topic}: consume error {message.error()}")
-            break
-        got.append((message.key(), message.value()))
-    consumer.close()
-    if got != expected:
-        print(f"{topic}: librdkafka read {len(got)} of {len(expected)} records, or others")
-        ok = False
+    ok = produce(topic, expected, {"compression.type": codec}) and ok
+    ok = read(topic, expected) and ok
 print("conversion: ok" if ok else "conversion: FAILED")
 "#;
 
@@ -549,7 +528,7 @@ fn topics_store_batches_in_their_compression_type_and_clients_read_them() {
     let output = common::run(
         std::process::Command::new(common::python())
             .arg("-c")
-            .arg(CONVERSION_SCRIPT)
+            .arg(format!("{CLIENT_HELPERS}{CONVERSION_SCRIPT}"))
             .arg(broker.bootstrap())
             .arg(count.to_string()),
         b"",
