@@ -272,7 +272,12 @@ pub fn keys() -> Vec<Key> {
         key(
             "max.connections.per.ip",
             crate::limits::CONNECTIONS_DEFAULT,
-            "open connections per client address; more are closed at once",
+            "open connections per client address; more are closed at once (0 only with overrides)",
+        ),
+        key(
+            "max.connections.per.ip.overrides",
+            "",
+            "per-address exceptions to max.connections.per.ip: host:count,host:count (IP literals or names)",
         ),
         key(
             "connections.max.idle.ms",
@@ -441,6 +446,8 @@ pub struct Config {
     pub connections_max: u64,
     /// `max.connections.per.ip`.
     pub connections_per_ip_max: u64,
+    /// `max.connections.per.ip.overrides`: addresses with a limit of their own.
+    pub connections_per_ip_overrides: BTreeMap<std::net::IpAddr, u64>,
     /// `connections.max.idle.ms`.
     pub connection_idle_ms: u64,
     /// `fetch.max.bytes`: the cap on a Fetch request's `max_bytes`.
@@ -868,6 +875,32 @@ fn static_compression(values: &BTreeMap<String, String>) -> Result<(engine::Comp
 const KEY_ALIASES: &[&str] =
     &["log.roll.hours", "log.roll.jitter.hours", "log.retention.hours", "log.retention.minutes", "broker.id"];
 
+/// `max.connections.per.ip.overrides`: `host:count` pairs separated by commas, as Kafka's, each
+/// host an IP literal or a name (every address it resolves to gets the count); the count an INT
+/// of at least 0. An empty text: none.
+pub fn connection_overrides(text: &str) -> Result<BTreeMap<std::net::IpAddr, u64>, String> {
+    use std::net::ToSocketAddrs;
+    let mut overrides = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+        let (host, count) = pair.rsplit_once(':').ok_or_else(|| format!("{pair:?} is not host:count"))?;
+        let count: i32 = count.trim().parse().map_err(|_| format!("{pair:?}: the count is not a number"))?;
+        let count = u64::try_from(count).map_err(|_| format!("{pair:?}: the count must be at least 0"))?;
+        let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+        let addresses: Vec<std::net::IpAddr> = match host.parse::<std::net::IpAddr>() {
+            Ok(address) => vec![address],
+            Err(_) => (host, 0)
+                .to_socket_addrs()
+                .map_err(|error| format!("{pair:?}: {host} does not resolve: {error}"))?
+                .map(|address| address.ip())
+                .collect(),
+        };
+        for address in addresses {
+            overrides.insert(address, count);
+        }
+    }
+    Ok(overrides)
+}
+
 /// Whether Kafka 4.4 knows `key` as a broker or controller key.
 pub fn is_kafka_key(key: &str) -> bool {
     kafka_keys::is_kafka_key(key)
@@ -1124,7 +1157,24 @@ impl Config {
         };
         let queued_requests_max = positive("queued.max.requests", crate::limits::QUEUED_REQUESTS_DEFAULT)?;
         let connections_max = positive("max.connections", crate::limits::CONNECTIONS_DEFAULT)?;
-        let connections_per_ip_max = positive("max.connections.per.ip", crate::limits::CONNECTIONS_DEFAULT)?;
+        let connections_per_ip_overrides = match values.get("max.connections.per.ip.overrides") {
+            None => BTreeMap::new(),
+            Some(text) => {
+                connection_overrides(text).map_err(|reason| invalid("max.connections.per.ip.overrides", reason))?
+            }
+        };
+        // Kafka's rule: at least 0, and 0 (nobody but the overrides) only with overrides.
+        let connections_per_ip_max =
+            match number(values, "max.connections.per.ip", crate::limits::CONNECTIONS_DEFAULT as i64)? {
+                0 if connections_per_ip_overrides.is_empty() => {
+                    return Err(invalid(
+                        "max.connections.per.ip",
+                        "can be set to zero only if max.connections.per.ip.overrides property is set",
+                    ))
+                }
+                value if value >= 0 => value as u64,
+                _ => return Err(invalid("max.connections.per.ip", "must be at least 0")),
+            };
         let connection_idle_ms = positive("connections.max.idle.ms", crate::limits::CONNECTION_IDLE_MS_DEFAULT)?;
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
@@ -1188,6 +1238,7 @@ impl Config {
             queued_request_bytes_max,
             connections_max,
             connections_per_ip_max,
+            connections_per_ip_overrides,
             connection_idle_ms,
             fetch_response_bytes_max,
             fetch_buffered_bytes_max,
@@ -1337,6 +1388,20 @@ mod tests {
         assert!(refusal(&[("skua.inflight.requests.max", "0")]).contains("between 1 and 1000"));
         assert!(refusal(&[("skua.inflight.requests.max", "1001")]).contains("between 1 and 1000"));
         assert!(refusal(&[("max.connections", "0")]).contains("max.connections"));
+        // max.connections.per.ip=0 only with overrides, as Kafka; the overrides' own syntax.
+        assert!(refusal(&[("max.connections.per.ip", "0")]).contains("only if max.connections.per.ip.overrides"));
+        assert!(refusal(&[("max.connections.per.ip.overrides", "127.0.0.1")]).contains("is not host:count"));
+        assert!(refusal(&[("max.connections.per.ip.overrides", "127.0.0.1:-1")]).contains("at least 0"));
+        let overrides = connection_overrides(" 127.0.0.2:0, [::1]:7 ,").expect("two pairs");
+        assert_eq!(overrides, BTreeMap::from([("127.0.0.2".parse().expect("ip"), 0), ("::1".parse().expect("ip"), 7)]));
+        let properties: BTreeMap<String, String> =
+            [("max.connections.per.ip", "0"), ("max.connections.per.ip.overrides", "127.0.0.9:4")]
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect();
+        let config = Config::from_properties(&properties).expect("0 with overrides");
+        assert_eq!(config.connections_per_ip_max, 0);
+        assert_eq!(config.connections_per_ip_overrides.len(), 1);
     }
 
     #[test]
@@ -1399,6 +1464,7 @@ mod tests {
             "queued.max.request.bytes" => config.queued_request_bytes_max.to_string(),
             "max.connections" => config.connections_max.to_string(),
             "max.connections.per.ip" => config.connections_per_ip_max.to_string(),
+            "max.connections.per.ip.overrides" => String::new(),
             "connections.max.idle.ms" => config.connection_idle_ms.to_string(),
             "fetch.max.bytes" => config.fetch_response_bytes_max.to_string(),
             "skua.fetch.buffered.bytes.max" => config.fetch_buffered_bytes_max.to_string(),

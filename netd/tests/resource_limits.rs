@@ -352,7 +352,14 @@ fn announced_frames_reserve_nothing_and_idle_connections_close() {
 /// acceptor waits for a slot); `max.connections.per.ip` closes the extra connection at once.
 #[test]
 fn connection_limits_refuse_the_extra_connection_while_others_work() {
-    let broker = Broker::start(&["max.connections=3", "max.connections.per.ip=2"]);
+    // 127.0.0.4 may hold none (max.connections.per.ip.overrides; names resolve too).
+    let broker = Broker::start(&[
+        "max.connections=3",
+        "max.connections.per.ip=2",
+        "max.connections.per.ip.overrides=127.0.0.4:0,localhost:2",
+    ]);
+    let mut overridden = connect_from([127, 0, 0, 4], broker.address);
+    assert_eq!(peer_state(&mut overridden, Duration::from_secs(5)), Peer::Closed, "127.0.0.4's override is 0");
     // The start-up probe's connection frees its place a moment after it closes: until then a
     // second connection from 127.0.0.1 may be refused, so each is retried until served.
     let mut first = connect_served(broker.address);
@@ -378,7 +385,8 @@ fn connection_limits_refuse_the_extra_connection_while_others_work() {
     waiting.read_exact(&mut size).expect("served once a connection closed");
     let log = broker.log();
     assert!(log.contains("max.connections reached"), "{log}");
-    assert!(log.contains("max.connections.per.ip (2) reached"), "{log}");
+    // Said once, for the first refusal: 127.0.0.4's, by its override.
+    assert!(log.contains("max.connections.per.ip (0) reached"), "{log}");
 }
 
 /// The connection limits as dynamic broker configs, set by Kafka's own `kafka-configs`: described
@@ -439,6 +447,17 @@ fn connection_limits_change_at_runtime_through_kafka_configs() {
         let (done, said) = configs(&broker, &["--alter", "--add-config", change]);
         assert!(!done && said.contains(message), "{change}: {said}");
     }
+    // Per-address exceptions: 127.0.0.2 may hold none, 127.0.0.1 three.
+    let (set, said) =
+        configs(&broker, &["--alter", "--add-config", "max.connections.per.ip.overrides=[127.0.0.2:0,127.0.0.1:3]"]);
+    assert!(set, "{said}");
+    let mut refused = connect_from([127, 0, 0, 2], broker.address);
+    assert_eq!(peer_state(&mut refused, Duration::from_secs(2)), Peer::Closed, "127.0.0.2's override is 0");
+    assert!(!third_is_closed(&broker), "127.0.0.1's override is 3");
+    let (done, said) = configs(&broker, &["--alter", "--add-config", "max.connections.per.ip.overrides=[127.0.0.1]"]);
+    assert!(!done && said.contains("is not host:count"), "{said}");
+    let (deleted, said) = configs(&broker, &["--alter", "--delete-config", "max.connections.per.ip.overrides"]);
+    assert!(deleted, "{said}");
     broker.restart(common::Restart::Sigterm);
     assert!(third_is_closed(&broker), "kept across a restart");
     let (deleted, said) = configs(&broker, &["--alter", "--delete-config", "max.connections.per.ip"]);

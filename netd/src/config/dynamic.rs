@@ -51,7 +51,9 @@ pub const BROKER_ONLY_KEYS: &[&str] = &[FOLLOWER_THROTTLED_RATE, LEADER_THROTTLE
 /// all, and from one address. Dynamic as in Kafka: a change applies to the next connections.
 pub const MAX_CONNECTIONS: &str = "max.connections";
 pub const MAX_CONNECTIONS_PER_IP: &str = "max.connections.per.ip";
-pub const CONNECTION_KEYS: &[&str] = &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP];
+/// `host:count,…`: addresses with a limit of their own (`crate::config::connection_overrides`).
+pub const MAX_CONNECTIONS_PER_IP_OVERRIDES: &str = "max.connections.per.ip.overrides";
+pub const CONNECTION_KEYS: &[&str] = &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_IP_OVERRIDES];
 
 /// A replication rate when none is set: Kafka's `Long.MAX_VALUE`, no throttle.
 pub const THROTTLED_RATE_DEFAULT: i64 = i64::MAX;
@@ -82,6 +84,19 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
         }
         return Ok(rate.to_string());
     }
+    if key == MAX_CONNECTIONS_PER_IP_OVERRIDES {
+        crate::config::connection_overrides(value).map_err(|reason| {
+            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
+        })?;
+        // Stored as given (names stay names, resolved again when applied), blanks removed.
+        let pairs: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| pair.split(':').map(str::trim).collect::<Vec<_>>().join(":"))
+            .collect();
+        return Ok(pairs.join(","));
+    }
     if CONNECTION_KEYS.contains(&key) {
         let invalid = |reason: &str| {
             BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
@@ -89,8 +104,9 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
         let limit: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
         return match limit {
             ..0 => Err(invalid("Value must be at least 0")),
-            // Kafka's words for 0 (its dynamic validation's; Skua has no per-address overrides,
-            // which are what makes 0 valid for max.connections.per.ip in Kafka).
+            // Kafka's words for 0 (its dynamic validation's). Kafka takes max.connections.per.ip=0
+            // when overrides are set in the same configuration; Skua checks one key at a time and
+            // refuses it at runtime (a configuration file may set it with overrides).
             0 if key == MAX_CONNECTIONS => Err(BrokerConfigRefusal::InvalidValue(format!(
                 "Invalid value org.apache.kafka.common.config.ConfigException: Invalid {key} 0 for configuration \
                  Invalid dynamic configuration"
@@ -217,6 +233,12 @@ impl DynamicBrokerConfigs {
         }
         if let Some(value) = number(MAX_CONNECTIONS_PER_IP) {
             effective.connections_per_ip_max = value.unsigned_abs();
+        }
+        if let Some(text) = valid(MAX_CONNECTIONS_PER_IP_OVERRIDES) {
+            match crate::config::connection_overrides(&text) {
+                Ok(overrides) => effective.connections_per_ip_overrides = overrides,
+                Err(reason) => tracing::error!(%reason, "stored max.connections.per.ip.overrides no longer apply"),
+            }
         }
         for (name, _) in topic::KEPT_NOT_ACTED_ON {
             let Some(key) = topic::topic_key(name).filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) else {

@@ -115,9 +115,21 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
         }
     }
     // The connection limits, always listed (as Kafka does), with their dynamic synonyms.
-    for (name, static_value) in [
-        (crate::config::dynamic::MAX_CONNECTIONS, config.connections_max),
-        (crate::config::dynamic::MAX_CONNECTIONS_PER_IP, config.connections_per_ip_max),
+    let static_overrides = config.set_keys.contains(crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES);
+    let overrides_text = if static_overrides {
+        config
+            .connections_per_ip_overrides
+            .iter()
+            .map(|(address, count)| format!("{address}:{count}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    for (name, static_value, kind) in [
+        (crate::config::dynamic::MAX_CONNECTIONS, config.connections_max.to_string(), ConfigType::Int),
+        (crate::config::dynamic::MAX_CONNECTIONS_PER_IP, config.connections_per_ip_max.to_string(), ConfigType::Int),
+        (crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES, overrides_text, ConfigType::String),
     ] {
         let mut synonyms = Vec::new();
         if let Some(value) = dynamic.own.get(name) {
@@ -126,9 +138,8 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
         if let Some(value) = dynamic.default.get(name) {
             synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
         }
-        synonyms.push((name.to_string(), static_value.to_string(), static_source(name)));
+        synonyms.push((name.to_string(), static_value, static_source(name)));
         let (_, value, source) = synonyms[0].clone();
-        let kind = ConfigType::Int;
         entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
     }
     for key in topic::TOPIC_KEYS.iter().filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) {
@@ -172,7 +183,9 @@ fn default_broker_entries(dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
             kind: topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == name).map_or(
                 if crate::config::dynamic::BROKER_ONLY_KEYS.contains(&name.as_str()) {
                     ConfigType::Long
-                } else if crate::config::dynamic::CONNECTION_KEYS.contains(&name.as_str()) {
+                } else if crate::config::dynamic::CONNECTION_KEYS.contains(&name.as_str())
+                    && name != crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES
+                {
                     ConfigType::Int
                 } else {
                     ConfigType::String

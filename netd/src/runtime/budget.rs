@@ -179,7 +179,11 @@ impl Budgets {
             request_bytes: Budget::new("queued.max.request.bytes", config.queued_request_bytes_max),
             requests: Budget::new("queued.max.requests", config.queued_requests_max),
             fetch_bytes: Budget::new("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
-            connections: Connections::new(config.connections_max, config.connections_per_ip_max),
+            connections: {
+                let connections = Connections::new(config.connections_max, config.connections_per_ip_max);
+                connections.set_overrides(config.connections_per_ip_overrides.clone());
+                connections
+            },
             replication_quotas: crate::runtime::replication_quota::ReplicationQuotas::new(config),
         })
     }
@@ -190,10 +194,18 @@ impl Budgets {
 /// changes them for the connections accepted next; open connections stay open, as in Kafka.
 #[derive(Debug)]
 pub struct Connections {
-    per_address: Mutex<HashMap<IpAddr, u64>>,
+    per_address: Mutex<PerAddress>,
     total: AtomicU64,
     total_max: AtomicU64,
     per_address_max: AtomicU64,
+}
+
+/// Open connections per address, and the addresses with a limit of their own
+/// (`max.connections.per.ip.overrides`), under one lock.
+#[derive(Debug, Default)]
+struct PerAddress {
+    open: HashMap<IpAddr, u64>,
+    overrides: HashMap<IpAddr, u64>,
 }
 
 /// Why a connection was not admitted.
@@ -215,10 +227,20 @@ pub struct ConnectionSlot {
 impl Connections {
     pub fn new(total_max: u64, per_address_max: u64) -> Connections {
         Connections {
-            per_address: Mutex::new(HashMap::new()),
+            per_address: Mutex::new(PerAddress::default()),
             total: AtomicU64::new(0),
             total_max: AtomicU64::new(total_max),
             per_address_max: AtomicU64::new(per_address_max),
+        }
+    }
+
+    /// Sets the per-address exceptions (`max.connections.per.ip.overrides`).
+    pub fn set_overrides(&self, overrides: impl IntoIterator<Item = (IpAddr, u64)>) {
+        let overrides: HashMap<IpAddr, u64> = overrides.into_iter().collect();
+        let mut per_address = self.per_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if per_address.overrides != overrides {
+            tracing::info!(?overrides, "max.connections.per.ip.overrides changed");
+            per_address.overrides = overrides;
         }
     }
 
@@ -259,9 +281,14 @@ pub fn admit(budgets: &Arc<Budgets>, address: IpAddr) -> Result<ConnectionSlot, 
     if connections.total.load(Ordering::Acquire) >= total_max {
         return Err(Refusal::Total(total_max));
     }
-    let count = per_address.entry(address).or_insert(0);
-    if *count >= per_address_max {
-        return Err(Refusal::PerAddress(per_address_max));
+    let limit = per_address.overrides.get(&address).copied().unwrap_or(per_address_max);
+    let count = per_address.open.entry(address).or_insert(0);
+    if *count >= limit {
+        // An address that never got a connection leaves no entry behind.
+        if *count == 0 {
+            per_address.open.remove(&address);
+        }
+        return Err(Refusal::PerAddress(limit));
     }
     *count += 1;
     connections.total.fetch_add(1, Ordering::AcqRel);
@@ -272,10 +299,10 @@ impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let connections = &self.budgets.connections;
         let mut per_address = connections.per_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = per_address.get_mut(&self.address) {
+        if let Some(count) = per_address.open.get_mut(&self.address) {
             *count -= 1;
             if *count == 0 {
-                per_address.remove(&self.address);
+                per_address.open.remove(&self.address);
             }
         }
         connections.total.fetch_sub(1, Ordering::AcqRel);
@@ -346,5 +373,10 @@ mod tests {
         budgets.connections.set_limits(10, 5);
         let _e = admit(&budgets, one).expect("raised");
         let _f = admit(&budgets, [127, 0, 0, 3].into()).expect("raised");
+        // An address with a limit of its own (max.connections.per.ip.overrides): 0 refuses it.
+        budgets.connections.set_overrides([(two, 0), (one, 3)]);
+        assert_eq!(admit(&budgets, two).err(), Some(Refusal::PerAddress(0)));
+        let _g = admit(&budgets, one).expect("127.0.0.1 may hold 3");
+        assert_eq!(admit(&budgets, one).err(), Some(Refusal::PerAddress(3)));
     }
 }

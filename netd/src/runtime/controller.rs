@@ -844,6 +844,7 @@ async fn alter_broker_configs_here(
     context.shared_catalog().publish(|catalog| catalog.broker_configs = configs.clone());
     let effective = configs.effective(&context.config);
     context.budgets.connections.set_limits(effective.connections_max, effective.connections_per_ip_max);
+    context.budgets.connections.set_overrides(effective.connections_per_ip_overrides.clone());
     let mut outcome = Ok(());
     let topics: Vec<String> = context.catalog().topics.keys().cloned().collect();
     for topic in topics {
