@@ -85,15 +85,17 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
         return Ok(rate.to_string());
     }
     if key == MAX_CONNECTIONS_PER_IP_OVERRIDES {
-        crate::config::connection_overrides(value).map_err(|reason| {
+        let overrides = crate::config::connection_overrides(value).map_err(|reason| {
             BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
         })?;
-        // Stored as given (names stay names, resolved again when applied), blanks removed.
-        let pairs: Vec<String> = value
-            .split(',')
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| pair.split(':').map(str::trim).collect::<Vec<_>>().join(":"))
+        // Stored resolved (names become their addresses here, once): applying the value later,
+        // on a shard thread, never waits for a name lookup.
+        let pairs: Vec<String> = overrides
+            .iter()
+            .map(|(address, count)| match address {
+                std::net::IpAddr::V4(address) => format!("{address}:{count}"),
+                std::net::IpAddr::V6(address) => format!("[{address}]:{count}"),
+            })
             .collect();
         return Ok(pairs.join(","));
     }
