@@ -885,6 +885,11 @@ fn alter_configs_replaces_a_topics_configs_as_kafka() {
     let mut target = Target::start();
     let topic = target.create_topic("legacy-configs", 1);
     let me = target.node_id.to_string();
+    let other = (target.node_id + 4).to_string();
+    // Observed against Kafka 4.4: the same words as IncrementalAlterConfigs.
+    let other_broker =
+        with_message(INVALID_REQUEST, &format!("Unexpected broker id, expected {me}, but received {other}"));
+    let not_a_number = with_message(INVALID_REQUEST, "Node id must be an integer, but it is: abc");
     for version in [0, 1, 2] {
         type LegacyCase<'a> =
             (&'a str, i8, &'a str, &'a [(&'a str, Option<&'a str>)], bool, Expected, Option<Expected>);
@@ -940,6 +945,8 @@ fn alter_configs_replaces_a_topics_configs_as_kafka() {
                 None,
             ),
             ("broker (own id) nothing", RESOURCE_BROKER, &me, &[], false, no_message(NONE), None),
+            ("broker (another id)", RESOURCE_BROKER, &other, &[], false, other_broker.clone(), None),
+            ("broker (not a number)", RESOURCE_BROKER, "abc", &[], false, not_a_number.clone(), None),
         ];
         for (name, resource_type, resource, changes, validate_only, kafka, skua) in cases {
             let answers =

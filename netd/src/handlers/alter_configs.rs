@@ -62,12 +62,8 @@ async fn replace_broker_configs<'a>(
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let default = name.is_empty();
-    let me = context.config.node_id;
-    if !default && name.parse::<i32>().ok() != Some(me) {
-        return Err((
-            ResponseError::InvalidRequest,
-            Some(format!("Unexpected broker id, expected {me}, but received {name}")),
-        ));
+    if !default {
+        config_support::check_node(context.config.node_id, name, "Unexpected broker id, expected")?;
     }
     let mut next = BTreeMap::new();
     for (key, value) in configs {

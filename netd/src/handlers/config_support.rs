@@ -31,6 +31,20 @@ pub fn unknown_topic(name: &str) -> Refusal {
     (ResponseError::UnknownTopicOrPartition, Some(format!("The topic '{name}' does not exist.")))
 }
 
+/// Whether a broker or broker-logger resource names this node, as Kafka checks it
+/// (`ConfigAdminManager.preprocess`; clients send such resources to the node they name): a name that
+/// is no number, or another node's id, is INVALID_REQUEST with Kafka's words (`expected` is the
+/// sentence's start, which differs between resource types).
+pub fn check_node(me: i32, name: &str, expected: &str) -> Result<(), Refusal> {
+    let Ok(id) = name.parse::<i32>() else {
+        return Err((ResponseError::InvalidRequest, Some(format!("Node id must be an integer, but it is: {name}"))));
+    };
+    if id != me {
+        return Err((ResponseError::InvalidRequest, Some(format!("{expected} {me}, but received {id}"))));
+    }
+    Ok(())
+}
+
 /// A refused dynamic broker config: a bad value INVALID_REQUEST (as Kafka answers for a broker),
 /// a key Skua does not change at runtime INVALID_CONFIG with a sentence that says so.
 pub fn broker_refusal(refusal: BrokerConfigRefusal) -> Refusal {

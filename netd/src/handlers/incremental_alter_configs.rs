@@ -169,7 +169,7 @@ async fn alter_broker(
     }
     let default = name.is_empty();
     if !default {
-        check_node(context, name, "Unexpected broker id, expected")?;
+        config_support::check_node(context.config.node_id, name, "Unexpected broker id, expected")?;
     }
     let catalog = context.catalog();
     let current = if default { &catalog.broker_configs.default } else { &catalog.broker_configs.own };
@@ -206,18 +206,6 @@ async fn alter_broker(
     controller::alter_broker_configs(context, default, next, false).await.map_err(config_support::controller_refusal)
 }
 
-/// A broker or broker-logger resource's name must be this node's id (Kafka's
-/// `ConfigAdminManager.preprocess`; clients send such resources to the node they name).
-fn check_node(context: &ShardContext, name: &str, expected: &str) -> Result<(), Refusal> {
-    let id: i32 =
-        name.parse().map_err(|_| invalid_request(format!("Node id must be an integer, but it is: {name}")))?;
-    let me = context.config.node_id;
-    if id != me {
-        return Err(invalid_request(format!("{expected} {me}, but received {id}")));
-    }
-    Ok(())
-}
-
 /// A resource other than a topic: nothing to change (Ok) or why its changes are refused.
 fn check(
     context: &ShardContext,
@@ -232,7 +220,7 @@ fn check(
     // The configs this resource has set, which a DELETE would have to remove.
     let set: Vec<String> = match resource_type {
         RESOURCE_BROKER_LOGGER => {
-            check_node(context, name, "Unexpected node id. Expected")?;
+            config_support::check_node(context.config.node_id, name, "Unexpected node id. Expected")?;
             return check_loggers(configs);
         }
         RESOURCE_GROUP | RESOURCE_CLIENT_METRICS => Vec::new(),
