@@ -24,6 +24,11 @@ const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 /// zlib's default level, what Kafka's gzip level -1 means.
 const GZIP_LEVEL_DEFAULT: u32 = 6;
 
+/// A codec's failure to compress (an I/O error into memory, or the codec's own).
+fn failed(error: impl std::fmt::Display) -> BatchError {
+    BatchError::Compression(error.to_string())
+}
+
 /// Returns the batch re-encoded with `target`'s codec, or `None` when it already has it (or
 /// `target` is `Producer`): it is then stored as it arrived.
 pub fn convert(
@@ -39,7 +44,6 @@ pub fn convert(
         Codec::None => Cow::Borrowed(&batch_bytes[BATCH_HEADER_BYTES..header.size_bytes]),
         _ => Cow::Owned(crate::records::decompress_records(batch_bytes, header, RECORDS_DECOMPRESSED_BYTES_MAX)?),
     };
-    let failed = |error: std::io::Error| BatchError::Compression(error.to_string());
     let mut out = Vec::with_capacity(BATCH_HEADER_BYTES + records.len() / 2);
     out.extend_from_slice(&batch_bytes[..BATCH_HEADER_BYTES]);
     match target {
@@ -55,8 +59,7 @@ pub fn convert(
             out.extend_from_slice(&XERIAL_HEADER);
             let mut encoder = snap::raw::Encoder::new();
             for block in records.chunks(XERIAL_BLOCK_BYTES) {
-                let compressed =
-                    encoder.compress_vec(block).map_err(|error| BatchError::Compression(error.to_string()))?;
+                let compressed = encoder.compress_vec(block).map_err(failed)?;
                 out.extend_from_slice(&(compressed.len() as i32).to_be_bytes());
                 out.extend_from_slice(&compressed);
             }
@@ -67,11 +70,10 @@ pub fn convert(
                 .block_mode(lz4_flex::frame::BlockMode::Independent);
             let mut encoder = lz4_flex::frame::FrameEncoder::with_frame_info(frame, out);
             encoder.write_all(&records).map_err(failed)?;
-            out = encoder.finish().map_err(|error| BatchError::Compression(error.to_string()))?;
+            out = encoder.finish().map_err(failed)?;
         }
         CompressionType::Zstd { level } => {
-            let compressed =
-                zstd::bulk::compress(&records, level).map_err(|error| BatchError::Compression(error.to_string()))?;
+            let compressed = zstd::bulk::compress(&records, level).map_err(failed)?;
             out.extend_from_slice(&compressed);
         }
     }
@@ -81,13 +83,6 @@ pub fn convert(
     out[batch::ATTRIBUTES_AT..batch::ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch::reseal_crc(&mut out);
     Ok(Some(out))
-}
-
-/// Decompresses a zstd batch's records section, for tests (`records::decompress_records` takes
-/// any codec).
-pub fn zstd_records(batch_bytes: &[u8], header: &BatchHeader, records_bytes_max: usize) -> Result<Vec<u8>, BatchError> {
-    zstd::bulk::decompress(&batch_bytes[BATCH_HEADER_BYTES..header.size_bytes], records_bytes_max)
-        .map_err(|error| BatchError::Compression(error.to_string()))
 }
 
 #[cfg(test)]

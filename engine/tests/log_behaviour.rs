@@ -453,7 +453,7 @@ fn zstd_topics_reencode_uncompressed_batches() {
         let stored = read_all(&shard, id, Offset(0));
         let header = engine::batch::validate_one(&stored).expect("valid, CRC recomputed");
         assert_eq!(header.codec(), engine::batch::Codec::Zstd);
-        let records = engine::compression::zstd_records(&stored, &header, 1 << 20).expect("decompress");
+        let records = engine::records::decompress_records(&stored, &header, 1 << 20).expect("decompress");
         assert_eq!(records, &original[61..]);
     }
 }

@@ -860,15 +860,13 @@ fn static_compression(values: &BTreeMap<String, String>) -> Result<(engine::Comp
             .transpose()
     };
     let kind = checked("compression.type", topic::COMPRESSION_TYPE)?.unwrap_or_else(|| "producer".to_string());
-    let level = |key: &str, topic_key: &str| -> Result<Option<i64>, ConfigError> {
-        Ok(checked(key, topic_key)?.and_then(|level| level.parse().ok()))
+    // A checked level is an INT, so it parses; unset, Kafka's default.
+    let level = |key: &str, topic_key: &str, default: i32| -> Result<i32, ConfigError> {
+        Ok(checked(key, topic_key)?.and_then(|level| level.parse().ok()).unwrap_or(default))
     };
-    let zstd_level = level("compression.zstd.level", topic::COMPRESSION_ZSTD_LEVEL)?;
-    let gzip_level = level("compression.gzip.level", topic::COMPRESSION_GZIP_LEVEL)?;
-    let compression = topic::compression(&kind, zstd_level, gzip_level);
-    let as_level =
-        |level: Option<i64>, default: i32| level.and_then(|level| i32::try_from(level).ok()).unwrap_or(default);
-    Ok((compression, as_level(zstd_level, topic::ZSTD_LEVEL_DEFAULT), as_level(gzip_level, topic::GZIP_LEVEL_DEFAULT)))
+    let zstd_level = level("compression.zstd.level", topic::COMPRESSION_ZSTD_LEVEL, topic::ZSTD_LEVEL_DEFAULT)?;
+    let gzip_level = level("compression.gzip.level", topic::COMPRESSION_GZIP_LEVEL, topic::GZIP_LEVEL_DEFAULT)?;
+    Ok((topic::compression(&kind, zstd_level, gzip_level), zstd_level, gzip_level))
 }
 
 /// Kafka's other spellings of keys in [`keys`], which the configuration file may use instead.
@@ -901,6 +899,19 @@ pub fn connection_overrides(text: &str) -> Result<BTreeMap<std::net::IpAddr, u64
     Ok(overrides)
 }
 
+/// Overrides as `max.connections.per.ip.overrides` writes them, addresses only (IPv6 in
+/// brackets): what a dynamic value is stored as and what DescribeConfigs shows.
+pub fn connection_overrides_text(overrides: &BTreeMap<std::net::IpAddr, u64>) -> String {
+    let pairs: Vec<String> = overrides
+        .iter()
+        .map(|(address, count)| match address {
+            std::net::IpAddr::V4(address) => format!("{address}:{count}"),
+            std::net::IpAddr::V6(address) => format!("[{address}]:{count}"),
+        })
+        .collect();
+    pairs.join(",")
+}
+
 /// Whether Kafka 4.4 knows `key` as a broker or controller key.
 pub fn is_kafka_key(key: &str) -> bool {
     kafka_keys::is_kafka_key(key)
@@ -913,10 +924,7 @@ pub fn reads_key(key: &str) -> bool {
 
 /// The topic key in `topic::KEPT_NOT_ACTED_ON` whose broker synonym is `broker_key`.
 fn kept_topic_key(broker_key: &str) -> Option<&'static topic::TopicKey> {
-    topic::KEPT_NOT_ACTED_ON
-        .iter()
-        .filter_map(|(name, _)| topic::topic_key(name))
-        .find(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM && key.broker_synonym == broker_key)
+    topic::kept_with_broker_synonym().find(|key| key.broker_synonym == broker_key)
 }
 
 /// The configuration's values of the broker keys behind `topic::KEPT_NOT_ACTED_ON`, checked by

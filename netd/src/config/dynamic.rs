@@ -73,11 +73,11 @@ pub fn is_dynamic(key: &str) -> bool {
 
 /// Checks one dynamic broker key and value: the normalised value to store.
 pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
+    let invalid = |reason: &str| {
+        BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
+    };
     if BROKER_ONLY_KEYS.contains(&key) {
         // Kafka's LONG, at least 0 (its messages).
-        let invalid = |reason: &str| {
-            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
-        };
         let rate: i64 = value.trim().parse().map_err(|_| invalid("Not a number of type LONG"))?;
         if rate < 0 {
             return Err(invalid("Value must be at least 0"));
@@ -85,24 +85,12 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
         return Ok(rate.to_string());
     }
     if key == MAX_CONNECTIONS_PER_IP_OVERRIDES {
-        let overrides = crate::config::connection_overrides(value).map_err(|reason| {
-            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
-        })?;
+        let overrides = crate::config::connection_overrides(value).map_err(|reason| invalid(&reason))?;
         // Stored resolved (names become their addresses here, once): applying the value later,
         // on a shard thread, never waits for a name lookup.
-        let pairs: Vec<String> = overrides
-            .iter()
-            .map(|(address, count)| match address {
-                std::net::IpAddr::V4(address) => format!("{address}:{count}"),
-                std::net::IpAddr::V6(address) => format!("[{address}]:{count}"),
-            })
-            .collect();
-        return Ok(pairs.join(","));
+        return Ok(crate::config::connection_overrides_text(&overrides));
     }
     if CONNECTION_KEYS.contains(&key) {
-        let invalid = |reason: &str| {
-            BrokerConfigRefusal::InvalidValue(format!("Invalid value {value} for configuration {key}: {reason}"))
-        };
         let limit: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
         return match limit {
             ..0 => Err(invalid("Value must be at least 0")),
@@ -132,6 +120,15 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
 }
 
 impl DynamicBrokerConfigs {
+    /// `key`'s dynamic values as DescribeConfigs synonyms, most specific first: this broker's
+    /// own, then the cluster-wide default.
+    pub fn synonyms(&self, key: &str) -> Vec<(String, String, i8)> {
+        let own = self.own.get(key).map(|value| (key.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
+        let default =
+            self.default.get(key).map(|value| (key.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
+        own.into_iter().chain(default).collect()
+    }
+
     /// The dynamic value of `key` and its source (this broker's own, else the default).
     pub fn value(&self, key: &str) -> Option<(&str, i8)> {
         if let Some(value) = self.own.get(key) {
@@ -205,11 +202,7 @@ impl DynamicBrokerConfigs {
         effective.compression_zstd_level = level("compression.zstd.level", config.compression_zstd_level);
         effective.compression_gzip_level = level("compression.gzip.level", config.compression_gzip_level);
         let log = &mut effective.log;
-        log.compression = topic::compression(
-            &kind,
-            Some(i64::from(effective.compression_zstd_level)),
-            Some(i64::from(effective.compression_gzip_level)),
-        );
+        log.compression = topic::compression(&kind, effective.compression_zstd_level, effective.compression_gzip_level);
         if let Some(kind) = valid("log.message.timestamp.type") {
             log.timestamp_type =
                 if kind == "LogAppendTime" { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
@@ -242,10 +235,7 @@ impl DynamicBrokerConfigs {
                 Err(reason) => tracing::error!(%reason, "stored max.connections.per.ip.overrides no longer apply"),
             }
         }
-        for (name, _) in topic::KEPT_NOT_ACTED_ON {
-            let Some(key) = topic::topic_key(name).filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) else {
-                continue;
-            };
+        for key in topic::kept_with_broker_synonym() {
             if let Some(value) = valid(key.broker_synonym) {
                 effective.kept_log_configs.insert(key.broker_synonym.to_string(), value);
             }

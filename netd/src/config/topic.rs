@@ -360,6 +360,15 @@ pub const KEPT_NOT_ACTED_ON: &[(&str, &str)] = &[
     (REMOTE_STORAGE_ENABLE, "false"),
 ];
 
+/// The keys of [`KEPT_NOT_ACTED_ON`] that have a broker synonym (whose broker values a
+/// configuration file and dynamic broker configs may set).
+pub fn kept_with_broker_synonym() -> impl Iterator<Item = &'static TopicKey> {
+    KEPT_NOT_ACTED_ON
+        .iter()
+        .filter_map(|(name, _)| topic_key(name))
+        .filter(|key| key.broker_synonym != NO_BROKER_SYNONYM)
+}
+
 /// Kafka's default of a key in [`KEPT_NOT_ACTED_ON`].
 pub fn kept_default(name: &str) -> Option<&'static str> {
     KEPT_NOT_ACTED_ON.iter().find(|(kept, _)| *kept == name).map(|(_, default)| *default)
@@ -654,10 +663,13 @@ impl TopicSettings {
         }
         // The topic's codec, else the broker's; each level the topic's, else the broker's.
         let kind = valid(COMPRESSION_TYPE).unwrap_or_else(|| compression_name(broker.log.compression).to_string());
+        let level = |name: &str, broker_level: i32| {
+            number(name).and_then(|level| i32::try_from(level).ok()).unwrap_or(broker_level)
+        };
         log.compression = compression(
             &kind,
-            number(COMPRESSION_ZSTD_LEVEL).or(Some(i64::from(broker.compression_zstd_level))),
-            number(COMPRESSION_GZIP_LEVEL).or(Some(i64::from(broker.compression_gzip_level))),
+            level(COMPRESSION_ZSTD_LEVEL, broker.compression_zstd_level),
+            level(COMPRESSION_GZIP_LEVEL, broker.compression_gzip_level),
         );
         if valid(CLEANUP_POLICY).is_some_and(|policy| !policy.split(',').any(|item| item == "delete")) {
             // Compacted only: nothing is deleted by age or size (compaction itself is not done yet).
@@ -699,16 +711,15 @@ pub const ZSTD_LEVEL_DEFAULT: i32 = 3;
 /// Kafka's `compression.gzip.level` default (zlib's own level).
 pub const GZIP_LEVEL_DEFAULT: i32 = -1;
 
-/// The engine's codec for a checked `compression.type` value, with the levels in force (unset:
-/// Kafka's defaults).
-pub fn compression(kind: &str, zstd_level: Option<i64>, gzip_level: Option<i64>) -> CompressionType {
-    let level = |level: Option<i64>, default: i32| level.and_then(|level| i32::try_from(level).ok()).unwrap_or(default);
+/// The engine's codec for a checked `compression.type` value, with the zstd and gzip levels in
+/// force.
+pub fn compression(kind: &str, zstd_level: i32, gzip_level: i32) -> CompressionType {
     match kind {
         "uncompressed" => CompressionType::Uncompressed,
-        "gzip" => CompressionType::Gzip { level: level(gzip_level, GZIP_LEVEL_DEFAULT) },
+        "gzip" => CompressionType::Gzip { level: gzip_level },
         "snappy" => CompressionType::Snappy,
         "lz4" => CompressionType::Lz4,
-        "zstd" => CompressionType::Zstd { level: level(zstd_level, ZSTD_LEVEL_DEFAULT) },
+        "zstd" => CompressionType::Zstd { level: zstd_level },
         _ => CompressionType::Producer,
     }
 }
@@ -809,14 +820,7 @@ pub fn describe(
                 return Described { name: key.name, value, source, kind: key.kind, doc: key.doc, synonyms };
             }
             if super::dynamic::is_dynamic(key.broker_synonym) {
-                if let Some(value) = dynamic.own.get(key.broker_synonym) {
-                    let source = super::dynamic::SOURCE_DYNAMIC_BROKER_CONFIG;
-                    synonyms.push((key.broker_synonym.to_string(), value.clone(), source));
-                }
-                if let Some(value) = dynamic.default.get(key.broker_synonym) {
-                    let source = super::dynamic::SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG;
-                    synonyms.push((key.broker_synonym.to_string(), value.clone(), source));
-                }
+                synonyms.extend(dynamic.synonyms(key.broker_synonym));
             }
             synonyms.push((key.broker_synonym.to_string(), broker_value(broker, key.name), static_source));
             let (_, value, source) = synonyms[0].clone();

@@ -17,9 +17,7 @@ use kafka_protocol::ResponseError;
 
 use super::str_bytes;
 use crate::codec::frame::{decode_body, encode_response, Frame};
-use crate::config::dynamic::{
-    DynamicBrokerConfigs, SOURCE_DYNAMIC_BROKER_CONFIG, SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG,
-};
+use crate::config::dynamic::{DynamicBrokerConfigs, SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG};
 use crate::config::topic::{self, source, ConfigType};
 use crate::config::Config;
 use crate::runtime::context::ShardContext;
@@ -102,42 +100,20 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
         .collect();
     // The replication rates, as Kafka lists them: only when set, with their dynamic synonyms.
     for name in crate::config::dynamic::BROKER_ONLY_KEYS {
-        let mut synonyms = Vec::new();
-        if let Some(value) = dynamic.own.get(*name) {
-            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
-        }
-        if let Some(value) = dynamic.default.get(*name) {
-            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
-        }
+        let synonyms = dynamic.synonyms(name);
         if let Some((_, value, source)) = synonyms.first().cloned() {
             let kind = ConfigType::Long;
             entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
         }
     }
     // The connection limits, always listed (as Kafka does), with their dynamic synonyms.
-    let static_overrides = config.set_keys.contains(crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES);
-    let overrides_text = if static_overrides {
-        config
-            .connections_per_ip_overrides
-            .iter()
-            .map(|(address, count)| format!("{address}:{count}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    } else {
-        String::new()
-    };
+    let overrides_text = crate::config::connection_overrides_text(&config.connections_per_ip_overrides);
     for (name, static_value, kind) in [
         (crate::config::dynamic::MAX_CONNECTIONS, config.connections_max.to_string(), ConfigType::Int),
         (crate::config::dynamic::MAX_CONNECTIONS_PER_IP, config.connections_per_ip_max.to_string(), ConfigType::Int),
         (crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES, overrides_text, ConfigType::String),
     ] {
-        let mut synonyms = Vec::new();
-        if let Some(value) = dynamic.own.get(name) {
-            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
-        }
-        if let Some(value) = dynamic.default.get(name) {
-            synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
-        }
+        let mut synonyms = dynamic.synonyms(name);
         synonyms.push((name.to_string(), static_value, static_source(name)));
         let (_, value, source) = synonyms[0].clone();
         entries.push(Entry { name: name.to_string(), value, source, kind, read_only: false, doc: None, synonyms });
@@ -145,15 +121,7 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
     for key in topic::TOPIC_KEYS.iter().filter(|key| key.broker_synonym != topic::NO_BROKER_SYNONYM) {
         let name = key.broker_synonym;
         let dynamic_key = crate::config::dynamic::is_dynamic(name);
-        let mut synonyms = Vec::new();
-        if dynamic_key {
-            if let Some(value) = dynamic.own.get(name) {
-                synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_BROKER_CONFIG));
-            }
-            if let Some(value) = dynamic.default.get(name) {
-                synonyms.push((name.to_string(), value.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG));
-            }
-        }
+        let mut synonyms = if dynamic_key { dynamic.synonyms(name) } else { Vec::new() };
         synonyms.push((name.to_string(), topic::broker_value(config, key.name), static_source(name)));
         let (_, value, source) = synonyms[0].clone();
         entries.push(Entry {
