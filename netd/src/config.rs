@@ -65,6 +65,10 @@ pub const REPLICA_LAG_TIME_MAX_MS_DEFAULT: i64 = 30_000;
 /// one second).
 pub const REPLICATION_QUOTA_WINDOW_COUNT_DEFAULT: u32 = 11;
 pub const REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
+/// `quota.window.num` and `quota.window.size.seconds`: Kafka's `QuotaConfig` defaults. Skua
+/// measures `max.connection.creation.rate` over them, as Kafka's `ConnectionQuotas` does.
+pub const QUOTA_WINDOW_COUNT_DEFAULT: u32 = 11;
+pub const QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `replica.high.watermark.checkpoint.interval.ms`: Kafka's default.
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// The key of `min.insync.replicas`, a broker config and (in a cluster) a topic config too.
@@ -280,6 +284,21 @@ pub fn keys() -> Vec<Key> {
             "per-address exceptions to max.connections.per.ip: host:count,host:count (IP literals or names)",
         ),
         key(
+            "max.connection.creation.rate",
+            crate::limits::CONNECTIONS_DEFAULT,
+            "new connections per second the acceptor takes; past it each waits up to a quota window (Kafka's throttle)",
+        ),
+        key(
+            "quota.window.num",
+            QUOTA_WINDOW_COUNT_DEFAULT,
+            "the windows max.connection.creation.rate is measured over",
+        ),
+        key(
+            "quota.window.size.seconds",
+            QUOTA_WINDOW_SECONDS_DEFAULT,
+            "the length of one window of max.connection.creation.rate, in seconds (also its longest wait)",
+        ),
+        key(
             "connections.max.idle.ms",
             crate::limits::CONNECTION_IDLE_MS_DEFAULT,
             "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
@@ -448,6 +467,13 @@ pub struct Config {
     pub connections_per_ip_max: u64,
     /// `max.connections.per.ip.overrides`: addresses with a limit of their own.
     pub connections_per_ip_overrides: BTreeMap<std::net::IpAddr, u64>,
+    /// `max.connection.creation.rate`: connections accepted per second (`CONNECTIONS_DEFAULT`:
+    /// unbounded, Kafka's Int.MaxValue).
+    pub connection_creation_rate_max: u64,
+    /// `quota.window.num`: the windows the connection creation rate is measured over.
+    pub quota_window_count: u32,
+    /// `quota.window.size.seconds`: one window's length.
+    pub quota_window_seconds: u32,
     /// `connections.max.idle.ms`.
     pub connection_idle_ms: u64,
     /// `fetch.max.bytes`: the cap on a Fetch request's `max_bytes`.
@@ -1183,6 +1209,20 @@ impl Config {
                 value if value >= 0 => value as u64,
                 _ => return Err(invalid("max.connections.per.ip", "must be at least 0")),
             };
+        let connection_creation_rate_max =
+            match number(values, "max.connection.creation.rate", crate::limits::CONNECTIONS_DEFAULT as i64)? {
+                value if (0..=i64::from(i32::MAX)).contains(&value) => value as u64,
+                _ => return Err(invalid("max.connection.creation.rate", "must be at least 0 (an INT)")),
+            };
+        let quota_window_count = number(values, "quota.window.num", QUOTA_WINDOW_COUNT_DEFAULT)?;
+        let quota_window_seconds = number(values, "quota.window.size.seconds", QUOTA_WINDOW_SECONDS_DEFAULT)?;
+        for (key, value) in
+            [("quota.window.num", quota_window_count), ("quota.window.size.seconds", quota_window_seconds)]
+        {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         let connection_idle_ms = positive("connections.max.idle.ms", crate::limits::CONNECTION_IDLE_MS_DEFAULT)?;
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
@@ -1247,6 +1287,9 @@ impl Config {
             connections_max,
             connections_per_ip_max,
             connections_per_ip_overrides,
+            connection_creation_rate_max,
+            quota_window_count,
+            quota_window_seconds,
             connection_idle_ms,
             fetch_response_bytes_max,
             fetch_buffered_bytes_max,
@@ -1473,6 +1516,9 @@ mod tests {
             "max.connections" => config.connections_max.to_string(),
             "max.connections.per.ip" => config.connections_per_ip_max.to_string(),
             "max.connections.per.ip.overrides" => String::new(),
+            "max.connection.creation.rate" => config.connection_creation_rate_max.to_string(),
+            "quota.window.num" => config.quota_window_count.to_string(),
+            "quota.window.size.seconds" => config.quota_window_seconds.to_string(),
             "connections.max.idle.ms" => config.connection_idle_ms.to_string(),
             "fetch.max.bytes" => config.fetch_response_bytes_max.to_string(),
             "skua.fetch.buffered.bytes.max" => config.fetch_buffered_bytes_max.to_string(),
@@ -1521,7 +1567,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 47, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 50, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

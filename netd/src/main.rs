@@ -437,7 +437,8 @@ fn out_of_resources(error: &std::io::Error) -> bool {
 /// resource) it backs off (`ACCEPT_BACKOFF_MS_MIN`, doubling up to `ACCEPT_BACKOFF_MS_MAX`) and
 /// says so once, with the limit, and once more when accepting works again. At `max.connections`
 /// it accepts nothing until a connection closes (the new ones wait in the listen backlog, as in
-/// Kafka); past `max.connections.per.ip` a connection is closed at once.
+/// Kafka); past `max.connections.per.ip` a connection is closed at once; past
+/// `max.connection.creation.rate` it waits, holding up the ones behind it (Kafka's throttle).
 fn accept_until_shutdown(
     listener: &std::net::TcpListener,
     peers: &mut [futures_channel::mpsc::Sender<Job>],
@@ -453,6 +454,7 @@ fn accept_until_shutdown(
     let mut backoff_ms: Option<u64> = None;
     let mut at_connections_max = false;
     let mut per_address_refused = 0u64;
+    let mut throttled = 0u64;
     loop {
         if SHUTDOWN.load(Ordering::Relaxed) {
             return Ok(());
@@ -507,6 +509,22 @@ fn accept_until_shutdown(
                             continue;
                         }
                     };
+                    // Past max.connection.creation.rate the acceptor holds this connection, and
+                    // takes no other, until the rate is back within it (Kafka's throttle).
+                    let wait_ms = budgets.connections.creation_wait_ms(skua_netd::clock::now_ms());
+                    if wait_ms > 0 {
+                        throttled += 1;
+                        if throttled == 1 {
+                            tracing::warn!(
+                                wait_ms,
+                                "max.connection.creation.rate reached: new connections wait (said once; later waits at \
+                                 debug level)"
+                            );
+                        } else {
+                            tracing::debug!(wait_ms, %peer, "max.connection.creation.rate reached: a new connection waits");
+                        }
+                        sleep_unless_shutdown(wait_ms);
+                    }
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
                     let target = next % peers.len();
@@ -537,6 +555,18 @@ fn accept_until_shutdown(
                 }
             }
         }
+    }
+}
+
+/// Sleeps `wait_ms`, in steps of at most `ACCEPT_POLL_MS`, but not past a shutdown signal.
+fn sleep_unless_shutdown(wait_ms: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait_ms);
+    while !SHUTDOWN.load(Ordering::Relaxed) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(std::time::Duration::from_millis(ACCEPT_POLL_MS as u64)));
     }
 }
 

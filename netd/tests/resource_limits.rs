@@ -392,25 +392,26 @@ fn connection_limits_refuse_the_extra_connection_while_others_work() {
 /// The connection limits as dynamic broker configs, set by Kafka's own `kafka-configs`: described
 /// as Kafka describes them, refused with Kafka's messages, applied to the next connections at
 /// once, kept across a restart, and gone when deleted.
+/// Kafka's `kafka-configs` on broker 1 with `args`: whether it succeeded, and what it printed.
+fn configs(broker: &Broker, args: &[&str]) -> (bool, String) {
+    let classpath = format!("{}/*", common::kafka_libs().display());
+    let mut all = vec!["--bootstrap-server", broker.address_str(), "--entity-type", "brokers", "--entity-name", "1"];
+    all.extend_from_slice(args);
+    let done = run_bounded(
+        std::process::Command::new("java")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("org.apache.kafka.tools.ConfigCommand")
+            .args(&all),
+        b"",
+        Duration::from_secs(60),
+    );
+    (done.status.success(), format!("{}{}", done.stdout, done.stderr))
+}
+
 #[test]
 fn connection_limits_change_at_runtime_through_kafka_configs() {
     let mut broker = Broker::start(&[]);
-    let classpath = format!("{}/*", common::kafka_libs().display());
-    let configs = |broker: &Broker, args: &[&str]| {
-        let mut all =
-            vec!["--bootstrap-server", broker.address_str(), "--entity-type", "brokers", "--entity-name", "1"];
-        all.extend_from_slice(args);
-        let done = run_bounded(
-            std::process::Command::new("java")
-                .arg("-cp")
-                .arg(&classpath)
-                .arg("org.apache.kafka.tools.ConfigCommand")
-                .args(&all),
-            b"",
-            Duration::from_secs(60),
-        );
-        (done.status.success(), format!("{}{}", done.stdout, done.stderr))
-    };
     // Two connections from 127.0.0.1 served, and whether a third is closed at once.
     let third_is_closed = |broker: &Broker| {
         let served = [connect_served(broker.address), connect_served(broker.address)];
@@ -464,6 +465,62 @@ fn connection_limits_change_at_runtime_through_kafka_configs() {
     assert!(deleted, "{said}");
     assert!(!third_is_closed(&broker), "the limit is gone");
     assert!(broker.log().contains("connection limits changed"), "{}", broker.log());
+}
+
+/// `max.connection.creation.rate`, set with Kafka's `kafka-configs`: past it the acceptor makes
+/// new connections wait (Kafka's throttle), and with it deleted they come as fast as before.
+#[test]
+fn connection_creation_rate_slows_new_connections_at_runtime() {
+    const CONNECTIONS: usize = 20;
+    const RATE: usize = 5;
+    // Windows of a second, two of them: the rate is read over one to two seconds (Kafka's
+    // defaults, 11 windows, would let a burst of about 50 through first).
+    let broker = Broker::start(&["quota.window.num=2", "quota.window.size.seconds=1"]);
+    let open_served = |broker: &Broker| {
+        let started = Instant::now();
+        let served: Vec<TcpStream> = (0..CONNECTIONS).map(|_| connect_served(broker.address)).collect();
+        drop(served);
+        started.elapsed()
+    };
+    let unthrottled = open_served(&broker);
+    let (set, said) = configs(&broker, &["--alter", "--add-config", &format!("max.connection.creation.rate={RATE}")]);
+    assert!(set, "{said}");
+    // Let the windows forget the connections above.
+    std::thread::sleep(Duration::from_millis(2_100));
+    let throttled = open_served(&broker);
+    // At most RATE a second after the first second's RATE: 20 connections take about 3 s.
+    let floor = Duration::from_millis(((CONNECTIONS - 2 * RATE) * 1000 / RATE) as u64);
+    assert!(throttled >= floor, "{CONNECTIONS} connections at {RATE}/s in {throttled:?} (< {floor:?})");
+    assert!(broker.log().contains("max.connection.creation.rate reached"), "{}", broker.log());
+    let (described, said) = configs(&broker, &["--describe"]);
+    assert!(described, "{said}");
+    // Kafka 4.4's line for the same command.
+    let line = "  max.connection.creation.rate=5 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:\
+                max.connection.creation.rate=5, DEFAULT_CONFIG:max.connection.creation.rate=2147483647}";
+    assert!(said.lines().any(|have| have == line), "{line:?} not in:\n{said}");
+    // Kafka 4.4's refusals.
+    for (change, message) in [
+        (
+            "max.connection.creation.rate=0",
+            "Invalid value org.apache.kafka.common.config.ConfigException: Invalid max.connection.creation.rate 0 \
+             for configuration Invalid dynamic configuration",
+        ),
+        (
+            "max.connection.creation.rate=2147483648",
+            "Invalid value 2147483648 for configuration max.connection.creation.rate: Not a number of type INT",
+        ),
+    ] {
+        let (done, said) = configs(&broker, &["--alter", "--add-config", change]);
+        assert!(!done && said.contains(message), "{change}: {said}");
+    }
+    let (deleted, said) = configs(&broker, &["--alter", "--delete-config", "max.connection.creation.rate"]);
+    assert!(deleted, "{said}");
+    std::thread::sleep(Duration::from_millis(2_100));
+    let again = open_served(&broker);
+    eprintln!(
+        "{CONNECTIONS} connections: {unthrottled:?} unlimited, {throttled:?} at {RATE}/s, {again:?} unlimited again"
+    );
+    assert!(again < floor, "without the limit {CONNECTIONS} connections took {again:?} (before it: {unthrottled:?})");
 }
 
 /// Out of file descriptors the acceptor used to retry at once (46-101 % of a core, 21-53 MB/s of

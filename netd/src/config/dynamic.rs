@@ -53,7 +53,10 @@ pub const MAX_CONNECTIONS: &str = "max.connections";
 pub const MAX_CONNECTIONS_PER_IP: &str = "max.connections.per.ip";
 /// `host:count,…`: addresses with a limit of their own (`crate::config::connection_overrides`).
 pub const MAX_CONNECTIONS_PER_IP_OVERRIDES: &str = "max.connections.per.ip.overrides";
-pub const CONNECTION_KEYS: &[&str] = &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_IP_OVERRIDES];
+/// Connections the acceptor takes per second, broker-wide (INT; past it the acceptor waits).
+pub const MAX_CONNECTION_CREATION_RATE: &str = "max.connection.creation.rate";
+pub const CONNECTION_KEYS: &[&str] =
+    &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_IP_OVERRIDES, MAX_CONNECTION_CREATION_RATE];
 
 /// A replication rate when none is set: Kafka's `Long.MAX_VALUE`, no throttle.
 pub const THROTTLED_RATE_DEFAULT: i64 = i64::MAX;
@@ -97,10 +100,12 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
             // Kafka's words for 0 (its dynamic validation's). Kafka takes max.connections.per.ip=0
             // when overrides are set in the same configuration; Skua checks one key at a time and
             // refuses it at runtime (a configuration file may set it with overrides).
-            0 if key == MAX_CONNECTIONS => Err(BrokerConfigRefusal::InvalidValue(format!(
-                "Invalid value org.apache.kafka.common.config.ConfigException: Invalid {key} 0 for configuration \
+            0 if key == MAX_CONNECTIONS || key == MAX_CONNECTION_CREATION_RATE => {
+                Err(BrokerConfigRefusal::InvalidValue(format!(
+                    "Invalid value org.apache.kafka.common.config.ConfigException: Invalid {key} 0 for configuration \
                  Invalid dynamic configuration"
-            ))),
+                )))
+            }
             0 => Err(BrokerConfigRefusal::InvalidValue(format!(
                 "requirement failed: {key} can be set to zero only if max.connections.per.ip.overrides property is set."
             ))),
@@ -228,6 +233,9 @@ impl DynamicBrokerConfigs {
         }
         if let Some(value) = number(MAX_CONNECTIONS_PER_IP) {
             effective.connections_per_ip_max = value.unsigned_abs();
+        }
+        if let Some(value) = number(MAX_CONNECTION_CREATION_RATE) {
+            effective.connection_creation_rate_max = value.unsigned_abs();
         }
         if let Some(text) = valid(MAX_CONNECTIONS_PER_IP_OVERRIDES) {
             match crate::config::connection_overrides(&text) {

@@ -112,6 +112,11 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
         (crate::config::dynamic::MAX_CONNECTIONS, config.connections_max.to_string(), ConfigType::Int),
         (crate::config::dynamic::MAX_CONNECTIONS_PER_IP, config.connections_per_ip_max.to_string(), ConfigType::Int),
         (crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES, overrides_text, ConfigType::String),
+        (
+            crate::config::dynamic::MAX_CONNECTION_CREATION_RATE,
+            config.connection_creation_rate_max.to_string(),
+            ConfigType::Int,
+        ),
     ] {
         let mut synonyms = dynamic.synonyms(name);
         synonyms.push((name.to_string(), static_value, static_source(name)));

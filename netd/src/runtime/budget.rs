@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::runtime::replication_quota::RateMeter;
+
 /// Units (bytes or requests) held against a maximum. Non-strict, like Kafka's `SimpleMemoryPool`
 /// with `strict=false`: a request larger than the whole budget is granted when nothing else is
 /// held, so it waits for others instead of forever.
@@ -180,8 +182,13 @@ impl Budgets {
             requests: Budget::new("queued.max.requests", config.queued_requests_max),
             fetch_bytes: Budget::new("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
             connections: {
-                let connections = Connections::new(config.connections_max, config.connections_per_ip_max);
+                let mut connections = Connections::new(config.connections_max, config.connections_per_ip_max);
                 connections.set_overrides(config.connections_per_ip_overrides.clone());
+                connections.created = RateMeter::new(
+                    usize::try_from(config.quota_window_count).unwrap_or(usize::MAX),
+                    i64::from(config.quota_window_seconds) * 1000,
+                );
+                connections.set_creation_rate(config.connection_creation_rate_max);
                 connections
             },
             replication_quotas: crate::runtime::replication_quota::ReplicationQuotas::new(config),
@@ -190,14 +197,19 @@ impl Budgets {
 }
 
 /// Open connections, in total (`max.connections`) and per client address
-/// (`max.connections.per.ip`). The limits are dynamic broker configs: [`Connections::set_limits`]
-/// changes them for the connections accepted next; open connections stay open, as in Kafka.
+/// (`max.connections.per.ip`), and the rate new ones come at (`max.connection.creation.rate`).
+/// The limits are dynamic broker configs: [`Connections::set_limits`] changes them for the
+/// connections accepted next; open connections stay open, as in Kafka.
 #[derive(Debug)]
 pub struct Connections {
     per_address: Mutex<PerAddress>,
     total: AtomicU64,
     total_max: AtomicU64,
     per_address_max: AtomicU64,
+    /// `max.connection.creation.rate`; `CONNECTIONS_DEFAULT` (Kafka's Int.MaxValue) is no limit.
+    creation_rate_max: AtomicU64,
+    /// Connections accepted, over `quota.window.num` windows of `quota.window.size.seconds`.
+    created: RateMeter,
 }
 
 /// Open connections per address, and the addresses with a limit of their own
@@ -231,7 +243,43 @@ impl Connections {
             total: AtomicU64::new(0),
             total_max: AtomicU64::new(total_max),
             per_address_max: AtomicU64::new(per_address_max),
+            creation_rate_max: AtomicU64::new(crate::limits::CONNECTIONS_DEFAULT),
+            created: RateMeter::new(
+                crate::config::QUOTA_WINDOW_COUNT_DEFAULT as usize,
+                i64::from(crate::config::QUOTA_WINDOW_SECONDS_DEFAULT) * 1000,
+            ),
         }
+    }
+
+    /// Sets `max.connection.creation.rate` (a dynamic broker config changed).
+    pub fn set_creation_rate(&self, rate_max: u64) {
+        if self.creation_rate_max.swap(rate_max, Ordering::AcqRel) != rate_max {
+            tracing::info!(max_connection_creation_rate = rate_max, "connection creation rate limit changed");
+        }
+    }
+
+    /// Counts a connection just accepted at `now_ms` and says how long the acceptor waits before
+    /// it takes this one further, as Kafka's `ConnectionQuotas` computes it: nothing while the
+    /// rate measured with it is within `max.connection.creation.rate`; past it, the time that
+    /// brings the rate back to the limit (`(rate - limit) / limit` of the measured window), at
+    /// most one window (`quota.window.size.seconds`).
+    pub fn creation_wait_ms(&self, now_ms: i64) -> u64 {
+        let rate_max = self.creation_rate_max.load(Ordering::Acquire);
+        if rate_max >= crate::limits::CONNECTIONS_DEFAULT {
+            return 0;
+        }
+        self.created.record(1, now_ms);
+        let (count, elapsed_ms) = self.created.measure(now_ms);
+        let rate = count as f64 * 1000.0 / elapsed_ms as f64;
+        if rate <= rate_max as f64 {
+            return 0;
+        }
+        let wait_max_ms = self.created.window_ms();
+        if rate_max == 0 {
+            return wait_max_ms;
+        }
+        let wait_ms = ((rate - rate_max as f64) / rate_max as f64 * elapsed_ms as f64).round() as u64;
+        wait_ms.min(wait_max_ms)
     }
 
     /// Sets the per-address exceptions (`max.connections.per.ip.overrides`).
@@ -340,6 +388,38 @@ mod tests {
         assert_eq!(&slice[..], &[7, 7]);
         drop(slice);
         assert_eq!(budget.held(), 0);
+    }
+
+    #[test]
+    fn connections_past_the_creation_rate_wait_as_kafka_computes_it() {
+        let config = crate::config::Config::from_properties(
+            &[("max.connection.creation.rate", "5"), ("quota.window.num", "2"), ("quota.window.size.seconds", "1")]
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
+        )
+        .expect("config");
+        let budgets = Budgets::new(&config);
+        let connections = &budgets.connections;
+        // Measured over at least one window (1 s): five at once are within 5/s.
+        for _ in 0..5 {
+            assert_eq!(connections.creation_wait_ms(10_000), 0);
+        }
+        // The sixth makes 6/s: (6 - 5) / 5 of the 1 s window; then more, at most one window.
+        assert_eq!(connections.creation_wait_ms(10_000), 200);
+        assert_eq!(connections.creation_wait_ms(10_000), 400);
+        for _ in 0..10 {
+            connections.creation_wait_ms(10_000);
+        }
+        assert_eq!(connections.creation_wait_ms(10_000), 1_000, "never more than a window");
+        // Two windows on, the burst is forgotten.
+        assert_eq!(connections.creation_wait_ms(12_000), 0);
+        connections.set_creation_rate(0);
+        assert_eq!(connections.creation_wait_ms(12_000), 1_000, "0: every connection waits a window");
+        connections.set_creation_rate(crate::limits::CONNECTIONS_DEFAULT);
+        for _ in 0..100 {
+            assert_eq!(connections.creation_wait_ms(12_000), 0, "no limit");
+        }
     }
 
     #[test]

@@ -845,6 +845,7 @@ async fn alter_broker_configs_here(
     let effective = configs.effective(&context.config);
     context.budgets.connections.set_limits(effective.connections_max, effective.connections_per_ip_max);
     context.budgets.connections.set_overrides(effective.connections_per_ip_overrides.clone());
+    context.budgets.connections.set_creation_rate(effective.connection_creation_rate_max);
     let mut outcome = Ok(());
     let topics: Vec<String> = context.catalog().topics.keys().cloned().collect();
     for topic in topics {

@@ -52,6 +52,11 @@ impl RateMeter {
         }
     }
 
+    /// One window's length.
+    pub fn window_ms(&self) -> u64 {
+        self.window_ms.unsigned_abs()
+    }
+
     fn slot(&self, window: i64) -> usize {
         window.rem_euclid(self.window_count as i64) as usize
     }
@@ -72,8 +77,15 @@ impl RateMeter {
         self.bytes[slot].fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// The measured rate at `now_ms`, bytes per second.
+    /// The measured rate at `now_ms`, bytes (or other units) per second.
     pub fn rate_bytes_per_second(&self, now_ms: i64) -> f64 {
+        let (total, elapsed_ms) = self.measure(now_ms);
+        total as f64 * 1000.0 / elapsed_ms as f64
+    }
+
+    /// What the live windows hold at `now_ms`, and the time they are read over (Kafka's
+    /// `Rate.windowSize`: since the oldest began, at least all windows but one), in ms.
+    pub fn measure(&self, now_ms: i64) -> (u64, i64) {
         let window = now_ms.div_euclid(self.window_ms);
         let live = |held: i64| held <= window && held > window - self.window_count as i64;
         let mut total_bytes = 0u64;
@@ -87,7 +99,7 @@ impl RateMeter {
         }
         let floor_ms = (self.window_count as i64 - 1) * self.window_ms;
         let elapsed_ms = (now_ms - oldest * self.window_ms).max(floor_ms).max(1);
-        total_bytes as f64 * 1000.0 / elapsed_ms as f64
+        (total_bytes, elapsed_ms)
     }
 
     /// Whether the measured rate is over `rate_bytes` per second (Kafka: the quota is violated).

@@ -288,8 +288,10 @@ impl Group {
         protocols.iter().any(|(name, _)| common.contains(name))
     }
 
-    fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig) {
+    /// Starts a join phase; `reason` is logged, as Kafka logs its "Preparing to rebalance".
+    fn prepare_rebalance(&mut self, now_ms: i64, config: &GroupConfig, reason: &str) {
         let from_empty = self.state == GroupState::Empty;
+        tracing::info!(group = %self.id, state = self.state.name(), generation = self.generation, reason, "preparing to rebalance");
         // An assignment being stored is not handed out: its generation is over.
         self.storing = None;
         // Members waiting for their assignment must rejoin.
@@ -351,6 +353,8 @@ impl Group {
             .values()
             .map(|member| (member.id.clone(), member.instance_id.clone(), member.metadata(&protocol)))
             .collect();
+        tracing::info!(group = %self.id, generation = self.generation, leader = %leader,
+            members = ?self.members.keys().collect::<Vec<_>>(), "join phase over, awaiting the leader's assignment");
         self.state = GroupState::CompletingRebalance;
         self.sync_deadline_ms = now_ms + self.rebalance_timeout_ms();
         for member in self.members.values_mut() {
@@ -390,7 +394,7 @@ impl Group {
     }
 
     /// A member left or expired: rebalance whoever is left (or become Empty).
-    fn member_gone(&mut self, id: &str, now_ms: i64, config: &GroupConfig) {
+    fn member_gone(&mut self, id: &str, now_ms: i64, config: &GroupConfig, reason: &str) {
         self.remove_member(id);
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
@@ -400,7 +404,7 @@ impl Group {
                     self.protocol_name = None;
                     self.became_empty(now_ms);
                 } else {
-                    self.prepare_rebalance(now_ms, config);
+                    self.prepare_rebalance(now_ms, config, reason);
                 }
             }
             GroupState::PreparingRebalance => self.maybe_complete_join(now_ms, config),
@@ -515,13 +519,14 @@ impl Coordinator {
                     let _ = waiter.send(SyncAnswer::error(error));
                 }
             }
-            group.prepare_rebalance(now_ms, &config);
+            group.prepare_rebalance(now_ms, &config, "the assignment could not be stored");
             return;
         }
         for member in group.members.values_mut() {
             member.assignment = assigned.remove(&member.id).unwrap_or_default();
         }
         group.state = GroupState::Stable;
+        tracing::info!(group = %group.id, generation = group.generation, members = group.members.len(), "stabilized");
         let (protocol_type, protocol_name) = (group.protocol_type.clone(), group.protocol_name.clone());
         for member in group.members.values_mut() {
             if let Some(waiter) = member.sync_waiter.take() {
@@ -711,7 +716,7 @@ impl Coordinator {
         member.joined = true;
         group.protocol_type = Some(request.protocol_type.clone());
         if group.state != GroupState::PreparingRebalance {
-            group.prepare_rebalance(now_ms, &config);
+            group.prepare_rebalance(now_ms, &config, "a member joined or rejoined");
         }
         group.maybe_complete_join(now_ms, &config);
         self.collect(&request.group);
@@ -845,7 +850,8 @@ impl Coordinator {
                 member_id.to_string()
             }
         };
-        group.member_gone(&id, now_ms, &config);
+        tracing::info!(group = %group.id, member = %id, "member left");
+        group.member_gone(&id, now_ms, &config, "a member left");
         self.collect(group_id);
         0
     }
@@ -1007,7 +1013,7 @@ impl Coordinator {
                         .collect();
                     for id in unsynced {
                         tracing::info!(group = %group.id, member = %id, "removed: did not sync in time");
-                        group.member_gone(&id, now_ms, &config);
+                        group.member_gone(&id, now_ms, &config, "a member did not sync in time");
                     }
                 }
                 GroupState::Stable | GroupState::CompletingRebalance => {
@@ -1019,7 +1025,7 @@ impl Coordinator {
                         .collect();
                     for id in expired {
                         tracing::info!(group = %group.id, member = %id, "session expired");
-                        group.member_gone(&id, now_ms, &config);
+                        group.member_gone(&id, now_ms, &config, "a member's session expired");
                     }
                 }
                 GroupState::Empty => {}
