@@ -232,17 +232,19 @@ pub struct CheckedBatch {
 /// at a time while its bytes are in cache.
 pub fn validate_all_with_records(bytes: &[u8]) -> Result<Vec<CheckedBatch>, BatchError> {
     let mut unlimited = usize::MAX;
-    validate_all_with_records_within(bytes, &mut unlimited)
+    validate_all_with_records_within(bytes, &mut unlimited, usize::MAX)
 }
 
 /// [`validate_all_with_records`] with one decompression allowance shared by several calls (the
 /// batches of one request): a compressed batch may decompress at most what
 /// `decompressed_bytes_left` still allows (and at most `RECORDS_DECOMPRESSED_BYTES_MAX`), and its
 /// decompressed size is taken from it. Bounds the CPU one request can spend decompressing, even
-/// when it names the same partition many times.
+/// when it names the same partition many times. A record of a compressed batch may declare at
+/// most `decompressed_record_bytes_max` bytes (the log's `max.decompressed.message.bytes`).
 pub fn validate_all_with_records_within(
     bytes: &[u8],
     decompressed_bytes_left: &mut usize,
+    decompressed_record_bytes_max: usize,
 ) -> Result<Vec<CheckedBatch>, BatchError> {
     if bytes.is_empty() {
         return Err(BatchError::Empty);
@@ -251,8 +253,11 @@ pub fn validate_all_with_records_within(
     let mut at = 0;
     while at < bytes.len() {
         let header = validate_one(&bytes[at..])?;
-        let cap_bytes = (*decompressed_bytes_left).min(crate::limits::RECORDS_DECOMPRESSED_BYTES_MAX);
-        let records = crate::records::walk_records_bounded(&bytes[at..at + header.size_bytes], &header, cap_bytes)?;
+        let bounds = crate::records::RecordBounds {
+            decompressed_bytes_max: *decompressed_bytes_left,
+            decompressed_record_bytes_max,
+        };
+        let records = crate::records::walk_records_bounded(&bytes[at..at + header.size_bytes], &header, bounds)?;
         if header.codec() != Codec::None {
             *decompressed_bytes_left = decompressed_bytes_left.saturating_sub(records.records_bytes);
         }
@@ -284,8 +289,9 @@ impl ValidatedBatches {
     pub fn validate_within(
         bytes: bytes::Bytes,
         decompressed_bytes_left: &mut usize,
+        decompressed_record_bytes_max: usize,
     ) -> Result<ValidatedBatches, BatchError> {
-        let batches = validate_all_with_records_within(&bytes, decompressed_bytes_left)?;
+        let batches = validate_all_with_records_within(&bytes, decompressed_bytes_left, decompressed_record_bytes_max)?;
         Ok(ValidatedBatches { bytes, batches })
     }
 

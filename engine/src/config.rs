@@ -116,6 +116,10 @@ pub struct LogConfig {
     /// appends (not for LogAppendTime logs); the engine does not apply them.
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// The longest record body a producer's compressed batch may declare, in bytes (Kafka's
+    /// `max.decompressed.message.bytes`); records of uncompressed batches are bounded by
+    /// `batch_bytes_max` alone. Checked by the record walk of produced batches.
+    pub decompressed_record_bytes_max: usize,
 }
 
 impl Default for LogConfig {
@@ -134,6 +138,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
+            decompressed_record_bytes_max: limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT,
         }
     }
 }

@@ -102,6 +102,10 @@ pub enum BatchError {
     Decompression { codec: u16, detail: String },
     #[error("records decompress to more than {limit_bytes} bytes")]
     DecompressedTooLarge { limit_bytes: usize },
+    /// A compressed batch's record declares a body longer than the log allows a decompressed
+    /// record to be (Kafka's `max.decompressed.message.bytes`).
+    #[error("record {record_index} declares {length} bytes once decompressed, more than {limit_bytes}")]
+    DecompressedRecordTooLarge { record_index: u32, length: i32, limit_bytes: usize },
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -10,11 +10,15 @@ pub const BATCH_HEADER_BYTES: usize = 61;
 /// is the engine's own ceiling, which also bounds every allocation driven by a length field).
 pub const BATCH_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Most bytes the records of one compressed batch may decompress to. Kafka sets no such cap; we
-/// need one so that a decompression bomb costs at most this much CPU (the walk keeps nothing).
+/// Most bytes the records of one compressed batch may decompress to. Kafka sets no such cap (its
+/// `max.decompressed.message.bytes` bounds one record, see below); we need one so that a decompression bomb costs at most this much CPU (the walk keeps nothing).
 /// Equal to [`BATCH_BYTES_MAX`]: a producer may send that much uncompressed, so refusing less
 /// once compressed would refuse content we otherwise accept.
 pub const RECORDS_DECOMPRESSED_BYTES_MAX: usize = BATCH_BYTES_MAX;
+
+/// Kafka's default `max.decompressed.message.bytes` (Integer.MAX_VALUE - 8): the longest body a
+/// record of a compressed batch may declare, in bytes. A log may set less.
+pub const DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT: usize = i32::MAX as usize - 8;
 
 /// The fixed buffer through which the record walk reads a decompressing stream.
 pub const RECORDS_STREAM_BUFFER_BYTES: usize = 8 * 1024;

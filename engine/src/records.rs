@@ -55,7 +55,23 @@ pub struct RecordsSummary {
 /// (length within `batch`, CRC, codec known). Checks that the batch holds exactly
 /// `recordsCount` (at least one) well-formed records numbered 0, 1, 2, ... and nothing after them.
 pub fn walk_records(batch: &[u8], header: &BatchHeader) -> Result<RecordsSummary, BatchError> {
-    walk_records_bounded(batch, header, RECORDS_DECOMPRESSED_BYTES_MAX)
+    walk_records_bounded(batch, header, RecordBounds::NONE)
+}
+
+/// What a walk allows beyond the format: the decompressed size of a compressed batch's records
+/// section, and the body a record of a compressed batch may declare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordBounds {
+    /// At most [`RECORDS_DECOMPRESSED_BYTES_MAX`] whatever is asked.
+    pub decompressed_bytes_max: usize,
+    /// Kafka's `max.decompressed.message.bytes`: checked only in compressed batches, as Kafka does.
+    pub decompressed_record_bytes_max: usize,
+}
+
+impl RecordBounds {
+    /// The engine's own caps only.
+    pub const NONE: RecordBounds =
+        RecordBounds { decompressed_bytes_max: RECORDS_DECOMPRESSED_BYTES_MAX, decompressed_record_bytes_max: usize::MAX };
 }
 
 /// The records section of a compressed batch (header passed [`crate::batch::validate_one`]),
@@ -109,13 +125,13 @@ pub fn decompress_records(
     Ok(out)
 }
 
-/// [`walk_records`] with the decompressed-size cap given (tests use a small one).
+/// [`walk_records`] within `bounds`.
 pub fn walk_records_bounded(
     batch: &[u8],
     header: &BatchHeader,
-    decompressed_bytes_max: usize,
+    bounds: RecordBounds,
 ) -> Result<RecordsSummary, BatchError> {
-    walk_records_with::<RECORDS_STREAM_BUFFER_BYTES>(batch, header, decompressed_bytes_max)
+    walk_records_with::<RECORDS_STREAM_BUFFER_BYTES>(batch, header, bounds)
 }
 
 /// The walk with a stream buffer of `BUFFER_BYTES` (tests use a tiny one, so that records straddle
@@ -123,8 +139,10 @@ pub fn walk_records_bounded(
 fn walk_records_with<const BUFFER_BYTES: usize>(
     batch: &[u8],
     header: &BatchHeader,
-    decompressed_bytes_max: usize,
+    bounds: RecordBounds,
 ) -> Result<RecordsSummary, BatchError> {
+    let decompressed_bytes_max = bounds.decompressed_bytes_max.min(RECORDS_DECOMPRESSED_BYTES_MAX);
+    let record_bytes_max = bounds.decompressed_record_bytes_max;
     assert!(batch.len() >= header.size_bytes && header.size_bytes >= RECORDS_AT, "walk a validated batch only");
     let records_count = header.records_count;
     if records_count == 0 {
@@ -149,6 +167,7 @@ fn walk_records_with<const BUFFER_BYTES: usize>(
                 records_count,
                 base_timestamp,
                 decompressed_bytes_max,
+                record_bytes_max,
                 decompression,
             )
         }
@@ -159,6 +178,7 @@ fn walk_records_with<const BUFFER_BYTES: usize>(
                 records_count,
                 base_timestamp,
                 decompressed_bytes_max,
+                record_bytes_max,
                 decompression,
             )
         }
@@ -175,6 +195,7 @@ fn walk_records_with<const BUFFER_BYTES: usize>(
                 records_count,
                 base_timestamp,
                 decompressed_bytes_max,
+                record_bytes_max,
                 decompression,
             )
         }
@@ -185,6 +206,7 @@ fn walk_records_with<const BUFFER_BYTES: usize>(
                 records_count,
                 base_timestamp,
                 decompressed_bytes_max,
+                record_bytes_max,
                 decompression,
             )
         }
@@ -196,6 +218,7 @@ fn walk_stream<R: Read, const BUFFER_BYTES: usize>(
     records_count: u32,
     base_timestamp: i64,
     decompressed_bytes_max: usize,
+    record_bytes_max: usize,
     decompression: impl Fn(io::Error) -> BatchError,
 ) -> Result<RecordsSummary, BatchError> {
     let mut source = StreamSource {
@@ -207,7 +230,7 @@ fn walk_stream<R: Read, const BUFFER_BYTES: usize>(
         bytes_max: decompressed_bytes_max,
         error: None,
     };
-    let result = walk(&mut source, records_count, base_timestamp);
+    let result = walk(&mut source, records_count, base_timestamp, record_bytes_max);
     // A failing decoder shows up as missing bytes to the walk: report the decoder's reason.
     match source.error.take() {
         Some(error) => Err(decompression(error)),
@@ -425,7 +448,13 @@ fn skip_within<S: Source>(source: &mut S, length: i32, record_end: usize) -> Res
     Ok(())
 }
 
-fn walk<S: Source>(source: &mut S, records_count: u32, base_timestamp: i64) -> Result<RecordsSummary, BatchError> {
+/// The walk of a decompressing stream; a record may declare at most `record_bytes_max` bytes.
+fn walk<S: Source>(
+    source: &mut S,
+    records_count: u32,
+    base_timestamp: i64,
+    record_bytes_max: usize,
+) -> Result<RecordsSummary, BatchError> {
     let mut timestamp_min = i64::MAX;
     let mut timestamp_max = i64::MIN;
     for index in 0..records_count {
@@ -438,6 +467,13 @@ fn walk<S: Source>(source: &mut S, records_count: u32, base_timestamp: i64) -> R
         };
         if length <= 0 {
             return Err(BatchError::RecordLengthInvalid { record_index: index, length });
+        }
+        if length as usize > record_bytes_max {
+            return Err(BatchError::DecompressedRecordTooLarge {
+                record_index: index,
+                length,
+                limit_bytes: record_bytes_max,
+            });
         }
         // The record is usually buffered whole: parse it as a slice, as uncompressed records are.
         let parsed = source.contiguous(length as usize).map(slice_record);
@@ -900,7 +936,7 @@ mod tests {
                 let header = validate_one(&compressed).expect("valid header");
                 // A 16-byte stream buffer: records straddle refills and take the byte-wise path.
                 let results =
-                    [check(&compressed), walk_records_with::<16>(&compressed, &header, RECORDS_DECOMPRESSED_BYTES_MAX)];
+                    [check(&compressed), walk_records_with::<16>(&compressed, &header, RecordBounds::NONE)];
                 for result in results {
                     match name {
                         "record length past the batch" => assert!(result.is_err(), "{name} {codec:?}"),
@@ -955,6 +991,44 @@ mod tests {
         }
     }
 
+    fn cap(decompressed_bytes_max: usize) -> RecordBounds {
+        RecordBounds { decompressed_bytes_max, ..RecordBounds::NONE }
+    }
+
+    #[test]
+    fn a_compressed_record_declaring_more_than_the_record_bound_is_refused_an_uncompressed_one_not() {
+        let value = vec![b'v'; 4096];
+        let records: Vec<(&[u8], &[u8])> = vec![(b"k", b"small"), (b"k", &value), (b"k", b"small")];
+        let declared = |batch: &[u8]| {
+            // The second record's length varint follows the first record.
+            let header = validate_one(batch).expect("valid");
+            let bounds = RecordBounds { decompressed_record_bytes_max: usize::MAX, ..RecordBounds::NONE };
+            walk_records_bounded(batch, &header, bounds).expect("walks without a record bound");
+            header
+        };
+        for codec in CODECS {
+            let batch = make_compressed_batch(&records, BASE_MS, codec);
+            let header = declared(&batch);
+            let bounded = |limit: usize| {
+                walk_records_bounded(&batch, &header, RecordBounds { decompressed_record_bytes_max: limit, ..RecordBounds::NONE })
+            };
+            match bounded(512) {
+                Err(BatchError::DecompressedRecordTooLarge { record_index: 1, length, limit_bytes: 512 }) => {
+                    // The body: attributes, timestamp and offset deltas, key and value with their
+                    // lengths, headers count.
+                    assert!((4096..4096 + 16).contains(&(length as usize)), "{codec:?}: {length}");
+                    assert!(bounded(length as usize).is_ok(), "{codec:?}: a record of exactly the bound passes");
+                    assert!(bounded(length as usize - 1).is_err(), "{codec:?}: one byte less refuses it");
+                }
+                other => panic!("{codec:?}: {other:?}"),
+            }
+        }
+        let plain = make_batch(&records, BASE_MS);
+        let header = declared(&plain);
+        let bounds = RecordBounds { decompressed_record_bytes_max: 512, ..RecordBounds::NONE };
+        assert!(walk_records_bounded(&plain, &header, bounds).is_ok(), "uncompressed records are not bounded by it");
+    }
+
     #[test]
     fn a_decompression_bomb_stops_at_the_cap() {
         // One record whose value is 4 MiB of zeros: a few KiB compressed.
@@ -964,11 +1038,11 @@ mod tests {
             assert!(batch.len() < 256 << 10, "{codec:?} compresses the bomb ({} bytes)", batch.len());
             let header = validate_one(&batch).expect("valid");
             assert_eq!(
-                walk_records_bounded(&batch, &header, 1 << 20),
+                walk_records_bounded(&batch, &header, cap(1 << 20)),
                 Err(BatchError::DecompressedTooLarge { limit_bytes: 1 << 20 }),
                 "{codec:?}"
             );
-            assert!(walk_records_bounded(&batch, &header, 5 << 20).is_ok(), "{codec:?} under the cap");
+            assert!(walk_records_bounded(&batch, &header, cap(5 << 20)).is_ok(), "{codec:?} under the cap");
         }
     }
 
@@ -1018,7 +1092,7 @@ mod tests {
             let header = validate_one(&batch).expect("valid header");
             let whole = walk_records(&batch, &header);
             // The byte-wise path (records straddling refills) decides the same.
-            let small = walk_records_with::<16>(&batch, &header, RECORDS_DECOMPRESSED_BYTES_MAX);
+            let small = walk_records_with::<16>(&batch, &header, RecordBounds::NONE);
             // When the decoder fails, which of it and the walk notices first depends on how much
             // output each read returns: both must refuse. Otherwise they decide the same.
             let decoder_failed =

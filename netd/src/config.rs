@@ -244,6 +244,11 @@ pub fn keys() -> Vec<Key> {
         key("log.flush.interval.ms", "(unset)", "with skua.fsync.policy=interval: sync after this many ms"),
         key("message.max.bytes", MESSAGE_MAX_BYTES_DEFAULT, "largest record batch accepted"),
         key(
+            topic::MAX_DECOMPRESSED_MESSAGE_BYTES,
+            engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT,
+            "longest body a record of a compressed batch may declare; more refuses the batch (INVALID_RECORD)",
+        ),
+        key(
             "log.message.timestamp.before.max.ms",
             TIMESTAMP_BEFORE_MAX_MS_DEFAULT,
             "how far in the past a record's timestamp may be (INVALID_TIMESTAMP beyond)",
@@ -1054,9 +1059,18 @@ impl Config {
                 .parse()
                 .unwrap_or(engine::limits::INDEX_BYTES_MAX_DEFAULT),
         };
+        // Kafka's INT with its minimum (the topic key's rule), trimmed.
+        let decompressed_record_bytes_max = match values.get(topic::MAX_DECOMPRESSED_MESSAGE_BYTES) {
+            None => engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT,
+            Some(value) => topic::check(topic::MAX_DECOMPRESSED_MESSAGE_BYTES, value)
+                .map_err(|error| invalid(topic::MAX_DECOMPRESSED_MESSAGE_BYTES, error.to_string()))?
+                .parse()
+                .unwrap_or(engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT),
+        };
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             index_bytes_max,
+            decompressed_record_bytes_max,
             compression,
             segment_ms,
             segment_jitter_ms,
@@ -1508,6 +1522,7 @@ mod tests {
             "log.retention.bytes" => config.log.retention_bytes.to_string(),
             "log.retention.check.interval.ms" => config.retention_check_interval_ms.to_string(),
             "message.max.bytes" => config.message_max_bytes.to_string(),
+            topic::MAX_DECOMPRESSED_MESSAGE_BYTES => config.log.decompressed_record_bytes_max.to_string(),
             "log.message.timestamp.before.max.ms" => config.log.timestamp_before_max_ms.to_string(),
             "log.message.timestamp.after.max.ms" => config.log.timestamp_after_max_ms.to_string(),
             "socket.request.max.bytes" => config.socket_request_max_bytes.to_string(),
@@ -1567,7 +1582,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 50, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 51, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

@@ -390,6 +390,84 @@ fn timestamp_bounds_are_broker_config_keys() {
     run(cases, &target, &topic("timestamps"));
 }
 
+/// Kafka 4.4's `max.decompressed.message.bytes`, set on a topic and as the cluster-wide broker
+/// default with `kafka-configs`: a record of a compressed batch declaring a longer body refuses
+/// the batch with INVALID_RECORD; a short one, and an uncompressed record of any size, pass.
+/// Observed against Kafka 4.4 with `SKUA_ORACLE` (the test then leaves the oracle's defaults as
+/// it found them).
+#[test]
+fn max_decompressed_message_bytes_bounds_the_records_of_compressed_batches() {
+    let target = target(&[]);
+    let bootstrap = target.address.to_string();
+    let bound = "max.decompressed.message.bytes=512";
+    let now = now_ms();
+    let large = vec![b'v'; 4096];
+    let oversized = |codec| make_compressed_batch(&[(b"key", &large)], now, codec);
+    // Kafka applies a config change asynchronously: wait until the bound refuses.
+    let refused_in_time = |client: &mut Client, topic: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while client.produce(topic, 9, oversized(Codec::Gzip), None) != INVALID_RECORD {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        true
+    };
+    let mut client = Client::connect(target.address);
+
+    let own = topic("decompressed-own");
+    client.ready(&own);
+    let (set, said) = common::kafka_configs(
+        &bootstrap,
+        &["--alter", "--entity-type", "topics", "--entity-name", &own, "--add-config", bound],
+    );
+    assert!(set, "{said}");
+    assert!(refused_in_time(&mut client, &own), "the topic's bound never applied");
+    let mut cases: Vec<Case> = [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd]
+        .into_iter()
+        .map(|codec| case(&format!("{codec:?}: one record of 4096 bytes"), oversized(codec), INVALID_RECORD))
+        .collect();
+    cases.push(case(
+        "zstd: the second of three records too long",
+        make_compressed_batch(&[(b"k", b"short"), (b"k", &large), (b"k", b"short")], now, Codec::Zstd),
+        INVALID_RECORD,
+    ));
+    cases.push(case(
+        "gzip: one record of 64 bytes",
+        make_compressed_batch(&[(b"key", &[b'v'; 64])], now, Codec::Gzip),
+        0,
+    ));
+    cases.push(case("uncompressed: one record of 4096 bytes", make_batch(&[(b"key", &large)], now), 0));
+    run(cases, &target, &own);
+
+    // The cluster-wide default governs a topic that sets none.
+    let defaults = ["--entity-type", "brokers", "--entity-default"];
+    let (set, said) = common::kafka_configs(&bootstrap, &[&defaults[..], &["--alter", "--add-config", bound]].concat());
+    assert!(set, "{said}");
+    let inherited = topic("decompressed-inherited");
+    client.ready(&inherited);
+    let applied = refused_in_time(&mut client, &inherited);
+    let (deleted, said) = common::kafka_configs(
+        &bootstrap,
+        &[&defaults[..], &["--alter", "--delete-config", "max.decompressed.message.bytes"]].concat(),
+    );
+    assert!(deleted, "{said}");
+    assert!(applied, "the broker default never applied");
+    // Kafka's refusals of a bad value.
+    for (value, message) in [
+        ("0", "Invalid value 0 for configuration max.decompressed.message.bytes: Value must be at least 1"),
+        ("abc", "Invalid value abc for configuration max.decompressed.message.bytes: Not a number of type INT"),
+    ] {
+        let change = format!("max.decompressed.message.bytes={value}");
+        let (done, said) = common::kafka_configs(
+            &bootstrap,
+            &["--alter", "--entity-type", "topics", "--entity-name", &own, "--add-config", &change],
+        );
+        assert!(!done && said.contains(message), "{change}: {said}");
+    }
+}
+
 /// confluent-kafka produces with each codec (librdkafka: raw snappy, lz4 frames) and reads it all
 /// back; the Java console producer's batches (xerial snappy, Kafka's lz4 framing) are read back by
 /// the same consumer. Every record must come back in order, byte for byte.

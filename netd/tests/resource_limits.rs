@@ -394,19 +394,9 @@ fn connection_limits_refuse_the_extra_connection_while_others_work() {
 /// once, kept across a restart, and gone when deleted.
 /// Kafka's `kafka-configs` on broker 1 with `args`: whether it succeeded, and what it printed.
 fn configs(broker: &Broker, args: &[&str]) -> (bool, String) {
-    let classpath = format!("{}/*", common::kafka_libs().display());
-    let mut all = vec!["--bootstrap-server", broker.address_str(), "--entity-type", "brokers", "--entity-name", "1"];
+    let mut all = vec!["--entity-type", "brokers", "--entity-name", "1"];
     all.extend_from_slice(args);
-    let done = run_bounded(
-        std::process::Command::new("java")
-            .arg("-cp")
-            .arg(&classpath)
-            .arg("org.apache.kafka.tools.ConfigCommand")
-            .args(&all),
-        b"",
-        Duration::from_secs(60),
-    );
-    (done.status.success(), format!("{}{}", done.stdout, done.stderr))
+    common::kafka_configs(broker.address_str(), &all)
 }
 
 #[test]

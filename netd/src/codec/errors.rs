@@ -36,7 +36,9 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
             | BatchError::RecordMalformed { .. }
             | BatchError::FieldLengthInvalid { .. }
             | BatchError::RecordLengthMismatch { .. }
-            | BatchError::OffsetDeltaMismatch { .. } => ResponseError::InvalidRecord,
+            | BatchError::OffsetDeltaMismatch { .. }
+            // Kafka's answer to a record over `max.decompressed.message.bytes`.
+            | BatchError::DecompressedRecordTooLarge { .. } => ResponseError::InvalidRecord,
             // What Kafka 4.4 answers for records that do not decompress (its decoder's exception
             // is not an ApiException), observed for every codec.
             BatchError::Decompression { .. } => ResponseError::UnknownServerError,

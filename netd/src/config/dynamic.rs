@@ -222,6 +222,10 @@ impl DynamicBrokerConfigs {
             log.retention_ms = -1;
             log.retention_bytes = -1;
         }
+        if let Some(value) = number(topic::MAX_DECOMPRESSED_MESSAGE_BYTES).and_then(|value| usize::try_from(value).ok())
+        {
+            effective.log.decompressed_record_bytes_max = value;
+        }
         if let Some(value) = number("message.max.bytes").and_then(|value| usize::try_from(value).ok()) {
             effective.message_max_bytes = value;
         }

@@ -84,6 +84,9 @@ pub const FLUSH_MS: &str = "flush.ms";
 pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
 pub const LEADER_THROTTLED_REPLICAS: &str = "leader.replication.throttled.replicas";
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+/// Kafka 4.4's bound on the body one record of a compressed batch may declare (the same name
+/// is its broker key).
+pub const MAX_DECOMPRESSED_MESSAGE_BYTES: &str = "max.decompressed.message.bytes";
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
@@ -208,6 +211,13 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         "log.cleaner.max.compaction.lag.ms",
         "The longest a record stays uncompacted. Taken and reported (at least min.compaction.lag.ms); \
          no effect (Skua does not compact yet).",
+    ),
+    key(
+        MAX_DECOMPRESSED_MESSAGE_BYTES,
+        ConfigType::Int,
+        MAX_DECOMPRESSED_MESSAGE_BYTES,
+        "The longest body a record of a compressed batch may declare, in bytes; a longer one refuses \
+         the batch with INVALID_RECORD (records of uncompressed batches are bounded by max.message.bytes).",
     ),
     key(
         MAX_MESSAGE_BYTES,
@@ -513,6 +523,7 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
                 Ok(text)
             }
         }),
+        MAX_DECOMPRESSED_MESSAGE_BYTES => at_least(i64::from(int()?), 1),
         MAX_MESSAGE_BYTES => {
             let bytes = at_least(i64::from(int()?), 0)?;
             if bytes.parse::<usize>().is_ok_and(|bytes| bytes > engine::limits::BATCH_BYTES_MAX) {
@@ -650,6 +661,9 @@ impl TopicSettings {
             Some(bytes) => bytes,
             None => broker.message_max_bytes.min(engine::limits::BATCH_BYTES_MAX),
         });
+        if let Some(bytes) = number(MAX_DECOMPRESSED_MESSAGE_BYTES).and_then(|value| usize::try_from(value).ok()) {
+            log.decompressed_record_bytes_max = bytes;
+        }
         let (flush_messages, flush_ms) = (number(FLUSH_MESSAGES), number(FLUSH_MS));
         if flush_messages.is_some() || flush_ms.is_some() {
             let (broker_messages, broker_ms) = match broker.log.flush_policy {
@@ -764,6 +778,7 @@ pub fn broker_value(broker: &Config, name: &str) -> String {
         FLUSH_MS => flush_ms.to_string(),
         INDEX_INTERVAL_BYTES => broker.log.index_interval_bytes.to_string(),
         MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
+        MAX_DECOMPRESSED_MESSAGE_BYTES => broker.log.decompressed_record_bytes_max.to_string(),
         MESSAGE_TIMESTAMP_AFTER_MAX_MS => broker.log.timestamp_after_max_ms.to_string(),
         MESSAGE_TIMESTAMP_BEFORE_MAX_MS => broker.log.timestamp_before_max_ms.to_string(),
         MESSAGE_TIMESTAMP_TYPE => match broker.log.timestamp_type {

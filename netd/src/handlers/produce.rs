@@ -98,11 +98,15 @@ fn append_partition(
         state.leader_replica(&item.topic, item.partition, -1).map_err(|error| errors::replica_error_code(&error))?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
-    // The one validation of these bytes (structure, CRC, every record); the engine trusts it.
-    let batches = ValidatedBatches::validate_within(records.clone(), decompressed_bytes_left)
-        .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
-    let now = now_ms();
     let log_config = state.partitions.log_config(id).map_err(|error| errors::replica_error_code(&error))?;
+    // The one validation of these bytes (structure, CRC, every record); the engine trusts it.
+    let batches = ValidatedBatches::validate_within(
+        records.clone(),
+        decompressed_bytes_left,
+        log_config.decompressed_record_bytes_max,
+    )
+    .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
+    let now = now_ms();
     let log_append_time = log_config.timestamp_type == engine::TimestampType::LogAppendTime;
     for checked in batches.batches() {
         // A topic of LogAppendTime replaces the producer's timestamps: Kafka does not bound them.

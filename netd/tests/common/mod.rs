@@ -334,6 +334,24 @@ pub fn python() -> PathBuf {
     venv
 }
 
+/// Kafka's `kafka-configs` against `bootstrap` with `args` (bounded to a minute): whether it
+/// succeeded, and what it printed.
+pub fn kafka_configs(bootstrap: &str, args: &[&str]) -> (bool, String) {
+    let classpath = format!("{}/*", kafka_libs().display());
+    let done = run_bounded(
+        Command::new("java")
+            .arg("-cp")
+            .arg(&classpath)
+            .arg("org.apache.kafka.tools.ConfigCommand")
+            .arg("--bootstrap-server")
+            .arg(bootstrap)
+            .args(args),
+        b"",
+        Duration::from_secs(60),
+    );
+    (done.status.success(), format!("{}{}", done.stdout, done.stderr))
+}
+
 /// Apache Kafka's jars (CLI tools), fetched by scripts/kafka-jars.sh for the version in the pom.
 pub fn kafka_libs() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
