@@ -70,8 +70,10 @@ pub struct RecordBounds {
 
 impl RecordBounds {
     /// The engine's own caps only.
-    pub const NONE: RecordBounds =
-        RecordBounds { decompressed_bytes_max: RECORDS_DECOMPRESSED_BYTES_MAX, decompressed_record_bytes_max: usize::MAX };
+    pub const NONE: RecordBounds = RecordBounds {
+        decompressed_bytes_max: RECORDS_DECOMPRESSED_BYTES_MAX,
+        decompressed_record_bytes_max: usize::MAX,
+    };
 }
 
 /// The records section of a compressed batch (header passed [`crate::batch::validate_one`]),
@@ -935,8 +937,7 @@ mod tests {
                     batch_around(&compress(codec, &batch[BATCH_HEADER_BYTES..]), codec, count, delta, BASE_MS);
                 let header = validate_one(&compressed).expect("valid header");
                 // A 16-byte stream buffer: records straddle refills and take the byte-wise path.
-                let results =
-                    [check(&compressed), walk_records_with::<16>(&compressed, &header, RecordBounds::NONE)];
+                let results = [check(&compressed), walk_records_with::<16>(&compressed, &header, RecordBounds::NONE)];
                 for result in results {
                     match name {
                         "record length past the batch" => assert!(result.is_err(), "{name} {codec:?}"),
@@ -1010,7 +1011,11 @@ mod tests {
             let batch = make_compressed_batch(&records, BASE_MS, codec);
             let header = declared(&batch);
             let bounded = |limit: usize| {
-                walk_records_bounded(&batch, &header, RecordBounds { decompressed_record_bytes_max: limit, ..RecordBounds::NONE })
+                walk_records_bounded(
+                    &batch,
+                    &header,
+                    RecordBounds { decompressed_record_bytes_max: limit, ..RecordBounds::NONE },
+                )
             };
             match bounded(512) {
                 Err(BatchError::DecompressedRecordTooLarge { record_index: 1, length, limit_bytes: 512 }) => {
