@@ -87,44 +87,74 @@ pub fn decompress_records(
     assert!(batch.len() >= header.size_bytes && header.size_bytes >= RECORDS_AT, "decompress a validated batch only");
     let payload = &batch[RECORDS_AT..header.size_bytes];
     let codec = header.codec();
-    let failed = |error: io::Error| BatchError::Decompression { codec: codec.id(), detail: error.to_string() };
-    let limit = decompressed_bytes_max as u64 + 1;
+    let Some(decoder) = Decoder::new(codec, payload, decompressed_bytes_max)? else {
+        return Ok(payload.to_vec());
+    };
     let mut out = Vec::new();
-    match codec {
-        Codec::None => out.extend_from_slice(payload),
-        Codec::Gzip => {
-            flate2::bufread::MultiGzDecoder::new(payload).take(limit).read_to_end(&mut out).map_err(failed)?;
-        }
-        Codec::Snappy => {
-            SnappyReader::new(payload, decompressed_bytes_max).take(limit).read_to_end(&mut out).map_err(|error| {
-                if error.kind() == io::ErrorKind::FileTooLarge {
-                    BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max }
-                } else {
-                    failed(error)
-                }
-            })?;
-        }
-        Codec::Lz4 => {
-            if !lz4_frame_ends_with_end_mark(payload) {
-                return Err(BatchError::Decompression {
-                    codec: codec.id(),
-                    detail: "lz4 frame has no end mark".into(),
-                });
-            }
-            lz4_flex::frame::FrameDecoder::new(payload).take(limit).read_to_end(&mut out).map_err(failed)?;
-        }
-        Codec::Zstd => {
-            zstd::stream::read::Decoder::with_buffer(payload)
-                .map_err(failed)?
-                .take(limit)
-                .read_to_end(&mut out)
-                .map_err(failed)?;
-        }
-    }
+    decoder
+        .take(decompressed_bytes_max as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|error| decoder_error(error, codec, decompressed_bytes_max))?;
     if out.len() > decompressed_bytes_max {
         return Err(BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max });
     }
     Ok(out)
+}
+
+/// A codec's decompressing reader over a records section, as Kafka's clients frame it: the one
+/// dispatch from codec to decoder, for the record walk and for [`decompress_records`].
+enum Decoder<'a> {
+    Gzip(flate2::bufread::MultiGzDecoder<&'a [u8]>),
+    Snappy(SnappyReader<'a>),
+    Lz4(lz4_flex::frame::FrameDecoder<&'a [u8]>),
+    Zstd(zstd::stream::read::Decoder<'a, &'a [u8]>),
+}
+
+impl<'a> Decoder<'a> {
+    /// The decoder of `codec` over `payload` (`None`: uncompressed, nothing to decode). Snappy
+    /// holds its blocks to `decompressed_bytes_max`; an lz4 frame cut inside its end mark is
+    /// refused here, as Kafka and librdkafka refuse it.
+    fn new(codec: Codec, payload: &'a [u8], decompressed_bytes_max: usize) -> Result<Option<Decoder<'a>>, BatchError> {
+        Ok(Some(match codec {
+            Codec::None => return Ok(None),
+            Codec::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(payload)),
+            Codec::Snappy => Decoder::Snappy(SnappyReader::new(payload, decompressed_bytes_max)),
+            Codec::Lz4 => {
+                if !lz4_frame_ends_with_end_mark(payload) {
+                    return Err(BatchError::Decompression {
+                        codec: codec.id(),
+                        detail: "lz4 frame has no end mark".into(),
+                    });
+                }
+                Decoder::Lz4(lz4_flex::frame::FrameDecoder::new(payload))
+            }
+            Codec::Zstd => Decoder::Zstd(
+                zstd::stream::read::Decoder::with_buffer(payload)
+                    .map_err(|error| decoder_error(error, codec, decompressed_bytes_max))?,
+            ),
+        }))
+    }
+}
+
+impl Read for Decoder<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Decoder::Gzip(decoder) => decoder.read(buffer),
+            Decoder::Snappy(decoder) => decoder.read(buffer),
+            Decoder::Lz4(decoder) => decoder.read(buffer),
+            Decoder::Zstd(decoder) => decoder.read(buffer),
+        }
+    }
+}
+
+/// A decoder's failure as the batch's fault: over the cap (`FileTooLarge`, from the walk's
+/// buffer or snappy's block check), or records that do not decompress.
+fn decoder_error(error: io::Error, codec: Codec, decompressed_bytes_max: usize) -> BatchError {
+    if error.kind() == io::ErrorKind::FileTooLarge {
+        BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max }
+    } else {
+        BatchError::Decompression { codec: codec.id(), detail: error.to_string() }
+    }
 }
 
 /// [`walk_records`] within `bounds`.
@@ -153,70 +183,21 @@ fn walk_records_with<const BUFFER_BYTES: usize>(
     let payload = &batch[RECORDS_AT..header.size_bytes];
     let base_timestamp = header.base_timestamp;
     let codec = header.codec();
-    let decompression = |error: io::Error| -> BatchError {
-        if error.kind() == io::ErrorKind::FileTooLarge {
-            BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max }
-        } else {
-            BatchError::Decompression { codec: codec.id(), detail: error.to_string() }
-        }
-    };
-    match codec {
-        Codec::None => walk_slice(payload, records_count, base_timestamp),
-        Codec::Gzip => {
-            let decoder = flate2::bufread::MultiGzDecoder::new(payload);
-            walk_stream::<_, BUFFER_BYTES>(
-                decoder,
-                records_count,
-                base_timestamp,
-                decompressed_bytes_max,
-                record_bytes_max,
-                decompression,
-            )
-        }
-        Codec::Snappy => {
-            let decoder = SnappyReader::new(payload, decompressed_bytes_max);
-            walk_stream::<_, BUFFER_BYTES>(
-                decoder,
-                records_count,
-                base_timestamp,
-                decompressed_bytes_max,
-                record_bytes_max,
-                decompression,
-            )
-        }
-        Codec::Lz4 => {
-            if !lz4_frame_ends_with_end_mark(payload) {
-                return Err(BatchError::Decompression {
-                    codec: codec.id(),
-                    detail: "lz4 frame has no end mark".into(),
-                });
-            }
-            let decoder = lz4_flex::frame::FrameDecoder::new(payload);
-            walk_stream::<_, BUFFER_BYTES>(
-                decoder,
-                records_count,
-                base_timestamp,
-                decompressed_bytes_max,
-                record_bytes_max,
-                decompression,
-            )
-        }
-        Codec::Zstd => {
-            let decoder = zstd::stream::read::Decoder::with_buffer(payload).map_err(decompression)?;
-            walk_stream::<_, BUFFER_BYTES>(
-                decoder,
-                records_count,
-                base_timestamp,
-                decompressed_bytes_max,
-                record_bytes_max,
-                decompression,
-            )
-        }
+    match Decoder::new(codec, payload, decompressed_bytes_max)? {
+        None => walk_slice(payload, records_count, base_timestamp),
+        Some(decoder) => walk_stream::<BUFFER_BYTES>(
+            decoder,
+            records_count,
+            base_timestamp,
+            decompressed_bytes_max,
+            record_bytes_max,
+            |error| decoder_error(error, codec, decompressed_bytes_max),
+        ),
     }
 }
 
-fn walk_stream<R: Read, const BUFFER_BYTES: usize>(
-    decoder: R,
+fn walk_stream<const BUFFER_BYTES: usize>(
+    decoder: Decoder<'_>,
     records_count: u32,
     base_timestamp: i64,
     decompressed_bytes_max: usize,
