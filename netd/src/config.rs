@@ -68,6 +68,10 @@ pub const REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `quota.window.num` and `quota.window.size.seconds`: Kafka's `QuotaConfig` defaults. Skua
 /// measures `max.connection.creation.rate` over them, as Kafka's `ConnectionQuotas` does.
 pub const QUOTA_WINDOW_COUNT_DEFAULT: u32 = 11;
+/// `producer.id.expiration.ms` and `producer.id.expiration.check.interval.ms`: Kafka's defaults
+/// (an idempotent producer silent for a day is forgotten, looked for every ten minutes).
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 86_400_000;
+pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT: i64 = 600_000;
 pub const QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `replica.high.watermark.checkpoint.interval.ms`: Kafka's default.
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 5_000;
@@ -304,6 +308,16 @@ pub fn keys() -> Vec<Key> {
             "the length of one window of max.connection.creation.rate, in seconds (also its longest wait)",
         ),
         key(
+            "producer.id.expiration.ms",
+            PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            "an idempotent producer that wrote nothing to a partition this long is forgotten there",
+        ),
+        key(
+            "producer.id.expiration.check.interval.ms",
+            PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT,
+            "how often each shard looks for producers to forget (producer.id.expiration.ms)",
+        ),
+        key(
             "connections.max.idle.ms",
             crate::limits::CONNECTION_IDLE_MS_DEFAULT,
             "a connection that sends nothing with nothing in flight, or reads none of a response, this long is closed",
@@ -479,6 +493,10 @@ pub struct Config {
     pub quota_window_count: u32,
     /// `quota.window.size.seconds`: one window's length.
     pub quota_window_seconds: u32,
+    /// `producer.id.expiration.ms`: how long an idempotent producer's state outlives its last write.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval_ms: u64,
     /// `connections.max.idle.ms`.
     pub connection_idle_ms: u64,
     /// `fetch.max.bytes`: the cap on a Fetch request's `max_bytes`.
@@ -1237,6 +1255,20 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        // Kafka's INT, at least 1.
+        let producer_id_expiration_ms =
+            match number(values, "producer.id.expiration.ms", PRODUCER_ID_EXPIRATION_MS_DEFAULT)? {
+                value if (1..=i64::from(i32::MAX)).contains(&value) => value,
+                _ => return Err(invalid("producer.id.expiration.ms", "must be at least 1 (an INT)")),
+            };
+        let producer_id_expiration_check_interval_ms = match number(
+            values,
+            "producer.id.expiration.check.interval.ms",
+            PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT,
+        )? {
+            value if (1..=i64::from(i32::MAX)).contains(&value) => value as u64,
+            _ => return Err(invalid("producer.id.expiration.check.interval.ms", "must be at least 1 (an INT)")),
+        };
         let connection_idle_ms = positive("connections.max.idle.ms", crate::limits::CONNECTION_IDLE_MS_DEFAULT)?;
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =
@@ -1302,6 +1334,8 @@ impl Config {
             connections_per_ip_max,
             connections_per_ip_overrides,
             connection_creation_rate_max,
+            producer_id_expiration_ms,
+            producer_id_expiration_check_interval_ms,
             quota_window_count,
             quota_window_seconds,
             connection_idle_ms,
@@ -1533,6 +1567,8 @@ mod tests {
             "max.connections.per.ip.overrides" => String::new(),
             "max.connection.creation.rate" => config.connection_creation_rate_max.to_string(),
             "quota.window.num" => config.quota_window_count.to_string(),
+            "producer.id.expiration.ms" => config.producer_id_expiration_ms.to_string(),
+            "producer.id.expiration.check.interval.ms" => config.producer_id_expiration_check_interval_ms.to_string(),
             "quota.window.size.seconds" => config.quota_window_seconds.to_string(),
             "connections.max.idle.ms" => config.connection_idle_ms.to_string(),
             "fetch.max.bytes" => config.fetch_response_bytes_max.to_string(),
@@ -1582,7 +1618,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 51, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 53, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[

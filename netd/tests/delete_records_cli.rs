@@ -135,3 +135,78 @@ fn kafka_delete_records_moves_the_log_start_for_offsets_and_consumers_across_res
     assert!(deleted.contains(&format!("low_watermark: {RECORD_COUNT}")), "{deleted}");
     assert_eq!(consume_all(&broker), Vec::<String>::new());
 }
+
+/// The producers `kafka-transactions describe-producers` lists for partition 0 of `topic` (rows
+/// after the header line).
+fn producers_listed(broker: &Broker, topic: &str) -> Vec<String> {
+    let described = kafka_tool(
+        "org.apache.kafka.tools.TransactionsCommand",
+        &["--bootstrap-server", broker.address_str(), "describe-producers", "--topic", topic, "--partition", "0"],
+        b"",
+    );
+    described.lines().skip(1).filter(|line| !line.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// `producer.id.expiration.ms` (a dynamic broker config, set with `kafka-configs`): an idempotent
+/// producer that wrote nothing for that long is forgotten, so DescribeProducers no longer lists it;
+/// one that keeps writing stays.
+#[test]
+fn idempotent_producers_silent_for_producer_id_expiration_ms_are_forgotten() {
+    let broker = Broker::start(&["producer.id.expiration.check.interval.ms=200"]);
+    for topic in ["silent", "busy"] {
+        kafka_tool(
+            "org.apache.kafka.tools.TopicCommand",
+            &["--bootstrap-server", broker.address_str(), "--create", "--topic", topic, "--partitions", "1"],
+            b"",
+        );
+    }
+    let produce = |topic: &str| {
+        kafka_tool(
+            "org.apache.kafka.tools.ConsoleProducer",
+            &["--bootstrap-server", broker.address_str(), "--topic", topic, "--command-property", "acks=all"],
+            b"one\ntwo\n",
+        );
+    };
+    produce("silent");
+    assert_eq!(producers_listed(&broker, "silent").len(), 1, "the console producer is idempotent");
+    for (value, message) in [
+        ("0", "Invalid value 0 for configuration producer.id.expiration.ms: Value must be at least 1"),
+        ("abc", "Invalid value abc for configuration producer.id.expiration.ms: Not a number of type INT"),
+    ] {
+        let change = format!("producer.id.expiration.ms={value}");
+        let (done, said) = common::kafka_configs(
+            broker.address_str(),
+            &["--alter", "--entity-type", "brokers", "--entity-default", "--add-config", &change],
+        );
+        assert!(!done && said.contains(message), "{change}: {said}");
+    }
+    const EXPIRATION_MS: u64 = 4_000;
+    let (set, said) = common::kafka_configs(
+        broker.address_str(),
+        &[
+            "--alter",
+            "--entity-type",
+            "brokers",
+            "--entity-default",
+            "--add-config",
+            &format!("producer.id.expiration.ms={EXPIRATION_MS}"),
+        ],
+    );
+    assert!(set, "{said}");
+    // "busy" gets a new producer every second (each console producer is one); "silent" none.
+    let started = std::time::Instant::now();
+    let mut forgotten = None;
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        produce("busy");
+        if producers_listed(&broker, "silent").is_empty() {
+            forgotten = Some(started.elapsed());
+            break;
+        }
+    }
+    let forgotten = forgotten.expect("the silent producer was never forgotten");
+    let busy = producers_listed(&broker, "busy");
+    // The last console producers wrote less than the expiration ago: they are still listed.
+    assert!(!busy.is_empty(), "busy's recent producers are kept");
+    assert!(broker.log().contains("forgot idempotent producers"), "{}", broker.log());
+    eprintln!("silent producer forgotten {forgotten:?} after the change; busy lists {} producers", busy.len());
+}

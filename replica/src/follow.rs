@@ -70,7 +70,7 @@ impl Partitions {
             }
             if let Some(identity) = BatchIdentity::of(header) {
                 partition.producers.record(&identity, header.base_offset, header.last_offset());
-                partition.producers.note_timestamp(identity.producer_id, header.max_timestamp);
+                partition.producers.note_write(identity.producer_id, header.max_timestamp, now_ms);
             }
         }
         partition.epochs = epochs;

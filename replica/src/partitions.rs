@@ -93,7 +93,7 @@ impl Partitions {
             for header in headers {
                 if let Some(identity) = BatchIdentity::of(header) {
                     producers.record(&identity, header.base_offset, header.last_offset());
-                    producers.note_timestamp(identity.producer_id, header.max_timestamp);
+                    producers.note_write(identity.producer_id, header.max_timestamp, now_ms);
                 }
             }
         })?;
@@ -173,7 +173,7 @@ impl Partitions {
                 let last = base + u64::from(header.last_offset_delta);
                 if let Some(identity) = identity {
                     partition.producers.record(identity, base, last);
-                    partition.producers.note_timestamp(identity.producer_id, header.max_timestamp);
+                    partition.producers.note_write(identity.producer_id, header.max_timestamp, now_ms);
                 }
                 base = last + 1;
             }
@@ -407,6 +407,12 @@ impl Partitions {
     pub fn set_log_config(&mut self, id: LogId, config: LogConfig) -> Result<()> {
         self.get(id)?;
         Ok(self.engine.set_log_config(id, config)?)
+    }
+
+    /// Forgets, in every partition, the idempotent producers that wrote nothing for
+    /// `expiration_ms` ([`crate::producers::ProducerState::expire`]); returns how many.
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.partitions.values_mut().map(|partition| partition.producers.expire(now_ms, expiration_ms)).sum()
     }
 
     /// Deletes what `retention.ms` and `retention.bytes` no longer keep.

@@ -5,7 +5,10 @@
 //! must pass (duplicate → the original offsets; gap → out of order; older epoch
 //! → a fenced producer). The state survives restarts through snapshots
 //! ([`crate::producer_snapshot`]) plus the batch headers written after them; a producer seen in
-//! neither is treated as new (its next batch is accepted whatever its sequence).
+//! neither is treated as new (its next batch is accepted whatever its sequence). A producer that
+//! wrote nothing to the partition for `producer.id.expiration.ms` is forgotten
+//! ([`ProducerState::expire`]), as Kafka's `ProducerStateManager` forgets it, so that the state of
+//! short-lived producers does not grow without bound.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -75,6 +78,9 @@ pub struct ProducerState {
     /// memory only (not in snapshots): a producer restored from a snapshot has none until its
     /// next batch.
     last_timestamps_ms: BTreeMap<i64, i64>,
+    /// When each producer last wrote to this partition, by the broker's clock (a producer
+    /// restored from a snapshot counts from the first [`ProducerState::expire`] after it).
+    last_written_ms: BTreeMap<i64, i64>,
 }
 
 /// What DescribeProducers says of one producer.
@@ -136,9 +142,32 @@ impl ProducerState {
         }
     }
 
-    /// Notes the max timestamp of a producer's batch just recorded.
-    pub fn note_timestamp(&mut self, producer_id: i64, timestamp_ms: i64) {
+    /// Notes a producer's batch just recorded: its max timestamp, and `now_ms` as when the
+    /// producer last wrote.
+    pub fn note_write(&mut self, producer_id: i64, timestamp_ms: i64, now_ms: i64) {
         self.last_timestamps_ms.insert(producer_id, timestamp_ms);
+        self.last_written_ms.insert(producer_id, now_ms);
+    }
+
+    /// Forgets every producer that wrote nothing for `expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`) by `now_ms`; returns how many. Its next batch, if one comes,
+    /// is taken as a new producer's. Kafka reads the time from the last batch's max timestamp;
+    /// Skua from its own clock, so a client whose clock lags (or who sends no timestamps) keeps
+    /// its state as long as any other.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        let last_written_ms = &mut self.last_written_ms;
+        let last_timestamps_ms = &mut self.last_timestamps_ms;
+        self.producers.retain(|producer_id, _| {
+            let written = *last_written_ms.entry(*producer_id).or_insert(now_ms);
+            let keep = now_ms.saturating_sub(written) < expiration_ms;
+            if !keep {
+                last_written_ms.remove(producer_id);
+                last_timestamps_ms.remove(producer_id);
+            }
+            keep
+        });
+        before - self.producers.len()
     }
 
     /// Every producer, by ascending id, as DescribeProducers lists them.
@@ -180,6 +209,26 @@ mod tests {
 
     fn batch(epoch: i16, first: i32, last: i32) -> BatchIdentity {
         BatchIdentity { producer_id: 7, producer_epoch: epoch, first_sequence: first, last_sequence: last }
+    }
+
+    #[test]
+    fn producers_silent_for_the_expiration_are_forgotten() {
+        let mut producers = ProducerState::default();
+        producers.record(&batch(0, 0, 4), 100, 104);
+        producers.note_write(7, 5_000, 1_000);
+        let other = BatchIdentity { producer_id: 8, ..batch(0, 0, 0) };
+        producers.record(&other, 105, 105);
+        producers.note_write(8, 5_000, 3_000);
+        assert_eq!(producers.expire(10_999, 10_000), 0, "7 wrote 9,999 ms ago");
+        assert_eq!(producers.expire(11_000, 10_000), 1, "7 is 10,000 ms silent");
+        assert_eq!(producers.views().map(|view| view.producer_id).collect::<Vec<_>>(), vec![8]);
+        assert_eq!(producers.check(&batch(0, 5, 5)), Verdict::Append, "7's next batch is a new producer's");
+        // A producer restored from a snapshot counts from the first expiry check after it.
+        producers.restore(9, ProducerEntry::default());
+        assert_eq!(producers.expire(12_000, 10_000), 0);
+        assert_eq!(producers.expire(21_999, 10_000), 1, "8, silent since 3,000");
+        assert_eq!(producers.expire(22_000, 10_000), 1, "9, restored at 12,000, then silent");
+        assert!(producers.is_empty());
     }
 
     #[test]

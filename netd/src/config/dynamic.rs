@@ -58,6 +58,9 @@ pub const MAX_CONNECTION_CREATION_RATE: &str = "max.connection.creation.rate";
 pub const CONNECTION_KEYS: &[&str] =
     &[MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_IP_OVERRIDES, MAX_CONNECTION_CREATION_RATE];
 
+/// How long an idempotent producer's state outlives its last write (Kafka's INT, at least 1).
+pub const PRODUCER_ID_EXPIRATION_MS: &str = "producer.id.expiration.ms";
+
 /// A replication rate when none is set: Kafka's `Long.MAX_VALUE`, no throttle.
 pub const THROTTLED_RATE_DEFAULT: i64 = i64::MAX;
 
@@ -71,7 +74,10 @@ fn topic_key_of(broker_key: &str) -> Option<&'static topic::TopicKey> {
 
 /// Whether `key` is a broker key Skua changes at runtime.
 pub fn is_dynamic(key: &str) -> bool {
-    topic_key_of(key).is_some() || BROKER_ONLY_KEYS.contains(&key) || CONNECTION_KEYS.contains(&key)
+    topic_key_of(key).is_some()
+        || BROKER_ONLY_KEYS.contains(&key)
+        || CONNECTION_KEYS.contains(&key)
+        || key == PRODUCER_ID_EXPIRATION_MS
 }
 
 /// Checks one dynamic broker key and value: the normalised value to store.
@@ -86,6 +92,13 @@ pub fn check(key: &str, value: &str) -> Result<String, BrokerConfigRefusal> {
             return Err(invalid("Value must be at least 0"));
         }
         return Ok(rate.to_string());
+    }
+    if key == PRODUCER_ID_EXPIRATION_MS {
+        let ms: i32 = value.trim().parse().map_err(|_| invalid("Not a number of type INT"))?;
+        if ms < 1 {
+            return Err(invalid("Value must be at least 1"));
+        }
+        return Ok(ms.to_string());
     }
     if key == MAX_CONNECTIONS_PER_IP_OVERRIDES {
         let overrides = crate::config::connection_overrides(value).map_err(|reason| invalid(&reason))?;
@@ -237,6 +250,9 @@ impl DynamicBrokerConfigs {
         }
         if let Some(value) = number(MAX_CONNECTIONS_PER_IP) {
             effective.connections_per_ip_max = value.unsigned_abs();
+        }
+        if let Some(value) = number(PRODUCER_ID_EXPIRATION_MS) {
+            effective.producer_id_expiration_ms = value;
         }
         if let Some(value) = number(MAX_CONNECTION_CREATION_RATE) {
             effective.connection_creation_rate_max = value.unsigned_abs();

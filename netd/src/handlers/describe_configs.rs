@@ -117,6 +117,11 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
             config.connection_creation_rate_max.to_string(),
             ConfigType::Int,
         ),
+        (
+            crate::config::dynamic::PRODUCER_ID_EXPIRATION_MS,
+            config.producer_id_expiration_ms.to_string(),
+            ConfigType::Int,
+        ),
     ] {
         let mut synonyms = dynamic.synonyms(name);
         synonyms.push((name.to_string(), static_value, static_source(name)));
@@ -156,8 +161,9 @@ fn default_broker_entries(dynamic: &DynamicBrokerConfigs) -> Vec<Entry> {
             kind: topic::TOPIC_KEYS.iter().find(|key| key.broker_synonym == name).map_or(
                 if crate::config::dynamic::BROKER_ONLY_KEYS.contains(&name.as_str()) {
                     ConfigType::Long
-                } else if crate::config::dynamic::CONNECTION_KEYS.contains(&name.as_str())
-                    && name != crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES
+                } else if (crate::config::dynamic::CONNECTION_KEYS.contains(&name.as_str())
+                    && name != crate::config::dynamic::MAX_CONNECTIONS_PER_IP_OVERRIDES)
+                    || name == crate::config::dynamic::PRODUCER_ID_EXPIRATION_MS
                 {
                     ConfigType::Int
                 } else {

@@ -72,6 +72,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
 
         let committer = compio::runtime::spawn(committer::run(state.clone(), triggers));
         let ticker = compio::runtime::spawn(ticker::run(state.clone(), config.retention_check_interval_ms, config.high_watermark_checkpoint_interval_ms));
+        let producer_expiry = compio::runtime::spawn(ticker::expire_producers(context.clone()));
         let inbox_task = {
             let context = context.clone();
             compio::runtime::spawn(async move {
@@ -103,6 +104,7 @@ pub fn run_shard(setup: ShardSetup, shutdown: Arc<AtomicBool>) -> anyhow::Result
         drop(inbox_task);
         drop(committer);
         drop(ticker);
+        drop(producer_expiry);
         state.borrow_mut().close()?;
         Ok(())
     })

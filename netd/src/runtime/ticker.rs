@@ -1,5 +1,6 @@
-//! The shard's timer: interval flushes, group timeouts, committed-offset expiry, offsets-log
-//! cleaning, retention and high-watermark checkpoints.
+//! The shard's timers: interval flushes, group timeouts, committed-offset expiry, offsets-log
+//! cleaning, retention and high-watermark checkpoints ([`run`]); idempotent producers' expiry
+//! ([`expire_producers`]: it reads the dynamic broker configs, so it runs with the shard's context).
 //!
 //! Owns: when periodic work runs (every [`TICK_MS`], offsets-log cleaning included; retention every
 //! `log.retention.check.interval.ms`, checkpoints every
@@ -12,8 +13,29 @@ use std::time::{Duration, Instant};
 
 use crate::clock::now_ms;
 use crate::limits::TICK_MS;
+use crate::runtime::context::ShardContext;
 use crate::runtime::offsets;
 use crate::runtime::state::ShardState;
+
+/// Every `producer.id.expiration.check.interval.ms`: forgets, in this shard's partitions, the
+/// idempotent producers that wrote nothing for `producer.id.expiration.ms` (the value in force:
+/// a dynamic broker config applies at the next check).
+pub async fn expire_producers(context: Rc<ShardContext>) {
+    let every = Duration::from_millis(context.config.producer_id_expiration_check_interval_ms.max(1));
+    loop {
+        compio::time::sleep(every).await;
+        let expiration_ms = context.catalog().broker_configs.effective(&context.config).producer_id_expiration_ms;
+        let expired = context.state.borrow_mut().partitions.expire_producers(now_ms(), expiration_ms);
+        if expired > 0 {
+            tracing::info!(
+                shard = context.index,
+                expired,
+                expiration_ms,
+                "forgot idempotent producers silent for producer.id.expiration.ms"
+            );
+        }
+    }
+}
 
 pub async fn run(state: Rc<RefCell<ShardState>>, retention_check_interval_ms: u64, checkpoint_interval_ms: u64) {
     let retention_every = Duration::from_millis(retention_check_interval_ms.max(TICK_MS));
