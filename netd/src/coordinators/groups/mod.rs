@@ -331,6 +331,7 @@ impl Group {
             .map(|member| member.id.clone())
             .collect();
         for id in gone {
+            tracing::info!(group = %self.id, member = %id, "removed: did not rejoin within the rebalance timeout");
             self.remove_member(&id);
         }
         self.pending_members.clear();
