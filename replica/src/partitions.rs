@@ -97,6 +97,7 @@ impl Partitions {
                 }
             }
         })?;
+        producers.stamp_unwritten(now_ms);
         let epochs = load_epochs(&mut self.engine, id, dir, log_start, end)?;
         let opened = Opened { log: id, dir: dir.to_path_buf(), log_start, end, producers, snapshot_offset, epochs };
         let mut partition = Partition::new(opened, Role::Follower { epoch: role.epoch() });

@@ -10,13 +10,21 @@
 //! ([`ProducerState::expire`]), as Kafka's `ProducerStateManager` forgets it, so that the state of
 //! short-lived producers does not grow without bound.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use engine::batch;
 
 use crate::error::ProducerError;
 
 pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+
+/// The most idempotent producers one partition remembers. Past it, the one that wrote least
+/// recently is forgotten, as expiry would forget it later. Kafka sets no such bound (it throttles
+/// producer id creation per principal instead, KIP-936); without one, a client that opens
+/// producers in a loop grows the state for a whole `producer.id.expiration.ms`. At most about
+/// 130 bytes each in a snapshot, this many stay far below `PRODUCER_STATE_BYTES_MAX` (64 MiB), so
+/// a snapshot can always be read back.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 100_000;
 
 /// One batch a producer wrote: its sequences and where it landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,8 +87,12 @@ pub struct ProducerState {
     /// next batch.
     last_timestamps_ms: BTreeMap<i64, i64>,
     /// When each producer last wrote to this partition, by the broker's clock (a producer
-    /// restored from a snapshot counts from the first [`ProducerState::expire`] after it).
+    /// restored from a snapshot counts from [`ProducerState::stamp_unwritten`]). Its keys are
+    /// some of `producers`' keys.
     last_written_ms: BTreeMap<i64, i64>,
+    /// The same times as (time, producer id), oldest first: who goes first past
+    /// [`PRODUCERS_PER_PARTITION_MAX`].
+    by_written: BTreeSet<(i64, i64)>,
 }
 
 /// What DescribeProducers says of one producer.
@@ -144,9 +156,48 @@ impl ProducerState {
 
     /// Notes a producer's batch just recorded: its max timestamp, and `now_ms` as when the
     /// producer last wrote.
+    /// Past [`PRODUCERS_PER_PARTITION_MAX`], forgets the producer that wrote least recently.
     pub fn note_write(&mut self, producer_id: i64, timestamp_ms: i64, now_ms: i64) {
+        self.note_write_within(producer_id, timestamp_ms, now_ms, PRODUCERS_PER_PARTITION_MAX);
+    }
+
+    /// [`ProducerState::note_write`] with the bound given (tests use a small one).
+    fn note_write_within(&mut self, producer_id: i64, timestamp_ms: i64, now_ms: i64, producers_max: usize) {
         self.last_timestamps_ms.insert(producer_id, timestamp_ms);
-        self.last_written_ms.insert(producer_id, now_ms);
+        if let Some(before) = self.last_written_ms.insert(producer_id, now_ms) {
+            self.by_written.remove(&(before, producer_id));
+        }
+        self.by_written.insert((now_ms, producer_id));
+        self.stamp_unwritten(now_ms);
+        while self.producers.len() > producers_max.max(1) {
+            match self.by_written.first() {
+                Some(&(_, oldest)) if oldest != producer_id => self.forget(oldest),
+                _ => break,
+            }
+        }
+    }
+
+    /// Gives the producers restored from a snapshot, which have no write time yet, `now_ms`: they
+    /// count from here for expiry and for the bound. Looks at each producer only when some lack
+    /// a time (every producer with a time is one of `producers`).
+    pub fn stamp_unwritten(&mut self, now_ms: i64) {
+        if self.last_written_ms.len() == self.producers.len() {
+            return;
+        }
+        for producer_id in self.producers.keys() {
+            if !self.last_written_ms.contains_key(producer_id) {
+                self.last_written_ms.insert(*producer_id, now_ms);
+                self.by_written.insert((now_ms, *producer_id));
+            }
+        }
+    }
+
+    fn forget(&mut self, producer_id: i64) {
+        self.producers.remove(&producer_id);
+        self.last_timestamps_ms.remove(&producer_id);
+        if let Some(written) = self.last_written_ms.remove(&producer_id) {
+            self.by_written.remove(&(written, producer_id));
+        }
     }
 
     /// Forgets every producer that wrote nothing for `expiration_ms` (Kafka's
@@ -155,19 +206,16 @@ impl ProducerState {
     /// Skua from its own clock, so a client whose clock lags (or who sends no timestamps) keeps
     /// its state as long as any other.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
-        let before = self.producers.len();
-        let last_written_ms = &mut self.last_written_ms;
-        let last_timestamps_ms = &mut self.last_timestamps_ms;
-        self.producers.retain(|producer_id, _| {
-            let written = *last_written_ms.entry(*producer_id).or_insert(now_ms);
-            let keep = now_ms.saturating_sub(written) < expiration_ms;
-            if !keep {
-                last_written_ms.remove(producer_id);
-                last_timestamps_ms.remove(producer_id);
+        self.stamp_unwritten(now_ms);
+        let mut expired = 0;
+        while let Some(&(written, producer_id)) = self.by_written.first() {
+            if now_ms.saturating_sub(written) < expiration_ms {
+                break;
             }
-            keep
-        });
-        before - self.producers.len()
+            self.forget(producer_id);
+            expired += 1;
+        }
+        expired
     }
 
     /// Every producer, by ascending id, as DescribeProducers lists them.
@@ -229,6 +277,30 @@ mod tests {
         assert_eq!(producers.expire(21_999, 10_000), 1, "8, silent since 3,000");
         assert_eq!(producers.expire(22_000, 10_000), 1, "9, restored at 12,000, then silent");
         assert!(producers.is_empty());
+    }
+
+    #[test]
+    fn past_the_bound_the_producer_that_wrote_least_recently_is_forgotten() {
+        let mut producers = ProducerState::default();
+        let write = |producers: &mut ProducerState, producer_id: i64, now_ms: i64| {
+            let identity = BatchIdentity { producer_id, ..batch(0, 0, 0) };
+            producers.record(&identity, 0, 0);
+            producers.note_write_within(producer_id, now_ms, now_ms, 3);
+        };
+        write(&mut producers, 1, 100);
+        write(&mut producers, 2, 200);
+        write(&mut producers, 3, 300);
+        write(&mut producers, 1, 400); // 1 writes again: 2 is now the least recent
+        write(&mut producers, 4, 500);
+        let ids = |producers: &ProducerState| producers.views().map(|view| view.producer_id).collect::<Vec<_>>();
+        assert_eq!(ids(&producers), vec![1, 3, 4]);
+        // A restored producer has no time until stamped; then it counts from then.
+        producers.restore(9, ProducerEntry::default());
+        producers.stamp_unwritten(450);
+        write(&mut producers, 5, 600);
+        assert_eq!(ids(&producers), vec![4, 5, 9], "3 (300) and 1 (400) went, oldest first");
+        assert_eq!(producers.expire(1_000, 550), 1, "9 (450) silent for 550 ms");
+        assert_eq!(ids(&producers), vec![4, 5]);
     }
 
     #[test]
