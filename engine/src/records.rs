@@ -88,6 +88,9 @@ pub fn decompress_records(
     let payload = &batch[RECORDS_AT..header.size_bytes];
     let codec = header.codec();
     let Some(decoder) = Decoder::new(codec, payload, decompressed_bytes_max)? else {
+        if payload.len() > decompressed_bytes_max {
+            return Err(BatchError::DecompressedTooLarge { limit_bytes: decompressed_bytes_max });
+        }
         return Ok(payload.to_vec());
     };
     let mut out = Vec::new();

@@ -300,7 +300,7 @@ pub fn keys() -> Vec<Key> {
         key(
             "quota.window.num",
             QUOTA_WINDOW_COUNT_DEFAULT,
-            "the windows max.connection.creation.rate is measured over",
+            "the windows max.connection.creation.rate is measured over (at most 64 are kept)",
         ),
         key(
             "quota.window.size.seconds",

@@ -496,21 +496,9 @@ fn accept_until_shutdown(
                     if backoff_ms.take().is_some() {
                         tracing::info!("accepting connections again");
                     }
-                    let slot = match budget::admit(budgets, peer.ip()) {
-                        Ok(slot) => slot,
-                        Err(refusal) => {
-                            // Kafka closes such a connection at once; so do we (it is dropped).
-                            per_address_refused += 1;
-                            if per_address_refused == 1 {
-                                tracing::warn!(%peer, "closing a connection: {refusal} (said once; later ones at debug level)");
-                            } else {
-                                tracing::debug!(%peer, "closing a connection: {refusal}");
-                            }
-                            continue;
-                        }
-                    };
                     // Past max.connection.creation.rate the acceptor holds this connection, and
-                    // takes no other, until the rate is back within it (Kafka's throttle).
+                    // takes no other, until the rate is back within it (Kafka's throttle); as in
+                    // Kafka, before the per-address limit may refuse it.
                     let wait_ms = budgets.connections.creation_wait_ms(skua_netd::clock::now_ms());
                     if wait_ms > 0 {
                         throttled += 1;
@@ -525,6 +513,19 @@ fn accept_until_shutdown(
                         }
                         sleep_unless_shutdown(wait_ms);
                     }
+                    let slot = match budget::admit(budgets, peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            // Kafka closes such a connection at once; so do we (it is dropped).
+                            per_address_refused += 1;
+                            if per_address_refused == 1 {
+                                tracing::warn!(%peer, "closing a connection: {refusal} (said once; later ones at debug level)");
+                            } else {
+                                tracing::debug!(%peer, "closing a connection: {refusal}");
+                            }
+                            continue;
+                        }
+                    };
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
                     let target = next % peers.len();

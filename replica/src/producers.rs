@@ -170,9 +170,10 @@ impl ProducerState {
         self.by_written.insert((now_ms, producer_id));
         self.stamp_unwritten(now_ms);
         while self.producers.len() > producers_max.max(1) {
-            match self.by_written.first() {
-                Some(&(_, oldest)) if oldest != producer_id => self.forget(oldest),
-                _ => break,
+            // The writer itself stays, even first in line (the clock stepped back).
+            match self.by_written.iter().find(|(_, id)| *id != producer_id) {
+                Some(&(_, oldest)) => self.forget(oldest),
+                None => break,
             }
         }
     }

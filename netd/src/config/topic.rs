@@ -523,7 +523,14 @@ pub fn check(name: &str, value: &str) -> Result<String, TopicConfigError> {
                 Ok(text)
             }
         }),
-        MAX_DECOMPRESSED_MESSAGE_BYTES => at_least(i64::from(int()?), 1),
+        MAX_DECOMPRESSED_MESSAGE_BYTES => {
+            let bytes = at_least(i64::from(int()?), 1)?;
+            let most = engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT;
+            if bytes.parse::<usize>().is_ok_and(|bytes| bytes > most) {
+                return Err(invalid(format!("Value must be no more than {most}")));
+            }
+            Ok(bytes)
+        }
         MAX_MESSAGE_BYTES => {
             let bytes = at_least(i64::from(int()?), 0)?;
             if bytes.parse::<usize>().is_ok_and(|bytes| bytes > engine::limits::BATCH_BYTES_MAX) {
@@ -922,6 +929,7 @@ mod tests {
             ("compression.zstd.level", "23", "Value must be no more than 22"),
             ("compression.zstd.level", "-200000", "Value must be at least -131072"),
             ("compression.lz4.level", "18", "Value must be no more than 17"),
+            ("max.decompressed.message.bytes", "2147483640", "Value must be no more than 2147483639"),
             ("compression.lz4.level", "0", "Value must be at least 1"),
             ("errors.deadletterqueue.group.enable", "x", "Expected value to be either true or false"),
             ("local.retention.ms", "-3", "Value must be at least -2"),

@@ -263,12 +263,14 @@ impl Connections {
     /// rate measured with it is within `max.connection.creation.rate`; past it, the time that
     /// brings the rate back to the limit (`(rate - limit) / limit` of the measured window), at
     /// most one window (`quota.window.size.seconds`).
+    /// Every connection is counted, limit or not, as Kafka's sensor does: a limit set at runtime
+    /// sees the rate that came before it.
     pub fn creation_wait_ms(&self, now_ms: i64) -> u64 {
+        self.created.record(1, now_ms);
         let rate_max = self.creation_rate_max.load(Ordering::Acquire);
         if rate_max >= crate::limits::CONNECTIONS_DEFAULT {
             return 0;
         }
-        self.created.record(1, now_ms);
         let (count, elapsed_ms) = self.created.measure(now_ms);
         let rate = count as f64 * 1000.0 / elapsed_ms as f64;
         if rate <= rate_max as f64 {
