@@ -68,11 +68,11 @@ pub const REPLICATION_QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `quota.window.num` and `quota.window.size.seconds`: Kafka's `QuotaConfig` defaults. Skua
 /// measures `max.connection.creation.rate` over them, as Kafka's `ConnectionQuotas` does.
 pub const QUOTA_WINDOW_COUNT_DEFAULT: u32 = 11;
+pub const QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `producer.id.expiration.ms` and `producer.id.expiration.check.interval.ms`: Kafka's defaults
 /// (an idempotent producer silent for a day is forgotten, looked for every ten minutes).
 pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 86_400_000;
 pub const PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT: i64 = 600_000;
-pub const QUOTA_WINDOW_SECONDS_DEFAULT: u32 = 1;
 /// `replica.high.watermark.checkpoint.interval.ms`: Kafka's default.
 pub const HIGH_WATERMARK_CHECKPOINT_INTERVAL_MS_DEFAULT: u64 = 5_000;
 /// The key of `min.insync.replicas`, a broker config and (in a cluster) a topic config too.
@@ -590,6 +590,31 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
 }
 
+/// A broker key checked by its topic key's rule (`topic::check`: Kafka's type, bounds and
+/// words), parsed; unset, `default`.
+fn topic_ruled<T: std::str::FromStr>(
+    values: &BTreeMap<String, String>,
+    key: &str,
+    topic_key: &str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match values.get(key) {
+        None => Ok(default),
+        Some(value) => {
+            let checked = topic::check(topic_key, value).map_err(|error| invalid(key, error.to_string()))?;
+            Ok(checked.parse().unwrap_or(default))
+        }
+    }
+}
+
+/// A Kafka INT key of at least `min`; unset, `default`.
+fn int_at_least(values: &BTreeMap<String, String>, key: &str, default: i64, min: i64) -> Result<i64, ConfigError> {
+    match number(values, key, default)? {
+        value if (min..=i64::from(i32::MAX)).contains(&value) => Ok(value),
+        _ => Err(invalid(key, format!("must be at least {min} (an INT)"))),
+    }
+}
+
 fn number<T: std::str::FromStr>(values: &BTreeMap<String, String>, key: &str, default: T) -> Result<T, ConfigError> {
     match values.get(key) {
         None => Ok(default),
@@ -1069,22 +1094,18 @@ impl Config {
             return Err(invalid("log.message.timestamp.*.max.ms", "must be at least 0"));
         }
         let (compression, compression_zstd_level, compression_gzip_level) = static_compression(values)?;
-        // Kafka's INT with its minimum (the topic key's rule), trimmed.
-        let index_bytes_max = match values.get("log.index.size.max.bytes") {
-            None => engine::limits::INDEX_BYTES_MAX_DEFAULT,
-            Some(value) => topic::check(topic::SEGMENT_INDEX_BYTES, value)
-                .map_err(|error| invalid("log.index.size.max.bytes", error.to_string()))?
-                .parse()
-                .unwrap_or(engine::limits::INDEX_BYTES_MAX_DEFAULT),
-        };
-        // Kafka's INT with its minimum (the topic key's rule), trimmed.
-        let decompressed_record_bytes_max = match values.get(topic::MAX_DECOMPRESSED_MESSAGE_BYTES) {
-            None => engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT,
-            Some(value) => topic::check(topic::MAX_DECOMPRESSED_MESSAGE_BYTES, value)
-                .map_err(|error| invalid(topic::MAX_DECOMPRESSED_MESSAGE_BYTES, error.to_string()))?
-                .parse()
-                .unwrap_or(engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT),
-        };
+        let index_bytes_max = topic_ruled(
+            values,
+            "log.index.size.max.bytes",
+            topic::SEGMENT_INDEX_BYTES,
+            engine::limits::INDEX_BYTES_MAX_DEFAULT,
+        )?;
+        let decompressed_record_bytes_max = topic_ruled(
+            values,
+            topic::MAX_DECOMPRESSED_MESSAGE_BYTES,
+            topic::MAX_DECOMPRESSED_MESSAGE_BYTES,
+            engine::limits::DECOMPRESSED_RECORD_BYTES_MAX_DEFAULT,
+        )?;
         let log = LogConfig {
             segment_bytes: number(values, "log.segment.bytes", engine::limits::SEGMENT_BYTES_DEFAULT)?,
             index_bytes_max,
@@ -1242,10 +1263,7 @@ impl Config {
                 _ => return Err(invalid("max.connections.per.ip", "must be at least 0")),
             };
         let connection_creation_rate_max =
-            match number(values, "max.connection.creation.rate", crate::limits::CONNECTIONS_DEFAULT as i64)? {
-                value if (0..=i64::from(i32::MAX)).contains(&value) => value as u64,
-                _ => return Err(invalid("max.connection.creation.rate", "must be at least 0 (an INT)")),
-            };
+            int_at_least(values, "max.connection.creation.rate", crate::limits::CONNECTIONS_DEFAULT as i64, 0)? as u64;
         let quota_window_count = number(values, "quota.window.num", QUOTA_WINDOW_COUNT_DEFAULT)?;
         let quota_window_seconds = number(values, "quota.window.size.seconds", QUOTA_WINDOW_SECONDS_DEFAULT)?;
         for (key, value) in
@@ -1255,20 +1273,14 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
-        // Kafka's INT, at least 1.
         let producer_id_expiration_ms =
-            match number(values, "producer.id.expiration.ms", PRODUCER_ID_EXPIRATION_MS_DEFAULT)? {
-                value if (1..=i64::from(i32::MAX)).contains(&value) => value,
-                _ => return Err(invalid("producer.id.expiration.ms", "must be at least 1 (an INT)")),
-            };
-        let producer_id_expiration_check_interval_ms = match number(
+            int_at_least(values, "producer.id.expiration.ms", PRODUCER_ID_EXPIRATION_MS_DEFAULT, 1)?;
+        let producer_id_expiration_check_interval_ms = int_at_least(
             values,
             "producer.id.expiration.check.interval.ms",
             PRODUCER_ID_EXPIRATION_CHECK_INTERVAL_MS_DEFAULT,
-        )? {
-            value if (1..=i64::from(i32::MAX)).contains(&value) => value as u64,
-            _ => return Err(invalid("producer.id.expiration.check.interval.ms", "must be at least 1 (an INT)")),
-        };
+            1,
+        )? as u64;
         let connection_idle_ms = positive("connections.max.idle.ms", crate::limits::CONNECTION_IDLE_MS_DEFAULT)?;
         let fetch_response_bytes_max = positive("fetch.max.bytes", crate::limits::FETCH_RESPONSE_BYTES_DEFAULT)?;
         let fetch_buffered_bytes_max =

@@ -181,16 +181,7 @@ impl Budgets {
             request_bytes: Budget::new("queued.max.request.bytes", config.queued_request_bytes_max),
             requests: Budget::new("queued.max.requests", config.queued_requests_max),
             fetch_bytes: Budget::new("skua.fetch.buffered.bytes.max", config.fetch_buffered_bytes_max),
-            connections: {
-                let mut connections = Connections::new(config.connections_max, config.connections_per_ip_max);
-                connections.set_overrides(config.connections_per_ip_overrides.clone());
-                connections.created = RateMeter::new(
-                    usize::try_from(config.quota_window_count).unwrap_or(usize::MAX),
-                    i64::from(config.quota_window_seconds) * 1000,
-                );
-                connections.set_creation_rate(config.connection_creation_rate_max);
-                connections
-            },
+            connections: Connections::new(config),
             replication_quotas: crate::runtime::replication_quota::ReplicationQuotas::new(config),
         })
     }
@@ -237,16 +228,21 @@ pub struct ConnectionSlot {
 }
 
 impl Connections {
-    pub fn new(total_max: u64, per_address_max: u64) -> Connections {
+    /// The limits and the rate's windows of a broker configured by `config`.
+    pub fn new(config: &crate::config::Config) -> Connections {
+        let per_address = PerAddress {
+            open: HashMap::new(),
+            overrides: config.connections_per_ip_overrides.iter().map(|(address, count)| (*address, *count)).collect(),
+        };
         Connections {
-            per_address: Mutex::new(PerAddress::default()),
+            per_address: Mutex::new(per_address),
             total: AtomicU64::new(0),
-            total_max: AtomicU64::new(total_max),
-            per_address_max: AtomicU64::new(per_address_max),
-            creation_rate_max: AtomicU64::new(crate::limits::CONNECTIONS_DEFAULT),
+            total_max: AtomicU64::new(config.connections_max),
+            per_address_max: AtomicU64::new(config.connections_per_ip_max),
+            creation_rate_max: AtomicU64::new(config.connection_creation_rate_max),
             created: RateMeter::new(
-                crate::config::QUOTA_WINDOW_COUNT_DEFAULT as usize,
-                i64::from(crate::config::QUOTA_WINDOW_SECONDS_DEFAULT) * 1000,
+                usize::try_from(config.quota_window_count).unwrap_or(usize::MAX),
+                i64::from(config.quota_window_seconds) * 1000,
             ),
         }
     }
