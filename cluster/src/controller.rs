@@ -16,7 +16,7 @@
 //! placement, leader election (preferred, on fencing, unclean when allowed), producer-id blocks.
 //! Must not know: Raft, sockets, Kafka's error codes (see [`ControllerError`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 
 use crate::image::{MetadataImage, TopicImage};
@@ -249,9 +249,64 @@ impl Controller {
     /// Applies a decided batch to the speculative image and hands it back for proposing.
     fn decided(&mut self, batch: RecordBatch) -> Result<RecordBatch, ControllerError> {
         if !batch.is_empty() {
+            self.log_decisions(&batch);
             self.image = self.image.apply(self.image.offset, &batch)?;
         }
         Ok(batch)
+    }
+
+    /// Logs at INFO what the active controller decided about brokers and leaders (Kafka's
+    /// controller logs fencing and elections too): a cluster's flaky moment is then readable
+    /// from the nodes' logs.
+    fn log_decisions(&self, batch: &RecordBatch) {
+        // Built once per batch that changes partitions: each partition's name and state before.
+        type Before<'a> = HashMap<(TopicId, PartitionIndex), (&'a str, &'a PartitionState)>;
+        let mut before: Option<Before<'_>> = None;
+        for record in batch {
+            match record {
+                MetadataRecord::FenceBroker { broker, epoch } => {
+                    tracing::info!(broker = broker.0, epoch, "controller: broker fenced");
+                }
+                MetadataRecord::UnfenceBroker { broker, epoch } => {
+                    tracing::info!(broker = broker.0, epoch, "controller: broker unfenced");
+                }
+                MetadataRecord::BeginControlledShutdown { broker, epoch } => {
+                    tracing::info!(broker = broker.0, epoch, "controller: controlled shutdown begins");
+                }
+                MetadataRecord::Partition(state) => {
+                    let before = before.get_or_insert_with(|| {
+                        self.image
+                            .partitions()
+                            .map(|(topic, partition)| {
+                                ((topic.id, partition.partition), (topic.name.as_str(), partition))
+                            })
+                            .collect()
+                    });
+                    let Some((topic, old)) = before.get(&(state.topic_id, state.partition)) else { continue };
+                    let ids = |brokers: &[BrokerId]| brokers.iter().map(|broker| broker.0).collect::<Vec<_>>();
+                    if old.leader != state.leader {
+                        tracing::info!(
+                            topic,
+                            partition = state.partition.0,
+                            from = ?old.leader.map(|broker| broker.0),
+                            to = ?state.leader.map(|broker| broker.0),
+                            leader_epoch = state.leader_epoch,
+                            isr = ?ids(&state.isr),
+                            "controller: leader changed"
+                        );
+                    } else if old.isr != state.isr {
+                        tracing::info!(
+                            topic,
+                            partition = state.partition.0,
+                            from = ?ids(&old.isr),
+                            to = ?ids(&state.isr),
+                            "controller: ISR changed"
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The first batch of a new cluster: its id. Empty when the cluster already has one.
@@ -373,7 +428,13 @@ impl Controller {
         }
         let gone: BTreeSet<BrokerId> = expired.iter().map(|(broker, _)| *broker).collect();
         for broker in &gone {
-            self.last_heartbeat_ms.remove(broker);
+            let silent_ms = self.last_heartbeat_ms.remove(broker).map(|last| now_ms.saturating_sub(last));
+            tracing::info!(
+                broker = broker.0,
+                ?silent_ms,
+                session_timeout_ms = self.config.session_timeout_ms,
+                "controller: broker session expired"
+            );
         }
         let mut batch: RecordBatch = expired
             .iter()

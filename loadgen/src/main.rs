@@ -7,6 +7,7 @@
 
 mod driver;
 mod native;
+mod native_consumer;
 mod stats;
 mod workload;
 
@@ -66,9 +67,15 @@ struct Cli {
     allow_other_hosts: bool,
     /// Producer client: `rdkafka` (librdkafka, what most production clients run) or `native`
     /// (a lean Kafka-protocol producer, for when the client limits the rate; no idempotence, no
-    /// compression). Consumers always use rdkafka. The result's metadata names the driver.
+    /// compression). The result's metadata names the drivers.
     #[arg(long, default_value = "rdkafka", value_parser = ["rdkafka", "native"])]
     driver: String,
+    /// Consumer client: `rdkafka` (group consumers on librdkafka) or `native` (a lean
+    /// Kafka-protocol consumer, for when librdkafka's consumer limits a read: consumer i of a
+    /// subscription's n reads the partitions p with p % n == i from the start, joins no group,
+    /// commits nothing, reads no compressed batches).
+    #[arg(long, default_value = "rdkafka", value_parser = ["rdkafka", "native"])]
+    consumer_driver: String,
     /// Replication factor of the topics loadgen creates (a cluster: 3, say).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
     replication_factor: i32,
@@ -192,8 +199,11 @@ fn metadata(cli: &Cli, workload: &Workload, brokers: &[String]) -> BTreeMap<Stri
     meta.insert("brokerVersion".into(), cli.broker_version.clone());
     meta.insert("durability".into(), cli.durability.clone());
     let rdkafka = format!("rdkafka (librdkafka {})", driver::librdkafka_version());
-    let driver_text = match cli.driver.as_str() {
-        "native" => format!("producers: native ({}); consumers: {rdkafka}", native::version()),
+    let native = format!("native ({})", native::version());
+    let driver_text = match (cli.driver.as_str(), cli.consumer_driver.as_str()) {
+        ("native", "native") => format!("producers: {native}; consumers: {native}"),
+        ("native", _) => format!("producers: {native}; consumers: {rdkafka}"),
+        (_, "native") => format!("producers: {rdkafka}; consumers: {native}"),
         _ => rdkafka,
     };
     meta.insert("driver".into(), driver_text);
@@ -269,6 +279,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.driver == "native" {
         native::check_supported(&workload)?;
     }
+    if cli.consumer_driver == "native" {
+        native_consumer::check_supported(&workload)?;
+    }
     let brokers = driver::check_brokers(&cli.bootstrap, cli.allow_other_hosts)?;
     let run_id = format!("{:x}", driver::wall_micros() & 0xff_ffff_ffff);
     let topics: Vec<String> =
@@ -309,20 +322,32 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                            consumers: &mut Vec<std::thread::JoinHandle<anyhow::Result<()>>>| {
         for topic in &topics {
             for subscription in 0..workload.subscriptions_per_topic {
-                for _ in 0..workload.consumer_per_subscription {
+                for index in 0..workload.consumer_per_subscription {
                     let recorder = Arc::new(Recorder::default());
                     recorders.push(recorder.clone());
-                    let plan = driver::ConsumerPlan {
-                        bootstrap: cli.bootstrap.clone(),
-                        topic: topic.clone(),
-                        group: format!("{}-{run_id}-sub-{subscription}", cli.topic_prefix),
-                    };
                     // Lag is tracked for the first subscription.
                     let positions = if subscription == 0 { positions.clone() } else { Default::default() };
                     let (stop, assigned) = (stop_consumers.clone(), assigned.clone());
-                    consumers.push(std::thread::spawn(move || {
-                        driver::run_consumer(plan, recorder, positions, stop, assigned)
-                    }));
+                    if cli.consumer_driver == "native" {
+                        let plan = native_consumer::NativeConsumerPlan {
+                            bootstrap: cli.bootstrap.clone(),
+                            topic: topic.clone(),
+                            index,
+                            count: workload.consumer_per_subscription,
+                        };
+                        consumers.push(std::thread::spawn(move || {
+                            native_consumer::run_consumer(plan, recorder, positions, stop, assigned)
+                        }));
+                    } else {
+                        let plan = driver::ConsumerPlan {
+                            bootstrap: cli.bootstrap.clone(),
+                            topic: topic.clone(),
+                            group: format!("{}-{run_id}-sub-{subscription}", cli.topic_prefix),
+                        };
+                        consumers.push(std::thread::spawn(move || {
+                            driver::run_consumer(plan, recorder, positions, stop, assigned)
+                        }));
+                    }
                 }
             }
         }
@@ -373,6 +398,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let mut result = TestResult {
         workload: workload.name.clone(),
         driver: cli.driver.clone(),
+        consumer_driver: cli.consumer_driver.clone(),
         message_size: workload.message_size,
         topics: workload.topics,
         partitions: workload.partitions_per_topic,

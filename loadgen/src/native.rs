@@ -7,8 +7,8 @@
 //! Owns: a lean producer for benchmarks. It batches per partition (`batch.size`, `linger.ms`,
 //! sticky partition for unkeyed messages, FNV hash for keyed ones) and sends acks 0, 1 or all.
 //! It does not retry, and refuses idempotence and compression with a clear error (use the
-//! rdkafka driver for those). Consumers always run on rdkafka. Exists because on a 2-core machine
-//! the client, not the broker, can be what limits the rate.
+//! rdkafka driver for those). Its consumer is `native_consumer.rs`. Exists because on a 2-core
+//! machine the client, not the broker, can be what limits the rate.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -66,7 +66,12 @@ pub fn check_supported(workload: &Workload) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn frame<M: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, body: &M) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn frame<M: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &M,
+) -> anyhow::Result<Vec<u8>> {
     let mut buffer = BytesMut::new();
     let header = RequestHeader::default()
         .with_request_api_key(api_key as i16)
@@ -97,7 +102,7 @@ fn read_response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> anyho
     Ok((header.correlation_id, bytes))
 }
 
-fn connect(address: &str) -> anyhow::Result<TcpStream> {
+pub(crate) fn connect(address: &str) -> anyhow::Result<TcpStream> {
     let stream = TcpStream::connect(address).with_context(|| format!("connecting to {address}"))?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
@@ -105,7 +110,7 @@ fn connect(address: &str) -> anyhow::Result<TcpStream> {
 }
 
 /// Leader address of every partition of `topic`, from a Metadata request to `bootstrap`.
-fn leaders(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
+pub(crate) fn leaders(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<String>> {
     let mut stream = connect(bootstrap)?;
     let mut request = MetadataRequest::default();
     let mut wanted = MetadataRequestTopic::default();

@@ -132,7 +132,9 @@ pub struct LagSample {
 #[serde(rename_all = "camelCase")]
 pub struct TestResult {
     pub workload: String,
+    /// The producers' driver (OMB's field), and the consumers'.
     pub driver: String,
+    pub consumer_driver: String,
     pub message_size: usize,
     pub topics: usize,
     pub partitions: i32,

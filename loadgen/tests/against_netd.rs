@@ -109,38 +109,45 @@ fn end_offsets_with_kcat(port: u16, topic: &str, partitions: i32) -> i64 {
 
 #[test]
 fn a_tiny_workload_counts_what_the_broker_holds() {
-    tiny_workload_counts_what_the_broker_holds("rdkafka");
+    tiny_workload_counts_what_the_broker_holds("rdkafka", "rdkafka", &[]);
 }
 
 #[test]
 fn the_native_driver_counts_what_the_broker_holds() {
-    tiny_workload_counts_what_the_broker_holds("native");
+    tiny_workload_counts_what_the_broker_holds("native", "rdkafka", &[]);
 }
 
-fn tiny_workload_counts_what_the_broker_holds(driver: &str) {
+/// Two native consumers share the four partitions (0 and 2, 1 and 3) while librdkafka produces.
+#[test]
+fn native_consumers_read_everything_the_broker_holds() {
+    tiny_workload_counts_what_the_broker_holds("rdkafka", "native", &["--consumer-per-subscription", "2"]);
+}
+
+fn tiny_workload_counts_what_the_broker_holds(driver: &str, consumer_driver: &str, extra: &[&str]) {
     let broker = start_broker();
     let output = broker.dir.join("result.json");
     let workload = workspace().join("bench/workloads/smoke-1kb-4p.yaml");
     let bootstrap = format!("127.0.0.1:{}", broker.port);
-    let run = loadgen(
-        &[
-            "--bootstrap",
-            &bootstrap,
-            "--workload",
-            workload.to_str().expect("utf8"),
-            "--test-duration-minutes",
-            "0.1",
-            "--broker-name",
-            "skua",
-            "--durability",
-            "fsync before ack",
-            "--driver",
-            driver,
-            "--idempotence",
-            "false",
-        ],
-        &output,
-    );
+    let mut args = vec![
+        "--bootstrap",
+        &bootstrap,
+        "--workload",
+        workload.to_str().expect("utf8"),
+        "--test-duration-minutes",
+        "0.1",
+        "--broker-name",
+        "skua",
+        "--durability",
+        "fsync before ack",
+        "--driver",
+        driver,
+        "--consumer-driver",
+        consumer_driver,
+        "--idempotence",
+        "false",
+    ];
+    args.extend_from_slice(extra);
+    let run = loadgen(&args, &output);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "loadgen failed:\n{stderr}");
     assert!(stderr.contains("----- Aggregated Pub Latency (ms)"), "{stderr}");
@@ -155,11 +162,13 @@ fn tiny_workload_counts_what_the_broker_holds(driver: &str) {
     assert!(!result["consumerLag"].as_array().expect("lag").is_empty());
     assert_eq!(result["metadata"]["broker"], "skua");
     let driver_text = result["metadata"]["driver"].as_str().expect("driver");
-    match driver {
-        "native" => assert!(driver_text.starts_with("producers: native (kafka-protocol"), "{driver_text}"),
+    match (driver, consumer_driver) {
+        ("native", _) => assert!(driver_text.starts_with("producers: native (kafka-protocol"), "{driver_text}"),
+        (_, "native") => assert!(driver_text.ends_with("consumers: native (kafka-protocol 0.18)"), "{driver_text}"),
         _ => assert!(driver_text.starts_with("rdkafka"), "{driver_text}"),
     }
     assert_eq!(result["driver"], driver);
+    assert_eq!(result["consumerDriver"], consumer_driver);
     // Topic name: the run's prefix and id; find it from the broker with kcat -L.
     let listing = Command::new("kcat").args(["-b", &bootstrap, "-L"]).output().expect("kcat -L");
     let listing = String::from_utf8_lossy(&listing.stdout);
@@ -185,6 +194,51 @@ fn tiny_workload_counts_what_the_broker_holds(driver: &str) {
     }
 }
 
+/// A read-back with native consumers: a backlog written at max rate by the lean producer, then
+/// read by three native consumers over four partitions (one takes two), each record counted once.
+#[test]
+fn native_consumers_read_back_a_backlog_whole() {
+    let broker = start_broker();
+    let output = broker.dir.join("result.json");
+    let workload = workspace().join("bench/workloads/smoke-1kb-4p.yaml");
+    let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let run = loadgen(
+        &[
+            "--bootstrap",
+            &bootstrap,
+            "--workload",
+            workload.to_str().expect("utf8"),
+            "--producer-rate",
+            "0",
+            "--consumer-backlog-size-gb",
+            "0.03",
+            "--consumer-per-subscription",
+            "3",
+            "--driver",
+            "native",
+            "--consumer-driver",
+            "native",
+            "--idempotence",
+            "false",
+        ],
+        &output,
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "loadgen failed:\n{stderr}");
+    assert!(stderr.contains("----- Read-back:"), "the read finished: {stderr}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).expect("result")).expect("json");
+    let published = result["runPublished"].as_i64().expect("runPublished");
+    assert!(published as f64 * 1024.0 >= 0.03 * 1024.0 * 1024.0 * 1024.0, "the backlog was written: {published}");
+    assert_eq!(result["runConsumed"].as_i64(), Some(published), "every record read once");
+    assert_eq!(
+        result["metadata"]["brokerEndOffsetsSum"].as_str().and_then(|text| text.parse::<i64>().ok()),
+        Some(published),
+        "the broker holds what was counted"
+    );
+    assert!(result["readBackConsumeMbPerSec"].as_f64().expect("read-back rate") > 0.0);
+}
+
 #[test]
 fn bad_input_gets_clear_errors() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -206,6 +260,8 @@ fn bad_input_gets_clear_errors() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("does not compress"), "native refuses compression");
     let run = loadgen(&["--driver", "native", "--idempotence", "true"], &output);
     assert!(String::from_utf8_lossy(&run.stderr).contains("does not do idempotence"), "and idempotence");
+    let run = loadgen(&["--consumer-driver", "native", "--compression", "lz4"], &output);
+    assert!(String::from_utf8_lossy(&run.stderr).contains("native consumer does not decompress"), "native reads");
     let run = loadgen(&["--test-duration-minutes", "100000"], &output);
     assert!(String::from_utf8_lossy(&run.stderr).contains("24 h"), "runs are bounded");
 }

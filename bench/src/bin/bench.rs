@@ -22,6 +22,7 @@ use skua_bench::plot;
 const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
 
 USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
+             [--consumer-driver D]
 
   --suite smoke   two minutes: max-rate 1 KiB and fixed-rate latency, short runs, against skua and
                   kafka unless --brokers says otherwise (what CI runs)
@@ -31,7 +32,7 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
                   3-node clusters (loopback, one after the other): max-rate 1 KiB and fixed rate at
                   50 % of Kafka's max, RF 3, min.insync.replicas=2, acks=all
   --suite read-back
-                  produce a 2 GiB backlog (1 KiB × 16 partitions, max rate, acks=all), then read it
+                  produce a 4 GiB backlog (1 KiB × 16 partitions, max rate, acks=all), then read it
                   all back with 1 and with 4 group consumers: hot (right after writing) and cold
                   (after `sync; echo 3 > /proc/sys/vm/drop_caches`: needs root, else the cold runs
                   fail); fio's sequential O_DIRECT read of this disk is measured in the same run
@@ -51,6 +52,10 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
   --only NAMES    comma list of suite names to run from the chosen suite
   --driver D      loadgen's producer client: rdkafka (default) or native (a lean Kafka-protocol
                   producer; runs with idempotence off, since it has none). Named in the report.
+  --consumer-driver D
+                  loadgen's consumer client: rdkafka (default: group consumers) or native (a lean
+                  Kafka-protocol consumer with static partitions and no group; for reads where
+                  librdkafka's consumer is the limit). Named in the report.
   --out DIR       report directory (default: results/<date>-<commit> for full,
                   results/<date>-<commit>/replicated-suite for replicated,
                   results/<date>-<commit>/read-back-suite for read-back,
@@ -243,17 +248,17 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
                 run
             };
             vec![
-                read("read-back-hot-1", "read-back of a 2 GiB backlog right after writing it, 1 consumer", "1", false),
-                read("read-back-hot-4", "read-back of a 2 GiB backlog right after writing it, 4 consumers", "4", false),
+                read("read-back-hot-1", "read-back of a 4 GiB backlog right after writing it, 1 consumer", "1", false),
+                read("read-back-hot-4", "read-back of a 4 GiB backlog right after writing it, 4 consumers", "4", false),
                 read(
                     "read-back-cold-1",
-                    "read-back of a 2 GiB backlog after dropping the page cache, 1 consumer",
+                    "read-back of a 4 GiB backlog after dropping the page cache, 1 consumer",
                     "1",
                     true,
                 ),
                 read(
                     "read-back-cold-4",
-                    "read-back of a 2 GiB backlog after dropping the page cache, 4 consumers",
+                    "read-back of a 4 GiB backlog after dropping the page cache, 4 consumers",
                     "4",
                     true,
                 ),
@@ -269,12 +274,14 @@ fn netd_binary(workspace: &Path) -> PathBuf {
     std::env::var_os("NETD").map_or_else(|| workspace.join("target/release/netd"), PathBuf::from)
 }
 
-/// The read-back suite's backlog and how long its consumers may take to read it.
-const READ_BACK_BACKLOG_GB: &str = "2";
+/// The read-back suite's backlog and how long its consumers may take to read it. 4 GiB: a lean
+/// consumer reads 2 GiB from memory in under a second, too short to time against the drain's
+/// 20 ms polls and the first fetch's start-up.
+const READ_BACK_BACKLOG_GB: &str = "4";
 const READ_BACK_DRAIN_SECONDS: &str = "240";
 /// A cold read: dirty pages written, then the page cache dropped (root only).
 const DROP_CACHES_COMMAND: &str = "sync && echo 3 > /proc/sys/vm/drop_caches";
-/// Skua's memory cache in a cold read: 256 MiB, an eighth of the backlog.
+/// Skua's memory cache in a cold read: 256 MiB, a sixteenth of the backlog.
 const COLD_READ_CACHE_SETTING: &str = "skua.read.cache.bytes=268435456";
 
 /// A broker (or a cluster) under test.
@@ -593,6 +600,7 @@ fn run_loadgen(
     rate: Option<f64>,
     output: &Path,
     driver: &str,
+    consumer_driver: &str,
 ) -> anyhow::Result<(Value, Usage, f64)> {
     let mut command = Command::new(workspace.join("target/release/loadgen"));
     command
@@ -608,7 +616,7 @@ fn run_loadgen(
             (false, _) => "Apache Kafka 4.4.0".to_string(),
         })
         .args(&run.args)
-        .args(["--driver", driver]);
+        .args(["--driver", driver, "--consumer-driver", consumer_driver]);
     if driver == "native" {
         command.args(["--idempotence", "false"]);
     }
@@ -707,6 +715,7 @@ fn real_main() -> anyhow::Result<()> {
     let mut out: Option<PathBuf> = None;
     let mut only: Option<Vec<String>> = None;
     let mut driver = "rdkafka".to_string();
+    let mut consumer_driver = "rdkafka".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -720,6 +729,12 @@ fn real_main() -> anyhow::Result<()> {
                 driver = value("--driver")?;
                 if driver != "rdkafka" && driver != "native" {
                     bail!("unknown driver {driver:?} (rdkafka, native)");
+                }
+            }
+            "--consumer-driver" => {
+                consumer_driver = value("--consumer-driver")?;
+                if consumer_driver != "rdkafka" && consumer_driver != "native" {
+                    bail!("unknown consumer driver {consumer_driver:?} (rdkafka, native)");
                 }
             }
             "--out" => out = Some(PathBuf::from(value("--out")?)),
@@ -796,7 +811,7 @@ fn real_main() -> anyhow::Result<()> {
             });
             let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
             let output = out.join(format!("{}-{}.json", run.name, broker_kind));
-            let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver);
+            let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
             stop_broker(broker, &workspace);
             let (value, usage, _) = outcome?;
             results.entry(run.name).or_default().insert(broker_kind, (value, usage));
@@ -810,10 +825,13 @@ fn real_main() -> anyhow::Result<()> {
         "Same machine ({}, {} cores), same loadgen binary ({}), brokers one after the other; loadgen and broker share the cores.\n",
         facts.cpu,
         facts.cores,
-        if driver == "native" {
-            "producers on the native Kafka-protocol driver with idempotence off, consumers on librdkafka"
-        } else {
-            "librdkafka driver"
+        match (driver.as_str(), consumer_driver.as_str()) {
+            ("native", "native") => "producers (idempotence off) and consumers on the native Kafka-protocol drivers",
+            ("native", _) => {
+                "producers on the native Kafka-protocol driver with idempotence off, consumers on librdkafka"
+            }
+            (_, "native") => "producers on librdkafka, consumers on the native Kafka-protocol driver",
+            _ => "librdkafka driver",
         }
     );
     for broker in &brokers {
