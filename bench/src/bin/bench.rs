@@ -240,10 +240,14 @@ fn runs(suite: &str) -> anyhow::Result<Vec<Run>> {
                     extra.extend(cold);
                 }
                 let mut run = run(name, title, "catch-up-2gb.yaml", 2.0, 0.0, &extra, None);
+                // Kafka's default initial rebalance delay, as the Kafka under test has: group
+                // consumers that start together join one generation, instead of the first one
+                // reading every partition until a rebalance in the middle of the read.
+                run.skua_settings = vec![READ_BACK_REBALANCE_DELAY_SETTING];
                 if cold_read {
                     // Skua keeps recent records in its own memory, which dropping the page cache
                     // does not touch: a cold read gives it a budget far below the backlog.
-                    run.skua_settings = vec![COLD_READ_CACHE_SETTING];
+                    run.skua_settings.push(COLD_READ_CACHE_SETTING);
                 }
                 run
             };
@@ -281,6 +285,9 @@ const READ_BACK_BACKLOG_GB: &str = "4";
 const READ_BACK_DRAIN_SECONDS: &str = "240";
 /// A cold read: dirty pages written, then the page cache dropped (root only).
 const DROP_CACHES_COMMAND: &str = "sync && echo 3 > /proc/sys/vm/drop_caches";
+/// Kafka's `group.initial.rebalance.delay.ms` default (every other suite starts Skua with 0, so
+/// that consumers are assigned quickly before the producers start).
+const READ_BACK_REBALANCE_DELAY_SETTING: &str = "group.initial.rebalance.delay.ms=3000";
 /// Skua's memory cache in a cold read: 256 MiB, a sixteenth of the backlog.
 const COLD_READ_CACHE_SETTING: &str = "skua.read.cache.bytes=268435456";
 
