@@ -41,7 +41,8 @@ const FETCH_BYTES_MAX: i32 = 52_428_800;
 const PARTITION_FETCH_BYTES_MAX: i32 = 1_048_576;
 /// The rdkafka driver's `fetch.wait.max.ms`.
 const FETCH_WAIT_MAX_MS: i32 = 100;
-/// How often the consumer hands its counts to the recorder and its positions to the lag probe.
+/// How often the consumer hands its latency histogram to the recorder and its positions to the
+/// lag probe (its counts go after every response).
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the consumer waits before fetching again after a partition error.
 const ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -298,6 +299,14 @@ pub fn run_consumer(
     let mut next: HashMap<i32, i64> = HashMap::new();
     let mut window = Window::default();
     let mut published = Instant::now();
+    // Counts go to the recorder after every response (the drain times a read-back by them);
+    // the histograms, whose merge costs more, and the positions every PUBLISH_INTERVAL.
+    let count = |window: &mut Window| {
+        recorder.with(|shared| {
+            shared.consumed += std::mem::take(&mut window.consumed);
+            shared.consumed_bytes += std::mem::take(&mut window.consumed_bytes);
+        });
+    };
     let publish = |window: &mut Window, next: &HashMap<i32, i64>| {
         recorder.with(|shared| shared.add(window));
         *window = Window::default();
@@ -343,6 +352,8 @@ pub fn run_consumer(
         if published.elapsed() >= PUBLISH_INTERVAL {
             publish(&mut window, &next);
             published = Instant::now();
+        } else if window.consumed > 0 {
+            count(&mut window);
         }
         if failed {
             std::thread::sleep(ERROR_BACKOFF);
