@@ -513,7 +513,7 @@ fn accept_until_shutdown(
                         }
                         sleep_unless_shutdown(wait_ms);
                     }
-                    let slot = match budget::admit(budgets, peer.ip()) {
+                    let mut slot = match budget::admit(budgets, peer.ip()) {
                         Ok(slot) => slot,
                         Err(refusal) => {
                             // Kafka closes such a connection at once; so do we (it is dropped).
@@ -528,7 +528,8 @@ fn accept_until_shutdown(
                     };
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
-                    let target = next % peers.len();
+                    let target = budgets.connections.least_loaded_shard(next % peers.len());
+                    slot.serve_on(target);
                     next = next.wrapping_add(1);
                     tracing::debug!(%peer, shard = target, "connection");
                     hand_off(&mut peers[target], connection::connection_job(stream, slot), target);

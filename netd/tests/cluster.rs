@@ -1819,6 +1819,7 @@ fn the_controller_listener_bounds_hostile_connections() {
 
     let threads_before = thread_count(node.pid());
     let flood = CONTROLLER_CONNECTIONS_MAX + 64;
+    let flood_started = Instant::now();
     let silent: Vec<TcpStream> = (0..flood).map(|_| connect()).collect();
     let threads_flooded = thread_count(node.pid());
     assert!(
@@ -1826,16 +1827,37 @@ fn the_controller_listener_bounds_hostile_connections() {
         "{flood} connections made {} threads",
         threads_flooded - threads_before
     );
-    // Refused connections are closed as they arrive; the others at the Hello deadline.
+    // Refused connections are closed as they are accepted; the others at the Hello deadline,
+    // which for each starts at its accept, so no later than the flood's start: whatever closed
+    // before that deadline measured from the flood's start was refused. (The acceptor starts a
+    // thread for each of the first 512 before it refuses any; on a loaded machine that took
+    // longer than the 300 ms this check once waited.)
     let flooded_at = Instant::now();
-    std::thread::sleep(Duration::from_millis(300));
-    let closed_at_once = silent.iter().filter(|stream| closed_now(stream)).count();
-    assert!(closed_at_once >= 64, "only {closed_at_once} of {flood} connections refused past the cap");
-    std::thread::sleep(
-        (flooded_at + hello_deadline + Duration::from_secs(1)).saturating_duration_since(Instant::now()),
+    let refusals_by = flood_started + hello_deadline - Duration::from_millis(100);
+    let mut closed_at_once = 0;
+    let timing_tells = Instant::now() < refusals_by;
+    while Instant::now() < refusals_by {
+        closed_at_once = silent.iter().filter(|stream| closed_now(stream)).count();
+        if closed_at_once >= 64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if timing_tells {
+        assert!(closed_at_once >= 64, "only {closed_at_once} of {flood} connections refused past the cap");
+    } else {
+        // Connecting alone outlasted the Hello deadline: closes no longer tell refusals from
+        // timeouts. The listener's own log line (checked below) says it refused.
+        eprintln!("the flood took {:?}: refusals checked by the log only", flood_started.elapsed());
+    }
+    // Each silent connection's deadline runs from its accept, which may lag the flood on a
+    // loaded machine: wait for them up to 5 s past the deadline measured from the flood's end.
+    let all_closed = wait_until(
+        (flooded_at + hello_deadline + Duration::from_secs(5)).saturating_duration_since(Instant::now()),
+        || silent.iter().all(closed_now),
     );
     let still_open = silent.iter().filter(|stream| !closed_now(stream)).count();
-    assert_eq!(still_open, 0, "silent connections outlived the Hello deadline");
+    assert!(all_closed.is_some(), "{still_open} silent connections outlived the Hello deadline");
     drop(silent);
     assert!(node.log().contains("controller listener full"), "{}", node.log());
 

@@ -201,6 +201,8 @@ pub struct Connections {
     creation_rate_max: AtomicU64,
     /// Connections accepted, over `quota.window.num` windows of `quota.window.size.seconds`.
     created: RateMeter,
+    /// Open connections per shard, for [`Connections::least_loaded_shard`].
+    per_shard: Vec<AtomicU64>,
 }
 
 /// Open connections per address, and the addresses with a limit of their own
@@ -225,6 +227,18 @@ pub enum Refusal {
 pub struct ConnectionSlot {
     budgets: Arc<Budgets>,
     address: IpAddr,
+    /// The shard serving it, once handed to one ([`ConnectionSlot::serve_on`]).
+    shard: Option<usize>,
+}
+
+impl ConnectionSlot {
+    /// Counts this connection as served by `shard` until it ends.
+    pub fn serve_on(&mut self, shard: usize) {
+        if let Some(open) = self.budgets.connections.per_shard.get(shard) {
+            open.fetch_add(1, Ordering::AcqRel);
+            self.shard = Some(shard);
+        }
+    }
 }
 
 impl Connections {
@@ -244,7 +258,21 @@ impl Connections {
                 usize::try_from(config.quota_window_count).unwrap_or(usize::MAX),
                 i64::from(config.quota_window_seconds) * 1000,
             ),
+            per_shard: (0..config.shard_count).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// The shard a new connection goes to: the one serving the fewest open connections, the
+    /// first of them from `start` on when several tie. Round robin alone let short-lived
+    /// connections (a client's bootstrap or metadata connection) steer the long-lived ones:
+    /// four consumers that each open a metadata and then a fetch connection got three of the
+    /// four fetch connections on one shard, which copies every byte sent on them.
+    pub fn least_loaded_shard(&self, start: usize) -> usize {
+        let count = self.per_shard.len().max(1);
+        (0..count)
+            .map(|step| (start + step) % count)
+            .min_by_key(|shard| self.per_shard.get(*shard).map_or(0, |open| open.load(Ordering::Acquire)))
+            .unwrap_or(0)
     }
 
     /// Sets `max.connection.creation.rate` (a dynamic broker config changed).
@@ -338,7 +366,7 @@ pub fn admit(budgets: &Arc<Budgets>, address: IpAddr) -> Result<ConnectionSlot, 
     }
     *count += 1;
     connections.total.fetch_add(1, Ordering::AcqRel);
-    Ok(ConnectionSlot { budgets: budgets.clone(), address })
+    Ok(ConnectionSlot { budgets: budgets.clone(), address, shard: None })
 }
 
 impl Drop for ConnectionSlot {
@@ -352,6 +380,9 @@ impl Drop for ConnectionSlot {
             }
         }
         connections.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some(open) = self.shard.and_then(|shard| connections.per_shard.get(shard)) {
+            open.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -418,6 +449,42 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(connections.creation_wait_ms(12_000), 0, "no limit");
         }
+    }
+
+    /// Short-lived connections do not steer the long-lived ones: the shard with the fewest open
+    /// connections gets the next one, the first from the round-robin start on a tie. (Round
+    /// robin over metadata-then-fetch pairs put every fetch connection on the same shard.)
+    #[test]
+    fn new_connections_go_to_the_shard_serving_the_fewest() {
+        let config = crate::config::Config::from_properties(
+            &[("skua.shard.count", "2")].into_iter().map(|(key, value)| (key.to_string(), value.to_string())).collect(),
+        )
+        .expect("config");
+        let budgets = Budgets::new(&config);
+        let connections = &budgets.connections;
+        let address: IpAddr = [127, 0, 0, 1].into();
+        let mut fetches = Vec::new();
+        for round in 0..4 {
+            // A client's metadata connection, closed before its fetch connection opens.
+            let mut metadata = admit(&budgets, address).expect("admitted");
+            metadata.serve_on(connections.least_loaded_shard(2 * round));
+            drop(metadata);
+            let mut fetch = admit(&budgets, address).expect("admitted");
+            let shard = connections.least_loaded_shard(2 * round + 1);
+            fetch.serve_on(shard);
+            fetches.push((shard, fetch));
+        }
+        let shards: Vec<usize> = fetches.iter().map(|(shard, _)| *shard).collect();
+        assert_eq!(shards, [1, 0, 1, 0], "two long-lived connections per shard");
+        // A shard whose connections end takes the next ones, whatever the round robin says.
+        fetches.retain(|(shard, _)| *shard == 1);
+        assert_eq!(connections.least_loaded_shard(1), 0);
+        assert_eq!(connections.least_loaded_shard(0), 0);
+        let mut third = admit(&budgets, address).expect("admitted");
+        third.serve_on(0);
+        let mut fourth = admit(&budgets, address).expect("admitted");
+        fourth.serve_on(connections.least_loaded_shard(1));
+        assert_eq!(fourth.shard, Some(0), "shard 0 had one, shard 1 two");
     }
 
     #[test]
