@@ -13,7 +13,8 @@
 //! Not a group member: consumer `i` of a subscription's `n` takes the partitions `p` with
 //! `p % n == i`, from offset 0 (or the log start, when the broker says 0 is gone), and commits
 //! nothing. It refuses compressed batches (the workload check refuses compression first), and
-//! does not follow a leader that moves: a run against a cluster whose leaders change fails.
+//! does not follow a leader that moves: its fetches to the old leader report the error code
+//! (printed, then retried every 100 ms) and read nothing more, so the drain ends short.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
