@@ -16,7 +16,7 @@
 //! placement, leader election (preferred, on fencing, unclean when allowed), producer-id blocks.
 //! Must not know: Raft, sockets, Kafka's error codes (see [`ControllerError`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use crate::image::{MetadataImage, TopicImage};
@@ -259,9 +259,6 @@ impl Controller {
     /// controller logs fencing and elections too): a cluster's flaky moment is then readable
     /// from the nodes' logs.
     fn log_decisions(&self, batch: &RecordBatch) {
-        // Built once per batch that changes partitions: each partition's name and state before.
-        type Before<'a> = HashMap<(TopicId, PartitionIndex), (&'a str, &'a PartitionState)>;
-        let mut before: Option<Before<'_>> = None;
         for record in batch {
             match record {
                 MetadataRecord::FenceBroker { broker, epoch } => {
@@ -274,15 +271,10 @@ impl Controller {
                     tracing::info!(broker = broker.0, epoch, "controller: controlled shutdown begins");
                 }
                 MetadataRecord::Partition(state) => {
-                    let before = before.get_or_insert_with(|| {
-                        self.image
-                            .partitions()
-                            .map(|(topic, partition)| {
-                                ((topic.id, partition.partition), (topic.name.as_str(), partition))
-                            })
-                            .collect()
-                    });
-                    let Some((topic, old)) = before.get(&(state.topic_id, state.partition)) else { continue };
+                    // The image is the one before this batch (applied after logging).
+                    let Some(topic) = self.image.topic_by_id(state.topic_id) else { continue };
+                    let Some(old) = self.image.partition(&topic.name, state.partition) else { continue };
+                    let topic = topic.name.as_str();
                     let ids = |brokers: &[BrokerId]| brokers.iter().map(|broker| broker.0).collect::<Vec<_>>();
                     if old.leader != state.leader {
                         tracing::info!(
