@@ -88,15 +88,32 @@ pub(crate) fn frame<M: Encodable>(
 
 /// Reads one response frame and strips its header.
 fn read_response(stream: &mut TcpStream, api_key: ApiKey, version: i16) -> anyhow::Result<(i32, Bytes)> {
+    read_response_into(stream, api_key, version, Vec::new())
+}
+
+/// Reads one response frame into `buffer` (cleared; its capacity is reused) and strips its
+/// header: the correlation id and the body, a handle on `buffer`.
+pub(crate) fn read_response_into(
+    stream: &mut TcpStream,
+    api_key: ApiKey,
+    version: i16,
+    mut buffer: Vec<u8>,
+) -> anyhow::Result<(i32, Bytes)> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).context("reading a response size")?;
     let size = i32::from_be_bytes(size);
     if size < 4 || size as usize > RESPONSE_BYTES_MAX {
         bail!("broker sent a response frame of {size} bytes");
     }
-    let mut body = vec![0u8; size as usize];
-    stream.read_exact(&mut body).context("reading a response")?;
-    let mut bytes = Bytes::from(body);
+    buffer.clear();
+    buffer.reserve_exact(size as usize);
+    // read_to_end fills the spare capacity without clearing it first; it reads no more than the
+    // frame.
+    let read = stream.take(size as u64).read_to_end(&mut buffer).context("reading a response")?;
+    if read != size as usize {
+        bail!("broker closed the connection within a response ({read} of {size} bytes)");
+    }
+    let mut bytes = Bytes::from(buffer);
     let header = ResponseHeader::decode(&mut bytes, api_key.response_header_version(version))
         .context("decoding a response header")?;
     Ok((header.correlation_id, bytes))

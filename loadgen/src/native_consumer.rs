@@ -17,7 +17,7 @@
 //! (printed, then retried every 100 ms) and read nothing more, so the drain ends short.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseHeader, TopicName};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use crate::driver::{report_error, wall_micros, Positions};
-use crate::native::{connect, frame, leaders, RESPONSE_BYTES_MAX};
+use crate::native::{connect, frame, leaders, read_response_into};
 use crate::stats::{record_latency, Recorder, Window};
 use crate::workload::Workload;
 
@@ -232,25 +232,11 @@ impl Leader {
     /// Reads the answer to the fetch sent last into the reused buffer. Returns the answer and the
     /// frame's handle, to give back to [`Leader::reclaim`] once the answer is read.
     fn read_fetch(&mut self) -> anyhow::Result<(FetchResponse, Bytes)> {
-        let mut size = [0u8; 4];
-        self.stream.read_exact(&mut size).with_context(|| format!("reading a Fetch answer from {}", self.address))?;
-        let size = i32::from_be_bytes(size);
-        if size < 4 || size as usize > RESPONSE_BYTES_MAX {
-            bail!("{} sent a response frame of {size} bytes", self.address);
-        }
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        buffer.reserve_exact(size as usize);
-        // read_to_end fills the spare capacity; it reads no more than the frame.
-        let read = (&mut self.stream).take(size as u64).read_to_end(&mut buffer)?;
-        if read != size as usize {
-            bail!("{} closed the connection within a Fetch answer", self.address);
-        }
-        let mut bytes = Bytes::from(buffer);
-        let header = ResponseHeader::decode(&mut bytes, ApiKey::Fetch.response_header_version(FETCH_VERSION))
-            .context("decoding a response header")?;
-        if header.correlation_id != self.correlation_id {
-            bail!("{} answered correlation id {} to {}", self.address, header.correlation_id, self.correlation_id);
+        let buffer = std::mem::take(&mut self.buffer);
+        let (correlation_id, mut bytes) = read_response_into(&mut self.stream, ApiKey::Fetch, FETCH_VERSION, buffer)
+            .with_context(|| format!("reading a Fetch answer from {}", self.address))?;
+        if correlation_id != self.correlation_id {
+            bail!("{} answered correlation id {correlation_id} to {}", self.address, self.correlation_id);
         }
         let response = FetchResponse::decode(&mut bytes, FETCH_VERSION).context("decoding a Fetch answer")?;
         Ok((response, bytes))

@@ -716,6 +716,14 @@ fn main() {
     }
 }
 
+/// A loadgen client driver named on the command line (`--driver`, `--consumer-driver`).
+fn client_driver(flag: &str, name: String) -> anyhow::Result<String> {
+    match name.as_str() {
+        "rdkafka" | "native" => Ok(name),
+        _ => bail!("unknown {flag} {name:?} (rdkafka, native)"),
+    }
+}
+
 fn real_main() -> anyhow::Result<()> {
     let mut suite = "smoke".to_string();
     let mut brokers: Option<Vec<&'static str>> = None;
@@ -732,18 +740,8 @@ fn real_main() -> anyhow::Result<()> {
                 return Ok(());
             }
             "--suite" => suite = value("--suite")?,
-            "--driver" => {
-                driver = value("--driver")?;
-                if driver != "rdkafka" && driver != "native" {
-                    bail!("unknown driver {driver:?} (rdkafka, native)");
-                }
-            }
-            "--consumer-driver" => {
-                consumer_driver = value("--consumer-driver")?;
-                if consumer_driver != "rdkafka" && consumer_driver != "native" {
-                    bail!("unknown consumer driver {consumer_driver:?} (rdkafka, native)");
-                }
-            }
+            "--driver" => driver = client_driver("--driver", value("--driver")?)?,
+            "--consumer-driver" => consumer_driver = client_driver("--consumer-driver", value("--consumer-driver")?)?,
             "--out" => out = Some(PathBuf::from(value("--out")?)),
             "--only" => only = Some(value("--only")?.split(',').map(str::to_string).collect()),
             "--brokers" => {
