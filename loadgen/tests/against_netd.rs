@@ -92,6 +92,14 @@ fn loadgen(args: &[&str], output: &Path) -> std::process::Output {
     child.wait_with_output().expect("output")
 }
 
+/// The JSON result of a run that succeeded and printed `says`.
+fn result_of(run: &std::process::Output, output: &Path, says: &str) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "loadgen failed:\n{stderr}");
+    assert!(stderr.contains(says), "no {says:?} in: {stderr}");
+    serde_json::from_str(&std::fs::read_to_string(output).expect("result")).expect("json")
+}
+
 /// Sum of log end offsets of `topic` as kcat reports them (`-Q` queries offset -1 per partition).
 fn end_offsets_with_kcat(port: u16, topic: &str, partitions: i32) -> i64 {
     let mut command = Command::new("kcat");
@@ -148,11 +156,7 @@ fn tiny_workload_counts_what_the_broker_holds(driver: &str, consumer_driver: &st
     ];
     args.extend_from_slice(extra);
     let run = loadgen(&args, &output);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "loadgen failed:\n{stderr}");
-    assert!(stderr.contains("----- Aggregated Pub Latency (ms)"), "{stderr}");
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&output).expect("result")).expect("json");
+    let result = result_of(&run, &output, "----- Aggregated Pub Latency (ms)");
     let published = result["runPublished"].as_i64().expect("runPublished");
     assert!(published > 20_000, "about 5000 msg/s for 6 s: {published}");
     assert_eq!(result["totalPublishErrors"], 0);
@@ -223,11 +227,7 @@ fn native_consumers_read_back_a_backlog_whole() {
         ],
         &output,
     );
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "loadgen failed:\n{stderr}");
-    assert!(stderr.contains("----- Read-back:"), "the read finished: {stderr}");
-    let result: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&output).expect("result")).expect("json");
+    let result = result_of(&run, &output, "----- Read-back:");
     let published = result["runPublished"].as_i64().expect("runPublished");
     assert!(published as f64 * 1024.0 >= 0.03 * 1024.0 * 1024.0 * 1024.0, "the backlog was written: {published}");
     assert_eq!(result["runConsumed"].as_i64(), Some(published), "every record read once");
