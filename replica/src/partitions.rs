@@ -455,6 +455,15 @@ impl Partitions {
         self.apply(report);
     }
 
+    /// Starts a commit for every log with appends and none in flight, now, instead of when the
+    /// committer task next runs (which the appends also trigger). A request's appends then go
+    /// to the disk in the same turn of the shard's loop that made them; appends made while a
+    /// log's commit is in flight still queue behind it and go in its next one. What landed is
+    /// still collected and applied by [`Partitions::pump`].
+    pub fn start_commits(&mut self, now_ms: i64) {
+        self.engine.start_commits(now_ms);
+    }
+
     /// Commits everything pending, blocking, and applies the outcome.
     pub fn commit(&mut self, now_ms: i64) {
         let report = self.engine.commit(now_ms);
@@ -1041,6 +1050,25 @@ mod regression_tests {
         assert!(engine_start > Offset(0), "the engine moved its start before failing");
         assert_eq!(start, engine_start, "ListOffsets earliest and Fetch's log_start_offset follow the engine");
         partitions.read(id, start, 1 << 20, ReadBound::HighWatermark).expect("the advertised start is readable");
+    }
+
+    #[test]
+    fn start_commits_sends_appends_to_the_disk_before_the_committer_runs() {
+        let sim = SimFs::new(12, SimFaults::default());
+        let (mut partitions, _triggers) = partitions(&sim);
+        let id = open(&mut partitions, "/p/t-0");
+        let mut ack = partitions.append(id, &batch(2), Acks::All, 1_000).expect("append").ack.expect("ack");
+        assert_eq!(partitions.commits_in_flight(), 0, "an append alone starts nothing");
+        partitions.start_commits(1_000);
+        assert_eq!(partitions.commits_in_flight(), 1, "the append's commit is in flight");
+        let mut behind = partitions.append(id, &batch(1), Acks::All, 1_000).expect("append").ack.expect("ack");
+        partitions.start_commits(1_000);
+        assert_eq!(partitions.commits_in_flight(), 1, "an append behind a commit in flight waits for it");
+        assert!(poll_once(&mut ack).is_none(), "acknowledged only once the commit landed");
+        partitions.commit(1_000);
+        assert!(poll_once(&mut ack).is_some_and(|result| result.is_ok()));
+        assert!(poll_once(&mut behind).is_some_and(|result| result.is_ok()));
+        assert_eq!(partitions.get(id).expect("partition").high_watermark(), Offset(3));
     }
 
     #[test]

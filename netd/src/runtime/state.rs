@@ -643,6 +643,11 @@ impl ShardState {
         self.partitions.pump(now_ms());
     }
 
+    /// Starts the commits of what was just appended (see [`Partitions::start_commits`]).
+    pub fn start_commits(&mut self) {
+        self.partitions.start_commits(now_ms());
+    }
+
     /// Commits everything pending, blocking (the syscall backend's path, and tests).
     pub fn commit(&mut self) {
         self.partitions.commit(now_ms());
