@@ -4,6 +4,8 @@
 //! every append) and collects them when the engine ring's eventfd says they landed, so requests
 //! keep being served while the disk works. What a landed commit means (which produces are
 //! acknowledged, which fetches wake up) is the shard state's business ([`ShardState::pump`]).
+//! A Produce does not wait for this task to start its commits: it starts them in the turn that
+//! appended ([`ShardState::start_commits`]); this task still collects them.
 //!
 //! Must not know: any Kafka API.
 
