@@ -72,6 +72,10 @@ pub const PENDING_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// Alignment of every O_DIRECT write: offset, length and buffer address.
 pub const DIRECT_IO_ALIGNMENT_BYTES: usize = 4096;
 
+/// Freed direct-write buffers a thread keeps for reuse (`io::aligned`), at most: a shard's
+/// commits in flight fit in it several times over at the read-back suite's commit sizes.
+pub const ALIGNED_POOL_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 /// A log's read-ahead window, in reads of the size just asked for: a reader of segment files
 /// (a consumer catching up, a follower) has the kernel read this many of its reads ahead
 /// (`POSIX_FADV_WILLNEED`), so that its next reads find the page cache filled.
