@@ -277,6 +277,10 @@ pub struct ShardSnapshot {
     /// Incremental fetch sessions (KIP-227) the shard keeps, and the partitions they hold.
     pub fetch_sessions: u64,
     pub fetch_session_partitions: u64,
+    /// Bytes the shard thread keeps in its buffer pools for reuse: the engine's direct-write
+    /// buffers and the file-read buffers of fetches.
+    pub pooled_write_bytes: u64,
+    pub pooled_read_bytes: u64,
 }
 
 /// What the broker as a whole says, beside its shards.
@@ -311,6 +315,8 @@ struct Merged {
     io: Vec<(usize, IoStats, &'static str, IoLatencyHistogram)>,
     fetch_sessions: u64,
     fetch_session_partitions: u64,
+    pooled_write_bytes: u64,
+    pooled_read_bytes: u64,
 }
 
 fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
@@ -331,6 +337,8 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
         merged.commit_wait.add(&shard.commit_wait);
         merged.fetch_sessions += shard.fetch_sessions;
         merged.fetch_session_partitions += shard.fetch_session_partitions;
+        merged.pooled_write_bytes += shard.pooled_write_bytes;
+        merged.pooled_read_bytes += shard.pooled_read_bytes;
         merged.partitions.extend(shard.partitions.iter().cloned());
         merged.group_offsets.extend(shard.group_offsets.iter().cloned());
         let (total, more) = (&mut merged.replication, &shard.replication);
@@ -522,6 +530,16 @@ impl Collector for Merged {
             "Partitions the incremental fetch sessions hold.",
             Gauge,
             [(Labels::new(), self.fetch_session_partitions)],
+        )?;
+        family(
+            &mut encoder,
+            "skua_buffer_pool_bytes",
+            "Bytes the shards keep in their buffer pools for reuse, by pool.",
+            Gauge,
+            [
+                (vec![("pool", "direct_write".to_string())], self.pooled_write_bytes),
+                (vec![("pool", "file_read".to_string())], self.pooled_read_bytes),
+            ],
         )?;
         family(
             &mut encoder,
@@ -721,6 +739,8 @@ mod tests {
         let mut second_snapshot = second.snapshot();
         (first_snapshot.fetch_sessions, first_snapshot.fetch_session_partitions) = (2, 30);
         (second_snapshot.fetch_sessions, second_snapshot.fetch_session_partitions) = (1, 6);
+        (first_snapshot.pooled_write_bytes, first_snapshot.pooled_read_bytes) = (1 << 20, 4 << 20);
+        (second_snapshot.pooled_write_bytes, second_snapshot.pooled_read_bytes) = (2 << 20, 0);
         second_snapshot.group_offsets.push(GroupOffset {
             group: "billing".to_string(),
             topic: "orders".to_string(),
@@ -792,6 +812,13 @@ mod tests {
         assert_eq!(lines_of(&text, "skua_partitions_leader "), ["skua_partitions_leader 1"]);
         assert_eq!(lines_of(&text, "skua_fetch_sessions "), ["skua_fetch_sessions 3"]);
         assert_eq!(lines_of(&text, "skua_fetch_session_partitions "), ["skua_fetch_session_partitions 36"]);
+        assert_eq!(
+            lines_of(&text, "skua_buffer_pool_bytes{"),
+            [
+                "skua_buffer_pool_bytes{pool=\"direct_write\"} 3145728",
+                "skua_buffer_pool_bytes{pool=\"file_read\"} 4194304"
+            ]
+        );
         assert_eq!(
             lines_of(&text, "skua_consumer_group_lag{"),
             ["skua_consumer_group_lag{group=\"billing\",topic=\"orders\",partition=\"0\"} 6"]

@@ -1162,6 +1162,11 @@ fn fetch_sessions_answer_as_kafka() {
             |name: &str| text.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).map(str::to_string);
         assert_eq!(gauge("skua_fetch_sessions "), Some("1".to_string()), "{text}");
         assert_eq!(gauge("skua_fetch_session_partitions "), Some("2".to_string()), "{text}");
+        // The produces above were committed with O_DIRECT writes, whose buffers went back to
+        // their shard's pool once the writes landed.
+        let pooled =
+            gauge("skua_buffer_pool_bytes{pool=\"direct_write\"} ").and_then(|value| value.parse::<u64>().ok());
+        assert!(pooled.is_some_and(|bytes| bytes > 0), "{text}");
     }
     let quiet = session_fetch(&mut target, 13, by_id, id, 1, &[(0, 1), (2, 2)], &[]);
     case(&mut target, "v13 incremental, nothing new", &quiet, NONE, vec![]);

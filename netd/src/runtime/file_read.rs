@@ -49,6 +49,11 @@ pub fn read_latency() -> LatencyHistogram {
     READ_LATENCY.try_with(|histogram| *histogram.borrow()).unwrap_or_default()
 }
 
+/// Bytes this thread's pool holds now.
+pub fn pooled_bytes() -> usize {
+    POOL.try_with(|pool| pool.borrow().bytes).unwrap_or(0)
+}
+
 /// An empty buffer with room for `length` bytes: a pooled one when this thread has one large
 /// enough (the smallest such), else a new one.
 fn take_buffer(length: usize) -> Vec<u8> {

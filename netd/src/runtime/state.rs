@@ -604,6 +604,9 @@ impl ShardState {
         snapshot.io = self.partitions.io_stats();
         snapshot.io_backend = self.partitions.backend_name();
         snapshot.file_reads = crate::runtime::file_read::read_latency();
+        // Both pools are this thread's: the engine frees its write buffers on the shard thread.
+        snapshot.pooled_write_bytes = engine::io::aligned::pooled_bytes() as u64;
+        snapshot.pooled_read_bytes = crate::runtime::file_read::pooled_bytes() as u64;
         snapshot
     }
 
