@@ -1,7 +1,9 @@
 //! The native consumer driver: Fetch requests built with the `kafka-protocol` crate, sent to each
 //! assigned partition's leader over a plain TCP connection, one fetch in flight per connection
 //! (as librdkafka and the Java client do), with librdkafka's default sizes (`fetch.max.bytes`
-//! 50 MiB, `max.partition.fetch.bytes` 1 MiB) and loadgen's `fetch.wait.max.ms` of 100.
+//! 50 MiB, `max.partition.fetch.bytes` 1 MiB) and loadgen's `fetch.wait.max.ms` of 100. The next
+//! fetch goes out as soon as an answer's batch headers say where to continue, before its records
+//! are walked (both clients fetch ahead of the application too).
 //!
 //! Owns: a lean consumer for benchmarks, so that a read-back can measure the broker when
 //! librdkafka's consumer is what limits it (on a 2-core machine its broker thread and consuming
@@ -86,6 +88,29 @@ pub struct Walked {
     pub next_offset: i64,
     pub records: u64,
     pub value_bytes: u64,
+}
+
+/// Where to fetch next after `records` fetched from `position`, from the batch headers alone (the
+/// same answer as [`walk_batches`], without reading a record): lets the consumer send its next
+/// fetch before it walks the records of this one.
+pub fn next_offset(mut records: &[u8], position: i64) -> i64 {
+    let mut next = position;
+    while records.len() >= BATCH_HEADER_BYTES {
+        let (Ok(base_offset), Ok(length), Ok(last_offset_delta)) = (
+            array(records, 0).map(i64::from_be_bytes),
+            array(records, 8).map(i32::from_be_bytes),
+            array(records, 23).map(i32::from_be_bytes),
+        ) else {
+            break;
+        };
+        let total = BATCH_LENGTH_OFFSET + usize::try_from(length).unwrap_or(0);
+        if length < (BATCH_HEADER_BYTES - BATCH_LENGTH_OFFSET) as i32 || total > records.len() {
+            break;
+        }
+        next = next.max(base_offset + i64::from(last_offset_delta) + 1);
+        records = &records[total..];
+    }
+    next
 }
 
 /// Walks the record batches of one partition's fetched bytes from `position`: counts the records
@@ -302,38 +327,60 @@ pub fn run_consumer(
             shared.insert((plan.topic.clone(), *partition), *offset);
         }
     };
+    // Each leader's next fetch goes out as soon as its answer's batch headers say where to
+    // continue, before its records are walked (as librdkafka and the Java client fetch ahead of
+    // the application); one fetch stays in flight per connection. After an error the consumer
+    // backs off first.
+    let mut to_send: Vec<bool> = vec![true; leaders.len()];
     while !stop.load(Ordering::Relaxed) {
-        for leader in &mut leaders {
-            leader.send_fetch(&topic, &next)?;
+        for (leader, send) in leaders.iter_mut().zip(to_send.iter_mut()) {
+            if std::mem::take(send) {
+                leader.send_fetch(&topic, &next)?;
+            }
         }
         let mut failed = false;
-        for leader in &mut leaders {
+        for (leader, send) in leaders.iter_mut().zip(to_send.iter_mut()) {
             let (response, frame) = leader.read_fetch()?;
+            let mut leader_failed = false;
             if response.error_code != 0 {
                 report_error(&format!("Fetch from {}: error code {}", leader.address, response.error_code));
-                failed = true;
+                leader_failed = true;
             }
             let now = wall_micros();
-            for answer in response.responses.iter().flat_map(|topic| topic.partitions.iter()) {
+            let answers = || response.responses.iter().flat_map(|topic| topic.partitions.iter());
+            let mut positions: Vec<(i32, i64)> = Vec::with_capacity(leader.partitions.len());
+            for answer in answers() {
                 let partition = answer.partition_index;
                 let position = next.get(&partition).copied().unwrap_or(0);
+                positions.push((partition, position));
                 match answer.error_code {
                     0 => {}
                     OFFSET_OUT_OF_RANGE if answer.log_start_offset > position => {
                         next.insert(partition, answer.log_start_offset);
-                        continue;
                     }
                     code => {
                         report_error(&format!("Fetch {}-{partition}: error code {code}", plan.topic));
-                        failed = true;
-                        continue;
+                        leader_failed = true;
                     }
                 }
-                let Some(records) = &answer.records else { continue };
+                if answer.error_code == 0 {
+                    if let Some(records) = &answer.records {
+                        next.insert(partition, next_offset(records, position));
+                    }
+                }
+            }
+            if !leader_failed && !stop.load(Ordering::Relaxed) {
+                leader.send_fetch(&topic, &next)?;
+            } else {
+                *send = true;
+            }
+            for (answer, (partition, position)) in answers().zip(positions) {
+                let Some(records) = answer.records.as_ref().filter(|_| answer.error_code == 0) else { continue };
                 let walked = walk_batches(records, position, now, &mut window)
                     .with_context(|| format!("reading {}-{partition} at offset {position}", plan.topic))?;
-                next.insert(partition, walked.next_offset);
+                debug_assert_eq!(walked.next_offset, next.get(&partition).copied().unwrap_or(0));
             }
+            failed |= leader_failed;
             leader.reclaim(response, frame);
         }
         if published.elapsed() >= PUBLISH_INTERVAL {
@@ -412,6 +459,26 @@ mod tests {
         // Less than a batch header: nothing read, the position stays.
         let walked = walk_batches(&bytes[..30], 0, 10_000, &mut Window::default()).expect("walks");
         assert_eq!(walked, Walked { next_offset: 0, records: 0, value_bytes: 0 });
+    }
+
+    #[test]
+    fn the_next_offset_from_the_headers_is_the_walks() {
+        let first = batch(&[record(7, stamped(1, 100), None), record(8, stamped(2, 100), None)], Compression::None);
+        let second = batch(&[record(9, stamped(3, 10), None)], Compression::None);
+        let mut control = batch(&[record(10, stamped(4, 20), None)], Compression::None);
+        control[22] |= ATTRIBUTE_CONTROL as u8;
+        let bytes = [first.clone(), second.clone(), control.clone()].concat();
+        // Every cut of the bytes (a broker may end a partition's data inside a batch), from
+        // positions before, inside and past the fetched offsets.
+        for end in 0..=bytes.len() {
+            for position in [0, 7, 8, 9, 11] {
+                let walked = walk_batches(&bytes[..end], position, 10, &mut Window::default()).expect("walks");
+                assert_eq!(next_offset(&bytes[..end], position), walked.next_offset, "cut at {end}, from {position}");
+            }
+        }
+        assert_eq!(next_offset(&bytes, 0), 11);
+        assert_eq!(next_offset(&bytes[..first.len() + 1], 0), 9, "a partial second batch waits");
+        assert_eq!(next_offset(&[], 5), 5);
     }
 
     #[test]
