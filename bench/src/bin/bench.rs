@@ -827,9 +827,10 @@ fn real_main() -> anyhow::Result<()> {
     let _ = writeln!(markdown, "# Skua vs Apache Kafka — suite `{suite}` ({commit}, {})\n", facts.date);
     let _ = writeln!(
         markdown,
-        "Same machine ({}, {} cores), same loadgen binary ({}), brokers one after the other; loadgen and broker share the cores.\n",
+        "Same machine ({}, {} cores, TCP congestion control `{}`), same loadgen binary ({}), brokers one after the other; loadgen and broker share the cores.\n",
         facts.cpu,
         facts.cores,
+        facts.tcp_congestion_control,
         match (driver.as_str(), consumer_driver.as_str()) {
             ("native", "native") => "producers (idempotence off) and consumers on the native Kafka-protocol drivers",
             ("native", _) => {
@@ -944,6 +945,7 @@ fn real_main() -> anyhow::Result<()> {
     if let Some(disk) = disk_read_mib_per_s {
         summary.insert("fio sequential read MiB/s".to_string(), Value::from(disk));
     }
+    summary.insert("tcp congestion control".to_string(), Value::from(facts.tcp_congestion_control.clone()));
     std::fs::write(out.join("summary.md"), &markdown)?;
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&Value::Object(summary))?)?;
     println!("{markdown}");
