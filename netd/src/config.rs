@@ -268,6 +268,16 @@ pub fn keys() -> Vec<Key> {
             "largest request frame accepted; larger closes the connection",
         ),
         key(
+            "socket.send.buffer.bytes",
+            crate::limits::SOCKET_SEND_BUFFER_BYTES_DEFAULT,
+            "SO_SNDBUF of client connections; -1: the kernel's autotuning",
+        ),
+        key(
+            "socket.receive.buffer.bytes",
+            crate::limits::SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT,
+            "SO_RCVBUF of the listener and client connections; -1: the kernel's autotuning",
+        ),
+        key(
             "queued.max.requests",
             crate::limits::QUEUED_REQUESTS_DEFAULT,
             "requests being read or waiting for their handler, per broker; at the limit sockets are not read",
@@ -467,6 +477,12 @@ pub struct Config {
     pub retention_check_interval_ms: u64,
     pub message_max_bytes: usize,
     pub socket_request_max_bytes: usize,
+    /// `socket.send.buffer.bytes`: `SO_SNDBUF` of accepted connections; `None` (-1) leaves the
+    /// kernel's autotuning.
+    pub socket_send_buffer_bytes: Option<usize>,
+    /// `socket.receive.buffer.bytes`: `SO_RCVBUF` of the listener and accepted connections;
+    /// `None` (-1) leaves the kernel's autotuning.
+    pub socket_receive_buffer_bytes: Option<usize>,
     pub shard_count: usize,
     pub write_mode: WriteMode,
     /// `skua.log.format`.
@@ -1230,6 +1246,17 @@ impl Config {
         if !(1..=i32::MAX as usize).contains(&socket_request_max_bytes) {
             return Err(invalid("socket.request.max.bytes", format!("must be between 1 and {}", i32::MAX)));
         }
+        let socket_buffer_bytes = |key: &str, default: i64| -> Result<Option<usize>, ConfigError> {
+            match number(values, key, default)? {
+                -1 => Ok(None),
+                bytes if (1..=i64::from(i32::MAX)).contains(&bytes) => Ok(Some(bytes as usize)),
+                _ => Err(invalid(key, "must be positive, or -1 for the kernel's autotuning")),
+            }
+        };
+        let socket_send_buffer_bytes =
+            socket_buffer_bytes("socket.send.buffer.bytes", crate::limits::SOCKET_SEND_BUFFER_BYTES_DEFAULT)?;
+        let socket_receive_buffer_bytes =
+            socket_buffer_bytes("socket.receive.buffer.bytes", crate::limits::SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT)?;
         let queued_request_bytes_max =
             match number(values, "queued.max.request.bytes", crate::limits::QUEUED_REQUEST_BYTES_DEFAULT as i64)? {
                 -1 => u64::MAX,
@@ -1330,6 +1357,8 @@ impl Config {
             )?,
             message_max_bytes,
             socket_request_max_bytes,
+            socket_send_buffer_bytes,
+            socket_receive_buffer_bytes,
             shard_count,
             write_mode,
             log_format,
@@ -1572,6 +1601,12 @@ mod tests {
             "log.message.timestamp.before.max.ms" => config.log.timestamp_before_max_ms.to_string(),
             "log.message.timestamp.after.max.ms" => config.log.timestamp_after_max_ms.to_string(),
             "socket.request.max.bytes" => config.socket_request_max_bytes.to_string(),
+            "socket.send.buffer.bytes" => {
+                config.socket_send_buffer_bytes.map_or("-1".to_string(), |bytes| bytes.to_string())
+            }
+            "socket.receive.buffer.bytes" => {
+                config.socket_receive_buffer_bytes.map_or("-1".to_string(), |bytes| bytes.to_string())
+            }
             "queued.max.requests" => config.queued_requests_max.to_string(),
             "queued.max.request.bytes" => config.queued_request_bytes_max.to_string(),
             "max.connections" => config.connections_max.to_string(),
@@ -1630,7 +1665,7 @@ mod tests {
         }
         // Guards the classification above: were it to see no number, the loop would check nothing.
         // A new key with such a default adds one here and an arm in `shown`.
-        assert_eq!(numbers_and_switches, 53, "keys with a number or true/false as default");
+        assert_eq!(numbers_and_switches, 55, "keys with a number or true/false as default");
     }
     /// The fewest keys a combined (broker and controller) node needs, as in Kafka 4.4.
     const COMBINED_MINIMAL: &[(&str, &str)] = &[
@@ -1884,8 +1919,6 @@ log.retention.check.interval.ms=300000
             "num.recovery.threads.per.data.dir",
             "share.coordinator.state.topic.min.isr",
             "share.coordinator.state.topic.replication.factor",
-            "socket.receive.buffer.bytes",
-            "socket.send.buffer.bytes",
             "transaction.state.log.min.isr",
             "transaction.state.log.replication.factor",
         ];

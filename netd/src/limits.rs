@@ -37,6 +37,21 @@ pub const FRAME_READ_STEP_BYTES: usize = 64 * 1024;
 /// Kafka's `socket.request.max.bytes` default: the largest request frame accepted.
 pub const REQUEST_FRAME_BYTES_DEFAULT: usize = 104_857_600;
 
+/// `socket.send.buffer.bytes` by default: the `SO_SNDBUF` of every accepted connection (the
+/// kernel doubles it for its bookkeeping: 1 MiB); -1 leaves the kernel's autotuning. Kafka's
+/// default is 102400. Measured on loopback (`results/2026-12-05-socket-buffers/`, medians of
+/// four rounds, read-back from memory): autotuned buffers (up to `tcp_wmem`'s 4 MiB) read 2,860
+/// / 3,743 MiB/s with one / four consumers and retransmitted 145 and 734 segments in the two runs counted (loopback
+/// reordering); this size 4,352 / 4,459 with 0–8; Kafka's 102400 cost the single reader a
+/// third (2,080–2,672).
+pub const SOCKET_SEND_BUFFER_BYTES_DEFAULT: i64 = 524_288;
+/// `socket.receive.buffer.bytes` by default: -1, the kernel's autotuning, for the listener and
+/// every accepted connection (a size is set on the listener before `listen`, so that new
+/// connections advertise a window scale that fits it). Kafka's default is 102400; with it the
+/// produce phases of the same runs wrote a median 324 against 333 MiB/s with autotuning (within
+/// the noise), and a fixed window would cap a producer on a long link.
+pub const SOCKET_RECEIVE_BUFFER_BYTES_DEFAULT: i64 = -1;
+
 /// Kafka's `queued.max.requests` default: requests being read or waiting for their handler, per
 /// broker (not those waiting for data or a commit, as Kafka's purgatory is not counted either).
 pub const QUEUED_REQUESTS_DEFAULT: u64 = 500;

@@ -69,12 +69,20 @@ fn write_port_file(path: &std::path::Path, port: u16) -> anyhow::Result<()> {
     std::fs::rename(&partial, path).with_context(|| format!("renaming {} to {}", partial.display(), path.display()))
 }
 
-fn bind_listener(address: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+/// Binds and listens on `address`. `receive_buffer_bytes` (`socket.receive.buffer.bytes`) is set
+/// before `listen`, as Kafka does, so that new connections advertise a window scale that fits it.
+fn bind_listener(
+    address: std::net::SocketAddr,
+    receive_buffer_bytes: Option<usize>,
+) -> anyhow::Result<std::net::TcpListener> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(BIND_RETRY_MS_MAX);
     let mut warned = false;
     loop {
         let socket = socket2::Socket::new(socket2::Domain::for_address(address), socket2::Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
+        if let Some(bytes) = receive_buffer_bytes {
+            socket.set_recv_buffer_size(bytes).context("setting socket.receive.buffer.bytes on the listener")?;
+        }
         match socket.bind(&address.into()) {
             Ok(()) => {
                 socket.listen(1024)?;
@@ -183,7 +191,7 @@ fn main() -> anyhow::Result<()> {
         }
         return stop_controller(controller_node, &quorum_stop);
     }
-    let listener = bind_listener(config.listen_address)?;
+    let listener = bind_listener(config.listen_address, config.socket_receive_buffer_bytes)?;
     let config = config.bound_to(listener.local_addr().context("the listener's address")?);
     let metrics_listener = config.metrics_address.and_then(metrics::bind);
     if let (Some(path), Some(metrics_listener)) = (&cli.metrics_port_file, &metrics_listener) {
@@ -256,7 +264,11 @@ fn main() -> anyhow::Result<()> {
         metrics::start(metrics_listener, endpoint)?;
     }
 
-    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets);
+    let buffers = SocketBuffers {
+        send_bytes: config.socket_send_buffer_bytes,
+        receive_bytes: config.socket_receive_buffer_bytes,
+    };
+    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets, buffers);
     if let (Some(link), Some(cluster)) = (&quorum_link, &config.cluster) {
         // Controlled shutdown: the controller moves leadership away while the shards still serve.
         let timeout_ms = u64::from(cluster.broker_session_timeout_ms);
@@ -313,7 +325,8 @@ fn start_controller(
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
     let listener_config =
         cluster.controller_listener.as_ref().context("the controller role needs a CONTROLLER listener")?;
-    let listener = bind_listener(listener_config.listen_address)?;
+    // The quorum's listener keeps the kernel's buffer sizing: its traffic is small.
+    let listener = bind_listener(listener_config.listen_address, None)?;
     tracing::info!(listen = %listener_config.listen_address, node = config.node_id, "controller starting");
     let node_config = quorum::node::ControllerNodeConfig {
         node: cluster::BrokerId(config.node_id),
@@ -432,6 +445,32 @@ fn out_of_resources(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
+/// The kernel buffer sizes of accepted client connections (`socket.send.buffer.bytes`,
+/// `socket.receive.buffer.bytes`); `None` leaves the kernel's autotuning.
+#[derive(Clone, Copy, Debug)]
+struct SocketBuffers {
+    send_bytes: Option<usize>,
+    receive_bytes: Option<usize>,
+}
+
+impl SocketBuffers {
+    /// Sets the sizes on one accepted connection. A refusal (only a kernel limit can refuse) is
+    /// logged, and the connection is served with the kernel's sizes.
+    fn apply(self, stream: &std::net::TcpStream) {
+        let socket = socket2::SockRef::from(stream);
+        if let Some(bytes) = self.send_bytes {
+            if let Err(error) = socket.set_send_buffer_size(bytes) {
+                tracing::debug!(%error, bytes, "could not set socket.send.buffer.bytes on a connection");
+            }
+        }
+        if let Some(bytes) = self.receive_bytes {
+            if let Err(error) = socket.set_recv_buffer_size(bytes) {
+                tracing::debug!(%error, bytes, "could not set socket.receive.buffer.bytes on a connection");
+            }
+        }
+    }
+}
+
 /// Accepts connections and hands them to the shards round-robin until a signal arrives or a
 /// shard stops on its own (an error, which ends the broker). Out of file descriptors (or another
 /// resource) it backs off (`ACCEPT_BACKOFF_MS_MIN`, doubling up to `ACCEPT_BACKOFF_MS_MAX`) and
@@ -445,6 +484,7 @@ fn accept_until_shutdown(
     threads: &[std::thread::JoinHandle<anyhow::Result<()>>],
     ready: &[Arc<AtomicBool>],
     budgets: &Arc<budget::Budgets>,
+    buffers: SocketBuffers,
 ) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     listener.set_nonblocking(true)?;
@@ -528,6 +568,7 @@ fn accept_until_shutdown(
                     };
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
+                    buffers.apply(&stream);
                     let target = budgets.connections.least_loaded_shard(next % peers.len());
                     slot.serve_on(target);
                     next = next.wrapping_add(1);

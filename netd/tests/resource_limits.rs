@@ -628,3 +628,63 @@ fn announced_frames_that_never_arrive_take_no_budget_from_others() {
     );
     drop(lorises);
 }
+
+/// netd's side of the connection from `client_port` to the broker, as `ss` shows it: the socket's
+/// receive and send buffer sizes (`rb`, `tb` of `skmem`).
+fn broker_socket_buffers(broker: &Broker, client_port: u16) -> (u64, u64) {
+    let output = std::process::Command::new("ss")
+        .args(["-tmnH", "src", &broker.address.to_string(), "dst", &format!("127.0.0.1:{client_port}")])
+        .output()
+        .expect("ss (iproute2) runs");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let field = |name: &str| -> u64 {
+        let start = text.find(&format!(",{name}")).unwrap_or_else(|| panic!("no {name} in {text:?}")) + name.len() + 1;
+        text[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().expect("a number")
+    };
+    (field("rb"), field("tb"))
+}
+
+/// `socket.send.buffer.bytes` and `socket.receive.buffer.bytes` reach the connections the broker
+/// accepts (the kernel doubles what is set, as for Kafka's sockets), Kafka's tools describe them,
+/// and -1 leaves the kernel's autotuning.
+#[test]
+fn socket_buffer_sizes_reach_the_accepted_connections() {
+    let broker = Broker::start(&["socket.send.buffer.bytes=131072", "socket.receive.buffer.bytes=65536"]);
+    let stream = connect_served(broker.address);
+    let port = stream.local_addr().expect("local address").port();
+    assert_eq!(broker_socket_buffers(&broker, port), (131_072, 262_144), "rb = 2 × 65536, tb = 2 × 131072");
+    let (described, said) = configs(&broker, &["--describe", "--all"]);
+    assert!(described, "{said}");
+    for line in ["socket.send.buffer.bytes=131072 ", "socket.receive.buffer.bytes=65536 "] {
+        assert!(said.lines().any(|have| have.trim_start().starts_with(line)), "{line:?} not in:\n{said}");
+    }
+    drop(stream);
+    drop(broker);
+
+    // The kernel's autotuning: the send buffer is sized from the connection (up to `tcp_wmem`'s
+    // maximum), past what Kafka's fixed default (2 × 102400) allows, and a ~4 MB answer arrives.
+    let broker = Broker::start(&["socket.send.buffer.bytes=-1", "socket.receive.buffer.bytes=-1"]);
+    let mut stream = connect_served(broker.address);
+    let port = stream.local_addr().expect("local address").port();
+    assert_eq!(produce_batches(&mut stream, "autotuned", 4, 7), 0, "4 batches of ~1 MB produced");
+    stream.write_all(&fetch_everything("autotuned", 1, 0)).expect("fetch sent");
+    assert!(fetched_record_bytes(&mut stream) >= 4 * MIB - MIB / 2, "the whole answer arrives");
+    let (_, send) = broker_socket_buffers(&broker, port);
+    assert!(send > 2 * 102_400, "autotuned send buffer {send} bytes");
+
+    // Values that cannot be a size are refused at start-up, naming the key.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+    for value in ["0", "-2", "abc"] {
+        let outcome = run_bounded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_netd"))
+                .arg("--override")
+                .arg(format!("socket.send.buffer.bytes={value}"))
+                .arg("--override")
+                .arg(format!("log.dirs={}", dir.path().display())),
+            b"",
+            Duration::from_secs(10),
+        );
+        assert!(!outcome.killed && !outcome.status.success(), "socket.send.buffer.bytes={value} must be refused");
+        assert!(outcome.stderr.contains("socket.send.buffer.bytes"), "{value}: {}", outcome.stderr);
+    }
+}

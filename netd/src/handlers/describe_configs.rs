@@ -82,6 +82,16 @@ fn broker_entries(config: &Config, dynamic: &DynamicBrokerConfigs) -> Vec<Entry>
         ("num.partitions", config.num_partitions.to_string(), ConfigType::Int),
         ("auto.create.topics.enable", config.auto_create_topics.to_string(), ConfigType::Boolean),
         ("socket.request.max.bytes", config.socket_request_max_bytes.to_string(), ConfigType::Int),
+        (
+            "socket.send.buffer.bytes",
+            config.socket_send_buffer_bytes.map_or("-1".to_string(), |bytes| bytes.to_string()),
+            ConfigType::Int,
+        ),
+        (
+            "socket.receive.buffer.bytes",
+            config.socket_receive_buffer_bytes.map_or("-1".to_string(), |bytes| bytes.to_string()),
+            ConfigType::Int,
+        ),
     ];
     let mut entries: Vec<Entry> = fixed
         .into_iter()
