@@ -41,9 +41,9 @@ pub const REQUEST_FRAME_BYTES_DEFAULT: usize = 104_857_600;
 /// kernel doubles it for its bookkeeping: 1 MiB); -1 leaves the kernel's autotuning. Kafka's
 /// default is 102400. Measured on loopback (`results/2026-12-05-socket-buffers/`, medians of
 /// four rounds, read-back from memory): autotuned buffers (up to `tcp_wmem`'s 4 MiB) read 2,860
-/// / 3,743 MiB/s with one / four consumers and retransmitted 145 and 734 segments in the two runs counted (loopback
-/// reordering); this size 4,352 / 4,459 with 0–8; Kafka's 102400 cost the single reader a
-/// third (2,080–2,672).
+/// / 3,743 MiB/s with one / four consumers and retransmitted 145 and 734 segments in the two
+/// runs counted (loopback reordering); this size 4,352 / 4,459 with 0–8; Kafka's 102400 read
+/// 2,080 and 2,672 with one reader (3,436 and 3,741 autotuned).
 pub const SOCKET_SEND_BUFFER_BYTES_DEFAULT: i64 = 524_288;
 /// `socket.receive.buffer.bytes` by default: -1, the kernel's autotuning, for the listener and
 /// every accepted connection (a size is set on the listener before `listen`, so that new
