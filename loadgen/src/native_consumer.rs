@@ -90,53 +90,67 @@ pub struct Walked {
     pub value_bytes: u64,
 }
 
+/// One whole record batch at the front of a partition's fetched bytes.
+struct Batch<'a> {
+    base_offset: i64,
+    /// The offset after the batch's last one.
+    next_offset: i64,
+    /// The whole batch, header included.
+    bytes: &'a [u8],
+}
+
+/// The whole batches of a partition's fetched bytes, in order, from their headers alone. Ends at
+/// a partial batch (a broker may cut the last one short); a header declaring less than a header
+/// is an error, and ends it.
+fn batches(mut records: &[u8]) -> impl Iterator<Item = anyhow::Result<Batch<'_>>> {
+    std::iter::from_fn(move || {
+        if records.len() < BATCH_HEADER_BYTES {
+            return None;
+        }
+        let header = || -> anyhow::Result<(i64, i32, i32)> {
+            Ok((
+                i64::from_be_bytes(array(records, 0)?),
+                i32::from_be_bytes(array(records, 8)?),
+                i32::from_be_bytes(array(records, 23)?),
+            ))
+        };
+        let (base_offset, length, last_offset_delta) = match header() {
+            Ok(header) => header,
+            Err(error) => return Some(Err(error)),
+        };
+        if length < (BATCH_HEADER_BYTES - BATCH_LENGTH_OFFSET) as i32 {
+            records = &[];
+            return Some(Err(anyhow::anyhow!("a record batch at offset {base_offset} declares {length} bytes")));
+        }
+        let total = BATCH_LENGTH_OFFSET + length as usize;
+        if total > records.len() {
+            return None;
+        }
+        let (bytes, rest) = records.split_at(total);
+        records = rest;
+        Some(Ok(Batch { base_offset, next_offset: base_offset + i64::from(last_offset_delta) + 1, bytes }))
+    })
+}
+
 /// Where to fetch next after `records` fetched from `position`, from the batch headers alone (the
 /// same answer as [`walk_batches`], without reading a record): lets the consumer send its next
 /// fetch before it walks the records of this one.
-pub fn next_offset(mut records: &[u8], position: i64) -> i64 {
-    let mut next = position;
-    while records.len() >= BATCH_HEADER_BYTES {
-        let (Ok(base_offset), Ok(length), Ok(last_offset_delta)) = (
-            array(records, 0).map(i64::from_be_bytes),
-            array(records, 8).map(i32::from_be_bytes),
-            array(records, 23).map(i32::from_be_bytes),
-        ) else {
-            break;
-        };
-        let total = BATCH_LENGTH_OFFSET + usize::try_from(length).unwrap_or(0);
-        if length < (BATCH_HEADER_BYTES - BATCH_LENGTH_OFFSET) as i32 || total > records.len() {
-            break;
-        }
-        next = next.max(base_offset + i64::from(last_offset_delta) + 1);
-        records = &records[total..];
-    }
-    next
+pub fn next_offset(records: &[u8], position: i64) -> i64 {
+    batches(records).map_while(Result::ok).fold(position, |next, batch| next.max(batch.next_offset))
 }
 
 /// Walks the record batches of one partition's fetched bytes from `position`: counts the records
 /// at or past it, records each one's end-to-end latency (from the first 8 bytes of its value, µs
 /// since the Unix epoch, against `now_micros`) and returns where to fetch next. A partial batch
 /// at the end (a broker may cut the last one short) is left for the next fetch.
-pub fn walk_batches(mut records: &[u8], position: i64, now_micros: u64, window: &mut Window) -> anyhow::Result<Walked> {
+pub fn walk_batches(records: &[u8], position: i64, now_micros: u64, window: &mut Window) -> anyhow::Result<Walked> {
     let mut walked = Walked { next_offset: position, ..Walked::default() };
-    while records.len() >= BATCH_HEADER_BYTES {
-        let base_offset = i64::from_be_bytes(array(records, 0)?);
-        let length = i32::from_be_bytes(array(records, 8)?);
-        if length < (BATCH_HEADER_BYTES - BATCH_LENGTH_OFFSET) as i32 {
-            bail!("a record batch at offset {base_offset} declares {length} bytes");
-        }
-        let total = BATCH_LENGTH_OFFSET + length as usize;
-        if total > records.len() {
-            break;
-        }
-        let (batch, rest) = records.split_at(total);
-        records = rest;
+    for batch in batches(records) {
+        let Batch { base_offset, next_offset, bytes: batch } = batch?;
         if batch[16] != 2 {
             bail!("a record batch at offset {base_offset} has magic {} (only v2 is read)", batch[16]);
         }
         let attributes = i16::from_be_bytes(array(batch, 21)?);
-        let last_offset_delta = i32::from_be_bytes(array(batch, 23)?);
-        let next = base_offset + i64::from(last_offset_delta) + 1;
         if attributes & ATTRIBUTE_CONTROL == 0 {
             if attributes & ATTRIBUTE_COMPRESSION_MASK != 0 {
                 bail!("a record batch at offset {base_offset} is compressed; use --consumer-driver rdkafka");
@@ -150,7 +164,7 @@ pub fn walk_batches(mut records: &[u8], position: i64, now_micros: u64, window: 
                 &mut walked,
             )?;
         }
-        walked.next_offset = walked.next_offset.max(next);
+        walked.next_offset = walked.next_offset.max(next_offset);
     }
     Ok(walked)
 }
