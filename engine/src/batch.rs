@@ -270,8 +270,9 @@ pub fn validate_all_with_records_within(
 /// Record batches that passed validation (structure, CRC-32C, every record): the only input of
 /// `Shard::append_validated`, so appended bytes are checked exactly once.
 ///
-/// The fields are private: a value exists only through [`ValidatedBatches::validate`] or
-/// [`ValidatedBatches::validate_within`], so holding one is proof that its bytes were checked.
+/// The fields are private: a value exists only through [`ValidatedBatches::validate`],
+/// [`ValidatedBatches::validate_within`] or the codec conversion of one
+/// ([`crate::compression::convert_validated`]), so holding one is proof that its bytes were checked.
 #[derive(Clone, Debug)]
 pub struct ValidatedBatches {
     bytes: bytes::Bytes,
@@ -313,6 +314,12 @@ impl ValidatedBatches {
     /// Total bytes of the batches.
     pub fn size_bytes(&self) -> usize {
         self.bytes.len()
+    }
+
+    /// Batches re-encoded by [`crate::compression::convert_validated`] from batches that passed
+    /// validation: the same records (so the same summaries) under headers checked again.
+    pub(crate) fn converted(bytes: bytes::Bytes, batches: Vec<CheckedBatch>) -> ValidatedBatches {
+        ValidatedBatches { bytes, batches }
     }
 
     /// Wraps bytes and headers without checking them: lets a test show that appending a

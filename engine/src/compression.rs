@@ -7,14 +7,15 @@
 //! frames of independent 64 KiB blocks, as Kafka writes; zstd one frame). The header keeps its
 //! counts, timestamps and producer fields; the codec bits change, the length and CRC are
 //! recomputed. Records are never parsed (the produce path walked them before). Knows nothing of
-//! offsets or files.
+//! offsets or files, nor of threads: [`convert_validated`] is what a broker calls on a thread of
+//! its choosing, so that a slow codec level does not hold the thread that owns the log.
 
 use std::borrow::Cow;
 use std::io::Write;
 
-use crate::batch::{self, BatchHeader, Codec};
+use crate::batch::{self, BatchHeader, CheckedBatch, Codec, ValidatedBatches};
 use crate::config::CompressionType;
-use crate::error::BatchError;
+use crate::error::{BatchError, EngineError};
 use crate::limits::{BATCH_HEADER_BYTES, RECORDS_DECOMPRESSED_BYTES_MAX};
 
 /// The xerial snappy framing: magic, version 1, compatible version 1.
@@ -83,6 +84,53 @@ pub fn convert(
     out[batch::ATTRIBUTES_AT..batch::ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
     batch::reseal_crc(&mut out);
     Ok(Some(out))
+}
+
+/// Whether appending `batches` to a log of codec `target` would re-encode any of them.
+pub fn needs_conversion(batches: &ValidatedBatches, target: CompressionType) -> bool {
+    target.codec().is_some_and(|codec| batches.headers().any(|header| header.codec() != codec))
+}
+
+/// [`convert`] for every batch of `batches`, as a leader's append would do it, but callable on any
+/// thread: a broker runs the (possibly slow) compression away from the thread that owns the log,
+/// then appends the result, which the log stores as it is (its codec is already the log's).
+///
+/// The checks are the append's, in Kafka's order: a batch larger than `batch_bytes_max` as it
+/// arrived, or once converted, is [`EngineError::BatchTooLarge`]. Each converted batch's header is
+/// checked again (layout, CRC); its records are the original's, so their summary is kept. `None`
+/// when no batch changes codec.
+pub fn convert_validated(
+    batches: &ValidatedBatches,
+    target: CompressionType,
+    batch_bytes_max: usize,
+) -> Result<Option<ValidatedBatches>, EngineError> {
+    if !needs_conversion(batches, target) {
+        return Ok(None);
+    }
+    let too_large = |size_bytes: usize| EngineError::BatchTooLarge { size_bytes, limit_bytes: batch_bytes_max };
+    if let Some(header) = batches.headers().find(|header| header.size_bytes > batch_bytes_max) {
+        return Err(too_large(header.size_bytes));
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(batches.size_bytes());
+    let mut checked = Vec::with_capacity(batches.batches().len());
+    let mut at = 0;
+    for original in batches.batches() {
+        let bytes = &batches.bytes()[at..at + original.header.size_bytes];
+        at += original.header.size_bytes;
+        let start = out.len();
+        match convert(bytes, &original.header, target)? {
+            Some(converted) => {
+                if converted.len() > batch_bytes_max {
+                    return Err(too_large(converted.len()));
+                }
+                out.extend_from_slice(&converted);
+            }
+            None => out.extend_from_slice(bytes),
+        }
+        let header = batch::validate_one(&out[start..])?;
+        checked.push(CheckedBatch { header, records: original.records });
+    }
+    Ok(Some(ValidatedBatches::converted(bytes::Bytes::from(out), checked)))
 }
 
 #[cfg(test)]
@@ -169,5 +217,62 @@ mod tests {
             decompress_records(&zstd, &zstd_header, 1000),
             Err(BatchError::DecompressedTooLarge { limit_bytes: 1000 })
         ));
+    }
+
+    /// Converting validated batches gives what the append's own conversion stores: each batch
+    /// converted alone, headers checked again, record summaries kept; a codec already the
+    /// target's is left as it is.
+    #[test]
+    fn validated_batches_convert_as_the_append_would() {
+        let value = vec![b'v'; 20_000];
+        let plain = make_batch(&[(b"a", &value), (b"b", &value)], 5);
+        let zstd = crate::testkit::make_compressed_batch(&[(b"c", &value)], 6, Codec::Zstd);
+        let both: Vec<u8> = [plain.clone(), zstd.clone()].concat();
+        let batches = ValidatedBatches::validate(bytes::Bytes::from(both)).expect("valid");
+        let target = CompressionType::Gzip { level: 9 };
+        assert!(needs_conversion(&batches, target));
+        let converted = convert_validated(&batches, target, 1 << 20).expect("converted").expect("some changed");
+        let mut expected = Vec::new();
+        for original in [&plain, &zstd] {
+            let header = batch::validate_one(original).expect("valid");
+            expected.extend(convert(original, &header, target).expect("gzip").expect("changed"));
+        }
+        assert_eq!(converted.bytes()[..], expected[..]);
+        assert_eq!(converted.batches().len(), 2);
+        for (after, before) in converted.batches().iter().zip(batches.batches()) {
+            assert_eq!(after.header.codec(), Codec::Gzip);
+            assert_eq!(after.records, before.records);
+            assert_eq!(
+                (after.header.records_count, after.header.base_timestamp),
+                (before.header.records_count, before.header.base_timestamp)
+            );
+        }
+        // Stored as they are from then on: nothing is left to convert.
+        assert!(!needs_conversion(&converted, target));
+        assert!(convert_validated(&converted, target, 1 << 20).expect("nothing to do").is_none());
+        assert!(!needs_conversion(&batches, CompressionType::Producer));
+    }
+
+    /// The append's limits, in Kafka's order: a batch too large as it arrived, then one that
+    /// grows past the limit once converted (incompressible bytes framed again).
+    #[test]
+    fn validated_batches_over_the_limit_before_or_after_conversion_are_refused() {
+        let value = vec![b'w'; 50_000];
+        let plain = make_batch(&[(b"k", &value)], 1);
+        let batches = ValidatedBatches::validate(bytes::Bytes::from(plain.clone())).expect("valid");
+        let refused = convert_validated(&batches, CompressionType::Zstd { level: 3 }, plain.len() - 1);
+        assert!(matches!(refused, Err(EngineError::BatchTooLarge { size_bytes, .. }) if size_bytes == plain.len()));
+        let mut noise = vec![0u8; 50_000];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for byte in noise.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *byte = state as u8;
+        }
+        let random = make_batch(&[(b"k", &noise)], 1);
+        let batches = ValidatedBatches::validate(bytes::Bytes::from(random.clone())).expect("valid");
+        let grown = convert_validated(&batches, CompressionType::Gzip { level: 1 }, random.len());
+        assert!(matches!(grown, Err(EngineError::BatchTooLarge { size_bytes, .. }) if size_bytes > random.len()));
     }
 }

@@ -230,6 +230,11 @@ fn main() -> anyhow::Result<()> {
     let (control, control_commands) = futures_channel::mpsc::channel(skua_netd::limits::CONTROL_QUEUE_DEPTH);
     let shutdown = Arc::new(AtomicBool::new(false));
     let mut controller = Some((control_commands, producer_ids));
+    let codec_pool = skua_netd::runtime::codec_pool::CodecPool::start(
+        skua_netd::limits::CODEC_POOL_THREADS,
+        skua_netd::limits::CODEC_QUEUE_BYTES_MAX,
+    )
+    .context("starting the codec threads")?;
     let mut threads = Vec::new();
     let mut ready = Vec::new();
     for (index, inbox) in inboxes.into_iter().enumerate() {
@@ -244,6 +249,7 @@ fn main() -> anyhow::Result<()> {
                 budgets: budgets.clone(),
                 dispatch: handlers::dispatch,
                 quorum: quorum_link.clone(),
+                codec_pool: codec_pool.clone(),
             },
             controller: if index == controller::CONTROLLER_SHARD { controller.take() } else { None },
             ready: Arc::new(AtomicBool::new(false)),

@@ -678,6 +678,128 @@ fn topics_store_batches_in_their_compression_type_and_clients_read_them() {
     }
 }
 
+/// A topic whose `compression.type` is slow to write (zstd at level 22) takes one large
+/// uncompressed batch from librdkafka; while the codec threads convert it, another producer's
+/// records to another topic on the same (only) shard are acknowledged one after another. Then
+/// every record of the slow topic reads back in order. A shard that converted the batch itself
+/// would answer nothing else meanwhile. Also: many small batches pipelined to a converting topic
+/// keep their order (idempotent producer), and acks=0 batches are converted and stored.
+const SLOW_CONVERSION_SCRIPT: &str = r#"
+import random, threading, time
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": bootstrap})
+futures = admin.create_topics([
+    NewTopic("slow-zstd", 1, 1, config={"compression.type": "zstd", "compression.zstd.level": "22",
+                                        "max.message.bytes": str(16 << 20)}),
+    NewTopic("quick", 1, 1),
+    NewTopic("ordered-zstd", 1, 1, config={"compression.type": "zstd", "compression.zstd.level": "22"}),
+    NewTopic("acks0-gzip", 1, 1, config={"compression.type": "gzip"})])
+for future in futures.values():
+    future.result(30)
+rng = random.Random(7)
+words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(3000)]
+expected = [(None, f"{i} ".encode() + " ".join(rng.choice(words) for _ in range(160)).encode()) for i in range(count)]
+def read_all(topic, values):
+    """Every record of partition 0 from offset 0: exactly `values`, in order."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "read-" + topic, "enable.auto.commit": False,
+                         "fetch.max.bytes": 64 << 20, "max.partition.fetch.bytes": 64 << 20})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    got, deadline = [], time.monotonic() + 60
+    while len(got) < len(values) and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 0.5):
+            if message.error():
+                print(topic, "consume error", message.error())
+                deadline = 0
+                break
+            got.append((message.offset(), message.value()))
+    consumer.close()
+    wanted = list(enumerate(values))
+    if got != wanted:
+        print(f"{topic}: read {len(got)} records of {len(wanted)}, first difference at",
+              next((i for i, (a, b) in enumerate(zip(got, wanted)) if a != b), min(len(got), len(wanted))))
+    return got == wanted
+
+quick = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+def quick_one():
+    done = []
+    quick.produce("quick", value=b"q", partition=0, on_delivery=lambda error, message: done.append(error))
+    quick.flush(60)
+    return done == [None]
+assert quick_one(), "the quick topic takes a record"
+slow = Producer({"bootstrap.servers": bootstrap, "acks": "all", "compression.type": "none", "linger.ms": 100,
+                 "batch.size": 16 << 20, "batch.num.messages": 1000000, "message.max.bytes": 20 << 20,
+                 "enable.idempotence": True})
+slow_errors, slow_done = [], threading.Event()
+def slow_delivered(error, message):
+    if error:
+        slow_errors.append(error)
+for key, value in expected:
+    slow.produce("slow-zstd", value=value, partition=0, on_delivery=slow_delivered)
+def flush():
+    slow.flush(300)
+    slow_done.set()
+started = time.monotonic()
+threading.Thread(target=flush).start()
+# Give the batch time to reach the broker (linger), then count quick acknowledgements.
+time.sleep(0.5)
+quick_acked = 0
+while not slow_done.is_set() and quick_acked < 1000:
+    if quick_one():
+        quick_acked += 1
+slow_done.wait(300)
+slow_seconds = time.monotonic() - started
+print(f"slow batch acknowledged after {slow_seconds:.1f} s; {quick_acked} quick records acknowledged meanwhile")
+ok = not slow_errors and read_all("slow-zstd", [value for _, value in expected])
+if slow_errors:
+    print("slow-zstd: delivery errors", slow_errors[:3])
+# Many small batches in flight at once (librdkafka pipelines up to 5 requests): each waits for
+# the codec threads, and they must still be stored in the order sent. Not idempotent: the order
+# stored is the broker's alone (an idempotent producer would be refused a batch out of sequence
+# and send it again).
+small = [(None, f"small-{i}-".encode() + b"s" * (i % 300)) for i in range(2000)]
+ok = produce("ordered-zstd", small, {"linger.ms": 0, "batch.num.messages": 7, "enable.idempotence": False,
+                                      "max.in.flight.requests.per.connection": 5}) and ok
+ok = read_all("ordered-zstd", [value for _, value in small]) and ok
+# acks=0: no answer is waited for, and the converted batches are stored all the same.
+zero = Producer({"bootstrap.servers": bootstrap, "acks": 0, "linger.ms": 0, "batch.num.messages": 10})
+for i in range(300):
+    zero.produce("acks0-gzip", value=f"zero-{i}".encode(), partition=0)
+zero.flush(30)
+ok = read_all("acks0-gzip", [f"zero-{i}".encode() for i in range(300)]) and ok
+print(f"quick-acked {quick_acked} slow-seconds {slow_seconds:.1f}")
+print("slow conversion: ok" if ok else "slow conversion: FAILED")
+"#;
+
+#[test]
+fn a_slow_conversion_leaves_the_shard_to_other_producers() {
+    if std::env::var("SKUA_ORACLE").is_ok() {
+        return; // this test starts clients against netd only
+    }
+    // One shard: the quick topic is served by the shard that owns the slow one.
+    let broker = Broker::start(&["skua.shard.count=1"]);
+    // 6,000 records of ~1.1 KiB: one 6.6 MiB batch, seconds of zstd at level 22.
+    let count = 6000;
+    let output = common::run(
+        std::process::Command::new(common::python())
+            .arg("-c")
+            .arg(format!("{CLIENT_HELPERS}{SLOW_CONVERSION_SCRIPT}"))
+            .arg(broker.bootstrap())
+            .arg(count.to_string()),
+        b"",
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("slow conversion: ok"), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let numbers = stdout.lines().find_map(|line| line.strip_prefix("quick-acked ")).expect("the script's counts");
+    let (quick, slow) = numbers.split_once(" slow-seconds ").expect("two numbers");
+    let quick: u32 = quick.parse().expect("a count");
+    let slow: f64 = slow.parse().expect("seconds");
+    eprintln!("{quick} quick records acknowledged while the slow batch took {slow} s");
+    // The conversion must have been long enough to matter: well past the linger and the 0.5 s
+    // wait, a time in which a shard busy converting would have answered nothing.
+    assert!(slow > 2.0, "the slow batch took only {slow} s: the test shows nothing\n{stdout}");
+    assert!(quick >= 10, "only {quick} quick records were acknowledged in {slow} s\n{stdout}\n{}", broker.log());
+}
+
 /// One Produce request may make a shard decompress at most 64 MiB to check its records, all
 /// partitions together (`PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX`): a request naming one
 /// partition three times, each with a zstd batch of 30 MiB of zeros (a few KiB on the wire), gets

@@ -4,8 +4,8 @@
 //! not compile until someone decides what a client sees for it. Also owns [`TopicError`], the
 //! broker's own error for topic changes: it is raised above this layer (the controller, the topic
 //! handlers), so it is defined here, where its mapping can see it. Knows no runtime, catalog or
-//! handler type. [`SessionError`] (a fetch's refused session fields) is defined here for the
-//! same reason.
+//! handler type. [`SessionError`] (a fetch's refused session fields) and [`ConvertError`] (a
+//! produce conversion off the shard that failed) are defined here for the same reason.
 
 use engine::{BatchError, EngineError};
 use kafka_protocol::ResponseError;
@@ -60,7 +60,26 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
     kind.code()
 }
 
-/// What a client sees for a partition-layer error.
+/// Why a produce's conversion on the codec threads (`runtime::codec_pool`) gave no batches.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The engine refused the batches (too large before or after conversion, a codec's failure).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The pool stopped, or the conversion panicked (a bug of ours): nothing was converted.
+    #[error("the codec pool did not convert the batches")]
+    Lost,
+}
+
+/// What a client sees for a conversion that gave no batches: the engine's answer, or for a
+/// conversion lost on the way Kafka's answer to an unexpected failure.
+pub fn convert_error_code(error: &ConvertError) -> i16 {
+    match error {
+        ConvertError::Engine(error) => engine_error_code(error),
+        ConvertError::Lost => ResponseError::UnknownServerError.code(),
+    }
+}
+
 /// Why a fetch's session fields were refused (the handler answers the Kafka error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SessionError {
@@ -82,6 +101,7 @@ pub fn fetch_session_error_code(error: &SessionError) -> i16 {
     .code()
 }
 
+/// What a client sees for a partition-layer error.
 pub fn replica_error_code(error: &ReplicaError) -> i16 {
     let kind = match error {
         ReplicaError::UnknownPartition => ResponseError::UnknownTopicOrPartition,

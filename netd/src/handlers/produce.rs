@@ -17,10 +17,12 @@
 //! leader and epoch, and the response the endpoints of those leaders (`leader_hints`), as Kafka does.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use engine::batch::ValidatedBatches;
-use engine::EngineError;
+use engine::{compression, CompressionType, EngineError, LogId};
+use futures_channel::oneshot;
 use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
@@ -36,6 +38,7 @@ use crate::codec::produce_policy::{self, TimestampBounds};
 use crate::runtime::context::ShardContext;
 use crate::runtime::controller;
 use crate::runtime::state::ShardState;
+use crate::runtime::turns::Ticket;
 
 /// Produce versions below this were removed by KIP-896 and are rejected.
 pub const PRODUCE_VERSION_MIN_ACCEPTED: i16 = 3;
@@ -82,24 +85,29 @@ fn blank(partition: i32) -> PartitionProduceResponse {
     result
 }
 
-/// Appends one partition's batches on its owning shard: Kafka's produce rules here, then the
-/// partition layer (leadership, idempotent producers' sequences, the append itself). `Ok` carries
-/// the acknowledgement to wait for (none for acks=0).
-fn append_partition(
+/// One partition's batches that passed every check on their owning shard, ready to append.
+struct Checked {
+    batches: ValidatedBatches,
+    log_append_time: bool,
+    /// The topic's codec and `max.message.bytes` when some batch must be converted to it.
+    conversion: Option<(CompressionType, usize)>,
+}
+
+/// Checks one partition's batches on its owning shard: Kafka's produce rules, leadership, the
+/// one validation of the bytes (structure, CRC, every record; the engine trusts it) and the
+/// timestamp bounds; says whether the batches need the codec threads.
+fn check_partition(
     state: &mut ShardState,
     item: &Item,
     version: i16,
-    acks: Acks,
-    result: &mut PartitionProduceResponse,
     decompressed_bytes_left: &mut usize,
-) -> Result<Option<Ack>, i16> {
+) -> Result<(LogId, Checked), i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
     let (id, _) =
         state.leader_replica(&item.topic, item.partition, -1).map_err(|error| errors::replica_error_code(&error))?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
     let log_config = state.partitions.log_config(id).map_err(|error| errors::replica_error_code(&error))?;
-    // The one validation of these bytes (structure, CRC, every record); the engine trusts it.
     let batches = ValidatedBatches::validate_within(
         records.clone(),
         decompressed_bytes_left,
@@ -120,19 +128,108 @@ fn append_partition(
         };
         produce_policy::check_batch(checked, now, bounds).map_err(refused)?;
     }
+    // A batch over the limit as it arrived is left to the append, which refuses it as Kafka does.
+    let conversion = match log_config.batch_bytes_max {
+        Some(limit)
+            if compression::needs_conversion(&batches, log_config.compression)
+                && batches.headers().all(|header| header.size_bytes <= limit) =>
+        {
+            Some((log_config.compression, limit))
+        }
+        _ => None,
+    };
+    Ok((id, Checked { batches, log_append_time, conversion }))
+}
+
+/// Appends checked batches through the partition layer (leadership, idempotent producers'
+/// sequences, the append itself). `Ok` carries the acknowledgement to wait for (none for acks=0).
+fn append_checked(
+    state: &mut ShardState,
+    item: &Item,
+    id: LogId,
+    checked: &Checked,
+    acks: Acks,
+    result: &mut PartitionProduceResponse,
+) -> Result<Option<Ack>, i16> {
+    let now = now_ms();
     let appended =
-        state.partitions.append(id, &batches, acks, now).map_err(|error| errors::replica_error_code(&error))?;
-    if log_append_time {
+        state.partitions.append(id, &checked.batches, acks, now).map_err(|error| errors::replica_error_code(&error))?;
+    if checked.log_append_time {
         result.log_append_time_ms = now;
     }
     result.base_offset = appended.base_offset.0 as i64;
     result.log_start_offset = appended.log_start_offset.0 as i64;
-    let messages: u64 = batches.batches().iter().map(|batch| u64::from(batch.header.records_count)).sum();
-    state.metrics.produced(&item.topic, records.len() as u64, messages);
+    let messages: u64 = checked.batches.batches().iter().map(|batch| u64::from(batch.header.records_count)).sum();
+    let received_bytes = item.records.as_ref().map_or(0, Bytes::len) as u64;
+    state.metrics.produced(&item.topic, received_bytes, messages);
     Ok(appended.ack)
 }
 
+/// Fills `result` with a refusal.
+fn refuse(result: &mut PartitionProduceResponse, code: i16) {
+    result.error_code = code;
+    result.base_offset = -1;
+    result.log_start_offset = -1;
+}
+
+/// What one partition of a shard's share is answered from.
+enum Outcome {
+    /// Answered already; the acknowledgement to wait for, if any.
+    Now(Option<Ack>),
+    /// Its batches wait for the codec threads (or for earlier appends that do): the answer
+    /// comes from the task that appends them.
+    Later(oneshot::Receiver<(PartitionProduceResponse, Option<Ack>, Instant)>),
+}
+
+/// Converts `checked`'s batches on the codec threads (if they need it), then appends them when
+/// `ticket`'s turn comes, and sends the answer. Runs as a task of its own: a request answered
+/// with nothing (acks=0) still appends.
+async fn convert_then_append(
+    shard: Rc<ShardContext>,
+    item: Item,
+    mut checked: Checked,
+    ticket: Ticket<LogId>,
+    acks: Acks,
+    reply: oneshot::Sender<(PartitionProduceResponse, Option<Ack>, Instant)>,
+) {
+    let mut result = blank(item.partition);
+    let converted = match checked.conversion {
+        Some((target, limit)) => shard.codec_pool.convert(checked.batches.clone(), target, limit).await,
+        None => Ok(None),
+    };
+    ticket.wait().await;
+    let outcome = match converted {
+        Err(error) => Err(errors::convert_error_code(&error)),
+        Ok(converted) => {
+            if let Some(converted) = converted {
+                checked.batches = converted;
+            }
+            let mut state = shard.state.borrow_mut();
+            // Leadership may have moved while the batches were converted: look again.
+            let appended = match state.leader_replica(&item.topic, item.partition, -1) {
+                Ok((id, _)) => append_checked(&mut state, &item, id, &checked, acks, &mut result),
+                Err(error) => Err(errors::replica_error_code(&error)),
+            };
+            state.start_commits();
+            appended
+        }
+    };
+    // The next append of this partition may go.
+    drop(ticket);
+    let ack = match outcome {
+        Ok(ack) => ack,
+        Err(code) => {
+            refuse(&mut result, code);
+            None
+        }
+    };
+    let _ = reply.send((result, ack, Instant::now()));
+}
+
 /// Runs on the owning shard: appends every item now, answers when the acknowledgements come.
+/// Batches that a topic's `compression.type` converts go to the codec threads first, and every
+/// later append of their partition waits its turn behind them (`ShardContext::produce_turns`),
+/// so a partition's appends keep the order they arrived in.
 fn produce_on_shard(
     shard: &Rc<ShardContext>,
     items: Vec<Item>,
@@ -140,25 +237,38 @@ fn produce_on_shard(
     version: i16,
 ) -> LocalBoxFuture<'static, Vec<Answer>> {
     let mut answers: Vec<Answer> = Vec::with_capacity(items.len());
-    let mut waiting: Vec<(usize, Ack)> = Vec::new();
-    let appended_at = std::time::Instant::now();
+    let mut outcomes: Vec<Outcome> = Vec::with_capacity(items.len());
+    let appended_at = Instant::now();
     {
         let mut state = shard.state.borrow_mut();
         // What this shard's share of the request may decompress to be checked, all partitions
         // together (a request naming one partition many times gets no more).
         let mut decompressed_bytes_left = crate::limits::PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX;
-        for item in &items {
+        for item in items {
+            let (topic_index, partition_index) = (item.topic_index, item.partition_index);
             let mut result = blank(item.partition);
-            match append_partition(&mut state, item, version, acks, &mut result, &mut decompressed_bytes_left) {
-                Ok(Some(ack)) => waiting.push((answers.len(), ack)),
-                Ok(None) => {}
+            let outcome = match check_partition(&mut state, &item, version, &mut decompressed_bytes_left) {
                 Err(code) => {
-                    result.error_code = code;
-                    result.base_offset = -1;
-                    result.log_start_offset = -1;
+                    refuse(&mut result, code);
+                    Outcome::Now(None)
                 }
-            }
-            answers.push((item.topic_index, item.partition_index, result));
+                Ok((id, checked)) if checked.conversion.is_some() || shard.produce_turns.busy(&id) => {
+                    let ticket = shard.produce_turns.take(id);
+                    let (reply, answer) = oneshot::channel();
+                    let task = convert_then_append(shard.clone(), item, checked, ticket, acks, reply);
+                    compio::runtime::spawn(task).detach();
+                    Outcome::Later(answer)
+                }
+                Ok((id, checked)) => match append_checked(&mut state, &item, id, &checked, acks, &mut result) {
+                    Ok(ack) => Outcome::Now(ack),
+                    Err(code) => {
+                        refuse(&mut result, code);
+                        Outcome::Now(None)
+                    }
+                },
+            };
+            answers.push((topic_index, partition_index, result));
+            outcomes.push(outcome);
         }
         // To the disk in this turn: waiting for the committer task to be polled cost a mean
         // 0.13 ms per commit in the read-back suite's produce phase.
@@ -166,12 +276,26 @@ fn produce_on_shard(
     }
     let metrics = shard.metrics.clone();
     Box::pin(async move {
-        for (answer, ack) in waiting {
+        for (answer, outcome) in answers.iter_mut().zip(outcomes) {
+            let (ack, since) = match outcome {
+                Outcome::Now(ack) => (ack, appended_at),
+                Outcome::Later(later) => match later.await {
+                    Ok((result, ack, at)) => {
+                        answer.2 = result;
+                        (ack, at)
+                    }
+                    Err(_) => {
+                        refuse(&mut answer.2, ResponseError::UnknownServerError.code());
+                        (None, appended_at)
+                    }
+                },
+            };
+            let Some(ack) = ack else { continue };
             match ack.await {
-                Ok(_) => metrics.acknowledged(appended_at.elapsed()),
+                Ok(_) => metrics.acknowledged(since.elapsed()),
                 Err(error) => {
-                    answers[answer].2.error_code = errors::replica_error_code(&error);
-                    answers[answer].2.base_offset = -1;
+                    answer.2.error_code = errors::replica_error_code(&error);
+                    answer.2.base_offset = -1;
                 }
             }
         }

@@ -26,10 +26,12 @@ use crate::config::Config;
 use crate::metrics::ShardMetrics;
 use crate::published::Cached;
 use crate::quorum::link::QuorumLink;
+use crate::runtime::codec_pool::CodecPool;
 use crate::runtime::connection::Dispatch;
 use crate::runtime::controller::ControlCommand;
 use crate::runtime::fetch_sessions::FetchSessions;
 use crate::runtime::state::ShardState;
+use crate::runtime::turns::Turns;
 
 /// Work sent to a shard: runs on that shard's thread with its context.
 pub type Job = Box<dyn FnOnce(&Rc<ShardContext>) + Send>;
@@ -59,6 +61,10 @@ pub struct ShardContext {
     pub metrics: Rc<ShardMetrics>,
     /// The incremental fetch sessions this shard's connections opened (KIP-227).
     pub fetch_sessions: RefCell<FetchSessions>,
+    /// The broker's codec threads: produce conversions run there, not on this thread.
+    pub codec_pool: Arc<CodecPool>,
+    /// The order of each partition's appends while some of them wait for the codec pool.
+    pub produce_turns: Turns<engine::LogId>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -81,6 +87,8 @@ pub struct Links {
     pub dispatch: Dispatch,
     /// In a cluster (`process.roles` with broker): the link to the metadata quorum.
     pub quorum: Option<Arc<QuorumLink>>,
+    /// The broker's codec threads (produce conversions to a topic's `compression.type`).
+    pub codec_pool: Arc<CodecPool>,
 }
 
 impl std::fmt::Debug for Links {
@@ -91,7 +99,7 @@ impl std::fmt::Debug for Links {
 
 impl ShardContext {
     pub fn new(index: usize, config: Config, state: Rc<RefCell<ShardState>>, links: Links) -> ShardContext {
-        let Links { peers, catalog: shared_catalog, control, budgets, dispatch, quorum } = links;
+        let Links { peers, catalog: shared_catalog, control, budgets, dispatch, quorum, codec_pool } = links;
         let cached_catalog = Cached::new(&shared_catalog);
         let cached_image = quorum.as_ref().map(|link| Cached::new(link.published_image()));
         let metrics = state.borrow().metrics.clone();
@@ -112,6 +120,8 @@ impl ShardContext {
             quorum,
             metrics,
             fetch_sessions,
+            codec_pool,
+            produce_turns: Turns::default(),
         }
     }
 

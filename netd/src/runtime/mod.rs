@@ -21,6 +21,7 @@
 //! - [`metrics`] — the metrics endpoint: its HTTP thread, and scrapes of every shard's counts.
 
 pub mod budget;
+pub mod codec_pool;
 pub mod committer;
 pub mod connection;
 pub mod context;
@@ -35,3 +36,4 @@ pub mod replication_quota;
 pub mod shard;
 pub mod state;
 pub mod ticker;
+pub mod turns;
