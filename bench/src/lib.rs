@@ -25,6 +25,26 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// `GET /metrics` from a netd's metrics endpoint at `address` (each step bounded by `timeout`):
+/// the exposition text, or an error for anything but a 200 answer.
+pub fn scrape_metrics(address: std::net::SocketAddr, timeout: std::time::Duration) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let Some((head, body)) = response.split_once("\r\n\r\n") else {
+        return Err(std::io::Error::other(format!("{address} answered no HTTP response")));
+    };
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        return Err(std::io::Error::other(format!("{address} answered {status:?}")));
+    }
+    Ok(body.to_string())
+}
+
 /// Facts about this run: commit, date, kernel, CPU, load.
 #[derive(Debug)]
 pub struct RunFacts {
@@ -114,6 +134,36 @@ mod tests {
         assert_eq!(percentile(&samples, 0.99), 10.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
         assert_eq!(json_string("a\"b\n"), "\"a\\\"b\\n\"");
+    }
+
+    /// Serves one connection with `answer`, returning the request it read.
+    fn answer_once(answer: &'static str) -> (std::net::SocketAddr, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let mut request = [0u8; 1024];
+            let read = stream.read(&mut request).expect("read");
+            stream.write_all(answer.as_bytes()).expect("write");
+            String::from_utf8_lossy(&request[..read]).into_owned()
+        });
+        (address, server)
+    }
+
+    #[test]
+    fn a_scrape_returns_the_body_of_a_200_and_refuses_anything_else() {
+        let timeout = std::time::Duration::from_secs(5);
+        let body = "# TYPE skua_up gauge\nskua_up 1\n";
+        let ok: &'static str =
+            Box::leak(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_boxed_str());
+        let (address, server) = answer_once(ok);
+        assert_eq!(scrape_metrics(address, timeout).expect("scraped"), body);
+        assert!(server.join().expect("server").starts_with("GET /metrics HTTP/1.0\r\n"));
+        let (address, server) = answer_once("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        let refused = scrape_metrics(address, timeout).expect_err("a 404 is no scrape");
+        assert!(refused.to_string().contains("404"), "{refused}");
+        server.join().expect("server");
     }
 
     #[test]

@@ -64,7 +64,8 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
 Environment: NETD, the netd binary to run (default target/release/netd; an older build for a
 before/after comparison).
 
-Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), summary.md, summary.json and
+Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), for a one-node Skua its metrics
+at the end of the run (<suite>-<broker>.metrics.prom), summary.md, summary.json and
 <suite>-{throughput,publish-latency,e2e-latency,lag}.svg. Loopback only; every run is bounded.";
 
 /// Every broker kind `--brokers` takes.
@@ -83,6 +84,11 @@ const BROKER_KINDS: &[&str] = &[
 /// socket from 127.0.0.1:49292 sat in TIME_WAIT, which blocks a bind for 60 s.
 const SKUA_PORT: u16 = 29292;
 const KAFKA_PORT: u16 = 29192;
+/// netd's metrics endpoint in a one-node run (not its default 9644, which a broker started by
+/// hand may hold); scraped once at the end of each run into `<run>-<broker>.metrics.prom`.
+const SKUA_METRICS_PORT: u16 = 29644;
+/// Bound on the end-of-run metrics scrape.
+const METRICS_SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Broker start-up bound.
 const START_WAIT_SECONDS: u64 = 90;
 /// Tries at starting netd before a run gives up.
@@ -375,6 +381,7 @@ fn start_skua(workspace: &Path, kind: &'static str, overrides: &[&str]) -> anyho
         .args(["--override", &format!("listeners=PLAINTEXT://127.0.0.1:{SKUA_PORT}")])
         .args(["--override", &format!("log.dirs={}", dir.display())])
         .args(["--override", "group.initial.rebalance.delay.ms=0"])
+        .args(["--override", &format!("skua.metrics.listener=http://127.0.0.1:{SKUA_METRICS_PORT}")])
         .args(overrides.iter().flat_map(|setting| ["--override", setting]))
         // The readiness line is logged at info: an inherited RUST_LOG must not hide it.
         .env("RUST_LOG", "info")
@@ -817,6 +824,17 @@ fn real_main() -> anyhow::Result<()> {
             let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
             let output = out.join(format!("{}-{}.json", run.name, broker_kind));
             let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
+            if broker.child.is_some() && broker.kind.starts_with("skua") {
+                // netd's own counters of the run (requests, commit waits, fsyncs, file reads):
+                // what a surprising number is checked against afterwards.
+                let path = out.join(format!("{}-{}.metrics.prom", run.name, broker_kind));
+                let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_METRICS_PORT));
+                if let Err(error) = skua_bench::scrape_metrics(address, METRICS_SCRAPE_TIMEOUT)
+                    .and_then(|text| std::fs::write(&path, text))
+                {
+                    eprintln!("bench: netd's metrics after {}: {error:#}", run.name);
+                }
+            }
             stop_broker(broker, &workspace);
             let (value, usage, _) = outcome?;
             results.entry(run.name).or_default().insert(broker_kind, (value, usage));
