@@ -512,6 +512,20 @@ def read(topic, expected):
     return True
 "#;
 
+/// Runs `script` after [`CLIENT_HELPERS`] with the broker's address and `count`: its stdout and
+/// stderr.
+fn run_client_script(script: &str, broker: &Broker, count: usize) -> (String, String) {
+    let output = common::run(
+        std::process::Command::new(common::python())
+            .arg("-c")
+            .arg(format!("{CLIENT_HELPERS}{script}"))
+            .arg(broker.bootstrap())
+            .arg(count.to_string()),
+        b"",
+    );
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// Every codec produced by librdkafka, and the Java producer's topics, read back.
 const CLIENTS_SCRIPT: &str = r#"
 codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -561,16 +575,8 @@ fn real_clients_produce_every_codec_and_read_it_back() {
             lines.as_bytes(),
         );
     }
-    let output = common::run(
-        std::process::Command::new(common::python())
-            .arg("-c")
-            .arg(format!("{CLIENT_HELPERS}{CLIENTS_SCRIPT}"))
-            .arg(broker.bootstrap())
-            .arg(count.to_string()),
-        b"",
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("clients: ok"), "{stdout}\n{}", broker.log());
+    let (stdout, stderr) = run_client_script(CLIENTS_SCRIPT, &broker, count);
+    assert!(stdout.contains("clients: ok"), "{stdout}\n{stderr}\n{}", broker.log());
 }
 
 /// A topic per codec Skua converts to (`compression.type`), each written by librdkafka with
@@ -603,16 +609,8 @@ fn topics_store_batches_in_their_compression_type_and_clients_read_them() {
     }
     let broker = Broker::start(&[]);
     let count = 400;
-    let output = common::run(
-        std::process::Command::new(common::python())
-            .arg("-c")
-            .arg(format!("{CLIENT_HELPERS}{CONVERSION_SCRIPT}"))
-            .arg(broker.bootstrap())
-            .arg(count.to_string()),
-        b"",
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("conversion: ok"), "{stdout}\n{}", broker.log());
+    let (stdout, stderr) = run_client_script(CONVERSION_SCRIPT, &broker, count);
+    assert!(stdout.contains("conversion: ok"), "{stdout}\n{stderr}\n{}", broker.log());
     let classpath = format!("{}/*", common::kafka_libs().display());
     let mut client = Client::connect(broker.address);
     for (target, codec) in [
@@ -779,16 +777,8 @@ fn a_slow_conversion_leaves_the_shard_to_other_producers() {
     let broker = Broker::start(&["skua.shard.count=1"]);
     // 6,000 records of ~1.1 KiB: one 6.6 MiB batch, seconds of zstd at level 22.
     let count = 6000;
-    let output = common::run(
-        std::process::Command::new(common::python())
-            .arg("-c")
-            .arg(format!("{CLIENT_HELPERS}{SLOW_CONVERSION_SCRIPT}"))
-            .arg(broker.bootstrap())
-            .arg(count.to_string()),
-        b"",
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("slow conversion: ok"), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let (stdout, stderr) = run_client_script(SLOW_CONVERSION_SCRIPT, &broker, count);
+    assert!(stdout.contains("slow conversion: ok"), "{stdout}\n{stderr}");
     let numbers = stdout.lines().find_map(|line| line.strip_prefix("quick-acked ")).expect("the script's counts");
     let (quick, slow) = numbers.split_once(" slow-seconds ").expect("two numbers");
     let quick: u32 = quick.parse().expect("a count");
