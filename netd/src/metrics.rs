@@ -134,6 +134,9 @@ pub struct ShardMetrics {
     /// From an append to its acknowledgement (the group commit's write and fdatasync; with
     /// acks=all also the followers'), per produced partition.
     commit_wait: RefCell<LatencyHistogram>,
+    /// From handing a produced partition's batches to the codec threads to their return (the
+    /// queue's wait and the conversion), per converted partition.
+    conversion: RefCell<LatencyHistogram>,
 }
 
 impl Default for ShardMetrics {
@@ -142,6 +145,7 @@ impl Default for ShardMetrics {
             topics: RefCell::new(HashMap::new()),
             requests: RefCell::new(vec![ApiCounters::default(); API_KEY_SLOTS]),
             commit_wait: RefCell::new(LatencyHistogram::default()),
+            conversion: RefCell::new(LatencyHistogram::default()),
         }
     }
 }
@@ -178,6 +182,12 @@ impl ShardMetrics {
         self.commit_wait.borrow_mut().observe(elapsed);
     }
 
+    /// A produced partition's batches came back from the codec threads `elapsed` after they were
+    /// handed over.
+    pub fn converted(&self, elapsed: Duration) {
+        self.conversion.borrow_mut().observe(elapsed);
+    }
+
     /// A request of API `api_key` was answered (or needed no answer) `elapsed` after it was read.
     pub fn answered(&self, api_key: i16, elapsed: Duration) {
         self.requests.borrow_mut()[api_slot(api_key)].latency.observe(elapsed);
@@ -205,6 +215,7 @@ impl ShardMetrics {
             topics: self.topics.borrow().iter().map(|(topic, counters)| (topic.clone(), *counters)).collect(),
             requests,
             commit_wait: *self.commit_wait.borrow(),
+            conversion: *self.conversion.borrow(),
             ..ShardSnapshot::default()
         }
     }
@@ -264,6 +275,7 @@ pub struct ShardSnapshot {
     pub topics: Vec<(String, TopicCounters)>,
     pub requests: Vec<(i16, ApiCounters)>,
     pub commit_wait: LatencyHistogram,
+    pub conversion: LatencyHistogram,
     /// The shard's replicas: topics' partitions and `__consumer_offsets` partitions.
     pub partitions: Vec<PartitionSnapshot>,
     pub group_offsets: Vec<GroupOffset>,
@@ -307,6 +319,7 @@ struct Merged {
     topics: BTreeMap<String, TopicCounters>,
     requests: BTreeMap<i16, ApiCounters>,
     commit_wait: LatencyHistogram,
+    conversion: LatencyHistogram,
     partitions: Vec<PartitionSnapshot>,
     group_offsets: Vec<GroupOffset>,
     replication: ReplicationSnapshot,
@@ -335,6 +348,7 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
             merged.requests.entry(*api_key).or_default().add(counters);
         }
         merged.commit_wait.add(&shard.commit_wait);
+        merged.conversion.add(&shard.conversion);
         merged.fetch_sessions += shard.fetch_sessions;
         merged.fetch_session_partitions += shard.fetch_session_partitions;
         merged.pooled_write_bytes += shard.pooled_write_bytes;
@@ -478,6 +492,23 @@ impl Collector for Merged {
                 MetricType::Histogram,
             )?;
             let histogram = &self.commit_wait;
+            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                histogram.sum_us as f64 / 1e6,
+                histogram.count(),
+                &histogram.buckets_seconds(),
+                None,
+            )?;
+        }
+        {
+            let mut metric = encoder.encode_descriptor(
+                "skua_produce_conversion_seconds",
+                "Time from handing a produced partition's batches to the codec threads (a topic whose \
+                 compression.type converts them) to their return: the queue's wait and the conversion, off the \
+                 shard.",
+                None,
+                MetricType::Histogram,
+            )?;
+            let histogram = &self.conversion;
             metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
                 histogram.sum_us as f64 / 1e6,
                 histogram.count(),

@@ -784,6 +784,20 @@ fn a_slow_conversion_leaves_the_shard_to_other_producers() {
     let quick: u32 = quick.parse().expect("a count");
     let slow: f64 = slow.parse().expect("seconds");
     eprintln!("{quick} quick records acknowledged while the slow batch took {slow} s");
+    // Every converted partition is timed: the slow batch, the small batches, the acks=0 ones.
+    let metrics = common::scrape_metrics(broker.metrics_address().expect("the metrics endpoint is on"));
+    let conversions: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("skua_produce_conversion_seconds_count "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("skua_produce_conversion_seconds_count");
+    assert!(conversions >= 3, "{conversions} conversions timed");
+    let slowest_under_one_second: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("skua_produce_conversion_seconds_bucket{le=\"1\"} "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("the 1 s bucket");
+    assert!(slowest_under_one_second < conversions, "the slow batch's conversion took over a second");
     // The conversion must have been long enough to matter: well past the linger and the 0.5 s
     // wait, a time in which a shard busy converting would have answered nothing.
     assert!(slow > 2.0, "the slow batch took only {slow} s: the test shows nothing\n{stdout}");

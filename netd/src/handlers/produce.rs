@@ -194,7 +194,12 @@ async fn convert_then_append(
 ) {
     let mut result = blank(item.partition);
     let converted = match checked.conversion {
-        Some((target, limit)) => shard.codec_pool.convert(checked.batches.clone(), target, limit).await,
+        Some((target, limit)) => {
+            let handed_at = Instant::now();
+            let converted = shard.codec_pool.convert(checked.batches.clone(), target, limit).await;
+            shard.metrics.converted(handed_at.elapsed());
+            converted
+        }
         None => Ok(None),
     };
     ticket.wait().await;
