@@ -382,6 +382,22 @@ fn io_buckets_seconds(histogram: &IoLatencyHistogram) -> Vec<(f64, u64)> {
         .collect()
 }
 
+/// Writes one histogram without labels from a [`LatencyHistogram`] (microseconds, fixed buckets).
+fn latency_histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    histogram: &LatencyHistogram,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        histogram.sum_us as f64 / 1e6,
+        histogram.count(),
+        &histogram.buckets_seconds(),
+        None,
+    )
+}
+
 /// Writes one family of engine histograms, one per label set.
 fn io_histograms<'a>(
     encoder: &mut DescriptorEncoder,
@@ -483,39 +499,21 @@ impl Collector for Merged {
                 )?;
             }
         }
-        {
-            let mut metric = encoder.encode_descriptor(
-                "skua_produce_commit_wait_seconds",
-                "Time from a produced partition's append to its acknowledgement: the group commit's write and \
-                 fdatasync (with acks=all also the followers'), per partition of acks=1 and acks=all requests.",
-                None,
-                MetricType::Histogram,
-            )?;
-            let histogram = &self.commit_wait;
-            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                histogram.sum_us as f64 / 1e6,
-                histogram.count(),
-                &histogram.buckets_seconds(),
-                None,
-            )?;
-        }
-        {
-            let mut metric = encoder.encode_descriptor(
-                "skua_produce_conversion_seconds",
-                "Time from handing a produced partition's batches to the codec threads (a topic whose \
-                 compression.type converts them) to their return: the queue's wait and the conversion, off the \
-                 shard.",
-                None,
-                MetricType::Histogram,
-            )?;
-            let histogram = &self.conversion;
-            metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                histogram.sum_us as f64 / 1e6,
-                histogram.count(),
-                &histogram.buckets_seconds(),
-                None,
-            )?;
-        }
+        latency_histogram(
+            &mut encoder,
+            "skua_produce_commit_wait_seconds",
+            "Time from a produced partition's append to its acknowledgement: the group commit's write and \
+             fdatasync (with acks=all also the followers'), per partition of acks=1 and acks=all requests.",
+            &self.commit_wait,
+        )?;
+        latency_histogram(
+            &mut encoder,
+            "skua_produce_conversion_seconds",
+            "Time from handing a produced partition's batches to the codec threads (a topic whose \
+             compression.type converts them) to their return: the queue's wait and the conversion, off the \
+             shard.",
+            &self.conversion,
+        )?;
         io_histograms(
             &mut encoder,
             "skua_io_latency_seconds",
