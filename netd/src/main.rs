@@ -270,11 +270,14 @@ fn main() -> anyhow::Result<()> {
         metrics::start(metrics_listener, endpoint)?;
     }
 
-    let buffers = SocketBuffers {
-        send_bytes: config.socket_send_buffer_bytes,
-        receive_bytes: config.socket_receive_buffer_bytes,
-    };
-    let result = accept_until_shutdown(&listener, &mut peers.clone(), &threads, &ready, &budgets, buffers);
+    let result = accept_until_shutdown(
+        &listener,
+        &mut peers.clone(),
+        &threads,
+        &ready,
+        &budgets,
+        config.socket_send_buffer_bytes,
+    );
     if let (Some(link), Some(cluster)) = (&quorum_link, &config.cluster) {
         // Controlled shutdown: the controller moves leadership away while the shards still serve.
         let timeout_ms = u64::from(cluster.broker_session_timeout_ms);
@@ -451,28 +454,14 @@ fn out_of_resources(error: &std::io::Error) -> bool {
     matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
 }
 
-/// The kernel buffer sizes of accepted client connections (`socket.send.buffer.bytes`,
-/// `socket.receive.buffer.bytes`); `None` leaves the kernel's autotuning.
-#[derive(Clone, Copy, Debug)]
-struct SocketBuffers {
-    send_bytes: Option<usize>,
-    receive_bytes: Option<usize>,
-}
-
-impl SocketBuffers {
-    /// Sets the sizes on one accepted connection. A refusal (only a kernel limit can refuse) is
-    /// logged, and the connection is served with the kernel's sizes.
-    fn apply(self, stream: &std::net::TcpStream) {
-        let socket = socket2::SockRef::from(stream);
-        if let Some(bytes) = self.send_bytes {
-            if let Err(error) = socket.set_send_buffer_size(bytes) {
-                tracing::debug!(%error, bytes, "could not set socket.send.buffer.bytes on a connection");
-            }
-        }
-        if let Some(bytes) = self.receive_bytes {
-            if let Err(error) = socket.set_recv_buffer_size(bytes) {
-                tracing::debug!(%error, bytes, "could not set socket.receive.buffer.bytes on a connection");
-            }
+/// Sets `socket.send.buffer.bytes` on one accepted connection (`None`: the kernel's autotuning),
+/// as Kafka's acceptor does. Its receive size needs no call: an accepted socket inherits the
+/// listener's (`bind_listener`). A refusal (only a kernel limit can refuse) is logged, and the
+/// connection is served with the kernel's size.
+fn set_send_buffer(stream: &std::net::TcpStream, send_bytes: Option<usize>) {
+    if let Some(bytes) = send_bytes {
+        if let Err(error) = socket2::SockRef::from(stream).set_send_buffer_size(bytes) {
+            tracing::debug!(%error, bytes, "could not set socket.send.buffer.bytes on a connection");
         }
     }
 }
@@ -490,7 +479,7 @@ fn accept_until_shutdown(
     threads: &[std::thread::JoinHandle<anyhow::Result<()>>],
     ready: &[Arc<AtomicBool>],
     budgets: &Arc<budget::Budgets>,
-    buffers: SocketBuffers,
+    send_buffer_bytes: Option<usize>,
 ) -> anyhow::Result<()> {
     use std::os::fd::AsRawFd;
     listener.set_nonblocking(true)?;
@@ -574,7 +563,7 @@ fn accept_until_shutdown(
                     };
                     stream.set_nonblocking(false)?;
                     let _ = stream.set_nodelay(true);
-                    buffers.apply(&stream);
+                    set_send_buffer(&stream, send_buffer_bytes);
                     let target = budgets.connections.least_loaded_shard(next % peers.len());
                     slot.serve_on(target);
                     next = next.wrapping_add(1);
