@@ -29,7 +29,8 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The broker's codec threads and their queue. Shared by every shard.
 pub struct CodecPool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    /// `Sync`: every shard sends through it without a lock.
+    jobs: mpsc::Sender<Job>,
     queued_bytes: Arc<Budget>,
 }
 
@@ -60,10 +61,7 @@ impl CodecPool {
                 }
             })?;
         }
-        Ok(Arc::new(CodecPool {
-            jobs: Mutex::new(sender),
-            queued_bytes: Budget::new("codec pool queued bytes", queued_bytes_max),
-        }))
+        Ok(Arc::new(CodecPool { jobs: sender, queued_bytes: Budget::new("codec pool queued bytes", queued_bytes_max) }))
     }
 
     /// Converts `batches` to `target`'s codec on a codec thread
@@ -82,11 +80,7 @@ impl CodecPool {
             drop(permit);
             let _ = reply.send(converted);
         });
-        let sent = match self.jobs.lock() {
-            Ok(jobs) => jobs.send(job),
-            Err(poisoned) => poisoned.into_inner().send(job),
-        };
-        if sent.is_err() {
+        if self.jobs.send(job).is_err() {
             return Err(ConvertError::Lost);
         }
         match result.await {

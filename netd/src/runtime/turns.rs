@@ -53,11 +53,7 @@ impl<K: Eq + Hash + Clone> Turns<K> {
         Ticket { lanes: self.lanes.clone(), key, lane, number }
     }
 
-    /// Keys with tickets outstanding.
-    pub fn len(&self) -> usize {
-        self.lanes.borrow().len()
-    }
-
+    /// Whether no key has tickets outstanding.
     pub fn is_empty(&self) -> bool {
         self.lanes.borrow().is_empty()
     }
