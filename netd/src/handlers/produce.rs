@@ -128,12 +128,10 @@ fn check_partition(
         };
         produce_policy::check_batch(checked, now, bounds).map_err(refused)?;
     }
-    // A batch over the limit as it arrived is left to the append, which refuses it as Kafka does.
+    // A batch over the limit as it arrived is refused by the conversion before it converts
+    // anything, as Kafka does (`convert_validated`).
     let conversion = match log_config.batch_bytes_max {
-        Some(limit)
-            if compression::needs_conversion(&batches, log_config.compression)
-                && batches.headers().all(|header| header.size_bytes <= limit) =>
-        {
+        Some(limit) if compression::needs_conversion(&batches, log_config.compression) => {
             Some((log_config.compression, limit))
         }
         _ => None,
