@@ -184,6 +184,29 @@ fn append_commit_read_roll_and_reopen_everywhere() {
     }
 }
 
+/// A batch larger than the pending write's reserve cap (`PENDING_WRITE_RESERVE_BYTES_MAX`, 8 MiB)
+/// is appended, committed and read back like any other: a producer may send up to
+/// `BATCH_BYTES_MAX` in one batch. (Sizing the first pending write of a commit by clamping the
+/// last commit's size between this batch and the cap panicked the shard.)
+#[test]
+fn a_batch_larger_than_the_pending_reserve_is_stored() {
+    let value = vec![b'x'; engine::limits::PENDING_WRITE_RESERVE_BYTES_MAX + 1024 * 1024];
+    let batch = make_batch(&[(b"k", &value)], NOW_MS);
+    for setup in Setup::all() {
+        let context = format!("{} {:?}", setup.name, setup.write_mode);
+        let mut shard = setup.shard();
+        let config = LogConfig { segment_bytes: 64 << 20, ..LogConfig::default() };
+        let (id, _) = shard.open_log(&setup.dir("large-0"), config, NOW_MS).expect("open");
+        let small = make_batch(&[(b"k", b"small")], NOW_MS);
+        append_ok(&mut shard, id, &small);
+        let info = append_ok(&mut shard, id, &batch);
+        assert_eq!(info.base_offset, Offset(1), "{context}");
+        let stored = read_all(&shard, id, Offset(0));
+        assert_eq!(stored.len(), small.len() + batch.len(), "{context}");
+        assert_eq!(&stored[small.len() + 61..], &batch[61..], "{context}: the records are stored as sent");
+    }
+}
+
 #[test]
 fn many_logs_commit_together() {
     for setup in Setup::all() {

@@ -211,7 +211,9 @@ impl Log {
         if self.pending.last().is_none_or(|write| write.segment_base != active_base) {
             self.pending.push(PendingWrite {
                 segment_base: active_base,
-                data: Vec::with_capacity(self.write_bytes_hint.clamp(bytes.len(), PENDING_WRITE_RESERVE_BYTES_MAX)),
+                // The last commit's size, at most the reserve cap, and never less than this batch
+                // (which may itself be larger than the cap: up to `BATCH_BYTES_MAX`).
+                data: Vec::with_capacity(self.write_bytes_hint.min(PENDING_WRITE_RESERVE_BYTES_MAX).max(bytes.len())),
                 batches: Vec::new(),
                 seal_after: false,
             });
