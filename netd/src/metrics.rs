@@ -137,6 +137,9 @@ pub struct ShardMetrics {
     /// From handing a produced partition's batches to the codec threads to their return (the
     /// queue's wait and the conversion), per converted partition.
     conversion: RefCell<LatencyHistogram>,
+    /// From handing a request's compressed batches to the codec threads for validation (past
+    /// what a shard decompresses itself) to their return, per request share.
+    offshard_validation: RefCell<LatencyHistogram>,
 }
 
 impl Default for ShardMetrics {
@@ -146,6 +149,7 @@ impl Default for ShardMetrics {
             requests: RefCell::new(vec![ApiCounters::default(); API_KEY_SLOTS]),
             commit_wait: RefCell::new(LatencyHistogram::default()),
             conversion: RefCell::new(LatencyHistogram::default()),
+            offshard_validation: RefCell::new(LatencyHistogram::default()),
         }
     }
 }
@@ -188,6 +192,12 @@ impl ShardMetrics {
         self.conversion.borrow_mut().observe(elapsed);
     }
 
+    /// A request's compressed batches came back validated from the codec threads `elapsed` after
+    /// they were handed over.
+    pub fn validated_off_shard(&self, elapsed: Duration) {
+        self.offshard_validation.borrow_mut().observe(elapsed);
+    }
+
     /// A request of API `api_key` was answered (or needed no answer) `elapsed` after it was read.
     pub fn answered(&self, api_key: i16, elapsed: Duration) {
         self.requests.borrow_mut()[api_slot(api_key)].latency.observe(elapsed);
@@ -216,6 +226,7 @@ impl ShardMetrics {
             requests,
             commit_wait: *self.commit_wait.borrow(),
             conversion: *self.conversion.borrow(),
+            offshard_validation: *self.offshard_validation.borrow(),
             ..ShardSnapshot::default()
         }
     }
@@ -276,6 +287,7 @@ pub struct ShardSnapshot {
     pub requests: Vec<(i16, ApiCounters)>,
     pub commit_wait: LatencyHistogram,
     pub conversion: LatencyHistogram,
+    pub offshard_validation: LatencyHistogram,
     /// The shard's replicas: topics' partitions and `__consumer_offsets` partitions.
     pub partitions: Vec<PartitionSnapshot>,
     pub group_offsets: Vec<GroupOffset>,
@@ -320,6 +332,7 @@ struct Merged {
     requests: BTreeMap<i16, ApiCounters>,
     commit_wait: LatencyHistogram,
     conversion: LatencyHistogram,
+    offshard_validation: LatencyHistogram,
     partitions: Vec<PartitionSnapshot>,
     group_offsets: Vec<GroupOffset>,
     replication: ReplicationSnapshot,
@@ -349,6 +362,7 @@ fn merge(shards: &[ShardSnapshot], broker: &BrokerSnapshot) -> Merged {
         }
         merged.commit_wait.add(&shard.commit_wait);
         merged.conversion.add(&shard.conversion);
+        merged.offshard_validation.add(&shard.offshard_validation);
         merged.fetch_sessions += shard.fetch_sessions;
         merged.fetch_session_partitions += shard.fetch_session_partitions;
         merged.pooled_write_bytes += shard.pooled_write_bytes;
@@ -513,6 +527,14 @@ impl Collector for Merged {
              compression.type converts them) to their return: the queue's wait and the conversion, off the \
              shard.",
             &self.conversion,
+        )?;
+        latency_histogram(
+            &mut encoder,
+            "skua_produce_offshard_validation_seconds",
+            "Time from handing a Produce request's compressed batches to the codec threads for validation \
+             (those past the bytes a shard decompresses itself) to their return: the queue's wait and the \
+             decompressing walk, off the shard. One per request share.",
+            &self.offshard_validation,
         )?;
         io_histograms(
             &mut encoder,

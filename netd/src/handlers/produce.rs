@@ -4,7 +4,9 @@
 //! partitions, and is never auto-created (Kafka's answer).
 //!
 //! Adapts a Produce request to partitions: the record batches are validated once (CRC and every
-//! record, in one walk per batch: [`ValidatedBatches`]), checked against Kafka's produce rules
+//! record, in one walk per batch: [`ValidatedBatches`]; a walk that would decompress past
+//! `limits::PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX` of the request runs on the codec threads),
+//! checked against Kafka's produce rules
 //! ([`crate::codec::produce_policy`]) and handed to the partition layer, which appends them
 //! (offsets assigned by rewriting the header, never re-encoded) and says when they are
 //! acknowledged (`replica::Acks`: acks=1 waits for the leader's commit, acks=all for the high
@@ -21,7 +23,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use engine::batch::ValidatedBatches;
-use engine::{compression, CompressionType, EngineError, LogId};
+use engine::{compression, BatchError, CompressionType, EngineError, LogConfig, LogId};
 use futures_channel::oneshot;
 use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
@@ -93,27 +95,87 @@ struct Checked {
     conversion: Option<(CompressionType, usize)>,
 }
 
+/// What one shard's share of a request may decompress to check its batches: the request's
+/// allowance (`PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX`), of which at most
+/// `PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX` on the shard itself.
+struct Allowance {
+    left: usize,
+    inline_left: usize,
+    /// Some partition's batches went to the codec threads: every later compressed batch follows
+    /// them there, so that the allowance is spent in the request's order.
+    off_shard: bool,
+}
+
+impl Allowance {
+    fn new() -> Allowance {
+        Allowance {
+            left: crate::limits::PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX,
+            inline_left: crate::limits::PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX,
+            off_shard: false,
+        }
+    }
+
+    /// What the shard may decompress now.
+    fn inline_bound(&self) -> usize {
+        if self.off_shard {
+            0
+        } else {
+            self.left.min(self.inline_left)
+        }
+    }
+}
+
+/// What checking one partition on its shard came to.
+enum Checking {
+    Done(LogId, Checked),
+    /// The batches decompress to more than the shard checks itself: the codec threads validate
+    /// them ([`validate_then_append`]), then [`check_validated`] runs.
+    OffShard(LogId, LogConfig, Bytes),
+}
+
 /// Checks one partition's batches on its owning shard: Kafka's produce rules, leadership, the
 /// one validation of the bytes (structure, CRC, every record; the engine trusts it) and the
-/// timestamp bounds; says whether the batches need the codec threads.
+/// timestamp bounds; says whether the batches need the codec threads. A walk that would
+/// decompress past the shard's inline bound is left to the codec threads: the walk is
+/// sequential, so its first error before the bound is the one the whole walk would find.
 fn check_partition(
     state: &mut ShardState,
     item: &Item,
     version: i16,
-    decompressed_bytes_left: &mut usize,
-) -> Result<(LogId, Checked), i16> {
+    allowance: &mut Allowance,
+) -> Result<Checking, i16> {
     let records = item.records.as_ref().ok_or(ResponseError::InvalidRecord.code())?;
     let (id, _) =
         state.leader_replica(&item.topic, item.partition, -1).map_err(|error| errors::replica_error_code(&error))?;
     let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     produce_policy::check_request_shape(records, version).map_err(refused)?;
     let log_config = state.partitions.log_config(id).map_err(|error| errors::replica_error_code(&error))?;
-    let batches = ValidatedBatches::validate_within(
-        records.clone(),
-        decompressed_bytes_left,
-        log_config.decompressed_record_bytes_max,
-    )
-    .map_err(|error| errors::engine_error_code(&EngineError::InvalidBatch(error)))?;
+    let bound = allowance.inline_bound();
+    let mut bound_left = bound;
+    match ValidatedBatches::validate_within(records.clone(), &mut bound_left, log_config.decompressed_record_bytes_max)
+    {
+        Ok(batches) => {
+            let spent = bound - bound_left;
+            allowance.left -= spent;
+            allowance.inline_left -= spent;
+            Ok(Checking::Done(id, check_validated(&log_config, batches)?))
+        }
+        Err(BatchError::DecompressedTooLarge { .. }) if bound < allowance.left => {
+            allowance.off_shard = true;
+            Ok(Checking::OffShard(id, log_config, records.clone()))
+        }
+        Err(error) => Err(invalid_batch_code(error)),
+    }
+}
+
+fn invalid_batch_code(error: BatchError) -> i16 {
+    errors::engine_error_code(&EngineError::InvalidBatch(error))
+}
+
+/// The checks after validation: the timestamp bounds, and whether the batches need converting
+/// to the topic's codec.
+fn check_validated(log_config: &LogConfig, batches: ValidatedBatches) -> Result<Checked, i16> {
+    let refused = |refusal: produce_policy::ProduceRefusal| errors::produce_refusal_code(&refusal);
     let now = now_ms();
     let log_append_time = log_config.timestamp_type == engine::TimestampType::LogAppendTime;
     for checked in batches.batches() {
@@ -136,7 +198,7 @@ fn check_partition(
         }
         _ => None,
     };
-    Ok((id, Checked { batches, log_append_time, conversion }))
+    Ok(Checked { batches, log_append_time, conversion })
 }
 
 /// Appends checked batches through the partition layer (leadership, idempotent producers'
@@ -229,6 +291,44 @@ async fn convert_then_append(
     let _ = reply.send((result, ack, Instant::now()));
 }
 
+/// A partition whose batches the codec threads validate, with its place in its partition's order.
+struct WaitingValidation {
+    item: Item,
+    log_config: LogConfig,
+    records: Bytes,
+    ticket: Ticket<LogId>,
+    reply: oneshot::Sender<(PartitionProduceResponse, Option<Ack>, Instant)>,
+}
+
+/// Validates `waiting`'s batches on the codec threads, in the request's order and within what
+/// is left of its allowance, then each partition goes on as [`convert_then_append`] (or is
+/// answered with its refusal). Runs as a task of its own, like the conversions.
+async fn validate_then_append(shard: Rc<ShardContext>, waiting: Vec<WaitingValidation>, allowance: usize, acks: Acks) {
+    let partitions =
+        waiting.iter().map(|entry| (entry.records.clone(), entry.log_config.decompressed_record_bytes_max)).collect();
+    let handed_at = Instant::now();
+    let validated = shard.codec_pool.validate(partitions, allowance).await;
+    shard.metrics.validated_off_shard(handed_at.elapsed());
+    let validated: Vec<Result<ValidatedBatches, i16>> = match validated {
+        Ok(results) => results.into_iter().map(|result| result.map_err(invalid_batch_code)).collect(),
+        Err(error) => vec![Err(errors::convert_error_code(&error)); waiting.len()],
+    };
+    for (entry, result) in waiting.into_iter().zip(validated) {
+        let WaitingValidation { item, log_config, ticket, reply, .. } = entry;
+        match result.and_then(|batches| check_validated(&log_config, batches)) {
+            Ok(checked) => {
+                compio::runtime::spawn(convert_then_append(shard.clone(), item, checked, ticket, acks, reply)).detach()
+            }
+            Err(code) => {
+                drop(ticket);
+                let mut result = blank(item.partition);
+                refuse(&mut result, code);
+                let _ = reply.send((result, None, Instant::now()));
+            }
+        }
+    }
+}
+
 /// Runs on the owning shard: appends every item now, answers when the acknowledgements come.
 /// Batches that a topic's `compression.type` converts go to the codec threads first, and every
 /// later append of their partition waits its turn behind them (`ShardContext::produce_turns`),
@@ -246,32 +346,45 @@ fn produce_on_shard(
         let mut state = shard.state.borrow_mut();
         // What this shard's share of the request may decompress to be checked, all partitions
         // together (a request naming one partition many times gets no more).
-        let mut decompressed_bytes_left = crate::limits::PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX;
+        let mut allowance = Allowance::new();
+        let mut waiting_validation: Vec<WaitingValidation> = Vec::new();
         for item in items {
             let (topic_index, partition_index) = (item.topic_index, item.partition_index);
             let mut result = blank(item.partition);
-            let outcome = match check_partition(&mut state, &item, version, &mut decompressed_bytes_left) {
+            let outcome = match check_partition(&mut state, &item, version, &mut allowance) {
                 Err(code) => {
                     refuse(&mut result, code);
                     Outcome::Now(None)
                 }
-                Ok((id, checked)) if checked.conversion.is_some() || shard.produce_turns.busy(&id) => {
+                Ok(Checking::OffShard(id, log_config, records)) => {
+                    let ticket = shard.produce_turns.take(id);
+                    let (reply, answer) = oneshot::channel();
+                    waiting_validation.push(WaitingValidation { item, log_config, records, ticket, reply });
+                    Outcome::Later(answer)
+                }
+                Ok(Checking::Done(id, checked)) if checked.conversion.is_some() || shard.produce_turns.busy(&id) => {
                     let ticket = shard.produce_turns.take(id);
                     let (reply, answer) = oneshot::channel();
                     let task = convert_then_append(shard.clone(), item, checked, ticket, acks, reply);
                     compio::runtime::spawn(task).detach();
                     Outcome::Later(answer)
                 }
-                Ok((id, checked)) => match append_checked(&mut state, &item, id, &checked, acks, &mut result) {
-                    Ok(ack) => Outcome::Now(ack),
-                    Err(code) => {
-                        refuse(&mut result, code);
-                        Outcome::Now(None)
+                Ok(Checking::Done(id, checked)) => {
+                    match append_checked(&mut state, &item, id, &checked, acks, &mut result) {
+                        Ok(ack) => Outcome::Now(ack),
+                        Err(code) => {
+                            refuse(&mut result, code);
+                            Outcome::Now(None)
+                        }
                     }
-                },
+                }
             };
             answers.push((topic_index, partition_index, result));
             outcomes.push(outcome);
+        }
+        if !waiting_validation.is_empty() {
+            let task = validate_then_append(shard.clone(), waiting_validation, allowance.left, acks);
+            compio::runtime::spawn(task).detach();
         }
         // To the disk in this turn: waiting for the committer task to be polled cost a mean
         // 0.13 ms per commit in the read-back suite's produce phase.
