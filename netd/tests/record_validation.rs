@@ -917,6 +917,50 @@ fn large_compressed_batches_are_checked_off_the_shard() {
     assert_eq!(off_shard, 6, "each request's batch was validated on the codec threads");
 }
 
+/// librdkafka's idempotent producer, gzip, batches of up to 8 MiB pipelined five requests deep:
+/// batches past the shard's 1 MiB inline bound are walked on the codec threads while smaller
+/// ones may not be, and every record reads back in order, exactly once.
+const LARGE_GZIP_SCRIPT: &str = r#"
+import time
+words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+expected = [(f"k{i % 7}".encode(), (f"{i} " + " ".join(words[(i * j) % 10] for j in range(60 if i % 50 else 9000))).encode())
+            for i in range(count)]
+ok = produce("large-gzip", expected, {"compression.type": "gzip", "enable.idempotence": True, "linger.ms": 5,
+                                      "batch.size": 8 << 20, "batch.num.messages": 1000000,
+                                      "message.max.bytes": 16 << 20, "max.in.flight.requests.per.connection": 5})
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "rv-large-gzip", "enable.auto.commit": False})
+consumer.assign([TopicPartition("large-gzip", 0, 0)])
+got, deadline = [], time.monotonic() + 120
+while len(got) < len(expected) and time.monotonic() < deadline:
+    for message in consumer.consume(1000, 0.5):
+        if message.error():
+            print("consume error", message.error())
+            deadline = 0
+            break
+        got.append((message.offset(), message.key(), message.value()))
+consumer.close()
+wanted = [(offset, key, value) for offset, (key, value) in enumerate(expected)]
+if got != wanted:
+    print(f"read {len(got)} records of {len(wanted)}, first difference at",
+          next((i for i, (a, b) in enumerate(zip(got, wanted)) if a != b), min(len(got), len(wanted))))
+ok = got == wanted and ok
+print("large gzip: ok" if ok else "large gzip: FAILED")
+"#;
+
+#[test]
+fn a_real_producers_large_gzip_batches_are_checked_off_the_shard_in_order() {
+    if std::env::var("SKUA_ORACLE").is_ok() {
+        return;
+    }
+    let broker = Broker::start(&["message.max.bytes=16777216"]);
+    let (stdout, stderr) = run_client_script(LARGE_GZIP_SCRIPT, &broker, 20_000);
+    assert!(stdout.contains("large gzip: ok"), "{stdout}\n{stderr}");
+    let metrics = common::scrape_metrics(broker.metrics_address().expect("the metrics endpoint is on"));
+    let off_shard = sample(&metrics, "skua_produce_offshard_validation_seconds_count");
+    assert!(off_shard > 0, "no batch was walked on the codec threads: the test shows nothing\n{stdout}");
+    eprintln!("{off_shard} request shares validated on the codec threads");
+}
+
 /// One Produce request may make a shard decompress at most 64 MiB to check its records, all
 /// partitions together (`PRODUCE_DECOMPRESSED_BYTES_PER_REQUEST_MAX`): a request naming one
 /// partition three times, each with a zstd batch of 30 MiB of zeros (a few KiB on the wire), gets
