@@ -917,6 +917,43 @@ fn large_compressed_batches_are_checked_off_the_shard() {
     assert_eq!(off_shard, 6, "each request's batch was validated on the codec threads");
 }
 
+/// Lying batches whose lie shows only past the shard's 1 MiB inline bound get the answers they
+/// get when walked on the shard: walked on the codec threads, a compressed batch of ~2.8 MiB of
+/// records (small on the wire) that declares one record more than it holds is INVALID_RECORD,
+/// and one whose gzip stream is cut short is UNKNOWN_SERVER_ERROR (Kafka's answer to records
+/// that do not decompress); nothing of either is stored, and the connection goes on. Kafka 4.4
+/// (`SKUA_ORACLE`, its defaults) answered 0, 87, -1.
+#[test]
+fn lies_found_past_the_inline_bound_get_the_shards_answers() {
+    let target = target(&[]);
+    let now = now_ms();
+    let value = vec![b'v'; 60];
+    let records: Vec<(&[u8], &[u8])> = (0..40_000).map(|_| (&b"k"[..], value.as_slice())).collect();
+    let plain = make_batch(&records, now);
+    let section = &plain[engine::batch::RECORDS_AT..];
+    assert!(section.len() > 2 << 20, "the records take {} bytes", section.len());
+    let count = records.len() as i32;
+    let zstd = compress(Codec::Zstd, section);
+    let gzip = compress(Codec::Gzip, section);
+    let cut = &gzip[..gzip.len() * 9 / 10];
+    let cases = vec![
+        case("2.8 MiB of records, zstd", batch_around(&zstd, Codec::Zstd, count, count - 1, now), 0),
+        case(
+            "one record more than it holds, zstd",
+            batch_around(&zstd, Codec::Zstd, count + 1, count, now),
+            INVALID_RECORD,
+        ),
+        case("a gzip stream cut short", batch_around(cut, Codec::Gzip, count, count - 1, now), UNKNOWN_SERVER_ERROR),
+    ];
+    assert!(cases.iter().all(|case| case.records.len() < 1 << 20), "each batch fits Kafka's default message.max.bytes");
+    run(cases, &target, &topic("offshard-lies"));
+    if let Some(broker) = &target._broker {
+        let metrics = common::scrape_metrics(broker.metrics_address().expect("the metrics endpoint is on"));
+        let off_shard = sample(&metrics, "skua_produce_offshard_validation_seconds_count");
+        assert_eq!(off_shard, 3, "each lying batch was walked past the inline bound, on the codec threads");
+    }
+}
+
 /// librdkafka's idempotent producer, gzip, batches of up to 8 MiB pipelined five requests deep:
 /// batches past the shard's 1 MiB inline bound are walked on the codec threads while smaller
 /// ones may not be, and every record reads back in order, exactly once.
