@@ -99,14 +99,15 @@ pub const ACCEPT_BACKOFF_MS_MAX: u64 = 500;
 /// was just killed (the kernel releases its files asynchronously after the process exits).
 pub const BIND_RETRY_MS_MAX: u64 = 10_000;
 
-/// Threads that convert produced batches to a topic's `compression.type` (`runtime::codec_pool`),
-/// off the shards. Two: one slow conversion (a high zstd level) leaves the other for the rest.
+/// Threads that convert produced batches to a topic's `compression.type`, and walk compressed
+/// batches past `PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX` (`runtime::codec_pool`), off the shards.
+/// Two: one slow conversion (a high zstd level) leaves the other for the rest.
 /// Kafka does this work on its request handler threads (`num.io.threads`, 8 by default).
 pub const CODEC_POOL_THREADS: usize = 2;
 
-/// Bytes of produced batches queued for the codec threads or being converted, all shards
+/// Bytes of produced batches queued for the codec threads or being worked on there, all shards
 /// together; past it a produce waits for room (non-strict: a larger request goes alone). With
-/// the per-batch decompression cap, bounds the memory conversions hold.
+/// the per-batch decompression cap, bounds the memory their jobs hold.
 pub const CODEC_QUEUE_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
 /// Bytes the compressed batches of one Produce request may decompress, per owning shard and all

@@ -60,19 +60,26 @@ pub fn engine_error_code(error: &EngineError) -> i16 {
     kind.code()
 }
 
-/// Why a produce's conversion on the codec threads (`runtime::codec_pool`) gave no batches.
+/// What a client sees for a batch that failed validation (a produce's, on the shard or on the
+/// codec threads).
+pub fn batch_error_code(error: BatchError) -> i16 {
+    engine_error_code(&EngineError::InvalidBatch(error))
+}
+
+/// Why a produce's work on the codec threads (`runtime::codec_pool`: a conversion, or the
+/// validation of large compressed batches) gave no batches.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
     /// The engine refused the batches (too large before or after conversion, a codec's failure).
     #[error(transparent)]
     Engine(#[from] EngineError),
-    /// The pool stopped, or the conversion panicked (a bug of ours): nothing was converted.
-    #[error("the codec pool did not convert the batches")]
+    /// The pool stopped, or the job panicked (a bug of ours): nothing came back.
+    #[error("the codec pool did not finish the job")]
     Lost,
 }
 
-/// What a client sees for a conversion that gave no batches: the engine's answer, or for a
-/// conversion lost on the way Kafka's answer to an unexpected failure.
+/// What a client sees for codec-thread work that gave no batches: the engine's answer, or for a
+/// job lost on the way Kafka's answer to an unexpected failure.
 pub fn convert_error_code(error: &ConvertError) -> i16 {
     match error {
         ConvertError::Engine(error) => engine_error_code(error),
@@ -332,7 +339,7 @@ mod tests {
             EngineError::OffsetOutOfRange { requested: Offset(9), log_start: Offset(0), log_end: Offset(1) };
         assert_eq!(engine_error_code(&out_of_range), 1);
         assert_eq!(engine_error_code(&EngineError::Full { path: "x".into() }), 56);
-        let invalid = |error: BatchError| engine_error_code(&EngineError::InvalidBatch(error));
+        let invalid = batch_error_code;
         assert_eq!(invalid(BatchError::NoRecords), 87);
         assert_eq!(invalid(BatchError::TrailingBytes { records_count: 1 }), 87);
         assert_eq!(invalid(BatchError::Decompression { codec: 1, detail: String::new() }), -1);

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use engine::batch::ValidatedBatches;
-use engine::{compression, BatchError, CompressionType, EngineError, LogConfig, LogId};
+use engine::{compression, BatchError, CompressionType, LogConfig, LogId};
 use futures_channel::oneshot;
 use futures_util::future::LocalBoxFuture;
 use kafka_protocol::messages::produce_response::{NodeEndpoint, PartitionProduceResponse, TopicProduceResponse};
@@ -164,12 +164,8 @@ fn check_partition(
             allowance.off_shard = true;
             Ok(Checking::OffShard(id, log_config, records.clone()))
         }
-        Err(error) => Err(invalid_batch_code(error)),
+        Err(error) => Err(errors::batch_error_code(error)),
     }
-}
-
-fn invalid_batch_code(error: BatchError) -> i16 {
-    errors::engine_error_code(&EngineError::InvalidBatch(error))
 }
 
 /// The checks after validation: the timestamp bounds, and whether the batches need converting
@@ -310,7 +306,7 @@ async fn validate_then_append(shard: Rc<ShardContext>, waiting: Vec<WaitingValid
     let validated = shard.codec_pool.validate(partitions, allowance).await;
     shard.metrics.validated_off_shard(handed_at.elapsed());
     let validated: Vec<Result<ValidatedBatches, i16>> = match validated {
-        Ok(results) => results.into_iter().map(|result| result.map_err(invalid_batch_code)).collect(),
+        Ok(results) => results.into_iter().map(|result| result.map_err(errors::batch_error_code)).collect(),
         Err(error) => vec![Err(errors::convert_error_code(&error)); waiting.len()],
     };
     for (entry, result) in waiting.into_iter().zip(validated) {

@@ -12,7 +12,7 @@
 //! a shard hands that walk to these threads ([`CodecPool::validate`]).
 //!
 //! Owns: `limits::CODEC_POOL_THREADS` named threads (`codec-N`) taking jobs from one queue, the
-//! queue's bound (`limits::CODEC_QUEUE_BYTES_MAX` bytes of batches queued or being converted, a
+//! queue's bound (`limits::CODEC_QUEUE_BYTES_MAX` bytes of batches queued or being worked on, a
 //! non-strict [`Budget`] awaited on the shard, so a full pool is backpressure, never a block), and
 //! handing each result back through a oneshot channel. Knows nothing of partitions, their order,
 //! or the protocol: the produce handler keeps each partition's appends in arrival order
@@ -53,7 +53,7 @@ impl CodecPool {
         for index in 0..threads.max(1) {
             let receiver = receiver.clone();
             std::thread::Builder::new().name(format!("codec-{index}")).spawn(move || loop {
-                // The lock is held only to take the next job, never while converting.
+                // The lock is held only to take the next job, never while working.
                 let job = match receiver.lock() {
                     Ok(receiver) => receiver.recv(),
                     Err(poisoned) => poisoned.into_inner().recv(),
@@ -62,7 +62,7 @@ impl CodecPool {
                 // A panic drops the job's reply channel: the produce answers for it, and the
                 // thread goes on with the next job.
                 if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                    tracing::error!("a codec conversion panicked; its partition is answered with an error");
+                    tracing::error!("a codec job panicked; its partitions are answered with an error");
                 }
             })?;
         }
@@ -127,7 +127,7 @@ impl CodecPool {
         result.await.map_err(|_| ConvertError::Lost)
     }
 
-    /// Bytes of batches queued or being converted now.
+    /// Bytes of batches queued or being worked on now.
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes.held()
     }

@@ -61,7 +61,8 @@ pub struct ShardContext {
     pub metrics: Rc<ShardMetrics>,
     /// The incremental fetch sessions this shard's connections opened (KIP-227).
     pub fetch_sessions: RefCell<FetchSessions>,
-    /// The broker's codec threads: produce conversions run there, not on this thread.
+    /// The broker's codec threads: produce conversions, and the validation of large compressed
+    /// batches, run there, not on this thread.
     pub codec_pool: Arc<CodecPool>,
     /// The order of each partition's appends while some of them wait for the codec pool.
     pub produce_turns: Turns<engine::LogId>,
@@ -87,7 +88,8 @@ pub struct Links {
     pub dispatch: Dispatch,
     /// In a cluster (`process.roles` with broker): the link to the metadata quorum.
     pub quorum: Option<Arc<QuorumLink>>,
-    /// The broker's codec threads (produce conversions to a topic's `compression.type`).
+    /// The broker's codec threads (produce conversions to a topic's `compression.type`, and the
+    /// validation of large compressed batches).
     pub codec_pool: Arc<CodecPool>,
 }
 
