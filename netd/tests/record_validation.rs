@@ -828,14 +828,19 @@ fn a_converting_topic_refuses_a_batch_too_large_as_it_arrived() {
 }
 
 /// A compressed batch that decompresses past what a shard checks itself (1 MiB,
-/// `PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX`) is validated on the codec threads, and the shard
-/// serves others meanwhile. One shard; two connections send gzip batches of ~63 MiB of short text
-/// records (a decompressing walk of ~0.18 s here, timed below in this process)
-/// one after another, while a third connection asks ApiVersions in a loop: its longest wait
-/// must stay under three quarters of one walk. With the walk left on the shard (the inline bound
-/// set to the whole allowance) it was 1.1 walks in two of two runs; with it off the shard, 0.2 to
-/// 0.35 (the shard still copies each ~21 MB batch into its log). Every batch is stored. Not a
-/// Kafka comparison: Kafka walks on one of its request handler threads.
+/// `PRODUCE_INLINE_DECOMPRESSED_BYTES_MAX`) is validated on the codec threads, not on the shard.
+/// One shard; two connections send gzip batches of ~63 MiB of short text records one after
+/// another, six in all; the walk of one (~0.17 s here) is timed below in this process.
+///
+/// Told by CPU time, which other processes on the machine do not inflate (a check by wall time
+/// failed on a loaded CI machine): the shard thread spends less than three walks on all six (it
+/// still reads each ~21 MB batch, checks its CRC and copies it: ~1.5 walks here), and the codec
+/// threads more than three. With the walk left on the shard (the inline bound set to the whole
+/// allowance) the shard spent 8.5 walks and the codec threads none.
+///
+/// Meanwhile a third connection asks ApiVersions every 2 ms; its longest wait is printed, not
+/// asserted. Every batch is stored. Not a Kafka comparison: Kafka walks on one of its request
+/// handler threads.
 #[test]
 fn large_compressed_batches_are_checked_off_the_shard() {
     if std::env::var("SKUA_ORACLE").is_ok() {
@@ -859,15 +864,18 @@ fn large_compressed_batches_are_checked_off_the_shard() {
     let records: Vec<(&[u8], &[u8])> = values.iter().map(|value| (&b""[..], value.as_slice())).collect();
     let batch = make_compressed_batch(&records, now_ms(), Codec::Gzip);
     // What the walk costs here, as a shard would have paid it in its turn.
-    let walk = Instant::now();
+    let batch_bytes = Bytes::from(batch.clone());
+    let walk_started_ns = common::this_thread_cpu_ns();
     let mut left = 64 << 20;
-    let checked = engine::batch::ValidatedBatches::validate_within(Bytes::from(batch.clone()), &mut left, usize::MAX)
+    let checked = engine::batch::ValidatedBatches::validate_within(batch_bytes, &mut left, usize::MAX)
         .expect("the batch is valid within 64 MiB");
-    let walk = walk.elapsed();
+    let walk = Duration::from_nanos(common::this_thread_cpu_ns() - walk_started_ns);
     let decompressed = (64 << 20) - left;
     assert!(decompressed > 32 << 20, "the batch decompresses to {decompressed} bytes");
     drop(checked);
     let before = Client::connect(broker.address).log_end_offset(&name);
+    let cpu_ns = |prefix: &str| common::threads_cpu_ns(broker.pid(), prefix);
+    let (shard_before_ns, codec_before_ns) = (cpu_ns("shard-"), cpu_ns("codec-"));
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let senders: Vec<_> = (0..2)
         .map(|_| {
@@ -890,6 +898,7 @@ fn large_compressed_batches_are_checked_off_the_shard() {
                 assert_eq!(response.error_code, 0);
                 longest = longest.max(asked.elapsed());
                 answered += 1;
+                std::thread::sleep(Duration::from_millis(2));
             }
             (longest, answered)
         })
@@ -897,9 +906,11 @@ fn large_compressed_batches_are_checked_off_the_shard() {
     let codes: Vec<i16> = senders.into_iter().flat_map(|sender| sender.join().expect("sender")).collect();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (longest, answered) = probe.join().expect("probe");
+    let shard = Duration::from_nanos(cpu_ns("shard-") - shard_before_ns);
+    let codec = Duration::from_nanos(cpu_ns("codec-") - codec_before_ns);
     eprintln!(
-        "walk of one batch ({} bytes on the wire, {decompressed} decompressed): {walk:?}; longest ApiVersions wait \
-         {longest:?} of {answered}",
+        "CPU time: a walk of one batch ({} bytes on the wire, {decompressed} decompressed) {walk:?}; for six, the \
+         shard {shard:?} and the codec threads {codec:?}. Longest ApiVersions wait {longest:?} of {answered}",
         batch.len()
     );
     assert_eq!(codes, vec![0; 6], "every large batch is stored: {codes:?}\n{}", broker.log());
@@ -909,9 +920,10 @@ fn large_compressed_batches_are_checked_off_the_shard() {
         "six batches of a million records"
     );
     assert!(
-        longest < walk * 3 / 4,
-        "an ApiVersions request waited {longest:?}, against {walk:?} for one walk: the shard was held"
+        shard < walk * 3,
+        "the shard spent {shard:?} on six batches, against {walk:?} for one walk: it walked them"
     );
+    assert!(codec > walk * 3, "the codec threads spent {codec:?} on six batches, against {walk:?} for one walk");
     let metrics = common::scrape_metrics(broker.metrics_address().expect("the metrics endpoint is on"));
     let off_shard = sample(&metrics, "skua_produce_offshard_validation_seconds_count");
     assert_eq!(off_shard, 6, "each request's batch was validated on the codec threads");

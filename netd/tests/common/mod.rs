@@ -254,6 +254,25 @@ pub fn proc_cpu_ticks(pid: u32) -> u64 {
     field(14) + field(15)
 }
 
+/// Time on a CPU, in nanoseconds (`/proc/<pid>/task/<tid>/schedstat`), summed over the threads
+/// of process `pid` whose name starts with `prefix` (`shard-`, `codec-`). Unlike wall time, it
+/// does not grow when other processes take the machine's cores.
+pub fn threads_cpu_ns(pid: u32, prefix: &str) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc/<pid>/task");
+    tasks
+        .filter_map(|task| task.ok())
+        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|name| name.starts_with(prefix)))
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .map(|line| line.split_whitespace().next().and_then(|ns| ns.parse::<u64>().ok()).expect("schedstat ns"))
+        .sum()
+}
+
+/// Time the calling thread has spent on a CPU, in nanoseconds (`/proc/thread-self/schedstat`).
+pub fn this_thread_cpu_ns() -> u64 {
+    let line = std::fs::read_to_string("/proc/thread-self/schedstat").expect("/proc/thread-self/schedstat");
+    line.split_whitespace().next().and_then(|ns| ns.parse().ok()).expect("schedstat ns")
+}
+
 /// Path of a tool the tests need; fails with the install hint if it is missing.
 pub fn tool(name: &str) -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':') {
