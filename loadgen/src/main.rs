@@ -410,6 +410,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let warmup = Duration::from_secs_f64(workload.warmup_duration_minutes * 60.0);
     let run_for = warmup + Duration::from_secs_f64(workload.test_duration_minutes * 60.0);
     let started = Instant::now();
+    let produce_cpu_started = process_cpu_seconds();
     let mut period = Window::default();
     let mut period_start = Instant::now();
     let mut total = Window::default();
@@ -478,6 +479,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             Err(_) => producer_failures.push("a producer thread panicked".to_string()),
         }
     }
+    result.produce_phase_seconds = started.elapsed().as_secs_f64();
+    result.produce_phase_cpu_seconds = process_cpu_seconds() - produce_cpu_started;
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
@@ -495,6 +498,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         result.before_consume_seconds = started.elapsed().as_secs_f64();
     }
     let catch_up_started = Instant::now();
+    let catch_up_cpu_started = process_cpu_seconds();
     let consumed_before_catch_up = everything.consumed;
     let mut first_record_at: Option<Instant> = None;
     let mut caught_up_at: Option<Instant> = None;
@@ -522,6 +526,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let consumed = everything.consumed - consumed_before_catch_up;
         let mib = |seconds: f64| consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
         result.catch_up_seconds = seconds;
+        result.catch_up_cpu_seconds = process_cpu_seconds() - catch_up_cpu_started;
         result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
         result.catch_up_consume_mb_per_sec = mib(seconds);
         eprintln!(
@@ -586,4 +591,14 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         anyhow::bail!("producers failed: {}", producer_failures.join("; "));
     }
     Ok(())
+}
+
+/// CPU seconds this process has used so far, all threads (`/proc/self/stat` utime + stime, at
+/// USER_HZ = 100); 0 where /proc cannot be read.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // Fields after the command name's closing parenthesis start at field 3 (state).
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |number: usize| fields.get(number - 3).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(14) + ticks(15)) as f64 / 100.0
 }

@@ -224,6 +224,13 @@ pub struct TestResult {
     pub read_back_seconds: f64,
     pub read_back_consume_mb_per_sec: f64,
     pub read_back_join_seconds: f64,
+    /// This process's CPU time (utime + stime, every thread: the client library's too) and wall
+    /// time while producing (to the producers' stop) and while catching up: `cpu / wall` is how
+    /// many of the machine's cores the client kept busy, which tells a client-bound run from a
+    /// broker-bound one.
+    pub produce_phase_seconds: f64,
+    pub produce_phase_cpu_seconds: f64,
+    pub catch_up_cpu_seconds: f64,
     /// Seconds the `--before-consume-command` took (dropping caches, say), between the last
     /// acknowledgement and the consumers' start.
     pub before_consume_seconds: f64,

@@ -43,6 +43,8 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
                   kafka-cluster-fsync (default: all four)
                     skua         netd, fsync before ack (its default), direct writes
                     skua-1-shard the same with skua.shard.count=1 (shard scaling)
+                    skua-interval netd with skua.fsync.policy=interval: acknowledged once written
+                                 (direct writes), no fsync: Kafka's defaults' durability
                     kafka        Apache Kafka 4.4 defaults: acknowledged from the page cache, no fsync
                     kafka-fsync  Apache Kafka with log.flush.interval.messages=1 (fsync per batch)
                     skua-cluster         3 netd nodes (scripts/cluster.sh): fsync on every ISR member
@@ -72,6 +74,7 @@ at the end of the run (<suite>-<broker>.metrics.prom), summary.md, summary.json 
 const BROKER_KINDS: &[&str] = &[
     "skua",
     "skua-1-shard",
+    "skua-interval",
     "kafka",
     "kafka-fsync",
     "skua-cluster",
@@ -349,6 +352,9 @@ fn durability(kind: &str) -> &'static str {
     match kind {
         "skua" => "fsync before ack (default), direct writes, one shard per core",
         "skua-1-shard" => "fsync before ack (default), direct writes, one shard (skua.shard.count=1)",
+        "skua-interval" => {
+            "skua.fsync.policy=interval: acknowledged once written (direct writes), no fsync, as Kafka's defaults"
+        }
         "kafka" => "Kafka defaults: acknowledged from the page cache, no fsync",
         "skua-cluster" => "3 nodes, RF 3, min ISR 2: fsync on the leader and every ISR follower before ack (default)",
         "skua-cluster-memory" => {
@@ -441,8 +447,12 @@ fn netd_knows(workspace: &Path, key: &str) -> bool {
 
 fn start_broker(kind: &'static str, workspace: &Path, settings: &[&str]) -> anyhow::Result<Broker> {
     match kind {
-        "skua" | "skua-1-shard" => {
-            let mut overrides: Vec<&str> = if kind == "skua-1-shard" { vec!["skua.shard.count=1"] } else { vec![] };
+        "skua" | "skua-1-shard" | "skua-interval" => {
+            let mut overrides: Vec<&str> = match kind {
+                "skua-1-shard" => vec!["skua.shard.count=1"],
+                "skua-interval" => vec!["skua.fsync.policy=interval"],
+                _ => vec![],
+            };
             for setting in settings {
                 let key = setting.split('=').next().unwrap_or(setting);
                 if netd_knows(workspace, key) {
@@ -712,6 +722,16 @@ const METRICS: &[Metric] = &[
     ("end-to-end p99.9 (ms)", |v, _| number(v, "aggregatedEndToEndLatency999pct"), false),
     ("publish errors", |v, _| number(v, "totalPublishErrors"), false),
     ("broker CPU seconds", |_, usage| usage.cpu_seconds, false),
+    (
+        "client CPU cores while producing",
+        |v, _| number(v, "producePhaseCpuSeconds") / number(v, "producePhaseSeconds").max(1e-3),
+        false,
+    ),
+    (
+        "client CPU cores while catching up",
+        |v, _| number(v, "catchUpCpuSeconds") / number(v, "catchUpSeconds").max(1e-3),
+        false,
+    ),
     ("broker peak RSS (MiB)", |_, usage| usage.peak_rss_mib, false),
     ("broker mean RSS (MiB)", |_, usage| usage.mean_rss_mib, false),
 ];
