@@ -225,7 +225,8 @@ pub struct TestResult {
     pub read_back_consume_mb_per_sec: f64,
     pub read_back_join_seconds: f64,
     /// This process's CPU time (utime + stime, every thread: the client library's too) and wall
-    /// time while producing (to the producers' stop) and while catching up: `cpu / wall` is how
+    /// time while producing (to the producers' stop, as the run's once-a-second loop sees it: up
+    /// to a second late) and while catching up: `cpu / wall` is how
     /// many of the machine's cores the client kept busy, which tells a client-bound run from a
     /// broker-bound one.
     pub produce_phase_seconds: f64,

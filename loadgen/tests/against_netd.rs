@@ -237,6 +237,16 @@ fn native_consumers_read_back_a_backlog_whole() {
         "the broker holds what was counted"
     );
     assert!(result["readBackConsumeMbPerSec"].as_f64().expect("read-back rate") > 0.0);
+    // The client's own CPU per phase: some was used, and no more than its cores allow.
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as f64;
+    for (cpu, wall) in [("producePhaseCpuSeconds", "producePhaseSeconds"), ("catchUpCpuSeconds", "catchUpSeconds")] {
+        let (cpu_seconds, wall_seconds) = (result[cpu].as_f64().expect(cpu), result[wall].as_f64().expect(wall));
+        eprintln!("{cpu} {cpu_seconds} over {wall} {wall_seconds}");
+        assert!(
+            cpu_seconds > 0.0 && cpu_seconds <= wall_seconds * cores + 0.02,
+            "{cpu} {cpu_seconds} against {wall} {wall_seconds} on {cores} cores"
+        );
+    }
 }
 
 #[test]
