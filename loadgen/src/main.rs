@@ -83,6 +83,11 @@ struct Cli {
     /// `--topic-config min.insync.replicas=2`.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_topic_config)]
     topic_configs: Vec<(String, String)>,
+    /// Process ids of the brokers on this machine (repeatable): their CPU time while producing
+    /// and while catching up goes into the result beside loadgen's own, so a report can tell
+    /// whether the client, the broker or both filled the machine's cores.
+    #[arg(long = "broker-pid", value_name = "PID")]
+    broker_pids: Vec<u32>,
     /// Recorded in the result: the broker's name and version, and its durability settings.
     #[arg(long, default_value = "unknown")]
     broker_name: String,
@@ -411,6 +416,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let run_for = warmup + Duration::from_secs_f64(workload.test_duration_minutes * 60.0);
     let started = Instant::now();
     let produce_cpu_started = process_cpu_seconds();
+    let broker_produce_cpu_started = brokers_cpu_seconds(&cli.broker_pids);
     let mut period = Window::default();
     let mut period_start = Instant::now();
     let mut total = Window::default();
@@ -481,6 +487,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     result.produce_phase_seconds = started.elapsed().as_secs_f64();
     result.produce_phase_cpu_seconds = process_cpu_seconds() - produce_cpu_started;
+    result.broker_produce_phase_cpu_seconds = brokers_cpu_seconds(&cli.broker_pids) - broker_produce_cpu_started;
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
@@ -499,6 +506,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     let catch_up_started = Instant::now();
     let catch_up_cpu_started = process_cpu_seconds();
+    let broker_catch_up_cpu_started = brokers_cpu_seconds(&cli.broker_pids);
     let consumed_before_catch_up = everything.consumed;
     let mut first_record_at: Option<Instant> = None;
     let mut caught_up_at: Option<Instant> = None;
@@ -527,6 +535,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let mib = |seconds: f64| consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
         result.catch_up_seconds = seconds;
         result.catch_up_cpu_seconds = process_cpu_seconds() - catch_up_cpu_started;
+        result.broker_catch_up_cpu_seconds = brokers_cpu_seconds(&cli.broker_pids) - broker_catch_up_cpu_started;
         result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
         result.catch_up_consume_mb_per_sec = mib(seconds);
         eprintln!(
@@ -593,10 +602,19 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU seconds this process has used so far, all threads (`/proc/self/stat` utime + stime, at
-/// USER_HZ = 100); 0 where /proc cannot be read.
+/// CPU seconds this process has used so far, all threads; 0 where /proc cannot be read.
 fn process_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    cpu_seconds_of("self")
+}
+
+/// CPU seconds the broker processes `pids` have used so far, together (a process gone counts 0).
+fn brokers_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().map(|pid| cpu_seconds_of(&pid.to_string())).sum()
+}
+
+/// utime + stime of `/proc/<process>/stat`, at USER_HZ = 100; 0 where it cannot be read.
+fn cpu_seconds_of(process: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{process}/stat")) else { return 0.0 };
     // Fields after the command name's closing parenthesis start at field 3 (state).
     let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
     let ticks = |number: usize| fields.get(number - 3).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);

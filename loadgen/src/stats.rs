@@ -232,6 +232,9 @@ pub struct TestResult {
     pub produce_phase_seconds: f64,
     pub produce_phase_cpu_seconds: f64,
     pub catch_up_cpu_seconds: f64,
+    /// The same CPU time of the brokers named by `--broker-pid` (0 without it).
+    pub broker_produce_phase_cpu_seconds: f64,
+    pub broker_catch_up_cpu_seconds: f64,
     /// Seconds the `--before-consume-command` took (dropping caches, say), between the last
     /// acknowledgement and the consumers' start.
     pub before_consume_seconds: f64,

@@ -206,10 +206,13 @@ fn native_consumers_read_back_a_backlog_whole() {
     let output = broker.dir.join("result.json");
     let workload = workspace().join("bench/workloads/smoke-1kb-4p.yaml");
     let bootstrap = format!("127.0.0.1:{}", broker.port);
+    let broker_pid = broker.child.id().to_string();
     let run = loadgen(
         &[
             "--bootstrap",
             &bootstrap,
+            "--broker-pid",
+            &broker_pid,
             "--workload",
             workload.to_str().expect("utf8"),
             "--producer-rate",
@@ -237,9 +240,14 @@ fn native_consumers_read_back_a_backlog_whole() {
         "the broker holds what was counted"
     );
     assert!(result["readBackConsumeMbPerSec"].as_f64().expect("read-back rate") > 0.0);
-    // The client's own CPU per phase: some was used, and no more than its cores allow.
+    // The client's and the broker's CPU per phase: some was used, and no more than the cores allow.
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get()) as f64;
-    for (cpu, wall) in [("producePhaseCpuSeconds", "producePhaseSeconds"), ("catchUpCpuSeconds", "catchUpSeconds")] {
+    for (cpu, wall) in [
+        ("producePhaseCpuSeconds", "producePhaseSeconds"),
+        ("catchUpCpuSeconds", "catchUpSeconds"),
+        ("brokerProducePhaseCpuSeconds", "producePhaseSeconds"),
+        ("brokerCatchUpCpuSeconds", "catchUpSeconds"),
+    ] {
         let (cpu_seconds, wall_seconds) = (result[cpu].as_f64().expect(cpu), result[wall].as_f64().expect(wall));
         eprintln!("{cpu} {cpu_seconds} over {wall} {wall_seconds}");
         assert!(

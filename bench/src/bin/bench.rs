@@ -651,6 +651,9 @@ fn run_loadgen(
     if let Some(rate) = rate {
         command.args(["--producer-rate", &format!("{rate:.0}")]);
     }
+    for pid in &broker.pids {
+        command.args(["--broker-pid", &pid.to_string()]);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_usage(broker.pids.clone(), stop.clone());
     let started = Instant::now();
@@ -730,6 +733,16 @@ const METRICS: &[Metric] = &[
     (
         "client CPU cores while catching up",
         |v, _| number(v, "catchUpCpuSeconds") / number(v, "catchUpSeconds").max(1e-3),
+        false,
+    ),
+    (
+        "broker CPU cores while producing",
+        |v, _| number(v, "brokerProducePhaseCpuSeconds") / number(v, "producePhaseSeconds").max(1e-3),
+        false,
+    ),
+    (
+        "broker CPU cores while catching up",
+        |v, _| number(v, "brokerCatchUpCpuSeconds") / number(v, "catchUpSeconds").max(1e-3),
         false,
     ),
     ("broker peak RSS (MiB)", |_, usage| usage.peak_rss_mib, false),
