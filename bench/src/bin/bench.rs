@@ -701,6 +701,11 @@ fn number(value: &Value, key: &str) -> f64 {
     value.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
+/// CPU seconds over wall seconds, both fields of a loadgen result: the cores kept busy.
+fn cores(value: &Value, cpu_seconds: &str, wall_seconds: &str) -> f64 {
+    number(value, cpu_seconds) / number(value, wall_seconds).max(1e-3)
+}
+
 /// suite → broker → (loadgen result, broker usage)
 type Results = BTreeMap<&'static str, BTreeMap<&'static str, (Value, Usage)>>;
 
@@ -725,26 +730,10 @@ const METRICS: &[Metric] = &[
     ("end-to-end p99.9 (ms)", |v, _| number(v, "aggregatedEndToEndLatency999pct"), false),
     ("publish errors", |v, _| number(v, "totalPublishErrors"), false),
     ("broker CPU seconds", |_, usage| usage.cpu_seconds, false),
-    (
-        "client CPU cores while producing",
-        |v, _| number(v, "producePhaseCpuSeconds") / number(v, "producePhaseSeconds").max(1e-3),
-        false,
-    ),
-    (
-        "client CPU cores while catching up",
-        |v, _| number(v, "catchUpCpuSeconds") / number(v, "catchUpSeconds").max(1e-3),
-        false,
-    ),
-    (
-        "broker CPU cores while producing",
-        |v, _| number(v, "brokerProducePhaseCpuSeconds") / number(v, "producePhaseSeconds").max(1e-3),
-        false,
-    ),
-    (
-        "broker CPU cores while catching up",
-        |v, _| number(v, "brokerCatchUpCpuSeconds") / number(v, "catchUpSeconds").max(1e-3),
-        false,
-    ),
+    ("client CPU cores while producing", |v, _| cores(v, "producePhaseCpuSeconds", "producePhaseSeconds"), false),
+    ("client CPU cores while catching up", |v, _| cores(v, "catchUpCpuSeconds", "catchUpSeconds"), false),
+    ("broker CPU cores while producing", |v, _| cores(v, "brokerProducePhaseCpuSeconds", "producePhaseSeconds"), false),
+    ("broker CPU cores while catching up", |v, _| cores(v, "brokerCatchUpCpuSeconds", "catchUpSeconds"), false),
     ("broker peak RSS (MiB)", |_, usage| usage.peak_rss_mib, false),
     ("broker mean RSS (MiB)", |_, usage| usage.mean_rss_mib, false),
 ];
