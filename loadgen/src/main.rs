@@ -487,7 +487,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
     result.produce_phase_seconds = started.elapsed().as_secs_f64();
     result.produce_phase_cpu_seconds = process_cpu_seconds() - produce_cpu_started;
-    result.broker_produce_phase_cpu_seconds = brokers_cpu_seconds(&cli.broker_pids) - broker_produce_cpu_started;
+    result.broker_produce_phase_cpu_seconds =
+        brokers_cpu_used(&broker_produce_cpu_started, &brokers_cpu_seconds(&cli.broker_pids));
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
@@ -535,7 +536,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let mib = |seconds: f64| consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
         result.catch_up_seconds = seconds;
         result.catch_up_cpu_seconds = process_cpu_seconds() - catch_up_cpu_started;
-        result.broker_catch_up_cpu_seconds = brokers_cpu_seconds(&cli.broker_pids) - broker_catch_up_cpu_started;
+        result.broker_catch_up_cpu_seconds =
+            brokers_cpu_used(&broker_catch_up_cpu_started, &brokers_cpu_seconds(&cli.broker_pids));
         result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
         result.catch_up_consume_mb_per_sec = mib(seconds);
         eprintln!(
@@ -604,19 +606,26 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 
 /// CPU seconds this process has used so far, all threads; 0 where /proc cannot be read.
 fn process_cpu_seconds() -> f64 {
-    cpu_seconds_of("self")
+    cpu_seconds_of("self").unwrap_or(0.0)
 }
 
-/// CPU seconds the broker processes `pids` have used so far, together (a process gone counts 0).
-fn brokers_cpu_seconds(pids: &[u32]) -> f64 {
-    pids.iter().map(|pid| cpu_seconds_of(&pid.to_string())).sum()
+/// CPU seconds each broker process of `pids` has used so far (`None` where its /proc entry
+/// cannot be read: not running, or gone).
+fn brokers_cpu_seconds(pids: &[u32]) -> Vec<Option<f64>> {
+    pids.iter().map(|pid| cpu_seconds_of(&pid.to_string())).collect()
 }
 
-/// utime + stime of `/proc/<process>/stat`, at USER_HZ = 100; 0 where it cannot be read.
-fn cpu_seconds_of(process: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{process}/stat")) else { return 0.0 };
+/// CPU seconds the brokers used between two [`brokers_cpu_seconds`] readings, together: only
+/// the processes read both times count (one that stopped or restarted in between is left out).
+fn brokers_cpu_used(before: &[Option<f64>], after: &[Option<f64>]) -> f64 {
+    before.iter().zip(after).filter_map(|(before, after)| Some((after.as_ref()? - before.as_ref()?).max(0.0))).sum()
+}
+
+/// utime + stime of `/proc/<process>/stat`, at USER_HZ = 100.
+fn cpu_seconds_of(process: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
     // Fields after the command name's closing parenthesis start at field 3 (state).
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |number: usize| fields.get(number - 3).and_then(|field| field.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(14) + ticks(15)) as f64 / 100.0
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |number: usize| fields.get(number - 3)?.parse::<u64>().ok();
+    Some((ticks(14)? + ticks(15)?) as f64 / 100.0)
 }

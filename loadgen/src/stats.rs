@@ -225,14 +225,16 @@ pub struct TestResult {
     pub read_back_consume_mb_per_sec: f64,
     pub read_back_join_seconds: f64,
     /// This process's CPU time (utime + stime, every thread: the client library's too) and wall
-    /// time while producing (to the producers' stop, as the run's once-a-second loop sees it: up
-    /// to a second late) and while catching up: `cpu / wall` is how
+    /// time during the produce phase (to the producers' stop, as the run's once-a-second loop
+    /// sees it: up to a second late; consumers that read along are counted in it) and while
+    /// catching up: `cpu / wall` is how
     /// many of the machine's cores the client kept busy, which tells a client-bound run from a
     /// broker-bound one.
     pub produce_phase_seconds: f64,
     pub produce_phase_cpu_seconds: f64,
     pub catch_up_cpu_seconds: f64,
-    /// The same CPU time of the brokers named by `--broker-pid` (0 without it).
+    /// The same CPU time of the brokers named by `--broker-pid` (0 without it; a broker that
+    /// stopped or restarted within a phase is left out of that phase).
     pub broker_produce_phase_cpu_seconds: f64,
     pub broker_catch_up_cpu_seconds: f64,
     /// Seconds the `--before-consume-command` took (dropping caches, say), between the last

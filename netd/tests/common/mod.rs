@@ -267,10 +267,14 @@ pub fn threads_cpu_ns(pid: u32, prefix: &str) -> u64 {
         .sum()
 }
 
-/// Time the calling thread has spent on a CPU, in nanoseconds (`/proc/thread-self/schedstat`).
+/// Time the calling thread has spent on a CPU, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`: exact,
+/// where the running thread's schedstat may lag by a tick).
 pub fn this_thread_cpu_ns() -> u64 {
-    let line = std::fs::read_to_string("/proc/thread-self/schedstat").expect("/proc/thread-self/schedstat");
-    line.split_whitespace().next().and_then(|ns| ns.parse().ok()).expect("schedstat ns")
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid timespec the call writes into.
+    let done = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(done, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Path of a tool the tests need; fails with the install hint if it is missing.
