@@ -415,8 +415,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     let warmup = Duration::from_secs_f64(workload.warmup_duration_minutes * 60.0);
     let run_for = warmup + Duration::from_secs_f64(workload.test_duration_minutes * 60.0);
     let started = Instant::now();
-    let produce_cpu_started = process_cpu_seconds();
-    let broker_produce_cpu_started = brokers_cpu_seconds(&cli.broker_pids);
+    let produce_cpu = CpuMark::now(&cli.broker_pids);
     let mut period = Window::default();
     let mut period_start = Instant::now();
     let mut total = Window::default();
@@ -486,9 +485,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         }
     }
     result.produce_phase_seconds = started.elapsed().as_secs_f64();
-    result.produce_phase_cpu_seconds = process_cpu_seconds() - produce_cpu_started;
-    result.broker_produce_phase_cpu_seconds =
-        brokers_cpu_used(&broker_produce_cpu_started, &brokers_cpu_seconds(&cli.broker_pids));
+    (result.produce_phase_cpu_seconds, result.broker_produce_phase_cpu_seconds) = produce_cpu.used(&cli.broker_pids);
     let late = collect(&recorders);
     everything.add(&late);
     total.add(&late);
@@ -506,8 +503,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         result.before_consume_seconds = started.elapsed().as_secs_f64();
     }
     let catch_up_started = Instant::now();
-    let catch_up_cpu_started = process_cpu_seconds();
-    let broker_catch_up_cpu_started = brokers_cpu_seconds(&cli.broker_pids);
+    let catch_up_cpu = CpuMark::now(&cli.broker_pids);
     let consumed_before_catch_up = everything.consumed;
     let mut first_record_at: Option<Instant> = None;
     let mut caught_up_at: Option<Instant> = None;
@@ -535,9 +531,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let consumed = everything.consumed - consumed_before_catch_up;
         let mib = |seconds: f64| consumed as f64 * workload.message_size as f64 / seconds.max(1e-3) / 1_048_576.0;
         result.catch_up_seconds = seconds;
-        result.catch_up_cpu_seconds = process_cpu_seconds() - catch_up_cpu_started;
-        result.broker_catch_up_cpu_seconds =
-            brokers_cpu_used(&broker_catch_up_cpu_started, &brokers_cpu_seconds(&cli.broker_pids));
+        (result.catch_up_cpu_seconds, result.broker_catch_up_cpu_seconds) = catch_up_cpu.used(&cli.broker_pids);
         result.catch_up_consume_rate = consumed as f64 / seconds.max(1e-3);
         result.catch_up_consume_mb_per_sec = mib(seconds);
         eprintln!(
@@ -604,21 +598,36 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU seconds this process has used so far, all threads; 0 where /proc cannot be read.
-fn process_cpu_seconds() -> f64 {
-    cpu_seconds_of("self").unwrap_or(0.0)
+/// CPU seconds used so far by this process (all threads) and by each broker process of a
+/// `--broker-pid` list (`None` where its /proc entry cannot be read: not running, or gone).
+struct CpuMark {
+    client_seconds: Option<f64>,
+    broker_seconds: Vec<Option<f64>>,
 }
 
-/// CPU seconds each broker process of `pids` has used so far (`None` where its /proc entry
-/// cannot be read: not running, or gone).
-fn brokers_cpu_seconds(pids: &[u32]) -> Vec<Option<f64>> {
-    pids.iter().map(|pid| cpu_seconds_of(&pid.to_string())).collect()
-}
+impl CpuMark {
+    fn now(broker_pids: &[u32]) -> CpuMark {
+        CpuMark {
+            client_seconds: cpu_seconds_of("self"),
+            broker_seconds: broker_pids.iter().map(|pid| cpu_seconds_of(&pid.to_string())).collect(),
+        }
+    }
 
-/// CPU seconds the brokers used between two [`brokers_cpu_seconds`] readings, together: only
-/// the processes read both times count (one that stopped or restarted in between is left out).
-fn brokers_cpu_used(before: &[Option<f64>], after: &[Option<f64>]) -> f64 {
-    before.iter().zip(after).filter_map(|(before, after)| Some((after.as_ref()? - before.as_ref()?).max(0.0))).sum()
+    /// CPU seconds the client and the brokers (together) used since this mark. Only the
+    /// processes read both times count: a broker that stopped or restarted in between is left
+    /// out, and nothing is ever negative.
+    fn used(&self, broker_pids: &[u32]) -> (f64, f64) {
+        let now = CpuMark::now(broker_pids);
+        let since = |before: &Option<f64>, after: &Option<f64>| Some((after.as_ref()? - before.as_ref()?).max(0.0));
+        let client = since(&self.client_seconds, &now.client_seconds).unwrap_or(0.0);
+        let brokers = self
+            .broker_seconds
+            .iter()
+            .zip(&now.broker_seconds)
+            .filter_map(|(before, after)| since(before, after))
+            .sum();
+        (client, brokers)
+    }
 }
 
 /// utime + stime of `/proc/<process>/stat`, at USER_HZ = 100.

@@ -227,9 +227,8 @@ pub struct TestResult {
     /// This process's CPU time (utime + stime, every thread: the client library's too) and wall
     /// time during the produce phase (to the producers' stop, as the run's once-a-second loop
     /// sees it: up to a second late; consumers that read along are counted in it) and while
-    /// catching up: `cpu / wall` is how
-    /// many of the machine's cores the client kept busy, which tells a client-bound run from a
-    /// broker-bound one.
+    /// catching up: `cpu / wall` is how many of the machine's cores the client kept busy, which
+    /// tells a client-bound run from a broker-bound one.
     pub produce_phase_seconds: f64,
     pub produce_phase_cpu_seconds: f64,
     pub catch_up_cpu_seconds: f64,
