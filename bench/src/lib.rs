@@ -16,6 +16,32 @@ pub fn percentile(sorted: &[f64], fraction: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// The median of `values` (the mean of the middle two for an even count); None when empty.
+/// NaNs are not expected: every figure bench summarises is a count, a rate or a duration.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => None,
+        count if count % 2 == 1 => Some(sorted[middle]),
+        _ => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+    }
+}
+
+/// One table cell for figures measured over rounds: the value alone for one round; the median
+/// and, in brackets, the lowest and highest for several (`2.01 [1.29–2.59]`), so a report shows
+/// how far the machine's rounds spread, not only where their middle lies.
+pub fn median_cell(values: &[f64], decimals: usize) -> String {
+    let Some(middle) = median(values) else { return "–".to_string() };
+    if values.len() == 1 {
+        return format!("{middle:.decimals$}");
+    }
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{middle:.decimals$} [{low:.decimals$}–{high:.decimals$}]")
+}
+
 fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)
@@ -164,6 +190,18 @@ mod tests {
         let refused = scrape_metrics(address, timeout).expect_err("a 404 is no scrape");
         assert!(refused.to_string().contains("404"), "{refused}");
         server.join().expect("server");
+    }
+
+    #[test]
+    fn the_median_takes_the_middle_and_a_cell_shows_the_spread_of_several_rounds() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[3.0]), Some(3.0));
+        assert_eq!(median(&[2.59, 1.18, 2.19]), Some(2.19));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median_cell(&[], 2), "–");
+        assert_eq!(median_cell(&[1.5], 2), "1.50");
+        assert_eq!(median_cell(&[2.59, 1.18, 2.19], 2), "2.19 [1.18–2.59]");
+        assert_eq!(median_cell(&[310.0, 290.5], 1), "300.2 [290.5–310.0]");
     }
 
     #[test]

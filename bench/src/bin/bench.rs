@@ -22,7 +22,7 @@ use skua_bench::plot;
 const HELP: &str = "bench: Skua against Apache Kafka on this machine, same loadgen, same workloads
 
 USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out DIR] [--only NAMES] [--driver D]
-             [--consumer-driver D]
+             [--consumer-driver D] [--rounds N]
 
   --suite smoke   two minutes: max-rate 1 KiB and fixed-rate latency, short runs, against skua and
                   kafka unless --brokers says otherwise (what CI runs)
@@ -57,6 +57,12 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
                   loadgen's consumer client: rdkafka (default: group consumers) or native (a lean
                   Kafka-protocol consumer with static partitions and no group; for reads where
                   librdkafka's consumer is the limit). Named in the report.
+  --rounds N      run every suite against every broker N times (1 to 20, default 1), the brokers
+                  one after the other within each round. With N > 1 each table cell is the median
+                  over the rounds with the lowest and highest in brackets, the ratio column the
+                  median of the rounds' own ratios (skua ÷ kafka measured in the same round) with
+                  its spread, summary.json keeps every round's figure, and the plots show the last
+                  round. On a machine whose disk and CPU drift, one round can mislead.
   --out DIR       report directory (default: results/<date>-<commit> for full,
                   results/<date>-<commit>/replicated-suite for replicated,
                   results/<date>-<commit>/read-back-suite for read-back,
@@ -65,8 +71,9 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
 Environment: NETD, the netd binary to run (default target/release/netd; an older build for a
 before/after comparison).
 
-Writes <suite>-<broker>.json per run (loadgen's OMB TestResult), for a one-node Skua its metrics
-at the end of the run (<suite>-<broker>.metrics.prom), summary.md, summary.json and
+Writes <suite>-<broker>.json per run (loadgen's OMB TestResult; <suite>-<broker>-r<K>.json for
+round K of several), for a one-node Skua its metrics at the end of the run
+(<suite>-<broker>[-r<K>].metrics.prom), summary.md, summary.json and
 <suite>-{throughput,publish-latency,e2e-latency,lag}.svg. Loopback only; every run is bounded.";
 
 /// Every broker kind `--brokers` takes.
@@ -97,6 +104,8 @@ const START_WAIT_SECONDS: u64 = 90;
 const START_ATTEMPTS: u32 = 2;
 /// Lines of netd's log shown when it does not start.
 const LOG_TAIL_LINES: usize = 20;
+/// `--rounds` at most: a bound on a run's length (the read-back suite takes ~1.5 min per broker).
+const ROUNDS_MAX: usize = 20;
 
 #[derive(Clone, Debug)]
 struct Run {
@@ -709,8 +718,31 @@ fn cores(value: &Value, cpu_seconds: &str, wall_seconds: &str) -> f64 {
     number(value, cpu_seconds) / number(value, wall_seconds).max(1e-3)
 }
 
-/// suite → broker → (loadgen result, broker usage)
+/// suite → broker → (loadgen result, broker usage), for one round
 type Results = BTreeMap<&'static str, BTreeMap<&'static str, (Value, Usage)>>;
+
+/// A figure of `broker` in `run`, in every round that measured it.
+fn per_round(rounds: &[Results], run: &str, broker: &str, get: fn(&Value, &Usage) -> f64) -> Vec<f64> {
+    rounds.iter().filter_map(|results| results.get(run)?.get(broker).map(|(value, usage)| get(value, usage))).collect()
+}
+
+/// `skua ÷ kafka` of a figure in each round that measured both (and where Kafka's is not zero).
+fn ratios_per_round(
+    rounds: &[Results],
+    run: &str,
+    (skua, kafka): (&str, &str),
+    get: fn(&Value, &Usage) -> f64,
+) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|results| {
+            let by_broker = results.get(run)?;
+            let skua = by_broker.get(skua).map(|(value, usage)| get(value, usage))?;
+            let kafka = by_broker.get(kafka).map(|(value, usage)| get(value, usage))?;
+            (kafka > 0.0).then(|| skua / kafka)
+        })
+        .collect()
+}
 
 /// (label, value getter, higher is better)
 type Metric = (&'static str, fn(&Value, &Usage) -> f64, bool);
@@ -763,6 +795,7 @@ fn real_main() -> anyhow::Result<()> {
     let mut only: Option<Vec<String>> = None;
     let mut driver = "rdkafka".to_string();
     let mut consumer_driver = "rdkafka".to_string();
+    let mut rounds_count = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
@@ -775,6 +808,14 @@ fn real_main() -> anyhow::Result<()> {
             "--driver" => driver = client_driver("--driver", value("--driver")?)?,
             "--consumer-driver" => consumer_driver = client_driver("--consumer-driver", value("--consumer-driver")?)?,
             "--out" => out = Some(PathBuf::from(value("--out")?)),
+            "--rounds" => {
+                let text = value("--rounds")?;
+                rounds_count = text
+                    .parse()
+                    .ok()
+                    .filter(|count| (1..=ROUNDS_MAX).contains(count))
+                    .with_context(|| format!("--rounds {text:?}: a whole number from 1 to {ROUNDS_MAX}"))?;
+            }
             "--only" => only = Some(value("--only")?.split(',').map(str::to_string).collect()),
             "--brokers" => {
                 brokers = Some(
@@ -820,50 +861,62 @@ fn real_main() -> anyhow::Result<()> {
             bail!("{} is missing: run `cargo build --release -p skua-netd -p skua-loadgen` first", binary.display());
         }
     }
-    eprintln!("bench: suite {suite}: {} run(s) × brokers {:?} → {}", runs.len(), brokers, out.display());
+    eprintln!(
+        "bench: suite {suite}: {} run(s) × brokers {:?} × {rounds_count} round(s) → {}",
+        runs.len(),
+        brokers,
+        out.display()
+    );
     // The disk's own sequential read rate, beside which the read-back suite's reads are shown.
     let disk_read_mib_per_s = if suite == "read-back" { Some(fio_read_mib_per_s(&workspace)?) } else { None };
 
-    let mut results: Results = BTreeMap::new();
-    let total = runs.len() * brokers.len();
+    let mut rounds: Vec<Results> = Vec::with_capacity(rounds_count);
+    let total = runs.len() * brokers.len() * rounds_count;
     let mut done = 0;
     let started = Instant::now();
-    for run in &runs {
-        for broker_kind in &brokers {
-            done += 1;
-            eprintln!(
-                "\nbench: [{done}/{total}] {} against {} ({:.0} s so far)",
-                run.name,
-                broker_kind,
-                started.elapsed().as_secs_f64()
-            );
-            let rate = run.rate_from.and_then(|from| {
-                let source = results.get(from)?;
-                let max = source
-                    .get("kafka")
-                    .or_else(|| source.get("kafka-cluster"))
-                    .or_else(|| source.get(*broker_kind))
-                    .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
-                Some((max / 2.0).max(100.0))
-            });
-            let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
-            let output = out.join(format!("{}-{}.json", run.name, broker_kind));
-            let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
-            if broker.child.is_some() && broker.kind.starts_with("skua") {
-                // netd's own counters of the run (requests, commit waits, fsyncs, file reads):
-                // what a surprising number is checked against afterwards.
-                let path = out.join(format!("{}-{}.metrics.prom", run.name, broker_kind));
-                let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_METRICS_PORT));
-                if let Err(error) = skua_bench::scrape_metrics(address, METRICS_SCRAPE_TIMEOUT)
-                    .and_then(|text| std::fs::write(&path, text))
-                {
-                    eprintln!("bench: netd's metrics after {}: {error:#}", run.name);
+    for round in 1..=rounds_count {
+        let mut results: Results = BTreeMap::new();
+        // One round's files keep the names of a single round's; several get `-r<K>`.
+        let suffix = if rounds_count > 1 { format!("-r{round}") } else { String::new() };
+        for run in &runs {
+            for broker_kind in &brokers {
+                done += 1;
+                eprintln!(
+                    "\nbench: [{done}/{total}] {} against {}{} ({:.0} s so far)",
+                    run.name,
+                    broker_kind,
+                    if rounds_count > 1 { format!(", round {round} of {rounds_count}") } else { String::new() },
+                    started.elapsed().as_secs_f64()
+                );
+                let rate = run.rate_from.and_then(|from| {
+                    let source = results.get(from)?;
+                    let max = source
+                        .get("kafka")
+                        .or_else(|| source.get("kafka-cluster"))
+                        .or_else(|| source.get(*broker_kind))
+                        .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
+                    Some((max / 2.0).max(100.0))
+                });
+                let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
+                let output = out.join(format!("{}-{}{suffix}.json", run.name, broker_kind));
+                let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
+                if broker.child.is_some() && broker.kind.starts_with("skua") {
+                    // netd's own counters of the run (requests, commit waits, fsyncs, file reads):
+                    // what a surprising number is checked against afterwards.
+                    let path = out.join(format!("{}-{}{suffix}.metrics.prom", run.name, broker_kind));
+                    let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_METRICS_PORT));
+                    if let Err(error) = skua_bench::scrape_metrics(address, METRICS_SCRAPE_TIMEOUT)
+                        .and_then(|text| std::fs::write(&path, text))
+                    {
+                        eprintln!("bench: netd's metrics after {}: {error:#}", run.name);
+                    }
                 }
+                stop_broker(broker, &workspace);
+                let (value, usage, _) = outcome?;
+                results.entry(run.name).or_default().insert(broker_kind, (value, usage));
             }
-            stop_broker(broker, &workspace);
-            let (value, usage, _) = outcome?;
-            results.entry(run.name).or_default().insert(broker_kind, (value, usage));
         }
+        rounds.push(results);
     }
 
     let mut markdown = String::new();
@@ -886,9 +939,18 @@ fn real_main() -> anyhow::Result<()> {
     for broker in &brokers {
         let _ = writeln!(markdown, "- **{broker}**: {}", durability(broker));
     }
+    if rounds_count > 1 {
+        let _ = writeln!(
+            markdown,
+            "\n{rounds_count} rounds, the brokers one after the other in each. A cell is the median over the rounds \
+             [lowest–highest]; the ratio column is the median of each round's own ratio [lowest–highest]. Every \
+             round's figures are in summary.json (`per round`); the plots show the last round."
+        );
+    }
     let mut summary = serde_json::Map::new();
+    let last_round = rounds.last().expect("at least one round ran");
     for run in &runs {
-        let Some(by_broker) = results.get(run.name) else { continue };
+        let Some(by_broker) = last_round.get(run.name) else { continue };
         let _ = writeln!(markdown, "\n## {} — {}\n", run.name, run.title);
         let mut header = String::from("| metric |");
         let mut rule = String::from("|---|");
@@ -903,11 +965,12 @@ fn real_main() -> anyhow::Result<()> {
         }
         let _ = writeln!(markdown, "{header}\n{rule}");
         let mut run_summary = serde_json::Map::new();
+        let mut rounds_summary = serde_json::Map::new();
         for (label, get, _) in METRICS {
             // Catch-up rows only where a suite has a backlog.
             let all_zero = brokers
                 .iter()
-                .all(|broker| by_broker.get(broker).is_none_or(|(value, usage)| get(value, usage) == 0.0));
+                .all(|broker| per_round(&rounds, run.name, broker, *get).iter().all(|value| *value == 0.0));
             let catch_up_row =
                 label.starts_with("catch-up") || label.starts_with("read-back") || label.ends_with("while catching up");
             if all_zero && catch_up_row {
@@ -915,23 +978,27 @@ fn real_main() -> anyhow::Result<()> {
             }
             let mut row = format!("| {label} |");
             let mut values = serde_json::Map::new();
+            let mut label_rounds = serde_json::Map::new();
             for broker in &brokers {
-                let value = by_broker.get(broker).map(|(value, usage)| get(value, usage));
-                let _ = write!(row, " {} |", value.map_or("–".to_string(), |value| format!("{value:.1}")));
-                values.insert(broker.to_string(), value.map_or(Value::Null, Value::from));
+                let measured = per_round(&rounds, run.name, broker, *get);
+                let _ = write!(row, " {} |", skua_bench::median_cell(&measured, 1));
+                values.insert(broker.to_string(), skua_bench::median(&measured).map_or(Value::Null, Value::from));
+                label_rounds.insert(broker.to_string(), Value::from(measured));
             }
-            if let Some((skua, kafka)) = ratio {
-                let skua = by_broker.get(skua).map(|(value, usage)| get(value, usage));
-                let kafka = by_broker.get(kafka).map(|(value, usage)| get(value, usage));
-                match (skua, kafka) {
-                    (Some(skua), Some(kafka)) if kafka > 0.0 => {
-                        let _ = write!(row, " {:.2} |", skua / kafka);
-                    }
-                    _ => row.push_str(" – |"),
+            if let Some(pair) = ratio {
+                let ratios = ratios_per_round(&rounds, run.name, pair, *get);
+                let _ = write!(row, " {} |", skua_bench::median_cell(&ratios, 2));
+                if rounds_count > 1 {
+                    values.insert("ratio".to_string(), skua_bench::median(&ratios).map_or(Value::Null, Value::from));
+                    label_rounds.insert("ratio".to_string(), Value::from(ratios));
                 }
             }
             let _ = writeln!(markdown, "{row}");
             run_summary.insert(label.to_string(), Value::Object(values));
+            rounds_summary.insert(label.to_string(), Value::Object(label_rounds));
+        }
+        if rounds_count > 1 {
+            run_summary.insert("per round".to_string(), Value::Object(rounds_summary));
         }
         summary.insert(run.name.to_string(), Value::Object(run_summary));
         let labelled: Vec<(String, Value)> = brokers
@@ -969,8 +1036,9 @@ fn real_main() -> anyhow::Result<()> {
             let shares: Vec<String> = brokers
                 .iter()
                 .filter_map(|broker| {
-                    let (value, _) = by_broker.get(broker)?;
-                    let read = number(value, "readBackConsumeMbPerSec");
+                    let reads =
+                        per_round(&rounds, run.name, broker, |value, _| number(value, "readBackConsumeMbPerSec"));
+                    let read = skua_bench::median(&reads)?;
                     Some(format!("{broker} {:.0} %", 100.0 * read / disk.max(1e-9)))
                 })
                 .collect();
