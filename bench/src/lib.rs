@@ -1,5 +1,6 @@
-//! Shared helpers for Skua's benchmarks: latency percentiles, machine facts, and writing result
-//! files (JSON + markdown) under `results/<date>-<commit>/`.
+//! Shared helpers for Skua's benchmarks: latency percentiles, medians over rounds and their
+//! report cells, machine facts, and writing result files (JSON + markdown) under
+//! `results/<date>-<commit>/`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,17 +30,27 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
-/// One table cell for figures measured over rounds: the value alone for one round; the median
-/// and, in brackets, the lowest and highest for several (`2.01 [1.29–2.59]`), so a report shows
-/// how far the machine's rounds spread, not only where their middle lies.
-pub fn median_cell(values: &[f64], decimals: usize) -> String {
-    let Some(middle) = median(values) else { return "–".to_string() };
-    if values.len() == 1 {
+/// One table cell for a figure over rounds (one entry per round, None where a round has none):
+/// the value alone for a single round; for several, the median and, in brackets, the lowest and
+/// highest (`1.87 [1.14–2.06]`), so a report shows how far the machine's rounds spread, not only
+/// where their middle lies, followed by `(K of N)` when only K of the N rounds have the figure.
+pub fn median_cell(per_round: &[Option<f64>], decimals: usize) -> String {
+    let mut present: Vec<f64> = per_round.iter().flatten().copied().collect();
+    present.sort_by(f64::total_cmp);
+    let Some(middle) = median(&present) else { return "–".to_string() };
+    if per_round.len() == 1 {
         return format!("{middle:.decimals$}");
     }
-    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let high = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    format!("{middle:.decimals$} [{low:.decimals$}–{high:.decimals$}]")
+    let (low, high) = (present[0], present[present.len() - 1]);
+    let mut cell = if present.len() == 1 {
+        format!("{middle:.decimals$}")
+    } else {
+        format!("{middle:.decimals$} [{low:.decimals$}–{high:.decimals$}]")
+    };
+    if present.len() < per_round.len() {
+        let _ = write!(cell, " ({} of {})", present.len(), per_round.len());
+    }
+    cell
 }
 
 fn command_output(program: &str, args: &[&str]) -> String {
@@ -199,9 +210,14 @@ mod tests {
         assert_eq!(median(&[2.59, 1.18, 2.19]), Some(2.19));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median_cell(&[], 2), "–");
-        assert_eq!(median_cell(&[1.5], 2), "1.50");
-        assert_eq!(median_cell(&[2.59, 1.18, 2.19], 2), "2.19 [1.18–2.59]");
-        assert_eq!(median_cell(&[310.0, 290.5], 1), "300.2 [290.5–310.0]");
+        assert_eq!(median_cell(&[None], 2), "–");
+        assert_eq!(median_cell(&[Some(1.5)], 2), "1.50");
+        assert_eq!(median_cell(&[Some(2.59), Some(1.18), Some(2.19)], 2), "2.19 [1.18–2.59]");
+        assert_eq!(median_cell(&[Some(310.0), Some(290.2)], 1), "300.1 [290.2–310.0]");
+        // A round without the figure is left out and said so.
+        assert_eq!(median_cell(&[Some(2.0), None, Some(1.0)], 2), "1.50 [1.00–2.00] (2 of 3)");
+        assert_eq!(median_cell(&[None, Some(108.5)], 1), "108.5 (1 of 2)");
+        assert_eq!(median_cell(&[None, None], 1), "–");
     }
 
     #[test]

@@ -58,11 +58,14 @@ USAGE: bench [--suite smoke|full|replicated|read-back] [--brokers LIST] [--out D
                   Kafka-protocol consumer with static partitions and no group; for reads where
                   librdkafka's consumer is the limit). Named in the report.
   --rounds N      run every suite against every broker N times (1 to 20, default 1), the brokers
-                  one after the other within each round. With N > 1 each table cell is the median
-                  over the rounds with the lowest and highest in brackets, the ratio column the
-                  median of the rounds' own ratios (skua ÷ kafka measured in the same round) with
-                  its spread, summary.json keeps every round's figure, and the plots show the last
-                  round. On a machine whose disk and CPU drift, one round can mislead.
+                  one after the other within a round, in reverse order every other round. With
+                  N > 1 each table cell is the median over the rounds with the lowest and highest
+                  in brackets, and `(K of N)` if only K rounds have it (a failed run is reported
+                  and left out of its round instead of ending the run); the ratio column is the
+                  median of the rounds' own ratios (skua ÷ kafka measured in the same round);
+                  summary.json gives each figure's medians, `ratio` beside the brokers, and every
+                  round's figures under `per round` (null where a round has none); the plots show
+                  the last round. On a machine whose disk and CPU drift, one round can mislead.
   --out DIR       report directory (default: results/<date>-<commit> for full,
                   results/<date>-<commit>/replicated-suite for replicated,
                   results/<date>-<commit>/read-back-suite for read-back,
@@ -104,7 +107,8 @@ const START_WAIT_SECONDS: u64 = 90;
 const START_ATTEMPTS: u32 = 2;
 /// Lines of netd's log shown when it does not start.
 const LOG_TAIL_LINES: usize = 20;
-/// `--rounds` at most: a bound on a run's length (the read-back suite takes ~1.5 min per broker).
+/// `--rounds` at most, a bound on a run's length: 20 rounds of the read-back suite against two
+/// brokers take about 2 hours here, of the full suite about 13.
 const ROUNDS_MAX: usize = 20;
 
 #[derive(Clone, Debug)]
@@ -721,21 +725,22 @@ fn cores(value: &Value, cpu_seconds: &str, wall_seconds: &str) -> f64 {
 /// suite → broker → (loadgen result, broker usage), for one round
 type Results = BTreeMap<&'static str, BTreeMap<&'static str, (Value, Usage)>>;
 
-/// A figure of `broker` in `run`, in every round that measured it.
-fn per_round(rounds: &[Results], run: &str, broker: &str, get: fn(&Value, &Usage) -> f64) -> Vec<f64> {
-    rounds.iter().filter_map(|results| results.get(run)?.get(broker).map(|(value, usage)| get(value, usage))).collect()
+/// A figure of `broker` in `run`, one entry per round (None where that round has no result).
+fn per_round(rounds: &[Results], run: &str, broker: &str, get: fn(&Value, &Usage) -> f64) -> Vec<Option<f64>> {
+    rounds.iter().map(|results| results.get(run)?.get(broker).map(|(value, usage)| get(value, usage))).collect()
 }
 
-/// `skua ÷ kafka` of a figure in each round that measured both (and where Kafka's is not zero).
+/// `skua ÷ kafka` of a figure in each round, None where a round did not measure both or Kafka's
+/// is zero.
 fn ratios_per_round(
     rounds: &[Results],
     run: &str,
     (skua, kafka): (&str, &str),
     get: fn(&Value, &Usage) -> f64,
-) -> Vec<f64> {
+) -> Vec<Option<f64>> {
     rounds
         .iter()
-        .filter_map(|results| {
+        .map(|results| {
             let by_broker = results.get(run)?;
             let skua = by_broker.get(skua).map(|(value, usage)| get(value, usage))?;
             let kafka = by_broker.get(kafka).map(|(value, usage)| get(value, usage))?;
@@ -878,8 +883,12 @@ fn real_main() -> anyhow::Result<()> {
         let mut results: Results = BTreeMap::new();
         // One round's files keep the names of a single round's; several get `-r<K>`.
         let suffix = if rounds_count > 1 { format!("-r{round}") } else { String::new() };
+        // Every other round runs the brokers in reverse, so that going first (a cooler machine,
+        // an emptier page cache) does not always fall to the same one.
+        let order: Vec<&'static str> =
+            if round % 2 == 0 { brokers.iter().rev().copied().collect() } else { brokers.clone() };
         for run in &runs {
-            for broker_kind in &brokers {
+            for broker_kind in &order {
                 done += 1;
                 eprintln!(
                     "\nbench: [{done}/{total}] {} against {}{} ({:.0} s so far)",
@@ -897,23 +906,37 @@ fn real_main() -> anyhow::Result<()> {
                         .map(|(value, _)| number(value, "aggregatedPublishRate"))?;
                     Some((max / 2.0).max(100.0))
                 });
-                let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
-                let output = out.join(format!("{}-{}{suffix}.json", run.name, broker_kind));
-                let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
-                if broker.child.is_some() && broker.kind.starts_with("skua") {
-                    // netd's own counters of the run (requests, commit waits, fsyncs, file reads):
-                    // what a surprising number is checked against afterwards.
-                    let path = out.join(format!("{}-{}{suffix}.metrics.prom", run.name, broker_kind));
-                    let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_METRICS_PORT));
-                    if let Err(error) = skua_bench::scrape_metrics(address, METRICS_SCRAPE_TIMEOUT)
-                        .and_then(|text| std::fs::write(&path, text))
-                    {
-                        eprintln!("bench: netd's metrics after {}: {error:#}", run.name);
+                let measure = || -> anyhow::Result<(Value, Usage)> {
+                    let broker = start_broker(broker_kind, &workspace, &run.skua_settings)?;
+                    let output = out.join(format!("{}-{}{suffix}.json", run.name, broker_kind));
+                    let outcome = run_loadgen(&workspace, &broker, run, rate, &output, &driver, &consumer_driver);
+                    if broker.child.is_some() && broker.kind.starts_with("skua") {
+                        // netd's own counters of the run (requests, commit waits, fsyncs, file
+                        // reads): what a surprising number is checked against afterwards.
+                        let path = out.join(format!("{}-{}{suffix}.metrics.prom", run.name, broker_kind));
+                        let address = std::net::SocketAddr::from(([127, 0, 0, 1], SKUA_METRICS_PORT));
+                        if let Err(error) = skua_bench::scrape_metrics(address, METRICS_SCRAPE_TIMEOUT)
+                            .and_then(|text| std::fs::write(&path, text))
+                        {
+                            eprintln!("bench: netd's metrics after {}: {error:#}", run.name);
+                        }
                     }
+                    stop_broker(broker, &workspace);
+                    let (value, usage, _) = outcome?;
+                    Ok((value, usage))
+                };
+                match measure() {
+                    Ok(measured) => {
+                        results.entry(run.name).or_default().insert(broker_kind, measured);
+                    }
+                    // Over several rounds one failed run costs its cell in that round (the
+                    // report says `K of N`), not the hours of the others.
+                    Err(error) if rounds_count > 1 => eprintln!(
+                        "bench: {} against {} failed in round {round}, left out of it: {error:#}",
+                        run.name, broker_kind
+                    ),
+                    Err(error) => return Err(error),
                 }
-                stop_broker(broker, &workspace);
-                let (value, usage, _) = outcome?;
-                results.entry(run.name).or_default().insert(broker_kind, (value, usage));
             }
         }
         rounds.push(results);
@@ -948,9 +971,9 @@ fn real_main() -> anyhow::Result<()> {
         );
     }
     let mut summary = serde_json::Map::new();
-    let last_round = rounds.last().expect("at least one round ran");
     for run in &runs {
-        let Some(by_broker) = last_round.get(run.name) else { continue };
+        // The plots draw the last round that has this run (a failed run leaves it out of a round).
+        let Some(by_broker) = rounds.iter().rev().find_map(|results| results.get(run.name)) else { continue };
         let _ = writeln!(markdown, "\n## {} — {}\n", run.name, run.title);
         let mut header = String::from("| metric |");
         let mut rule = String::from("|---|");
@@ -970,7 +993,7 @@ fn real_main() -> anyhow::Result<()> {
             // Catch-up rows only where a suite has a backlog.
             let all_zero = brokers
                 .iter()
-                .all(|broker| per_round(&rounds, run.name, broker, *get).iter().all(|value| *value == 0.0));
+                .all(|broker| per_round(&rounds, run.name, broker, *get).iter().flatten().all(|value| *value == 0.0));
             let catch_up_row =
                 label.starts_with("catch-up") || label.starts_with("read-back") || label.ends_with("while catching up");
             if all_zero && catch_up_row {
@@ -982,14 +1005,16 @@ fn real_main() -> anyhow::Result<()> {
             for broker in &brokers {
                 let measured = per_round(&rounds, run.name, broker, *get);
                 let _ = write!(row, " {} |", skua_bench::median_cell(&measured, 1));
-                values.insert(broker.to_string(), skua_bench::median(&measured).map_or(Value::Null, Value::from));
+                let present: Vec<f64> = measured.iter().flatten().copied().collect();
+                values.insert(broker.to_string(), skua_bench::median(&present).map_or(Value::Null, Value::from));
                 label_rounds.insert(broker.to_string(), Value::from(measured));
             }
             if let Some(pair) = ratio {
                 let ratios = ratios_per_round(&rounds, run.name, pair, *get);
                 let _ = write!(row, " {} |", skua_bench::median_cell(&ratios, 2));
                 if rounds_count > 1 {
-                    values.insert("ratio".to_string(), skua_bench::median(&ratios).map_or(Value::Null, Value::from));
+                    let present: Vec<f64> = ratios.iter().flatten().copied().collect();
+                    values.insert("ratio".to_string(), skua_bench::median(&present).map_or(Value::Null, Value::from));
                     label_rounds.insert("ratio".to_string(), Value::from(ratios));
                 }
             }
@@ -1038,6 +1063,7 @@ fn real_main() -> anyhow::Result<()> {
                 .filter_map(|broker| {
                     let reads =
                         per_round(&rounds, run.name, broker, |value, _| number(value, "readBackConsumeMbPerSec"));
+                    let reads: Vec<f64> = reads.into_iter().flatten().collect();
                     let read = skua_bench::median(&reads)?;
                     Some(format!("{broker} {:.0} %", 100.0 * read / disk.max(1e-9)))
                 })
