@@ -30,6 +30,11 @@ pub fn median(values: &[f64]) -> Option<f64> {
     }
 }
 
+/// The median of a figure over rounds (one entry per round), of the rounds that have it.
+pub fn median_of_rounds(per_round: &[Option<f64>]) -> Option<f64> {
+    median(&per_round.iter().flatten().copied().collect::<Vec<f64>>())
+}
+
 /// One table cell for a figure over rounds (one entry per round, None where a round has none):
 /// the value alone for a single round; for several, the median and, in brackets, the lowest and
 /// highest (`1.87 [1.14–2.06]`), so a report shows how far the machine's rounds spread, not only
@@ -38,9 +43,6 @@ pub fn median_cell(per_round: &[Option<f64>], decimals: usize) -> String {
     let mut present: Vec<f64> = per_round.iter().flatten().copied().collect();
     present.sort_by(f64::total_cmp);
     let Some(middle) = median(&present) else { return "–".to_string() };
-    if per_round.len() == 1 {
-        return format!("{middle:.decimals$}");
-    }
     let (low, high) = (present[0], present[present.len() - 1]);
     let mut cell = if present.len() == 1 {
         format!("{middle:.decimals$}")
@@ -209,6 +211,8 @@ mod tests {
         assert_eq!(median(&[3.0]), Some(3.0));
         assert_eq!(median(&[2.59, 1.18, 2.19]), Some(2.19));
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median_of_rounds(&[Some(4.0), None, Some(1.0), Some(3.0)]), Some(3.0));
+        assert_eq!(median_of_rounds(&[None]), None);
         assert_eq!(median_cell(&[], 2), "–");
         assert_eq!(median_cell(&[None], 2), "–");
         assert_eq!(median_cell(&[Some(1.5)], 2), "1.50");

@@ -730,23 +730,10 @@ fn per_round(rounds: &[Results], run: &str, broker: &str, get: fn(&Value, &Usage
     rounds.iter().map(|results| results.get(run)?.get(broker).map(|(value, usage)| get(value, usage))).collect()
 }
 
-/// `skua ÷ kafka` of a figure in each round, None where a round did not measure both or Kafka's
-/// is zero.
-fn ratios_per_round(
-    rounds: &[Results],
-    run: &str,
-    (skua, kafka): (&str, &str),
-    get: fn(&Value, &Usage) -> f64,
-) -> Vec<Option<f64>> {
-    rounds
-        .iter()
-        .map(|results| {
-            let by_broker = results.get(run)?;
-            let skua = by_broker.get(skua).map(|(value, usage)| get(value, usage))?;
-            let kafka = by_broker.get(kafka).map(|(value, usage)| get(value, usage))?;
-            (kafka > 0.0).then(|| skua / kafka)
-        })
-        .collect()
+/// `skua ÷ kafka` in each round of two brokers' figures (as [`per_round`] gives them), None where
+/// a round did not measure both or Kafka's is zero.
+fn ratios_per_round(skua: &[Option<f64>], kafka: &[Option<f64>]) -> Vec<Option<f64>> {
+    skua.iter().zip(kafka).map(|(skua, kafka)| Some(skua.as_ref()? / kafka.filter(|kafka| *kafka > 0.0)?)).collect()
 }
 
 /// (label, value getter, higher is better)
@@ -990,10 +977,10 @@ fn real_main() -> anyhow::Result<()> {
         let mut run_summary = serde_json::Map::new();
         let mut rounds_summary = serde_json::Map::new();
         for (label, get, _) in METRICS {
+            let measured: BTreeMap<&str, Vec<Option<f64>>> =
+                brokers.iter().map(|broker| (*broker, per_round(&rounds, run.name, broker, *get))).collect();
             // Catch-up rows only where a suite has a backlog.
-            let all_zero = brokers
-                .iter()
-                .all(|broker| per_round(&rounds, run.name, broker, *get).iter().flatten().all(|value| *value == 0.0));
+            let all_zero = measured.values().flatten().flatten().all(|value| *value == 0.0);
             let catch_up_row =
                 label.starts_with("catch-up") || label.starts_with("read-back") || label.ends_with("while catching up");
             if all_zero && catch_up_row {
@@ -1003,18 +990,20 @@ fn real_main() -> anyhow::Result<()> {
             let mut values = serde_json::Map::new();
             let mut label_rounds = serde_json::Map::new();
             for broker in &brokers {
-                let measured = per_round(&rounds, run.name, broker, *get);
-                let _ = write!(row, " {} |", skua_bench::median_cell(&measured, 1));
-                let present: Vec<f64> = measured.iter().flatten().copied().collect();
-                values.insert(broker.to_string(), skua_bench::median(&present).map_or(Value::Null, Value::from));
-                label_rounds.insert(broker.to_string(), Value::from(measured));
+                let figures = &measured[broker];
+                let _ = write!(row, " {} |", skua_bench::median_cell(figures, 1));
+                values
+                    .insert(broker.to_string(), skua_bench::median_of_rounds(figures).map_or(Value::Null, Value::from));
+                label_rounds.insert(broker.to_string(), Value::from(figures.clone()));
             }
-            if let Some(pair) = ratio {
-                let ratios = ratios_per_round(&rounds, run.name, pair, *get);
+            if let Some((skua, kafka)) = ratio {
+                let ratios = ratios_per_round(&measured[skua], &measured[kafka]);
                 let _ = write!(row, " {} |", skua_bench::median_cell(&ratios, 2));
                 if rounds_count > 1 {
-                    let present: Vec<f64> = ratios.iter().flatten().copied().collect();
-                    values.insert("ratio".to_string(), skua_bench::median(&present).map_or(Value::Null, Value::from));
+                    values.insert(
+                        "ratio".to_string(),
+                        skua_bench::median_of_rounds(&ratios).map_or(Value::Null, Value::from),
+                    );
                     label_rounds.insert("ratio".to_string(), Value::from(ratios));
                 }
             }
@@ -1063,8 +1052,7 @@ fn real_main() -> anyhow::Result<()> {
                 .filter_map(|broker| {
                     let reads =
                         per_round(&rounds, run.name, broker, |value, _| number(value, "readBackConsumeMbPerSec"));
-                    let reads: Vec<f64> = reads.into_iter().flatten().collect();
-                    let read = skua_bench::median(&reads)?;
+                    let read = skua_bench::median_of_rounds(&reads)?;
                     Some(format!("{broker} {:.0} %", 100.0 * read / disk.max(1e-9)))
                 })
                 .collect();

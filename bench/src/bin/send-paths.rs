@@ -1011,14 +1011,9 @@ fn measure(
     })
 }
 
+/// The median of a row's rounds; NaN (printed as such) for a row without any.
 fn median(values: &[f64]) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => f64::NAN,
-        count if count % 2 == 1 => sorted[count / 2],
-        count => (sorted[count / 2 - 1] + sorted[count / 2]) / 2.0,
-    }
+    skua_bench::median(values).unwrap_or(f64::NAN)
 }
 
 fn min_max(values: &[f64]) -> (f64, f64) {
