@@ -833,10 +833,12 @@ fn a_converting_topic_refuses_a_batch_too_large_as_it_arrived() {
 /// another, six in all; the walk of one (~0.17 s here) is timed below in this process.
 ///
 /// Told by CPU time, which other processes on the machine do not inflate (a check by wall time
-/// failed on a loaded CI machine): the shard thread spends less than three walks on all six (it
-/// still reads each ~21 MB batch, checks its CRC and copies it: ~1.5 walks here), and the codec
-/// threads more than three. With the walk left on the shard (the inline bound set to the whole
-/// allowance) the shard spent 8.5 walks and the codec threads none.
+/// failed on a loaded CI machine): the codec threads spend more than three walks on the six, and
+/// the shard thread less than five. Walking the six itself would cost the shard at least six
+/// walks on top of its own work; that work (reading each ~21 MB batch, checking its CRC, copying
+/// it) is ~1.6 walks here, and was 3.3 on a loaded CI machine, which failed an earlier bound of
+/// three. With the walk left on the shard (the inline bound set to the whole allowance) the shard
+/// spent 8.5 walks and the codec threads none.
 ///
 /// Meanwhile a third connection asks ApiVersions with 2 ms pauses, at most 500 times (its cost
 /// to the shard must not grow with the run's wall time); its longest wait is printed, not
@@ -925,7 +927,7 @@ fn large_compressed_batches_are_checked_off_the_shard() {
         "six batches of a million records"
     );
     assert!(
-        shard < walk * 3,
+        shard < walk * 5,
         "the shard spent {shard:?} on six batches, against {walk:?} for one walk: it walked them"
     );
     assert!(codec > walk * 3, "the codec threads spent {codec:?} on six batches, against {walk:?} for one walk");
